@@ -1,0 +1,1 @@
+"""Data access: sources (Arrow out), contracts and validation, freshness, access checks."""

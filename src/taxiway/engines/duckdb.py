@@ -1,0 +1,56 @@
+"""The embedded DuckDB engine: connections configured for out-of-core work and no downloads.
+
+>>> con = connect()
+>>> con.sql("SELECT 41 + 1").fetchall()
+[(42,)]
+>>> quote_identifier('odd "name"')
+'"odd ""name"""'
+>>> quote_literal("it's")
+"'it''s'"
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+__all__ = ["connect", "quote_identifier", "quote_literal"]
+
+
+def connect(
+    database: str | Path = ":memory:",
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    temp_directory: str | Path | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open DuckDB with extension downloads off (nothing is fetched at run time).
+
+    ``memory_limit`` (e.g. ``"4GB"``) and ``temp_directory`` let large scans spill to disk
+    instead of running out of memory; ``TAXIWAY_DUCKDB_MEMORY`` sets the default limit.
+    """
+    config: dict[str, str | bool | int] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    limit = memory_limit or os.environ.get("TAXIWAY_DUCKDB_MEMORY")
+    if limit:
+        config["memory_limit"] = limit
+    if threads:
+        config["threads"] = threads
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    return duckdb.connect(str(database), read_only=read_only, config=config)
+
+
+def quote_identifier(name: str) -> str:
+    """Quote ``name`` as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote ``value`` as a SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"

@@ -1,0 +1,157 @@
+"""The one exception tree of taxiway, and the one place that maps it to exit codes.
+
+Every error taxiway raises on purpose is a :class:`TaxiwayError`. Each class carries the
+process exit code the CLI uses for it (and, for the server, the HTTP status), so the mapping
+lives here and nowhere else::
+
+    TaxiwayError                  exit 1
+    ├── SpecError                 exit 2   the spec (or a contract file) is malformed
+    ├── SourceError               exit 1   a source cannot be reached or read
+    ├── ContractViolation         exit 3   a `block` rule failed: nothing downstream runs
+    ├── FeatureError              exit 1
+    ├── ModelError                exit 1
+    ├── ServingError              exit 1
+    └── RolloutError              exit 1
+
+>>> issubclass(SpecError, TaxiwayError), SpecError.exit_code
+(True, 2)
+>>> exit_code_for(ContractViolation("orders: rowCount failed"))
+3
+>>> exit_code_for(KeyError("not ours"))
+1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EXIT_BAD_SPEC",
+    "EXIT_BLOCKED",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "ContractViolation",
+    "FeatureError",
+    "ModelError",
+    "RolloutError",
+    "ServingError",
+    "SourceError",
+    "SpecError",
+    "SpecIssue",
+    "TaxiwayError",
+    "exit_code_for",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_SPEC = 2
+EXIT_BLOCKED = 3
+
+
+class TaxiwayError(Exception):
+    """Base of every error taxiway raises on purpose.
+
+    ``fix`` is the one action that resolves it, shown to the user under the message.
+    """
+
+    exit_code: int = EXIT_FAILURE
+    http_status: int = 500
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}\n  fix: {self.fix}"
+        return self.message
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec or contract file, located to the line.
+
+    >>> str(SpecIssue("taxiway.yaml", 3, 5, "sources.orders.timestmp", "unknown key",
+    ...     suggestion="did you mean `timestamp`?"))
+    'taxiway.yaml:3:5: sources.orders.timestmp: unknown key\\n  did you mean `timestamp`?'
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+    expected: str | None = None
+    suggestion: str | None = None
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        lines = [head]
+        if self.expected:
+            lines.append(f"  expected: {self.expected}")
+        if self.suggestion:
+            lines.append(f"  {self.suggestion}")
+        lines.extend(f"  {line}" for line in self.extra)
+        return "\n".join(lines)
+
+
+class SpecError(TaxiwayError):
+    """The spec or a contract file is invalid; ``issues`` lists every problem found."""
+
+    exit_code = EXIT_BAD_SPEC
+    http_status = 400
+
+    def __init__(self, issues: list[SpecIssue] | SpecIssue | str, *, fix: str | None = None):
+        if isinstance(issues, str):
+            issues = [SpecIssue(file="", line=None, column=None, path="", message=issues)]
+        elif isinstance(issues, SpecIssue):
+            issues = [issues]
+        self.issues: list[SpecIssue] = issues
+        count = len(issues)
+        header = "" if count == 1 else f"{count} problems in the spec:\n"
+        super().__init__(header + "\n".join(str(i) for i in issues), fix=fix)
+
+
+class SourceError(TaxiwayError):
+    """A source cannot be reached, read or parsed."""
+
+    http_status = 503
+
+
+class ContractViolation(TaxiwayError):
+    """A contract rule with policy `block` failed: the circuit breaker for that source opens."""
+
+    exit_code = EXIT_BLOCKED
+    http_status = 422
+
+
+class FeatureError(TaxiwayError):
+    """A feature definition cannot be computed or served."""
+
+
+class ModelError(TaxiwayError):
+    """A model cannot be trained, loaded or scored."""
+
+
+class ServingError(TaxiwayError):
+    """The prediction service cannot start or answer."""
+
+    http_status = 503
+
+
+class RolloutError(TaxiwayError):
+    """A rollout cannot proceed."""
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The process exit code for ``error``: its class's code, or 1 for anything else."""
+    if isinstance(error, TaxiwayError):
+        return error.exit_code
+    return EXIT_FAILURE

@@ -1,0 +1,168 @@
+"""Load ``taxiway.yaml`` into a :class:`TaxiwaySpec`, or fail with every problem located.
+
+>>> spec = load_spec_text("name: demo\\nowner: growth\\n", "taxiway.yaml")
+>>> spec.name, spec.owner
+('demo', 'growth')
+>>> load_spec_text("name: demo\\nownr: growth\\n", "taxiway.yaml")
+Traceback (most recent call last):
+...
+taxiway.errors.SpecError: taxiway.yaml:2:1: ownr: unknown key `ownr`
+  expected: one of description, entities, features, governance, label, model, monitoring, name, owner, rollout, serving, sources, spine
+  did you mean `owner`?
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from taxiway.errors import SpecError, SpecIssue
+from taxiway.spec.models import (
+    AggregateView,
+    ColumnLabel,
+    EventSpine,
+    LatestView,
+    StaticView,
+    TaxiwaySpec,
+)
+from taxiway.spec.yaml import YamlDocument, did_you_mean, issues_from_validation, parse_yaml
+
+__all__ = ["DEFAULT_SPEC_NAME", "find_spec", "load_spec", "load_spec_text"]
+
+DEFAULT_SPEC_NAME = "taxiway.yaml"
+
+
+def find_spec(path: str | Path | None = None) -> Path:
+    """The spec file to use: ``path`` if given (a file, or a folder holding taxiway.yaml), else
+    ``./taxiway.yaml``. Raise :class:`SpecError` with the fix when there is none."""
+    candidate = Path(path) if path is not None else Path.cwd() / DEFAULT_SPEC_NAME
+    if candidate.is_dir():
+        candidate = candidate / DEFAULT_SPEC_NAME
+    if not candidate.is_file():
+        shown = str(candidate)
+        raise SpecError(
+            SpecIssue(shown, None, None, "", "spec file not found"),
+            fix="run taxiway in the folder that holds taxiway.yaml, or pass -f PATH "
+            "(try examples/retail/taxiway.yaml)",
+        )
+    return candidate
+
+
+def load_spec(path: str | Path | None = None) -> TaxiwaySpec:
+    """Read, validate and cross-check the spec at ``path`` (see :func:`find_spec`)."""
+    file = find_spec(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(SpecIssue(str(file), None, None, "", f"cannot read the spec: {error}")) from None
+    return load_spec_text(text, str(file), base_dir=file.resolve().parent)
+
+
+def load_spec_text(text: str, file: str = DEFAULT_SPEC_NAME, base_dir: Path | None = None) -> TaxiwaySpec:
+    """Validate spec ``text``; ``file`` names it in errors, ``base_dir`` anchors relative paths."""
+    document = parse_yaml(text, file)
+    if document.data is None:
+        raise SpecError(
+            SpecIssue(file, 1, 1, "", "the spec is empty"),
+            fix="start from examples/retail/taxiway.yaml; at least `name:` is required",
+        )
+    if not isinstance(document.data, dict):
+        raise SpecError(
+            SpecIssue(file, 1, 1, "", "the spec must be a mapping of keys such as name:, sources:")
+        )
+    try:
+        spec = TaxiwaySpec.model_validate(document.data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise SpecError(issues_from_validation(error, document, TaxiwaySpec)) from None
+    issues = cross_check(spec, document)
+    if issues:
+        raise SpecError(issues)
+    return spec
+
+
+def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """References between sections: every named source and entity exists, views fit sources."""
+    issues: list[SpecIssue] = []
+    sources = spec.sources
+    entities = spec.entities
+
+    def need(kind: str, name: str | None, known: dict[str, object], loc: tuple[str, ...]) -> bool:
+        if name is None or name in known:
+            return True
+        choices = ", ".join(sorted(known)) or f"none declared: add a `{kind}s:` section"
+        issues.append(
+            doc.issue(
+                loc, f"unknown {kind} `{name}`", expected=f"one of {choices}",
+                suggestion=did_you_mean(name, known),
+            )
+        )
+        return False
+
+    for view_name, view in spec.features.items():
+        base = ("features", view_name)
+        has_source = need("source", view.source, dict(sources), (*base, "source"))
+        need("entity", view.entity, dict(entities), (*base, "entity"))
+        if not has_source:
+            continue
+        source = sources[view.source]
+        if isinstance(view, StaticView) and source.timestamp is not None:
+            issues.append(
+                doc.issue(
+                    (*base, "static"),
+                    f"a static view needs a source without timestamps, but `{view.source}` has "
+                    f"`timestamp: {source.timestamp}`",
+                    suggestion="use `latest:` with a `ttl:` for time-stamped attributes",
+                )
+            )
+        if isinstance(view, AggregateView) and source.timestamp is None:
+            issues.append(
+                doc.issue(
+                    (*base, "aggregate"),
+                    f"window aggregates need event times, but source `{view.source}` declares no "
+                    "`timestamp`",
+                    suggestion=f"add `timestamp: <column>` to sources.{view.source}",
+                )
+            )
+        if isinstance(view, LatestView) and view.ttl is not None and source.timestamp is None:
+            issues.append(
+                doc.issue(
+                    (*base, "ttl"),
+                    f"`ttl` needs event times, but source `{view.source}` declares no `timestamp`",
+                )
+            )
+
+    if spec.spine is not None:
+        need("source", spec.spine.source, dict(sources), ("spine", "source"))
+        need("entity", spec.spine.entity, dict(entities), ("spine", "entity"))
+        if spec.spine.source in sources and sources[spec.spine.source].timestamp is None:
+            issues.append(
+                doc.issue(
+                    ("spine", "source"),
+                    f"the spine needs event times, but source `{spec.spine.source}` declares no "
+                    "`timestamp`",
+                )
+            )
+    label = spec.label
+    if label is not None and not isinstance(label, ColumnLabel):
+        need("source", label.source, dict(sources), ("label", "source"))
+        need("entity", label.entity, dict(entities), ("label", "entity"))
+        if label.source in sources and sources[label.source].timestamp is None:
+            issues.append(
+                doc.issue(
+                    ("label", "source"),
+                    f"a forward-looking label needs event times, but source `{label.source}` "
+                    "declares no `timestamp`",
+                )
+            )
+    if isinstance(label, ColumnLabel) and spec.spine is not None and not isinstance(
+        spec.spine, EventSpine
+    ):
+        issues.append(
+            doc.issue(
+                ("label", "kind"),
+                "a `column` label is an expression on the spine row, so it needs an event spine "
+                "(`spine: {source: ...}` without `every`)",
+            )
+        )
+    return issues

@@ -1,0 +1,428 @@
+"""The pydantic models of ``taxiway.yaml``: frozen, strict about unknown keys.
+
+Sources are a discriminated union on ``kind``; feature views, spines and labels are told apart
+by the keys they carry (``aggregate``/``latest``/``static``, ``every``, ``kind``). Paths are
+resolved relative to the spec file through the validation context (``base_dir``).
+
+>>> spec = TaxiwaySpec.model_validate(
+...     {"name": "demo", "sources": {"orders": {"kind": "file", "path": "/data/orders.parquet",
+...      "timestamp": "ordered_at", "available_after": "1h"}}})
+>>> spec.sources["orders"].available_after
+datetime.timedelta(seconds=3600)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from taxiway.spec.durations import EXPECTED as DURATION_EXPECTED
+from taxiway.spec.durations import parse_duration
+from taxiway.spec.secrets import Secret, find_literal_password, redact, references
+
+__all__ = [
+    "AGGREGATE_FUNCTIONS",
+    "AggregateView",
+    "Aggregation",
+    "DuckDBSource",
+    "EventLabel",
+    "EventSpine",
+    "FeatureView",
+    "FileSource",
+    "Governance",
+    "Label",
+    "LatestView",
+    "ModelSpec",
+    "Monitoring",
+    "PeriodicSpine",
+    "PostgresSource",
+    "Rollout",
+    "Serving",
+    "Source",
+    "Spine",
+    "StaticView",
+    "SumLabel",
+    "ColumnLabel",
+    "TaxiwaySpec",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def _duration(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}") from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENT.fullmatch(value):
+        raise ValueError(f"{value!r} is not a column name (letters, digits and _, not first digit)")
+    return value
+
+
+Column = Annotated[str, AfterValidator(_identifier)]
+
+
+def _relative_to_spec(value: str, info: ValidationInfo) -> str:
+    """Resolve a path (or glob) against the spec file's folder, given in the context."""
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return str(path)
+
+
+SpecPath = Annotated[str, AfterValidator(_relative_to_spec)]
+
+
+def _secret(value: object, info: ValidationInfo) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a URL or a ${{ENV_VAR}} reference, got {value!r}")
+    try:
+        references(value)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+    if find_literal_password(value) is not None:
+        raise ValueError(
+            f"the URL {redact(value)} holds a literal password; secrets come only from the "
+            "environment or a file: write `url: ${ORDERS_DB_URL}` and "
+            f"`export ORDERS_DB_URL='{redact(value)}'` (with the real password), or "
+            "`url: postgresql://user:${DB_PASSWORD}@host/db`"
+        )
+    base = (info.context or {}).get("base_dir")
+    return Secret(value, Path(base) if base is not None else None)
+
+
+SecretURL = Annotated[Secret, BeforeValidator(_secret)]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _SourceBase(_Model):
+    description: str | None = None
+    timestamp: Column | None = Field(
+        default=None, description="When the fact happened; omit for static tables."
+    )
+    available_after: Duration = Field(
+        default=timedelta(0), description="How long after `timestamp` the fact is known."
+    )
+    created: Column | None = Field(
+        default=None, description="Tie-breaker for rows sharing a timestamp (newest wins)."
+    )
+    contract: SpecPath | None = Field(default=None, description="An ODCS v3 contract file.")
+
+
+class FileSource(_SourceBase):
+    """CSV, Parquet or JSON-lines files: one path or a glob."""
+
+    kind: Literal["file"]
+    path: SpecPath
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+
+
+class _TableOrQuery(_SourceBase):
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of_table_or_query(self) -> _TableOrQuery:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of `table` or `query`")
+        return self
+
+
+class DuckDBSource(_TableOrQuery):
+    """A table or query in a DuckDB database file, opened read-only."""
+
+    kind: Literal["duckdb"]
+    path: SpecPath
+
+
+class PostgresSource(_TableOrQuery):
+    """A table or query in PostgreSQL, read in Arrow batches."""
+
+    kind: Literal["postgres"]
+    url: SecretURL
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    batch_rows: int = Field(default=100_000, gt=0)
+
+
+Source = Annotated[FileSource | DuckDBSource | PostgresSource, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- features
+
+AGGREGATE_FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max", "stddev")
+_AGGREGATION = re.compile(r"\s*([a-z_]+)\s*\(\s*(\*|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*")
+
+
+class Aggregation(_Model):
+    """One parsed aggregate expression such as ``sum(amount)`` or ``count(*)``."""
+
+    function: Literal["count", "count_distinct", "sum", "avg", "min", "max", "stddev"]
+    column: str | None  # None for count(*)
+
+    @classmethod
+    def parse(cls, text: str) -> Aggregation:
+        """Parse ``count(*)``, ``sum(col)``...; raise ``ValueError`` naming the allowed forms.
+
+        >>> Aggregation.parse("sum(dollar_value)")
+        Aggregation(function='sum', column='dollar_value')
+        """
+        match = _AGGREGATION.fullmatch(text)
+        functions = ", ".join(f"{f}(col)" for f in AGGREGATE_FUNCTIONS)
+        if not match:
+            raise ValueError(f"{text!r} is not an aggregate; expected count(*) or one of {functions}")
+        function, column = match.groups()
+        if function not in AGGREGATE_FUNCTIONS:
+            raise ValueError(f"unknown aggregate function {function!r}; expected one of {functions}")
+        if column == "*" and function != "count":
+            raise ValueError(f"{function}(*) is not defined; only count(*) takes *")
+        return cls(function=function, column=None if column == "*" else column)  # type: ignore[arg-type]
+
+
+def _aggregations(value: object) -> dict[str, Aggregation]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of feature name to aggregate, e.g. {spend: sum(amount)}")
+    parsed: dict[str, Aggregation] = {}
+    for name, text in value.items():
+        _identifier(str(name))
+        if isinstance(text, Aggregation):
+            parsed[name] = text
+        elif isinstance(text, str):
+            parsed[name] = Aggregation.parse(text)
+        else:
+            raise ValueError(f"{name}: expected an aggregate such as sum(amount), got {text!r}")
+    return parsed
+
+
+class _ViewBase(_Model):
+    source: str
+    entity: str
+    description: str | None = None
+
+
+class AggregateView(_ViewBase):
+    """Window aggregates of a source's known rows, per entity."""
+
+    aggregate: Annotated[dict[str, Aggregation], BeforeValidator(_aggregations)]
+    windows: Annotated[list[Duration], Field(min_length=1)]
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_windows(cls, windows: list[timedelta]) -> list[timedelta]:
+        if any(w <= timedelta(0) for w in windows):
+            raise ValueError("every window must be longer than 0")
+        if len(set(windows)) != len(windows):
+            raise ValueError("a window is listed twice")
+        return windows
+
+
+class LatestView(_ViewBase):
+    """The newest known row's columns, per entity, null once older than ``ttl``."""
+
+    latest: Annotated[list[Column], Field(min_length=1)]
+    ttl: Duration | None = None
+
+
+class StaticView(_ViewBase):
+    """Attributes of a table without timestamps, joined by key alone."""
+
+    static: Annotated[list[Column], Field(min_length=1)]
+
+
+def _view_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        present = [key for key in ("aggregate", "latest", "static") if key in value]
+        return present[0] if len(present) == 1 else None
+    if isinstance(value, AggregateView):
+        return "aggregate"
+    if isinstance(value, LatestView):
+        return "latest"
+    if isinstance(value, StaticView):
+        return "static"
+    return None
+
+
+FeatureView = Annotated[
+    Annotated[AggregateView, Tag("aggregate")]
+    | Annotated[LatestView, Tag("latest")]
+    | Annotated[StaticView, Tag("static")],
+    Discriminator(
+        _view_kind,
+        custom_error_type="feature_view_kind",
+        custom_error_message="a feature view needs exactly one of `aggregate`, `latest` or `static`",
+    ),
+]
+
+
+# --------------------------------------------------------------------------- spine & label
+
+
+class PeriodicSpine(_Model):
+    """Prediction times start, start + every, ... up to end, for each entity known by then."""
+
+    every: Duration
+    start: date | datetime
+    end: date | datetime
+    source: str
+    entity: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodicSpine:
+        if self.every <= timedelta(0):
+            raise ValueError("`every` must be longer than 0")
+        if _as_datetime(self.end) < _as_datetime(self.start):
+            raise ValueError("`end` is before `start`")
+        return self
+
+
+class EventSpine(_Model):
+    """One prediction time per row of ``source``, at its timestamp."""
+
+    source: str
+    entity: str | None = None
+
+
+def _spine_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "periodic" if "every" in value else "event"
+    return "periodic" if isinstance(value, PeriodicSpine) else "event"
+
+
+Spine = Annotated[
+    Annotated[PeriodicSpine, Tag("periodic")] | Annotated[EventSpine, Tag("event")],
+    Discriminator(_spine_kind),
+]
+
+
+class EventLabel(_Model):
+    """Whether (or how often) the entity has a row in ``source`` within ``horizon`` after t."""
+
+    name: Column
+    kind: Literal["any_event", "no_event", "count"]
+    source: str
+    entity: str
+    horizon: Duration
+    description: str | None = None
+
+
+class SumLabel(_Model):
+    """The sum of ``expr`` over the entity's rows in ``source`` within ``horizon`` after t."""
+
+    name: Column
+    kind: Literal["sum"]
+    source: str
+    entity: str
+    horizon: Duration
+    expr: Column
+    description: str | None = None
+
+
+class ColumnLabel(_Model):
+    """A SQL expression on the spine row itself (event spines), e.g. ``arr_delay > 15``."""
+
+    name: Column
+    kind: Literal["column"]
+    expr: str
+    description: str | None = None
+
+
+Label = Annotated[EventLabel | SumLabel | ColumnLabel, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- later stages
+
+
+class ModelSpec(_Model):
+    """What to train (or which pilot to import), and the metric it is judged on."""
+
+    algorithm: Literal["lightgbm", "xgboost", "random_forest", "logistic"] = "lightgbm"
+    task: Literal["classification", "regression"] | None = None
+    metric: str | None = None
+    pilot: SpecPath | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    baseline_feature: str | None = None
+
+
+class Serving(_Model):
+    """The prediction service's budget and what answers when the model cannot."""
+
+    latency_budget_ms: float = Field(default=50.0, gt=0)
+    fallback: str | list[str] | None = None
+
+
+class Monitoring(_Model):
+    """Drift and latency monitoring of the prediction log."""
+
+    drift: Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon"] = "psi"
+    alert_threshold: float = Field(default=0.2, gt=0)
+
+
+class Rollout(_Model):
+    """A gradual rollout against a control group, gated by a measured outcome."""
+
+    control: str = "baseline"
+    steps: list[float] = Field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0])
+    metric: str | None = None
+    guardrails: list[Any] = Field(default_factory=list)
+
+
+class Governance(_Model):
+    """Who must sign off, and who acts on each prediction."""
+
+    approvals: list[str] = Field(default_factory=list)
+    action: str | None = None
+
+
+class TaxiwaySpec(_Model):
+    """One use case, from its sources to its rollout."""
+
+    name: Column
+    owner: str | None = None
+    description: str | None = None
+    sources: dict[str, Source] = Field(default_factory=dict)
+    entities: dict[str, str | list[str]] = Field(default_factory=dict)
+    features: dict[str, FeatureView] = Field(default_factory=dict)
+    spine: Spine | None = None
+    label: Label | None = None
+    model: ModelSpec | None = None
+    serving: Serving | None = None
+    monitoring: Monitoring | None = None
+    rollout: Rollout | None = None
+    governance: Governance | None = None
+
+    def entity_keys(self, entity: str) -> tuple[str, ...]:
+        """The key columns of ``entity`` (one, or several for a compound key)."""
+        keys = self.entities[entity]
+        return (keys,) if isinstance(keys, str) else tuple(keys)
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)

@@ -1,0 +1,343 @@
+"""Line-aware YAML: parse once, keep every node's position, turn pydantic errors into issues.
+
+Shared by the spec loader and the contract loader, so both report ``file:line:column``, the
+field path, what was expected and a "did you mean" suggestion.
+
+>>> doc = parse_yaml("name: demo\\nsources:\\n  orders: {kind: file}\\n", "taxiway.yaml")
+>>> doc.position(("sources", "orders", "kind"))
+(3, 12)
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from taxiway.errors import SpecError, SpecIssue
+
+__all__ = ["YamlDocument", "did_you_mean", "issues_from_validation", "parse_yaml"]
+
+Loc = tuple[str | int, ...]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A suggestion for a mistyped ``word`` among ``choices``, or ``None``.
+
+    >>> did_you_mean("timestmp", ["timestamp", "table"])
+    'did you mean `timestamp`?'
+    """
+    options = [c for c in choices if isinstance(c, str)]
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in options}
+        if str(word).lower() in lowered:
+            close = [lowered[str(word).lower()]]
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML file: plain Python ``data`` plus the ruamel tree that knows positions."""
+
+    file: str
+    data: Any
+    root: Any
+
+    def position(self, loc: Sequence[str | int]) -> tuple[int | None, int | None]:
+        """1-based (line, column) of the deepest node of ``loc`` found in the file.
+
+        Elements of ``loc`` that are not in the file (pydantic's union tags) are skipped.
+        """
+        node = self.root
+        line: int | None = 1 if self.root is not None else None
+        column: int | None = 1 if self.root is not None else None
+        for element in loc:
+            if isinstance(node, CommentedMap) and element in node:
+                key_line, key_col = node.lc.key(element)
+                line, column = key_line + 1, key_col + 1
+                value = node[element]
+                if isinstance(value, CommentedMap | CommentedSeq) and not _is_flow_empty(value):
+                    node = value
+                else:
+                    node = value
+            elif isinstance(node, CommentedSeq) and isinstance(element, int):
+                if 0 <= element < len(node):
+                    item_line, item_col = node.lc.item(element)
+                    line, column = item_line + 1, item_col + 1
+                    node = node[element]
+                else:
+                    break
+            # anything else is a union tag or a key that is not in the file: skip it
+        return line, column
+
+    def issue(
+        self,
+        loc: Sequence[str | int],
+        message: str,
+        *,
+        expected: str | None = None,
+        suggestion: str | None = None,
+    ) -> SpecIssue:
+        """A :class:`SpecIssue` located at ``loc``."""
+        line, column = self.position(loc)
+        return SpecIssue(
+            file=self.file,
+            line=line,
+            column=column,
+            path=_dotted(loc),
+            message=message,
+            expected=expected,
+            suggestion=suggestion,
+        )
+
+
+def _is_flow_empty(value: Any) -> bool:
+    return len(value) == 0
+
+
+def parse_yaml(text: str, file: str) -> YamlDocument:
+    """Parse ``text``; raise :class:`SpecError` with the position of any syntax error."""
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        root = yaml.load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        problem = error.problem or error.context or "invalid YAML"
+        raise SpecError(
+            SpecIssue(
+                file, line, column, "", f"not valid YAML: {problem}",
+                suggestion="check indentation and quoting near this line",
+            )
+        ) from None
+    except YAMLError as error:
+        raise SpecError(SpecIssue(file, None, None, "", f"not valid YAML: {error}")) from None
+    except (ValueError, TypeError, RecursionError) as error:
+        # ruamel raises plain exceptions for some malformed scalars (e.g. bad dates)
+        raise SpecError(SpecIssue(file, None, None, "", f"not valid YAML: {error}")) from None
+    document = YamlDocument(file=file, data=None, root=root)
+    issues: list[SpecIssue] = []
+    data = _plain(root, (), document, issues)
+    if issues:
+        raise SpecError(issues)
+    return YamlDocument(file=file, data=data, root=root)
+
+
+def _plain(node: Any, loc: Loc, doc: YamlDocument, issues: list[SpecIssue]) -> Any:
+    """Convert ruamel's round-trip types to plain Python, refusing tags and non-text keys."""
+    if isinstance(node, TaggedScalar) or (
+        hasattr(node, "tag") and getattr(node.tag, "value", None) and not isinstance(node, str)
+        and not isinstance(node, CommentedMap | CommentedSeq)
+    ):
+        issues.append(doc.issue(loc, "YAML tags such as `!tag` are not supported"))
+        return None
+    if isinstance(node, CommentedMap | dict):
+        if isinstance(node, CommentedMap) and node.tag.value is not None:
+            issues.append(doc.issue(loc, f"YAML tag `{node.tag.value}` is not supported"))
+        result: dict[str, Any] = {}
+        for key, value in node.items():
+            if isinstance(key, bool) or not isinstance(key, str | int | float):
+                issues.append(doc.issue(loc, f"key {key!r} is not text; quote it"))
+                continue
+            result[str(key)] = _plain(value, (*loc, str(key)), doc, issues)
+        return result
+    if isinstance(node, CommentedSeq | list):
+        if isinstance(node, CommentedSeq) and node.tag.value is not None:
+            issues.append(doc.issue(loc, f"YAML tag `{node.tag.value}` is not supported"))
+        return [_plain(item, (*loc, i), doc, issues) for i, item in enumerate(node)]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime):
+        return datetime(
+            node.year, node.month, node.day, node.hour, node.minute, node.second,
+            node.microsecond, tzinfo=node.tzinfo,
+        )
+    if isinstance(node, date):
+        return date(node.year, node.month, node.day)
+    issues.append(doc.issue(loc, f"unsupported YAML value {node!r}"))
+    return None
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for element in loc:
+        if isinstance(element, int):
+            out += f"[{element}]"
+        else:
+            out += ("." if out else "") + str(element)
+    return out
+
+
+def issues_from_validation(
+    error: ValidationError, doc: YamlDocument, model: type[BaseModel]
+) -> list[SpecIssue]:
+    """Turn each pydantic error into a located, human :class:`SpecIssue`."""
+    issues: list[SpecIssue] = []
+    for item in error.errors(include_url=False):
+        loc: Loc = tuple(item["loc"])
+        kind = item["type"]
+        file_loc = _strip_tags(loc, doc.data)
+        expected: str | None = None
+        suggestion: str | None = None
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1], doc.data)
+            message = f"unknown key `{loc[-1]}`"
+            if allowed:
+                expected = "one of " + ", ".join(sorted(allowed))
+                suggestion = did_you_mean(str(loc[-1]), allowed)
+        elif kind == "missing":
+            message = f"missing required key `{loc[-1]}`"
+            file_loc = file_loc[:-1]
+        elif kind in ("literal_error", "enum"):
+            ctx = item.get("ctx") or {}
+            expected = str(ctx.get("expected", ""))
+            options = [o.strip(" '\"") for o in expected.replace(" or ", ",").split(",")]
+            suggestion = did_you_mean(str(item.get("input")), options)
+            message = f"{item.get('input')!r} is not allowed"
+        elif kind == "union_tag_invalid":
+            ctx = item.get("ctx") or {}
+            expected = str(ctx.get("expected_tags", ""))
+            options = [o.strip(" '\"") for o in expected.split(",")]
+            message = f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r}".replace(
+                "'kind'", "kind"
+            )
+            suggestion = did_you_mean(str(ctx.get("tag")), options)
+            file_loc = (*file_loc, "kind")
+        elif kind == "union_tag_not_found":
+            message = "missing required key `kind`"
+        elif kind in ("dict_type", "model_type", "model_attributes_type"):
+            message = f"expected a mapping (key: value), got {_describe(item.get('input'))}"
+        elif kind == "list_type":
+            message = f"expected a list, got {_describe(item.get('input'))}"
+        elif kind in ("string_type",):
+            message = f"expected text, got {_describe(item.get('input'))}"
+        issues.append(doc.issue(file_loc, message, expected=expected, suggestion=suggestion))
+    return _unique(issues)
+
+
+def _unique(issues: list[SpecIssue]) -> list[SpecIssue]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for issue in issues:
+        key = (issue.path, issue.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(issue)
+    return out
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _strip_tags(loc: Loc, data: Any) -> Loc:
+    """Drop the union tags pydantic inserts into ``loc`` but which are not keys in the file."""
+    out: list[str | int] = []
+    node = data
+    for element in loc:
+        if isinstance(node, dict) and element in node:
+            out.append(element)
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+            out.append(element)
+            node = node[element]
+        elif isinstance(node, dict | list):
+            continue  # a union tag such as 'file' or 'aggregate'
+        else:
+            out.append(element)
+    return tuple(out)
+
+
+def _allowed_keys(model: type[BaseModel], loc: Loc, data: Any) -> set[str]:
+    """The keys the model accepts at ``loc`` (for "did you mean")."""
+    current: Any = model
+    node = data
+    for element in loc:
+        current = _unwrap(current, element, node)
+        if current is None:
+            return set()
+        if isinstance(node, dict) and element in node:
+            node = node[element]
+        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+            node = node[element]
+    current = _unwrap(current, None, node)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return {field.alias or name for name, field in current.model_fields.items()}
+    return set()
+
+
+def _unwrap(annotation: Any, element: str | int | None, node: Any) -> Any:
+    """Step one ``loc`` element into ``annotation`` (model field, dict value, list item, union)."""
+    annotation = _strip_annotated(annotation)
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        members = [_strip_annotated(a) for a in get_args(annotation) if a is not type(None)]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if element is not None:
+            for candidate in models:
+                tag = _literal_kind(candidate)
+                if tag == element or candidate.__name__.lower().startswith(str(element)):
+                    return candidate
+        for candidate in models:
+            if isinstance(node, dict) and _literal_kind(candidate) == node.get("kind"):
+                return candidate if element is None else _unwrap(candidate, element, node)
+        if isinstance(node, dict):
+            for candidate in models:
+                fields = set(candidate.model_fields)
+                if node.keys() & fields & {"aggregate", "latest", "static", "every"}:
+                    return candidate if element is None else _unwrap(candidate, element, node)
+        if len(members) >= 1 and element is None:
+            return models[0] if models else None
+        for member in members:
+            found = _unwrap(member, element, node)
+            if found is not None:
+                return found
+        return None
+    if element is None:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(element))
+        return field.annotation if field is not None else None
+    if origin is dict:
+        return get_args(annotation)[1]
+    if origin is list:
+        return get_args(annotation)[0]
+    return None
+
+
+def _strip_annotated(annotation: Any) -> Any:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _literal_kind(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("kind")
+    if field is None:
+        return None
+    args = get_args(field.annotation)
+    return str(args[0]) if len(args) == 1 else None

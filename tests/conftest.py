@@ -1,0 +1,57 @@
+"""Shared fixtures: real services on loopback, skipped on a laptop without them, FAILED in CI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_HOST = os.environ.get("TAXIWAY_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TAXIWAY_TEST_PG_PORT", "5432"))
+PG_ADMIN_DB = os.environ.get("TAXIWAY_TEST_PG_DB", "test")
+PG_USER = os.environ.get("TAXIWAY_TEST_PG_USER", "postgres")
+
+
+def service_up(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (on a user's machine) or fail (in CI) when the service is not reachable."""
+    if service_up(host, port):
+        return
+    reason = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{reason}; CI must start it (.ci/run)", pytrace=False)
+    pytest.skip(f"{reason}; start it to run this test")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """URL of the admin database on the real PostgreSQL server (trust auth on loopback)."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A database created for this test session and dropped after it."""
+    import psycopg
+
+    name = f"taxiway_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
