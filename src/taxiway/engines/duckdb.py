@@ -3,8 +3,6 @@
 >>> con = connect()
 >>> con.sql("SELECT 41 + 1").fetchall()
 [(42,)]
->>> quote_identifier('odd "name"')
-'"odd ""name"""'
 >>> quote_literal("it's")
 "'it''s'"
 """
@@ -32,7 +30,7 @@ def connect(
     ``memory_limit`` (e.g. ``"4GB"``) and ``temp_directory`` let large scans spill to disk
     instead of running out of memory; ``TAXIWAY_DUCKDB_MEMORY`` sets the default limit.
     """
-    config: dict[str, str | bool | int] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }

@@ -55,11 +55,15 @@ def load_spec(path: str | Path | None = None) -> TaxiwaySpec:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(SpecIssue(str(file), None, None, "", f"cannot read the spec: {error}")) from None
+        raise SpecError(
+            SpecIssue(str(file), None, None, "", f"cannot read the spec: {error}")
+        ) from None
     return load_spec_text(text, str(file), base_dir=file.resolve().parent)
 
 
-def load_spec_text(text: str, file: str = DEFAULT_SPEC_NAME, base_dir: Path | None = None) -> TaxiwaySpec:
+def load_spec_text(
+    text: str, file: str = DEFAULT_SPEC_NAME, base_dir: Path | None = None
+) -> TaxiwaySpec:
     """Validate spec ``text``; ``file`` names it in errors, ``base_dir`` anchors relative paths."""
     document = parse_yaml(text, file)
     if document.data is None:
@@ -93,7 +97,9 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
         choices = ", ".join(sorted(known)) or f"none declared: add a `{kind}s:` section"
         issues.append(
             doc.issue(
-                loc, f"unknown {kind} `{name}`", expected=f"one of {choices}",
+                loc,
+                f"unknown {kind} `{name}`",
+                expected=f"one of {choices}",
                 suggestion=did_you_mean(name, known),
             )
         )
@@ -155,8 +161,10 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     "declares no `timestamp`",
                 )
             )
-    if isinstance(label, ColumnLabel) and spec.spine is not None and not isinstance(
-        spec.spine, EventSpine
+    if (
+        isinstance(label, ColumnLabel)
+        and spec.spine is not None
+        and not isinstance(spec.spine, EventSpine)
     ):
         issues.append(
             doc.issue(

@@ -39,6 +39,7 @@ __all__ = [
     "AGGREGATE_FUNCTIONS",
     "AggregateView",
     "Aggregation",
+    "ColumnLabel",
     "DuckDBSource",
     "EventLabel",
     "EventSpine",
@@ -57,7 +58,6 @@ __all__ = [
     "Spine",
     "StaticView",
     "SumLabel",
-    "ColumnLabel",
     "TaxiwaySpec",
 ]
 
@@ -198,18 +198,24 @@ class Aggregation(_Model):
         match = _AGGREGATION.fullmatch(text)
         functions = ", ".join(f"{f}(col)" for f in AGGREGATE_FUNCTIONS)
         if not match:
-            raise ValueError(f"{text!r} is not an aggregate; expected count(*) or one of {functions}")
+            raise ValueError(
+                f"{text!r} is not an aggregate; expected count(*) or one of {functions}"
+            )
         function, column = match.groups()
         if function not in AGGREGATE_FUNCTIONS:
-            raise ValueError(f"unknown aggregate function {function!r}; expected one of {functions}")
+            raise ValueError(
+                f"unknown aggregate function {function!r}; expected one of {functions}"
+            )
         if column == "*" and function != "count":
             raise ValueError(f"{function}(*) is not defined; only count(*) takes *")
-        return cls(function=function, column=None if column == "*" else column)  # type: ignore[arg-type]
+        return cls(function=function, column=None if column == "*" else column)
 
 
 def _aggregations(value: object) -> dict[str, Aggregation]:
     if not isinstance(value, dict):
-        raise ValueError("expected a mapping of feature name to aggregate, e.g. {spend: sum(amount)}")
+        raise ValueError(
+            "expected a mapping of feature name to aggregate, e.g. {spend: sum(amount)}"
+        )
     parsed: dict[str, Aggregation] = {}
     for name, text in value.items():
         _identifier(str(name))

@@ -25,7 +25,9 @@ __all__ = ["Secret", "find_literal_password", "redact", "references"]
 
 _REF = re.compile(r"\$\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_URL_PASSWORD = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@")
+_URL_PASSWORD = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<pw>[^@]*)@"
+)
 
 
 def references(text: str) -> list[str]:

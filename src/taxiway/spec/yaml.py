@@ -117,7 +117,11 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         problem = error.problem or error.context or "invalid YAML"
         raise SpecError(
             SpecIssue(
-                file, line, column, "", f"not valid YAML: {problem}",
+                file,
+                line,
+                column,
+                "",
+                f"not valid YAML: {problem}",
                 suggestion="check indentation and quoting near this line",
             )
         ) from None
@@ -137,7 +141,9 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
 def _plain(node: Any, loc: Loc, doc: YamlDocument, issues: list[SpecIssue]) -> Any:
     """Convert ruamel's round-trip types to plain Python, refusing tags and non-text keys."""
     if isinstance(node, TaggedScalar) or (
-        hasattr(node, "tag") and getattr(node.tag, "value", None) and not isinstance(node, str)
+        hasattr(node, "tag")
+        and getattr(node.tag, "value", None)
+        and not isinstance(node, str)
         and not isinstance(node, CommentedMap | CommentedSeq)
     ):
         issues.append(doc.issue(loc, "YAML tags such as `!tag` are not supported"))
@@ -166,8 +172,14 @@ def _plain(node: Any, loc: Loc, doc: YamlDocument, issues: list[SpecIssue]) -> A
         return str(node)
     if isinstance(node, datetime):
         return datetime(
-            node.year, node.month, node.day, node.hour, node.minute, node.second,
-            node.microsecond, tzinfo=node.tzinfo,
+            node.year,
+            node.month,
+            node.day,
+            node.hour,
+            node.minute,
+            node.second,
+            node.microsecond,
+            tzinfo=node.tzinfo,
         )
     if isinstance(node, date):
         return date(node.year, node.month, node.day)

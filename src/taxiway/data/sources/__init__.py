@@ -8,7 +8,14 @@ from taxiway.data.sources.file import FileReader
 from taxiway.errors import SourceError
 from taxiway.spec.models import DuckDBSource, FileSource, PostgresSource
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DuckDBReader", "FileReader", "Source", "SourceSpec", "open_source"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DuckDBReader",
+    "FileReader",
+    "Source",
+    "SourceSpec",
+    "open_source",
+]
 
 
 def open_source(name: str, spec: SourceSpec) -> Source:

@@ -27,7 +27,11 @@ class Source(Protocol):
     """
 
     name: str
-    spec: SourceSpec
+
+    @property
+    def spec(self) -> SourceSpec:
+        """The source's declaration in the spec."""
+        ...
 
     def describe(self) -> str:
         """Where the data lives, for messages (no secrets)."""

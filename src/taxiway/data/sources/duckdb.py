@@ -65,7 +65,8 @@ class DuckDBReader:
     def schema(self) -> pa.Schema:
         con = self._open()
         try:
-            return self._run_sql(con, self._select(None) + " LIMIT 0").to_arrow_table().schema
+            empty: pa.Table = self._run_sql(con, self._select(None) + " LIMIT 0").to_arrow_table()
+            return empty.schema
         finally:
             con.close()
 
@@ -73,14 +74,21 @@ class DuckDBReader:
         self, columns: Sequence[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> pa.RecordBatchReader:
         con = self._open()
-        return self._run_sql(con, self._select(columns)).to_arrow_reader(batch_rows)
+        reader: pa.RecordBatchReader = self._run_sql(con, self._select(columns)).to_arrow_reader(
+            batch_rows
+        )
+        return reader
 
     def register(self, con: duckdb.DuckDBPyConnection, view: str, staging_dir: Path) -> None:
         self._open().close()  # clear error for a missing or unreadable file
         alias = f"src_{view}"
-        attached = {row[0] for row in con.sql("SELECT database_name FROM duckdb_databases()").fetchall()}
+        attached = {
+            row[0] for row in con.sql("SELECT database_name FROM duckdb_databases()").fetchall()
+        }
         if alias not in attached:
-            con.execute(f"ATTACH {quote_literal(self.spec.path)} AS {quote_identifier(alias)} (READ_ONLY)")
+            con.execute(
+                f"ATTACH {quote_literal(self.spec.path)} AS {quote_identifier(alias)} (READ_ONLY)"
+            )
         if self.spec.table is not None:
             parts = self.spec.table.split(".")
             target = ".".join(quote_identifier(p) for p in [alias, *parts])

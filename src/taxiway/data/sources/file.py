@@ -104,7 +104,10 @@ class FileReader:
     def schema(self) -> pa.Schema:
         con = connect()
         try:
-            return _run(self, lambda: con.sql(self._select(None) + " LIMIT 0").to_arrow_table()).schema
+            empty: pa.Table = _run(
+                self, lambda: con.sql(self._select(None) + " LIMIT 0").to_arrow_table()
+            )
+            return empty.schema
         finally:
             con.close()
 
@@ -112,7 +115,10 @@ class FileReader:
         self, columns: Sequence[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> pa.RecordBatchReader:
         con = connect()
-        return _run(self, lambda: con.sql(self._select(columns)).to_arrow_reader(batch_rows))
+        reader: pa.RecordBatchReader = _run(
+            self, lambda: con.sql(self._select(columns)).to_arrow_reader(batch_rows)
+        )
+        return reader
 
     def register(self, con: duckdb.DuckDBPyConnection, view: str, staging_dir: Path) -> None:
         sql = f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS {self._select(None)}"
@@ -129,4 +135,3 @@ def _run(reader: FileReader, action: Callable[[], T]) -> T:
             f"source `{reader.name}`: cannot read {reader.spec.path}: {first}",
             fix=f"check that the file is valid {reader.format()} (or set `format:` in the spec)",
         ) from None
-

@@ -1,0 +1,292 @@
+"""`taxiway check`: reach every source, check access, validate contracts and freshness.
+
+Never stops at the first problem: each source's failures become findings and the next source
+is checked. A `block` finding means nothing downstream of that source may run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from taxiway.data.contracts.loader import load_contract
+from taxiway.data.contracts.report import ValidationReport
+from taxiway.data.contracts.validate import new_run_id, validate
+from taxiway.data.findings import Finding, worst
+from taxiway.data.sources import Source, open_source
+from taxiway.engines.duckdb import connect, quote_identifier
+from taxiway.errors import SourceError, SpecError
+from taxiway.spec.models import (
+    AggregateView,
+    EventLabel,
+    LatestView,
+    PostgresSource,
+    StaticView,
+    SumLabel,
+    TaxiwaySpec,
+)
+from taxiway.spec.project import Project
+
+__all__ = ["CheckReport", "SourceCheck", "check_project", "used_columns"]
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class SourceCheck:
+    """What checking one source found."""
+
+    name: str
+    kind: str
+    location: str
+    rows: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+    validation: ValidationReport | None = None
+    duration_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """``ok``, or the worst severity found (``block``, ``quarantine``, ``warn``)."""
+        found = worst([f for f in self.findings if f.severity != "info"])
+        return found or "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``name``, ``rows``, ``status``, ``findings[]``, ``rules[]``..."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "location": self.location,
+            "rows": self.rows,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 3),
+            "findings": [f.as_dict() for f in self.findings],
+            "rules": [r.as_dict() for r in self.validation.results] if self.validation else [],
+            "quarantine": (
+                str(self.validation.quarantine_path)
+                if self.validation and self.validation.quarantine_path
+                else None
+            ),
+            "quarantined_rows": self.validation.quarantined_rows if self.validation else 0,
+        }
+
+
+@dataclass
+class CheckReport:
+    """The result of `taxiway check` over every source of a spec."""
+
+    run_id: str
+    spec: str
+    sources: list[SourceCheck]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        """Whether any `block` finding was raised."""
+        return any(f.blocks for f in self.all_findings())
+
+    def all_findings(self) -> list[Finding]:
+        """Spec-level findings, then each source's."""
+        return [*self.findings, *(f for s in self.sources for f in s.findings)]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the `--json` output of `taxiway check`)."""
+        return {
+            "run_id": self.run_id,
+            "spec": self.spec,
+            "blocked": self.blocked,
+            "findings": [{"source": f.source, **f.as_dict()} for f in self.findings],
+            "sources": [s.as_dict() for s in self.sources],
+        }
+
+
+def used_columns(spec: TaxiwaySpec, source: str) -> list[str]:
+    """Every column of ``source`` the spec reads: times, keys, feature and label inputs."""
+    declared = spec.sources[source]
+    columns: list[str] = []
+
+    def add(*names: str | None) -> None:
+        for name in names:
+            if name and name not in columns:
+                columns.append(name)
+
+    add(declared.timestamp, declared.created)
+    for view in spec.features.values():
+        if view.source != source:
+            continue
+        if view.entity in spec.entities:
+            add(*spec.entity_keys(view.entity))
+        if isinstance(view, AggregateView):
+            add(*(a.column for a in view.aggregate.values()))
+        elif isinstance(view, LatestView):
+            add(*view.latest)
+        elif isinstance(view, StaticView):
+            add(*view.static)
+    label = spec.label
+    if isinstance(label, EventLabel | SumLabel) and label.source == source:
+        if label.entity in spec.entities:
+            add(*spec.entity_keys(label.entity))
+        if isinstance(label, SumLabel):
+            add(label.expr)
+    spine = spec.spine
+    if spine is not None and spine.source == source:
+        entity = spine.entity or (
+            label.entity if isinstance(label, EventLabel | SumLabel) else None
+        )
+        if entity and entity in spec.entities:
+            add(*spec.entity_keys(entity))
+    return columns
+
+
+def check_project(
+    project: Project,
+    *,
+    as_of: datetime | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:
+    """Check every source of ``project``; see the module docstring."""
+    run_id = new_run_id()
+    report = CheckReport(run_id=run_id, spec=str(project.spec_path), sources=[])
+    report.findings.extend(_spec_findings(project.spec))
+    for name in project.spec.sources:
+        if progress:
+            progress(name, "connecting")
+        report.sources.append(
+            _check_source(project, name, run_id, as_of or datetime.now(UTC), progress)
+        )
+        if progress:
+            progress(name, "done")
+    return report
+
+
+def _spec_findings(spec: TaxiwaySpec) -> list[Finding]:
+    findings = []
+    for name, view in spec.features.items():
+        if isinstance(view, LatestView) and view.ttl is None:
+            findings.append(
+                Finding(
+                    view.source,
+                    f"features.{name}.ttl",
+                    "warn",
+                    f"latest view `{name}` has no `ttl`: a value from long ago is served as if "
+                    "it were current",
+                    fix=f"add `ttl:` to features.{name} (e.g. `ttl: 3h`)",
+                )
+            )
+    return findings
+
+
+def _check_source(
+    project: Project, name: str, run_id: str, as_of: datetime, progress: Progress | None
+) -> SourceCheck:
+    declared = project.spec.sources[name]
+    started = time.perf_counter()
+    result = SourceCheck(name=name, kind=declared.kind, location="")
+    try:
+        reader = open_source(name, declared)
+        result.location = reader.describe()
+        needed = used_columns(project.spec, name)
+        if isinstance(declared, PostgresSource):
+            if progress:
+                progress(name, "checking access")
+            # the postgres extra is optional: import its access checks only for postgres sources
+            from taxiway.data.access import check_access
+
+            contract_columns = _contract_columns(declared.contract)
+            access = check_access(reader, _merge(needed, contract_columns))  # type: ignore[arg-type]
+            result.findings.extend(access)
+            if any(f.blocks for f in access):
+                return result
+        if progress:
+            progress(name, "reading")
+        _validate_source(project, reader, needed, result, run_id, as_of, progress)
+    except SourceError as error:
+        result.findings.append(Finding(name, "source.read", "block", error.message, fix=error.fix))
+    finally:
+        result.duration_s = time.perf_counter() - started
+    return result
+
+
+def _contract_columns(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        return [p.name for p in load_contract(path).table.properties]
+    except SpecError:
+        return []  # reported with its location when the contract is validated
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    return first + [c for c in second if c not in first]
+
+
+def _validate_source(
+    project: Project,
+    reader: Source,
+    needed: list[str],
+    result: SourceCheck,
+    run_id: str,
+    as_of: datetime,
+    progress: Progress | None,
+) -> None:
+    name = result.name
+    declared = reader.spec
+    staging = project.state_dir / "staging" / run_id
+    temp = project.state_dir / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    con = connect(temp_directory=temp)
+    try:
+        view = f"source_{name}"
+        reader.register(con, view, staging)
+        present = {
+            str(row[0])
+            for row in con.execute(f"DESCRIBE SELECT * FROM {quote_identifier(view)}").fetchall()
+        }
+        for column in needed:
+            if column not in present:
+                result.findings.append(
+                    Finding(
+                        name,
+                        f"spec.column.{column}",
+                        "block",
+                        f"the spec uses column `{column}`, which source `{name}` does not have",
+                        fix=f"fix the column name in the spec, or add `{column}` to the source "
+                        f"(it has: {', '.join(sorted(present))})",
+                    )
+                )
+        if declared.contract is None:
+            row = con.execute(f"SELECT count(*) FROM {quote_identifier(view)}").fetchone()
+            result.rows = int(row[0]) if row else 0
+            result.findings.append(
+                Finding(
+                    name,
+                    "contract.missing",
+                    "warn",
+                    f"source `{name}` has no data contract: nothing checks its rows",
+                    fix=f"write an ODCS contract (see docs/contracts.md) and set "
+                    f"`sources.{name}.contract`",
+                )
+            )
+            return
+        contract = load_contract(declared.contract)
+        if progress:
+            progress(name, "validating")
+        validation = validate(
+            con,
+            view,
+            contract,
+            source=name,
+            quarantine_dir=project.state_dir / "quarantine" / name,
+            run_id=run_id,
+            as_of=as_of,
+            order_by=declared.timestamp,
+        )
+        result.validation = validation
+        result.rows = validation.rows
+        result.findings.extend(validation.findings)
+    finally:
+        con.close()
+        shutil.rmtree(staging, ignore_errors=True)
