@@ -81,7 +81,7 @@ def load_spec_text(
         raise SpecError(issues_from_validation(error, document, TaxiwaySpec)) from None
     issues = cross_check(spec, document)
     if issues:
-        raise SpecError(issues)
+        raise SpecError(sorted(issues, key=lambda i: (i.line or 0, i.column or 0)))
     return spec
 
 
@@ -94,7 +94,8 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     def need(kind: str, name: str | None, known: dict[str, object], loc: tuple[str, ...]) -> bool:
         if name is None or name in known:
             return True
-        choices = ", ".join(sorted(known)) or f"none declared: add a `{kind}s:` section"
+        plural = "entities" if kind == "entity" else f"{kind}s"
+        choices = ", ".join(sorted(known)) or f"none declared: add an `{plural}:` section"
         issues.append(
             doc.issue(
                 loc,

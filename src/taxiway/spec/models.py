@@ -14,7 +14,7 @@ datetime.timedelta(seconds=3600)
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,7 +73,14 @@ def _duration(value: object) -> timedelta:
         raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}") from None
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -84,6 +91,17 @@ def _identifier(value: str) -> str:
 
 
 Column = Annotated[str, AfterValidator(_identifier)]
+
+
+def _entity_keys(value: object) -> str | list[str]:
+    """An entity's key: one column name, or a non-empty list of them (a compound key)."""
+    if isinstance(value, str):
+        return _identifier(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [_identifier(v) for v in value]
+    raise ValueError(
+        f"expected the key column (e.g. customer_id) or a list of key columns, got {value!r}"
+    )
 
 
 def _relative_to_spec(value: str, info: ValidationInfo) -> str:
@@ -179,7 +197,7 @@ Source = Annotated[FileSource | DuckDBSource | PostgresSource, Field(discriminat
 # --------------------------------------------------------------------------- features
 
 AGGREGATE_FUNCTIONS = ("count", "count_distinct", "sum", "avg", "min", "max", "stddev")
-_AGGREGATION = re.compile(r"\s*([a-z_]+)\s*\(\s*(\*|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*")
+_AGGREGATION = re.compile(r"\s*([A-Za-z_]+)\s*\(\s*(\*|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*")
 
 
 class Aggregation(_Model):
@@ -196,12 +214,13 @@ class Aggregation(_Model):
         Aggregation(function='sum', column='dollar_value')
         """
         match = _AGGREGATION.fullmatch(text)
-        functions = ", ".join(f"{f}(col)" for f in AGGREGATE_FUNCTIONS)
+        functions = "count(*), " + ", ".join(f"{f}(col)" for f in AGGREGATE_FUNCTIONS)
         if not match:
             raise ValueError(
                 f"{text!r} is not an aggregate; expected count(*) or one of {functions}"
             )
         function, column = match.groups()
+        function = function.lower()
         if function not in AGGREGATE_FUNCTIONS:
             raise ValueError(
                 f"unknown aggregate function {function!r}; expected one of {functions}"
@@ -254,7 +273,7 @@ class LatestView(_ViewBase):
     """The newest known row's columns, per entity, null once older than ``ttl``."""
 
     latest: Annotated[list[Column], Field(min_length=1)]
-    ttl: Duration | None = None
+    ttl: PositiveDuration | None = None
 
 
 class StaticView(_ViewBase):
@@ -294,7 +313,7 @@ FeatureView = Annotated[
 class PeriodicSpine(_Model):
     """Prediction times start, start + every, ... up to end, for each entity known by then."""
 
-    every: Duration
+    every: PositiveDuration
     start: date | datetime
     end: date | datetime
     source: str
@@ -335,7 +354,7 @@ class EventLabel(_Model):
     kind: Literal["any_event", "no_event", "count"]
     source: str
     entity: str
-    horizon: Duration
+    horizon: PositiveDuration
     description: str | None = None
 
 
@@ -346,7 +365,7 @@ class SumLabel(_Model):
     kind: Literal["sum"]
     source: str
     entity: str
-    horizon: Duration
+    horizon: PositiveDuration
     expr: Column
     description: str | None = None
 
@@ -399,6 +418,17 @@ class Rollout(_Model):
     metric: str | None = None
     guardrails: list[Any] = Field(default_factory=list)
 
+    @field_validator("steps")
+    @classmethod
+    def _increasing_percentages(cls, steps: list[float]) -> list[float]:
+        if not steps:
+            raise ValueError("give at least one step, e.g. [1, 5, 25, 50, 100]")
+        if any(not 0 < step <= 100 for step in steps):
+            raise ValueError("each step is a percentage of traffic in (0, 100]")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("steps must increase, e.g. [1, 5, 25, 50, 100]")
+        return steps
+
 
 class Governance(_Model):
     """Who must sign off, and who acts on each prediction."""
@@ -414,7 +444,9 @@ class TaxiwaySpec(_Model):
     owner: str | None = None
     description: str | None = None
     sources: dict[str, Source] = Field(default_factory=dict)
-    entities: dict[str, str | list[str]] = Field(default_factory=dict)
+    entities: dict[str, Annotated[str | list[str], BeforeValidator(_entity_keys)]] = Field(
+        default_factory=dict
+    )
     features: dict[str, FeatureView] = Field(default_factory=dict)
     spine: Spine | None = None
     label: Label | None = None
@@ -431,4 +463,9 @@ class TaxiwaySpec(_Model):
 
 
 def _as_datetime(value: date | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+    """A naive UTC datetime (dates are midnight), so aware and naive values compare."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+    return datetime(value.year, value.month, value.day)

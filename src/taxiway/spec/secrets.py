@@ -45,20 +45,28 @@ def references(text: str) -> list[str]:
     return found
 
 
+_PARAM_PASSWORD = re.compile(r"(?i)(?:^|[?&\s])password\s*=\s*(?P<pw>[^&\s]+)")
+
+
 def find_literal_password(url: str) -> str | None:
-    """The literal password in ``url``, or ``None`` when there is none or it is a reference."""
-    match = _URL_PASSWORD.match(url)
-    if not match:
-        return None
-    password = match.group("pw")
-    if not password or _REF.fullmatch(password):
-        return None
-    return password
+    """The literal password in ``url`` (``user:pw@`` or a ``password=`` parameter), or ``None``.
+
+    >>> find_literal_password("postgresql://u@h/db?password=x"), find_literal_password("${URL}")
+    ('x', None)
+    """
+    for match in (_URL_PASSWORD.match(url), _PARAM_PASSWORD.search(url)):
+        if match is None:
+            continue
+        password = match.group("pw")
+        if password and not _REF.fullmatch(password):
+            return password
+    return None
 
 
 def redact(text: str) -> str:
     """``text`` with any URL password replaced by ``***``, for messages and logs."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", text)
+    return re.sub(r"(?i)(password\s*=\s*)[^&\s]+", r"\1***", text)
 
 
 class Secret:

@@ -217,13 +217,18 @@ def issues_from_validation(
                 suggestion = did_you_mean(str(loc[-1]), allowed)
         elif kind == "missing":
             message = f"missing required key `{loc[-1]}`"
-            file_loc = file_loc[:-1]
         elif kind in ("literal_error", "enum"):
             ctx = item.get("ctx") or {}
             expected = str(ctx.get("expected", ""))
             options = [o.strip(" '\"") for o in expected.replace(" or ", ",").split(",")]
             suggestion = did_you_mean(str(item.get("input")), options)
             message = f"{item.get('input')!r} is not allowed"
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            ctx = item.get("ctx") or {}
+            symbol = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+                      "less_than_equal": "<="}[kind]
+            bound = next(iter(ctx.values()), "")
+            message = f"must be {symbol} {bound}, got {item.get('input')!r}"
         elif kind == "union_tag_invalid":
             ctx = item.get("ctx") or {}
             expected = str(ctx.get("expected_tags", ""))
@@ -242,7 +247,7 @@ def issues_from_validation(
         elif kind in ("string_type",):
             message = f"expected text, got {_describe(item.get('input'))}"
         issues.append(doc.issue(file_loc, message, expected=expected, suggestion=suggestion))
-    return _unique(issues)
+    return sorted(_unique(issues), key=lambda i: (i.line or 0, i.column or 0))
 
 
 def _unique(issues: list[SpecIssue]) -> list[SpecIssue]:
@@ -266,21 +271,37 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+# the tags pydantic puts into an error's location for tagged unions (source kinds, view kinds,
+# spine and label kinds); they are not keys of the file
+UNION_TAGS = frozenset(
+    {"file", "duckdb", "postgres", "aggregate", "latest", "static", "periodic", "event"}
+    | {"any_event", "no_event", "count", "sum", "column"}
+)
+
+
 def _strip_tags(loc: Loc, data: Any) -> Loc:
-    """Drop the union tags pydantic inserts into ``loc`` but which are not keys in the file."""
+    """Drop the union tags pydantic inserts into ``loc``; keep every real key and index.
+
+    A tag can share its name with a real key (a view's ``aggregate:``), so an element is a tag
+    when the element after it is not found under it but is found beside it.
+    """
     out: list[str | int] = []
     node = data
-    for element in loc:
+    for index, element in enumerate(loc):
+        following = loc[index + 1] if index + 1 < len(loc) else None
+        if isinstance(element, str) and element in UNION_TAGS and following is not None:
+            below = node.get(element) if isinstance(node, dict) else None
+            if not (isinstance(below, dict) and following in below) and not (
+                isinstance(below, list) and isinstance(following, int)
+            ):
+                continue
         if isinstance(node, dict) and element in node:
-            out.append(element)
             node = node[element]
         elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
-            out.append(element)
             node = node[element]
-        elif isinstance(node, dict | list):
-            continue  # a union tag such as 'file' or 'aggregate'
         else:
-            out.append(element)
+            node = None
+        out.append(element)
     return tuple(out)
 
 
