@@ -81,7 +81,11 @@ def issue_of(text: str) -> SpecError:
 
 
 def test_unknown_key_names_line_column_and_suggests_the_right_one() -> None:
-    error = issue_of(GOOD.replace("    timestamp: ordered_at\n    available", "    timestmp: ordered_at\n    available"))
+    error = issue_of(
+        GOOD.replace(
+            "    timestamp: ordered_at\n    available", "    timestmp: ordered_at\n    available"
+        )
+    )
     [issue] = error.issues
     assert (issue.file, issue.line, issue.column) == ("taxiway.yaml", 7, 5)
     assert issue.path == "sources.orders.timestmp"
@@ -154,10 +158,12 @@ def test_event_spine_and_column_label() -> None:
 
 
 def test_column_label_needs_an_event_spine() -> None:
-    error = issue_of(GOOD.replace(
-        "label: {name: repurchased, kind: any_event, source: orders, entity: customer, horizon: 30d}",
-        "label: {name: late, kind: column, expr: amount > 3}",
-    ))
+    error = issue_of(
+        GOOD.replace(
+            "label: {name: repurchased, kind: any_event, source: orders, entity: customer, horizon: 30d}",
+            "label: {name: late, kind: column, expr: amount > 3}",
+        )
+    )
     assert error.issues[0].path == "label.kind"
 
 
@@ -200,19 +206,48 @@ def test_project_finds_the_spec_in_a_folder_and_puts_state_beside_it(
 # --------------------------------------------------------------------------- property test
 
 KEYS = [
-    "name", "owner", "sources", "kind", "file", "path", "timestamp", "available_after",
-    "features", "aggregate", "windows", "latest", "static", "ttl", "entity", "entities",
-    "spine", "every", "start", "end", "label", "horizon", "model", "serving", "url", "table",
+    "name",
+    "owner",
+    "sources",
+    "kind",
+    "file",
+    "path",
+    "timestamp",
+    "available_after",
+    "features",
+    "aggregate",
+    "windows",
+    "latest",
+    "static",
+    "ttl",
+    "entity",
+    "entities",
+    "spine",
+    "every",
+    "start",
+    "end",
+    "label",
+    "horizon",
+    "model",
+    "serving",
+    "url",
+    "table",
 ]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-    st.text(max_size=12), st.sampled_from(["30d", "1h", "count(*)", "sum(x)", "file", "${X}"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["30d", "1h", "count(*)", "sum(x)", "file", "${X}"]),
 )
 documents = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children, max_size=5),
+        st.dictionaries(
+            st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), children, max_size=5
+        ),
     ),
     max_leaves=25,
 )

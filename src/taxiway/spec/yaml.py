@@ -225,8 +225,12 @@ def issues_from_validation(
             message = f"{item.get('input')!r} is not allowed"
         elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             ctx = item.get("ctx") or {}
-            symbol = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-                      "less_than_equal": "<="}[kind]
+            symbol = {
+                "greater_than": ">",
+                "greater_than_equal": ">=",
+                "less_than": "<",
+                "less_than_equal": "<=",
+            }[kind]
             bound = next(iter(ctx.values()), "")
             message = f"must be {symbol} {bound}, got {item.get('input')!r}"
         elif kind == "union_tag_invalid":
@@ -295,9 +299,9 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
                 isinstance(below, list) and isinstance(following, int)
             ):
                 continue
-        if isinstance(node, dict) and element in node:
-            node = node[element]
-        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+        if (isinstance(node, dict) and element in node) or (
+            isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)
+        ):
             node = node[element]
         else:
             node = None
@@ -313,9 +317,9 @@ def _allowed_keys(model: type[BaseModel], loc: Loc, data: Any) -> set[str]:
         current = _unwrap(current, element, node)
         if current is None:
             return set()
-        if isinstance(node, dict) and element in node:
-            node = node[element]
-        elif isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+        if (isinstance(node, dict) and element in node) or (
+            isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)
+        ):
             node = node[element]
     current = _unwrap(current, None, node)
     if isinstance(current, type) and issubclass(current, BaseModel):
@@ -353,8 +357,10 @@ def _unwrap(annotation: Any, element: str | int | None, node: Any) -> Any:
     if element is None:
         return annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(str(element))
-        return field.annotation if field is not None else None
+        for name, field in annotation.model_fields.items():
+            if str(element) in (name, field.alias):
+                return field.annotation
+        return None
     if origin is dict:
         return get_args(annotation)[1]
     if origin is list:

@@ -48,7 +48,8 @@ class ValidationReport:
     """The contract check of one source.
 
     ``findings`` holds drift, failed rules and freshness breaches; ``quarantine_path`` the
-    Parquet file of rows set aside (with a ``_reason`` column), if any were.
+    Parquet file of rows set aside (with a ``_reason`` column), if any were; ``clean_view``
+    the view (in the validating connection) of the rows that go on downstream.
     """
 
     source: str
@@ -57,7 +58,7 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     quarantine_path: Path | None = None
     quarantined_rows: int = 0
-    clean_filter: str = "TRUE"
+    clean_view: str | None = None
 
     @property
     def blocked(self) -> bool:

@@ -315,6 +315,7 @@ def _property_rules(
         elif (expected, family) in (("number", "integer"), ("timestamp", "date")):
             pass  # widening: every value is valid
         elif expected == "string":
+            value = f"{col}::VARCHAR"
             drift.append(
                 Finding(
                     source,

@@ -172,11 +172,19 @@ def validate(
         for rule, result in zip(plan.rules, results, strict=False)
         if rule.policy == "quarantine" and rule.row_level and (result.failing or 0) > 0
     ]
-    if to_quarantine:
+    clean = quote_identifier(f"{view}__clean")
+    report.clean_view = f"{view}__clean"
+    if not to_quarantine:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {clean} AS SELECT * FROM {relation}")
+    else:
         failing_rules = [rule for rule, _ in to_quarantine]
         base = _with_row_numbers(relation, failing_rules, order_by, list(columns))
         failing = " OR ".join(_fails(rule, i) for i, rule in enumerate(failing_rules))
-        report.clean_filter = f"NOT ({failing})"
+        numbers = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {clean} AS "
+            f"SELECT * EXCLUDE ({numbers}) FROM ({base}) WHERE NOT ({failing})"
+        )
         if quarantine_dir is not None:
             quarantine_dir.mkdir(parents=True, exist_ok=True)
             path = quarantine_dir / f"{run_id or new_run_id(now)}.parquet"
