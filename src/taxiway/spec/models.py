@@ -13,6 +13,7 @@ datetime.timedelta(seconds=3600)
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -425,7 +426,7 @@ class Rollout(_Model):
             raise ValueError("give at least one step, e.g. [1, 5, 25, 50, 100]")
         if any(not 0 < step <= 100 for step in steps):
             raise ValueError("each step is a percentage of traffic in (0, 100]")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError("steps must increase, e.g. [1, 5, 25, 50, 100]")
         return steps
 
