@@ -34,6 +34,8 @@ def open_source(name: str, spec: SourceSpec) -> Source:
             # optional extra: psycopg and the ADBC driver are only needed for postgres sources
             from taxiway.data.sources.postgres import PostgresReader
         except ImportError as error:
+            if (error.name or "").startswith("taxiway"):
+                raise
             raise SourceError(
                 f"source `{name}` is a postgres source but its driver is missing ({error.name})",
                 fix="pip install 'taxiway[postgres]'",
