@@ -299,12 +299,7 @@ def _strip_tags(loc: Loc, data: Any) -> Loc:
                 isinstance(below, list) and isinstance(following, int)
             ):
                 continue
-        if (isinstance(node, dict) and element in node) or (
-            isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)
-        ):
-            node = node[element]
-        else:
-            node = None
+        node = _child(node, element)
         out.append(element)
     return tuple(out)
 
@@ -317,14 +312,20 @@ def _allowed_keys(model: type[BaseModel], loc: Loc, data: Any) -> set[str]:
         current = _unwrap(current, element, node)
         if current is None:
             return set()
-        if (isinstance(node, dict) and element in node) or (
-            isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)
-        ):
-            node = node[element]
+        node = _child(node, element, node)
     current = _unwrap(current, None, node)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return {field.alias or name for name, field in current.model_fields.items()}
     return set()
+
+
+def _child(node: Any, element: str | int, default: Any = None) -> Any:
+    """``node[element]`` for a mapping key or a list index that exists, else ``default``."""
+    if isinstance(node, dict) and element in node:
+        return node[element]
+    if isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node):
+        return node[element]
+    return default
 
 
 def _unwrap(annotation: Any, element: str | int | None, node: Any) -> Any:
