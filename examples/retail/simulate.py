@@ -47,7 +47,7 @@ DOMAINS = np.array(["example.com", "mail.example.org", "shop.example.net"])
 BAD_EMAILS = ["anna.muller@", "ben at example.com", "chloe@@example.com", "david.example.com"]
 WEEKDAY = np.array([0.90, 0.92, 0.95, 1.00, 1.05, 1.25, 1.18])  # Monday .. Sunday
 HOURS = np.array([1, 1, 1, 1, 1, 2, 3, 5, 6, 7, 7, 8, 9, 8, 7, 7, 8, 9, 11, 12, 12, 10, 6, 3.0])
-# Share of order rows made dirty, per kind (at least 2 rows of each kind are always written).
+# Share of order rows made dirty, per kind (at least 2 of each kind given 40+ orders).
 DIRTY_FRACTIONS = {
     "null_customer": 0.0002,
     "null_amount": 0.0003,
@@ -117,8 +117,10 @@ def simulate(
     end: date = date(2025, 12, 31),
 ) -> dict[str, int]:
     """Write customers, products, sessions and orders Parquet files; return rows per table."""
-    rng = np.random.default_rng(seed)
     days = (end - start).days + 1
+    if days < 1 or customers < 1:
+        raise ValueError(f"need end >= start and customers >= 1, got {start}..{end}, {customers}")
+    rng = np.random.default_rng(seed)
     epoch = datetime(start.year, start.month, start.day)
     daily = _seasonality(start, days)
 
@@ -179,7 +181,7 @@ def simulate(
         age < 3 * DAY, "placed", np.where(rng.random(n) < 0.06, "returned", "shipped")
     )
     # Dirty rows, on disjoint random rows.
-    counts = {k: max(2, round(f * n)) for k, f in DIRTY_FRACTIONS.items()}
+    counts = {k: min(n // 20, max(2, round(f * n))) for k, f in DIRTY_FRACTIONS.items()}
     picks = rng.choice(n, size=sum(counts.values()), replace=False)
     cuts = np.cumsum(list(counts.values()))[:-1]
     dirty = dict(zip(counts, np.split(picks, cuts), strict=True))

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -106,10 +107,11 @@ def render(report: CheckReport, console: Console) -> None:
     for finding in findings:
         style = _STYLE.get(finding.severity, "")
         console.print(
-            f"[{style}]{finding.severity:>10}[/] {finding.source} · {finding.rule}: {finding.message}"
+            f"[{style}]{finding.severity:>10}[/] {escape(finding.source)} · {escape(finding.rule)}: "
+            f"{escape(finding.message)}"
         )
         if finding.fix:
-            console.print(f"{'':>10} [dim]fix:[/] {finding.fix}")
+            console.print(f"{'':>10} [dim]fix:[/] {escape(finding.fix)}")
     quarantined = [s for s in report.sources if s.validation and s.validation.quarantine_path]
     for source in quarantined:
         assert source.validation is not None
