@@ -32,6 +32,7 @@ __all__ = [
     "scrub",
     "similar_relations",
     "url_origin",
+    "view_owner",
 ]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -52,7 +53,7 @@ def scrub(text: str) -> str:
 
 
 def url_origin(names: Sequence[str]) -> str:
-    """Where the connection URL comes from, in words: the env var(s) or file(s) named by the spec."""
+    """Where the connection URL comes from, in words: the env vars or files the spec names."""
     env = [n for n in names if not n.startswith("file:")]
     files = [n[len("file:") :] for n in names if n.startswith("file:")]
     parts = []
@@ -278,17 +279,20 @@ class Grant:
     statement: str
 
 
-def grant_for_denial(conn: Connection, message: str) -> Grant | None:
-    """The GRANT that lifts a ``permission denied`` error met by ``conn``'s current role.
+def grant_for_denial(conn: Connection, message: str, role: str | None = None) -> Grant | None:
+    """The GRANT that lifts a ``permission denied`` error met by ``role`` (default: ``conn``'s).
 
     A table named bare in the message is qualified by looking it up among the relations the
-    role cannot read (search-path schemas first).
+    role cannot read (search-path schemas first). Pass ``role`` when the check ran as someone
+    else, e.g. the owner of a view the current role reads through.
     """
     found = denied_object(message)
     if found is None:
         return None
     kind, name = found
-    row = conn.execute("SELECT current_user, quote_ident(current_user)").fetchone()
+    row = conn.execute(
+        "SELECT coalesce(%s, current_user), quote_ident(coalesce(%s, current_user))", [role, role]
+    ).fetchone()
     assert row is not None
     role_name, role = str(row[0]), str(row[1])
     if kind == "schema":
@@ -317,14 +321,28 @@ def grant_for_denial(conn: Connection, message: str) -> Grant | None:
     qualified = conn.execute(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
         " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relname = %s AND NOT has_table_privilege(c.oid, 'SELECT')"
+        " WHERE c.relname = %s AND NOT has_table_privilege(%s, c.oid, 'SELECT')"
         " ORDER BY n.nspname = ANY (current_schemas(false)) DESC, n.nspname LIMIT 1",
-        [name],
+        [name, role_name],
     ).fetchone()
     target = str(qualified[0]) if qualified else quote_idents(conn, name)[0]
     noun = "sequence" if kind == "sequence" else "table"
     on = f"SEQUENCE {target}" if kind == "sequence" else target
     return Grant("access.table", role_name, f"{noun} {target}", f"GRANT SELECT ON {on} TO {role};")
+
+
+def view_owner(conn: Connection, relation: str) -> str | None:
+    """The owner of view ``relation`` (SQL name), whose privileges it reads its tables with.
+
+    ``None`` for a table, or a ``security_invoker`` view (which reads as the querying role).
+    """
+    row = conn.execute(
+        "SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
+        " WHERE c.oid = to_regclass(%s) AND c.relkind = 'v' AND NOT EXISTS"
+        " (SELECT FROM unnest(c.reloptions) o WHERE o ~* '^security_invoker=(true|on|yes|1)$')",
+        [relation],
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def similar_relations(conn: Connection, schema: str | None, name: str) -> list[str]:
@@ -336,12 +354,17 @@ def similar_relations(conn: Connection, schema: str | None, name: str) -> list[s
         " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
         " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
     ).fetchall()
-    qualified = {f"{r[0]}.{r[1]}": (str(r[0]), str(r[1])) for r in rows}
-    wanted = f"{schema}.{name}" if schema else name
-    exact_case = [q for q, (s, t) in qualified.items() if t.lower() == name.lower()]
-    keys = list(qualified) if schema else [t for _, t in qualified.values()]
-    close = difflib.get_close_matches(wanted, keys, n=3, cutoff=0.6)
-    if not schema:
-        close = [q for q, (_, t) in qualified.items() if t in close]
-    ordered = list(dict.fromkeys([*exact_case, *close]))
-    return ordered[:3]
+    relations = [(str(r[0]), str(r[1])) for r in rows]
+    names = sorted({table for _, table in relations})
+    close = set(difflib.get_close_matches(name, names, n=5, cutoff=0.75))
+    close |= {table for table in names if table.lower() == name.lower()}
+    matches = [
+        (spot, table)
+        for spot, table in relations
+        if table in close and (spot, table) != (schema, name)
+    ]
+    # the schema the spec named first, then the closest spelling
+    matches.sort(
+        key=lambda m: (m[0] != schema, -difflib.SequenceMatcher(None, name, m[1]).ratio(), m)
+    )
+    return [f"{spot}.{table}" for spot, table in matches[:3]]

@@ -50,6 +50,11 @@ _MIN_TIMESTAMP_US = -2_440_588 * 86_400_000_000
 _NEG_INFINITY_TIMESTAMP = -(2**63) + 946_684_800_000_000
 _MIN_DATE = -2_440_588
 _NEG_INFINITY_DATE = -(2**31) + 10_957
+_CONNECTION_LOST = (
+    "server closed the connection",
+    "connection to server",
+    "terminating connection",
+)
 _INTERVAL = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
 _INTERVAL_STRUCT = pa.struct(
     [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
@@ -65,22 +70,20 @@ def split_table(text: str) -> tuple[str | None, str]:
     (('public', 'orders'), (None, 'orders'), ('a.b', 'My T'))
     """
     parts: list[str] = []
-    position = 0
-    while position <= len(text):
-        match = _TABLE_PART.match(text, position)
+    rest = text.strip()
+    while True:
+        match = _TABLE_PART.match(rest)
         if not match:
-            break
+            raise ValueError(f"`table: {text}` is not `table` or `schema.table`")
         quoted, bare = match.groups()
         parts.append(quoted.replace('""', '"') if quoted is not None else bare.strip())
-        position = match.end()
-        if position == len(text):
+        rest = rest[match.end() :]
+        if not rest:
             break
-        if text[position] != ".":
-            break
-        position += 1
-    else:  # pragma: no cover - the loop always breaks
-        pass
-    if position != len(text) or not 1 <= len(parts) <= 2 or not all(parts):
+        if not rest.startswith("."):
+            raise ValueError(f"`table: {text}` is not `table` or `schema.table`")
+        rest = rest[1:]
+    if len(parts) > 2 or not all(parts):
         raise ValueError(f"`table: {text}` is not `table` or `schema.table`")
     return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
 
@@ -129,7 +132,9 @@ def _plan(raw: pa.Schema) -> list[_Column]:
                 plan.append(_Column(name, f"{quoted}::text AS {quoted}", pa.string()))
         elif pa.types.is_list(kind) and isinstance(kind.value_type, pa.OpaqueType):
             if kind.value_type.type_name == "numeric":
-                plan.append(_Column(name, f"{quoted}::float8[] AS {quoted}", pa.list_(pa.float64())))
+                plan.append(
+                    _Column(name, f"{quoted}::float8[] AS {quoted}", pa.list_(pa.float64()))
+                )
             else:
                 plan.append(_Column(name, f"{quoted}::text[] AS {quoted}", pa.list_(pa.string())))
         elif pa.types.is_timestamp(kind):
@@ -141,18 +146,18 @@ def _plan(raw: pa.Schema) -> list[_Column]:
     return plan
 
 
-def _repair_infinity(array: pa.Array, kind: str) -> pa.Array:
+def _repair_infinity(array: pa.Array[Any], kind: str) -> pa.Array[Any]:
     """Map ADBC's wrapped-around ``±infinity`` back to the extreme values DuckDB reads as such."""
+    width: pa.DataType
     if kind == "timestamp":
-        ints, low, neg, top = array.view(pa.int64()), _MIN_TIMESTAMP_US, _NEG_INFINITY_TIMESTAMP, 2**63 - 1
-        width = pa.int64()
+        width, low, neg, top = pa.int64(), _MIN_TIMESTAMP_US, _NEG_INFINITY_TIMESTAMP, 2**63 - 1
     else:
-        ints, low, neg, top = array.view(pa.int32()), _MIN_DATE, _NEG_INFINITY_DATE, 2**31 - 1
-        width = pa.int32()
+        width, low, neg, top = pa.int32(), _MIN_DATE, _NEG_INFINITY_DATE, 2**31 - 1
+    ints = array.view(width)
     below = pc.less(ints, pa.scalar(low, width))
     if not pc.any(below).as_py():
         return array
-    repaired = pc.if_else(
+    repaired: pa.Array[Any] = pc.if_else(
         pc.equal(ints, pa.scalar(neg, width)),
         pa.scalar(-top, width),
         pc.if_else(below, pa.scalar(top, width), ints),
@@ -160,11 +165,22 @@ def _repair_infinity(array: pa.Array, kind: str) -> pa.Array:
     return repaired.view(array.type)
 
 
-def _interval_parts(array: pa.Array) -> pa.Array:
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch holding ``batches`` (copied once)."""
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+def _interval_parts(array: pa.Array[Any]) -> pa.Array[Any]:
     """A month_day_nano interval column as a struct Parquet can store (exact, no rounding)."""
     data = array.buffers()[1]
     count = len(array) + array.offset
-    values = np.frombuffer(data, dtype=_INTERVAL, count=count)[array.offset :] if data else None
+    values = (
+        np.frombuffer(memoryview(data), dtype=_INTERVAL, count=count)[array.offset :]
+        if data
+        else None
+    )
     if values is None:
         values = np.zeros(0, dtype=_INTERVAL)
     return pa.StructArray.from_arrays(
@@ -218,7 +234,7 @@ class PostgresReader:
         except ValueError as error:
             raise SourceError(
                 f"source `{self.name}`: {error}",
-                fix="write `table: schema.table` (quote a part holding dots: `\"my.schema\".t`)",
+                fix='write `table: schema.table` (quote a part holding dots: `"my.schema".t`)',
             ) from None
 
     def target(self) -> str:
@@ -236,7 +252,9 @@ class PostgresReader:
             raise SourceError(f"source `{self.name}`: {error.message}", fix=error.fix) from None
         origin = _pg_errors.url_origin(self.spec.url.names)
         _pg_errors.endpoint(url, origin=origin, source=self.name)  # clear error when malformed
-        extra: dict[str, Any] = {"connect_timeout": _pg_errors.libpq_timeout(self.spec.connect_timeout_s)}
+        extra: dict[str, Any] = {
+            "connect_timeout": _pg_errors.libpq_timeout(self.spec.connect_timeout_s)
+        }
         if "application_name" not in conninfo_to_dict(url):
             extra["application_name"] = "taxiway"
         return make_conninfo(url, **extra)
@@ -307,11 +325,12 @@ class PostgresReader:
         target = self.target()
         head = f"source `{self.name}`"
         if sqlstate == "42501" or primary.startswith("permission denied"):
-            grant = self._diagnose(lambda conn: _pg_errors.grant_for_denial(conn, primary))
-            if grant is not None:
+            found = self._diagnose(lambda conn: self._grant(conn, primary))
+            if found is not None:
+                grant, view = found
+                who = f"role {grant.role}" + (f", owner of view {view}," if view else "")
                 return SourceError(
-                    f"{head}: role {grant.role} may not read {grant.what} ({primary})",
-                    fix=grant.statement,
+                    f"{head}: {who} may not read {grant.what} ({primary})", fix=grant.statement
                 )
             return SourceError(
                 f"{head}: {primary}",
@@ -347,7 +366,7 @@ class PostgresReader:
                 f"{head}: the server cancelled the read of {target} ({primary})",
                 fix="raise the role's statement_timeout, or read less (a `query:` with a filter)",
             )
-        if "server closed the connection" in primary or "connection" in primary.lower():
+        if any(m in primary.lower() for m in _CONNECTION_LOST):
             return SourceError(
                 f"{head}: the connection was lost while reading {target} ({primary})",
                 fix="retry; if it recurs, check the server's log and any idle/statement timeouts",
@@ -356,6 +375,20 @@ class PostgresReader:
             f"{head}: reading {target} failed: {primary}",
             fix="run the same SELECT in psql as the same role to see the full error",
         )
+
+    def _grant(
+        self, conn: psycopg.Connection[tuple[Any, ...]], message: str
+    ) -> tuple[_pg_errors.Grant, str | None] | None:
+        """The GRANT for a denial, and the view it was met through (its owner needs it)."""
+        denied = _pg_errors.denied_object(message)
+        parts = self.table_parts()
+        owner = None
+        # denied on another table than the one named: the read went through a view
+        if denied is not None and denied[0] != "schema" and parts and denied[1] != parts[1]:
+            owner = _pg_errors.view_owner(conn, self._relation_sql())
+        view = self.spec.table if owner is not None else None
+        grant = _pg_errors.grant_for_denial(conn, message, owner)
+        return (grant, view) if grant is not None else None
 
     def _diagnose(self, ask: Any) -> Any:
         """Ask a follow-up question over psycopg; ``None`` if even that fails."""
@@ -415,7 +448,7 @@ class PostgresReader:
                     offset = head.num_rows
                     if pending_rows < batch_rows:
                         continue
-                    yield pa.concat_batches(pending)
+                    yield _concat(pending)
                     pending, pending_rows = [], 0
                 while batch.num_rows - offset >= batch_rows:
                     yield batch.slice(offset, batch_rows)
@@ -423,7 +456,7 @@ class PostgresReader:
                 if offset < batch.num_rows:
                     pending, pending_rows = [batch.slice(offset)], batch.num_rows - offset
             if pending:
-                yield pa.concat_batches(pending)
+                yield _concat(pending)
         finally:
             session.close()
 
@@ -439,8 +472,10 @@ class PostgresReader:
             if batch.num_rows:
                 yield batch
 
-    def _convert(self, batch: pa.RecordBatch, plan: list[_Column], schema: pa.Schema) -> pa.RecordBatch:
-        arrays: list[pa.Array] = []
+    def _convert(
+        self, batch: pa.RecordBatch, plan: list[_Column], schema: pa.Schema
+    ) -> pa.RecordBatch:
+        arrays: list[pa.Array[Any]] = []
         for column, array in zip(plan, batch.columns, strict=True):
             if column.convert == "decimal":
                 array = self._to_decimal(column, array)
@@ -449,12 +484,12 @@ class PostgresReader:
             arrays.append(array)
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-    def _to_decimal(self, column: _Column, array: pa.Array) -> pa.Array:
+    def _to_decimal(self, column: _Column, array: pa.Array[Any]) -> pa.Array[Any]:
         text = array.storage if isinstance(array, pa.ExtensionArray) else array
         try:
             return pc.cast(text, column.type)
         except pa.ArrowInvalid:
-            nan = bool(pc.any(pc.equal(text, "nan")).as_py())
+            nan = bool(pc.any(pc.equal(text, pa.scalar("nan"))).as_py())
             why = "NaN, which a decimal cannot hold" if nan else "a value its type cannot hold"
             quoted = quote_identifier(column.name)
             raise SourceError(
@@ -471,7 +506,10 @@ class PostgresReader:
         partial = path.with_name(path.name + ".partial")
         intervals = [f.name for f in reader.schema if pa.types.is_interval(f.type)]
         staged = pa.schema(
-            [pa.field(f.name, _INTERVAL_STRUCT) if f.name in intervals else f for f in reader.schema]
+            [
+                pa.field(f.name, _INTERVAL_STRUCT) if f.name in intervals else f
+                for f in reader.schema
+            ]
         )
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -487,6 +525,11 @@ class PostgresReader:
                         )
                     writer.write_batch(batch)
             partial.replace(path)
+        except pa.ArrowException as error:
+            raise SourceError(
+                f"source `{self.name}`: cannot stage {self.target()} as Parquet: {error}",
+                fix="cast the column Parquet cannot hold to text in a `query:`",
+            ) from None
         except OSError as error:
             raise SourceError(
                 f"source `{self.name}`: cannot stage {self.target()} to {folder}: "
