@@ -15,15 +15,33 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_importing_taxiway_loads_no_engine_driver_or_web_framework() -> None:
-    heavy = ["duckdb", "pyarrow", "pandas", "pydantic", "psycopg", "starlette", "fastapi", "pyspark", "rich", "typer"]
-    code = (
-        "import sys, taxiway; "
-        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    heavy = [
+        "duckdb",
+        "pyarrow",
+        "pandas",
+        "pydantic",
+        "psycopg",
+        "starlette",
+        "fastapi",
+        "pyspark",
+        "rich",
+        "typer",
+    ]
+    code = f"import sys, taxiway; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
 
 
 def test_every_error_is_in_one_tree() -> None:
-    for name in ("SpecError", "SourceError", "ContractViolation", "FeatureError", "ModelError", "ServingError", "RolloutError"):
+    for name in (
+        "SpecError",
+        "SourceError",
+        "ContractViolation",
+        "FeatureError",
+        "ModelError",
+        "ServingError",
+        "RolloutError",
+    ):
         assert issubclass(getattr(taxiway, name), taxiway.TaxiwayError)
