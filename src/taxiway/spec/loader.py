@@ -7,7 +7,7 @@
 Traceback (most recent call last):
 ...
 taxiway.errors.SpecError: taxiway.yaml:2:1: ownr: unknown key `ownr`
-  expected: one of description, entities, features, governance, label, model, monitoring, name, owner, rollout, serving, sources, spine
+  expected: one of description, entities, features, ...
   did you mean `owner`?
 """
 

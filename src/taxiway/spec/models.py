@@ -50,6 +50,9 @@ __all__ = [
     "Label",
     "LatestView",
     "ModelSpec",
+    "OnlineStoreSpec",
+    "RedisOnlineStore",
+    "SqliteOnlineStore",
     "Monitoring",
     "PeriodicSpine",
     "PostgresSource",
@@ -386,6 +389,25 @@ Label = Annotated[EventLabel | SumLabel | ColumnLabel, Field(discriminator="kind
 # --------------------------------------------------------------------------- later stages
 
 
+class SqliteOnlineStore(_Model):
+    """The embedded online store: one SQLite file (default: ``<state dir>/online.sqlite``)."""
+
+    kind: Literal["sqlite"]
+    path: SpecPath | None = None
+
+
+class RedisOnlineStore(_Model):
+    """Redis as the online store; keys are namespaced by ``prefix`` (default: the spec name)."""
+
+    kind: Literal["redis"]
+    url: SecretURL
+    prefix: str | None = None
+    timeout_ms: float = Field(default=50.0, gt=0)
+
+
+OnlineStoreSpec = Annotated[SqliteOnlineStore | RedisOnlineStore, Field(discriminator="kind")]
+
+
 class ModelSpec(_Model):
     """What to train (or which pilot to import), and the metric it is judged on."""
 
@@ -449,6 +471,7 @@ class TaxiwaySpec(_Model):
         default_factory=dict
     )
     features: dict[str, FeatureView] = Field(default_factory=dict)
+    online_store: OnlineStoreSpec | None = None
     spine: Spine | None = None
     label: Label | None = None
     model: ModelSpec | None = None
