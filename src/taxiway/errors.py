@@ -115,7 +115,7 @@ class SpecError(TaxiwayError):
             issues = [issues]
         self.issues: list[SpecIssue] = issues
         count = len(issues)
-        header = "" if count == 1 else f"{count} problems in the spec:\n"
+        header = "" if count == 1 else f"{count} problems:\n"
         super().__init__(header + "\n".join(str(i) for i in issues), fix=fix)
 
 

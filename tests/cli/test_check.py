@@ -207,3 +207,24 @@ def test_the_console_script_runs_without_a_traceback(tmp_path: Path) -> None:
         [str(script), "--version"], capture_output=True, text=True, check=False
     )
     assert version.stdout.startswith("taxiway ")
+
+
+def test_usage_errors_exit_2_with_usage_not_an_internal_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["check", "--bogus"], capsys)
+    assert code == 2
+    assert "internal error" not in err
+    code, _, err = run(["check", "-f", str(project), "--as-of", "yesterday"], capsys)
+    assert code == 2
+    assert "--as-of" in err
+
+
+def test_state_dir_option_puts_quarantine_where_asked(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    code, out, _ = run(["check", "--state-dir", ".", "--json"], capsys)
+    assert code == 0
+    quarantine = Path(json.loads(out)["sources"][0]["quarantine"])
+    assert quarantine.parent.resolve() == (project / "quarantine" / "orders").resolve()

@@ -6,9 +6,9 @@ import os
 import sys
 from importlib.metadata import version
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from taxiway.cli import check
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
@@ -41,35 +41,33 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every error ends in a message and an exit code, never a traceback."""
+    """Run the CLI and return its exit code; every error ends in a message, never a traceback.
+
+    Usage errors are reported by typer itself (exit 2); taxiway's errors by their class's
+    exit code (see :mod:`taxiway.errors`); anything else is reported as a bug (exit 1).
+    """
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="taxiway", standalone_mode=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except TaxiwayError as error:
-        errors.print(f"[bold red]error:[/] {error.message}", markup=True)
+        errors.print(f"[bold red]error:[/] {escape(error.message)}")
         if error.fix:
-            errors.print(f"[bold]fix:[/] {error.fix}")
+            errors.print(f"[bold]fix:[/] {escape(error.fix)}")
         return exit_code_for(error)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.exceptions.Abort:
-        errors.print("aborted")
-        return 130
-    except click.ClickException as error:
-        error.show(file=sys.stderr)
-        return error.exit_code
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
-    except Exception as error:
+    except Exception as error:  # the last line of defence: a message, not a trace
         if os.environ.get("TAXIWAY_DEBUG"):
             raise
         errors.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
             "This is a bug in taxiway. Rerun with TAXIWAY_DEBUG=1 for the traceback and report it."
         )
         return EXIT_FAILURE
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def entrypoint() -> None:  # pragma: no cover - the console script

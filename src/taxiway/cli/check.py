@@ -41,7 +41,7 @@ def check(
         datetime | None,
         typer.Option(help="Judge freshness as of this time (default: now, UTC)."),
     ] = None,
-) -> int:
+) -> None:
     """Check every source: reachable, readable by this role, true to its contract, fresh.
 
     Exit 0 when nothing blocks, 3 when a `block` rule fails, 2 for a bad spec or contract.
@@ -74,7 +74,7 @@ def check(
         typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         render(report, Console(highlight=False, soft_wrap=not Console().is_terminal))
-    return EXIT_BLOCKED if report.blocked else EXIT_OK
+    raise typer.Exit(EXIT_BLOCKED if report.blocked else EXIT_OK)
 
 
 def render(report: CheckReport, console: Console) -> None:

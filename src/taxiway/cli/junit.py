@@ -18,14 +18,12 @@ def write_junit(report: CheckReport, path: Path) -> None:
             suites, "testsuite", name=f"source.{source.name}", time=f"{source.duration_s:.3f}"
         )
         cases = 0
-        failures = 0
         listed = {r.rule for r in source.validation.results} if source.validation else set()
         if source.validation:
             for result in source.validation.results:
                 cases += 1
                 case = ET.SubElement(suite, "testcase", classname=source.name, name=result.rule)
                 if not result.passed:
-                    failures += 1
                     tag = "failure" if result.policy == "block" else "system-out"
                     node = ET.SubElement(case, tag)
                     text = (
@@ -40,7 +38,6 @@ def write_junit(report: CheckReport, path: Path) -> None:
             cases += 1
             case = ET.SubElement(suite, "testcase", classname=source.name, name=finding.rule)
             if finding.blocks:
-                failures += 1
                 node = ET.SubElement(case, "failure", message=finding.message)
                 node.text = f"{finding.message}\nfix: {finding.fix or '-'}"
             else:

@@ -15,9 +15,10 @@ from typing import Any
 
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.report import ValidationReport
-from taxiway.data.contracts.validate import new_run_id, validate
+from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.findings import Finding, worst
 from taxiway.data.sources import Source, open_source
+from taxiway.data.stage import stage_source
 from taxiway.engines.duckdb import connect, quote_identifier
 from taxiway.errors import SourceError, SpecError
 from taxiway.spec.models import (
@@ -233,17 +234,21 @@ def _validate_source(
     progress: Progress | None,
 ) -> None:
     name = result.name
-    declared = reader.spec
     staging = project.state_dir / "staging" / run_id
     temp = project.state_dir / "tmp"
     temp.mkdir(parents=True, exist_ok=True)
     con = connect(temp_directory=temp)
     try:
-        view = f"source_{name}"
-        reader.register(con, view, staging)
+        if progress:
+            progress(name, "validating")
+        staged = stage_source(project, con, reader, run_id=run_id, as_of=as_of, staging_dir=staging)
+        result.rows = staged.rows
+        result.validation = staged.validation
         present = {
             str(row[0])
-            for row in con.execute(f"DESCRIBE SELECT * FROM {quote_identifier(view)}").fetchall()
+            for row in con.execute(
+                f"DESCRIBE SELECT * FROM {quote_identifier(f'source_{name}')}"
+            ).fetchall()
         }
         for column in needed:
             if column not in present:
@@ -257,9 +262,8 @@ def _validate_source(
                         f"(it has: {', '.join(sorted(present))})",
                     )
                 )
-        if declared.contract is None:
-            row = con.execute(f"SELECT count(*) FROM {quote_identifier(view)}").fetchone()
-            result.rows = int(row[0]) if row else 0
+        result.findings.extend(staged.findings)
+        if staged.validation is None:
             result.findings.append(
                 Finding(
                     name,
@@ -270,23 +274,6 @@ def _validate_source(
                     f"`sources.{name}.contract`",
                 )
             )
-            return
-        contract = load_contract(declared.contract)
-        if progress:
-            progress(name, "validating")
-        validation = validate(
-            con,
-            view,
-            contract,
-            source=name,
-            quarantine_dir=project.state_dir / "quarantine" / name,
-            run_id=run_id,
-            as_of=as_of,
-            order_by=declared.timestamp,
-        )
-        result.validation = validation
-        result.rows = validation.rows
-        result.findings.extend(validation.findings)
     finally:
         con.close()
         shutil.rmtree(staging, ignore_errors=True)

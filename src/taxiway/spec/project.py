@@ -12,7 +12,7 @@ It does no work itself; each module takes what it needs from it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from taxiway.spec.loader import find_spec, load_spec
@@ -27,26 +27,28 @@ STATE_DIR_ENV = "TAXIWAY_STATE_DIR"
 class Project:
     """The loaded spec of one use case, its file, and its state folder.
 
-    The state folder (quarantine, online store, registry...) is ``$TAXIWAY_STATE_DIR`` if set,
-    else ``.taxiway/`` beside the spec.
+    The state folder (quarantine, online store, registry...) is ``state_dir_override`` if
+    given (``--state-dir``), else ``$TAXIWAY_STATE_DIR``, else ``.taxiway/`` beside the spec.
     """
 
     spec: TaxiwaySpec
     spec_path: Path
-    state_dir: Path = field(default=Path())
-
-    def __post_init__(self) -> None:
-        if self.state_dir == Path():
-            configured = os.environ.get(STATE_DIR_ENV)
-            state = Path(configured) if configured else self.spec_path.parent / ".taxiway"
-            object.__setattr__(self, "state_dir", state)
+    state_dir_override: Path | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None, state_dir: str | Path | None = None) -> Project:
         """Find and load the spec (``./taxiway.yaml`` by default)."""
         file = find_spec(path)
         spec = load_spec(file)
-        return cls(spec, file.resolve(), Path(state_dir) if state_dir is not None else Path())
+        return cls(spec, file.resolve(), Path(state_dir) if state_dir is not None else None)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where taxiway keeps this use case's state."""
+        if self.state_dir_override is not None:
+            return self.state_dir_override
+        configured = os.environ.get(STATE_DIR_ENV)
+        return Path(configured) if configured else self.spec_path.parent / ".taxiway"
 
     @property
     def base_dir(self) -> Path:

@@ -101,3 +101,35 @@ def load_error(text: str) -> SpecError:
 def test_missing_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="contract file not found"):
         load_contract(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "schema:\n  - name: t\n    quality:\n      - metric: rowCount\n        mustBe: 1\n"
+            "        customProperties: [{property: taxiway.policy, value: quarantine}]\n",
+            "no failing rows|has none",
+        ),
+        (
+            "schema:\n  - name: t\n    properties:\n      - name: a\n"
+            "        quality: [{metric: invalidValues, mustBe: 0}]\n",
+            "validValues",
+        ),
+        ("schema:\n  - name: t\n    quality: [{metric: nullValues, mustBe: 0}]\n", "one column"),
+        (
+            "schema: [{name: t}]\nslaProperties: [{property: latency, value: 1, unit: fortnight, element: t.a}]\n",
+            "unit",
+        ),
+        (
+            "schema: [{name: t}]\nslaProperties: [{property: latency, value: 1, unit: d}]\n",
+            "element",
+        ),
+    ],
+)
+def test_contract_mistakes_are_caught_at_load_with_a_line(text: str, needle: str) -> None:
+    error = refused(text)
+    assert error.issues[0].line is not None
+    import re
+
+    assert re.search(needle, str(error))

@@ -218,3 +218,68 @@ schema:
     )
     report = validate_frame(pa.table({"x": pa.array([None, 1], pa.int64())}), contract, source="t")
     assert report.blocked
+
+
+def test_composite_primary_key_is_unique_as_a_whole_not_per_column() -> None:
+    contract = load_contract_text(
+        """
+apiVersion: v3.1.0
+schema:
+  - name: lines
+    properties:
+      - {name: order_id, logicalType: integer, primaryKey: true, primaryKeyPosition: 1}
+      - {name: line, logicalType: integer, primaryKey: true, primaryKeyPosition: 2}
+"""
+    )
+    table = pa.table({"order_id": [1, 1, 2, 2], "line": [1, 2, 1, 1]})
+    report = validate_frame(table, contract, source="lines")
+    assert report.result("primaryKey.unique").failing == 1
+    assert "order_id.unique" not in {r.rule for r in report.results}
+
+
+def test_odcs_v30_boolean_exclusive_bounds_and_float_multiples() -> None:
+    contract = load_contract_text(
+        """
+apiVersion: v3.0.0
+schema:
+  - name: t
+    properties:
+      - name: x
+        logicalType: number
+        logicalTypeOptions: {minimum: 0, exclusiveMinimum: true, multipleOf: 0.1}
+"""
+    )
+    report = validate_frame(pa.table({"x": [0.0, 0.3, 0.7, 0.25]}), contract, source="t")
+    assert report.result("x.minimum").failing == 1  # 0 is not > 0
+    assert report.result("x.multipleOf").failing == 1  # only 0.25
+
+
+def test_integers_delivered_as_text_must_be_whole() -> None:
+    contract = load_contract_text(
+        "apiVersion: v3.1.0\nschema: [{name: t, properties: [{name: n, logicalType: integer}]}]\n"
+    )
+    report = validate_frame(pa.table({"n": ["12", " 7", "12.5", "x", None]}), contract, source="t")
+    assert report.result("n.type").failing == 2
+
+
+def test_quarantine_within_threshold_still_reports_the_rows_set_aside(tmp_path: Path) -> None:
+    contract = load_contract_text(
+        """
+apiVersion: v3.1.0
+schema:
+  - name: t
+    properties:
+      - name: a
+        quality:
+          - metric: nullValues
+            mustBeLessThan: 50
+            unit: percent
+            customProperties: [{property: taxiway.policy, value: quarantine}]
+"""
+    )
+    report = validate_frame(
+        pa.table({"a": [1, None, 3, 4]}), contract, source="t", quarantine_dir=tmp_path
+    )
+    assert report.result("a.nullValues").passed
+    assert report.quarantined_rows == 1
+    assert [f.severity for f in report.findings] == ["quarantine"]

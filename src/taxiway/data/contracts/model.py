@@ -117,7 +117,18 @@ class QualityRule(_Strict):
             raise ValueError("a `type: sql` rule needs `query:`")
         if kind in ("library", "sql") and not self.operators:
             raise ValueError(f"a {kind} rule needs an operator: one of {', '.join(OPERATORS)}")
-        _policy(self.customProperties)
+        policy = _policy(self.customProperties)
+        if policy == "quarantine" and (kind == "sql" or self.metric_name == "rowCount"):
+            raise ValueError(
+                "`taxiway.policy: quarantine` needs failing rows to set aside; a "
+                f"{self.metric_name or kind} rule has none (use block or warn)"
+            )
+        if self.metric_name == "invalidValues" and not (
+            "validValues" in self.arguments or "pattern" in self.arguments or self.validValues
+        ):
+            raise ValueError(
+                "invalidValues needs `arguments: {validValues: [...]}` or `{pattern: ...}`"
+            )
         return self
 
     @property
@@ -269,11 +280,27 @@ class SchemaObject(_Strict):
     def _checks(self) -> SchemaObject:
         if self.relationships:
             raise ValueError("relationships (foreign keys) are not checked by taxiway")
+        for rule in self.quality:
+            metric = rule.metric_name
+            if metric in ("nullValues", "missingValues", "invalidValues"):
+                raise ValueError(
+                    f"metric {metric} checks one column: put it under that property's `quality:`"
+                )
+            if metric == "duplicateValues" and not rule.arguments.get("properties"):
+                raise ValueError(
+                    "a table-level duplicateValues rule needs `arguments: {properties: [a, b]}`"
+                )
         names = [p.name for p in self.properties]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"property {duplicated[0]!r} is described twice")
         return self
+
+
+SLA_UNITS = frozenset(
+    {"s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "h", "hr", "hour"}
+    | {"hours", "d", "day", "days", "w", "week", "weeks", "y", "yr", "year", "years"}
+)
 
 
 class SlaProperty(_Strict):
@@ -290,6 +317,21 @@ class SlaProperty(_Strict):
     scheduler: str | None = None
     schedule: str | None = None
     customProperties: list[CustomProperty] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _freshness_is_checkable(self) -> SlaProperty:
+        _policy(self.customProperties)
+        if not self.is_freshness:
+            return self
+        try:
+            float(self.value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"a latency SLA needs a number as `value`, not {self.value!r}"
+            ) from None
+        if (self.unit or "d").lower() not in SLA_UNITS:
+            raise ValueError(f"unknown SLA unit {self.unit!r}; use s, m, h, d, w or y")
+        return self
 
     @builtins.property
     def is_freshness(self) -> bool:
@@ -332,6 +374,9 @@ class Contract(_Strict):
 
     @model_validator(mode="after")
     def _one_object(self) -> Contract:
+        for sla in self.slaProperties:
+            if sla.is_freshness and not (sla.element or self.slaDefaultElement):
+                raise ValueError("a latency (freshness) SLA needs `element: table.column`")
         if len(self.schema_) != 1:
             raise ValueError(
                 f"a contract taxiway reads describes exactly one table under `schema:`, found "

@@ -179,6 +179,19 @@ _CAST = {
 }
 
 
+def _text_is(family: str, col: str) -> str:
+    """SQL that is TRUE when text ``col`` holds a valid value of ``family``."""
+    if family == "integer":
+        return f"regexp_full_match(trim({col}), '[+-]?[0-9]+')"
+    if family == "number":
+        return f"isfinite(TRY_CAST({col} AS DOUBLE))"
+    return f"TRY_CAST({col} AS {_CAST[family]}) IS NOT NULL"
+
+
+def _number_bound(bound: Any) -> Any:
+    return None if isinstance(bound, bool) else bound
+
+
 def _expected_family(prop: Property) -> Family | None:
     if prop.logicalType:
         return prop.logicalType  # type: ignore[return-value]
@@ -225,13 +238,15 @@ def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -
                 )
             )
             continue
-        rules.extend(_property_rules(prop, columns[column], source, drift, notes))
+        rules.extend(
+            _property_rules(prop, columns[column], source, drift, notes, len(primary_keys) == 1)
+        )
     if len(primary_keys) > 1 and all(k in columns for k in primary_keys):
         rules.append(
             Rule(
                 id="primaryKey.unique",
                 column=None,
-                policy="quarantine",
+                policy=_policy_of(table.customProperties) or "quarantine",
                 reason=f"duplicate primary key ({', '.join(primary_keys)})",
                 unique_over=tuple(primary_keys),
             )
@@ -280,7 +295,12 @@ def _policy_of(custom: list[Any]) -> Policy | None:
 
 
 def _property_rules(
-    prop: Property, actual: str, source: str, drift: list[Finding], notes: list[Finding]
+    prop: Property,
+    actual: str,
+    source: str,
+    drift: list[Finding],
+    notes: list[Finding],
+    single_key: bool,
 ) -> list[Rule]:
     column = prop.name
     col = quote_identifier(column)
@@ -298,7 +318,7 @@ def _property_rules(
                     column=column,
                     policy=policy,
                     reason=f"{column} is not a valid {expected}",
-                    row_check=f"{col} IS NULL OR TRY_CAST({col} AS {cast}) IS NOT NULL",
+                    row_check=f"{col} IS NULL OR ({_text_is(expected, col)})",
                 )
             )
             value = f"TRY_CAST({col} AS {cast})"
@@ -347,7 +367,7 @@ def _property_rules(
                 row_check=f"{col} IS NOT NULL",
             )
         )
-    if prop.unique or (prop.primaryKey and (prop.primaryKeyPosition or 1) <= 1):
+    if prop.unique or (prop.primaryKey and single_key):
         rules.append(
             Rule(
                 id=f"{column}.unique",
@@ -371,11 +391,14 @@ def _property_rules(
         )
     options = prop.logicalTypeOptions
     if options is not None:
+        # ODCS v3.0 wrote `exclusiveMinimum: true` to make `minimum` strict
+        strict_min = options.exclusiveMinimum is True
+        strict_max = options.exclusiveMaximum is True
         bounds = [
-            ("minimum", ">=", options.minimum),
-            ("maximum", "<=", options.maximum),
-            ("exclusiveMinimum", ">", options.exclusiveMinimum),
-            ("exclusiveMaximum", "<", options.exclusiveMaximum),
+            ("minimum", ">" if strict_min else ">=", options.minimum),
+            ("maximum", "<" if strict_max else "<=", options.maximum),
+            ("exclusiveMinimum", ">", _number_bound(options.exclusiveMinimum)),
+            ("exclusiveMaximum", "<", _number_bound(options.exclusiveMaximum)),
         ]
         for name, symbol, bound in bounds:
             if bound is None:
@@ -428,7 +451,8 @@ def _property_rules(
                     column=column,
                     policy=policy,
                     reason=f"{column} not a multiple of {options.multipleOf}",
-                    row_check=f"{value} IS NULL OR {value} % {options.multipleOf} = 0",
+                    row_check=f"{value} IS NULL OR abs({value} / {options.multipleOf!r} - "
+                    f"round({value} / {options.multipleOf!r})) < 1e-9",
                 )
             )
         if options.format is not None and expected == "string":

@@ -58,8 +58,13 @@ def validate_frame(
     source: str = "frame",
     quarantine_dir: Path | None = None,
     as_of: datetime | None = None,
+    order_by: str | None = None,
 ) -> ValidationReport:
-    """Validate an in-memory frame (Arrow table, pandas or polars DataFrame)."""
+    """Validate an in-memory frame (Arrow table, pandas or polars DataFrame).
+
+    The frame's connection is closed on return, so ``clean_view`` is ``None``: read the
+    quarantine file, or call :func:`validate` on your own connection to keep the clean view.
+    """
     con = connect()
     try:
         con.register("__tw_frame", frame)
@@ -133,7 +138,8 @@ def validate(
     for rule, failing_value in zip(plan.rules, failing_counts, strict=True):
         results.append(_evaluate(rule, failing_value, rows, query, relation, plan))
     for result, rule in zip(results, plan.rules, strict=True):
-        if not result.passed:
+        # a quarantine rule sets its failing rows aside even within its threshold: say so
+        if not result.passed or (rule.policy == "quarantine" and result.failing):
             findings.append(_finding(source, rule, result))
 
     now = as_of or datetime.now(UTC)

@@ -1,0 +1,145 @@
+"""Stage sources for the offline engine: register, validate against the contract, expose the
+clean rows as a view, and fingerprint what was read.
+
+Downstream stages (training sets, materialization) read only ``StagedSource.view``: the rows
+that passed every `quarantine` rule. A source whose contract blocks raises
+:class:`~taxiway.errors.ContractViolation` naming every blocking finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from taxiway.data.contracts.loader import load_contract
+from taxiway.data.contracts.report import ValidationReport
+from taxiway.data.contracts.validate import validate
+from taxiway.data.findings import Finding
+from taxiway.data.sources import Source, open_source
+from taxiway.data.sources.file import FileReader
+from taxiway.engines.duckdb import quote_identifier
+from taxiway.errors import ContractViolation
+from taxiway.spec.models import DuckDBSource
+from taxiway.spec.project import Project
+
+__all__ = ["StagedSource", "fingerprint", "stage_source", "stage_sources"]
+
+
+@dataclass
+class StagedSource:
+    """A source ready for set-based SQL: ``view`` holds its clean rows."""
+
+    name: str
+    view: str
+    rows: int
+    fingerprint: str
+    validation: ValidationReport | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        """What a training-set manifest records about this source."""
+        return {
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "quarantined": self.validation.quarantined_rows if self.validation else 0,
+            "contract": self.validation is not None,
+        }
+
+
+def stage_source(
+    project: Project,
+    con: duckdb.DuckDBPyConnection,
+    reader: Source,
+    *,
+    run_id: str,
+    as_of: datetime | None = None,
+    staging_dir: Path | None = None,
+) -> StagedSource:
+    """Register ``reader`` in ``con``, validate it against its contract (quarantining bad rows
+    under the state folder) and return the clean view. Raises nothing on `block` findings:
+    the caller decides (see :func:`stage_sources`)."""
+    name = reader.name
+    raw = f"source_{name}"
+    reader.register(con, raw, staging_dir or project.state_dir / "staging" / run_id)
+    declared = reader.spec
+    if declared.contract is None:
+        row = con.execute(f"SELECT count(*) FROM {quote_identifier(raw)}").fetchone()
+        return StagedSource(
+            name=name,
+            view=raw,
+            rows=int(row[0]) if row else 0,
+            fingerprint=fingerprint(con, reader, raw),
+        )
+    report = validate(
+        con,
+        raw,
+        load_contract(declared.contract),
+        source=name,
+        quarantine_dir=project.state_dir / "quarantine" / name,
+        run_id=run_id,
+        as_of=as_of,
+        order_by=declared.timestamp,
+    )
+    return StagedSource(
+        name=name,
+        view=report.clean_view or raw,
+        rows=report.rows,
+        fingerprint=fingerprint(con, reader, raw),
+        validation=report,
+        findings=list(report.findings),
+    )
+
+
+def stage_sources(
+    project: Project,
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    *,
+    run_id: str,
+    as_of: datetime | None = None,
+) -> dict[str, StagedSource]:
+    """Stage every source in ``names``; raise :class:`ContractViolation` if any blocks."""
+    staged: dict[str, StagedSource] = {}
+    blocking: list[Finding] = []
+    for name in names:
+        result = stage_source(
+            project, con, open_source(name, project.spec.sources[name]), run_id=run_id, as_of=as_of
+        )
+        staged[name] = result
+        blocking.extend(f for f in result.findings if f.blocks)
+    if blocking:
+        lines = "; ".join(f"{f.source} · {f.rule}: {f.message}" for f in blocking)
+        raise ContractViolation(
+            f"blocked by the data contracts: {lines}",
+            fix="run `taxiway check` for the details and fix the data (or the contract) first",
+        )
+    return staged
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> str:
+    """A short hash that changes when the source's data changes.
+
+    Files and DuckDB databases are fingerprinted by path, size and modification time (cheap);
+    other sources by their content (one scan).
+    """
+    digest = hashlib.sha256()
+    digest.update(reader.spec.model_dump_json(exclude={"description"}).encode())
+    if isinstance(reader, FileReader):
+        for path in reader.files():
+            stat = os.stat(path)
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    elif isinstance(reader.spec, DuckDBSource):
+        stat = os.stat(reader.spec.path)
+        digest.update(f"{reader.spec.path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    else:
+        row = con.execute(
+            f"SELECT count(*), bit_xor(hash(t)) FROM {quote_identifier(view)} AS t"
+        ).fetchone()
+        digest.update(repr(row).encode())
+    return digest.hexdigest()[:16]

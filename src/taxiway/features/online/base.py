@@ -1,0 +1,56 @@
+"""The online store protocol: feature vectors by entity key, written in bulk, read in one trip.
+
+A store keeps, for each entity key and feature view, the view's values as of their last
+materialization, the event time they come from, and when they were computed. Whether a value
+is fresh, stale or missing is decided above the store (``taxiway.features.lookup``), the same
+way for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["OnlineStore", "ViewValues"]
+
+
+@dataclass(frozen=True)
+class ViewValues:
+    """One feature view's values for one entity key.
+
+    ``values`` maps feature names (``<view>__<feature>``) to JSON-able scalars (None, bool, int,
+    float, str); ``event_time`` is when the newest fact behind them happened (None when not
+    time-stamped, e.g. static views); ``as_of`` is the time they were computed for. Datetimes
+    are timezone-aware UTC.
+    """
+
+    view: str
+    values: dict[str, Any]
+    event_time: datetime | None
+    as_of: datetime
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """A key-value store of feature vectors. Implementations: sqlite (default), redis."""
+
+    def write(self, entity: str, rows: Iterable[tuple[str, ViewValues]]) -> int:
+        """Upsert ``(key, values)`` pairs of ``entity``; return how many were written.
+
+        Writing a view for a key replaces that view's previous values for the key only.
+        """
+        ...
+
+    def read(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
+        """Every stored view of each key, in ONE round trip; keys never written are absent."""
+        ...
+
+    def clear(self, entity: str | None = None) -> None:
+        """Delete everything of ``entity`` (or of every entity) in this store's namespace."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
