@@ -1,0 +1,248 @@
+"""Point-in-time feature values for every row of a spine, as set-based DuckDB SQL.
+
+The spine is a table with a unique ``__sid``, the entity key columns under their key names and
+``__t`` (the prediction time). For a spine row (k, t) and a source row r of k, r is *known* at
+t iff ``r.ts + available_after <= t``. The same functions compute training sets (a spine of
+many times) and online vectors (a spine of one time per entity): one definition, no skew.
+
+- aggregate views: known rows with ``r.ts > t - window``; a window frame over the union of
+  source rows and spine probes, ordered by time, so no range join explodes on long windows.
+- latest views: the known row with the greatest timestamp (ties: newest ``created``, then a
+  stable order of all columns), null when older than ``t - ttl``; an ASOF join.
+- static views: joined by key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+
+from taxiway.engines.duckdb import quote_identifier as q
+from taxiway.errors import FeatureError
+from taxiway.features.definitions import FeatureColumn, view_columns
+from taxiway.spec.models import AggregateView, LatestView, StaticView, TaxiwaySpec
+
+__all__ = ["EVENT_TIME", "compute_view", "interval", "key_types"]
+
+EVENT_TIME = "__event_time"
+
+
+def interval(delta: timedelta) -> str:
+    """A DuckDB interval literal of ``delta`` in microseconds."""
+    micros = delta // timedelta(microseconds=1)
+    return f"INTERVAL {micros} MICROSECOND"
+
+
+def key_types(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The engine types of ``keys`` in ``table`` (so source keys can be cast to match)."""
+    described = {str(row[0]): str(row[1]) for row in con.execute(f"DESCRIBE {q(table)}").fetchall()}
+    missing = [k for k in keys if k not in described]
+    if missing:
+        raise FeatureError(
+            f"the spine has no key column {', '.join(missing)}",
+            fix="use views of the spine's entity, or an event spine whose source has these keys",
+        )
+    return {k: described[k] for k in keys}
+
+
+def compute_view(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    view_name: str,
+    source_view: str,
+    spine: str,
+    target: str,
+) -> list[FeatureColumn]:
+    """Create table ``target`` (``__sid``, the view's features, ``__event_time``) for ``spine``.
+
+    ``source_view`` holds the source's clean rows.
+    """
+    view = spec.features[view_name]
+    keys = spec.entity_keys(view.entity)
+    types = key_types(con, spine, keys)
+    source = spec.sources[view.source]
+    columns = view_columns(view_name, view)
+    try:
+        if isinstance(view, AggregateView):
+            sql = _aggregate_sql(
+                view,
+                columns,
+                keys,
+                types,
+                source_view,
+                spine,
+                source.timestamp,
+                source.available_after,
+            )
+        elif isinstance(view, LatestView) and source.timestamp is not None:
+            sql = _latest_sql(
+                view,
+                view_name,
+                keys,
+                types,
+                source_view,
+                spine,
+                source.timestamp,
+                source.available_after,
+                source.created,
+            )
+        else:
+            assert isinstance(view, LatestView | StaticView)
+            wanted = view.latest if isinstance(view, LatestView) else view.static
+            sql = _static_sql(wanted, view_name, keys, types, source_view, spine)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(target)} AS {sql}")
+    except duckdb.Error as error:
+        raise FeatureError(
+            f"feature view `{view_name}` cannot be computed: {str(error).splitlines()[0]}",
+            fix=f"check the columns that features.{view_name} names against source `{view.source}`",
+        ) from None
+    return columns
+
+
+def _cast_keys(keys: tuple[str, ...], types: dict[str, str]) -> str:
+    return ", ".join(f"CAST({q(k)} AS {types[k]}) AS {q(k)}" for k in keys)
+
+
+def _keys_present(keys: tuple[str, ...], alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return " AND ".join(f"{prefix}{q(k)} IS NOT NULL" for k in keys)
+
+
+def _aggregate_sql(
+    view: AggregateView,
+    columns: list[FeatureColumn],
+    keys: tuple[str, ...],
+    types: dict[str, str],
+    source_view: str,
+    spine: str,
+    timestamp: str | None,
+    available_after: timedelta,
+) -> str:
+    assert timestamp is not None
+    inputs = sorted({a.column for a in view.aggregate.values() if a.column is not None})
+    alias = {column: f"__c{i}" for i, column in enumerate(inputs)}
+    input_cols = "".join(f", {q(c)} AS {alias[c]}" for c in inputs)
+    events = (
+        f"SELECT {_cast_keys(keys, types)}, CAST({q(timestamp)} AS TIMESTAMP) AS __pos, "
+        f"1 AS __ev{input_cols}, NULL::BIGINT AS __sid FROM {q(source_view)} "
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+    )
+    # a spine row at t probes at t - available_after: the newest event time it may see
+    probes = (
+        f"SELECT {', '.join(q(k) for k in keys)}, __t - {interval(available_after)} AS __pos, "
+        f"__sid FROM {q(spine)} WHERE {_keys_present(keys)}"
+    )
+    windows: dict[timedelta, str] = {}
+    outputs: list[str] = []
+    for column in columns:
+        assert column.window is not None
+        assert column.function is not None
+        span = column.window - available_after  # how far back from the probe the window reaches
+        if span <= timedelta(0):  # the window closes before anything in it is known
+            empty = "0" if column.function in ("count", "count_distinct", "sum") else "NULL"
+            outputs.append(f"{empty} AS {q(column.name)}")
+            continue
+        name = windows.setdefault(column.window, f"w{len(windows)}")
+        outputs.append(f"{_window_expr(column, alias, name)} AS {q(column.name)}")
+    definitions = ", ".join(
+        f"w{i} AS (PARTITION BY {', '.join(q(k) for k in keys)} ORDER BY __pos "
+        f"RANGE BETWEEN {interval(window - available_after - timedelta(microseconds=1))} "
+        f"PRECEDING AND CURRENT ROW)"
+        for i, window in enumerate(windows)
+    )
+    window_clause = f" WINDOW {definitions}" if definitions else ""
+    return (
+        f"SELECT __sid, {', '.join(outputs)}, NULL::TIMESTAMP AS {EVENT_TIME} FROM ("
+        f"SELECT * FROM ({events}) UNION ALL BY NAME SELECT * FROM ({probes})"
+        f") AS u{_qualify_probes(window_clause)}"
+    )
+
+
+def _qualify_probes(window_clause: str) -> str:
+    # windows are computed over events and probes together; only the probes are kept
+    return (
+        f"{window_clause} QUALIFY __sid IS NOT NULL"
+        if window_clause
+        else " WHERE __sid IS NOT NULL"
+    )
+
+
+def _window_expr(column: FeatureColumn, alias: dict[str, str], window: str) -> str:
+    function = column.function
+    value = alias[column.column] if column.column is not None else "__ev"
+    if function == "count":
+        return f"count({value}) OVER {window}"
+    if function == "count_distinct":
+        return f"count(DISTINCT {value}) OVER {window}"
+    if function == "sum":
+        return (
+            f"CASE WHEN count(__ev) OVER {window} = 0 THEN 0 "
+            f"ELSE CAST(sum({value}) OVER {window} AS DOUBLE) END"
+        )
+    if function == "avg":
+        return f"CAST(avg({value}) OVER {window} AS DOUBLE)"
+    if function == "stddev":
+        return f"CAST(stddev_samp({value}) OVER {window} AS DOUBLE)"
+    return f"{function}({value}) OVER {window}"  # min, max keep the column's type
+
+
+def _latest_sql(
+    view: LatestView,
+    view_name: str,
+    keys: tuple[str, ...],
+    types: dict[str, str],
+    source_view: str,
+    spine: str,
+    timestamp: str,
+    available_after: timedelta,
+    created: str | None,
+) -> str:
+    wanted = list(view.latest)
+    stable = [q(c) for c in wanted if c != timestamp]
+    tie_break = ([f"{q(created)} DESC NULLS LAST"] if created else []) + stable
+    order = f" ORDER BY {', '.join(tie_break)}" if tie_break else ""
+    events = (
+        f"SELECT {_cast_keys(keys, types)}, CAST({q(timestamp)} AS TIMESTAMP) AS __ts, "
+        f"CAST({q(timestamp)} AS TIMESTAMP) + {interval(available_after)} AS __known, "
+        f"{', '.join(q(c) for c in wanted)} FROM {q(source_view)} "
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(q(k) for k in keys)}, __ts{order}) = 1"
+    )
+    join = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
+    if view.ttl is not None:
+        fresh = f"e.__ts >= s.__t - {interval(view.ttl)}"
+        values = ", ".join(
+            f"CASE WHEN {fresh} THEN e.{q(c)} END AS {q(f'{view_name}__{c}')}" for c in wanted
+        )
+        event_time = f"CASE WHEN {fresh} THEN e.__ts END"
+    else:
+        values = ", ".join(f"e.{q(c)} AS {q(f'{view_name}__{c}')}" for c in wanted)
+        event_time = "e.__ts"
+    return (
+        f"SELECT s.__sid, {values}, {event_time} AS {EVENT_TIME} FROM {q(spine)} AS s "
+        f"ASOF LEFT JOIN ({events}) AS e ON {join} AND s.__t >= e.__known"
+    )
+
+
+def _static_sql(
+    wanted: list[str],
+    view_name: str,
+    keys: tuple[str, ...],
+    types: dict[str, str],
+    source_view: str,
+    spine: str,
+) -> str:
+    order = ", ".join(q(c) for c in wanted)
+    events = (
+        f"SELECT {_cast_keys(keys, types)}, {', '.join(q(c) for c in wanted)} "
+        f"FROM {q(source_view)} WHERE {_keys_present(keys)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(q(k) for k in keys)} "
+        f"ORDER BY {order}) = 1"
+    )
+    join = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
+    values = ", ".join(f"e.{q(c)} AS {q(f'{view_name}__{c}')}" for c in wanted)
+    return (
+        f"SELECT s.__sid, {values}, NULL::TIMESTAMP AS {EVENT_TIME} FROM {q(spine)} AS s "
+        f"LEFT JOIN ({events}) AS e ON {join}"
+    )

@@ -1,0 +1,197 @@
+"""`taxiway features build`: the point-in-time training set and its manifest.
+
+Output columns: the spine's entity keys under their key names, ``timestamp``, every feature
+(``<view>__<feature>_<window>`` or ``<view>__<column>``), then the label under its name. The
+manifest (``<out stem>.manifest.json``) records row counts, drops by reason, the feature list,
+the definitions hash and a fingerprint of every source read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taxiway.data.contracts.validate import new_run_id
+from taxiway.data.stage import stage_sources
+from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
+from taxiway.errors import FeatureError
+from taxiway.features.definitions import definitions_hash, feature_columns
+from taxiway.features.labels import KNOWN_COLUMN, compute_label
+from taxiway.features.pit import compute_view
+from taxiway.features.spine import LABEL_COLUMN, build_spine
+from taxiway.spec.models import ColumnLabel, EventLabel, SumLabel, TaxiwaySpec
+from taxiway.spec.project import Project
+
+__all__ = ["TrainingSetManifest", "build_training_set", "manifest_path", "used_sources"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingSetManifest:
+    """What was built, from what, and what was left out."""
+
+    spec: str
+    path: str
+    rows: int
+    spine_rows: int
+    dropped: dict[str, int]
+    keys: list[str]
+    features: list[str]
+    label: str | None
+    definitions_hash: str
+    sources: dict[str, dict[str, Any]]
+    built_at: str
+    duration_s: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """Definitions plus source fingerprints: equal fingerprints mean equal training sets."""
+        parts = [self.definitions_hash] + [
+            f"{name}={info['fingerprint']}" for name, info in sorted(self.sources.items())
+        ]
+        return "|".join(parts)
+
+
+def manifest_path(out: Path) -> Path:
+    """``training.parquet`` → ``training.manifest.json``."""
+    return out.with_name(f"{out.stem}.manifest.json")
+
+
+def used_sources(spec: TaxiwaySpec) -> list[str]:
+    """The sources a training set reads: feature views, spine and label, in spec order."""
+    names = {view.source for view in spec.features.values()}
+    if spec.spine is not None:
+        names.add(spec.spine.source)
+    if isinstance(spec.label, EventLabel | SumLabel):
+        names.add(spec.label.source)
+    return [name for name in spec.sources if name in names]
+
+
+def build_training_set(
+    project: Project,
+    out: Path,
+    *,
+    progress: Progress | None = None,
+    memory_limit: str | None = None,
+) -> TrainingSetManifest:
+    """Build the training set of ``project`` into ``out`` (Parquet) and write its manifest."""
+    spec = project.spec
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    run_id = new_run_id()
+    temp = project.state_dir / "tmp" / run_id
+    temp.mkdir(parents=True, exist_ok=True)
+    con = connect(temp_directory=temp, memory_limit=memory_limit)
+
+    def phase(name: str, began: float) -> float:
+        now = time.perf_counter()
+        phases[name] = round(now - began, 3)
+        return now
+
+    try:
+        say = progress or (lambda _: None)
+        say("staging and validating sources")
+        staged = stage_sources(project, con, used_sources(spec), run_id=run_id)
+        mark = phase("sources", started)
+        if spec.spine is None:
+            raise FeatureError(
+                "the spec has no `spine:`, so there are no prediction times to build rows for",
+                fix="add `spine:` (see docs/features.md)",
+            )
+        say("building the spine")
+        keys = build_spine(con, spec, staged[spec.spine.source].view, "__spine")
+        spine_rows = _count(con, "__spine")
+        mark = phase("spine", mark)
+        tables: list[tuple[str, list[str]]] = []
+        for view_name, view in spec.features.items():
+            say(f"computing {view_name}")
+            columns = compute_view(
+                con, spec, view_name, staged[view.source].view, "__spine", f"__f_{view_name}"
+            )
+            tables.append((f"__f_{view_name}", [c.name for c in columns]))
+            mark = phase(f"view:{view_name}", mark)
+        label = spec.label
+        if isinstance(label, EventLabel | SumLabel):
+            say(f"computing the label {label.name}")
+            compute_label(con, spec, staged[label.source].view, "__spine", "__label")
+            mark = phase("label", mark)
+        say(f"writing {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows, dropped = _write(con, spec, keys, tables, out)
+        phase("write", mark)
+    finally:
+        con.close()
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
+    manifest = TrainingSetManifest(
+        spec=str(project.spec_path),
+        path=str(out),
+        rows=rows,
+        spine_rows=spine_rows,
+        dropped=dropped,
+        keys=list(keys),
+        features=[c.name for c in feature_columns(spec)],
+        label=label.name if label is not None else None,
+        definitions_hash=definitions_hash(spec),
+        sources={name: s.manifest() for name, s in staged.items()},
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        duration_s=round(time.perf_counter() - started, 3),
+        phases=phases,
+    )
+    manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
+    return manifest
+
+
+def _count(con: Any, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _write(
+    con: Any,
+    spec: TaxiwaySpec,
+    keys: tuple[str, ...],
+    tables: list[tuple[str, list[str]]],
+    out: Path,
+) -> tuple[int, dict[str, int]]:
+    q = quote_identifier
+    selected = [f"s.{q(k)}" for k in keys] + ['s.__t AS "timestamp"']
+    joins = []
+    for index, (table, columns) in enumerate(tables):
+        alias = f"f{index}"
+        selected += [f"{alias}.{q(c)}" for c in columns]
+        joins.append(f"LEFT JOIN {q(table)} AS {alias} USING (__sid)")
+    label = spec.label
+    where = "TRUE"
+    dropped: dict[str, int] = {}
+    if isinstance(label, ColumnLabel):
+        selected.append(f"s.{LABEL_COLUMN} AS {q(label.name)}")
+        where = f"s.{LABEL_COLUMN} IS NOT NULL"
+        row = con.execute(f"SELECT count(*) FROM __spine WHERE {LABEL_COLUMN} IS NULL").fetchone()
+        dropped["label_null"] = int(row[0])
+    elif isinstance(label, EventLabel | SumLabel):
+        selected.append(f"l.__label AS {q(label.name)}")
+        joins.append("JOIN __label AS l USING (__sid)")
+        where = f"l.{KNOWN_COLUMN}"
+        row = con.execute(f"SELECT count(*) FROM __label WHERE NOT {KNOWN_COLUMN}").fetchone()
+        dropped["label_unknown"] = int(row[0])
+    query = (
+        f"SELECT {', '.join(selected)} FROM __spine AS s {' '.join(joins)} "
+        f"WHERE {where} ORDER BY s.__sid"
+    )
+    written = con.execute(
+        f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+    ).fetchone()
+    return int(written[0]) if written else 0, dropped
