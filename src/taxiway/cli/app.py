@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from taxiway.cli import check
+from taxiway.cli import check, features
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
 
 __all__ = ["app", "main"]
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("check")(check.check)
+app.add_typer(features.app, name="features")
 
 
 def _version(value: bool) -> None:

@@ -23,7 +23,7 @@ from taxiway.data.contracts.validate import validate
 from taxiway.data.findings import Finding
 from taxiway.data.sources import Source, open_source
 from taxiway.data.sources.file import FileReader
-from taxiway.engines.duckdb import quote_identifier
+from taxiway.engines.duckdb import fetch_one, quote_identifier
 from taxiway.errors import ContractViolation
 from taxiway.spec.models import DuckDBSource
 from taxiway.spec.project import Project
@@ -69,7 +69,7 @@ def stage_source(
     reader.register(con, raw, staging_dir or project.state_dir / "staging" / run_id)
     declared = reader.spec
     if declared.contract is None:
-        row = con.execute(f"SELECT count(*) FROM {quote_identifier(raw)}").fetchone()
+        row = fetch_one(con, f"SELECT count(*) FROM {quote_identifier(raw)}")
         return StagedSource(
             name=name,
             view=raw,
@@ -138,8 +138,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> st
         stat = os.stat(reader.spec.path)
         digest.update(f"{reader.spec.path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     else:
-        row = con.execute(
-            f"SELECT count(*), bit_xor(hash(t)) FROM {quote_identifier(view)} AS t"
-        ).fetchone()
+        row = fetch_one(
+            con, f"SELECT count(*), bit_xor(hash(t)) FROM {quote_identifier(view)} AS t"
+        )
         digest.update(repr(row).encode())
     return digest.hexdigest()[:16]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-__all__ = ["connect", "quote_identifier", "quote_literal"]
+__all__ = ["connect", "fetch_one", "quote_identifier", "quote_literal"]
 
 
 def connect(
@@ -42,6 +43,16 @@ def connect(
     if temp_directory is not None:
         config["temp_directory"] = str(temp_directory)
     return duckdb.connect(str(database), read_only=read_only, config=config)
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:
+    """The first row of ``sql``, draining the result so the connection is free again.
+
+    >>> fetch_one(connect(), "SELECT 1, 2")
+    (1, 2)
+    """
+    rows = con.execute(sql).fetchall()
+    return tuple(rows[0]) if rows else None
 
 
 def quote_identifier(name: str) -> str:

@@ -135,12 +135,13 @@ def as_of_spine(
     keys: tuple[str, ...],
     moment: datetime,
     target: str,
-    only: list[tuple[object, ...]] | None = None,
+    *,
+    only_sql: str | None = None,
 ) -> None:
     """A spine of every entity key known at ``moment`` in any of ``key_sources``.
 
     ``key_sources`` lists (clean view, timestamp column or None, available_after interval SQL).
-    ``only`` restricts it to the given keys (for lookups and skew checks).
+    ``only_sql`` (a query returning key columns) restricts the spine to those keys.
     """
     key_list = ", ".join(q(k) for k in keys)
     present = " AND ".join(f"{q(k)} IS NOT NULL" for k in keys)
@@ -154,14 +155,8 @@ def as_of_spine(
         )
         parts.append(f"SELECT DISTINCT {key_list} FROM {q(view)} WHERE {present}{known}")
     union = " UNION ".join(parts)
-    if only is not None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __wanted AS SELECT * FROM ({union}) LIMIT 0")
-        if only:
-            placeholders = ", ".join("?" for _ in keys)
-            con.executemany(
-                f"INSERT INTO __wanted VALUES ({placeholders})", [list(k) for k in only]
-            )
-        union = "SELECT * FROM __wanted"
+    if only_sql is not None:
+        union = f"SELECT * FROM ({union}) SEMI JOIN ({only_sql}) AS wanted USING ({key_list})"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {q(target)} AS "
         f"SELECT row_number() OVER (ORDER BY {key_list}) AS __sid, {key_list}, {at} AS __t "

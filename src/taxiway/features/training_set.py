@@ -19,7 +19,7 @@ from typing import Any
 
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import stage_sources
-from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
+from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
@@ -154,8 +154,8 @@ def build_training_set(
     return manifest
 
 
-def _count(con: Any, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()
+def _count(con: Any, table: str, where: str = "TRUE") -> int:
+    row = fetch_one(con, f"SELECT count(*) FROM {quote_identifier(table)} WHERE {where}")
     return int(row[0]) if row else 0
 
 
@@ -179,19 +179,17 @@ def _write(
     if isinstance(label, ColumnLabel):
         selected.append(f"s.{LABEL_COLUMN} AS {q(label.name)}")
         where = f"s.{LABEL_COLUMN} IS NOT NULL"
-        row = con.execute(f"SELECT count(*) FROM __spine WHERE {LABEL_COLUMN} IS NULL").fetchone()
-        dropped["label_null"] = int(row[0])
+        dropped["label_null"] = _count(con, "__spine", f"{LABEL_COLUMN} IS NULL")
     elif isinstance(label, EventLabel | SumLabel):
         selected.append(f"l.__label AS {q(label.name)}")
         joins.append("JOIN __label AS l USING (__sid)")
         where = f"l.{KNOWN_COLUMN}"
-        row = con.execute(f"SELECT count(*) FROM __label WHERE NOT {KNOWN_COLUMN}").fetchone()
-        dropped["label_unknown"] = int(row[0])
+        dropped["label_unknown"] = _count(con, "__label", f"NOT {KNOWN_COLUMN}")
     query = (
         f"SELECT {', '.join(selected)} FROM __spine AS s {' '.join(joins)} "
         f"WHERE {where} ORDER BY s.__sid"
     )
-    written = con.execute(
-        f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
-    ).fetchone()
+    written = fetch_one(
+        con, f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
+    )
     return int(written[0]) if written else 0, dropped

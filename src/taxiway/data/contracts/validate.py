@@ -35,7 +35,7 @@ from taxiway.data.contracts.model import Contract
 from taxiway.data.contracts.report import RuleResult, ValidationReport
 from taxiway.data.contracts.rules import Rule, RulePlan, compile_rules
 from taxiway.data.findings import Finding
-from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
+from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
 from taxiway.errors import SourceError
 from taxiway.spec.durations import format_duration
 
@@ -83,7 +83,7 @@ class _Query:
 
     def one(self, sql: str) -> tuple[Any, ...]:
         try:
-            row = self.con.execute(sql).fetchone()
+            row = fetch_one(self.con, sql)
         except duckdb.Error as error:
             raise SourceError(
                 f"source `{self.source}`: validation query failed: {str(error).splitlines()[0]}",

@@ -1,0 +1,207 @@
+"""`taxiway features ...`: build training sets, materialize, look up, check skew."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
+from taxiway.features.lookup import lookup
+from taxiway.features.materialize import STATE_FILE, materialize
+from taxiway.features.online import open_online_store
+from taxiway.features.skew import check_skew
+from taxiway.features.training_set import build_training_set, manifest_path
+from taxiway.spec.project import Project
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The feature store: training sets, online features, skew checks.", no_args_is_help=True
+)
+
+AsOf = Annotated[
+    datetime | None,
+    typer.Option("--as-of", help="The time to compute features for (UTC; default now)."),
+]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _progress() -> Progress:
+    stderr = Console(stderr=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    )
+
+
+@app.command("build")
+def build(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    out: Annotated[Path, typer.Option("--out", help="The training set to write (Parquet).")] = Path(
+        "training.parquet"
+    ),
+    memory_limit: Annotated[
+        str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB (spills to disk beyond).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Build the point-in-time training set and its manifest."""
+    project = Project.load(file, state_dir)
+    with _progress() as progress:
+        task = progress.add_task("starting", total=None)
+        manifest = build_training_set(
+            project,
+            out,
+            progress=lambda step: progress.update(task, description=step),
+            memory_limit=memory_limit,
+        )
+    if as_json:
+        typer.echo(json.dumps(manifest.as_dict(), indent=2))
+        return
+    console = Console(highlight=False)
+    dropped = ", ".join(f"{n} {reason}" for reason, n in manifest.dropped.items() if n) or "none"
+    console.print(
+        f"[green]wrote[/] {out} · {manifest.rows:,} rows × {len(manifest.features)} features "
+        f"(+ label {manifest.label}) in {manifest.duration_s:.1f}s"
+    )
+    console.print(f"dropped: {dropped}; spine rows: {manifest.spine_rows:,}")
+    console.print(f"manifest: {manifest_path(out)} · definitions {manifest.definitions_hash}")
+
+
+@app.command("materialize")
+def materialize_command(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    as_of: AsOf = None,
+    full: Annotated[bool, typer.Option("--full", help="Recompute every entity.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compute every entity's features as of T and write them to the online store."""
+    project = Project.load(file, state_dir)
+    store = open_online_store(
+        project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+    )
+    try:
+        with _progress() as progress:
+            tasks: dict[str, object] = {}
+
+            def report_progress(view: str, done: int, total: int | None) -> None:
+                if view not in tasks:
+                    tasks[view] = progress.add_task(view, total=total)
+                progress.update(tasks[view], completed=done)  # type: ignore[arg-type]
+
+            report = materialize(
+                project, store, as_of=_utc(as_of), full=full, progress=report_progress
+            )
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    console = Console(highlight=False)
+    for view, info in report.views.items():
+        how = "changed entities" if info["incremental"] else "entities"
+        console.print(f"{view}: {info['entities']:,} {how} written")
+    console.print(
+        f"[green]materialized[/] as of {report.as_of.isoformat()} in {report.duration_s:.1f}s"
+    )
+
+
+@app.command("get")
+def get(
+    entities: Annotated[list[str], typer.Argument(help="ENTITY=KEY pairs, e.g. customer=123.")],
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Print the online features of each ENTITY=KEY as a JSON list."""
+    project = Project.load(file, state_dir)
+    wanted: dict[str, list[str]] = {}
+    order: list[tuple[str, str]] = []
+    for item in entities:
+        entity, sep, key = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"`{item}` is not ENTITY=KEY", fix="write e.g. `customer=123`")
+        if entity not in project.spec.entities:
+            known = ", ".join(sorted(project.spec.entities)) or "none"
+            raise SpecError(f"unknown entity `{entity}` (known: {known})")
+        wanted.setdefault(entity, []).append(key)
+        order.append((entity, key))
+    store = open_online_store(
+        project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+    )
+    try:
+        found = {
+            (entity, result.key): result
+            for entity, keys in wanted.items()
+            for result in lookup(project.spec, store, entity, keys)
+        }
+    finally:
+        store.close()
+    typer.echo(json.dumps([found[item].as_dict() for item in order], indent=2, default=str))
+
+
+@app.command("skew")
+def skew(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    as_of: AsOf = None,
+    sample: Annotated[int, typer.Option(help="Entities to compare per entity type.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare online vectors with offline values at T; exit 1 on any mismatch.
+
+    T defaults to the last materialization time.
+    """
+    project = Project.load(file, state_dir)
+    moment = _utc(as_of) or _last_materialized(project)
+    store = open_online_store(
+        project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+    )
+    try:
+        report = check_skew(project, store, as_of=moment, sample=sample)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        console = Console(highlight=False)
+        console.print(
+            f"compared {report.compared:,} values of {report.entities:,} entities as of "
+            f"{report.as_of.isoformat()}: {len(report.mismatches)} mismatch(es)"
+        )
+        for m in report.mismatches[:50]:
+            console.print(
+                f"  {m.entity}={m.key} {m.feature}: online {m.online!r} offline {m.offline!r} ({m.reason})"
+            )
+    raise typer.Exit(EXIT_FAILURE if report.mismatches else EXIT_OK)
+
+
+def _last_materialized(project: Project) -> datetime:
+    path = project.state_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        return max(datetime.fromisoformat(v["as_of"]) for v in state.values())
+    except (OSError, ValueError, KeyError):
+        raise SpecError(
+            "nothing has been materialized yet, so there is no time to compare at",
+            fix="run `taxiway features materialize` first, or pass --as-of",
+        ) from None

@@ -1,0 +1,247 @@
+"""`taxiway features materialize`: every entity's feature vector as of T, into the online store.
+
+The values come from the same SQL as training sets (``taxiway.features.pit``) over a spine of
+one row per entity at T: the offline and online values cannot disagree by construction.
+
+Incremental: for each view the store remembers the source fingerprint and the T it was
+materialized for. When the data has not changed since, only the entities that have a row
+entering or leaving a window (or becoming known) between the two times are recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from taxiway.data.contracts.validate import new_run_id
+from taxiway.data.stage import StagedSource, stage_sources
+from taxiway.engines.duckdb import connect, fetch_one
+from taxiway.engines.duckdb import quote_identifier as q
+from taxiway.features.definitions import view_columns
+from taxiway.features.online.base import OnlineStore, ViewValues
+from taxiway.features.pit import EVENT_TIME, compute_view, interval
+from taxiway.features.spine import as_of_spine, timestamp_literal
+from taxiway.spec.models import AggregateView, TaxiwaySpec
+from taxiway.spec.project import Project
+
+__all__ = ["MaterializeReport", "encode_key", "materialize"]
+
+Progress = Callable[[str, int, int | None], None]
+STATE_FILE = "materialized.json"
+BATCH_ROWS = 20_000
+
+
+def encode_key(values: tuple[Any, ...]) -> str:
+    """The store key of an entity: its key values joined by ``|``.
+
+    >>> encode_key((123,)), encode_key(("EWR", 7))
+    ('123', 'EWR|7')
+    """
+    return "|".join(str(v) for v in values)
+
+
+@dataclass
+class MaterializeReport:
+    """What one materialization wrote."""
+
+    as_of: datetime
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "views": self.views,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def materialize(
+    project: Project,
+    store: OnlineStore,
+    *,
+    as_of: datetime | None = None,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> MaterializeReport:
+    """Write every view's values as of ``as_of`` (default now) to ``store``."""
+    spec = project.spec
+    moment = (as_of or datetime.now(UTC)).astimezone(UTC)
+    started = time.perf_counter()
+    report = MaterializeReport(as_of=moment)
+    state_path = project.state_dir / STATE_FILE
+    state = _load_state(state_path)
+    run_id = new_run_id()
+    temp = project.state_dir / "tmp" / run_id
+    temp.mkdir(parents=True, exist_ok=True)
+    con = connect(temp_directory=temp)
+    try:
+        sources = sorted(
+            {view.source for view in spec.features.values()}, key=list(spec.sources).index
+        )
+        staged = stage_sources(project, con, sources, run_id=run_id, as_of=moment)
+        for entity in dict.fromkeys(view.entity for view in spec.features.values()):
+            views = [name for name, view in spec.features.items() if view.entity == entity]
+            _materialize_entity(
+                con, spec, store, entity, views, staged, state, moment, full, report, progress
+            )
+    finally:
+        con.close()
+        shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _materialize_entity(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    store: OnlineStore,
+    entity: str,
+    views: list[str],
+    staged: dict[str, StagedSource],
+    state: dict[str, dict[str, str]],
+    moment: datetime,
+    full: bool,
+    report: MaterializeReport,
+    progress: Progress | None,
+) -> None:
+    """Every view of ``entity`` for every key known at ``moment`` in any of its views' sources
+    (a customer with a profile but no orders has order counts of 0, as in a training set)."""
+    keys = spec.entity_keys(entity)
+    key_list = ", ".join(q(k) for k in keys)
+    key_sources = [
+        (
+            staged[spec.features[v].source].view,
+            spec.sources[spec.features[v].source].timestamp,
+            interval(spec.sources[spec.features[v].source].available_after),
+        )
+        for v in views
+    ]
+    entity_spine = f"__entity_{entity}"
+    as_of_spine(con, key_sources, keys, moment, entity_spine)
+    previous = [state.get(v) for v in views]
+    # incremental only when every view of the entity was materialized before from the same data
+    same_data = all(
+        p is not None and p.get("fingerprint") == staged[spec.features[v].source].fingerprint
+        for v, p in zip(views, previous, strict=True)
+    )
+    before = min((datetime.fromisoformat(p["as_of"]) for p in previous if p), default=None)
+    incremental = not full and same_data and before is not None and before <= moment
+    if incremental and before is not None:
+        as_of_spine(con, key_sources, keys, before, "__entity_before")
+    for view_name in views:
+        view = spec.features[view_name]
+        source = staged[view.source]
+        spine = f"__spine_{view_name}"
+        if incremental and before is not None:
+            changed = _changed_keys_sql(spec, view_name, source, before, moment)
+            newly_known = (
+                f"SELECT {key_list} FROM {q(entity_spine)} "
+                f"EXCEPT SELECT {key_list} FROM __entity_before"
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)} "
+                f"SEMI JOIN (({changed}) UNION ({newly_known})) AS wanted USING ({key_list})"
+            )
+        else:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)}"
+            )
+        compute_view(con, spec, view_name, source.view, spine, f"__f_{view_name}")
+        written = store.write(entity, _rows(con, spec, view_name, keys, spine, moment, progress))
+        report.views[view_name] = {
+            "entities": written,
+            "incremental": incremental,
+            "fingerprint": source.fingerprint,
+        }
+        state[view_name] = {"fingerprint": source.fingerprint, "as_of": moment.isoformat()}
+
+
+def _load_state(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _changed_keys_sql(
+    spec: TaxiwaySpec, view_name: str, source: StagedSource, before: datetime, moment: datetime
+) -> str:
+    """SQL listing the keys of ``view_name`` whose values may differ between ``before`` and
+    ``moment`` when the data itself has not changed: a row became known, or left a window."""
+    view = spec.features[view_name]
+    declared = spec.sources[view.source]
+    keys = ", ".join(q(k) for k in spec.entity_keys(view.entity))
+    if declared.timestamp is None:
+        return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE FALSE"
+    ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
+    lo, hi = timestamp_literal(before), timestamp_literal(moment)
+    moments = [f"{ts} + {interval(declared.available_after)}"]
+    if isinstance(view, AggregateView):
+        moments += [f"{ts} + {interval(window)}" for window in view.windows]
+    changed = " OR ".join(f"({m} > {lo} AND {m} <= {hi})" for m in moments)
+    return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"
+
+
+def _rows(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    view_name: str,
+    keys: tuple[str, ...],
+    spine: str,
+    moment: datetime,
+    progress: Progress | None,
+) -> Iterator[tuple[str, ViewValues]]:
+    names = [c.name for c in view_columns(view_name, spec.features[view_name])]
+    total_row = fetch_one(con, f"SELECT count(*) FROM {q(spine)}")
+    total = int(total_row[0]) if total_row else 0
+    batches = con.sql(
+        f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "
+        f"{', '.join(f'f.{q(n)}' for n in names)}, f.{EVENT_TIME} "
+        f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)"
+    ).to_arrow_reader(BATCH_ROWS)
+    done = 0
+    width = len(keys)
+    for batch in batches:
+        for row in batch.to_pylist():
+            values = list(row.values())
+            event_time = values[-1]
+            if isinstance(event_time, datetime) and event_time.tzinfo is None:
+                event_time = event_time.replace(tzinfo=UTC)
+            yield (
+                encode_key(tuple(values[:width])),
+                ViewValues(
+                    view=view_name,
+                    values={n: _plain(v) for n, v in zip(names, values[width:-1], strict=True)},
+                    event_time=event_time,
+                    as_of=moment,
+                ),
+            )
+        done += batch.num_rows
+        if progress:
+            progress(view_name, done, total)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able scalars only: datetimes and decimals become text and floats."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)

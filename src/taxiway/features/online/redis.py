@@ -1,0 +1,215 @@
+"""The Redis online store: one hash per entity key, one field per feature view, one round trip.
+
+Layout: the key ``{prefix}:{entity}:{key}`` is a Redis HASH whose field ``{view}`` holds the
+JSON ``{"values": {...}, "event_time": <epoch s | null>, "as_of": <epoch s>}``. Writing a
+view replaces one field and leaves the key's other views alone; reading N keys is one
+pipeline of N ``HGETALL``, sent and answered in a single round trip. ``clear`` walks the
+prefix with ``SCAN`` and deletes with ``UNLINK`` (never ``FLUSHDB``: the database may be
+shared). Keys never expire; materialization overwrites them.
+
+Failures fail fast: the socket timeouts are ``timeout_ms``, a dropped connection is retried
+once at once (a pooled connection the server closed), a timeout is not retried, and every
+failure is a :class:`~taxiway.errors.FeatureError` naming the server (never the password)
+and the fix. The client is thread-safe: each call takes a pooled connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from taxiway.errors import FeatureError
+from taxiway.features.online._codec import Moments, check_entity, decode, encode_record, to_epoch
+from taxiway.features.online.base import ViewValues
+from taxiway.spec.secrets import redact
+
+__all__ = ["RedisStore"]
+
+WRITE_CHUNK = 1_000  # commands per pipeline execute while writing
+SCAN_COUNT = 1_000  # keys per SCAN step and per UNLINK while clearing
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+class RedisStore:
+    """Feature vectors in the Redis server at ``url``, under keys starting ``prefix:``.
+
+    ``timeout_ms`` bounds connecting and every answer. ``origin`` says where the URL came
+    from (e.g. ``the environment variable REDIS_URL``), for error messages.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        timeout_ms: float,
+        *,
+        origin: str = "online_store.url",
+    ) -> None:
+        if not prefix:
+            raise FeatureError(
+                "the Redis online store needs a non-empty key prefix",
+                fix="set online_store.prefix, e.g. `taxiway:<spec name>`",
+            )
+        self.prefix = prefix
+        self.timeout_ms = timeout_ms
+        self._origin = origin
+        seconds = timeout_ms / 1000
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                socket_timeout=seconds,
+                socket_connect_timeout=seconds,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+        except ValueError as error:
+            raise FeatureError(
+                f"{origin} is not a Redis URL ({redact(str(error))})",
+                fix=f"set {origin} to a URL such as redis://127.0.0.1:6379/0",
+            ) from None
+        params: dict[str, Any] = self._client.connection_pool.connection_kwargs
+        self.address = (
+            str(params["path"]) if "path" in params else f"{params['host']}:{params['port']}"
+        )
+        self._namespace = f"{prefix}:"
+
+    def __repr__(self) -> str:
+        return f"RedisStore(address={self.address!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ the protocol
+
+    def write(self, entity: str, rows: Iterable[tuple[str, ViewValues]]) -> int:
+        """Upsert ``(key, values)`` pairs of ``entity``; return how many were written.
+
+        Rows go out in pipelines of :data:`WRITE_CHUNK` ``HSET`` commands (not transactions:
+        a failure part-way leaves the chunks already sent in place; write again to finish).
+        """
+        base = f"{self._namespace}{check_entity(entity)}:"
+        written = 0
+        with self._errors("writing to"), self._client.pipeline(transaction=False) as pipe:
+            queued = 0
+            for key, view in rows:
+                event_time = view.event_time
+                record = encode_record(
+                    view.values,
+                    None if event_time is None else to_epoch(event_time),
+                    to_epoch(view.as_of),
+                )
+                pipe.hset(base + key, mapping={view.view: record})
+                queued += 1
+                if queued == WRITE_CHUNK:
+                    pipe.execute()
+                    written += queued
+                    queued = 0
+            if queued:
+                pipe.execute()
+                written += queued
+        return written
+
+    def read(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
+        """Every stored view of each key (views in name order), in one round trip.
+
+        Keys never written are absent from the answer.
+        """
+        base = f"{self._namespace}{check_entity(entity)}:"
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        with self._errors("reading from"):
+            pipe = self._client.pipeline(transaction=False)
+            for key in wanted:
+                pipe.hgetall(base + key)
+            answers: list[dict[bytes, bytes]] = pipe.execute()
+        found: dict[str, list[ViewValues]] = {}
+        moments = Moments()
+        for key, fields in zip(wanted, answers, strict=True):
+            if fields:
+                found[key] = [
+                    _view_values(view, record, moments) for view, record in sorted(fields.items())
+                ]
+        return found
+
+    def clear(self, entity: str | None = None) -> None:
+        """Delete every key of ``entity`` (or of every entity) under this store's prefix.
+
+        Keys of another prefix that starts with this one plus ``:`` are deleted too: give
+        stores that share a database prefixes that do not nest.
+        """
+        pattern = self._namespace.translate(_GLOB_SPECIAL)
+        if entity is not None:
+            pattern += check_entity(entity) + ":"
+        with self._errors("clearing"):
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=pattern + "*", count=SCAN_COUNT):
+                batch.append(name)
+                if len(batch) == SCAN_COUNT:
+                    self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                self._client.unlink(*batch)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
+
+    # ------------------------------------------------------------------ errors
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn redis-py's exceptions into one clear :class:`FeatureError` with the fix."""
+        where = f"Redis at {self.address}"
+        try:
+            yield
+        except redis.AuthenticationError as error:
+            raise FeatureError(
+                f"{where} refused the credentials while {action} the online store "
+                f"({redact(str(error))})",
+                fix=f"fix the user and password in {self._origin}",
+            ) from None
+        except redis.TimeoutError:
+            raise FeatureError(
+                f"{where} did not answer within {self.timeout_ms:g} ms while {action} the "
+                "online store",
+                fix="check that Redis is up and not overloaded, or raise online_store.timeout_ms",
+            ) from None
+        except redis.ConnectionError as error:
+            reason = redact(str(error))
+            if "refused" in reason.lower():
+                message = f"{where} refused the connection"
+                fix = f"start Redis there, or fix {self._origin}"
+            elif "name or service not known" in reason.lower() or "nodename" in reason.lower():
+                message = f"the host of Redis at {self.address} cannot be resolved"
+                fix = f"fix the host name in {self._origin}"
+            else:
+                message = f"{where} cannot be reached ({reason})"
+                fix = f"start Redis there, or fix {self._origin}"
+            raise FeatureError(f"{message} while {action} the online store", fix=fix) from None
+        except redis.ResponseError as error:
+            # a pipeline error quotes the command, which may hold feature values: keep the reason
+            reason = str(error).rpartition("caused error: ")[2]
+            raise FeatureError(
+                f"{where} rejected a command while {action} the online store ({reason})",
+                fix="make sure no other program writes keys under online_store.prefix "
+                f"{self.prefix!r}, or choose another prefix",
+            ) from None
+        except redis.RedisError as error:
+            raise FeatureError(
+                f"{where} answered unexpectedly while {action} the online store "
+                f"({redact(str(error))})",
+                fix=f"check that {self._origin} points at a Redis server",
+            ) from None
+
+
+def _view_values(view: bytes, record: bytes, moments: Moments) -> ViewValues:
+    data = decode(record)
+    event_time = data["event_time"]
+    return ViewValues(
+        view.decode("utf-8"),
+        data["values"],
+        None if event_time is None else moments[event_time],
+        moments[data["as_of"]],
+    )
