@@ -29,7 +29,7 @@ from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
-from taxiway.spec.models import AggregateView, TaxiwaySpec
+from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
 
 __all__ = ["MaterializeReport", "encode_key", "materialize"]
@@ -190,8 +190,10 @@ def _changed_keys_sql(
     ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
     lo, hi = timestamp_literal(before), timestamp_literal(moment)
     moments = [f"{ts} + {interval(declared.available_after)}"]
-    if isinstance(view, AggregateView):
+    if isinstance(view, AggregateView):  # ... or left a window
         moments += [f"{ts} + {interval(window)}" for window in view.windows]
+    if isinstance(view, LatestView) and view.ttl is not None:  # ... or outlived its ttl
+        moments.append(f"{ts} + {interval(view.ttl)}")
     changed = " OR ".join(f"({m} > {lo} AND {m} <= {hi})" for m in moments)
     return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"
 
