@@ -397,7 +397,7 @@ class SqliteOnlineStore(_Model):
 
 
 class RedisOnlineStore(_Model):
-    """Redis as the online store; keys are namespaced by ``prefix`` (default: the spec name)."""
+    """Redis as the online store; keys are namespaced by ``prefix`` (default ``taxiway:<name>``)."""
 
     kind: Literal["redis"]
     url: SecretURL

@@ -104,7 +104,8 @@ class SqliteStore:
             try:
                 connection.executemany(_UPSERT, records())
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # some errors have rolled back already
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
         except sqlite3.Error as error:
@@ -133,7 +134,8 @@ class SqliteStore:
                     for start in range(0, len(wanted), size):
                         self._select(connection, entity, wanted[start : start + size], found)
                 finally:
-                    connection.execute("COMMIT")
+                    if connection.in_transaction:
+                        connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise self._error("read from", error) from None
         for views in found.values():
