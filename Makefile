@@ -26,8 +26,14 @@ examples/flights/data/.done: examples/flights/prepare.py | $(VENV)/.base
 
 data: examples/retail/data/.done examples/flights/data/.done
 
+# The main job on the bundled example, until `taxiway sprint` exists: check the sources,
+# build the point-in-time training set, materialize the online store, prove there is no skew.
+RETAIL := examples/retail/taxiway.yaml
 demo: $(VENV)/.base examples/retail/data/.done
-	$(BIN)/taxiway check -f examples/retail/taxiway.yaml
+	$(BIN)/taxiway check -f $(RETAIL)
+	$(BIN)/taxiway features build -f $(RETAIL) --out examples/retail/.taxiway/training.parquet
+	$(BIN)/taxiway features materialize -f $(RETAIL) --as-of 2025-12-31
+	$(BIN)/taxiway features skew -f $(RETAIL) --sample 500
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples
