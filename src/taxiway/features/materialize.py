@@ -32,7 +32,7 @@ from taxiway.features.spine import as_of_spine, timestamp_literal
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
 
-__all__ = ["MaterializeReport", "encode_key", "materialize"]
+__all__ = ["MaterializeReport", "encode_key", "materialize", "plain_value"]
 
 Progress = Callable[[str, int, int | None], None]
 STATE_FILE = "materialized.json"
@@ -227,7 +227,9 @@ def _rows(
                 encode_key(tuple(values[:width])),
                 ViewValues(
                     view=view_name,
-                    values={n: _plain(v) for n, v in zip(names, values[width:-1], strict=True)},
+                    values={
+                        n: plain_value(v) for n, v in zip(names, values[width:-1], strict=True)
+                    },
                     event_time=event_time,
                     as_of=moment,
                 ),
@@ -237,7 +239,7 @@ def _rows(
             progress(view_name, done, total)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """JSON-able scalars only: datetimes and decimals become text and floats."""
     if value is None or isinstance(value, bool | int | float | str):
         return value

@@ -18,7 +18,7 @@ from taxiway.data.stage import stage_sources
 from taxiway.engines.duckdb import connect
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.features.definitions import view_columns
-from taxiway.features.materialize import encode_key
+from taxiway.features.materialize import encode_key, plain_value
 from taxiway.features.online.base import OnlineStore
 from taxiway.features.pit import compute_view, interval
 from taxiway.features.spine import as_of_spine
@@ -114,7 +114,12 @@ def check_skew(
                     if name not in served:
                         report.mismatches.append(
                             Mismatch(
-                                entity, key, name, None, _plain(value), "not in the online store"
+                                entity,
+                                key,
+                                name,
+                                None,
+                                plain_value(value),
+                                "not in the online store",
                             )
                         )
                     elif not _equal(served[name], value):
@@ -125,7 +130,7 @@ def check_skew(
                             else f"online values are as of {when.isoformat()}, older than T"
                         )
                         report.mismatches.append(
-                            Mismatch(entity, key, name, served[name], _plain(value), reason)
+                            Mismatch(entity, key, name, served[name], plain_value(value), reason)
                         )
     finally:
         con.close()
@@ -134,19 +139,8 @@ def check_skew(
     return report
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def _equal(online: Any, offline: Any) -> bool:
-    offline = _plain(offline)
+    offline = plain_value(offline)
     if online is None or offline is None:
         return online is None and offline is None
     if isinstance(online, int | float) and isinstance(offline, int | float):
