@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from taxiway.data.check import used_columns
 from taxiway.data.contracts.validate import new_run_id
-from taxiway.data.stage import stage_sources
+from taxiway.data.stage import StagedSource, stage_sources
 from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
@@ -28,7 +29,13 @@ from taxiway.features.spine import LABEL_COLUMN, build_spine
 from taxiway.spec.models import ColumnLabel, EventLabel, SumLabel, TaxiwaySpec
 from taxiway.spec.project import Project
 
-__all__ = ["TrainingSetManifest", "build_training_set", "manifest_path", "used_sources"]
+__all__ = [
+    "TrainingSetManifest",
+    "build_training_set",
+    "manifest_path",
+    "require_columns",
+    "used_sources",
+]
 
 Progress = Callable[[str], None]
 
@@ -104,6 +111,7 @@ def build_training_set(
         say = progress or (lambda _: None)
         say("staging and validating sources")
         staged = stage_sources(project, con, used_sources(spec), run_id=run_id)
+        require_columns(con, spec, staged)
         mark = phase("sources", started)
         if spec.spine is None:
             raise FeatureError(
@@ -152,6 +160,25 @@ def build_training_set(
     )
     manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
+
+
+def require_columns(con: Any, spec: TaxiwaySpec, staged: dict[str, StagedSource]) -> None:
+    """Raise :class:`FeatureError` naming every column the spec uses but a source lacks."""
+    problems = []
+    for name, source in staged.items():
+        described = con.execute(f"DESCRIBE {quote_identifier(source.view)}").fetchall()
+        present = {str(row[0]) for row in described}
+        missing = [c for c in used_columns(spec, name) if c not in present]
+        if missing:
+            problems.append(
+                f"source `{name}` has no column {', '.join(missing)} "
+                f"(it has: {', '.join(sorted(present))})"
+            )
+    if problems:
+        raise FeatureError(
+            "the spec uses columns the data does not have: " + "; ".join(problems),
+            fix="fix the column names in the spec (entities, features, label), or the data",
+        )
 
 
 def _count(con: Any, table: str, where: str = "TRUE") -> int:
