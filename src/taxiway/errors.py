@@ -92,7 +92,8 @@ class SpecIssue:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        parts = [part for part in (where, self.path, self.message) if part]
+        head = ": ".join(parts)
         lines = [head]
         if self.expected:
             lines.append(f"  expected: {self.expected}")

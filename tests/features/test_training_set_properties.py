@@ -53,12 +53,13 @@ events = st.lists(
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    available_after = draw(st.sampled_from([0, 1, 6, 30]))
+    # windows must outlast available_after (a shorter one is refused by the spec loader)
+    windows = st.sampled_from([1, 2, 12, 24, 48, 100]).map(lambda h: h + available_after)
     return {
         "events": draw(events),
-        "available_after_h": draw(st.sampled_from([0, 1, 6, 30])),
-        "windows_h": draw(
-            st.lists(st.sampled_from([1, 2, 12, 24, 48, 100]), min_size=1, max_size=2, unique=True)
-        ),
+        "available_after_h": available_after,
+        "windows_h": draw(st.lists(windows, min_size=1, max_size=2, unique=True)),
         "ttl_h": draw(st.sampled_from([1, 5, 24, 72])),
         "every_h": draw(st.sampled_from([7, 12, 24])),
         "horizon_h": draw(st.sampled_from([6, 24, 48])),

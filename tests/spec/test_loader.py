@@ -117,7 +117,7 @@ def test_literal_password_is_refused_and_the_env_form_shown_without_the_password
     error = issue_of(GOOD.replace("${ORDERS_DB_URL}", "postgresql://ml:hunter2@db/prod"))
     text = str(error)
     assert "hunter2" not in text
-    assert "${ORDERS_DB_URL}" in text
+    assert "url: ${DB_URL}" in text
     assert error.issues[0].line == 13
 
 
@@ -275,3 +275,25 @@ def test_random_documents_only_ever_raise_spec_error(document: object) -> None:
 def test_random_text_only_ever_raises_spec_error(text: str) -> None:
     with contextlib.suppress(SpecError):
         load_spec_text(text, "fuzz.yaml")
+
+
+def test_window_no_longer_than_available_after_is_refused() -> None:
+    error = issue_of(GOOD.replace("windows: [7d, 30d]", "windows: [1h, 30d]"))
+    [issue] = error.issues
+    assert issue.path == "features.stats.windows[0]"
+    assert "never holds a known row" in issue.message
+
+
+def test_label_name_clashing_with_a_key_or_feature_is_refused() -> None:
+    for name in ("timestamp", "customer_id", "stats__n_7d"):
+        error = issue_of(GOOD.replace("name: repurchased", f"name: {name}"))
+        assert error.issues[0].path == "label.name"
+
+
+def test_spine_entity_must_be_the_label_entity() -> None:
+    text = GOOD.replace(
+        "entities: {customer: customer_id}", "entities: {customer: customer_id, store: store_id}"
+    )
+    text = text.replace("source: orders}\nlabel", "source: orders, entity: store}\nlabel")
+    error = issue_of(text)
+    assert error.issues[0].path == "spine.entity"

@@ -78,10 +78,11 @@ def build(
         typer.echo(json.dumps(manifest.as_dict(), indent=2))
         return
     console = Console(highlight=False)
-    dropped = ", ".join(f"{n} {reason}" for reason, n in manifest.dropped.items() if n) or "none"
+    dropped = ", ".join(f"{n:,} {reason}" for reason, n in manifest.dropped.items() if n) or "none"
+    label = f" + label {manifest.label}" if manifest.label else ", no label"
     console.print(
-        f"[green]wrote[/] {out} · {manifest.rows:,} rows × {len(manifest.features)} features "
-        f"(+ label {manifest.label}) in {manifest.duration_s:.1f}s"
+        f"[green]wrote[/] {out} · {manifest.rows:,} rows × {len(manifest.features)} features"
+        f"{label} in {manifest.duration_s:.1f}s"
     )
     console.print(f"dropped: {dropped}; spine rows: {manifest.spine_rows:,}")
     console.print(f"manifest: {manifest_path(out)} · definitions {manifest.definitions_hash}")

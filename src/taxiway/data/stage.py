@@ -60,6 +60,7 @@ def stage_source(
     run_id: str,
     as_of: datetime | None = None,
     staging_dir: Path | None = None,
+    keep_quarantine: bool = True,
 ) -> StagedSource:
     """Register ``reader`` in ``con``, validate it against its contract (quarantining bad rows
     under the state folder) and return the clean view. Raises nothing on `block` findings:
@@ -81,7 +82,7 @@ def stage_source(
         raw,
         load_contract(declared.contract),
         source=name,
-        quarantine_dir=project.state_dir / "quarantine" / name,
+        quarantine_dir=project.state_dir / "quarantine" / name if keep_quarantine else None,
         run_id=run_id,
         as_of=as_of,
         order_by=declared.timestamp,
@@ -103,13 +104,23 @@ def stage_sources(
     *,
     run_id: str,
     as_of: datetime | None = None,
+    keep_quarantine: bool = True,
 ) -> dict[str, StagedSource]:
-    """Stage every source in ``names``; raise :class:`ContractViolation` if any blocks."""
+    """Stage every source in ``names``; raise :class:`ContractViolation` if any blocks.
+
+    ``keep_quarantine=False`` still leaves bad rows out but writes no quarantine file (for
+    repeated jobs such as materialization, which would otherwise pile up copies).
+    """
     staged: dict[str, StagedSource] = {}
     blocking: list[Finding] = []
     for name in names:
         result = stage_source(
-            project, con, open_source(name, project.spec.sources[name]), run_id=run_id, as_of=as_of
+            project,
+            con,
+            open_source(name, project.spec.sources[name]),
+            run_id=run_id,
+            as_of=as_of,
+            keep_quarantine=keep_quarantine,
         )
         staged[name] = result
         blocking.extend(f for f in result.findings if f.blocks)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ def connect(
         config["threads"] = threads
     if temp_directory is not None:
         config["temp_directory"] = str(temp_directory)
-    return duckdb.connect(str(database), read_only=read_only, config=config)
+    con = duckdb.connect(str(database), read_only=read_only, config=config)
+    # every time is UTC, whatever the machine's zone: time-zone-aware columns cast to UTC
+    with contextlib.suppress(duckdb.Error):  # a build without ICU has no zones to set
+        con.execute("LOAD icu; SET TimeZone = 'UTC'")
+    return con
 
 
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:

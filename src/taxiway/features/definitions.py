@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from taxiway.spec.durations import format_duration
 from taxiway.spec.models import AggregateView, LatestView, StaticView, TaxiwaySpec
 
 __all__ = ["FeatureColumn", "definitions_hash", "feature_columns", "view_columns"]
@@ -39,23 +38,27 @@ class FeatureColumn:
 
 
 def view_columns(name: str, view: AggregateView | LatestView | StaticView) -> list[FeatureColumn]:
-    """The output columns of one view, in a stable order."""
+    """The output columns of one view, in a stable order (names from the spec's views)."""
+    names = view.output_names(name)
     if isinstance(view, AggregateView):
+        specs = [(a, w) for a in view.aggregate.values() for w in view.windows]
         return [
             FeatureColumn(
-                name=f"{name}__{feature}_{format_duration(window)}",
+                name=column,
                 view=name,
                 kind="aggregate",
                 function=aggregation.function,
                 column=aggregation.column,
                 window=window,
             )
-            for feature, aggregation in view.aggregate.items()
-            for window in view.windows
+            for column, (aggregation, window) in zip(names, specs, strict=True)
         ]
-    columns = view.latest if isinstance(view, LatestView) else view.static
+    sources = view.latest if isinstance(view, LatestView) else view.static
     kind = "latest" if isinstance(view, LatestView) else "static"
-    return [FeatureColumn(name=f"{name}__{c}", view=name, kind=kind, column=c) for c in columns]
+    return [
+        FeatureColumn(name=column, view=name, kind=kind, column=source)
+        for column, source in zip(names, sources, strict=True)
+    ]
 
 
 def feature_columns(spec: TaxiwaySpec) -> list[FeatureColumn]:

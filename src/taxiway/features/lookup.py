@@ -74,16 +74,19 @@ def lookup(
         result = EntityFeatures(entity=entity, key=key, as_of=moment)
         for view_name, view in views.items():
             found = by_view.get(view_name)
+            timed = spec.sources[view.source].timestamp is not None
             for column in view_columns(view_name, view):
-                result.features[column.name] = _judge(view, found, column.name, moment)
+                result.features[column.name] = _judge(view, timed, found, column.name, moment)
         results.append(result)
     return results
 
 
-def _judge(view: Any, found: ViewValues | None, name: str, moment: datetime) -> FeatureValue:
+def _judge(
+    view: Any, timed: bool, found: ViewValues | None, name: str, moment: datetime
+) -> FeatureValue:
     if found is None or name not in found.values:
         return FeatureValue(None, "missing", None)
-    if isinstance(view, LatestView):
+    if isinstance(view, LatestView) and timed:
         if found.event_time is None:
             return FeatureValue(None, "missing", None)
         age = (moment - found.event_time).total_seconds()

@@ -10,6 +10,7 @@ entering or leaving a window (or becoming known) between the two times are recom
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -88,7 +89,9 @@ def materialize(
         sources = sorted(
             {view.source for view in spec.features.values()}, key=list(spec.sources).index
         )
-        staged = stage_sources(project, con, sources, run_id=run_id, as_of=moment)
+        staged = stage_sources(
+            project, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
+        )
         for entity in dict.fromkeys(view.entity for view in spec.features.values()):
             views = [name for name, view in spec.features.items() if view.entity == entity]
             _materialize_entity(
@@ -134,7 +137,9 @@ def _materialize_entity(
     previous = [state.get(v) for v in views]
     # incremental only when every view of the entity was materialized before from the same data
     same_data = all(
-        p is not None and p.get("fingerprint") == staged[spec.features[v].source].fingerprint
+        p is not None
+        and p.get("fingerprint") == staged[spec.features[v].source].fingerprint
+        and p.get("definition") == view_hash(spec, v)
         for v, p in zip(views, previous, strict=True)
     )
     before = min((datetime.fromisoformat(p["as_of"]) for p in previous if p), default=None)
@@ -166,7 +171,28 @@ def _materialize_entity(
             "incremental": incremental,
             "fingerprint": source.fingerprint,
         }
-        state[view_name] = {"fingerprint": source.fingerprint, "as_of": moment.isoformat()}
+        state[view_name] = {
+            "fingerprint": source.fingerprint,
+            "definition": view_hash(spec, view_name),
+            "as_of": moment.isoformat(),
+        }
+
+
+def view_hash(spec: TaxiwaySpec, view_name: str) -> str:
+    """A hash of one view's definition and its source's timing: a change means recompute all."""
+    view = spec.features[view_name]
+    source = spec.sources[view.source]
+    payload = json.dumps(
+        [
+            view.model_dump(mode="json", exclude={"description"}),
+            spec.entity_keys(view.entity),
+            source.timestamp,
+            source.available_after.total_seconds(),
+            source.created,
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _load_state(path: Path) -> dict[str, dict[str, str]]:
@@ -192,9 +218,11 @@ def _changed_keys_sql(
     moments = [f"{ts} + {interval(declared.available_after)}"]
     if isinstance(view, AggregateView):  # ... or left a window
         moments += [f"{ts} + {interval(window)}" for window in view.windows]
-    if isinstance(view, LatestView) and view.ttl is not None:  # ... or outlived its ttl
-        moments.append(f"{ts} + {interval(view.ttl)}")
     changed = " OR ".join(f"({m} > {lo} AND {m} <= {hi})" for m in moments)
+    if isinstance(view, LatestView) and view.ttl is not None:
+        # ... or outlived its ttl: present while t <= ts + ttl, null after
+        expiry = f"{ts} + {interval(view.ttl)}"
+        changed += f" OR ({expiry} >= {lo} AND {expiry} < {hi})"
     return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"
 
 

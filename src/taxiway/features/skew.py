@@ -71,7 +71,9 @@ def check_skew(
     con = connect(temp_directory=temp)
     try:
         sources = sorted({v.source for v in spec.features.values()}, key=list(spec.sources).index)
-        staged = stage_sources(project, con, sources, run_id=run_id, as_of=moment)
+        staged = stage_sources(
+            project, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
+        )
         for entity in dict.fromkeys(v.entity for v in spec.features.values()):
             keys = spec.entity_keys(entity)
             views = {n: v for n, v in spec.features.items() if v.entity == entity}

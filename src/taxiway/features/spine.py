@@ -106,6 +106,10 @@ def build_spine(
     label_sql = ""
     if isinstance(label, ColumnLabel):
         label_sql = f", ({label.expr}) AS {LABEL_COLUMN}"
+    # rows without the label entity's key could only get a false label: leave them out
+    required = (
+        "".join(f" AND {q(k)} IS NOT NULL" for k in spec.entity_keys(entity)) if entity else ""
+    )
     order = ", ".join(q(c) for c in available)
     selected = ", ".join([*(q(k) for k in keys), "__t"] + ([LABEL_COLUMN] if label_sql else []))
     try:
@@ -115,7 +119,7 @@ def build_spine(
             SELECT row_number() OVER (ORDER BY __t, {order}) AS __sid, {selected}
             FROM (
                 SELECT *, CAST({q(timestamp)} AS TIMESTAMP) AS __t{label_sql}
-                FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL
+                FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL{required}
             )
             """
         )

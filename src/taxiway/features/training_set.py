@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from taxiway.data.check import used_columns
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import StagedSource, stage_sources
@@ -26,7 +28,7 @@ from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
 from taxiway.features.pit import compute_view
 from taxiway.features.spine import LABEL_COLUMN, build_spine
-from taxiway.spec.models import ColumnLabel, EventLabel, SumLabel, TaxiwaySpec
+from taxiway.spec.models import ColumnLabel, EventLabel, EventSpine, SumLabel, TaxiwaySpec
 from taxiway.spec.project import Project
 
 __all__ = [
@@ -121,6 +123,9 @@ def build_training_set(
         say("building the spine")
         keys = build_spine(con, spec, staged[spec.spine.source].view, "__spine")
         spine_rows = _count(con, "__spine")
+        key_null = _count(con, staged[spec.spine.source].view) - spine_rows
+        if isinstance(spec.spine, EventSpine) and key_null:
+            say(f"{key_null:,} spine source rows have no time or no key: left out")
         mark = phase("spine", mark)
         tables: list[tuple[str, list[str]]] = []
         for view_name, view in spec.features.items():
@@ -138,7 +143,20 @@ def build_training_set(
         say(f"writing {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
         rows, dropped = _write(con, spec, keys, tables, out)
+        if isinstance(spec.spine, EventSpine):
+            dropped["key_or_time_null"] = key_null
         phase("write", mark)
+    except duckdb.OutOfMemoryException as error:
+        raise FeatureError(
+            f"the training set ran out of memory: {str(error).splitlines()[0]}",
+            fix=f"raise --memory-limit (now {memory_limit or 'DuckDB default: 80% of RAM'}) or "
+            f"free disk space in {temp} for spilling",
+        ) from None
+    except duckdb.Error as error:
+        raise FeatureError(
+            f"the training set cannot be written: {str(error).splitlines()[0]}",
+            fix="check the disk space and permissions of the output folder",
+        ) from None
     finally:
         con.close()
         shutil.rmtree(temp, ignore_errors=True)

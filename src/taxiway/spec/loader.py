@@ -18,12 +18,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from taxiway.errors import SpecError, SpecIssue
+from taxiway.spec.durations import format_duration
 from taxiway.spec.models import (
     AggregateView,
     ColumnLabel,
+    EventLabel,
     EventSpine,
     LatestView,
+    PeriodicSpine,
     StaticView,
+    SumLabel,
     TaxiwaySpec,
 )
 from taxiway.spec.yaml import YamlDocument, did_you_mean, issues_from_validation, parse_yaml
@@ -131,6 +135,19 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     suggestion=f"add `timestamp: <column>` to sources.{view.source}",
                 )
             )
+        if isinstance(view, AggregateView):
+            for index, window in enumerate(view.windows):
+                if window <= source.available_after:
+                    issues.append(
+                        doc.issue(
+                            (*base, "windows", index),
+                            f"window {format_duration(window)} is not longer than source "
+                            f"`{view.source}`'s available_after "
+                            f"({format_duration(source.available_after)}), so it never holds a "
+                            "known row",
+                            suggestion="use a longer window, or drop it",
+                        )
+                    )
         if isinstance(view, LatestView) and view.ttl is not None and source.timestamp is None:
             issues.append(
                 doc.issue(
@@ -162,6 +179,32 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     "declares no `timestamp`",
                 )
             )
+    if label is not None:
+        taken = {"timestamp"} | {k for name in entities for k in spec.entity_keys(name)}
+        taken |= {c for name, view in spec.features.items() for c in view.output_names(name)}
+        if label.name in taken:
+            issues.append(
+                doc.issue(
+                    ("label", "name"),
+                    f"label name `{label.name}` is already a column of the training set "
+                    "(the timestamp, a key or a feature)",
+                    suggestion="give the label its own name, e.g. `churned`",
+                )
+            )
+    if (
+        isinstance(spec.spine, PeriodicSpine)
+        and spec.spine.entity is not None
+        and isinstance(label, EventLabel | SumLabel)
+        and label.entity != spec.spine.entity
+    ):
+        issues.append(
+            doc.issue(
+                ("spine", "entity"),
+                f"the spine is keyed by `{spec.spine.entity}` but the label looks at "
+                f"`{label.entity}`: each prediction needs the label's entity",
+                suggestion=f"use `entity: {label.entity}` or drop `spine.entity`",
+            )
+        )
     if (
         isinstance(label, ColumnLabel)
         and spec.spine is not None

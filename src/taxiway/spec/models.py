@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from taxiway.spec.durations import EXPECTED as DURATION_EXPECTED
-from taxiway.spec.durations import parse_duration
+from taxiway.spec.durations import format_duration, parse_duration
 from taxiway.spec.secrets import Secret, find_literal_password, redact, references
 
 __all__ = [
@@ -130,11 +130,13 @@ def _secret(value: object, info: ValidationInfo) -> Secret:
     except ValueError as error:
         raise ValueError(str(error)) from None
     if find_literal_password(value) is not None:
+        scheme = value.split("://", 1)[0] if "://" in value else "postgresql"
+        name = "REDIS_URL" if scheme.startswith("redis") else "DB_URL"
         raise ValueError(
             f"the URL {redact(value)} holds a literal password; secrets come only from the "
-            "environment or a file: write `url: ${ORDERS_DB_URL}` and "
-            f"`export ORDERS_DB_URL='{redact(value)}'` (with the real password), or "
-            "`url: postgresql://user:${DB_PASSWORD}@host/db`"
+            f"environment or a file: write `url: ${{{name}}}` and "
+            f"`export {name}='{redact(value)}'` (with the real password), or "
+            f"`url: {scheme}://user:${{DB_PASSWORD}}@host/...`"
         )
     base = (info.context or {}).get("base_dir")
     return Secret(value, Path(base) if base is not None else None)
@@ -263,6 +265,14 @@ class AggregateView(_ViewBase):
     aggregate: Annotated[dict[str, Aggregation], BeforeValidator(_aggregations)]
     windows: Annotated[list[Duration], Field(min_length=1)]
 
+    def output_names(self, view_name: str) -> list[str]:
+        """The columns this view produces: ``<view>__<feature>_<window>``."""
+        return [
+            f"{view_name}__{feature}_{format_duration(window)}"
+            for feature in self.aggregate
+            for window in self.windows
+        ]
+
     @field_validator("windows")
     @classmethod
     def _positive_windows(cls, windows: list[timedelta]) -> list[timedelta]:
@@ -279,11 +289,19 @@ class LatestView(_ViewBase):
     latest: Annotated[list[Column], Field(min_length=1)]
     ttl: PositiveDuration | None = None
 
+    def output_names(self, view_name: str) -> list[str]:
+        """The columns this view produces: ``<view>__<column>``."""
+        return [f"{view_name}__{column}" for column in self.latest]
+
 
 class StaticView(_ViewBase):
     """Attributes of a table without timestamps, joined by key alone."""
 
     static: Annotated[list[Column], Field(min_length=1)]
+
+    def output_names(self, view_name: str) -> list[str]:
+        """The columns this view produces: ``<view>__<column>``."""
+        return [f"{view_name}__{column}" for column in self.static]
 
 
 def _view_kind(value: Any) -> str | None:
