@@ -400,61 +400,59 @@ def _property_rules(
             ("exclusiveMinimum", ">", _number_bound(options.exclusiveMinimum)),
             ("exclusiveMaximum", "<", _number_bound(options.exclusiveMaximum)),
         ]
-        for name, symbol, bound in bounds:
-            if bound is None:
-                continue
-            literal = _bound_literal(bound, expected)
-            rules.append(
-                Rule(
-                    id=f"{column}.{name}",
-                    column=column,
-                    policy=policy,
-                    reason=f"{column} not {symbol} {bound}",
-                    row_check=f"{value} IS NULL OR {value} {symbol} {literal}",
-                )
+        # (constraint, reason, SQL that holds for a valid non-null value), when set
+        checks: list[tuple[str, str, str]] = [
+            (
+                name,
+                f"{column} not {symbol} {bound}",
+                f"{value} {symbol} {_bound_literal(bound, expected)}",
             )
+            for name, symbol, bound in bounds
+            if bound is not None
+        ]
         if options.minLength is not None:
-            rules.append(
-                Rule(
-                    id=f"{column}.minLength",
-                    column=column,
-                    policy=policy,
-                    reason=f"{column} shorter than {options.minLength}",
-                    row_check=f"{col} IS NULL OR length({col}::VARCHAR) >= {int(options.minLength)}",
+            checks.append(
+                (
+                    "minLength",
+                    f"{column} shorter than {options.minLength}",
+                    f"length({col}::VARCHAR) >= {int(options.minLength)}",
                 )
             )
         if options.maxLength is not None:
-            rules.append(
-                Rule(
-                    id=f"{column}.maxLength",
-                    column=column,
-                    policy=policy,
-                    reason=f"{column} longer than {options.maxLength}",
-                    row_check=f"{col} IS NULL OR length({col}::VARCHAR) <= {int(options.maxLength)}",
+            checks.append(
+                (
+                    "maxLength",
+                    f"{column} longer than {options.maxLength}",
+                    f"length({col}::VARCHAR) <= {int(options.maxLength)}",
                 )
             )
         if options.pattern is not None:
-            rules.append(
-                Rule(
-                    id=f"{column}.pattern",
-                    column=column,
-                    policy=policy,
-                    reason=f"{column} does not match {options.pattern}",
-                    row_check=f"{col} IS NULL OR regexp_matches({col}::VARCHAR, "
-                    f"{quote_literal(options.pattern)})",
+            checks.append(
+                (
+                    "pattern",
+                    f"{column} does not match {options.pattern}",
+                    f"regexp_matches({col}::VARCHAR, {quote_literal(options.pattern)})",
                 )
             )
         if options.multipleOf is not None:
-            rules.append(
-                Rule(
-                    id=f"{column}.multipleOf",
-                    column=column,
-                    policy=policy,
-                    reason=f"{column} not a multiple of {options.multipleOf}",
-                    row_check=f"{value} IS NULL OR abs({value} / {options.multipleOf!r} - "
-                    f"round({value} / {options.multipleOf!r})) < 1e-9",
+            step = repr(options.multipleOf)
+            checks.append(
+                (
+                    "multipleOf",
+                    f"{column} not a multiple of {options.multipleOf}",
+                    f"abs({value} / {step} - round({value} / {step})) < 1e-9",
                 )
             )
+        rules.extend(
+            Rule(
+                id=f"{column}.{name}",
+                column=column,
+                policy=policy,
+                reason=reason,
+                row_check=f"{value} IS NULL OR {valid}",
+            )
+            for name, reason, valid in checks
+        )
         if options.format is not None and expected == "string":
             notes.append(
                 Finding(
