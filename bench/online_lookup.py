@@ -1,0 +1,514 @@
+"""Online lookups: Feast's ``get_online_features`` against taxiway's ``lookup``.
+
+The same generated data (``--entities`` keys, default 100,000; six feature views with two
+versions of every key, the newer one winning) is materialized by each tool into its online
+store, then read ``--calls`` times (default 2,000, after 100 warm-up calls) per case, one
+call at a time from one client, with the same random keys for every tool:
+
+- ``one-view``: one view of 10 features, for 1 and for 100 entities per call;
+- ``five-views``: five views of 5 features each (25 features), for 1 and 100 entities.
+
+Tools (``--only``): ``feast`` (SQLite online store, after ``materialize``), ``taxiway-sqlite``
+(:class:`~taxiway.features.online.SqliteStore`) and ``taxiway-redis``
+(:class:`~taxiway.features.online.RedisStore` at ``--redis``, 127.0.0.1 only, under a unique
+prefix that is cleared afterwards). Each tool runs in a fresh process. A call's time is
+everything the caller waits for: Feast's ``get_online_features(...).to_dict()``, taxiway's
+``lookup(...)`` (values with their status and age). The values each tool returns for a
+sample of keys are compared with the generated data: any disagreement is printed loudly and
+the exit status is 1.
+
+Feast pins ``pandas<3``, so it runs in its own venv (see ``bench/features.py``)::
+
+    .venv/bin/python bench/online_lookup.py                      # every tool, 2,000 calls
+    .venv/bin/python bench/online_lookup.py --only taxiway-sqlite,taxiway-redis --calls 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA_DIR = HERE / ".data" / "online"
+FEAST_PYTHON = HERE / ".data" / "feast-venv" / "bin" / "python"
+SEED = 20260607
+RESULT_MARK = "@@bench-result@@ "
+TOOLS = ("feast", "taxiway-sqlite", "taxiway-redis")
+WARMUP = 100
+SAMPLE_KEYS = 200
+# view name -> number of features; "wide" alone is the one-view case, the rest the five-views
+VIEWS = {"wide": 10, "a": 5, "b": 5, "c": 5, "d": 5, "e": 5}
+CASES = {"one-view": ["wide"], "five-views": ["a", "b", "c", "d", "e"]}
+BATCHES = (1, 100)
+GOALS_MS = {("five-views", 1): 0.5, ("five-views", 100): 5.0, ("one-view", 100): 5.0}
+
+
+def feature_names(view: str) -> list[str]:
+    return [f"{view}_x{i}" for i in range(VIEWS[view])]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_data(entities: int, seed: int) -> tuple[Path, datetime]:
+    """One Parquet file per view (two versions of each key) and the time they are fresh at."""
+    folder = DATA_DIR / f"views-{entities}-seed{seed}"
+    marker = folder / "as_of.txt"
+    if marker.exists():
+        return folder, datetime.fromisoformat(marker.read_text().strip())
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    # recent enough that neither tool sees the values as stale while the benchmark runs
+    as_of = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    base = np.datetime64(as_of - timedelta(days=2), "us")
+    for view, width in VIEWS.items():
+        keys = np.tile(np.arange(entities, dtype=np.int64), 2)
+        offsets = rng.integers(0, 12 * 3600 * 10**6, 2 * entities)
+        offsets[entities:] += 24 * 3600 * 10**6  # the second version is always newer
+        ts = base + offsets.astype("timedelta64[us]")
+        values = rng.standard_normal((width, 2 * entities)).round(6)
+        table = pa.table(
+            {
+                "entity_id": keys,
+                "event_timestamp": pa.array(ts, type=pa.timestamp("us")),
+                "created": pa.array(ts, type=pa.timestamp("us")),
+                **{name: values[i] for i, name in enumerate(feature_names(view))},
+            }
+        )
+        pq.write_table(table, folder / f"{view}.parquet")
+    marker.write_text(as_of.isoformat())
+    return folder, as_of
+
+
+def truth(folder: Path, keys: list[int]) -> dict[str, dict[str, float]]:
+    """The newest values of ``keys``, feature name → value, straight from the files."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted = set(keys)
+    result: dict[str, dict[str, float]] = {str(k): {} for k in keys}
+    for view in VIEWS:
+        table = pq.read_table(folder / f"{view}.parquet")
+        table = table.filter(pc.is_in(table["entity_id"], value_set=_array(sorted(wanted))))
+        newest: dict[int, tuple[Any, dict[str, float]]] = {}
+        for row in table.to_pylist():
+            key = row["entity_id"]
+            if key not in newest or row["event_timestamp"] > newest[key][0]:
+                newest[key] = (row["event_timestamp"], {n: row[n] for n in feature_names(view)})
+        for key, (_, values) in newest.items():
+            result[str(key)].update(values)
+    return result
+
+
+def _array(values: list[int]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.int64())
+
+
+def call_keys(entities: int, seed: int, calls: int, batch: int) -> list[list[int]]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed + batch)
+    drawn = rng.integers(0, entities, (calls + WARMUP, batch))
+    return [[int(k) for k in row] for row in drawn]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def measure(call: Any, batches: list[list[int]]) -> dict[str, float]:
+    """Latency of ``call(keys)`` over ``batches`` (the first WARMUP calls are not counted)."""
+    times = []
+    for index, keys in enumerate(batches):
+        began = time.perf_counter_ns()
+        call(keys)
+        elapsed = time.perf_counter_ns() - began
+        if index >= WARMUP:
+            times.append(elapsed / 1e6)
+    times.sort()
+    return {
+        "p50": statistics.median(times),
+        "p99": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "mean": statistics.fmean(times),
+        "max": times[-1],
+        "calls": len(times),
+    }
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def work_feast(folder: Path, as_of: datetime, args: argparse.Namespace) -> dict[str, Any]:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.repo_config import RepoConfig
+    from feast.types import Float64
+
+    repo = DATA_DIR / "runs" / "feast"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    config = RepoConfig(
+        project="bench_online",
+        provider="local",
+        registry=str(repo / "registry.db"),
+        offline_store={"type": "file"},
+        online_store={"type": "sqlite", "path": str(repo / "online.db")},
+        entity_key_serialization_version=3,
+        repo_path=str(repo),
+    )
+    entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64)
+    views = [
+        FeatureView(
+            name=view,
+            entities=[entity],
+            ttl=timedelta(days=30),
+            schema=[Field(name=n, dtype=Float64) for n in feature_names(view)],
+            source=FileSource(
+                path=str(folder / f"{view}.parquet"),
+                timestamp_field="event_timestamp",
+                created_timestamp_column="created",
+            ),
+        )
+        for view in VIEWS
+    ]
+    store = FeatureStore(config=config)
+    store.apply([entity, *views])
+    began = time.perf_counter()
+    store.materialize(start_date=as_of - timedelta(days=5), end_date=as_of + timedelta(seconds=1))
+    materialize_s = time.perf_counter() - began
+
+    def reader(case: str) -> Any:
+        refs = [f"{view}:{name}" for view in CASES[case] for name in feature_names(view)]
+
+        def call(keys: list[int]) -> dict[str, Any]:
+            rows = [{"entity_id": k} for k in keys]
+            return store.get_online_features(features=refs, entity_rows=rows).to_dict()
+
+        return call
+
+    latencies = run_cases(reader, args)
+    sample = [int(k) for k in args.sample_keys]
+    answer = store.get_online_features(
+        features=[f"{view}:{name}" for view in VIEWS for name in feature_names(view)],
+        entity_rows=[{"entity_id": k} for k in sample],
+    ).to_dict()
+    values = {
+        str(k): {name: answer[name][i] for view in VIEWS for name in feature_names(view)}
+        for i, k in enumerate(sample)
+    }
+    return {"materialize_s": materialize_s, "latency": latencies, "values": values}
+
+
+def taxiway_spec(folder: Path, case: str | None) -> str:
+    views = VIEWS if case is None else {v: VIEWS[v] for v in CASES[case]}
+    sources = "\n".join(
+        f"  {v}: {{kind: file, path: {folder / f'{v}.parquet'}, timestamp: event_timestamp, "
+        f"created: created}}"
+        for v in views
+    )
+    features = "\n".join(
+        f"  {v}: {{source: {v}, entity: entity, latest: [{', '.join(feature_names(v))}], ttl: 30d}}"
+        for v in views
+    )
+    return (
+        f"name: bench_online\nsources:\n{sources}\nentities: {{entity: entity_id}}\n"
+        f"features:\n{features}\n"
+    )
+
+
+def work_taxiway(
+    tool: str, folder: Path, as_of: datetime, args: argparse.Namespace
+) -> dict[str, Any]:
+    from taxiway.features.lookup import lookup
+    from taxiway.features.materialize import materialize
+    from taxiway.features.online import RedisStore, SqliteStore
+    from taxiway.spec import Project, load_spec_text
+
+    runs = DATA_DIR / "runs" / tool
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    prefix = f"taxiway-bench-{uuid.uuid4().hex[:12]}"
+    stores: list[Any] = []
+
+    def open_store(name: str) -> Any:
+        if tool == "taxiway-redis":
+            store = RedisStore(args.redis, f"{prefix}:{name}", 1000.0)
+        else:
+            store = SqliteStore(runs / f"{name}.sqlite")
+        stores.append(store)
+        return store
+
+    def project(case: str | None) -> Project:
+        name = case or "all"
+        folder_case = runs / name
+        folder_case.mkdir()
+        spec_file = folder_case / "taxiway.yaml"
+        text = taxiway_spec(folder, case)
+        spec_file.write_text(text)
+        spec = load_spec_text(text, str(spec_file), base_dir=folder_case)
+        return Project(spec, spec_file, folder_case / ".state")
+
+    try:
+        opened: dict[str, tuple[Any, Any]] = {}
+        materialize_s = 0.0
+        for case in CASES:
+            proj = project(case)
+            store = open_store(case)
+            began = time.perf_counter()
+            materialize(proj, store, as_of=as_of.replace(tzinfo=UTC))
+            materialize_s += time.perf_counter() - began
+            opened[case] = (proj.spec, store)
+
+        def reader(case: str) -> Any:
+            spec, store = opened[case]
+
+            def call(keys: list[int]) -> Any:
+                return lookup(spec, store, "entity", [str(k) for k in keys])
+
+            return call
+
+        latencies = run_cases(reader, args)
+        sample = [str(k) for k in args.sample_keys]
+        values: dict[str, dict[str, Any]] = {k: {} for k in sample}
+        for spec, store in opened.values():
+            for found in lookup(spec, store, "entity", sample):
+                for name, value in found.features.items():
+                    feature = name.partition("__")[2]
+                    values[found.key][feature] = value.value
+        return {"materialize_s": materialize_s, "latency": latencies, "values": values}
+    finally:
+        for store in stores:
+            if tool == "taxiway-redis":
+                store.clear()
+            store.close()
+
+
+def run_cases(reader: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    latencies = {}
+    for case in CASES:
+        call = reader(case)
+        for batch in BATCHES:
+            keys = call_keys(args.entities, args.seed, args.calls, batch)
+            latencies[f"{case}/{batch}"] = measure(call, keys)
+    return latencies
+
+
+def worker(args: argparse.Namespace) -> None:
+    folder, as_of = ensure_data(args.entities, args.seed)
+    args.sample_keys = json.loads(args.sample)
+    if args.worker == "feast":
+        result = work_feast(folder, as_of, args)
+    else:
+        result = work_taxiway(args.worker, folder, as_of, args)
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds spent by everything on the machine (all cores)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    parts = ("user", "nice", "system", "irq", "softirq", "steal")
+    return sum(float(getattr(t, name, 0.0)) for name in parts)
+
+
+def wait_for_idle(limit: float) -> None:
+    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before, began = busy_cpu_seconds(), time.monotonic()
+        time.sleep(2)
+        if (busy_cpu_seconds() - before) / (time.monotonic() - began) < 0.15:
+            return
+
+
+def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, Any]:
+    python = str(args.feast_python) if tool == "feast" else sys.executable
+    command = [
+        python,
+        str(Path(__file__).resolve()),
+        "--worker",
+        tool,
+        "--entities",
+        str(args.entities),
+        "--calls",
+        str(args.calls),
+        "--seed",
+        str(args.seed),
+        "--redis",
+        args.redis,
+        "--sample",
+        json.dumps(sample),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FEAST_USAGE": "False"}
+    began = time.perf_counter()
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=args.timeout, check=False
+    )
+    marked = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if not marked:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        return {"error": f"exit {done.returncode}: {' | '.join(tail)}"[:600]}
+    result: dict[str, Any] = json.loads(marked[-1][len(RESULT_MARK) :])
+    result["wall"] = time.perf_counter() - began
+    return result
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import psutil
+
+    return (
+        f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}"
+    )
+
+
+def compare(values: dict[str, dict[str, Any]], expected: dict[str, dict[str, float]]) -> int:
+    wrong = 0
+    for key, features in expected.items():
+        got = values.get(key, {})
+        for name, value in features.items():
+            if got.get(name) is None or abs(float(got[name]) - value) > 1e-9:
+                wrong += 1
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(TOOLS), help=f"any of {','.join(TOOLS)}")
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per tool")
+    parser.add_argument("--feast-python", type=Path, default=FEAST_PYTHON)
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="before each tool, wait up to this many seconds for other work to stop",
+    )
+    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--sample", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    if not args.redis.startswith(("redis://127.0.0.1", "redis://localhost")):
+        parser.error("--redis must point at this machine (127.0.0.1)")
+    tools = [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = sorted(set(tools) - set(TOOLS))
+    if unknown:
+        parser.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+    print(f"# bench/online_lookup.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    folder, _ = ensure_data(args.entities, args.seed)
+    import numpy as np
+
+    sample = [int(k) for k in np.random.default_rng(args.seed).choice(args.entities, SAMPLE_KEYS)]
+    expected = truth(folder, sample)
+    results: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        if args.wait_idle:
+            wait_for_idle(args.wait_idle)
+        print(f"  running {tool} ...", flush=True)
+        busy, began = busy_cpu_seconds(), time.monotonic()
+        results[tool] = spawn(tool, args, sample)
+        # the worker's own CPU is at most one core (one client, one thread, plus the server)
+        results[tool]["machine_busy_cores"] = (busy_cpu_seconds() - busy) / (
+            time.monotonic() - began
+        )
+        if "error" in results[tool]:
+            print(f"  {tool} failed: {results[tool]['error']}")
+    ok = True
+    rows = []
+    for case in CASES:
+        for batch in BATCHES:
+            name = f"{case}/{batch}"
+            row = [case, str(batch)]
+            for tool in tools:
+                run = results[tool]
+                if "error" in run:
+                    row.append("failed")
+                    continue
+                lat = run["latency"][name]
+                row.append(f"{lat['p50']:.3f} / {lat['p99']:.3f}")
+            rows.append(row)
+    print(f"\n## latency, ms (p50 / p99 over {args.calls:,} calls; {args.entities:,} keys)\n")
+    print(_table(["case", "entities per call", *tools], rows))
+    print()
+    for tool in tools:
+        run = results[tool]
+        if "error" in run:
+            ok = False
+            continue
+        wrong = compare(run["values"], expected)
+        ok &= wrong == 0
+        print(
+            f"  {tool}: materialize {run['materialize_s']:.1f} s, values wrong on "
+            f"{SAMPLE_KEYS} sampled keys: {wrong}, machine busy "
+            f"{run['machine_busy_cores']:.2f} cores meanwhile (this run included)"
+        )
+    goals = []
+    for (case, batch), limit in GOALS_MS.items():
+        for tool in tools:
+            run = results[tool]
+            if tool.startswith("taxiway") and "error" not in run:
+                p99 = run["latency"][f"{case}/{batch}"]["p99"]
+                verdict = "MET" if p99 < limit else "MISSED"
+                goals.append(
+                    f"    {tool} {case} x {batch}: p99 {p99:.3f} ms < {limit} ms {verdict}"
+                )
+    if "feast" in results and "error" not in results["feast"]:
+        for tool in tools:
+            if tool.startswith("taxiway") and "error" not in results[tool]:
+                for name, lat in results[tool]["latency"].items():
+                    feast = results["feast"]["latency"][name]["p99"]
+                    goals.append(
+                        f"    {tool} {name}: p99 {feast / lat['p99']:.1f}x faster than Feast"
+                    )
+    print("\n  goals:\n" + "\n".join(goals))
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with (DATA_DIR / "results.jsonl").open("a") as handle:
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "argv": sys.argv[1:],
+            "results": {
+                t: {k: v for k, v in r.items() if k != "values"} for t, r in results.items()
+            },
+        }
+        handle.write(json.dumps(record) + "\n")
+    if not ok:
+        print("\nDISAGREEMENT or failure: see above")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
