@@ -47,6 +47,8 @@ def connect(
     # every time is UTC, whatever the machine's zone: time-zone-aware columns cast to UTC
     with contextlib.suppress(duckdb.Error):  # a build without ICU has no zones to set
         con.execute("LOAD icu; SET TimeZone = 'UTC'")
+    # taxiway shows its own progress; DuckDB's bar would print into command output
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

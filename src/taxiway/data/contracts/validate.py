@@ -92,8 +92,8 @@ class _Query:
         assert row is not None
         return tuple(row)
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql)
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params or None)
         names = [column[0] for column in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -131,12 +131,19 @@ def validate(
         measures.append(f"max({quote_identifier(fresh.column)})")
     values = query.one(f"SELECT {', '.join(measures)} FROM {relation}")
     rows = int(values[0])
-    failing_counts = values[1 : 1 + len(plan.rules)]
+    failing_counts = list(values[1 : 1 + len(plan.rules)])
     newest = values[1 + len(plan.rules) :]
+    # uniqueness: one GROUP BY per rule gives both the count and a few duplicated keys
+    duplicated: dict[int, list[Any]] = {}
+    for index, rule in enumerate(plan.rules):
+        if rule.unique_over is not None:
+            failing_counts[index], duplicated[index] = _duplicates(query, relation, rule)
 
     results: list[RuleResult] = []
-    for rule, failing_value in zip(plan.rules, failing_counts, strict=True):
-        results.append(_evaluate(rule, failing_value, rows, query, relation, plan))
+    for index, (rule, failing_value) in enumerate(zip(plan.rules, failing_counts, strict=True)):
+        results.append(
+            _evaluate(rule, failing_value, rows, query, relation, plan, duplicated.get(index))
+        )
     for result, rule in zip(results, plan.rules, strict=True):
         # a quarantine rule sets its failing rows aside even within its threshold: say so
         if not result.passed or (rule.policy == "quarantine" and result.failing):
@@ -212,12 +219,21 @@ def validate(
 def _failing_sql(rule: Rule) -> str:
     if rule.row_check is not None:
         return f"count(*) FILTER (WHERE NOT coalesce(({rule.row_check}), FALSE))"
-    if rule.unique_over is not None:
-        cols = [quote_identifier(c) for c in rule.unique_over]
-        present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
-        key = cols[0] if len(cols) == 1 else f"({', '.join(cols)})"
-        return f"count(*) FILTER (WHERE {present}) - count(DISTINCT {key}) FILTER (WHERE {present})"
-    return "NULL"
+    return "NULL"  # uniqueness is counted by _duplicates, the rest is not row-level
+
+
+def _duplicates(query: _Query, relation: str, rule: Rule) -> tuple[int, list[Any]]:
+    """Extra rows of duplicated keys, and up to SAMPLE_ROWS of those keys, in one pass."""
+    assert rule.unique_over is not None
+    cols = [quote_identifier(c) for c in rule.unique_over]
+    present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    key = cols[0] if len(cols) == 1 else f"row({', '.join(cols)})"
+    count, keys = query.one(
+        f"SELECT coalesce(sum(n - 1), 0), list(k)[1:{SAMPLE_ROWS}] FROM ("
+        f"SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {present} "
+        f"GROUP BY ALL HAVING count(*) > 1)"
+    )
+    return int(count), list(keys or [])
 
 
 def _fails(rule: Rule, index: int) -> str:
@@ -251,7 +267,13 @@ def _with_row_numbers(
 
 
 def _evaluate(
-    rule: Rule, failing_value: Any, rows: int, query: _Query, relation: str, plan: RulePlan
+    rule: Rule,
+    failing_value: Any,
+    rows: int,
+    query: _Query,
+    relation: str,
+    plan: RulePlan,
+    duplicated_keys: list[Any] | None = None,
 ) -> RuleResult:
     failing: int | None = None
     fraction: float | None = None
@@ -271,7 +293,7 @@ def _evaluate(
     passed = rule.passes(value)
     samples: list[dict[str, Any]] = []
     if failing and rule.row_level:
-        samples = _samples(rule, query, relation, plan)
+        samples = _samples(rule, query, relation, plan, duplicated_keys)
     return RuleResult(
         rule=rule.id,
         column=rule.column,
@@ -286,19 +308,30 @@ def _evaluate(
     )
 
 
-def _samples(rule: Rule, query: _Query, relation: str, plan: RulePlan) -> list[dict[str, Any]]:
+def _samples(
+    rule: Rule,
+    query: _Query,
+    relation: str,
+    plan: RulePlan,
+    duplicated_keys: list[Any] | None = None,
+) -> list[dict[str, Any]]:
+    params: list[Any] = []
     if rule.row_check is not None:
         where = f"NOT coalesce(({rule.row_check}), FALSE)"
     else:
         assert rule.unique_over is not None
-        cols = ", ".join(quote_identifier(c) for c in rule.unique_over)
-        where = (
-            f"({cols}) IN (SELECT ({cols}) FROM {relation} GROUP BY {cols} HAVING count(*) > 1)"
-            if len(rule.unique_over) > 1
-            else f"{cols} IN (SELECT {cols} FROM {relation} WHERE {cols} IS NOT NULL "
-            f"GROUP BY {cols} HAVING count(*) > 1)"
-        )
-    rows = query.rows(f"SELECT * FROM {relation} WHERE {where} LIMIT {SAMPLE_ROWS}")
+        cols = [quote_identifier(c) for c in rule.unique_over]
+        if len(cols) == 1:  # the keys found while counting: no second pass
+            where = f"list_contains(?, {cols[0]})"
+            params = [duplicated_keys or []]
+        else:
+            listed = ", ".join(cols)
+            where = (
+                f"({listed}) IN (SELECT {listed} FROM {relation} "
+                f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} "
+                f"GROUP BY ALL HAVING count(*) > 1)"
+            )
+    rows = query.rows(f"SELECT * FROM {relation} WHERE {where} LIMIT {SAMPLE_ROWS}", params)
     return [
         {k: (MASK if k in plan.pii and v is not None else _jsonable(v)) for k, v in row.items()}
         for row in rows
