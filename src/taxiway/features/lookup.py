@@ -67,31 +67,66 @@ def lookup(
     """The features of ``entity`` for each key, in the order given, with one store read."""
     moment = now or datetime.now(UTC)
     stored = store.read(entity, list(keys))
-    views = {name: view for name, view in spec.features.items() if view.entity == entity}
+    layout = _layout(spec, entity)
     results = []
     for key in keys:
         by_view = {v.view: v for v in stored.get(key, [])}
         result = EntityFeatures(entity=entity, key=key, as_of=moment)
-        for view_name, view in views.items():
+        features = result.features
+        for view_name, names, ttl_s, judged_by_event in layout:
             found = by_view.get(view_name)
-            timed = spec.sources[view.source].timestamp is not None
-            for column in view_columns(view_name, view):
-                result.features[column.name] = _judge(view, timed, found, column.name, moment)
+            status, age = _judge(found, ttl_s, judged_by_event, moment)
+            if status == "present":
+                assert found is not None
+                values = found.values
+                for name in names:
+                    if name in values:
+                        features[name] = FeatureValue(values[name], "present", age)
+                    else:
+                        features[name] = _MISSING
+            else:
+                blank = _MISSING if status == "missing" else FeatureValue(None, "stale", age)
+                for name in names:
+                    features[name] = blank
         results.append(result)
     return results
 
 
+_MISSING = FeatureValue(None, "missing", None)
+_Layout = list[tuple[str, list[str], float | None, bool]]
+_LAYOUTS: dict[tuple[int, str], tuple[TaxiwaySpec, _Layout]] = {}
+
+
+def _layout(spec: TaxiwaySpec, entity: str) -> _Layout:
+    """Per view of ``entity``: name, feature names, ttl in seconds, judged by event time.
+
+    Computed once per (spec, entity): a lookup should not rebuild names per key.
+    """
+    cached = _LAYOUTS.get((id(spec), entity))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    layout: _Layout = []
+    for name, view in spec.features.items():
+        if view.entity != entity:
+            continue
+        by_event = isinstance(view, LatestView) and spec.sources[view.source].timestamp is not None
+        ttl = view.ttl.total_seconds() if isinstance(view, LatestView) and view.ttl else None
+        layout.append((name, [c.name for c in view_columns(name, view)], ttl, by_event))
+    _LAYOUTS[(id(spec), entity)] = (spec, layout)
+    return layout
+
+
 def _judge(
-    view: Any, timed: bool, found: ViewValues | None, name: str, moment: datetime
-) -> FeatureValue:
-    if found is None or name not in found.values:
-        return FeatureValue(None, "missing", None)
-    if isinstance(view, LatestView) and timed:
+    found: ViewValues | None, ttl_s: float | None, by_event: bool, moment: datetime
+) -> tuple[Status, float | None]:
+    """The status and age (seconds) of one view's values for one key."""
+    if found is None:
+        return "missing", None
+    if by_event:  # a latest value: judged by when its fact happened, against the ttl
         if found.event_time is None:
-            return FeatureValue(None, "missing", None)
+            return "missing", None
         age = (moment - found.event_time).total_seconds()
-        if view.ttl is not None and age > view.ttl.total_seconds():
-            return FeatureValue(None, "stale", round(age, 3))
-        return FeatureValue(found.values[name], "present", round(age, 3))
-    age = (moment - found.as_of).total_seconds()
-    return FeatureValue(found.values[name], "present", round(age, 3))
+        if ttl_s is not None and age > ttl_s:
+            return "stale", round(age, 3)
+        return "present", round(age, 3)
+    return "present", round((moment - found.as_of).total_seconds(), 3)
