@@ -767,7 +767,7 @@ def run_tool(
         memory_limit=args.memory_limit,
         rss_limit=int(args.rss_limit * 2**30),
     )
-    status = run.get("error") or f"{run['seconds']:.2f} s"
+    status = run.get("error") or ("done" if tool == "profile" else f"{run['seconds']:.2f} s")
     print(
         f"  {tool} run {attempt + 1}: {status}, peak {_mb(run['peak_rss'])}, "
         f"other load {run['others']:.2f} cores",
