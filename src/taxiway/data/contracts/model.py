@@ -9,9 +9,12 @@ See docs/contracts.md.
 from __future__ import annotations
 
 import builtins
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from taxiway.spec.durations import parse_duration
 
 __all__ = [
     "OPERATORS",
@@ -297,10 +300,18 @@ class SchemaObject(_Strict):
         return self
 
 
-SLA_UNITS = frozenset(
-    {"s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "h", "hr", "hour"}
-    | {"hours", "d", "day", "days", "w", "week", "weeks", "y", "yr", "year", "years"}
-)
+# ODCS SLA units, as the length of one unit (a year is taken as 365 days)
+_UNIT_WORDS = {
+    "s": ("s", "sec", "second", "seconds"),
+    "m": ("m", "min", "minute", "minutes"),
+    "h": ("h", "hr", "hour", "hours"),
+    "d": ("d", "day", "days"),
+    "w": ("w", "week", "weeks"),
+}
+SLA_UNITS: dict[str, timedelta] = {
+    word: parse_duration(f"1{suffix}") for suffix, words in _UNIT_WORDS.items() for word in words
+}
+SLA_UNITS.update(dict.fromkeys(("y", "yr", "year", "years"), timedelta(days=365)))
 
 
 class SlaProperty(_Strict):
@@ -332,6 +343,11 @@ class SlaProperty(_Strict):
         if (self.unit or "d").lower() not in SLA_UNITS:
             raise ValueError(f"unknown SLA unit {self.unit!r}; use s, m, h, d, w or y")
         return self
+
+    @builtins.property
+    def max_age(self) -> timedelta:
+        """The latency SLA as a duration (``value`` × ``unit``, days by default)."""
+        return float(self.value) * SLA_UNITS[(self.unit or "d").lower()]
 
     @builtins.property
     def is_freshness(self) -> bool:

@@ -280,7 +280,7 @@ def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -
             FreshnessRule(
                 id=f"{sla_column}.freshness",
                 column=sla_column,
-                max_age=_sla_age(sla.value, sla.unit),
+                max_age=sla.max_age,
                 policy=policy,
             )
         )
@@ -561,43 +561,6 @@ def _bound_literal(bound: Any, family: Family | None) -> str:
         cast = _CAST.get(family or "", "VARCHAR")
         return f"CAST({quote_literal(str(bound))} AS {cast})"
     return repr(bound)
-
-
-_SLA_UNITS = {
-    "s": timedelta(seconds=1),
-    "sec": timedelta(seconds=1),
-    "second": timedelta(seconds=1),
-    "seconds": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "min": timedelta(minutes=1),
-    "minute": timedelta(minutes=1),
-    "minutes": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-    "hr": timedelta(hours=1),
-    "hour": timedelta(hours=1),
-    "hours": timedelta(hours=1),
-    "d": timedelta(days=1),
-    "day": timedelta(days=1),
-    "days": timedelta(days=1),
-    "w": timedelta(weeks=1),
-    "week": timedelta(weeks=1),
-    "weeks": timedelta(weeks=1),
-    "y": timedelta(days=365),
-    "yr": timedelta(days=365),
-    "year": timedelta(days=365),
-    "years": timedelta(days=365),
-}
-
-
-def _sla_age(value: Any, unit: str | None) -> timedelta:
-    try:
-        amount = float(value)
-    except (TypeError, ValueError):
-        raise _contract_error(f"latency SLA value {value!r} is not a number") from None
-    size = _SLA_UNITS.get((unit or "d").lower())
-    if size is None:
-        raise _contract_error(f"latency SLA unit {unit!r} is unknown; use s, m, h, d, w or y")
-    return amount * size
 
 
 def _contract_error(message: str) -> SpecError:
