@@ -53,13 +53,16 @@ __all__ = [
     "Monitoring",
     "OnlineStoreSpec",
     "PeriodicSpine",
+    "PostgresRegistry",
     "PostgresSource",
     "RedisOnlineStore",
+    "RegistrySpec",
     "Rollout",
     "Serving",
     "Source",
     "Spine",
     "SqliteOnlineStore",
+    "SqliteRegistry",
     "StaticView",
     "SumLabel",
     "TaxiwaySpec",
@@ -430,11 +433,53 @@ class ModelSpec(_Model):
     """What to train (or which pilot to import), and the metric it is judged on."""
 
     algorithm: Literal["lightgbm", "xgboost", "random_forest", "logistic"] = "lightgbm"
-    task: Literal["classification", "regression"] | None = None
-    metric: str | None = None
-    pilot: SpecPath | None = None
+    task: Literal["classification", "regression"] | None = Field(
+        default=None, description="Inferred from the label when omitted."
+    )
+    metric: (
+        Literal["roc_auc", "pr_auc", "log_loss", "brier", "mae", "rmse"] | None
+    ) = Field(default=None, description="roc_auc for classification, rmse for regression.")
+    pilot: SpecPath | None = Field(
+        default=None, description="A pickled scikit-learn model or an MLflow model directory."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
-    baseline_feature: str | None = None
+    baseline_feature: str | None = Field(
+        default=None, description="A feature for the one-feature baseline rule."
+    )
+    features: list[str] | None = Field(
+        default=None,
+        description="Feature columns or view names the model uses (default: every feature).",
+    )
+    request_fields: list[Column] = Field(
+        default_factory=list,
+        description="Inputs the caller sends with each request; offline, columns of the "
+        "(event) spine's source row.",
+    )
+    validation: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of the newest spine times held out."
+    )
+    seed: int = 0
+
+
+class SqliteRegistry(_Model):
+    """The embedded model registry: SQLite metadata plus an artifact folder."""
+
+    kind: Literal["sqlite"]
+    path: SpecPath | None = Field(default=None, description="Default: <state dir>/registry.sqlite")
+    artifacts: SpecPath | None = Field(default=None, description="Default: <state dir>/artifacts")
+
+
+class PostgresRegistry(_Model):
+    """Model metadata in PostgreSQL (shared by a team); artifacts in a folder."""
+
+    kind: Literal["postgres"]
+    url: SecretURL
+    schema_name: Column = Field(default="taxiway", alias="schema")
+    artifacts: SpecPath | None = Field(default=None, description="Default: <state dir>/artifacts")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+RegistrySpec = Annotated[SqliteRegistry | PostgresRegistry, Field(discriminator="kind")]
 
 
 class Serving(_Model):
@@ -490,6 +535,7 @@ class TaxiwaySpec(_Model):
     )
     features: dict[str, FeatureView] = Field(default_factory=dict)
     online_store: OnlineStoreSpec | None = None
+    registry: RegistrySpec | None = None
     spine: Spine | None = None
     label: Label | None = None
     model: ModelSpec | None = None
