@@ -33,6 +33,7 @@ __all__ = [
     "ContractViolation",
     "FeatureError",
     "ModelError",
+    "RegistryError",
     "RolloutError",
     "ServingError",
     "SourceError",
@@ -139,6 +140,10 @@ class FeatureError(TaxiwayError):
 
 class ModelError(TaxiwayError):
     """A model cannot be trained, loaded or scored."""
+
+
+class RegistryError(ModelError):
+    """The model registry cannot be reached, or has no such version or stage change."""
 
 
 class ServingError(TaxiwayError):
