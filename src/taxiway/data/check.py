@@ -139,6 +139,8 @@ def used_columns(spec: TaxiwaySpec, source: str) -> list[str]:
         )
         if entity and entity in spec.entities:
             add(*spec.entity_keys(entity))
+        if spec.model is not None:
+            add(*spec.model.request_fields)
     return columns
 
 

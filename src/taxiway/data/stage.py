@@ -137,10 +137,15 @@ def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> st
     """A short hash that changes when the source's data changes.
 
     Files and DuckDB databases are fingerprinted by path, size and modification time (cheap);
-    other sources by their content (one scan).
+    other sources by their content (one scan). The contract's text is part of it too: editing a
+    contract can change which rows are clean.
     """
     digest = hashlib.sha256()
     digest.update(reader.spec.model_dump_json(exclude={"description"}).encode())
+    if reader.spec.contract is not None and os.path.exists(reader.spec.contract):
+        # a changed contract can change which rows are clean: it is part of the data read
+        with open(reader.spec.contract, "rb") as contract:
+            digest.update(hashlib.sha256(contract.read()).digest())
     if isinstance(reader, FileReader):
         for path in reader.files():
             stat = os.stat(path)

@@ -33,7 +33,7 @@ from taxiway.features.spine import as_of_spine, timestamp_literal
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
 
-__all__ = ["MaterializeReport", "encode_key", "materialize", "plain_value"]
+__all__ = ["MaterializeReport", "encode_key", "materialize", "materialized_as_of", "plain_value"]
 
 Progress = Callable[[str, int, int | None], None]
 STATE_FILE = "materialized.json"
@@ -176,6 +176,16 @@ def _materialize_entity(
             "definition": view_hash(spec, view_name),
             "as_of": moment.isoformat(),
         }
+
+
+def materialized_as_of(project: Project) -> dict[str, datetime]:
+    """When each view was last materialized (views never materialized are absent)."""
+    state = _load_state(project.state_dir / STATE_FILE)
+    out = {}
+    for view, entry in state.items():
+        if isinstance(entry, dict) and entry.get("as_of"):
+            out[view] = datetime.fromisoformat(entry["as_of"])
+    return out
 
 
 def view_hash(spec: TaxiwaySpec, view_name: str) -> str:

@@ -46,6 +46,15 @@ def spine_entity(spec: TaxiwaySpec) -> str | None:
     return None
 
 
+def request_fields(spec: TaxiwaySpec) -> list[str]:
+    """Inputs the caller sends with each request (``model.request_fields``).
+
+    Offline they are columns of the event spine's source row, so a training row sees exactly
+    what the request will carry.
+    """
+    return list(spec.model.request_fields) if spec.model is not None else []
+
+
 def build_spine(
     con: duckdb.DuckDBPyConnection, spec: TaxiwaySpec, source_view: str, target: str
 ) -> tuple[str, ...]:
@@ -61,6 +70,12 @@ def build_spine(
     assert timestamp is not None  # refused at load otherwise
     entity = spine_entity(spec)
     if isinstance(spine, PeriodicSpine):
+        if request_fields(spec):
+            raise FeatureError(
+                "model.request_fields need an event spine: a periodic spine has no request "
+                "row to take them from",
+                fix="drop `model.request_fields`, or use `spine: {source: <events>}`",
+            )
         if entity is None:
             raise FeatureError(
                 "a periodic spine needs an entity",
@@ -111,7 +126,11 @@ def build_spine(
         "".join(f" AND {q(k)} IS NOT NULL" for k in spec.entity_keys(entity)) if entity else ""
     )
     order = ", ".join(q(c) for c in available)
-    selected = ", ".join([*(q(k) for k in keys), "__t"] + ([LABEL_COLUMN] if label_sql else []))
+    requested = [f for f in request_fields(spec) if f not in keys]
+    selected = ", ".join(
+        [*(q(k) for k in keys), "__t", *(q(f) for f in requested)]
+        + ([LABEL_COLUMN] if label_sql else [])
+    )
     try:
         con.execute(
             f"""

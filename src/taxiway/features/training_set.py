@@ -1,6 +1,7 @@
 """`taxiway features build`: the point-in-time training set and its manifest.
 
-Output columns: the spine's entity keys under their key names, ``timestamp``, every feature
+Output columns: the spine's entity keys under their key names, ``timestamp``, the request
+fields (``model.request_fields``: columns of the event spine's row), every feature
 (``<view>__<feature>_<window>`` or ``<view>__<column>``), then the label under its name. The
 manifest (``<out stem>.manifest.json``) records row counts, drops by reason, the feature list,
 the definitions hash and a fingerprint of every source read.
@@ -21,19 +22,22 @@ import duckdb
 
 from taxiway.data.check import used_columns
 from taxiway.data.contracts.validate import new_run_id
-from taxiway.data.stage import StagedSource, stage_sources
+from taxiway.data.sources import open_source
+from taxiway.data.stage import StagedSource, fingerprint, stage_sources
 from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
 from taxiway.features.pit import compute_view
-from taxiway.features.spine import LABEL_COLUMN, build_spine
+from taxiway.features.spine import LABEL_COLUMN, build_spine, request_fields
 from taxiway.spec.models import ColumnLabel, EventLabel, EventSpine, SumLabel, TaxiwaySpec
 from taxiway.spec.project import Project
 
 __all__ = [
     "TrainingSetManifest",
     "build_training_set",
+    "cached_training_set",
+    "current_fingerprint",
     "manifest_path",
     "require_columns",
     "used_sources",
@@ -59,6 +63,7 @@ class TrainingSetManifest:
     built_at: str
     duration_s: float
     phases: dict[str, float] = field(default_factory=dict)
+    request_fields: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -67,7 +72,7 @@ class TrainingSetManifest:
     @property
     def fingerprint(self) -> str:
         """Definitions plus source fingerprints: equal fingerprints mean equal training sets."""
-        parts = [self.definitions_hash] + [
+        parts = [self.definitions_hash, f"request={','.join(self.request_fields)}"] + [
             f"{name}={info['fingerprint']}" for name, info in sorted(self.sources.items())
         ]
         return "|".join(parts)
@@ -169,6 +174,7 @@ def build_training_set(
         dropped=dropped,
         keys=list(keys),
         features=[c.name for c in feature_columns(spec)],
+        request_fields=request_fields(spec),
         label=label.name if label is not None else None,
         definitions_hash=definitions_hash(spec),
         sources={name: s.manifest() for name, s in staged.items()},
@@ -178,6 +184,63 @@ def build_training_set(
     )
     manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
+
+
+def current_fingerprint(project: Project) -> str:
+    """The fingerprint a training set built now would have, without building it.
+
+    Files and DuckDB databases cost a ``stat``; a PostgreSQL source costs one scan.
+    """
+    spec = project.spec
+    run_id = new_run_id()
+    con = connect()
+    try:
+        parts: dict[str, dict[str, Any]] = {}
+        for name in used_sources(spec):
+            reader = open_source(name, spec.sources[name])
+            view = f"source_{name}"
+            reader.register(con, view, project.state_dir / "staging" / run_id)
+            parts[name] = {"fingerprint": fingerprint(con, reader, view)}
+    finally:
+        con.close()
+        shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
+    probe = TrainingSetManifest(
+        spec="",
+        path="",
+        rows=0,
+        spine_rows=0,
+        dropped={},
+        keys=[],
+        features=[],
+        label=None,
+        definitions_hash=definitions_hash(spec),
+        sources=parts,
+        built_at="",
+        duration_s=0.0,
+        request_fields=request_fields(spec),
+    )
+    return probe.fingerprint
+
+
+def cached_training_set(
+    project: Project,
+    out: Path,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    memory_limit: str | None = None,
+) -> tuple[TrainingSetManifest, bool]:
+    """The training set at ``out``: reused when its manifest's fingerprint is current, else
+    built. Returns the manifest and whether it was reused."""
+    meta = manifest_path(out)
+    if not rebuild and out.exists() and meta.exists():
+        try:
+            manifest = TrainingSetManifest(**json.loads(meta.read_text()))
+        except (TypeError, ValueError):
+            manifest = None
+        if manifest is not None and manifest.fingerprint == current_fingerprint(project):
+            return manifest, True
+    return build_training_set(project, out, progress=progress, memory_limit=memory_limit), False
 
 
 def require_columns(con: Any, spec: TaxiwaySpec, staged: dict[str, StagedSource]) -> None:
@@ -213,6 +276,8 @@ def _write(
 ) -> tuple[int, dict[str, int]]:
     q = quote_identifier
     selected = [f"s.{q(k)}" for k in keys] + ['s.__t AS "timestamp"']
+    requested = [f for f in request_fields(spec) if f not in keys]
+    selected += [f"s.{q(f)}" for f in requested]
     joins = []
     for index, (table, columns) in enumerate(tables):
         alias = f"f{index}"

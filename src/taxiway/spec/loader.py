@@ -205,6 +205,7 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                 suggestion=f"use `entity: {label.entity}` or drop `spine.entity`",
             )
         )
+    issues.extend(_model_issues(spec, doc))
     if (
         isinstance(label, ColumnLabel)
         and spec.spine is not None
@@ -215,6 +216,57 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                 ("label", "kind"),
                 "a `column` label is an expression on the spine row, so it needs an event spine "
                 "(`spine: {source: ...}` without `every`)",
+            )
+        )
+    return issues
+
+
+def _model_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """`model:` names features, views and request fields that must exist."""
+    model = spec.model
+    if model is None:
+        return []
+    issues: list[SpecIssue] = []
+    columns = {c: name for name, view in spec.features.items() for c in view.output_names(name)}
+    if model.request_fields and not isinstance(spec.spine, EventSpine):
+        issues.append(
+            doc.issue(
+                ("model", "request_fields"),
+                "request fields are columns of the spine's row, so they need an event spine "
+                "(`spine: {source: ...}` without `every`)",
+            )
+        )
+    known = {**{c: c for c in columns}, **{v: v for v in spec.features}}
+    known.update({f: f for f in model.request_fields})
+    for index, name in enumerate(model.features or []):
+        if name not in known:
+            issues.append(
+                doc.issue(
+                    ("model", "features", index),
+                    f"unknown feature `{name}`",
+                    expected="a feature column (<view>__<feature>), a view name or a request field",
+                    suggestion=did_you_mean(name, known),
+                )
+            )
+    if model.baseline_feature is not None and model.baseline_feature not in (
+        set(columns) | set(model.request_fields)
+    ):
+        choices = {**{c: c for c in columns}, **{f: f for f in model.request_fields}}
+        issues.append(
+            doc.issue(
+                ("model", "baseline_feature"),
+                f"unknown feature `{model.baseline_feature}`",
+                expected="a feature column such as <view>__<feature>_<window>, or a request field",
+                suggestion=did_you_mean(model.baseline_feature, choices),
+            )
+        )
+    if model.pilot is not None and not Path(model.pilot).exists():
+        issues.append(
+            doc.issue(
+                ("model", "pilot"),
+                f"the pilot model `{model.pilot}` does not exist",
+                suggestion="give the path of a pickled scikit-learn model (.pkl/.joblib) or an "
+                "MLflow model directory, relative to this spec",
             )
         )
     return issues

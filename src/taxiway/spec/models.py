@@ -436,9 +436,9 @@ class ModelSpec(_Model):
     task: Literal["classification", "regression"] | None = Field(
         default=None, description="Inferred from the label when omitted."
     )
-    metric: (
-        Literal["roc_auc", "pr_auc", "log_loss", "brier", "mae", "rmse"] | None
-    ) = Field(default=None, description="roc_auc for classification, rmse for regression.")
+    metric: Literal["roc_auc", "pr_auc", "log_loss", "brier", "mae", "rmse"] | None = Field(
+        default=None, description="roc_auc for classification, rmse for regression."
+    )
     pilot: SpecPath | None = Field(
         default=None, description="A pickled scikit-learn model or an MLflow model directory."
     )

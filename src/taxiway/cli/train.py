@@ -1,0 +1,96 @@
+"""`taxiway train`: train (or import) the model, compare it with the baseline, register it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.spec.project import Project
+
+__all__ = ["train"]
+
+
+def train(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Rebuild the training set even if it is current.")
+    ] = False,
+    memory_limit: Annotated[
+        str | None, typer.Option(help="DuckDB memory limit for the training set, e.g. 4GB.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train the spec's model (or import its pilot) and a baseline; register the version.
+
+    Exit 0 when the model beats the baseline on the spec's metric, 1 when it does not.
+    """
+    from taxiway.models.training import train_model
+
+    project = Project.load(file, state_dir)
+    stderr = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+        result = train_model(
+            project,
+            rebuild=rebuild,
+            memory_limit=memory_limit,
+            progress=lambda step: progress.update(task, description=step),
+        )
+    document = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        raise typer.Exit(0 if result.beats_baseline else 1)
+    console = Console(highlight=False)
+    v = result.version
+    console.print(
+        f"[bold]{v.name} v{v.version}[/] ({v.algorithm}, {v.task}) registered as {v.stage}; "
+        f"training set {'reused' if result.reused_training_set else 'built'}, "
+        f"{document['split']['train_rows']:,} training / {document['split']['valid_rows']:,} "
+        f"validation rows (time split at {document['split']['cut']})"
+    )
+    metric = document["metric"]
+    table = Table(title="validation metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    model_m = document["metrics"]["model"] or {}
+    base_m = document["metrics"]["baseline"] or {}
+    for name in [k for k in base_m if k not in ("rows",)]:
+        mark = " ←" if name == metric else ""
+        table.add_row(name + mark, _fmt(model_m.get(name)), _fmt(base_m.get(name)))
+    console.print(table)
+    console.print(f"baseline: {document['baseline']}")
+    if v.metrics.get("not_evaluated"):
+        console.print(f"[yellow]not evaluated:[/] {v.metrics['not_evaluated']}")
+    verdict = (
+        "[green]beats the baseline[/]"
+        if result.beats_baseline
+        else "[red]does not beat the baseline[/]"
+    )
+    console.print(f"on {metric}: the model {verdict}")
+    serving = v.serving
+    console.print(f"serving form: {serving.get('chosen')} (see `taxiway models show {v.version}`)")
+    console.print(f"next: `taxiway audit -f {project.spec_path}` checks it for handoff")
+    raise typer.Exit(0 if result.beats_baseline else 1)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

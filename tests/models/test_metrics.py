@@ -1,0 +1,49 @@
+"""Metrics against textbook formulas computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taxiway.models.metrics import better, classification_metrics, regression_metrics
+
+
+def _auc_by_pairs(y: np.ndarray, p: np.ndarray) -> float:
+    pos, neg = p[y == 1], p[y == 0]
+    wins = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg)
+    return float(wins / (len(pos) * len(neg)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0.001, 0.999)), min_size=2, max_size=60))
+def test_classification_metrics_match_their_definitions(pairs: list[tuple[bool, float]]) -> None:
+    y = np.array([float(a) for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    m = classification_metrics(y, p)
+    if 0 < y.sum() < len(y):
+        assert np.isclose(m["roc_auc"], _auc_by_pairs(y, p))
+    else:
+        assert m["roc_auc"] is None
+    assert np.isclose(m["brier"], np.mean((p - y) ** 2))
+    assert np.isclose(m["log_loss"], -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum(
+        (bins == b).sum() * abs(p[bins == b].mean() - y[bins == b].mean())
+        for b in range(10)
+        if (bins == b).any()
+    ) / len(y)
+    assert np.isclose(m["calibration_error"], ece)
+
+
+def test_regression_metrics() -> None:
+    m = regression_metrics(np.array([1.0, 2, 3]), np.array([2.0, 2, 1]))
+    assert m["mae"] == 1.0
+    assert np.isclose(m["rmse"], np.sqrt(5 / 3))
+
+
+def test_direction_of_better() -> None:
+    assert better("pr_auc", 0.3, 0.2)
+    assert better("log_loss", 0.2, 0.3)
+    assert not better("roc_auc", None, 0.5)
+    assert better("mae", 1.0, None)
