@@ -27,13 +27,17 @@ examples/flights/data/.done: examples/flights/prepare.py | $(VENV)/.base
 data: examples/retail/data/.done examples/flights/data/.done
 
 # The main job on the bundled example, until `taxiway sprint` exists: check the sources,
-# build the point-in-time training set, materialize the online store, prove there is no skew.
+# train against the baseline (building the point-in-time training set), materialize the online
+# store, prove there is no skew, and run the handoff audit (its report lands in
+# examples/retail/.taxiway/audit/; exit 1 on a blocker is reported, not fatal, for the demo).
 RETAIL := examples/retail/taxiway.yaml
 demo: $(VENV)/.base examples/retail/data/.done
 	$(BIN)/taxiway check -f $(RETAIL)
-	$(BIN)/taxiway features build -f $(RETAIL) --out examples/retail/.taxiway/training.parquet
+	$(BIN)/taxiway train -f $(RETAIL)
 	$(BIN)/taxiway features materialize -f $(RETAIL) --as-of 2025-12-31
 	$(BIN)/taxiway features skew -f $(RETAIL) --sample 500
+	$(BIN)/taxiway audit -f $(RETAIL) --out examples/retail/.taxiway/audit || \
+		echo "the audit found blockers: see examples/retail/.taxiway/audit/audit.md"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples

@@ -46,8 +46,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
     code = main(list(args))
-    out = capsys.readouterr().out
-    return code, json.loads(out) if "--json" in args else out
+    captured = capsys.readouterr()
+    if "--json" in args and not captured.out:
+        pytest.fail(f"taxiway {' '.join(args)} printed no JSON (exit {code}): {captured.err}")
+    return code, json.loads(captured.out) if "--json" in args else captured.out
 
 
 @pytest.fixture(scope="module")

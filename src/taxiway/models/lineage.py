@@ -63,7 +63,11 @@ def build_lineage(
         "request_fields": [f for f in manifest.request_fields if f in used],
         "label": {
             "name": label.name if label else None,
-            "source": label.source if isinstance(label, EventLabel | SumLabel) else None,
+            "source": (
+                label.source
+                if isinstance(label, EventLabel | SumLabel)
+                else (spec.spine.source if spec.spine is not None else None)
+            ),
         },
         "sources": sources,
     }

@@ -36,9 +36,15 @@ class TimeSplit:
     def describe(self) -> str:
         """One line for reports."""
         return (
-            f"{int(self.train.sum()):,} training rows before {self.cut}, "
+            f"{int(self.train.sum()):,} training rows before {self.cut_text}, "
             f"{int(self.valid.sum()):,} validation rows from it on"
         )
+
+    @property
+    def cut_text(self) -> str:
+        """The cut as ISO text (to the second when that is exact)."""
+        whole = self.cut.astype("datetime64[s]")
+        return str(np.datetime_as_string(self.cut, unit="s" if whole == self.cut else "us"))
 
 
 def time_split(times: np.ndarray, validation: float) -> TimeSplit:

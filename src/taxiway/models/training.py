@@ -223,7 +223,7 @@ def train_model(
             "baseline_description": baseline.describe(),
             "beats_baseline": bool(beats),
             "split": {
-                "cut": str(split.cut),
+                "cut": split.cut_text,
                 "train_rows": int(split.train.sum()),
                 "valid_rows": int(split.valid.sum()),
                 "validation_share": model.validation,

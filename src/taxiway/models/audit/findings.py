@@ -99,7 +99,7 @@ class AuditReport:
             lines.append("")
         if self.measured:
             lines += ["## measured", ""]
-            lines += [f"- {key}: {value}" for key, value in self.measured.items()]
+            lines += [f"- {key}: {_plain(value)}" for key, value in self.measured.items()]
             lines.append("")
         return "\n".join(lines)
 
@@ -117,7 +117,8 @@ class AuditReport:
             for f in self.findings
         )
         measured = "".join(
-            f"<tr><td>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in self.measured.items()
+            f"<tr><td>{e(str(k))}</td><td>{e(_plain(v))}</td></tr>"
+            for k, v in self.measured.items()
         )
         verdict = "BLOCKED" if self.blocked else "ready for handoff"
         return f"""<!doctype html>
@@ -144,3 +145,12 @@ td, th {{ border: 1px solid #ccc; padding: .3rem .6rem; vertical-align: top; tex
         blockers = sum(f.severity == "blocker" for f in self.findings)
         warnings = len(self.findings) - blockers
         return f"{blockers} blocker(s), {warnings} warning(s)"
+
+
+def _plain(value: Any) -> str:
+    """A measurement in words: ``{'p50_ms': 1, 'calls': 9}`` → ``p50_ms 1, calls 9``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "/".join(_plain(v) for v in value)
+    return str(value)

@@ -118,7 +118,19 @@ def check_latency(ctx: AuditContext, report: AuditReport) -> None:
     def one_score() -> None:
         model.predict_one(records[next(cycle_rows) % len(records)])
 
-    scoring = percentiles(_timed(one_score, ctx.repeats))
+    try:
+        scoring = percentiles(_timed(one_score, ctx.repeats))
+    except Exception as error:  # the model's own code: a failure is the finding
+        report.add(
+            "latency",
+            "blocker",
+            None,
+            f"one-row scoring failed on a training row: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}",
+            "make the model accept every row production sends (missing values included: impute "
+            "inside the pipeline), or it will answer only from the fallback",
+        )
+        return
     report.measured["scoring"] = {**scoring, "form": model.serving_kind}
     total = lookup_p99 + scoring["p99_ms"]
     report.measured["latency_budget_ms"] = budget
