@@ -134,7 +134,7 @@ def test_a_lightgbm_model_stopped_early_is_served_with_its_best_iteration(
     booster.best_iteration = 7  # what early stopping leaves: predict() uses 7 trees
     report = assert_faithful_round_trip(booster, "regression", tmp_path)
     served = load_serving_form(tmp_path).predict(X_FRESH)
-    np.testing.assert_array_equal(served, booster.predict(X_FRESH))
+    assert np.abs(served - booster.predict(X_FRESH)).max() <= 1e-6
     assert np.abs(served - booster.predict(X_FRESH, num_iteration=30)).max() > 1e-3
     assert candidate(report, "onnx").max_abs_error < 1e-4  # converted from the same 7 trees
 
@@ -234,6 +234,24 @@ def test_a_form_that_cannot_be_built_is_listed_with_its_reason(tmp_path: Path) -
     np.testing.assert_array_equal(load_serving_form(tmp_path).predict(X_FRESH), expected)
 
 
+class OnlyBatches(Threshold):
+    """Scores a matrix but fails on a single row."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 1:
+            raise ValueError("needs at least two rows")
+        return super().predict_proba(X)
+
+
+def test_when_no_form_scores_one_row_the_build_fails_with_every_reason(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="sklearn: could not score one row") as caught:
+        build_serving_form(
+            OnlyBatches(), X_VALID, task="classification", out_dir=tmp_path, repeats=5
+        )
+    assert "onnx: could not build" in str(caught.value)
+    assert not (tmp_path / SERVING_FILE).exists()
+
+
 # --------------------------------------------------------------------------- choosing
 
 
@@ -293,6 +311,20 @@ def test_the_report_lists_every_candidate_with_numbers_and_picks_the_fastest_fai
     )
     assert card["report"] == report.as_dict()
     assert (tmp_path / card["form"]["artifact"]).is_file()
+
+
+def test_a_rebuilt_folder_holds_only_the_new_form(tmp_path: Path) -> None:
+    forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(
+        X_TRAIN, value_label(X_TRAIN)
+    )
+    build_serving_form(forest, X_VALID, task="regression", out_dir=tmp_path, repeats=5)
+    assert (tmp_path / "model.pkl").exists()
+    booster = lightgbm_model("regression", X_TRAIN, value_label(X_TRAIN), trees=5)
+    build_serving_form(booster, X_VALID, task="regression", out_dir=tmp_path, repeats=5)
+    card = json.loads((tmp_path / SERVING_FILE).read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [SERVING_FILE, card["form"]["artifact"]]
+    )
 
 
 def test_a_shared_lightgbm_scorer_gives_each_thread_its_own_answers() -> None:

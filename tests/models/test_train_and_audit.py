@@ -234,3 +234,34 @@ def test_latest_on_a_source_without_event_time_is_a_leak(
         f.feature for f in report.findings if f.check == "leakage" and f.severity == "blocker"
     }
     assert {"customer_profile__country", "customer_profile__segment"} <= flagged
+
+
+def test_a_team_registry_in_postgresql(
+    shop: Path,
+    tmp_path: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import psycopg
+
+    monkeypatch.setenv("TAXIWAY_REGISTRY_URL", postgres_url)
+    text = shop.read_text() + (
+        "\nregistry:\n  kind: postgres\n  url: ${TAXIWAY_REGISTRY_URL}\n  schema: ml_registry\n"
+    )
+    for item in ("data", "contracts"):
+        (tmp_path / item).symlink_to(shop.parent / item)
+    spec = tmp_path / "taxiway.yaml"
+    spec.write_text(text)
+    code, result = _run(capsys, "train", "-f", str(spec), "--json")
+    assert code == 0
+    with psycopg.connect(postgres_url) as con:
+        row = con.execute(
+            "SELECT version, stage, lineage -> 'training_set' ->> 'rows' "
+            "FROM ml_registry.model_versions WHERE name = 'retail_churn'"
+        ).fetchone()
+    assert row == (result["version"], "candidate", str(result["training_set"]["rows"]))
+    assert main(["models", "promote", str(result["version"]), "-f", str(spec)]) == 0
+    capsys.readouterr()
+    _, listed = _run(capsys, "models", "list", "-f", str(spec), "--json")
+    assert [v["stage"] for v in listed] == ["production"]

@@ -134,7 +134,11 @@ def _mlflow(folder: Path) -> Pilot:
     declared = _signature_names(meta)
     sklearn = flavors.get("sklearn")
     if isinstance(sklearn, dict) and sklearn.get("pickled_model"):
-        estimator = _unpickle_any(folder / str(sklearn["pickled_model"]))
+        model_file = folder / str(sklearn["pickled_model"])
+        if sklearn.get("serialization_format") == "skops":
+            estimator = _skops(model_file)
+        else:
+            estimator = _unpickle_any(model_file)
         names = _feature_names(estimator, folder, declared)
         return Pilot(estimator, names, "mlflow-sklearn", str(folder))
     if "python_function" not in flavors:
@@ -157,6 +161,24 @@ def _mlflow(folder: Path) -> Pilot:
             fix="save it with a signature (mlflow.models.infer_signature)",
         )
     return Pilot(model, declared, "mlflow-pyfunc", str(folder))
+
+
+def _skops(path: Path) -> Any:
+    """MLflow 3's default sklearn format; every type in the file is trusted, as for a pickle."""
+    try:
+        import skops.io
+    except ImportError:
+        raise ModelError(
+            f"the MLflow model {path.parent} is saved in the skops format",
+            fix="pip install 'taxiway[mlflow]' (it brings skops)",
+        ) from None
+    try:
+        return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    except Exception as error:
+        raise ModelError(
+            f"the pilot {path} cannot be loaded with skops: {type(error).__name__}: {error}",
+            fix="save it again with the same library versions taxiway runs with",
+        ) from None
 
 
 def _unpickle_any(path: Path) -> Any:

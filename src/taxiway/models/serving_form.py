@@ -160,7 +160,13 @@ def build_serving_form(
             f"the model expects {expected} features but the validation matrix has {X.shape[1]}",
             fix="pass the validation rows encoded the same way as the training rows",
         )
-    reference = native.predict(X)
+    try:
+        reference = native.predict(X)
+    except Exception as error:
+        raise ModelError(
+            f"the model cannot score the validation rows: {_describe(error)}",
+            fix="pass the validation rows encoded the same way as the training rows",
+        ) from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".serving-", dir=out_dir) as staging:
@@ -178,7 +184,8 @@ def build_serving_form(
                 failures[kind] = f"could not build: {_describe(error)}"
                 continue
             built[kind] = (scorer, form)
-        timings = _latency({k: s for k, (s, _) in built.items()}, X, reference, repeats)
+        scorers = {kind: scorer for kind, (scorer, _) in built.items()}
+        timings = _latency(scorers, X, reference, repeats, failures)
         candidates = []
         for kind in _candidate_kinds(model, task):
             if kind in failures:
@@ -203,7 +210,18 @@ def build_serving_form(
             )
         chosen = min(faithful_ones, key=lambda c: c.p50_us or 0.0).kind
         report = ServingFormReport(chosen=chosen, candidates=candidates)
-        _publish(out_dir, Path(staging) / chosen, built[chosen][1], report, task, X, categorical)
+        card = {
+            "format": FORMAT,
+            "chosen": chosen,
+            "task": task,
+            "n_features": int(X.shape[1]),
+            "categorical": [int(c) for c in categorical],
+            "tolerance": tolerance,
+            "form": built[chosen][1],
+            "versions": _versions(chosen),
+            "report": report.as_dict(),
+        }
+        _publish(out_dir, Path(staging) / chosen, card)
     return report
 
 
@@ -309,61 +327,61 @@ def _max_abs_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def _latency(
-    scorers: dict[str, Scorer], X: np.ndarray, reference: np.ndarray, repeats: int
+    scorers: dict[str, Scorer],
+    X: np.ndarray,
+    reference: np.ndarray,
+    repeats: int,
+    failures: dict[str, str],
 ) -> dict[str, tuple[float, float, float]]:
-    """p50 and p99 in microseconds, and the worst one-row error, per scorer."""
+    """p50 and p99 in microseconds, and the worst one-row error, per scorer.
+
+    A scorer whose ``predict_one`` raises is dropped and its reason put in ``failures``.
+    """
     count = max(int(repeats), 1)
     indices = [i % len(X) for i in range(count)]
     rows = [X[i] for i in indices]
     times: dict[str, list[float]] = {kind: [] for kind in scorers}
     worst = dict.fromkeys(scorers, 0.0)
-    for scorer in scorers.values():
-        for row in rows[: min(count, 30)]:
-            scorer.predict_one(row)
+    live = dict(scorers)
     chunk = math.ceil(count / ROUNDS)
     clock = time.perf_counter_ns
-    for start in range(0, count, chunk):
-        for kind, scorer in scorers.items():
+    for start in [-1, *range(0, count, chunk)]:  # -1: the warm-up, not timed
+        for kind, scorer in list(live.items()):
             predict_one, spent, got = scorer.predict_one, times[kind], []
-            for row in rows[start : start + chunk]:
-                began = clock()
-                value = predict_one(row)
-                spent.append((clock() - began) / 1e3)
-                got.append(value)
+            batch = rows[: min(count, 30)] if start < 0 else rows[start : start + chunk]
+            try:
+                for row in batch:
+                    began = clock()
+                    value = predict_one(row)
+                    spent.append((clock() - began) / 1e3)
+                    got.append(value)
+            except Exception as error:  # the form cannot score one row: it is rejected
+                failures[kind] = f"could not score one row: {_describe(error)}"
+                del live[kind]
+                continue
+            if start < 0:
+                spent.clear()
+                continue
             want = reference[indices[start : start + chunk]]
             worst[kind] = max(worst[kind], _max_abs_error(np.array(got), want))
     result = {}
-    for kind, spent in times.items():
-        spent.sort()
+    for kind in live:
+        spent = sorted(times[kind])
         p99 = spent[min(len(spent) - 1, int(len(spent) * 0.99))]
         result[kind] = (float(np.median(spent)), p99, worst[kind])
     return result
 
 
-def _publish(
-    out_dir: Path,
-    artifact_dir: Path,
-    form: dict[str, Any],
-    report: ServingFormReport,
-    task: str,
-    X: np.ndarray,
-    categorical: Sequence[int],
-) -> None:
+ARTIFACTS = ("model.lgb.txt", "model.xgb.json", "model.pkl", "model.linear.json", "model.onnx")
+
+
+def _publish(out_dir: Path, artifact_dir: Path, card: dict[str, Any]) -> None:
     # serving.json goes first and comes back last: a folder is never half old, half new
     (out_dir / SERVING_FILE).unlink(missing_ok=True)
+    for stale in ARTIFACTS:
+        (out_dir / stale).unlink(missing_ok=True)
     for item in artifact_dir.iterdir():
         shutil.copy2(item, out_dir / item.name)
-    card = {
-        "format": FORMAT,
-        "chosen": report.chosen,
-        "task": task,
-        "n_features": int(X.shape[1]),
-        "categorical": [int(c) for c in categorical],
-        "tolerance": TOLERANCE,
-        "form": form,
-        "versions": _versions(report.chosen),
-        "report": report.as_dict(),
-    }
     temporary = out_dir / f".{SERVING_FILE}.tmp"
     temporary.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(temporary, out_dir / SERVING_FILE)

@@ -282,7 +282,7 @@ def no_such_model(name: str, version: int | None, known: list[int]) -> RegistryE
     if not known:
         return RegistryError(
             f"the registry has no model named {name!r}",
-            fix="check the model name, or train and register the model first",
+            fix="check the spec's `name:`, or run `taxiway train` to register a first version",
         )
     listed = ", ".join(map(str, known)) if len(known) <= 10 else _abridged(known)
     return RegistryError(
