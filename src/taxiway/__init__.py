@@ -17,6 +17,7 @@ from taxiway.errors import (
     ContractViolation,
     FeatureError,
     ModelError,
+    RegistryError,
     RolloutError,
     ServingError,
     SourceError,
@@ -35,16 +36,30 @@ if TYPE_CHECKING:
     )
     from taxiway.data.findings import Finding
     from taxiway.data.sources import Source, open_source
+    from taxiway.features.lookup import lookup
+    from taxiway.features.materialize import materialize
+    from taxiway.features.online import open_online_store
+    from taxiway.features.skew import check_skew
+    from taxiway.features.training_set import build_training_set
+    from taxiway.models.artifact import LoadedModel, load_model
+    from taxiway.models.audit import AuditReport, run_audit
+    from taxiway.models.registry import ModelVersion, Registry, open_registry
+    from taxiway.models.training import TrainResult, train_model
     from taxiway.spec import Project, TaxiwaySpec, load_spec, parse_duration
 
 __all__ = [
+    "AuditReport",
     "CheckReport",
     "Contract",
     "ContractViolation",
     "FeatureError",
     "Finding",
+    "LoadedModel",
     "ModelError",
+    "ModelVersion",
     "Project",
+    "Registry",
+    "RegistryError",
     "RolloutError",
     "ServingError",
     "Source",
@@ -52,12 +67,22 @@ __all__ = [
     "SpecError",
     "TaxiwayError",
     "TaxiwaySpec",
+    "TrainResult",
     "ValidationReport",
+    "build_training_set",
     "check_project",
+    "check_skew",
     "load_contract",
+    "load_model",
     "load_spec",
+    "lookup",
+    "materialize",
+    "open_online_store",
+    "open_registry",
     "open_source",
     "parse_duration",
+    "run_audit",
+    "train_model",
     "validate",
     "validate_frame",
 ]
@@ -77,6 +102,20 @@ _LAZY = {
     "TaxiwaySpec": "taxiway.spec",
     "load_spec": "taxiway.spec",
     "parse_duration": "taxiway.spec",
+    "build_training_set": "taxiway.features.training_set",
+    "check_skew": "taxiway.features.skew",
+    "lookup": "taxiway.features.lookup",
+    "materialize": "taxiway.features.materialize",
+    "open_online_store": "taxiway.features.online",
+    "LoadedModel": "taxiway.models.artifact",
+    "load_model": "taxiway.models.artifact",
+    "AuditReport": "taxiway.models.audit",
+    "run_audit": "taxiway.models.audit",
+    "ModelVersion": "taxiway.models.registry",
+    "Registry": "taxiway.models.registry",
+    "open_registry": "taxiway.models.registry",
+    "TrainResult": "taxiway.models.training",
+    "train_model": "taxiway.models.training",
 }
 
 

@@ -78,7 +78,9 @@ def test_an_mlflow_sklearn_folder_loads(tmp_path: Path, serialization: str) -> N
     assert pilot.flavour == "mlflow-sklearn"
     assert pilot.features == ["spend_30d", "visits_7d"]
     table = pa.Table.from_pandas(frame)
-    assert np.allclose(pilot.predict_table(table, "classification"), model.predict_proba(frame)[:, 1])
+    assert np.allclose(
+        pilot.predict_table(table, "classification"), model.predict_proba(frame)[:, 1]
+    )
 
 
 def test_an_mlflow_pyfunc_folder_loads_through_mlflow(tmp_path: Path) -> None:
