@@ -40,6 +40,8 @@ __all__ = [
     "AGGREGATE_FUNCTIONS",
     "AggregateView",
     "Aggregation",
+    "AuthSpec",
+    "BreakerSpec",
     "ColumnLabel",
     "DuckDBSource",
     "EventLabel",
@@ -55,6 +57,7 @@ __all__ = [
     "PeriodicSpine",
     "PostgresRegistry",
     "PostgresSource",
+    "PredictionLogSpec",
     "RedisOnlineStore",
     "RegistrySpec",
     "Rollout",
@@ -482,11 +485,59 @@ class PostgresRegistry(_Model):
 RegistrySpec = Annotated[SqliteRegistry | PostgresRegistry, Field(discriminator="kind")]
 
 
+class PredictionLogSpec(_Model):
+    """Where every answered prediction is recorded, and for how long."""
+
+    path: SpecPath | None = Field(default=None, description="Default: <state dir>/predictions")
+    rotate_mb: float = Field(default=64.0, gt=0, description="Start a new file beyond this size.")
+    retention: PositiveDuration | None = Field(
+        default=None, description="Delete files older than this (default: keep everything)."
+    )
+    fsync: bool = Field(
+        default=True, description="fdatasync each group commit (survives a power loss)."
+    )
+
+
+class BreakerSpec(_Model):
+    """The circuit breaker in front of the model and the online store."""
+
+    failures: int = Field(default=5, gt=0, description="Consecutive failures that open it.")
+    reset_after: PositiveDuration = Field(
+        default_factory=lambda: timedelta(seconds=10),
+        description="How long it stays open before one probe request is let through.",
+    )
+
+
+class AuthSpec(_Model):
+    """API keys: each `key: roles` line of a file, or one key from the environment."""
+
+    keys_file: SpecPath | None = Field(
+        default=None, description="A file of `<key> <role>[,<role>...]` lines."
+    )
+    key_env: str | None = Field(
+        default=None, description="An environment variable holding one key with every role."
+    )
+
+
 class Serving(_Model):
     """The prediction service's budget and what answers when the model cannot."""
 
     latency_budget_ms: float = Field(default=50.0, gt=0)
-    fallback: str | list[str] | None = None
+    fallback: str | list[str] | None = Field(
+        default=None,
+        description="The chain, tried in order: previous (the previous production version), "
+        "baseline (the trained baseline), or a constant such as 0.5.",
+    )
+    max_in_flight: int = Field(
+        default=64, gt=0, description="Requests served at once per worker; beyond, 429."
+    )
+    out_of_range: Literal["flag", "fallback"] = Field(
+        default="flag",
+        description="A value outside the training range: score it and flag it, or fall back.",
+    )
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
+    auth: AuthSpec | None = None
 
 
 class Monitoring(_Model):

@@ -1,0 +1,1 @@
+"""The prediction service: a guarded HTTP API in front of a registered model."""
