@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from taxiway.cli import audit, check, features, models, train
+from taxiway.cli import audit, check, features, models, serve, train
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app.add_typer(features.app, name="features")
 app.command("train")(train.train)
 app.add_typer(models.app, name="models")
 app.command("audit")(audit.audit)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,302 @@
+"""The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics.
+
+Every request is bounded (in-flight limit → 429 with ``Retry-After``; body size → 413), every
+malformed body is a 4xx naming the problem, and every answered prediction is in the durable
+log before the answer leaves. The served model is swapped without dropping requests when the
+registry's production version changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from taxiway.serving.inputs import RequestError
+from taxiway.serving.metrics import CONTENT_TYPE_LATEST
+from taxiway.serving.service import Service
+
+__all__ = ["build_app"]
+
+MAX_BODY = 1 << 20
+MAX_ITEMS = 1000
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ROLES = {
+    "/v1/predict": "predict",
+    "/v1/outcomes": "outcomes",
+}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if detail:
+        body["detail"] = detail
+    return _json(body, status)
+
+
+def build_app(service: Service) -> Starlette:
+    """The Starlette app around ``service``."""
+
+    async def read_json(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            raise _HttpError(413, f"body over {MAX_BODY} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise _HttpError(413, f"body over {MAX_BODY} bytes")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise _HttpError(400, f"the body is not JSON: {error}") from None
+
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        payload = await read_json(request)
+        single = isinstance(payload, dict)
+        items = [payload] if single else payload
+        if not isinstance(items, list) or not items:
+            return _error(422, "expected a request object or a non-empty list of them")
+        if len(items) > MAX_ITEMS:
+            return _error(413, f"at most {MAX_ITEMS} items per request")
+        predictor = service.predictor
+        try:
+            parsed = [predictor.contract.parse(item) for item in items]
+        except RequestError as error:
+            return _error(422, "malformed request", error.detail())
+        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
+        await service.record(answers, parsed, items)
+        bodies = [a.body() for a in answers]
+        return _json(bodies[0] if single else bodies)
+
+    async def outcomes(request: Request) -> Response:
+        payload = await read_json(request)
+        problems = _outcome_problems(payload)
+        if problems:
+            return _error(422, "malformed outcome", problems)
+        record = {
+            "received_at": datetime.now(UTC).isoformat(),
+            "request_id": payload.get("request_id"),
+            "unit": payload.get("unit"),
+            "name": payload["name"],
+            "value": payload["value"],
+            "timestamp": payload.get("timestamp") or datetime.now(UTC).isoformat(),
+        }
+        await service.record_outcome(record)
+        return _json({"recorded": True})
+
+    async def live(_: Request) -> Response:
+        return _json({"live": True})
+
+    async def ready(_: Request) -> Response:
+        if service.ready:
+            return _json({"ready": True, "model_version": service.predictor.version.version})
+        return _json({"ready": False, "reason": service.not_ready_reason}, 503)
+
+    async def server_metadata(_: Request) -> Response:
+        return _json({"name": "taxiway", "version": service.taxiway_version, "extensions": []})
+
+    async def model_metadata(request: Request) -> Response:
+        if request.path_params["model_name"] != service.name:
+            return _error(404, f"unknown model; this server serves `{service.name}`")
+        return _json(service.oip_metadata())
+
+    async def model_ready(request: Request) -> Response:
+        if request.path_params["model_name"] != service.name:
+            return _error(404, f"unknown model; this server serves `{service.name}`")
+        return _json({"ready": service.ready}, 200 if service.ready else 503)
+
+    async def infer(request: Request) -> Response:
+        started = time.perf_counter()
+        if request.path_params["model_name"] != service.name:
+            return _error(404, f"unknown model; this server serves `{service.name}`")
+        payload = await read_json(request)
+        try:
+            items, request_id = service.oip_items(payload)
+        except RequestError as error:
+            return _error(422, "malformed inference request", error.detail())
+        predictor = service.predictor
+        try:
+            parsed = [predictor.contract.parse(item) for item in items]
+        except RequestError as error:
+            return _error(422, "malformed inference request", error.detail())
+        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
+        await service.record(answers, parsed, items)
+        return _json(service.oip_response(answers, request_id))
+
+    async def metrics(_: Request) -> Response:
+        service.refresh_gauges()
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(_: Request) -> Response:
+        return _json(service.openapi())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [
+        Route("/v1/predict", _guard(predict), methods=["POST"]),
+        Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{model_name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{model_name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{model_name}/infer", _guard(infer), methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return _Limits(app, service)  # type: ignore[return-value]
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _guard(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _HttpError as error:
+            return _error(error.status, error.message)
+
+    return guarded
+
+
+def _outcome_problems(payload: Any) -> list[dict[str, Any]]:
+    if not isinstance(payload, dict):
+        return [{"loc": ["body"], "msg": "expected an object"}]
+    problems = []
+    for key in sorted(set(payload) - {"request_id", "unit", "name", "value", "timestamp"}):
+        problems.append({"loc": [key], "msg": "unknown key"})
+    if payload.get("request_id") is None and payload.get("unit") is None:
+        problems.append({"loc": ["request_id"], "msg": "give request_id or unit"})
+    for key, limit in (("request_id", 64), ("unit", 512)):
+        value = payload.get(key)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            problems.append({"loc": [key], "msg": f"expected a string of 1 to {limit} characters"})
+    name = payload.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 128:
+        problems.append({"loc": ["name"], "msg": "expected a string of 1 to 128 characters"})
+    value = payload.get("value")
+    if isinstance(value, bool):
+        pass
+    elif not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        problems.append({"loc": ["value"], "msg": "expected a finite number or a boolean"})
+    stamp = payload.get("timestamp")
+    if stamp is not None:
+        try:
+            datetime.fromisoformat(str(stamp))
+        except ValueError:
+            problems.append({"loc": ["timestamp"], "msg": "expected an ISO 8601 date-time"})
+    return problems
+
+
+class _Limits:
+    """Pure ASGI: API keys and roles, then the in-flight bound (429), then the app."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        role = _ROLES.get(path) or ("predict" if path.endswith("/infer") else None)
+        service = self.service
+        if role is not None and service.keys:
+            presented = _header(scope, b"x-api-key")
+            if presented is None:
+                auth = _header(scope, b"authorization")
+                if auth and auth.lower().startswith("bearer "):
+                    presented = auth[7:].strip()
+            roles = service.keys.roles_of(presented)
+            if not roles:
+                await _send(send, 401, {"error": "a valid API key is required (X-API-Key header)"})
+                service.metrics.requests.labels(path, "401").inc()
+                return
+            if role not in roles and "admin" not in roles:
+                await _send(send, 403, {"error": f"this key lacks the `{role}` role"})
+                service.metrics.requests.labels(path, "403").inc()
+                return
+        if role is not None and self.in_flight >= service.max_in_flight:
+            service.metrics.shed.inc()
+            service.metrics.requests.labels(path, "429").inc()
+            await _send(
+                send,
+                429,
+                {"error": f"over {service.max_in_flight} requests in flight; retry shortly"},
+                {"retry-after": "1"},
+            )
+            return
+        self.in_flight += 1
+        status = [500]
+
+        async def tracking(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        finally:
+            self.in_flight -= 1
+            if role is not None or path.startswith("/v2/models"):
+                service.metrics.requests.labels(
+                    path if role else "/v2/models", str(status[0])
+                ).inc()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    payload = orjson.dumps(body)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,92 @@
+"""Prometheus metrics of the service (``GET /metrics``).
+
+One registry per process. With several workers, each keeps its own and ``/metrics`` serves the
+answering worker's view unless ``PROMETHEUS_MULTIPROC_DIR`` is set (``taxiway serve`` sets it
+for ``--workers`` > 1, so the numbers are summed over workers).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Every series the service exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.latency = Histogram(
+            "taxiway_request_latency_seconds",
+            "Prediction latency by answer path and arm.",
+            ["path", "arm"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "taxiway_http_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "taxiway_fallbacks",
+            "Answers from the fallback chain, by which and why.",
+            ["which", "reason"],
+            registry=r,
+        )
+        self.shed = Counter("taxiway_shed_requests", "Requests refused with 429.", registry=r)
+        self.store_latency = Histogram(
+            "taxiway_online_store_latency_seconds",
+            "Online-store lookup time.",
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.out_of_range = Counter(
+            "taxiway_out_of_range_inputs",
+            "Request fields outside the training range.",
+            ["field"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "taxiway_model_version",
+            "The model version being served.",
+            ["name"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "taxiway_circuit_open",
+            "1 when a circuit breaker is open.",
+            ["breaker"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.log_commit = Histogram(
+            "taxiway_prediction_log_commit_seconds",
+            "Time from append to durable.",
+            buckets=_BUCKETS,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The exposition text (summed over workers in multi-process mode)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,337 @@
+"""The state of one serving process: the predictor, its logs, keys, metrics and hot reload.
+
+The served version is the registry's production version (or one pinned with ``--model``).
+Readiness means loaded and warmed up. When the production version changes, the new one is
+loaded and warmed in a thread and swapped in with one assignment: requests already running
+finish on the version they started with, and the old version becomes the ``previous``
+fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from typing import Any
+
+from taxiway.data.contracts.loader import load_contract
+from taxiway.errors import ServingError, TaxiwayError
+from taxiway.features.online import open_online_store
+from taxiway.models.registry import ModelVersion, open_registry
+from taxiway.serving.auth import ApiKeys, load_keys
+from taxiway.serving.inputs import Parsed, RequestError
+from taxiway.serving.log import PredictionLog, open_prediction_log
+from taxiway.serving.metrics import Metrics
+from taxiway.serving.openapi import openapi_document
+from taxiway.serving.predictor import Answer, Predictor
+from taxiway.spec.models import PredictionLogSpec, Serving
+from taxiway.spec.project import Project
+
+__all__ = ["Service", "no_production_version"]
+
+logger = logging.getLogger("taxiway.serving")
+
+_OIP_TYPES = {"numeric": "FP64", "boolean": "BOOL", "timestamp": "BYTES", "categorical": "BYTES"}
+
+
+def no_production_version(name: str) -> ServingError:
+    """The refusal when nothing is in production."""
+    return ServingError(
+        f"no version of {name} is in production, so there is nothing to serve",
+        fix="promote one: `taxiway models promote <version>` (see `taxiway models list`), "
+        "or serve a candidate explicitly with `taxiway serve --model <version>`",
+    )
+
+
+class Service:
+    """Everything a worker needs to answer; built before the server starts accepting."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        pinned: int | None = None,
+        reload_interval_s: float = 2.0,
+        warm_up: bool = True,
+    ) -> None:
+        spec = project.spec
+        self.project = project
+        self.name = spec.name
+        self.serving = spec.serving or Serving()
+        self.max_in_flight = self.serving.max_in_flight
+        self.pinned = pinned
+        self.reload_interval_s = reload_interval_s
+        self.keys: ApiKeys = load_keys(self.serving.auth)
+        self.metrics = Metrics()
+        self.taxiway_version = package_version("taxiway")
+        self.ready = False
+        self.not_ready_reason = "starting"
+        self.store = open_online_store(
+            spec.online_store, state_dir=project.state_dir, namespace=spec.name
+        )
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taxiway-io")
+        version = self._wanted_version()
+        if version is None:
+            raise no_production_version(spec.name)
+        self.predictor = Predictor(spec, version, self.store, executor=self.executor)
+        if warm_up:
+            self.predictor.warm_up()
+        pii = _pii_columns(project)
+        log_spec = self.serving.log
+        self.log: PredictionLog = open_prediction_log(
+            log_spec, state_dir=project.state_dir, pii=pii
+        )
+        outcome_spec = PredictionLogSpec(
+            path=str(self.log.folder.parent / "outcomes"),
+            rotate_mb=log_spec.rotate_mb,
+            retention=log_spec.retention,
+            fsync=log_spec.fsync,
+        )
+        self.outcomes: PredictionLog = open_prediction_log(
+            outcome_spec, state_dir=project.state_dir, pii=pii
+        )
+        self._reloader: asyncio.Task[None] | None = None
+        self.metrics.model_version.labels(self.name).set(version.version)
+        self.ready = True
+        self.not_ready_reason = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start watching the registry for a new production version."""
+        if self.pinned is None and self.reload_interval_s > 0:
+            self._reloader = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        """Stop watching; flush and close the logs."""
+        if self._reloader is not None:
+            self._reloader.cancel()
+        self.log.close()
+        self.outcomes.close()
+        self.predictor.close()
+        self.store.close()
+
+    def _wanted_version(self) -> ModelVersion | None:
+        registry = open_registry(self.project.spec.registry, state_dir=self.project.state_dir)
+        try:
+            if self.pinned is not None:
+                return registry.get(self.name, self.pinned)
+            return registry.production(self.name)
+        finally:
+            registry.close()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.reload_interval_s)
+            try:
+                wanted = await loop.run_in_executor(self.executor, self._wanted_version)
+                if wanted is None or wanted.version == self.predictor.version.version:
+                    continue
+                await loop.run_in_executor(self.executor, self._swap, wanted)
+            except (TaxiwayError, OSError) as error:
+                logger.warning(
+                    "hot reload failed; still serving v%s: %s",
+                    self.predictor.version.version,
+                    error,
+                )
+
+    def _swap(self, version: ModelVersion) -> None:
+        old = self.predictor
+        new = Predictor(
+            self.project.spec, version, self.store, previous=old.model, executor=self.executor
+        )
+        new.warm_up()
+        self.predictor = new  # one assignment: running requests keep their predictor
+        self.metrics.model_version.labels(self.name).set(version.version)
+        logger.info("now serving %s v%s (was v%s)", self.name, version.version, old.version.version)
+
+    # ------------------------------------------------------------------ recording
+
+    async def record(
+        self, answers: Sequence[Answer], parsed: Sequence[Parsed], items: Sequence[Any]
+    ) -> None:
+        """Append every answer to the durable log (before it is sent), and count it."""
+        now = datetime.now(UTC).isoformat()
+        records = []
+        for answer, request, item in zip(answers, parsed, items, strict=True):
+            records.append(
+                {
+                    "ts": now,
+                    "request_id": answer.request_id,
+                    "model": self.name,
+                    "model_version": answer.model_version,
+                    "arm": answer.arm,
+                    "unit": request.unit,
+                    "path": answer.path,
+                    "degraded": answer.degraded,
+                    "reason": answer.reason,
+                    "prediction": answer.prediction,
+                    "latency_ms": round(answer.latency_ms, 3),
+                    "lookup_ms": None if answer.lookup_ms is None else round(answer.lookup_ms, 3),
+                    "entities": item.get("entities") if isinstance(item, dict) else None,
+                    "request": request.values,
+                    "features": answer.features,
+                    "out_of_range": answer.out_of_range,
+                }
+            )
+            self._count(answer)
+        began = time.perf_counter()
+        try:
+            await asyncio.gather(*(self.log.append(r) for r in records))
+        except TaxiwayError as error:
+            raise ServingError(
+                f"the prediction log cannot be written ({error.message}); refusing to answer "
+                "unlogged",
+                fix=error.fix,
+            ) from None
+        self.metrics.log_commit.observe(time.perf_counter() - began)
+
+    async def record_outcome(self, record: dict[str, Any]) -> None:
+        """Append an outcome to the outcomes log."""
+        await self.outcomes.append(record)
+
+    def _count(self, answer: Answer) -> None:
+        m = self.metrics
+        m.latency.labels(answer.path, answer.arm).observe(answer.latency_ms / 1000)
+        if answer.degraded:
+            m.fallbacks.labels(answer.path.removeprefix("fallback:"), _reason(answer.reason)).inc()
+        if answer.lookup_ms is not None:
+            m.store_latency.observe(answer.lookup_ms / 1000)
+        for name in answer.out_of_range:
+            m.out_of_range.labels(name).inc()
+
+    def refresh_gauges(self) -> None:
+        """Gauges read at scrape time."""
+        for breaker in (self.predictor.store_breaker, self.predictor.model_breaker):
+            self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
+
+    # ------------------------------------------------------------------ documents
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document for the served version."""
+        p = self.predictor
+        return openapi_document(self.name, p.version.version, p.contract)
+
+    def oip_metadata(self) -> dict[str, Any]:
+        """Open Inference Protocol model metadata."""
+        contract = self.predictor.contract
+        inputs = [{"name": e, "datatype": "BYTES", "shape": [-1]} for e in contract.entities]
+        inputs += [
+            {"name": n, "datatype": _OIP_TYPES.get(r.kind, "BYTES"), "shape": [-1]}
+            for n, r in contract.fields.items()
+        ]
+        return {
+            "name": self.name,
+            "versions": [str(self.predictor.version.version)],
+            "platform": f"taxiway-{self.predictor.model.serving_kind}",
+            "inputs": inputs,
+            "outputs": [
+                {"name": "prediction", "datatype": "FP64", "shape": [-1]},
+                {"name": "degraded", "datatype": "BOOL", "shape": [-1]},
+            ],
+        }
+
+    def oip_items(self, payload: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """Open Inference Protocol tensors → taxiway request items (one per row)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+            raise RequestError([("inputs", "expected a list of input tensors")])
+        contract = self.predictor.contract
+        columns: dict[str, list[Any]] = {}
+        problems: list[tuple[str, str]] = []
+        for index, tensor in enumerate(payload["inputs"]):
+            if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+                problems.append((f"inputs.{index}", "expected a tensor with a name"))
+                continue
+            data = tensor.get("data")
+            if not isinstance(data, list):
+                problems.append((f"inputs.{index}.data", "expected a list"))
+                continue
+            name = tensor["name"]
+            if name not in contract.entities and name not in contract.fields:
+                known = ", ".join([*contract.entities, *contract.fields])
+                problems.append(
+                    (f"inputs.{index}.name", f"unknown input `{name}`; expected {known}")
+                )
+                continue
+            columns[name] = data
+        sizes = {len(v) for v in columns.values()}
+        if not problems and len(sizes) > 1:
+            problems.append(("inputs", "every input tensor must have the same length"))
+        if not problems and (not sizes or sizes == {0}):
+            problems.append(("inputs", "no rows"))
+        if problems:
+            raise RequestError(problems)
+        rows = sizes.pop()
+        if rows > 1000:
+            raise RequestError([("inputs", "at most 1000 rows per request")])
+        items = [
+            {
+                "entities": {e: columns[e][i] for e in contract.entities if e in columns},
+                "features": {f: columns[f][i] for f in contract.fields if f in columns},
+            }
+            for i in range(rows)
+        ]
+        request_id = payload.get("id")
+        return items, request_id if isinstance(request_id, str) else None
+
+    def oip_response(self, answers: Sequence[Answer], request_id: str | None) -> dict[str, Any]:
+        """Open Inference Protocol response for ``answers``."""
+        out: dict[str, Any] = {
+            "model_name": self.name,
+            "model_version": str(answers[0].model_version if answers else ""),
+            "outputs": [
+                {
+                    "name": "prediction",
+                    "datatype": "FP64",
+                    "shape": [len(answers)],
+                    "data": [a.prediction for a in answers],
+                },
+                {
+                    "name": "degraded",
+                    "datatype": "BOOL",
+                    "shape": [len(answers)],
+                    "data": [a.degraded for a in answers],
+                },
+            ],
+            "parameters": {"request_ids": [a.request_id for a in answers]},
+        }
+        if request_id is not None:
+            out["id"] = request_id
+        return out
+
+
+def _reason(reason: str | None) -> str:
+    """A low-cardinality label for a fallback reason."""
+    if reason is None:
+        return "none"
+    for key in ("timed out", "failed", "breaker open", "overran", "out of the training range"):
+        if key in reason:
+            return key.replace(" ", "_")
+    return "other"
+
+
+def _pii_columns(project: Project) -> set[str]:
+    """Columns marked PII in any contract, and the feature columns built from them."""
+    spec = project.spec
+    pii: set[str] = set()
+    for source in spec.sources.values():
+        if source.contract is None:
+            continue
+        try:
+            contract = load_contract(source.contract)
+        except TaxiwayError:
+            continue
+        for obj in contract.schema_:
+            for prop in obj.properties:
+                if prop.pii:
+                    pii.add(prop.name)
+    for name, view in spec.features.items():
+        for column in view.output_names(name):
+            if any(column.endswith(f"__{p}") for p in pii):
+                pii.add(column)
+    return pii

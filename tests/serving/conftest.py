@@ -1,0 +1,147 @@
+"""A trained, promoted, materialized shop, and real `taxiway serve` processes on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from taxiway.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `taxiway serve` process."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def serving(
+    spec: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 60.0,
+) -> Iterator[Server]:
+    """Start `taxiway serve -f spec ARGS` on a free port; stop it (SIGTERM, then SIGKILL) after."""
+    port = free_port()
+    log = spec.parent / f"serve-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "taxiway",
+        "serve",
+        "-f",
+        str(spec),
+        "--port",
+        str(port),
+        *args,
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"taxiway serve exited ({process.returncode}):\n{server.output()}"
+                )
+            try:
+                if httpx.get(f"{server.url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"taxiway serve not ready in {ready_timeout}s:\n{server.output()}"
+                )
+            time.sleep(0.1)
+        yield server
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _simulate(folder: Path) -> None:
+    spec = importlib.util.spec_from_file_location("retail_sim", EXAMPLES / "retail" / "simulate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.simulate(folder / "data", customers=400)
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The retail example (400 customers), trained, version 1 promoted, store materialized."""
+    folder = tmp_path_factory.mktemp("served-shop")
+    _simulate(folder)
+    shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", folder / "taxiway.yaml")
+    shutil.copytree(EXAMPLES / "retail" / "contracts", folder / "contracts")
+    spec = folder / "taxiway.yaml"
+    assert main(["train", "-f", str(spec), "--json"]) == 0
+    assert main(["models", "promote", "1", "-f", str(spec)]) == 0
+    assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
+    return spec
+
+
+def variant(
+    shop: Path, folder: Path, text: str | None = None, *, serving: str = "", append: str = ""
+) -> Path:
+    """A copy of the shop's spec in ``folder`` sharing its data and contracts (not its state).
+
+    ``serving`` lines (indented by two spaces) go into the spec's `serving:` section.
+    """
+    for item in ("data", "contracts"):
+        target = folder / item
+        if not target.exists():
+            target.symlink_to(shop.parent / item)
+    body = text if text is not None else shop.read_text()
+    if serving:
+        assert "\nserving:\n" in body
+        body = body.replace("\nserving:\n", "\nserving:\n" + serving, 1)
+    spec = folder / "taxiway.yaml"
+    spec.write_text(body + append)
+    return spec
