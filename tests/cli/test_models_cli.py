@@ -66,3 +66,13 @@ def test_model_section_mistakes_point_at_the_line(
     err = capsys.readouterr().err
     assert "taxiway.yaml:8" in err
     assert message in err
+
+
+def test_an_unknown_fallback_points_at_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _project(tmp_path, "serving: {fallback: [baseline, basline]}")
+    assert main(["check", "-f", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "taxiway.yaml:8" in err
+    assert "did you mean `baseline`?" in err

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from taxiway.serving.log import count_records, log_files
 from tests.conftest import require_service
 
 from taxiway.cli import main
+from taxiway.serving.log import count_records, log_files
 
 from .conftest import Server, free_port, serving, variant
 
@@ -185,7 +185,7 @@ def test_redis_paused_mid_run_degrades_within_budget_and_recovers(
 ) -> None:
     port, redis = redis_server
     text = shop.read_text() + (
-        f"\nonline_store:\n  kind: redis\n  url: redis://127.0.0.1:{port}/0\n  timeout_ms: 30\n"
+        f"\nonline_store:\n  kind: redis\n  url: redis://127.0.0.1:{port}/0\n  timeout_ms: 500\n"
     )
     spec = variant(shop, tmp_path, text, serving="  breaker: {failures: 3, reset_after: 1s}\n")
     assert (

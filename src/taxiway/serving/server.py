@@ -15,7 +15,7 @@ from pathlib import Path
 
 from taxiway.errors import ServingError
 from taxiway.serving.auth import load_keys
-from taxiway.serving.service import Service
+from taxiway.serving.service import Service, servable_version
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -70,7 +70,7 @@ def serve(
             fix="set serving.auth (keys_file or key_env) in the spec, or bind to 127.0.0.1",
         )
     # fail here, in the parent, with a clear message (not in every worker)
-    Service(project, pinned=model, reload_interval_s=0, warm_up=False).predictor.close()
+    servable_version(project, model)
     os.environ[_ENV_SPEC] = str(project.spec_path)
     os.environ[_ENV_STATE] = str(project.state_dir)
     if model is not None:

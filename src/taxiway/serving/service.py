@@ -31,7 +31,7 @@ from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import PredictionLogSpec, Serving
 from taxiway.spec.project import Project
 
-__all__ = ["Service", "no_production_version"]
+__all__ = ["Service", "no_production_version", "servable_version"]
 
 logger = logging.getLogger("taxiway.serving")
 
@@ -45,6 +45,22 @@ def no_production_version(name: str) -> ServingError:
         fix="promote one: `taxiway models promote <version>` (see `taxiway models list`), "
         "or serve a candidate explicitly with `taxiway serve --model <version>`",
     )
+
+
+def servable_version(project: Project, pinned: int | None = None) -> ModelVersion:
+    """The version to serve: ``pinned``, else production; a clear error when there is none."""
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        version = (
+            registry.get(project.spec.name, pinned)
+            if pinned is not None
+            else registry.production(project.spec.name)
+        )
+    finally:
+        registry.close()
+    if version is None:
+        raise no_production_version(project.spec.name)
+    return version
 
 
 class Service:
@@ -116,13 +132,10 @@ class Service:
         self.store.close()
 
     def _wanted_version(self) -> ModelVersion | None:
-        registry = open_registry(self.project.spec.registry, state_dir=self.project.state_dir)
         try:
-            if self.pinned is not None:
-                return registry.get(self.name, self.pinned)
-            return registry.production(self.name)
-        finally:
-            registry.close()
+            return servable_version(self.project, self.pinned)
+        except ServingError:
+            return None
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()

@@ -206,6 +206,7 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
             )
         )
     issues.extend(_model_issues(spec, doc))
+    issues.extend(_serving_issues(spec, doc))
     if (
         isinstance(label, ColumnLabel)
         and spec.spine is not None
@@ -269,4 +270,32 @@ def _model_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                 "MLflow model directory, relative to this spec",
             )
         )
+    return issues
+
+
+def _serving_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """Each `serving.fallback` step is previous, baseline or a number."""
+    serving = spec.serving
+    if serving is None or serving.fallback is None:
+        return []
+    steps = [serving.fallback] if isinstance(serving.fallback, str) else serving.fallback
+    issues = []
+    for index, step in enumerate(steps):
+        text = str(step).strip()
+        if text in ("previous", "baseline"):
+            continue
+        try:
+            float(text)
+        except ValueError:
+            loc: tuple[str | int, ...] = ("serving", "fallback")
+            if not isinstance(serving.fallback, str):
+                loc = (*loc, index)
+            issues.append(
+                doc.issue(
+                    loc,
+                    f"unknown fallback `{text}`",
+                    expected="previous, baseline, or a constant such as 0.5",
+                    suggestion=did_you_mean(text, ["previous", "baseline"]),
+                )
+            )
     return issues

@@ -1,0 +1,827 @@
+"""HTTP serving: taxiway against `mlflow models serve` and BentoML, and the server stacks.
+
+One LightGBM model (100 trees, 31 leaves, 20 features, trained here on generated data) is
+served by every target on 127.0.0.1, and ``wrk`` (Debian's, one thread, keep-alive
+connections) sends one-row requests at each concurrency (``--concurrency``, default 8 and 32)
+for ``--duration`` seconds after a ``--warmup``. Targets (``--targets``):
+
+- ``mlflow``: ``mlflow models serve --env-manager local`` on the model saved with
+  ``mlflow.lightgbm.save_model`` (with a signature), ``dataframe_split`` bodies;
+- ``bentoml``: ``bentoml serve`` on a ``@bentoml.service`` calling ``Booster.predict``;
+- ``stacks``: one minimal Starlette + orjson endpoint (``serving_peers/stack_app.py``) run by
+  each server stack in ``STACKS`` (uvicorn with asyncio/h11 or uvloop/httptools, with or
+  without the TCP_NODELAY fix for uvicorn issue #3149, granian) with 1 and 2 workers: the
+  measurement that chooses taxiway's server;
+- ``taxiway``: ``POST /v1/predict {"entities": {"customer": "<key>"}}``, the features read
+  from the online store and the answer logged. Until ``taxiway serve`` runs, a stand-in with
+  the same command line (``serving_peers/taxiway_standin.py``) is measured: see ``TODO``.
+
+MLflow and BentoML run in their own virtualenvs under ``bench/.data/serving/`` (they pin
+other versions of what taxiway uses); ``--setup`` creates them (pinned versions, idempotent),
+saves the MLflow model and installs ``wrk`` with apt-get when it is missing. Every server is
+started in its own process group, checked (each target's answers must equal
+``Booster.predict`` on the same rows) before it is measured, and stopped, group and all,
+when done or when this script exits.
+
+    .venv/bin/python bench/serving.py --setup
+    .venv/bin/python bench/serving.py --duration 20 --concurrency 8,32 --wait-idle 300
+    .venv/bin/python bench/serving.py --targets stacks --stacks granian,uvicorn --duration 5
+
+Raw figures are appended to ``bench/.data/serving/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import http.client
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEERS = HERE / "serving_peers"
+DATA = HERE / ".data" / "serving"
+HOST = "127.0.0.1"
+SEED = 20260607
+FEATURES = 20
+TREES = 100
+TRAIN_ROWS = 50_000
+REQUEST_ROWS = 256  # distinct request bodies, cycled by wrk
+STORE_KEYS = 100_000  # keys in the stand-in's online store
+TOLERANCE = 1e-9  # every target runs LightGBM 4.7.0 in float64: answers must be exact
+
+# the peers' own venvs: pinned, so a rerun measures the same thing
+PEER_PACKAGES = {
+    "mlflow": ["mlflow==3.17.2", "lightgbm==4.7.0", "scikit-learn==1.9.1"],
+    "bentoml": ["bentoml==1.4.39", "lightgbm==4.7.0", "scikit-learn==1.9.1"],
+}
+PEER_MODULES = {"mlflow": "mlflow.lightgbm, mlflow.pyfunc", "bentoml": "bentoml, lightgbm"}
+QUIET_ENV = {  # no telemetry from the peers (nothing may leave the machine anyway)
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "BENTOML_DO_NOT_TRACK": "True",
+}
+
+GOAL_P99_MS = 5.0  # taxiway, concurrency 8, lookup and log included
+GOAL_VS_MLFLOW = 20.0  # taxiway's req/s over MLflow's
+GOAL_VS_BENTOML = 5.0
+
+
+# --------------------------------------------------------------------------- model and data
+
+
+@dataclass(frozen=True)
+class Model:
+    path: Path
+    rows: np.ndarray  # REQUEST_ROWS x FEATURES, the rows requests carry
+    expected: np.ndarray  # Booster.predict(rows)
+    store: Path  # the stand-in's online store: rows[i] is under key KEYS[i]
+    keys: list[str]
+
+
+def ensure_model() -> Model:
+    """Train (once) the served model, the request rows and the stand-in's online store."""
+    import lightgbm
+
+    folder = DATA / "model"
+    path, rows_file, store = folder / "model.txt", folder / "rows.npy", folder / "store.sqlite"
+    rng = np.random.default_rng(SEED)
+    keys = [str(k) for k in rng.choice(STORE_KEYS, REQUEST_ROWS, replace=False)]
+    if not (path.exists() and rows_file.exists() and store.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        X = rng.standard_normal((TRAIN_ROWS + REQUEST_ROWS, FEATURES))
+        signal_ = X[:, 0] - 0.7 * X[:, 1] + 0.5 * X[:, 2] * X[:, 4] + np.sin(3 * X[:, 5])
+        y = (signal_ + rng.standard_normal(len(X)) > 0.3).astype(int)
+        params = {"objective": "binary", "num_leaves": 31, "learning_rate": 0.05,
+                  "verbosity": -1, "seed": SEED, "num_threads": 2}  # fmt: skip
+        train = lightgbm.Dataset(X[:TRAIN_ROWS], y[:TRAIN_ROWS])
+        booster = lightgbm.train(params, train, num_boost_round=TREES)
+        booster.save_model(str(path))
+        rows = X[TRAIN_ROWS:]
+        np.save(rows_file, rows)
+        write_store(store, rows, keys, rng)
+    booster = lightgbm.Booster(model_file=str(path))
+    rows = np.load(rows_file)
+    return Model(path, rows, booster.predict(rows, num_threads=1), store, keys)
+
+
+def write_store(path: Path, rows: np.ndarray, keys: list[str], rng: np.random.Generator) -> None:
+    """The stand-in's online store: STORE_KEYS keys, each with its 20 values as a JSON array."""
+    import sqlite3
+
+    import orjson
+
+    path.unlink(missing_ok=True)
+    filler = rng.standard_normal((STORE_KEYS, FEATURES))
+    for key, row in zip(keys, rows, strict=True):
+        filler[int(key)] = row
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE features (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        db.executemany(
+            "INSERT INTO features VALUES (?, ?)",
+            ((str(k), orjson.dumps(filler[k].tolist())) for k in range(STORE_KEYS)),
+        )
+    db.close()
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server to start, with how to call it and how to tell a right answer."""
+
+    name: str  # the row label
+    server: str  # the server and its flags, as printed
+    workers: int
+    argv: Callable[[int], list[str]]  # port -> command line
+    path: str  # the route requests go to
+    bodies: list[bytes]  # request bodies, cycled
+    answer: Callable[[Any], float]  # response JSON -> the prediction (raises when malformed)
+    expected: np.ndarray | None  # predictions for bodies, when known
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = PEERS
+    start_timeout: float = 120.0
+
+
+def _features_body(row: np.ndarray) -> bytes:
+    return json.dumps({"features": row.tolist()}).encode()
+
+
+def _python(venv: str) -> Path:
+    return DATA / f"{venv}-venv" / "bin" / "python"
+
+
+def _peer_env(venv: str) -> dict[str, str]:
+    bin_dir = str(_python(venv).parent)
+    return {**QUIET_ENV, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+# The server stacks for the minimal endpoint: name -> (description, argv for (port, workers)).
+# uvicorn's CLI default loop/http is "auto" (uvloop and httptools when installed), so both
+# are named explicitly: taxiway depends on plain `uvicorn`, which brings neither.
+def _uvicorn(loop: str, http: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
+        sys.executable, "-m", "uvicorn", "stack_app:app", "--host", HOST, "--port", str(port),
+        "--workers", str(workers), "--loop", loop, "--http", http, "--log-level", "warning",
+        "--no-access-log",
+    ]  # fmt: skip
+
+
+def _uvicorn_nodelay(loop: str, http: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
+        sys.executable, str(PEERS / "uvicorn_nodelay.py"), "stack_app:app", "--host", HOST,
+        "--port", str(port), "--workers", str(workers), "--loop", loop, "--http", http,
+    ]  # fmt: skip
+
+
+def _granian(*flags: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws",
+        "--log-level", "warning", "--no-access-log", "--host", HOST, "--port", str(port),
+        "--workers", str(workers), *flags, "stack_app:app",
+    ]  # fmt: skip
+
+
+STACKS: dict[str, tuple[str, Callable[[int, int], list[str]]]] = {
+    "uvicorn": ("uvicorn --loop asyncio --http h11", _uvicorn("asyncio", "h11")),
+    "uvicorn-uvloop": ("uvicorn --loop uvloop --http httptools", _uvicorn("uvloop", "httptools")),
+    "uvicorn-nodelay": (
+        "uvicorn asyncio/h11, socket bound with IPPROTO_TCP + TCP_NODELAY",
+        _uvicorn_nodelay("asyncio", "h11"),
+    ),
+    "uvicorn-uvloop-nodelay": (
+        "uvicorn uvloop/httptools, socket bound with IPPROTO_TCP + TCP_NODELAY",
+        _uvicorn_nodelay("uvloop", "httptools"),
+    ),
+    "granian": ("granian --interface asgi --http 1 --no-ws --loop uvloop", _granian("--loop", "uvloop")),
+    "granian-asyncio": (
+        "granian --interface asgi --http 1 --no-ws --loop asyncio",
+        _granian("--loop", "asyncio"),
+    ),
+}  # fmt: skip
+
+
+def stack_targets(model: Model, names: list[str], workers: list[int]) -> list[Target]:
+    bodies = [_features_body(row) for row in model.rows]
+    env = {"BENCH_MODEL": str(model.path), "PYTHONPATH": str(PEERS)}
+    targets = []
+    for name in names:
+        description, argv = STACKS[name]
+        for n in workers:
+            targets.append(
+                Target(
+                    name=f"stack:{name}",
+                    server=description,
+                    workers=n,
+                    argv=lambda port, argv=argv, n=n: argv(port, n),  # type: ignore[misc]
+                    path="/predict",
+                    bodies=bodies,
+                    answer=lambda body: float(body["score"]),
+                    expected=model.expected,
+                    ready_path="/ready",
+                    env=env,
+                    start_timeout=60,
+                )
+            )
+    return targets
+
+
+def mlflow_target(model: Model, workers: int) -> Target:
+    columns = [f"f{i}" for i in range(FEATURES)]
+    bodies = [
+        json.dumps({"dataframe_split": {"columns": columns, "data": [row.tolist()]}}).encode()
+        for row in model.rows
+    ]
+    home = DATA / "mlflow-home"
+    return Target(
+        name="mlflow",
+        server="mlflow models serve --env-manager local",
+        workers=workers,
+        argv=lambda port: [
+            str(_python("mlflow").parent / "mlflow"), "models", "serve", "-m",
+            str(DATA / "mlflow-model"), "--env-manager", "local", "--host", HOST, "--port",
+            str(port), "--workers", str(workers),
+        ],  # fmt: skip
+        path="/invocations",
+        bodies=bodies,
+        answer=lambda body: float(body["predictions"][0]),
+        expected=model.expected,
+        ready_path="/ping",
+        env={**_peer_env("mlflow"), "MLFLOW_TRACKING_URI": (home / "mlruns").as_uri()},
+        cwd=home,
+    )
+
+
+def bentoml_target(model: Model, workers: int) -> Target:
+    return Target(
+        name="bentoml",
+        server="bentoml serve (sync @bentoml.api)",
+        workers=workers,
+        argv=lambda port: [
+            str(_python("bentoml").parent / "bentoml"), "serve", "bentoml_service:Scorer",
+            "--working-dir", str(PEERS), "--host", HOST, "--port", str(port),
+        ],  # fmt: skip
+        path="/predict",
+        bodies=[_features_body(row) for row in model.rows],
+        answer=lambda body: float(body["score"]),
+        expected=model.expected,
+        ready_path="/readyz",
+        env={
+            **_peer_env("bentoml"),
+            "BENCH_MODEL": str(model.path),
+            "BENCH_WORKERS": str(workers),
+            "BENTOML_HOME": str(DATA / "bentoml-home"),
+        },
+    )
+
+
+def _taxiway_answer(body: Any) -> float:
+    if body.get("degraded"):  # a fallback answered: that is not the path being measured
+        raise ValueError(f"degraded answer ({body.get('reason')}): {body}")
+    return float(body["prediction"])
+
+
+def taxiway_target(model: Model, workers: int, args: argparse.Namespace) -> Target:
+    # TODO(taxiway serve): when `taxiway serve` runs, measure it instead of the stand-in:
+    #   .venv/bin/python bench/serving.py --targets taxiway --taxiway-spec SPEC.yaml \
+    #       --taxiway-bodies BODIES.jsonl
+    # with a project whose production model is served from its online store, and BODIES one
+    # `{"entities": {...}}` request per line for keys that are in the store. The command is
+    # below (`-m taxiway serve`); only the project (spec, trained and promoted model,
+    # materialized store) has to be built, and its expected predictions are not checked
+    # (answers must be 200, a finite `prediction`, not `degraded`).
+    if args.taxiway_spec:
+        spec, bodies = Path(args.taxiway_spec).resolve(), args.taxiway_bodies
+        command = [sys.executable, "-m", "taxiway", "serve", "-f", str(spec)]
+        lines = Path(bodies).read_bytes().splitlines() if bodies else []
+        request_bodies = [line for line in lines if line.strip()]
+        if not request_bodies:
+            raise SystemExit("--taxiway-spec needs --taxiway-bodies (one JSON request a line)")
+        expected, server = None, "taxiway serve"
+        env = {"PYTHONPATH": str(ROOT / "src")}
+    else:
+        spec = DATA / "standin" / "spec.json"
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(
+            json.dumps(
+                {"model": str(model.path), "store": str(model.store), "entity": "customer",
+                 "log_dir": str(DATA / "standin" / "log")}  # fmt: skip
+            )
+        )
+        command = [sys.executable, str(PEERS / "taxiway_standin.py"), "serve", "-f", str(spec)]
+        request_bodies = [json.dumps({"entities": {"customer": k}}).encode() for k in model.keys]
+        expected = model.expected
+        stack = os.environ.get("BENCH_STANDIN_SERVER", "granian")
+        server = f"STAND-IN for taxiway serve (lookup + log, on {stack})"
+        env = {}
+    return Target(
+        name="taxiway",
+        server=server,
+        workers=workers,
+        argv=lambda port: [*command, "--host", HOST, "--port", str(port), "--workers", str(workers)],
+        path="/v1/predict",
+        bodies=request_bodies,
+        answer=_taxiway_answer,
+        expected=expected,
+        ready_path="/v2/health/ready",
+        env=env,
+        cwd=DATA,
+    )
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def setup_peer(name: str) -> str | None:
+    """Create (or keep) the peer's venv with its pinned packages; the error, if any."""
+    python = _python(name)
+    wanted = "\n".join(PEER_PACKAGES[name])
+    marker = python.parent.parent / "bench-packages.txt"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        if venv_missing(name) is None:
+            print(f"  {name}: venv ready ({python.parent.parent})")
+            return None
+    print(f"  {name}: creating {python.parent.parent} with {', '.join(PEER_PACKAGES[name])}")
+    log = DATA / f"{name}-setup.log"
+    with log.open("w") as out:
+        steps = [
+            [sys.executable, "-m", "venv", "--clear", str(python.parent.parent)],
+            [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES[name]],
+        ]
+        for step in steps:
+            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode:
+                return f"`{' '.join(step)}` failed, see {log}"
+    marker.write_text(wanted)
+    return venv_missing(name)
+
+
+def peer_missing(name: str) -> str | None:
+    """Why the peer cannot run (None when it can)."""
+    missing = venv_missing(name)
+    if missing is None and name == "mlflow" and not (DATA / "mlflow-model" / "MLmodel").exists():
+        return "no MLflow model folder: run `bench/serving.py --setup`"
+    return missing
+
+
+def venv_missing(name: str) -> str | None:
+    """Why the peer's venv cannot run it (None when it can)."""
+    python = _python(name)
+    if not python.exists():
+        return f"no venv at {python.parent.parent}: run `bench/serving.py --setup`"
+    probe = subprocess.run(
+        [str(python), "-c", f"import {PEER_MODULES[name]}"],
+        capture_output=True, text=True, env={**os.environ, **QUIET_ENV}, check=False,
+    )  # fmt: skip
+    if probe.returncode:
+        return f"import fails in its venv: {probe.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+def setup(model: Model) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    if shutil.which("wrk") is None:
+        print("  wrk: installing Debian's package (apt-get install -y wrk)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False)
+    for name in PEER_PACKAGES:
+        error = setup_peer(name)
+        if error:
+            print(f"  {name}: SETUP FAILED: {error}")
+            (DATA / f"{name}-setup-error.txt").write_text(error + "\n")
+            continue
+        (DATA / f"{name}-setup-error.txt").unlink(missing_ok=True)
+        if name == "mlflow":
+            folder = DATA / "mlflow-model"
+            (DATA / "mlflow-home").mkdir(exist_ok=True)
+            if not (folder / "MLmodel").exists() or (
+                folder.stat().st_mtime < model.path.stat().st_mtime
+            ):
+                subprocess.run(
+                    [str(_python("mlflow")), str(PEERS / "mlflow_save.py"), str(model.path),
+                     str(folder)],
+                    check=True, env={**os.environ, **QUIET_ENV}, cwd=DATA / "mlflow-home",
+                )  # fmt: skip
+            print(f"  mlflow: model folder {folder}")
+
+
+# --------------------------------------------------------------------------- servers
+
+
+_RUNNING: dict[int, subprocess.Popen[bytes]] = {}  # process-group id -> leader
+
+
+def _stop_group(pgid: int, grace: float = 15.0) -> None:
+    """SIGTERM the whole group, wait for it to go, SIGKILL what is left."""
+    leader = _RUNNING.pop(pgid, None)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if leader is not None:
+        leader.wait(5)
+
+
+def _stop_all() -> None:
+    for pgid in list(_RUNNING):
+        _stop_group(pgid, grace=5.0)
+
+
+def _on_signal(signum: int, _: Any) -> None:
+    _stop_all()
+    raise SystemExit(128 + signum)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def running(target: Target, log: Path) -> Iterator[tuple[int, int]]:
+    """Start the target's server; yield (port, process-group id) once it answers ready."""
+    port = free_port()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    target.cwd.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            target.argv(port),
+            cwd=target.cwd,
+            env={**os.environ, **target.env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped together, workers too
+        )
+    pgid = process.pid
+    _RUNNING[pgid] = process
+    try:
+        deadline = time.monotonic() + target.start_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"exited with {process.returncode} while starting: {tail(log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {target.start_timeout:.0f} s: {tail(log)}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if request(port, "GET", target.ready_path)[0] == 200:
+                    break
+            time.sleep(0.25)
+        yield port, pgid
+    finally:
+        _stop_group(pgid)
+        for _ in range(50):  # the port is free again before the next server binds one
+            if not port_open(port):
+                break
+            time.sleep(0.1)
+
+
+def tail(log: Path, lines: int = 6) -> str:
+    text = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    return " | ".join(text[-lines:])[-800:]
+
+
+def check_answers(target: Target, port: int, count: int = 16) -> float:
+    """POST the first ``count`` bodies one by one; the largest error against the expected
+    predictions (0 when none are known). Raises when an answer is not a prediction."""
+    worst = 0.0
+    for i, body in enumerate(target.bodies[:count]):
+        status, raw = request(port, "POST", target.path, body)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status} for {body[:80]!r}: {raw[:300]!r}")
+        value = target.answer(json.loads(raw))
+        if not math.isfinite(value):
+            raise RuntimeError(f"not a finite prediction: {raw[:300]!r}")
+        if target.expected is not None:
+            worst = max(worst, abs(value - float(target.expected[i])))
+    if worst > TOLERANCE:
+        raise RuntimeError(f"answers differ from Booster.predict by up to {worst:.3g}")
+    return worst
+
+
+# --------------------------------------------------------------------------- load
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds spent by everything on the machine (all cores)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    parts = ("user", "nice", "system", "irq", "softirq", "steal")
+    return sum(float(getattr(t, name, 0.0)) for name in parts)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds of the live processes of one process group."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(process.pid) == pgid:
+                t = process.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def wait_for_idle(limit: float) -> float:
+    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s; return
+    the busy cores last seen."""
+    deadline = time.monotonic() + limit
+    cores = 0.0
+    while time.monotonic() < deadline:
+        before, began = busy_cpu_seconds(), time.monotonic()
+        time.sleep(2)
+        cores = (busy_cpu_seconds() - before) / (time.monotonic() - began)
+        if cores < 0.15:
+            return cores
+    return cores
+
+
+def wrk(port: int, path: str, bodies: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+    """One closed-loop wrk run: ``concurrency`` keep-alive connections, one thread."""
+    command = [
+        "wrk", "-t1", f"-c{concurrency}", f"-d{max(int(round(seconds)), 1)}s", "--timeout", "5s",
+        "--latency", "-s", str(PEERS / "post.lua"), f"http://{HOST}:{port}{path}", "--",
+        str(bodies),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    marked = [line for line in done.stdout.splitlines() if line.startswith("WRK_JSON ")]
+    if done.returncode or not marked:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    result: dict[str, Any] = json.loads(marked[-1].removeprefix("WRK_JSON "))
+    return result
+
+
+def measure(
+    target: Target, port: int, pgid: int, concurrency: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    bodies = DATA / "bodies" / f"{target.name.replace(':', '-')}.jsonl"
+    bodies.parent.mkdir(parents=True, exist_ok=True)
+    bodies.write_bytes(b"\n".join(target.bodies) + b"\n")
+    idle = wait_for_idle(args.wait_idle) if args.wait_idle else None
+    load1 = os.getloadavg()[0]
+    if args.warmup:
+        wrk(port, target.path, bodies, concurrency, args.warmup)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before, busy_before = group_cpu_seconds(pgid), busy_cpu_seconds()
+    mine = time.process_time()
+    began = time.monotonic()
+    run = wrk(port, target.path, bodies, concurrency, args.duration)
+    wall = time.monotonic() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    server_cpu = group_cpu_seconds(pgid) - server_before
+    others = busy_cpu_seconds() - busy_before - server_cpu - wrk_cpu
+    others -= time.process_time() - mine
+    seconds = run["duration_us"] / 1e6
+    errors = sum(run[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return {
+        "target": target.name,
+        "server": target.server,
+        "workers": target.workers,
+        "concurrency": concurrency,
+        "requests": run["requests"],
+        "rps": run["requests"] / seconds,
+        "p50_ms": run["p50_us"] / 1e3,
+        "p90_ms": run["p90_us"] / 1e3,
+        "p99_ms": run["p99_us"] / 1e3,
+        "max_ms": run["max_us"] / 1e3,
+        "errors": errors,
+        "error_kinds": {k: run[k] for k in ("connect", "read", "write", "status", "timeout")},
+        "server_cores": server_cpu / wall,
+        "wrk_cores": wrk_cpu / wall,
+        "other_cores": max(others, 0.0) / wall,
+        "idle_cores_before": idle,
+        "load1_before": load1,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(results: list[dict[str, Any]], failures: list[tuple[str, str]]) -> None:
+    header = ["target", "server", "workers", "conc", "req/s", "p50 ms", "p99 ms", "errors",
+              "server cores", "wrk cores", "other cores", "load1"]  # fmt: skip
+    rows = [
+        [r["target"], r["server"], str(r["workers"]), str(r["concurrency"]), f"{r['rps']:,.0f}",
+         f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["errors"]),
+         f"{r['server_cores']:.2f}", f"{r['wrk_cores']:.2f}", f"{r['other_cores']:.2f}",
+         f"{r['load1_before']:.2f}"]
+        for r in results
+    ]  # fmt: skip
+    print("\n" + _table(header, rows))
+    for name, reason in failures:
+        print(f"\nNOT MEASURED {name}: {reason}")
+    print("\n" + "\n".join(goal_lines(results)))
+
+
+def goal_lines(results: list[dict[str, Any]]) -> list[str]:
+    """The issue's goals, from the rows measured (each ratio at equal concurrency)."""
+    by = {(r["target"], r["workers"], r["concurrency"]): r for r in results}
+    lines = ["Goals:"]
+    for (name, workers, conc), r in sorted(by.items()):
+        if name != "taxiway":
+            continue
+        tag = f"taxiway {workers}w c{conc}"
+        if conc == 8:
+            verdict = "met" if r["p99_ms"] <= GOAL_P99_MS else "MISSED"
+            lines.append(f"  {tag}: p99 {r['p99_ms']:.2f} ms (goal <= {GOAL_P99_MS}) {verdict}")
+        for peer, goal in (("mlflow", GOAL_VS_MLFLOW), ("bentoml", GOAL_VS_BENTOML)):
+            base = by.get((peer, 1, conc))
+            if base and base["rps"]:
+                ratio = r["rps"] / base["rps"]
+                verdict = "met" if ratio >= goal else "MISSED"
+                lines.append(f"  {tag}: {ratio:.1f}x {peer}'s req/s (goal >= {goal}x) {verdict}")
+    lines.append("2 workers / 1 worker (req/s):")
+    for (name, workers, conc), r in sorted(by.items()):
+        one = by.get((name, 1, conc))
+        if workers == 2 and one and one["rps"]:
+            ratio = r["rps"] / one["rps"]
+            lines.append(
+                f"  {name} c{conc}: {ratio:.2f}x ({one['rps']:,.0f} -> {r['rps']:,.0f}) "
+                f"{'helps' if ratio > 1 else 'DOES NOT HELP'}"
+            )
+    return lines
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    found = []
+    for name in ("starlette", "orjson", "uvicorn", "uvloop", "httptools", "granian", "lightgbm"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    for peer in PEER_PACKAGES:
+        python = _python(peer)
+        if python.exists():
+            names = [peer, "uvicorn", "starlette", "fastapi", "lightgbm"]
+            code = (
+                "from importlib import metadata as m\n"
+                f"for n in {names!r}:\n"
+                "    try: print(n, m.version(n))\n"
+                "    except m.PackageNotFoundError: pass"
+            )
+            out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+            found.append(f"[{peer} venv: {', '.join(out.stdout.split(chr(10))[:-1])}]")
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    found.append(wrk_version.split(" [")[0].strip() or "wrk ?")
+    return "; ".join(found)
+
+
+def machine() -> str:
+    import psutil
+
+    return (
+        f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}"
+    )
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def build_targets(model: Model, args: argparse.Namespace) -> tuple[list[Target], list[Any]]:
+    targets: list[Target] = []
+    failures: list[tuple[str, str]] = []
+    for group in args.targets.split(","):
+        if group in ("mlflow", "bentoml"):
+            missing = peer_missing(group)
+            if missing:
+                failures.append((group, missing))
+                continue
+            make = mlflow_target if group == "mlflow" else bentoml_target
+            targets += [make(model, n) for n in _ints(args.peer_workers)]
+        elif group == "stacks":
+            unknown = set(args.stacks.split(",")) - set(STACKS)
+            if unknown:
+                raise SystemExit(f"unknown stacks {sorted(unknown)}; known: {sorted(STACKS)}")
+            targets += stack_targets(model, args.stacks.split(","), _ints(args.workers))
+        elif group == "taxiway":
+            targets += [taxiway_target(model, n, args) for n in _ints(args.workers)]
+        else:
+            raise SystemExit(f"unknown target {group!r}: mlflow, bentoml, stacks or taxiway")
+    return targets, failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--setup", action="store_true", help="create the peers' venvs and exit")
+    parser.add_argument("--targets", default="mlflow,bentoml,stacks,taxiway")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="which server stacks")
+    parser.add_argument("--workers", default="1,2", help="worker counts: stacks and taxiway")
+    parser.add_argument("--peer-workers", default="1", help="worker counts: MLflow, BentoML")
+    parser.add_argument("--concurrency", default="8,32", help="open connections, comma list")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="before each measurement, wait up to this many seconds for other work to stop",
+    )
+    parser.add_argument("--taxiway-spec", help="measure the real `taxiway serve -f SPEC`")
+    parser.add_argument("--taxiway-bodies", help="with --taxiway-spec: one request a line")
+    args = parser.parse_args(argv)
+    atexit.register(_stop_all)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    DATA.mkdir(parents=True, exist_ok=True)
+    model = ensure_model()
+    if args.setup:
+        setup(model)
+        return 0
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `apt-get install -y wrk` or `bench/serving.py --setup`")
+    print(f"# bench/serving.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    print(f"versions: {versions()}")
+    targets, failures = build_targets(model, args)
+    results: list[dict[str, Any]] = []
+    for target in targets:
+        label = f"{target.name} ({target.workers}w)"
+        log = DATA / "logs" / f"{target.name.replace(':', '-')}-{target.workers}w.log"
+        try:
+            with running(target, log) as (port, pgid):
+                error = check_answers(target, port)
+                print(f"\n{label}: {target.server}; answers checked (max error {error:.1g})")
+                for concurrency in _ints(args.concurrency):
+                    r = measure(target, port, pgid, concurrency, args)
+                    results.append(r)
+                    print(
+                        f"  c{concurrency}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
+                        f"p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, server "
+                        f"{r['server_cores']:.2f} + wrk {r['wrk_cores']:.2f} + others "
+                        f"{r['other_cores']:.2f} cores",
+                        flush=True,
+                    )
+        except Exception as error:  # one target failing must not lose the others' figures
+            failures.append((label, f"{type(error).__name__}: {error}"))
+            print(f"\n{label}: FAILED: {error}", flush=True)
+    report(results, failures)
+    with (DATA / "results.jsonl").open("a") as handle:
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "argv": sys.argv[1:],
+            "results": results,
+            "failures": failures,
+        }
+        handle.write(json.dumps(record) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

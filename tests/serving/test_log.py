@@ -1,0 +1,423 @@
+"""The prediction log: durable before acknowledged, grouped commits, rotation, retention, PII,
+DuckDB reading, failures that surface and heal, and no acknowledged record lost to SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from taxiway.engines.duckdb import connect
+from taxiway.errors import ServingError
+from taxiway.serving.log import (
+    MASK,
+    PredictionLog,
+    count_records,
+    log_files,
+    open_prediction_log,
+    read_predictions,
+)
+from taxiway.spec.models import PredictionLogSpec
+
+WRITER = Path(__file__).with_name("_log_writer.py")
+DAY = 24 * 3600
+
+
+def lines(folder: Path) -> list[dict[str, Any]]:
+    """Every complete record in ``folder``, in file order; fails on a torn line mid-file."""
+    records = []
+    for path in log_files(folder):
+        content = path.read_bytes()
+        for line in content.splitlines():
+            records.append(orjson.loads(line))
+    return records
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[PredictionLog]:
+    with PredictionLog(tmp_path / "log", worker="test") as opened:
+        yield opened
+
+
+def in_writer_thread() -> bool:
+    return threading.current_thread().name.startswith("taxiway-prediction-log")
+
+
+# ---------------------------------------------------------------------- what is written
+
+
+def test_records_are_written_in_order_and_read_back_equal(log: PredictionLog) -> None:
+    when = datetime(2026, 5, 9, 12, 30, tzinfo=UTC)
+    for i in range(50):
+        log.append_sync(
+            {
+                "request_id": f"r{i}",
+                "ts": when,
+                "prediction": np.float64(i / 100),
+                "features": {"count": np.int64(i), "ratio": math.nan, 7: "int key"},
+                "entities": {"customer": str(i)},
+            }
+        )
+    records = lines(log.folder)
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(50)]
+    assert records[3] == {
+        "request_id": "r3",
+        "ts": "2026-05-09T12:30:00+00:00",
+        "prediction": 0.03,
+        "features": {"count": 3, "ratio": None, "7": "int key"},
+        "entities": {"customer": "3"},
+    }
+    assert log.stats()["records"] == 50
+
+
+def test_a_value_json_cannot_hold_is_written_as_text(log: PredictionLog) -> None:
+    log.append_sync({"request_id": "r1", "amount": __import__("decimal").Decimal("1.50")})
+    assert lines(log.folder) == [{"request_id": "r1", "amount": "1.50"}]
+
+
+def test_pii_values_are_masked_before_they_reach_the_disk(tmp_path: Path) -> None:
+    with PredictionLog(tmp_path, pii={"email", "customer_stats__email"}) as log:
+        log.append_sync(
+            {
+                "request_id": "r1",
+                "entities": {"email": "ann@example.com"},
+                "request": {"email": "ann@example.com", "age": 31},
+                "features": {"customer_stats__email": "ann@example.com", "orders": 4},
+            }
+        )
+    text = b"".join(path.read_bytes() for path in log_files(tmp_path))
+    assert b"ann@example.com" not in text
+    [record] = lines(tmp_path)
+    assert record["request"] == {"email": MASK, "age": 31}
+    assert record["features"] == {"customer_stats__email": MASK, "orders": 4}
+    assert record["entities"] == {"email": MASK}
+
+
+# ---------------------------------------------------------------------- group commit
+
+
+def test_concurrent_async_appends_share_commits(tmp_path: Path) -> None:
+    async def run(log: PredictionLog) -> None:
+        await asyncio.gather(*(log.append({"request_id": f"r{i}"}) for i in range(400)))
+
+    with PredictionLog(tmp_path, fsync=True) as log:
+        asyncio.run(run(log))
+        stats = log.stats()
+    assert stats["records"] == 400
+    assert stats["batches"] <= 400 / 4, stats
+    assert sorted(r["request_id"] for r in lines(tmp_path)) == sorted(f"r{i}" for i in range(400))
+
+
+def test_concurrent_threads_share_commits(tmp_path: Path) -> None:
+    with PredictionLog(tmp_path, fsync=True) as log:
+
+        def appender(worker: int) -> None:
+            for i in range(50):
+                log.append_sync({"request_id": f"{worker}-{i}"})
+
+        threads = [threading.Thread(target=appender, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = log.stats()
+    assert stats["records"] == 400
+    assert stats["batches"] < 400, stats
+    assert count_records(tmp_path) == 400
+
+
+def test_a_full_queue_makes_appenders_wait_for_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    real_sync = os.fdatasync
+
+    def held(fd: int) -> None:
+        if in_writer_thread():
+            gate.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", held)
+
+    async def run(log: PredictionLog) -> None:
+        first = asyncio.create_task(log.append({"request_id": "first"}))
+        while log.stats()["pending"] == 0 and not first.done():
+            await asyncio.sleep(0.001)  # the writer holds the first batch in fdatasync
+        await asyncio.sleep(0.02)
+        rest = [asyncio.create_task(log.append({"request_id": f"r{i}"})) for i in range(20)]
+        await asyncio.sleep(0.05)
+        assert log.stats()["pending"] == 5  # the rest wait for room
+        assert not any(task.done() for task in rest)
+        gate.set()
+        await asyncio.gather(first, *rest)
+
+    with PredictionLog(tmp_path, max_pending=5) as log:
+        asyncio.run(run(log))
+    assert count_records(tmp_path) == 21
+
+
+# ---------------------------------------------------------------------- files
+
+
+def test_files_rotate_by_size_and_keep_every_record_in_order(tmp_path: Path) -> None:
+    with PredictionLog(tmp_path, worker="w", rotate_bytes=1000) as log:
+        for i in range(100):
+            log.append_sync({"request_id": f"r{i:03d}", "pad": "x" * 60})
+        stats = log.stats()
+    files = log_files(tmp_path)
+    assert len(files) >= 8
+    assert stats["files_opened"] == len(files)
+    assert all(path.stat().st_size <= 1000 + 100 for path in files)
+    assert [r["request_id"] for r in lines(tmp_path)] == [f"r{i:03d}" for i in range(100)]
+
+
+def test_retention_deletes_files_not_written_for_longer(tmp_path: Path) -> None:
+    def fake(name: str, age_s: float) -> Path:
+        path = tmp_path / name
+        path.write_text('{"request_id": "old"}\n')
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+        return path
+
+    old = fake("predictions-other-20200101T000000-0000.jsonl", 10 * DAY)
+    recent = fake("predictions-other-20260101T000000-0001.jsonl", 3600)
+    unrelated = fake("notes.jsonl", 10 * DAY)
+    with PredictionLog(tmp_path, rotate_bytes=100, retention=timedelta(days=1)) as log:
+        assert not old.exists()  # at start
+        assert recent.exists() and unrelated.exists()
+        first = log.path
+        assert first is not None
+        log.append_sync({"request_id": "r1", "pad": "x" * 100})  # rotates
+        assert log.path != first
+        os.utime(first, (time.time() - 2 * DAY, time.time() - 2 * DAY))
+        older = fake("predictions-other-20200102T000000-0000.jsonl", 10 * DAY)
+        current = log.path
+        assert current is not None
+        os.utime(current, (time.time() - 2 * DAY, time.time() - 2 * DAY))
+        log.append_sync({"request_id": "r2", "pad": "x" * 100})  # rotates again
+        assert not older.exists() and not first.exists()  # on rotation
+        assert current.exists()  # written just now: not expired
+        assert log.stats()["files_expired"] == 3
+    assert recent.exists() and unrelated.exists()
+
+
+def test_a_file_deleted_under_the_writer_is_replaced_not_written_blind(
+    log: PredictionLog,
+) -> None:
+    log.append_sync({"request_id": "r1"})
+    first = log.path
+    assert first is not None
+    first.unlink()  # e.g. another worker's retention, while this one was idle
+    log.append_sync({"request_id": "r2"})
+    assert log.path != first
+    assert [r["request_id"] for r in lines(log.folder)] == ["r2"]
+
+
+def test_two_logs_with_one_worker_name_never_share_a_file(tmp_path: Path) -> None:
+    with (
+        PredictionLog(tmp_path, worker="same") as one,
+        PredictionLog(tmp_path, worker="same") as two,
+    ):
+        one.append_sync({"request_id": "one"})
+        two.append_sync({"request_id": "two"})
+        assert one.path != two.path
+    assert len(log_files(tmp_path)) == 2
+    assert count_records(tmp_path) == 2
+
+
+def test_open_prediction_log_follows_the_spec(tmp_path: Path) -> None:
+    default = open_prediction_log(PredictionLogSpec(), state_dir=tmp_path, pii=["email"])
+    default.close()
+    assert default.folder == tmp_path / "predictions"
+    assert default.rotate_bytes == 64 * 1024 * 1024 and default.fsync
+    spec = PredictionLogSpec(
+        path=str(tmp_path / "elsewhere"), rotate_mb=0.5, retention="7d", fsync=False
+    )
+    with open_prediction_log(spec, state_dir=tmp_path) as log:
+        log.append_sync({"request_id": "r1"})
+    assert log.folder == tmp_path / "elsewhere"
+    assert (log.rotate_bytes, log.retention, log.fsync) == (512 * 1024, timedelta(days=7), False)
+    assert count_records(tmp_path / "elsewhere") == 1
+
+
+def test_a_worker_name_that_cannot_be_a_file_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ServingError, match="worker name"):
+        PredictionLog(tmp_path, worker="../escape")
+
+
+# ---------------------------------------------------------------------- failures
+
+
+def test_a_failed_write_raises_leaves_no_torn_line_and_the_log_recovers(
+    log: PredictionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log.append_sync({"request_id": "before"})
+    real_write = os.write
+    broken = [True]
+    calls = [0]
+
+    def disk_full(fd: int, data: Any) -> int:
+        if not (broken[0] and in_writer_thread()):
+            return real_write(fd, data)
+        calls[0] += 1
+        if calls[0] == 1:  # half of the batch reaches the file, then the disk is full
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", disk_full)
+
+    async def refused() -> None:
+        await asyncio.gather(*(log.append({"request_id": f"lost{i}"}) for i in range(5)))
+
+    with pytest.raises(ServingError, match="No space left") as caught:
+        asyncio.run(refused())
+    assert "free space" in str(caught.value)
+    with pytest.raises(ServingError, match="No space left"):
+        log.append_sync({"request_id": "lost-sync"})
+    broken[0] = False
+    log.append_sync({"request_id": "after"})
+    asyncio.run(log.append({"request_id": "after-async"}))
+    # every line parses: the half-written batch was taken back, not left mid-file
+    assert [r["request_id"] for r in lines(log.folder)] == ["before", "after", "after-async"]
+    assert log.stats()["errors"] == 2
+
+
+def test_a_folder_that_cannot_be_written_raises_and_the_log_recovers(
+    log: PredictionLog,
+) -> None:
+    log.append_sync({"request_id": "before"})
+    shutil.rmtree(log.folder)
+    log.folder.write_text("a file where the folder was")
+    with pytest.raises(ServingError, match="cannot be written"):
+        asyncio.run(log.append({"request_id": "refused"}))
+    log.folder.unlink()
+    asyncio.run(log.append({"request_id": "after"}))
+    assert [r["request_id"] for r in lines(log.folder)] == ["after"]
+
+
+def test_a_log_that_cannot_be_opened_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(ServingError, match="cannot be written"):
+        PredictionLog(tmp_path / "taken" / "log")
+
+
+def test_close_commits_queued_records_and_is_idempotent(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+
+    async def run() -> None:
+        tasks = [asyncio.create_task(log.append({"request_id": f"r{i}"})) for i in range(50)]
+        await asyncio.sleep(0)  # every task has queued its record
+        log.close()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    log.close()
+    assert count_records(tmp_path) == 50
+    with pytest.raises(ServingError, match="closed"):
+        log.append_sync({"request_id": "late"})
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def test_duckdb_reads_every_file_and_skips_a_torn_last_line(tmp_path: Path) -> None:
+    with (
+        PredictionLog(tmp_path, worker="a") as a,
+        PredictionLog(tmp_path, worker="b") as b,
+    ):
+        for i in range(30):
+            (a if i % 2 else b).append_sync(
+                {"request_id": f"r{i}", "prediction": i / 10, "features": {"x": i}}
+            )
+    PredictionLog(tmp_path, worker="idle").close()  # an empty file
+    torn = tmp_path / "predictions-killed-20260101T000000-0000.jsonl"
+    torn.write_bytes(b'{"request_id": "r30", "prediction": 3.0}\n{"request_id": "r31", "pred')
+    assert count_records(tmp_path) == 31
+    con = connect()
+    read_predictions(con, tmp_path)
+    rows = con.execute("SELECT request_id, prediction FROM predictions").fetchall()
+    assert sorted(rows) == sorted((f"r{i}", i / 10) for i in range(31))
+    assert con.execute("SELECT features.x FROM predictions WHERE request_id = 'r7'").fetchall() == [
+        (7,)
+    ]
+    read_predictions(
+        con, tmp_path, "typed log", columns={"request_id": "VARCHAR", "prediction": "FLOAT"}
+    )
+    assert con.execute('SELECT count(*), sum(prediction) FROM "typed log"').fetchall() == [
+        (31, pytest.approx(sum(i / 10 for i in range(31)), rel=1e-5))
+    ]
+
+
+def test_duckdb_column_types_come_from_every_record(tmp_path: Path) -> None:
+    path = tmp_path / "predictions-w-20260101T000000-0000.jsonl"
+    rows = [{"request_id": f"r{i}", "prediction": 1, "reason": None} for i in range(25_000)]
+    rows.append({"request_id": "last", "prediction": 0.5, "reason": "stale features"})
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    con = connect()
+    read_predictions(con, tmp_path)
+    assert con.execute(
+        "SELECT prediction, reason FROM predictions WHERE request_id = 'last'"
+    ).fetchall() == [(0.5, "stale features")]
+
+
+def test_reading_a_folder_with_no_log_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ServingError, match="no prediction has been logged"):
+        read_predictions(connect(), tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------- SIGKILL
+
+
+def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    child = subprocess.Popen(
+        [sys.executable, str(WRITER), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    acked: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(acked) < 2000 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            acked.append(line.decode().rstrip("\n"))
+        child.send_signal(signal.SIGKILL)
+        # what the child printed before it died was acknowledged too; a line cut by the kill
+        # (no newline) was not
+        rest = child.stdout.read().decode()
+        acked += rest.split("\n")[:-1]
+    finally:
+        child.kill()
+        child.wait()
+        stderr = child.stderr.read().decode() if child.stderr else ""
+    assert child.returncode == -signal.SIGKILL, stderr
+    assert len(acked) >= 2000, stderr
+    logged: set[str] = set()
+    for path in log_files(folder):
+        for line in path.read_bytes().splitlines():
+            try:
+                logged.add(orjson.loads(line)["request_id"])
+            except orjson.JSONDecodeError:
+                continue  # a torn last line: written, never acknowledged
+    missing = set(acked) - logged
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged records are not in the log"
+    assert count_records(folder) >= len(acked)
+    assert len(log_files(folder)) > 1  # the kill came after at least one rotation
+    con = connect()
+    read_predictions(con, folder)
+    assert con.execute("SELECT count(*) FROM predictions").fetchall() == [(count_records(folder),)]
