@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from taxiway.errors import ServingError
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.service import Service
@@ -73,25 +74,6 @@ def build_app(service: Service) -> Starlette:
             return orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise _HttpError(400, f"the body is not JSON: {error}") from None
-
-    async def predict(request: Request) -> Response:
-        started = time.perf_counter()
-        payload = await read_json(request)
-        single = isinstance(payload, dict)
-        items = [payload] if single else payload
-        if not isinstance(items, list) or not items:
-            return _error(422, "expected a request object or a non-empty list of them")
-        if len(items) > MAX_ITEMS:
-            return _error(413, f"at most {MAX_ITEMS} items per request")
-        predictor = service.predictor
-        try:
-            parsed = [predictor.contract.parse(item) for item in items]
-        except RequestError as error:
-            return _error(422, "malformed request", error.detail())
-        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
-        await service.record(answers, parsed, items)
-        bodies = [a.body() for a in answers]
-        return _json(bodies[0] if single else bodies)
 
     async def outcomes(request: Request) -> Response:
         payload = await read_json(request)
@@ -164,7 +146,6 @@ def build_app(service: Service) -> Starlette:
             await service.stop()
 
     routes = [
-        Route("/v1/predict", _guard(predict), methods=["POST"]),
         Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
@@ -194,6 +175,8 @@ def _guard(
             return await handler(request)
         except _HttpError as error:
             return _error(error.status, error.message)
+        except ServingError as error:  # the log cannot be written: no unlogged answer
+            return _json({"error": error.message}, 503, {"retry-after": "1"})
 
     return guarded
 
@@ -276,7 +259,10 @@ class _Limits:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking)
+            if path == "/v1/predict":
+                await _predict(service, scope, receive, tracking)
+            else:
+                await self.app(scope, receive, tracking)
         finally:
             self.in_flight -= 1
             if role is not None or path.startswith("/v2/models"):
@@ -293,10 +279,62 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
 ) -> None:
     payload = orjson.dumps(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _predict(service: Service, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/predict``, the hot path: plain ASGI, no router or middleware stack."""
+    started = time.perf_counter()
+    if scope["method"] != "POST":
+        await _send(send, 405, {"error": "use POST"}, {"allow": "POST"})
+        return
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            await _send(send, 413, {"error": f"body over {MAX_BODY} bytes"})
+            return
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    try:
+        payload = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as error:
+        await _send(send, 400, {"error": f"the body is not JSON: {error}"})
+        return
+    single = isinstance(payload, dict)
+    items = [payload] if single else payload
+    if not isinstance(items, list) or not items:
+        await _send(send, 422, {"error": "expected a request object or a non-empty list of them"})
+        return
+    if len(items) > MAX_ITEMS:
+        await _send(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
+        return
+    predictor = service.predictor
+    try:
+        parsed = [predictor.contract.parse(item) for item in items]
+    except RequestError as error:
+        await _send(send, 422, {"error": "malformed request", "detail": error.detail()})
+        return
+    if len(parsed) == 1:
+        answers = [await predictor.answer(parsed[0], started)]
+    else:
+        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
+    try:
+        await service.record(answers, parsed, items)
+    except ServingError as error:
+        await _send(send, 503, {"error": error.message}, {"retry-after": "1"})
+        return
+    bodies = [a.body() for a in answers]
+    await _send(send, 200, bodies[0] if single else bodies)

@@ -1,7 +1,8 @@
 """One prediction within the latency budget: look up, score, or fall back, and say which.
 
-Each request has a deadline (``serving.latency_budget_ms`` from its arrival). The online-store
-lookup runs in a worker thread and is abandoned at the deadline; a store or model that fails,
+Each request has a deadline (``serving.latency_budget_ms`` from its arrival). A network
+online store (Redis) is read in a worker thread and abandoned at the deadline (a local SQLite
+read, tens of microseconds, runs in place); a store or model that fails,
 overruns or sits behind an open circuit breaker hands over to the fallback chain. Every answer
 says ``degraded`` and its ``path`` (``model`` or ``fallback:<which>``), and why.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from taxiway.features.lookup import lookup
 from taxiway.features.online.base import OnlineStore
+from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.artifact import LoadedModel, load_model
 from taxiway.models.registry import ModelVersion
 from taxiway.serving.breaker import CircuitBreaker
@@ -97,6 +99,9 @@ class Predictor:
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
         self.fallbacks: dict[str, int] = {}
         self._inline = self.model.serving_kind != "pilot"  # microsecond forms score in the loop
+        # a local SQLite read takes tens of microseconds and cannot hang on a network: a thread
+        # hop would cost more than the read; network stores get a thread and the deadline
+        self._store_inline = isinstance(store, SqliteStore)
 
     def warm_up(self, rounds: int = 50) -> None:
         """Score and look up a few times so the first request pays no first-call costs."""
@@ -131,12 +136,15 @@ class Predictor:
             else:
                 began = time.perf_counter()
                 try:
-                    found = await asyncio.wait_for(
-                        asyncio.get_running_loop().run_in_executor(
-                            self.executor, self._lookup, parsed.keys
-                        ),
-                        timeout=max(0.0, (deadline - began) * 0.8),
-                    )
+                    if self._store_inline:
+                        found = self._lookup(parsed.keys)
+                    else:
+                        found = await asyncio.wait_for(
+                            asyncio.get_running_loop().run_in_executor(
+                                self.executor, self._lookup, parsed.keys
+                            ),
+                            timeout=max(0.0, (deadline - began) * 0.8),
+                        )
                 except TimeoutError:
                     self.store_breaker.failure()
                     store_ok, reason = False, "online store timed out"

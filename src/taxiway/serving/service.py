@@ -10,6 +10,7 @@ fallback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -112,6 +113,10 @@ class Service:
         )
         self._reloader: asyncio.Task[None] | None = None
         self.metrics.model_version.labels(self.name).set(version.version)
+        # everything loaded so far lives as long as the process: keep the collector off it,
+        # so a full collection does not walk the model libraries' objects mid-request
+        gc.collect()
+        gc.freeze()
         self.ready = True
         self.not_ready_reason = ""
 
