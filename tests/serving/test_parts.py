@@ -140,3 +140,10 @@ def test_bad_key_files_name_the_line_and_never_the_key(
         load_keys(AuthSpec(keys_file=str(path)))
     assert f"{path}:1" in str(error.value)
     assert "abcdefghijklmnop" not in str(error.value)
+
+
+def test_pii_columns_come_from_the_contracts(shop: Path) -> None:
+    from taxiway.serving.service import _pii_columns
+    from taxiway.spec.project import Project
+
+    assert "email" in _pii_columns(Project.load(shop))  # customers.yaml: classification pii
