@@ -58,6 +58,16 @@ def in_writer_thread() -> bool:
     return threading.current_thread().name.startswith("taxiway-prediction-log")
 
 
+def rotated(log: PredictionLog, old: Path | None) -> Path:
+    """The file ``log`` writes once it has left ``old`` (rotation follows the acknowledgement)."""
+    deadline = time.monotonic() + 5
+    while (log.path is None or log.path == old) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert log.path is not None
+    assert log.path != old
+    return log.path
+
+
 # ---------------------------------------------------------------------- what is written
 
 
@@ -144,11 +154,12 @@ def test_concurrent_threads_share_commits(tmp_path: Path) -> None:
 def test_a_full_queue_makes_appenders_wait_for_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = threading.Event()
+    entered, gate = threading.Event(), threading.Event()
     real_sync = os.fdatasync
 
     def held(fd: int) -> None:
         if in_writer_thread():
+            entered.set()
             gate.wait(10)
         real_sync(fd)
 
@@ -156,9 +167,8 @@ def test_a_full_queue_makes_appenders_wait_for_room(
 
     async def run(log: PredictionLog) -> None:
         first = asyncio.create_task(log.append({"request_id": "first"}))
-        while log.stats()["pending"] == 0 and not first.done():
-            await asyncio.sleep(0.001)  # the writer holds the first batch in fdatasync
-        await asyncio.sleep(0.02)
+        while not entered.is_set():
+            await asyncio.sleep(0.001)  # until the writer holds the first batch in fdatasync
         rest = [asyncio.create_task(log.append({"request_id": f"r{i}"})) for i in range(20)]
         await asyncio.sleep(0.05)
         assert log.stats()["pending"] == 5  # the rest wait for room
@@ -198,21 +208,36 @@ def test_retention_deletes_files_not_written_for_longer(tmp_path: Path) -> None:
     unrelated = fake("notes.jsonl", 10 * DAY)
     with PredictionLog(tmp_path, rotate_bytes=100, retention=timedelta(days=1)) as log:
         assert not old.exists()  # at start
-        assert recent.exists() and unrelated.exists()
+        assert recent.exists()
+        assert unrelated.exists()
         first = log.path
         assert first is not None
-        log.append_sync({"request_id": "r1", "pad": "x" * 100})  # rotates
-        assert log.path != first
+        log.append_sync({"request_id": "r1", "pad": "x" * 100})
+        current = rotated(log, first)
         os.utime(first, (time.time() - 2 * DAY, time.time() - 2 * DAY))
         older = fake("predictions-other-20200102T000000-0000.jsonl", 10 * DAY)
-        current = log.path
-        assert current is not None
         os.utime(current, (time.time() - 2 * DAY, time.time() - 2 * DAY))
-        log.append_sync({"request_id": "r2", "pad": "x" * 100})  # rotates again
-        assert not older.exists() and not first.exists()  # on rotation
+        log.append_sync({"request_id": "r2", "pad": "x" * 100})
+        rotated(log, current)
+        assert not older.exists()
+        assert not first.exists()
         assert current.exists()  # written just now: not expired
         assert log.stats()["files_expired"] == 3
-    assert recent.exists() and unrelated.exists()
+    assert recent.exists()
+    assert unrelated.exists()
+
+
+def test_an_idle_log_still_deletes_expired_files(tmp_path: Path) -> None:
+    with PredictionLog(tmp_path, retention=timedelta(seconds=0.2)) as log:
+        log.append_sync({"request_id": "r1"})
+        stale = tmp_path / "predictions-other-20200101T000000-0000.jsonl"
+        stale.write_text('{"request_id": "old"}\n')
+        deadline = time.monotonic() + 5
+        while stale.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not stale.exists()
+        assert log.path is not None
+        assert log.path.exists()
 
 
 def test_a_file_deleted_under_the_writer_is_replaced_not_written_blind(
@@ -243,7 +268,8 @@ def test_open_prediction_log_follows_the_spec(tmp_path: Path) -> None:
     default = open_prediction_log(PredictionLogSpec(), state_dir=tmp_path, pii=["email"])
     default.close()
     assert default.folder == tmp_path / "predictions"
-    assert default.rotate_bytes == 64 * 1024 * 1024 and default.fsync
+    assert default.rotate_bytes == 64 * 1024 * 1024
+    assert default.fsync
     spec = PredictionLogSpec(
         path=str(tmp_path / "elsewhere"), rotate_mb=0.5, retention="7d", fsync=False
     )
@@ -315,6 +341,20 @@ def test_a_log_that_cannot_be_opened_fails_at_start(tmp_path: Path) -> None:
         PredictionLog(tmp_path / "taken" / "log")
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_bug_in_the_writer_fails_appends_instead_of_hanging_them(
+    log: PredictionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(fd: int) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(os, "fdatasync", bug)
+    with pytest.raises(ServingError, match="a bug"):
+        asyncio.run(log.append({"request_id": "r1"}))
+    with pytest.raises(ServingError, match="writer stopped"):
+        log.append_sync({"request_id": "r2"})
+
+
 def test_close_commits_queued_records_and_is_idempotent(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path)
 
@@ -343,28 +383,45 @@ def test_duckdb_reads_every_file_and_skips_a_torn_last_line(tmp_path: Path) -> N
             (a if i % 2 else b).append_sync(
                 {"request_id": f"r{i}", "prediction": i / 10, "features": {"x": i}}
             )
+    with PredictionLog(tmp_path, worker="odd") as odd:  # types DuckDB cannot concatenate
+        odd.append_sync(
+            {
+                "request_id": "r30",
+                "prediction": 3.0,
+                "reason": None,
+                "features": {"x": None, 'odd "key': None},
+                "request": {"tags": [1, "a", [2]]},
+            }
+        )
     PredictionLog(tmp_path, worker="idle").close()  # an empty file
     torn = tmp_path / "predictions-killed-20260101T000000-0000.jsonl"
-    torn.write_bytes(b'{"request_id": "r30", "prediction": 3.0}\n{"request_id": "r31", "pred')
-    assert count_records(tmp_path) == 31
+    torn.write_bytes(b'{"request_id": "r31", "prediction": 3.1}\n{"request_id": "r32", "pred')
+    assert count_records(tmp_path) == 32
     con = connect()
     read_predictions(con, tmp_path)
     rows = con.execute("SELECT request_id, prediction FROM predictions").fetchall()
-    assert sorted(rows) == sorted((f"r{i}", i / 10) for i in range(31))
+    assert sorted(rows) == sorted((f"r{i}", i / 10) for i in range(32))
     assert con.execute("SELECT features.x FROM predictions WHERE request_id = 'r7'").fetchall() == [
         (7,)
+    ]
+    with PredictionLog(tmp_path, worker="later") as later:  # after the view was created
+        later.append_sync({"request_id": "r32", "prediction": 3.2, "arm": "candidate"})
+    assert con.execute("SELECT arm FROM predictions WHERE request_id = 'r32'").fetchall() == [
+        ("candidate",)
     ]
     read_predictions(
         con, tmp_path, "typed log", columns={"request_id": "VARCHAR", "prediction": "FLOAT"}
     )
     assert con.execute('SELECT count(*), sum(prediction) FROM "typed log"').fetchall() == [
-        (31, pytest.approx(sum(i / 10 for i in range(31)), rel=1e-5))
+        (33, pytest.approx(sum(i / 10 for i in range(33)), rel=1e-5))
     ]
 
 
 def test_duckdb_column_types_come_from_every_record(tmp_path: Path) -> None:
     path = tmp_path / "predictions-w-20260101T000000-0000.jsonl"
-    rows = [{"request_id": f"r{i}", "prediction": 1, "reason": None} for i in range(25_000)]
+    rows: list[dict[str, Any]] = [
+        {"request_id": f"r{i}", "prediction": 1, "reason": None} for i in range(25_000)
+    ]
     rows.append({"request_id": "last", "prediction": 0.5, "reason": "stale features"})
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
     con = connect()
@@ -403,8 +460,8 @@ def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None
         acked += rest.split("\n")[:-1]
     finally:
         child.kill()
-        child.wait()
-        stderr = child.stderr.read().decode() if child.stderr else ""
+        _, errors = child.communicate()
+        stderr = errors.decode()
     assert child.returncode == -signal.SIGKILL, stderr
     assert len(acked) >= 2000, stderr
     logged: set[str] = set()

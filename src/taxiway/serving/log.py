@@ -61,6 +61,7 @@ _MASKED_FIELDS = ("entities", "features", "request")
 _WORKER = re.compile(r"[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*")
 _FILE = re.compile(r"predictions-(?P<worker>.+)-(?P<start>\d{8}T\d{6})-(?P<seq>\d+)\.jsonl")
 _GLOB = "predictions-*.jsonl"
+_ALL_NULL = r'\{("(?:[^"\\]|\\.)*":null,?)*\}'  # {"a":null,"b":null}: a torn line in DuckDB
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _HOUSEKEEPING_S = 3600.0
 
@@ -169,6 +170,9 @@ class PredictionLog:
         self._size = 0
         self._seq = 0
         self._next_housekeeping = 0.0
+        self._housekeeping_s = (
+            min(_HOUSEKEEPING_S, retention.total_seconds()) if retention is not None else None
+        )
         # counters, written by the writer thread only
         self._records = self._batches = self._bytes = self._errors = 0
         self._last_batch = 0
@@ -265,18 +269,19 @@ class PredictionLog:
     # ------------------------------------------------------------------ the writer thread
 
     def _run(self) -> None:
-        batch: _Batch | None = None
+        taken: _Batch | None = None  # taken from the queue, waiters not woken yet
         try:
             while True:
                 with self._wake:
                     if not self._batch.lines and not self._closed:
-                        self._wake.wait(_HOUSEKEEPING_S if self.retention else None)
-                    batch, closing = self._batch, self._closed
-                    if batch.lines:
-                        self._batch = _Batch()
-                if batch.lines:
-                    self._commit(batch)
-                    self._settle(batch)
+                        self._wake.wait(self._housekeeping_s)
+                    closing = self._closed
+                    if self._batch.lines:
+                        taken, self._batch = self._batch, _Batch()
+                if taken is not None:
+                    self._commit(taken)
+                    self._settle(taken)
+                    taken = None
                     if self._fd is not None and self._size >= self.rotate_bytes:
                         self._rotate()
                 elif closing:
@@ -287,7 +292,7 @@ class PredictionLog:
             with self._wake:
                 self._crash = error
                 pending, self._batch = self._batch, _Batch()
-            for failed in (batch, pending):
+            for failed in (taken, pending):
                 if failed is not None:
                     failed.error = error
                     self._settle(failed)
@@ -415,18 +420,16 @@ class PredictionLog:
 
     def _rotate(self) -> None:
         self._close_file()
+        self._delete_expired()
         # ready before the next batch; if this fails, the next batch retries and reports it
         with contextlib.suppress(OSError):
             self._open_file()
-        self._delete_expired()
 
     def _delete_expired(self) -> None:
         """Delete every log file (any worker's) not written within ``retention``."""
         if self.retention is None:
             return
-        self._next_housekeeping = time.monotonic() + min(
-            _HOUSEKEEPING_S, self.retention.total_seconds()
-        )
+        self._next_housekeeping = time.monotonic() + (self._housekeeping_s or 0.0)
         cutoff = time.time() - self.retention.total_seconds()
         for path in log_files(self.folder):
             if path == self._path and self._fd is not None:
@@ -558,10 +561,11 @@ def read_predictions(
 ) -> None:
     """Create (or replace) the DuckDB view ``view`` over every log file in ``folder``.
 
-    The view reads the files each time it is queried (new files included), skipping torn
-    lines. Without ``columns`` (``{"request_id": "VARCHAR", ...}``), column types are
-    detected from every record, which reads the files twice; the view's columns are those of
-    the files when it is created. Raises :class:`ServingError` if nothing was logged yet.
+    The view reads the files each time it is queried, so new records and files are included,
+    and skips torn lines (and records whose every value is null). Without
+    ``columns`` (``{"request_id": "VARCHAR", ...}``), columns and their types are detected
+    from every record at each query, which reads the files twice; with it, once. Raises
+    :class:`ServingError` if nothing was logged yet.
     """
     folder = Path(folder)
     if not log_files(folder):
@@ -576,10 +580,9 @@ def read_predictions(
     else:
         options += ["union_by_name = true", "sample_size = -1", "maximum_sample_files = -1"]
     source = f"read_json({quote_literal(str(folder / _GLOB))}, {', '.join(options)})"
-    names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-    # a torn line becomes a row of NULLs under ignore_errors; a record always has a value
-    torn = " AND ".join(f"{quote_identifier(name)} IS NULL" for name in names)
+    # Under ignore_errors a torn line is a row whose every column is NULL. The test matches the
+    # row's JSON rather than naming columns, so the view stays valid as columns come and go.
     con.execute(
-        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS "
-        f"SELECT * FROM {source} WHERE NOT ({torn})"
+        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS SELECT * FROM {source} AS record "
+        f"WHERE NOT regexp_full_match(to_json(record)::VARCHAR, {quote_literal(_ALL_NULL)})"
     )
