@@ -278,9 +278,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send(
-    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
-) -> None:
+async def _send(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     payload = orjson.dumps(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
