@@ -2,8 +2,9 @@
 
 One LightGBM model (100 trees, 31 leaves, 20 features, trained here on generated data) is
 served by every target on 127.0.0.1, and ``wrk`` (Debian's, one thread, keep-alive
-connections) sends one-row requests at each concurrency (``--concurrency``, default 8 and 32)
-for ``--duration`` seconds after a ``--warmup``. Targets (``--targets``):
+connections; ``--load-generator python`` or no wrk: ``serving_peers/pyload.py``) sends
+one-row requests at each concurrency (``--concurrency``, default 8 and 32) for
+``--duration`` seconds after a ``--warmup``. Targets (``--targets``):
 
 - ``mlflow``: ``mlflow models serve --env-manager local`` on the model saved with
   ``mlflow.lightgbm.save_model`` (with a signature), ``dataframe_split`` bodies;
@@ -13,18 +14,19 @@ for ``--duration`` seconds after a ``--warmup``. Targets (``--targets``):
   without the TCP_NODELAY fix for uvicorn issue #3149, granian) with 1 and 2 workers: the
   measurement that chooses taxiway's server;
 - ``taxiway``: ``POST /v1/predict {"entities": {"customer": "<key>"}}``, the features read
-  from the online store and the answer logged. Until ``taxiway serve`` runs, a stand-in with
-  the same command line (``serving_peers/taxiway_standin.py``) is measured: see ``TODO``.
+  from the online store and the answer logged. Unless ``--taxiway-spec`` names a project, a
+  stand-in with the same command line (``serving_peers/taxiway_standin.py``) is measured, on
+  uvicorn and on granian: see the ``TODO`` in ``taxiway_target``.
 
-MLflow and BentoML run in their own virtualenvs under ``bench/.data/serving/`` (they pin
-other versions of what taxiway uses); ``--setup`` creates them (pinned versions, idempotent),
+MLflow and BentoML run in their own virtualenvs under ``bench/.data/serving/`` (so neither
+brings its dependencies into taxiway's); ``--setup`` creates them (pinned versions, idempotent),
 saves the MLflow model and installs ``wrk`` with apt-get when it is missing. Every server is
 started in its own process group, checked (each target's answers must equal
 ``Booster.predict`` on the same rows) before it is measured, and stopped, group and all,
 when done or when this script exits.
 
     .venv/bin/python bench/serving.py --setup
-    .venv/bin/python bench/serving.py --duration 20 --concurrency 8,32 --wait-idle 300
+    .venv/bin/python bench/serving.py --duration 20 --concurrency 8,32 --rounds 3 --wait-idle 120
     .venv/bin/python bench/serving.py --targets stacks --stacks granian,uvicorn --duration 5
 
 Raw figures are appended to ``bench/.data/serving/results.jsonl``.
@@ -78,6 +80,9 @@ QUIET_ENV = {  # no telemetry from the peers (nothing may leave the machine anyw
     "DO_NOT_TRACK": "1",
     "BENTOML_DO_NOT_TRACK": "True",
 }
+
+SUSPECT_OCCUPANCY = 1.3  # see measure(): above this, wrk's latencies are not to be trusted
+RETRIES = 2  # times a measurement is redone when wrk's figures are inconsistent
 
 GOAL_P99_MS = 5.0  # taxiway, concurrency 8, lookup and log included
 GOAL_VS_MLFLOW = 20.0  # taxiway's req/s over MLflow's
@@ -193,6 +198,13 @@ def _uvicorn_nodelay(loop: str, http: str) -> Callable[[int, int], list[str]]:
     ]  # fmt: skip
 
 
+def _uvicorn_reuseport(loop: str, http: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
+        sys.executable, str(PEERS / "uvicorn_reuseport.py"), "stack_app:app", "--host", HOST,
+        "--port", str(port), "--workers", str(workers), "--loop", loop, "--http", http,
+    ]  # fmt: skip
+
+
 def _granian(*flags: str) -> Callable[[int, int], list[str]]:
     return lambda port, workers: [
         sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws",
@@ -211,6 +223,14 @@ STACKS: dict[str, tuple[str, Callable[[int, int], list[str]]]] = {
     "uvicorn-uvloop-nodelay": (
         "uvicorn uvloop/httptools, socket bound with IPPROTO_TCP + TCP_NODELAY",
         _uvicorn_nodelay("uvloop", "httptools"),
+    ),
+    "uvicorn-reuseport": (
+        "uvicorn asyncio/h11, one SO_REUSEPORT socket per worker (IPPROTO_TCP + TCP_NODELAY)",
+        _uvicorn_reuseport("asyncio", "h11"),
+    ),
+    "uvicorn-uvloop-reuseport": (
+        "uvicorn uvloop/httptools, one SO_REUSEPORT socket per worker (IPPROTO_TCP + TCP_NODELAY)",
+        _uvicorn_reuseport("uvloop", "httptools"),
     ),
     "granian": ("granian --interface asgi --http 1 --no-ws --loop uvloop", _granian("--loop", "uvloop")),
     "granian-asyncio": (
@@ -252,15 +272,19 @@ def mlflow_target(model: Model, workers: int) -> Target:
         for row in model.rows
     ]
     home = DATA / "mlflow-home"
+
+    def argv(port: int) -> list[str]:
+        return [
+            str(_python("mlflow").parent / "mlflow"), "models", "serve", "-m",
+            str(DATA / "mlflow-model"), "--env-manager", "local", "--host", HOST, "--port",
+            str(port), "--workers", str(workers),
+        ]  # fmt: skip
+
     return Target(
         name="mlflow",
         server="mlflow models serve --env-manager local",
         workers=workers,
-        argv=lambda port: [
-            str(_python("mlflow").parent / "mlflow"), "models", "serve", "-m",
-            str(DATA / "mlflow-model"), "--env-manager", "local", "--host", HOST, "--port",
-            str(port), "--workers", str(workers),
-        ],  # fmt: skip
+        argv=argv,
         path="/invocations",
         bodies=bodies,
         answer=lambda body: float(body["predictions"][0]),
@@ -272,14 +296,17 @@ def mlflow_target(model: Model, workers: int) -> Target:
 
 
 def bentoml_target(model: Model, workers: int) -> Target:
+    def argv(port: int) -> list[str]:
+        return [
+            str(_python("bentoml").parent / "bentoml"), "serve", "bentoml_service:Scorer",
+            "--working-dir", str(PEERS), "--host", HOST, "--port", str(port),
+        ]  # fmt: skip
+
     return Target(
         name="bentoml",
         server="bentoml serve (sync @bentoml.api)",
         workers=workers,
-        argv=lambda port: [
-            str(_python("bentoml").parent / "bentoml"), "serve", "bentoml_service:Scorer",
-            "--working-dir", str(PEERS), "--host", HOST, "--port", str(port),
-        ],  # fmt: skip
+        argv=argv,
         path="/predict",
         bodies=[_features_body(row) for row in model.rows],
         answer=lambda body: float(body["score"]),
@@ -294,13 +321,19 @@ def bentoml_target(model: Model, workers: int) -> Target:
     )
 
 
+def _listen(port: int) -> list[str]:
+    return ["--host", HOST, "--port", str(port)]
+
+
 def _taxiway_answer(body: Any) -> float:
     if body.get("degraded"):  # a fallback answered: that is not the path being measured
         raise ValueError(f"degraded answer ({body.get('reason')}): {body}")
     return float(body["prediction"])
 
 
-def taxiway_target(model: Model, workers: int, args: argparse.Namespace) -> Target:
+def taxiway_target(
+    model: Model, workers: int, args: argparse.Namespace, standin_server: str = "uvicorn"
+) -> Target:
     # TODO(taxiway serve): when `taxiway serve` runs, measure it instead of the stand-in:
     #   .venv/bin/python bench/serving.py --targets taxiway --taxiway-spec SPEC.yaml \
     #       --taxiway-bodies BODIES.jsonl
@@ -316,28 +349,31 @@ def taxiway_target(model: Model, workers: int, args: argparse.Namespace) -> Targ
         request_bodies = [line for line in lines if line.strip()]
         if not request_bodies:
             raise SystemExit("--taxiway-spec needs --taxiway-bodies (one JSON request a line)")
-        expected, server = None, "taxiway serve"
+        expected, server, name = None, "taxiway serve", "taxiway"
         env = {"PYTHONPATH": str(ROOT / "src")}
     else:
         spec = DATA / "standin" / "spec.json"
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(
             json.dumps(
-                {"model": str(model.path), "store": str(model.store), "entity": "customer",
-                 "log_dir": str(DATA / "standin" / "log")}  # fmt: skip
+                {
+                    "model": str(model.path),
+                    "store": str(model.store),
+                    "entity": "customer",
+                    "log_dir": str(DATA / "standin" / "log"),
+                }
             )
         )
         command = [sys.executable, str(PEERS / "taxiway_standin.py"), "serve", "-f", str(spec)]
         request_bodies = [json.dumps({"entities": {"customer": k}}).encode() for k in model.keys]
-        expected = model.expected
-        stack = os.environ.get("BENCH_STANDIN_SERVER", "granian")
-        server = f"STAND-IN for taxiway serve (lookup + log, on {stack})"
-        env = {}
+        expected, name = model.expected, f"taxiway-standin:{standin_server}"
+        server = f"STAND-IN for taxiway serve: SQLite lookup + log write, on {standin_server}"
+        env = {"BENCH_STANDIN_SERVER": standin_server}
     return Target(
-        name="taxiway",
+        name=name,
         server=server,
         workers=workers,
-        argv=lambda port: [*command, "--host", HOST, "--port", str(port), "--workers", str(workers)],
+        argv=lambda port: [*command, *_listen(port), "--workers", str(workers)],
         path="/v1/predict",
         bodies=request_bodies,
         answer=_taxiway_answer,
@@ -356,10 +392,10 @@ def setup_peer(name: str) -> str | None:
     python = _python(name)
     wanted = "\n".join(PEER_PACKAGES[name])
     marker = python.parent.parent / "bench-packages.txt"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        if venv_missing(name) is None:
-            print(f"  {name}: venv ready ({python.parent.parent})")
-            return None
+    ready = python.exists() and marker.exists() and marker.read_text() == wanted
+    if ready and venv_missing(name) is None:
+        print(f"  {name}: venv ready ({python.parent.parent})")
+        return None
     print(f"  {name}: creating {python.parent.parent} with {', '.join(PEER_PACKAGES[name])}")
     log = DATA / f"{name}-setup.log"
     with log.open("w") as out:
@@ -428,24 +464,53 @@ def setup(model: Model) -> None:
 _RUNNING: dict[int, subprocess.Popen[bytes]] = {}  # process-group id -> leader
 
 
+def server_processes(pgid: int) -> list[Any]:
+    """The live processes of a server: its process group and every descendant of its leader
+    (BentoML's workers start sessions of their own)."""
+    import psutil
+
+    found: dict[int, Any] = {}
+    with contextlib.suppress(psutil.Error):
+        leader = psutil.Process(pgid)
+        for process in [leader, *leader.children(recursive=True)]:
+            found[process.pid] = process
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.pid not in found and os.getpgid(process.pid) == pgid:
+                found[process.pid] = process
+    return list(found.values())
+
+
 def _stop_group(pgid: int, grace: float = 15.0) -> None:
-    """SIGTERM the whole group, wait for it to go, SIGKILL what is left."""
+    """SIGTERM the whole group, wait for it to go, SIGKILL what is left (descendants that
+    left the group included)."""
+    import psutil
+
     leader = _RUNNING.pop(pgid, None)
+    members = server_processes(pgid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if leader is not None:
             leader.poll()
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
+        if not any(_alive(process) for process in members):
+            break
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+    for process in members:  # psutil checks the pid was not reused before signalling
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     if leader is not None:
         leader.wait(5)
+
+
+def _alive(process: Any) -> bool:
+    import psutil
+
+    try:
+        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _stop_all() -> None:
@@ -554,16 +619,15 @@ def busy_cpu_seconds() -> float:
     return sum(float(getattr(t, name, 0.0)) for name in parts)
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds of the live processes of one process group."""
+def server_cpu_seconds(pgid: int) -> float:
+    """CPU seconds of a server's live processes (see ``server_processes``)."""
     import psutil
 
     total = 0.0
-    for process in psutil.process_iter(["pid"]):
+    for process in server_processes(pgid):
         with contextlib.suppress(psutil.Error):
-            if os.getpgid(process.pid) == pgid:
-                t = process.cpu_times()
-                total += t.user + t.system
+            t = process.cpu_times()
+            total += t.user + t.system
     return total
 
 
@@ -581,19 +645,54 @@ def wait_for_idle(limit: float) -> float:
     return cores
 
 
-def wrk(port: int, path: str, bodies: Path, concurrency: int, seconds: float) -> dict[str, Any]:
-    """One closed-loop wrk run: ``concurrency`` keep-alive connections, one thread."""
-    command = [
-        "wrk", "-t1", f"-c{concurrency}", f"-d{max(int(round(seconds)), 1)}s", "--timeout", "5s",
-        "--latency", "-s", str(PEERS / "post.lua"), f"http://{HOST}:{port}{path}", "--",
-        str(bodies),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    marked = [line for line in done.stdout.splitlines() if line.startswith("WRK_JSON ")]
-    if done.returncode or not marked:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+def load(
+    generator: str,
+    port: int,
+    path: str,
+    bodies: Path,
+    concurrency: int,
+    seconds: float,
+    during: Callable[[], Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """One closed-loop run of ``concurrency`` keep-alive connections, by wrk (one thread) or
+    by serving_peers/pyload.py; and what ``during()`` returned one second into it."""
+    if generator == "wrk":
+        command = [
+            "wrk", "-t1", f"-c{concurrency}", f"-d{max(round(seconds), 1)}s", "--timeout",
+            "5s", "--latency", "-s", str(PEERS / "post.lua"), f"http://{HOST}:{port}{path}",
+            "--", str(bodies),
+        ]  # fmt: skip
+    else:
+        command = [sys.executable, str(PEERS / "pyload.py"), str(port), path, str(bodies),
+                   str(concurrency), str(seconds)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = None
+    if during is not None:
+        time.sleep(min(1.0, seconds / 2))
+        seen = during()
+    stdout, stderr = process.communicate(timeout=seconds + 60)
+    marked = [line for line in stdout.splitlines() if line.startswith("WRK_JSON ")]
+    if process.returncode or not marked:
+        raise RuntimeError(f"{generator} failed ({process.returncode}): {stderr.strip()[-400:]}")
     result: dict[str, Any] = json.loads(marked[-1].removeprefix("WRK_JSON "))
-    return result
+    return result, seen
+
+
+def connections_per_process(pgid: int, port: int) -> list[int]:
+    """Established connections to ``port`` held by each server process (busiest first): how
+    the kernel and the server spread the load generator's connections over the workers."""
+    import psutil
+
+    counts = []
+    for process in server_processes(pgid):
+        with contextlib.suppress(psutil.Error):
+            held = [
+                c for c in process.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+            ]  # fmt: skip
+            if held:
+                counts.append(len(held))
+    return sorted(counts, reverse=True)
 
 
 def measure(
@@ -605,20 +704,28 @@ def measure(
     idle = wait_for_idle(args.wait_idle) if args.wait_idle else None
     load1 = os.getloadavg()[0]
     if args.warmup:
-        wrk(port, target.path, bodies, concurrency, args.warmup)
+        load(args.load_generator, port, target.path, bodies, concurrency, args.warmup)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before, busy_before = group_cpu_seconds(pgid), busy_cpu_seconds()
+    server_before, busy_before = server_cpu_seconds(pgid), busy_cpu_seconds()
     mine = time.process_time()
     began = time.monotonic()
-    run = wrk(port, target.path, bodies, concurrency, args.duration)
+    run, spread = load(
+        args.load_generator,
+        port, target.path, bodies, concurrency, args.duration,
+        during=lambda: connections_per_process(pgid, port),
+    )  # fmt: skip
     wall = time.monotonic() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wrk_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-    server_cpu = group_cpu_seconds(pgid) - server_before
-    others = busy_cpu_seconds() - busy_before - server_cpu - wrk_cpu
+    client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    server_cpu = server_cpu_seconds(pgid) - server_before
+    others = busy_cpu_seconds() - busy_before - server_cpu - client_cpu
     others -= time.process_time() - mine
     seconds = run["duration_us"] / 1e6
     errors = sum(run[k] for k in ("connect", "read", "write", "status", "timeout"))
+    # In a closed loop the latencies add up to at most duration x connections. On this VM
+    # wrk's sometimes add up to more (up to 4x, in bursts, seen while the CPUs were busy; a
+    # client timing with the monotonic clock stayed consistent): such runs are redone.
+    occupancy = run["mean_us"] * run["requests"] / run["duration_us"] / concurrency
     return {
         "target": target.name,
         "server": target.server,
@@ -633,8 +740,11 @@ def measure(
         "errors": errors,
         "error_kinds": {k: run[k] for k in ("connect", "read", "write", "status", "timeout")},
         "server_cores": server_cpu / wall,
-        "wrk_cores": wrk_cpu / wall,
+        "client_cores": client_cpu / wall,
         "other_cores": max(others, 0.0) / wall,
+        "connections_per_process": spread,
+        "occupancy": occupancy,
+        "load_generator": args.load_generator,
         "idle_cores_before": idle,
         "load1_before": load1,
     }
@@ -649,30 +759,66 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (target, server, workers, concurrency): the median round by req/s, with
+    the range of req/s over the rounds and every round's spread of connections."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in results:
+        key = (r["target"], r["server"], r["workers"], r["concurrency"])
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for runs in groups.values():
+        ranked = sorted(runs, key=lambda r: r["rps"])
+        median = dict(ranked[(len(ranked) - 1) // 2])
+        median["rounds"] = len(runs)
+        median["rps_range"] = (ranked[0]["rps"], ranked[-1]["rps"])
+        median["p99_range"] = (min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs))
+        median["errors"] = sum(r["errors"] for r in runs)
+        median["spreads"] = [r.get("connections_per_process") or [] for r in runs]
+        median["suspect"] = any(r.get("occupancy", 0) > SUSPECT_OCCUPANCY for r in runs)
+        median["other_cores"] = max(r["other_cores"] for r in runs)
+        rows.append(median)
+    return rows
+
+
 def report(results: list[dict[str, Any]], failures: list[tuple[str, str]]) -> None:
+    rows = summarize(results)
+    rounds = max((r["rounds"] for r in rows), default=1)
     header = ["target", "server", "workers", "conc", "req/s", "p50 ms", "p99 ms", "errors",
-              "server cores", "wrk cores", "other cores", "load1"]  # fmt: skip
-    rows = [
-        [r["target"], r["server"], str(r["workers"]), str(r["concurrency"]), f"{r['rps']:,.0f}",
-         f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["errors"]),
-         f"{r['server_cores']:.2f}", f"{r['wrk_cores']:.2f}", f"{r['other_cores']:.2f}",
-         f"{r['load1_before']:.2f}"]
-        for r in results
-    ]  # fmt: skip
-    print("\n" + _table(header, rows))
+              "conns per process", "server cores", "client cores", "other cores"]  # fmt: skip
+    if rounds > 1:
+        header[4:7] = ["req/s (median)", "req/s min–max", "p50 ms", "p99 ms", "p99 min–max"]
+    table = []
+    for r in rows:
+        figures = [f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+        if rounds > 1:
+            low, high = r["rps_range"]
+            figures[1:1] = [f"{low:,.0f}–{high:,.0f}"]
+            figures.append(f"{r['p99_range'][0]:.1f}–{r['p99_range'][1]:.1f}")
+        spreads = " ; ".join("/".join(map(str, s)) or "?" for s in r["spreads"])
+        table.append(
+            [r["target"], r["server"], str(r["workers"]), str(r["concurrency"]), *figures,
+             str(r["errors"]), spreads, f"{r['server_cores']:.2f}", f"{r['client_cores']:.2f}",
+             f"{r['other_cores']:.2f}" + (" SUSPECT" if r["suspect"] else "")]
+        )  # fmt: skip
+    print("\n" + _table(header, table))
+    print(
+        "\nreq/s, p50, p99 and cores: the median round by req/s; other cores: the most any "
+        "round saw; SUSPECT: wrk's latencies add up to more than connections x run length"
+    )
     for name, reason in failures:
         print(f"\nNOT MEASURED {name}: {reason}")
-    print("\n" + "\n".join(goal_lines(results)))
+    print("\n" + "\n".join(goal_lines(rows)))
 
 
-def goal_lines(results: list[dict[str, Any]]) -> list[str]:
-    """The issue's goals, from the rows measured (each ratio at equal concurrency)."""
-    by = {(r["target"], r["workers"], r["concurrency"]): r for r in results}
+def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's goals, from the summarized rows (each ratio at equal concurrency)."""
+    by = {(r["target"], r["workers"], r["concurrency"]): r for r in rows}
     lines = ["Goals:"]
     for (name, workers, conc), r in sorted(by.items()):
-        if name != "taxiway":
+        if not name.startswith("taxiway"):
             continue
-        tag = f"taxiway {workers}w c{conc}"
+        tag = f"{name} {workers}w c{conc}"
         if conc == 8:
             verdict = "met" if r["p99_ms"] <= GOAL_P99_MS else "MISSED"
             lines.append(f"  {tag}: p99 {r['p99_ms']:.2f} ms (goal <= {GOAL_P99_MS}) {verdict}")
@@ -751,7 +897,9 @@ def build_targets(model: Model, args: argparse.Namespace) -> tuple[list[Target],
                 raise SystemExit(f"unknown stacks {sorted(unknown)}; known: {sorted(STACKS)}")
             targets += stack_targets(model, args.stacks.split(","), _ints(args.workers))
         elif group == "taxiway":
-            targets += [taxiway_target(model, n, args) for n in _ints(args.workers)]
+            servers = ["real"] if args.taxiway_spec else args.standin_servers.split(",")
+            for server in servers:
+                targets += [taxiway_target(model, n, args, server) for n in _ints(args.workers)]
         else:
             raise SystemExit(f"unknown target {group!r}: mlflow, bentoml, stacks or taxiway")
     return targets, failures
@@ -767,6 +915,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="8,32", help="open connections, comma list")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every target N times")
+    parser.add_argument(
+        "--load-generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="wrk (auto: when installed) or serving_peers/pyload.py",
+    )
     parser.add_argument(
         "--wait-idle",
         type=float,
@@ -775,6 +930,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--taxiway-spec", help="measure the real `taxiway serve -f SPEC`")
     parser.add_argument("--taxiway-bodies", help="with --taxiway-spec: one request a line")
+    parser.add_argument(
+        "--standin-servers",
+        default="uvicorn,granian",
+        help="the stand-in for taxiway serve runs on these (uvicorn: uvloop, httptools)",
+    )
     args = parser.parse_args(argv)
     atexit.register(_stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -784,32 +944,50 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup:
         setup(model)
         return 0
-    if shutil.which("wrk") is None:
+    if args.load_generator == "auto":
+        args.load_generator = "wrk" if shutil.which("wrk") else "python"
+    if args.load_generator == "wrk" and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: `apt-get install -y wrk` or `bench/serving.py --setup`")
     print(f"# bench/serving.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
     print(f"versions: {versions()}")
     targets, failures = build_targets(model, args)
     results: list[dict[str, Any]] = []
-    for target in targets:
-        label = f"{target.name} ({target.workers}w)"
-        log = DATA / "logs" / f"{target.name.replace(':', '-')}-{target.workers}w.log"
-        try:
-            with running(target, log) as (port, pgid):
-                error = check_answers(target, port)
-                print(f"\n{label}: {target.server}; answers checked (max error {error:.1g})")
-                for concurrency in _ints(args.concurrency):
-                    r = measure(target, port, pgid, concurrency, args)
-                    results.append(r)
+    for round_ in range(1, args.rounds + 1):
+        for target in targets:
+            label = f"{target.name} ({target.workers}w)"
+            if any(name == label for name, _ in failures):
+                continue
+            log = DATA / "logs" / f"{target.name.replace(':', '-')}-{target.workers}w.log"
+            try:
+                with running(target, log) as (port, pgid):
+                    error = check_answers(target, port)
                     print(
-                        f"  c{concurrency}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
-                        f"p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, server "
-                        f"{r['server_cores']:.2f} + wrk {r['wrk_cores']:.2f} + others "
-                        f"{r['other_cores']:.2f} cores",
-                        flush=True,
+                        f"\n[round {round_}] {label}: {target.server}; answers checked "
+                        f"(max error {error:.1g})"
                     )
-        except Exception as error:  # one target failing must not lose the others' figures
-            failures.append((label, f"{type(error).__name__}: {error}"))
-            print(f"\n{label}: FAILED: {error}", flush=True)
+                    for concurrency in _ints(args.concurrency):
+                        r = measure(target, port, pgid, concurrency, args)
+                        for _ in range(RETRIES):  # an inconsistent run says nothing: redo it
+                            if r["occupancy"] <= SUSPECT_OCCUPANCY:
+                                break
+                            print(f"  c{concurrency}: wrk's figures inconsistent, measuring again")
+                            r = measure(target, port, pgid, concurrency, args) | {
+                                "retried_after": r
+                            }
+                        r["round"] = round_
+                        results.append(r)
+                        print(
+                            f"  c{concurrency}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
+                            f"p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, connections "
+                            f"{r['connections_per_process']}, cores: server "
+                            f"{r['server_cores']:.2f} + client {r['client_cores']:.2f} + others "
+                            f"{r['other_cores']:.2f} (idle wait saw {r['idle_cores_before']}), "
+                            f"occupancy {r['occupancy']:.2f}",
+                            flush=True,
+                        )
+            except Exception as error:  # one target failing must not lose the others' figures
+                failures.append((label, f"{type(error).__name__}: {error}"))
+                print(f"\n{label}: FAILED: {error}", flush=True)
     report(results, failures)
     with (DATA / "results.jsonl").open("a") as handle:
         record = {

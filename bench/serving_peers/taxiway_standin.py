@@ -13,8 +13,9 @@ chosen server stack; it is not taxiway (which validates the input, keeps breaker
 a fallback chain and metrics).
 
 SPEC.json (written by bench/serving.py): {"model": path, "store": path, "entity": "customer",
-"log_dir": path}. The server is the one bench/serving.py recommends (``BENCH_STANDIN_SERVER``:
-``granian`` by default, or ``uvicorn``).
+"log_dir": path}. ``BENCH_STANDIN_SERVER`` picks the server: ``uvicorn`` (the default: uvloop,
+httptools, the listening socket bound as ``serving_peers/uvicorn_nodelay.py`` does) or
+``granian``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ[_ENV] = str(Path(args.file).resolve())
     here = str(Path(__file__).resolve().parent)
-    server = os.environ.get("BENCH_STANDIN_SERVER", "granian")
+    server = os.environ.get("BENCH_STANDIN_SERVER", "uvicorn")
     if server == "granian":
         argv = [sys.executable, "-m", "granian", "--interface", "asgi", "--http", "1",
                 "--no-ws", "--loop", "uvloop", "--log-level", "warning", "--no-access-log",

@@ -1,0 +1,71 @@
+"""Build the retail example as a served project, for measuring the real `taxiway serve`.
+
+    .venv/bin/python bench/serving_peers/build_shop.py [--customers 5000]
+
+Into ``bench/.data/serving/shop/``: the retail example's data (``examples/retail/simulate.py``),
+its spec and contracts, then ``taxiway train``, ``taxiway models promote 1`` and ``taxiway
+features materialize --as-of 2025-12-31`` (as tests/serving/conftest.py does), and
+``bodies.jsonl``: one ``{"entities": {"customer": "<id>"}}`` request a line for 256 customers
+of the store. Prints the two paths to give bench/serving.py:
+
+    .venv/bin/python bench/serving.py --targets taxiway \
+        --taxiway-spec bench/.data/serving/shop/taxiway.yaml \
+        --taxiway-bodies bench/.data/serving/shop/bodies.jsonl
+
+This is not the benchmark's model (the retail model has its own features and trees): its
+rows say what taxiway's whole request path costs, not how it compares on the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "retail"
+SHOP = ROOT / "bench" / ".data" / "serving" / "shop"
+FIRST_CUSTOMER = 100_001  # examples/retail/simulate.py numbers customers from here
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--requests", type=int, default=256, help="distinct request bodies")
+    args = parser.parse_args(argv)
+    from taxiway.cli import main as taxiway
+
+    spec = SHOP / "taxiway.yaml"
+    if not (SHOP / "built").exists():
+        shutil.rmtree(SHOP, ignore_errors=True)
+        SHOP.mkdir(parents=True)
+        loaded = importlib.util.spec_from_file_location("retail_sim", EXAMPLE / "simulate.py")
+        assert loaded is not None
+        assert loaded.loader is not None
+        module = importlib.util.module_from_spec(loaded)
+        loaded.loader.exec_module(module)
+        module.simulate(SHOP / "data", customers=args.customers)
+        shutil.copy(EXAMPLE / "taxiway.yaml", spec)
+        shutil.copytree(EXAMPLE / "contracts", SHOP / "contracts")
+        for step in (
+            ["train", "-f", str(spec), "--json"],
+            ["models", "promote", "1", "-f", str(spec)],
+            ["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"],
+        ):
+            if taxiway(step) != 0:
+                print(f"taxiway {' '.join(step)} failed", file=sys.stderr)
+                return 1
+        (SHOP / "built").write_text("")
+    step = max(args.customers // args.requests, 1)
+    keys = [FIRST_CUSTOMER + i * step for i in range(min(args.requests, args.customers))]
+    bodies = SHOP / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps({"entities": {"customer": str(k)}}) + "\n" for k in keys))
+    print(f"--taxiway-spec {spec} --taxiway-bodies {bodies}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
