@@ -8,9 +8,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from taxiway.serving.log import read_predictions
 
 from taxiway.cli import main
+from taxiway.serving.log import read_predictions
 
 from .conftest import Server, serving, variant
 
