@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,21 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def retail_shop(folder: Path, customers: int) -> Path:
+    """The retail example in ``folder``: simulated data for ``customers``, its spec and
+    contracts; returns the spec's path."""
+    target = folder
+    spec = importlib.util.spec_from_file_location("retail_sim", EXAMPLES / "retail" / "simulate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.simulate(target / "data", customers=customers)
+    shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", target / "taxiway.yaml")
+    shutil.copytree(EXAMPLES / "retail" / "contracts", target / "contracts")
+    return target / "taxiway.yaml"

@@ -6,10 +6,8 @@ by the test the way a data scientist would: scikit-learn on a pandas frame, pick
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +15,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
+from tests.conftest import retail_shop
 
 from taxiway.cli import main
 from taxiway.models.artifact import load_model
 from taxiway.models.registry import open_registry
 from taxiway.spec.project import Project
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _simulate(folder: Path) -> None:
-    spec = importlib.util.spec_from_file_location("retail_sim", EXAMPLES / "retail" / "simulate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.simulate(folder / "data", customers=800)
-
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shop")
-    _simulate(folder)
-    shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", folder / "taxiway.yaml")
-    shutil.copytree(EXAMPLES / "retail" / "contracts", folder / "contracts")
-    return folder / "taxiway.yaml"
+    return retail_shop(tmp_path_factory.mktemp("shop"), customers=800)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:

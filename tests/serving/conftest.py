@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,10 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import retail_shop
 
 from taxiway.cli import main
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def free_port() -> int:
@@ -104,23 +101,10 @@ def serving(
                 process.wait()
 
 
-def _simulate(folder: Path) -> None:
-    spec = importlib.util.spec_from_file_location("retail_sim", EXAMPLES / "retail" / "simulate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.simulate(folder / "data", customers=400)
-
-
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The retail example (400 customers), trained, version 1 promoted, store materialized."""
-    folder = tmp_path_factory.mktemp("served-shop")
-    _simulate(folder)
-    shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", folder / "taxiway.yaml")
-    shutil.copytree(EXAMPLES / "retail" / "contracts", folder / "contracts")
-    spec = folder / "taxiway.yaml"
+    spec = retail_shop(tmp_path_factory.mktemp("served-shop"), customers=400)
     assert main(["train", "-f", str(spec), "--json"]) == 0
     assert main(["models", "promote", "1", "-f", str(spec)]) == 0
     assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
