@@ -933,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--standin-servers",
         default="uvicorn,granian",
-        help="the stand-in for taxiway serve runs on these (uvicorn: uvloop, httptools)",
+        help="the stand-in runs on these: uvicorn, uvicorn-reuseport (uvloop, httptools), granian",
     )
     args = parser.parse_args(argv)
     atexit.register(_stop_all)

@@ -14,8 +14,9 @@ a fallback chain and metrics).
 
 SPEC.json (written by bench/serving.py): {"model": path, "store": path, "entity": "customer",
 "log_dir": path}. ``BENCH_STANDIN_SERVER`` picks the server: ``uvicorn`` (the default: uvloop,
-httptools, the listening socket bound as ``serving_peers/uvicorn_nodelay.py`` does) or
-``granian``.
+httptools, one listening socket bound as ``serving_peers/uvicorn_nodelay.py`` does),
+``uvicorn-reuseport`` (the same, one SO_REUSEPORT socket per worker:
+``serving_peers/uvicorn_reuseport.py``) or ``granian``.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--working-dir", here, "--host", args.host, "--port", str(args.port),
                 "--workers", str(args.workers), "taxiway_standin:app"]  # fmt: skip
     else:
-        argv = [sys.executable, str(Path(here) / "uvicorn_nodelay.py"), "taxiway_standin:app",
+        launcher = "uvicorn_reuseport.py" if server == "uvicorn-reuseport" else "uvicorn_nodelay.py"
+        argv = [sys.executable, str(Path(here) / launcher), "taxiway_standin:app",
                 "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
                 "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
     os.environ["PYTHONPATH"] = here + os.pathsep + os.environ.get("PYTHONPATH", "")
