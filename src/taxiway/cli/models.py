@@ -14,7 +14,7 @@ from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
-    from taxiway.models.registry import Registry
+    from taxiway.models.registry import ModelVersion, Registry
 
 __all__ = ["app"]
 
@@ -172,18 +172,18 @@ def _stage(
         console.print(f"{v.name} v{before.version} archived (promote it again to roll back)")
 
 
-def _summary(v: object) -> dict[str, object]:
-    metrics = getattr(v, "metrics", {})
+def _summary(v: ModelVersion) -> dict[str, object]:
+    metrics = v.metrics
     metric = metrics.get("metric")
     return {
-        "version": getattr(v, "version", None),
-        "stage": getattr(v, "stage", None),
-        "algorithm": getattr(v, "algorithm", None),
+        "version": v.version,
+        "stage": v.stage,
+        "algorithm": v.algorithm,
         "metric": metric,
         "model": (metrics.get("model") or {}).get(metric),
         "baseline": (metrics.get("baseline") or {}).get(metric),
         "beats_baseline": metrics.get("beats_baseline"),
-        "created_at": str(getattr(v, "created_at", "")),
+        "created_at": v.created_at.isoformat(),
     }
 
 

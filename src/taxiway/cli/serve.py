@@ -27,9 +27,4 @@ def serve(
     from taxiway.serving.server import serve as run
 
     project = Project.load(file, state_dir)
-    typer.echo(
-        f"serving {project.spec.name} on http://{host}:{port} "
-        f"({workers} worker{'s' if workers > 1 else ''}; OpenAPI at /openapi.json)",
-        err=True,
-    )
     run(project, host=host, port=port, workers=workers, model=model)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -71,6 +73,13 @@ def serve(
         )
     # fail here, in the parent, with a clear message (not in every worker)
     servable_version(project, model)
+    _require_free_port(host, port)
+    print(
+        f"serving {project.spec.name} on http://{host}:{port} "
+        f"({workers} worker{'s' if workers > 1 else ''}; OpenAPI at /openapi.json)",
+        file=sys.stderr,
+        flush=True,
+    )
     os.environ[_ENV_SPEC] = str(project.spec_path)
     os.environ[_ENV_STATE] = str(project.state_dir)
     if model is not None:
@@ -88,3 +97,17 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """A clear error, before any worker starts, when ``host:port`` cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ServingError(
+                f"cannot listen on {host}:{port}: {error.strerror}",
+                fix=f"stop whatever listens on port {port}, or choose another with --port",
+            ) from None
