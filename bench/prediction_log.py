@@ -6,8 +6,8 @@ waiting for its record to be durable before appending the next one, until ``--re
 all (default 20,000). Each append's time is everything the request handler would wait for:
 ``await log.append(record)``. ``--work-us`` spends that much CPU on the event loop between a
 task's appends (the rest of a request's work), which delays the writer thread's wake-ups the
-way a busy server does. Prints p50, p99, max, records/s and the mean batch size, with fsync on
-and off, for a log in ``--folder`` (default: a temporary folder under ``bench/.data``)::
+way a busy server does. Prints p50, p99, max, records/s and the mean batch size, for each
+``sync`` (always, interval, never), for a log in ``--folder`` (default: a temporary folder under ``bench/.data``)::
 
     .venv/bin/python bench/prediction_log.py
     .venv/bin/python bench/prediction_log.py --appenders 32 --records 50000 --work-us 200
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from taxiway.serving.log import PredictionLog
+from taxiway.serving.log import PredictionLog, Sync
 
 
 def _record(task: int, i: int) -> dict[str, object]:
@@ -60,9 +60,9 @@ async def _run(log: PredictionLog, appenders: int, records: int, work_us: float)
     return latencies
 
 
-def _case(folder: Path, *, fsync: bool, appenders: int, records: int, work_us: float) -> None:
-    target = folder / ("fsync" if fsync else "nofsync")
-    with PredictionLog(target, fsync=fsync) as log:
+def _case(folder: Path, *, sync: Sync, appenders: int, records: int, work_us: float) -> None:
+    target = folder / sync
+    with PredictionLog(target, sync=sync) as log:
         asyncio.run(_run(log, appenders, records // 10, work_us))  # warm-up
         warm = log.stats()
         began = time.perf_counter()
@@ -75,7 +75,7 @@ def _case(folder: Path, *, fsync: bool, appenders: int, records: int, work_us: f
     written = stats["records"] - warm["records"]
     commit_ms = (stats["commit_seconds_total"] - warm["commit_seconds_total"]) / batches * 1000
     print(
-        f"fsync={'on ' if fsync else 'off'}  appenders={appenders}  work={work_us:g}us  "
+        f"sync={sync:<8}  appenders={appenders}  work={work_us:g}us  "
         f"p50={statistics.median(ms):.3f} ms  p99={ms[int(len(ms) * 0.99)]:.3f} ms  "
         f"max={ms[-1]:.3f} ms  {len(ms) / elapsed:,.0f} records/s  "
         f"mean batch={written / batches:.1f} records  mean commit={commit_ms:.3f} ms"
@@ -93,10 +93,10 @@ def main() -> None:
     base.mkdir(exist_ok=True)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="prediction-log-", dir=base))
     try:
-        for fsync in (True, False):
+        for sync in ("always", "interval", "never"):
             _case(
                 folder,
-                fsync=fsync,
+                sync=sync,
                 appenders=args.appenders,
                 records=args.records,
                 work_us=args.work_us,

@@ -1,6 +1,7 @@
 """A process that appends to a prediction log from many tasks and prints each acknowledged id.
 
-Run by ``test_log.py``, which kills it with SIGKILL mid-run: ``python _log_writer.py FOLDER``.
+Run by ``test_log.py``, which kills it with SIGKILL mid-run:
+``python _log_writer.py FOLDER [always|interval|never]``.
 An id is printed (and flushed) as soon as its ``append`` returns, and never before.
 """
 
@@ -27,7 +28,8 @@ async def _appender(log: PredictionLog, task: int) -> None:
 
 async def _main(folder: Path) -> None:
     # small files, so the kill may also land during a rotation
-    log = PredictionLog(folder, rotate_bytes=64 * 1024)
+    sync = sys.argv[2] if len(sys.argv) > 2 else "always"
+    log = PredictionLog(folder, rotate_bytes=64 * 1024, sync=sync, sync_interval=0.05)  # type: ignore[arg-type]
     await asyncio.gather(*(_appender(log, task) for task in range(TASKS)))
 
 

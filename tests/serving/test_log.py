@@ -125,7 +125,7 @@ def test_concurrent_async_appends_share_commits(tmp_path: Path) -> None:
     async def run(log: PredictionLog) -> None:
         await asyncio.gather(*(log.append({"request_id": f"r{i}"}) for i in range(400)))
 
-    with PredictionLog(tmp_path, fsync=True) as log:
+    with PredictionLog(tmp_path, sync="always") as log:
         asyncio.run(run(log))
         stats = log.stats()
     assert stats["records"] == 400
@@ -134,7 +134,7 @@ def test_concurrent_async_appends_share_commits(tmp_path: Path) -> None:
 
 
 def test_concurrent_threads_share_commits(tmp_path: Path) -> None:
-    with PredictionLog(tmp_path, fsync=True) as log:
+    with PredictionLog(tmp_path, sync="always") as log:
 
         def appender(worker: int) -> None:
             for i in range(50):
@@ -269,14 +269,19 @@ def test_open_prediction_log_follows_the_spec(tmp_path: Path) -> None:
     default.close()
     assert default.folder == tmp_path / "predictions"
     assert default.rotate_bytes == 64 * 1024 * 1024
-    assert default.fsync
+    assert default.sync == "always"
     spec = PredictionLogSpec(
-        path=str(tmp_path / "elsewhere"), rotate_mb=0.5, retention="7d", fsync=False
+        path=str(tmp_path / "elsewhere"),
+        rotate_mb=0.5,
+        retention="7d",
+        sync="interval",
+        sync_interval="50ms",
     )
     with open_prediction_log(spec, state_dir=tmp_path) as log:
         log.append_sync({"request_id": "r1"})
     assert log.folder == tmp_path / "elsewhere"
-    assert (log.rotate_bytes, log.retention, log.fsync) == (512 * 1024, timedelta(days=7), False)
+    assert (log.rotate_bytes, log.retention) == (512 * 1024, timedelta(days=7))
+    assert (log.sync, log.sync_interval) == ("interval", 0.05)
     assert count_records(tmp_path / "elsewhere") == 1
 
 
@@ -436,13 +441,57 @@ def test_reading_a_folder_with_no_log_says_so(tmp_path: Path) -> None:
         read_predictions(connect(), tmp_path / "missing")
 
 
+# ---------------------------------------------------------------------- sync modes
+
+
+def test_interval_sync_acknowledges_before_syncing_and_syncs_in_the_background(
+    tmp_path: Path,
+) -> None:
+    with PredictionLog(tmp_path / "i", sync="interval", sync_interval=0.05) as log:
+        for i in range(20):
+            log.append_sync({"request_id": f"r{i}"})
+        assert log.stats()["records"] == 20
+        deadline = time.monotonic() + 5
+        while log.stats()["syncs"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        synced = log.stats()["syncs"]
+        time.sleep(0.2)  # nothing written since: nothing to sync
+        idle = log.stats()["syncs"]
+    assert synced >= 1
+    assert idle == synced
+    with PredictionLog(tmp_path / "n", sync="never") as log:
+        log.append_sync({"request_id": "r"})
+        time.sleep(0.1)
+    assert log.stats()["syncs"] == 0
+    assert count_records(tmp_path / "i") == 20
+
+
+def test_interval_sync_syncs_a_file_before_letting_it_go(tmp_path: Path) -> None:
+    with PredictionLog(
+        tmp_path, sync="interval", sync_interval=3600, rotate_bytes=1
+    ) as log:  # every batch rotates; the interval never comes
+        log.append_sync({"request_id": "r1"})
+        log.append_sync({"request_id": "r2"})
+    assert log.stats()["syncs"] == 2
+    assert count_records(tmp_path) == 2
+
+
+@pytest.mark.parametrize("bad", [{"sync": "sometimes"}, {"sync_interval": 0}])
+def test_a_bad_sync_setting_is_refused(tmp_path: Path, bad: dict[str, Any]) -> None:
+    with pytest.raises(ServingError, match="sync"):
+        PredictionLog(tmp_path, **bad)
+
+
 # ---------------------------------------------------------------------- SIGKILL
 
 
-def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", ["always", "interval"])
+def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path, sync: str) -> None:
     folder = tmp_path / "log"
     child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, str(WRITER), str(folder), sync],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert child.stdout is not None
     acked: list[str] = []

@@ -360,3 +360,63 @@ def test_api_keys_and_roles(shop: Path, tmp_path: Path) -> None:
         )
         assert client.get("/v2/health/ready").status_code == 200  # health stays open
     assert "0123456789" not in server.output()  # keys never logged
+
+
+def _answered_by(folder: Path) -> dict[int, int]:
+    """Records in the log per worker pid (the default worker name starts with the pid)."""
+    counts: dict[int, int] = {}
+    for path in log_files(folder):
+        pid = int(path.name.split("-")[1])
+        counts[pid] = counts.get(pid, 0) + len(path.read_bytes().splitlines())
+    return counts
+
+
+def _burst(url: str, connections: int, requests: int) -> list[int]:
+    """``connections`` keep-alive clients at once, ``requests`` each: the status codes."""
+    statuses: list[int] = []
+
+    def client(worker: int) -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            for i in range(requests):
+                body = {"entities": {"customer": str((worker * 31 + i) % 400)}}
+                for _ in range(3):  # a connection the kill cut is opened again
+                    try:
+                        statuses.append(http.post("/v1/predict", json=body).status_code)
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_two_workers_share_connections_and_a_killed_worker_is_replaced(
+    shop: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "log"
+    spec = variant(shop, tmp_path, serving=f"  log: {{path: {folder}}}\n")
+    state = str(shop.parent / ".taxiway")
+    with serving(spec, "--workers", "2", "--state-dir", state) as server:
+        statuses = _burst(server.url, connections=16, requests=10)
+        assert statuses == [200] * 160
+        first = _answered_by(folder)
+        # each worker listens on its own SO_REUSEPORT socket: 16 connections on one worker
+        # would happen 2 times in 65,536
+        assert len([pid for pid, n in first.items() if n]) == 2, first
+        victim = max(first, key=first.__getitem__)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(_answered_by(folder)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the new worker opens its own log file when it starts
+        assert len(_answered_by(folder)) == 3, server.output()
+        assert "restarting it" in server.output()
+        time.sleep(1.0)  # the new worker's socket is listening once it is ready
+        statuses = _burst(server.url, connections=16, requests=10)
+        assert statuses == [200] * 160, server.output()
+        after = _answered_by(folder)
+        replacement = set(after) - set(first)
+        assert sum(after[pid] for pid in replacement) > 0, after

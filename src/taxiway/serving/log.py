@@ -8,6 +8,13 @@ plus one ``fdatasync``, however many records it holds. :meth:`PredictionLog.appe
 only when its record's batch is durable, and raises :class:`~taxiway.errors.ServingError`
 when it cannot be written, so the server answers 503 instead of an unlogged prediction.
 
+How durable is ``sync``'s choice. ``always``: each batch is ``fdatasync``-ed before its
+records are acknowledged, so they survive a power loss, and every answer waits for the disk.
+``interval``: a batch is acknowledged once written to the OS, which keeps it through any crash
+of the process (SIGKILL included), and a second thread ``fdatasync``-s the file every
+``sync_interval`` seconds, so a power loss or kernel crash loses at most that much; answers no
+longer wait for the disk. ``never``: written to the OS, synced when the OS decides.
+
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp, PredictionLog(Path(tmp), worker="w1") as log:
 ...     log.append_sync({"request_id": "r1", "prediction": 0.25})
@@ -31,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict
 
 import orjson
 
@@ -46,6 +53,7 @@ __all__ = [
     "MASK",
     "LogStats",
     "PredictionLog",
+    "Sync",
     "count_records",
     "log_files",
     "mask",
@@ -65,6 +73,8 @@ _ALL_NULL = r'\{("(?:[^"\\]|\\.)*":null,?)*\}'  # {"a":null,"b":null}: a torn li
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _HOUSEKEEPING_S = 3600.0
 
+Sync = Literal["always", "interval", "never"]
+
 
 class LogStats(TypedDict):
     """Counters of one log since it was opened (for ``/metrics``)."""
@@ -77,6 +87,9 @@ class LogStats(TypedDict):
     last_batch_records: int
     last_commit_seconds: float
     commit_seconds_total: float
+    syncs: int
+    sync_errors: int
+    last_sync_seconds: float
     files_opened: int
     files_expired: int
     file: str | None
@@ -122,9 +135,10 @@ class PredictionLog:
     ``worker`` names this writer in its file names (default: the pid and a random suffix, so
     two processes, or a restarted one, never write one file). A file beyond ``rotate_bytes``
     is closed and a new one started; with ``retention``, files not written for that long are
-    deleted (at start, on rotation and hourly). With ``fsync`` off, a record is acknowledged
-    once written to the OS (it survives the process being killed, not a power loss). At most
-    ``max_pending`` records wait for a commit; further appends wait for room.
+    deleted (at start, on rotation and hourly). ``sync`` says when the file is
+    ``fdatasync``-ed (see the module's text): ``always`` before acknowledging, ``interval``
+    every ``sync_interval`` seconds off the answer path, ``never``. At most ``max_pending``
+    records wait for a commit; further appends wait for room.
 
     Opening creates the folder and the first file, so a log that cannot be written fails when
     the service starts rather than on its first request. Use one log per process: a log
@@ -138,7 +152,8 @@ class PredictionLog:
         worker: str | None = None,
         rotate_bytes: int = 64 * MiB,
         retention: timedelta | None = None,
-        fsync: bool = True,
+        sync: Sync = "always",
+        sync_interval: float = 0.2,
         pii: Collection[str] = (),
         max_pending: int = 10_000,
     ) -> None:
@@ -149,13 +164,20 @@ class PredictionLog:
             )
         if rotate_bytes <= 0 or max_pending <= 0:
             raise ServingError("rotate_bytes and max_pending of a prediction log must be > 0")
+        if sync not in ("always", "interval", "never"):
+            raise ServingError(
+                f"the prediction log's sync must be always, interval or never, not {sync!r}"
+            )
+        if sync_interval <= 0:
+            raise ServingError("the sync interval of a prediction log must be > 0")
         if retention is not None and retention <= timedelta(0):
             raise ServingError("the retention of a prediction log must be positive")
         self.folder = Path(folder)
         self.worker = worker or f"{os.getpid()}-{secrets.token_hex(3)}"
         self.rotate_bytes = rotate_bytes
         self.retention = retention
-        self.fsync = fsync
+        self.sync: Sync = sync
+        self.sync_interval = sync_interval
         self.max_pending = max_pending
         self._pii = frozenset(pii)
         self._pid = os.getpid()
@@ -178,6 +200,13 @@ class PredictionLog:
         self._last_batch = 0
         self._last_commit = self._commit_total = 0.0
         self._files_opened = self._files_expired = 0
+        self._syncs = self._sync_errors = 0
+        self._last_sync = 0.0
+        # the syncer thread (sync: interval) uses the open file only while holding this lock,
+        # and the writer thread closes it only while holding it
+        self._fd_lock = threading.Lock()
+        self._dirty = False
+        self._syncer_stop = threading.Event()
         try:
             self._open_file()
         except OSError as error:
@@ -187,11 +216,19 @@ class PredictionLog:
             target=self._run, name=f"taxiway-prediction-log-{self.worker}", daemon=True
         )
         self._thread.start()
+        self._syncer: threading.Thread | None = None
+        if sync == "interval":
+            self._syncer = threading.Thread(
+                target=self._sync_periodically,
+                name=f"taxiway-prediction-log-sync-{self.worker}",
+                daemon=True,
+            )
+            self._syncer.start()
 
     # ------------------------------------------------------------------ appending
 
     async def append(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` and return once it is durable (written, and synced if ``fsync``).
+        """Append ``record`` and return once it is durable (written; synced if ``sync: always``).
 
         Raises :class:`ServingError` if its batch could not be written; later appends retry
         the disk. Cancelling the caller does not withdraw a record already queued.
@@ -327,8 +364,10 @@ class PredictionLog:
                 if written == 0:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 view = view[written:]
-            if self.fsync:
+            if self.sync == "always":
                 os.fdatasync(fd)
+            else:
+                self._dirty = True
         except OSError:
             # The batch is refused, so take back what reached the file (a torn line followed by
             # the next batch would corrupt a good record), and end the file: after a failed
@@ -341,6 +380,27 @@ class PredictionLog:
             self._close_file(remove_if_empty=truncated and start == 0)
             raise
         self._size = start + len(data)
+
+    def _sync_periodically(self) -> None:
+        """``sync: interval``: fdatasync the open file when it was written since the last time."""
+        while not self._syncer_stop.wait(self.sync_interval):
+            self._sync_now()
+
+    def _sync_now(self) -> None:
+        with self._fd_lock:
+            if self._fd is None or not self._dirty:
+                return
+            self._dirty = False
+            began = time.perf_counter()
+            try:
+                os.fdatasync(self._fd)
+            except OSError:
+                # acknowledged records are in the OS's cache, so a running machine keeps them;
+                # a power loss now may not: counted in stats() (and /metrics)
+                self._sync_errors += 1
+                return
+            self._last_sync = time.perf_counter() - began
+            self._syncs += 1
 
     def _settle(self, batch: _Batch) -> None:
         """Wake everyone waiting for ``batch``: one call per event loop, not per record."""
@@ -395,7 +455,7 @@ class PredictionLog:
             break
         try:
             stat = os.fstat(fd)
-            if self.fsync:  # the new file's name must survive a power loss too
+            if self.sync != "never":  # the new file's name must survive a power loss too
                 directory = os.open(self.folder, os.O_RDONLY)
                 try:
                     os.fsync(directory)
@@ -411,12 +471,16 @@ class PredictionLog:
     def _close_file(self, *, remove_if_empty: bool = False) -> None:
         if self._fd is None:
             return
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        if remove_if_empty and self._path is not None:
+        if self.sync == "interval" and not remove_if_empty:
+            self._sync_now()  # what this file holds is synced before it is let go
+        with self._fd_lock:
             with contextlib.suppress(OSError):
-                self._path.unlink()
-        self._fd = None
+                os.close(self._fd)
+            if remove_if_empty and self._path is not None:
+                with contextlib.suppress(OSError):
+                    self._path.unlink()
+            self._fd = None
+            self._dirty = False
 
     def _rotate(self) -> None:
         self._close_file()
@@ -477,6 +541,9 @@ class PredictionLog:
             last_batch_records=self._last_batch,
             last_commit_seconds=self._last_commit,
             commit_seconds_total=self._commit_total,
+            syncs=self._syncs,
+            sync_errors=self._sync_errors,
+            last_sync_seconds=self._last_sync,
             files_opened=self._files_opened,
             files_expired=self._files_expired,
             file=None if path is None else str(path),
@@ -489,6 +556,9 @@ class PredictionLog:
             self._wake.notify()
         if self._thread is not threading.current_thread() and os.getpid() == self._pid:
             self._thread.join()
+        self._syncer_stop.set()
+        if self._syncer is not None and os.getpid() == self._pid:
+            self._syncer.join()
 
     def __enter__(self) -> Self:
         return self
@@ -522,7 +592,8 @@ def open_prediction_log(
         folder,
         rotate_bytes=max(1, int(spec.rotate_mb * MiB)),
         retention=spec.retention,
-        fsync=spec.fsync,
+        sync=spec.sync,
+        sync_interval=spec.sync_interval.total_seconds(),
         pii=pii,
     )
 

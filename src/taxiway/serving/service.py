@@ -29,7 +29,7 @@ from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import Metrics
 from taxiway.serving.openapi import openapi_document
 from taxiway.serving.predictor import Answer, Predictor
-from taxiway.spec.models import PredictionLogSpec, Serving
+from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
 __all__ = ["Service", "no_production_version", "servable_version"]
@@ -102,11 +102,8 @@ class Service:
         self.log: PredictionLog = open_prediction_log(
             log_spec, state_dir=project.state_dir, pii=pii
         )
-        outcome_spec = PredictionLogSpec(
-            path=str(self.log.folder.parent / "outcomes"),
-            rotate_mb=log_spec.rotate_mb,
-            retention=log_spec.retention,
-            fsync=log_spec.fsync,
+        outcome_spec = log_spec.model_copy(
+            update={"path": str(self.log.folder.parent / "outcomes")}
         )
         self.outcomes: PredictionLog = open_prediction_log(
             outcome_spec, state_dir=project.state_dir, pii=pii

@@ -493,8 +493,16 @@ class PredictionLogSpec(_Model):
     retention: PositiveDuration | None = Field(
         default=None, description="Delete files older than this (default: keep everything)."
     )
-    fsync: bool = Field(
-        default=True, description="fdatasync each group commit (survives a power loss)."
+    sync: Literal["always", "interval", "never"] = Field(
+        default="always",
+        description="When the log file is fdatasync-ed: `always` before each answer (survives "
+        "a power loss; every answer waits for the disk), `interval` every `sync_interval` off "
+        "the answer path (survives a killed process; a power loss loses at most the interval), "
+        "`never` (the OS decides).",
+    )
+    sync_interval: PositiveDuration = Field(
+        default_factory=lambda: timedelta(milliseconds=200),
+        description="With `sync: interval`: how often the file is synced.",
     )
 
 
