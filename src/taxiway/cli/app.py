@@ -10,7 +10,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from taxiway.cli import audit, check, features, models, serve, train
+from taxiway.cli import (
+    approve,
+    assess,
+    audit,
+    check,
+    features,
+    models,
+    runbook,
+    serve,
+    sprint,
+    train,
+)
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
 
 __all__ = ["app", "main"]
@@ -28,6 +39,10 @@ app.command("train")(train.train)
 app.add_typer(models.app, name="models")
 app.command("audit")(audit.audit)
 app.command("serve")(serve.serve)
+app.command("sprint")(sprint.sprint)
+app.command("assess")(assess.assess)
+app.command("approve")(approve.approve)
+app.command("runbook")(runbook.runbook)
 
 
 def _version(value: bool) -> None:

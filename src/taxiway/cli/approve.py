@@ -1,0 +1,91 @@
+"""`taxiway approve`: record a sign-off in the append-only approvals log, or list them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.spec.project import Project
+from taxiway.sprint.approvals import (
+    approvals_path,
+    missing_approvals,
+    read_approvals,
+    record_approval,
+    sign_offs,
+)
+
+__all__ = ["approve"]
+
+
+def approve(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="The role signing off (one of governance.approvals)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who signs off, as they want to be named.")
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="What was reviewed, conditions, a ticket.")
+    ] = None,
+    show: Annotated[
+        bool, typer.Option("--list", help="Print the sign-offs and which are missing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
+) -> None:
+    """Record a sign-off (`--role ROLE --by NAME [--note TEXT]`), or `--list` them.
+
+    The log (<state dir>/governance/approvals.jsonl) is append-only and hash-chained: a
+    changed or deleted line is an error when it is read.
+    """
+    if show == (role is not None):
+        raise typer.BadParameter("give either --role ROLE --by NAME, or --list")
+    if role is not None and by is None:
+        raise typer.BadParameter("a sign-off needs --by NAME", param_hint="--by")
+    project = Project.load(file, state_dir)
+    if role is not None and by is not None:
+        approval = record_approval(project, role, by, note)
+        typer.echo(
+            f"{role}: signed off by {by} at {approval.at} "
+            f"(record {approval.seq}, spec sha256 {approval.spec_sha256[:12]})"
+        )
+        missing = missing_approvals(project)
+        typer.echo(f"still missing: {', '.join(missing)}" if missing else "every sign-off is in")
+        return
+    statuses = sign_offs(project)
+    records = read_approvals(project)
+    path = approvals_path(project)
+    head = records[-1].hash if records else None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "project": project.spec.name,
+                    "log": str(path),
+                    "head": head,
+                    "sign_offs": [s.as_dict() for s in statuses],
+                    "missing": [s.role for s in statuses if s.status == "missing"],
+                    "records": [r.as_dict() for r in records],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    if not statuses:
+        typer.echo(f"{project.spec.name}: the spec asks for no sign-offs (governance.approvals)")
+    for status in statuses:
+        given = status.approval
+        if given is None:
+            typer.echo(f"{status.role}: MISSING")
+            continue
+        spec = "for this spec" if status.status == "present" else "for an earlier spec"
+        typer.echo(f"{status.role}: {given.by} at {given.at}, {spec}")
+        if given.note:
+            typer.echo(f"  note: {given.note}")
+    typer.echo(f"log: {path} ({len(records)} records, chain verified; head {head or '-'})")

@@ -1,0 +1,14 @@
+"""`taxiway sprint` (being built)."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["sprint"]
+
+
+def sprint(
+    spec: str = typer.Option("taxiway.yaml", "-f", "--file", help="The spec."),
+) -> None:
+    """(being built)"""
+    raise typer.Exit(2)

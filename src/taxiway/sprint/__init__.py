@@ -1,0 +1,1 @@
+"""The sprint: the four phases end to end, blockers, the debrief, readiness and runbooks."""
