@@ -420,3 +420,34 @@ def test_two_workers_share_connections_and_a_killed_worker_is_replaced(
         after = _answered_by(folder)
         replacement = set(after) - set(first)
         assert sum(after[pid] for pid in replacement) > 0, after
+
+
+def test_an_injected_store_fault_degrades_every_answer_within_the_budget(
+    shop: Path, tmp_path: Path
+) -> None:
+    spec = variant(shop, tmp_path)
+    state = str(shop.parent / ".taxiway")
+    env = {"TAXIWAY_FAULTS": "online_store=down"}
+    with serving(spec, "--state-dir", state, env=env) as server, server.client() as client:
+        answers = [
+            client.post("/v1/predict", json={"entities": {"customer": str(i)}}).json()
+            for i in range(20)
+        ]
+        metrics = client.get("/metrics").text
+    assert {a["path"] for a in answers} == {"fallback:baseline"}
+    assert all(a["degraded"] for a in answers)
+    assert max(a["latency_ms"] for a in answers) < 50
+    assert 'taxiway_fault_injected{mode="down",target="online_store"} 1.0' in metrics
+
+
+def test_an_unknown_fault_stops_the_service_with_the_known_ones(shop: Path, tmp_path: Path) -> None:
+    spec = variant(shop, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "taxiway", "serve", "-f", str(spec), "--port", str(free_port()),
+         "--state-dir", str(shop.parent / ".taxiway")],
+        env={**os.environ, "TAXIWAY_FAULTS": "online_store=flaky"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "unknown fault" in result.stderr and "online_store=down" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -76,6 +76,13 @@ class Metrics:
             multiprocess_mode="max",
             registry=r,
         )
+        self.fault = Gauge(
+            "taxiway_fault_injected",
+            "1 for each fault injected by TAXIWAY_FAULTS (a drill, never production).",
+            ["target", "mode"],
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.log_commit = Histogram(
             "taxiway_prediction_log_commit_seconds",
             "Time from append to durable.",

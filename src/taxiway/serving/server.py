@@ -36,6 +36,8 @@ from typing import Any
 
 from taxiway.errors import ServingError
 from taxiway.serving.auth import load_keys
+from taxiway.serving.faults import ENV as FAULTS_ENV
+from taxiway.serving.faults import parse_faults
 from taxiway.serving.service import Service, servable_version
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
@@ -92,6 +94,7 @@ def serve(
         raise ServingError(f"--workers must be at least 1, not {workers}")
     # fail here, in the parent, with a clear message (not in every worker)
     servable_version(project, model)
+    faults = parse_faults(os.environ.get(FAULTS_ENV))
     _require_free_port(host, port)
     os.environ[_ENV_SPEC] = str(project.spec_path)
     os.environ[_ENV_STATE] = str(project.state_dir)
@@ -99,7 +102,8 @@ def serve(
         os.environ[_ENV_MODEL] = str(model)
     print(
         f"serving {project.spec.name} on http://{host}:{port} "
-        f"({workers} worker{'s' if workers > 1 else ''}; OpenAPI at /openapi.json)",
+        f"({workers} worker{'s' if workers > 1 else ''}; OpenAPI at /openapi.json)"
+        + "".join(f"; FAULT INJECTED: {target}={mode}" for target, mode in faults.items()),
         file=sys.stderr,
         flush=True,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from taxiway.errors import ServingError, TaxiwayError
 from taxiway.features.online import open_online_store
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.serving.auth import ApiKeys, load_keys
+from taxiway.serving.faults import ENV as FAULTS_ENV
+from taxiway.serving.faults import parse_faults, with_faults
 from taxiway.serving.inputs import Parsed, RequestError
 from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import Metrics
@@ -87,8 +90,10 @@ class Service:
         self.taxiway_version = package_version("taxiway")
         self.ready = False
         self.not_ready_reason = "starting"
-        self.store = open_online_store(
-            spec.online_store, state_dir=project.state_dir, namespace=spec.name
+        self.faults = parse_faults(os.environ.get(FAULTS_ENV))
+        self.store = with_faults(
+            open_online_store(spec.online_store, state_dir=project.state_dir, namespace=spec.name),
+            self.faults,
         )
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taxiway-io")
         version = self._wanted_version()
@@ -110,6 +115,9 @@ class Service:
         )
         self._reloader: asyncio.Task[None] | None = None
         self.metrics.model_version.labels(self.name).set(version.version)
+        for target, mode in self.faults.items():
+            self.metrics.fault.labels(target, mode).set(1)
+            logger.warning("fault injected by %s: %s=%s", FAULTS_ENV, target, mode)
         # everything loaded so far lives as long as the process: keep the collector off it,
         # so a full collection does not walk the model libraries' objects mid-request
         gc.collect()
