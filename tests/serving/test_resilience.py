@@ -449,5 +449,6 @@ def test_an_unknown_fault_stops_the_service_with_the_known_ones(shop: Path, tmp_
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "unknown fault" in result.stderr and "online_store=down" in result.stderr
+    assert "unknown fault" in result.stderr
+    assert "online_store=down" in result.stderr
     assert "Traceback" not in result.stderr

@@ -11,6 +11,7 @@ from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import (
     approvals_path,
+    approvals_summary,
     missing_approvals,
     read_approvals,
     record_approval,
@@ -57,26 +58,13 @@ def approve(
         missing = missing_approvals(project)
         typer.echo(f"still missing: {', '.join(missing)}" if missing else "every sign-off is in")
         return
+    if as_json:
+        summary = approvals_summary(project)
+        summary["records"] = [r.as_dict() for r in read_approvals(project)]
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
     statuses = sign_offs(project)
     records = read_approvals(project)
-    path = approvals_path(project)
-    head = records[-1].hash if records else None
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "project": project.spec.name,
-                    "log": str(path),
-                    "head": head,
-                    "sign_offs": [s.as_dict() for s in statuses],
-                    "missing": [s.role for s in statuses if s.status == "missing"],
-                    "records": [r.as_dict() for r in records],
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-        return
     if not statuses:
         typer.echo(f"{project.spec.name}: the spec asks for no sign-offs (governance.approvals)")
     for status in statuses:
@@ -88,4 +76,6 @@ def approve(
         typer.echo(f"{status.role}: {given.by} at {given.at}, {spec}")
         if given.note:
             typer.echo(f"  note: {given.note}")
-    typer.echo(f"log: {path} ({len(records)} records, chain verified; head {head or '-'})")
+    head = records[-1].hash if records else "-"
+    count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
+    typer.echo(f"log: {approvals_path(project)} ({count}, chain verified; head {head})")

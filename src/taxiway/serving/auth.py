@@ -20,7 +20,7 @@ from pathlib import Path
 from taxiway.errors import ServingError
 from taxiway.spec.models import AuthSpec
 
-__all__ = ["ROLES", "ApiKeys", "key_id", "load_keys"]
+__all__ = ["ROLES", "ApiKeys", "client_key", "key_id", "load_keys"]
 
 ROLES = frozenset({"predict", "outcomes", "admin"})
 
@@ -81,6 +81,29 @@ def load_keys(spec: AuthSpec | None) -> ApiKeys:
             )
         keys[value.strip()] = ROLES
     return ApiKeys(keys)
+
+
+def client_key(spec: AuthSpec | None, roles: frozenset[str] = ROLES) -> str | None:
+    """A configured key holding every role of ``roles`` (for taxiway's own checks of a running
+    service, such as the sprint's smoke test), or None when no key is configured or none has
+    them all. The environment's key comes first; it has every role.
+
+    >>> client_key(None) is None
+    True
+    """
+    if spec is None:
+        return None
+    if spec.key_env is not None and os.environ.get(spec.key_env):
+        return os.environ[spec.key_env].strip()
+    if spec.keys_file is not None:
+        try:
+            text = Path(spec.keys_file).read_text()
+        except OSError:
+            return None
+        for key, held in _parse_lines(text, str(spec.keys_file)).items():
+            if roles <= held:
+                return key
+    return None
 
 
 def _parse_lines(text: str, origin: str) -> dict[str, frozenset[str]]:

@@ -1,0 +1,342 @@
+"""Sign-offs: an append-only, tamper-evident log of who approved this use case, as which role.
+
+``governance.approvals`` lists the roles that must sign off (security, privacy, business...).
+Each sign-off is one JSON line of ``<state dir>/governance/approvals.jsonl``::
+
+    {"at": "...", "by": "Ann Lee", "hash": "...", "note": null, "prev": "...",
+     "project": "retail_churn", "role": "security", "seq": 1, "spec_sha256": "..."}
+
+``spec_sha256`` is the SHA-256 of the spec file's bytes when the sign-off was given; ``prev`` is
+the SHA-256 of the previous line (64 zeros for the first); ``hash`` is the SHA-256 of the
+record's canonical JSON without ``hash``. Reading verifies the whole chain, so an edited,
+deleted or inserted line is an error naming the file and the line. The log is tamper-evident,
+not tamper-proof: whoever can write the file can rewrite its *last* line consistently or drop
+it; keep the head hash (``taxiway approve --list`` prints it) somewhere else to catch that.
+
+A sign-off given for an earlier version of the spec still counts (the role is not missing),
+but :func:`sign_offs` reports it as ``earlier_spec``, so the debrief can show that the spec
+changed after it was given and the team can decide whether to ask again.
+
+>>> import tempfile
+>>> tmp = tempfile.TemporaryDirectory()
+>>> spec = Path(tmp.name) / "taxiway.yaml"
+>>> _ = spec.write_text("name: demo\\ngovernance: {approvals: [security]}\\n")
+>>> project = Project.load(spec)
+>>> missing_approvals(project)
+['security']
+>>> record_approval(project, "security", "Ann Lee", note="pen test 2026-05").seq
+1
+>>> missing_approvals(project), [a.by for a in read_approvals(project)]
+([], ['Ann Lee'])
+>>> tmp.cleanup()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from taxiway.errors import TaxiwayError
+from taxiway.spec.project import Project
+
+__all__ = [
+    "GENESIS",
+    "Approval",
+    "SignOff",
+    "approvals_path",
+    "approvals_summary",
+    "missing_approvals",
+    "read_approvals",
+    "record_approval",
+    "sign_offs",
+    "spec_sha256",
+]
+
+GENESIS = "0" * 64
+"""The ``prev`` of the first record."""
+
+_FIELDS = ("seq", "project", "role", "by", "note", "at", "spec_sha256", "prev", "hash")
+_GOVERNANCE_YAML = "governance:\n  approvals: [security, privacy, business]"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One recorded sign-off (a verified line of the log)."""
+
+    seq: int
+    project: str
+    role: str
+    by: str
+    note: str | None
+    at: str
+    spec_sha256: str
+    prev: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SignOff:
+    """One role ``governance.approvals`` asks for, and its newest sign-off if there is one."""
+
+    role: str
+    approval: Approval | None
+    spec_sha256: str
+    """The hash of the spec file now, to compare with the approval's."""
+
+    @property
+    def status(self) -> Literal["present", "earlier_spec", "missing"]:
+        """``present`` (given for this spec), ``earlier_spec`` (given, but the spec has changed
+        since: it still counts) or ``missing``."""
+        if self.approval is None:
+            return "missing"
+        return "present" if self.approval.spec_sha256 == self.spec_sha256 else "earlier_spec"
+
+    def as_dict(self) -> dict[str, Any]:
+        """``role``, ``status`` and the approval (or None), JSON-ready."""
+        return {
+            "role": self.role,
+            "status": self.status,
+            "approval": self.approval.as_dict() if self.approval else None,
+        }
+
+
+def approvals_path(project: Project) -> Path:
+    """``<state dir>/governance/approvals.jsonl``."""
+    return project.state_dir / "governance" / "approvals.jsonl"
+
+
+def spec_sha256(project: Project) -> str:
+    """The SHA-256 of the spec file's bytes as they are now."""
+    return hashlib.sha256(project.spec_path.read_bytes()).hexdigest()
+
+
+def _required_roles(project: Project) -> list[str]:
+    governance = project.spec.governance
+    return list(governance.approvals) if governance is not None else []
+
+
+def record_approval(project: Project, role: str, by: str, note: str | None = None) -> Approval:
+    """Append ``by``'s sign-off as ``role`` to the log and return it.
+
+    ``role`` must be one ``governance.approvals`` lists; ``by`` and ``note`` are stored as
+    given. The existing chain is verified first (a broken log is never extended). Safe with
+    concurrent writers: the file is opened with ``O_APPEND`` and held under an exclusive
+    ``flock`` from reading the last line to the durable (fsync-ed) write of the new one.
+    """
+    required = _required_roles(project)
+    if not required:
+        raise TaxiwayError(
+            f"{project.spec_path} asks for no sign-offs (governance.approvals is empty or absent)",
+            fix=f"list the roles that must sign off in the spec:\n{_GOVERNANCE_YAML}",
+        )
+    if role not in required:
+        raise TaxiwayError(
+            f"`{role}` is not a sign-off {project.spec_path} asks for",
+            fix=f"use one of: {', '.join(required)} (governance.approvals), "
+            f"or add `{role}` to governance.approvals",
+        )
+    if not by.strip():
+        raise TaxiwayError(
+            "a sign-off needs the name of who gives it", fix="pass --by 'First Last'"
+        )
+    path = approvals_path(project)
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        existing = _read_all(fd)
+        chain = _verify(path, existing)
+        record: dict[str, Any] = {
+            "seq": len(chain) + 1,
+            "project": project.spec.name,
+            "role": role,
+            "by": by,
+            "note": note,
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "spec_sha256": spec_sha256(project),
+            "prev": _sha256(chain[-1][1]) if chain else GENESIS,
+        }
+        record["hash"] = _sha256(_canonical(record))
+        _append(fd, _canonical(record) + b"\n", len(existing), path)
+    finally:
+        os.close(fd)  # releases the lock
+    if created:
+        _fsync_folder(path.parent)
+    return Approval(**record)
+
+
+def read_approvals(project: Project) -> list[Approval]:
+    """This project's sign-offs, oldest first, after verifying the whole chain.
+
+    Raise :class:`~taxiway.errors.TaxiwayError` naming the file, the line and what is wrong
+    when a line was edited, deleted, inserted or left incomplete. No log yet means ``[]``.
+    """
+    path = approvals_path(project)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [a for a, _ in _verify(path, data) if a.project == project.spec.name]
+
+
+def sign_offs(project: Project) -> list[SignOff]:
+    """Each role ``governance.approvals`` lists, with its newest verified sign-off."""
+    newest: dict[str, Approval] = {}
+    for approval in read_approvals(project):
+        newest[approval.role] = approval
+    current = spec_sha256(project)
+    return [SignOff(role, newest.get(role), current) for role in _required_roles(project)]
+
+
+def missing_approvals(project: Project) -> list[str]:
+    """The roles ``governance.approvals`` lists that nobody has signed off (in spec order).
+
+    A sign-off given for an earlier spec counts: see :func:`sign_offs` to tell them apart.
+    """
+    return [s.role for s in sign_offs(project) if s.status == "missing"]
+
+
+def approvals_summary(project: Project) -> dict[str, Any]:
+    """The sign-offs as the debrief shows them, JSON-ready.
+
+    ``required`` (governance.approvals), ``present`` (the newest sign-off of each required
+    role that has one, with ``earlier_spec`` true when the spec changed since), ``missing``,
+    ``earlier_spec`` (roles), ``log`` (the file) and ``head`` (the last record's hash).
+    """
+    statuses = sign_offs(project)
+    records = read_approvals(project)
+    return {
+        "required": [s.role for s in statuses],
+        "present": [
+            {**s.approval.as_dict(), "earlier_spec": s.status == "earlier_spec"}
+            for s in statuses
+            if s.approval is not None
+        ],
+        "missing": [s.role for s in statuses if s.status == "missing"],
+        "earlier_spec": [s.role for s in statuses if s.status == "earlier_spec"],
+        "log": str(approvals_path(project)),
+        "head": records[-1].hash if records else None,
+    }
+
+
+# ------------------------------------------------------------------ the chain
+
+
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _verify(path: Path, data: bytes) -> list[tuple[Approval, bytes]]:
+    """Every record of ``data`` with its line, or an error at the first broken link."""
+    if not data:
+        return []
+    lines = data.split(b"\n")
+    if lines[-1]:
+        _broken(path, len(lines), "is incomplete (a write was interrupted, or it was edited)")
+    chain: list[tuple[Approval, bytes]] = []
+    prev = GENESIS
+    for number, line in enumerate(lines[:-1], start=1):
+        approval = _parse(path, number, line)
+        content = {k: v for k, v in asdict(approval).items() if k != "hash"}
+        if approval.hash != _sha256(_canonical(content)):
+            _broken(path, number, "was edited after it was written (its hash does not match)")
+        if approval.seq != number:
+            _broken(
+                path,
+                number,
+                f"has seq {approval.seq}, expected {number}: a line before it was deleted "
+                "or inserted",
+            )
+        if approval.prev != prev:
+            _broken(
+                path,
+                number,
+                "does not follow the line before it (prev hash differs): "
+                + ("that line was edited" if number > 1 else "the log's start was changed"),
+            )
+        chain.append((approval, line))
+        prev = _sha256(line)
+    return chain
+
+
+def _parse(path: Path, number: int, line: bytes) -> Approval:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        _broken(path, number, "is not a JSON record")
+    if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
+        _broken(path, number, f"does not hold exactly the fields {', '.join(_FIELDS)}")
+    texts = [record[k] for k in _FIELDS if k not in ("seq", "note")]
+    if (
+        not isinstance(record["seq"], int)
+        or isinstance(record["seq"], bool)
+        or not all(isinstance(value, str) for value in texts)
+        or not isinstance(record["note"], str | None)
+    ):
+        _broken(path, number, "has a field of the wrong type")
+    return Approval(**record)
+
+
+def _broken(path: Path, number: int, what: str) -> NoReturn:
+    raise TaxiwayError(
+        f"{path}:{number}: the approvals log is broken: line {number} {what}",
+        fix=f"the log is append-only and must not be edited: restore {path} from a backup, "
+        "then record again (`taxiway approve`) any sign-off given after it",
+    )
+
+
+# ------------------------------------------------------------------ the file
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _append(fd: int, line: bytes, size_before: int, path: Path) -> None:
+    """Write ``line`` at the end and fsync; on failure, cut the file back to ``size_before``."""
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size_before)
+        raise TaxiwayError(
+            f"cannot write the sign-off to {path}: {error.strerror or error}",
+            fix=f"make {path.parent} writable (and free space on its disk), then run it again",
+        ) from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

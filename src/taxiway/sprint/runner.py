@@ -1,0 +1,467 @@
+"""The sprint: four phases from data to a live, guarded service; every problem recorded.
+
+:func:`run_sprint` never stops at the first problem. Each step that fails becomes a failed
+check with its blocker, and the sprint goes on as far as it can: a step whose inputs a failure
+took away is skipped with the reason (training without a readable source, say), not failed
+again, so each blocker appears once, where it starts.
+
+1. **data access**: :func:`taxiway.data.check.check_project` (reach, privileges, contracts,
+   freshness).
+2. **model development**: the point-in-time training set, the model against the baseline
+   (:func:`taxiway.models.training.train_model`, which registers the candidate), the online
+   store materialized, the handoff audit.
+3. **integration**: the candidate served by ``taxiway serve`` in a subprocess; smoke test,
+   bounded load test against the latency budget, fault drill (:mod:`.integration`).
+4. **deployment**: owner, action, monitoring, rollout plan, sign-offs; then, when nothing on
+   the critical path blocks, the candidate becomes the production version in the registry.
+
+Then the readiness assessment, the runbooks and the debrief (report.md/html/json).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taxiway.data.check import check_project
+from taxiway.errors import TaxiwayError
+from taxiway.features.materialize import materialize
+from taxiway.features.online import open_online_store
+from taxiway.features.training_set import used_sources
+from taxiway.models.audit import run_audit
+from taxiway.models.registry import ModelVersion, open_registry
+from taxiway.models.training import train_model
+from taxiway.spec.models import Serving
+from taxiway.spec.project import Project
+from taxiway.sprint import integration
+from taxiway.sprint.approvals import sign_offs
+from taxiway.sprint.assess import assess, load_answers, observe
+from taxiway.sprint.debrief import Debrief
+from taxiway.sprint.outcome import Blocker, Check, Phase, PhaseName
+from taxiway.sprint.phases import audit_checks, data_checks, governance_checks, training_checks
+from taxiway.sprint.report import write_report
+from taxiway.sprint.runbooks import write_runbooks
+
+__all__ = ["SprintOptions", "SprintResult", "run_sprint"]
+
+Progress = Callable[[str, str], None]
+"""Called with (phase, what is happening now) as the sprint goes."""
+
+
+@dataclass
+class SprintOptions:
+    """How to run a sprint (every field has a default)."""
+
+    report_dir: Path | None = None
+    """Where report.md/html/json and runbooks/ go. Default: ``<state dir>/sprint/report``."""
+    as_of: datetime | None = None
+    """The moment the sprint acts at: freshness, and the online store's values. Default now."""
+    serve: bool = False
+    """Keep the production service running after a deployment (its URL is in the result)."""
+    port: int | None = None
+    answers: Path | None = None
+    """The readiness answers file (question id: yes|no) for what the sprint cannot observe."""
+    load_seconds: float = 5.0
+    concurrency: int = 8
+    drill_requests: int = 200
+    audit_sample: int = 100
+
+
+@dataclass
+class SprintResult:
+    """The debrief, where its report was written, and the service left running (``serve``)."""
+
+    debrief: Debrief
+    report: dict[str, Path]
+    service: integration.RunningService | None = None
+
+
+@dataclass
+class _State:
+    project: Project
+    options: SprintOptions
+    say: Progress
+    on_phase: Callable[[Phase], None]
+    phases: list[Phase] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, bool] = field(default_factory=dict)
+    candidate: ModelVersion | None = None
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return any(b.critical_path for p in self.phases for b in p.blockers)
+
+
+def run_sprint(
+    project: Project,
+    options: SprintOptions | None = None,
+    progress: Progress | None = None,
+    on_phase: Callable[[Phase], None] | None = None,
+) -> SprintResult:
+    """Run the four phases, then write the debrief; see the module docstring.
+
+    ``progress`` hears each step as it starts; ``on_phase`` gets each phase when it ends.
+    """
+    options = options or SprintOptions()
+    state = _State(
+        project, options, progress or (lambda _phase, _what: None), on_phase or (lambda _: None)
+    )
+    started = datetime.now(UTC)
+    _data_access(state)
+    _model_development(state)
+    _integration(state)
+    deployed = _deployment(state)
+    service = None
+    if deployed and options.serve:
+        state.say("deployment", "starting the production service")
+        with integration.running_service(project, None, port=options.port, keep=True) as kept:
+            service = kept
+    report_dir = options.report_dir or project.state_dir / "sprint" / "report"
+    state.say("debrief", "readiness assessment")
+    observed_facts = dict(state.observed.items())
+    observed_facts["unattended"] = deployed and not any(b for p in state.phases for b in p.blockers)
+    declared = load_answers(options.answers) if options.answers else {}
+    assessment = assess(observe(project, observed_facts), declared)
+    state.say("debrief", "runbooks")
+    runbooks = write_runbooks(project, report_dir / "runbooks")
+    state.facts["runbooks"] = [str(p) for p in runbooks]
+    debrief = Debrief(
+        project=project.spec.name,
+        spec_path=str(project.spec_path),
+        started_at=started.isoformat(timespec="seconds"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        phases=state.phases,
+        deployed=deployed,
+        served_url=service.url if service else None,
+        facts=state.facts,
+        assessment=assessment.as_dict(),
+    )
+    state.say("debrief", "writing the report")
+    report = write_report(debrief, report_dir)
+    return SprintResult(debrief, report, service)
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+@contextmanager
+def _phase(state: _State, name: PhaseName) -> Iterator[Phase]:
+    phase = Phase(name, started_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    state.phases.append(phase)
+    began = time.perf_counter()
+    try:
+        yield phase
+    finally:
+        phase.duration_s = time.perf_counter() - began
+        state.on_phase(phase)
+
+
+@contextmanager
+def _step(state: _State, phase: Phase, name: str, fix: str) -> Iterator[None]:
+    """Run a step; an error becomes a failed check with a technical blocker (and the sprint
+    goes on)."""
+    state.say(phase.name, name)
+    began = time.perf_counter()
+    try:
+        yield
+    except TaxiwayError as error:
+        phase.checks.append(_crashed(phase.name, name, error.message, error.fix or fix, began))
+    except Exception as error:  # a bug or an unexpected failure: recorded, not raised
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        evidence = f"{type(error).__name__}: {error} ({Path(where.filename).name}:{where.lineno})"
+        phase.checks.append(_crashed(phase.name, name, evidence, fix, began))
+
+
+def _crashed(phase: PhaseName, name: str, evidence: str, fix: str, began: float) -> Check:
+    return Check(
+        name,
+        "fail",
+        evidence[:300],
+        time.perf_counter() - began,
+        blocker=Blocker(phase, "technical", True, f"{name} failed", evidence, fix, "days"),
+    )
+
+
+def _data_access(state: _State) -> None:
+    with (
+        _phase(state, "data_access") as phase,
+        _step(state, phase, "check sources", "run `taxiway check` and fix what it reports"),
+    ):
+        report = check_project(
+            state.project,
+            as_of=state.options.as_of,
+            progress=lambda source, step: state.say("data_access", f"{source}: {step}"),
+        )
+        phase.checks.extend(data_checks(report))
+        state.facts["sources"] = {s.name: s.status for s in report.sources}
+        state.observed["contracts_passed"] = not report.blocked and all(
+            s.validation is not None for s in report.sources
+        )
+
+
+def _model_development(state: _State) -> None:
+    project = state.project
+    with _phase(state, "model_development") as phase:
+        unreadable = _blocked_sources(state)
+        needed = set(used_sources(project.spec))
+        if unreadable & needed:
+            names = ", ".join(sorted(unreadable & needed))
+            phase.checks.append(
+                Check("train", "skip", f"the model reads {names}, which data access blocked")
+            )
+            return
+        registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+        try:
+            with _step(state, phase, "train", "run `taxiway train` and fix what it reports"):
+                result = train_model(
+                    project,
+                    registry=registry,
+                    progress=lambda what: state.say("model_development", what),
+                    created_by="taxiway sprint",
+                )
+                phase.checks.extend(training_checks(result))
+                state.candidate = result.version
+                v = result.version
+                metric = v.metrics.get("metric")
+                state.facts["model"] = {
+                    "version": v.version,
+                    "algorithm": v.algorithm,
+                    "metric": metric,
+                    "model": (v.metrics.get("model") or {}).get(metric),
+                    "baseline": (v.metrics.get("baseline") or {}).get(metric),
+                    "beats_baseline": result.beats_baseline,
+                }
+                state.observed["lineage_recorded"] = bool(v.lineage)
+        finally:
+            registry.close()
+        if state.candidate is None:
+            return
+        with _step(state, phase, "materialize the online store", "run `taxiway features "
+                   "materialize` and fix what it reports"):  # fmt: skip
+            began = time.perf_counter()
+            store = open_online_store(
+                project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+            )
+            try:
+                done = materialize(project, store, as_of=state.options.as_of)
+            finally:
+                store.close()
+            phase.checks.append(
+                Check(
+                    "online store materialized",
+                    "pass",
+                    f"{len(done.views)} views as of {done.as_of.isoformat()}",
+                    time.perf_counter() - began,
+                    data=done.as_dict(),
+                )
+            )
+            state.observed["online_store_used"] = True
+        with _step(state, phase, "handoff audit", "run `taxiway audit` and fix what it reports"):
+            audit = run_audit(project, state.candidate, sample=state.options.audit_sample)
+            phase.checks.extend(audit_checks(audit))
+            state.facts["audit"] = {
+                "blocked": audit.blocked,
+                "checks": {c: audit.status(c) for c in audit.checks}
+                | {f.check: audit.status(f.check) for f in audit.findings},
+                "findings": [
+                    {
+                        "check": f.check,
+                        "severity": f.severity,
+                        "message": f.evidence,
+                        "fix": f.fix,
+                        "feature": f.feature,
+                    }
+                    for f in audit.findings
+                ],
+            }
+            state.observed["audit_passed"] = not audit.blocked
+            skew = audit.status("skew")
+            state.observed["skew_checked"] = skew == "passed"
+            state.observed["shared_definitions"] = skew == "passed" and state.observed.get(
+                "online_store_used", False
+            )
+
+
+def _blocked_sources(state: _State) -> set[str]:
+    blocked: set[str] = set()
+    for phase in state.phases:
+        if phase.name != "data_access":
+            continue
+        for check in phase.checks:
+            if check.blocker is not None and check.name.startswith("source "):
+                blocked.add(check.name.removeprefix("source "))
+    return blocked
+
+
+def _integration(state: _State) -> None:
+    project = state.project
+    with _phase(state, "integration") as phase:
+        candidate = state.candidate
+        if candidate is None:
+            phase.checks.append(Check("serve", "skip", "no candidate model to serve"))
+            return
+        budget = (project.spec.serving or Serving()).latency_budget_ms
+        with _step(state, phase, "serve the candidate", "run `taxiway serve --model "
+                   f"{candidate.version}` and fix what it reports"):  # fmt: skip
+            state.bodies = integration.sample_requests(project, candidate)
+            began = time.perf_counter()
+            with integration.running_service(project, candidate.version) as service:
+                phase.checks.append(
+                    Check(
+                        "service starts",
+                        "pass",
+                        f"v{candidate.version} ready at {service.url}",
+                        time.perf_counter() - began,
+                    )
+                )
+                state.say("integration", "smoke test: every endpoint")
+                phase.checks.extend(integration.smoke_test(service, project, state.bodies))
+                state.say("integration", f"load test: {state.options.load_seconds:g}s")
+                load = integration.load_test(
+                    service,
+                    state.bodies,
+                    concurrency=state.options.concurrency,
+                    duration_s=state.options.load_seconds,
+                )
+                summary = load.summary(budget)
+                state.facts["load"] = summary
+                phase.checks.append(_load_check(summary, candidate.version))
+                state.observed["latency_within_budget"] = phase.checks[-1].status == "pass"
+                state.observed["prediction_log"] = load.requests > 0
+                state.observed["metrics_exposed"] = any(
+                    c.name == "smoke GET /metrics" and c.status == "pass" for c in phase.checks
+                )
+        if not state.bodies or not any(b.get("entities") for b in state.bodies):
+            phase.checks.append(Check("fault drill", "skip", "the model reads no online store"))
+            return
+        with _step(state, phase, "fault drill", "run `TAXIWAY_FAULTS=online_store=down "
+                   f"taxiway serve --model {candidate.version}` and fix what it reports"):  # fmt: skip
+            state.say("integration", "fault drill: the online store down")
+            drill = integration.drill(
+                project, candidate.version, state.bodies, requests=state.options.drill_requests
+            )
+            summary = drill.summary(budget)
+            within = summary["p99_ms"] <= budget and drill.errors == 0
+            all_degraded = drill.degraded == len(drill.server_ms) and drill.requests > 0
+            summary.update(within_budget=within, all_degraded=all_degraded)
+            state.facts["drill"] = summary
+            ok = within and all_degraded
+            state.observed["fallback_verified"] = ok
+            detail = (
+                f"{drill.requests} requests with the online store down: {drill.degraded} "
+                f"degraded, {drill.errors} errors, p99 {summary['p99_ms']:.1f} ms "
+                f"(budget {budget:g} ms)"
+            )
+            phase.checks.append(
+                Check(
+                    "fault drill: online store down",
+                    "pass" if ok else "fail",
+                    detail,
+                    data=summary,
+                    blocker=None
+                    if ok
+                    else Blocker(
+                        "integration",
+                        "technical",
+                        True,
+                        "the service does not degrade gracefully without its online store",
+                        evidence=detail,
+                        fix="declare a fallback that needs no online store "
+                        "(`serving.fallback: baseline` or a constant) and keep the "
+                        "latency budget above the store's timeout",
+                        estimate="days",
+                    ),
+                )
+            )
+
+
+def _load_check(summary: dict[str, Any], version: int) -> Check:
+    budget = summary["budget_ms"]
+    detail = (
+        f"{summary['requests']:,} requests in {summary['rps']:,.0f}/s: p50 "
+        f"{summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms in the service "
+        f"(clients saw p99 {summary['client_p99_ms']:.1f} ms), budget {budget:g} ms, "
+        f"{summary['errors']} errors"
+    )
+    if summary["requests"] and summary["errors"] == 0 and summary["p99_ms"] <= budget:
+        return Check("load test within the latency budget", "pass", detail, data=summary)
+    return Check(
+        "load test within the latency budget",
+        "fail",
+        detail,
+        data=summary,
+        blocker=Blocker(
+            "integration",
+            "technical",
+            True,
+            "the service misses its latency budget under load"
+            if summary["p99_ms"] > budget
+            else "the service fails requests under load",
+            evidence=detail,
+            fix=f"profile `taxiway serve --model {version}` under load (bench/serving.py); "
+            "raise --workers, move the online store closer, or choose a faster model form",
+            estimate="weeks",
+        ),
+    )
+
+
+def _deployment(state: _State) -> bool:
+    project = state.project
+    deployed = False
+    with _phase(state, "deployment") as phase:
+        with _step(state, phase, "governance", "fix the spec's governance section"):
+            signed = sign_offs(project)
+            phase.checks.extend(governance_checks(project, signed))
+            state.facts["approvals"] = {
+                "required": [s.role for s in signed],
+                "present": [
+                    {
+                        "role": s.role,
+                        "by": s.approval.by,
+                        "at": s.approval.at,
+                        "note": s.approval.note,
+                        "status": s.status,
+                    }
+                    for s in signed
+                    if s.approval is not None
+                ],
+            }
+        candidate = state.candidate
+        if candidate is None:
+            phase.checks.append(Check("promote to production", "skip", "no candidate model"))
+            return False
+        if state.blocked:
+            count = sum(1 for p in state.phases for b in p.blockers if b.critical_path)
+            phase.checks.append(
+                Check(
+                    "promote to production",
+                    "skip",
+                    f"v{candidate.version} not promoted: {count} critical-path blocker(s)",
+                )
+            )
+            return False
+        with _step(state, phase, "promote to production", "run `taxiway models promote "
+                   f"{candidate.version}`"):  # fmt: skip
+            registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+            try:
+                registry.set_stage(
+                    project.spec.name,
+                    candidate.version,
+                    "production",
+                    by="taxiway sprint",
+                    note="every sprint check passed",
+                )
+            finally:
+                registry.close()
+            phase.checks.append(
+                Check("promote to production", "pass", f"v{candidate.version} is in production")
+            )
+            deployed = True
+    return deployed

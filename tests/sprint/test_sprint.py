@@ -1,0 +1,142 @@
+"""The sprint end to end on the retail example: real training, a real service subprocess, a
+real load test and fault drill, the sign-offs, the promotion, and the debrief on disk."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import retail_shop
+
+from taxiway.cli import main
+from taxiway.models.registry import open_registry
+from taxiway.spec.project import Project
+from taxiway.sprint.integration import stop_service
+from taxiway.sprint.runner import SprintOptions, run_sprint
+
+AS_OF = "2025-12-31"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return retail_shop(tmp_path_factory.mktemp("sprint-shop"), customers=400)
+
+
+@pytest.fixture(scope="module")
+def first(shop: Path) -> tuple[int, dict[str, Any], Path]:
+    """The first sprint: nobody has signed off yet."""
+    report = shop.parent / "report"
+    code = main(["sprint", "-f", str(shop), "--as-of", AS_OF, "--report", str(report),
+                 "--load-seconds", "1"])  # fmt: skip
+    return code, json.loads((report / "report.json").read_text()), report
+
+
+def test_without_sign_offs_it_stops_before_production_and_says_who_must_sign(
+    first: tuple[int, dict[str, Any], Path], shop: Path
+) -> None:
+    code, report, _ = first
+    assert code == 1
+    assert report["deployed"] is False
+    assert report["path"] == 2
+    phases = {p["name"]: p for p in report["phases"]}
+    assert list(phases) == ["data_access", "model_development", "integration", "deployment"]
+    # the dirty rows of the simulator are quarantined (a warning), nothing else blocks there
+    assert phases["data_access"]["status"] == "warn"
+    assert phases["model_development"]["status"] == "pass"
+    assert phases["integration"]["status"] == "pass"
+    assert phases["deployment"]["status"] == "fail"
+    assert all(p["duration_s"] > 0 for p in report["phases"][:3])
+    blockers = report["blockers"]
+    assert sorted(b["title"] for b in blockers) == sorted(
+        f"the {role} sign-off is missing" for role in ("security", "privacy", "business")
+    )
+    for b in blockers:
+        assert b["phase"] == "deployment"
+        assert b["category"] == "organizational"
+        assert b["critical_path"] is True
+        assert "taxiway approve" in b["fix"]
+        assert "--role" in b["fix"]
+    # nothing reached production
+    project = Project.load(shop)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        assert registry.production(project.spec.name) is None
+    finally:
+        registry.close()
+
+
+def test_the_integration_phase_measured_the_real_service(
+    first: tuple[int, dict[str, Any], Path],
+) -> None:
+    _, report, _ = first
+    checks = {c["name"]: c for p in report["phases"] for c in p["checks"]}
+    for endpoint in ("GET /v2/health/ready", "POST /v1/predict", "POST /v1/outcomes",
+                     "GET /metrics", "POST /v2/models/retail_churn/infer"):  # fmt: skip
+        assert checks[f"smoke {endpoint}"]["status"] == "pass", checks[f"smoke {endpoint}"]
+    load = report["facts"]["load"]
+    assert load["requests"] > 50
+    assert load["errors"] == 0
+    assert 0 < load["p50_ms"] <= load["p99_ms"] <= load["budget_ms"] == 50
+    drill = report["facts"]["drill"]
+    assert drill["requests"] >= 200
+    assert drill["degraded"] == drill["requests"] - drill["errors"]
+    assert drill["errors"] == 0
+    assert drill["within_budget"]
+    assert drill["all_degraded"]
+    model = report["facts"]["model"]
+    assert model["beats_baseline"]
+    assert model["model"] > model["baseline"]
+
+
+def test_the_report_and_runbooks_are_written(first: tuple[int, dict[str, Any], Path]) -> None:
+    _, report, folder = first
+    assert {"report.md", "report.html", "report.json"} <= {p.name for p in folder.iterdir()}
+    assert len(list((folder / "runbooks").glob("*.md"))) >= 7
+    assert len(report["questions"]) == 5
+    assert report["assessment"]["level"] in (1, 2, 3)
+    sources = {a["source"] for a in report["assessment"]["answers"]}
+    assert "observed" in sources
+    assert "taxiway approve" in (folder / "report.md").read_text()
+
+
+def test_with_every_sign_off_it_promotes_and_serves_production(
+    first: tuple[int, dict[str, Any], Path], shop: Path, tmp_path: Path
+) -> None:
+    for role in ("security", "privacy", "business"):
+        assert main(["approve", "-f", str(shop), "--role", role, "--by", f"{role}-lead"]) == 0
+    project = Project.load(shop)
+    result = run_sprint(
+        project,
+        SprintOptions(
+            report_dir=tmp_path / "report",
+            as_of=datetime(2025, 12, 31, tzinfo=UTC),
+            serve=True,
+            load_seconds=1.0,
+        ),
+    )
+    try:
+        debrief = result.debrief
+        assert debrief.deployed
+        assert debrief.path == 1
+        assert not debrief.critical_blockers
+        assert result.service is not None
+        answer = httpx.post(
+            f"{result.service.url}/v1/predict", json={"entities": {"customer": "100001"}}
+        ).json()
+        candidate = debrief.facts["model"]["version"]
+        assert answer["model_version"] == candidate
+        assert answer["arm"] == "production"
+    finally:
+        if result.service is not None:
+            stop_service(result.service)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        production = registry.production(project.spec.name)
+    finally:
+        registry.close()
+    assert production is not None
+    assert production.version == candidate
