@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint types layers unit data bench clean
+.PHONY: demo demo-blocked test lint types layers unit data bench clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,18 +26,24 @@ examples/flights/data/.done: examples/flights/prepare.py | $(VENV)/.base
 
 data: examples/retail/data/.done examples/flights/data/.done
 
-# The main job on the bundled example, until `taxiway sprint` exists: check the sources,
-# train against the baseline (building the point-in-time training set), materialize the online
-# store, prove there is no skew, and run the handoff audit (its report lands in
-# examples/retail/.taxiway/audit/; exit 1 on a blocker is reported, not fatal, for the demo).
+# The main job: the deployment sprint on the bundled retail example, embedded backends only
+# (DuckDB, SQLite, files). It checks the sources, trains against the baseline, audits, serves
+# the candidate in a subprocess (smoke test, load test, fault drill), checks governance, and
+# writes the debrief to examples/retail/.taxiway/report/. Exit 1 only means "not deployed"
+# (the example's sign-offs are not recorded: the debrief says who must sign); 2 and above is
+# an error. The data ends on 2025-12-31, so the sprint acts as of that day.
 RETAIL := examples/retail/taxiway.yaml
 demo: $(VENV)/.base examples/retail/data/.done
-	$(BIN)/taxiway check -f $(RETAIL)
-	$(BIN)/taxiway train -f $(RETAIL)
-	$(BIN)/taxiway features materialize -f $(RETAIL) --as-of 2025-12-31
-	$(BIN)/taxiway features skew -f $(RETAIL) --sample 500
-	$(BIN)/taxiway audit -f $(RETAIL) --out examples/retail/.taxiway/audit || \
-		echo "the audit found blockers: see examples/retail/.taxiway/audit/audit.md"
+	@$(BIN)/taxiway sprint -f $(RETAIL) --as-of 2025-12-31 \
+		--report examples/retail/.taxiway/report; status=$$?; [ $$status -le 1 ]
+
+# The same sprint on examples/blocked: a source the role cannot read, a leaking input, no
+# owner, missing sign-offs. Its debrief names each with the fix (path 2 or 3).
+BLOCKED := examples/blocked/taxiway.yaml
+demo-blocked: $(VENV)/.base examples/retail/data/.done
+	$(BIN)/python examples/blocked/leak.py
+	@$(BIN)/taxiway sprint -f $(BLOCKED) --as-of 2025-12-31 \
+		--report examples/blocked/.taxiway/report; status=$$?; [ $$status -le 1 ]
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples

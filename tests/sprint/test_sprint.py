@@ -4,13 +4,14 @@ real load test and fault drill, the sign-offs, the promotion, and the debrief on
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import retail_shop
+from tests.conftest import require_service, retail_shop
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
@@ -140,3 +141,46 @@ def test_with_every_sign_off_it_promotes_and_serves_production(
         registry.close()
     assert production is not None
     assert production.version == candidate
+
+
+def test_a_sprint_on_postgresql_and_redis_deploys_to_them(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same sprint with the team backends: the registry in PostgreSQL, features in Redis."""
+    require_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    spec = retail_shop(tmp_path, customers=300)
+    prefix = f"taxiway-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("TAXIWAY_TEST_REGISTRY_URL", postgres_url)
+    monkeypatch.setenv("TAXIWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    text = spec.read_text().replace("approvals: [security, privacy, business]", "approvals: []")
+    spec.write_text(
+        text
+        + "\nregistry:\n  kind: postgres\n  url: ${TAXIWAY_TEST_REGISTRY_URL}\n  schema: sprint\n"
+        + f"online_store:\n  kind: redis\n  url: ${{TAXIWAY_TEST_REDIS_URL}}\n  prefix: {prefix}\n"
+    )
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        report = tmp_path / "report"
+        code = main(["sprint", "-f", str(spec), "--as-of", AS_OF, "--report", str(report),
+                     "--load-seconds", "1"])  # fmt: skip
+        document = json.loads((report / "report.json").read_text())
+        assert code == 0, [b["title"] for b in document["blockers"]]
+        assert document["deployed"] is True
+        assert document["path"] == 1
+        assert document["facts"]["drill"]["all_degraded"]
+        assert any(True for _ in client.scan_iter(f"{prefix}*", count=1000))
+        import psycopg
+
+        with psycopg.connect(postgres_url) as con:
+            row = con.execute(
+                "SELECT version FROM sprint.model_versions WHERE stage = 'production'"
+            ).fetchone()
+        assert row is not None
+        assert row[0] == document["facts"]["model"]["version"]
+    finally:
+        keys = list(client.scan_iter(f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
