@@ -1,0 +1,621 @@
+"""The sprint report: report.md for a terminal, report.html with charts, report.json for tools.
+
+The HTML page is one self-contained file: inline CSS, inline SVG charts, no script, nothing
+fetched. Every string in it comes from user data (names, evidence, fixes, answers), so every
+one is escaped: cells go through :func:`_table`, which escapes whatever is not already markup
+built here.
+
+>>> from taxiway.sprint.outcome import Check, Phase
+>>> d = Debrief("shop", "taxiway.yaml", "09:00", "09:03",
+...             [Phase("data_access", [Check("read <orders>", "pass")], 1.0)], deployed=False)
+>>> render_markdown(d).splitlines()[0]
+'# Sprint debrief: shop'
+>>> page = render_html(d)
+>>> 'id="chart-timeline"' in page, "read &lt;orders&gt;" in page, "<script" in page
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from taxiway.models.metrics import HIGHER_IS_BETTER
+from taxiway.sprint.debrief import PATHS, Debrief
+from taxiway.sprint.outcome import Phase
+
+__all__ = ["STATUS_COLOURS", "render_html", "render_markdown", "write_report"]
+
+STATUS_COLOURS: dict[str, str] = {
+    "pass": "#2e7d32",
+    "warn": "#f9a825",
+    "fail": "#c62828",
+    "skip": "#9e9e9e",
+}
+"""The colour of a phase's bar in the timeline, by its status."""
+
+_NOT_MEASURED = "not measured: the sprint did not get this far"
+_CHECK_HEADERS = ["phase", "check", "status", "detail", "duration"]
+_BLOCKER_HEADERS = ["phase", "category", "critical path", "blocker", "evidence", "fix", "estimate"]
+_APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
+_ANSWER_HEADERS = ["area", "question", "answer", "source", "evidence"]
+_LABEL_W, _BAR_W, _ROW_H = 180, 500, 30
+
+
+def write_report(debrief: Debrief, folder: str | Path) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html`` and ``report.json`` into ``folder`` (created).
+
+    Returns their paths under the keys ``md``, ``html`` and ``json``.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "report.md", "html": out / "report.html", "json": out / "report.json"}
+    paths["md"].write_text(render_markdown(debrief), encoding="utf-8")
+    paths["html"].write_text(render_html(debrief), encoding="utf-8")
+    document = json.dumps(debrief.as_dict(), indent=2, ensure_ascii=False)
+    paths["json"].write_text(document + "\n", encoding="utf-8")
+    return paths
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def render_markdown(debrief: Debrief) -> str:
+    """The debrief as Markdown, readable as plain text in a terminal."""
+    d = debrief
+    deployed = f"yes, at {d.served_url}" if d.deployed and d.served_url else _yes(d.deployed)
+    lines = [
+        f"# Sprint debrief: {d.project}",
+        "",
+        f"**{d.verdict}**",
+        "",
+        f"- path: {d.path}, {PATHS[d.path]}",
+        f"- deployed: {deployed}",
+        f"- spec: {d.spec_path}",
+        f"- ran: {d.started_at} to {d.finished_at}",
+        "",
+        "## The five questions",
+        "",
+    ]
+    for number, q in enumerate(d.questions(), start=1):
+        lines += [f"{number}. **{q['question']}**", f"   {q['answer']}"]
+        lines += [f"   - {item}" for item in q["evidence"]]
+    lines += ["", "## Phases", "", "```text", *_ascii_timeline(d.phases), "```", ""]
+    lines += [*_md_table(_CHECK_HEADERS, _check_rows(d.phases)), ""]
+    lines += ["## Blockers", "", *_md_table(_BLOCKER_HEADERS, _blocker_rows(d)), ""]
+    for title, body in _md_facts(d):
+        lines += [f"## {title}", "", *body, ""]
+    lines += ["## Readiness assessment", "", *_md_readiness(d.assessment), ""]
+    return "\n".join(lines)
+
+
+def _ascii_timeline(phases: Sequence[Phase], width: int = 40) -> list[str]:
+    total = sum(p.duration_s for p in phases) or 1.0
+    rows, offset = [], 0.0
+    for p in phases:
+        start = round(offset / total * width)
+        length = max(1, round(p.duration_s / total * width))
+        bar = " " * start + "█" * length
+        rows.append(f"{p.name:<18} {bar:<{width + 1}} {_duration(p.duration_s):>9}  {p.status}")
+        offset += p.duration_s
+    return rows
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
+        return ["none"]
+    head = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    body = ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    return [*head, *body]
+
+
+def _md_cell(value: Any) -> str:
+    return _text(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
+    model, audit = _fact(d, "model"), _fact(d, "audit")
+    load, drill, approvals = _fact(d, "load"), _fact(d, "drill"), _fact(d, "approvals")
+    sections: list[tuple[str, list[str]]] = [
+        ("Model versus baseline", [_model_line(model)] if model else [_NOT_MEASURED]),
+        ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
+        ("Load test", [_load_line(load)] if load else [_NOT_MEASURED]),
+        ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
+        ("Approvals", _md_approvals(approvals) if approvals else [_NOT_MEASURED]),
+    ]
+    return sections
+
+
+def _md_audit(audit: dict[str, Any]) -> list[str]:
+    findings = audit.get("findings") or []
+    rows = [[f.get("check"), f.get("severity"), f.get("message"), f.get("fix")] for f in findings]
+    head = "blocked" if audit.get("blocked") else "not blocked"
+    return [
+        f"{head}: {len(findings)} finding(s)",
+        "",
+        *_md_table(["check", "severity", "finding", "fix"], rows),
+    ]
+
+
+def _md_approvals(approvals: dict[str, Any]) -> list[str]:
+    return _md_table(_APPROVAL_HEADERS, _approval_rows(approvals))
+
+
+def _md_readiness(assessment: dict[str, Any] | None) -> list[str]:
+    if not assessment:
+        return ["not assessed: run `taxiway assess` to add it"]
+    a = assessment
+    lines = [
+        f"Level {_text(a.get('level'))} of 5: {_text(a.get('name'))} "
+        f"({_text(a.get('yes_count'))} yes)",
+        "",
+        f"- meaning: {_text(a.get('meaning'))}",
+        f"- typical success rate: {_text(a.get('success_rate'))}",
+        f"- time per model: {_text(a.get('time_per_model'))}",
+        *(f"- next level: {note}" for note in a.get("level_notes") or []),
+        "",
+        _source_counts(a.get("answers") or []),
+        "",
+    ]
+    return lines + _md_table(_ANSWER_HEADERS, _answer_rows(a))
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+
+class _Safe(str):
+    """Markup built here from escaped parts: :func:`_table` inserts it as is."""
+
+
+def _e(value: Any) -> str:
+    return html.escape(_text(value), quote=True)
+
+
+def render_html(debrief: Debrief) -> str:
+    """The debrief as one self-contained HTML page with inline SVG charts."""
+    d = debrief
+    served = f" at <code>{_e(d.served_url)}</code>" if d.deployed and d.served_url else ""
+    sections = [
+        _section("questions", "The five questions", _questions_table(d)),
+        _section("phases", "Phases", _timeline_svg(d.phases) + _checks_table(d.phases)),
+        _section("blockers", "Blockers", _blockers_table(d)),
+        _section("model", "Model versus baseline", _model_html(_fact(d, "model"))),
+        _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
+        _section("load", "Load test", _load_html(_fact(d, "load"))),
+        _section("drill", "Fault drill", _drill_html(_fact(d, "drill"))),
+        _section("approvals", "Approvals", _approvals_html(_fact(d, "approvals"))),
+        _section("readiness", "Readiness assessment", _readiness_html(d.assessment)),
+    ]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sprint debrief: {_e(d.project)}</title>
+<style>{_CSS}</style></head><body>
+<header><h1>Sprint debrief: {_e(d.project)}</h1>
+<p class="verdict path-{d.path}" id="verdict">{_e(d.verdict)}</p>
+<dl class="summary">
+<dt>path</dt><dd id="path">{d.path}: {_e(PATHS[d.path])}</dd>
+<dt>deployed</dt><dd id="deployed">{_e(_yes(d.deployed))}{served}</dd>
+<dt>spec</dt><dd><code>{_e(d.spec_path)}</code></dd>
+<dt>ran</dt><dd>{_e(d.started_at)} to {_e(d.finished_at)}</dd>
+</dl></header>
+{"".join(sections)}
+</body></html>
+"""
+
+
+def _section(section_id: str, title: str, body: str) -> str:
+    return f'<section id="{section_id}"><h2>{_e(title)}</h2>\n{body}\n</section>\n'
+
+
+def _table(
+    table_id: str, headers: list[str], rows: list[list[Any]], row_classes: list[str] | None = None
+) -> _Safe:
+    """A table; every cell is escaped unless it is :class:`_Safe` markup."""
+    if not rows:
+        return _Safe(f'<p class="missing" id="{table_id}">none</p>')
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{_e(row_classes[i])}"' if row_classes else ""
+        cells = "".join(f"<td>{c if isinstance(c, _Safe) else _e(c)}</td>" for c in row)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return _Safe(
+        f'<table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _missing(text: str = _NOT_MEASURED) -> str:
+    return f'<p class="missing">{_e(text)}</p>'
+
+
+def _questions_table(d: Debrief) -> str:
+    rows = []
+    for number, q in enumerate(d.questions(), start=1):
+        evidence = "".join(f"<li>{_e(item)}</li>" for item in q["evidence"])
+        rows.append(
+            [number, q["question"], q["answer"], _Safe(f"<ul>{evidence}</ul>" if evidence else "")]
+        )
+    return _table("questions-table", ["#", "question", "answer", "evidence"], rows)
+
+
+def _checks_table(phases: Sequence[Phase]) -> str:
+    classes = [f"status-{c.status}" for p in phases for c in p.checks]
+    return _table("checks-table", _CHECK_HEADERS, _check_rows(phases), classes)
+
+
+def _blockers_table(d: Debrief) -> str:
+    classes = ["critical" if b.critical_path else "off-path" for b in d.blockers]
+    return _table("blockers-table", _BLOCKER_HEADERS, _blocker_rows(d), classes)
+
+
+def _model_html(model: dict[str, Any] | None) -> str:
+    if not model:
+        return _missing()
+    metric = _text(model.get("metric"))
+    direction = "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
+    bars = [
+        (
+            f"model v{_text(model.get('version'))} ({_text(model.get('algorithm'))})",
+            _number(model.get("model")),
+            "model",
+        ),
+        ("baseline", _number(model.get("baseline")), "baseline"),
+    ]
+    chart = _bars_svg("chart-model", f"{metric} ({direction})", bars, unit="", budget=None)
+    return f"<p>{_e(_model_line(model))}</p>{chart}"
+
+
+def _audit_html(audit: dict[str, Any] | None) -> str:
+    if not audit:
+        return _missing()
+    findings = audit.get("findings") or []
+    rows = [[f.get("check"), f.get("severity"), f.get("message"), f.get("fix")] for f in findings]
+    classes = [f"severity-{_text(f.get('severity'))}" for f in findings]
+    head = "blocked" if audit.get("blocked") else "not blocked"
+    table = _table("audit-table", ["check", "severity", "finding", "fix"], rows, classes)
+    return f"<p>{_e(head)}: {len(findings)} finding(s)</p>{table}"
+
+
+def _load_html(load: dict[str, Any] | None) -> str:
+    if not load:
+        return _missing()
+    bars = [
+        ("p50", _number(load.get("p50_ms")), "p50"),
+        ("p99", _number(load.get("p99_ms")), "p99"),
+    ]
+    chart = _bars_svg(
+        "chart-load", "latency (ms)", bars, unit=" ms", budget=_number(load.get("budget_ms"))
+    )
+    return f"<p>{_e(_load_line(load))}</p>{chart}"
+
+
+def _drill_html(drill: dict[str, Any] | None) -> str:
+    if not drill:
+        return _missing()
+    latency = _bars_svg(
+        "chart-drill-latency",
+        "p99 latency with the dependency down (ms)",
+        [("p99", _number(drill.get("p99_ms")), "p99")],
+        unit=" ms",
+        budget=_number(drill.get("budget_ms")),
+    )
+    return f"<p>{_e(_drill_line(drill))}</p>{_drill_svg(drill)}{latency}"
+
+
+def _approvals_html(approvals: dict[str, Any] | None) -> str:
+    if not approvals:
+        return _missing()
+    rows = _approval_rows(approvals)
+    classes = ["signed" if row[1] == "yes" else "unsigned" for row in rows]
+    return _table("approvals-table", _APPROVAL_HEADERS, rows, classes)
+
+
+def _readiness_html(assessment: dict[str, Any] | None) -> str:
+    if not assessment:
+        return _missing("not assessed: run `taxiway assess` to add it")
+    a = assessment
+    notes = "".join(f"<li>next level: {_e(n)}</li>" for n in a.get("level_notes") or [])
+    answers = a.get("answers") or []
+    table = _table(
+        "readiness-table",
+        _ANSWER_HEADERS,
+        _answer_rows(a),
+        [f"source-{_text(x.get('source'))}" for x in answers],
+    )
+    return (
+        f'<p class="level" id="level">Level {_e(a.get("level"))} of 5: {_e(a.get("name"))} '
+        f"({_e(a.get('yes_count'))} yes)</p>"
+        f'<dl class="facts"><dt>meaning</dt><dd>{_e(a.get("meaning"))}</dd>'
+        f"<dt>typical success rate</dt><dd>{_e(a.get('success_rate'))}</dd>"
+        f"<dt>time per model</dt><dd>{_e(a.get('time_per_model'))}</dd></dl>"
+        f"<ul>{notes}</ul><p>{_e(_source_counts(answers))}</p>{table}"
+    )
+
+
+# --- SVG charts ---------------------------------------------------------------------------
+
+
+def _svg(chart_id: str, height: int, label: str, body: str) -> _Safe:
+    width = _LABEL_W + _BAR_W + 140
+    return _Safe(
+        f'<svg id="{chart_id}" class="chart" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(label)}"><title>{_e(label)}</title>{body}</svg>'
+    )
+
+
+def _timeline_svg(phases: Sequence[Phase]) -> _Safe:
+    """A Gantt bar per phase: it starts where the previous one ended, its colour its status."""
+    total = sum(p.duration_s for p in phases) or 1.0
+    parts, offset = [], 0.0
+    for i, p in enumerate(phases):
+        y = 8 + i * _ROW_H
+        x = _LABEL_W + offset / total * _BAR_W
+        width = max(2.0, p.duration_s / total * _BAR_W)
+        note = f"{_duration(p.duration_s)} · {p.status}"
+        parts.append(
+            f'<text x="0" y="{y + 15}">{_e(p.name)}</text>'
+            f'<rect class="bar phase-bar" data-phase="{_e(p.name)}" data-status="{_e(p.status)}" '
+            f'x="{x:.1f}" y="{y}" width="{width:.1f}" height="20" '
+            f'fill="{STATUS_COLOURS.get(p.status, "#9e9e9e")}"><title>{_e(p.name)}: {_e(note)}'
+            f'</title></rect><text x="{x + width + 6:.1f}" y="{y + 15}">{_e(note)}</text>'
+        )
+        offset += p.duration_s
+    axis_y = 8 + len(phases) * _ROW_H
+    parts.append(
+        f'<line class="axis" x1="{_LABEL_W}" y1="{axis_y}" x2="{_LABEL_W + _BAR_W}" '
+        f'y2="{axis_y}"/><text x="{_LABEL_W}" y="{axis_y + 15}">0 s</text>'
+        f'<text x="{_LABEL_W + _BAR_W}" y="{axis_y + 15}" text-anchor="end">'
+        f"{_e(_duration(sum(p.duration_s for p in phases)))}</text>"
+    )
+    return _svg("chart-timeline", axis_y + 24, "phase timeline", "".join(parts))
+
+
+def _bars_svg(
+    chart_id: str,
+    label: str,
+    bars: list[tuple[str, float | None, str]],
+    *,
+    unit: str,
+    budget: float | None,
+) -> _Safe:
+    """Horizontal bars of ``(label, value, name)``, and a dashed line at ``budget``."""
+    values = [abs(v) for _, v, _ in bars if v is not None]
+    scale = max([*values, budget or 0.0]) * 1.1 or 1.0
+    parts = []
+    for i, (text, value, name) in enumerate(bars):
+        y = 8 + i * _ROW_H
+        width = 0.0 if value is None else max(1.0, abs(value) / scale * _BAR_W)
+        over = budget is not None and value is not None and value > budget
+        parts.append(
+            f'<text x="0" y="{y + 15}">{_e(text)}</text>'
+            f'<rect class="bar{" over" if over else ""}" data-name="{_e(name)}" x="{_LABEL_W}" y="{y}" '
+            f'width="{width:.1f}" height="20"><title>{_e(text)}: {_e(value)}{unit}</title></rect>'
+            f'<text x="{_LABEL_W + width + 6:.1f}" y="{y + 15}">{_e(_number_text(value))}{unit}'
+            "</text>"
+        )
+    height = 8 + len(bars) * _ROW_H
+    if budget is not None:
+        x = _LABEL_W + budget / scale * _BAR_W
+        parts.append(
+            f'<line class="budget" x1="{x:.1f}" y1="2" x2="{x:.1f}" y2="{height}"/>'
+            f'<text x="{x:.1f}" y="{height + 14}" text-anchor="middle">'
+            f"budget {_e(_number_text(budget))}{unit}</text>"
+        )
+    return _svg(chart_id, height + 22, label, "".join(parts))
+
+
+def _drill_svg(drill: dict[str, Any]) -> _Safe:
+    """One stacked bar of the drill's requests: answered, degraded (fallback), errors."""
+    requests = _number(drill.get("requests")) or 0.0
+    degraded = _number(drill.get("degraded")) or 0.0
+    errors = _number(drill.get("errors")) or 0.0
+    segments = [
+        ("answered", max(requests - degraded - errors, 0.0), STATUS_COLOURS["pass"]),
+        ("degraded", degraded, STATUS_COLOURS["warn"]),
+        ("errors", errors, STATUS_COLOURS["fail"]),
+    ]
+    total = sum(count for _, count, _ in segments) or 1.0
+    parts = [f'<text x="0" y="23">{_e(_number_text(requests))} requests</text>']
+    x = float(_LABEL_W)
+    for name, count, colour in segments:
+        width = count / total * _BAR_W
+        parts.append(
+            f'<rect class="bar segment" data-name="{name}" x="{x:.1f}" y="8" '
+            f'width="{width:.1f}" height="22" fill="{colour}"><title>{name}: '
+            f"{_e(_number_text(count))}</title></rect>"
+        )
+        x += width
+    legend = " · ".join(f"{name} {_number_text(count)}" for name, count, _ in segments)
+    parts.append(f'<text x="{_LABEL_W}" y="48">{_e(legend)}</text>')
+    return _svg("chart-drill", 58, "fault drill requests", "".join(parts))
+
+
+# --- shared wording -----------------------------------------------------------------------
+
+
+def _fact(d: Debrief, key: str) -> dict[str, Any] | None:
+    value = d.facts.get(key)
+    return value if isinstance(value, dict) and value else None
+
+
+def _model_line(model: dict[str, Any]) -> str:
+    beats = model.get("beats_baseline")
+    verdict = _judged(beats, "beats the baseline", "does not beat the baseline", "")
+    return (
+        f"model v{_text(model.get('version'))} ({_text(model.get('algorithm'))}): "
+        f"{_text(model.get('metric'))} {_number_text(_number(model.get('model')))} against the "
+        f"baseline's {_number_text(_number(model.get('baseline')))}"
+        + (f": it {verdict}" if verdict else "")
+    )
+
+
+def _load_line(load: dict[str, Any]) -> str:
+    p99, budget = _number(load.get("p99_ms")), _number(load.get("budget_ms"))
+    within = (
+        ""
+        if p99 is None or budget is None
+        else (": within budget" if p99 <= budget else ": over budget")
+    )
+    return (
+        f"{_number_text(load.get('requests'))} requests, {_number_text(load.get('errors'))} "
+        f"errors, {_number_text(load.get('rps'))} req/s; p50 {_number_text(load.get('p50_ms'))} "
+        f"ms, p99 {_number_text(p99)} ms against a {_number_text(budget)} ms budget{within}"
+    )
+
+
+def _drill_line(drill: dict[str, Any]) -> str:
+    within = drill.get("within_budget")
+    verdict = _judged(within, "within budget", "over budget", "budget not judged")
+    return (
+        f"{_number_text(drill.get('requests'))} requests with a dependency down: "
+        f"{_number_text(drill.get('degraded'))} answered by the fallback, "
+        f"{_number_text(drill.get('errors'))} errors; p99 {_number_text(drill.get('p99_ms'))} "
+        f"ms against a {_number_text(drill.get('budget_ms'))} ms budget: {verdict}"
+    )
+
+
+def _check_rows(phases: Sequence[Phase]) -> list[list[Any]]:
+    return [
+        [p.name, c.name, c.status, c.detail, _duration(c.duration_s)]
+        for p in phases
+        for c in p.checks
+    ]
+
+
+def _blocker_rows(d: Debrief) -> list[list[Any]]:
+    return [
+        [
+            b.phase,
+            b.category + (", structural" if b.structural else ""),
+            _yes(b.critical_path),
+            b.title,
+            b.evidence,
+            b.fix,
+            b.estimate,
+        ]
+        for b in d.blockers
+    ]
+
+
+def _approval_rows(approvals: dict[str, Any]) -> list[list[Any]]:
+    """One row per role: signed ``yes`` only by a sign-off for this spec (an entry whose
+    ``status`` is absent or ``present``); one for an earlier spec says so."""
+    present = {_text(p.get("role")): p for p in approvals.get("present") or []}
+    roles = [_text(r) for r in approvals.get("required") or []]
+    roles += [r for r in present if r not in roles]
+    rows = []
+    for role in roles:
+        signed = present.get(role)
+        if signed is None:
+            rows.append([role, "no", "", "", "missing"])
+        else:
+            status = signed.get("status") or "present"
+            word = "yes" if status == "present" else f"no: {status.replace('_', ' ')}"
+            rows.append([role, word, signed.get("by"), signed.get("at"), signed.get("note")])
+    return rows
+
+
+def _answer_rows(assessment: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [
+            a.get("area"),
+            a.get("text"),
+            _judged(a.get("yes"), "yes", "no", "unanswered"),
+            a.get("source"),
+            a.get("evidence"),
+        ]
+        for a in assessment.get("answers") or []
+    ]
+
+
+def _source_counts(answers: list[dict[str, Any]]) -> str:
+    counts = {s: sum(a.get("source") == s for a in answers) for s in ("observed", "declared")}
+    rest = len(answers) - sum(counts.values())
+    return f"{counts['observed']} answer(s) observed by the sprint, {counts['declared']} declared, {rest} unanswered"
+
+
+def _judged(value: Any, yes: str, no: str, neither: str) -> str:
+    """``yes`` for True, ``no`` for False, ``neither`` for anything else (absent, null)."""
+    if value is True:
+        return yes
+    if value is False:
+        return no
+    return neither
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _number_text(value: Any) -> str:
+    """``8155.3`` → ``8,155``; ``0.81234`` → ``0.8123``; anything not a number → itself or —."""
+    number = _number(value)
+    if number is None:
+        return _text(value)
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:.4g}"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _yes(value)
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    """``0.0042`` → ``4.2 ms``; ``2.5`` → ``2.5 s``; ``75`` → ``1 min 15 s``; ``3900`` →
+    ``1 h 5 min``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1b1b;
+       max-width: 74rem; margin: 2rem auto; padding: 0 1rem; }
+h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .6rem 0 1.2rem; width: 100%; }
+th, td { border: 1px solid #d0d0d0; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td ul { margin: 0; padding-left: 1.1rem; }
+code { font-family: ui-monospace, monospace; }
+.verdict { font-size: 1.15rem; padding: .6rem .8rem; border-left: 6px solid #9e9e9e; }
+.path-1 { border-color: #2e7d32; background: #e8f5e9; }
+.path-2 { border-color: #f9a825; background: #fff8e1; }
+.path-3 { border-color: #c62828; background: #ffebee; }
+.summary dt { float: left; clear: left; width: 6rem; color: #555; }
+.summary dd { margin-left: 6.5rem; }
+.facts dt { float: left; clear: left; width: 11rem; color: #555; }
+.facts dd { margin-left: 11.5rem; }
+.missing { color: #666; font-style: italic; }
+tr.critical td:nth-child(3), tr.status-fail td:nth-child(3), tr.unsigned td:nth-child(2),
+tr.severity-blocker td:nth-child(2) { color: #b71c1c; font-weight: 600; }
+tr.source-declared td:nth-child(4) { color: #8d6e00; }
+tr.source-observed td:nth-child(4) { color: #1b5e20; }
+.chart { display: block; margin: .6rem 0; max-width: 100%; height: auto; }
+.chart text { font: 12px system-ui, sans-serif; fill: #1b1b1b; }
+.chart rect[data-name="model"], .chart rect[data-name="p50"] { fill: #1565c0; }
+.chart rect[data-name="baseline"], .chart rect[data-name="p99"] { fill: #90a4ae; }
+.chart rect.over { fill: #c62828; }
+.chart .budget { stroke: #c62828; stroke-width: 2; stroke-dasharray: 5 3; }
+.chart .axis { stroke: #777; }
+"""
