@@ -176,7 +176,10 @@ def _spec_findings(spec: TaxiwaySpec) -> list[Finding]:
                     "warn",
                     f"latest view `{name}` has no `ttl`: a value from long ago is served as if "
                     "it were current",
-                    fix=f"add `ttl:` to features.{name} (e.g. `ttl: 3h`)",
+                    fix=f"add `ttl:` to features.{name} (e.g. `ttl: 3h`)"
+                    if spec.sources[view.source].timestamp is not None
+                    else f"give sources.{view.source} a `timestamp:` (when each row was true), "
+                    f"then add `ttl:` to features.{name} (e.g. `ttl: 3h`)",
                 )
             )
     return findings

@@ -30,6 +30,7 @@ from typing import Any
 
 from taxiway.data.check import CheckReport
 from taxiway.data.findings import Finding
+from taxiway.models.audit.coverage import NO_ACTION, NO_OWNER
 from taxiway.models.audit.findings import AuditReport
 from taxiway.models.training import TrainResult
 from taxiway.spec.project import Project
@@ -76,7 +77,9 @@ def _from_findings(
             "data_access",
             category,
             True,
-            f"{first.source}: {first.message}",
+            first.message
+            if f"`{first.source}`" in first.message
+            else f"{first.source}: {first.message}",
             evidence=evidence,
             fix=" ".join(dict.fromkeys(fixes)) or f"fix {first.rule} on {first.source}",
             estimate=estimate,
@@ -87,8 +90,8 @@ def _from_findings(
 
 def _classify_finding(finding: Finding) -> tuple[Category, Estimate]:
     rule = finding.rule
-    if rule.startswith("access.") and rule not in ("access.connect", "access.table"):
-        return "organizational", "days"
+    if rule.startswith("access.") and (finding.fix or "").lstrip().upper().startswith("GRANT"):
+        return "organizational", "days"  # someone with the right must grant it
     if rule in ("access.connect", "access.table", "source.read") or rule.startswith("spec."):
         return "technical", "days"
     return "technical", "weeks"  # a contract rule: the data itself must change
@@ -160,8 +163,20 @@ def audit_checks(report: AuditReport) -> list[Check]:
     checks: list[Check] = []
     measured = report.measured
     for name in _AUDIT_CLASS:
-        status = report.status(name)
-        findings = [f for f in report.findings if f.check == name]
+        # the deployment phase checks the owner and the action: each blocker is reported once
+        findings = [
+            f
+            for f in report.findings
+            if f.check == name and not f.evidence.startswith((NO_OWNER, NO_ACTION))
+        ]
+        severities = {f.severity for f in findings}
+        status = (
+            "blocker"
+            if "blocker" in severities
+            else "warning"
+            if "warning" in severities
+            else report.checks.get(name, "passed")
+        )
         if status == "blocker":
             category, estimate = _AUDIT_CLASS[name]
             for finding in (f for f in findings if f.severity == "blocker"):

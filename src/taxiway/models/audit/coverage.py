@@ -10,7 +10,12 @@ from __future__ import annotations
 from taxiway.models.audit.context import AuditContext
 from taxiway.models.audit.findings import AuditReport
 
-__all__ = ["check_coverage"]
+__all__ = ["NO_ACTION", "NO_OWNER", "check_coverage"]
+
+NO_OWNER = "no owner is declared"
+"""How the evidence of the missing-owner finding starts (the sprint reports it as governance)."""
+NO_ACTION = "governance.action is missing"
+"""How the evidence of the missing-action finding starts."""
 
 
 def check_coverage(ctx: AuditContext, report: AuditReport) -> None:
@@ -43,7 +48,7 @@ def check_coverage(ctx: AuditContext, report: AuditReport) -> None:
             "coverage",
             "blocker",
             None,
-            "no owner is declared: nobody is accountable for this model in production",
+            f"{NO_OWNER}: nobody is accountable for this model in production",
             "set `owner:` to the team that answers for it (e.g. `owner: growth-team`)",
         )
     if spec.governance is None or not spec.governance.action:
@@ -51,8 +56,7 @@ def check_coverage(ctx: AuditContext, report: AuditReport) -> None:
             "coverage",
             "blocker",
             None,
-            "governance.action is missing: nobody is named to act on the predictions, so the "
-            "model changes nothing",
+            f"{NO_ACTION}: nobody is named to act on the predictions, so the model changes nothing",
             "set governance.action: who acts on each prediction, and how "
             "(e.g. `the retention team calls customers scored above 0.7 each Monday`)",
         )

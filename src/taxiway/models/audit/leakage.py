@@ -64,9 +64,9 @@ def check_leakage(ctx: AuditContext, report: AuditReport) -> None:
                 f"`{name}` comes from `latest:` on source `{origin.view.source}`, which has no "
                 "event time: every training row sees the values as of the export, written after "
                 "the prediction times it is trained for",
-                f"if these values never change once written, declare features.{origin.view_name} "
-                f"as `static:`; otherwise give sources.{origin.view.source} a `timestamp:` "
-                "(e.g. updated_at) so taxiway can take the value known at each prediction time",
+                f"give sources.{origin.view.source} a `timestamp:` (e.g. updated_at) so taxiway "
+                "takes the value known at each prediction time; only if the values never change "
+                f"once written, declare features.{origin.view_name} as `static:` instead",
             )
     score_name = version.metrics.get("single_feature_score", "roc_auc")
     for name, score in (version.metrics.get("single_feature") or {}).items():
