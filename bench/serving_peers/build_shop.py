@@ -35,21 +35,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--requests", type=int, default=256, help="distinct request bodies")
+    parser.add_argument(
+        "--trees", type=int, default=None, help="model.params.n_estimators (default: taxiway's)"
+    )
+    parser.add_argument("--out", type=Path, default=SHOP, help="the project's folder")
     args = parser.parse_args(argv)
+    shop = args.out
     from taxiway.cli import main as taxiway
 
-    spec = SHOP / "taxiway.yaml"
-    if not (SHOP / "built").exists():
-        shutil.rmtree(SHOP, ignore_errors=True)
-        SHOP.mkdir(parents=True)
+    spec = shop / "taxiway.yaml"
+    if not (shop / "built").exists():
+        shutil.rmtree(shop, ignore_errors=True)
+        shop.mkdir(parents=True)
         loaded = importlib.util.spec_from_file_location("retail_sim", EXAMPLE / "simulate.py")
         assert loaded is not None
         assert loaded.loader is not None
         module = importlib.util.module_from_spec(loaded)
         loaded.loader.exec_module(module)
-        module.simulate(SHOP / "data", customers=args.customers)
-        shutil.copy(EXAMPLE / "taxiway.yaml", spec)
-        shutil.copytree(EXAMPLE / "contracts", SHOP / "contracts")
+        module.simulate(shop / "data", customers=args.customers)
+        text = (EXAMPLE / "taxiway.yaml").read_text()
+        if args.trees:
+            text = text.replace(
+                "\nmodel:\n", f"\nmodel:\n  params: {{n_estimators: {args.trees}}}\n"
+            )
+        spec.write_text(text)
+        shutil.copytree(EXAMPLE / "contracts", shop / "contracts")
         for step in (
             ["train", "-f", str(spec), "--json"],
             ["models", "promote", "1", "-f", str(spec)],
@@ -58,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             if taxiway(step) != 0:
                 print(f"taxiway {' '.join(step)} failed", file=sys.stderr)
                 return 1
-        (SHOP / "built").write_text("")
+        (shop / "built").write_text("")
     step = max(args.customers // args.requests, 1)
     keys = [FIRST_CUSTOMER + i * step for i in range(min(args.requests, args.customers))]
-    bodies = SHOP / "bodies.jsonl"
+    bodies = shop / "bodies.jsonl"
     bodies.write_text("".join(json.dumps({"entities": {"customer": str(k)}}) + "\n" for k in keys))
     print(f"--taxiway-spec {spec} --taxiway-bodies {bodies}")
     return 0

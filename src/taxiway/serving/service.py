@@ -205,7 +205,10 @@ class Service:
             self._count(answer)
         began = time.perf_counter()
         try:
-            await asyncio.gather(*(self.log.append(r) for r in records))
+            if len(records) == 1:
+                await self.log.append(records[0])
+            else:
+                await asyncio.gather(*(self.log.append(r) for r in records))
         except TaxiwayError as error:
             raise ServingError(
                 f"the prediction log cannot be written ({error.message}); refusing to answer "

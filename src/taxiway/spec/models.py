@@ -494,7 +494,7 @@ class PredictionLogSpec(_Model):
         default=None, description="Delete files older than this (default: keep everything)."
     )
     sync: Literal["always", "interval", "never"] = Field(
-        default="always",
+        default="interval",
         description="When the log file is fdatasync-ed: `always` before each answer (survives "
         "a power loss; every answer waits for the disk), `interval` every `sync_interval` off "
         "the answer path (survives a killed process; a power loss loses at most the interval), "
