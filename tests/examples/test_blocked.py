@@ -93,7 +93,7 @@ def test_it_does_not_deploy_and_says_fix_the_blockers_first(
     assert code == 1
     assert report["deployed"] is False
     assert report["path"] in (2, 3)
-    assert f"path {report['path']}" in report["verdict"]
+    assert f"path {report['path']}" in report["verdict"].lower()
     assert all(b["critical_path"] and b["fix"].strip() for b in report["blockers"])
 
 

@@ -293,8 +293,8 @@ def test_the_verdict_names_the_path() -> None:
         "path 1, deploy more."
     )
     assert sprint(blocker(estimate="weeks")).verdict == (
-        "shop did not deploy: 1 critical-path blocker(s), weeks to clear: "
-        "path 2, fix the blockers, then deploy."
+        "shop did not deploy: 1 critical-path blocker, weeks of work to clear. "
+        "Path 2: fix the blockers, then deploy."
     )
     assert "is structural" in sprint(blocker(structural=True)).verdict
 

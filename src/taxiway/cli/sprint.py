@@ -101,7 +101,7 @@ def sprint(
 
         result = run_sprint(project, options, progress=say, on_phase=done)
     debrief = result.debrief
-    out.print(f"\n[bold]Path {debrief.path}[/]: {escape(debrief.verdict)}")
+    out.print(f"\n[bold]{escape(debrief.verdict)}[/]")
     blockers = debrief.blockers
     if blockers:
         out.print(f"{len(blockers)} blocker(s); the first to fix: {escape(blockers[0].title)}")

@@ -171,9 +171,9 @@ class Debrief:
             return f"{head} and recorded no critical-path blocker: {path}."
         if self.foundation_reason is not None:
             return f"{head}: {self.foundation_reason}: {path}."
-        return (
-            f"{head}: {len(critical)} critical-path blocker(s), "
-            f"{self.time_to_deploy} to clear: {path}."
+        count = f"{len(critical)} critical-path blocker{'s' if len(critical) > 1 else ''}"
+        return f"{head}: {count}, {self.time_to_deploy} of work to clear. Path {self.path}: " + (
+            f"{PATHS[self.path]}."
         )
 
     def questions(self) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ from taxiway.sprint import integration
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.assess import assess, load_answers, observe
 from taxiway.sprint.debrief import Debrief
-from taxiway.sprint.outcome import Blocker, Check, Phase, PhaseName
+from taxiway.sprint.outcome import Blocker, Check, CheckStatus, Phase, PhaseName
 from taxiway.sprint.phases import audit_checks, data_checks, governance_checks, training_checks
 from taxiway.sprint.report import write_report
 from taxiway.sprint.runbooks import write_runbooks
@@ -220,13 +220,19 @@ def _model_development(state: _State) -> None:
         registry = open_registry(project.spec.registry, state_dir=project.state_dir)
         try:
             with _step(state, phase, "train", "run `taxiway train` and fix what it reports"):
+                began = time.perf_counter()
                 result = train_model(
                     project,
                     registry=registry,
                     progress=lambda what: state.say("model_development", what),
                     created_by="taxiway sprint",
                 )
-                phase.checks.extend(training_checks(result))
+                trained = training_checks(result)
+                # the model's check carries the training time (the set's its own)
+                trained[-1].duration_s = max(
+                    0.0, time.perf_counter() - began - trained[0].duration_s
+                )
+                phase.checks.extend(trained)
                 state.candidate = result.version
                 v = result.version
                 metric = v.metrics.get("metric")
@@ -264,8 +270,23 @@ def _model_development(state: _State) -> None:
             )
             state.observed["online_store_used"] = True
         with _step(state, phase, "handoff audit", "run `taxiway audit` and fix what it reports"):
+            began = time.perf_counter()
             audit = run_audit(project, state.candidate, sample=state.options.audit_sample)
-            phase.checks.extend(audit_checks(audit))
+            audited = audit_checks(audit)
+            statuses = {check.status for check in audited}
+            worst: CheckStatus = (
+                "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+            )
+            # the audit is timed as a whole; its checks follow, each with its blocker
+            phase.checks.append(
+                Check(
+                    "handoff audit",
+                    worst,
+                    f"{len(audited)} checks, {len(audit.findings)} finding(s)",
+                    time.perf_counter() - began,
+                )
+            )
+            phase.checks.extend(audited)
             state.facts["audit"] = {
                 "blocked": audit.blocked,
                 "checks": {c: audit.status(c) for c in audit.checks}
