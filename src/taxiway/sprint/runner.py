@@ -113,6 +113,8 @@ def run_sprint(
     state = _State(
         project, options, progress or (lambda _phase, _what: None), on_phase or (lambda _: None)
     )
+    # a bad answers file is a usage error: say so before minutes of work, not after
+    declared = load_answers(options.answers) if options.answers else {}
     started = datetime.now(UTC)
     _data_access(state)
     _model_development(state)
@@ -127,7 +129,6 @@ def run_sprint(
     state.say("debrief", "readiness assessment")
     observed_facts = dict(state.observed.items())
     observed_facts["unattended"] = deployed and not any(b for p in state.phases for b in p.blockers)
-    declared = load_answers(options.answers) if options.answers else {}
     assessment = assess(observe(project, observed_facts), declared)
     state.say("debrief", "runbooks")
     runbooks = write_runbooks(project, report_dir / "runbooks")
