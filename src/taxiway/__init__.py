@@ -45,30 +45,50 @@ if TYPE_CHECKING:
     from taxiway.models.audit import AuditReport, run_audit
     from taxiway.models.registry import ModelVersion, Registry, open_registry
     from taxiway.models.training import TrainResult, train_model
+    from taxiway.serving.log import PredictionLog, read_predictions
+    from taxiway.serving.server import serve
+    from taxiway.serving.service import Service
     from taxiway.spec import Project, TaxiwaySpec, load_spec, parse_duration
+    from taxiway.sprint.approvals import record_approval, sign_offs
+    from taxiway.sprint.assess import Assessment, assess, observe
+    from taxiway.sprint.debrief import Debrief
+    from taxiway.sprint.outcome import Blocker, Check, Phase
+    from taxiway.sprint.report import write_report
+    from taxiway.sprint.runbooks import write_runbooks
+    from taxiway.sprint.runner import SprintOptions, SprintResult, run_sprint
 
 __all__ = [
+    "Assessment",
     "AuditReport",
+    "Blocker",
+    "Check",
     "CheckReport",
     "Contract",
     "ContractViolation",
+    "Debrief",
     "FeatureError",
     "Finding",
     "LoadedModel",
     "ModelError",
     "ModelVersion",
+    "Phase",
+    "PredictionLog",
     "Project",
     "Registry",
     "RegistryError",
     "RolloutError",
+    "Service",
     "ServingError",
     "Source",
     "SourceError",
     "SpecError",
+    "SprintOptions",
+    "SprintResult",
     "TaxiwayError",
     "TaxiwaySpec",
     "TrainResult",
     "ValidationReport",
+    "assess",
     "build_training_set",
     "check_project",
     "check_skew",
@@ -77,14 +97,22 @@ __all__ = [
     "load_spec",
     "lookup",
     "materialize",
+    "observe",
     "open_online_store",
     "open_registry",
     "open_source",
     "parse_duration",
+    "read_predictions",
+    "record_approval",
     "run_audit",
+    "run_sprint",
+    "serve",
+    "sign_offs",
     "train_model",
     "validate",
     "validate_frame",
+    "write_report",
+    "write_runbooks",
 ]
 
 _LAZY = {
@@ -116,6 +144,24 @@ _LAZY = {
     "open_registry": "taxiway.models.registry",
     "TrainResult": "taxiway.models.training",
     "train_model": "taxiway.models.training",
+    "PredictionLog": "taxiway.serving.log",
+    "read_predictions": "taxiway.serving.log",
+    "Service": "taxiway.serving.service",
+    "serve": "taxiway.serving.server",
+    "Blocker": "taxiway.sprint.outcome",
+    "Check": "taxiway.sprint.outcome",
+    "Phase": "taxiway.sprint.outcome",
+    "Debrief": "taxiway.sprint.debrief",
+    "write_report": "taxiway.sprint.report",
+    "Assessment": "taxiway.sprint.assess",
+    "assess": "taxiway.sprint.assess",
+    "observe": "taxiway.sprint.assess",
+    "record_approval": "taxiway.sprint.approvals",
+    "sign_offs": "taxiway.sprint.approvals",
+    "write_runbooks": "taxiway.sprint.runbooks",
+    "SprintOptions": "taxiway.sprint.runner",
+    "SprintResult": "taxiway.sprint.runner",
+    "run_sprint": "taxiway.sprint.runner",
 }
 
 
