@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxiway.cli import main
-from taxiway.features.lookup import lookup
+from taxiway.features.lookup import lookup, lookup_values
 from taxiway.features.materialize import materialize
 from taxiway.features.online import SqliteStore, ViewValues
 from taxiway.features.skew import check_skew
@@ -183,3 +183,16 @@ def test_cli_build_writes_training_set_and_manifest(
     assert (tmp_path / "sets" / "train.manifest.json").exists()
     assert set(manifest["sources"]) == {"orders", "visits", "customers"}
     assert manifest["features"][0] == "spend__n_1d"
+
+
+def test_the_serving_lookup_gives_the_values_of_the_full_one(
+    project: Project, store: SqliteStore
+) -> None:
+    """``lookup_values`` (the service's path) equals ``lookup(...).values()`` for present,
+    missing, stale and unknown keys, at several moments."""
+    materialize(project, store, as_of=T0)
+    for hours in (0, 1, 2, 30):
+        now = T0 + timedelta(hours=hours)
+        for key in ("1", "2", "7", "999"):
+            [full] = lookup(project.spec, store, "customer", [key], now=now)
+            assert lookup_values(project.spec, store, "customer", key, now=now) == full.values()

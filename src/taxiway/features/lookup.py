@@ -16,7 +16,7 @@ from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.spec.models import LatestView, TaxiwaySpec
 
-__all__ = ["EntityFeatures", "FeatureValue", "lookup"]
+__all__ = ["EntityFeatures", "FeatureValue", "lookup", "lookup_values"]
 
 Status = Literal["present", "missing", "stale"]
 
@@ -90,6 +90,42 @@ def lookup(
                     features[name] = blank
         results.append(result)
     return results
+
+
+def lookup_values(
+    spec: TaxiwaySpec,
+    store: OnlineStore,
+    entity: str,
+    key: str,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One key's feature values for scoring: name → value, None when missing or stale.
+
+    Equal to ``lookup(spec, store, entity, [key], now=now)[0].values()`` without building a
+    status and an age for every feature: the prediction service's path, where those objects
+    cost more than the store read.
+    """
+    moment = now or datetime.now(UTC)
+    stored = store.read(entity, [key]).get(key)
+    by_view = {v.view: v for v in stored} if stored else {}
+    values: dict[str, Any] = {}
+    for view_name, names, ttl_s, judged_by_event in _layout(spec, entity):
+        found = by_view.get(view_name)
+        if found is not None and judged_by_event:
+            event_time = found.event_time
+            if event_time is None or (
+                ttl_s is not None and (moment - event_time).total_seconds() > ttl_s
+            ):
+                found = None  # missing, or stale: never served
+        if found is None:
+            for name in names:
+                values[name] = None
+        else:
+            stored_values = found.values
+            for name in names:
+                values[name] = stored_values.get(name)
+    return values
 
 
 _MISSING = FeatureValue(None, "missing", None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from taxiway.features.lookup import lookup
+from taxiway.features.lookup import lookup, lookup_values
 from taxiway.features.online.base import OnlineStore
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.artifact import LoadedModel, load_model
@@ -216,8 +216,7 @@ class Predictor:
         values: dict[str, Any] = {}
         now = datetime.now(UTC)
         for entity, key in keys.items():
-            found = lookup(self.spec, self.store, entity, [key], now=now)[0]
-            values.update(found.values())
+            values.update(lookup_values(self.spec, self.store, entity, key, now=now))
         return values
 
     def _answer(
