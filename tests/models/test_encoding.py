@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taxiway.errors import ModelError
 from taxiway.models.encoding import FeatureEncoder
@@ -65,3 +68,28 @@ def test_a_wrong_type_names_the_feature() -> None:
 def test_a_missing_training_column_is_an_error_with_a_fix() -> None:
     with pytest.raises(ModelError, match="no column nope"):
         FeatureEncoder.fit(_table(), ["nope"])
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "b", "c", ""]),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+)
+
+
+@given(st.fixed_dictionaries({}, optional=dict.fromkeys(_table().column_names, _VALUES)))
+def test_the_fast_path_encodes_like_encode_value(values: dict[str, object]) -> None:
+    """``encode_one``'s shortcuts give what ``encode_value`` gives, or the same error."""
+    encoder = FeatureEncoder.fit(_table(), _table().column_names)
+    expected: list[float] = []
+    try:
+        for name, kind in zip(encoder.features, encoder.kinds, strict=True):
+            expected.append(encoder.encode_value(name, kind, values.get(name)))
+    except ModelError as error:
+        with pytest.raises(ModelError, match=re.escape(str(error.message))):
+            encoder.encode_one(values)
+        return
+    np.testing.assert_array_equal(encoder.encode_one(values), np.array(expected))

@@ -18,6 +18,7 @@ model, so the service encodes a request exactly as the training set was encoded.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -121,11 +122,35 @@ class FeatureEncoder:
         return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
 
     def encode_one(self, values: Mapping[str, Any], out: np.ndarray | None = None) -> np.ndarray:
-        """One request's values (absent or None → NaN) as a float64 vector: the hot path."""
+        """One request's values (absent or None → NaN) as a float64 vector: the hot path.
+
+        Plain numbers and known categories take a shortcut; everything else goes through
+        :meth:`encode_value`, which gives the same results (property-tested).
+        """
         row = out if out is not None else np.empty(len(self.features), dtype=np.float64)
-        for index, (name, kind) in enumerate(zip(self.features, self.kinds, strict=True)):
-            row[index] = self.encode_value(name, kind, values.get(name))
+        get = values.get
+        for index, name, kind, positions in self._plan:
+            value = get(name)
+            if value is None:
+                row[index] = np.nan
+            elif positions is not None and type(value) is str:
+                row[index] = positions.get(value, np.nan)
+            elif kind == "numeric" and (type(value) is float or type(value) is int):
+                row[index] = value
+            else:
+                row[index] = self.encode_value(name, kind, value)
         return row
+
+    @functools.cached_property
+    def _plan(self) -> tuple[tuple[int, str, Kind, dict[str, float] | None], ...]:
+        """Per input: its index, name, kind, and for a categorical its value → position."""
+        plan = []
+        for index, (name, kind) in enumerate(zip(self.features, self.kinds, strict=True)):
+            positions = None
+            if kind == "categorical":
+                positions = {text: float(i) for i, text in enumerate(self.vocabularies[name])}
+            plan.append((index, name, kind, positions))
+        return tuple(plan)
 
     def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Several requests' values as a float64 matrix."""
@@ -148,7 +173,14 @@ class FeatureEncoder:
                 moment = value if isinstance(value, datetime) else datetime(*value.timetuple()[:3])
                 return moment.timestamp() if moment.tzinfo else _naive_seconds(moment)
             if isinstance(value, str):
-                return self.encode_value(name, kind, datetime.fromisoformat(value))
+                try:
+                    parsed = datetime.fromisoformat(value)
+                except ValueError:
+                    raise ModelError(
+                        f"feature `{name}` expects a timestamp, got {value!r}",
+                        fix=f"send `{name}` as an ISO 8601 date-time (2025-01-31T09:30:00Z)",
+                    ) from None
+                return self.encode_value(name, kind, parsed)
         if isinstance(value, bool):
             return 1.0 if value else 0.0
         if isinstance(value, int | float):
