@@ -58,8 +58,11 @@ def sprint(
 ) -> None:
     """Run the deployment sprint: data access, model development, integration, deployment.
 
-    Every problem becomes a blocker with its fix; the debrief says which path to take (1 deploy
-    more, 2 fix the blockers first, 3 build the foundation). Exit 0 when it deployed, 1 if not.
+    Every problem becomes a blocker with its fix, and the debrief gives the path to take.
+
+    Paths: 1 deploy more, 2 fix the blockers first, 3 build the foundation first.
+
+    Exit 0 when it deployed, 1 when it did not.
     """
     from taxiway.sprint.integration import stop_service
     from taxiway.sprint.outcome import Phase
