@@ -259,8 +259,8 @@ class _Limits:
             await send(message)
 
         try:
-            if path == "/v1/predict":
-                await _predict(service, scope, receive, tracking)
+            if path == "/v1/predict":  # the hot path reports its status itself
+                status[0] = await _predict(service, scope, receive, send)
             else:
                 await self.app(scope, receive, tracking)
         finally:
@@ -286,23 +286,26 @@ async def _send(send: Send, status: int, body: Any, headers: dict[str, str] | No
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _predict(service: Service, scope: Scope, receive: Receive, send: Send) -> None:
-    """``POST /v1/predict``, the hot path: plain ASGI, no router or middleware stack."""
+async def _predict(service: Service, scope: Scope, receive: Receive, send: Send) -> int:
+    """``POST /v1/predict``, the hot path: plain ASGI, no router or middleware stack.
+
+    Returns the status it answered with (499 when the client left before asking).
+    """
     started = time.perf_counter()
     if scope["method"] != "POST":
         await _send(send, 405, {"error": "use POST"}, {"allow": "POST"})
-        return
+        return 405
     chunks = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            return 499
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
             await _send(send, 413, {"error": f"body over {MAX_BODY} bytes"})
-            return
+            return 413
         chunks.append(chunk)
         if not message.get("more_body"):
             break
@@ -310,21 +313,21 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
         payload = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as error:
         await _send(send, 400, {"error": f"the body is not JSON: {error}"})
-        return
+        return 400
     single = isinstance(payload, dict)
     items = [payload] if single else payload
     if not isinstance(items, list) or not items:
         await _send(send, 422, {"error": "expected a request object or a non-empty list of them"})
-        return
+        return 422
     if len(items) > MAX_ITEMS:
         await _send(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
-        return
+        return 413
     predictor = service.predictor
     try:
         parsed = [predictor.contract.parse(item) for item in items]
     except RequestError as error:
         await _send(send, 422, {"error": "malformed request", "detail": error.detail()})
-        return
+        return 422
     if len(parsed) == 1:
         answers = [await predictor.answer(parsed[0], started)]
     else:
@@ -333,6 +336,7 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
         await service.record(answers, parsed, items)
     except ServingError as error:
         await _send(send, 503, {"error": error.message}, {"retry-after": "1"})
-        return
+        return 503
     bodies = [a.body() for a in answers]
     await _send(send, 200, bodies[0] if single else bodies)
+    return 200

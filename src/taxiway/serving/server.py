@@ -155,6 +155,8 @@ def _run_worker(options: _WorkerOptions) -> None:
         http="httptools",
         log_level="warning",
         access_log=False,
+        # the service logs no client address, so X-Forwarded-* rewriting is work for nothing
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run(sockets=[sock])
