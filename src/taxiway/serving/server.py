@@ -5,15 +5,16 @@ spec path, state folder and pinned version from the environment ``taxiway serve`
 workers share nothing but the files: the registry, the online store and the log folder (one
 log file per worker).
 
-With several workers, each listens on its own socket bound with ``SO_REUSEPORT`` and the
-kernel spreads new connections over them. One socket shared by every worker (uvicorn's own
-``--workers``) lets whichever worker wakes first take every waiting connection, so a client
-that opens its keep-alive connections at once lands them on one worker and the others idle
-(measured in bench/RESULTS.md: two workers on a shared socket gave less than one). Where
-``SO_REUSEPORT`` is missing the workers share one socket. Every listening socket has
+With several workers, the parent process listens and accepts, and hands each new connection
+to the next worker in turn over a Unix socket (``SCM_RIGHTS``), as Node's cluster module does;
+each worker serves the connections it is given with uvicorn's own protocol. Both ways the
+kernel offers split connections by chance instead: one socket shared by every worker
+(uvicorn's own ``--workers``) lets whichever worker wakes first take every waiting connection,
+and one ``SO_REUSEPORT`` socket per worker hashes eight connections 6/2 one time in four; the
+busier worker then sets the tail latency (measured in bench/RESULTS.md). Every connection has
 ``TCP_NODELAY`` (uvicorn issue #3149: without it, small answers wait for delayed ACKs).
 
-The parent process only supervises: it starts the workers, restarts one that dies (after a
+Besides accepting, the parent supervises: it starts the workers, restarts one that dies (after a
 pause that grows while they keep dying young, giving up with a message when a new worker
 cannot even start), and on SIGTERM or SIGINT asks every worker to finish its in-flight
 requests and stop.
@@ -25,6 +26,7 @@ import contextlib
 import ipaddress
 import multiprocessing
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -116,14 +118,12 @@ def serve(
     _Supervisor(host, port, workers).run()
 
 
-def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``TCP_NODELAY`` (and ``SO_REUSEPORT``)."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with ``TCP_NODELAY`` (its connections inherit it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.set_inheritable(True)
@@ -137,18 +137,25 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
 class _WorkerOptions:
     host: str
     port: int
-    shared: socket.socket | None = None  # without SO_REUSEPORT: the parent's one socket
+    channel: socket.socket | None = None  # connections handed over by the parent
 
 
 def _run_worker(options: _WorkerOptions) -> None:
-    """One worker: its socket, then uvicorn until told to stop (the process's target)."""
+    """One worker: uvicorn on its own socket, or on the connections the parent hands it."""
     import uvicorn
 
-    if options.shared is not None:
-        sock = options.shared
-    else:
-        sock = listening_socket(options.host, options.port, reuse_port=_HAS_REUSEPORT)
-    config = uvicorn.Config(
+    config = _config()
+    if options.channel is None:
+        sock = listening_socket(options.host, options.port)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    _HandedServer(config, options.channel).run(sockets=[])
+
+
+def _config() -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
         "taxiway.serving.server:app_factory",
         factory=True,
         loop="uvloop",
@@ -159,10 +166,62 @@ def _run_worker(options: _WorkerOptions) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run(sockets=[sock])
 
 
-_HAS_REUSEPORT = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+def _handed_server_class() -> Any:
+    import asyncio
+
+    import uvicorn
+
+    class HandedServer(uvicorn.Server):
+        """uvicorn serving the connections the supervisor accepted and handed over.
+
+        The protocol factory is the one uvicorn's own ``startup`` builds for its listeners.
+        """
+
+        def __init__(self, config: Any, channel: socket.socket) -> None:
+            super().__init__(config)
+            self.channel = channel
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=[])
+            config, loop = self.config, asyncio.get_running_loop()
+
+            def protocol() -> asyncio.Protocol:
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config,
+                    server_state=self.server_state,
+                    app_state=self.lifespan.state,
+                    _loop=loop,
+                )
+
+            def receive() -> None:
+                while True:
+                    try:
+                        message, fds, _, _ = socket.recv_fds(self.channel, 16, 16)
+                    except BlockingIOError:
+                        return
+                    except OSError:
+                        message, fds = b"", []
+                    if not message and not fds:  # the supervisor is gone: stop
+                        loop.remove_reader(self.channel.fileno())
+                        self.should_exit = True
+                        return
+                    for fd in fds:
+                        conn = socket.socket(fileno=fd)
+                        conn.setblocking(False)
+                        loop.create_task(loop.connect_accepted_socket(protocol, conn))
+
+            self.channel.setblocking(False)
+            loop.add_reader(self.channel.fileno(), receive)
+
+    return HandedServer
+
+
+def _HandedServer(config: Any, channel: socket.socket) -> Any:
+    return _handed_server_class()(config, channel)
+
+
 _YOUNG_S = 10.0  # a worker that dies younger than this counts towards the back-off
 _MAX_BACKOFF_S = 30.0
 _STOP_TIMEOUT_S = 20.0
@@ -178,6 +237,7 @@ class _Slot:
     young_deaths: int = 0
     restart_at: float | None = None
     ready_once: bool = False
+    channel: socket.socket | None = None  # the supervisor's end of the hand-over channel
 
 
 @dataclass
@@ -187,34 +247,73 @@ class _Supervisor:
     workers: int
     slots: list[_Slot] = field(default_factory=list)
     stopping: bool = False
-    shared: socket.socket | None = None
+    next_slot: int = 0
 
     def run(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._context = context
-        if not _HAS_REUSEPORT:
-            self.shared = listening_socket(self.host, self.port, reuse_port=False)
+        listener = listening_socket(self.host, self.port)
+        listener.listen(2048)
+        listener.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.slots = [_Slot(index) for index in range(self.workers)]
             for slot in self.slots:
                 self._start(slot)
             while not self.stopping:
+                if selector.select(timeout=0.2):
+                    self._accept(listener)
                 self._watch()
-                time.sleep(0.2)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            selector.close()
+            listener.close()  # no new connection while the workers finish theirs
             self._stop_all()
-            if self.shared is not None:
-                self.shared.close()
+            for slot in self.slots:
+                if slot.channel is not None:
+                    slot.channel.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Hand every waiting connection to the next live worker, round robin.
+
+        The kernel's ``SO_REUSEPORT`` hash would split eight connections 6/2 one time in four,
+        and the busier worker would set the tail latency; round robin splits them 4/4.
+        """
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # too many open files, a connection reset before accept...
+                return
+            with conn:
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for _ in range(len(self.slots)):
+                    slot = self.slots[self.next_slot % len(self.slots)]
+                    self.next_slot += 1
+                    if slot.channel is None or slot.process is None or not slot.process.is_alive():
+                        continue
+                    try:
+                        socket.send_fds(slot.channel, [b"c"], [conn.fileno()])
+                    except OSError:
+                        continue
+                    break  # the worker has its own copy; the supervisor's closes here
 
     def _start(self, slot: _Slot) -> None:
-        options = _WorkerOptions(self.host, self.port, self.shared)
+        if slot.channel is not None:
+            slot.channel.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        options = _WorkerOptions(self.host, self.port, theirs)
         process = self._context.Process(
             target=_run_worker, args=(options,), name=f"taxiway-worker-{slot.index}"
         )
         process.start()
+        theirs.close()
+        slot.channel = ours
         slot.process, slot.started, slot.restart_at = process, time.monotonic(), None
 
     def _watch(self) -> None:
