@@ -307,6 +307,9 @@ class _Supervisor:
         if slot.channel is not None:
             slot.channel.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # a worker that stops reading (hung) must not stall accepting for the others: a full
+        # channel raises, and the connection goes to the next worker
+        ours.setblocking(False)
         options = _WorkerOptions(self.host, self.port, theirs)
         process = self._context.Process(
             target=_run_worker, args=(options,), name=f"taxiway-worker-{slot.index}"
