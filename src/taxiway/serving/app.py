@@ -40,6 +40,7 @@ _ROLES = {
     "/v1/predict": "predict",
     "/v1/outcomes": "outcomes",
 }
+_INFER_ROUTE = "/v2/models/{name}/infer"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -224,6 +225,9 @@ class _Limits:
             return
         path = scope["path"]
         role = _ROLES.get(path) or ("predict" if path.endswith("/infer") else None)
+        # a fixed set of route labels: a label per requested model name would let any client
+        # grow the metrics without bound
+        route = path if path in _ROLES else (_INFER_ROUTE if role else "/v2/models")
         service = self.service
         if role is not None and service.keys:
             presented = _header(scope, b"x-api-key")
@@ -234,15 +238,15 @@ class _Limits:
             roles = service.keys.roles_of(presented)
             if not roles:
                 await _send(send, 401, {"error": "a valid API key is required (X-API-Key header)"})
-                service.metrics.requests.labels(path, "401").inc()
+                service.metrics.requests_of(route, "401").inc()
                 return
             if role not in roles and "admin" not in roles:
                 await _send(send, 403, {"error": f"this key lacks the `{role}` role"})
-                service.metrics.requests.labels(path, "403").inc()
+                service.metrics.requests_of(route, "403").inc()
                 return
         if role is not None and self.in_flight >= service.max_in_flight:
             service.metrics.shed.inc()
-            service.metrics.requests.labels(path, "429").inc()
+            service.metrics.requests_of(route, "429").inc()
             await _send(
                 send,
                 429,
@@ -252,23 +256,21 @@ class _Limits:
             return
         self.in_flight += 1
         status = [500]
-
-        async def tracking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
         try:
             if path == "/v1/predict":  # the hot path reports its status itself
                 status[0] = await _predict(service, scope, receive, send)
             else:
+
+                async def tracking(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        status[0] = message["status"]
+                    await send(message)
+
                 await self.app(scope, receive, tracking)
         finally:
             self.in_flight -= 1
             if role is not None or path.startswith("/v2/models"):
-                service.metrics.requests.labels(
-                    path if role else "/v2/models", str(status[0])
-                ).inc()
+                service.metrics.requests_of(route, str(status[0])).inc()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -8,6 +8,7 @@ for ``--workers`` > 1, so the numbers are summed over workers).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -89,6 +90,24 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+
+        # labelled children looked up once: ``labels()`` validates and locks on every call
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str], Any] = {}
+
+    def latency_of(self, path: str, arm: str) -> Any:
+        """The latency histogram of one answer path and arm."""
+        child = self._latency.get((path, arm))
+        if child is None:
+            child = self._latency[(path, arm)] = self.latency.labels(path, arm)
+        return child
+
+    def requests_of(self, route: str, status: str) -> Any:
+        """The request counter of one route and status (routes are a fixed set of names)."""
+        child = self._requests.get((route, status))
+        if child is None:
+            child = self._requests[(route, status)] = self.requests.labels(route, status)
+        return child
 
     def render(self) -> bytes:
         """The exposition text (summed over workers in multi-process mode)."""

@@ -155,11 +155,13 @@ def _run_worker(options: _WorkerOptions) -> None:
 def _config() -> Any:
     import uvicorn
 
+    from taxiway.serving.protocol import OneSendProtocol
+
     return uvicorn.Config(
         "taxiway.serving.server:app_factory",
         factory=True,
         loop="uvloop",
-        http="httptools",
+        http=OneSendProtocol,  # httptools, each response in one send (serving/protocol.py)
         log_level="warning",
         access_log=False,
         # the service logs no client address, so X-Forwarded-* rewriting is work for nothing

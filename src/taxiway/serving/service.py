@@ -223,7 +223,7 @@ class Service:
 
     def _count(self, answer: Answer) -> None:
         m = self.metrics
-        m.latency.labels(answer.path, answer.arm).observe(answer.latency_ms / 1000)
+        m.latency_of(answer.path, answer.arm).observe(answer.latency_ms / 1000)
         if answer.degraded:
             m.fallbacks.labels(answer.path.removeprefix("fallback:"), _reason(answer.reason)).inc()
         if answer.lookup_ms is not None:
