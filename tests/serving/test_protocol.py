@@ -38,11 +38,11 @@ class _CountingTransport:
 
 
 class _Counted(OneSendProtocol):
-    connections = 0
+    opened = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        _Counted.connections += 1
-        super().connection_made(_CountingTransport(transport, _Counted.connections))  # type: ignore[arg-type]
+        _Counted.opened += 1
+        super().connection_made(_CountingTransport(transport, _Counted.opened))  # type: ignore[arg-type]
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -128,7 +128,7 @@ def test_a_response_leaves_in_one_send(server: int) -> None:
             response = _read_response(conn, buffer)
             assert response.startswith(b"HTTP/1.1 200 OK")
             assert response.endswith(b'{"echo":"x%d","path":"/json"}' % i)
-        number = _Counted.connections
+        number = _Counted.opened
     sends = _sends_of(number)
     assert len(sends) == 3, sends  # uvicorn alone sends the head and the body apart: 6
     assert all(s.startswith(b"HTTP/1.1 200 OK") and s.endswith(b'"}') for s in sends)
