@@ -334,14 +334,11 @@ def _taxiway_answer(body: Any) -> float:
 def taxiway_target(
     model: Model, workers: int, args: argparse.Namespace, standin_server: str = "uvicorn"
 ) -> Target:
-    # TODO(taxiway serve): when `taxiway serve` runs, measure it instead of the stand-in:
-    #   .venv/bin/python bench/serving.py --targets taxiway --taxiway-spec SPEC.yaml \
-    #       --taxiway-bodies BODIES.jsonl
-    # with a project whose production model is served from its online store, and BODIES one
-    # `{"entities": {...}}` request per line for keys that are in the store. The command is
-    # below (`-m taxiway serve`); only the project (spec, trained and promoted model,
-    # materialized store) has to be built, and its expected predictions are not checked
-    # (answers must be 200, a finite `prediction`, not `degraded`).
+    # With --taxiway-spec the real `taxiway serve -f SPEC` is measured: a project whose
+    # production model is served from its online store (build_shop.py builds one), and BODIES
+    # one `{"entities": {...}}` request per line for keys in the store. Its answers are checked
+    # for a 200, a finite `prediction` and `degraded: false` (not against Booster.predict: the
+    # model is the project's own). Without it, the stand-in (serving_peers/taxiway_standin.py).
     if args.taxiway_spec:
         spec, bodies = Path(args.taxiway_spec).resolve(), args.taxiway_bodies
         command = [sys.executable, "-m", "taxiway", "serve", "-f", str(spec)]

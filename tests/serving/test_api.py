@@ -181,6 +181,20 @@ def test_metrics_expose_latency_fallbacks_and_version(server: Server) -> None:
     assert "taxiway_online_store_latency_seconds_count" in text
 
 
+def test_request_counts_use_a_fixed_set_of_route_labels(server: Server) -> None:
+    """A label per requested model name would let any client grow /metrics without bound."""
+    names = [f"made-up-{i}" for i in range(3)]
+    with server.client() as client:
+        for name in names:
+            assert client.post(f"/v2/models/{name}/infer", json={"inputs": []}).status_code == 404
+        client.post("/v1/predict", json={"entities": {"customer": "17"}})
+        text = client.get("/metrics").text
+    counted = [line for line in text.splitlines() if line.startswith("taxiway_http_requests_total")]
+    assert any('route="/v2/models/{name}/infer",status="404"' in line for line in counted)
+    assert any('route="/v1/predict",status="200"' in line for line in counted)
+    assert not any("made-up" in line for line in counted)
+
+
 def test_openapi_document_describes_the_inputs(server: Server) -> None:
     with server.client() as client:
         document = client.get("/openapi.json").json()
