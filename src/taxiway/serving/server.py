@@ -155,13 +155,11 @@ def _run_worker(options: _WorkerOptions) -> None:
 def _config() -> Any:
     import uvicorn
 
-    from taxiway.serving.protocol import OneSendProtocol
-
     return uvicorn.Config(
         "taxiway.serving.server:app_factory",
         factory=True,
         loop="uvloop",
-        http=OneSendProtocol,  # httptools, each response in one send (serving/protocol.py)
+        http="httptools",
         log_level="warning",
         access_log=False,
         # the service logs no client address, so X-Forwarded-* rewriting is work for nothing
