@@ -381,6 +381,31 @@ def test_close_commits_queued_records_and_is_idempotent(tmp_path: Path) -> None:
         log.append_sync({"request_id": "late"})
 
 
+def test_a_log_opened_before_a_fork_refuses_the_child_and_serves_the_parent(
+    log: PredictionLog,
+) -> None:
+    log.append_sync({"request_id": "before"})
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report what appending does, then leave without cleanup
+        try:
+            log.append_sync({"request_id": "child"})
+            outcome = b"appended"
+        except ServingError as error:
+            outcome = error.message.encode()
+        os.write(write_end, outcome)
+        os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"opened in a parent process" in outcome
+    log.append_sync({"request_id": "after"})
+    log.close()
+    assert [r["request_id"] for r in lines(log.folder)] == ["before", "after"]
+
+
 # ---------------------------------------------------------------------- reading
 
 

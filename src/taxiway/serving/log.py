@@ -131,6 +131,23 @@ class _Batch:
     error: BaseException | None = None
 
 
+class _Forks:
+    """How many forks led to this process: a log opened before a fork is the parent's.
+
+    Counted by an ``at_fork`` hook, so the check on every append is an attribute read, not a
+    ``getpid`` system call.
+    """
+
+    count = 0
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.count += 1
+
+
+os.register_at_fork(after_in_child=_Forks.forked)
+
+
 class PredictionLog:
     """An append-only, group-committed log of prediction records in ``folder``.
 
@@ -182,7 +199,7 @@ class PredictionLog:
         self.sync_interval = sync_interval
         self.max_pending = max_pending
         self._pii = frozenset(pii)
-        self._pid = os.getpid()
+        self._generation = _Forks.count
         self._wake = threading.Condition(threading.Lock())
         self._batch = _Batch()
         self._closed = False
@@ -328,7 +345,7 @@ class PredictionLog:
                 f"the prediction log's writer stopped: {self._crash!r}",
                 fix="restart the service; report the error if it comes back",
             )
-        if os.getpid() != self._pid:
+        if _Forks.count != self._generation:
             raise ServingError(
                 "this prediction log was opened in a parent process",
                 fix="open the log in each worker process, after it starts",
@@ -601,7 +618,7 @@ class PredictionLog:
         with self._wake:
             self._closed = True
             self._wake.notify()
-        same_process = os.getpid() == self._pid
+        same_process = _Forks.count == self._generation
         thread = self._thread
         if thread is not None and thread is not threading.current_thread() and same_process:
             thread.join()
