@@ -141,6 +141,10 @@ def test_with_every_sign_off_it_promotes_and_serves_production(
         registry.close()
     assert production is not None
     assert production.version == candidate
+    # nothing the model depends on changed since the first sprint: its version was reused
+    assert candidate == first[1]["facts"]["model"]["version"]
+    checks = {c.name: c for p in debrief.phases for c in p.checks}
+    assert "reused: trained from these same inputs" in checks["model beats the baseline"].detail
 
 
 def test_a_sprint_on_postgresql_and_redis_deploys_to_them(

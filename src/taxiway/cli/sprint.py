@@ -55,6 +55,13 @@ def sprint(
         typer.Option(help="Readiness answers (question id: yes|no) for what cannot be observed."),
     ] = None,
     load_seconds: Annotated[float, typer.Option(min=0.5, help="Length of the load test.")] = 5.0,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain",
+            help="Train a new version even when one was trained from the same inputs.",
+        ),
+    ] = False,
 ) -> None:
     """Run the deployment sprint: data access, model development, integration, deployment.
 
@@ -74,7 +81,7 @@ def sprint(
     err = Console(stderr=True, highlight=False)
     options = SprintOptions(
         report_dir=report, as_of=moment, serve=serve, port=port, answers=answers,
-        load_seconds=load_seconds,
+        load_seconds=load_seconds, retrain=retrain,
     )  # fmt: skip
     out.print(
         f"[bold]taxiway sprint[/] {escape(project.spec.name)} ({escape(str(project.spec_path))})"

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,14 @@ from taxiway.models.split import TimeSplit, time_split
 from taxiway.spec.models import ColumnLabel, EventLabel, ModelSpec, TaxiwaySpec
 from taxiway.spec.project import Project
 
-__all__ = ["TrainResult", "infer_task", "model_inputs", "train_model", "training_set_path"]
+__all__ = [
+    "TrainResult",
+    "infer_task",
+    "model_inputs",
+    "model_key",
+    "train_model",
+    "training_set_path",
+]
 
 Progress = Callable[[str], None]
 
@@ -59,6 +67,7 @@ class TrainResult:
     version: ModelVersion
     reused_training_set: bool
     timings: dict[str, float] = field(default_factory=dict)
+    reused_model: bool = False
 
     @property
     def beats_baseline(self) -> bool:
@@ -87,6 +96,7 @@ class TrainResult:
                 "reused": self.reused_training_set,
             },
             "artifact_dir": v.artifact_dir,
+            "reused_model": self.reused_model,
             "timings_s": self.timings,
         }
 
@@ -135,10 +145,17 @@ def train_model(
     progress: Progress | None = None,
     memory_limit: str | None = None,
     created_by: str | None = None,
+    reuse: bool = False,
 ) -> TrainResult:
-    """Train (or import) the spec's model, score it against the baseline, register it."""
+    """Train (or import) the spec's model, score it against the baseline, register it.
+
+    With ``reuse``, a registered candidate or production version trained from the same
+    inputs (:func:`model_key`: the training set's fingerprint, the label and model sections of
+    the spec, the pilot's files, taxiway's version) is returned instead of training and
+    registering an identical one; ``reused_model`` says so. Archived versions are never
+    reused: someone retired them.
+    """
     spec = project.spec
-    model = spec.model or ModelSpec()
     say = progress or (lambda _: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -158,6 +175,78 @@ def train_model(
     )
     say(f"training set: {'reused' if reused else 'built'} ({manifest.rows:,} rows)")
     lap("training_set")
+    key = model_key(project, manifest)
+    own = registry is None
+    store = registry or open_registry(spec.registry, state_dir=project.state_dir)
+    try:
+        if reuse:
+            same = _same_model(store.list(spec.name), key)
+            if same is not None:
+                say(f"model: v{same.version} was trained from these same inputs; reusing it")
+                lap("model")
+                return TrainResult(same, reused, timings, reused_model=True)
+        return _train_and_register(
+            project, manifest, reused, store, key, say, lap, timings, created_by
+        )
+    finally:
+        if own:
+            store.close()
+
+
+def model_key(project: Project, manifest: TrainingSetManifest) -> str:
+    """What a trained version depends on, hashed: equal keys train the same model.
+
+    The training set's fingerprint (definitions, request fields and every source's data and
+    contract), the spec's label and model sections, the pilot's files (path, size and
+    modification time of each) and taxiway's version.
+    """
+    spec = project.spec
+    model = spec.model or ModelSpec()
+    parts: dict[str, Any] = {
+        "training_set": manifest.fingerprint,
+        "label": spec.label.model_dump(mode="json") if spec.label else None,
+        "model": model.model_dump(mode="json"),
+        "taxiway": package_version("taxiway"),
+    }
+    if model.pilot is not None:
+        pilot = Path(model.pilot)
+        files = sorted(pilot.rglob("*")) if pilot.is_dir() else [pilot]
+        parts["pilot"] = [
+            (str(f.relative_to(pilot.parent)), f.stat().st_size, f.stat().st_mtime_ns)
+            for f in files
+            if f.is_file()
+        ]
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _same_model(versions: list[ModelVersion], key: str) -> ModelVersion | None:
+    """The newest candidate or production version registered with ``key``, artifacts intact."""
+    for version in reversed(versions):
+        if (
+            version.training.get("model_key") == key
+            and version.stage in ("candidate", "production")
+            and Path(version.artifact_dir).is_dir()
+        ):
+            return version
+    return None
+
+
+def _train_and_register(
+    project: Project,
+    manifest: TrainingSetManifest,
+    reused: bool,
+    store: Registry,
+    key: str,
+    say: Progress,
+    lap: Callable[[str], None],
+    timings: dict[str, float],
+    created_by: str | None,
+) -> TrainResult:
+    spec = project.spec
+    model = spec.model or ModelSpec()
+    out = training_set_path(project)
+    assert spec.label is not None
     table = pq.read_table(out)
     if table.num_rows == 0:
         raise ModelError(
@@ -250,18 +339,12 @@ def train_model(
             definitions_hash=manifest.definitions_hash,
             spec_hash=_spec_hash(project.spec_path),
             git_commit=_git_commit(project.spec_path),
-            training=_jsonable(manifest.as_dict()),
+            training=_jsonable({**manifest.as_dict(), "model_key": key}),
             lineage=build_lineage(spec, manifest, outcome.features),
             profile=_jsonable(profile),
             serving=outcome.serving,
         )
-        own = registry is None
-        store = registry or open_registry(spec.registry, state_dir=project.state_dir)
-        try:
-            version = store.register(new, folder)
-        finally:
-            if own:
-                store.close()
+        version = store.register(new, folder)
         lap("register")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

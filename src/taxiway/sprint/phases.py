@@ -116,9 +116,12 @@ def training_checks(result: TrainResult) -> list[Check]:
     ]
     ours, theirs = model.get(metric), baseline.get(metric)
     detail = f"{metric}: model {_fmt(ours)} vs baseline {_fmt(theirs)} ({v.algorithm})"
+    if result.reused_model:
+        detail += f"; v{v.version} reused: trained from these same inputs"
     data = {"version": v.version, "algorithm": v.algorithm, "metric": metric,
             "model": ours, "baseline": theirs, "beats_baseline": result.beats_baseline,
-            "baseline_description": v.metrics.get("baseline_description")}  # fmt: skip
+            "baseline_description": v.metrics.get("baseline_description"),
+            "reused": result.reused_model}  # fmt: skip
     if result.beats_baseline:
         checks.append(Check("model beats the baseline", "pass", detail, 0.0, data=data))
     else:

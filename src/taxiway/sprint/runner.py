@@ -71,6 +71,8 @@ class SprintOptions:
     concurrency: int = 8
     drill_requests: int = 200
     audit_sample: int = 100
+    retrain: bool = False
+    """Train and register a new version even when one was trained from the same inputs."""
 
 
 @dataclass
@@ -227,6 +229,7 @@ def _model_development(state: _State) -> None:
                     registry=registry,
                     progress=lambda what: state.say("model_development", what),
                     created_by="taxiway sprint",
+                    reuse=not state.options.retrain,
                 )
                 trained = training_checks(result)
                 # the model's check carries the training time (the set's its own)
