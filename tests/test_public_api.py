@@ -47,5 +47,6 @@ def test_every_error_is_in_one_tree() -> None:
         "RegistryError",
         "ServingError",
         "RolloutError",
+        "GovernanceError",
     ):
         assert issubclass(getattr(taxiway, name), taxiway.TaxiwayError)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from taxiway.errors import (
     ContractViolation,
     FeatureError,
+    GovernanceError,
     ModelError,
     RegistryError,
     RolloutError,
@@ -68,6 +69,7 @@ __all__ = [
     "Debrief",
     "FeatureError",
     "Finding",
+    "GovernanceError",
     "LoadedModel",
     "ModelError",
     "ModelVersion",

@@ -11,7 +11,8 @@ lives here and nowhere else::
     ├── FeatureError              exit 1
     ├── ModelError                exit 1
     ├── ServingError              exit 1
-    └── RolloutError              exit 1
+    ├── RolloutError              exit 1
+    └── GovernanceError           exit 1   a sign-off is refused, or the approvals log is broken
 
 >>> issubclass(SpecError, TaxiwayError), SpecError.exit_code
 (True, 2)
@@ -32,6 +33,7 @@ __all__ = [
     "EXIT_OK",
     "ContractViolation",
     "FeatureError",
+    "GovernanceError",
     "ModelError",
     "RegistryError",
     "RolloutError",
@@ -154,6 +156,11 @@ class ServingError(TaxiwayError):
 
 class RolloutError(TaxiwayError):
     """A rollout cannot proceed."""
+
+
+class GovernanceError(TaxiwayError):
+    """A sign-off cannot be recorded (a role the spec does not ask for, no name, a failed
+    write), or the approvals log is broken (a line edited, deleted, inserted or incomplete)."""
 
 
 def exit_code_for(error: BaseException) -> int:

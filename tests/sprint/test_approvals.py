@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import EXAMPLES
 
 from taxiway.cli import main
-from taxiway.errors import TaxiwayError
+from taxiway.errors import GovernanceError, TaxiwayError
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import (
     GENESIS,
@@ -88,7 +88,7 @@ def test_names_and_notes_are_stored_as_given(project: Project) -> None:
 def test_a_role_the_spec_does_not_ask_for_is_refused_with_the_valid_ones(
     project: Project,
 ) -> None:
-    with pytest.raises(TaxiwayError) as caught:
+    with pytest.raises(GovernanceError) as caught:
         record_approval(project, "legal", "Ann Lee")
     assert "legal" in caught.value.message
     assert caught.value.fix is not None
@@ -101,19 +101,19 @@ def test_a_spec_without_governance_asks_for_no_sign_off(spec: Path) -> None:
     spec.write_text(text[: text.index("governance:")])
     project = Project.load(spec)
     assert missing_approvals(project) == []
-    with pytest.raises(TaxiwayError) as caught:
+    with pytest.raises(GovernanceError) as caught:
         record_approval(project, "security", "Ann Lee")
     assert caught.value.fix is not None
     assert "approvals: [security, privacy, business]" in caught.value.fix
 
 
 def test_an_empty_name_is_refused(project: Project) -> None:
-    with pytest.raises(TaxiwayError, match="name"):
+    with pytest.raises(GovernanceError, match="name"):
         record_approval(project, "security", "   ")
 
 
 def _broken(project: Project) -> str:
-    with pytest.raises(TaxiwayError) as caught:
+    with pytest.raises(GovernanceError) as caught:
         read_approvals(project)
     return caught.value.message
 
@@ -160,7 +160,7 @@ def test_an_incomplete_last_line_is_caught_and_never_appended_to(project: Projec
         out.write('{"seq": 4, "proj')
     assert f"{path}:4:" in _broken(project)
     size = path.stat().st_size
-    with pytest.raises(TaxiwayError, match="incomplete"):
+    with pytest.raises(GovernanceError, match="incomplete"):
         record_approval(project, "security", "Ann Lee")
     assert path.stat().st_size == size
 
@@ -238,3 +238,15 @@ def test_taxiway_approve_errors(spec: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["approve", "-f", str(spec), "--role", "security"]) == 2
     assert main(["approve", "-f", str(spec), "--role", "security", "--by", "A", "--list"]) == 2
     assert not approvals_path(Project.load(spec)).exists()
+
+
+def test_a_broken_log_is_a_governance_error_the_cli_shows_with_its_fix(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert issubclass(GovernanceError, TaxiwayError)
+    path = _three(project)
+    path.write_text(path.read_text().replace("Bo Chen", "Bo Chan"))
+    assert main(["approve", "-f", str(project.spec_path), "--list"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {path}:2: the approvals log is broken" in err
+    assert "fix: the log is append-only" in err

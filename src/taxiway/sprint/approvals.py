@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from taxiway.errors import TaxiwayError
+from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
 
 __all__ = [
@@ -136,18 +136,18 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
     """
     required = _required_roles(project)
     if not required:
-        raise TaxiwayError(
+        raise GovernanceError(
             f"{project.spec_path} asks for no sign-offs (governance.approvals is empty or absent)",
             fix=f"list the roles that must sign off in the spec:\n{_GOVERNANCE_YAML}",
         )
     if role not in required:
-        raise TaxiwayError(
+        raise GovernanceError(
             f"`{role}` is not a sign-off {project.spec_path} asks for",
             fix=f"use one of: {', '.join(required)} (governance.approvals), "
             f"or add `{role}` to governance.approvals",
         )
     if not by.strip():
-        raise TaxiwayError(
+        raise GovernanceError(
             "a sign-off needs the name of who gives it", fix="pass --by 'First Last'"
         )
     path = approvals_path(project)
@@ -180,7 +180,7 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
 def read_approvals(project: Project) -> list[Approval]:
     """This project's sign-offs, oldest first, after verifying the whole chain.
 
-    Raise :class:`~taxiway.errors.TaxiwayError` naming the file, the line and what is wrong
+    Raise :class:`~taxiway.errors.GovernanceError` naming the file, the line and what is wrong
     when a line was edited, deleted, inserted or left incomplete. No log yet means ``[]``.
     """
     path = approvals_path(project)
@@ -294,7 +294,7 @@ def _parse(path: Path, number: int, line: bytes) -> Approval:
 
 
 def _broken(path: Path, number: int, what: str) -> NoReturn:
-    raise TaxiwayError(
+    raise GovernanceError(
         f"{path}:{number}: the approvals log is broken: line {number} {what}",
         fix=f"the log is append-only and must not be edited: restore {path} from a backup, "
         "then record again (`taxiway approve`) any sign-off given after it",
@@ -327,7 +327,7 @@ def _append(fd: int, line: bytes, size_before: int, path: Path) -> None:
     except OSError as error:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, size_before)
-        raise TaxiwayError(
+        raise GovernanceError(
             f"cannot write the sign-off to {path}: {error.strerror or error}",
             fix=f"make {path.parent} writable (and free space on its disk), then run it again",
         ) from None

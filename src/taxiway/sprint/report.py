@@ -1,9 +1,9 @@
 """The sprint report: report.md for a terminal, report.html with charts, report.json for tools.
 
-The HTML page is one self-contained file: inline CSS, inline SVG charts, no script, nothing
-fetched. Every string in it comes from user data (names, evidence, fixes, answers), so every
-one is escaped: cells go through :func:`_table`, which escapes whatever is not already markup
-built here.
+The HTML page is one self-contained file: inline CSS, inline SVG charts (drawn by
+:mod:`taxiway.sprint.charts`), no script, nothing fetched. Every string in it comes from user
+data (names, evidence, fixes, answers), so every one is escaped: cells go through
+:func:`_table`, which escapes whatever is not already markup built here.
 
 >>> from taxiway.sprint.outcome import Check, Phase
 >>> d = Debrief("shop", "taxiway.yaml", "09:00", "09:03",
@@ -24,25 +24,26 @@ from pathlib import Path
 from typing import Any
 
 from taxiway.models.metrics import HIGHER_IS_BETTER
+from taxiway.sprint.charts import (
+    STATUS_COLOURS,
+    Bar,
+    Budget,
+    Segment,
+    Span,
+    bars_svg,
+    stacked_bar_svg,
+    timeline_svg,
+)
 from taxiway.sprint.debrief import PATHS, Debrief
 from taxiway.sprint.outcome import Phase
 
 __all__ = ["STATUS_COLOURS", "render_html", "render_markdown", "write_report"]
-
-STATUS_COLOURS: dict[str, str] = {
-    "pass": "#2e7d32",
-    "warn": "#f9a825",
-    "fail": "#c62828",
-    "skip": "#9e9e9e",
-}
-"""The colour of a phase's bar in the timeline, by its status."""
 
 _NOT_MEASURED = "not measured: the sprint did not get this far"
 _CHECK_HEADERS = ["phase", "check", "status", "detail", "duration"]
 _BLOCKER_HEADERS = ["phase", "category", "critical path", "blocker", "evidence", "fix", "estimate"]
 _APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
 _ANSWER_HEADERS = ["area", "question", "answer", "source", "evidence"]
-_LABEL_W, _BAR_W, _ROW_H = 180, 500, 30
 
 
 def write_report(debrief: Debrief, folder: str | Path) -> dict[str, Path]:
@@ -180,7 +181,7 @@ def render_html(debrief: Debrief) -> str:
     served = f" at <code>{_e(d.served_url)}</code>" if d.deployed and d.served_url else ""
     sections = [
         _section("questions", "The five questions", _questions_table(d)),
-        _section("phases", "Phases", _timeline_svg(d.phases) + _checks_table(d.phases)),
+        _section("phases", "Phases", _timeline_html(d.phases) + _checks_table(d.phases)),
         _section("blockers", "Blockers", _blockers_table(d)),
         _section("model", "Model versus baseline", _model_html(_fact(d, "model"))),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
@@ -259,14 +260,14 @@ def _model_html(model: dict[str, Any] | None) -> str:
     metric = _text(model.get("metric"))
     direction = "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
     bars = [
-        (
+        _bar(
             f"model v{_text(model.get('version'))} ({_text(model.get('algorithm'))})",
-            _number(model.get("model")),
+            model.get("model"),
             "model",
         ),
-        ("baseline", _number(model.get("baseline")), "baseline"),
+        _bar("baseline", model.get("baseline"), "baseline"),
     ]
-    chart = _bars_svg("chart-model", f"{metric} ({direction})", bars, unit="", budget=None)
+    chart = bars_svg("chart-model", f"{metric} ({direction})", bars, unit="", budget=None)
     return f"<p>{_e(_model_line(model))}</p>{chart}"
 
 
@@ -284,12 +285,9 @@ def _audit_html(audit: dict[str, Any] | None) -> str:
 def _load_html(load: dict[str, Any] | None) -> str:
     if not load:
         return _missing()
-    bars = [
-        ("p50", _number(load.get("p50_ms")), "p50"),
-        ("p99", _number(load.get("p99_ms")), "p99"),
-    ]
-    chart = _bars_svg(
-        "chart-load", "latency (ms)", bars, unit=" ms", budget=_number(load.get("budget_ms"))
+    bars = [_bar("p50", load.get("p50_ms"), "p50"), _bar("p99", load.get("p99_ms"), "p99")]
+    chart = bars_svg(
+        "chart-load", "latency (ms)", bars, unit=" ms", budget=_budget(load.get("budget_ms"))
     )
     return f"<p>{_e(_load_line(load))}</p>{chart}"
 
@@ -297,14 +295,14 @@ def _load_html(load: dict[str, Any] | None) -> str:
 def _drill_html(drill: dict[str, Any] | None) -> str:
     if not drill:
         return _missing()
-    latency = _bars_svg(
+    latency = bars_svg(
         "chart-drill-latency",
         "p99 latency with the dependency down (ms)",
-        [("p99", _number(drill.get("p99_ms")), "p99")],
+        [_bar("p99", drill.get("p99_ms"), "p99")],
         unit=" ms",
-        budget=_number(drill.get("budget_ms")),
+        budget=_budget(drill.get("budget_ms")),
     )
-    return f"<p>{_e(_drill_line(drill))}</p>{_drill_svg(drill)}{latency}"
+    return f"<p>{_e(_drill_line(drill))}</p>{_drill_chart(drill)}{latency}"
 
 
 def _approvals_html(approvals: dict[str, Any] | None) -> str:
@@ -337,103 +335,37 @@ def _readiness_html(assessment: dict[str, Any] | None) -> str:
     )
 
 
-# --- SVG charts ---------------------------------------------------------------------------
+# --- chart data -------------------------------------------------------------------------
 
 
-def _svg(chart_id: str, height: int, label: str, body: str) -> _Safe:
-    width = _LABEL_W + _BAR_W + 140
-    return _Safe(
-        f'<svg id="{chart_id}" class="chart" xmlns="http://www.w3.org/2000/svg" '
-        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{_e(label)}"><title>{_e(label)}</title>{body}</svg>'
-    )
+def _timeline_html(phases: Sequence[Phase]) -> str:
+    spans = [Span(p.name, p.status, p.duration_s, _duration(p.duration_s)) for p in phases]
+    return timeline_svg(spans, _duration(sum(p.duration_s for p in phases)))
 
 
-def _timeline_svg(phases: Sequence[Phase]) -> _Safe:
-    """A Gantt bar per phase: it starts where the previous one ended, its colour its status."""
-    total = sum(p.duration_s for p in phases) or 1.0
-    parts, offset = [], 0.0
-    for i, p in enumerate(phases):
-        y = 8 + i * _ROW_H
-        x = _LABEL_W + offset / total * _BAR_W
-        width = max(2.0, p.duration_s / total * _BAR_W)
-        note = f"{_duration(p.duration_s)} · {p.status}"
-        parts.append(
-            f'<text x="0" y="{y + 15}">{_e(p.name)}</text>'
-            f'<rect class="bar phase-bar" data-phase="{_e(p.name)}" data-status="{_e(p.status)}" '
-            f'x="{x:.1f}" y="{y}" width="{width:.1f}" height="20" '
-            f'fill="{STATUS_COLOURS.get(p.status, "#9e9e9e")}"><title>{_e(p.name)}: {_e(note)}'
-            f'</title></rect><text x="{x + width + 6:.1f}" y="{y + 15}">{_e(note)}</text>'
-        )
-        offset += p.duration_s
-    axis_y = 8 + len(phases) * _ROW_H
-    parts.append(
-        f'<line class="axis" x1="{_LABEL_W}" y1="{axis_y}" x2="{_LABEL_W + _BAR_W}" '
-        f'y2="{axis_y}"/><text x="{_LABEL_W}" y="{axis_y + 15}">0 s</text>'
-        f'<text x="{_LABEL_W + _BAR_W}" y="{axis_y + 15}" text-anchor="end">'
-        f"{_e(_duration(sum(p.duration_s for p in phases)))}</text>"
-    )
-    return _svg("chart-timeline", axis_y + 24, "phase timeline", "".join(parts))
+def _bar(label: str, value: Any, name: str) -> Bar:
+    """A bar for ``value`` as the facts hold it: anything not a number is drawn empty."""
+    return Bar(label, _number(value), _number_text(_number(value)), name)
 
 
-def _bars_svg(
-    chart_id: str,
-    label: str,
-    bars: list[tuple[str, float | None, str]],
-    *,
-    unit: str,
-    budget: float | None,
-) -> _Safe:
-    """Horizontal bars of ``(label, value, name)``, and a dashed line at ``budget``."""
-    values = [abs(v) for _, v, _ in bars if v is not None]
-    scale = max([*values, budget or 0.0]) * 1.1 or 1.0
-    parts = []
-    for i, (text, value, name) in enumerate(bars):
-        y = 8 + i * _ROW_H
-        width = 0.0 if value is None else max(1.0, abs(value) / scale * _BAR_W)
-        over = budget is not None and value is not None and value > budget
-        parts.append(
-            f'<text x="0" y="{y + 15}">{_e(text)}</text>'
-            f'<rect class="bar{" over" if over else ""}" data-name="{_e(name)}" x="{_LABEL_W}" y="{y}" '
-            f'width="{width:.1f}" height="20"><title>{_e(text)}: {_e(value)}{unit}</title></rect>'
-            f'<text x="{_LABEL_W + width + 6:.1f}" y="{y + 15}">{_e(_number_text(value))}{unit}'
-            "</text>"
-        )
-    height = 8 + len(bars) * _ROW_H
-    if budget is not None:
-        x = _LABEL_W + budget / scale * _BAR_W
-        parts.append(
-            f'<line class="budget" x1="{x:.1f}" y1="2" x2="{x:.1f}" y2="{height}"/>'
-            f'<text x="{x:.1f}" y="{height + 14}" text-anchor="middle">'
-            f"budget {_e(_number_text(budget))}{unit}</text>"
-        )
-    return _svg(chart_id, height + 22, label, "".join(parts))
+def _budget(value: Any) -> Budget | None:
+    number = _number(value)
+    return None if number is None else Budget(number, _number_text(number))
 
 
-def _drill_svg(drill: dict[str, Any]) -> _Safe:
+def _drill_chart(drill: dict[str, Any]) -> str:
     """One stacked bar of the drill's requests: answered, degraded (fallback), errors."""
     requests = _number(drill.get("requests")) or 0.0
     degraded = _number(drill.get("degraded")) or 0.0
     errors = _number(drill.get("errors")) or 0.0
-    segments = [
+    counts = [
         ("answered", max(requests - degraded - errors, 0.0), STATUS_COLOURS["pass"]),
         ("degraded", degraded, STATUS_COLOURS["warn"]),
         ("errors", errors, STATUS_COLOURS["fail"]),
     ]
-    total = sum(count for _, count, _ in segments) or 1.0
-    parts = [f'<text x="0" y="23">{_e(_number_text(requests))} requests</text>']
-    x = float(_LABEL_W)
-    for name, count, colour in segments:
-        width = count / total * _BAR_W
-        parts.append(
-            f'<rect class="bar segment" data-name="{name}" x="{x:.1f}" y="8" '
-            f'width="{width:.1f}" height="22" fill="{colour}"><title>{name}: '
-            f"{_e(_number_text(count))}</title></rect>"
-        )
-        x += width
-    legend = " · ".join(f"{name} {_number_text(count)}" for name, count, _ in segments)
-    parts.append(f'<text x="{_LABEL_W}" y="48">{_e(legend)}</text>')
-    return _svg("chart-drill", 58, "fault drill requests", "".join(parts))
+    segments = [Segment(name, count, _number_text(count), colour) for name, count, colour in counts]
+    caption = f"{_number_text(requests)} requests"
+    return stacked_bar_svg("chart-drill", "fault drill requests", caption, segments)
 
 
 # --- shared wording -----------------------------------------------------------------------
