@@ -88,7 +88,9 @@ def test_check_passes_quarantines_and_reports_json(
     assert "example.com" not in out, "PII is masked in every report"
     quarantine = Path(orders["quarantine"])
     assert quarantine.parent == project / ".taxiway" / "quarantine" / "orders"
-    reasons = duckdb.sql(f"SELECT order_id, _reason FROM '{quarantine}' ORDER BY ALL").fetchall()
+    reasons = duckdb.execute(
+        f"SELECT order_id, _reason FROM '{quarantine}' ORDER BY ALL"
+    ).fetchall()
     assert [r[0] for r in reasons] == [2]
     assert "amount.minimum" in reasons[0][1]
 

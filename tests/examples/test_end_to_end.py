@@ -70,10 +70,10 @@ def test_retail_check_build_materialize_and_no_skew(
     manifest = json.loads(out)
     assert manifest["rows"] > 1000
     assert manifest["sources"]["orders"]["quarantined"] == quarantined["orders"]
-    rates = duckdb.sql(f"SELECT avg(churned) FROM '{out_file}'").fetchall()[0][0]
+    rates = duckdb.execute(f"SELECT avg(churned) FROM '{out_file}'").fetchall()[0][0]
     assert 0.05 < rates < 0.95, "a learnable label, neither always nor never"
     # a churned customer has fewer recent orders than one who stays: the signal is there
-    gap = duckdb.sql(
+    gap = duckdb.execute(
         f"SELECT avg(customer_orders__order_count_90d) FILTER (WHERE churned = 0) "
         f"- avg(customer_orders__order_count_90d) FILTER (WHERE churned = 1) FROM '{out_file}'"
     ).fetchall()[0][0]
@@ -99,7 +99,7 @@ def test_flights_event_spine_with_weather_and_a_column_label(
     assert manifest["rows"] + manifest["dropped"]["label_null"] == manifest["spine_rows"]
     assert manifest["keys"] == ["origin", "carrier", "tailnum"]
     # weather is never from the future: every served observation is at least an hour old
-    early = duckdb.sql(
+    early = duckdb.execute(
         f"""
         SELECT count(*) FROM '{out_file}' t
         WHERE weather_now__temp IS NOT NULL AND NOT EXISTS (

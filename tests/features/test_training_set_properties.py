@@ -78,14 +78,13 @@ def write_spec(folder: Path, s: dict[str, Any]) -> Project:
         }
         for e in s["events"]
     ]
-    schema = pa.schema(
-        [
-            ("k", pa.int64()),
-            ("ts", pa.timestamp("us")),
-            ("v", pa.float64()),
-            ("created", pa.int64()),
-        ]
-    )
+    columns: list[tuple[str, pa.DataType]] = [
+        ("k", pa.int64()),
+        ("ts", pa.timestamp("us")),
+        ("v", pa.float64()),
+        ("created", pa.int64()),
+    ]
+    schema = pa.schema(columns)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "events.parquet")
     aggregates = ", ".join(f"f{i}: {f}" for i, f in enumerate(FUNCTIONS))
     windows = ", ".join(f"{w}h" for w in s["windows_h"])
@@ -218,8 +217,9 @@ def test_training_set_equals_brute_force(
     project = write_spec(folder, s)
     out = folder / "training.parquet"
     manifest = build_training_set(project, out)
-    built = duckdb.sql(f"SELECT * FROM '{out}'").fetchall()
-    names = duckdb.sql(f"SELECT * FROM '{out}' LIMIT 0").columns
+    relation = duckdb.sql(f"SELECT * FROM '{out}'")
+    assert relation is not None
+    built, names = relation.fetchall(), relation.columns
     got = [dict(zip(names, row, strict=True)) for row in built]
     expected = brute_force(s)
     assert manifest.rows == len(expected) == len(got)

@@ -21,25 +21,33 @@ def test_classification_metrics_match_their_definitions(pairs: list[tuple[bool, 
     y = np.array([float(a) for a, _ in pairs])
     p = np.array([b for _, b in pairs])
     m = classification_metrics(y, p)
+    auc, brier, log_loss = m["roc_auc"], m["brier"], m["log_loss"]
     if 0 < y.sum() < len(y):
-        assert np.isclose(m["roc_auc"], _auc_by_pairs(y, p))
+        assert auc is not None
+        assert np.isclose(auc, _auc_by_pairs(y, p))
     else:
-        assert m["roc_auc"] is None
-    assert np.isclose(m["brier"], np.mean((p - y) ** 2))
-    assert np.isclose(m["log_loss"], -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        assert auc is None
+    assert brier is not None
+    assert log_loss is not None
+    assert np.isclose(brier, np.mean((p - y) ** 2))
+    assert np.isclose(log_loss, -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     bins = np.minimum((p * 10).astype(int), 9)
     ece = sum(
         (bins == b).sum() * abs(p[bins == b].mean() - y[bins == b].mean())
         for b in range(10)
         if (bins == b).any()
     ) / len(y)
-    assert np.isclose(m["calibration_error"], ece)
+    calibration_error = m["calibration_error"]
+    assert calibration_error is not None
+    assert np.isclose(calibration_error, ece)
 
 
 def test_regression_metrics() -> None:
     m = regression_metrics(np.array([1.0, 2, 3]), np.array([2.0, 2, 1]))
     assert m["mae"] == 1.0
-    assert np.isclose(m["rmse"], np.sqrt(5 / 3))
+    rmse = m["rmse"]
+    assert rmse is not None
+    assert np.isclose(rmse, np.sqrt(5 / 3))
 
 
 def test_direction_of_better() -> None:

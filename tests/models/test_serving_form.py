@@ -42,12 +42,17 @@ def rows(n: int, seed: int, *, unseen_codes: bool = False) -> np.ndarray:
 
 
 def binary_label(X: np.ndarray) -> np.ndarray:
-    signal = np.nan_to_num(X[:, 0]) - 0.5 * np.nan_to_num(X[:, 1]) + (X[:, CATEGORY] == 3)
+    signal: np.ndarray = (
+        np.nan_to_num(X[:, 0]) - 0.5 * np.nan_to_num(X[:, 1]) + (X[:, CATEGORY] == 3)
+    )
     return (signal > 0.3).astype(float)
 
 
 def value_label(X: np.ndarray) -> np.ndarray:
-    return 3.0 * np.nan_to_num(X[:, 0]) + 2.0 * (X[:, CATEGORY] == 1) + np.nan_to_num(X[:, 3])
+    value: np.ndarray = (
+        3.0 * np.nan_to_num(X[:, 0]) + 2.0 * (X[:, CATEGORY] == 1) + np.nan_to_num(X[:, 3])
+    )
+    return value
 
 
 X_TRAIN, X_VALID = rows(1500, 1), rows(400, 2)
@@ -123,7 +128,9 @@ def test_lightgbm_scikit_learn_wrapper_is_served_through_its_booster(tmp_path: P
     model.fit(X_TRAIN, binary_label(X_TRAIN))
     report = assert_faithful_round_trip(model, "classification", tmp_path)
     assert report.candidates[0].kind == "lightgbm"
-    wrapper = model.predict_proba(X_FRESH)[:, 1]
+    proba = model.predict_proba(X_FRESH)
+    assert isinstance(proba, np.ndarray)
+    wrapper = proba[:, 1]
     assert np.max(np.abs(load_serving_form(tmp_path).predict(X_FRESH) - wrapper)) <= 1e-6
 
 

@@ -4,6 +4,7 @@ a promotion under load, and API keys. Loads are bounded in count and time, on 12
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import signal
@@ -58,8 +59,7 @@ def flaky(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "flaky_pilot.py").write_text(FLAKY)
     sys.path.insert(0, str(folder))
     try:
-        import flaky_pilot
-
+        flaky_pilot = importlib.import_module("flaky_pilot")  # written above, not on mypy's path
         (folder / "pilot.pkl").write_bytes(pickle.dumps(flaky_pilot.Flaky(str(folder))))
         text = shop.read_text().replace(
             "model:\n  algorithm: lightgbm", "model:\n  pilot: pilot.pkl\n  algorithm: lightgbm"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -37,7 +38,7 @@ def test_no_generated_request_gets_a_server_error(api_schema: schemathesis.BaseS
         suppress_health_check=list(HealthCheck),
         database=None,
     )
-    def fuzz(case: schemathesis.Case) -> None:
+    def fuzz(case: schemathesis.Case[schemathesis.APIOperation[Any, Any, Any, Any]]) -> None:
         response = case.call(timeout=10)
         seen.append((case.operation.label, response.status_code))
         assert response.status_code < 500, (

@@ -85,7 +85,10 @@ def test_any_answers_score_by_the_count_rule_and_seen_evidence(
     declared = {qid: yes for qid, yes in said.items() if yes is not None}
     result = assess(observed, declared)
 
-    effective = {qid: seen[qid] if seen[qid] is not None else bool(said[qid]) for qid in IDS}
+    effective: dict[str, bool] = {}
+    for qid in IDS:
+        yes = seen[qid]
+        effective[qid] = yes if yes is not None else bool(said[qid])
     count = sum(effective.values())
     expected = 1 if count <= 5 else 2 if count <= 10 else 3
     if expected == 3 and seen["shared_definitions"] and seen["metric_gated_rollout"]:

@@ -353,7 +353,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.mark.slow
 def test_every_python_step_runs_and_the_drift_check_finds_the_drift(served: Project) -> None:
     pages = runbooks(served)
-    outputs = {}
+    outputs: dict[str, list[str]] = {}
     for name, text in pages.items():
         for code in _blocks(text, "python"):
             done = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,15 +68,14 @@ def brute_force(data: list[dict[str, object]]) -> dict[str, int]:
     }
 
 
-def as_table(data: list[dict[str, object]]) -> pa.Table:
-    schema = pa.schema(
-        [
-            ("order_id", pa.int64()),
-            ("amount", pa.float64()),
-            ("status", pa.string()),
-            ("email", pa.string()),
-        ]
-    )
+def as_table(data: Sequence[Mapping[str, object]]) -> pa.Table:
+    columns: list[tuple[str, pa.DataType]] = [
+        ("order_id", pa.int64()),
+        ("amount", pa.float64()),
+        ("status", pa.string()),
+        ("email", pa.string()),
+    ]
+    schema = pa.schema(columns)
     return pa.Table.from_pylist(data, schema=schema)
 
 
@@ -138,7 +138,7 @@ def test_duplicates_keep_the_row_that_passes_everything_else(tmp_path: Path) -> 
     ]
     report = validate_frame(as_table(data), CONTRACT, source="orders", quarantine_dir=tmp_path)
     assert report.quarantine_path is not None
-    [(amount, reason)] = duckdb.sql(
+    [(amount, reason)] = duckdb.execute(
         f"SELECT amount, _reason FROM '{report.quarantine_path}'"
     ).fetchall()
     assert amount == -5.0  # the valid copy (5.0) is the one kept
