@@ -243,3 +243,21 @@ def test_a_taken_port_is_a_message_not_a_crash(
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err
     assert "--port" in err
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(
+    shop: Path, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "-f", str(shop), "--port", port]) == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_serve_called_from_python_with_a_bad_port_raises_a_serving_error(shop: Path) -> None:
+    from taxiway.errors import ServingError
+    from taxiway.serving.server import serve
+    from taxiway.spec.project import Project
+
+    with pytest.raises(ServingError, match="not a TCP port") as raised:
+        serve(Project.load(shop), port=70000)
+    assert "1 to 65535" in (raised.value.fix or "")

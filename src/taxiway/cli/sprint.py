@@ -44,7 +44,8 @@ def sprint(
         typer.Option("--serve", help="When it deploys, keep the service running (Ctrl-C stops)."),
     ] = False,
     port: Annotated[
-        int | None, typer.Option(help="With --serve: the port (default: any free).")
+        int | None,
+        typer.Option(min=1, max=65535, help="With --serve: the port (default: any free)."),
     ] = None,
     as_of: Annotated[
         datetime | None,

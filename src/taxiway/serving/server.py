@@ -383,11 +383,20 @@ def _mark_dead(pid: int | None) -> None:
 
 def _require_free_port(host: str, port: int) -> None:
     """A clear error, before any worker starts, when ``host:port`` cannot be bound."""
+    if not 0 < port < 65536:
+        raise ServingError(
+            f"{port} is not a TCP port", fix="choose a port from 1 to 65535 with --port"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
+        except socket.gaierror as error:
+            raise ServingError(
+                f"cannot listen on {host}:{port}: the host does not resolve ({error.strerror})",
+                fix="give --host an address of this machine, e.g. 127.0.0.1 or 0.0.0.0",
+            ) from None
         except OSError as error:
             raise ServingError(
                 f"cannot listen on {host}:{port}: {error.strerror}",
