@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every error ends in a message, never a traceback.
 
     Usage errors are reported by typer itself (exit 2); taxiway's errors by their class's
-    exit code (see :mod:`taxiway.errors`); anything else is reported as a bug (exit 1).
+    exit code (see :mod:`taxiway.errors`); a file system error on a named path by that path
+    and its reason (exit 1); anything else is reported as a bug (exit 1).
     """
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -82,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the last line of defence: a message, not a trace
         if os.environ.get("TAXIWAY_DEBUG"):
             raise
+        if isinstance(error, OSError) and error.filename is not None:
+            # a path the user gave that cannot be read or written: not a bug
+            errors.print(
+                f"[bold red]error:[/] {escape(str(error.filename))}: "
+                f"{escape(error.strerror or type(error).__name__)}"
+            )
+            errors.print(
+                "[bold]fix:[/] check that the path exists and that you may read or write it, "
+                "or choose another"
+            )
+            return 1
         errors.print(
             f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
             "This is a bug in taxiway. Rerun with TAXIWAY_DEBUG=1 for the traceback and report it."

@@ -20,6 +20,7 @@ Then the readiness assessment, the runbooks and the debrief (report.md/html/json
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -117,6 +118,8 @@ def run_sprint(
     )
     # a bad answers file is a usage error: say so before minutes of work, not after
     declared = load_answers(options.answers) if options.answers else {}
+    report_dir = options.report_dir or project.state_dir / "sprint" / "report"
+    _require_writable(report_dir)  # so is a report folder that cannot be written
     started = datetime.now(UTC)
     _data_access(state)
     _model_development(state)
@@ -127,7 +130,6 @@ def run_sprint(
         state.say("deployment", "starting the production service")
         with integration.running_service(project, None, port=options.port, keep=True) as kept:
             service = kept
-    report_dir = options.report_dir or project.state_dir / "sprint" / "report"
     state.say("debrief", "readiness assessment")
     observed_facts = dict(state.observed.items())
     observed_facts["unattended"] = deployed and not any(b for p in state.phases for b in p.blockers)
@@ -490,3 +492,17 @@ def _deployment(state: _State) -> bool:
             )
             deployed = True
     return deployed
+
+
+def _require_writable(folder: Path) -> None:
+    """Create ``folder`` and prove a file can be written there, or say why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".taxiway-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise TaxiwayError(
+            f"cannot write the sprint's report to {folder}: {error.strerror or error}",
+            fix="give --report a folder you can write, or fix the permissions of this one",
+        ) from None
