@@ -16,7 +16,7 @@ from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.spec.models import LatestView, TaxiwaySpec
 
-__all__ = ["EntityFeatures", "FeatureValue", "lookup", "lookup_values"]
+__all__ = ["EntityFeatures", "FeatureValue", "lookup", "lookup_values", "values_of"]
 
 Status = Literal["present", "missing", "stale"]
 
@@ -106,8 +106,23 @@ def lookup_values(
     status and an age for every feature: the prediction service's path, where those objects
     cost more than the store read.
     """
-    moment = now or datetime.now(UTC)
     stored = store.read(entity, [key]).get(key)
+    return values_of(spec, entity, stored, now=now)
+
+
+def values_of(
+    spec: TaxiwaySpec,
+    entity: str,
+    stored: Sequence[ViewValues] | None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The feature values of one key from its ``stored`` views (as a store read returns them).
+
+    What :func:`lookup_values` does after its read, for callers that read the store
+    themselves (the service's asynchronous Redis read).
+    """
+    moment = now or datetime.now(UTC)
     by_view = {v.view: v for v in stored} if stored else {}
     values: dict[str, Any] = {}
     for view_name, names, ttl_s, judged_by_event in _layout(spec, entity):

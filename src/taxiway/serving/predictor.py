@@ -1,8 +1,9 @@
 """One prediction within the latency budget: look up, score, or fall back, and say which.
 
 Each request has a deadline (``serving.latency_budget_ms`` from its arrival). A network
-online store (Redis) is read in a worker thread and abandoned at the deadline (a local SQLite
-read, tens of microseconds, runs in place); a store or model that fails,
+online store (Redis) is read on the event loop and abandoned at the deadline (a store with no
+asynchronous read goes to a worker thread instead; a local SQLite read, tens of microseconds,
+runs in place); a store or model that fails,
 overruns or sits behind an open circuit breaker hands over to the fallback chain. Every answer
 says ``degraded`` and its ``path`` (``model`` or ``fallback:<which>``), and why.
 """
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from taxiway.features.lookup import lookup, lookup_values
-from taxiway.features.online.base import OnlineStore
+from taxiway.features.lookup import lookup, lookup_values, values_of
+from taxiway.features.online.base import AsyncReader, OnlineStore
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.artifact import LoadedModel, load_model
 from taxiway.models.registry import ModelVersion
@@ -131,6 +132,8 @@ class Predictor:
         # a local SQLite read takes tens of microseconds and cannot hang on a network: a thread
         # hop would cost more than the read; network stores get a thread and the deadline
         self._store_inline = isinstance(store, SqliteStore)
+        # a store that reads on the event loop (redis) is awaited there: no thread hop
+        self._store_async = isinstance(store, AsyncReader)
         self._ids = RequestIds()
 
     def warm_up(self, rounds: int = 50) -> None:
@@ -168,6 +171,11 @@ class Predictor:
                 try:
                     if self._store_inline:
                         found = self._lookup(parsed.keys)
+                    elif self._store_async:
+                        found = await asyncio.wait_for(
+                            self._lookup_async(parsed.keys),
+                            timeout=max(0.0, (deadline - began) * 0.8),
+                        )
                     else:
                         found = await asyncio.wait_for(
                             asyncio.get_running_loop().run_in_executor(
@@ -247,6 +255,16 @@ class Predictor:
         now = datetime.now(UTC)
         for entity, key in keys.items():
             values.update(lookup_values(self.spec, self.store, entity, key, now=now))
+        return values
+
+    async def _lookup_async(self, keys: dict[str, str]) -> dict[str, Any]:
+        store = self.store
+        assert isinstance(store, AsyncReader)
+        values: dict[str, Any] = {}
+        now = datetime.now(UTC)
+        for entity, key in keys.items():
+            stored = (await store.aread(entity, [key])).get(key)
+            values.update(values_of(self.spec, entity, stored, now=now))
         return values
 
     def _answer(

@@ -23,6 +23,7 @@ from typing import Any
 from taxiway.data.contracts.loader import load_contract
 from taxiway.errors import ServingError, TaxiwayError
 from taxiway.features.online import open_online_store
+from taxiway.features.online.base import AsyncReader
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.faults import ENV as FAULTS_ENV
@@ -139,6 +140,8 @@ class Service:
         self.log.close()
         self.outcomes.close()
         self.predictor.close()
+        if isinstance(self.store, AsyncReader):
+            await self.store.aclose()
         self.store.close()
 
     def _wanted_version(self) -> ModelVersion | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["OnlineStore", "ViewValues"]
+__all__ = ["AsyncReader", "OnlineStore", "ViewValues"]
 
 
 @dataclass(frozen=True)
@@ -53,4 +53,21 @@ class OnlineStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class AsyncReader(Protocol):
+    """A store that can also read on the caller's event loop (redis), with no thread hop.
+
+    The prediction service uses it when present: a network read awaited on the loop costs a
+    fraction of one handed to a worker thread and back.
+    """
+
+    async def aread(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
+        """:meth:`OnlineStore.read`, awaited on the running event loop."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connections :meth:`aread` opened (on the loop that opened them)."""
         ...
