@@ -140,3 +140,30 @@ def test_each_event_loop_gets_its_own_client(live: RedisStore) -> None:
 
     assert asyncio.run(read("3")) == 3
     assert asyncio.run(read("4")) == 4  # a new loop: a new client, not the closed one
+
+
+def test_a_thousand_concurrent_reads_share_a_bounded_pool(live: RedisStore) -> None:
+    import redis
+
+    from taxiway.features.online.redis import ASYNC_CLIENT_NAME, ASYNC_CONNECTIONS
+
+    watcher = redis.Redis.from_url(LIVE)
+
+    def ours() -> int:
+        return sum(1 for c in watcher.client_list() if c.get("name") == ASYNC_CLIENT_NAME)
+
+    before = ours()  # other tests' clients are closed; a parallel run could add its own
+
+    async def many() -> tuple[list[dict[str, list[ViewValues]]], int]:
+        try:
+            found = await asyncio.gather(
+                *(live.aread("customer", [str(i % 50)]) for i in range(1000))
+            )
+            return found, ours()
+        finally:
+            await live.aclose()
+
+    found, during = asyncio.run(many())
+    watcher.close()
+    assert all(f[str(i % 50)][0].values["orders__count"] == i % 50 for i, f in enumerate(found))
+    assert 1 <= during - before <= min(ASYNC_CONNECTIONS, 64)  # unbounded, it was 1,000

@@ -41,6 +41,8 @@ __all__ = ["RedisStore"]
 
 WRITE_CHUNK = 1_000  # commands per pipeline execute while writing
 SCAN_COUNT = 1_000  # keys per SCAN step and per UNLINK while clearing
+ASYNC_CONNECTIONS = 16  # connections one event loop's reads may hold at once
+ASYNC_CLIENT_NAME = "taxiway-online-read"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
@@ -175,19 +177,25 @@ class RedisStore:
         """Close the connections :meth:`aread` opened."""
         client, self._async, self._async_loop = self._async, None, None
         if client is not None:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
 
     def _async_client(self) -> redis.asyncio.Redis:
         """The asyncio client of the running loop (a client is bound to the loop it runs on)."""
         loop = asyncio.get_running_loop()
         if self._async is None or self._async_loop is not loop:
             seconds = self.timeout_ms / 1000
-            self._async = redis.asyncio.Redis.from_url(
+            # bounded: a list of 1,000 items must not open 1,000 connections; a read waits
+            # for a free one (its caller's deadline bounds the wait)
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=ASYNC_CONNECTIONS,
+                timeout=None,
+                client_name=ASYNC_CLIENT_NAME,  # seen in CLIENT LIST
                 socket_timeout=seconds,
                 socket_connect_timeout=seconds,
                 retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
+            self._async = redis.asyncio.Redis(connection_pool=pool)
             self._async_loop = loop
         return self._async
 
