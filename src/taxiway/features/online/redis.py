@@ -138,14 +138,7 @@ class RedisStore:
             for key in wanted:
                 pipe.hgetall(base + key)
             answers: list[dict[bytes, bytes]] = pipe.execute()
-        found: dict[str, list[ViewValues]] = {}
-        moments = Moments()
-        for key, fields in zip(wanted, answers, strict=True):
-            if fields:
-                found[key] = [
-                    _view_values(view, record, moments) for view, record in sorted(fields.items())
-                ]
-        return found
+        return _found(wanted, answers)
 
     async def aread(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
         """:meth:`read` on the running event loop: one round trip, no thread."""
@@ -164,14 +157,7 @@ class RedisStore:
                     for key in wanted:
                         pipe.hgetall(base + key)
                     answers = await pipe.execute()
-        found: dict[str, list[ViewValues]] = {}
-        moments = Moments()
-        for key, fields in zip(wanted, answers, strict=True):
-            if fields:
-                found[key] = [
-                    _view_values(view, record, moments) for view, record in sorted(fields.items())
-                ]
-        return found
+        return _found(wanted, answers)
 
     async def aclose(self) -> None:
         """Close the connections :meth:`aread` opened."""
@@ -268,6 +254,18 @@ class RedisStore:
                 f"({redact(str(error))})",
                 fix=f"check that {self._origin} points at a Redis server",
             ) from None
+
+
+def _found(wanted: list[str], answers: list[dict[bytes, bytes]]) -> dict[str, list[ViewValues]]:
+    """Key → its views (in name order) from the ``HGETALL`` answers; empty answers left out."""
+    found: dict[str, list[ViewValues]] = {}
+    moments = Moments()
+    for key, fields in zip(wanted, answers, strict=True):
+        if fields:
+            found[key] = [
+                _view_values(view, record, moments) for view, record in sorted(fields.items())
+            ]
+    return found
 
 
 def _view_values(view: bytes, record: bytes, moments: Moments) -> ViewValues:
