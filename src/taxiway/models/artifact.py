@@ -69,7 +69,10 @@ class LoadedModel:
         self.encoder: FeatureEncoder | None = None
         self._scorer: Any = None
         self._pilot: Any = None
-        if self.card.kind == "pilot":
+        compiled = (folder / "serving" / "serving.json").exists() and (
+            folder / "encoder.json"
+        ).exists()
+        if self.card.kind == "pilot" and not compiled:  # a pilot no form reproduces
             from taxiway.models.pilot import load_pilot
 
             assert self.card.pilot is not None

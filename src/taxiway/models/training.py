@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
@@ -442,6 +443,10 @@ def _import_pilot(
             note = f"the pilot failed to score the validation rows: {type(error).__name__}: {error}"
             frame = None
     del y_valid
+    serving: dict[str, Any] = {"chosen": "pilot", "flavour": pilot.flavour, "candidates": []}
+    if p_valid is not None and len(p_valid):
+        compiled, why_not = _compile_pilot(pilot, table, valid_table, p_valid, task, folder)
+        serving = compiled if compiled is not None else {**serving, "not_compiled": why_not}
 
     def predict(inputs: Any) -> np.ndarray:
         return pilot.predict_frame(inputs, task)
@@ -449,7 +454,7 @@ def _import_pilot(
     return _Outcome(
         features=pilot.features,
         p_valid=p_valid,
-        serving={"chosen": "pilot", "flavour": pilot.flavour, "candidates": []},
+        serving=serving,
         profile_encoder=encoder,
         profile_matrix=encoder.encode_table(table),
         predict_valid=predict if frame is not None else None,
@@ -457,6 +462,54 @@ def _import_pilot(
         pilot_name=name,
         not_evaluated=note,
     )
+
+
+def _compile_pilot(
+    pilot: Pilot,
+    table: pa.Table,
+    valid_table: pa.Table,
+    p_valid: np.ndarray,
+    task: str,
+    folder: Path,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The pilot's estimator in a compiled serving form, when one reproduces it exactly.
+
+    A pickled LightGBM, XGBoost, forest or linear model need not be served through pandas
+    and its own Python code: when the taxiway encoding of the validation rows, scored by
+    the estimator's library, gives the pilot's own predictions (within the serving
+    tolerance), the serving forms are built from it as for a trained model, minus the
+    pickle itself. Otherwise the pilot is served as it is; the reason is kept.
+    """
+    from taxiway.models.serving_form import TOLERANCE, build_serving_form, native_scorer
+
+    if pilot.flavour == "mlflow-pyfunc":
+        return None, "an MLflow pyfunc model is scored through MLflow"
+    encoder = FeatureEncoder.fit(table, pilot.features)
+    X_valid = encoder.encode_table(valid_table)
+    with warnings.catch_warnings():
+        # fitted on a frame, scored on its encoded matrix: the same columns, in order
+        warnings.filterwarnings("ignore", message=".*valid feature names", category=UserWarning)
+        try:
+            native = native_scorer(pilot.estimator, task).predict(X_valid)
+        except Exception as error:  # the pilot's own code: any failure means "not compiled"
+            return None, f"its library cannot score the encoded rows: {type(error).__name__}"
+        worst = float(np.max(np.abs(np.asarray(native, dtype=np.float64) - p_valid)))
+        if not worst <= TOLERANCE:
+            return None, f"the encoded rows score {worst:.3g} away from the pilot's own"
+        try:
+            report = build_serving_form(
+                pilot.estimator,
+                X_valid,
+                task=task,
+                out_dir=folder / "serving",
+                categorical=encoder.categorical,
+                exclude=("sklearn",),
+            )
+        except ModelError as error:
+            shutil.rmtree(folder / "serving", ignore_errors=True)
+            return None, error.message
+    (folder / "encoder.json").write_text(json.dumps(encoder.as_dict()) + "\n")
+    return {**report.as_dict(), "from_pilot": pilot.flavour}, None
 
 
 def _baseline(

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -101,12 +101,15 @@ def build_serving_form(
     categorical: Sequence[int] = (),
     repeats: int = 300,
     tolerance: float = TOLERANCE,
+    exclude: Collection[str] = (),
 ) -> ServingFormReport:
     """Build every form of ``estimator``, keep the faithful ones, write the fastest to ``out_dir``.
 
     Faithful: max |form - native| over all of ``X_valid`` (and over the rows timed one at a
     time) is at most ``tolerance``. Latency: ``predict_one`` over ``repeats`` rows cycled from
     ``X_valid`` after a warm-up. ``out_dir`` gets ``serving.json`` and the chosen artifact.
+    Kinds in ``exclude`` are not tried (an imported pilot excludes ``sklearn``, the pickled
+    object itself: its code is the pilot's, not a form that scores in microseconds).
     """
     _check_task(task)
     X = _matrix(X_valid)
@@ -133,7 +136,8 @@ def build_serving_form(
         built: dict[str, tuple[Scorer, dict[str, Any]]] = {}
         errors: dict[str, float] = {}
         failures: dict[str, str] = {}
-        for kind in _candidate_kinds(model, task):
+        kinds = [k for k in _candidate_kinds(model, task) if k not in exclude]
+        for kind in kinds:
             folder = Path(staging) / kind
             folder.mkdir()
             try:
@@ -147,7 +151,7 @@ def build_serving_form(
         scorers = {kind: scorer for kind, (scorer, _) in built.items()}
         timings = _latency(scorers, X, reference, repeats, failures)
         candidates = []
-        for kind in _candidate_kinds(model, task):
+        for kind in kinds:
             if kind in failures:
                 candidates.append(Candidate(kind, False, None, None, None, failures[kind]))
                 continue
