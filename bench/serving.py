@@ -347,6 +347,8 @@ def taxiway_target(
         if not request_bodies:
             raise SystemExit("--taxiway-spec needs --taxiway-bodies (one JSON request a line)")
         expected, server, name = None, "taxiway serve", "taxiway"
+        if args.taxiway_expected:  # the same model as the peers: answers must equal it
+            expected = np.asarray(json.loads(Path(args.taxiway_expected).read_text()))
         env = {"PYTHONPATH": str(ROOT / "src")}
     else:
         spec = DATA / "standin" / "spec.json"
@@ -927,6 +929,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--taxiway-spec", help="measure the real `taxiway serve -f SPEC`")
     parser.add_argument("--taxiway-bodies", help="with --taxiway-spec: one request a line")
+    parser.add_argument(
+        "--taxiway-expected",
+        help="with --taxiway-spec: a JSON list, the prediction each body must get "
+        "(serving_peers/build_same.py writes it)",
+    )
     parser.add_argument(
         "--standin-servers",
         default="uvicorn,granian",
