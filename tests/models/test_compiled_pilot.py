@@ -20,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lightgbm import LGBMClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tests.conftest import retail_shop
+from xgboost import XGBClassifier
 
 from taxiway.models.artifact import load_model
 from taxiway.models.training import train_model, training_set_path
@@ -84,12 +86,14 @@ def _train_pilot(shop: Path, folder: Path, estimator: Any) -> tuple[dict[str, An
     ("make", "forms"),
     [
         (lambda: LGBMClassifier(n_estimators=40, verbose=-1), {"lightgbm", "onnx"}),
+        (lambda: XGBClassifier(n_estimators=40, max_depth=4), {"xgboost", "onnx"}),
+        (lambda: RandomForestClassifier(n_estimators=20, max_depth=6), {"sklearn-forest", "onnx"}),
         (
             lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
             {"linear", "onnx"},
         ),
     ],
-    ids=["lightgbm", "logistic-pipeline"],
+    ids=["lightgbm", "xgboost", "random-forest", "logistic-pipeline"],
 )
 def test_a_library_pilot_is_served_compiled_with_its_own_predictions(
     shop: Path, table: pa.Table, tmp_path: Path, make: Any, forms: set[str]
