@@ -76,3 +76,16 @@ def retail_shop(folder: Path, customers: int) -> Path:
     shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", target / "taxiway.yaml")
     shutil.copytree(EXAMPLES / "retail" / "contracts", target / "contracts")
     return target / "taxiway.yaml"
+
+
+def pilot_spec(shop: Path, folder: Path, pilot: Path) -> Path:
+    """A spec in ``folder`` that imports ``pilot`` instead of training, on ``shop``'s data
+    and contracts (linked, not copied); returns its path."""
+    text = shop.read_text().replace(
+        "model:\n  algorithm: lightgbm", f"model:\n  pilot: {pilot}\n  algorithm: lightgbm"
+    )
+    for item in ("data", "contracts"):
+        (folder / item).symlink_to(shop.parent / item)
+    spec = folder / "taxiway.yaml"
+    spec.write_text(text)
+    return spec

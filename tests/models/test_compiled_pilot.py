@@ -24,7 +24,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tests.conftest import retail_shop
+from tests.conftest import pilot_spec, retail_shop
 from xgboost import XGBClassifier
 
 from taxiway.models.artifact import load_model
@@ -71,13 +71,7 @@ def _frame(table: pa.Table) -> Any:
 def _train_pilot(shop: Path, folder: Path, estimator: Any) -> tuple[dict[str, Any], Any]:
     path = folder / "pilot.pkl"
     path.write_bytes(pickle.dumps(estimator))
-    text = shop.read_text().replace(
-        "model:\n  algorithm: lightgbm", f"model:\n  pilot: {path}\n  algorithm: lightgbm"
-    )
-    for item in ("data", "contracts"):
-        (folder / item).symlink_to(shop.parent / item)
-    spec = folder / "taxiway.yaml"
-    spec.write_text(text)
+    spec = pilot_spec(shop, folder, path)
     result = train_model(Project.load(spec))
     return result.version.serving, load_model(result.version.artifact_dir)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
-from tests.conftest import retail_shop
+from tests.conftest import pilot_spec, retail_shop
 
 from taxiway.cli import main
 from taxiway.models.artifact import load_model
@@ -136,17 +136,6 @@ def _pilot(folder: Path, table: Any, columns: list[str], label: str) -> Path:
     return path
 
 
-def _pilot_spec(shop: Path, folder: Path, pilot: Path) -> Path:
-    text = shop.read_text().replace(
-        "model:\n  algorithm: lightgbm", f"model:\n  pilot: {pilot}\n  algorithm: lightgbm"
-    )
-    for item in ("data", "contracts"):
-        (folder / item).symlink_to(shop.parent / item)
-    spec = folder / "taxiway.yaml"
-    spec.write_text(text)
-    return spec
-
-
 def test_audit_names_a_leaking_pilot_and_an_unavailable_feature(
     shop: Path, trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,7 +150,7 @@ def test_audit_names_a_leaking_pilot_and_an_unavailable_feature(
         ["customer_orders__order_count_30d", "churned", "days_since_last_order"],
         "churned",
     )
-    spec = _pilot_spec(shop, tmp_path, pilot)
+    spec = pilot_spec(shop, tmp_path, pilot)
     _, result = _run(capsys, "train", "-f", str(spec), "--json")
     assert result["metrics"]["model"] == {}  # it cannot be scored on production's data
     code, report = _run(capsys, "audit", "-f", str(spec), "--json")
@@ -183,7 +172,7 @@ def test_a_leaking_column_in_a_scorable_pilot_is_caught_by_its_own_score(
 ) -> None:
     table = pq.read_table(trained["training_set"]["path"])
     pilot = _pilot(tmp_path, table, ["customer_orders__spend_30d", "churned"], "churned")
-    spec = _pilot_spec(shop, tmp_path, pilot)
+    spec = pilot_spec(shop, tmp_path, pilot)
     _, result = _run(capsys, "train", "-f", str(spec), "--json")
     assert result["metrics"]["model"]["roc_auc"] > 0.99  # "94% in the notebook", and then some
     _code, report = _run(capsys, "audit", "-f", str(spec), "--json")
