@@ -49,6 +49,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from toolkit import (
+    OtherLoad,
+    high_water,
+    machine,
+    markdown_table,
+    own_cpu_seconds,
+    rss,
+    versions,
+    wait_idle,
+)
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / ".data" / "contracts"
@@ -69,6 +79,7 @@ NEGATIVE_RATE = 0.001
 BAD_STATUS_RATE = 0.001
 BAD_EMAIL_RATE = 0.001
 
+VERSIONED = ("taxiway", "duckdb", "pandas", "pyarrow", "numpy", "pandera", "great_expectations")
 TOOLS = ("taxiway", "taxiway-parquet", "pandera", "gx")
 PEERS = ("pandera", "gx")
 TAXIWAY = ("taxiway", "taxiway-parquet")
@@ -210,22 +221,6 @@ def _chunk(
 # --------------------------------------------------------------------------- memory
 
 
-def _rss() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 class PeakMemory:
     """The peak resident memory of this process from now on.
 
@@ -239,9 +234,9 @@ class PeakMemory:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
             self.method = "polled"
-        if _status_kb("VmHWM") is None:
+        if high_water() is None:
             self.method = "polled"
-        self._peak = _rss()
+        self._peak = rss()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self.method == "polled":
@@ -250,14 +245,14 @@ class PeakMemory:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.005):
-            self._peak = max(self._peak, _rss())
+            self._peak = max(self._peak, rss())
 
     def finish(self) -> int:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            return max(self._peak, _rss())
-        return max(_status_kb("VmHWM") or 0, _rss())
+            return max(self._peak, rss())
+        return max(high_water() or 0, rss())
 
 
 # --------------------------------------------------------------------------- tools
@@ -431,15 +426,15 @@ def worker(tool_name: str, path: Path, repeat: int) -> dict[str, Any]:
     import pandas as pd
 
     tool = make_tool(tool_name)  # imports the tool's library
-    rss_start = _rss()
+    rss_start = rss()
     started = time.perf_counter()
     frame = pd.read_parquet(path) if tool.needs_frame else None
     load_s = time.perf_counter() - started
-    rss_loaded = _rss()
+    rss_loaded = rss()
     started = time.perf_counter()
     tool.setup(frame, path)
     setup_s = time.perf_counter() - started
-    rss_ready = _rss()
+    rss_ready = rss()
 
     peak = PeakMemory()
     times: list[float] = []
@@ -469,49 +464,6 @@ def worker(tool_name: str, path: Path, repeat: int) -> dict[str, Any]:
         "maxrss_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "network_attempts": attempts,
     }
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds spent by everything on the machine (all cores, including steal)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    parts = ("user", "nice", "system", "irq", "softirq", "steal")
-    return sum(float(getattr(t, name, 0.0)) for name in parts)
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of its children that have been waited for."""
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
-
-
-class OtherLoad:
-    """How busy the machine was with work other than ours, in cores, over a span of time."""
-
-    def __init__(self) -> None:
-        self.busy, self.own, self.started = busy_cpu_seconds(), own_cpu_seconds(), time.monotonic()
-
-    def cores(self, child_cpu: float = 0.0) -> float:
-        """Average cores used by others since creation (``child_cpu``: our worker's CPU)."""
-        wall = max(time.monotonic() - self.started, 1e-9)
-        others = (busy_cpu_seconds() - self.busy) - (own_cpu_seconds() - self.own) - child_cpu
-        return max(others, 0.0) / wall
-
-
-def wait_for_idle(limit: float) -> None:
-    """Wait (at most ``limit`` seconds) until other work uses under a tenth of a core for 3 s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        load = OtherLoad()
-        time.sleep(3)
-        cores = load.cores()
-        if cores < 0.1:
-            return
-        print(f"  machine busy (others use {cores:.2f} cores), waiting ...", flush=True)
-    print("  still busy; running anyway (see the other-load column)", flush=True)
 
 
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -560,7 +512,7 @@ def spawn(tool: str, path: Path, repeat: int, env: dict[str, str] | None = None)
         raise SystemExit(f"worker {tool} failed with exit status {process.returncode}")
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARK) :])
     result["maxrss_child"] = usage.ru_maxrss * 1024  # RUSAGE of this one child, via wait4
-    result["other_load"] = load.cores(child_cpu=usage.ru_utime + usage.ru_stime)
+    result["other_load"] = load.cores(ours=usage.ru_utime + usage.ru_stime)
     if result["network_attempts"]:
         print(f"!!! {tool} tried to open network connections: {result['network_attempts']}")
     return result
@@ -571,31 +523,6 @@ def spawn(tool: str, path: Path, repeat: int, env: dict[str, str] | None = None)
 
 def _mb(n: float) -> str:
     return f"{n / MB:,.0f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import psutil
-
-    parts = [f"{os.cpu_count()} CPUs", f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"]
-    parts.append(f"Python {sys.version.split()[0]}")
-    for name in ("taxiway", "duckdb", "pandas", "pyarrow", "numpy", "pandera"):
-        try:
-            parts.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    try:
-        parts.append(f"great_expectations {version('great_expectations')}")
-    except PackageNotFoundError:
-        parts.append("great_expectations (not installed)")
-    return ", ".join(parts)
 
 
 def validate_peak(result: dict[str, Any]) -> int:
@@ -624,7 +551,7 @@ def compare(results: dict[str, dict[str, Any]], truth: dict[str, int]) -> bool:
         )
     print(f"\n### Time and memory (best of {len(next(iter(results.values()))['times'])})\n")
     print(
-        _table(
+        markdown_table(
             [
                 "tool",
                 "validate s (best)",
@@ -667,7 +594,7 @@ def compare(results: dict[str, dict[str, Any]], truth: dict[str, int]) -> bool:
             row.append(shown)
         count_rows.append(row)
     print("\n### Failing rows found per rule\n")
-    print(_table(["rule", "planted", *results], count_rows))
+    print(markdown_table(["rule", "planted", *results], count_rows))
     if "gx" in results:
         print(
             f"\n¹ GX counts every row of a duplicated group ({truth['unique_members']:,} rows in "
@@ -693,7 +620,7 @@ def compare(results: dict[str, dict[str, Any]], truth: dict[str, int]) -> bool:
     if ratio_rows:
         print("\n### Ratios (peer ÷ taxiway: above 1 means taxiway is faster / leaner)\n")
         print(
-            _table(
+            markdown_table(
                 ["taxiway run", "peer", "validate time", "validate peak", "process peak"],
                 ratio_rows,
             )
@@ -725,14 +652,14 @@ def memory_scaling(
     repeat: int,
     env: dict[str, str],
     tools: list[str],
-    wait_idle: float = 0,
+    idle_limit: float = 0,
 ) -> None:
     rows = []
     for size in sizes:
         path, truth = ensure_data(size, seed)
         for tool in tools:
-            if wait_idle:
-                wait_for_idle(wait_idle)
+            if idle_limit:
+                wait_idle(idle_limit, say=print)
             print(f"running {tool} on {size:,} rows ...", flush=True)
             result = spawn(tool, path, repeat, env)
             if result["counts"] != expected_counts(tool, truth):
@@ -757,7 +684,7 @@ def memory_scaling(
     limit = env.get("TAXIWAY_DUCKDB_MEMORY", "DuckDB default (80% of RAM)")
     print(f"\n### Memory scaling (best of {repeat}; DuckDB memory_limit: {limit})\n")
     print(
-        _table(
+        markdown_table(
             [
                 "rows",
                 "tool",
@@ -929,7 +856,7 @@ def profile(path: Path, repeat: int) -> None:
     print(f"\n### Where taxiway's time goes (best of {repeat}, seconds)\n")
     names = list(dict.fromkeys(name for steps in columns.values() for name in steps))
     print(
-        _table(
+        markdown_table(
             ["step", "pandas frame", "Parquet file"],
             [
                 [name, *(f"{columns[k][name]:.3f}" if name in columns[k] else "—" for k in columns)]
@@ -948,7 +875,11 @@ def profile(path: Path, repeat: int) -> None:
         "(~email.str.match(...)).sum()": lambda: (~email.str.match(pattern)).sum(),
     }
     print(f"\n### The same rules in plain pandas, one at a time (best of {repeat})\n")
-    print(_table(["pandas expression", "seconds"], [[k, f"{best(v):.3f}"] for k, v in raw.items()]))
+    print(
+        markdown_table(
+            ["pandas expression", "seconds"], [[k, f"{best(v):.3f}"] for k, v in raw.items()]
+        )
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -1006,6 +937,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"TAXIWAY_DUCKDB_MEMORY": args.memory_limit} if args.memory_limit else {}
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {machine()}")
+    print("versions: " + versions(*VERSIONED, missing=True))
     if args.memory_scaling:
         tools = [t.strip() for t in args.scaling_tools.split(",") if t.strip()]
         memory_scaling(
@@ -1015,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     path, truth = ensure_data(args.rows, args.seed)
     if args.profile:
         if args.wait_idle:
-            wait_for_idle(args.wait_idle)
+            wait_idle(args.wait_idle, say=print)
         load = OtherLoad()
         profile(path, args.repeat)
         print(f"\nother load during the profile: {load.cores():.2f} cores")
@@ -1030,7 +962,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(args.rounds):
         for tool in tools:
             if args.wait_idle:
-                wait_for_idle(args.wait_idle)
+                wait_idle(args.wait_idle, say=print)
             print(f"running {tool} (round {round_ + 1} of {args.rounds}) ...", flush=True)
             run = spawn(tool, path, args.repeat, env if tool in TAXIWAY else None)
             runs[tool].append(run)

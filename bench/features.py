@@ -60,6 +60,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from toolkit import busy_cpu_seconds, high_water, machine, markdown_table, rss, versions, wait_idle
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA_DIR = HERE / ".data" / "features"
@@ -212,25 +214,6 @@ def ensure_spine(spine_rows: int, source_rows: int, seed: int) -> Path:
 # --------------------------------------------------------------------------- workers
 
 
-def _rss() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def high_water(pid: int | str = "self") -> int | None:
-    """Peak resident memory of a process image (VmHWM: reset by exec, unlike ru_maxrss,
-    which inherits the forking parent's peak)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
 def taxiway_spec(source: Path, spine: Path, mode: str) -> str:
     """The spec of a run: a latest view with ttl 7d, or window aggregates, on an event spine."""
     if mode == "latest":
@@ -270,7 +253,7 @@ def work_taxiway(
     spec_file = folder / "taxiway.yaml"
     text = taxiway_spec(source, spine, mode)
     spec_file.write_text(text)
-    base = _rss()
+    base = rss()
     began = time.perf_counter()
     project = Project(
         load_spec_text(text, str(spec_file), base_dir=folder), spec_file, folder / ".state"
@@ -338,7 +321,7 @@ def work_floor(
 ) -> dict[str, Any]:
     import duckdb
 
-    base = _rss()
+    base = rss()
     config = {"memory_limit": memory_limit} if memory_limit else {}
     began = time.perf_counter()
     con = duckdb.connect(config=config)
@@ -389,7 +372,7 @@ def work_feast(tool: str, source: Path, spine: Path, out: Path) -> dict[str, Any
     store = FeatureStore(config=config)
     store.apply([entity, view])
     setup = time.perf_counter() - imported
-    base = _rss()
+    base = rss()
     began = time.perf_counter()
     entity_df = pd.read_parquet(spine)
     entity_df["event_timestamp"] = entity_df["event_timestamp"].dt.tz_localize("UTC")
@@ -427,27 +410,6 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------- driver
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds spent by everything on the machine (all cores)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    parts = ("user", "nice", "system", "irq", "softirq", "steal")
-    return sum(float(getattr(t, name, 0.0)) for name in parts)
-
-
-def wait_for_idle(limit: float) -> float:
-    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s; return
-    the busy cores of the last 2 s."""
-    deadline = time.monotonic() + limit
-    while True:
-        before, began = busy_cpu_seconds(), time.monotonic()
-        time.sleep(2)
-        cores = (busy_cpu_seconds() - before) / (time.monotonic() - began)
-        if cores < 0.15 or time.monotonic() > deadline:
-            return cores
 
 
 def spawn(
@@ -724,26 +686,6 @@ def _s(n: float | None) -> str:
     return "–" if n is None else f"{n:.2f} s"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    import duckdb
-    import psutil
-
-    parts = [
-        f"{os.cpu_count()} CPUs",
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM",
-        f"Python {sys.version.split()[0]}",
-        f"duckdb {duckdb.__version__}",
-        f"load {os.getloadavg()[0]:.2f}",
-    ]
-    return ", ".join(parts)
-
-
 def run_tool(
     args: argparse.Namespace,
     tool: str,
@@ -755,7 +697,7 @@ def run_tool(
 ) -> dict[str, Any]:
     """One run of ``tool`` (after waiting for a quiet machine if asked), printed as it ends."""
     if args.wait_idle:
-        wait_for_idle(args.wait_idle)
+        wait_idle(args.wait_idle, say=print)
     run = spawn(
         tool,
         source,
@@ -852,7 +794,7 @@ def run_latest(args: argparse.Namespace, tools: list[str]) -> bool:
                 )
             print()
             print(
-                _table(
+                markdown_table(
                     ["tool", "time", "vs floor", "peak RSS", "wrong rows", "disagreements"],
                     table_rows,
                 )
@@ -882,7 +824,9 @@ def run_latest(args: argparse.Namespace, tools: list[str]) -> bool:
             record(args, "latest", case, results, verdicts)
     if len(summary) > 1:
         print("\n## summary\n")
-        print(_table(["case", "tool", "time", "vs floor", "peak RSS", "wrong rows"], summary))
+        print(
+            markdown_table(["case", "tool", "time", "vs floor", "peak RSS", "wrong rows"], summary)
+        )
     return ok
 
 
@@ -936,7 +880,7 @@ def record(
         "kind": kind,
         "case": case,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": f"{machine()}, {versions('duckdb')}",
         "argv": sys.argv[1:],
         "results": results,
         "verdicts": verdicts,
@@ -986,7 +930,7 @@ def run_windows(args: argparse.Namespace) -> bool:
         " taxiway only (Feast has no offline window aggregates)\n"
     )
     print(
-        _table(
+        markdown_table(
             ["source x spine", "time", "peak RSS", "wrong (sample vs brute force)", "phases"],
             table_rows,
         )
@@ -1067,7 +1011,7 @@ def work_profile(source: Path, spine: Path, out: Path) -> dict[str, Any]:
     def timed(name: str, action: Any) -> None:
         runs = []
         for _ in range(2):
-            wait_for_idle(30)
+            wait_idle(30)
             began = time.perf_counter()
             action()
             runs.append(time.perf_counter() - began)
@@ -1121,7 +1065,7 @@ def run_profile(args: argparse.Namespace) -> None:
                 print(run["error"])
                 continue
             print(
-                _table(
+                markdown_table(
                     ["formulation", "time", "rows differing from taxiway's"],
                     [
                         [name, _s(t), str(run["differs"].get(name, "–"))]
@@ -1183,7 +1127,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
     if any(t in FEAST_TOOLS for t in tools) and not Path(args.feast_python).exists():
         parser.error(f"no Feast interpreter at {args.feast_python} (see the module docstring)")
-    print(f"# bench/features.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    print(
+        f"# bench/features.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}, {versions('duckdb')}"
+    )
     ok = True
     if args.profile:
         run_profile(args)
