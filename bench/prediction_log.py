@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from toolkit import percentile
+
 from taxiway.serving.log import PredictionLog, Sync
 
 
@@ -76,7 +78,7 @@ def _case(folder: Path, *, sync: Sync, appenders: int, records: int, work_us: fl
     commit_ms = (stats["commit_seconds_total"] - warm["commit_seconds_total"]) / batches * 1000
     print(
         f"sync={sync:<8}  appenders={appenders}  work={work_us:g}us  "
-        f"p50={statistics.median(ms):.3f} ms  p99={ms[int(len(ms) * 0.99)]:.3f} ms  "
+        f"p50={statistics.median(ms):.3f} ms  p99={percentile(ms, 0.99):.3f} ms  "
         f"max={ms[-1]:.3f} ms  {len(ms) / elapsed:,.0f} records/s  "
         f"mean batch={written / batches:.1f} records  mean commit={commit_ms:.3f} ms"
     )

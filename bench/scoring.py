@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from toolkit import OtherLoad, latency_summary, machine, markdown_table, versions, wait_idle
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / ".data" / "scoring"
@@ -49,6 +49,7 @@ CATEGORY = 3  # the column holding category codes
 VALID_ROWS = 10_000
 WARMUP = 200
 ROUNDS = 5
+VERSIONED = ("lightgbm", "xgboost-cpu", "onnxruntime", "onnxmltools", "scikit-learn")
 GOAL_ONNX_RATIO = 2.0  # taxiway's one-row p50 at most 2x ONNX Runtime's
 GOAL_WRAPPER_SPEEDUP = 10.0  # and at least 10x faster than the scikit-learn wrapper
 
@@ -132,16 +133,7 @@ def one_row_latency(
                 began = clock()
                 path(row)
                 spent.append((clock() - began) / 1e3)
-    result = {}
-    for name, spent in times.items():
-        spent.sort()
-        result[name] = {
-            "p50": statistics.median(spent),
-            "p99": spent[min(len(spent) - 1, int(len(spent) * 0.99))],
-            "mean": statistics.fmean(spent),
-            "calls": len(spent),
-        }
-    return result
+    return {name: latency_summary(spent) for name, spent in times.items()}
 
 
 def batch_latency(paths: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
@@ -248,76 +240,6 @@ def bench_model(family: str, args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds spent by everything on the machine (all cores)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    parts = ("user", "nice", "system", "irq", "softirq", "steal")
-    return sum(float(getattr(t, name, 0.0)) for name in parts)
-
-
-class OtherLoad:
-    """Cores used by other processes from its creation to ``cores()`` (this one excluded)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._me = psutil.Process()
-        self._began = time.monotonic()
-        self._all = busy_cpu_seconds()
-        self._mine = self._cpu()
-
-    def _cpu(self) -> float:
-        t = self._me.cpu_times()
-        return float(t.user + t.system)
-
-    def cores(self) -> float:
-        others = busy_cpu_seconds() - self._all - (self._cpu() - self._mine)
-        return max(others, 0.0) / max(time.monotonic() - self._began, 1e-9)
-
-
-def wait_for_idle(limit: float) -> float:
-    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s; return
-    the busy cores last seen."""
-    deadline = time.monotonic() + limit
-    cores = 0.0
-    while time.monotonic() < deadline:
-        before, began = busy_cpu_seconds(), time.monotonic()
-        time.sleep(2)
-        cores = (busy_cpu_seconds() - before) / (time.monotonic() - began)
-        if cores < 0.15:
-            return cores
-    return cores
-
-
-def machine() -> str:
-    import psutil
-
-    return (
-        f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}"
-    )
-
-
-def versions() -> str:
-    from importlib import metadata
-
-    found = []
-    for name in ("lightgbm", "xgboost-cpu", "onnxruntime", "onnxmltools", "scikit-learn"):
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(found)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report_model(result: dict[str, Any], args: argparse.Namespace) -> bool:
     """Print one model's tables and goals; True when taxiway agreed with the Booster."""
     family = result["family"]
@@ -338,7 +260,11 @@ def report_model(result: dict[str, Any], args: argparse.Namespace) -> bool:
         for c in result["report"]["candidates"]
     ]
     print("serving-form candidates (measured by build_serving_form, 300 rows):\n")
-    print(_table(["form", "faithful", "max abs error", "p50 us", "p99 us", "why not"], candidates))
+    print(
+        markdown_table(
+            ["form", "faithful", "max abs error", "p50 us", "p99 us", "why not"], candidates
+        )
+    )
     rows = []
     for name, lat in result["one_row_us"].items():
         rows.append(
@@ -361,7 +287,7 @@ def report_model(result: dict[str, Any], args: argparse.Namespace) -> bool:
         f"{args.batch} rows ms",
         "max abs diff vs Booster",
     ]
-    print(_table(header, rows))
+    print(markdown_table(header, rows))
     one = result["one_row_us"]
     ours = one["taxiway"]["p50"]
     onnx_ratio = ours / one["onnxruntime"]["p50"]
@@ -403,13 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows <= VALID_ROWS:
         parser.error(f"--rows must exceed the {VALID_ROWS:,} validation rows")
     print(f"# bench/scoring.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
-    print(f"versions: {versions()}")
+    print(f"versions: {versions(*VERSIONED)}")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     ok = True
     results = []
     for family in ["lightgbm", "xgboost"] if args.xgboost else ["lightgbm"]:
         if args.wait_idle:
-            wait_for_idle(args.wait_idle)
+            print(wait_idle(args.wait_idle, say=print))
         result = bench_model(family, args)
         ok &= report_model(result, args)
         print(

@@ -55,6 +55,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from toolkit import (
+    busy_cpu_seconds,
+    machine,
+    markdown_table,
+    processes_cpu_seconds,
+    wait_idle,
+)
+from toolkit import (
+    versions as installed,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -609,39 +619,9 @@ def check_answers(target: Target, port: int, count: int = 16) -> float:
 # --------------------------------------------------------------------------- load
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds spent by everything on the machine (all cores)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    parts = ("user", "nice", "system", "irq", "softirq", "steal")
-    return sum(float(getattr(t, name, 0.0)) for name in parts)
-
-
 def server_cpu_seconds(pgid: int) -> float:
     """CPU seconds of a server's live processes (see ``server_processes``)."""
-    import psutil
-
-    total = 0.0
-    for process in server_processes(pgid):
-        with contextlib.suppress(psutil.Error):
-            t = process.cpu_times()
-            total += t.user + t.system
-    return total
-
-
-def wait_for_idle(limit: float) -> float:
-    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s; return
-    the busy cores last seen."""
-    deadline = time.monotonic() + limit
-    cores = 0.0
-    while time.monotonic() < deadline:
-        before, began = busy_cpu_seconds(), time.monotonic()
-        time.sleep(2)
-        cores = (busy_cpu_seconds() - before) / (time.monotonic() - began)
-        if cores < 0.15:
-            return cores
-    return cores
+    return processes_cpu_seconds(server_processes(pgid))
 
 
 def load(
@@ -700,7 +680,7 @@ def measure(
     bodies = DATA / "bodies" / f"{target.name.replace(':', '-')}.jsonl"
     bodies.parent.mkdir(parents=True, exist_ok=True)
     bodies.write_bytes(b"\n".join(target.bodies) + b"\n")
-    idle = wait_for_idle(args.wait_idle) if args.wait_idle else None
+    idle = wait_idle(args.wait_idle).cores if args.wait_idle else None
     load1 = os.getloadavg()[0]
     if args.warmup:
         load(args.load_generator, port, target.path, bodies, concurrency, args.warmup)
@@ -752,12 +732,6 @@ def measure(
 # --------------------------------------------------------------------------- report
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (target, server, workers, concurrency): the median round by req/s, with
     the range of req/s over the rounds and every round's spread of connections."""
@@ -800,7 +774,7 @@ def report(results: list[dict[str, Any]], failures: list[tuple[str, str]]) -> No
              str(r["errors"]), spreads, f"{r['server_cores']:.2f}", f"{r['client_cores']:.2f}",
              f"{r['other_cores']:.2f}" + (" SUSPECT" if r["suspect"] else "")]
         )  # fmt: skip
-    print("\n" + _table(header, table))
+    print("\n" + markdown_table(header, table))
     print(
         "\nreq/s, p50, p99 and cores: the median round by req/s; other cores: the most any "
         "round saw; SUSPECT: wrk's latencies add up to more than connections x run length"
@@ -840,12 +814,9 @@ def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def versions() -> str:
-    from importlib import metadata
-
-    found = []
-    for name in ("starlette", "orjson", "uvicorn", "uvloop", "httptools", "granian", "lightgbm"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found.append(f"{name} {metadata.version(name)}")
+    found = [
+        installed("starlette", "orjson", "uvicorn", "uvloop", "httptools", "granian", "lightgbm")
+    ]
     for peer in PEER_PACKAGES:
         python = _python(peer)
         if python.exists():
@@ -861,15 +832,6 @@ def versions() -> str:
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     found.append(wrk_version.split(" [")[0].strip() or "wrk ?")
     return "; ".join(found)
-
-
-def machine() -> str:
-    import psutil
-
-    return (
-        f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}"
-    )
 
 
 # --------------------------------------------------------------------------- driver
