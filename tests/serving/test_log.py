@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from taxiway.errors import ServingError
 from taxiway.serving.log import (
     MASK,
     PredictionLog,
+    Sync,
     count_records,
     log_files,
     open_prediction_log,
@@ -57,6 +58,14 @@ def log(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PredictionLo
 
 def in_writer_thread() -> bool:
     return threading.current_thread().name.startswith("taxiway-prediction-log")
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 5) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (for work a background thread does)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return condition()
 
 
 def rotated(log: PredictionLog, old: Path | None) -> Path:
@@ -197,7 +206,8 @@ def test_files_rotate_by_size_and_keep_every_record_in_order(tmp_path: Path) -> 
     assert [r["request_id"] for r in lines(tmp_path)] == [f"r{i:03d}" for i in range(100)]
 
 
-def test_retention_deletes_files_not_written_for_longer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", ["always", "interval", "never"])
+def test_retention_deletes_files_not_written_for_longer(tmp_path: Path, sync: Sync) -> None:
     def fake(name: str, age_s: float) -> Path:
         path = tmp_path / name
         path.write_text('{"request_id": "old"}\n')
@@ -207,7 +217,7 @@ def test_retention_deletes_files_not_written_for_longer(tmp_path: Path) -> None:
     old = fake("predictions-other-20200101T000000-0000.jsonl", 10 * DAY)
     recent = fake("predictions-other-20260101T000000-0001.jsonl", 3600)
     unrelated = fake("notes.jsonl", 10 * DAY)
-    with PredictionLog(tmp_path, rotate_bytes=100, retention=timedelta(days=1)) as log:
+    with PredictionLog(tmp_path, rotate_bytes=100, retention=timedelta(days=1), sync=sync) as log:
         assert not old.exists()  # at start
         assert recent.exists()
         assert unrelated.exists()
@@ -220,10 +230,11 @@ def test_retention_deletes_files_not_written_for_longer(tmp_path: Path) -> None:
         os.utime(current, (time.time() - 2 * DAY, time.time() - 2 * DAY))
         log.append_sync({"request_id": "r2", "pad": "x" * 100})
         rotated(log, current)
+        # on rotation: by the writer thread (always) or the syncer thread, never the caller's
+        assert eventually(lambda: log.stats()["files_expired"] == 3), log.stats()
         assert not older.exists()
         assert not first.exists()
         assert current.exists()  # written just now: not expired
-        assert log.stats()["files_expired"] == 3
     assert recent.exists()
     assert unrelated.exists()
 
@@ -506,6 +517,56 @@ def test_interval_sync_syncs_a_file_before_letting_it_go(tmp_path: Path) -> None
     assert count_records(tmp_path) == 2
 
 
+@pytest.mark.parametrize("sync", ["always", "interval", "never"])
+def test_rotation_never_waits_for_the_disk_on_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: Sync
+) -> None:
+    """Every fsync runs off the event loop's thread, and appends go on across rotations while
+    every fsync is held: a rotation that synced the old file inline would stall right there."""
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    released = threading.Event()
+    loop_thread: list[threading.Thread] = []
+    on_loop: list[str] = []
+    elsewhere: list[str] = []
+
+    def held(real: Callable[[int], None], name: str) -> Callable[[int], None]:
+        def recorded(fd: int) -> None:
+            if threading.current_thread() in loop_thread:
+                on_loop.append(name)  # recorded, not held: the test fails instead of hanging
+            else:
+                elsewhere.append(name)
+                if sync != "always":  # the writer thread's fdatasync is the acknowledgement
+                    released.wait(30)
+            real(fd)
+
+        return recorded
+
+    log = PredictionLog(tmp_path, worker="w", rotate_bytes=300, sync=sync, sync_interval=0.01)
+    monkeypatch.setattr(os, "fsync", held(real_fsync, "fsync"))
+    monkeypatch.setattr(os, "fdatasync", held(real_fdatasync, "fdatasync"))
+
+    async def appends() -> None:
+        loop_thread.append(threading.current_thread())
+        for i in range(60):  # ~90 bytes each: a rotation every 4 records
+            await log.append({"request_id": f"r{i:02d}", "pad": "x" * 50})
+
+    try:
+        asyncio.run(asyncio.wait_for(appends(), timeout=20))
+        files = log_files(tmp_path)
+        assert len(files) >= 10
+        assert on_loop == []
+    finally:
+        released.set()
+        log.close()
+    assert on_loop == []
+    if sync == "never":
+        assert elsewhere == []
+    else:  # interval: the syncer synced the files it was handed, and their folder entries
+        assert elsewhere.count("fdatasync") >= len(files) - 1
+        assert "fsync" in elsewhere
+    assert [r["request_id"] for r in lines(tmp_path)] == [f"r{i:02d}" for i in range(60)]
+
+
 @pytest.mark.parametrize("bad", [{"sync": "sometimes"}, {"sync_interval": 0}])
 def test_a_bad_sync_setting_is_refused(tmp_path: Path, bad: dict[str, Any]) -> None:
     with pytest.raises(ServingError, match="sync"):
@@ -515,7 +576,7 @@ def test_a_bad_sync_setting_is_refused(tmp_path: Path, bad: dict[str, Any]) -> N
 # ---------------------------------------------------------------------- SIGKILL
 
 
-@pytest.mark.parametrize("sync", ["always", "interval"])
+@pytest.mark.parametrize("sync", ["always", "interval", "never"])
 def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path, sync: str) -> None:
     folder = tmp_path / "log"
     child = subprocess.Popen(
@@ -543,17 +604,21 @@ def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path, sync: s
         stderr = errors.decode()
     assert child.returncode == -signal.SIGKILL, stderr
     assert len(acked) >= 2000, stderr
-    logged: set[str] = set()
+    logged: dict[str, Path] = {}
     for path in log_files(folder):
         for line in path.read_bytes().splitlines():
             try:
-                logged.add(orjson.loads(line)["request_id"])
+                logged[orjson.loads(line)["request_id"]] = path
             except orjson.JSONDecodeError:
                 continue  # a torn last line: written, never acknowledged
-    missing = set(acked) - logged
+    missing = set(acked) - set(logged)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged records are not in the log"
     assert count_records(folder) >= len(acked)
-    assert len(log_files(folder)) > 1  # the kill came after at least one rotation
+    # the kill came after rotations, and records acknowledged before and after one of them
+    # (in files the writer had let go of, and in the file it was writing) are all read back
+    files = log_files(folder)
+    assert len(files) > 2
+    assert {logged[request_id] for request_id in acked} >= {files[0], files[-2]}
     con = connect()
     read_predictions(con, folder)
     assert con.execute("SELECT count(*) FROM predictions").fetchall() == [(count_records(folder),)]

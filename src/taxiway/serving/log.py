@@ -8,14 +8,34 @@ plus one ``fdatasync``, however many records it holds. :meth:`PredictionLog.appe
 only when its record's batch is durable, and raises :class:`~taxiway.errors.ServingError`
 when it cannot be written, so the server answers 503 instead of an unlogged prediction.
 
-How durable is ``sync``'s choice. ``always``: each batch is ``fdatasync``-ed before its
-records are acknowledged, so they survive a power loss, and every answer waits for the disk;
-this is the mode that uses the writer thread and its group commit. ``interval``: the caller
-writes its record to the OS itself (one ``write`` of a line to the page cache, microseconds:
-cheaper than handing it to a thread and back), which keeps it through any crash of the process
-(SIGKILL included), and a second thread ``fdatasync``-s the file every ``sync_interval``
-seconds, so a power loss or kernel crash loses at most that much. ``never``: written to the OS
-the same way, synced when the OS decides.
+What survives is ``sync``'s choice, stated per failure:
+
+* ``always``: each batch is written and ``fdatasync``-ed before its records are acknowledged
+  (this is the mode that uses the writer thread and its group commit), and a new file's name is
+  ``fsync``-ed into its folder before a record goes into it. *Process killed (SIGKILL, OOM)*:
+  every acknowledged record survives. *Power loss or kernel crash*: every acknowledged record
+  survives, as far as the disk honours ``fdatasync`` (a drive whose volatile cache lies about
+  flushes voids this). Every answer waits for the disk.
+* ``interval`` (the default): the caller writes its record to the OS itself (one ``write`` of a
+  line to the page cache, microseconds: cheaper than handing it to a thread and back), and is
+  acknowledged then. *Process killed*: every acknowledged record survives, since the page cache
+  belongs to the kernel, not the process. *Power loss or kernel crash*: the records written
+  since the last completed ``fdatasync`` may be lost. A syncer thread ``fdatasync``-s the open
+  file every ``sync_interval`` seconds, and a rotated file (and a new file's folder entry) as
+  soon as it is handed over, so the loss is normally the last ``sync_interval`` plus the time a
+  sync takes; a disk slower than that widens it, and nothing bounds it.
+* ``never``: written to the OS the same way. *Process killed*: every acknowledged record
+  survives. *Power loss or kernel crash*: whatever the OS had not written back yet is lost,
+  file names included (Linux writes back dirty pages within about 30 s by default; taxiway
+  promises nothing).
+
+In every mode a record that was never acknowledged may or may not be in the file, and a kill
+may leave a torn last line, which the readers below skip.
+
+Rotating never flushes on the caller's thread (an event loop, in the service): with
+``interval`` the old file is handed to the syncer thread, which ``fdatasync``-s and closes it,
+and expired files are deleted there too; with ``never`` it is only closed; with ``always`` the
+writer thread rotates.
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp, PredictionLog(Path(tmp), worker="w1") as log:
@@ -226,7 +246,12 @@ class PredictionLog:
         self._fd_lock = threading.RLock()
         self._direct = sync != "always"
         self._dirty = False
+        # sync: interval: files let go of (descriptor, written since its last sync) and whether
+        # a new file's folder entry is unsynced; the syncer thread syncs and closes them
+        self._retired: list[tuple[int, bool]] = []
+        self._folder_unsynced = False
         self._syncer_stop = threading.Event()
+        self._syncer_wake = threading.Event()
         try:
             self._open_file()
         except OSError as error:
@@ -430,15 +455,51 @@ class PredictionLog:
         self._size = start + len(data)
 
     def _sync_periodically(self) -> None:
-        """``sync: interval``: fdatasync the file when it was written since the last time; and
-        (either direct mode) delete expired files."""
-        wait = self.sync_interval if self.sync == "interval" else (self._housekeeping_s or 60.0)
-        while not self._syncer_stop.wait(wait):
-            if self.sync == "interval":
+        """The syncer thread of the direct modes. ``sync: interval``: fdatasync the open file
+        every ``sync_interval`` when it was written since, and each file let go of (then close
+        it) as soon as it is handed over. Either direct mode: delete expired files."""
+        interval = self.sync == "interval"
+        period = self.sync_interval if interval else (self._housekeeping_s or 60.0)
+        next_sync = time.monotonic() + period
+        while True:
+            self._syncer_wake.wait(max(0.0, next_sync - time.monotonic()))
+            self._syncer_wake.clear()
+            stopping = self._syncer_stop.is_set()
+            self._sync_retired()
+            if interval and time.monotonic() >= next_sync:
                 self._sync_now()
+            if time.monotonic() >= next_sync:
+                next_sync = time.monotonic() + period
             if self.retention and time.monotonic() >= self._next_housekeeping:
                 with self._fd_lock:
                     self._delete_expired()
+            if stopping:
+                self._sync_retired()  # close() handed over the last file just before
+                return
+
+    def _sync_retired(self) -> None:
+        """fdatasync and close the files handed over by a rotation; fsync a new file's folder."""
+        with self._fd_lock:
+            retired, self._retired = self._retired, []
+            folder, self._folder_unsynced = self._folder_unsynced, False
+        for fd, dirty in retired:
+            try:
+                if dirty:
+                    self._timed_sync(fd)
+            finally:
+                os.close(fd)
+        if folder:
+            try:
+                directory = os.open(self.folder, os.O_RDONLY)
+            except OSError:
+                self._sync_errors += 1
+                return
+            try:
+                os.fsync(directory)
+            except OSError:
+                self._sync_errors += 1
+            finally:
+                os.close(directory)
 
     def _sync_now(self) -> None:
         # fdatasync a duplicate of the descriptor outside the lock: appenders keep writing
@@ -452,6 +513,12 @@ class PredictionLog:
             except OSError:
                 self._sync_errors += 1
                 return
+        try:
+            self._timed_sync(fd)
+        finally:
+            os.close(fd)
+
+    def _timed_sync(self, fd: int) -> None:
         began = time.perf_counter()
         try:
             os.fdatasync(fd)
@@ -460,8 +527,6 @@ class PredictionLog:
             # a power loss now may not: counted in stats()
             self._sync_errors += 1
             return
-        finally:
-            os.close(fd)
         self._last_sync = time.perf_counter() - began
         self._syncs += 1
 
@@ -519,7 +584,7 @@ class PredictionLog:
             break
         try:
             stat = os.fstat(fd)
-            if self.sync != "never":  # the new file's name must survive a power loss too
+            if self.sync == "always":  # the new file's name survives a power loss before use
                 directory = os.open(self.folder, os.O_RDONLY)
                 try:
                     os.fsync(directory)
@@ -531,24 +596,38 @@ class PredictionLog:
         self._fd, self._path, self._size = fd, path, 0
         self._identity = (stat.st_dev, stat.st_ino)
         self._files_opened += 1
+        if self.sync == "interval":  # ... or, with interval, soon after, off the caller's thread
+            with self._fd_lock:
+                self._folder_unsynced = True
+            self._syncer_wake.set()
 
     def _close_file(self, *, remove_if_empty: bool = False) -> None:
+        """Let go of the open file. With ``sync: interval`` it is handed to the syncer thread,
+        which syncs and closes it, so no caller (an event loop) waits for the disk; a file
+        whose failed batch was taken back and left it empty is closed and removed here."""
         if self._fd is None:
             return
-        if self.sync == "interval" and not remove_if_empty:
-            self._sync_now()  # what this file holds is synced before it is let go
         with self._fd_lock:
+            fd, dirty = self._fd, self._dirty
+            self._fd = None
+            self._dirty = False
+            if self.sync == "interval" and not remove_if_empty:
+                self._retired.append((fd, dirty))
+                self._syncer_wake.set()
+                return
             with contextlib.suppress(OSError):
-                os.close(self._fd)
+                os.close(fd)
             if remove_if_empty and self._path is not None:
                 with contextlib.suppress(OSError):
                     self._path.unlink()
-            self._fd = None
-            self._dirty = False
 
     def _rotate(self) -> None:
         self._close_file()
-        self._delete_expired()
+        if self._direct:  # the syncer thread deletes expired files, off the caller's thread
+            self._next_housekeeping = 0.0
+            self._syncer_wake.set()
+        else:
+            self._delete_expired()
         # ready before the next batch; if this fails, the next batch retries and reports it
         with contextlib.suppress(OSError):
             self._open_file()
@@ -622,12 +701,13 @@ class PredictionLog:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread() and same_process:
             thread.join()
-        self._syncer_stop.set()
-        if self._syncer is not None and same_process:
-            self._syncer.join()
         if self._direct and same_process:
             with self._fd_lock:
-                self._close_file()
+                self._close_file()  # interval: handed to the syncer, which syncs it as it stops
+        self._syncer_stop.set()
+        self._syncer_wake.set()
+        if self._syncer is not None and same_process:
+            self._syncer.join()
 
     def __enter__(self) -> Self:
         return self
