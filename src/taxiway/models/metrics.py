@@ -10,6 +10,8 @@ on the data (ROC AUC with one class) is ``None``, never a made-up number.
 (0.75, 0.8333333333333333, 0.1581)
 >>> better("roc_auc", 0.8, 0.7), better("rmse", 0.8, 0.7)
 (True, False)
+>>> score("roc_auc", np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])), display_name("roc_auc")
+(0.75, 'ROC AUC')
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "calibration_table",
     "classification_metrics",
     "default_metric",
+    "display_name",
     "regression_metrics",
+    "score",
 ]
 
 METRICS = {
@@ -34,6 +38,20 @@ METRICS = {
 }
 HIGHER_IS_BETTER = frozenset({"roc_auc", "pr_auc"})
 _EPS = 1e-15
+_LABELS = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "log_loss": "log loss",
+    "brier": "Brier score",
+    "calibration_error": "calibration error",
+    "mae": "MAE",
+    "rmse": "RMSE",
+}
+
+
+def display_name(metric: str) -> str:
+    """The metric's name in reports (``roc_auc`` -> ``ROC AUC``)."""
+    return _LABELS.get(metric, metric)
 
 
 def default_metric(task: str) -> str:
@@ -52,35 +70,56 @@ def better(metric: str, a: float | None, b: float | None) -> bool:
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     """Metrics of probabilities ``p`` for 0/1 labels ``y``."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     y = np.asarray(y, dtype=np.float64)
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    both = 0 < y.sum() < len(y)
-    log_loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else None
-    return {
-        "roc_auc": float(roc_auc_score(y, p)) if both else None,
-        "pr_auc": float(average_precision_score(y, p)) if both else None,
-        "log_loss": log_loss,
-        "brier": float(np.mean((p - y) ** 2)) if len(y) else None,
-        "calibration_error": _ece(y, p) if len(y) else None,
-        "positive_rate": float(y.mean()) if len(y) else None,
-        "rows": len(y),
-    }
+    out: dict[str, float | None] = {m: _one(m, y, p) for m in METRICS["classification"]}
+    return {**out, "positive_rate": float(y.mean()) if len(y) else None, "rows": len(y)}
 
 
 def regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
     """Mean absolute and root mean squared error of ``p`` against ``y``."""
     y = np.asarray(y, dtype=np.float64)
-    error = np.asarray(p, dtype=np.float64) - y
+    p = np.asarray(p, dtype=np.float64)
     if not len(y):
         return {"mae": None, "rmse": None, "rows": 0}
-    return {
-        "mae": float(np.mean(np.abs(error))),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mean": float(y.mean()),
-        "rows": len(y),
-    }
+    out: dict[str, float | None] = {m: _one(m, y, p) for m in METRICS["regression"]}
+    return {**out, "mean": float(y.mean()), "rows": len(y)}
+
+
+def score(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
+    """``metric`` alone, equal to its entry in :func:`classification_metrics` or
+    :func:`regression_metrics` (the baseline's search scores many candidates on one metric)."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if metric in METRICS["classification"]:
+        p = np.clip(p, _EPS, 1 - _EPS)
+    elif metric not in METRICS["regression"]:
+        raise ValueError(f"unknown metric {metric!r}")
+    return _one(metric, y, p)
+
+
+def _one(metric: str, y: np.ndarray, p: np.ndarray) -> float | None:
+    """One metric of (already clipped, for classification) predictions ``p``."""
+    if not len(y):
+        return None
+    if metric in ("roc_auc", "pr_auc"):
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        if not 0 < y.sum() < len(y):
+            return None
+        ranker = roc_auc_score if metric == "roc_auc" else average_precision_score
+        return float(ranker(y, p))
+    if metric == "log_loss":
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if metric == "brier":
+        return float(np.mean((p - y) ** 2))
+    if metric == "calibration_error":
+        return _ece(y, p)
+    if metric == "mae":
+        return float(np.mean(np.abs(p - y)))
+    if metric == "rmse":
+        return float(np.sqrt(np.mean((p - y) ** 2)))
+    raise ValueError(f"unknown metric {metric!r}")
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:

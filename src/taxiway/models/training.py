@@ -2,7 +2,10 @@
 
 The training set is reused when its manifest's fingerprint is current (same definitions, same
 data), else rebuilt. The newest share of spine times is validation; the model (trained, or the
-imported pilot) and the baseline are scored there on the same rows. Every trained model gets
+imported pilot) and the baseline are scored there on the same rows. The baseline is the best
+on validation of the prior and a one-feature rule (fitted on the training rows) per request
+field and feature column, or the rule on ``model.baseline_feature`` (see
+:mod:`taxiway.models.baseline`); the report names it. Every trained model gets
 its fastest faithful serving form; every version records its metrics, inputs, lineage and the
 reference profile for drift monitoring.
 """
@@ -17,7 +20,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -31,7 +34,7 @@ from taxiway.errors import ModelError
 from taxiway.features.training_set import TrainingSetManifest, cached_training_set
 from taxiway.models.algorithms import fit
 from taxiway.models.artifact import ModelCard, copy_pilot, save_card
-from taxiway.models.baseline import Baseline
+from taxiway.models.baseline import Baseline, BaselineChoice, Candidate, choose_baseline
 from taxiway.models.encoding import FeatureEncoder
 from taxiway.models.importance import permutation_shares
 from taxiway.models.lineage import build_lineage
@@ -87,6 +90,7 @@ class TrainResult:
             "metric": v.metrics.get("metric"),
             "metrics": {"model": v.metrics.get("model"), "baseline": v.metrics.get("baseline")},
             "baseline": v.metrics.get("baseline_description"),
+            "baseline_choice": v.metrics.get("baseline_choice"),
             "beats_baseline": self.beats_baseline,
             "split": v.metrics.get("split"),
             "features": v.features,
@@ -276,9 +280,10 @@ def _train_and_register(
             )
         lap("model")
         say("baseline and metrics")
-        baseline, baseline_encoder = _baseline(
-            model, train_table, valid_table, y_train, y_valid, task, metric
+        choice, baseline_encoder = _baseline(
+            model, manifest, train_table, valid_table, y_train, y_valid, task, metric
         )
+        baseline = choice.baseline
         (folder / "baseline.json").write_text(json.dumps(baseline.as_dict()) + "\n")
         (folder / "baseline_encoder.json").write_text(json.dumps(baseline_encoder.as_dict()))
         p_base = (
@@ -310,7 +315,8 @@ def _train_and_register(
             "metric": metric,
             "model": scores,
             "baseline": base_scores,
-            "baseline_description": baseline.describe(),
+            "baseline_description": choice.describe(),
+            "baseline_choice": choice.as_dict(),
             "beats_baseline": bool(beats),
             "split": {
                 "cut": split.cut_text,
@@ -514,33 +520,48 @@ def _compile_pilot(
 
 def _baseline(
     model: ModelSpec,
+    manifest: TrainingSetManifest,
     train_table: pa.Table,
     valid_table: pa.Table,
     y_train: np.ndarray,
     y_valid: np.ndarray,
     task: str,
     metric: str,
-) -> tuple[Baseline, FeatureEncoder]:
-    prior = Baseline.of_prior(y_train, task)
-    empty = FeatureEncoder((), ())
-    name = model.baseline_feature
-    if name is None or name not in train_table.column_names:
-        return prior, empty
-    encoder = FeatureEncoder.fit(train_table, [name])
-    rule = Baseline.of_rule(
-        name,
-        encoder.encode_table(train_table)[:, 0],
-        y_train,
-        task,
-        categorical=bool(encoder.categorical),
+) -> tuple[BaselineChoice, FeatureEncoder]:
+    """The baseline (see :mod:`taxiway.models.baseline`) and the encoder of its one feature.
+
+    The candidates are every input the spec makes known at prediction time, whether or not
+    the model uses it: the request fields and every feature column of the training set. A
+    feature that cannot be encoded (over 1,000 categories) is no candidate.
+    """
+    names = [
+        name
+        for name in dict.fromkeys([*manifest.request_fields, *manifest.features])
+        if name in train_table.column_names
+    ]
+    encoders: dict[str, FeatureEncoder] = {}
+
+    def candidates() -> Iterator[Candidate]:
+        for name in names:
+            if model.baseline_feature is not None and name != model.baseline_feature:
+                continue
+            try:
+                encoder = FeatureEncoder.fit(train_table, [name])
+            except ModelError:
+                continue
+            encoders[name] = encoder
+            yield (
+                name,
+                encoder.encode_table(train_table)[:, 0],
+                encoder.encode_table(valid_table)[:, 0],
+                bool(encoder.categorical),
+            )
+
+    choice = choose_baseline(
+        candidates(), y_train, y_valid, task, metric, pinned=model.baseline_feature
     )
-    p_rule = rule.predict(encoder.encode_table(valid_table)[:, 0])
-    p_prior = np.full(len(y_valid), prior.prior)
-    rule_score = _metrics(y_valid, p_rule, task).get(metric)
-    prior_score = _metrics(y_valid, p_prior, task).get(metric)
-    if better(metric, prior_score, rule_score):
-        return prior, empty
-    return rule, encoder
+    feature = choice.baseline.feature
+    return choice, encoders[feature] if feature is not None else FeatureEncoder((), ())
 
 
 def _diagnostics(

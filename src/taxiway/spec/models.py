@@ -34,6 +34,7 @@ from pydantic import (
 
 from taxiway.spec.durations import EXPECTED as DURATION_EXPECTED
 from taxiway.spec.durations import format_duration, parse_duration
+from taxiway.spec.names import UseCaseName
 from taxiway.spec.secrets import Secret, find_literal_password, redact, references
 
 __all__ = [
@@ -447,7 +448,9 @@ class ModelSpec(_Model):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     baseline_feature: str | None = Field(
-        default=None, description="A feature for the one-feature baseline rule."
+        default=None,
+        description="Pins the one-feature baseline rule to this feature (default: the best on "
+        "validation of the prior and a rule per feature).",
     )
     features: list[str] | None = Field(
         default=None,
@@ -585,7 +588,9 @@ class Governance(_Model):
 class TaxiwaySpec(_Model):
     """One use case, from its sources to its rollout."""
 
-    name: Column
+    name: UseCaseName = Field(
+        description="The use case, as in Kubernetes and MLflow: cdnow-churn, flights.delay."
+    )
     owner: str | None = None
     description: str | None = None
     sources: dict[str, Source] = Field(default_factory=dict)
