@@ -1,7 +1,9 @@
-"""Shared fixtures: real services on loopback, skipped on a laptop without them, FAILED in CI."""
+"""Shared fixtures: real services on loopback and optional libraries, skipped on a laptop
+without them, FAILED in CI."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -9,10 +11,17 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (``CI`` is 1, true or yes), read at each call."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+IN_CI = in_ci()
 PG_HOST = os.environ.get("TAXIWAY_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TAXIWAY_TEST_PG_PORT", "5432"))
 PG_ADMIN_DB = os.environ.get("TAXIWAY_TEST_PG_DB", "test")
@@ -36,6 +45,29 @@ def require_service(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{reason}; CI must start it (.ci/run)", pytrace=False)
     pytest.skip(f"{reason}; start it to run this test")
+
+
+def require(module: str, *, reason: str) -> ModuleType:
+    """Import the optional library ``module`` for a test: skipped with ``reason`` on a user's
+    machine that lacks it, FAILED in CI (``CI=true``), which must install every extra.
+
+    Use it instead of ``pytest.importorskip``. Only a missing ``module`` (or a parent package)
+    skips: a library that is installed but fails to import is an error everywhere, and the
+    project's own modules are imported plainly, never through this.
+    """
+    if module.partition(".")[0] == "taxiway":
+        raise ValueError(f"import {module} plainly: taxiway's own modules are never optional")
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        parts = module.split(".")
+        parents = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        if error.name not in parents:
+            raise  # installed, but something it imports is missing: a broken install
+        missing = f"{module} is not installed; {reason}"
+        if in_ci():
+            pytest.fail(f"{missing}; CI must install it (the dev extra)", pytrace=False)
+        pytest.skip(f"{missing}; `pip install` it to run this test")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from taxiway.data.contracts.loader import load_contract
 from taxiway.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -186,10 +187,9 @@ def test_both_examples_have_specs() -> None:
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.parent.name)
 def test_example_contracts_load(path: Path) -> None:
-    loader = pytest.importorskip("taxiway.data.contracts.loader")
     for source in load_spec(path).sources.values():
         assert source.contract is not None
-        contract = loader.load_contract(source.contract)
+        contract = load_contract(source.contract)
         assert contract.owner
 
 

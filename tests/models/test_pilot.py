@@ -16,6 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from tests.conftest import require
 
 from taxiway.errors import ModelError
 from taxiway.models.pilot import load_pilot
@@ -60,7 +61,7 @@ def test_joblib_and_a_features_sidecar(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("serialization", ["skops", "cloudpickle", "pickle"])
 def test_an_mlflow_sklearn_folder_loads(tmp_path: Path, serialization: str) -> None:
-    mlflow_sklearn = pytest.importorskip("mlflow.sklearn")
+    mlflow_sklearn = require("mlflow.sklearn", reason="the test saves the MLflow folder itself")
     from mlflow.models import infer_signature
 
     model, frame = _fitted()
@@ -84,7 +85,7 @@ def test_an_mlflow_sklearn_folder_loads(tmp_path: Path, serialization: str) -> N
 
 
 def test_an_mlflow_pyfunc_folder_loads_through_mlflow(tmp_path: Path) -> None:
-    mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
+    mlflow_pyfunc = require("mlflow.pyfunc", reason="python_function pilots load through MLflow")
     from mlflow.models import infer_signature
 
     class Scorer(mlflow_pyfunc.PythonModel):  # type: ignore[misc,name-defined]

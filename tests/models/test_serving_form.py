@@ -17,6 +17,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tests.conftest import require
 
 from taxiway.errors import ModelError
 from taxiway.models.serving_form import (
@@ -148,7 +149,7 @@ def test_a_lightgbm_model_stopped_early_is_served_with_its_best_iteration(
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_xgboost_booster(task: str, tmp_path: Path) -> None:
-    xgboost = pytest.importorskip("xgboost")
+    xgboost = require("xgboost", reason="XGBoost boosters are served through their own form")
     label = binary_label(X_TRAIN) if task == "classification" else value_label(X_TRAIN)
     objective = "binary:logistic" if task == "classification" else "reg:squarederror"
     booster = xgboost.train(
