@@ -1,4 +1,5 @@
-"""The readiness assessment: observed answers first, a level from the count, 4 and 5 only seen."""
+"""The readiness assessment: observed, declared (team, then spec) and unanswered answers, a
+level from the count, levels 4 and 5 only on observed evidence."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from taxiway.sprint.assess import (
     assess,
     load_answers,
     observe,
+    spec_declarations,
 )
 
 RETAIL = Path(__file__).resolve().parents[2] / "examples" / "retail" / "taxiway.yaml"
@@ -77,18 +79,21 @@ answer_choice = st.sampled_from([None, True, False])
 @given(
     seen=st.fixed_dictionaries(dict.fromkeys(IDS, answer_choice)),
     said=st.fixed_dictionaries(dict.fromkeys(IDS, answer_choice)),
+    planned=st.fixed_dictionaries(dict.fromkeys(IDS, answer_choice)),
 )
 def test_any_answers_score_by_the_count_rule_and_seen_evidence(
-    seen: dict[str, bool | None], said: dict[str, bool | None]
+    seen: dict[str, bool | None], said: dict[str, bool | None], planned: dict[str, bool | None]
 ) -> None:
     observed = {qid: (yes, "seen") for qid, yes in seen.items() if yes is not None}
     declared = {qid: yes for qid, yes in said.items() if yes is not None}
-    result = assess(observed, declared)
+    in_spec = {qid: (yes, "in spec") for qid, yes in planned.items() if yes is not None}
+    result = assess(observed, declared, in_spec)
 
+    # the observation first, then the team's answer, then the spec's; none counts as no
     effective: dict[str, bool] = {}
     for qid in IDS:
-        yes = seen[qid]
-        effective[qid] = yes if yes is not None else bool(said[qid])
+        first = next((x for x in (seen[qid], said[qid], planned[qid]) if x is not None), None)
+        effective[qid] = bool(first)
     count = sum(effective.values())
     expected = 1 if count <= 5 else 2 if count <= 10 else 3
     if expected == 3 and seen["shared_definitions"] and seen["metric_gated_rollout"]:
@@ -99,9 +104,11 @@ def test_any_answers_score_by_the_count_rule_and_seen_evidence(
     for answer in result.answers:
         qid = answer.question.id
         if seen[qid] is not None:
-            assert (answer.source, answer.yes) == ("observed", seen[qid])
+            assert (answer.source, answer.by, answer.yes) == ("observed", "sprint", seen[qid])
         elif said[qid] is not None:
-            assert (answer.source, answer.yes) == ("declared", said[qid])
+            assert (answer.source, answer.by, answer.yes) == ("declared", "team", said[qid])
+        elif planned[qid] is not None:
+            assert (answer.source, answer.by, answer.yes) == ("declared", "spec", planned[qid])
         else:
             assert (answer.source, answer.yes) == ("unanswered", None)
 
@@ -117,8 +124,8 @@ def test_level_four_and_five_need_their_evidence_observed() -> None:
     four = assess(seen, everything_declared)
     assert four.level == 4
     assert four.level_notes == [
-        "level 5 (self-service) needs `unattended`: declared yes, but only the sprint's "
-        "observation counts"
+        "level 5 (self-service) needs `unattended` observed: declared yes by the team, but "
+        "only an observation counts"
     ]
     five = assess({**seen, "unattended": (True, "seen")}, everything_declared)
     assert (five.level, five.name, five.time_per_model) == (5, "self-service", "days")
@@ -128,9 +135,9 @@ def test_level_three_notes_name_the_missing_level_four_evidence() -> None:
     result = assess({"metric_gated_rollout": (False, "no rollout ran")}, declared_yes(15))
     assert result.level == 3
     assert result.level_notes == [
-        "level 4 (collaborative) needs `shared_definitions`: declared yes, but only the "
-        "sprint's observation counts",
-        "level 4 (collaborative) needs `metric_gated_rollout`: the sprint observed no",
+        "level 4 (collaborative) needs `shared_definitions` observed: declared yes by the "
+        "team, but only an observation counts",
+        "level 4 (collaborative) needs `metric_gated_rollout` observed: the sprint observed no",
     ]
 
 
@@ -140,6 +147,10 @@ def test_level_notes_below_three_count_what_is_missing() -> None:
     assert "drift_alerts" not in result.level_notes[1]
     assert "latency_budget" not in result.level_notes[1]
     assert "metrics_exposed" in result.level_notes[1]
+    assert result.level_notes[2] == (
+        "levels 4 and 5 will need, observed by a sprint: shared_definitions, "
+        "metric_gated_rollout, unattended"
+    )
 
 
 def test_observed_beats_declared_and_the_disagreement_is_kept() -> None:
@@ -161,27 +172,56 @@ def test_an_unknown_question_is_refused() -> None:
         assess({}, {"drift": True})
 
 
-# ------------------------------------------------------------------------ observe
+# ------------------------------------------------------------------------ observe and declare
 
 
-def test_the_retail_spec_is_observed_weakly_and_never_as_level_four_evidence() -> None:
-    observed = observe(Project.load(RETAIL))
-    assert set(observed) == {
+def test_the_retail_spec_is_declared_never_observed() -> None:
+    project = Project.load(RETAIL)
+    assert observe() == {}
+    in_spec = spec_declarations(project)
+    assert set(in_spec) == {
         "online_features",
         "graceful_fallback",
         "contracts_enforced",
         "drift_alerts",
+        "metric_gated_rollout",
         "versioned_models",
         "predictions_logged",
     }
-    assert all(yes for yes, _ in observed.values())
-    for qid in ("online_features", "graceful_fallback", "drift_alerts", "predictions_logged"):
-        assert "weak evidence, in taxiway.yaml only" in observed[qid][1], qid
-    assert "customers, orders, sessions" in observed["contracts_enforced"][1]
-    assert "baseline, then the training prior" in observed["graceful_fallback"][1]
+    assert all(yes for yes, _ in in_spec.values())
+    for qid, (_, evidence) in in_spec.items():
+        assert "declared in taxiway.yaml, not seen working" in evidence, qid
+    assert "customers, orders, sessions" in in_spec["contracts_enforced"][1]
+    assert "baseline, then the training prior" in in_spec["graceful_fallback"][1]
+    result = assess(observe(), {}, in_spec)
+    assert result.counts() == {"observed": 0, "declared": 7, "unanswered": 8}
+    for answer in result.answers:
+        assert answer.source != "observed"
+        if answer.question.id in in_spec:
+            assert (answer.source, answer.by) == ("declared", "spec")
 
 
-def test_a_source_without_a_contract_is_an_observed_no() -> None:
+def test_a_declared_monitoring_section_is_a_declared_answer_not_an_observed_one() -> None:
+    project = project_of("name: demo\nmonitoring: {drift: psi, alert_threshold: 0.1}\n")
+    result = assess(observe(), {}, spec_declarations(project))
+    (drift,) = (a for a in result.answers if a.question.id == "drift_alerts")
+    assert (drift.yes, drift.source, drift.by) == (True, "declared", "spec")
+    assert "psi drift above 0.1" in drift.evidence
+    assert result.as_dict()["counts"] == {"observed": 0, "declared": 1, "unanswered": 14}
+
+
+@pytest.mark.parametrize("qid", ["drift_alerts", "metric_gated_rollout", "predictions_logged"])
+def test_a_teams_no_stays_no_even_when_the_spec_declares_the_section(qid: str) -> None:
+    in_spec = spec_declarations(Project.load(RETAIL))
+    assert in_spec[qid][0] is True
+    result = assess(observe(), {qid: False}, in_spec)
+    (answer,) = (a for a in result.answers if a.question.id == qid)
+    assert (answer.yes, answer.source, answer.by) == (False, "declared", "team")
+    assert "taxiway.yaml declares yes; the team's answer stands" in answer.evidence
+    assert result.yes_count == assess(observe(), {}, in_spec).yes_count - 1
+
+
+def test_a_source_without_a_contract_is_a_declared_no_that_a_sprint_can_overrule() -> None:
     project = project_of(
         """\
         name: demo
@@ -190,59 +230,75 @@ def test_a_source_without_a_contract_is_an_observed_no() -> None:
           refunds: {kind: file, path: r.csv}
         """
     )
-    yes, evidence = observe(project)["contracts_enforced"]
+    yes, evidence = spec_declarations(project)["contracts_enforced"]
     assert yes is False
     assert "refunds" in evidence
     assert "orders" not in evidence
+    seen = assess(observe({"contracts_checked": True}), {}, spec_declarations(project))
+    (answer,) = (a for a in seen.answers if a.question.id == "contracts_enforced")
+    assert (answer.yes, answer.source) == (True, "observed")
 
 
-def test_an_empty_spec_observes_nothing() -> None:
-    assert observe(project_of("name: demo")) == {}
+def test_an_empty_spec_declares_nothing() -> None:
+    assert spec_declarations(project_of("name: demo")) == {}
 
 
-def test_sprint_facts_override_the_spec() -> None:
-    project = Project.load(RETAIL)
-    observed = observe(project, {"prediction_log": False, "online_store_used": True})
+def test_sprint_facts_are_observed_and_beat_the_spec_and_the_team() -> None:
+    in_spec = spec_declarations(Project.load(RETAIL))
+    observed = observe({"prediction_log": (False, "3 records for 10 answers")})
     assert observed["predictions_logged"] == (
         False,
-        "observed by the sprint: its predictions were not found in the durable log",
+        "observed by the sprint: answers of its load test are missing from the durable log, "
+        "or the log could not be written (3 records for 10 answers)",
     )
-    yes, evidence = observed["online_features"]
-    assert yes
-    assert evidence.startswith("observed by the sprint")
+    result = assess(observed, {"predictions_logged": True}, in_spec)
+    (answer,) = (a for a in result.answers if a.question.id == "predictions_logged")
+    assert (answer.yes, answer.source, answer.by) == (False, "observed", "sprint")
+    assert "the team declared yes; the observation wins" in answer.evidence
 
 
 def test_every_fact_answers_one_question_both_ways() -> None:
-    project = project_of("name: demo")
     for fact in FACTS:
         for value in (True, False):
-            observed = observe(project, {fact: value})
+            observed = observe({fact: value})
             assert any(yes is value for yes, _ in observed.values()), (fact, value)
-    both = observe(project, dict.fromkeys(FACTS, True))
-    assert set(both) == set(IDS) - {"contracts_enforced", "drift_alerts"}
+            assert observe({fact: (value, "why")}) != observed
+    both = observe(dict.fromkeys(FACTS, True))
+    assert set(both) == set(IDS)
 
 
 def test_lineage_shows_a_registered_version() -> None:
-    observed = observe(project_of("name: demo"), {"lineage_recorded": True})
-    assert observed["versioned_models"][0] is True
-    assert "versioned_models" not in observe(project_of("name: demo"), {"lineage_recorded": False})
+    assert observe({"lineage_recorded": True})["versioned_models"][0] is True
+    assert "versioned_models" not in observe({"lineage_recorded": False})
 
 
 def test_the_sprint_can_reach_level_five_only_through_its_facts() -> None:
-    project = Project.load(RETAIL)
+    in_spec = spec_declarations(Project.load(RETAIL))
     facts = dict.fromkeys(FACTS, True)
-    assert assess(observe(project, facts), {}).level == 5
-    assert assess(observe(project, {**facts, "unattended": False}), {}).level == 4
+    assert assess(observe(facts), {}, in_spec).level == 5
+    assert assess(observe({**facts, "unattended": False}), {}, in_spec).level == 4
     no_rollout = {k: v for k, v in facts.items() if k != "metric_gated_rollout"}
-    assert assess(observe(project, no_rollout), {"metric_gated_rollout": True}).level == 3
+    # the spec declares the rollout and the team says yes: still only level 3
+    result = assess(observe(no_rollout), {"metric_gated_rollout": True}, in_spec)
+    assert result.level == 3
+    assert result.level_notes == [
+        "level 4 (collaborative) needs `metric_gated_rollout` observed: declared yes by the "
+        "team, but only an observation counts"
+    ]
+    spec_only = assess(observe(no_rollout), {}, in_spec)
+    assert spec_only.level_notes == [
+        "level 4 (collaborative) needs `metric_gated_rollout` observed: declared yes by the "
+        "spec, but only an observation counts"
+    ]
 
 
 def test_unknown_or_non_boolean_facts_are_a_callers_bug() -> None:
-    project = project_of("name: demo")
     with pytest.raises(ValueError, match="unknown sprint fact 'lineage'"):
-        observe(project, {"lineage": True})
+        observe({"lineage": True})
     with pytest.raises(ValueError, match="must be a bool"):
-        observe(project, {"metrics_exposed": "yes"})
+        observe({"metrics_exposed": "yes"})
+    with pytest.raises(ValueError, match="must be a bool"):
+        observe({"metrics_exposed": (True, 3)})
 
 
 # ------------------------------------------------------------------------ answers file
@@ -318,18 +374,27 @@ def test_a_missing_answers_file_says_so(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ markdown
 
 
-def test_markdown_shows_the_level_and_marks_observed_and_declared() -> None:
-    result = assess({"metrics_exposed": (True, "served /metrics | 200")}, {"drift_alerts": True})
+def test_markdown_shows_the_level_and_each_kind_of_answer_apart() -> None:
+    result = assess(
+        {"metrics_exposed": (True, "served /metrics | 200")},
+        {"drift_alerts": True},
+        {"predictions_logged": (True, "declared in taxiway.yaml")},
+    )
     text = result.markdown()
     assert text.startswith("## Readiness: level 1 (siloed)\n")
     assert result.meaning in text
-    assert "1 observed by taxiway, 1 declared by the team, 13 unanswered" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 15
-    metrics = next(row for row in rows if "`metrics_exposed`" in row)
-    assert "| yes | **observed** | served /metrics \\| 200 |" in metrics
-    drift = next(row for row in rows if "`drift_alerts`" in row)
-    assert "| yes | declared |" in drift
+    assert "1 observed by taxiway, 2 declared by the team or the spec, 12 unanswered" in text
+    observed, declared, unanswered = text.split("\n### ")[1:]
+    assert observed.startswith("Observed: taxiway saw it happen")
+    assert declared.startswith("Declared:")
+    assert unanswered.startswith("Unanswered:")
+    rows = {name: [ln for ln in part.splitlines() if ln.startswith("| ")][1:]
+            for name, part in (("o", observed), ("d", declared), ("u", unanswered))}  # fmt: skip
+    assert [len(rows[k]) for k in "odu"] == [1, 2, 12]
+    assert "`metrics_exposed`" in rows["o"][0]
+    assert "| yes | sprint | served /metrics \\| 200 |" in rows["o"][0]
+    assert any("`drift_alerts`" in r and "| yes | team |" in r for r in rows["d"])
+    assert any("`predictions_logged`" in r and "| yes | spec |" in r for r in rows["d"])
 
 
 # ------------------------------------------------------------------------ CLI
@@ -352,11 +417,21 @@ def test_cli_with_an_answers_file_prints_json(
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     by_id = {a["id"]: a for a in result["answers"]}
-    assert by_id["latency_budget"]["source"] == "declared"
-    assert by_id["contracts_enforced"]["source"] == "observed"
-    assert by_id["predictions_logged"]["yes"] is True
-    assert "the team declared no" in by_id["predictions_logged"]["evidence"]
+    assert (by_id["latency_budget"]["source"], by_id["latency_budget"]["by"]) == (
+        "declared",
+        "team",
+    )
+    # without a sprint nothing is observed: the spec's sections are declarations
+    assert result["counts"]["observed"] == 0
+    assert (by_id["contracts_enforced"]["source"], by_id["contracts_enforced"]["by"]) == (
+        "declared",
+        "spec",
+    )
+    # the team's "no" stays no although the spec declares serving
+    assert by_id["predictions_logged"]["yes"] is False
+    assert "the team's answer stands" in by_id["predictions_logged"]["evidence"]
     assert by_id["metrics_exposed"]["source"] == "unanswered"
+    # 6 from the spec (predictions_logged overruled) + 4 yes from the team
     assert (result["yes_count"], result["level"], result["name"]) == (10, 2, "coordinated")
 
 
@@ -366,9 +441,12 @@ def test_cli_prints_the_level_and_the_table(
     assert main(["assess", "-f", str(RETAIL), "--no-input"]) == 0
     out = capsys.readouterr().out
     assert "Readiness: level 2 (coordinated)" in out
-    assert "contracts_enforced" in out
-    assert "unanswered" in out
-    assert "observed" in out
+    assert "(0 observed, 7 declared, 8 unanswered)" in out
+    observed = out.index("Observed: taxiway saw it happen (0): none")
+    declared = out.index("Declared: the team or the spec says so")
+    unanswered = out.index("Unanswered: counted as no (8)")
+    assert observed < declared < out.index("contracts_enforced") < unanswered
+    assert declared < unanswered < out.index("metrics_exposed")
 
 
 def test_cli_reports_a_bad_answers_file_with_its_line(
@@ -388,16 +466,16 @@ def test_cli_asks_in_a_terminal_only_what_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answers = write(tmp_path, "latency_budget: no\n")
-    # 15 questions - 6 observed from the spec - 1 answered = 8 prompts, all answered yes
-    monkeypatch.setattr("sys.stdin", Terminal("y\n" * 8))
+    # 15 questions - 7 declared by the spec - 1 answered = 7 prompts, all answered yes
+    monkeypatch.setattr("sys.stdin", Terminal("y\n" * 7))
     assert main(["assess", "-f", str(RETAIL), "--answers", str(answers), "--json"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert captured.err.count("[y/N]") == 8
+    assert captured.err.count("[y/N]") == 7
     sources = [a["source"] for a in result["answers"]]
-    assert sources.count("declared") == 9
-    assert "unanswered" not in sources
+    assert sources.count("declared") == 15
     assert result["yes_count"] == 14
+    assert result["level"] == 3  # never 4 without a sprint's observation
 
 
 def test_cli_does_not_prompt_with_no_input(
@@ -406,4 +484,4 @@ def test_cli_does_not_prompt_with_no_input(
     monkeypatch.setattr("sys.stdin", Terminal(""))
     assert main(["assess", "-f", str(RETAIL), "--json", "--no-input"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert sum(1 for a in result["answers"] if a["source"] == "unanswered") == 9
+    assert sum(1 for a in result["answers"] if a["source"] == "unanswered") == 8

@@ -30,6 +30,7 @@ OUR_TAGS = {
     "header",
     "h1",
     "h2",
+    "h3",
     "p",
     "dl",
     "dt",
@@ -100,19 +101,45 @@ def full_debrief(text: str = "") -> Debrief:
         },
         "load": {
             "requests": 20000,
+            "answered": 20000,
             "errors": 0,
             "rps": 8155.3,
-            "p50_ms": 2.1,
-            "p99_ms": 61.0,
+            "p50_ms": 1.2,
+            "p99_ms": 12.0,
+            "client_p50_ms": 2.1,
+            "client_p99_ms": 61.0,
             "budget_ms": 50,
+            "latency_gate": "client_p99_ms",
+            "within_budget": False,
+        },
+        "prediction_log": {
+            "folder": "state/predictions" + t,
+            "records_before": 40,
+            "records_written": 20000,
+            "answered": 20000,
+            "refused_unlogged": 0,
+            "status": "pass",
         },
         "drill": {
             "requests": 500,
             "degraded": 480,
             "errors": 2,
-            "p99_ms": 31.0,
+            "p99_ms": 9.0,
+            "client_p99_ms": 31.0,
             "budget_ms": 50,
             "within_budget": True,
+        },
+        "monitoring": {
+            "declared": {"drift": "psi" + t, "alert_threshold": 0.2},
+            "observed": None,
+            "status": "warn",
+            "evidence": "declared, not exercised",
+        },
+        "rollout": {
+            "declared": None,
+            "observed": None,
+            "status": "fail",
+            "evidence": "not declared",
         },
         "approvals": {
             "required": ["security", "privacy", "business"],
@@ -136,6 +163,7 @@ def full_debrief(text: str = "") -> Debrief:
                 "text": "Can the team read it?" + t,
                 "yes": False,
                 "source": "observed",
+                "by": "sprint",
                 "evidence": "permission denied" + t,
             },
             {
@@ -144,6 +172,7 @@ def full_debrief(text: str = "") -> Debrief:
                 "text": "Is there an owner?",
                 "yes": True,
                 "source": "declared",
+                "by": "spec" + t,
                 "evidence": "owner: growth-team" + t,
             },
             {
@@ -151,7 +180,7 @@ def full_debrief(text: str = "") -> Debrief:
                 "area": "org",
                 "text": "Is there a budget?",
                 "yes": None,
-                "source": "unanswered" + t,
+                "source": "unanswered",
                 "evidence": "",
             },
         ],
@@ -308,15 +337,20 @@ def test_model_load_and_drill_charts_show_their_numbers() -> None:
     model, baseline = bars(page, "chart-model")
     assert (model["data-name"], baseline["data-name"]) == ("model", "baseline")
     assert width(model) / width(baseline) == pytest.approx(0.78 / 0.65, rel=0.01)
-    p50, p99 = bars(page, "chart-load")
+    # the clients' p99 is the gate and is over; the service's own p99 is drawn beside it
+    p50, p99, server = bars(page, "chart-load")
+    assert [a["data-name"] for a in (p50, p99, server)] == ["p50", "p99", "server-p99"]
     assert "over" in (p99["class"] or "")
     assert "over" not in (p50["class"] or "")
+    assert "over" not in (server["class"] or "")
+    assert width(p99) / width(server) == pytest.approx(61.0 / 12.0, rel=0.01)
     assert re.search(r'<svg id="chart-load".*?<line class="budget"', page)
     segments = {a["data-name"]: width(a) for a in bars(page, "chart-drill")}
     assert list(segments) == ["answered", "degraded", "errors"]
     assert segments["degraded"] / segments["answered"] == pytest.approx(480 / 18)
-    (drill_p99,) = bars(page, "chart-drill-latency")
+    drill_p99, drill_server = bars(page, "chart-drill-latency")
     assert "over" not in (drill_p99["class"] or "")
+    assert width(drill_p99) / width(drill_server) == pytest.approx(31.0 / 9.0, rel=0.01)
 
 
 def test_what_the_sprint_did_not_reach_says_not_measured() -> None:
@@ -331,8 +365,8 @@ def test_what_the_sprint_did_not_reach_says_not_measured() -> None:
     page, text = render_html(stopped), render_markdown(stopped)
     ids = {attrs.get("id") for tag, attrs in elements(page) if tag == "svg"}
     assert ids == {"chart-timeline"}
-    assert page.count("not measured: the sprint did not get this far") == 5
-    assert text.count("not measured: the sprint did not get this far") == 5
+    assert page.count("not measured: the sprint did not get this far") == 6
+    assert text.count("not measured: the sprint did not get this far") == 6
     assert "not assessed" in page
     assert "not assessed" in text
 
@@ -351,7 +385,9 @@ def test_the_tables_hold_every_blocker_finding_answer_and_question() -> None:
     page = render_html(d)
     assert table_rows(page, "blockers-table") == 3
     assert table_rows(page, "audit-table") == 2
-    assert table_rows(page, "readiness-table") == 3
+    for kind in ("observed", "declared", "unanswered"):
+        assert table_rows(page, f"readiness-{kind}") == 1, kind
+    assert table_rows(page, "gates-table") == 2
     assert table_rows(page, "questions-table") == 5
     assert table_rows(page, "approvals-table") == 3
     assert table_rows(page, "checks-table") == 5
@@ -381,12 +417,53 @@ def test_markdown_holds_the_same_content_with_table_pipes_escaped() -> None:
         "Load test",
         "Fault drill",
         "Approvals",
+        "Monitoring and rollout",
         "Readiness assessment",
     ):
         assert f"\n## {heading}\n" in text
     rows = [line for line in text.splitlines() if "p99 over budget" in line and "|" in line]
     (row,) = rows
     assert len(re.findall(r"(?<!\\)\|", row)) == 8  # 7 columns; the pipe in the title is escaped
-    assert "p99 61 ms against a 50 ms budget: over budget" in text
+    assert "clients saw p50 2.1 ms, p99 61 ms against a 50 ms budget: over budget" in text
+    assert "the service's own latency_ms: p50 1.2 ms, p99 12 ms" in text
+    assert "prediction log: 20,000 records written to state/predictions for 20,000" in text
+    for kind in ("Observed", "Declared", "Unanswered"):
+        assert f"\n### {kind}: " in text
     assert "roc_auc 0.78 against the baseline's 0.65: it beats the baseline" in text
     assert "\n\n\n" not in text
+
+
+# --- gates that were declared but not exercised -------------------------------------------
+
+
+def test_a_declared_gate_nothing_ran_is_warn_and_every_form_says_so_alike(tmp_path: Path) -> None:
+    """The verdict, the Markdown, the HTML and the JSON are rendered from the same facts."""
+    d = replace(full_debrief(), deployed=True, phases=[], served_url=None)
+    d.facts["rollout"] = {
+        "declared": {"control": "baseline", "steps": [1.0, 100.0]},
+        "observed": None,
+        "status": "warn",
+        "evidence": "declared, not exercised",
+    }
+    assert d.path == 1  # a warn has no blocker: it does not stop the promotion by itself
+    said = (
+        "Not exercised by the sprint: monitoring and the gradual rollout were declared, but "
+        "nothing ran them."
+    )
+    assert d.verdict.endswith(said)
+    paths = write_report(d, tmp_path)
+    doc = json.loads(paths["json"].read_text())
+    assert doc["verdict"] == d.verdict
+    assert doc["not_exercised"] == ["monitoring", "rollout"]
+    for key in ("monitoring", "rollout"):
+        assert doc["facts"][key]["status"] == "warn"
+        assert doc["facts"][key]["observed"] is None
+    text, page = paths["md"].read_text(), paths["html"].read_text()
+    assert said in text
+    assert "- not exercised: monitoring, rollout" in text
+    assert "| monitoring | warn |" in text
+    assert "| gradual rollout | warn |" in text
+    assert said in page
+    assert 'id="not-exercised">not exercised: monitoring, rollout' in page
+    assert page.count('<tr class="gate-warn"><td>') == 2
+    assert "| pass |" not in text.split("## Monitoring and rollout")[1].split("##")[0]

@@ -113,7 +113,7 @@ def test_the_charts_are_drawn_with_their_bars(loaded: Loaded) -> None:
     ]
     assert all(float(a["width"] or 0) > 0 for a in timeline)
     assert [a["data-name"] for a in bars(loaded.dom, "chart-model")] == ["model", "baseline"]
-    assert [a["data-name"] for a in bars(loaded.dom, "chart-load")] == ["p50", "p99"]
+    assert [a["data-name"] for a in bars(loaded.dom, "chart-load")] == ["p50", "p99", "server-p99"]
     assert len(bars(loaded.dom, "chart-drill")) == 3
     assert loaded.dom.count('<line class="budget"') == 2
 
@@ -134,7 +134,10 @@ def test_the_tables_have_their_rows(loaded: Loaded) -> None:
         "blockers-table": 4,
         "audit-table": 3,
         "approvals-table": 4,
-        "readiness-table": 4,
+        "gates-table": 3,
+        "readiness-observed": 2,
+        "readiness-declared": 2,
+        "readiness-unanswered": 2,
     }
 
 

@@ -1,4 +1,5 @@
-"""`taxiway assess`: the readiness assessment, observed from the spec where it can be."""
+"""`taxiway assess`: the readiness assessment; its observed, declared and unanswered answers
+shown apart."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from rich.table import Table
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_OK
 from taxiway.spec.project import Project
-from taxiway.sprint.assess import QUESTIONS, Assessment, load_answers, observe
+from taxiway.sprint.assess import (
+    QUESTIONS,
+    SOURCE_TITLES,
+    SOURCES,
+    Assessment,
+    load_answers,
+    observe,
+    spec_declarations,
+)
 from taxiway.sprint.assess import assess as score
 
 __all__ = ["assess", "render"]
@@ -40,21 +49,23 @@ def assess(
 ) -> None:
     """Score the team's readiness, level 1 (siloed) to 5 (self-service), on 15 questions.
 
-    Answers taxiway can derive from the spec are observed; the rest come from --answers, then
-    from a prompt when run in a terminal. Levels 4 and 5 need a sprint (`taxiway sprint`).
+    Answers are observed (only a sprint observes: `taxiway sprint`), declared (by the team in
+    --answers or at a prompt in a terminal, or by the spec) or unanswered. A team's answer
+    beats the spec's. Levels 4 and 5 need observed evidence, so they need a sprint.
     """
     project = Project.load(file, state_dir)
-    observed = observe(project)
+    observed = observe()
+    in_spec = spec_declarations(project)
     declared = load_answers(answers) if answers is not None else {}
     if not no_input and sys.stdin.isatty():
         for question in QUESTIONS:
-            if question.id not in observed and question.id not in declared:
+            if question.id not in in_spec and question.id not in declared:
                 declared[question.id] = typer.confirm(
                     f"[{question.area.replace('_', ' ')}] {question.text}",
                     default=False,
                     err=True,
                 )
-    result = score(observed, declared)
+    result = score(observed, declared, in_spec)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -63,31 +74,31 @@ def assess(
 
 
 def render(result: Assessment, console: Console) -> None:
-    """Print the level, what it means, and every answer with its source and evidence."""
+    """Print the level, what it means, and the answers of each kind (observed, declared,
+    unanswered) in a table of their own, each with who gave it and the evidence."""
     console.print(f"[bold]Readiness: level {result.level} ({result.name})[/]")
     console.print(escape(result.meaning))
+    counts = result.counts()
     console.print(
-        f"{result.yes_count} of {len(result.answers)} yes · typical success rate: "
-        f"{result.success_rate} · typical time per model: {result.time_per_model}"
+        f"{result.yes_count} of {len(result.answers)} yes ({counts['observed']} observed, "
+        f"{counts['declared']} declared, {counts['unanswered']} unanswered) · typical success "
+        f"rate: {result.success_rate} · typical time per model: {result.time_per_model}"
     )
-    table = Table(title_justify="left")
-    table.add_column("question", no_wrap=True)
-    table.add_column("answer", no_wrap=True)
-    table.add_column("source", no_wrap=True)
-    table.add_column("evidence")
-    area = None
-    for answer in result.answers:
-        if answer.question.area != area:
-            area = answer.question.area
-            table.add_row(f"[bold]{area.replace('_', ' ')}[/]", "", "", "")
-        shown = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]-[/]"}[answer.yes]
-        style = _SOURCE_STYLE[answer.source]
-        table.add_row(
-            f"  {answer.question.id}",
-            shown,
-            f"[{style}]{answer.source}[/]",
-            escape(answer.evidence),
-        )
-    console.print(table)
+    for source in SOURCES:
+        style = _SOURCE_STYLE[source]
+        answers = result.of(source)
+        title = f"[{style}]{escape(SOURCE_TITLES[source])}[/] ({len(answers)})"
+        if not answers:
+            console.print(f"\n{title}: none")
+            continue
+        table = Table(title=title, title_justify="left")
+        table.add_column("question", no_wrap=True)
+        table.add_column("answer", no_wrap=True)
+        table.add_column("by", no_wrap=True)
+        table.add_column("evidence")
+        for answer in answers:
+            shown = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]-[/]"}[answer.yes]
+            table.add_row(answer.question.id, shown, answer.by or "-", escape(answer.evidence))
+        console.print(table)
     for note in result.level_notes:
         console.print(f"next: {escape(note)}")

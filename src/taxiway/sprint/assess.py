@@ -1,23 +1,36 @@
 """The readiness assessment: fifteen yes/no questions scored to a maturity level from 1 to 5.
 
-Three questions in each of five areas. Taxiway answers what it can itself (:func:`observe`,
-from the spec and from what a sprint saw); the team declares the rest (:func:`load_answers`,
-or a prompt). :func:`assess` merges the two, observation first, and scores the yes answers:
-0-5 is level 1, 6-10 level 2, 11-15 level 3. Levels 4 and 5 are never reached by counting:
-they need the sprint to have observed their evidence.
+Three questions in each of five areas. Each answer is one of three kinds:
+
+- ``observed``: taxiway saw it happen in a sprint (:func:`observe`, from the sprint's facts);
+- ``declared``: the team says so, in its answers file or at the prompt (:func:`load_answers`),
+  or the spec declares it (:func:`spec_declarations`);
+- ``unanswered``: nobody answered it; it counts as no.
+
+A spec section is a plan, never an observation: it is ``declared``, and a team's explicit
+answer beats it, so a team's "no" stays no. An observation beats both, and the disagreement
+is kept in the evidence. :func:`assess` counts the yes answers of every kind: 0-5 is level 1,
+6-10 level 2, 11-15 level 3. Levels 4 and 5 are never reached by counting: they need their
+evidence observed.
 
 >>> from pathlib import Path
 >>> from taxiway.spec.loader import load_spec_text
 >>> from taxiway.spec.project import Project
 >>> project = Project(load_spec_text("name: demo\\nmonitoring: {drift: psi}"), Path("taxiway.yaml"))
->>> observed = observe(project, {"metrics_exposed": True, "prediction_log": False})
->>> sorted(observed)
-['drift_alerts', 'metrics_exposed', 'predictions_logged']
->>> result = assess(observed, {"contracts_enforced": True, "predictions_logged": True})
+>>> in_spec = spec_declarations(project)
+>>> sorted(in_spec)
+['drift_alerts']
+>>> observed = observe({"metrics_exposed": True, "prediction_log": (False, "0 of 12 logged")})
+>>> result = assess(observed, {"drift_alerts": False, "contracts_enforced": True}, in_spec)
 >>> result.level, result.name, result.yes_count
-(1, 'siloed', 3)
->>> [a.source for a in result.answers if a.question.id == "predictions_logged"]
-['observed']
+(1, 'siloed', 2)
+>>> for a in result.answers:
+...     if a.yes is not None:
+...         print(a.question.id, a.source, a.by, a.yes)
+contracts_enforced declared team True
+drift_alerts declared team False
+predictions_logged observed sprint False
+metrics_exposed observed sprint True
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeAlias, get_args
 
 from taxiway.errors import SpecError, SpecIssue
 from taxiway.spec.project import Project
@@ -36,15 +49,20 @@ __all__ = [
     "FACTS",
     "LEVELS",
     "QUESTIONS",
+    "SOURCES",
+    "SOURCE_TITLES",
     "Answer",
+    "AnswerBy",
     "AnswerSource",
     "Area",
     "Assessment",
+    "Fact",
     "Level",
     "Question",
     "assess",
     "load_answers",
     "observe",
+    "spec_declarations",
 ]
 
 Area = Literal[
@@ -56,6 +74,11 @@ Area = Literal[
 ]
 AREAS: tuple[Area, ...] = get_args(Area)
 AnswerSource = Literal["observed", "declared", "unanswered"]
+SOURCES: tuple[AnswerSource, ...] = get_args(AnswerSource)
+AnswerBy = Literal["sprint", "team", "spec"]
+"""Who gave an answer: a sprint observed it, the team declared it, or the spec declares it."""
+Fact: TypeAlias = bool | tuple[bool, str]
+"""A sprint fact: what it saw, alone or with what shows it: ``(False, "7 of 10 logged")``."""
 
 
 @dataclass(frozen=True)
@@ -74,28 +97,29 @@ QUESTIONS: tuple[Question, ...] = (
         "real_time_infrastructure",
         "Are features read from an online store when a prediction is made, instead of being "
         "computed by a batch job beforehand?",
-        "the sprint materializes the online store and sees the service read it; a spec that "
-        "declares features and serving is weaker evidence",
+        "the sprint materializes the online store and sees the service read it (a spec that "
+        "declares features and serving is a declaration)",
     ),
     Question(
         "latency_budget",
         "real_time_infrastructure",
         "Does the prediction service answer within an agreed latency budget (p99) under load?",
-        "the sprint's load test measures p99 against serving.latency_budget_ms",
+        "the sprint's load test: the p99 its clients measured against serving.latency_budget_ms",
     ),
     Question(
         "graceful_fallback",
         "real_time_infrastructure",
         "When the model or a feature store is down or slow, does the service still answer with "
         "a fallback, marked degraded, within the budget?",
-        "the sprint's fault drill; a declared serving section is weaker evidence",
+        "the sprint's fault drill (a serving section is a declaration)",
     ),
     Question(
         "contracts_enforced",
         "data_quality",
         "Does every source the model reads have a data contract that is checked before its rows "
         "reach training or serving?",
-        "taxiway.yaml names a contract for each source (taxiway checks it on every read)",
+        "the sprint checks every source's rows against its contract (a contract named in "
+        "taxiway.yaml is a declaration)",
     ),
     Question(
         "contracts_passing",
@@ -107,7 +131,7 @@ QUESTIONS: tuple[Question, ...] = (
         "drift_alerts",
         "data_quality",
         "Does an alert fire when the model's inputs or outputs drift past an agreed threshold?",
-        "a monitoring section in taxiway.yaml (declared, so weaker evidence)",
+        "only the monitor, once it runs in the sprint (a monitoring section is a declaration)",
     ),
     Question(
         "shared_definitions",
@@ -135,23 +159,23 @@ QUESTIONS: tuple[Question, ...] = (
         "ml_ready_architecture",
         "Is every model version registered with its artifacts and metrics, so any version can "
         "be restored or rolled back to?",
-        "the sprint registers a version with lineage; a model section in taxiway.yaml is weaker "
-        "evidence",
+        "the sprint registers a version with lineage (a model section is a declaration)",
     ),
     Question(
         "metric_gated_rollout",
         "ml_ready_architecture",
         "Are new models released to a growing share of traffic, each step gated by measured "
         "outcomes, with automatic rollback?",
-        "only the sprint: a rollout gated by measured outcomes was used (level 4 evidence)",
+        "only the rollout controller, once it runs in the sprint (level 4 evidence; a rollout "
+        "section is a declaration)",
     ),
     Question(
         "unattended",
         "ml_ready_architecture",
         "Can a model go from its spec to a served, monitored service with no manual step but "
         "the sign-offs?",
-        "only the sprint: every phase passed with no manual step but the sign-offs (level 5 "
-        "evidence)",
+        "only the sprint: every phase passed, monitoring and rollout exercised, with no manual "
+        "step but the sign-offs (level 5 evidence)",
     ),
     Question(
         "lineage_recorded",
@@ -164,8 +188,7 @@ QUESTIONS: tuple[Question, ...] = (
         "predictions_logged",
         "observability",
         "Is every answered prediction kept in a durable log with its inputs and model version?",
-        "the sprint finds its predictions in the log; a declared serving section is weaker "
-        "evidence",
+        "the sprint counts its load test's records in the log (a serving section is a declaration)",
     ),
     Question(
         "metrics_exposed",
@@ -232,49 +255,72 @@ LEVELS: dict[int, Level] = {
     ),
 }
 
+
 # the evidence each level above 3 needs, observed by a sprint (never declared)
 _LEVEL_EVIDENCE: dict[int, tuple[str, ...]] = {
     4: ("shared_definitions", "metric_gated_rollout"),
     5: ("unattended",),
 }
 
-FACTS: tuple[str, ...] = (
-    "contracts_passed",
-    "online_store_used",
-    "lineage_recorded",
-    "skew_checked",
-    "audit_passed",
-    "latency_within_budget",
-    "fallback_verified",
-    "prediction_log",
-    "metrics_exposed",
-    "shared_definitions",
-    "metric_gated_rollout",
-    "unattended",
-)
-"""The facts a sprint may pass to :func:`observe`, each a bool, each optional."""
-
 # fact -> (question, evidence when true, evidence when false)
 _FACT_EVIDENCE: dict[str, tuple[str, str, str]] = {
+    "contracts_checked": (
+        "contracts_enforced",
+        "observed by the sprint: every source's rows were checked against its contract",
+        "observed by the sprint: a source was read without a contract check",
+    ),
+    "contracts_passed": (
+        "contracts_passing",
+        "observed by the sprint: every source was reachable and passed its contract",
+        "observed by the sprint: a source was unreachable or broke its contract",
+    ),
     "online_store_used": (
         "online_features",
         "observed by the sprint: the online store was materialized and the service read it",
         "observed by the sprint: the service did not serve from a materialized online store",
     ),
+    "lineage_recorded": (
+        "lineage_recorded",
+        "observed by the sprint: the registered version has lineage back to its sources",
+        "observed by the sprint: the registered version has no lineage",
+    ),
+    "skew_checked": (
+        "skew_checked",
+        "observed by the sprint: the training/serving skew check passed",
+        "observed by the sprint: the training/serving skew check failed or could not run",
+    ),
+    "audit_passed": (
+        "handoff_audit",
+        "observed by the sprint: the handoff audit passed",
+        "observed by the sprint: the handoff audit found a blocker",
+    ),
     "latency_within_budget": (
         "latency_budget",
-        "observed by the sprint: the load test's p99 was within the latency budget",
-        "observed by the sprint: the load test's p99 exceeded the latency budget",
+        "observed by the sprint: the load test's p99, as its clients measured it, was within "
+        "the latency budget",
+        "observed by the sprint: the load test's p99, as its clients measured it, exceeded the "
+        "latency budget (or requests failed)",
     ),
     "fallback_verified": (
         "graceful_fallback",
         "observed by the sprint: in the fault drill, degraded answers came within the budget",
         "observed by the sprint: in the fault drill, the service failed or answered too late",
     ),
-    "contracts_passed": (
-        "contracts_passing",
-        "observed by the sprint: every source was reachable and passed its contract",
-        "observed by the sprint: a source was unreachable or broke its contract",
+    "prediction_log": (
+        "predictions_logged",
+        "observed by the sprint: the durable log holds a record for every answer of its load test",
+        "observed by the sprint: answers of its load test are missing from the durable log, "
+        "or the log could not be written",
+    ),
+    "metrics_exposed": (
+        "metrics_exposed",
+        "observed by the sprint: the service served /metrics",
+        "observed by the sprint: the service did not serve /metrics",
+    ),
+    "monitoring_exercised": (
+        "drift_alerts",
+        "observed by the sprint: the monitor watched the service and its drift alert worked",
+        "observed by the sprint: the monitor ran, and its drift alert did not work",
     ),
     "shared_definitions": (
         "shared_definitions",
@@ -283,54 +329,33 @@ _FACT_EVIDENCE: dict[str, tuple[str, str, str]] = {
         "observed by the sprint: offline and online features were not shown to match on a "
         "materialized store",
     ),
-    "audit_passed": (
-        "handoff_audit",
-        "observed by the sprint: the handoff audit passed",
-        "observed by the sprint: the handoff audit found a blocker",
-    ),
-    "skew_checked": (
-        "skew_checked",
-        "observed by the sprint: the training/serving skew check passed",
-        "observed by the sprint: the training/serving skew check failed or could not run",
-    ),
     "metric_gated_rollout": (
         "metric_gated_rollout",
         "observed by the sprint: a rollout gated by measured outcomes was used",
-        "observed by the sprint: no rollout gated by measured outcomes was used",
+        "observed by the sprint: the rollout controller ran, and did not gate on outcomes",
     ),
     "unattended": (
         "unattended",
-        "observed by the sprint: every phase passed with no manual step but the sign-offs",
+        "observed by the sprint: it deployed, monitored, with no manual step but the sign-offs",
         "observed by the sprint: a phase failed or needed a manual step besides the sign-offs",
-    ),
-    "lineage_recorded": (
-        "lineage_recorded",
-        "observed by the sprint: the registered version has lineage back to its sources",
-        "observed by the sprint: the registered version has no lineage",
-    ),
-    "prediction_log": (
-        "predictions_logged",
-        "observed by the sprint: its predictions landed in the durable log",
-        "observed by the sprint: its predictions were not found in the durable log",
-    ),
-    "metrics_exposed": (
-        "metrics_exposed",
-        "observed by the sprint: the service served /metrics",
-        "observed by the sprint: the service did not serve /metrics",
     ),
 }
 
-_DECLARED_IN_SPEC = "weak evidence, in taxiway.yaml only (not yet seen working)"
+FACTS: tuple[str, ...] = tuple(_FACT_EVIDENCE)
+"""The facts a sprint may pass to :func:`observe`, each a :data:`Fact`, each optional."""
+
+_IN_SPEC = "declared in taxiway.yaml, not seen working"
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The answer to one question, where it came from, and why."""
+    """The answer to one question, its kind (``source``), who gave it (``by``) and why."""
 
     question: Question
     yes: bool | None
     source: AnswerSource
     evidence: str
+    by: AnswerBy | None = None
 
 
 @dataclass
@@ -346,8 +371,17 @@ class Assessment:
     time_per_model: str
     level_notes: list[str]
 
+    def of(self, source: AnswerSource) -> list[Answer]:
+        """The answers of one kind, in question order."""
+        return [answer for answer in self.answers if answer.source == source]
+
+    def counts(self) -> dict[str, int]:
+        """How many answers of each kind: ``observed``, ``declared``, ``unanswered``."""
+        return {source: len(self.of(source)) for source in SOURCES}
+
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: the level, its figures, the notes and every answer."""
+        """A JSON-ready dict: the level, its figures, the notes, the count of each kind of
+        answer and every answer (``source`` is its kind, ``by`` who gave it)."""
         return {
             "level": self.level,
             "name": self.name,
@@ -356,6 +390,7 @@ class Assessment:
             "success_rate": self.success_rate,
             "time_per_model": self.time_per_model,
             "level_notes": list(self.level_notes),
+            "counts": self.counts(),
             "answers": [
                 {
                     "id": answer.question.id,
@@ -363,6 +398,7 @@ class Assessment:
                     "text": answer.question.text,
                     "yes": answer.yes,
                     "source": answer.source,
+                    "by": answer.by,
                     "evidence": answer.evidence,
                 }
                 for answer in self.answers
@@ -370,11 +406,8 @@ class Assessment:
         }
 
     def markdown(self) -> str:
-        """A Markdown section the debrief embeds: the level, its meaning, every answer."""
-        counts = {
-            source: sum(1 for a in self.answers if a.source == source)
-            for source in ("observed", "declared", "unanswered")
-        }
+        """A Markdown section: the level, its meaning, and the answers of each kind apart."""
+        counts = self.counts()
         lines = [
             f"## Readiness: level {self.level} ({self.name})",
             "",
@@ -382,49 +415,66 @@ class Assessment:
             "",
             f"- yes answers: {self.yes_count} of {len(self.answers)} "
             f"({counts['observed']} observed by taxiway, {counts['declared']} declared by the "
-            f"team, {counts['unanswered']} unanswered and counted as no)",
+            f"team or the spec, {counts['unanswered']} unanswered and counted as no)",
             f"- typical success rate at this level: {self.success_rate}",
             f"- typical time per model: {self.time_per_model}",
             "",
         ]
         if self.level_notes:
             lines += ["Next level:", "", *(f"- {note}" for note in self.level_notes), ""]
-        lines += ["| area | question | answer | source | evidence |", "|---|---|---|---|---|"]
-        for answer in self.answers:
-            shown = {True: "yes", False: "no", None: "-"}[answer.yes]
-            cells = (
-                answer.question.area.replace("_", " "),
-                f"`{answer.question.id}`: {answer.question.text}",
-                shown,
-                f"**{answer.source}**" if answer.source == "observed" else answer.source,
-                answer.evidence,
-            )
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        return "\n".join(lines) + "\n"
+        for source in SOURCES:
+            lines += [f"### {SOURCE_TITLES[source]}", ""]
+            answers = self.of(source)
+            if not answers:
+                lines += ["none", ""]
+                continue
+            lines += ["| area | question | answer | by | evidence |", "|---|---|---|---|---|"]
+            for answer in answers:
+                cells = (
+                    answer.question.area.replace("_", " "),
+                    f"`{answer.question.id}`: {answer.question.text}",
+                    {True: "yes", False: "no", None: "-"}[answer.yes],
+                    answer.by or "-",
+                    answer.evidence,
+                )
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+SOURCE_TITLES: dict[str, str] = {
+    "observed": "Observed: taxiway saw it happen",
+    "declared": "Declared: the team or the spec says so, not seen working",
+    "unanswered": "Unanswered: counted as no",
+}
+"""The heading each kind of answer is shown under, in every form of the report."""
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def observe(
-    project: Project, facts: Mapping[str, Any] | None = None
-) -> dict[str, tuple[bool, str]]:
-    """The answers taxiway can give itself: question id → (yes, evidence).
+def observe(facts: Mapping[str, Any] | None = None) -> dict[str, tuple[bool, str]]:
+    """The answers a sprint observed: question id → (yes, evidence).
 
-    From the spec come weak answers (a section is declared, not seen working) and firm ones
-    (a source without a contract); from ``facts`` (see :data:`FACTS`), what a sprint saw,
-    which overrides the spec. The evidence of levels 4 and 5 comes only from facts.
-    Raise ``ValueError`` for a fact that is unknown or not a bool: a caller's bug.
+    ``facts`` (see :data:`FACTS`) is what the sprint saw, each a :data:`Fact`: a bool, or a
+    bool with what shows it, which is added to the evidence. Nothing else is an observation
+    (the spec's sections are :func:`spec_declarations`). Raise ``ValueError`` for a fact that
+    is unknown or not a bool: a caller's bug.
+
+    >>> observe({"prediction_log": (True, "812 records for 812 answers")})
+    {'predictions_logged': (True, 'observed by the sprint: the durable log holds a record for every answer of its load test (812 records for 812 answers)')}
     """
-    observed = _from_spec(project)
-    for fact, value in (facts or {}).items():
+    observed: dict[str, tuple[bool, str]] = {}
+    for fact, given in (facts or {}).items():
         if fact not in _FACT_EVIDENCE:
             raise ValueError(f"unknown sprint fact {fact!r}; expected one of {', '.join(FACTS)}")
-        if not isinstance(value, bool):
-            raise ValueError(f"sprint fact {fact!r} must be a bool, got {value!r}")
+        value, detail = given if isinstance(given, tuple) and len(given) == 2 else (given, "")
+        if not isinstance(value, bool) or not isinstance(detail, str):
+            raise ValueError(f"sprint fact {fact!r} must be a bool or (bool, str), got {given!r}")
         question, when_true, when_false = _FACT_EVIDENCE[fact]
-        observed[question] = (value, when_true if value else when_false)
+        evidence = when_true if value else when_false
+        observed[question] = (value, f"{evidence} ({detail})" if detail else evidence)
         if fact == "lineage_recorded" and value:
             observed["versioned_models"] = (
                 True,
@@ -433,8 +483,13 @@ def observe(
     return observed
 
 
-def _from_spec(project: Project) -> dict[str, tuple[bool, str]]:
-    """What the spec alone shows. Missing sections say nothing: the team may do it elsewhere."""
+def spec_declarations(project: Project) -> dict[str, tuple[bool, str]]:
+    """What the spec declares: question id → (yes, evidence), each a ``declared`` answer.
+
+    A section says what should happen, not that it does. A missing section says nothing (the
+    team may do the work elsewhere), except a source without a contract: taxiway would read
+    its rows unchecked, so the spec itself declares a no.
+    """
     spec = project.spec
     found: dict[str, tuple[bool, str]] = {}
     if spec.sources:
@@ -448,39 +503,45 @@ def _from_spec(project: Project) -> dict[str, tuple[bool, str]]:
         else:
             found["contracts_enforced"] = (
                 True,
-                f"every source ({', '.join(sorted(spec.sources))}) names a contract in "
-                "taxiway.yaml, checked on every read; whether the data passes is another question",
+                f"{_IN_SPEC}: every source ({', '.join(sorted(spec.sources))}) names a "
+                "contract, to be checked on every read",
             )
     if spec.features and (spec.online_store is not None or spec.serving is not None):
         store = spec.online_store.kind if spec.online_store is not None else "sqlite by default"
         found["online_features"] = (
             True,
-            f"{_DECLARED_IN_SPEC}: features and serving are declared, so the service reads "
-            f"the online store ({store})",
+            f"{_IN_SPEC}: features and serving are declared, so the service would read the "
+            f"online store ({store})",
         )
     if spec.serving is not None:
         fallback = spec.serving.fallback
         chain = [fallback] if isinstance(fallback, str) else list(fallback or [])
         found["graceful_fallback"] = (
             True,
-            f"{_DECLARED_IN_SPEC}: serving falls back to "
-            f"{', then '.join([*chain, 'the training prior'])}",
+            f"{_IN_SPEC}: serving falls back to {', then '.join([*chain, 'the training prior'])}",
         )
         found["predictions_logged"] = (
             True,
-            f"{_DECLARED_IN_SPEC}: the service writes every answered prediction to its log",
+            f"{_IN_SPEC}: the service is to write every answered prediction to its log",
         )
     if spec.monitoring is not None:
         found["drift_alerts"] = (
             True,
-            f"{_DECLARED_IN_SPEC}: monitoring alerts on {spec.monitoring.drift} drift above "
+            f"{_IN_SPEC}: monitoring is to alert on {spec.monitoring.drift} drift above "
             f"{spec.monitoring.alert_threshold:g}",
+        )
+    if spec.rollout is not None:
+        steps = ", ".join(f"{step:g}%" for step in spec.rollout.steps)
+        found["metric_gated_rollout"] = (
+            True,
+            f"{_IN_SPEC}: a rollout against {spec.rollout.control} in steps of {steps}"
+            + (f", gated on {spec.rollout.metric}" if spec.rollout.metric else ""),
         )
     if spec.model is not None:
         registry = spec.registry.kind if spec.registry is not None else "sqlite by default"
         found["versioned_models"] = (
             True,
-            f"{_DECLARED_IN_SPEC}: each trained version is registered ({registry})",
+            f"{_IN_SPEC}: each trained version is to be registered ({registry})",
         )
     return found
 
@@ -558,13 +619,22 @@ def _as_bool(value: object) -> bool | None:
     return None
 
 
-def assess(observed: Mapping[str, tuple[bool, str]], declared: Mapping[str, bool]) -> Assessment:
-    """Merge the answers (observed first, unanswered as no) and score them to a level.
+def assess(
+    observed: Mapping[str, tuple[bool, str]],
+    declared: Mapping[str, bool],
+    in_spec: Mapping[str, tuple[bool, str]] | None = None,
+) -> Assessment:
+    """Merge the answers and score them to a level.
+
+    ``observed`` is what a sprint saw (:func:`observe`), ``declared`` the team's answers
+    (:func:`load_answers`), ``in_spec`` what the spec declares (:func:`spec_declarations`).
+    Each question takes the first of: the observation, the team's answer, the spec's; the
+    others' disagreement is kept in the evidence. So a spec section never overrides a team's
+    "no", and is never ``observed``.
 
     Levels 1-3 follow the yes count (0-5, 6-10, 11-15). Level 4 also needs
     ``shared_definitions`` and ``metric_gated_rollout`` observed yes, and level 5 adds
-    ``unattended``: a declared yes counts toward the total, never toward levels 4 and 5, so
-    ``observed`` must come from :func:`observe`.
+    ``unattended``: a declared yes counts toward the total, never toward levels 4 and 5.
 
     >>> everything = {q.id: True for q in QUESTIONS}
     >>> assess({}, everything).level
@@ -572,13 +642,16 @@ def assess(observed: Mapping[str, tuple[bool, str]], declared: Mapping[str, bool
     >>> assess({q: (True, "seen") for q in everything}, {}).level
     5
     """
-    unknown = sorted((set(observed) | set(declared)) - set(_BY_ID))
+    in_spec = in_spec or {}
+    unknown = sorted((set(observed) | set(declared) | set(in_spec)) - set(_BY_ID))
     if unknown:
         raise SpecError(
             f"unknown readiness question {', '.join(unknown)}",
             fix=f"use one of {', '.join(_BY_ID)}",
         )
-    answers = [_answer(q, observed.get(q.id), declared.get(q.id)) for q in QUESTIONS]
+    answers = [
+        _answer(q, observed.get(q.id), declared.get(q.id), in_spec.get(q.id)) for q in QUESTIONS
+    ]
     yes_count = sum(1 for answer in answers if answer.yes)
     level = 1 if yes_count <= 5 else 2 if yes_count <= 10 else 3
     by_id = {answer.question.id: answer for answer in answers}
@@ -602,14 +675,24 @@ def _seen_yes(answer: Answer) -> bool:
     return answer.source == "observed" and answer.yes is True
 
 
-def _answer(question: Question, seen: tuple[bool, str] | None, said: bool | None) -> Answer:
+def _answer(
+    question: Question,
+    seen: tuple[bool, str] | None,
+    said: bool | None,
+    planned: tuple[bool, str] | None,
+) -> Answer:
     if seen is not None:
         yes, evidence = seen
         if said is not None and said != yes:
             evidence += f" (the team declared {_word(said)}; the observation wins)"
-        return Answer(question, yes, "observed", evidence)
+        return Answer(question, yes, "observed", evidence, "sprint")
     if said is not None:
-        return Answer(question, said, "declared", "declared by the team, not observed")
+        evidence = "declared by the team, not observed"
+        if planned is not None and planned[0] != said:
+            evidence += f" (taxiway.yaml declares {_word(planned[0])}; the team's answer stands)"
+        return Answer(question, said, "declared", evidence, "team")
+    if planned is not None:
+        return Answer(question, planned[0], "declared", planned[1], "spec")
     return Answer(question, None, "unanswered", "neither observed nor answered: counts as no")
 
 
@@ -618,7 +701,9 @@ def _word(yes: bool) -> str:
 
 
 def _next_level_notes(level: int, yes_count: int, by_id: Mapping[str, Answer]) -> list[str]:
-    """What the next level needs, in the user's words."""
+    """What the next level needs, in the user's words: below level 3, the yes answers still
+    missing (and, for later, the evidence levels 4 and 5 need observed); at 3 and 4, the
+    evidence of the next level that no sprint has observed yet, and why."""
     if level == 5:
         return ["level 5 is the top: nothing more is needed"]
     following = LEVELS[level + 1]
@@ -631,6 +716,9 @@ def _next_level_notes(level: int, yes_count: int, by_id: Mapping[str, Answer]) -
         missing = [q for q, a in by_id.items() if a.source == "unanswered"]
         if missing:
             notes.append(f"unanswered, so counted as no: {', '.join(missing)}")
+        unseen = [q for n in (4, 5) for q in _LEVEL_EVIDENCE[n] if not _seen_yes(by_id[q])]
+        if unseen:
+            notes.append(f"levels 4 and 5 will need, observed by a sprint: {', '.join(unseen)}")
         return notes
     notes = []
     for question in _LEVEL_EVIDENCE[level + 1]:
@@ -638,10 +726,12 @@ def _next_level_notes(level: int, yes_count: int, by_id: Mapping[str, Answer]) -
         if _seen_yes(answer):
             continue
         if answer.source == "declared" and answer.yes:
-            why = "declared yes, but only the sprint's observation counts"
+            why = f"declared yes by the {answer.by}, but only an observation counts"
         elif answer.source == "observed":
             why = "the sprint observed no"
         else:
             why = "not observed by a sprint"
-        notes.append(f"level {following.number} ({following.name}) needs `{question}`: {why}")
+        notes.append(
+            f"level {following.number} ({following.name}) needs `{question}` observed: {why}"
+        )
     return notes

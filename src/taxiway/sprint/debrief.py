@@ -79,6 +79,7 @@ _READING: dict[str, str] = {
     "months": "real work to do first",
     "years": "this needs a transformation, not a fix",
 }
+_GATE_NAMES: dict[str, str] = {"monitoring": "monitoring", "rollout": "the gradual rollout"}
 _CHECK_STATUSES: tuple[CheckStatus, ...] = get_args(CheckStatus)
 _CATEGORIES: tuple[Category, ...] = get_args(Category)
 _ESTIMATES: tuple[Estimate, ...] = get_args(Estimate)
@@ -99,7 +100,8 @@ class Debrief:
     served_url: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     """What the sprint measured; each key is absent when the sprint did not get that far:
-    ``model``, ``audit``, ``load``, ``drill``, ``approvals`` (see docs/debrief.md)."""
+    ``model``, ``audit``, ``load``, ``prediction_log``, ``drill``, ``approvals``,
+    ``monitoring``, ``rollout`` (see docs/debrief.md)."""
     assessment: dict[str, Any] | None = None
     """The readiness assessment as a JSON-ready dict (``level``, ``name``, ``answers``...)."""
 
@@ -159,8 +161,37 @@ class Debrief:
         )
 
     @property
+    def not_exercised(self) -> list[str]:
+        """The gates the spec declares but the sprint did not exercise (``facts.monitoring``
+        and ``facts.rollout`` with nothing ``observed``): reported ``warn``, never ``pass``.
+
+        >>> d = Debrief("x", "t.yaml", "", "", [], deployed=True,
+        ...             facts={"monitoring": {"declared": {"drift": "psi"}, "observed": None,
+        ...                                   "status": "warn"}})
+        >>> d.not_exercised, d.verdict
+        (['monitoring'], 'x deployed with nothing on the critical path: path 1, deploy more. Not exercised by the sprint: monitoring was declared, but nothing ran it.')
+        """
+        found = []
+        for key in ("monitoring", "rollout"):
+            gate = self.facts.get(key)
+            if isinstance(gate, dict) and gate.get("declared") and gate.get("observed") is None:
+                found.append(key)
+        return found
+
+    @property
     def verdict(self) -> str:
-        """The debrief in one sentence."""
+        """The debrief in one sentence, and a second when a declared gate was not exercised."""
+        unseen = self.not_exercised
+        if not unseen:
+            return self._verdict
+        named = " and ".join(_GATE_NAMES[key] for key in unseen)
+        were = "were" if len(unseen) > 1 else "was"
+        return f"{self._verdict} Not exercised by the sprint: {named} {were} declared, but " + (
+            "nothing ran it." if len(unseen) == 1 else "nothing ran them."
+        )
+
+    @property
+    def _verdict(self) -> str:
         critical = self.critical_blockers
         path = f"path {self.path}, {PATHS[self.path]}"
         if self.path == 1:
@@ -213,6 +244,7 @@ class Debrief:
             "path": self.path,
             "path_name": PATHS[self.path],
             "verdict": self.verdict,
+            "not_exercised": self.not_exercised,
             "phases": [phase.as_dict() for phase in self.phases],
             "blockers": [b.as_dict() for b in self.blockers],
             "questions": self.questions(),

@@ -27,6 +27,7 @@ __all__ = [
     "Check",
     "CheckStatus",
     "Estimate",
+    "Exercised",
     "Phase",
     "PhaseName",
 ]
@@ -88,6 +89,22 @@ class Check:
             "blocker": self.blocker.as_dict() if self.blocker else None,
             "data": self.data,
         }
+
+
+@dataclass(frozen=True)
+class Exercised:
+    """What a part of the platform observed while the sprint ran it: the monitor watching the
+    service, the rollout controller stepping traffic. ``ok`` is its verdict, ``evidence`` what
+    it saw, ``data`` its figures (JSON-ready). A spec section is never one of these: only the
+    part that ran can report it."""
+
+    ok: bool
+    evidence: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with every field."""
+        return asdict(self)
 
 
 @dataclass

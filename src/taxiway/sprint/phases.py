@@ -22,6 +22,18 @@ a missing sign-off         organizational    days       the role signs with `tax
 
 Everything that stops the candidate from serving correctly is on the critical path; warnings
 are checks with status ``warn`` and no blocker.
+
+The gates judge what happened, never what was declared:
+
+- **latency**: the load test's p99 as its clients measured it (the whole request, as a user
+  sees it), not the service's own ``latency_ms``; both are shown.
+- **prediction log**: the records the load test's answers left in the durable log, counted
+  by reading it, against the requests that were answered.
+- **monitoring** and **rollout**: ``pass`` only on what the monitor or the rollout controller
+  reports it observed during the sprint (:class:`~taxiway.sprint.outcome.Exercised`). A
+  declared section that nothing ran is ``warn`` with the evidence ``declared, not
+  exercised``; a missing section is a blocker. ``warn`` has no blocker, so it does not stop
+  the promotion: the debrief says plainly that the section was not exercised.
 """
 
 from __future__ import annotations
@@ -35,9 +47,22 @@ from taxiway.models.audit.findings import AuditReport
 from taxiway.models.training import TrainResult
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff
-from taxiway.sprint.outcome import Blocker, Category, Check, Estimate
+from taxiway.sprint.outcome import Blocker, Category, Check, Estimate, Exercised
 
-__all__ = ["audit_checks", "data_checks", "governance_checks", "training_checks"]
+__all__ = [
+    "NOT_EXERCISED",
+    "audit_checks",
+    "data_checks",
+    "governance_checks",
+    "latency_check",
+    "monitoring_check",
+    "prediction_log_check",
+    "rollout_check",
+    "training_checks",
+]
+
+NOT_EXERCISED = "declared, not exercised"
+"""The evidence of a gate whose section the spec declares but that nothing ran in the sprint."""
 
 
 def data_checks(report: CheckReport) -> list[Check]:
@@ -148,6 +173,205 @@ def training_checks(result: TrainResult) -> list[Check]:
     return checks
 
 
+def latency_check(summary: dict[str, Any], version: int) -> Check:
+    """The load test against the latency budget: every request answered, and the p99 its
+    clients measured (``client_p99_ms``) within ``budget_ms``.
+
+    The service's own ``latency_ms`` starts when the handler has the request and stops before
+    the answer is written: the time in the socket, the queue and the event loop is not in it.
+    A user waits for all of it, so the clients' figure is the gate; the detail shows both.
+
+    >>> s = {"requests": 100, "answered": 100, "errors": 0, "rps": 50.0, "budget_ms": 50,
+    ...      "p50_ms": 2.0, "p99_ms": 4.0, "client_p50_ms": 30.0, "client_p99_ms": 80.0}
+    >>> c = latency_check(s, 3)
+    >>> c.status, c.blocker.title if c.blocker else None
+    ('fail', 'clients waited past the latency budget under load')
+    >>> latency_check({**s, "client_p99_ms": 45.0}, 3).status
+    'pass'
+    """
+    budget = float(summary["budget_ms"])
+    client, server = float(summary["client_p99_ms"]), float(summary["p99_ms"])
+    answered = int(summary.get("answered", summary["requests"] - summary["errors"]))
+    detail = (
+        f"{summary['requests']:,} requests at {summary['rps']:,.0f}/s: clients saw p50 "
+        f"{summary['client_p50_ms']:.1f} ms, p99 {client:.1f} ms (the gate: the whole "
+        f"request); the service's own latency_ms p99 {server:.1f} ms; budget {budget:g} ms, "
+        f"{summary['errors']} errors"
+    )
+    if answered and summary["errors"] == 0 and client <= budget:
+        return Check("load test within the latency budget", "pass", detail, data=summary)
+    if client > budget and server <= budget:
+        title = "clients waited past the latency budget under load"
+        fix = (
+            f"the service's own p99 ({server:.1f} ms) is within budget, so the time goes "
+            "before or after the handler (queueing, the event loop, the connection): raise "
+            f"--workers or lower serving.max_in_flight for `taxiway serve --model {version}`, "
+            "and measure with bench/serving.py"
+        )
+    elif client > budget:
+        title = "the service misses its latency budget under load"
+        fix = (
+            f"profile `taxiway serve --model {version}` under load (bench/serving.py); raise "
+            "--workers, move the online store closer, or choose a faster model form"
+        )
+    else:
+        title = "the service fails requests under load"
+        fix = (
+            f"run `taxiway serve --model {version}` under load (bench/serving.py) and read "
+            "its output for the failed requests"
+        )
+    return Check(
+        "load test within the latency budget",
+        "fail",
+        detail,
+        data=summary,
+        blocker=Blocker(
+            "integration", "technical", True, title, evidence=detail, fix=fix, estimate="weeks"
+        ),
+    )
+
+
+def prediction_log_check(found: dict[str, Any], log: str) -> Check:
+    """Whether every answer of the load test is in the durable prediction log.
+
+    ``found`` holds ``answered`` (the load test's successful requests), ``records_written``
+    (the records the log gained while it ran, counted by reading the log) and
+    ``refused_unlogged`` (requests the service refused because the log could not be written).
+    ``log`` names the service's output, for the fix.
+
+    >>> prediction_log_check({"answered": 10, "records_written": 10, "refused_unlogged": 0,
+    ...                       "folder": "state/predictions"}, "serve.log").status
+    'pass'
+    >>> c = prediction_log_check({"answered": 10, "records_written": 7, "refused_unlogged": 0,
+    ...                           "folder": "p"}, "serve.log")
+    >>> c.status, c.detail
+    ('fail', 'only 7 records in p for 10 answered requests: 3 answers left unlogged')
+    """
+    name = "prediction log holds the load test's answers"
+    answered, written = int(found["answered"]), int(found["records_written"])
+    refused, folder = int(found["refused_unlogged"]), found["folder"]
+    if refused:
+        detail = (
+            f"{refused:,} requests refused (503): the prediction log could not be written; "
+            f"{written:,} records in {folder} for {answered:,} answered requests"
+        )
+        title = "the service cannot write its prediction log"
+        fix = f"make {folder} writable with free space (serving.log.path); see {log}"
+    elif not answered:
+        return Check(name, "skip", "the load test answered no request, so nothing was logged")
+    elif written < answered:
+        detail = (
+            f"only {written:,} records in {folder} for {answered:,} answered requests: "
+            f"{answered - written:,} answers left unlogged"
+        )
+        title = "answered predictions are missing from the prediction log"
+        fix = f"find why answers leave before their record is written; see {log}"
+    else:
+        detail = f"{written:,} records written to {folder} for {answered:,} answered requests"
+        return Check(name, "pass", detail, data=found)
+    return Check(
+        name,
+        "fail",
+        detail,
+        data=found,
+        blocker=Blocker(
+            "integration", "technical", True, title, evidence=detail, fix=fix, estimate="days"
+        ),
+    )
+
+
+def monitoring_check(
+    project: Project, observed: Exercised | None = None
+) -> tuple[Check, dict[str, Any]]:
+    """The monitoring gate, and what it used (``facts.monitoring`` of report.json).
+
+    ``observed`` is what the monitor reports it saw during the sprint; none runs yet, so
+    a declared section is ``warn``: declared, not exercised.
+
+    >>> from pathlib import Path
+    >>> from taxiway.spec.loader import load_spec_text
+    >>> spec = load_spec_text("name: demo\\nmonitoring: {drift: psi}")
+    >>> check, facts = monitoring_check(Project(spec, Path("taxiway.yaml")))
+    >>> check.status, facts["status"], facts["evidence"], facts["observed"]
+    ('warn', 'warn', 'declared, not exercised', None)
+    >>> monitoring_check(Project(spec, Path("t.yaml")), Exercised(True, "drift alert fired"))[0].status
+    'pass'
+    """
+    section = project.spec.monitoring
+    return _exercised(
+        "monitoring",
+        None if section is None else section.model_dump(mode="json"),
+        observed,
+        planned=None
+        if section is None
+        else f"drift: {section.drift}, alert above {section.alert_threshold:g}",
+        missing=Blocker("deployment", "technical", True, "no monitoring is declared",
+                        evidence=f"{project.spec_path} has no `monitoring:`",
+                        fix="add `monitoring: {drift: psi, alert_threshold: 0.2}` to the spec",
+                        estimate="days"),
+        failed="the monitor found the service unfit to run unwatched",
+        nothing_ran="no monitor watched the service during the sprint",
+    )  # fmt: skip
+
+
+def rollout_check(
+    project: Project, observed: Exercised | None = None
+) -> tuple[Check, dict[str, Any]]:
+    """The rollout gate, and what it used (``facts.rollout`` of report.json).
+
+    ``observed`` is what the rollout controller reports it did during the sprint; none runs
+    yet, so a declared plan is ``warn``: declared, not exercised.
+    """
+    section = project.spec.rollout
+    return _exercised(
+        "gradual rollout",
+        None if section is None else section.model_dump(mode="json"),
+        observed,
+        planned=None
+        if section is None
+        else f"control: {section.control}, steps {[f'{s:g}%' for s in section.steps]}",
+        missing=Blocker("deployment", "technical", True, "no gradual rollout is planned",
+                        evidence=f"{project.spec_path} has no `rollout:`",
+                        fix="add `rollout: {control: baseline, steps: [1, 5, 25, 50, 100], "
+                            "metric: <outcome>}` to the spec",
+                        estimate="days"),
+        failed="the gradual rollout rolled back",
+        nothing_ran="no rollout controller moved traffic during the sprint",
+    )  # fmt: skip
+
+
+def _exercised(
+    name: str,
+    declared: dict[str, Any] | None,
+    observed: Exercised | None,
+    *,
+    planned: str | None,
+    missing: Blocker,
+    failed: str,
+    nothing_ran: str,
+) -> tuple[Check, dict[str, Any]]:
+    facts: dict[str, Any] = {
+        "declared": declared,
+        "observed": None if observed is None else observed.as_dict(),
+    }
+    if declared is None:
+        check = Check(name, "fail", missing.title, blocker=missing)
+        facts.update(status="fail", evidence="not declared")
+    elif observed is None:
+        check = Check(name, "warn", f"{NOT_EXERCISED} ({planned}): {nothing_ran}")
+        facts.update(status="warn", evidence=NOT_EXERCISED)
+    elif observed.ok:
+        check = Check(name, "pass", observed.evidence, data=observed.data)
+        facts.update(status="pass", evidence=observed.evidence)
+    else:
+        blocker = Blocker("deployment", "technical", True, failed, evidence=observed.evidence,
+                          fix=f"read the {name} evidence, fix the cause, and run the sprint "
+                              "again", estimate="weeks")  # fmt: skip
+        check = Check(name, "fail", observed.evidence, data=observed.data, blocker=blocker)
+        facts.update(status="fail", evidence=observed.evidence)
+    return check, facts
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
@@ -218,7 +442,7 @@ def _measured(name: str, measured: dict[str, Any]) -> str:
 
 
 def governance_checks(project: Project, signed: list[SignOff]) -> list[Check]:
-    """Owner, action, monitoring and rollout declared; every required sign-off recorded."""
+    """Owner and action declared; every required sign-off recorded."""
     spec = project.spec
     where = project.spec_path
     checks: list[Check] = []
@@ -247,29 +471,6 @@ def governance_checks(project: Project, signed: list[SignOff]) -> list[Check]:
                 evidence=f"{where} has no `governance.action:`",
                 fix="write down who does what with each prediction (e.g. 'the retention team "
                     "sends an offer above 0.7') under `governance.action:`",
-                estimate="days"),
-    )  # fmt: skip
-    require(
-        "monitoring declared",
-        spec.monitoring is not None,
-        f"drift: {spec.monitoring.drift}, alert above {spec.monitoring.alert_threshold}"
-        if spec.monitoring
-        else "no monitoring declared",
-        Blocker("deployment", "technical", True, "no monitoring is declared",
-                evidence=f"{where} has no `monitoring:`",
-                fix="add `monitoring: {drift: psi, alert_threshold: 0.2}` to the spec",
-                estimate="days"),
-    )  # fmt: skip
-    require(
-        "rollout plan declared",
-        spec.rollout is not None,
-        f"control: {spec.rollout.control}, steps {spec.rollout.steps}"
-        if spec.rollout
-        else "no rollout plan declared",
-        Blocker("deployment", "technical", True, "no gradual rollout is planned",
-                evidence=f"{where} has no `rollout:`",
-                fix="add `rollout: {control: baseline, steps: [1, 5, 25, 50, 100], "
-                    "metric: <outcome>}` to the spec",
                 estimate="days"),
     )  # fmt: skip
     required = spec.governance.approvals if spec.governance else []

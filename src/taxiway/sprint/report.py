@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from taxiway.models.metrics import HIGHER_IS_BETTER
+from taxiway.sprint.assess import SOURCE_TITLES, SOURCES
 from taxiway.sprint.charts import (
     STATUS_COLOURS,
     Bar,
@@ -43,7 +44,9 @@ _NOT_MEASURED = "not measured: the sprint did not get this far"
 _CHECK_HEADERS = ["phase", "check", "status", "detail", "duration"]
 _BLOCKER_HEADERS = ["phase", "category", "critical path", "blocker", "evidence", "fix", "estimate"]
 _APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
-_ANSWER_HEADERS = ["area", "question", "answer", "source", "evidence"]
+_ANSWER_HEADERS = ["area", "question", "answer", "by", "evidence"]
+_GATE_HEADERS = ["gate", "status", "declared", "observed", "evidence"]
+_GATES = (("monitoring", "monitoring"), ("rollout", "gradual rollout"))
 
 
 def write_report(debrief: Debrief, folder: str | Path) -> dict[str, Path]:
@@ -73,6 +76,14 @@ def render_markdown(debrief: Debrief) -> str:
         "",
         f"**{d.verdict}**",
         "",
+        *(
+            [
+                f"- not exercised: {', '.join(d.not_exercised)} (declared in the spec; nothing ran "
+                "it during the sprint, so it is reported `warn`, never `pass`)"
+            ]
+            if d.not_exercised
+            else []
+        ),
         f"- path: {d.path}, {PATHS[d.path]}",
         f"- deployed: {deployed}",
         f"- spec: {d.spec_path}",
@@ -123,11 +134,17 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
     sections: list[tuple[str, list[str]]] = [
         ("Model versus baseline", [_model_line(model)] if model else [_NOT_MEASURED]),
         ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
-        ("Load test", [_load_line(load)] if load else [_NOT_MEASURED]),
+        ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
         ("Approvals", _md_approvals(approvals) if approvals else [_NOT_MEASURED]),
-    ]
+        ("Monitoring and rollout", _md_table(_GATE_HEADERS, _gate_rows(d)) if _gate_rows(d)
+         else [_NOT_MEASURED]),
+    ]  # fmt: skip
     return sections
+
+
+def _md_load(load: dict[str, Any], logged: dict[str, Any] | None) -> list[str]:
+    return [f"- {_load_line(load)}", f"- {_log_line(logged)}"]
 
 
 def _md_audit(audit: dict[str, Any]) -> list[str]:
@@ -161,7 +178,10 @@ def _md_readiness(assessment: dict[str, Any] | None) -> list[str]:
         _source_counts(a.get("answers") or []),
         "",
     ]
-    return lines + _md_table(_ANSWER_HEADERS, _answer_rows(a))
+    for source in SOURCES:
+        lines += [f"### {SOURCE_TITLES[source]}", ""]
+        lines += [*_md_table(_ANSWER_HEADERS, _answer_rows(a, source)), ""]
+    return lines
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -185,9 +205,10 @@ def render_html(debrief: Debrief) -> str:
         _section("blockers", "Blockers", _blockers_table(d)),
         _section("model", "Model versus baseline", _model_html(_fact(d, "model"))),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
-        _section("load", "Load test", _load_html(_fact(d, "load"))),
+        _section("load", "Load test", _load_html(_fact(d, "load"), _fact(d, "prediction_log"))),
         _section("drill", "Fault drill", _drill_html(_fact(d, "drill"))),
         _section("approvals", "Approvals", _approvals_html(_fact(d, "approvals"))),
+        _section("gates", "Monitoring and rollout", _gates_html(d)),
         _section("readiness", "Readiness assessment", _readiness_html(d.assessment)),
     ]
     return f"""<!doctype html>
@@ -196,7 +217,7 @@ def render_html(debrief: Debrief) -> str:
 <title>Sprint debrief: {_e(d.project)}</title>
 <style>{_CSS}</style></head><body>
 <header><h1>Sprint debrief: {_e(d.project)}</h1>
-<p class="verdict path-{d.path}" id="verdict">{_e(d.verdict)}</p>
+<p class="verdict path-{d.path}" id="verdict">{_e(d.verdict)}</p>{_not_exercised_html(d)}
 <dl class="summary">
 <dt>path</dt><dd id="path">{d.path}: {_e(PATHS[d.path])}</dd>
 <dt>deployed</dt><dd id="deployed">{_e(_yes(d.deployed))}{served}</dd>
@@ -282,14 +303,18 @@ def _audit_html(audit: dict[str, Any] | None) -> str:
     return f"<p>{_e(head)}: {len(findings)} finding(s)</p>{table}"
 
 
-def _load_html(load: dict[str, Any] | None) -> str:
+def _load_html(load: dict[str, Any] | None, logged: dict[str, Any] | None) -> str:
     if not load:
         return _missing()
-    bars = [_bar("p50", load.get("p50_ms"), "p50"), _bar("p99", load.get("p99_ms"), "p99")]
+    bars = [
+        _bar("clients p50", load.get("client_p50_ms"), "p50"),
+        _bar("clients p99 (the gate)", load.get("client_p99_ms"), "p99"),
+        _bar("service's own p99", load.get("p99_ms"), "server-p99"),
+    ]
     chart = bars_svg(
         "chart-load", "latency (ms)", bars, unit=" ms", budget=_budget(load.get("budget_ms"))
     )
-    return f"<p>{_e(_load_line(load))}</p>{chart}"
+    return f"<p>{_e(_load_line(load))}</p><p>{_e(_log_line(logged))}</p>{chart}"
 
 
 def _drill_html(drill: dict[str, Any] | None) -> str:
@@ -298,7 +323,10 @@ def _drill_html(drill: dict[str, Any] | None) -> str:
     latency = bars_svg(
         "chart-drill-latency",
         "p99 latency with the dependency down (ms)",
-        [_bar("p99", drill.get("p99_ms"), "p99")],
+        [
+            _bar("clients p99 (the gate)", drill.get("client_p99_ms"), "p99"),
+            _bar("service's own p99", drill.get("p99_ms"), "server-p99"),
+        ],
         unit=" ms",
         budget=_budget(drill.get("budget_ms")),
     )
@@ -313,17 +341,38 @@ def _approvals_html(approvals: dict[str, Any] | None) -> str:
     return _table("approvals-table", _APPROVAL_HEADERS, rows, classes)
 
 
+def _gates_html(d: Debrief) -> str:
+    rows = _gate_rows(d)
+    if not rows:
+        return _missing()
+    return _table("gates-table", _GATE_HEADERS, rows, [f"gate-{row[1]}" for row in rows])
+
+
+def _not_exercised_html(d: Debrief) -> str:
+    if not d.not_exercised:
+        return ""
+    return (
+        f'<p class="not-exercised" id="not-exercised">not exercised: '
+        f"{_e(', '.join(d.not_exercised))} (declared in the spec; nothing ran it during the "
+        "sprint, so it is reported <code>warn</code>, never <code>pass</code>)</p>"
+    )
+
+
 def _readiness_html(assessment: dict[str, Any] | None) -> str:
     if not assessment:
         return _missing("not assessed: run `taxiway assess` to add it")
     a = assessment
     notes = "".join(f"<li>next level: {_e(n)}</li>" for n in a.get("level_notes") or [])
     answers = a.get("answers") or []
-    table = _table(
-        "readiness-table",
-        _ANSWER_HEADERS,
-        _answer_rows(a),
-        [f"source-{_text(x.get('source'))}" for x in answers],
+    table = "".join(
+        f"<h3>{_e(SOURCE_TITLES[source])}</h3>"
+        + _table(
+            f"readiness-{source}",
+            _ANSWER_HEADERS,
+            _answer_rows(a, source),
+            [f"source-{source}" for x in answers if x.get("source") == source],
+        )
+        for source in SOURCES
     )
     return (
         f'<p class="level" id="level">Level {_e(a.get("level"))} of 5: {_e(a.get("name"))} '
@@ -388,17 +437,55 @@ def _model_line(model: dict[str, Any]) -> str:
 
 
 def _load_line(load: dict[str, Any]) -> str:
-    p99, budget = _number(load.get("p99_ms")), _number(load.get("budget_ms"))
-    within = (
-        ""
-        if p99 is None or budget is None
-        else (": within budget" if p99 <= budget else ": over budget")
-    )
+    """The load test as its clients saw it (the gate), then the service's own figure."""
+    budget = _number(load.get("budget_ms"))
+    client = _number(load.get("client_p99_ms"))
+    within = load.get("within_budget")
+    if not isinstance(within, bool) and client is not None and budget is not None:
+        within = client <= budget
+    verdict = _judged(within, ": within budget", ": over budget", "")
     return (
         f"{_number_text(load.get('requests'))} requests, {_number_text(load.get('errors'))} "
-        f"errors, {_number_text(load.get('rps'))} req/s; p50 {_number_text(load.get('p50_ms'))} "
-        f"ms, p99 {_number_text(p99)} ms against a {_number_text(budget)} ms budget{within}"
+        f"errors, {_number_text(load.get('rps'))} req/s; clients saw p50 "
+        f"{_number_text(load.get('client_p50_ms'))} ms, p99 {_number_text(client)} ms against "
+        f"a {_number_text(budget)} ms budget{verdict}; the service's own latency_ms: p50 "
+        f"{_number_text(load.get('p50_ms'))} ms, p99 {_number_text(load.get('p99_ms'))} ms"
     )
+
+
+def _log_line(logged: dict[str, Any] | None) -> str:
+    """What the durable prediction log held after the load test."""
+    if not logged:
+        return "prediction log: not counted"
+    refused = _number(logged.get("refused_unlogged")) or 0
+    line = (
+        f"prediction log: {_number_text(logged.get('records_written'))} records written to "
+        f"{_text(logged.get('folder'))} for {_number_text(logged.get('answered'))} answered "
+        f"requests: {_text(logged.get('status'))}"
+    )
+    if refused:
+        line += f"; {_number_text(refused)} requests refused because the log could not be written"
+    return line
+
+
+def _gate_rows(d: Debrief) -> list[list[Any]]:
+    """One row per gate judged on what a part of the platform observed (monitoring, rollout)."""
+    rows = []
+    for key, name in _GATES:
+        gate = _fact(d, key)
+        if gate is None:
+            continue
+        declared, observed = gate.get("declared"), gate.get("observed")
+        rows.append(
+            [
+                name,
+                _text(gate.get("status")),
+                json.dumps(declared, sort_keys=True) if declared else "not declared",
+                _text(observed.get("evidence")) if isinstance(observed, dict) else "nothing ran",
+                gate.get("evidence"),
+            ]
+        )
+    return rows
 
 
 def _drill_line(drill: dict[str, Any]) -> str:
@@ -407,8 +494,10 @@ def _drill_line(drill: dict[str, Any]) -> str:
     return (
         f"{_number_text(drill.get('requests'))} requests with a dependency down: "
         f"{_number_text(drill.get('degraded'))} answered by the fallback, "
-        f"{_number_text(drill.get('errors'))} errors; p99 {_number_text(drill.get('p99_ms'))} "
-        f"ms against a {_number_text(drill.get('budget_ms'))} ms budget: {verdict}"
+        f"{_number_text(drill.get('errors'))} errors; clients saw p99 "
+        f"{_number_text(drill.get('client_p99_ms'))} ms against a "
+        f"{_number_text(drill.get('budget_ms'))} ms budget: {verdict}; the service's own p99 "
+        f"{_number_text(drill.get('p99_ms'))} ms"
     )
 
 
@@ -453,16 +542,18 @@ def _approval_rows(approvals: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _answer_rows(assessment: dict[str, Any]) -> list[list[Any]]:
+def _answer_rows(assessment: dict[str, Any], source: str) -> list[list[Any]]:
+    """The answers of one kind (``observed``, ``declared``, ``unanswered``), in order."""
     return [
         [
             a.get("area"),
             a.get("text"),
             _judged(a.get("yes"), "yes", "no", "unanswered"),
-            a.get("source"),
+            a.get("by") or "-",
             a.get("evidence"),
         ]
         for a in assessment.get("answers") or []
+        if a.get("source") == source
     ]
 
 
@@ -543,10 +634,14 @@ tr.critical td:nth-child(3), tr.status-fail td:nth-child(3), tr.unsigned td:nth-
 tr.severity-blocker td:nth-child(2) { color: #b71c1c; font-weight: 600; }
 tr.source-declared td:nth-child(4) { color: #8d6e00; }
 tr.source-observed td:nth-child(4) { color: #1b5e20; }
+tr.gate-warn td:nth-child(2), .not-exercised { color: #8d6e00; }
+tr.gate-fail td:nth-child(2) { color: #b71c1c; font-weight: 600; }
+.not-exercised { font-weight: 600; }
 .chart { display: block; margin: .6rem 0; max-width: 100%; height: auto; }
 .chart text { font: 12px system-ui, sans-serif; fill: #1b1b1b; }
 .chart rect[data-name="model"], .chart rect[data-name="p50"] { fill: #1565c0; }
 .chart rect[data-name="baseline"], .chart rect[data-name="p99"] { fill: #90a4ae; }
+.chart rect[data-name="server-p99"] { fill: #b0bec5; }
 .chart rect.over { fill: #c62828; }
 .chart .budget { stroke: #c62828; stroke-width: 2; stroke-dasharray: 5 3; }
 .chart .axis { stroke: #777; }

@@ -38,14 +38,24 @@ from taxiway.features.training_set import used_sources
 from taxiway.models.audit import run_audit
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.models.training import train_model
+from taxiway.serving.log import count_records
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 from taxiway.sprint import integration
 from taxiway.sprint.approvals import sign_offs
-from taxiway.sprint.assess import assess, load_answers, observe
+from taxiway.sprint.assess import Fact, assess, load_answers, observe, spec_declarations
 from taxiway.sprint.debrief import Debrief
 from taxiway.sprint.outcome import Blocker, Check, CheckStatus, Phase, PhaseName
-from taxiway.sprint.phases import audit_checks, data_checks, governance_checks, training_checks
+from taxiway.sprint.phases import (
+    audit_checks,
+    data_checks,
+    governance_checks,
+    latency_check,
+    monitoring_check,
+    prediction_log_check,
+    rollout_check,
+    training_checks,
+)
 from taxiway.sprint.report import write_report
 from taxiway.sprint.runbooks import write_runbooks
 
@@ -93,7 +103,7 @@ class _State:
     on_phase: Callable[[Phase], None]
     phases: list[Phase] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
-    observed: dict[str, bool] = field(default_factory=dict)
+    observed: dict[str, Fact] = field(default_factory=dict)
     candidate: ModelVersion | None = None
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -132,8 +142,10 @@ def run_sprint(
             service = kept
     state.say("debrief", "readiness assessment")
     observed_facts = dict(state.observed.items())
-    observed_facts["unattended"] = deployed and not any(b for p in state.phases for b in p.blockers)
-    assessment = assess(observe(project, observed_facts), declared)
+    unattended = _unattended(state, deployed)
+    if unattended is not None:
+        observed_facts["unattended"] = unattended
+    assessment = assess(observe(observed_facts), declared, spec_declarations(project))
     state.say("debrief", "runbooks")
     runbooks = write_runbooks(project, report_dir / "runbooks")
     state.facts["runbooks"] = [str(p) for p in runbooks]
@@ -206,9 +218,16 @@ def _data_access(state: _State) -> None:
         )
         phase.checks.extend(data_checks(report))
         state.facts["sources"] = {s.name: s.status for s in report.sources}
-        state.observed["contracts_passed"] = not report.blocked and all(
-            s.validation is not None for s in report.sources
-        )
+        checked = bool(report.sources) and all(s.validation is not None for s in report.sources)
+        state.observed["contracts_passed"] = not report.blocked and checked
+        if report.sources:
+            unchecked = sorted(s.name for s in report.sources if s.validation is None)
+            state.observed["contracts_checked"] = (
+                checked,
+                "every source's rows were checked against its contract"
+                if checked
+                else f"read without a contract check: {', '.join(unchecked)}",
+            )
 
 
 def _model_development(state: _State) -> None:
@@ -351,6 +370,8 @@ def _integration(state: _State) -> None:
                 state.say("integration", "smoke test: every endpoint")
                 phase.checks.extend(integration.smoke_test(service, project, state.bodies))
                 state.say("integration", f"load test: {state.options.load_seconds:g}s")
+                folder = _prediction_log_folder(project)
+                before = count_records(folder)
                 load = integration.load_test(
                     service,
                     state.bodies,
@@ -359,9 +380,27 @@ def _integration(state: _State) -> None:
                 )
                 summary = load.summary(budget)
                 state.facts["load"] = summary
-                phase.checks.append(_load_check(summary, candidate.version))
-                state.observed["latency_within_budget"] = phase.checks[-1].status == "pass"
-                state.observed["prediction_log"] = load.requests > 0
+                latency = latency_check(summary, candidate.version)
+                phase.checks.append(latency)
+                state.observed["latency_within_budget"] = (
+                    latency.status == "pass",
+                    f"clients saw p99 {summary['client_p99_ms']:.1f} ms against "
+                    f"{budget:g} ms; the service's own p99 {summary['p99_ms']:.1f} ms",
+                )
+                state.say("integration", "counting the load test's records in the log")
+                found = {
+                    "folder": str(folder),
+                    "records_before": before,
+                    "records_written": count_records(folder) - before,
+                    "answered": load.answered,
+                    "refused_unlogged": load.refused_unlogged,
+                }
+                logged = prediction_log_check(found, str(service.log))
+                phase.checks.append(logged)
+                found["status"] = logged.status
+                state.facts["prediction_log"] = found
+                if logged.status != "skip":
+                    state.observed["prediction_log"] = (logged.status == "pass", logged.detail)
                 state.observed["metrics_exposed"] = any(
                     c.name == "smoke GET /metrics" and c.status == "pass" for c in phase.checks
                 )
@@ -375,16 +414,18 @@ def _integration(state: _State) -> None:
                 project, candidate.version, state.bodies, requests=state.options.drill_requests
             )
             summary = drill.summary(budget)
-            within = summary["p99_ms"] <= budget and drill.errors == 0
+            # judged as the load test is: the whole request, as the clients timed it
+            within = bool(summary["within_budget"])
             all_degraded = drill.degraded == len(drill.server_ms) and drill.requests > 0
-            summary.update(within_budget=within, all_degraded=all_degraded)
+            summary.update(all_degraded=all_degraded)
             state.facts["drill"] = summary
             ok = within and all_degraded
             state.observed["fallback_verified"] = ok
             detail = (
                 f"{drill.requests} requests with the online store down: {drill.degraded} "
-                f"degraded, {drill.errors} errors, p99 {summary['p99_ms']:.1f} ms "
-                f"(budget {budget:g} ms)"
+                f"degraded, {drill.errors} errors, clients saw p99 "
+                f"{summary['client_p99_ms']:.1f} ms (the service's own "
+                f"{summary['p99_ms']:.1f} ms), budget {budget:g} ms"
             )
             phase.checks.append(
                 Check(
@@ -409,36 +450,6 @@ def _integration(state: _State) -> None:
             )
 
 
-def _load_check(summary: dict[str, Any], version: int) -> Check:
-    budget = summary["budget_ms"]
-    detail = (
-        f"{summary['requests']:,} requests in {summary['rps']:,.0f}/s: p50 "
-        f"{summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms in the service "
-        f"(clients saw p99 {summary['client_p99_ms']:.1f} ms), budget {budget:g} ms, "
-        f"{summary['errors']} errors"
-    )
-    if summary["requests"] and summary["errors"] == 0 and summary["p99_ms"] <= budget:
-        return Check("load test within the latency budget", "pass", detail, data=summary)
-    return Check(
-        "load test within the latency budget",
-        "fail",
-        detail,
-        data=summary,
-        blocker=Blocker(
-            "integration",
-            "technical",
-            True,
-            "the service misses its latency budget under load"
-            if summary["p99_ms"] > budget
-            else "the service fails requests under load",
-            evidence=detail,
-            fix=f"profile `taxiway serve --model {version}` under load (bench/serving.py); "
-            "raise --workers, move the online store closer, or choose a faster model form",
-            estimate="weeks",
-        ),
-    )
-
-
 def _deployment(state: _State) -> bool:
     project = state.project
     deployed = False
@@ -446,6 +457,12 @@ def _deployment(state: _State) -> bool:
         with _step(state, phase, "governance", "fix the spec's governance section"):
             signed = sign_offs(project)
             phase.checks.extend(governance_checks(project, signed))
+            # no monitor or rollout controller runs in a sprint yet (their own issues build
+            # them): a declared section is reported as declared, not exercised
+            for key, gate in (("monitoring", monitoring_check), ("rollout", rollout_check)):
+                check, used = gate(project, None)
+                phase.checks.append(check)
+                state.facts[key] = used
             state.facts["approvals"] = {
                 "required": [s.role for s in signed],
                 "present": [
@@ -492,6 +509,27 @@ def _deployment(state: _State) -> bool:
             )
             deployed = True
     return deployed
+
+
+def _prediction_log_folder(project: Project) -> Path:
+    """Where the served candidate writes its prediction log (as `open_prediction_log` does)."""
+    spec = (project.spec.serving or Serving()).log
+    return Path(spec.path) if spec.path else project.state_dir / "predictions"
+
+
+def _unattended(state: _State, deployed: bool) -> Fact | None:
+    """Whether the sprint went from the spec to a served, monitored service with no manual
+    step but the sign-offs; ``None`` when it cannot tell (it deployed cleanly, but the
+    monitor or the rollout was not exercised, so "monitored" was not seen)."""
+    blocked = any(b for p in state.phases for b in p.blockers)
+    if not deployed or blocked:
+        return False
+    unseen = [
+        k for k in ("monitoring", "rollout") if (state.facts.get(k) or {}).get("observed") is None
+    ]
+    if unseen:
+        return None
+    return True
 
 
 def _require_writable(folder: Path) -> None:
