@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taxiway.models.metrics import better, classification_metrics, regression_metrics
+from taxiway.models.metrics import better, classification_metrics, regression_metrics, score
 
 
 def _auc_by_pairs(y: np.ndarray, p: np.ndarray) -> float:
@@ -55,3 +55,13 @@ def test_direction_of_better() -> None:
     assert better("log_loss", 0.2, 0.3)
     assert not better("roc_auc", None, 0.5)
     assert better("mae", 1.0, None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 1)), min_size=0, max_size=40))
+def test_one_metric_alone_equals_its_entry_in_the_full_set(pairs: list[tuple[bool, float]]) -> None:
+    y = np.array([float(a) for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    every = {**classification_metrics(y, p), **regression_metrics(y, p)}
+    for metric in ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "mae", "rmse"):
+        assert score(metric, y, p) == every[metric], metric
