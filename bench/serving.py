@@ -1,33 +1,48 @@
-"""HTTP serving: taxiway against `mlflow models serve` and BentoML, and the server stacks.
+"""HTTP serving: taxiway against `mlflow models serve` and BentoML at equal worker counts.
 
 One LightGBM model (100 trees, 31 leaves, 20 features, trained here on generated data) is
-served by every target on 127.0.0.1, and ``wrk`` (Debian's, one thread, keep-alive
-connections; ``--load-generator python`` or no wrk: ``serving_peers/pyload.py``) sends
-one-row requests at each concurrency (``--concurrency``, default 8 and 32) for
-``--duration`` seconds after a ``--warmup``. Targets (``--targets``):
+served by every target on 127.0.0.1, and ``wrk`` (Debian's, one thread; ``--load-generator
+python`` or no wrk: ``serving_peers/pyload.py``) sends one-row requests at each concurrency
+(``--concurrency``, default 8) for ``--duration`` seconds after a ``--warmup``, with keep-alive
+connections, and for the targets named by ``--close`` also with ``Connection: close`` (one new
+connection per request). Every target runs with each of ``--workers`` (default 1 and 2), and
+the rounds (``--rounds``) go through every target and worker count in turn, so a change of
+machine load hits all of them alike. Targets (``--targets``):
 
 - ``mlflow``: ``mlflow models serve --env-manager local`` on the model saved with
   ``mlflow.lightgbm.save_model`` (with a signature), ``dataframe_split`` bodies;
 - ``bentoml``: ``bentoml serve`` on a ``@bentoml.service`` calling ``Booster.predict``;
-- ``stacks``: one minimal Starlette + orjson endpoint (``serving_peers/stack_app.py``) run by
-  each server stack in ``STACKS`` (uvicorn with asyncio/h11 or uvloop/httptools, with or
-  without the TCP_NODELAY fix for uvicorn issue #3149, granian) with 1 and 2 workers: the
-  measurement that chooses taxiway's server;
-- ``taxiway``: ``POST /v1/predict {"entities": {"customer": "<key>"}}``, the features read
-  from the online store and the answer logged. Unless ``--taxiway-spec`` names a project, a
-  stand-in with the same command line (``serving_peers/taxiway_standin.py``) is measured, on
-  uvicorn and on granian: see the ``TODO`` in ``taxiway_target``.
+- ``taxiway-lookup``: the real ``taxiway serve`` on the same Booster, imported as a pilot
+  (``serving_peers/build_same.py``): the request names a customer, taxiway reads its 20
+  values from the SQLite online store, scores, logs the answer (``log.sync: interval``);
+- ``taxiway-request``: the same Booster, its 20 values sent in the request as request fields
+  (the peers' request shape; no lookup; ``build_same.py --request-fields``);
+- ``taxiway-always``: ``taxiway-lookup`` with ``log.sync: always`` (fdatasync before answering);
+- ``taxiway-retail``: the retail example (``serving_peers/build_shop.py``; its own model and
+  three feature views, ``log.sync: interval``): answers checked for a finite, non-degraded
+  prediction, not against the peers' model;
+- ``taxiway``: ``taxiway serve`` on any project (``--taxiway-spec``, ``--taxiway-bodies``);
+- ``stacks`` and ``taxiway-standin``: the server-stack study that chose taxiway's server
+  (a minimal Starlette endpoint on each stack in ``STACKS``; a stand-in for taxiway).
+
+LightGBM threads (``--lightgbm-threads``): taxiway's serving form always scores with
+``num_threads=1``; by default (``1``) every server also gets ``OMP_NUM_THREADS=1`` so the peers'
+``Booster.predict`` is single-threaded too; ``default`` leaves the peers on LightGBM's default
+(one OpenMP thread per core). The report gives requests/s per busy core (the server processes'
+CPU time during the run / wall time), and ratios only between rows of equal worker count,
+concurrency and connection mode (:func:`ratio` refuses anything else).
 
 MLflow and BentoML run in their own virtualenvs under ``bench/.data/serving/`` (so neither
 brings its dependencies into taxiway's); ``--setup`` creates them (pinned versions, idempotent),
 saves the MLflow model and installs ``wrk`` with apt-get when it is missing. Every server is
-started in its own process group, checked (each target's answers must equal
-``Booster.predict`` on the same rows) before it is measured, and stopped, group and all,
-when done or when this script exits.
+started in its own process group, checked (answers equal to ``Booster.predict`` on the same
+rows) before it is measured, and stopped, group and all, when done or when this script exits.
 
     .venv/bin/python bench/serving.py --setup
-    .venv/bin/python bench/serving.py --duration 20 --concurrency 8,32 --rounds 3 --wait-idle 120
-    .venv/bin/python bench/serving.py --targets stacks --stacks granian,uvicorn --duration 5
+    .venv/bin/python bench/serving_peers/build_same.py
+    .venv/bin/python bench/serving_peers/build_same.py --request-fields
+    .venv/bin/python bench/serving_peers/build_shop.py
+    .venv/bin/python bench/serving.py --rounds 3 --wait-idle 120
 
 Raw figures are appended to ``bench/.data/serving/results.jsonl``.
 """
@@ -49,7 +64,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,9 +109,34 @@ QUIET_ENV = {  # no telemetry from the peers (nothing may leave the machine anyw
 SUSPECT_OCCUPANCY = 1.3  # see measure(): above this, wrk's latencies are not to be trusted
 RETRIES = 2  # times a measurement is redone when wrk's figures are inconsistent
 
-GOAL_P99_MS = 5.0  # taxiway, concurrency 8, lookup and log included
-GOAL_VS_MLFLOW = 20.0  # taxiway's req/s over MLflow's
-GOAL_VS_BENTOML = 5.0
+GOAL_P99_MS = 5.0  # taxiway, concurrency 8, lookup and log included (issue 12)
+PEER_TARGETS = ("mlflow", "bentoml")
+
+# taxiway projects built by serving_peers/: name -> (folder, spec file, what a request does,
+# answers equal the peers' model, the command that builds it)
+PROJECTS: dict[str, tuple[str, str, str, bool, str]] = {
+    "taxiway-lookup": (
+        "same", "taxiway.yaml",
+        "names a customer; 20 values read from the SQLite online store; log.sync interval",
+        True, "bench/serving_peers/build_same.py",
+    ),
+    "taxiway-request": (
+        "same-request", "taxiway.yaml",
+        "carries the 20 values as request fields; no lookup; log.sync interval",
+        True, "bench/serving_peers/build_same.py --request-fields",
+    ),
+    "taxiway-always": (
+        "same", "taxiway-always.yaml",
+        "as taxiway-lookup, with log.sync always (fdatasync before each answer)",
+        True, "bench/serving_peers/build_same.py",
+    ),
+    "taxiway-retail": (
+        "shop", "taxiway.yaml",
+        "retail example: names a customer; 3 views (17 inputs) read from SQLite; log.sync interval",
+        False, "bench/serving_peers/build_shop.py",
+    ),
+}  # fmt: skip
+DEFAULT_TARGETS = "mlflow,bentoml,taxiway-lookup,taxiway-request,taxiway-always,taxiway-retail"
 
 
 # --------------------------------------------------------------------------- model and data
@@ -172,6 +212,7 @@ class Target:
     answer: Callable[[Any], float]  # response JSON -> the prediction (raises when malformed)
     expected: np.ndarray | None  # predictions for bodies, when known
     ready_path: str
+    does: str = ""  # what one request makes the server do, for the report's legend
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = PEERS
     start_timeout: float = 120.0
@@ -300,6 +341,8 @@ def mlflow_target(model: Model, workers: int) -> Target:
         answer=lambda body: float(body["predictions"][0]),
         expected=model.expected,
         ready_path="/ping",
+        does="carries the 20 values (dataframe_split); pandas frame, signature check, "
+        "pyfunc predict",
         env={**_peer_env("mlflow"), "MLFLOW_TRACKING_URI": (home / "mlruns").as_uri()},
         cwd=home,
     )
@@ -322,6 +365,7 @@ def bentoml_target(model: Model, workers: int) -> Target:
         answer=lambda body: float(body["score"]),
         expected=model.expected,
         ready_path="/readyz",
+        does="carries the 20 values; pydantic validation, sync API in a thread, Booster.predict",
         env={
             **_peer_env("bentoml"),
             "BENCH_MODEL": str(model.path),
@@ -390,6 +434,44 @@ def taxiway_target(
         ready_path="/v2/health/ready",
         env=env,
         cwd=DATA,
+    )
+
+
+def project_missing(name: str) -> str | None:
+    """Why the taxiway project behind target ``name`` cannot be served (None when it can)."""
+    folder, spec_file, _, same_model, command = PROJECTS[name]
+    project = DATA / folder
+    needed = [project / spec_file, project / "bodies.jsonl"]
+    needed += [project / "expected.json"] if same_model else []
+    absent = [path for path in needed if not path.exists()]
+    if absent:
+        return f"{absent[0]} is missing: run `.venv/bin/python {command}`"
+    return None
+
+
+def project_target(name: str, workers: int) -> Target:
+    """The real ``taxiway serve`` on one of the PROJECTS."""
+    folder, spec_file, does, same_model, _ = PROJECTS[name]
+    project = DATA / folder
+    spec = project / spec_file
+    lines = (project / "bodies.jsonl").read_bytes().splitlines()
+    expected = None
+    if same_model:  # the peers' Booster: answers must equal Booster.predict on the rows
+        expected = np.asarray(json.loads((project / "expected.json").read_text()))
+    command = [sys.executable, "-m", "taxiway", "serve", "-f", str(spec)]
+    return Target(
+        name=name,
+        server=f"taxiway serve ({spec.relative_to(DATA)})",
+        workers=workers,
+        argv=lambda port: [*command, *_listen(port), "--workers", str(workers)],
+        path="/v1/predict",
+        bodies=[line for line in lines if line.strip()],
+        answer=_taxiway_answer,
+        expected=expected,
+        ready_path="/v2/health/ready",
+        does=does,
+        env={"PYTHONPATH": str(ROOT / "src")},
+        cwd=project,
     )
 
 
@@ -632,15 +714,19 @@ def load(
     concurrency: int,
     seconds: float,
     during: Callable[[], Any] | None = None,
+    close: bool = False,
 ) -> tuple[dict[str, Any], Any]:
-    """One closed-loop run of ``concurrency`` keep-alive connections, by wrk (one thread) or
-    by serving_peers/pyload.py; and what ``during()`` returned one second into it."""
+    """One closed-loop run of ``concurrency`` connections, by wrk (one thread) or by
+    serving_peers/pyload.py; and what ``during()`` returned one second into it. Keep-alive
+    connections, or with ``close`` (wrk only) a new connection for every request."""
     if generator == "wrk":
         command = [
             "wrk", "-t1", f"-c{concurrency}", f"-d{max(round(seconds), 1)}s", "--timeout",
             "5s", "--latency", "-s", str(PEERS / "post.lua"), f"http://{HOST}:{port}{path}",
-            "--", str(bodies),
+            "--", str(bodies), *(["close"] if close else []),
         ]  # fmt: skip
+    elif close:
+        raise RuntimeError("Connection: close needs wrk (`apt-get install -y wrk`)")
     else:
         command = [sys.executable, str(PEERS / "pyload.py"), str(port), path, str(bodies),
                    str(concurrency), str(seconds)]  # fmt: skip
@@ -675,7 +761,7 @@ def connections_per_process(pgid: int, port: int) -> list[int]:
 
 
 def measure(
-    target: Target, port: int, pgid: int, concurrency: int, args: argparse.Namespace
+    target: Target, port: int, pgid: int, concurrency: int, close: bool, args: argparse.Namespace
 ) -> dict[str, Any]:
     bodies = DATA / "bodies" / f"{target.name.replace(':', '-')}.jsonl"
     bodies.parent.mkdir(parents=True, exist_ok=True)
@@ -683,7 +769,7 @@ def measure(
     idle = wait_idle(args.wait_idle).cores if args.wait_idle else None
     load1 = os.getloadavg()[0]
     if args.warmup:
-        load(args.load_generator, port, target.path, bodies, concurrency, args.warmup)
+        load(args.load_generator, port, target.path, bodies, concurrency, args.warmup, close=close)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_before, busy_before = server_cpu_seconds(pgid), busy_cpu_seconds()
     mine = time.process_time()
@@ -691,7 +777,7 @@ def measure(
     run, spread = load(
         args.load_generator,
         port, target.path, bodies, concurrency, args.duration,
-        during=lambda: connections_per_process(pgid, port),
+        during=lambda: connections_per_process(pgid, port), close=close,
     )  # fmt: skip
     wall = time.monotonic() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -710,8 +796,10 @@ def measure(
         "server": target.server,
         "workers": target.workers,
         "concurrency": concurrency,
+        "connection": "close" if close else "keep-alive",
         "requests": run["requests"],
         "rps": run["requests"] / seconds,
+        "rps_per_core": run["requests"] / seconds / max(server_cpu / wall, 1e-9),
         "p50_ms": run["p50_us"] / 1e3,
         "p90_ms": run["p90_us"] / 1e3,
         "p99_ms": run["p99_us"] / 1e3,
@@ -732,12 +820,33 @@ def measure(
 # --------------------------------------------------------------------------- report
 
 
+def footing(row: dict[str, Any]) -> tuple[int, int, str]:
+    """What two rows must share for their ratio to mean anything: worker count, concurrency
+    and connection mode."""
+    return (int(row["workers"]), int(row["concurrency"]), str(row.get("connection", "keep-alive")))
+
+
+def ratio(a: dict[str, Any], b: dict[str, Any], key: str = "rps") -> float:
+    """``a[key] / b[key]`` for two rows on equal footing; anything else is refused, so a
+    ratio between different worker counts cannot be printed.
+
+    >>> ratio({"workers": 2, "concurrency": 8, "rps": 10.0}, {"workers": 2, "concurrency": 8, "rps": 5.0})
+    2.0
+    >>> ratio({"workers": 2, "concurrency": 8, "rps": 10.0}, {"workers": 1, "concurrency": 8, "rps": 5.0})
+    Traceback (most recent call last):
+    ValueError: no ratio between unequal footings: (2, 8, 'keep-alive') vs (1, 8, 'keep-alive')
+    """
+    if footing(a) != footing(b):
+        raise ValueError(f"no ratio between unequal footings: {footing(a)} vs {footing(b)}")
+    return float(a[key]) / float(b[key])
+
+
 def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (target, server, workers, concurrency): the median round by req/s, with
-    the range of req/s over the rounds and every round's spread of connections."""
+    """One row per (target, server, workers, concurrency, connection): the median round by
+    req/s, with the ranges over the rounds and every round's spread of connections."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in results:
-        key = (r["target"], r["server"], r["workers"], r["concurrency"])
+        key = (r["target"], r["server"], *footing(r))
         groups.setdefault(key, []).append(r)
     rows = []
     for runs in groups.values():
@@ -746,69 +855,85 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         median["rounds"] = len(runs)
         median["rps_range"] = (ranked[0]["rps"], ranked[-1]["rps"])
         median["p99_range"] = (min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs))
+        median["per_core_range"] = (
+            min(r["rps_per_core"] for r in runs),
+            max(r["rps_per_core"] for r in runs),
+        )
         median["errors"] = sum(r["errors"] for r in runs)
         median["spreads"] = [r.get("connections_per_process") or [] for r in runs]
         median["suspect"] = any(r.get("occupancy", 0) > SUSPECT_OCCUPANCY for r in runs)
         median["other_cores"] = max(r["other_cores"] for r in runs)
         rows.append(median)
+    rows.sort(key=lambda r: (footing(r)[2] != "keep-alive", r["workers"], r["concurrency"]))
     return rows
 
 
-def report(results: list[dict[str, Any]], failures: list[tuple[str, str]]) -> None:
+def report(
+    results: list[dict[str, Any]],
+    failures: list[tuple[str, str]],
+    targets: list[Target],
+    threads: str,
+) -> None:
     rows = summarize(results)
-    rounds = max((r["rounds"] for r in rows), default=1)
-    header = ["target", "server", "workers", "conc", "req/s", "p50 ms", "p99 ms", "errors",
-              "conns per process", "server cores", "client cores", "other cores"]  # fmt: skip
-    if rounds > 1:
-        header[4:7] = ["req/s (median)", "req/s min–max", "p50 ms", "p99 ms", "p99 min–max"]
+    header = ["target", "workers", "connection", "conc", "req/s (median)", "req/s min–max",
+              "p50 ms", "p99 ms", "p99 min–max", "errors", "server cores",
+              "req/s per busy core", "conns per process", "other cores"]  # fmt: skip
     table = []
     for r in rows:
-        figures = [f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
-        if rounds > 1:
-            low, high = r["rps_range"]
-            figures[1:1] = [f"{low:,.0f}–{high:,.0f}"]
-            figures.append(f"{r['p99_range'][0]:.1f}–{r['p99_range'][1]:.1f}")
+        low, high = r["rps_range"]
         spreads = " ; ".join("/".join(map(str, s)) or "?" for s in r["spreads"])
         table.append(
-            [r["target"], r["server"], str(r["workers"]), str(r["concurrency"]), *figures,
-             str(r["errors"]), spreads, f"{r['server_cores']:.2f}", f"{r['client_cores']:.2f}",
-             f"{r['other_cores']:.2f}" + (" SUSPECT" if r["suspect"] else "")]
+            [r["target"], str(r["workers"]), r["connection"], str(r["concurrency"]),
+             f"{r['rps']:,.0f}", f"{low:,.0f}–{high:,.0f}", f"{r['p50_ms']:.2f}",
+             f"{r['p99_ms']:.2f}", f"{r['p99_range'][0]:.2f}–{r['p99_range'][1]:.2f}",
+             str(r["errors"]), f"{r['server_cores']:.2f}", f"{r['rps_per_core']:,.0f}",
+             spreads, f"{r['other_cores']:.2f}" + (" SUSPECT" if r["suspect"] else "")]
         )  # fmt: skip
+    print(f"\nLightGBM threads: {threads}")
     print("\n" + markdown_table(header, table))
     print(
-        "\nreq/s, p50, p99 and cores: the median round by req/s; other cores: the most any "
-        "round saw; SUSPECT: wrk's latencies add up to more than connections x run length"
+        "\nThe median round by req/s (its p50, p99, cores); ranges over the rounds. server "
+        "cores: CPU time of the server's processes during the run / wall time; req/s per busy "
+        "core: req/s / server cores. other cores: the most that processes other than the "
+        "server and the load generator used in any round. SUSPECT: wrk's latencies add up to "
+        "more than connections x run length."
     )
+    seen: set[str] = set()
+    print("\nWhat one request does:")
+    for target in targets:
+        if target.name not in seen and target.does:
+            seen.add(target.name)
+            print(f"- {target.name} ({target.server}): {target.does}")
     for name, reason in failures:
         print(f"\nNOT MEASURED {name}: {reason}")
     print("\n" + "\n".join(goal_lines(rows)))
 
 
 def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's goals, from the summarized rows (each ratio at equal concurrency)."""
-    by = {(r["target"], r["workers"], r["concurrency"]): r for r in rows}
-    lines = ["Goals:"]
-    for (name, workers, conc), r in sorted(by.items()):
+    """taxiway's ratios to each peer at equal footing (see :func:`ratio`), and the p99 goal."""
+    by = {(r["target"], *footing(r)): r for r in rows}
+    lines = ["taxiway / peer at the same workers, concurrency and connection mode "
+             "(req/s; req/s per busy core):"]  # fmt: skip
+    for (name, *_), r in sorted(by.items()):
         if not name.startswith("taxiway"):
             continue
-        tag = f"{name} {workers}w c{conc}"
-        if conc == 8:
-            verdict = "met" if r["p99_ms"] <= GOAL_P99_MS else "MISSED"
-            lines.append(f"  {tag}: p99 {r['p99_ms']:.2f} ms (goal <= {GOAL_P99_MS}) {verdict}")
-        for peer, goal in (("mlflow", GOAL_VS_MLFLOW), ("bentoml", GOAL_VS_BENTOML)):
-            base = by.get((peer, 1, conc))
+        parts = []
+        for peer in PEER_TARGETS:
+            base = by.get((peer, *footing(r)))
             if base and base["rps"]:
-                ratio = r["rps"] / base["rps"]
-                verdict = "met" if ratio >= goal else "MISSED"
-                lines.append(f"  {tag}: {ratio:.1f}x {peer}'s req/s (goal >= {goal}x) {verdict}")
-    lines.append("2 workers / 1 worker (req/s):")
-    for (name, workers, conc), r in sorted(by.items()):
-        one = by.get((name, 1, conc))
-        if workers == 2 and one and one["rps"]:
-            ratio = r["rps"] / one["rps"]
+                parts.append(
+                    f"{ratio(r, base):.1f}x {peer} ({ratio(r, base, 'rps_per_core'):.1f}x per core)"
+                )
+        workers, conc, connection = footing(r)
+        if parts:
+            lines.append(f"  {name} {workers}w c{conc} {connection}: " + ", ".join(parts))
+    lines.append(f"p99 goal (c8, keep-alive, <= {GOAL_P99_MS} ms, every round):")
+    for (name, workers, conc, connection), r in sorted(by.items()):
+        if name.startswith("taxiway") and conc == 8 and connection == "keep-alive":
+            worst = r["p99_range"][1]
+            verdict = "met" if worst <= GOAL_P99_MS else "MISSED"
             lines.append(
-                f"  {name} c{conc}: {ratio:.2f}x ({one['rps']:,.0f} -> {r['rps']:,.0f}) "
-                f"{'helps' if ratio > 1 else 'DOES NOT HELP'}"
+                f"  {name} {workers}w: p99 {r['p99_range'][0]:.2f}–{worst:.2f} ms {verdict}"
             )
     return lines
 
@@ -844,38 +969,74 @@ def _ints(text: str) -> list[int]:
 def build_targets(model: Model, args: argparse.Namespace) -> tuple[list[Target], list[Any]]:
     targets: list[Target] = []
     failures: list[tuple[str, str]] = []
+    workers = _ints(args.workers)
     for group in args.targets.split(","):
-        if group in ("mlflow", "bentoml"):
+        if group in PEER_TARGETS:
             missing = peer_missing(group)
             if missing:
                 failures.append((group, missing))
                 continue
             make = mlflow_target if group == "mlflow" else bentoml_target
-            targets += [make(model, n) for n in _ints(args.peer_workers)]
+            targets += [make(model, n) for n in workers]
+        elif group in PROJECTS:
+            missing = project_missing(group)
+            if missing:
+                failures.append((group, missing))
+                continue
+            targets += [project_target(group, n) for n in workers]
         elif group == "stacks":
             unknown = set(args.stacks.split(",")) - set(STACKS)
             if unknown:
                 raise SystemExit(f"unknown stacks {sorted(unknown)}; known: {sorted(STACKS)}")
-            targets += stack_targets(model, args.stacks.split(","), _ints(args.workers))
+            targets += stack_targets(model, args.stacks.split(","), workers)
         elif group == "taxiway":
-            servers = ["real"] if args.taxiway_spec else args.standin_servers.split(",")
-            for server in servers:
-                targets += [taxiway_target(model, n, args, server) for n in _ints(args.workers)]
+            if not args.taxiway_spec:
+                raise SystemExit("target `taxiway` needs --taxiway-spec and --taxiway-bodies")
+            targets += [taxiway_target(model, n, args) for n in workers]
+        elif group == "taxiway-standin":
+            for server in args.standin_servers.split(","):
+                targets += [taxiway_target(model, n, args, server) for n in workers]
         else:
-            raise SystemExit(f"unknown target {group!r}: mlflow, bentoml, stacks or taxiway")
+            known = [*PEER_TARGETS, *PROJECTS, "taxiway", "taxiway-standin", "stacks"]
+            raise SystemExit(f"unknown target {group!r}; known: {', '.join(known)}")
+    if args.lightgbm_threads == "1":  # taxiway's serving form pins it; the others alike
+        targets = [replace(t, env={**t.env, "OMP_NUM_THREADS": "1"}) for t in targets]
     return targets, failures
+
+
+def server_threads(pgid: int) -> list[int]:
+    """Threads of each server process (after the answer check: LightGBM's OpenMP pool, if
+    any, exists by then)."""
+    import psutil
+
+    counts = []
+    for process in server_processes(pgid):
+        with contextlib.suppress(psutil.Error):
+            counts.append(process.num_threads())
+    return sorted(counts, reverse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--setup", action="store_true", help="create the peers' venvs and exit")
-    parser.add_argument("--targets", default="mlflow,bentoml,stacks,taxiway")
+    parser.add_argument("--targets", default=DEFAULT_TARGETS, help="comma list, see above")
     parser.add_argument("--stacks", default=",".join(STACKS), help="which server stacks")
-    parser.add_argument("--workers", default="1,2", help="worker counts: stacks and taxiway")
-    parser.add_argument("--peer-workers", default="1", help="worker counts: MLflow, BentoML")
-    parser.add_argument("--concurrency", default="8,32", help="open connections, comma list")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per measurement")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first")
+    parser.add_argument("--workers", default="1,2", help="worker counts, for every target")
+    parser.add_argument("--concurrency", default="8", help="open connections, comma list")
+    parser.add_argument(
+        "--close",
+        default="mlflow,bentoml,taxiway-lookup",
+        help="targets measured also with `Connection: close` (a new connection per request)",
+    )
+    parser.add_argument(
+        "--lightgbm-threads",
+        choices=["1", "default"],
+        default="1",
+        help="1: OMP_NUM_THREADS=1 for every server (taxiway pins num_threads=1 itself); "
+        "default: the peers' LightGBM uses its default thread count",
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load first")
     parser.add_argument("--rounds", type=int, default=1, help="measure every target N times")
     parser.add_argument(
         "--load-generator",
@@ -889,17 +1050,16 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="before each measurement, wait up to this many seconds for other work to stop",
     )
-    parser.add_argument("--taxiway-spec", help="measure the real `taxiway serve -f SPEC`")
+    parser.add_argument("--taxiway-spec", help="target `taxiway`: serve this spec")
     parser.add_argument("--taxiway-bodies", help="with --taxiway-spec: one request a line")
     parser.add_argument(
         "--taxiway-expected",
-        help="with --taxiway-spec: a JSON list, the prediction each body must get "
-        "(serving_peers/build_same.py writes it)",
+        help="with --taxiway-spec: a JSON list, the prediction each body must get",
     )
     parser.add_argument(
         "--standin-servers",
         default="uvicorn,granian",
-        help="the stand-in runs on these: uvicorn, uvicorn-reuseport (uvloop, httptools), granian",
+        help="target taxiway-standin runs on these: uvicorn, uvicorn-reuseport, granian",
     )
     args = parser.parse_args(argv)
     atexit.register(_stop_all)
@@ -914,52 +1074,62 @@ def main(argv: list[str] | None = None) -> int:
         args.load_generator = "wrk" if shutil.which("wrk") else "python"
     if args.load_generator == "wrk" and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: `apt-get install -y wrk` or `bench/serving.py --setup`")
+    threads = (
+        "one everywhere: taxiway's serving form passes num_threads=1; every server runs with "
+        "OMP_NUM_THREADS=1"
+        if args.lightgbm_threads == "1"
+        else "taxiway num_threads=1 (its serving form); the peers LightGBM's default"
+    )
     print(f"# bench/serving.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
-    print(f"versions: {versions()}")
+    print(f"versions: {versions()}\nLightGBM threads: {threads}")
     targets, failures = build_targets(model, args)
+    close = set(args.close.split(",")) - {""}
     results: list[dict[str, Any]] = []
     for round_ in range(1, args.rounds + 1):
         for target in targets:
             label = f"{target.name} ({target.workers}w)"
-            if any(name == label for name, _ in failures):
-                continue
             log = DATA / "logs" / f"{target.name.replace(':', '-')}-{target.workers}w.log"
             try:
                 with running(target, log) as (port, pgid):
                     error = check_answers(target, port)
+                    threads_seen = server_threads(pgid)
                     print(
                         f"\n[round {round_}] {label}: {target.server}; answers checked "
-                        f"(max error {error:.1g})"
+                        f"(max error {error:.1g}); threads per process {threads_seen}"
                     )
                     for concurrency in _ints(args.concurrency):
-                        r = measure(target, port, pgid, concurrency, args)
-                        for _ in range(RETRIES):  # an inconsistent run says nothing: redo it
-                            if r["occupancy"] <= SUSPECT_OCCUPANCY:
-                                break
-                            print(f"  c{concurrency}: wrk's figures inconsistent, measuring again")
-                            r = measure(target, port, pgid, concurrency, args) | {
-                                "retried_after": r
-                            }
-                        r["round"] = round_
-                        results.append(r)
-                        print(
-                            f"  c{concurrency}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
-                            f"p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, connections "
-                            f"{r['connections_per_process']}, cores: server "
-                            f"{r['server_cores']:.2f} + client {r['client_cores']:.2f} + others "
-                            f"{r['other_cores']:.2f} (idle wait saw {r['idle_cores_before']}), "
-                            f"occupancy {r['occupancy']:.2f}",
-                            flush=True,
-                        )
+                        for closing in [False, True] if target.name in close else [False]:
+                            r = measure(target, port, pgid, concurrency, closing, args)
+                            for _ in range(RETRIES):  # an inconsistent run says nothing: redo
+                                if r["occupancy"] <= SUSPECT_OCCUPANCY:
+                                    break
+                                print(f"  c{concurrency}: wrk's figures inconsistent, again")
+                                again = measure(target, port, pgid, concurrency, closing, args)
+                                r = again | {"retried_after": r}
+                            r["round"] = round_
+                            r["server_threads"] = threads_seen
+                            results.append(r)
+                            print(
+                                f"  c{concurrency} {r['connection']}: {r['rps']:,.0f} req/s, "
+                                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors "
+                                f"{r['errors']}, connections {r['connections_per_process']}, "
+                                f"cores: server {r['server_cores']:.2f} "
+                                f"({r['rps_per_core']:,.0f} req/s per core) + client "
+                                f"{r['client_cores']:.2f} + others {r['other_cores']:.2f} "
+                                f"(idle wait saw {r['idle_cores_before']}), "
+                                f"occupancy {r['occupancy']:.2f}",
+                                flush=True,
+                            )
             except Exception as error:  # one target failing must not lose the others' figures
                 failures.append((label, f"{type(error).__name__}: {error}"))
                 print(f"\n{label}: FAILED: {error}", flush=True)
-    report(results, failures)
+    report(results, failures, targets, threads)
     with (DATA / "results.jsonl").open("a") as handle:
         record = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "argv": sys.argv[1:],
+            "lightgbm_threads": args.lightgbm_threads,
             "results": results,
             "failures": failures,
         }

@@ -1,6 +1,8 @@
 -- wrk script for bench/serving.py: POST JSON bodies read from a file (one per line), cycled,
 -- and one machine-readable summary line at the end.
---   wrk -t1 -c8 -d20s --latency -s post.lua http://127.0.0.1:PORT/PATH -- BODIES_FILE
+--   wrk -t1 -c8 -d20s --latency -s post.lua http://127.0.0.1:PORT/PATH -- BODIES_FILE [close]
+-- With "close", every request says `Connection: close`: the server closes the connection after
+-- answering and wrk opens a new one for the next request (no keep-alive).
 
 local requests = {}
 local next_one = 1
@@ -8,6 +10,9 @@ local next_one = 1
 function init(args)
   local file = assert(io.open(args[1], "r"))
   local headers = { ["Content-Type"] = "application/json" }
+  if args[2] == "close" then
+    headers["Connection"] = "close"
+  end
   for line in file:lines() do
     if #line > 0 then
       requests[#requests + 1] = wrk.format("POST", nil, headers, line)
