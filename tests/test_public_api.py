@@ -46,7 +46,6 @@ def test_every_error_is_in_one_tree() -> None:
         "ModelError",
         "RegistryError",
         "ServingError",
-        "RolloutError",
         "GovernanceError",
     ):
         assert issubclass(getattr(taxiway, name), taxiway.TaxiwayError)

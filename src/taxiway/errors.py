@@ -1,18 +1,23 @@
-"""The one exception tree of taxiway, and the one place that maps it to exit codes.
+"""The one exception tree of taxiway, and the codes each error maps to.
 
 Every error taxiway raises on purpose is a :class:`TaxiwayError`. Each class carries the
-process exit code the CLI uses for it (and, for the server, the HTTP status), so the mapping
-lives here and nowhere else::
+process exit code the CLI uses for it (:func:`exit_code_for`) and the HTTP status the service
+answers with when one reaches a request (``taxiway.serving.app`` reads ``http_status``, in one
+place), so the codes live here and nowhere else; this module imports no web framework::
 
-    TaxiwayError                  exit 1
-    ├── SpecError                 exit 2   the spec (or a contract file) is malformed
-    ├── SourceError               exit 1   a source cannot be reached or read
-    ├── ContractViolation         exit 3   a `block` rule failed: nothing downstream runs
-    ├── FeatureError              exit 1
-    ├── ModelError                exit 1
-    ├── ServingError              exit 1
-    ├── RolloutError              exit 1
-    └── GovernanceError           exit 1   a sign-off is refused, or the approvals log is broken
+    TaxiwayError                  exit 1   HTTP 500
+    ├── SpecError                 exit 2   HTTP 400   the spec (or a contract file) is malformed
+    ├── SourceError               exit 1   HTTP 503   a source cannot be reached or read
+    ├── ContractViolation         exit 3   HTTP 422   a `block` rule failed: nothing downstream runs
+    ├── FeatureError              exit 1   HTTP 500
+    ├── ModelError                exit 1   HTTP 500
+    │   └── RegistryError         exit 1   HTTP 500   no such version, or the registry is down
+    ├── ServingError              exit 1   HTTP 503   e.g. the prediction log cannot be written
+    └── GovernanceError           exit 1   HTTP 500   a sign-off is refused, or the approvals log
+                                                      is broken
+
+A package adds its children here when it first raises one (a rollout error comes with the
+rollout controller), never a new root.
 
 >>> issubclass(SpecError, TaxiwayError), SpecError.exit_code
 (True, 2)
@@ -20,6 +25,8 @@ lives here and nowhere else::
 3
 >>> exit_code_for(KeyError("not ours"))
 1
+>>> ServingError("the prediction log cannot be written").http_status
+503
 """
 
 from __future__ import annotations
@@ -36,7 +43,6 @@ __all__ = [
     "GovernanceError",
     "ModelError",
     "RegistryError",
-    "RolloutError",
     "ServingError",
     "SourceError",
     "SpecError",
@@ -59,6 +65,7 @@ class TaxiwayError(Exception):
 
     exit_code: int = EXIT_FAILURE
     http_status: int = 500
+    """The status the service answers with when this error reaches a request."""
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         super().__init__(message)
@@ -152,10 +159,6 @@ class ServingError(TaxiwayError):
     """The prediction service cannot start or answer."""
 
     http_status = 503
-
-
-class RolloutError(TaxiwayError):
-    """A rollout cannot proceed."""
 
 
 class GovernanceError(TaxiwayError):

@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from taxiway.errors import ServingError
+from taxiway.errors import TaxiwayError
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.service import Service
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "error_answer"]
 
 MAX_BODY = 1 << 20
 MAX_ITEMS = 1000
@@ -57,6 +57,19 @@ def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None
     if detail:
         body["detail"] = detail
     return _json(body, status)
+
+
+def error_answer(error: TaxiwayError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The status, body and headers a request gets when ``error`` reaches it: the status is
+    the error class's ``http_status`` (the one place the service maps the tree to HTTP), and a
+    503 (e.g. the prediction log cannot be written: no unlogged answer) asks to retry.
+
+    >>> from taxiway.errors import ServingError
+    >>> error_answer(ServingError("the prediction log cannot be written"))
+    (503, {'error': 'the prediction log cannot be written'}, {'retry-after': '1'})
+    """
+    headers = {"retry-after": "1"} if error.http_status == 503 else {}
+    return error.http_status, {"error": error.message}, headers
 
 
 def build_app(service: Service) -> Starlette:
@@ -176,8 +189,9 @@ def _guard(
             return await handler(request)
         except _HttpError as error:
             return _error(error.status, error.message)
-        except ServingError as error:  # the log cannot be written: no unlogged answer
-            return _json({"error": error.message}, 503, {"retry-after": "1"})
+        except TaxiwayError as error:
+            status, body, headers = error_answer(error)
+            return _json(body, status, headers)
 
     return guarded
 
@@ -336,9 +350,10 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
         answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
     try:
         await service.record(answers, parsed, items)
-    except ServingError as error:
-        await _send(send, 503, {"error": error.message}, {"retry-after": "1"})
-        return 503
+    except TaxiwayError as error:
+        status, body, headers = error_answer(error)
+        await _send(send, status, body, headers)
+        return status
     bodies = [a.body() for a in answers]
     await _send(send, 200, bodies[0] if single else bodies)
     return 200
