@@ -1,0 +1,99 @@
+"""The load test's figures, through the sprint's own load client: what its clients wait for
+is the latency gate, whatever the service says of itself; and a 503 for an unwritable log is
+counted as such."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from taxiway.sprint.integration import LoadResult, RunningService, load_test, stop_service
+from taxiway.sprint.phases import latency_check, prediction_log_check
+
+FAKE = Path(__file__).with_name("fake_service.py")
+
+
+@contextmanager
+def fake_service(tmp_path: Path, delay_ms: float, mode: str = "answer") -> Iterator[RunningService]:
+    """``fake_service.py`` in a subprocess, ready, as the sprint holds a running service."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log = tmp_path / f"fake-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(FAKE), str(port), str(delay_ms), mode],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = RunningService(process, f"http://127.0.0.1:{port}", log, {})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{service.url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError(service.output()) from None
+                time.sleep(0.05)
+        yield service
+    finally:
+        stop_service(service)
+
+
+def test_the_gate_fails_on_the_clients_p99_though_the_service_says_it_was_fast(
+    tmp_path: Path,
+) -> None:
+    with fake_service(tmp_path, delay_ms=80) as service:
+        load = load_test(service, [{"entities": {}}], concurrency=2, duration_s=1.0)
+    summary = load.summary(50.0)
+    # the service reports 1 ms for itself; its clients waited at least the 80 ms it slept
+    assert summary["p99_ms"] == 1.0
+    assert summary["client_p99_ms"] >= 80.0
+    assert summary["answered"] == load.requests > 0
+    assert summary["latency_gate"] == "client_p99_ms"
+    assert summary["within_budget"] is False
+    check = latency_check(summary, 1)
+    assert check.status == "fail"
+    assert check.blocker is not None
+    assert check.blocker.title == "clients waited past the latency budget under load"
+    assert "the service's own latency_ms p99 1.0 ms" in check.detail
+    # within a budget the clients' waits fit in, it passes
+    assert latency_check(load.summary(10_000.0), 1).status == "pass"
+
+
+def test_answers_refused_because_the_log_cannot_be_written_are_counted(tmp_path: Path) -> None:
+    with fake_service(tmp_path, delay_ms=0, mode="refuse") as service:
+        load = load_test(service, [{"entities": {}}], concurrency=2, duration_s=0.5)
+    assert load.requests > 0
+    assert load.refused_unlogged == load.errors == load.requests
+    assert load.answered == 0
+    summary = load.summary(50.0)
+    assert summary["within_budget"] is False
+    assert latency_check(summary, 1).blocker is not None
+    found = {
+        "folder": "state/predictions",
+        "answered": load.answered,
+        "records_written": 0,
+        "refused_unlogged": load.refused_unlogged,
+    }
+    check = prediction_log_check(found, "serve.log")
+    assert check.status == "fail"
+    assert check.detail.startswith(f"{load.refused_unlogged:,} requests refused (503)")
+    assert check.blocker is not None
+    assert check.blocker.title == "the service cannot write its prediction log"
+
+
+def test_a_summary_without_requests_is_never_within_budget() -> None:
+    empty = LoadResult(0, 0, 0, 1.0, [], [], {})
+    assert empty.summary(50.0)["within_budget"] is False
+    assert latency_check(empty.summary(50.0), 1).status == "fail"
