@@ -433,6 +433,11 @@ def _model_line(model: dict[str, Any]) -> str:
         f"{_text(model.get('metric'))} {_number_text(_number(model.get('model')))} against the "
         f"baseline's {_number_text(_number(model.get('baseline')))}"
         + (f": it {verdict}" if verdict else "")
+        + (
+            f" (the baseline: {model['baseline_description']})"
+            if model.get("baseline_description")
+            else ""
+        )
     )
 
 

@@ -268,6 +268,7 @@ def _model_development(state: _State) -> None:
                     "model": (v.metrics.get("model") or {}).get(metric),
                     "baseline": (v.metrics.get("baseline") or {}).get(metric),
                     "beats_baseline": result.beats_baseline,
+                    "baseline_description": v.metrics.get("baseline_description"),
                 }
                 state.observed["lineage_recorded"] = bool(v.lineage)
         finally:
