@@ -41,8 +41,10 @@ def approve(
 ) -> None:
     """Record a sign-off (`--role ROLE --by NAME [--note TEXT]`), or `--list` them.
 
-    The log (<state dir>/governance/approvals.jsonl) is append-only and hash-chained: a
-    changed or deleted line is an error when it is read.
+    The log (<state dir>/governance/approvals.jsonl) is append-only and hash-chained: a line
+    changed or deleted by hand is an error when it is read. Without a signing key
+    (governance.signing_key_env) whoever can write the file can rewrite the whole chain; with
+    one, every record's HMAC is checked too.
     """
     if show == (role is not None):
         raise typer.BadParameter("give either --role ROLE --by NAME, or --list")

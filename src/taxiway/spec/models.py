@@ -500,7 +500,8 @@ class PredictionLogSpec(_Model):
         default="interval",
         description="When the log file is fdatasync-ed: `always` before each answer (survives "
         "a power loss; every answer waits for the disk), `interval` every `sync_interval` off "
-        "the answer path (survives a killed process; a power loss loses at most the interval), "
+        "the answer path (survives a killed process; a power loss loses what was written since "
+        "the last sync, normally about one interval), "
         "`never` (the OS decides).",
     )
     sync_interval: PositiveDuration = Field(
@@ -583,6 +584,13 @@ class Governance(_Model):
 
     approvals: list[str] = Field(default_factory=list)
     action: str | None = None
+    signing_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The name of an environment variable holding a key (16+ characters) that "
+        "signs each sign-off (HMAC-SHA256), verified on every read. Without it, whoever can "
+        "write the approvals log can rewrite it whole.",
+    )
 
 
 class TaxiwaySpec(_Model):

@@ -8,10 +8,18 @@ Each sign-off is one JSON line of ``<state dir>/governance/approvals.jsonl``::
 
 ``spec_sha256`` is the SHA-256 of the spec file's bytes when the sign-off was given; ``prev`` is
 the SHA-256 of the previous line (64 zeros for the first); ``hash`` is the SHA-256 of the
-record's canonical JSON without ``hash``. Reading verifies the whole chain, so an edited,
-deleted or inserted line is an error naming the file and the line. The log is tamper-evident,
-not tamper-proof: whoever can write the file can rewrite its *last* line consistently or drop
-it; keep the head hash (``taxiway approve --list`` prints it) somewhere else to catch that.
+record's canonical JSON without ``hash`` (and ``mac``). Reading verifies the whole chain, so a
+line edited, deleted or inserted *by hand* is an error naming the file and the line.
+
+Without a signing key the chain proves little against someone who means it: every hash can be
+recomputed, so whoever can write the file can rewrite the whole chain (change any sign-off,
+drop or add one) and it verifies. ``governance.signing_key_env`` names an environment variable
+holding a key (16+ characters); each record then also carries ``mac``, the HMAC-SHA256 with
+that key of its canonical JSON without ``mac``, and every read checks it: a record without a
+``mac``, or with one the key does not give, is a :class:`~taxiway.errors.GovernanceError`
+naming the record. Rewriting the log then takes the key as well as the file. The key is read
+when needed and never written to the log, a report or a message. Without the key configured,
+a ``mac`` is not checked.
 
 A sign-off given for an earlier version of the spec still counts (the role is not missing),
 but :func:`sign_offs` reports it as ``earlier_spec``, so the debrief can show that the spec
@@ -36,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -63,6 +72,8 @@ GENESIS = "0" * 64
 """The ``prev`` of the first record."""
 
 _FIELDS = ("seq", "project", "role", "by", "note", "at", "spec_sha256", "prev", "hash")
+_SIGNED_FIELDS = (*_FIELDS, "mac")
+_MIN_KEY = 16
 _GOVERNANCE_YAML = "governance:\n  approvals: [security, privacy, business]"
 
 
@@ -79,6 +90,8 @@ class Approval:
     spec_sha256: str
     prev: str
     hash: str
+    mac: str | None = None
+    """The HMAC-SHA256 of the record with the signing key (None when the log is not signed)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready."""
@@ -121,6 +134,29 @@ def spec_sha256(project: Project) -> str:
     return hashlib.sha256(project.spec_path.read_bytes()).hexdigest()
 
 
+def _signing_key(project: Project) -> bytes | None:
+    """The key ``governance.signing_key_env`` names, or None when the spec names none."""
+    governance = project.spec.governance
+    name = governance.signing_key_env if governance is not None else None
+    if name is None:
+        return None
+    value = os.environ.get(name, "")
+    if not value:
+        raise GovernanceError(
+            f"governance.signing_key_env names {name}, which is not set: the approvals log "
+            "cannot be signed or verified",
+            fix=f"export {name}=<the approvals signing key> (the same key for everyone who "
+            "records or reads sign-offs), or remove governance.signing_key_env",
+        )
+    if len(value) < _MIN_KEY:
+        raise GovernanceError(
+            f"the approvals signing key in {name} is shorter than {_MIN_KEY} characters",
+            fix=f"use a random key of {_MIN_KEY}+ characters, e.g. "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`",
+        )
+    return value.encode()
+
+
 def _required_roles(project: Project) -> list[str]:
     governance = project.spec.governance
     return list(governance.approvals) if governance is not None else []
@@ -150,6 +186,7 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
         raise GovernanceError(
             "a sign-off needs the name of who gives it", fix="pass --by 'First Last'"
         )
+    key = _signing_key(project)
     path = approvals_path(project)
     created = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +194,7 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         existing = _read_all(fd)
-        chain = _verify(path, existing)
+        chain = _verify(path, existing, key)
         record: dict[str, Any] = {
             "seq": len(chain) + 1,
             "project": project.spec.name,
@@ -169,6 +206,8 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
             "prev": _sha256(chain[-1][1]) if chain else GENESIS,
         }
         record["hash"] = _sha256(_canonical(record))
+        if key is not None:
+            record["mac"] = _mac(key, record)
         _append(fd, _canonical(record) + b"\n", len(existing), path)
     finally:
         os.close(fd)  # releases the lock
@@ -181,14 +220,17 @@ def read_approvals(project: Project) -> list[Approval]:
     """This project's sign-offs, oldest first, after verifying the whole chain.
 
     Raise :class:`~taxiway.errors.GovernanceError` naming the file, the line and what is wrong
-    when a line was edited, deleted, inserted or left incomplete. No log yet means ``[]``.
+    when a line was edited, deleted, inserted or left incomplete, or, with
+    ``governance.signing_key_env``, when a record is unsigned or its signature does not match
+    the key. No log yet means ``[]``.
     """
+    key = _signing_key(project)
     path = approvals_path(project)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    return [a for a, _ in _verify(path, data) if a.project == project.spec.name]
+    return [a for a, _ in _verify(path, data, key) if a.project == project.spec.name]
 
 
 def sign_offs(project: Project) -> list[SignOff]:
@@ -242,8 +284,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _verify(path: Path, data: bytes) -> list[tuple[Approval, bytes]]:
-    """Every record of ``data`` with its line, or an error at the first broken link."""
+def _mac(key: bytes, record: dict[str, Any]) -> str:
+    """HMAC-SHA256 with ``key`` of ``record``'s canonical JSON without ``mac``."""
+    content = {k: v for k, v in record.items() if k != "mac"}
+    return hmac.new(key, _canonical(content), hashlib.sha256).hexdigest()
+
+
+def _verify(path: Path, data: bytes, key: bytes | None) -> list[tuple[Approval, bytes]]:
+    """Every record of ``data`` with its line, or an error at the first broken link (and, with
+    ``key``, at the first record it did not sign)."""
     if not data:
         return []
     lines = data.split(b"\n")
@@ -253,9 +302,12 @@ def _verify(path: Path, data: bytes) -> list[tuple[Approval, bytes]]:
     prev = GENESIS
     for number, line in enumerate(lines[:-1], start=1):
         approval = _parse(path, number, line)
-        content = {k: v for k, v in asdict(approval).items() if k != "hash"}
+        fields = asdict(approval)
+        content = {k: v for k, v in fields.items() if k not in ("hash", "mac")}
         if approval.hash != _sha256(_canonical(content)):
             _broken(path, number, "was edited after it was written (its hash does not match)")
+        if key is not None:
+            _check_signature(path, number, approval, key)
         if approval.seq != number:
             _broken(
                 path,
@@ -275,14 +327,36 @@ def _verify(path: Path, data: bytes) -> list[tuple[Approval, bytes]]:
     return chain
 
 
+def _check_signature(path: Path, number: int, approval: Approval, key: bytes) -> None:
+    if approval.mac is None:
+        _broken(
+            path,
+            number,
+            "is not signed (it has no `mac`), but governance.signing_key_env is set: it was "
+            "written without the key, or rewritten",
+            fix=f"if {path} was written before the key was set, move it aside and record the "
+            "sign-offs again with the key set; otherwise restore it from a backup",
+        )
+    if not hmac.compare_digest(approval.mac, _mac(key, approval.as_dict())):
+        _broken(
+            path,
+            number,
+            "has a signature (`mac`) the signing key does not give: it was rewritten, or "
+            "signed with another key",
+        )
+
+
 def _parse(path: Path, number: int, line: bytes) -> Approval:
     try:
         record = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         _broken(path, number, "is not a JSON record")
-    if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
-        _broken(path, number, f"does not hold exactly the fields {', '.join(_FIELDS)}")
-    texts = [record[k] for k in _FIELDS if k not in ("seq", "note")]
+    if not isinstance(record, dict) or sorted(record) not in (
+        sorted(_FIELDS),
+        sorted(_SIGNED_FIELDS),
+    ):
+        _broken(path, number, f"does not hold exactly the fields {', '.join(_FIELDS)} (and `mac`)")
+    texts = [record[k] for k in _SIGNED_FIELDS if k not in ("seq", "note") and k in record]
     if (
         not isinstance(record["seq"], int)
         or isinstance(record["seq"], bool)
@@ -293,10 +367,11 @@ def _parse(path: Path, number: int, line: bytes) -> Approval:
     return Approval(**record)
 
 
-def _broken(path: Path, number: int, what: str) -> NoReturn:
+def _broken(path: Path, number: int, what: str, *, fix: str | None = None) -> NoReturn:
     raise GovernanceError(
         f"{path}:{number}: the approvals log is broken: line {number} {what}",
-        fix=f"the log is append-only and must not be edited: restore {path} from a backup, "
+        fix=fix
+        or f"the log is append-only and must not be edited: restore {path} from a backup, "
         "then record again (`taxiway approve`) any sign-off given after it",
     )
 
