@@ -329,7 +329,7 @@ def rollout_check(
         observed,
         planned=None
         if section is None
-        else f"control: {section.control}, steps {[f'{s:g}%' for s in section.steps]}",
+        else f"control: {section.control}, steps {', '.join(f'{s:g}%' for s in section.steps)}",
         missing=Blocker("deployment", "technical", True, "no gradual rollout is planned",
                         evidence=f"{project.spec_path} has no `rollout:`",
                         fix="add `rollout: {control: baseline, steps: [1, 5, 25, 50, 100], "

@@ -76,14 +76,7 @@ def render_markdown(debrief: Debrief) -> str:
         "",
         f"**{d.verdict}**",
         "",
-        *(
-            [
-                f"- not exercised: {', '.join(d.not_exercised)} (declared in the spec; nothing ran "
-                "it during the sprint, so it is reported `warn`, never `pass`)"
-            ]
-            if d.not_exercised
-            else []
-        ),
+        *([f"- not exercised: {_not_exercised(d, '`')}"] if d.not_exercised else []),
         f"- path: {d.path}, {PATHS[d.path]}",
         f"- deployed: {deployed}",
         f"- spec: {d.spec_path}",
@@ -351,10 +344,16 @@ def _gates_html(d: Debrief) -> str:
 def _not_exercised_html(d: Debrief) -> str:
     if not d.not_exercised:
         return ""
+    return f'<p class="not-exercised" id="not-exercised">not exercised: {_e(_not_exercised(d))}</p>'
+
+
+def _not_exercised(d: Debrief, quote: str = "") -> str:
+    """The gates declared but not exercised, and what that means, in one line."""
+    them = "it" if len(d.not_exercised) == 1 else "them"
     return (
-        f'<p class="not-exercised" id="not-exercised">not exercised: '
-        f"{_e(', '.join(d.not_exercised))} (declared in the spec; nothing ran it during the "
-        "sprint, so it is reported <code>warn</code>, never <code>pass</code>)</p>"
+        f"{', '.join(d.not_exercised)} (declared in the spec; nothing ran {them} during the "
+        f"sprint, so {'it is' if them == 'it' else 'they are'} reported {quote}warn{quote}, "
+        f"never {quote}pass{quote})"
     )
 
 
