@@ -8,8 +8,9 @@ without machine learning, and the fallback the service can always compute.
 
 How the baseline is chosen (:func:`choose_baseline`), so that a model beating it is evidence:
 
-1. Every candidate feature gets its rule, **fitted on the training split only**: the bin
-   edges and each bin's rate come from training rows; validation rows are never used to fit.
+1. Every candidate feature (``taxiway train`` passes the model's inputs) gets its rule,
+   **fitted on the training split only**: the bin edges and each bin's rate come from
+   training rows; validation rows are never used to fit.
 2. Each rule, and the prior, predicts the **validation** rows and is scored there on the
    spec's metric (``model.metric``): the scores the model is compared with.
 3. The baseline is the best of them; a tie keeps the prior, then the earlier candidate. So its

@@ -3,8 +3,8 @@
 The training set is reused when its manifest's fingerprint is current (same definitions, same
 data), else rebuilt. The newest share of spine times is validation; the model (trained, or the
 imported pilot) and the baseline are scored there on the same rows. The baseline is the best
-on validation of the prior and a one-feature rule (fitted on the training rows) per request
-field and feature column, or the rule on ``model.baseline_feature`` (see
+on validation of the prior and a one-feature rule (fitted on the training rows) per input of
+the model, or the rule on ``model.baseline_feature`` (see
 :mod:`taxiway.models.baseline`); the report names it. Every trained model gets
 its fastest faithful serving form; every version records its metrics, inputs, lineage and the
 reference profile for drift monitoring.
@@ -281,7 +281,7 @@ def _train_and_register(
         lap("model")
         say("baseline and metrics")
         choice, baseline_encoder = _baseline(
-            model, manifest, train_table, valid_table, y_train, y_valid, task, metric
+            model, outcome.features, train_table, valid_table, y_train, y_valid, task, metric
         )
         baseline = choice.baseline
         (folder / "baseline.json").write_text(json.dumps(baseline.as_dict()) + "\n")
@@ -520,7 +520,7 @@ def _compile_pilot(
 
 def _baseline(
     model: ModelSpec,
-    manifest: TrainingSetManifest,
+    inputs: list[str],
     train_table: pa.Table,
     valid_table: pa.Table,
     y_train: np.ndarray,
@@ -530,21 +530,23 @@ def _baseline(
 ) -> tuple[BaselineChoice, FeatureEncoder]:
     """The baseline (see :mod:`taxiway.models.baseline`) and the encoder of its one feature.
 
-    The candidates are every input the spec makes known at prediction time, whether or not
-    the model uses it: the request fields and every feature column of the training set. A
-    feature that cannot be encoded (over 1,000 categories) is no candidate.
+    The candidates are the model's own inputs that the training set has (``model.features``,
+    by default every feature and request field; a pilot's columns), so the bar is the best
+    single one of them, and a column the team kept from the model (a leak, an attribute it
+    may not use) never becomes the bar or the service's fallback. ``model.baseline_feature``
+    may pin any feature column or request field. A column that cannot be encoded (over 1,000
+    categories) is no candidate.
     """
+    pinned = model.baseline_feature
     names = [
         name
-        for name in dict.fromkeys([*manifest.request_fields, *manifest.features])
+        for name in dict.fromkeys(inputs if pinned is None else [pinned])
         if name in train_table.column_names
     ]
     encoders: dict[str, FeatureEncoder] = {}
 
     def candidates() -> Iterator[Candidate]:
         for name in names:
-            if model.baseline_feature is not None and name != model.baseline_feature:
-                continue
             try:
                 encoder = FeatureEncoder.fit(train_table, [name])
             except ModelError:
@@ -557,9 +559,7 @@ def _baseline(
                 bool(encoder.categorical),
             )
 
-    choice = choose_baseline(
-        candidates(), y_train, y_valid, task, metric, pinned=model.baseline_feature
-    )
+    choice = choose_baseline(candidates(), y_train, y_valid, task, metric, pinned=pinned)
     feature = choice.baseline.feature
     return choice, encoders[feature] if feature is not None else FeatureEncoder((), ())
 
