@@ -25,7 +25,7 @@ NOT_IMPORTED = {
 
 def imported_modules() -> set[str]:
     """The top-level third-party modules imported anywhere in src/taxiway."""
-    found = set()
+    found: set[str] = set()
     for path in (ROOT / "src" / "taxiway").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
