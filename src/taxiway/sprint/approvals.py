@@ -1,4 +1,4 @@
-"""Sign-offs: an append-only, tamper-evident log of who approved this use case, as which role.
+"""Sign-offs: an append-only, hash-chained log of who approved this use case, as which role.
 
 ``governance.approvals`` lists the roles that must sign off (security, privacy, business...).
 Each sign-off is one JSON line of ``<state dir>/governance/approvals.jsonl``::
