@@ -20,7 +20,8 @@ machine load hits all of them alike. Targets (``--targets``):
 - ``taxiway-always``: ``taxiway-lookup`` with ``log.sync: always`` (fdatasync before answering);
 - ``taxiway-retail``: the retail example (``serving_peers/build_shop.py``; its own model and
   three feature views, ``log.sync: interval``): answers checked for a finite, non-degraded
-  prediction, not against the peers' model;
+  prediction, not against the peers' model; ``taxiway-retail-redis``: the same with the online
+  store in Redis (``build_shop.py --redis URL``);
 - ``taxiway``: ``taxiway serve`` on any project (``--taxiway-spec``, ``--taxiway-bodies``);
 - ``stacks`` and ``taxiway-standin``: the server-stack study that chose taxiway's server
   (a minimal Starlette endpoint on each stack in ``STACKS``; a stand-in for taxiway).
@@ -134,6 +135,11 @@ PROJECTS: dict[str, tuple[str, str, str, bool, str]] = {
         "shop", "taxiway.yaml",
         "retail example: names a customer; 3 views (17 inputs) read from SQLite; log.sync interval",
         False, "bench/serving_peers/build_shop.py",
+    ),
+    "taxiway-retail-redis": (
+        "shop-redis", "taxiway.yaml",
+        "as taxiway-retail, the views read from Redis (127.0.0.1, one round trip, on the event loop)",
+        False, "bench/serving_peers/build_shop.py --redis redis://127.0.0.1:6379/0",
     ),
 }  # fmt: skip
 DEFAULT_TARGETS = "mlflow,bentoml,taxiway-lookup,taxiway-request,taxiway-always,taxiway-retail"
@@ -449,7 +455,7 @@ def project_missing(name: str) -> str | None:
     return None
 
 
-def project_target(name: str, workers: int) -> Target:
+def project_target(name: str, workers: int, redis_url: str) -> Target:
     """The real ``taxiway serve`` on one of the PROJECTS."""
     folder, spec_file, does, same_model, _ = PROJECTS[name]
     project = DATA / folder
@@ -470,7 +476,7 @@ def project_target(name: str, workers: int) -> Target:
         expected=expected,
         ready_path="/v2/health/ready",
         does=does,
-        env={"PYTHONPATH": str(ROOT / "src")},
+        env={"PYTHONPATH": str(ROOT / "src"), "REDIS_URL": redis_url},
         cwd=project,
     )
 
@@ -983,7 +989,7 @@ def build_targets(model: Model, args: argparse.Namespace) -> tuple[list[Target],
             if missing:
                 failures.append((group, missing))
                 continue
-            targets += [project_target(group, n) for n in workers]
+            targets += [project_target(group, n, args.redis) for n in workers]
         elif group == "stacks":
             unknown = set(args.stacks.split(",")) - set(STACKS)
             if unknown:
@@ -1049,6 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0,
         help="before each measurement, wait up to this many seconds for other work to stop",
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", help="REDIS_URL for taxiway-retail-redis"
     )
     parser.add_argument("--taxiway-spec", help="target `taxiway`: serve this spec")
     parser.add_argument("--taxiway-bodies", help="with --taxiway-spec: one request a line")

@@ -8,9 +8,12 @@ features materialize --as-of 2025-12-31`` (as tests/serving/conftest.py does), a
 ``bodies.jsonl``: one ``{"entities": {"customer": "<id>"}}`` request a line for 256 customers
 of the store. Prints the two paths to give bench/serving.py:
 
-    .venv/bin/python bench/serving.py --targets taxiway \
-        --taxiway-spec bench/.data/serving/shop/taxiway.yaml \
-        --taxiway-bodies bench/.data/serving/shop/bodies.jsonl
+    .venv/bin/python bench/serving.py --targets taxiway-retail
+
+``--redis URL`` builds the same project with its online store in Redis (kind redis, url
+``${REDIS_URL}``, prefix ``bench:<folder name>``; default folder
+``bench/.data/serving/shop-redis/``), served by ``bench/serving.py --targets
+taxiway-retail-redis`` (which sets ``REDIS_URL`` from its ``--redis``).
 
 This is not the benchmark's model (the retail model has its own features and trees): its
 rows say what taxiway's whole request path costs, not how it compares on the same model.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -38,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trees", type=int, default=None, help="model.params.n_estimators (default: taxiway's)"
     )
-    parser.add_argument("--out", type=Path, default=SHOP, help="the project's folder")
+    parser.add_argument("--out", type=Path, default=None, help="the project's folder")
+    parser.add_argument("--redis", help="a Redis URL: the online store in Redis, not SQLite")
     args = parser.parse_args(argv)
-    shop = args.out
+    shop: Path = args.out or (SHOP.with_name("shop-redis") if args.redis else SHOP)
+    if args.redis:
+        os.environ["REDIS_URL"] = args.redis
     from taxiway.cli import main as taxiway
 
     spec = shop / "taxiway.yaml"
@@ -58,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             text = text.replace(
                 "\nmodel:\n", f"\nmodel:\n  params: {{n_estimators: {args.trees}}}\n"
             )
+        if args.redis:
+            store = (  # block style: `${...}` is not valid inside a YAML flow mapping
+                "online_store:\n  kind: redis\n  url: ${REDIS_URL}\n"
+                f"  prefix: 'bench:{shop.name}'\n"
+            )
+            text = text.replace("\nspine:\n", f"\n{store}\n\nspine:\n", 1)
         spec.write_text(text)
         shutil.copytree(EXAMPLE / "contracts", shop / "contracts")
         for step in (
