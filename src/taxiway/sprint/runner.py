@@ -220,14 +220,15 @@ def _data_access(state: _State) -> None:
         state.facts["sources"] = {s.name: s.status for s in report.sources}
         checked = bool(report.sources) and all(s.validation is not None for s in report.sources)
         state.observed["contracts_passed"] = not report.blocked and checked
-        if report.sources:
-            unchecked = sorted(s.name for s in report.sources if s.validation is None)
-            state.observed["contracts_checked"] = (
-                checked,
-                "every source's rows were checked against its contract"
-                if checked
-                else f"read without a contract check: {', '.join(unchecked)}",
-            )
+        # whether rows are checked is seen only on a source that was read: a source read
+        # without a contract is a no; one never read leaves the question unobserved
+        bare = sorted(s.name for s in report.sources if any(
+            f.rule == "contract.missing" for f in s.findings))  # fmt: skip
+        if bare:
+            state.observed["contracts_checked"] = (False, f"read unchecked: {', '.join(bare)}")
+        elif checked:
+            names = ", ".join(s.name for s in report.sources)
+            state.observed["contracts_checked"] = (True, f"checked on this read: {names}")
 
 
 def _model_development(state: _State) -> None:
