@@ -1010,6 +1010,19 @@ def build_targets(model: Model, args: argparse.Namespace) -> tuple[list[Target],
     return targets, failures
 
 
+def code_state() -> str:
+    """The commit measured, and the files under src/ that differ from it (a shared checkout
+    can hold others' uncommitted work)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "src").splitlines()
+    dirty = ", ".join(line[3:] for line in changed) or "none"
+    return f"commit {git('rev-parse', '--short', 'HEAD')}; uncommitted under src/: {dirty}"
+
+
 def server_threads(pgid: int) -> list[int]:
     """Threads of each server process (after the answer check: LightGBM's OpenMP pool, if
     any, exists by then)."""
@@ -1090,7 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
         else "taxiway num_threads=1 (its serving form); the peers LightGBM's default"
     )
     print(f"# bench/serving.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
-    print(f"versions: {versions()}\nLightGBM threads: {threads}")
+    print(f"versions: {versions()}\nLightGBM threads: {threads}\ncode: {code_state()}")
     targets, failures = build_targets(model, args)
     close = set(args.close.split(",")) - {""}
     results: list[dict[str, Any]] = []
@@ -1139,6 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "argv": sys.argv[1:],
             "lightgbm_threads": args.lightgbm_threads,
+            "code": code_state(),
             "results": results,
             "failures": failures,
         }
