@@ -2,7 +2,10 @@
 
 A value is ``present``, ``missing`` (never materialized for this key, or no known row) or
 ``stale`` (a latest-value older than its view's ``ttl`` at lookup time: returned as null, as
-the training set would have it, never as if it were fresh).
+the training set would have it, never as if it were fresh). Status and age are judged once
+per view and key: a latest value by its event time (age = now - event time, stale past the
+ttl), any other view by when it was computed (age = now - as_of); ages are in seconds,
+rounded to the millisecond.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
@@ -21,9 +24,12 @@ __all__ = ["EntityFeatures", "FeatureValue", "lookup", "lookup_values", "values_
 Status = Literal["present", "missing", "stale"]
 
 
-@dataclass(frozen=True)
-class FeatureValue:
-    """One served value."""
+class FeatureValue(NamedTuple):
+    """One served value.
+
+    A named tuple (immutable, like the frozen dataclass it replaced): a lookup of 100 keys of
+    25 features builds 2,500 of them, and a tuple is built in a third of the time.
+    """
 
     value: Any
     status: Status
@@ -70,25 +76,39 @@ def lookup(
     layout = _layout(spec, entity)
     results = []
     for key in keys:
-        by_view = {v.view: v for v in stored.get(key, [])}
-        result = EntityFeatures(entity=entity, key=key, as_of=moment)
-        features = result.features
-        for view_name, names, ttl_s, judged_by_event in layout:
-            found = by_view.get(view_name)
-            status, age = _judge(found, ttl_s, judged_by_event, moment)
-            if status == "present":
-                assert found is not None
-                values = found.values
-                for name in names:
-                    if name in values:
-                        features[name] = FeatureValue(values[name], "present", age)
-                    else:
-                        features[name] = _MISSING
+        views = stored.get(key)
+        by_view = {v.view: v for v in views} if views else {}
+        features: dict[str, FeatureValue] = {}
+        for view in layout:
+            found = by_view.get(view.name)
+            # status and age once per key and view (the module docstring's rules)
+            if found is None:
+                features.update(view.missing)
+                continue
+            if view.by_event:  # a latest value: judged by when its fact happened, vs the ttl
+                event_time = found.event_time
+                if event_time is None:
+                    features.update(view.missing)
+                    continue
+                age = (moment - event_time).total_seconds()
+                if view.ttl_s is not None and age > view.ttl_s:
+                    features.update(dict.fromkeys(view.names, _stale(round(age, 3))))
+                    continue
             else:
-                blank = _MISSING if status == "missing" else FeatureValue(None, "stale", age)
-                for name in names:
-                    features[name] = blank
-        results.append(result)
+                age = (moment - found.as_of).total_seconds()
+            age = round(age, 3)
+            values = found.values
+            if view.missing.keys() <= values.keys():
+                for name in view.names:
+                    features[name] = _new(FeatureValue, (values[name], "present", age))
+            else:  # a feature the store does not have (e.g. added since the last materialize)
+                for name in view.names:
+                    features[name] = (
+                        _new(FeatureValue, (values[name], "present", age))
+                        if name in values
+                        else _MISSING
+                    )
+        results.append(EntityFeatures(entity=entity, key=key, as_of=moment, features=features))
     return results
 
 
@@ -125,59 +145,61 @@ def values_of(
     moment = now or datetime.now(UTC)
     by_view = {v.view: v for v in stored} if stored else {}
     values: dict[str, Any] = {}
-    for view_name, names, ttl_s, judged_by_event in _layout(spec, entity):
-        found = by_view.get(view_name)
-        if found is not None and judged_by_event:
+    for view in _layout(spec, entity):
+        found = by_view.get(view.name)
+        if found is not None and view.by_event:
             event_time = found.event_time
             if event_time is None or (
-                ttl_s is not None and (moment - event_time).total_seconds() > ttl_s
+                view.ttl_s is not None and (moment - event_time).total_seconds() > view.ttl_s
             ):
                 found = None  # missing, or stale: never served
         if found is None:
-            for name in names:
-                values[name] = None
+            values.update(view.nulls)
         else:
             stored_values = found.values
-            for name in names:
+            for name in view.names:
                 values[name] = stored_values.get(name)
     return values
 
 
 _MISSING = FeatureValue(None, "missing", None)
-_Layout = list[tuple[str, list[str], float | None, bool]]
-_LAYOUTS: dict[tuple[int, str], tuple[TaxiwaySpec, _Layout]] = {}
+_new = tuple.__new__  # a FeatureValue without the Python-level __new__: one per feature
 
 
-def _layout(spec: TaxiwaySpec, entity: str) -> _Layout:
-    """Per view of ``entity``: name, feature names, ttl in seconds, judged by event time.
+def _stale(age: float) -> FeatureValue:
+    return FeatureValue(None, "stale", age)
+
+
+class _View(NamedTuple):
+    """What a lookup needs of one view, computed once per (spec, entity)."""
+
+    name: str
+    names: list[str]  # its features' names, in the view's order
+    ttl_s: float | None
+    by_event: bool  # a latest value, judged by its event time (vs its as_of for the others)
+    missing: dict[str, FeatureValue]  # every name → the "missing" value
+    nulls: dict[str, None]  # every name → None
+
+
+_LAYOUTS: dict[tuple[int, str], tuple[TaxiwaySpec, list[_View]]] = {}
+
+
+def _layout(spec: TaxiwaySpec, entity: str) -> list[_View]:
+    """The views of ``entity``, in the spec's order.
 
     Computed once per (spec, entity): a lookup should not rebuild names per key.
     """
     cached = _LAYOUTS.get((id(spec), entity))
     if cached is not None and cached[0] is spec:
         return cached[1]
-    layout: _Layout = []
+    layout: list[_View] = []
     for name, view in spec.features.items():
         if view.entity != entity:
             continue
         by_event = isinstance(view, LatestView) and spec.sources[view.source].timestamp is not None
         ttl = view.ttl.total_seconds() if isinstance(view, LatestView) and view.ttl else None
-        layout.append((name, [c.name for c in view_columns(name, view)], ttl, by_event))
+        names = [c.name for c in view_columns(name, view)]
+        missing = dict.fromkeys(names, _MISSING)
+        layout.append(_View(name, names, ttl, by_event, missing, dict.fromkeys(names)))
     _LAYOUTS[(id(spec), entity)] = (spec, layout)
     return layout
-
-
-def _judge(
-    found: ViewValues | None, ttl_s: float | None, by_event: bool, moment: datetime
-) -> tuple[Status, float | None]:
-    """The status and age (seconds) of one view's values for one key."""
-    if found is None:
-        return "missing", None
-    if by_event:  # a latest value: judged by when its fact happened, against the ttl
-        if found.event_time is None:
-            return "missing", None
-        age = (moment - found.event_time).total_seconds()
-        if ttl_s is not None and age > ttl_s:
-            return "stale", round(age, 3)
-        return "present", round(age, 3)
-    return "present", round((moment - found.as_of).total_seconds(), 3)

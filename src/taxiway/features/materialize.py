@@ -28,6 +28,7 @@ from taxiway.engines.duckdb import connect, fetch_one
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
+from taxiway.features.online.sqlite import SqliteStore
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
@@ -56,6 +57,8 @@ class MaterializeReport:
     as_of: datetime
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     duration_s: float = 0.0
+    # keys of a SQLite store in the layout of earlier versions that this run migrated
+    migrated_keys: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -63,6 +66,7 @@ class MaterializeReport:
             "as_of": self.as_of.isoformat(),
             "views": self.views,
             "duration_s": round(self.duration_s, 3),
+            "migrated_keys": self.migrated_keys,
         }
 
 
@@ -103,6 +107,8 @@ def materialize(
         shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(state, indent=2) + "\n")
+    if isinstance(store, SqliteStore):  # its first write migrated an old layout (and logged it)
+        report.migrated_keys = store.migrated_keys
     report.duration_s = time.perf_counter() - started
     return report
 

@@ -3,13 +3,23 @@
 ``taxiway sprint``'s fault drill starts a second service with ``TAXIWAY_FAULTS`` set and checks
 that its answers stay within the latency budget, marked degraded. Faults are read once, when
 the process starts, from that variable only: no request can turn one on. A process with a fault
-says so in every degraded answer's ``reason`` and in ``/metrics``.
+says so when it starts and in ``/metrics`` (``taxiway_fault_injected``).
 
 ``TAXIWAY_FAULTS`` is a comma list of:
 
-- ``online_store=down``: every online-store read fails at once, as when the store refuses
-  connections.
-- ``online_store=slow``: every online-store read takes 10 s, as when the store hangs.
+- ``online_store=down``: the store refuses service. A Redis store is pointed at a loopback
+  port where nothing listens (connections are refused); a SQLite store at a file that cannot
+  be opened. Every read fails at once.
+- ``online_store=slow``: the store hangs. A Redis store is pointed at a loopback port that
+  accepts connections and never answers; a SQLite store at a file that another connection
+  holds locked (``BEGIN EXCLUSIVE``). Every read lasts until its deadline: the service's
+  deadline or the store's ``timeout_ms`` for Redis, the read's busy timeout for SQLite.
+
+The faulty store is not a stand-in: it is a store of the real one's own class, with the same
+prefix, timeouts and read deadline, so the service reads it exactly as it reads the real one
+(a SQLite read in place on the event loop, a Redis read awaited on the loop, the same
+timeouts, errors, breaker and fallback). Only what is behind it is broken, and nothing of the
+real store's data is touched (the SQLite lock is on a scratch file, never the real one).
 
 >>> parse_faults("online_store=down")
 {'online_store': 'down'}
@@ -19,39 +29,28 @@ says so in every degraded answer's ``reason`` and in ``/metrics``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taxiway.errors import ServingError
-from taxiway.features.online.base import OnlineStore, ViewValues
+from taxiway.features.online.base import OnlineStore
+from taxiway.features.online.sqlite import SqliteStore
 
-__all__ = ["ENV", "FaultyStore", "parse_faults", "with_faults"]
+if TYPE_CHECKING:
+    from taxiway.features.online.redis import RedisStore
+
+__all__ = ["ENV", "faulty_store", "parse_faults", "with_faults"]
 
 ENV = "TAXIWAY_FAULTS"
 _KNOWN = {"online_store": ("down", "slow")}
-_SLOW_S = 10.0
-
-
-class FaultyStore:
-    """An online store whose reads fail (``down``) or hang (``slow``); writes are refused."""
-
-    def __init__(self, store: OnlineStore, mode: str) -> None:
-        self.inner = store
-        self.mode = mode
-
-    def read(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
-        if self.mode == "slow":
-            time.sleep(_SLOW_S)
-        raise ConnectionError(f"online store unavailable (fault drill: {ENV}={self.mode})")
-
-    def write(self, entity: str, rows: Iterable[tuple[str, ViewValues]]) -> int:
-        raise ConnectionError(f"online store unavailable (fault drill: {ENV}={self.mode})")
-
-    def clear(self, entity: str | None = None) -> None:
-        raise ConnectionError(f"online store unavailable (fault drill: {ENV}={self.mode})")
-
-    def close(self) -> None:
-        self.inner.close()
+_BACKLOG = 512  # connections the never-answering port takes before new ones hang in connect
 
 
 def parse_faults(text: str | None) -> dict[str, str]:
@@ -70,6 +69,71 @@ def parse_faults(text: str | None) -> dict[str, str]:
 
 
 def with_faults(store: OnlineStore, faults: dict[str, str]) -> OnlineStore:
-    """``store``, or a :class:`FaultyStore` around it when ``faults`` name the online store."""
+    """``store``, or :func:`faulty_store` in its place when ``faults`` name the online store."""
     mode = faults.get("online_store")
-    return store if mode is None else FaultyStore(store, mode)
+    return store if mode is None else faulty_store(store, mode)
+
+
+def faulty_store(store: OnlineStore, mode: str) -> OnlineStore:
+    """A store of ``store``'s class, configured like it, whose backend is ``down`` or ``slow``.
+
+    ``store`` is closed: the faulty store replaces it. What breaks the backend (a held
+    socket, a lock on a scratch file) is released when the faulty store is garbage-collected
+    or the process exits.
+    """
+    if mode not in _KNOWN["online_store"]:
+        raise ServingError(f"unknown online store fault {mode!r}", fix="use `down` or `slow`")
+    # a RedisStore's module is loaded if the store is one (redis-py is an optional extra)
+    redis_module = sys.modules.get("taxiway.features.online.redis")
+    if isinstance(store, SqliteStore):
+        faulty, release = _faulty_sqlite(store, mode)
+    elif redis_module is not None and isinstance(store, redis_module.RedisStore):
+        faulty, release = _faulty_redis(store, mode)
+    else:
+        raise ServingError(
+            f"{ENV} cannot break an online store of type {type(store).__name__}",
+            fix="drill with the sqlite or redis online store",
+        )
+    store.close()
+    weakref.finalize(faulty, release)
+    return faulty
+
+
+def _faulty_sqlite(store: SqliteStore, mode: str) -> tuple[OnlineStore, Callable[[], None]]:
+    scratch = Path(tempfile.mkdtemp(prefix="taxiway-fault-"))
+    holder: sqlite3.Connection | None = None
+    if mode == "down":
+        blocker = scratch / "not-a-folder"
+        blocker.touch()
+        path = blocker / "online.sqlite"  # its folder is a file: it can never be opened
+    else:
+        path = scratch / "online.sqlite"
+        # another connection holding the file locked, as a process in the middle of a long
+        # write would: every read waits its busy timeout, then fails
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+
+    def release() -> None:
+        if holder is not None:
+            holder.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    return SqliteStore(path, read_timeout_ms=store.read_timeout_ms), release
+
+
+def _faulty_redis(store: RedisStore, mode: str) -> tuple[OnlineStore, Callable[[], None]]:
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    if mode == "slow":
+        # the kernel completes connections into the backlog; nothing ever reads or answers
+        port.listen(_BACKLOG)
+    # else bound, never listening: a connection to it is refused, and no one else can take it
+    number = port.getsockname()[1]
+    faulty = type(store)(
+        f"redis://127.0.0.1:{number}/0",
+        store.prefix,
+        store.timeout_ms,
+        origin=f"the fault drill's Redis ({ENV}=online_store={mode})",
+    )
+    return faulty, port.close

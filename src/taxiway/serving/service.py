@@ -93,7 +93,14 @@ class Service:
         self.not_ready_reason = "starting"
         self.faults = parse_faults(os.environ.get(FAULTS_ENV))
         self.store = with_faults(
-            open_online_store(spec.online_store, state_dir=project.state_dir, namespace=spec.name),
+            open_online_store(
+                spec.online_store,
+                state_dir=project.state_dir,
+                namespace=spec.name,
+                # a SQLite read runs on the event loop: a locked file may cost a request a
+                # tenth of the budget (and hold the loop that long) before the fallback
+                read_timeout_ms=self.serving.latency_budget_ms / 10,
+            ),
             self.faults,
         )
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taxiway-io")

@@ -30,12 +30,19 @@ DEFAULT_SQLITE_FILE = "online.sqlite"
 
 
 def open_online_store(
-    spec: SqliteOnlineStore | RedisOnlineStore | None, *, state_dir: Path, namespace: str
+    spec: SqliteOnlineStore | RedisOnlineStore | None,
+    *,
+    state_dir: Path,
+    namespace: str,
+    read_timeout_ms: float | None = None,
 ) -> OnlineStore:
     """The online store ``spec`` declares; no spec means SQLite in ``state_dir``.
 
     ``namespace`` (the spec's name) makes the default Redis prefix ``taxiway:<namespace>``,
-    so several use cases can share one Redis database. Nothing connects until first use.
+    so several use cases can share one Redis database. ``read_timeout_ms`` bounds how long
+    a SQLite read waits for a lock (the prediction service passes a tenth of its latency
+    budget; None waits as long as a write, 5 s); Redis has ``online_store.timeout_ms``.
+    Nothing connects until first use.
 
     >>> from taxiway.spec.models import RedisOnlineStore
     >>> spec = RedisOnlineStore(kind="redis", url="redis://127.0.0.1:6379/0")
@@ -45,10 +52,10 @@ def open_online_store(
     >>> store.close()
     """
     if spec is None:
-        return SqliteStore(Path(state_dir) / DEFAULT_SQLITE_FILE)
+        return SqliteStore(Path(state_dir) / DEFAULT_SQLITE_FILE, read_timeout_ms=read_timeout_ms)
     if isinstance(spec, SqliteOnlineStore):
         path = Path(spec.path) if spec.path is not None else Path(state_dir) / DEFAULT_SQLITE_FILE
-        return SqliteStore(path)
+        return SqliteStore(path, read_timeout_ms=read_timeout_ms)
     if isinstance(spec, RedisOnlineStore):
         store_class = _redis_store_class()
         return store_class(

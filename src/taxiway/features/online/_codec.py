@@ -8,10 +8,12 @@ as their Python values. Times are epoch seconds (float, microsecond-exact for pr
 dates); a naive datetime is taken as UTC, the way the rest of taxiway reads it, and every
 time comes back timezone-aware UTC.
 
->>> encode_values({"v__n": 3, "v__x": float("nan"), "v__name": "Zoë", "v__ok": True})
-b'{"v__n":3,"v__x":null,"v__name":"Zo\\xc3\\xab","v__ok":true}'
+>>> encode_record({"v__x": float("nan"), "v__name": "Zoë", "v__ok": True}, None, 0.0)
+b'{"values":{"v__x":null,"v__name":"Zo\\xc3\\xab","v__ok":true},"event_time":null,"as_of":0.0}'
 >>> encode_record({"v__n": 3}, None, 1736164800.5)
 b'{"values":{"v__n":3},"event_time":null,"as_of":1736164800.5}'
+>>> encode_views({"v": record({"v__n": 3}, None, 1736164800.5)})
+b'{"v":{"values":{"v__n":3},"event_time":null,"as_of":1736164800.5}}'
 >>> decode(b'{"v__n":3,"v__x":null}')
 {'v__n': 3, 'v__x': None}
 >>> from_epoch(to_epoch(datetime(2025, 1, 6, 12, 0, 0, 123456)))
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taxiway.errors import FeatureError
+from taxiway.features.online.base import ViewValues
 
 __all__ = [
     "CODEC",
@@ -34,9 +37,11 @@ __all__ = [
     "check_entity",
     "decode",
     "encode_record",
-    "encode_values",
+    "encode_views",
     "from_epoch",
+    "record",
     "to_epoch",
+    "view_values",
 ]
 
 # An entity name is a namespace segment of Redis keys (`prefix:entity:key`) and part of a SCAN
@@ -94,11 +99,11 @@ else:
     decode = orjson.loads
 
 
-def _encode(obj: object, values: dict[str, Any]) -> bytes:
+def _encode(obj: object, *values: dict[str, Any]) -> bytes:
     try:
         return _dumps(obj)
     except (TypeError, ValueError) as error:
-        bad = next((k for k, v in values.items() if not _storable(v)), None)
+        bad = next((k for each in values for k, v in each.items() if not _storable(v)), None)
         where = f"feature {bad!r}" if bad is not None else "a feature value"
         raise FeatureError(
             f"{where} cannot be stored online: {error}",
@@ -119,15 +124,34 @@ def _storable(value: object) -> bool:
     return True
 
 
-def encode_values(values: dict[str, Any]) -> bytes:
-    """``values`` as JSON; raise :class:`FeatureError` naming a value that is not a scalar."""
-    return _encode(_finite_or_same(values), values)
+def record(values: dict[str, Any], event_time: float | None, as_of: float) -> dict[str, Any]:
+    """One view of one key, ``{"values", "event_time", "as_of"}``, ready to encode."""
+    return {"values": _finite_or_same(values), "event_time": event_time, "as_of": as_of}
 
 
 def encode_record(values: dict[str, Any], event_time: float | None, as_of: float) -> bytes:
-    """``{"values", "event_time", "as_of"}`` as JSON: one view of one key, self-contained."""
-    record = {"values": _finite_or_same(values), "event_time": event_time, "as_of": as_of}
-    return _encode(record, values)
+    """:func:`record` as JSON: one view of one key, self-contained (a Redis hash field)."""
+    return _encode(record(values, event_time, as_of), values)
+
+
+def encode_views(records: dict[str, dict[str, Any]]) -> bytes:
+    """Every view of one key, ``{view: record}``, as JSON (a SQLite row).
+
+    Each record is what :func:`encode_record` writes for that view, so a key's views read
+    the same from either backend.
+    """
+    return _encode(records, *(r["values"] for r in records.values()))
+
+
+def view_values(view: str, data: dict[str, Any], moments: Moments) -> ViewValues:
+    """The :class:`ViewValues` of view ``view`` from its decoded :func:`record`."""
+    event_time = data["event_time"]
+    return ViewValues(
+        view,
+        data["values"],
+        None if event_time is None else moments[event_time],
+        moments[data["as_of"]],
+    )
 
 
 def to_epoch(moment: datetime) -> float:

@@ -9,21 +9,22 @@ way for every backend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["AsyncReader", "OnlineStore", "ViewValues"]
 
 
-@dataclass(frozen=True)
-class ViewValues:
+class ViewValues(NamedTuple):
     """One feature view's values for one entity key.
 
     ``values`` maps feature names (``<view>__<feature>``) to JSON-able scalars (None, bool, int,
     float, str); ``event_time`` is when the newest fact behind them happened (None when not
     time-stamped, e.g. static views); ``as_of`` is the time they were computed for. Datetimes
     are timezone-aware UTC.
+
+    A named tuple, not a dataclass: a lookup of 100 keys builds 500 of them, and a tuple is
+    built in a fraction of a frozen dataclass's time (and is as immutable).
     """
 
     view: str

@@ -1,9 +1,13 @@
 """The Redis online store: one hash per entity key, one field per feature view, one round trip.
 
 Layout: the key ``{prefix}:{entity}:{key}`` is a Redis HASH whose field ``{view}`` holds the
-JSON ``{"values": {...}, "event_time": <epoch s | null>, "as_of": <epoch s>}``. Writing a
-view replaces one field and leaves the key's other views alone; reading N keys is one
-pipeline of N ``HGETALL``, sent and answered in a single round trip. ``clear`` walks the
+JSON ``{"values": {...}, "event_time": <epoch s | null>, "as_of": <epoch s>}`` (the same
+record the SQLite store keeps for the view inside the key's row). Writing a view replaces one
+field and leaves the key's other views alone. Reading N keys is ONE command, one round trip:
+a short Lua script (``EVALSHA``, loaded on first use) that answers the ``HGETALL`` of every
+key as one nested array. That costs a third of a pipeline of N ``HGETALL`` on the client,
+where redis-py packs and parses each command of a pipeline in Python (bench/RESULTS.md,
+"3. Online lookups"); a single key is one ``HGETALL``. ``clear`` walks the
 prefix with ``SCAN`` and deletes with ``UNLINK`` (never ``FLUSHDB``: the database may be
 shared). Keys never expire; materialization overwrites them.
 
@@ -30,10 +34,18 @@ import redis
 import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
 from taxiway.errors import FeatureError
-from taxiway.features.online._codec import Moments, check_entity, decode, encode_record, to_epoch
+from taxiway.features.online._codec import (
+    Moments,
+    check_entity,
+    decode,
+    encode_record,
+    to_epoch,
+    view_values,
+)
 from taxiway.features.online.base import ViewValues
 from taxiway.spec.secrets import redact
 
@@ -44,6 +56,12 @@ SCAN_COUNT = 1_000  # keys per SCAN step and per UNLINK while clearing
 ASYNC_CONNECTIONS = 16  # connections one event loop's reads may hold at once
 ASYNC_CLIENT_NAME = "taxiway-online-read"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+# every view of every key in one command: {{view, record, view, record, ...}, ...} in KEYS order
+READ_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return out
+"""
 
 
 class RedisStore:
@@ -90,6 +108,8 @@ class RedisStore:
             str(params["path"]) if "path" in params else f"{params['host']}:{params['port']}"
         )
         self._namespace = f"{prefix}:"
+        self._read_script = self._client.register_script(READ_SCRIPT)
+        self._async_read_script: AsyncScript | None = None
 
     def __repr__(self) -> str:
         return f"RedisStore(address={self.address!r}, prefix={self.prefix!r})"
@@ -134,10 +154,11 @@ class RedisStore:
         if not wanted:
             return {}
         with self._errors("reading from"):
-            pipe = self._client.pipeline(transaction=False)
-            for key in wanted:
-                pipe.hgetall(base + key)
-            answers: list[dict[bytes, bytes]] = pipe.execute()
+            if len(wanted) == 1:
+                # bytes: the client does not decode responses
+                one = cast(dict[bytes, bytes], self._client.hgetall(base + wanted[0]))
+                return _found(wanted, [_flat(one)])
+            answers = self._read_script(keys=[base + key for key in wanted])
         return _found(wanted, answers)
 
     async def aread(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
@@ -149,19 +170,18 @@ class RedisStore:
         client = self._async_client()
         with self._errors("reading from"):
             if len(wanted) == 1:
-                # bytes: the client does not decode responses
                 one = cast(dict[bytes, bytes], await client.hgetall(base + wanted[0]))
-                answers: list[dict[bytes, bytes]] = [one]
-            else:
-                async with client.pipeline(transaction=False) as pipe:
-                    for key in wanted:
-                        pipe.hgetall(base + key)
-                    answers = await pipe.execute()
+                return _found(wanted, [_flat(one)])
+            script = self._async_read_script
+            if script is None:
+                script = self._async_read_script = client.register_script(READ_SCRIPT)
+            answers = await script(keys=[base + key for key in wanted])
         return _found(wanted, answers)
 
     async def aclose(self) -> None:
         """Close the connections :meth:`aread` opened."""
         client, self._async, self._async_loop = self._async, None, None
+        self._async_read_script = None
         if client is not None:
             await client.aclose(close_connection_pool=True)
 
@@ -183,6 +203,7 @@ class RedisStore:
             )
             self._async = redis.asyncio.Redis(connection_pool=pool)
             self._async_loop = loop
+            self._async_read_script = None  # a script object is bound to its client
         return self._async
 
     def clear(self, entity: str | None = None) -> None:
@@ -256,24 +277,19 @@ class RedisStore:
             ) from None
 
 
-def _found(wanted: list[str], answers: list[dict[bytes, bytes]]) -> dict[str, list[ViewValues]]:
-    """Key → its views (in name order) from the ``HGETALL`` answers; empty answers left out."""
+def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    """An ``HGETALL`` answer as the script answers it: ``[view, record, view, record, ...]``."""
+    return [item for pair in fields.items() for item in pair]
+
+
+def _found(wanted: list[str], answers: Any) -> dict[str, list[ViewValues]]:
+    """Key → its views (in name order) from the flat ``HGETALL`` answers; empty ones left out."""
     found: dict[str, list[ViewValues]] = {}
     moments = Moments()
-    for key, fields in zip(wanted, answers, strict=True):
-        if fields:
+    for key, flat in zip(wanted, answers, strict=True):
+        if flat:
             found[key] = [
-                _view_values(view, record, moments) for view, record in sorted(fields.items())
+                view_values(view.decode("utf-8"), decode(data), moments)
+                for view, data in sorted(zip(flat[::2], flat[1::2], strict=True))
             ]
     return found
-
-
-def _view_values(view: bytes, record: bytes, moments: Moments) -> ViewValues:
-    data = decode(record)
-    event_time = data["event_time"]
-    return ViewValues(
-        view.decode("utf-8"),
-        data["values"],
-        None if event_time is None else moments[event_time],
-        moments[data["as_of"]],
-    )

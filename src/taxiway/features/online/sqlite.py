@@ -1,10 +1,29 @@
 """The embedded online store: feature vectors in one SQLite file, the default backend.
 
-One table holds every entity, key and view (``WITHOUT ROWID``, keyed by ``(entity, key,
-view)``), so a lookup is one index range per key and a write is one upsert per row. The file
-is in WAL mode: readers never wait for a writer and the server can read while materialization
-writes. ``synchronous=NORMAL`` may lose the last commits on power loss (never corrupts): the
-online store is rebuilt from the offline one by materialization, so speed wins.
+Layout: one row per entity key holding every view of the key. The table ``feature_vectors``
+(``WITHOUT ROWID``, keyed by ``(entity, key)``) has one JSON column, ``views``:
+``{"<view>": {"values": {...}, "event_time": <epoch s | null>, "as_of": <epoch s>}, ...}``,
+views in name order; each view's record is what the Redis store keeps in that view's hash
+field. A lookup of N keys is ONE indexed ``SELECT ... WHERE entity = ? AND key IN (...)``
+returning N rows, one JSON document each. Writing a view replaces that view inside each
+key's row (read, merge, write back in one ``BEGIN IMMEDIATE`` transaction, so two writers
+never lose each other's views) and leaves the key's other views alone.
+
+Stores written by taxiway before this layout kept one row per key *and view* (table
+``online_features``). Such a file is migrated in place, in one transaction, by the first
+write (``taxiway features materialize``), which logs how many keys it moved; until then a
+read refuses it with a :class:`~taxiway.errors.FeatureError` saying to materialize.
+
+The file is in WAL mode: readers never wait for a writer and the server can read while
+materialization writes. ``synchronous=NORMAL`` may lose the last commits on power loss
+(never corrupts): the online store is rebuilt from the offline one by materialization, so
+speed wins.
+
+Deadlines: a write waits up to 5 s for another writer's lock. A read waits for a lock only
+``read_timeout_ms`` (SQLite's busy timeout) when one is given: the prediction service gives a
+tenth of its latency budget, because it reads on its event loop, so a file another
+connection holds locked (e.g. opened with ``locking_mode=EXCLUSIVE``) costs a request that
+long and then fails over to the fallback, instead of holding every request for 5 s.
 
 Threads: each thread gets its own connection (``threading.local``), opened on first use, so
 reads from several serving threads run in parallel (SQLite and :mod:`sqlite3` release the GIL
@@ -26,49 +45,70 @@ closes every connection the store opened, from any thread.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from taxiway.errors import FeatureError
-from taxiway.features.online._codec import Moments, check_entity, decode, encode_values, to_epoch
+from taxiway.features.online._codec import (
+    Moments,
+    check_entity,
+    decode,
+    encode_views,
+    record,
+    to_epoch,
+    view_values,
+)
 from taxiway.features.online.base import ViewValues
 
 __all__ = ["SqliteStore"]
 
-_TABLE = "online_features"
+logger = logging.getLogger("taxiway.features")
+
+_TABLE = "feature_vectors"
+_OLD_TABLE = "online_features"  # one row per key and view: the layout before feature_vectors
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {_TABLE} (
     entity TEXT NOT NULL,
     key TEXT NOT NULL,
-    view TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    event_time REAL,
-    as_of REAL NOT NULL,
-    PRIMARY KEY (entity, key, view)
+    views BLOB NOT NULL,
+    PRIMARY KEY (entity, key)
 ) WITHOUT ROWID
 """
-_UPSERT = (
-    f"INSERT OR REPLACE INTO {_TABLE} (entity, key, view, payload, event_time, as_of) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_SELECT = f"SELECT key, view, payload, event_time, as_of FROM {_TABLE} WHERE entity = ? AND key IN "
-_BUSY_TIMEOUT_MS = 5_000
+_UPSERT = f"INSERT OR REPLACE INTO {_TABLE} (entity, key, views) VALUES (?, ?, ?)"
+_SELECT = f"SELECT key, views FROM {_TABLE} WHERE entity = ? AND key IN "
+_WRITE_BUSY_TIMEOUT_MS = 5_000
+WRITE_CHUNK = 500  # rows merged per read-modify-write step (keys per SELECT stay under 999)
 
 
 class SqliteStore:
-    """Feature vectors in the SQLite file ``path`` (created, with its folder, on first use)."""
+    """Feature vectors in the SQLite file ``path`` (created, with its folder, on first use).
 
-    def __init__(self, path: Path) -> None:
+    ``read_timeout_ms``: how long a read waits for a lock another connection holds before it
+    fails (None: as long as a write, 5 s).
+    """
+
+    def __init__(self, path: Path, *, read_timeout_ms: float | None = None) -> None:
         self.path = Path(path)
+        self.read_timeout_ms = read_timeout_ms
+        self.migrated_keys = 0  # keys moved from the old layout by this store's writes
+        self._read_busy_ms = (
+            _WRITE_BUSY_TIMEOUT_MS if read_timeout_ms is None else max(1, round(read_timeout_ms))
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._ready = False
+        self._old_layout = False
         # SQLite's oldest default bound-variable limit, until a connection reports its own
         self._chunk_size = 999
+        self._in_lists: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -79,35 +119,18 @@ class SqliteStore:
         """Upsert ``(key, values)`` pairs of ``entity`` in one transaction; return the count.
 
         Writing a view for a key replaces that view's previous values for the key only. The
-        rows are streamed into SQLite, so a generator of millions of rows is never held whole.
+        rows are streamed into SQLite in steps of :data:`WRITE_CHUNK`, so a generator of
+        millions of rows is never held whole.
         """
         check_entity(entity)
         written = 0
-
-        def records() -> Iterator[tuple[str, str, str, bytes, float | None, float]]:
-            nonlocal written
-            for key, view in rows:
-                event_time = view.event_time
-                yield (
-                    entity,
-                    key,
-                    view.view,
-                    encode_values(view.values),
-                    None if event_time is None else to_epoch(event_time),
-                    to_epoch(view.as_of),
-                )
-                written += 1
-
         connection = self._connection()
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_UPSERT, records())
-            except BaseException:
-                if connection.in_transaction:  # some errors have rolled back already
-                    connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            with self._writing(connection):
+                iterator = iter(rows)
+                while chunk := list(islice(iterator, WRITE_CHUNK)):
+                    self._merge(connection, entity, chunk)
+                    written += len(chunk)
         except sqlite3.Error as error:
             raise self._error("write to", error) from None
         return written
@@ -126,6 +149,8 @@ class SqliteStore:
         size = self._chunk_size
         found: dict[str, list[ViewValues]] = {}
         try:
+            if self._old_layout:
+                self._refuse_old_layout(connection)
             if len(wanted) <= size:
                 self._select(connection, entity, wanted, found)
             else:
@@ -138,21 +163,19 @@ class SqliteStore:
                         connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise self._error("read from", error) from None
-        for views in found.values():
-            if len(views) > 1:
-                views.sort(key=_view_name)
         return found
 
     def clear(self, entity: str | None = None) -> None:
         """Delete everything of ``entity``, or of every entity when ``entity`` is None."""
         connection = self._connection()
         try:
-            if entity is None:
-                connection.execute(f"DELETE FROM {_TABLE}")
-            else:
-                connection.execute(
-                    f"DELETE FROM {_TABLE} WHERE entity = ?", (check_entity(entity),)
-                )
+            with self._writing(connection):
+                if entity is None:
+                    connection.execute(f"DELETE FROM {_TABLE}")
+                else:
+                    connection.execute(
+                        f"DELETE FROM {_TABLE} WHERE entity = ?", (check_entity(entity),)
+                    )
         except sqlite3.Error as error:
             raise self._error("clear", error) from None
 
@@ -173,20 +196,115 @@ class SqliteStore:
         keys: list[str],
         found: dict[str, list[ViewValues]],
     ) -> None:
-        sql = _SELECT + "(" + ",".join("?" * len(keys)) + ")"
         moments = Moments()
-        for key, view, payload, event_time, as_of in connection.execute(sql, [entity, *keys]):
-            values = ViewValues(
-                view,
-                decode(payload),
-                None if event_time is None else moments[event_time],
-                moments[as_of],
+        for key, views in connection.execute(self._in_list(len(keys)), [entity, *keys]):
+            found[key] = [view_values(view, data, moments) for view, data in decode(views).items()]
+
+    def _in_list(self, count: int) -> str:
+        """The SELECT for ``count`` keys (built once per count: the statement cache's key)."""
+        sql = self._in_lists.get(count)
+        if sql is None:
+            sql = self._in_lists[count] = _SELECT + "(" + ",".join("?" * count) + ")"
+        return sql
+
+    def _merge(
+        self, connection: sqlite3.Connection, entity: str, chunk: list[tuple[str, ViewValues]]
+    ) -> None:
+        """Write ``chunk``'s views into their keys' rows, keeping the rows' other views."""
+        keys = list(dict.fromkeys(key for key, _ in chunk))
+        stored: dict[str, dict[str, Any]] = {
+            key: decode(views)
+            for key, views in connection.execute(self._in_list(len(keys)), [entity, *keys])
+        }
+        for key, view in chunk:
+            records = stored.get(key)
+            if records is None:
+                records = stored[key] = {}
+            event_time = view.event_time
+            records[view.view] = record(
+                view.values,
+                None if event_time is None else to_epoch(event_time),
+                to_epoch(view.as_of),
             )
-            views = found.get(key)
-            if views is None:
-                found[key] = [values]
-            else:
-                views.append(values)
+        connection.executemany(
+            _UPSERT,
+            [(entity, key, encode_views(dict(sorted(stored[key].items())))) for key in keys],
+        )
+
+    @contextmanager
+    def _writing(self, connection: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction (waiting up to 5 s for other writers), the old layout migrated
+        first; rolled back on any error."""
+        connection.execute(f"PRAGMA busy_timeout = {_WRITE_BUSY_TIMEOUT_MS}")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if self._old_layout:
+                    self._migrate(connection)
+                yield
+            except BaseException:
+                if connection.in_transaction:  # some errors have rolled back already
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {self._read_busy_ms}")
+
+    def _has_old_table(self, connection: sqlite3.Connection) -> bool:
+        found = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_OLD_TABLE,)
+        ).fetchone()
+        return found is not None
+
+    def _refuse_old_layout(self, connection: sqlite3.Connection) -> None:
+        """Raise unless another process has migrated the old layout since it was seen."""
+        if not self._has_old_table(connection):
+            self._old_layout = False
+            return
+        raise FeatureError(
+            f"the online store {self.path} has the layout of earlier taxiway versions "
+            "(one row per key and view), which this version does not read",
+            fix="run `taxiway features materialize`: its first write migrates the file "
+            "in place (one row per key), keeping every stored value",
+        )
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        """Move the old layout's rows into one row per key, then drop the old table.
+
+        Runs inside the caller's write transaction: the file is migrated whole or not at all.
+        A key already in the new table keeps its new row.
+        """
+        if not self._has_old_table(connection):
+            self._old_layout = False
+            return
+        rows = connection.execute(
+            f"SELECT entity, key, view, payload, event_time, as_of FROM {_OLD_TABLE} "
+            "ORDER BY entity, key, view"  # the primary key's order: no sort
+        ).fetchall()
+        merged: list[tuple[str, str, bytes]] = []
+        current: tuple[str, str] | None = None
+        records: dict[str, Any] = {}
+        for entity, key, view, payload, event_time, as_of in rows:
+            if (entity, key) != current:
+                if current is not None:
+                    merged.append((*current, encode_views(records)))
+                current, records = (entity, key), {}
+            records[view] = record(decode(payload), event_time, as_of)
+        if current is not None:
+            merged.append((*current, encode_views(records)))
+        connection.executemany(
+            f"INSERT OR IGNORE INTO {_TABLE} (entity, key, views) VALUES (?, ?, ?)", merged
+        )
+        connection.execute(f"DROP TABLE {_OLD_TABLE}")
+        self._old_layout = False
+        self.migrated_keys += len(merged)
+        logger.warning(
+            "the online store %s had the layout of earlier taxiway versions (one row per key "
+            "and view): migrated %d rows into one row per key for %d keys",
+            self.path,
+            len(rows),
+            len(merged),
+        )
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the schema made) on first use."""
@@ -221,10 +339,11 @@ class SqliteStore:
             self.path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
         try:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout = {self._read_busy_ms}")
             if not self._ready:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(_SCHEMA)
+                self._old_layout = self._has_old_table(connection)
                 self._ready = True
             connection.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
@@ -236,7 +355,9 @@ class SqliteStore:
     def _error(self, action: str, error: sqlite3.Error) -> FeatureError:
         reason = str(error)
         if isinstance(error, sqlite3.OperationalError) and "locked" in reason:
-            fix = "another process holds a write lock on it for too long; let it finish"
+            if action in ("read from", "open") and self.read_timeout_ms is not None:
+                reason += f" (a read waits at most {self._read_busy_ms} ms for a lock)"
+            fix = "another connection holds a lock on the file; find it (`fuser <file>`) and let it finish"
         elif "readonly" in reason or "unable to open" in reason:
             fix = "point online_store.path (or the state directory) at a writable file"
         elif isinstance(error, sqlite3.DatabaseError) and "not a database" in reason:
@@ -244,7 +365,3 @@ class SqliteStore:
         else:
             fix = "check the file's permissions and free disk space"
         return FeatureError(f"cannot {action} the online store {self.path}: {reason}", fix=fix)
-
-
-def _view_name(values: ViewValues) -> str:
-    return values.view
