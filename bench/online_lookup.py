@@ -11,23 +11,34 @@ call at a time from one client, with the same random keys for every tool:
 Tools (``--only``): ``feast`` (SQLite online store, after ``materialize``), ``taxiway-sqlite``
 (:class:`~taxiway.features.online.SqliteStore`) and ``taxiway-redis``
 (:class:`~taxiway.features.online.RedisStore` at ``--redis``, 127.0.0.1 only, under a unique
-prefix that is cleared afterwards). Each tool runs in a fresh process. A call's time is
-everything the caller waits for: Feast's ``get_online_features(...).to_dict()``, taxiway's
-``lookup(...)`` (values with their status and age). The values each tool returns for a
-sample of keys are compared with the generated data: any disagreement is printed loudly and
-the exit status is 1.
+prefix that is cleared afterwards). ``--src LABEL=PATH`` adds taxiway from another source tree
+(e.g. the commit before a change, exported with ``git archive <commit> src | tar -x -C PATH``)
+as ``taxiway-sqlite@LABEL`` and ``taxiway-redis@LABEL``, so a before/after comparison runs in
+one command, on the same data, interleaved. Each tool runs in a fresh process; ``--rounds N``
+runs every tool N times, round robin, and reports the median of the rounds (and the range of
+the p99s). A call's time is everything the caller waits for: Feast's
+``get_online_features(...).to_dict()``, taxiway's ``lookup(...)`` (values with their status
+and age). ``--gc-freeze`` makes every worker (Feast's too) call ``gc.collect()`` and
+``gc.freeze()`` once its store is ready, as ``taxiway serve`` does after start-up; without it
+the collector walks everything the worker loaded (DuckDB, pyarrow, Feast) now and then, inside
+a timed call. The values each tool returns for a sample of keys are compared with the
+generated data: any disagreement is printed loudly and the exit status is 1.
 
 Feast pins ``pandas<3``, so it runs in its own venv (see ``bench/features.py``)::
 
     .venv/bin/python bench/online_lookup.py                      # every tool, 2,000 calls
     .venv/bin/python bench/online_lookup.py --only taxiway-sqlite,taxiway-redis --calls 5000
+    git archive <commit> src | tar -x -C /tmp/before
+    .venv/bin/python bench/online_lookup.py --src before=/tmp/before/src --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +48,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from toolkit import OtherLoad, latency_summary, machine, markdown_table, versions, wait_idle
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,14 +154,7 @@ def measure(call: Any, batches: list[list[int]]) -> dict[str, float]:
         elapsed = time.perf_counter_ns() - began
         if index >= WARMUP:
             times.append(elapsed / 1e6)
-    times.sort()
-    return {
-        "p50": statistics.median(times),
-        "p99": times[min(len(times) - 1, int(len(times) * 0.99))],
-        "mean": statistics.fmean(times),
-        "max": times[-1],
-        "calls": len(times),
-    }
+    return latency_summary(times)
 
 
 # --------------------------------------------------------------------------- workers
@@ -194,6 +200,7 @@ def work_feast(folder: Path, as_of: datetime, args: argparse.Namespace) -> dict[
     began = time.perf_counter()
     store.materialize(start_date=as_of - timedelta(days=5), end_date=as_of + timedelta(seconds=1))
     materialize_s = time.perf_counter() - began
+    settle(args)
 
     def reader(case: str) -> Any:
         refs = [f"{view}:{name}" for view in CASES[case] for name in feature_names(view)]
@@ -242,14 +249,14 @@ def work_taxiway(
     from taxiway.features.online import RedisStore, SqliteStore
     from taxiway.spec import Project, load_spec_text
 
-    runs = DATA_DIR / "runs" / tool
+    runs = DATA_DIR / "runs" / tool.replace("@", "-at-")
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
     prefix = f"taxiway-bench-{uuid.uuid4().hex[:12]}"
     stores: list[Any] = []
 
     def open_store(name: str) -> Any:
-        if tool == "taxiway-redis":
+        if tool.startswith("taxiway-redis"):
             store = RedisStore(args.redis, f"{prefix}:{name}", 1000.0)
         else:
             store = SqliteStore(runs / f"{name}.sqlite")
@@ -276,6 +283,7 @@ def work_taxiway(
             materialize(proj, store, as_of=as_of.replace(tzinfo=UTC))
             materialize_s += time.perf_counter() - began
             opened[case] = (proj.spec, store)
+        settle(args)
 
         def reader(case: str) -> Any:
             spec, store = opened[case]
@@ -296,9 +304,16 @@ def work_taxiway(
         return {"materialize_s": materialize_s, "latency": latencies, "values": values}
     finally:
         for store in stores:
-            if tool == "taxiway-redis":
+            if tool.startswith("taxiway-redis"):
                 store.clear()
             store.close()
+
+
+def settle(args: argparse.Namespace) -> None:
+    """With ``--gc-freeze``: what `taxiway serve` does once loaded (collect, then freeze)."""
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
 
 
 def run_cases(reader: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -324,27 +339,28 @@ def worker(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- driver
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds spent by everything on the machine (all cores)."""
-    import psutil
+def code_state() -> str:
+    """The commit measured, and the files under src/ that differ from it (a shared checkout
+    can hold others' uncommitted work)."""
 
-    t = psutil.cpu_times()
-    parts = ("user", "nice", "system", "irq", "softirq", "steal")
-    return sum(float(getattr(t, name, 0.0)) for name in parts)
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "src").splitlines()
+    dirty = ", ".join(line[3:] for line in changed) or "none"
+    return f"commit {git('rev-parse', '--short', 'HEAD')}; uncommitted under src/: {dirty}"
 
 
-def wait_for_idle(limit: float) -> None:
-    """Wait (at most ``limit`` s) until the machine is under 0.15 busy cores for 2 s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        before, began = busy_cpu_seconds(), time.monotonic()
-        time.sleep(2)
-        if (busy_cpu_seconds() - before) / (time.monotonic() - began) < 0.15:
-            return
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's finished children (the workers)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, Any]:
-    python = str(args.feast_python) if tool == "feast" else sys.executable
+    base, _, label = tool.partition("@")
+    python = str(args.feast_python) if base == "feast" else sys.executable
     command = [
         python,
         str(Path(__file__).resolve()),
@@ -361,7 +377,10 @@ def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, A
         "--sample",
         json.dumps(sample),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FEAST_USAGE": "False"}
+    if args.gc_freeze:
+        command.append("--gc-freeze")
+    src = args.sources[label] if label else ROOT / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "FEAST_USAGE": "False"}
     began = time.perf_counter()
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=args.timeout, check=False
@@ -375,21 +394,6 @@ def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, A
     return result
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    import psutil
-
-    return (
-        f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}"
-    )
-
-
 def compare(values: dict[str, dict[str, Any]], expected: dict[str, dict[str, float]]) -> int:
     wrong = 0
     for key, features in expected.items():
@@ -400,9 +404,35 @@ def compare(values: dict[str, dict[str, Any]], expected: dict[str, dict[str, flo
     return wrong
 
 
+def summary(runs: list[dict[str, Any]], name: str) -> dict[str, float]:
+    """The median over rounds of one case's p50 and p99, and the range of the p99s."""
+    p50s = [run["latency"][name]["p50"] for run in runs]
+    p99s = [run["latency"][name]["p99"] for run in runs]
+    return {
+        "p50": statistics.median(p50s),
+        "p99": statistics.median(p99s),
+        "p99_min": min(p99s),
+        "p99_max": max(p99s),
+    }
+
+
+def parse_sources(items: list[str], parser: argparse.ArgumentParser) -> dict[str, Path]:
+    sources: dict[str, Path] = {}
+    for item in items:
+        label, _, path = item.partition("=")
+        folder = Path(path).resolve()
+        if not label or not path or "@" in label or not (folder / "taxiway").is_dir():
+            parser.error(f"--src {item!r}: give LABEL=PATH, PATH holding the taxiway package")
+        sources[label] = folder
+    return sources
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(TOOLS), help=f"any of {','.join(TOOLS)}")
+    parser.add_argument(
+        "--only",
+        help=f"comma list of {', '.join(TOOLS)} (and taxiway-*@LABEL for each --src)",
+    )
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=SEED)
@@ -410,12 +440,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per tool")
     parser.add_argument("--feast-python", type=Path, default=FEAST_PYTHON)
     parser.add_argument(
+        "--src",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also run taxiway from this source tree, as taxiway-sqlite@LABEL etc.",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every tool, round robin")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="collect and freeze the heap in every worker once its store is ready",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0,
         help="before each tool, wait up to this many seconds for other work to stop",
     )
-    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sample", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -423,76 +466,93 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.redis.startswith(("redis://127.0.0.1", "redis://localhost")):
         parser.error("--redis must point at this machine (127.0.0.1)")
-    tools = [t.strip() for t in args.only.split(",") if t.strip()]
-    unknown = sorted(set(tools) - set(TOOLS))
+    args.sources = parse_sources(args.src, parser)
+    known = [*TOOLS, *(f"{t}@{label}" for label in args.sources for t in TOOLS[1:])]
+    if args.only:
+        tools = [t.strip() for t in args.only.split(",") if t.strip()]
+    else:  # each taxiway tool next to its counterparts from the other trees
+        suffixes = ["", *(f"@{label}" for label in args.sources)]
+        tools = ["feast"] + [f"{t}{suffix}" for t in TOOLS[1:] for suffix in suffixes]
+    unknown = sorted(set(tools) - set(known))
     if unknown:
-        parser.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+        parser.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     print(f"# bench/online_lookup.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    print(f"versions: {versions('orjson', 'redis', 'hiredis', 'duckdb', 'pyarrow')}")
+    print(f"code: {code_state()}")
+    for label, folder in args.sources.items():
+        print(f"@{label}: taxiway from {folder}")
+    print(f"gc: {'collected and frozen after set-up' if args.gc_freeze else 'default'}")
     folder, _ = ensure_data(args.entities, args.seed)
     import numpy as np
 
     sample = [int(k) for k in np.random.default_rng(args.seed).choice(args.entities, SAMPLE_KEYS)]
     expected = truth(folder, sample)
-    results: dict[str, dict[str, Any]] = {}
-    for tool in tools:
-        if args.wait_idle:
-            wait_for_idle(args.wait_idle)
-        print(f"  running {tool} ...", flush=True)
-        busy, began = busy_cpu_seconds(), time.monotonic()
-        results[tool] = spawn(tool, args, sample)
-        # the worker's own CPU is at most one core (one client, one thread, plus the server)
-        results[tool]["machine_busy_cores"] = (busy_cpu_seconds() - busy) / (
-            time.monotonic() - began
-        )
-        if "error" in results[tool]:
-            print(f"  {tool} failed: {results[tool]['error']}")
-    ok = True
+    runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
+    errors: dict[str, str] = {}
+    for round_ in range(args.rounds):
+        for tool in tools:
+            if tool in errors:
+                continue
+            idle = wait_idle(args.wait_idle, say=print) if args.wait_idle else None
+            print(f"  round {round_ + 1}: {tool} ... {idle or ''}", flush=True)
+            load, children = OtherLoad(), children_cpu_seconds()
+            result = spawn(tool, args, sample)
+            # others: the machine's busy CPU minus the worker's (a Redis run counts the
+            # server's work as others')
+            result["other_cores"] = load.cores(ours=children_cpu_seconds() - children)
+            if "error" in result:
+                errors[tool] = result["error"]
+                print(f"  {tool} failed: {result['error']}")
+                continue
+            result["wrong"] = compare(result.pop("values"), expected)
+            runs[tool].append(result)
+    measured = [tool for tool in tools if runs[tool] and tool not in errors]
     rows = []
     for case in CASES:
         for batch in BATCHES:
             name = f"{case}/{batch}"
             row = [case, str(batch)]
-            for tool in tools:
-                run = results[tool]
-                if "error" in run:
-                    row.append("failed")
-                    continue
-                lat = run["latency"][name]
-                row.append(f"{lat['p50']:.3f} / {lat['p99']:.3f}")
+            for tool in measured:
+                got = summary(runs[tool], name)
+                cell = f"{got['p50']:.3f} / {got['p99']:.3f}"
+                if args.rounds > 1:
+                    cell += f" ({got['p99_min']:.2f}–{got['p99_max']:.2f})"
+                row.append(cell)
             rows.append(row)
-    print(f"\n## latency, ms (p50 / p99 over {args.calls:,} calls; {args.entities:,} keys)\n")
-    print(_table(["case", "entities per call", *tools], rows))
+    rounds = f"median of {args.rounds} rounds; " if args.rounds > 1 else ""
+    print(
+        f"\n## latency, ms (p50 / p99 over {args.calls:,} calls; {rounds}{args.entities:,} keys)\n"
+    )
+    print(markdown_table(["case", "entities per call", *measured], rows))
+    if args.rounds > 1:
+        print("\n(in brackets: the lowest and highest p99 of the rounds)")
     print()
-    for tool in tools:
-        run = results[tool]
-        if "error" in run:
-            ok = False
-            continue
-        wrong = compare(run["values"], expected)
+    ok = not errors
+    for tool in measured:
+        wrong = sum(run["wrong"] for run in runs[tool])
         ok &= wrong == 0
+        materialize = statistics.median(run["materialize_s"] for run in runs[tool])
+        others = ", ".join(f"{run['other_cores']:.2f}" for run in runs[tool])
         print(
-            f"  {tool}: materialize {run['materialize_s']:.1f} s, values wrong on "
-            f"{SAMPLE_KEYS} sampled keys: {wrong}, machine busy "
-            f"{run['machine_busy_cores']:.2f} cores meanwhile (this run included)"
+            f"  {tool}: materialize {materialize:.1f} s, values wrong on {SAMPLE_KEYS} sampled "
+            f"keys: {wrong}, other work used {others} cores meanwhile"
         )
     goals = []
     for (case, batch), limit in GOALS_MS.items():
-        for tool in tools:
-            run = results[tool]
-            if tool.startswith("taxiway") and "error" not in run:
-                p99 = run["latency"][f"{case}/{batch}"]["p99"]
+        for tool in measured:
+            if tool.startswith("taxiway"):
+                p99 = summary(runs[tool], f"{case}/{batch}")["p99"]
                 verdict = "MET" if p99 < limit else "MISSED"
                 goals.append(
                     f"    {tool} {case} x {batch}: p99 {p99:.3f} ms < {limit} ms {verdict}"
                 )
-    if "feast" in results and "error" not in results["feast"]:
-        for tool in tools:
-            if tool.startswith("taxiway") and "error" not in results[tool]:
-                for name, lat in results[tool]["latency"].items():
-                    feast = results["feast"]["latency"][name]["p99"]
-                    goals.append(
-                        f"    {tool} {name}: p99 {feast / lat['p99']:.1f}x faster than Feast"
-                    )
+    if "feast" in measured:
+        for tool in measured:
+            if tool.startswith("taxiway"):
+                for name in runs[tool][0]["latency"]:
+                    feast = summary(runs["feast"], name)["p99"]
+                    mine = summary(runs[tool], name)["p99"]
+                    goals.append(f"    {tool} {name}: p99 {feast / mine:.1f}x faster than Feast")
     print("\n  goals:\n" + "\n".join(goals))
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     with (DATA_DIR / "results.jsonl").open("a") as handle:
@@ -500,9 +560,11 @@ def main(argv: list[str] | None = None) -> int:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "argv": sys.argv[1:],
-            "results": {
-                t: {k: v for k, v in r.items() if k != "values"} for t, r in results.items()
-            },
+            "code": code_state(),
+            "sources": {label: str(path) for label, path in args.sources.items()},
+            "gc_freeze": args.gc_freeze,
+            "results": runs,
+            "errors": errors,
         }
         handle.write(json.dumps(record) + "\n")
     if not ok:
