@@ -345,7 +345,7 @@ def code_state() -> str:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
+        return done.stdout.rstrip()  # not strip(): a porcelain line starts with a space
 
     changed = git("status", "--porcelain", "--", "src").splitlines()
     dirty = ", ".join(line[3:] for line in changed) or "none"
