@@ -7,8 +7,9 @@ many times) and online vectors (a spine of one time per entity): one definition,
 
 - aggregate views: known rows with ``r.ts > t - window``; a window frame over the union of
   source rows and spine probes, ordered by time, so no range join explodes on long windows.
-- latest views: the known row with the greatest timestamp (ties: newest ``created``, then a
-  stable order of all columns), null when older than ``t - ttl``; an ASOF join.
+- latest views: the known row with the greatest timestamp (ties: newest ``created``, nulls
+  last, then the smallest values of the listed columns in their listed order, nulls last),
+  null when older than ``t - ttl``; an ASOF join.
 - static views: joined by key.
 """
 
@@ -198,30 +199,75 @@ def _latest_sql(
     available_after: timedelta,
     created: str | None,
 ) -> str:
+    # One ASOF join finds, for each spine row, the newest known row; with `created`, its key
+    # is {known, probe?, created present?, created}, so a tie on the timestamp goes to the
+    # newest `created` inside the join. A spine row's key {t, TRUE, ...} sits above every row
+    # known at t, whatever its `created`. Rows that still tie (same key, timestamp and
+    # `created`) are rare but must go to the smallest values: only the groups the join chose
+    # are checked for a second member, and only those that have one are decided again.
+    # (A sort key over the values as well would decide every tie in the join, but makes the
+    # join's sort keys wide and variable-length: about twice as slow.)
     wanted = list(view.latest)
-    stable = [q(c) for c in wanted if c != timestamp]
-    tie_break = ([f"{q(created)} DESC NULLS LAST"] if created else []) + stable
-    order = f" ORDER BY {', '.join(tie_break)}" if tie_break else ""
-    events = (
-        f"SELECT {_cast_keys(keys, types)}, CAST({q(timestamp)} AS TIMESTAMP) AS __ts, "
-        f"CAST({q(timestamp)} AS TIMESTAMP) + {interval(available_after)} AS __known, "
-        f"{', '.join(q(c) for c in wanted)} FROM {q(source_view)} "
-        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)} "
-        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(q(k) for k in keys)}, __ts{order}) = 1"
+    values = [f"__v{i}" for i in range(len(wanted))]
+    rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+    ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
+    group = [q(k) for k in keys] + ["__ts"] + (["__c"] if created else [])
+    identity = [f"{_cast_keys(keys, types)}, {ts} AS __ts"] + (
+        [f"{q(created)} AS __c"] if created else []
     )
-    join = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
-    if view.ttl is not None:
-        fresh = f"e.__ts >= s.__t - {interval(view.ttl)}"
-        values = ", ".join(
-            f"CASE WHEN {fresh} THEN e.{q(c)} END AS {q(f'{view_name}__{c}')}" for c in wanted
+    picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
+    known = f"{ts} + {interval(available_after)}"
+    if created:
+        build_key = (
+            f"{{'t': {known}, 'p': FALSE, 'cn': {q(created)} IS NOT NULL, 'c': {q(created)}}}"
         )
-        event_time = f"CASE WHEN {fresh} THEN e.__ts END"
+        probe_key = (
+            "CASE WHEN __t IS NOT NULL THEN {'t': __t, 'p': TRUE, 'cn': FALSE, 'c': NULL} END"
+        )
+        probe, build = f"{probe_key} AS __k", f"{build_key} AS __k"
+        below = "s.__k >= e.__k"
     else:
-        values = ", ".join(f"e.{q(c)} AS {q(f'{view_name}__{c}')}" for c in wanted)
-        event_time = "e.__ts"
+        probe, build, below = "__t AS __k", f"{known} AS __k", "s.__k >= e.__k"
+
+    def same(left: str, right: str) -> str:
+        return " AND ".join(
+            f"{left}.{g} IS NOT DISTINCT FROM {right}.{g}"
+            if g == "__c"
+            else f"{left}.{g} = {right}.{g}"
+            for g in group
+        )
+
+    key_list = ", ".join(q(k) for k in keys)
+    chosen = (
+        f"SELECT s.__sid, s.__t, {', '.join(f's.{q(k)}' for k in keys)}, "
+        f"{', '.join(f'e.{g}' for g in group[len(keys) :])}, {', '.join(f'e.{v}' for v in values)} "
+        f"FROM (SELECT __sid, {key_list}, __t, {probe} FROM {q(spine)}) AS s "
+        f"ASOF LEFT JOIN (SELECT {', '.join(identity)}, {picked}, {build} {rows}) AS e "
+        f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND {below}"
+    )
+    tied = (
+        f"SELECT x.* FROM (SELECT {', '.join(identity)} {rows}) AS x "
+        f"SEMI JOIN (SELECT DISTINCT {', '.join(group)} FROM __chosen WHERE __ts IS NOT NULL) AS g "
+        f"ON {same('x', 'g')} GROUP BY ALL HAVING count(*) > 1"
+    )
+    smallest = ", ".join(f"{v} ASC NULLS LAST" for v in values)
+    decided = (
+        f"SELECT x.* FROM (SELECT {', '.join(identity)}, {picked} {rows}) AS x "
+        f"SEMI JOIN __tied AS g ON {same('x', 'g')} "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'x.{g}' for g in group)} "
+        f"ORDER BY {smallest}) = 1"
+    )
+    fresh = f"a.__ts >= a.__t - {interval(view.ttl)}" if view.ttl is not None else None
+    outputs = []
+    for column, value in zip(wanted, values, strict=True):
+        expr = f"CASE WHEN b.__ts IS NULL THEN a.{value} ELSE b.{value} END"
+        expr = f"CASE WHEN {fresh} THEN {expr} END" if fresh else expr
+        outputs.append(f"{expr} AS {q(f'{view_name}__{column}')}")
+    event_time = f"CASE WHEN {fresh} THEN a.__ts END" if fresh else "a.__ts"
     return (
-        f"SELECT s.__sid, {values}, {event_time} AS {EVENT_TIME} FROM {q(spine)} AS s "
-        f"ASOF LEFT JOIN ({events}) AS e ON {join} AND s.__t >= e.__known"
+        f"WITH __chosen AS MATERIALIZED ({chosen}), __tied AS ({tied}), __decided AS ({decided}) "
+        f"SELECT a.__sid, {', '.join(outputs)}, {event_time} AS {EVENT_TIME} "
+        f"FROM __chosen AS a LEFT JOIN __decided AS b ON {same('a', 'b')}"
     )
 
 
