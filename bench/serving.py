@@ -1016,7 +1016,7 @@ def code_state() -> str:
 
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
+        return done.stdout.rstrip("\n")  # porcelain lines start with a status column
 
     changed = git("status", "--porcelain", "--", "src").splitlines()
     dirty = ", ".join(line[3:] for line in changed) or "none"
