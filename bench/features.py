@@ -11,6 +11,8 @@ the greatest ``event_timestamp <= t`` (ties: the newest ``created``), its values
 
 - ``taxiway``: ``build_training_set`` over a spec with a ``latest`` view (``ttl: 7d``) and an
   event spine; the label is ``kind: column, expr: spine_id`` so rows join back;
+- ``taxiway-baseline``: the same, from another checkout's ``src/`` (``--baseline-src``), for
+  before/after figures in one run;
 - ``floor``: one hand-written DuckDB query, COPY to Parquet: an ASOF LEFT JOIN on the key
   ``{timestamp, created}`` (so ties are broken inside the join, with no dedup pass) and a
   ttl ``CASE``;
@@ -79,7 +81,7 @@ ROW_GROUP = 1_000_000
 MB = 1024 * 1024
 US = 1_000_000
 RESULT_MARK = "@@bench-result@@ "
-TOOLS = ("taxiway", "floor", "floor-qualify", "feast-dask", "feast-duckdb")
+TOOLS = ("taxiway", "taxiway-baseline", "floor", "floor-qualify", "feast-dask", "feast-duckdb")
 FEAST_TOOLS = ("feast-dask", "feast-duckdb")
 WINDOWS = ("7d", "30d")
 WINDOW_FUNCTIONS = {"n": "count(*)", "total": "sum(f0)", "mean": "avg(f0)"}
@@ -395,7 +397,7 @@ def work_feast(tool: str, source: Path, spine: Path, out: Path) -> dict[str, Any
 def worker(args: argparse.Namespace) -> None:
     tool, source, spine, out = args.worker, Path(args.source), Path(args.spine_file), Path(args.out)
     out.unlink(missing_ok=True)
-    if tool == "taxiway":
+    if tool in ("taxiway", "taxiway-baseline"):  # the baseline: another checkout's src/
         result = work_taxiway(source, spine, out, args.mode, args.memory_limit)
     elif tool == "floor":
         result = work_floor(source, spine, out, args.memory_limit, FLOOR_SQL)
@@ -423,6 +425,7 @@ def spawn(
     feast_python: Path,
     memory_limit: str | None,
     rss_limit: int,
+    src: Path = ROOT / "src",
 ) -> dict[str, Any]:
     """Run one tool in a fresh process; its result plus wall time and peak RSS (VmHWM).
 
@@ -445,7 +448,7 @@ def spawn(
     if memory_limit:
         command += ["--memory-limit", memory_limit]
     log = out.with_suffix(".log")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FEAST_USAGE": "False"}
+    env = {**os.environ, "PYTHONPATH": str(src), "FEAST_USAGE": "False"}
     busy = busy_cpu_seconds()
     began = time.perf_counter()
     with log.open("w") as handle:
@@ -708,6 +711,7 @@ def run_tool(
         feast_python=args.feast_python,
         memory_limit=args.memory_limit,
         rss_limit=int(args.rss_limit * 2**30),
+        src=args.baseline_src if tool == "taxiway-baseline" else ROOT / "src",
     )
     status = run.get("error") or ("done" if tool == "profile" else f"{run['seconds']:.2f} s")
     print(
@@ -739,19 +743,19 @@ def run_latest(args: argparse.Namespace, tools: list[str]) -> bool:
             spine = ensure_spine(spine_rows, rows, args.seed)
             case = f"{label(rows)} x {label(spine_rows)}"
             print(f"\n## latest value, ttl 7d: {case} (source rows x spine rows)\n", flush=True)
-            results: dict[str, dict[str, Any]] = {}
             order = ["floor"] + [t for t in tools if t != "floor"]
-            for tool in order:
-                runs = []
-                repeat = 1 if tool == "feast-dask" else args.repeat
-                for attempt in range(repeat):
+            # interleaved (floor, taxiway, ..., floor, taxiway, ...) so a change of load hits
+            # every tool alike; a tool that failed once is not run again
+            runs_of: dict[str, list[dict[str, Any]]] = {tool: [] for tool in order}
+            for attempt in range(args.repeat):
+                for tool in order:
+                    runs = runs_of[tool]
+                    if any("error" in r for r in runs) or (tool == "feast-dask" and runs):
+                        continue
                     out = DATA_DIR / "out" / f"{tool}-{rows}-{spine_rows}.parquet"
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    run = run_tool(args, tool, source, spine, out, "latest", attempt)
-                    runs.append(run)
-                    if "error" in run:
-                        break
-                results[tool] = best(runs)
+                    runs.append(run_tool(args, tool, source, spine, out, "latest", attempt))
+            results = {tool: best(runs) for tool, runs in runs_of.items()}
             floor = results["floor"]
             if "error" in floor:
                 print(f"  the floor failed: {floor['error']}")
@@ -1098,6 +1102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 2GB")
     parser.add_argument("--feast-python", type=Path, default=FEAST_PYTHON)
     parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="src/ of another taxiway checkout, run as tool taxiway-baseline (before/after: "
+        "git worktree add /tmp/before <commit>; --baseline-src /tmp/before/src)",
+    )
+    parser.add_argument(
         "--floor-sample",
         type=int,
         default=FLOOR_SAMPLE,
@@ -1125,6 +1135,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         parser.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}")
+    if "taxiway-baseline" in tools and not args.baseline_src:
+        parser.error("--only taxiway-baseline needs --baseline-src")
     if any(t in FEAST_TOOLS for t in tools) and not Path(args.feast_python).exists():
         parser.error(f"no Feast interpreter at {args.feast_python} (see the module docstring)")
     print(

@@ -64,6 +64,7 @@ def compute_view(
     types = key_types(con, spine, keys)
     source = spec.sources[view.source]
     columns = view_columns(view_name, view)
+    chosen = f"{target}__chosen"  # a latest view's join result, before its rare ties are decided
     try:
         if isinstance(view, AggregateView):
             sql = _aggregate_sql(
@@ -77,7 +78,8 @@ def compute_view(
                 source.available_after,
             )
         elif isinstance(view, LatestView) and source.timestamp is not None:
-            sql = _latest_sql(
+            # two statements, so the join's sorted runs are freed before the ties are checked
+            join, sql = _latest_sql(
                 view,
                 view_name,
                 keys,
@@ -87,12 +89,15 @@ def compute_view(
                 source.timestamp,
                 source.available_after,
                 source.created,
+                chosen,
             )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(chosen)} AS {join}")
         else:
             assert isinstance(view, LatestView | StaticView)
             wanted = view.latest if isinstance(view, LatestView) else view.static
             sql = _static_sql(wanted, view_name, keys, types, source_view, spine)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {q(target)} AS {sql}")
+        con.execute(f"DROP TABLE IF EXISTS {q(chosen)}")
     except duckdb.Error as error:
         raise FeatureError(
             f"feature view `{view_name}` cannot be computed: {str(error).splitlines()[0]}",
@@ -198,15 +203,17 @@ def _latest_sql(
     timestamp: str,
     available_after: timedelta,
     created: str | None,
-) -> str:
+    chosen_table: str,
+) -> tuple[str, str]:
+    """The join (to be stored as ``chosen_table``) and the query that decides its ties."""
     # One ASOF join finds, for each spine row, the newest known row; with `created`, its key
     # is {known, probe?, created present?, created}, so a tie on the timestamp goes to the
     # newest `created` inside the join. A spine row's key {t, TRUE, ...} sits above every row
     # known at t, whatever its `created`. Rows that still tie (same key, timestamp and
     # `created`) are rare but must go to the smallest values: only the groups the join chose
     # are checked for a second member, and only those that have one are decided again.
-    # (A sort key over the values as well would decide every tie in the join, but makes the
-    # join's sort keys wide and variable-length: about twice as slow.)
+    # (Putting the values in the key too would decide every tie inside the join, but the key
+    # gets wide and variable-length: about twice the join's CPU time at 10M rows.)
     wanted = list(view.latest)
     values = [f"__v{i}" for i in range(len(wanted))]
     rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
@@ -225,9 +232,8 @@ def _latest_sql(
             "CASE WHEN __t IS NOT NULL THEN {'t': __t, 'p': TRUE, 'cn': FALSE, 'c': NULL} END"
         )
         probe, build = f"{probe_key} AS __k", f"{build_key} AS __k"
-        below = "s.__k >= e.__k"
     else:
-        probe, build, below = "__t AS __k", f"{known} AS __k", "s.__k >= e.__k"
+        probe, build = "__t AS __k", f"{known} AS __k"
 
     def same(left: str, right: str) -> str:
         return " AND ".join(
@@ -238,16 +244,22 @@ def _latest_sql(
         )
 
     key_list = ", ".join(q(k) for k in keys)
+    # the timestamp and `created` of the chosen row come back out of its key (no extra payload)
+    known_of = "e.__k.t" if created else "e.__k"
+    found = [f"{known_of} - {interval(available_after)} AS __ts"] + (
+        ["e.__k.c AS __c"] if created else []
+    )
     chosen = (
-        f"SELECT s.__sid, s.__t, {', '.join(f's.{q(k)}' for k in keys)}, "
-        f"{', '.join(f'e.{g}' for g in group[len(keys) :])}, {', '.join(f'e.{v}' for v in values)} "
+        f"SELECT s.__sid, s.__t, {', '.join(f's.{q(k)}' for k in keys)}, {', '.join(found)}, "
+        f"{', '.join(f'e.{v}' for v in values)} "
         f"FROM (SELECT __sid, {key_list}, __t, {probe} FROM {q(spine)}) AS s "
-        f"ASOF LEFT JOIN (SELECT {', '.join(identity)}, {picked}, {build} {rows}) AS e "
-        f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND {below}"
+        f"ASOF LEFT JOIN (SELECT {_cast_keys(keys, types)}, {picked}, {build} {rows}) AS e "
+        f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__k >= e.__k"
     )
     tied = (
         f"SELECT x.* FROM (SELECT {', '.join(identity)} {rows}) AS x "
-        f"SEMI JOIN (SELECT DISTINCT {', '.join(group)} FROM __chosen WHERE __ts IS NOT NULL) AS g "
+        f"SEMI JOIN (SELECT DISTINCT {', '.join(group)} FROM {q(chosen_table)} "
+        f"WHERE __ts IS NOT NULL) AS g "
         f"ON {same('x', 'g')} GROUP BY ALL HAVING count(*) > 1"
     )
     smallest = ", ".join(f"{v} ASC NULLS LAST" for v in values)
@@ -264,10 +276,10 @@ def _latest_sql(
         expr = f"CASE WHEN {fresh} THEN {expr} END" if fresh else expr
         outputs.append(f"{expr} AS {q(f'{view_name}__{column}')}")
     event_time = f"CASE WHEN {fresh} THEN a.__ts END" if fresh else "a.__ts"
-    return (
-        f"WITH __chosen AS MATERIALIZED ({chosen}), __tied AS ({tied}), __decided AS ({decided}) "
+    return chosen, (
+        f"WITH __tied AS ({tied}), __decided AS ({decided}) "
         f"SELECT a.__sid, {', '.join(outputs)}, {event_time} AS {EVENT_TIME} "
-        f"FROM __chosen AS a LEFT JOIN __decided AS b ON {same('a', 'b')}"
+        f"FROM {q(chosen_table)} AS a LEFT JOIN __decided AS b ON {same('a', 'b')}"
     )
 
 
