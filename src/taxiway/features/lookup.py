@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple, cast
 
 from taxiway.features.definitions import view_columns
+from taxiway.features.online._codec import Records
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.spec.models import LatestView, TaxiwaySpec
 
@@ -70,46 +71,83 @@ def lookup(
     *,
     now: datetime | None = None,
 ) -> list[EntityFeatures]:
-    """The features of ``entity`` for each key, in the order given, with one store read."""
+    """The features of ``entity`` for each key, in the order given, with one store read.
+
+    Ages are computed in whole microseconds (the stored epoch seconds rounded to the
+    microsecond, as a datetime would hold them), so they equal the datetime arithmetic's.
+    """
     moment = now or datetime.now(UTC)
-    stored = store.read(entity, list(keys))
+    now_us = (moment - _EPOCH) // _MICROSECOND
+    stored = _records(store, entity, keys)
     layout = _layout(spec, entity)
+    new = _new
     results = []
     for key in keys:
         views = stored.get(key)
-        by_view = {v.view: v for v in views} if views else {}
         features: dict[str, FeatureValue] = {}
+        if views is None:
+            for view in layout:
+                features.update(view.missing)
+            results.append(EntityFeatures(entity, key, moment, features))
+            continue
         for view in layout:
-            found = by_view.get(view.name)
+            found = views.get(view.name)
             # status and age once per key and view (the module docstring's rules)
             if found is None:
                 features.update(view.missing)
                 continue
             if view.by_event:  # a latest value: judged by when its fact happened, vs the ttl
-                event_time = found.event_time
+                event_time = found["event_time"]
                 if event_time is None:
                     features.update(view.missing)
                     continue
-                age = (moment - event_time).total_seconds()
+                age = (now_us - round(event_time * 1e6)) / 1e6
                 if view.ttl_s is not None and age > view.ttl_s:
                     features.update(dict.fromkeys(view.names, _stale(round(age, 3))))
                     continue
             else:
-                age = (moment - found.as_of).total_seconds()
+                age = (now_us - round(found["as_of"] * 1e6)) / 1e6
             age = round(age, 3)
-            values = found.values
-            if view.missing.keys() <= values.keys():
+            values = found["values"]
+            try:
                 for name in view.names:
-                    features[name] = _new(FeatureValue, (values[name], "present", age))
-            else:  # a feature the store does not have (e.g. added since the last materialize)
-                for name in view.names:
+                    features[name] = new(FeatureValue, (values[name], "present", age))
+            except KeyError:  # a feature the store does not have (e.g. added since the last
+                for name in view.names:  # materialize): missing, the others present
                     features[name] = (
-                        _new(FeatureValue, (values[name], "present", age))
+                        new(FeatureValue, (values[name], "present", age))
                         if name in values
                         else _MISSING
                     )
-        results.append(EntityFeatures(entity=entity, key=key, as_of=moment, features=features))
+        results.append(EntityFeatures(entity, key, moment, features))
     return results
+
+
+def _records(store: OnlineStore, entity: str, keys: Sequence[str]) -> dict[str, Records]:
+    """Each key's stored views as records (times in epoch seconds), with one store read.
+
+    Our stores answer records directly (``read_records``); any other store's
+    :class:`ViewValues` are converted, their datetimes to exact epoch microseconds.
+    """
+    read_records = getattr(store, "read_records", None)
+    if read_records is not None:
+        return cast(dict[str, Records], read_records(entity, keys))
+    return {
+        key: {
+            view.view: {
+                "values": view.values,
+                "event_time": None if view.event_time is None else _seconds(view.event_time),
+                "as_of": _seconds(view.as_of),
+            }
+            for view in views
+        }
+        for key, views in store.read(entity, list(keys)).items()
+    }
+
+
+def _seconds(moment: datetime) -> float:
+    """``moment`` in epoch seconds, from its exact count of microseconds."""
+    return ((moment - _EPOCH) // _MICROSECOND) / 1e6
 
 
 def lookup_values(
@@ -162,6 +200,8 @@ def values_of(
     return values
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _MISSING = FeatureValue(None, "missing", None)
 _new = tuple.__new__  # a FeatureValue without the Python-level __new__: one per feature
 

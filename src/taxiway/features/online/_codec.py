@@ -34,6 +34,7 @@ from taxiway.features.online.base import ViewValues
 __all__ = [
     "CODEC",
     "Moments",
+    "Records",
     "check_entity",
     "decode",
     "encode_record",
@@ -42,7 +43,13 @@ __all__ = [
     "record",
     "to_epoch",
     "view_values",
+    "views_of",
 ]
+
+# Every view of one key as stored, decoded: ``{view: {"values", "event_time", "as_of"}}`` (times
+# in epoch seconds). What ``read_records`` of a store returns per key: a lookup judges status
+# and age from these numbers without building a datetime or a ViewValues per view.
+Records = dict[str, dict[str, Any]]
 
 # An entity name is a namespace segment of Redis keys (`prefix:entity:key`) and part of a SCAN
 # glob; refusing these characters in every backend keeps keys unambiguous and stores alike.
@@ -152,6 +159,15 @@ def view_values(view: str, data: dict[str, Any], moments: Moments) -> ViewValues
         None if event_time is None else moments[event_time],
         moments[data["as_of"]],
     )
+
+
+def views_of(records: Records, moments: Moments) -> list[ViewValues]:
+    """The :class:`ViewValues` of one key's ``records``, in view name order.
+
+    >>> [v.view for v in views_of({"b": record({}, None, 0.0), "a": record({}, 0.0, 0.0)}, Moments())]
+    ['a', 'b']
+    """
+    return [view_values(view, records[view], moments) for view in sorted(records)]
 
 
 def to_epoch(moment: datetime) -> float:

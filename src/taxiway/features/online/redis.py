@@ -4,10 +4,12 @@ Layout: the key ``{prefix}:{entity}:{key}`` is a Redis HASH whose field ``{view}
 JSON ``{"values": {...}, "event_time": <epoch s | null>, "as_of": <epoch s>}`` (the same
 record the SQLite store keeps for the view inside the key's row). Writing a view replaces one
 field and leaves the key's other views alone. Reading N keys is ONE command, one round trip:
-a short Lua script (``EVALSHA``, loaded on first use) that answers the ``HGETALL`` of every
-key as one nested array. That costs a third of a pipeline of N ``HGETALL`` on the client,
-where redis-py packs and parses each command of a pipeline in Python (bench/RESULTS.md,
-"3. Online lookups"); a single key is one ``HGETALL``. ``clear`` walks the
+a short Lua script (``EVALSHA``, loaded on first use) that does the ``HGETALL`` of every key
+and answers, per key, its fields joined into one JSON document ``{"<view>": <record>, ...}``
+(the form of the SQLite store's row; ``nil`` for a key never written), so the client decodes
+one string per key instead of two per view. That costs a third of a pipeline of N
+``HGETALL`` on the client, where redis-py packs and parses each command of a pipeline in
+Python (bench/RESULTS.md, "3. Online lookups"); a single key is one ``HGETALL``. ``clear`` walks the
 prefix with ``SCAN`` and deletes with ``UNLINK`` (never ``FLUSHDB``: the database may be
 shared). Keys never expire; materialization overwrites them.
 
@@ -40,11 +42,12 @@ from redis.retry import Retry
 from taxiway.errors import FeatureError
 from taxiway.features.online._codec import (
     Moments,
+    Records,
     check_entity,
     decode,
     encode_record,
     to_epoch,
-    view_values,
+    views_of,
 )
 from taxiway.features.online.base import ViewValues
 from taxiway.spec.secrets import redact
@@ -56,10 +59,20 @@ SCAN_COUNT = 1_000  # keys per SCAN step and per UNLINK while clearing
 ASYNC_CONNECTIONS = 16  # connections one event loop's reads may hold at once
 ASYNC_CLIENT_NAME = "taxiway-online-read"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
-# every view of every key in one command: {{view, record, view, record, ...}, ...} in KEYS order
+# every view of every key in one command: per key (KEYS order) '{"view":record,...}', or false
+# (nil) for a key with no fields; the view name is JSON-quoted, each record is stored JSON
 READ_SCRIPT = """
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+for i, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then
+    out[i] = false
+  else
+    local parts = {}
+    for j = 1, #flat, 2 do parts[#parts + 1] = cjson.encode(flat[j]) .. ':' .. flat[j + 1] end
+    out[i] = '{' .. table.concat(parts, ',') .. '}'
+  end
+end
 return out
 """
 
@@ -149,6 +162,12 @@ class RedisStore:
 
         Keys never written are absent from the answer.
         """
+        return _views(self.read_records(entity, keys))
+
+    def read_records(self, entity: str, keys: Sequence[str]) -> dict[str, Records]:
+        """:meth:`read` as each key's decoded records, ``{view: {"values", "event_time",
+        "as_of"}}`` with times in epoch seconds: what a lookup reads (one JSON decode per key,
+        no datetime or :class:`ViewValues` built per view)."""
         base = f"{self._namespace}{check_entity(entity)}:"
         wanted = list(dict.fromkeys(keys))
         if not wanted:
@@ -157,12 +176,16 @@ class RedisStore:
             if len(wanted) == 1:
                 # bytes: the client does not decode responses
                 one = cast(dict[bytes, bytes], self._client.hgetall(base + wanted[0]))
-                return _found(wanted, [_flat(one)])
+                return _one(wanted[0], one)
             answers = self._read_script(keys=[base + key for key in wanted])
         return _found(wanted, answers)
 
     async def aread(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
         """:meth:`read` on the running event loop: one round trip, no thread."""
+        return _views(await self.aread_records(entity, keys))
+
+    async def aread_records(self, entity: str, keys: Sequence[str]) -> dict[str, Records]:
+        """:meth:`read_records` on the running event loop: one round trip, no thread."""
         base = f"{self._namespace}{check_entity(entity)}:"
         wanted = list(dict.fromkeys(keys))
         if not wanted:
@@ -171,7 +194,7 @@ class RedisStore:
         with self._errors("reading from"):
             if len(wanted) == 1:
                 one = cast(dict[bytes, bytes], await client.hgetall(base + wanted[0]))
-                return _found(wanted, [_flat(one)])
+                return _one(wanted[0], one)
             script = self._async_read_script
             if script is None:
                 script = self._async_read_script = client.register_script(READ_SCRIPT)
@@ -277,19 +300,19 @@ class RedisStore:
             ) from None
 
 
-def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
-    """An ``HGETALL`` answer as the script answers it: ``[view, record, view, record, ...]``."""
-    return [item for pair in fields.items() for item in pair]
+def _one(key: str, fields: dict[bytes, bytes]) -> dict[str, Records]:
+    """One key's ``HGETALL`` answer as :meth:`RedisStore.read_records` returns it."""
+    if not fields:
+        return {}
+    return {key: {view.decode("utf-8"): decode(data) for view, data in fields.items()}}
 
 
-def _found(wanted: list[str], answers: Any) -> dict[str, list[ViewValues]]:
-    """Key → its views (in name order) from the flat ``HGETALL`` answers; empty ones left out."""
-    found: dict[str, list[ViewValues]] = {}
+def _found(wanted: list[str], answers: Any) -> dict[str, Records]:
+    """Key → its records from the script's answer (one JSON document per key, or None)."""
+    return {key: decode(doc) for key, doc in zip(wanted, answers, strict=True) if doc}
+
+
+def _views(found: dict[str, Records]) -> dict[str, list[ViewValues]]:
+    """Key → its views, in name order (what :meth:`RedisStore.read` returns)."""
     moments = Moments()
-    for key, flat in zip(wanted, answers, strict=True):
-        if flat:
-            found[key] = [
-                view_values(view.decode("utf-8"), decode(data), moments)
-                for view, data in sorted(zip(flat[::2], flat[1::2], strict=True))
-            ]
-    return found
+    return {key: views_of(records, moments) for key, records in found.items()}
