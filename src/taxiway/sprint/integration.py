@@ -13,9 +13,11 @@ candidate is not in production yet), exactly as it would in production. Then:
   handler's start to its answer) is reported beside it. The clients run on the same machine,
   so their figure also holds the client's share of the CPU; the load test also counts the
   requests refused because the prediction log could not be written;
-- **fault drill**: a second service with the online store made unavailable
-  (``TAXIWAY_FAULTS=online_store=down``, see :mod:`taxiway.serving.faults`): every answer must
-  still come, within the budget, marked ``degraded``.
+- **fault drills**: a second service with the online store made unavailable, once refusing
+  connections (``TAXIWAY_FAULTS=online_store=down``) and once hanging
+  (``online_store=slow``), each through the real store's own read path (see
+  :mod:`taxiway.serving.faults`): every answer must still come, within the budget, marked
+  ``degraded``.
 
 Requests are built from the training set's newest rows, so they name entities the online
 store holds and carry realistic request fields.
@@ -473,9 +475,18 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     return status, body, headers.get(b"connection") != b"close"
 
 
+DRILL_MODES = ("down", "slow")
+"""The online-store faults the sprint drills, in order (:data:`taxiway.serving.faults`)."""
+
+
 def drill(
-    project: Project, version: int, bodies: list[dict[str, Any]], *, requests: int = 200
+    project: Project,
+    version: int,
+    bodies: list[dict[str, Any]],
+    *,
+    requests: int = 200,
+    mode: str = "down",
 ) -> LoadResult:
-    """The fault drill: a second service with the online store down, ``requests`` answers."""
-    with running_service(project, version, faults="online_store=down") as service:
+    """A fault drill: a second service whose online store is ``mode``, ``requests`` answers."""
+    with running_service(project, version, faults=f"online_store={mode}") as service:
         return load_test(service, bodies, concurrency=4, duration_s=30.0, max_requests=requests)

@@ -409,47 +409,62 @@ def _integration(state: _State) -> None:
         if not state.bodies or not any(b.get("entities") for b in state.bodies):
             phase.checks.append(Check("fault drill", "skip", "the model reads no online store"))
             return
-        with _step(state, phase, "fault drill", "run `TAXIWAY_FAULTS=online_store=down "
-                   f"taxiway serve --model {candidate.version}` and fix what it reports"):  # fmt: skip
-            state.say("integration", "fault drill: the online store down")
-            drill = integration.drill(
-                project, candidate.version, state.bodies, requests=state.options.drill_requests
-            )
-            summary = drill.summary(budget)
-            # judged as the load test is: the whole request, as the clients timed it
-            within = bool(summary["within_budget"])
-            all_degraded = drill.degraded == len(drill.server_ms) and drill.requests > 0
-            summary.update(all_degraded=all_degraded)
+        results: list[bool] = []
+        for mode in integration.DRILL_MODES:
+            results.append(_drill(state, phase, candidate.version, budget, mode))
+        state.observed["fallback_verified"] = bool(results) and all(results)
+
+
+_DRILL_WORDS = {"down": "down (refusing connections)", "slow": "slow (never answering)"}
+
+
+def _drill(state: _State, phase: Phase, version: int, budget: float, mode: str) -> bool:
+    """One fault drill; its summary goes to ``facts.drills[mode]`` (``facts.drill`` is down's)."""
+    ok = False
+    with _step(state, phase, f"fault drill: online store {mode}",
+               f"run `TAXIWAY_FAULTS=online_store={mode} taxiway serve --model {version}` "
+               "and fix what it reports"):  # fmt: skip
+        drill = integration.drill(
+            state.project, version, state.bodies, requests=state.options.drill_requests,
+            mode=mode,
+        )  # fmt: skip
+        summary = drill.summary(budget)
+        # judged as the load test is: the whole request, as the clients timed it
+        within = bool(summary["within_budget"])
+        all_degraded = drill.degraded == len(drill.server_ms) and drill.requests > 0
+        summary.update(all_degraded=all_degraded, mode=mode)
+        state.facts.setdefault("drills", {})[mode] = summary
+        if mode == "down":
             state.facts["drill"] = summary
-            ok = within and all_degraded
-            state.observed["fallback_verified"] = ok
-            detail = (
-                f"{drill.requests} requests with the online store down: {drill.degraded} "
-                f"degraded, {drill.errors} errors, clients saw p99 "
-                f"{summary['client_p99_ms']:.1f} ms (the service's own "
-                f"{summary['p99_ms']:.1f} ms), budget {budget:g} ms"
+        ok = within and all_degraded
+        detail = (
+            f"{drill.requests} requests with the online store {_DRILL_WORDS[mode]}: "
+            f"{drill.degraded} degraded, {drill.errors} errors, clients saw p99 "
+            f"{summary['client_p99_ms']:.1f} ms (the service's own "
+            f"{summary['p99_ms']:.1f} ms), budget {budget:g} ms"
+        )
+        phase.checks.append(
+            Check(
+                f"fault drill: online store {mode}",
+                "pass" if ok else "fail",
+                detail,
+                data=summary,
+                blocker=None
+                if ok
+                else Blocker(
+                    "integration",
+                    "technical",
+                    True,
+                    f"the service does not degrade gracefully when its online store is {mode}",
+                    evidence=detail,
+                    fix="declare a fallback that needs no online store "
+                    "(`serving.fallback: baseline` or a constant) and keep the "
+                    "latency budget above the store's timeout",
+                    estimate="days",
+                ),
             )
-            phase.checks.append(
-                Check(
-                    "fault drill: online store down",
-                    "pass" if ok else "fail",
-                    detail,
-                    data=summary,
-                    blocker=None
-                    if ok
-                    else Blocker(
-                        "integration",
-                        "technical",
-                        True,
-                        "the service does not degrade gracefully without its online store",
-                        evidence=detail,
-                        fix="declare a fallback that needs no online store "
-                        "(`serving.fallback: baseline` or a constant) and keep the "
-                        "latency budget above the store's timeout",
-                        estimate="days",
-                    ),
-                )
-            )
+        )
+    return ok
 
 
 def _deployment(state: _State) -> bool:
