@@ -8,8 +8,11 @@ import importlib.util
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -121,3 +124,43 @@ def pilot_spec(shop: Path, folder: Path, pilot: Path) -> Path:
     spec = folder / "taxiway.yaml"
     spec.write_text(text)
     return spec
+
+
+_LOCKER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+connection.execute("BEGIN EXCLUSIVE")
+connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def sqlite_locked(path: Path) -> Iterator[Callable[[], None]]:
+    """Another process holds the SQLite file ``path`` under an EXCLUSIVE lock, for real.
+
+    Yields ``release()``, which ends the lock (and the process) before the block ends; the
+    process is killed on the way out if it still runs.
+    """
+    with subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as locker:
+        assert locker.stdout is not None
+        assert locker.stdin is not None
+        stdin = locker.stdin
+
+        def release() -> None:
+            stdin.close()
+            locker.wait(timeout=10)
+
+        try:
+            assert locker.stdout.readline().strip() == "locked"
+            yield release
+        finally:
+            if locker.poll() is None:
+                locker.kill()

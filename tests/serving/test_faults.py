@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from tests.conftest import require_service
+from tests.conftest import require_service, sqlite_locked
 
 from taxiway.features.online import SqliteStore, open_online_store
 from taxiway.serving.app import build_app
@@ -226,16 +225,6 @@ def test_the_drill_answers_every_request_degraded_within_the_budget(
 
 # ------------------------------------------------------------------ a lock held for real
 
-LOCKER = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-connection.execute("BEGIN EXCLUSIVE")
-connection.execute("SELECT count(*) FROM feature_vectors").fetchall()
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
 
 def test_a_store_another_process_holds_locked_cannot_hold_a_request_past_the_budget(
     shop: Path, tmp_path: Path
@@ -252,26 +241,12 @@ def test_a_store_another_process_holds_locked_cannot_hold_a_request_past_the_bud
         shop.read_text() + f"\nonline_store: {{kind: sqlite, path: {path}}}\n",
         serving=NO_BREAKER,
     )
-    with subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as locker:
-        assert locker.stdout is not None
-        assert locker.stdin is not None
-        try:
-            assert locker.stdout.readline().strip() == "locked"
-            with serving(spec, "--state-dir", _state(shop)) as server:
-                results = _predict_concurrently(server, requests=10, clients=4)
-                locker.stdin.close()  # the lock is released: the store answers again
-                locker.wait(timeout=10)
-                with server.client() as client:
-                    body = {"entities": {"customer": "17"}}
-                    after = client.post("/v1/predict", json=body).json()
-        finally:
-            if locker.poll() is None:
-                locker.kill()
+    with sqlite_locked(path) as release, serving(spec, "--state-dir", _state(shop)) as server:
+        results = _predict_concurrently(server, requests=10, clients=4)
+        release()  # the lock is released: the store answers again
+        with server.client() as client:
+            body = {"entities": {"customer": "17"}}
+            after = client.post("/v1/predict", json=body).json()
 
     answers = [answer for answer, _ in results]
     assert all(a["degraded"] and a["path"] == "fallback:baseline" for a in answers)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
-from tests.conftest import retail_shop
+from tests.conftest import retail_shop, sqlite_locked
 
 from taxiway.cli import main
 from taxiway.errors import FeatureError
@@ -173,42 +171,18 @@ def test_materialize_migrates_an_earlier_store_and_the_skew_check_passes(
     assert main(["features", "skew", "-f", spec, *as_of]) == 0
 
 
-LOCKER = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-connection.execute("BEGIN EXCLUSIVE")
-connection.execute("SELECT count(*) FROM feature_vectors").fetchall()
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_a_read_waits_for_a_lock_only_as_long_as_its_deadline(tmp_path: Path) -> None:
     path = tmp_path / "online.sqlite"
     writer = SqliteStore(path)
     writer.write("customer", [("1", v) for v in views_of(1)])
     writer.close()
-    with subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as locker:
-        assert locker.stdout is not None
-        assert locker.stdin is not None
-        try:
-            assert locker.stdout.readline().strip() == "locked"
-            reader = SqliteStore(path, read_timeout_ms=20)
-            began = time.perf_counter()
-            with pytest.raises(FeatureError, match="locked") as raised:
-                reader.read("customer", ["1"])
-            waited = time.perf_counter() - began
-            locker.stdin.close()
-            locker.wait(timeout=10)
-        finally:
-            if locker.poll() is None:
-                locker.kill()
+    with sqlite_locked(path) as release:
+        reader = SqliteStore(path, read_timeout_ms=20)
+        began = time.perf_counter()
+        with pytest.raises(FeatureError, match="locked") as raised:
+            reader.read("customer", ["1"])
+        waited = time.perf_counter() - began
+        release()
 
     assert "at most 20 ms" in raised.value.message
     assert 0.015 < waited < 1.0  # the deadline, never the 5 s a write would wait
