@@ -46,6 +46,7 @@ def test_every_error_is_in_one_tree() -> None:
         "ModelError",
         "RegistryError",
         "ServingError",
+        "RequestError",
         "GovernanceError",
     ):
         assert issubclass(getattr(taxiway, name), taxiway.TaxiwayError)

@@ -13,6 +13,7 @@ place), so the codes live here and nowhere else; this module imports no web fram
     ├── ModelError                exit 1   HTTP 500
     │   └── RegistryError         exit 1   HTTP 500   no such version, or the registry is down
     ├── ServingError              exit 1   HTTP 503   e.g. the prediction log cannot be written
+    │   └── RequestError          exit 1   HTTP 422   a malformed request (each field named)
     └── GovernanceError           exit 1   HTTP 500   a sign-off is refused, or the approvals log
                                                       is broken
 
@@ -43,6 +44,7 @@ __all__ = [
     "GovernanceError",
     "ModelError",
     "RegistryError",
+    "RequestError",
     "ServingError",
     "SourceError",
     "SpecError",
@@ -159,6 +161,28 @@ class ServingError(TaxiwayError):
     """The prediction service cannot start or answer."""
 
     http_status = 503
+
+
+class RequestError(ServingError):
+    """A malformed request: ``problems`` are (location, message) pairs for a 422 answer.
+
+    >>> error = RequestError([("entities.customer", "required")])
+    >>> error.http_status, error.message
+    (422, 'entities.customer: required')
+    """
+
+    http_status = 422
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(
+            "; ".join(f"{where}: {what}" for where, what in problems),
+            fix="send the fields the served input contract names (GET /openapi.json)",
+        )
+        self.problems = problems
+
+    def detail(self) -> list[dict[str, object]]:
+        """The ``detail`` list of the 422 body."""
+        return [{"loc": where.split("."), "msg": what} for where, what in self.problems]
 
 
 class GovernanceError(TaxiwayError):

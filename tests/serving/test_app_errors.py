@@ -10,6 +10,7 @@ import pytest
 from taxiway.errors import (
     ContractViolation,
     FeatureError,
+    RequestError,
     ServingError,
     SourceError,
     SpecError,
@@ -24,6 +25,7 @@ from .conftest import serving, variant
     ("error", "status"),
     [
         (ServingError("log down"), 503),
+        (RequestError([("entities.customer", "required")]), 422),
         (SourceError("store down"), 503),
         (SpecError("bad spec"), 400),
         (ContractViolation("blocked"), 422),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from taxiway.errors import RequestError
 from taxiway.features.materialize import encode_key
 from taxiway.models.artifact import LoadedModel
 from taxiway.spec.models import TaxiwaySpec
@@ -21,18 +22,6 @@ from taxiway.spec.models import TaxiwaySpec
 __all__ = ["FieldRule", "InputContract", "Parsed", "RequestError"]
 
 _MAX_TEXT = 512
-
-
-class RequestError(ValueError):
-    """A malformed request: ``problems`` are (location, message) pairs for a 422 answer."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{where}: {what}" for where, what in problems))
-        self.problems = problems
-
-    def detail(self) -> list[dict[str, Any]]:
-        """The ``detail`` list of the 422 body."""
-        return [{"loc": where.split("."), "msg": what} for where, what in self.problems]
 
 
 @dataclass(frozen=True)
