@@ -9,6 +9,7 @@ timestamp is strictly older than ``t - ttl``.
 The events crowd a few whole hours, so most timestamps tie, ``created`` ties or is null, and
 values tie or are null. The spine is planted exactly on the edges: at a timestamp, at the
 moment a row becomes known and 1 µs before it, at ``ts + ttl`` (kept) and 1 µs after (null).
+Both join plans (ASOF and ttl buckets, pit.py) are forced in turn.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from taxiway.features.pit import LatestPlan
 from taxiway.features.training_set import build_training_set
 from taxiway.spec import Project, load_spec_text
 
@@ -156,13 +158,14 @@ def same(a: Any, b: Any) -> bool:
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@pytest.mark.parametrize("plan", ["asof", "bucketed"])
 @given(scenarios())
 def test_latest_view_equals_brute_force_on_ties_and_edges(
-    tmp_path_factory: pytest.TempPathFactory, s: dict[str, Any]
+    tmp_path_factory: pytest.TempPathFactory, plan: LatestPlan, s: dict[str, Any]
 ) -> None:
     folder = tmp_path_factory.mktemp("pit_latest")
     out = folder / "training.parquet"
-    build_training_set(write_project(folder, s), out)
+    build_training_set(write_project(folder, s), out, latest_plan=plan)
     relation = duckdb.sql(f"SELECT pid, last__a, last__b FROM '{out}'")
     assert relation is not None
     got = {int(pid): {"last__a": a, "last__b": b} for pid, a, b in relation.fetchall()}

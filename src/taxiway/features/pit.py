@@ -9,13 +9,21 @@ many times) and online vectors (a spine of one time per entity): one definition,
   source rows and spine probes, ordered by time, so no range join explodes on long windows.
 - latest views: the known row with the greatest timestamp (ties: newest ``created``, nulls
   last, then the smallest values of the listed columns in their listed order, nulls last),
-  null when older than ``t - ttl``; an ASOF join.
+  null when older than ``t - ttl``; an ASOF join. With a ``ttl``, a cheaper plan is used when
+  the data allows it (*bucketed*): time is cut into buckets one ``ttl`` wide, a spine row at t
+  is joined only to its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
+  ``[t - ttl, t - available_after]``, and ``arg_max`` over a sort key in the tie order above
+  picks the row. Its cost grows with those candidate pairs, so a guard first counts them
+  exactly from per-(key, bucket) row counts of the source and the spine, and keeps the ASOF
+  join when they exceed ``PAIRS_PER_ROW`` x (source rows + spine rows) (a heavy key, a long
+  ttl). Both plans give the same rows.
 - static views: joined by key.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import duckdb
 
@@ -24,9 +32,25 @@ from taxiway.errors import FeatureError
 from taxiway.features.definitions import FeatureColumn, view_columns
 from taxiway.spec.models import AggregateView, LatestView, StaticView, TaxiwaySpec
 
-__all__ = ["EVENT_TIME", "compute_view", "interval", "key_types"]
+__all__ = [
+    "EVENT_TIME",
+    "PAIRS_PER_ROW",
+    "LatestPlan",
+    "compute_view",
+    "interval",
+    "key_types",
+    "latest_plan",
+]
 
 EVENT_TIME = "__event_time"
+
+LatestPlan = Literal["auto", "asof", "bucketed"]
+"""How a latest view with a ``ttl`` is joined: ``auto`` lets the guard choose."""
+
+# The bucketed plan costs about one sort key and one arg_max step per candidate pair; the ASOF
+# join sorts source + spine rows. Below this many pairs per row the bucketed plan was faster
+# (bench/RESULTS.md section 1: about 0.4 pairs per row there).
+PAIRS_PER_ROW = 1.0
 
 
 def interval(delta: timedelta) -> str:
@@ -54,10 +78,13 @@ def compute_view(
     source_view: str,
     spine: str,
     target: str,
+    *,
+    plan: LatestPlan = "auto",
 ) -> list[FeatureColumn]:
     """Create table ``target`` (``__sid``, the view's features, ``__event_time``) for ``spine``.
 
-    ``source_view`` holds the source's clean rows.
+    ``source_view`` holds the source's clean rows. ``plan`` only matters for a latest view with
+    a ``ttl`` (see the module's docstring); the result is the same whichever is used.
     """
     view = spec.features[view_name]
     keys = spec.entity_keys(view.entity)
@@ -76,6 +103,29 @@ def compute_view(
                 spine,
                 source.timestamp,
                 source.available_after,
+            )
+        elif (
+            isinstance(view, LatestView)
+            and source.timestamp is not None
+            and view.ttl is not None
+            and (
+                plan == "bucketed"
+                or (
+                    plan == "auto"
+                    and latest_plan(con, spec, view_name, source_view, spine) == "bucketed"
+                )
+            )
+        ):
+            sql = _bucketed_sql(
+                view,
+                view_name,
+                keys,
+                types,
+                source_view,
+                spine,
+                source.timestamp,
+                source.available_after,
+                source.created,
             )
         elif isinstance(view, LatestView) and source.timestamp is not None:
             # two statements, so the join's sorted runs are freed before the ties are checked
@@ -104,6 +154,105 @@ def compute_view(
             fix=f"check the columns that features.{view_name} names against source `{view.source}`",
         ) from None
     return columns
+
+
+def latest_plan(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    view_name: str,
+    source_view: str,
+    spine: str,
+) -> Literal["asof", "bucketed"]:
+    """The plan the guard picks for latest view ``view_name`` over ``spine``.
+
+    ``bucketed`` when the candidate pairs (spine rows x source rows of the same key in the two
+    ttl-wide buckets each spine row reads) are at most ``PAIRS_PER_ROW`` x (source rows + spine
+    rows), else ``asof``; a view without ``ttl`` or timestamp is always ``asof``.
+    """
+    view = spec.features[view_name]
+    source = spec.sources[view.source]
+    if not isinstance(view, LatestView) or view.ttl is None or source.timestamp is None:
+        return "asof"
+    keys = spec.entity_keys(view.entity)
+    types = key_types(con, spine, keys)
+    width = view.ttl // timedelta(microseconds=1)
+    ts = f"CAST({q(source.timestamp)} AS TIMESTAMP)"
+    key_list = ", ".join(q(k) for k in keys)
+    counted = con.execute(
+        f"WITH e AS (SELECT {_cast_keys(keys, types)}, {_bucket(ts, width)} AS __b, "
+        f"count(*) AS n FROM {q(source_view)} "
+        f"WHERE {q(source.timestamp)} IS NOT NULL AND {_keys_present(keys)} GROUP BY ALL), "
+        f"s AS (SELECT {key_list}, __b, count(*) AS n FROM (SELECT {key_list}, "
+        f"unnest([{_bucket('__t', width)} - 1, {_bucket('__t', width)}]) AS __b "
+        f"FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}) GROUP BY ALL) "
+        f"SELECT (SELECT coalesce(sum(n), 0) FROM e), (SELECT count(*) FROM {q(spine)}), "
+        f"(SELECT coalesce(sum(s.n * e.n), 0) FROM s JOIN e ON "
+        f"{' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__b = e.__b)"
+    ).fetchone()
+    assert counted is not None
+    source_rows, spine_rows, pairs = (int(v) for v in counted)
+    return "bucketed" if pairs <= PAIRS_PER_ROW * (source_rows + spine_rows) else "asof"
+
+
+def _bucket(time: str, width: int) -> str:
+    # floor(epoch_us / width): DuckDB's // truncates toward zero, which would make the bucket
+    # around 1970 twice as wide
+    us = f"epoch_us({time})"
+    return f"({us} // {width} - CASE WHEN {us} % {width} < 0 THEN 1 ELSE 0 END)"
+
+
+def _bucketed_sql(
+    view: LatestView,
+    view_name: str,
+    keys: tuple[str, ...],
+    types: dict[str, str],
+    source_view: str,
+    spine: str,
+    timestamp: str,
+    available_after: timedelta,
+    created: str | None,
+) -> str:
+    """A latest view with a ttl as a hash join on (key, ttl-wide bucket), then arg_max."""
+    assert view.ttl is not None
+    width = view.ttl // timedelta(microseconds=1)
+    wanted = list(view.latest)
+    values = [f"__v{i}" for i in range(len(wanted))]
+    ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
+    key_list = ", ".join(q(k) for k in keys)
+    picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
+    creation = f", {q(created)} AS __c" if created else ""
+    # [t - ttl, t - available_after] is at most one bucket wide: the buckets of t - ttl and t
+    spine_rows = (
+        f"SELECT __sid, {key_list}, __t, unnest([__b - 1, __b]) AS __b FROM ("
+        f"SELECT __sid, {key_list}, __t, {_bucket('__t', width)} AS __b FROM {q(spine)} "
+        f"WHERE __t IS NOT NULL AND {_keys_present(keys)})"
+    )
+    source_rows = (
+        f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked}, "
+        f"{_bucket(ts, width)} AS __b FROM {q(source_view)} "
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+    )
+    # the greatest sort key wins: newest time, then newest created (null lowest), then the
+    # smallest values (DESC NULLS FIRST puts nulls lowest and the smallest value highest)
+    order = ["e.__ts, 'ASC NULLS FIRST'"]
+    if created:
+        order.append("e.__c, 'ASC NULLS FIRST'")
+    order += [f"e.{v}, 'DESC NULLS FIRST'" for v in values]
+    row = ", ".join(["'ts': e.__ts"] + [f"'{v}': e.{v}" for v in values])
+    on = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
+    best = (
+        f"SELECT s.__sid, arg_max({{{row}}}, create_sort_key({', '.join(order)})) AS __r "
+        f"FROM ({spine_rows}) AS s JOIN ({source_rows}) AS e "
+        f"ON {on} AND s.__b = e.__b AND e.__ts >= s.__t - {interval(view.ttl)} "
+        f"AND e.__ts <= s.__t - {interval(available_after)} GROUP BY s.__sid"
+    )
+    outputs = ", ".join(
+        f"m.__r.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
+    )
+    return (
+        f"SELECT a.__sid, {outputs}, m.__r.ts AS {EVENT_TIME} FROM {q(spine)} AS a "
+        f"LEFT JOIN ({best}) AS m ON a.__sid = m.__sid"
+    )
 
 
 def _cast_keys(keys: tuple[str, ...], types: dict[str, str]) -> str:

@@ -28,7 +28,7 @@ from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_l
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
-from taxiway.features.pit import compute_view
+from taxiway.features.pit import LatestPlan, compute_view
 from taxiway.features.spine import LABEL_COLUMN, build_spine, request_fields
 from taxiway.spec.models import ColumnLabel, EventLabel, EventSpine, SumLabel, TaxiwaySpec
 from taxiway.spec.project import Project
@@ -99,8 +99,12 @@ def build_training_set(
     *,
     progress: Progress | None = None,
     memory_limit: str | None = None,
+    latest_plan: LatestPlan = "auto",
 ) -> TrainingSetManifest:
-    """Build the training set of ``project`` into ``out`` (Parquet) and write its manifest."""
+    """Build the training set of ``project`` into ``out`` (Parquet) and write its manifest.
+
+    ``latest_plan`` forces how latest views with a ttl are joined (``pit.compute_view``).
+    """
     spec = project.spec
     started = time.perf_counter()
     phases: dict[str, float] = {}
@@ -136,7 +140,13 @@ def build_training_set(
         for view_name, view in spec.features.items():
             say(f"computing {view_name}")
             columns = compute_view(
-                con, spec, view_name, staged[view.source].view, "__spine", f"__f_{view_name}"
+                con,
+                spec,
+                view_name,
+                staged[view.source].view,
+                "__spine",
+                f"__f_{view_name}",
+                plan=latest_plan,
             )
             tables.append((f"__f_{view_name}", [c.name for c in columns]))
             mark = phase(f"view:{view_name}", mark)
