@@ -1017,7 +1017,7 @@ def work_profile(source: Path, spine: Path, out: Path) -> dict[str, Any]:
     """Time taxiway's latest-view SQL against rewrites, on taxiway's own staged inputs."""
     from taxiway.data.stage import stage_sources
     from taxiway.engines.duckdb import connect
-    from taxiway.features.pit import compute_view
+    from taxiway.features.pit import compute_view, latest_plan
     from taxiway.features.spine import build_spine
     from taxiway.spec import Project, load_spec_text
 
@@ -1047,6 +1047,17 @@ def work_profile(source: Path, spine: Path, out: Path) -> dict[str, Any]:
         "taxiway: pit.compute_view",
         lambda: compute_view(con, project.spec, "v", view, "__spine", "__f_taxiway"),
     )
+    timed(
+        "taxiway: pit.latest_plan (the guard alone)",
+        lambda: latest_plan(con, project.spec, "v", view, "__spine"),
+    )
+    for plan in ("asof", "bucketed"):
+        timed(
+            f"taxiway: pit.compute_view, plan={plan}",
+            lambda plan=plan: compute_view(
+                con, project.spec, "v", view, "__spine", f"__f_{plan}", plan=plan
+            ),
+        )
     cols = ", ".join(FEATURES)
     timed(
         "taxiway's dedup pass alone",

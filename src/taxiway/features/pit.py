@@ -48,8 +48,8 @@ LatestPlan = Literal["auto", "asof", "bucketed"]
 """How a latest view with a ``ttl`` is joined: ``auto`` lets the guard choose."""
 
 # The bucketed plan costs about one sort key and one arg_max step per candidate pair; the ASOF
-# join sorts source + spine rows. Below this many pairs per row the bucketed plan was faster
-# (bench/RESULTS.md section 1: about 0.4 pairs per row there).
+# join sorts source + spine rows. At 0.65 pairs per row (bench/RESULTS.md section 1, 10M x 1M)
+# the bucketed join was 1.3x faster; the crossover near 1 is an estimate, not measured.
 PAIRS_PER_ROW = 1.0
 
 
