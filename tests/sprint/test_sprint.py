@@ -117,6 +117,10 @@ def test_the_integration_phase_measured_the_real_service(
         assert checks[f"fault drill: online store {mode}"]["status"] == "pass"
     model = report["facts"]["model"]
     assert model["beats_baseline"]
+    # the check's line (terminal, report.md) names the same baseline report.json keeps
+    assert model["baseline_description"]
+    detail = checks["model beats the baseline"]["detail"]
+    assert detail.endswith(f"; baseline: {model['baseline_description']}")
     assert model["model"] > model["baseline"]
 
 

@@ -141,12 +141,14 @@ def training_checks(result: TrainResult) -> list[Check]:
     ]
     ours, theirs = model.get(metric), baseline.get(metric)
     detail = f"{metric}: model {_fmt(ours)} vs baseline {_fmt(theirs)} ({v.algorithm})"
+    described = v.metrics.get("baseline_description")
+    if described:  # the terminal, report.md and report.json all name the bar that was used
+        detail += f"; baseline: {described}"
     if result.reused_model:
         detail += f"; v{v.version} reused: trained from these same inputs"
     data = {"version": v.version, "algorithm": v.algorithm, "metric": metric,
             "model": ours, "baseline": theirs, "beats_baseline": result.beats_baseline,
-            "baseline_description": v.metrics.get("baseline_description"),
-            "reused": result.reused_model}  # fmt: skip
+            "baseline_description": described, "reused": result.reused_model}  # fmt: skip
     if result.beats_baseline:
         checks.append(Check("model beats the baseline", "pass", detail, 0.0, data=data))
     else:
@@ -161,7 +163,7 @@ def training_checks(result: TrainResult) -> list[Check]:
                     "capability",
                     True,
                     "the model does not beat the baseline",
-                    evidence=detail + f"; baseline: {v.metrics.get('baseline_description')}",
+                    evidence=detail,
                     fix="ship the baseline rule itself (no model needed), or find inputs that "
                     "carry signal the baseline lacks (new sources, longer history), then "
                     "`taxiway train` again",
