@@ -338,7 +338,7 @@ def test_report_json_holds_what_the_issue_lists() -> None:
         (lambda doc: doc.pop("phases"), "missing 'phases'"),
         (
             lambda doc: doc["phases"][2]["checks"][1]["blocker"].update(estimate="soon"),
-            "estimate 'soon' is not one of hours, days, weeks, months, years",
+            "estimate 'soon' is not one of minutes, hours, days, weeks, months, years",
         ),
         (lambda doc: doc["phases"][0].update(name="launch"), "phase 'launch' is not one of"),
     ],

@@ -30,6 +30,7 @@ from taxiway.errors import TaxiwayError
 from taxiway.models.metrics import HIGHER_IS_BETTER
 from taxiway.sprint.outcome import (
     ESTIMATE_ORDER,
+    FIX_KINDS,
     PHASES,
     Blocker,
     Category,
@@ -66,14 +67,15 @@ QUESTIONS: tuple[tuple[str, str], ...] = (
 )
 """The five debrief questions: ``(id, question)``, in the order the report asks them."""
 
-WITHIN_30_DAYS: frozenset[str] = frozenset({"hours", "days", "weeks"})
+WITHIN_30_DAYS: frozenset[str] = frozenset({"minutes", "hours", "days", "weeks"})
 """Estimates a fix can fit in a 30-day push; ``months`` and ``years`` cannot."""
 
 MARGINAL_LIFT = 0.01
 """A model whose gain over the baseline is under 1% of the baseline's score is doubtful value."""
 
 _READING: dict[str, str] = {
-    "hours": "ready now",
+    "minutes": "ready as soon as the fixes are typed in",
+    "hours": "ready today",
     "days": "ready once small fixes land",
     "weeks": "close",
     "months": "real work to do first",
@@ -486,6 +488,9 @@ def _blocker(data: Mapping[str, Any]) -> Blocker:
         fix=str(data["fix"]),
         estimate=_literal(data["estimate"], _ESTIMATES, "estimate"),
         structural=bool(data.get("structural", False)),
+        kind=_literal(data["kind"], FIX_KINDS, "fix kind") if data.get("kind") else None,
+        who=str(data["who"]) if data.get("who") else None,
+        basis=str(data.get("basis") or ""),
     )
 
 

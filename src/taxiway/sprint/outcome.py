@@ -12,24 +12,41 @@ action, and how long that fix takes.
 >>> p = Phase("data_access", [c], duration_s=1.5)
 >>> p.status, p.blockers[0].estimate, Phase("integration", [Check("smoke", "pass")]).status
 ('fail', 'days', 'pass')
+
+Every estimate comes from the kind of fix (:func:`effort`): a setting or a line of the spec
+takes minutes, a GRANT hours (the DBA acts), retraining the training time the sprint measured,
+a new data source days. :func:`blocker` builds a blocker through it:
+
+>>> b = blocker("data_access", "technical", "BLOCKED_CRM_URL is not set", evidence="unset",
+...             fix="export BLOCKED_CRM_URL=...", kind="setting")
+>>> b.estimate, b.who, b.basis
+('minutes', 'whoever runs the sprint', 'an environment variable or a setting')
+>>> e = effort("retrain", measured_s=37.0)
+>>> e.estimate, e.basis
+('minutes', 'a change to the inputs, then retraining: the sprint trained in 37 s')
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "ESTIMATE_ORDER",
+    "FIX_KINDS",
     "PHASES",
     "Blocker",
     "Category",
     "Check",
     "CheckStatus",
+    "Effort",
     "Estimate",
     "Exercised",
+    "FixKind",
     "Phase",
     "PhaseName",
+    "blocker",
+    "effort",
 ]
 
 PhaseName = Literal["data_access", "model_development", "integration", "deployment"]
@@ -41,8 +58,46 @@ Category = Literal["technical", "organizational", "capability"]
 someone must give (a grant, a sign-off, an owner); ``capability``: something the organization
 does not have yet (a source that does not exist, a skill, a platform)."""
 
-Estimate = Literal["hours", "days", "weeks", "months", "years"]
-ESTIMATE_ORDER: dict[str, int] = {"hours": 0, "days": 1, "weeks": 2, "months": 3, "years": 4}
+Estimate = Literal["minutes", "hours", "days", "weeks", "months", "years"]
+ESTIMATE_ORDER: dict[str, int] = {
+    "minutes": 0,
+    "hours": 1,
+    "days": 2,
+    "weeks": 3,
+    "months": 4,
+    "years": 5,
+}
+
+FixKind = Literal[
+    "setting",
+    "spec_line",
+    "grant",
+    "sign_off",
+    "retrain",
+    "code",
+    "tuning",
+    "new_source",
+    "data_fix",
+    "new_signal",
+]
+"""What a fix is, which sets how long it takes and who acts (:func:`effort`)."""
+FIX_KINDS: tuple[FixKind, ...] = get_args(FixKind)
+
+# kind -> (estimate, who acts, what the fix is); retrain's estimate is the measured training
+# time when there is one
+_EFFORTS: dict[FixKind, tuple[Estimate, str, str]] = {
+    "setting": ("minutes", "whoever runs the sprint", "an environment variable or a setting"),
+    "spec_line": ("minutes", "the model's team", "a line in taxiway.yaml"),
+    "grant": ("hours", "the DBA", "a GRANT the database administrator runs"),
+    "sign_off": ("days", "the reviewer", "a review, then `taxiway approve`"),
+    "retrain": ("hours", "the model's team", "a change to the inputs, then retraining"),
+    "code": ("days", "engineering", "a change to code or infrastructure"),
+    "tuning": ("weeks", "engineering", "profiling and tuning the service under load"),
+    "new_source": ("days", "data engineering", "a new data source or request field"),
+    "data_fix": ("weeks", "the source's producer", "the producer fixes its data, or the "
+                 "contract is renegotiated"),
+    "new_signal": ("months", "the model's team", "better data or a different framing"),
+}  # fmt: skip
 
 CheckStatus = Literal["pass", "warn", "fail", "skip"]
 
@@ -61,10 +116,94 @@ class Blocker:
     structural: bool = False
     """True when no amount of engineering removes it (the data does not exist, the action
     cannot be taken): unlimited resources would still not deploy."""
+    kind: FixKind | None = None
+    """What the fix is (:func:`effort`); ``None`` only on a blocker not built by :func:`blocker`."""
+    who: str | None = None
+    """Who acts on the fix: the DBA, a reviewer, the model's team."""
+    basis: str = ""
+    """Why the estimate is what it is: the kind of fix, and the measured time for retraining."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with every field."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Effort:
+    """How long a fix takes and who acts, from the kind of fix."""
+
+    kind: FixKind
+    estimate: Estimate
+    who: str
+    basis: str
+
+
+def effort(kind: FixKind, *, who: str | None = None, measured_s: float | None = None) -> Effort:
+    """The estimate of a fix of ``kind`` and who acts (``who`` names them more exactly).
+
+    ``measured_s`` is the training time the sprint measured, for ``retrain``: the fix takes
+    that long (plus the edit), so under an hour is ``minutes``, under a working day ``hours``.
+
+    >>> effort("grant").estimate, effort("grant").who
+    ('hours', 'the DBA')
+    >>> effort("retrain", measured_s=5 * 3600).estimate, effort("new_source").estimate
+    ('hours', 'days')
+    """
+    if kind not in _EFFORTS:
+        raise ValueError(f"unknown fix kind {kind!r}; expected one of {', '.join(FIX_KINDS)}")
+    estimate, acts, basis = _EFFORTS[kind]
+    if kind == "retrain" and measured_s is not None:
+        estimate = _training_estimate(measured_s)
+        basis += f": the sprint trained in {_seconds(measured_s)}"
+    return Effort(kind, estimate, who or acts, basis)
+
+
+def blocker(
+    phase: PhaseName,
+    category: Category,
+    title: str,
+    *,
+    evidence: str,
+    fix: str,
+    kind: FixKind,
+    who: str | None = None,
+    measured_s: float | None = None,
+    critical_path: bool = True,
+    structural: bool = False,
+) -> Blocker:
+    """A blocker whose estimate and actor come from the kind of its fix (:func:`effort`)."""
+    found = effort(kind, who=who, measured_s=measured_s)
+    return Blocker(
+        phase,
+        category,
+        critical_path,
+        title,
+        evidence,
+        fix,
+        found.estimate,
+        structural,
+        kind=found.kind,
+        who=found.who,
+        basis=found.basis,
+    )
+
+
+def _training_estimate(seconds: float) -> Estimate:
+    if seconds < 3600:
+        return "minutes"
+    if seconds < 8 * 3600:
+        return "hours"
+    if seconds < 5 * 24 * 3600:
+        return "days"
+    return "weeks"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
