@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from taxiway.cli.options import SpecOption, StateDirOption
@@ -115,6 +116,10 @@ def materialize_command(
             )
     finally:
         store.close()
+    # on stderr, so that --json stays one document; the values were written all the same
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    for warning in report.warnings:
+        errors.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return

@@ -3,6 +3,12 @@
 The values come from the same SQL as training sets (``taxiway.features.pit``) over a spine of
 one row per entity at T: the offline and online values cannot disagree by construction.
 
+Past the data: when T is later than the newest source row is known (``ts + available_after``)
+by more than a view's longest window (aggregates) or its ``ttl`` (latest views), every value of
+that view is empty (counts 0, nulls): most often historical data materialized as of now, the
+default. The report then carries a warning per such view naming ``--as-of``
+(:attr:`MaterializeReport.warnings`); the values are written all the same.
+
 Incremental: for each view the store remembers the source fingerprint and the T it was
 materialized for. When the data has not changed since, only the entities that have a row
 entering or leaving a window (or becoming known) between the two times are recomputed.
@@ -16,7 +22,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +37,18 @@ from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
+from taxiway.spec.durations import format_duration
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
 
-__all__ = ["MaterializeReport", "encode_key", "materialize", "materialized_as_of", "plain_value"]
+__all__ = [
+    "MaterializeReport",
+    "encode_key",
+    "materialize",
+    "materialized_as_of",
+    "past_the_data",
+    "plain_value",
+]
 
 Progress = Callable[[str, int, int | None], None]
 STATE_FILE = "materialized.json"
@@ -59,6 +73,9 @@ class MaterializeReport:
     duration_s: float = 0.0
     # keys of a SQLite store in the layout of earlier versions that this run migrated
     migrated_keys: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """One line per view whose every value is empty because T is past the data (see the
+    module docstring), naming ``--as-of``."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -67,6 +84,7 @@ class MaterializeReport:
             "views": self.views,
             "duration_s": round(self.duration_s, 3),
             "migrated_keys": self.migrated_keys,
+            "warnings": self.warnings,
         }
 
 
@@ -96,6 +114,7 @@ def materialize(
         staged = stage_sources(
             project, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
         )
+        report.warnings = past_the_data(con, spec, staged, moment, defaulted=as_of is None)
         for entity in dict.fromkeys(view.entity for view in spec.features.values()):
             views = [name for name, view in spec.features.items() if view.entity == entity]
             _materialize_entity(
@@ -182,6 +201,61 @@ def _materialize_entity(
             "definition": view_hash(spec, view_name),
             "as_of": moment.isoformat(),
         }
+
+
+def past_the_data(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    staged: dict[str, StagedSource],
+    moment: datetime,
+    *,
+    defaulted: bool = False,
+) -> list[str]:
+    """A warning for each view that holds only empty values at ``moment`` because its
+    source's newest row was known longer before it than the view's longest window or ttl.
+
+    Views that never go empty with time (static, latest without ``ttl``) and sources without
+    a timestamp or without rows are not judged. ``defaulted`` says ``moment`` was the default
+    (now), which the warning then says.
+    """
+    newest: dict[str, datetime | None] = {}
+    warnings: list[str] = []
+    for name, view in spec.features.items():
+        if isinstance(view, AggregateView):
+            horizon, what = max(view.windows), "longest window"
+        elif isinstance(view, LatestView) and view.ttl is not None:
+            horizon, what = view.ttl, "ttl"
+        else:
+            continue
+        declared = spec.sources[view.source]
+        if declared.timestamp is None or view.source not in staged:
+            continue
+        if view.source not in newest:
+            ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
+            row = fetch_one(
+                con,
+                f"SELECT max({ts} + {interval(declared.available_after)}) "
+                f"FROM {q(staged[view.source].view)}",
+            )
+            known = row[0] if row else None
+            newest[view.source] = known.replace(tzinfo=UTC) if isinstance(known, datetime) else None
+        known = newest[view.source]
+        if known is None or moment - known <= horizon:
+            continue
+        empty = "counts 0, other aggregates null" if isinstance(view, AggregateView) else "null"
+        warnings.append(
+            f"{name}: every value is empty ({empty}): the newest `{view.source}` row is known "
+            f"at {known.isoformat()}, {format_duration(_whole_days(moment - known))} before "
+            f"the as-of {moment.isoformat()}{' (now, the default)' if defaulted else ''}, "
+            f"longer than the view's {what} ({format_duration(horizon)}). For historical "
+            f"data pass --as-of a time within it, e.g. --as-of {known.date().isoformat()}"
+        )
+    return warnings
+
+
+def _whole_days(delta: timedelta) -> timedelta:
+    """``delta`` to the day, past a day (a gap of months is not read to the second)."""
+    return timedelta(days=delta.days) if delta >= timedelta(days=1) else delta
 
 
 def materialized_as_of(project: Project) -> dict[str, datetime]:
