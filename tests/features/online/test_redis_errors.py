@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import redis
 from tests.conftest import require_service
 
 from taxiway.errors import FeatureError
-from taxiway.features.online import RedisStore, ViewValues, open_online_store
+from taxiway.features.online import RedisStore, SqliteStore, ViewValues, open_online_store
 from taxiway.spec.models import RedisOnlineStore
 
 AT = datetime(2025, 1, 6, tzinfo=UTC)
@@ -116,13 +118,17 @@ def test_wrong_credentials_are_named_as_such() -> None:
 def test_a_foreign_key_under_the_prefix_is_reported_without_its_values(
     live: RedisStore, raw: redis.Redis
 ) -> None:
-    raw.set(f"{live.prefix}:customer:1", "not a hash")
+    live.write("customer", [("2", orders(2))])
+    raw.set(f"{live.prefix}:customer:1", "jane@x.org is not JSON")
 
-    with pytest.raises(FeatureError, match="WRONGTYPE") as caught:
+    with pytest.raises(FeatureError, match="not a feature vector") as written:
         live.write("customer", [("1", ViewValues("orders", {"orders__pii": "jane@x.org"}, AT, AT))])
+    with pytest.raises(FeatureError, match="not a feature vector") as read:
+        live.read("customer", ["1", "2"])
 
-    assert "jane@x.org" not in str(caught.value)
-    assert "online_store.prefix" in str(caught.value)
+    for caught in (written, read):
+        assert "jane@x.org" not in str(caught.value)
+        assert "online_store.prefix" in str(caught.value)
 
 
 def test_the_package_imports_and_explains_without_redis_py() -> None:
@@ -199,13 +205,19 @@ def test_clear_deletes_only_keys_under_its_own_prefix(raw: redis.Redis) -> None:
         globby.close()
 
 
-def test_keys_are_one_hash_per_entity_key_with_one_field_per_view(
-    live: RedisStore, raw: redis.Redis
+def test_keys_are_one_json_string_per_entity_key_equal_to_the_sqlite_row(
+    live: RedisStore, raw: redis.Redis, tmp_path: Path
 ) -> None:
-    live.write("customer", [("a|b", orders(1)), ("a|b", ViewValues("profile", {}, None, AT))])
+    rows = [("a|b", ViewValues("profile", {}, None, AT)), ("a|b", orders(1))]
+    live.write("customer", rows)
+    sqlite = SqliteStore(tmp_path / "online.sqlite")
+    sqlite.write("customer", rows)
 
     name = f"{live.prefix}:customer:a|b"
-    assert raw.type(name) == b"hash"
-    assert raw.hlen(name) == 2
-    assert raw.hexists(name, "orders")
-    assert raw.hexists(name, "profile")
+    assert raw.type(name) == b"string"
+    sqlite.close()
+    with sqlite3.connect(tmp_path / "online.sqlite") as connection:
+        [(row,)] = connection.execute("SELECT views FROM feature_vectors").fetchall()
+    connection.close()
+    assert raw.get(name) == row
+    assert list(json.loads(row)) == ["orders", "profile"]
