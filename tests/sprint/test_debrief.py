@@ -13,6 +13,7 @@ from taxiway.errors import TaxiwayError
 from taxiway.sprint.debrief import QUESTIONS, Debrief
 from taxiway.sprint.outcome import (
     ESTIMATE_ORDER,
+    FIX_KINDS,
     PHASES,
     Blocker,
     Category,
@@ -35,6 +36,9 @@ blockers = st.builds(
     fix=st.text(max_size=20),
     estimate=st.sampled_from(get_args(Estimate)),
     structural=st.booleans(),
+    kind=st.none() | st.sampled_from(FIX_KINDS),
+    who=st.none() | st.text(min_size=1, max_size=12),
+    basis=st.text(max_size=12),
 )
 model_facts = st.fixed_dictionaries(
     {
@@ -285,6 +289,27 @@ def test_a_deployed_model_that_beats_the_baseline_is_a_yes() -> None:
     assert (
         answer(d, "do_ai")["answer"] == "Yes: the model beats the baseline by 20% and it deployed."
     )
+
+
+def test_a_model_the_audit_blocked_for_leakage_has_no_known_lift() -> None:
+    """Issue 13, defect 3: "yes, beats the baseline by 8%" quoted a leaking model's score."""
+    facts: dict[str, Any] = {
+        "model": {"metric": "roc_auc", "model": 0.982, "baseline": 0.907, "beats_baseline": True},
+        "audit": {"blocked": True, "findings": [
+            {"check": "leakage", "severity": "blocker", "feature": "account__status",
+             "message": "account__status is written after the prediction time", "fix": "x"},
+        ]},
+    }  # fmt: skip
+    d = sprint(blocker("model_development", "minutes", title="leakage"), facts=facts)
+    assert d.leaking_inputs == ["account__status"]
+    said = answer(d, "do_ai")
+    assert not said["answer"].startswith("Yes")
+    assert "8%" not in said["answer"]
+    assert "true lift over the baseline is unknown until the leak is removed" in said["answer"]
+    assert "account__status" in said["answer"]
+    # a warning about leakage is no block: the lift stands
+    facts["audit"]["findings"][0]["severity"] = "warning"
+    assert answer(d, "do_ai")["answer"].startswith("Yes")
 
 
 def test_the_verdict_names_the_path() -> None:

@@ -346,8 +346,9 @@ def test_model_load_and_drill_charts_show_their_numbers() -> None:
     assert width(p99) / width(server) == pytest.approx(61.0 / 12.0, rel=0.01)
     assert re.search(r'<svg id="chart-load".*?<line class="budget"', page)
     segments = {a["data-name"]: width(a) for a in bars(page, "chart-drill")}
-    assert list(segments) == ["answered", "degraded", "errors"]
-    assert segments["degraded"] / segments["answered"] == pytest.approx(480 / 18)
+    assert list(segments) == ["answered by the model", "answered by the fallback", "errors"]
+    by_fallback, by_model = segments["answered by the fallback"], segments["answered by the model"]
+    assert by_fallback / by_model == pytest.approx(480 / 18)
     drill_p99, drill_server = bars(page, "chart-drill-latency")
     assert "over" not in (drill_p99["class"] or "")
     assert width(drill_p99) / width(drill_server) == pytest.approx(31.0 / 9.0, rel=0.01)
@@ -423,7 +424,7 @@ def test_markdown_holds_the_same_content_with_table_pipes_escaped() -> None:
         assert f"\n## {heading}\n" in text
     rows = [line for line in text.splitlines() if "p99 over budget" in line and "|" in line]
     (row,) = rows
-    assert len(re.findall(r"(?<!\\)\|", row)) == 8  # 7 columns; the pipe in the title is escaped
+    assert len(re.findall(r"(?<!\\)\|", row)) == 9  # 8 columns; the pipe in the title is escaped
     assert "clients saw p50 2.1 ms, p99 61 ms against a 50 ms budget: over budget" in text
     assert "the service's own latency_ms: p50 1.2 ms, p99 12 ms" in text
     assert "prediction log: 20,000 records written to state/predictions for 20,000" in text
@@ -467,3 +468,31 @@ def test_a_declared_gate_nothing_ran_is_warn_and_every_form_says_so_alike(tmp_pa
     assert 'id="not-exercised">not exercised: monitoring, rollout' in page
     assert page.count('<tr class="gate-warn"><td>') == 2
     assert "| pass |" not in text.split("## Monitoring and rollout")[1].split("##")[0]
+
+
+def test_fix_commands_are_set_in_code_never_shown_with_their_backticks() -> None:
+    """Issue 13, defect 10: the page showed `export X=...` with its backticks."""
+    fix = "run `taxiway approve --role security` after review"
+    grant = Blocker("deployment", "organizational", True, "the security sign-off is missing",
+                    "none recorded", fix, "days")  # fmt: skip
+    d = Debrief("shop", "taxiway.yaml", "09:00", "09:03",
+                [Phase("deployment", [Check("sign-off <security>", "fail", blocker=grant)])],
+                deployed=False)  # fmt: skip
+    page = render_html(d)
+    assert "<code>taxiway approve --role security</code>" in page
+    body = page.split("</header>", 1)[1]
+    assert "`" not in re.sub(r"<style>.*?</style>", "", body, flags=re.S)
+    assert "sign-off &lt;security&gt;" in page  # still escaped
+    # an odd backtick stays as it is, escaped text around it
+    assert "<code>" not in render_html(replace(d, project="a ` b <i>"))[:400]
+
+
+def test_the_drill_chart_counts_fallback_answers_as_answers() -> None:
+    """Issue 13, defect 10: the chart said "answered 0 · degraded 203" while the text said
+    203 answered by the fallback."""
+    page = render_html(full_debrief())
+    legend = re.search(r'<svg id="chart-drill".*?</svg>', page, re.S)
+    assert legend is not None
+    assert "answered by the model 18 · answered by the fallback 480 · errors 2" in legend.group()
+    assert "480 answered by the fallback" in page  # the text beside it
+    assert "degraded 480" not in legend.group()

@@ -234,6 +234,19 @@ class Debrief:
         gain = score - base if model.get("metric") in HIGHER_IS_BETTER else base - score
         return gain, (gain / abs(base) if base else None)
 
+    @property
+    def leaking_inputs(self) -> list[str]:
+        """The inputs the handoff audit blocked for leakage (``the model`` when it named
+        none): the model's score, measured with them, says nothing of its true lift."""
+        audit = self.facts.get("audit") or {}
+        return list(
+            dict.fromkeys(
+                str(f.get("feature") or "the model")
+                for f in audit.get("findings") or []
+                if f.get("check") == "leakage" and f.get("severity") == "blocker"
+            )
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The ``report.json`` document."""
         return {
@@ -352,7 +365,9 @@ def _how_long(d: Debrief) -> tuple[str, list[str]]:
     bound = "At least " + estimate if unseen else estimate.capitalize()
     answer = (
         f"{bound}: {_READING[estimate]}. The critical-path fixes belong to different owners "
-        f"and can run side by side, so the longest, '{longest.title}', sets the time."
+        f"and can run side by side, so the longest, '{longest.title}'"
+        + (f" ({longest.who} acts)" if longest.who else "")
+        + ", sets the time."
     )
     evidence = [f"{b.estimate}: {b.title}" for b in d.critical_blockers]
     return answer, evidence + _unseen_evidence(d)
@@ -401,6 +416,16 @@ def _do_ai(d: Debrief) -> tuple[str, list[str]]:
             "Not known yet: no model was trained, so nothing shows it beats the baseline. "
             "Fix the blockers and rerun the sprint.",
             _unseen_evidence(d),
+        )
+    leaking = d.leaking_inputs
+    if leaking:
+        named = ", ".join(x for x in leaking if x != "the model") or "an input"
+        evidence.append(f"the handoff audit blocked the model for leakage: {named}")
+        return (
+            f"Not known yet: the model's score was measured with {named} leaking the answer "
+            "into training, which the handoff audit blocked, so its true lift over the "
+            "baseline is unknown until the leak is removed and the model is retrained.",
+            evidence,
         )
     beats = model.get("beats_baseline")
     if not (beats if isinstance(beats, bool) else lift is not None and lift[0] > 0):

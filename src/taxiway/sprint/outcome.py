@@ -155,6 +155,8 @@ def effort(kind: FixKind, *, who: str | None = None, measured_s: float | None = 
     if kind == "retrain" and measured_s is not None:
         estimate = _training_estimate(measured_s)
         basis += f": the sprint trained in {_seconds(measured_s)}"
+    elif kind == "retrain":
+        basis += ": the training time was not measured (the model was reused, not trained)"
     return Effort(kind, estimate, who or acts, basis)
 
 

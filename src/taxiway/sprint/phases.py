@@ -1,24 +1,26 @@
 """Turning what the lower layers found into checks and blockers, one function per source of
 findings: the data check, training, the handoff audit, governance.
 
-Each blocker says what kind of problem it is and how long its fix takes, by rule:
+Each blocker says what kind of problem it is and what kind of fix it needs; the estimate and
+who acts come from the kind of fix (:func:`taxiway.sprint.outcome.effort`), never from here:
 
-=========================  ================  =========  ======================================
-found                      category          estimate   why
-=========================  ================  =========  ======================================
-a missing privilege        organizational    days       someone must grant it; the statement
-                                                        is known
-a source not reachable     technical         days       network, credentials or a path
-a contract rule blocking   technical         weeks      the producer fixes its data or the
-                                                        contract is renegotiated
-a leaking input            technical         days       drop or re-time the input, retrain
-an input not available at  capability        weeks      a source or a request field has to
-prediction time                                         be built
-no lift over the baseline  capability        months     better data or a different framing;
-                                                        or ship the baseline rule
-no owner / no action       organizational    days       a decision, not engineering
-a missing sign-off         organizational    days       the role signs with `taxiway approve`
-=========================  ================  =========  ======================================
+==========================  ================  ==========  =================================
+found                       category          fix kind    estimate, who acts
+==========================  ================  ==========  =================================
+a missing privilege         organizational    grant       hours, the DBA
+an unset environment        technical         setting     minutes, whoever runs the sprint
+variable
+a source not reachable      technical         code        days, the source's administrator
+a spec or contract file     technical         spec_line   minutes, the model's team
+a contract rule blocking    technical         data_fix    weeks, the source's producer
+a leaking input             technical         retrain     the measured training time
+an input not available at   capability        new_source  days, data engineering
+prediction time
+no lift over the baseline   capability        new_signal  months, the model's team
+no owner / no action        organizational    spec_line   minutes, the model's sponsor
+a missing sign-off          organizational    sign_off    days, the role's reviewer
+a declared gate missing     technical         spec_line   minutes, the model's team
+==========================  ================  ==========  =================================
 
 Everything that stops the candidate from serving correctly is on the critical path; warnings
 are checks with status ``warn`` and no blocker.
@@ -47,7 +49,7 @@ from taxiway.models.audit.findings import AuditReport
 from taxiway.models.training import TrainResult
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff
-from taxiway.sprint.outcome import Blocker, Category, Check, Estimate, Exercised
+from taxiway.sprint.outcome import Blocker, Category, Check, Exercised, FixKind, blocker
 
 __all__ = [
     "NOT_EXERCISED",
@@ -88,7 +90,7 @@ def _from_findings(
         detail = "; ".join(f.message for f in noted[:3]) or "reachable, readable, contract passed"
         return Check(name, "warn" if noted else "pass", detail, duration_s, data=data)
     first = blocking[0]
-    category, estimate = _classify_finding(first)
+    category, kind, who = _classify_finding(first)
     evidence = "; ".join(f"{f.rule}: {f.message}" for f in blocking[:5])
     if len(blocking) > 5:
         evidence += f"; and {len(blocking) - 5} more"
@@ -98,28 +100,33 @@ def _from_findings(
         "fail",
         first.message,
         duration_s,
-        blocker=Blocker(
+        blocker=blocker(
             "data_access",
             category,
-            True,
             first.message
             if f"`{first.source}`" in first.message
             else f"{first.source}: {first.message}",
             evidence=evidence,
             fix=" ".join(dict.fromkeys(fixes)) or f"fix {first.rule} on {first.source}",
-            estimate=estimate,
+            kind=kind,
+            who=who,
         ),
         data=data,
     )
 
 
-def _classify_finding(finding: Finding) -> tuple[Category, Estimate]:
-    rule = finding.rule
-    if rule.startswith("access.") and (finding.fix or "").lstrip().upper().startswith("GRANT"):
-        return "organizational", "days"  # someone with the right must grant it
-    if rule in ("access.connect", "access.table", "source.read") or rule.startswith("spec."):
-        return "technical", "days"
-    return "technical", "weeks"  # a contract rule: the data itself must change
+def _classify_finding(finding: Finding) -> tuple[Category, FixKind, str | None]:
+    """The category, the kind of fix and who acts, from the finding's rule and its fix."""
+    rule, fix = finding.rule, (finding.fix or "").lstrip()
+    if rule.startswith("access.") and fix.upper().startswith("GRANT"):
+        return "organizational", "grant", None  # someone with the right must grant it
+    if fix.startswith("export "):
+        return "technical", "setting", None  # a variable the run lacks
+    if rule.startswith(("spec.", "contract.")):
+        return "technical", "spec_line", None
+    if rule in ("access.connect", "access.table", "source.read") or rule.startswith("access."):
+        return "technical", "code", f"whoever runs source `{finding.source}`"
+    return "technical", "data_fix", f"the producer of source `{finding.source}`"
 
 
 def training_checks(result: TrainResult) -> list[Check]:
@@ -158,16 +165,15 @@ def training_checks(result: TrainResult) -> list[Check]:
                 "fail",
                 detail,
                 0.0,
-                blocker=Blocker(
+                blocker=blocker(
                     "model_development",
                     "capability",
-                    True,
                     "the model does not beat the baseline",
                     evidence=detail,
                     fix="ship the baseline rule itself (no model needed), or find inputs that "
                     "carry signal the baseline lacks (new sources, longer history), then "
                     "`taxiway train` again",
-                    estimate="months",
+                    kind="new_signal",
                 ),
                 data=data,
             )
@@ -202,6 +208,7 @@ def latency_check(summary: dict[str, Any], version: int) -> Check:
     )
     if answered and summary["errors"] == 0 and client <= budget:
         return Check("load test within the latency budget", "pass", detail, data=summary)
+    kind: FixKind = "code"
     if client > budget and server <= budget:
         title = "clients waited past the latency budget under load"
         fix = (
@@ -211,6 +218,7 @@ def latency_check(summary: dict[str, Any], version: int) -> Check:
             "and measure with bench/serving.py"
         )
     elif client > budget:
+        kind = "tuning"
         title = "the service misses its latency budget under load"
         fix = (
             f"profile `taxiway serve --model {version}` under load (bench/serving.py); raise "
@@ -227,9 +235,7 @@ def latency_check(summary: dict[str, Any], version: int) -> Check:
         "fail",
         detail,
         data=summary,
-        blocker=Blocker(
-            "integration", "technical", True, title, evidence=detail, fix=fix, estimate="weeks"
-        ),
+        blocker=blocker("integration", "technical", title, evidence=detail, fix=fix, kind=kind),
     )
 
 
@@ -259,6 +265,7 @@ def prediction_log_check(found: dict[str, Any], log: str) -> Check:
         )
         title = "the service cannot write its prediction log"
         fix = f"make {folder} writable with free space (serving.log.path); see {log}"
+        kind: FixKind = "setting"
     elif not answered:
         return Check(name, "skip", "the load test answered no request, so nothing was logged")
     elif written < answered:
@@ -268,6 +275,7 @@ def prediction_log_check(found: dict[str, Any], log: str) -> Check:
         )
         title = "answered predictions are missing from the prediction log"
         fix = f"find why answers leave before their record is written; see {log}"
+        kind = "code"
     else:
         detail = f"{written:,} records written to {folder} for {answered:,} answered requests"
         return Check(name, "pass", detail, data=found)
@@ -276,9 +284,7 @@ def prediction_log_check(found: dict[str, Any], log: str) -> Check:
         "fail",
         detail,
         data=found,
-        blocker=Blocker(
-            "integration", "technical", True, title, evidence=detail, fix=fix, estimate="days"
-        ),
+        blocker=blocker("integration", "technical", title, evidence=detail, fix=fix, kind=kind),
     )
 
 
@@ -307,10 +313,10 @@ def monitoring_check(
         planned=None
         if section is None
         else f"drift: {section.drift}, alert above {section.alert_threshold:g}",
-        missing=Blocker("deployment", "technical", True, "no monitoring is declared",
+        missing=blocker("deployment", "technical", "no monitoring is declared",
                         evidence=f"{project.spec_path} has no `monitoring:`",
                         fix="add `monitoring: {drift: psi, alert_threshold: 0.2}` to the spec",
-                        estimate="days"),
+                        kind="spec_line"),
         failed="the monitor found the service unfit to run unwatched",
         nothing_ran="no monitor watched the service during the sprint",
     )  # fmt: skip
@@ -332,11 +338,11 @@ def rollout_check(
         planned=None
         if section is None
         else f"control: {section.control}, steps {', '.join(f'{s:g}%' for s in section.steps)}",
-        missing=Blocker("deployment", "technical", True, "no gradual rollout is planned",
+        missing=blocker("deployment", "technical", "no gradual rollout is planned",
                         evidence=f"{project.spec_path} has no `rollout:`",
                         fix="add `rollout: {control: baseline, steps: [1, 5, 25, 50, 100], "
                             "metric: <outcome>}` to the spec",
-                        estimate="days"),
+                        kind="spec_line"),
         failed="the gradual rollout rolled back",
         nothing_ran="no rollout controller moved traffic during the sprint",
     )  # fmt: skip
@@ -366,10 +372,10 @@ def _exercised(
         check = Check(name, "pass", observed.evidence, data=observed.data)
         facts.update(status="pass", evidence=observed.evidence)
     else:
-        blocker = Blocker("deployment", "technical", True, failed, evidence=observed.evidence,
-                          fix=f"read the {name} evidence, fix the cause, and run the sprint "
-                              "again", estimate="weeks")  # fmt: skip
-        check = Check(name, "fail", observed.evidence, data=observed.data, blocker=blocker)
+        found = blocker("deployment", "technical", failed, evidence=observed.evidence,
+                        fix=f"read the {name} evidence, fix the cause, and run the sprint "
+                            "again", kind="code")  # fmt: skip
+        check = Check(name, "fail", observed.evidence, data=observed.data, blocker=found)
         facts.update(status="fail", evidence=observed.evidence)
     return check, facts
 
@@ -378,58 +384,72 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
 
-_AUDIT_CLASS: dict[str, tuple[Category, Estimate]] = {
-    "leakage": ("technical", "days"),
-    "availability": ("capability", "weeks"),
-    "latency": ("technical", "weeks"),
-    "skew": ("technical", "days"),
-    "coverage": ("organizational", "days"),
+_AUDIT_CLASS: dict[str, tuple[Category, FixKind]] = {
+    "leakage": ("technical", "retrain"),
+    "availability": ("capability", "new_source"),
+    "latency": ("technical", "tuning"),
+    "skew": ("technical", "code"),
+    "coverage": ("organizational", "spec_line"),
 }
+_GOVERNANCE = {NO_OWNER: "owner declared", NO_ACTION: "action declared"}
 
 
-def audit_checks(report: AuditReport) -> list[Check]:
-    """One check per audit check; each blocker finding becomes a blocker."""
+def audit_checks(report: AuditReport, training_s: float | None = None) -> list[Check]:
+    """One check per audit check (one per blocking finding); each blocker finding becomes a
+    blocker, with the status the audit gave, so the phase table and the audit section agree.
+
+    The missing owner and action are the deployment phase's blockers: their audit check still
+    fails, with no second blocker. ``training_s`` is the training time the sprint measured:
+    fixing a leak means retraining, so it is that fix's estimate.
+    """
     checks: list[Check] = []
     measured = report.measured
     for name in _AUDIT_CLASS:
+        findings = [f for f in report.findings if f.check == name]
         # the deployment phase checks the owner and the action: each blocker is reported once
-        findings = [
-            f
-            for f in report.findings
-            if f.check == name and not f.evidence.startswith((NO_OWNER, NO_ACTION))
-        ]
-        severities = {f.severity for f in findings}
-        status = (
-            "blocker"
-            if "blocker" in severities
-            else "warning"
-            if "warning" in severities
-            else report.checks.get(name, "passed")
-        )
-        if status == "blocker":
-            category, estimate = _AUDIT_CLASS[name]
-            for finding in (f for f in findings if f.severity == "blocker"):
-                checks.append(
-                    Check(
-                        f"audit {name}" + (f" ({finding.feature})" if finding.feature else ""),
-                        "fail",
-                        finding.evidence,
-                        blocker=Blocker(
-                            "model_development",
-                            category,
-                            True,
-                            f"{name}: {finding.feature or 'the model'}",
-                            evidence=finding.evidence,
-                            fix=finding.fix,
-                            estimate=estimate,
-                        ),
-                    )
+        elsewhere = [f for f in findings if f.evidence.startswith(tuple(_GOVERNANCE))]
+        own = [f for f in findings if f not in elsewhere]
+        blocking = [f for f in own if f.severity == "blocker"]
+        category, kind = _AUDIT_CLASS[name]
+        for finding in blocking:
+            checks.append(
+                Check(
+                    f"audit {name}" + (f" ({finding.feature})" if finding.feature else ""),
+                    "fail",
+                    finding.evidence,
+                    blocker=blocker(
+                        "model_development",
+                        category,
+                        f"{name}: {finding.feature or 'the model'}",
+                        evidence=finding.evidence,
+                        fix=finding.fix,
+                        kind=kind,
+                        measured_s=training_s if kind == "retrain" else None,
+                    ),
                 )
-        elif status == "warning":
-            detail = "; ".join(f.evidence for f in findings)[:300]
-            checks.append(Check(f"audit {name}", "warn", detail))
-        elif status == "skipped":
-            checks.append(Check(f"audit {name}", "skip", "not run"))
+            )
+        moved = [f for f in elsewhere if f.severity == "blocker"]
+        if moved:
+            where = ", ".join(
+                f"'{check}'" for prefix, check in _GOVERNANCE.items()
+                if any(f.evidence.startswith(prefix) for f in moved)
+            )  # fmt: skip
+            detail = "; ".join(f.evidence for f in moved)
+            checks.append(
+                Check(
+                    f"audit {name}", "fail", f"{detail} (its blocker is under deployment: {where})"
+                )
+            )
+        if blocking or moved:
+            continue
+        warned = [f for f in findings if f.severity == "warning"]
+        if warned:
+            checks.append(
+                Check(f"audit {name}", "warn", "; ".join(f.evidence for f in warned)[:300])
+            )
+        elif report.checks.get(name) in ("skipped", "not applicable"):
+            ran = report.checks[name]
+            checks.append(Check(f"audit {name}", "skip", "not run" if ran == "skipped" else ran))
         else:
             checks.append(Check(f"audit {name}", "pass", _measured(name, measured)))
     return checks
@@ -458,22 +478,22 @@ def governance_checks(project: Project, signed: list[SignOff]) -> list[Check]:
         "owner declared",
         bool(spec.owner),
         f"owner: {spec.owner}" if spec.owner else "nobody owns this model's predictions",
-        Blocker("deployment", "organizational", True, "nobody owns the predictions",
+        blocker("deployment", "organizational", "nobody owns the predictions",
                 evidence=f"{where} has no `owner:`",
                 fix="name the team accountable for the model in production: "
                     "add `owner: <team>` to the spec",
-                estimate="days"),
+                kind="spec_line", who="the model's sponsor"),
     )  # fmt: skip
     action = spec.governance.action if spec.governance else None
     require(
         "action declared",
         bool(action),
         "who acts on each prediction is declared" if action else "no one acts on the predictions",
-        Blocker("deployment", "organizational", True, "no one acts on the predictions",
+        blocker("deployment", "organizational", "no one acts on the predictions",
                 evidence=f"{where} has no `governance.action:`",
                 fix="write down who does what with each prediction (e.g. 'the retention team "
                     "sends an offer above 0.7') under `governance.action:`",
-                estimate="days"),
+                kind="spec_line", who="the model's sponsor"),
     )  # fmt: skip
     required = spec.governance.approvals if spec.governance else []
     for sign_off in signed:
@@ -491,15 +511,15 @@ def governance_checks(project: Project, signed: list[SignOff]) -> list[Check]:
                 f"sign-off {role}",
                 "fail",
                 f"no {role} sign-off recorded",
-                blocker=Blocker(
+                blocker=blocker(
                     "deployment",
                     "organizational",
-                    True,
                     f"the {role} sign-off is missing",
                     evidence=f"governance.approvals requires {role}; the audit log has none",
                     fix=f"the {role} reviewer runs `taxiway approve -f {where} --role {role} "
                     "--by <name>` after review",
-                    estimate="days",
+                    kind="sign_off",
+                    who=f"the {role} reviewer",
                 ),
             )
         )

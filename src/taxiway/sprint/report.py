@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ __all__ = ["STATUS_COLOURS", "render_html", "render_markdown", "write_report"]
 
 _NOT_MEASURED = "not measured: the sprint did not get this far"
 _CHECK_HEADERS = ["phase", "check", "status", "detail", "duration"]
-_BLOCKER_HEADERS = ["phase", "category", "critical path", "blocker", "evidence", "fix", "estimate"]
+_BLOCKER_HEADERS = [
+    "phase", "category", "critical path", "blocker", "evidence", "fix", "who acts", "estimate"
+]  # fmt: skip
 _APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
 _ANSWER_HEADERS = ["area", "question", "answer", "by", "evidence"]
 _GATE_HEADERS = ["gate", "status", "declared", "observed", "evidence"]
@@ -125,7 +128,8 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
     model, audit = _fact(d, "model"), _fact(d, "audit")
     load, drill, approvals = _fact(d, "load"), _fact(d, "drill"), _fact(d, "approvals")
     sections: list[tuple[str, list[str]]] = [
-        ("Model versus baseline", [_model_line(model)] if model else [_NOT_MEASURED]),
+        ("Model versus baseline", [_model_line(model, d.leaking_inputs)] if model
+         else [_NOT_MEASURED]),
         ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
@@ -188,6 +192,15 @@ def _e(value: Any) -> str:
     return html.escape(_text(value), quote=True)
 
 
+_BACKTICKED = re.compile(r"`([^`\n]+)`")
+
+
+def _prose(value: Any) -> str:
+    """Text for an element's content: escaped, with each `command` or `key:` set in
+    ``<code>``, as Markdown shows it (an attribute takes :func:`_e`)."""
+    return _BACKTICKED.sub(r"<code>\1</code>", _e(value))
+
+
 def render_html(debrief: Debrief) -> str:
     """The debrief as one self-contained HTML page with inline SVG charts."""
     d = debrief
@@ -196,7 +209,9 @@ def render_html(debrief: Debrief) -> str:
         _section("questions", "The five questions", _questions_table(d)),
         _section("phases", "Phases", _timeline_html(d.phases) + _checks_table(d.phases)),
         _section("blockers", "Blockers", _blockers_table(d)),
-        _section("model", "Model versus baseline", _model_html(_fact(d, "model"))),
+        _section(
+            "model", "Model versus baseline", _model_html(_fact(d, "model"), d.leaking_inputs)
+        ),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
         _section("load", "Load test", _load_html(_fact(d, "load"), _fact(d, "prediction_log"))),
         _section("drill", "Fault drill", _drill_html(_fact(d, "drill"))),
@@ -210,7 +225,7 @@ def render_html(debrief: Debrief) -> str:
 <title>Sprint debrief: {_e(d.project)}</title>
 <style>{_CSS}</style></head><body>
 <header><h1>Sprint debrief: {_e(d.project)}</h1>
-<p class="verdict path-{d.path}" id="verdict">{_e(d.verdict)}</p>{_not_exercised_html(d)}
+<p class="verdict path-{d.path}" id="verdict">{_prose(d.verdict)}</p>{_not_exercised_html(d)}
 <dl class="summary">
 <dt>path</dt><dd id="path">{d.path}: {_e(PATHS[d.path])}</dd>
 <dt>deployed</dt><dd id="deployed">{_e(_yes(d.deployed))}{served}</dd>
@@ -236,7 +251,7 @@ def _table(
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{_e(row_classes[i])}"' if row_classes else ""
-        cells = "".join(f"<td>{c if isinstance(c, _Safe) else _e(c)}</td>" for c in row)
+        cells = "".join(f"<td>{c if isinstance(c, _Safe) else _prose(c)}</td>" for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
     return _Safe(
         f'<table id="{table_id}"><thead><tr>{head}</tr></thead>'
@@ -245,13 +260,13 @@ def _table(
 
 
 def _missing(text: str = _NOT_MEASURED) -> str:
-    return f'<p class="missing">{_e(text)}</p>'
+    return f'<p class="missing">{_prose(text)}</p>'
 
 
 def _questions_table(d: Debrief) -> str:
     rows = []
     for number, q in enumerate(d.questions(), start=1):
-        evidence = "".join(f"<li>{_e(item)}</li>" for item in q["evidence"])
+        evidence = "".join(f"<li>{_prose(item)}</li>" for item in q["evidence"])
         rows.append(
             [number, q["question"], q["answer"], _Safe(f"<ul>{evidence}</ul>" if evidence else "")]
         )
@@ -268,7 +283,7 @@ def _blockers_table(d: Debrief) -> str:
     return _table("blockers-table", _BLOCKER_HEADERS, _blocker_rows(d), classes)
 
 
-def _model_html(model: dict[str, Any] | None) -> str:
+def _model_html(model: dict[str, Any] | None, leaking: list[str]) -> str:
     if not model:
         return _missing()
     metric = _text(model.get("metric"))
@@ -282,7 +297,7 @@ def _model_html(model: dict[str, Any] | None) -> str:
         _bar("baseline", model.get("baseline"), "baseline"),
     ]
     chart = bars_svg("chart-model", f"{metric} ({direction})", bars, unit="", budget=None)
-    return f"<p>{_e(_model_line(model))}</p>{chart}"
+    return f"<p>{_prose(_model_line(model, leaking))}</p>{chart}"
 
 
 def _audit_html(audit: dict[str, Any] | None) -> str:
@@ -307,7 +322,7 @@ def _load_html(load: dict[str, Any] | None, logged: dict[str, Any] | None) -> st
     chart = bars_svg(
         "chart-load", "latency (ms)", bars, unit=" ms", budget=_budget(load.get("budget_ms"))
     )
-    return f"<p>{_e(_load_line(load))}</p><p>{_e(_log_line(logged))}</p>{chart}"
+    return f"<p>{_prose(_load_line(load))}</p><p>{_prose(_log_line(logged))}</p>{chart}"
 
 
 def _drill_html(drill: dict[str, Any] | None) -> str:
@@ -323,7 +338,7 @@ def _drill_html(drill: dict[str, Any] | None) -> str:
         unit=" ms",
         budget=_budget(drill.get("budget_ms")),
     )
-    return f"<p>{_e(_drill_line(drill))}</p>{_drill_chart(drill)}{latency}"
+    return f"<p>{_prose(_drill_line(drill))}</p>{_drill_chart(drill)}{latency}"
 
 
 def _approvals_html(approvals: dict[str, Any] | None) -> str:
@@ -361,7 +376,7 @@ def _readiness_html(assessment: dict[str, Any] | None) -> str:
     if not assessment:
         return _missing("not assessed: run `taxiway assess` to add it")
     a = assessment
-    notes = "".join(f"<li>next level: {_e(n)}</li>" for n in a.get("level_notes") or [])
+    notes = "".join(f"<li>next level: {_prose(n)}</li>" for n in a.get("level_notes") or [])
     answers = a.get("answers") or []
     table = "".join(
         f"<h3>{_e(SOURCE_TITLES[source])}</h3>"
@@ -402,13 +417,14 @@ def _budget(value: Any) -> Budget | None:
 
 
 def _drill_chart(drill: dict[str, Any]) -> str:
-    """One stacked bar of the drill's requests: answered, degraded (fallback), errors."""
+    """One stacked bar of the drill's requests: answered by the model, answered by the
+    fallback (degraded answers are answers, as the text says), errors."""
     requests = _number(drill.get("requests")) or 0.0
     degraded = _number(drill.get("degraded")) or 0.0
     errors = _number(drill.get("errors")) or 0.0
     counts = [
-        ("answered", max(requests - degraded - errors, 0.0), STATUS_COLOURS["pass"]),
-        ("degraded", degraded, STATUS_COLOURS["warn"]),
+        ("answered by the model", max(requests - degraded - errors, 0.0), STATUS_COLOURS["pass"]),
+        ("answered by the fallback", degraded, STATUS_COLOURS["warn"]),
         ("errors", errors, STATUS_COLOURS["fail"]),
     ]
     segments = [Segment(name, count, _number_text(count), colour) for name, count, colour in counts]
@@ -424,7 +440,9 @@ def _fact(d: Debrief, key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
 
-def _model_line(model: dict[str, Any]) -> str:
+def _model_line(model: dict[str, Any], leaking: Sequence[str] = ()) -> str:
+    """The model against the baseline; measured with a leaking input, the score is said to
+    prove nothing (the handoff audit blocked it)."""
     beats = model.get("beats_baseline")
     verdict = _judged(beats, "beats the baseline", "does not beat the baseline", "")
     return (
@@ -435,6 +453,12 @@ def _model_line(model: dict[str, Any]) -> str:
         + (
             f" (the baseline: {model['baseline_description']})"
             if model.get("baseline_description")
+            else ""
+        )
+        + (
+            f". Measured with a leaking input ({', '.join(leaking)}), which the handoff audit "
+            "blocked: the true lift is unknown until the leak is removed and the model retrained"
+            if leaking
             else ""
         )
     )
@@ -522,7 +546,8 @@ def _blocker_rows(d: Debrief) -> list[list[Any]]:
             b.title,
             b.evidence,
             b.fix,
-            b.estimate,
+            b.who or "—",
+            f"{b.estimate} ({b.basis})" if b.basis else b.estimate,
         ]
         for b in d.blockers
     ]

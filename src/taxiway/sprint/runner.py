@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taxiway.data.check import check_project
+from taxiway.data.check import CheckReport, check_project
 from taxiway.errors import TaxiwayError
 from taxiway.features.materialize import materialize
 from taxiway.features.online import open_online_store
@@ -45,7 +45,7 @@ from taxiway.sprint import integration
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.assess import Fact, assess, load_answers, observe, spec_declarations
 from taxiway.sprint.debrief import Debrief
-from taxiway.sprint.outcome import Blocker, Check, CheckStatus, Phase, PhaseName
+from taxiway.sprint.outcome import Check, CheckStatus, Phase, PhaseName, blocker
 from taxiway.sprint.phases import (
     audit_checks,
     data_checks,
@@ -202,7 +202,9 @@ def _crashed(phase: PhaseName, name: str, evidence: str, fix: str, began: float)
         "fail",
         evidence[:300],
         time.perf_counter() - began,
-        blocker=Blocker(phase, "technical", True, f"{name} failed", evidence, fix, "days"),
+        blocker=blocker(
+            phase, "technical", f"{name} failed", evidence=evidence, fix=fix, kind="code"
+        ),
     )
 
 
@@ -219,7 +221,7 @@ def _data_access(state: _State) -> None:
         phase.checks.extend(data_checks(report))
         state.facts["sources"] = {s.name: s.status for s in report.sources}
         checked = bool(report.sources) and all(s.validation is not None for s in report.sources)
-        state.observed["contracts_passed"] = not report.blocked and checked
+        state.observed["contracts_passed"] = _contracts_passed(report, checked)
         # whether rows are checked is seen only on a source that was read: a source read
         # without a contract is a no; one never read leaves the question unobserved
         bare = sorted(s.name for s in report.sources if any(
@@ -229,6 +231,17 @@ def _data_access(state: _State) -> None:
         elif checked:
             names = ", ".join(s.name for s in report.sources)
             state.observed["contracts_checked"] = (True, f"checked on this read: {names}")
+
+
+def _contracts_passed(report: CheckReport, checked: bool) -> tuple[bool, str]:
+    """Every source reachable and its rows passing its contract: the same findings the phase
+    table shows, so a source in ``warn`` (failing rows, late data) is not a pass."""
+    failing = [f"{s.name} ({s.status})" for s in report.sources if s.status != "ok"]
+    if failing:
+        return (False, f"not passing: {', '.join(failing)}")
+    if not checked:
+        return (False, "a source was read without its contract checked")
+    return (True, f"passed: {', '.join(s.name for s in report.sources)}")
 
 
 def _model_development(state: _State) -> None:
@@ -270,6 +283,11 @@ def _model_development(state: _State) -> None:
                     "baseline": (v.metrics.get("baseline") or {}).get(metric),
                     "beats_baseline": result.beats_baseline,
                     "baseline_description": v.metrics.get("baseline_description"),
+                    # what a retrain costs, the estimate of a fix that needs one: unknown when
+                    # the version was reused rather than trained here
+                    "training_s": None
+                    if result.reused_model
+                    else round(time.perf_counter() - began, 3),
                 }
                 state.observed["lineage_recorded"] = bool(v.lineage)
         finally:
@@ -299,17 +317,13 @@ def _model_development(state: _State) -> None:
         with _step(state, phase, "handoff audit", "run `taxiway audit` and fix what it reports"):
             began = time.perf_counter()
             audit = run_audit(project, state.candidate, sample=state.options.audit_sample)
-            audited = audit_checks(audit)
-            statuses = {check.status for check in audited}
-            worst: CheckStatus = (
-                "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-            )
+            audited = audit_checks(audit, (state.facts.get("model") or {}).get("training_s"))
             # the audit is timed as a whole; its checks follow, each with its blocker
             phase.checks.append(
                 Check(
                     "handoff audit",
-                    worst,
-                    f"{len(audited)} checks, {len(audit.findings)} finding(s)",
+                    _worst(audited),
+                    _audit_summary(audited, len(audit.findings)),
                     time.perf_counter() - began,
                 )
             )
@@ -335,6 +349,33 @@ def _model_development(state: _State) -> None:
             state.observed["shared_definitions"] = skew == "passed" and state.observed.get(
                 "online_store_used", False
             )
+
+
+_SEVERITY: dict[CheckStatus, int] = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
+
+
+def _worst(checks: list[Check]) -> CheckStatus:
+    """The worst status of ``checks`` (``skip`` only when every one was skipped)."""
+    return max((c.status for c in checks), key=_SEVERITY.__getitem__, default="pass")
+
+
+def _audit_summary(audited: list[Check], findings: int) -> str:
+    """The audit in one line, counted from the checks that follow it in the phase table:
+    ``5 checks: leakage, coverage failed; 3 passed; 3 finding(s)``."""
+    by_check: dict[str, CheckStatus] = {}
+    for check in audited:  # "audit leakage (x)" and "audit leakage (y)" are one audit check
+        name = check.name.removeprefix("audit ").split(" (")[0]
+        seen = by_check.get(name, "skip")
+        by_check[name] = max(seen, check.status, key=_SEVERITY.__getitem__)
+    parts = []
+    for status, word in (("fail", "failed"), ("warn", "warned"), ("skip", "skipped")):
+        names = [name for name, found in by_check.items() if found == status]
+        if names:
+            parts.append(f"{', '.join(names)} {word}")
+    passed = sum(1 for found in by_check.values() if found == "pass")
+    if passed:
+        parts.append(f"{passed} passed")
+    return f"{len(by_check)} checks: {'; '.join(parts)}; {findings} finding(s)"
 
 
 def _blocked_sources(state: _State) -> set[str]:
@@ -451,16 +492,15 @@ def _drill(state: _State, phase: Phase, version: int, budget: float, mode: str) 
                 data=summary,
                 blocker=None
                 if ok
-                else Blocker(
+                else blocker(
                     "integration",
                     "technical",
-                    True,
                     f"the service does not degrade gracefully when its online store is {mode}",
                     evidence=detail,
                     fix="declare a fallback that needs no online store "
                     "(`serving.fallback: baseline` or a constant) and keep the "
                     "latency budget above the store's timeout",
-                    estimate="days",
+                    kind="spec_line",
                 ),
             )
         )
@@ -536,17 +576,27 @@ def _prediction_log_folder(project: Project) -> Path:
 
 def _unattended(state: _State, deployed: bool) -> Fact | None:
     """Whether the sprint went from the spec to a served, monitored service with no manual
-    step but the sign-offs; ``None`` when it cannot tell (it deployed cleanly, but the
-    monitor or the rollout was not exercised, so "monitored" was not seen)."""
-    blocked = any(b for p in state.phases for b in p.blockers)
-    if not deployed or blocked:
-        return False
+    step but the sign-offs; ``None`` when it cannot tell: it deployed (or only sign-offs
+    stopped it), but the monitor or the rollout was not exercised, so "monitored" was not
+    seen. A missing sign-off is the one manual step the question allows, so it is no "no"."""
+    others = [b.title for p in state.phases for b in p.blockers if b.kind != "sign_off"]
+    if others:
+        return (False, f"blocked by {len(others)} besides the sign-offs: {'; '.join(others[:5])}")
+    if not deployed and not _only_sign_offs_stopped_it(state):
+        return (False, "it did not deploy")
     unseen = [
         k for k in ("monitoring", "rollout") if (state.facts.get(k) or {}).get("observed") is None
     ]
     if unseen:
         return None
     return True
+
+
+def _only_sign_offs_stopped_it(state: _State) -> bool:
+    """Whether the candidate was held back by missing sign-offs alone (it was trained and
+    served, and every blocker is a sign-off)."""
+    found = [b for p in state.phases for b in p.blockers]
+    return state.candidate is not None and bool(found) and all(b.kind == "sign_off" for b in found)
 
 
 def _require_writable(folder: Path) -> None:
