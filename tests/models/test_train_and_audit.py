@@ -89,8 +89,16 @@ def test_models_list_show_promote_and_lineage(
     code, listed = _run(capsys, "models", "list", "-f", str(shop), "--json")
     assert code == 0
     assert [v["stage"] for v in listed][:1] == ["candidate"]
-    assert main(["models", "promote", "1", "-f", str(shop), "--by", "tester"]) == 0
+    # the gate of the sprint's deployment phase: the retail spec asks for three sign-offs
+    assert main(["models", "promote", "1", "-f", str(shop), "--by", "tester"]) == 1
+    err = capsys.readouterr().err
+    assert "retail_churn v1 not promoted: 3 blocker(s)" in err, err
+    for role in ("security", "privacy", "business"):
+        assert f"the {role} sign-off is missing" in err
+        assert main(["approve", "-f", str(shop), "--role", role, "--by", "tester"]) == 0
     capsys.readouterr()
+    assert main(["models", "promote", "1", "-f", str(shop), "--by", "tester"]) == 0
+    assert "now production" in capsys.readouterr().out
     code, lineage = _run(capsys, "models", "show", "1", "-f", str(shop), "--lineage")
     assert code == 0
     for piece in (
@@ -234,6 +242,8 @@ def test_a_team_registry_in_postgresql(
             "FROM ml_registry.model_versions WHERE name = 'retail_churn'"
         ).fetchone()
     assert row == (result["version"], "candidate", str(result["training_set"]["rows"]))
+    for role in ("security", "privacy", "business"):  # the promotion gate's sign-offs
+        assert main(["approve", "-f", str(spec), "--role", role, "--by", "tester"]) == 0
     assert main(["models", "promote", str(result["version"]), "-f", str(spec)]) == 0
     capsys.readouterr()
     _, listed = _run(capsys, "models", "list", "-f", str(spec), "--json")

@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
     from taxiway.models.registry import ModelVersion, Registry
+    from taxiway.sprint.outcome import Blocker
 
 __all__ = ["app"]
 
@@ -130,9 +133,32 @@ def promote(
     state_dir: StateDirOption = None,
     by: ByOption = None,
     note: NoteOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote even though the gate blocks (needs --reason; recorded, with who, in "
+            "the approvals log).",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="With --force: why the gate is overridden, for the log."),
+    ] = None,
 ) -> None:
-    """Make a version the production one (the previous production version is archived)."""
-    _stage(file, state_dir, version, "production", by, note)
+    """Make a version the production one (the previous production version is archived).
+
+    First the gate of the sprint's deployment phase: the version's handoff audit has no
+    blocker; owner and action are declared; every sign-off governance.approvals requires is
+    recorded; monitoring and a rollout plan are declared. Exit 1 with each blocker and its fix
+    when one fails; `--force --reason TEXT` promotes anyway and records who (--by, default
+    you), why, and each blocker overridden in the hash-chained approvals log.
+    """
+    if force and not (reason and reason.strip()):
+        raise typer.BadParameter("--force needs --reason TEXT: why the gate is overridden")
+    if reason is not None and not force:
+        raise typer.BadParameter("--reason goes with --force", param_hint="--reason")
+    _promote(file, state_dir, version, by, note, reason if force else None)
 
 
 @app.command("archive")
@@ -170,6 +196,78 @@ def _stage(
     console.print(f"{v.name} v{v.version} is now {v.stage}")
     if stage == "production" and before is not None and before.version != v.version:
         console.print(f"{v.name} v{before.version} archived (promote it again to roll back)")
+
+
+def _promote(
+    file: Path | None,
+    state_dir: Path | None,
+    version: int,
+    by: str | None,
+    note: str | None,
+    forced_for: str | None,
+) -> None:
+    """Check the promotion gate, then promote (or refuse, or override it and log who)."""
+    import getpass
+
+    from taxiway.sprint.approvals import approvals_path, record_override
+    from taxiway.sprint.gates import promotion_gate
+    from taxiway.sprint.phases import NOT_EXERCISED
+
+    project = Project.load(file, state_dir)
+    registry = _open(project)
+    try:
+        v = registry.get(project.spec.name, version)
+    finally:
+        registry.close()
+    if v.stage == "production":
+        Console(highlight=False).print(f"{v.name} v{v.version} is already production")
+        return
+    errors = Console(stderr=True, highlight=False)
+    errors.print(
+        f"checking the gate for {v.name} v{v.version}: the handoff audit, owner, action, "
+        "sign-offs, monitoring, rollout"
+    )
+    gate = promotion_gate(project, v)
+    blockers = gate.blockers
+    who = by or getpass.getuser()
+    console = Console(highlight=False)
+    for check in gate.warnings:
+        if not check.detail.startswith(NOT_EXERCISED):  # nothing exercises them outside a sprint
+            errors.print(f"[yellow]warning:[/] {escape(check.name)}: {escape(check.detail)}")
+    if blockers and forced_for is None:
+        raise GovernanceError(
+            _refusal(v, blockers),
+            fix=f"fix each blocker and run `taxiway models promote {v.version}` again; or, "
+            "when it cannot wait, `taxiway models promote "
+            f"{v.version} -f {project.spec_path} --force --reason TEXT` promotes anyway and "
+            f"records who, why and each blocker overridden in {approvals_path(project)}",
+        )
+    if blockers and forced_for is not None:
+        record = record_override(
+            project,
+            who,
+            forced_for,
+            f"promoted {v.name} v{v.version} to production",
+            [b.title for b in blockers],
+        )
+        console.print(
+            f"[bold red]gate overridden[/] by {escape(who)}: {len(blockers)} blocker(s) "
+            f"({escape('; '.join(b.title for b in blockers))}); recorded as record "
+            f"{record.seq} of {approvals_path(project)}"
+        )
+        forced = f"forced over {len(blockers)} blocker(s) (approvals log record {record.seq})"
+        note = f"{forced}: {forced_for.strip()}" + (f"; {note}" if note else "")
+    elif forced_for is not None:
+        console.print("no blocker: --force was not needed, and nothing is recorded as overridden")
+    _stage(file, state_dir, version, "production", who, note)
+
+
+def _refusal(v: ModelVersion, blockers: list[Blocker]) -> str:
+    lines = [f"{v.name} v{v.version} not promoted: {len(blockers)} blocker(s)"]
+    for b in blockers:
+        lines.append(f"  - {b.title}: {b.evidence}")
+        lines.append(f"    fix: {b.fix}")
+    return "\n".join(lines)
 
 
 def _summary(v: ModelVersion) -> dict[str, object]:

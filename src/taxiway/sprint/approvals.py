@@ -21,6 +21,11 @@ naming the record. Rewriting the log then takes the key as well as the file. The
 when needed and never written to the log, a report or a message. Without the key configured,
 a ``mac`` is not checked.
 
+A promotion forced past the gate (``taxiway models promote --force --reason``) is recorded in
+the same chain by :func:`record_override`: a record whose ``role`` is :data:`OVERRIDE_ROLE`,
+``by`` who forced it, and ``note`` what was done, why, and each blocker overridden. Such a
+record is never a sign-off: :func:`sign_offs` does not count it for any role.
+
 A sign-off given for an earlier version of the spec still counts (the role is not missing),
 but :func:`sign_offs` reports it as ``earlier_spec``, so the debrief can show that the spec
 changed after it was given and the team can decide whether to ask again.
@@ -57,19 +62,25 @@ from taxiway.spec.project import Project
 
 __all__ = [
     "GENESIS",
+    "OVERRIDE_ROLE",
     "Approval",
     "SignOff",
     "approvals_path",
     "approvals_summary",
     "missing_approvals",
+    "overrides",
     "read_approvals",
     "record_approval",
+    "record_override",
     "sign_offs",
     "spec_sha256",
 ]
 
 GENESIS = "0" * 64
 """The ``prev`` of the first record."""
+
+OVERRIDE_ROLE = "override"
+"""The ``role`` of a record of a gate overridden (:func:`record_override`), never a sign-off."""
 
 _FIELDS = ("seq", "project", "role", "by", "note", "at", "spec_sha256", "prev", "hash")
 _SIGNED_FIELDS = (*_FIELDS, "mac")
@@ -176,6 +187,12 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
             f"{project.spec_path} asks for no sign-offs (governance.approvals is empty or absent)",
             fix=f"list the roles that must sign off in the spec:\n{_GOVERNANCE_YAML}",
         )
+    if role == OVERRIDE_ROLE:
+        raise GovernanceError(
+            f"`{OVERRIDE_ROLE}` is kept for the records of promotions forced past the gate: "
+            "it cannot be a sign-off",
+            fix=f"rename the role in governance.approvals of {project.spec_path}",
+        )
     if role not in required:
         raise GovernanceError(
             f"`{role}` is not a sign-off {project.spec_path} asks for",
@@ -186,6 +203,41 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
         raise GovernanceError(
             "a sign-off needs the name of who gives it", fix="pass --by 'First Last'"
         )
+    return _append_record(project, role, by, note)
+
+
+def record_override(
+    project: Project, by: str, reason: str, action: str, overridden: list[str]
+) -> Approval:
+    """Append to the log that ``by`` did ``action`` past the gate, for ``reason``, over each
+    blocker of ``overridden`` (their titles), and return the record.
+
+    The record is chained, and signed with ``governance.signing_key_env``, like a sign-off;
+    its ``role`` is :data:`OVERRIDE_ROLE` and its ``note`` reads
+    ``<action>; reason: <reason>; overridden (<n>): <title>; <title>...``. It works whether or
+    not the spec asks for sign-offs.
+    """
+    if not by.strip():
+        raise GovernanceError(
+            "an override needs the name of who forces it", fix="pass --by 'First Last'"
+        )
+    if not reason.strip():
+        raise GovernanceError(
+            "an override needs a reason, kept in the approvals log",
+            fix="pass --reason 'why it cannot wait' (an incident, a ticket)",
+        )
+    listed = "; ".join(overridden) if overridden else "nothing"
+    note = f"{action}; reason: {reason.strip()}; overridden ({len(overridden)}): {listed}"
+    return _append_record(project, OVERRIDE_ROLE, by, note)
+
+
+def overrides(project: Project) -> list[Approval]:
+    """The verified records of gates overridden (:func:`record_override`), oldest first."""
+    return [a for a in read_approvals(project) if a.role == OVERRIDE_ROLE]
+
+
+def _append_record(project: Project, role: str, by: str, note: str | None) -> Approval:
+    """Append one record to the chain (verified first) under an exclusive lock, durably."""
     key = _signing_key(project)
     path = approvals_path(project)
     created = not path.exists()
@@ -217,7 +269,8 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
 
 
 def read_approvals(project: Project) -> list[Approval]:
-    """This project's sign-offs, oldest first, after verifying the whole chain.
+    """This project's records (sign-offs, and overrides: see :data:`OVERRIDE_ROLE`), oldest
+    first, after verifying the whole chain.
 
     Raise :class:`~taxiway.errors.GovernanceError` naming the file, the line and what is wrong
     when a line was edited, deleted, inserted or left incomplete, or, with
@@ -237,7 +290,8 @@ def sign_offs(project: Project) -> list[SignOff]:
     """Each role ``governance.approvals`` lists, with its newest verified sign-off."""
     newest: dict[str, Approval] = {}
     for approval in read_approvals(project):
-        newest[approval.role] = approval
+        if approval.role != OVERRIDE_ROLE:
+            newest[approval.role] = approval
     current = spec_sha256(project)
     return [SignOff(role, newest.get(role), current) for role in _required_roles(project)]
 
