@@ -1,14 +1,21 @@
-"""The typer application and the one place that turns errors into messages and exit codes."""
+"""The typer application, how its help and output read, and the one place that turns errors
+into messages and exit codes."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import rich_utils
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from taxiway.cli import (
     approve,
@@ -24,10 +31,100 @@ from taxiway.cli import (
 )
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
 
-__all__ = ["app", "main"]
+__all__ = ["UNWRAPPED_COLUMNS", "app", "main"]
+
+UNWRAPPED_COLUMNS = 10_000
+"""The console width when stdout is not a terminal: wide enough that no line is cut in two,
+so a `fix:` line (`taxiway approve -f ... --role security --by <name>`) pastes whole."""
+
+
+class _Flag(TyperOption):
+    """An option whose help shows a flag as its name alone (`--serve`, not `--serve <bool>`)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag and not self.count:
+            return None
+        return super().display_type_rich(ctx)
+
+
+class _Argument(TyperArgument):
+    """An argument named in the usage line as click and most tools write it (`VERSION`,
+    `[NAME]`, `ENTITIES...`) rather than typer's `{version}`."""
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        name = self.metavar or (self.name or "").upper()
+        if not self.required:
+            name = f"[{name}]"
+        return [name + ("..." if self.nargs != 1 else "")]
+
+
+class _Taxiway(TyperGroup):
+    """The root group: once built, it readies the help of every command below it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _polish(self)
+
+
+def _polish(command: Any) -> None:
+    """Make ``command``'s help read well, and that of every command below it.
+
+    Each paragraph of a docstring becomes one line that rich wraps to the terminal (typer keeps
+    the source's line breaks, so help read `hash-chained: a line` / `changed or deleted`),
+    except a paragraph that starts with ``\\b``, which keeps its lines. Each option and
+    argument, the help option included, takes the classes above.
+    """
+    if command.help:
+        command.help = _unwrap(command.help)
+    ctx = command.context_class(command, **command.context_settings)
+    help_option = command.get_help_option(ctx)
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if type(param) is TyperOption:
+            param.__class__ = _Flag
+        elif type(param) is TyperArgument:
+            param.__class__ = _Argument
+    for sub in getattr(command, "commands", {}).values():
+        _polish(sub)
+
+
+def _unwrap(text: str) -> str:
+    r"""``text`` with each paragraph on one line, but for one that starts with ``\b``.
+
+    >>> _unwrap("One line\n    and its end.\n\n\bkept\nas is")
+    'One line and its end.\n\n\x08kept\nas is'
+    """
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+        for p in paragraphs
+    )
+
+
+@contextmanager
+def _whole_lines() -> Iterator[None]:
+    """While a command runs with stdout not a terminal, print every line whole.
+
+    Every rich console the commands create reads ``COLUMNS``: set to
+    :data:`UNWRAPPED_COLUMNS`, nothing they print is cut at 80 columns. Help and typer's usage
+    errors are drawn in boxes as wide as the console, so they keep the width rich finds without
+    it (the terminal's, else 80). A ``COLUMNS`` the user set wins; both are restored after.
+    """
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        yield
+        return
+    help_width = rich_utils.MAX_WIDTH
+    rich_utils.MAX_WIDTH = help_width or Console().width
+    os.environ["COLUMNS"] = str(UNWRAPPED_COLUMNS)
+    try:
+        yield
+    finally:
+        os.environ.pop("COLUMNS", None)
+        rich_utils.MAX_WIDTH = help_width
+
 
 app = typer.Typer(
     name="taxiway",
+    cls=_Taxiway,
     help="Take a machine-learning pilot to production, driven by one spec (taxiway.yaml).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -69,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(args=argv, prog_name="taxiway", standalone_mode=True)
+        with _whole_lines():
+            app(args=argv, prog_name="taxiway", standalone_mode=True)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except TaxiwayError as error:
