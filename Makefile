@@ -38,12 +38,13 @@ demo: $(VENV)/.base examples/retail/data/.done
 		--report examples/retail/.taxiway/report; status=$$?; [ $$status -le 1 ]
 
 # The same sprint on examples/blocked: a source the role cannot read, a leaking input, no
-# owner, missing sign-offs. Its debrief names each with the fix (path 2 or 3).
-BLOCKED := examples/blocked/taxiway.yaml
+# owner, missing sign-offs. Its debrief names each with the fix (path 2). demo.py writes the
+# leaking table and, on the PostgreSQL server at 127.0.0.1:5432 (database test, trust auth; or
+# BLOCKED_ADMIN_URL), creates the CRM table and a role that cannot read it, so the fix is the
+# GRANT; with no server there it says so and the blocker is the failed connection.
 demo-blocked: $(VENV)/.base examples/retail/data/.done
-	$(BIN)/python examples/blocked/leak.py
-	@$(BIN)/taxiway sprint -f $(BLOCKED) --as-of 2025-12-31 \
-		--report examples/blocked/.taxiway/report; status=$$?; [ $$status -le 1 ]
+	@$(BIN)/python examples/blocked/demo.py --report examples/blocked/.taxiway/report; \
+		status=$$?; [ $$status -le 1 ]
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples
