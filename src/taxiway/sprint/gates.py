@@ -45,6 +45,15 @@ def deployment_checks(
 
     No monitor or rollout controller runs outside a sprint yet, so a declared section is
     reported as declared, not exercised (a warning, not a blocker).
+
+    >>> from pathlib import Path
+    >>> from taxiway.spec.loader import load_spec_text
+    >>> spec = load_spec_text("name: demo\\nowner: growth-team\\nmonitoring: {drift: psi}")
+    >>> checks, used = deployment_checks(Project(spec, Path("taxiway.yaml")), [])
+    >>> [b.title for b in critical_blockers(checks)]
+    ['no one acts on the predictions', 'no gradual rollout is planned']
+    >>> used["monitoring"]["evidence"]
+    'declared, not exercised'
     """
     checks = governance_checks(project, signed)
     used: dict[str, dict[str, Any]] = {}
