@@ -112,6 +112,10 @@ serving:
 """
 
 
+# A benchmark shop has no sign-offs: its promotion overrides the gate, recorded as such.
+FORCE = ["--force", "--reason", "benchmark shop: no sign-offs"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="the project's folder")
@@ -159,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         (out / "pilot.features.json").write_text(json.dumps(names))
         template = REQUEST_SPEC if args.request_fields else SPEC
         spec.write_text(template.format(view=VIEW, columns=", ".join(columns)))
-        steps = [["train", "-f", str(spec), "--json"], ["models", "promote", "1", "-f", str(spec)]]
+        steps = [
+            ["train", "-f", str(spec), "--json"],
+            ["models", "promote", "1", "-f", str(spec), *FORCE],
+        ]
         if not args.request_fields:
             steps.append(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"])
         for step in steps:

@@ -35,6 +35,10 @@ SHOP = ROOT / "bench" / ".data" / "serving" / "shop"
 FIRST_CUSTOMER = 100_001  # examples/retail/simulate.py numbers customers from here
 
 
+# A benchmark shop has no sign-offs: its promotion overrides the gate, recorded as such.
+FORCE = ["--force", "--reason", "benchmark shop: no sign-offs"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=5_000)
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(EXAMPLE / "contracts", shop / "contracts")
         for step in (
             ["train", "-f", str(spec), "--json"],
-            ["models", "promote", "1", "-f", str(spec)],
+            ["models", "promote", "1", "-f", str(spec), *FORCE],
             ["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"],
         ):
             if taxiway(step) != 0:
