@@ -22,7 +22,7 @@ def server(shop: Path) -> Iterator[Server]:
 
 def test_a_prediction_says_what_served_it(server: Server) -> None:
     with server.client() as client:
-        answer = client.post("/v1/predict", json={"entities": {"customer": "17"}}).json()
+        answer = client.post("/v1/predict", json={"entities": {"customer": "100017"}}).json()
     assert set(answer) >= {
         "request_id",
         "prediction",
@@ -41,7 +41,8 @@ def test_a_prediction_says_what_served_it(server: Server) -> None:
 def test_a_list_gets_one_answer_per_item_and_integer_keys_work(server: Server) -> None:
     with server.client() as client:
         answers = client.post(
-            "/v1/predict", json=[{"entities": {"customer": 17}}, {"entities": {"customer": "18"}}]
+            "/v1/predict",
+            json=[{"entities": {"customer": 100017}}, {"entities": {"customer": "100018"}}],
         ).json()
     assert [a["path"] for a in answers] == ["model", "model"]
     assert answers[0]["request_id"] != answers[1]["request_id"]
@@ -61,12 +62,12 @@ def test_the_service_scores_like_the_model_with_the_stored_features(
     registry = open_registry(None, state_dir=project.state_dir)
     try:
         model = load_model(registry.get("retail_churn", 1).artifact_dir)
-        values = lookup(project.spec, store, "customer", ["42"])[0].values()
+        values = lookup(project.spec, store, "customer", ["100042"])[0].values()
     finally:
         store.close()
         registry.close()
     with server.client() as client:
-        served = client.post("/v1/predict", json={"entities": {"customer": "42"}}).json()
+        served = client.post("/v1/predict", json={"entities": {"customer": "100042"}}).json()
     assert served["prediction"] == pytest.approx(model.predict_one(values), abs=1e-9)
 
 
@@ -155,7 +156,7 @@ def test_every_answer_is_in_the_log_readable_by_duckdb(server: Server, shop: Pat
     with server.client() as client:
         ids = [
             client.post(
-                "/v1/predict", json={"entities": {"customer": str(i)}, "unit": f"u{i}"}
+                "/v1/predict", json={"entities": {"customer": str(100000 + i)}, "unit": f"u{i}"}
             ).json()["request_id"]
             for i in range(20)
         ]
@@ -171,7 +172,7 @@ def test_every_answer_is_in_the_log_readable_by_duckdb(server: Server, shop: Pat
 
 def test_metrics_expose_latency_fallbacks_and_version(server: Server) -> None:
     with server.client() as client:
-        client.post("/v1/predict", json={"entities": {"customer": "17"}})
+        client.post("/v1/predict", json={"entities": {"customer": "100017"}})
         text = client.get("/metrics").text
     assert (
         'taxiway_request_latency_seconds_bucket{arm="production",le="0.005",path="model"}' in text
@@ -187,7 +188,7 @@ def test_request_counts_use_a_fixed_set_of_route_labels(server: Server) -> None:
     with server.client() as client:
         for name in names:
             assert client.post(f"/v2/models/{name}/infer", json={"inputs": []}).status_code == 404
-        client.post("/v1/predict", json={"entities": {"customer": "17"}})
+        client.post("/v1/predict", json={"entities": {"customer": "100017"}})
         text = client.get("/metrics").text
     counted = [line for line in text.splitlines() if line.startswith("taxiway_http_requests_total")]
     assert any('route="/v2/models/{name}/infer",status="404"' in line for line in counted)
@@ -203,15 +204,16 @@ def test_openapi_document_describes_the_inputs(server: Server) -> None:
     assert item["properties"]["entities"]["required"] == ["customer"]
 
 
-def test_an_unknown_entity_key_is_answered_degraded_free_with_missing_features(
+def test_an_unknown_entity_key_is_answered_by_the_fallback_marked_degraded(
     server: Server,
 ) -> None:
-    # a customer the store has never seen: features are missing, the model still scores
+    # a customer the store has never seen: every feature is missing, so the model would
+    # score a row of nulls (issue 13 defect 6; tests/serving/test_honest_answers.py)
     with server.client() as client:
         answer = client.post(
             "/v1/predict", json={"entities": {"customer": "no-such-customer"}}
         ).json()
-    assert answer["path"] == "model"
+    assert (answer["path"], answer["degraded"]) == ("fallback:baseline", True)
 
 
 def test_nothing_in_production_is_refused_with_the_command_to_run(

@@ -45,7 +45,7 @@ def test_a_log_that_cannot_be_written_is_a_503_to_retry_then_heals(
 ) -> None:
     folder = tmp_path / "predictions"
     spec = variant(shop, tmp_path, serving=f"  log:\n    path: {folder}\n")
-    body = {"entities": {"customer": "17"}}
+    body = {"entities": {"customer": "100017"}}
     state = str(shop.parent / ".taxiway")  # the shop's model and store; the log of its own
     with serving(spec, "--state-dir", state) as server, server.client() as client:
         assert client.post("/v1/predict", json=body).status_code == 200

@@ -22,7 +22,7 @@ from tests.conftest import require_service
 from taxiway.cli import main
 from taxiway.serving.log import count_records, log_files
 
-from .conftest import Server, free_port, serving, variant
+from .conftest import Server, free_port, promote, serving, variant
 
 FLAKY = '''
 import os, time
@@ -48,7 +48,7 @@ class Flaky:
 
 def _prepare(spec: Path, version: int = 1) -> None:
     assert main(["train", "-f", str(spec), "--json"]) in (0, 1)
-    assert main(["models", "promote", str(version), "-f", str(spec)]) == 0
+    promote(spec, version)
     assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
 
 
@@ -87,7 +87,7 @@ def flaky_server(flaky: Path) -> Iterator[Server]:
 def test_a_failing_model_falls_back_and_opens_the_breaker(
     flaky: Path, flaky_server: Server
 ) -> None:
-    body = {"entities": {"customer": "17"}}
+    body = {"entities": {"customer": "100017"}}
     with flaky_server.client() as client:
         assert client.post("/v1/predict", json=body).json()["path"] == "model"
         (flaky.parent / "FAIL").touch()
@@ -110,7 +110,7 @@ def test_a_model_that_overruns_is_answered_within_the_budget(
     (flaky.parent / "SLOW").touch()
     with flaky_server.client() as client:
         began = time.perf_counter()
-        answer = client.post("/v1/predict", json={"entities": {"customer": "17"}}).json()
+        answer = client.post("/v1/predict", json={"entities": {"customer": "100017"}}).json()
         wall_ms = (time.perf_counter() - began) * 1000
     assert answer["degraded"] is True
     assert answer["reason"] == "model overran the latency budget"
@@ -126,7 +126,7 @@ def test_overload_is_shed_with_429_and_retry_after(flaky: Path, flaky_server: Se
 
     def fire() -> None:
         with httpx.Client(base_url=flaky_server.url, timeout=10) as client:
-            response = client.post("/v1/predict", json={"entities": {"customer": "17"}})
+            response = client.post("/v1/predict", json={"entities": {"customer": "100017"}})
             statuses.append(response.status_code)
             retry.append(response.headers.get("retry-after"))
 
@@ -206,7 +206,7 @@ def test_redis_paused_mid_run_degrades_within_budget_and_recovers(
     )
     state = ["--state-dir", str(shop.parent / ".taxiway")]
     with serving(spec, *state) as server, server.client() as client:
-        body = {"entities": {"customer": "17"}}
+        body = {"entities": {"customer": "100017"}}
         healthy = client.post("/v1/predict", json=body).json()
         assert healthy["path"] == "model"
         redis.send_signal(signal.SIGSTOP)
@@ -244,7 +244,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(shop: Path, tmp_pat
                     try:
                         response = client.post(
                             "/v1/predict",
-                            json={"entities": {"customer": str((worker * 997 + i) % 400)}},
+                            json={"entities": {"customer": str(100001 + (worker * 997 + i) % 400)}},
                         )
                     except httpx.TransportError:
                         return
@@ -290,7 +290,9 @@ def test_promotion_under_load_swaps_the_model_with_no_failed_request(
             with httpx.Client(base_url=server.url, timeout=5) as client:
                 while not stop.is_set():
                     try:
-                        response = client.post("/v1/predict", json={"entities": {"customer": "17"}})
+                        response = client.post(
+                            "/v1/predict", json={"entities": {"customer": "100017"}}
+                        )
                         version = (
                             response.json().get("model_version")
                             if response.status_code == 200
@@ -304,7 +306,7 @@ def test_promotion_under_load_swaps_the_model_with_no_failed_request(
         for thread in threads:
             thread.start()
         assert main(["train", "-f", str(spec), "--json"]) == 0
-        assert main(["models", "promote", "2", "-f", str(spec)]) == 0
+        promote(spec, 2)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(v == 2 for _, v in results[-20:]):
             time.sleep(0.1)
@@ -327,7 +329,7 @@ def test_api_keys_and_roles(shop: Path, tmp_path: Path) -> None:
         serving(spec, "--state-dir", str(shop.parent / ".taxiway")) as server,
         server.client() as client,
     ):
-        body = {"entities": {"customer": "17"}}
+        body = {"entities": {"customer": "100017"}}
         assert client.post("/v1/predict", json=body).status_code == 401
         assert (
             client.post(
@@ -378,7 +380,7 @@ def _burst(url: str, connections: int, requests: int) -> list[int]:
     def client(worker: int) -> None:
         with httpx.Client(base_url=url, timeout=10) as http:
             for i in range(requests):
-                body = {"entities": {"customer": str((worker * 31 + i) % 400)}}
+                body = {"entities": {"customer": str(100001 + (worker * 31 + i) % 400)}}
                 for _ in range(3):  # a connection the kill cut is opened again
                     try:
                         statuses.append(http.post("/v1/predict", json=body).status_code)
@@ -429,7 +431,7 @@ def test_an_injected_store_fault_degrades_every_answer_within_the_budget(
     env = {"TAXIWAY_FAULTS": "online_store=down"}
     with serving(spec, "--state-dir", state, env=env) as server, server.client() as client:
         answers = [
-            client.post("/v1/predict", json={"entities": {"customer": str(i)}}).json()
+            client.post("/v1/predict", json={"entities": {"customer": str(100001 + i)}}).json()
             for i in range(20)
         ]
         metrics = client.get("/metrics").text

@@ -297,3 +297,29 @@ def test_spine_entity_must_be_the_label_entity() -> None:
     text = text.replace("source: orders}\nlabel", "source: orders, entity: store}\nlabel")
     error = issue_of(text)
     assert error.issues[0].path == "spine.entity"
+
+
+@pytest.mark.parametrize("policy", ["score", "fallback"])
+def test_serving_missing_features_takes_score_or_fallback(policy: str) -> None:
+    text = GOOD.replace(
+        "serving: {latency_budget_ms: 50, fallback: baseline}",
+        f"serving: {{latency_budget_ms: 50, fallback: baseline, missing_features: {policy}}}",
+    )
+    assert text != GOOD
+    serving = load_spec_text(text, "taxiway.yaml").serving
+    assert serving is not None
+    assert serving.missing_features == policy
+
+
+def test_serving_missing_features_is_absent_by_default_and_refuses_other_words() -> None:
+    serving = load_spec_text(GOOD, "taxiway.yaml").serving
+    assert serving is not None
+    assert serving.missing_features is None  # the fallback for an unknown entity only
+    error = issue_of(
+        GOOD.replace(
+            "serving: {latency_budget_ms: 50, fallback: baseline}",
+            "serving: {latency_budget_ms: 50, fallback: baseline, missing_features: ignore}",
+        )
+    )
+    [issue] = error.issues
+    assert issue.path == "serving.missing_features"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.conftest import require_service, retail_shop
-from tests.serving.conftest import serving
+from tests.serving.conftest import promote, serving
 
 from taxiway.cli import main
 from taxiway.errors import SpecError
@@ -87,7 +87,7 @@ def _named(folder: Path, name: str, extra: str = "") -> Path:
 
 def _serve_and_check(spec: Path, name: str) -> None:
     with serving(spec) as server, server.client() as client:
-        answer = client.post("/v1/predict", json={"entities": {"customer": "17"}}).json()
+        answer = client.post("/v1/predict", json={"entities": {"customer": "100017"}}).json()
         assert answer["path"] == "model", answer
         meta = client.get(f"/v2/models/{name}").json()
         assert meta["name"] == name
@@ -95,7 +95,12 @@ def _serve_and_check(spec: Path, name: str) -> None:
             f"/v2/models/{name}/infer",
             json={
                 "inputs": [
-                    {"name": "customer", "shape": [2], "datatype": "BYTES", "data": ["17", "18"]}
+                    {
+                        "name": "customer",
+                        "shape": [2],
+                        "datatype": "BYTES",
+                        "data": ["100017", "100018"],
+                    }
                 ]
             },
         )
@@ -110,7 +115,7 @@ def _serve_and_check(spec: Path, name: str) -> None:
 def test_a_kebab_named_use_case_trains_registers_serves_and_logs(tmp_path: Path) -> None:
     spec = _named(tmp_path, "cdnow-churn")
     assert main(["train", "-f", str(spec), "--json"]) in (0, 1)  # 1: does not beat the baseline
-    assert main(["models", "promote", "1", "-f", str(spec)]) == 0
+    promote(spec, 1)
     assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
     assert (tmp_path / ".taxiway" / "artifacts" / "cdnow-churn" / "1" / "model.json").exists()
     _serve_and_check(spec, "cdnow-churn")
@@ -149,7 +154,7 @@ def test_a_dotted_name_in_postgresql_and_as_the_redis_prefix(
     clear()
     try:
         assert main(["train", "-f", str(spec), "--json"]) in (0, 1)
-        assert main(["models", "promote", "1", "-f", str(spec)]) == 0
+        promote(spec, 1)
         assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
         assert any(True for _ in client.scan_iter(f"{prefix}*", count=1000))
         with psycopg.connect(postgres_url) as con:

@@ -1,8 +1,9 @@
 """The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics.
 
 Every request is bounded (in-flight limit → 429 with ``Retry-After``; body size → 413), every
-malformed body is a 4xx naming the problem, and every answered prediction is in the durable
-log before the answer leaves. The served model is swapped without dropping requests when the
+malformed body is a 4xx naming the problem, every error body is JSON (``{"error": ...}``, an
+unknown path and a wrong method too), and every answered prediction is in the durable log
+before the answer leaves. The served model is swapped without dropping requests when the
 registry's production version changes.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +30,8 @@ from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.service import Service
 
 __all__ = ["build_app", "error_answer"]
+
+logger = logging.getLogger("taxiway.serving")
 
 MAX_BODY = 1 << 20
 MAX_ITEMS = 1000
@@ -131,13 +136,9 @@ def build_app(service: Service) -> Starlette:
         if request.path_params["model_name"] != service.name:
             return _error(404, f"unknown model; this server serves `{service.name}`")
         payload = await read_json(request)
-        try:
-            items, request_id = service.oip_items(payload)
-        except RequestError as error:
-            return _error(422, "malformed inference request", error.detail())
         predictor = service.predictor
         try:
-            parsed = [predictor.contract.parse(item) for item in items]
+            parsed, items, request_id = service.oip_parse(payload)
         except RequestError as error:
             return _error(422, "malformed inference request", error.detail())
         answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
@@ -170,8 +171,29 @@ def build_app(service: Service) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
     return _Limits(app, service)  # type: ignore[return-value]
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no such path, wrong method) as JSON, like every other."""
+    assert isinstance(error, HTTPException)
+    message = error.detail
+    if error.status_code == 404:
+        message = f"no such path: {request.url.path} (the API is in /openapi.json)"
+    elif error.status_code == 405:
+        allowed = (error.headers or {}).get("allow", "")
+        message = f"{request.method} is not allowed here; use {allowed or 'another method'}"
+    return _json({"error": message}, error.status_code, dict(error.headers or {}))
+
+
+async def _server_error(_: Request, error: Exception) -> Response:
+    logger.error("unhandled error answering a request", exc_info=error)
+    return _json({"error": "internal error; the service's log has the details"}, 500)
 
 
 class _HttpError(Exception):
@@ -272,7 +294,12 @@ class _Limits:
         status = [500]
         try:
             if path == "/v1/predict":  # the hot path reports its status itself
-                status[0] = await _predict(service, scope, receive, send)
+                try:
+                    status[0] = await _predict(service, scope, receive, send)
+                except Exception as error:  # no answer was sent: _predict sends last
+                    status[0] = 500
+                    logger.error("unhandled error answering a prediction", exc_info=error)
+                    await _send(send, 500, {"error": "internal error; see the service's log"})
             else:
 
                 async def tracking(message: Message) -> None:

@@ -1,10 +1,15 @@
 """The input contract of a model version, built from its training data, and request parsing.
 
-A request names the entity of each of the model's views (``{"customer": "123"}``, or for a
-compound key ``{"store_product": {"store_id": 1, "product_id": 7}}``) and sends the request
-fields (``{"distance": 1400, "dest": "LAX"}``). Malformed input is a :class:`RequestError`
-naming the field (HTTP 422); a value outside what training saw (a number beyond the training
-minimum/maximum, a category never seen) is accepted and reported in ``out_of_range``.
+A request names the entity of each of the model's views (``{"customer": "100017"}``, or
+for a compound key ``{"store_product": {"store_id": 1, "product_id": 7}}``) and sends the
+request fields (``{"distance": 1400, "dest": "LAX"}``). Malformed input is a
+:class:`RequestError` naming the field (HTTP 422): a value of the wrong JSON type is refused,
+never converted (``"dest": 5`` for a text field is a 422, as a string for a number is); a
+value outside what training saw (a number beyond the training minimum/maximum, a category
+never seen) is accepted and reported in ``out_of_range``.
+
+The contract's *online features* are the model's inputs that come from a feature view (not
+request fields): the ones whose lookup status (missing, stale) makes an answer degraded.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class InputContract:
 
     entities: dict[str, tuple[str, ...]]  # entity -> its key columns
     fields: dict[str, FieldRule]
+    online: dict[str, str] = field(default_factory=dict)  # online feature -> its view
 
     @classmethod
     def build(
@@ -69,9 +75,12 @@ class InputContract:
         """From the spec's views and the version's encoder and reference profile."""
         inputs = set(model.features)
         entities: dict[str, tuple[str, ...]] = {}
+        online: dict[str, str] = {}
         for name, view in spec.features.items():
-            if inputs & set(view.output_names(name)):
+            used = inputs.intersection(view.output_names(name))
+            if used:
                 entities[view.entity] = spec.entity_keys(view.entity)
+                online.update(dict.fromkeys(used, name))
         kinds = {}
         vocab: dict[str, tuple[str, ...]] = {}
         if model.encoder is not None:
@@ -91,7 +100,7 @@ class InputContract:
                 maximum=seen.get("max"),
                 allowed=vocab.get(name, ()),
             )
-        return cls(entities=entities, fields=rules)
+        return cls(entities=entities, fields=rules, online=online)
 
     def parse(self, item: Any) -> Parsed:
         """Validate one request item; raise :class:`RequestError` naming every bad field."""
@@ -180,17 +189,17 @@ class InputContract:
                     values[name] = value
             elif rule.kind == "timestamp":
                 try:
-                    values[name] = datetime.fromisoformat(str(value))
+                    if not isinstance(value, str):
+                        raise ValueError(value)
+                    values[name] = datetime.fromisoformat(value)
                 except ValueError:
                     problems.append((where, "expected an ISO 8601 date-time"))
-            elif (
-                not isinstance(value, str | int)
-                or isinstance(value, bool)
-                or len(str(value)) > _MAX_TEXT
-            ):
+            elif not isinstance(value, str):
+                problems.append((where, "expected a string"))
+            elif len(value) > _MAX_TEXT:
                 problems.append((where, f"expected a string of at most {_MAX_TEXT} characters"))
             else:
-                values[name] = str(value)
+                values[name] = value
         return values
 
     @staticmethod

@@ -50,6 +50,13 @@ class Metrics:
             ["which", "reason"],
             registry=r,
         )
+        self.missing_features = Counter(
+            "taxiway_missing_features",
+            "Answers some of whose online features were missing (unknown entity, never "
+            "materialized) or stale (older than the ttl), by view and status.",
+            ["view", "status"],
+            registry=r,
+        )
         self.shed = Counter("taxiway_shed_requests", "Requests refused with 429.", registry=r)
         self.store_latency = Histogram(
             "taxiway_online_store_latency_seconds",
@@ -94,6 +101,7 @@ class Metrics:
         # labelled children looked up once: ``labels()`` validates and locks on every call
         self._latency: dict[tuple[str, str], Any] = {}
         self._requests: dict[tuple[str, str], Any] = {}
+        self._missing: dict[tuple[str, str], Any] = {}
 
     def latency_of(self, path: str, arm: str) -> Any:
         """The latency histogram of one answer path and arm."""
@@ -107,6 +115,13 @@ class Metrics:
         child = self._requests.get((route, status))
         if child is None:
             child = self._requests[(route, status)] = self.requests.labels(route, status)
+        return child
+
+    def missing_of(self, view: str, status: str) -> Any:
+        """The counter of answers short of one view's features (views are the spec's)."""
+        child = self._missing.get((view, status))
+        if child is None:
+            child = self._missing[(view, status)] = self.missing_features.labels(view, status)
         return child
 
     def render(self) -> bytes:

@@ -6,6 +6,15 @@ asynchronous read goes to a worker thread instead; a local SQLite read, tens of 
 runs in place); a store or model that fails,
 overruns or sits behind an open circuit breaker hands over to the fallback chain. Every answer
 says ``degraded`` and its ``path`` (``model`` or ``fallback:<which>``), and why.
+
+An answer also rests on its features. Each online feature of the input contract (every input
+the model takes from a view) has a lookup status; when one is ``missing`` (an unknown entity,
+a view never materialized for the key) or ``stale`` (older than its view's ttl), the answer is
+``degraded`` and its ``reason`` names them. ``serving.missing_features`` decides who answers
+it: ``score`` the model, ``fallback`` the fallback chain; by default the fallback when every
+online feature is missing (the model would score a row of nothing but nulls) and the model
+when only some are (it was trained with nulls in those columns). A value that is present but
+null (a customer without orders in a window) is not missing.
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ import asyncio
 import math
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from taxiway.features.lookup import lookup, lookup_values, values_of
-from taxiway.features.online.base import AsyncReader, OnlineStore
+from taxiway.features.lookup import lookup
+from taxiway.features.online.base import AsyncReader, OnlineStore, ViewValues
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.artifact import LoadedModel, load_model
 from taxiway.models.registry import ModelVersion
@@ -76,6 +86,7 @@ class Answer:
     out_of_range: list[str] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=dict)
     lookup_ms: float | None = None
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (feature, status)
 
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
@@ -106,7 +117,7 @@ class Predictor:
         *,
         previous: LoadedModel | None = None,
         executor: ThreadPoolExecutor | None = None,
-        arm: str = "production",
+        arm: str | None = None,
     ) -> None:
         self.spec = spec
         self.version = version
@@ -114,11 +125,13 @@ class Predictor:
         self.contract = InputContract.build(spec, self.model, version.profile)
         self.store = store
         self.previous = previous
-        self.arm = arm
+        # the arm answers are labelled with: the version's stage (a rollout names its arms)
+        self.arm: str = arm or version.stage
         serving = spec.serving or Serving()
         self.serving = serving
         self.budget_s = serving.latency_budget_ms / 1000
         self.chain: list[Step] = parse_chain(serving.fallback)
+        self.missing_features = serving.missing_features
         reset = serving.breaker.reset_after.total_seconds()
         self.store_breaker = CircuitBreaker(
             "online_store", failures=serving.breaker.failures, reset_after_s=reset
@@ -163,6 +176,7 @@ class Predictor:
         reason: str | None = None
         store_ok = True
         lookup_ms = None
+        unavailable: list[tuple[str, str]] = []
         if self.contract.entities:
             if not self.store_breaker.allow():
                 store_ok, reason = False, "online store circuit breaker open"
@@ -170,14 +184,14 @@ class Predictor:
                 began = time.perf_counter()
                 try:
                     if self._store_inline:
-                        found = self._lookup(parsed.keys)
+                        found, unavailable = self._lookup(parsed.keys)
                     elif self._store_async:
-                        found = await asyncio.wait_for(
+                        found, unavailable = await asyncio.wait_for(
                             self._lookup_async(parsed.keys),
                             timeout=max(0.0, (deadline - began) * 0.8),
                         )
                     else:
-                        found = await asyncio.wait_for(
+                        found, unavailable = await asyncio.wait_for(
                             asyncio.get_running_loop().run_in_executor(
                                 self.executor, self._lookup, parsed.keys
                             ),
@@ -193,14 +207,46 @@ class Predictor:
                     self.store_breaker.success()
                     values.update(found)
                 lookup_ms = (time.perf_counter() - began) * 1000
-        if store_ok and parsed.out_of_range and self.serving.out_of_range == "fallback":
+        short = None
+        if unavailable:
+            short, nothing_known = self._short_of_features(parsed, unavailable)
+            policy = self.missing_features
+            if policy == "fallback" or (policy is None and nothing_known):
+                reason = short
+        if reason is not None:
+            pass  # the store failed, or the features are short and the fallback answers
+        elif parsed.out_of_range and self.serving.out_of_range == "fallback":
             reason = f"out of the training range: {', '.join(parsed.out_of_range)}"
-        elif store_ok:
+        else:
             score, reason = await self._score(self.model, values, deadline)
             if score is not None:
-                return self._answer(parsed, started, score, "model", None, values, lookup_ms)
-        score, path = self._fallback(values, store_ok)
-        return self._answer(parsed, started, score, path, reason, values, lookup_ms)
+                return self._answer(
+                    parsed, started, score, "model", short, values, lookup_ms, unavailable
+                )
+            if short is not None:
+                reason = f"{reason}; {short}"
+        # the previous version needs the inputs at hand: a store that answered, nothing short
+        score, path = self._fallback(values, store_ok and not unavailable)
+        return self._answer(parsed, started, score, path, reason, values, lookup_ms, unavailable)
+
+    def _short_of_features(
+        self, parsed: Parsed, unavailable: list[tuple[str, str]]
+    ) -> tuple[str, bool]:
+        """The ``reason`` naming the unavailable online features, and whether every online
+        feature is missing (nothing at all is known of the request's entities)."""
+        if len(unavailable) == len(self.contract.online) and all(
+            status == "missing" for _, status in unavailable
+        ):
+            keys = ", ".join(f"{entity} {key}" for entity, key in parsed.keys.items())
+            return f"every online feature is missing (no stored features for {keys})", True
+        missing = [name for name, status in unavailable if status == "missing"]
+        stale = [name for name, status in unavailable if status != "missing"]
+        parts = []
+        if missing:
+            parts.append(f"missing: {', '.join(missing)}")
+        if stale:
+            parts.append(f"stale: {', '.join(stale)}")
+        return f"online features {'; '.join(parts)}", False
 
     async def _score(
         self, model: LoadedModel, values: dict[str, Any], deadline: float
@@ -250,22 +296,36 @@ class Predictor:
         self.fallbacks[path] = self.fallbacks.get(path, 0) + 1
         return score, path
 
-    def _lookup(self, keys: dict[str, str]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def _lookup(
+        self, keys: dict[str, str], store: OnlineStore | None = None
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Each entity's feature values (null unless present), and the online features that
+        are not present with their status: one pass over the lookup's result."""
+        online = self.contract.online
         now = datetime.now(UTC)
+        values: dict[str, Any] = {}
+        unavailable: list[tuple[str, str]] = []
         for entity, key in keys.items():
-            values.update(lookup_values(self.spec, self.store, entity, key, now=now))
-        return values
+            features = lookup(self.spec, store or self.store, entity, (key,), now=now)[0].features
+            for name, (value, status, _) in features.items():
+                values[name] = value
+                if status != "present" and name in online:
+                    unavailable.append((name, status))
+        return values, unavailable
 
-    async def _lookup_async(self, keys: dict[str, str]) -> dict[str, Any]:
+    async def _lookup_async(
+        self, keys: dict[str, str]
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         store = self.store
         assert isinstance(store, AsyncReader)
         values: dict[str, Any] = {}
-        now = datetime.now(UTC)
+        unavailable: list[tuple[str, str]] = []
         for entity, key in keys.items():
-            stored = (await store.aread(entity, [key])).get(key)
-            values.update(values_of(self.spec, entity, stored, now=now))
-        return values
+            read = cast(OnlineStore, _ReadMade(await store.aread(entity, [key])))
+            found, short = self._lookup({entity: key}, read)
+            values.update(found)
+            unavailable += short
+        return values, unavailable
 
     def _answer(
         self,
@@ -276,21 +336,37 @@ class Predictor:
         reason: str | None,
         values: dict[str, Any],
         lookup_ms: float | None,
+        unavailable: list[tuple[str, str]],
     ) -> Answer:
         return Answer(
             request_id=self._ids.next(),
             prediction=float(score),
             model_version=self.version.version,
             arm=self.arm,
-            degraded=path != "model",
+            degraded=path != "model" or bool(unavailable),
             path=path,
             latency_ms=(time.perf_counter() - started) * 1000,
             reason=reason,
             out_of_range=parsed.out_of_range,
             features=values,
             lookup_ms=lookup_ms,
+            unavailable=unavailable,
         )
 
     def close(self) -> None:
         """Release the thread pool (the store belongs to the caller)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _ReadMade:
+    """A store read already made on the event loop, handed to the (synchronous) ``lookup``
+    as the store it reads: the judging of status and age stays in one place."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: dict[str, list[ViewValues]]) -> None:
+        self._found = found
+
+    def read(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
+        """The read's answer (it was made for these keys)."""
+        return self._found

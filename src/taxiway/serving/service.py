@@ -1,7 +1,9 @@
 """The state of one serving process: the predictor, its logs, keys, metrics and hot reload.
 
 The served version is the registry's production version (or one pinned with ``--model``).
-Readiness means loaded and warmed up. When the production version changes, the new one is
+Answers are labelled with its stage as their ``arm`` (a pinned candidate answers as
+``candidate``; promoted while served, it answers as ``production`` from the next registry
+check). Readiness means loaded and warmed up. When the production version changes, the new one is
 loaded and warmed in a thread and swapped in with one assignment: requests already running
 finish on the version they started with, and the old version becomes the ``previous``
 fallback.
@@ -136,8 +138,9 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start watching the registry for a new production version."""
-        if self.pinned is None and self.reload_interval_s > 0:
+        """Start watching the registry: for a new production version, or (pinned) for the
+        served version's stage."""
+        if self.reload_interval_s > 0:
             self._reloader = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -163,7 +166,11 @@ class Service:
             await asyncio.sleep(self.reload_interval_s)
             try:
                 wanted = await loop.run_in_executor(self.executor, self._wanted_version)
-                if wanted is None or wanted.version == self.predictor.version.version:
+                if wanted is None:
+                    continue
+                if wanted.version == self.predictor.version.version:
+                    # a pinned version promoted or archived while served: its answers' arm
+                    self.predictor.arm = wanted.stage
                     continue
                 await loop.run_in_executor(self.executor, self._swap, wanted)
             except (TaxiwayError, OSError) as error:
@@ -234,8 +241,14 @@ class Service:
     def _count(self, answer: Answer) -> None:
         m = self.metrics
         m.latency_of(answer.path, answer.arm).observe(answer.latency_ms / 1000)
-        if answer.degraded:
+        if answer.path != "model":
             m.fallbacks.labels(answer.path.removeprefix("fallback:"), _reason(answer.reason)).inc()
+        if answer.unavailable:
+            views = self.predictor.contract.online
+            # once per answer and view, whatever number of its features
+            seen = {(views.get(name, "other"), status) for name, status in answer.unavailable}
+            for view, status in seen:
+                m.missing_of(view, status).inc()
         if answer.lookup_ms is not None:
             m.store_latency.observe(answer.lookup_ms / 1000)
         for name in answer.out_of_range:
@@ -272,12 +285,15 @@ class Service:
             ],
         }
 
-    def oip_items(self, payload: Any) -> tuple[list[dict[str, Any]], str | None]:
-        """Open Inference Protocol tensors → taxiway request items (one per row)."""
+    def oip_parse(self, payload: Any) -> tuple[list[Parsed], list[dict[str, Any]], str | None]:
+        """Open Inference Protocol tensors → validated request items (one per row), the
+        items, and the request's id; a :class:`RequestError` names the tensor (``inputs.<i>``)
+        and, for a bad value, its place in ``data``."""
         if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
             raise RequestError([("inputs", "expected a list of input tensors")])
         contract = self.predictor.contract
         columns: dict[str, list[Any]] = {}
+        where: dict[str, int] = {}
         problems: list[tuple[str, str]] = []
         for index, tensor in enumerate(payload["inputs"]):
             if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
@@ -294,7 +310,12 @@ class Service:
                     (f"inputs.{index}.name", f"unknown input `{name}`; expected {known}")
                 )
                 continue
+            shape_problem = _shape_problem(tensor.get("shape"), len(data))
+            if shape_problem:
+                problems.append((f"inputs.{index}.shape", f"{name}: {shape_problem}"))
+                continue
             columns[name] = data
+            where[name] = index
         sizes = {len(v) for v in columns.values()}
         if not problems and len(sizes) > 1:
             problems.append(("inputs", "every input tensor must have the same length"))
@@ -312,8 +333,16 @@ class Service:
             }
             for i in range(rows)
         ]
+        parsed = []
+        for row, item in enumerate(items):
+            try:
+                parsed.append(contract.parse(item))
+            except RequestError as error:
+                problems += [_tensor_problem(loc, what, row, where) for loc, what in error.problems]
+        if problems:
+            raise RequestError(problems)
         request_id = payload.get("id")
-        return items, request_id if isinstance(request_id, str) else None
+        return parsed, items, request_id if isinstance(request_id, str) else None
 
     def oip_response(self, answers: Sequence[Answer], request_id: str | None) -> dict[str, Any]:
         """Open Inference Protocol response for ``answers``."""
@@ -341,6 +370,27 @@ class Service:
         return out
 
 
+def _shape_problem(shape: Any, values: int) -> str | None:
+    """What is wrong with a tensor's ``shape`` for ``values`` values (one value per row)."""
+    if not isinstance(shape, list) or not shape:
+        return "expected a shape: [rows] or [rows, 1]"
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in shape):
+        return "expected a shape of non-negative integers"
+    if any(n != 1 for n in shape[1:]):
+        return f"one value per row: shape [rows] or [rows, 1], not {shape}"
+    if shape[0] != values:
+        return f"shape {shape} says {shape[0]} rows, `data` holds {values} values"
+    return None
+
+
+def _tensor_problem(loc: str, what: str, row: int, where: dict[str, int]) -> tuple[str, str]:
+    """A request item's problem (``features.dest``) as the tensor's (``inputs.2.data.0``)."""
+    name = loc.partition(".")[2]
+    if name in where:
+        return f"inputs.{where[name]}.data.{row}", f"{name}: {what}"
+    return "inputs", f"{name or loc}: {what}"  # e.g. an entity with no tensor: required
+
+
 def _reason(reason: str | None) -> str:
     """A low-cardinality label for a fallback reason."""
     if reason is None:
@@ -348,6 +398,8 @@ def _reason(reason: str | None) -> str:
     for key in ("timed out", "failed", "breaker open", "overran", "out of the training range"):
         if key in reason:
             return key.replace(" ", "_")
+    if "online feature" in reason:
+        return "missing_features"
     return "other"
 
 

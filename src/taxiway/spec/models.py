@@ -547,6 +547,14 @@ class Serving(_Model):
         default="flag",
         description="A value outside the training range: score it and flag it, or fall back.",
     )
+    missing_features: Literal["score", "fallback"] | None = Field(
+        default=None,
+        description="An answer whose online features (those the model takes from a view) are "
+        "missing or stale is always `degraded` with a `reason` naming them; this decides who "
+        "answers it: the model (`score`) or the fallback chain (`fallback`). Default: the "
+        "fallback when every online feature is missing (an unknown entity), the model when "
+        "only some are.",
+    )
     breaker: BreakerSpec = Field(default_factory=BreakerSpec)
     log: PredictionLogSpec = Field(default_factory=PredictionLogSpec)
     auth: AuthSpec | None = None
