@@ -123,8 +123,28 @@ def test_the_load_test_runs_for_the_seconds_asked(sprint: tuple[int, dict[str, A
     assert load["rps"] == pytest.approx(load["requests"] / load["duration_s"], abs=1)
     for mode in ("down", "slow"):
         drill = report["facts"]["drills"][mode]
-        assert drill["duration_s"] > 0
-        assert drill["service_start_s"] > 0
+        assert drill["stopped_by"] == "request cap"
+        assert 0 < drill["duration_s"] < drill["total_s"]
+        assert drill["total_s"] == pytest.approx(
+            drill["service_start_s"] + drill["duration_s"] + drill["service_stop_s"], abs=0.01
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sprint/runner.py builds these checks without their duration (0 s); it is asked to "
+    "give them the load test's duration_s and each drill's total_s",
+)
+def test_the_report_shows_how_long_the_load_test_and_the_drills_took(
+    sprint: tuple[int, dict[str, Any]],
+) -> None:
+    _, report = sprint
+    checks, facts = _checks(report), report["facts"]
+    load = checks["load test within the latency budget"]
+    assert load["duration_s"] == pytest.approx(facts["load"]["duration_s"], abs=0.01)
+    for mode in ("down", "slow"):
+        drill = checks[f"fault drill: online store {mode}"]
+        assert drill["duration_s"] == pytest.approx(facts["drills"][mode]["total_s"], abs=0.01)
 
 
 def test_a_refused_smoke_request_shows_the_answer_and_the_request_to_replay(

@@ -52,9 +52,10 @@ class LoadResult:
     ``server_ms`` the service's own ``latency_ms`` of each 200; ``refused_unlogged`` counts
     the 503s the service gave because its prediction log could not be written.
     ``duration_s`` is how long the requests ran (first sent to last answer read),
-    ``seconds_asked`` the length asked for, ``max_requests`` the cap (None: none), and
-    ``service_start_s`` how long the service it ran against took to get ready, when the run
-    started one (the fault drills do).
+    ``seconds_asked`` the length asked for, ``max_requests`` the cap (None: none);
+    ``service_start_s`` and ``service_stop_s`` are how long the service it ran against took to
+    get ready and to stop, when the run started one of its own (the fault drills do), so
+    :attr:`total_s` is the whole run as the sprint spent it.
     """
 
     requests: int
@@ -68,6 +69,12 @@ class LoadResult:
     seconds_asked: float = 0.0
     max_requests: int | None = None
     service_start_s: float = 0.0
+    service_stop_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        """The whole run: its service's start, the requests, and its service's stop."""
+        return self.service_start_s + self.duration_s + self.service_stop_s
 
     @property
     def answered(self) -> int:
@@ -85,7 +92,8 @@ class LoadResult:
         (``client_*``, the gate) and as the service timed itself (``p50_ms``, ``p99_ms``), the
         budget and ``within_budget`` (answered, no error, client p99 within the budget); and
         the run's own timing: ``duration_s`` (the requests), ``seconds_asked``,
-        ``max_requests``, ``stopped_by`` and ``service_start_s``.
+        ``max_requests``, ``stopped_by``, ``service_start_s``, ``service_stop_s`` and
+        ``total_s``.
 
         >>> r = LoadResult(10, 0, 0, 2.0, [1.0] * 10, [3.0] * 10, {200: 10}, seconds_asked=2.0)
         >>> s = r.summary(50.0)
@@ -115,6 +123,8 @@ class LoadResult:
             "max_requests": self.max_requests,
             "stopped_by": self.stopped_by,
             "service_start_s": round(self.service_start_s, 3),
+            "service_stop_s": round(self.service_stop_s, 3),
+            "total_s": round(self.total_s, 3),
         }
 
 
