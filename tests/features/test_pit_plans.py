@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from taxiway.data.stage import stage_sources
 from taxiway.engines.duckdb import connect
-from taxiway.features.pit import latest_plan
+from taxiway.features.pit import candidate_pairs, latest_plan
 from taxiway.features.spine import build_spine
 from taxiway.features.training_set import build_training_set
 from taxiway.spec import Project, load_spec_text
@@ -84,6 +84,16 @@ def chosen_plan(folder: Path, project: Project) -> str:
         con.close()
 
 
+def counted_pairs(folder: Path, project: Project) -> tuple[int, int]:
+    con = connect(temp_directory=folder / "tmp")
+    try:
+        staged = stage_sources(project, con, ["ev", "probes"], run_id="plans")
+        build_spine(con, project.spec, staged["probes"].view, "__spine")
+        return candidate_pairs(con, project.spec, "last", staged["ev"].view, "__spine")
+    finally:
+        con.close()
+
+
 def test_the_guard_keeps_the_asof_join_for_a_heavy_key(tmp_path: Path) -> None:
     start = datetime(2025, 1, 1)
     # key 1: 400 rows and 400 spine rows inside one day, ttl 7 days: 160,000+ candidate pairs
@@ -140,3 +150,36 @@ def test_both_plans_give_the_same_rows_on_any_bucket_grid(
         assert relation is not None
         results[plan] = relation.fetchall()
     assert results["bucketed"] == results["asof"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(st.tuples(st.integers(1, 3), offsets), min_size=1, max_size=30),
+    probes=st.lists(st.tuples(st.integers(1, 3), offsets), min_size=1, max_size=20),
+    ttl_ms=st.integers(1, 13),
+)
+def test_the_guard_counts_exactly_the_pairs_the_bucketed_join_reads(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[int, int]],
+    probes: list[tuple[int, int]],
+    ttl_ms: int,
+) -> None:
+    # brute force: a spine row at t reads its key's rows in buckets floor(t / ttl) - 1 and
+    # floor(t / ttl); Python's // floors, also before 1970
+    ms = timedelta(milliseconds=1)
+    expected = sum(
+        1
+        for pk, pt in probes
+        for ek, et in events
+        if pk == ek and et // ttl_ms in (pt // ttl_ms - 1, pt // ttl_ms)
+    )
+    folder = tmp_path_factory.mktemp("pairs")
+    project = write_project(
+        folder,
+        [(k, EPOCH + o * ms, 1.0) for k, o in events],
+        [(k, EPOCH + o * ms) for k, o in probes],
+        ttl_ms,
+    )
+    assert counted_pairs(folder, project) == (len(events), expected)

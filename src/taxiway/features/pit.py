@@ -14,9 +14,9 @@ many times) and online vectors (a spine of one time per entity): one definition,
   is joined only to its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
   ``[t - ttl, t - available_after]``, and ``arg_max`` over a sort key in the tie order above
   picks the row. Its cost grows with those candidate pairs, so a guard first counts them
-  exactly from per-(key, bucket) row counts of the source and the spine, and keeps the ASOF
-  join when they exceed ``PAIRS_PER_ROW`` x (source rows + spine rows) (a heavy key, a long
-  ttl). Both plans give the same rows.
+  exactly (the spine's rows per (key, bucket), looked up by every source row: no grouping of
+  the source), and keeps the ASOF join when they exceed ``PAIRS_PER_ROW`` x (source rows +
+  spine rows) (a heavy key, a long ttl). Both plans give the same rows.
 - static views: joined by key.
 """
 
@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_TIME",
     "PAIRS_PER_ROW",
     "LatestPlan",
+    "candidate_pairs",
     "compute_view",
     "interval",
     "key_types",
@@ -173,25 +174,49 @@ def latest_plan(
     source = spec.sources[view.source]
     if not isinstance(view, LatestView) or view.ttl is None or source.timestamp is None:
         return "asof"
+    source_rows, pairs = candidate_pairs(con, spec, view_name, source_view, spine)
+    spine_rows = con.execute(f"SELECT count(*) FROM {q(spine)}").fetchone()
+    assert spine_rows is not None
+    limit = PAIRS_PER_ROW * (source_rows + int(spine_rows[0]))
+    return "bucketed" if pairs <= limit else "asof"
+
+
+def candidate_pairs(
+    con: duckdb.DuckDBPyConnection,
+    spec: TaxiwaySpec,
+    view_name: str,
+    source_view: str,
+    spine: str,
+) -> tuple[int, int]:
+    """(source rows, candidate pairs) of the bucketed plan for latest view ``view_name``.
+
+    A candidate pair is a spine row and a source row of the same key in one of the two
+    ttl-wide buckets the spine row reads. The spine's rows are counted per (key, bucket), and
+    each source row looks its (key, bucket) up in that small table: one hash-join probe per
+    source row, reading only the key and timestamp (no grouping of the source).
+    """
+    view = spec.features[view_name]
+    source = spec.sources[view.source]
+    assert isinstance(view, LatestView)
+    assert view.ttl is not None
+    assert source.timestamp is not None
     keys = spec.entity_keys(view.entity)
     types = key_types(con, spine, keys)
     width = view.ttl // timedelta(microseconds=1)
     ts = f"CAST({q(source.timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
+    on = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
     counted = con.execute(
-        f"WITH e AS (SELECT {_cast_keys(keys, types)}, {_bucket(ts, width)} AS __b, "
-        f"count(*) AS n FROM {q(source_view)} "
-        f"WHERE {q(source.timestamp)} IS NOT NULL AND {_keys_present(keys)} GROUP BY ALL), "
-        f"s AS (SELECT {key_list}, __b, count(*) AS n FROM (SELECT {key_list}, "
+        f"WITH s AS (SELECT {key_list}, __b, count(*) AS n FROM (SELECT {key_list}, "
         f"unnest([{_bucket('__t', width)} - 1, {_bucket('__t', width)}]) AS __b "
         f"FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}) GROUP BY ALL) "
-        f"SELECT (SELECT coalesce(sum(n), 0) FROM e), (SELECT count(*) FROM {q(spine)}), "
-        f"(SELECT coalesce(sum(s.n * e.n), 0) FROM s JOIN e ON "
-        f"{' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__b = e.__b)"
+        f"SELECT count(*), coalesce(sum(s.n), 0) FROM (SELECT {_cast_keys(keys, types)}, "
+        f"{_bucket(ts, width)} AS __b FROM {q(source_view)} "
+        f"WHERE {q(source.timestamp)} IS NOT NULL AND {_keys_present(keys)}) AS e "
+        f"LEFT JOIN s ON {on} AND s.__b = e.__b"
     ).fetchone()
     assert counted is not None
-    source_rows, spine_rows, pairs = (int(v) for v in counted)
-    return "bucketed" if pairs <= PAIRS_PER_ROW * (source_rows + spine_rows) else "asof"
+    return int(counted[0]), int(counted[1])
 
 
 def _bucket(time: str, width: int) -> str:
