@@ -4,6 +4,7 @@ counted as such."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -14,7 +15,15 @@ from pathlib import Path
 
 import httpx
 
-from taxiway.sprint.integration import LoadResult, RunningService, load_test, stop_service
+from taxiway.spec.loader import load_spec_text
+from taxiway.spec.project import Project
+from taxiway.sprint.integration import (
+    LoadResult,
+    RunningService,
+    load_test,
+    smoke_test,
+    stop_service,
+)
 from taxiway.sprint.phases import latency_check, prediction_log_check
 
 FAKE = Path(__file__).with_name("fake_service.py")
@@ -123,3 +132,40 @@ def test_a_capped_load_test_says_it_stopped_at_its_cap(tmp_path: Path) -> None:
     assert summary["stopped_by"] == "request cap"
     assert summary["max_requests"] == 50
     assert 0 < summary["duration_s"] < 60.0
+
+
+def test_a_smoke_check_that_fails_shows_what_the_service_answered(tmp_path: Path) -> None:
+    project = Project(load_spec_text("name: demo"), tmp_path / "taxiway.yaml")
+    body = {"entities": {}, "features": {}}
+    with fake_service(tmp_path, delay_ms=0) as service:
+        checks = {c.name: c for c in smoke_test(service, project, [body])}
+    # the stand-in answers 200 without the fields taxiway's answer has
+    predict = checks["smoke POST /v1/predict"]
+    assert predict.status == "fail"
+    assert predict.detail == "HTTP 200 without arm, model_version, path, prediction, request_id"
+    assert predict.blocker is not None
+    assert predict.blocker.evidence == (
+        f"{predict.detail}; the service answered: " + '{"latency_ms": 1.0, "degraded": false}'
+    )
+    # its fix replays the request it saved, and names what to compare the answer with
+    saved = tmp_path / ".taxiway" / "sprint" / "smoke" / "post-v1-predict.json"
+    assert json.loads(saved.read_text()) == body
+    assert f"-d @{saved} http://127.0.0.1:8080/v1/predict`" in predict.blocker.fix
+    assert predict.blocker.fix.endswith("compare its answer (in the evidence) with docs/serving.md")
+    # a GET is replayed as one; its metadata names no input, so no inference request is sent
+    metrics = checks["smoke GET /metrics"]
+    assert metrics.blocker is not None
+    assert "`curl -sS http://127.0.0.1:8080/metrics`" in metrics.blocker.fix
+    assert checks["smoke POST /v2/models/demo/infer"].status == "skip"
+
+
+def test_a_smoke_check_refused_with_a_5xx_points_at_the_services_output(tmp_path: Path) -> None:
+    project = Project(load_spec_text("name: demo"), tmp_path / "taxiway.yaml")
+    with fake_service(tmp_path, delay_ms=0, mode="refuse") as service:
+        checks = {c.name: c for c in smoke_test(service, project, [])}
+    outcome = checks["smoke POST /v1/outcomes"]
+    assert outcome.status == "fail"
+    assert outcome.blocker is not None
+    assert outcome.blocker.evidence.startswith("HTTP 503; the service answered: {")
+    assert "prediction log cannot be written" in outcome.blocker.evidence
+    assert outcome.blocker.fix.endswith(f"the service's output is in {service.log}")

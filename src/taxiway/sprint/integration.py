@@ -401,7 +401,9 @@ def _replay(
     fix = f"run `{serve}`, then `{call}`"
     if response is None or response.status_code >= 500:
         return f"{fix}; the service's output is in {service.log}"
-    return f"{fix}: the service's answer (in the evidence) names what it refused"
+    if response.status_code >= 400:
+        return f"{fix}: the service's answer (in the evidence) names what it refused"
+    return f"{fix}, and compare its answer (in the evidence) with docs/serving.md"
 
 
 DRILL_MODES = ("down", "slow")
