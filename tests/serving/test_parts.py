@@ -39,6 +39,24 @@ def test_a_valid_item_is_parsed_and_flagged_out_of_range() -> None:
     assert parsed.unit == "u-1"
 
 
+@pytest.mark.parametrize(
+    ("features", "problem"),
+    [
+        ({"dest": 5}, ("features.dest", "expected a string")),
+        ({"dest": True}, ("features.dest", "expected a string")),
+        ({"distance": "1400"}, ("features.distance", "expected a number")),
+        ({"member": "yes"}, ("features.member", "expected true or false")),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_is_refused_never_converted(
+    features: dict[str, object], problem: tuple[str, str]
+) -> None:
+    item = {"entities": {"customer": 7, "store_product": {"store_id": 1, "product_id": 2}}}
+    with pytest.raises(RequestError) as error:
+        CONTRACT.parse({**item, "features": features})
+    assert error.value.problems == [problem]
+
+
 def test_every_bad_field_is_named_at_once() -> None:
     with pytest.raises(RequestError) as error:
         CONTRACT.parse(

@@ -57,11 +57,18 @@ _ANSWER = {
         "request_id": {"type": "string"},
         "prediction": {"type": "number"},
         "model_version": {"type": "integer"},
-        "arm": {"type": "string"},
-        "degraded": {"type": "boolean"},
+        "arm": {
+            "type": "string",
+            "description": "The served version's stage: production, or candidate (--model)",
+        },
+        "degraded": {
+            "type": "boolean",
+            "description": "true when the fallback answered, or online features were missing "
+            "or stale",
+        },
         "path": {"type": "string", "description": "model, or fallback:<which>"},
         "latency_ms": {"type": "number"},
-        "reason": {"type": "string"},
+        "reason": {"type": "string", "description": "Why the answer is degraded"},
         "out_of_range": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["request_id", "prediction", "model_version", "arm", "degraded", "path"],
@@ -74,6 +81,7 @@ def openapi_document(name: str, version: int, contract: InputContract) -> dict[s
     errors = {
         "401": {"description": "No or unknown API key", "content": _json(_ERROR)},
         "403": {"description": "The key lacks the role", "content": _json(_ERROR)},
+        "404": {"description": "No such path", "content": _json(_ERROR)},
         "413": {"description": "Body too large", "content": _json(_ERROR)},
         "422": {"description": "Malformed request", "content": _json(_ERROR)},
         "429": {"description": "Too many requests in flight", "content": _json(_ERROR)},
