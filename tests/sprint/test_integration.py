@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -136,7 +137,7 @@ def test_a_capped_load_test_says_it_stopped_at_its_cap(tmp_path: Path) -> None:
 
 def test_a_smoke_check_that_fails_shows_what_the_service_answered(tmp_path: Path) -> None:
     project = Project(load_spec_text("name: demo"), tmp_path / "taxiway.yaml")
-    body = {"entities": {}, "features": {}}
+    body: dict[str, Any] = {"entities": {}, "features": {}}
     with fake_service(tmp_path, delay_ms=0) as service:
         checks = {c.name: c for c in smoke_test(service, project, [body])}
     # the stand-in answers 200 without the fields taxiway's answer has
