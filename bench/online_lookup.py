@@ -21,8 +21,11 @@ the p99s). A call's time is everything the caller waits for: Feast's
 and age). ``--gc-freeze`` makes every worker (Feast's too) call ``gc.collect()`` and
 ``gc.freeze()`` once its store is ready, as ``taxiway serve`` does after start-up; without it
 the collector walks everything the worker loaded (DuckDB, pyarrow, Feast) now and then, inside
-a timed call. The values each tool returns for a sample of keys are compared with the
-generated data: any disagreement is printed loudly and the exit status is 1.
+a timed call. ``lookup`` judges every view's status and age but builds its answer's
+``FeatureValue``s on first access: ``--consume values`` adds each entity's ``values()`` to the
+timed call (what scoring reads), ``--consume features`` every feature's ``FeatureValue``.
+The values each tool returns for a sample of keys are compared with the generated data: any
+disagreement is printed loudly and the exit status is 1.
 
 Feast pins ``pandas<3``, so it runs in its own venv (see ``bench/features.py``)::
 
@@ -289,7 +292,15 @@ def work_taxiway(
             spec, store = opened[case]
 
             def call(keys: list[int]) -> Any:
-                return lookup(spec, store, "entity", [str(k) for k in keys])
+                found = lookup(spec, store, "entity", [str(k) for k in keys])
+                if args.consume == "values":
+                    for entity in found:
+                        entity.values()
+                elif args.consume == "features":
+                    for entity in found:
+                        for value in entity.features.values():
+                            value.status  # noqa: B018 - what a caller reads of each value
+                return found
 
             return call
 
@@ -379,6 +390,7 @@ def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, A
     ]
     if args.gc_freeze:
         command.append("--gc-freeze")
+    command += ["--consume", args.consume]
     src = args.sources[label] if label else ROOT / "src"
     env = {**os.environ, "PYTHONPATH": str(src), "FEAST_USAGE": "False"}
     began = time.perf_counter()
@@ -458,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="before each tool, wait up to this many seconds for other work to stop",
     )
+    parser.add_argument(
+        "--consume",
+        choices=("none", "values", "features"),
+        default="none",
+        help="what each timed taxiway call also reads of lookup's answer: nothing (default), "
+        "every entity's values(), or every feature's FeatureValue (its status)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sample", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -482,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, folder in args.sources.items():
         print(f"@{label}: taxiway from {folder}")
     print(f"gc: {'collected and frozen after set-up' if args.gc_freeze else 'default'}")
+    print(f"taxiway calls also read of the answer: {args.consume}")
     folder, _ = ensure_data(args.entities, args.seed)
     import numpy as np
 
@@ -563,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             "code": code_state(),
             "sources": {label: str(path) for label, path in args.sources.items()},
             "gc_freeze": args.gc_freeze,
+            "consume": args.consume,
             "results": runs,
             "errors": errors,
         }

@@ -138,6 +138,11 @@ def test_record_and_datetime_paths_agree_with_the_rules(
             assert [g.key for g in got] == keys
             assert [g.features for g in got] == want, store
             assert [list(g.features) for g in got] == [list(w) for w in want]
+            # values() read before (or without) the features: the same values
+            fresh = lookup(the_spec, store, "customer", keys, now=NOW)
+            assert [g.values() for g in fresh] == [
+                {name: v.value for name, v in w.items()} for w in want
+            ]
     finally:
         sqlite.close()
 

@@ -11,7 +11,6 @@ rounded to the millisecond.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, cast
 
@@ -41,14 +40,70 @@ class FeatureValue(NamedTuple):
         return {"value": self.value, "status": self.status, "age_s": self.age_s}
 
 
-@dataclass
 class EntityFeatures:
-    """Every feature of one entity key, judged at ``as_of``."""
+    """Every feature of one entity key, judged at ``as_of``.
 
-    entity: str
-    key: str
-    as_of: datetime
-    features: dict[str, FeatureValue] = field(default_factory=dict)
+    A lookup judges each view once (its status and age) and keeps the view's stored values
+    as they were read: ``features``, one :class:`FeatureValue` per feature, is built on first
+    access (a lookup of 100 keys of 25 features would otherwise build 2,500 tuples that a
+    caller wanting only :meth:`values`, or only some features, never reads).
+    """
+
+    __slots__ = ("_columns", "_features", "as_of", "entity", "key")
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (as the dataclass was)
+
+    def __init__(
+        self,
+        entity: str,
+        key: str,
+        as_of: datetime,
+        features: dict[str, FeatureValue] | None = None,
+    ) -> None:
+        self.entity = entity
+        self.key = key
+        self.as_of = as_of
+        self._features: dict[str, FeatureValue] | None = {} if features is None else features
+        # what a lookup judged, per view: (view, its stored values, status, age); built
+        # into ``features`` on first access
+        self._columns: list[_Judged] | None = None
+
+    @classmethod
+    def _judged(
+        cls, entity: str, key: str, as_of: datetime, columns: list[_Judged]
+    ) -> EntityFeatures:
+        result = cls.__new__(cls)
+        result.entity, result.key, result.as_of = entity, key, as_of
+        result._features, result._columns = None, columns
+        return result
+
+    @property
+    def features(self) -> dict[str, FeatureValue]:
+        """Feature name → its value, status and age, in the spec's order."""
+        features = self._features
+        if features is None:
+            features = self._features = _features(self._columns or [])
+            self._columns = None
+        return features
+
+    @features.setter
+    def features(self, features: dict[str, FeatureValue]) -> None:
+        self._features, self._columns = features, None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntityFeatures):
+            return NotImplemented
+        return (self.entity, self.key, self.as_of, self.features) == (
+            other.entity,
+            other.key,
+            other.as_of,
+            other.features,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EntityFeatures(entity={self.entity!r}, key={self.key!r}, as_of={self.as_of!r}, "
+            f"features={self.features!r})"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the `taxiway features get` output)."""
@@ -60,7 +115,42 @@ class EntityFeatures:
 
     def values(self) -> dict[str, Any]:
         """Feature name → value (null when missing or stale), for scoring."""
-        return {name: value.value for name, value in self.features.items()}
+        columns = self._columns
+        if columns is None:
+            return {name: value.value for name, value in self.features.items()}
+        values: dict[str, Any] = {}
+        for view, stored, status, _ in columns:
+            if status == "present":
+                for name in view.names:
+                    values[name] = stored.get(name)
+            else:
+                values.update(view.nulls)
+        return values
+
+
+# One view of one key as a lookup judged it: (the view, its stored values (empty unless
+# present), status, age in seconds). A plain tuple: a lookup of 100 keys builds 500.
+_Judged = tuple["_View", dict[str, Any], Status, float | None]
+
+
+def _features(columns: list[_Judged]) -> dict[str, FeatureValue]:
+    """The :class:`FeatureValue` of every feature of judged views, in the views' order."""
+    new = _new
+    features: dict[str, FeatureValue] = {}
+    for view, stored, status, age in columns:
+        if status == "present":
+            for name in view.names:
+                value = stored.get(name, _ABSENT)
+                features[name] = (
+                    _MISSING  # a feature the store does not have (added since the last materialize)
+                    if value is _ABSENT
+                    else new(FeatureValue, (value, "present", age))
+                )
+        elif status == "stale":
+            features.update(dict.fromkeys(view.names, FeatureValue(None, "stale", age)))
+        else:
+            features.update(view.missing)
+    return features
 
 
 def lookup(
@@ -75,51 +165,40 @@ def lookup(
 
     Ages are computed in whole microseconds (the stored epoch seconds rounded to the
     microsecond, as a datetime would hold them), so they equal the datetime arithmetic's.
+    Each view of each key is judged here (status and age); each result's ``features`` are
+    built from those judgements on first access.
     """
     moment = now or datetime.now(UTC)
     now_us = (moment - _EPOCH) // _MICROSECOND
     stored = _records(store, entity, keys)
     layout = _layout(spec, entity)
-    new = _new
+    nothing: list[_Judged] = [(view, _NO_VALUES, "missing", None) for view in layout]
     results = []
     for key in keys:
         views = stored.get(key)
-        features: dict[str, FeatureValue] = {}
         if views is None:
-            for view in layout:
-                features.update(view.missing)
-            results.append(EntityFeatures(entity, key, moment, features))
+            results.append(EntityFeatures._judged(entity, key, moment, nothing))
             continue
+        columns: list[_Judged] = []
         for view in layout:
             found = views.get(view.name)
             # status and age once per key and view (the module docstring's rules)
             if found is None:
-                features.update(view.missing)
+                columns.append((view, _NO_VALUES, "missing", None))
                 continue
             if view.by_event:  # a latest value: judged by when its fact happened, vs the ttl
                 event_time = found["event_time"]
                 if event_time is None:
-                    features.update(view.missing)
+                    columns.append((view, _NO_VALUES, "missing", None))
                     continue
                 age = (now_us - round(event_time * 1e6)) / 1e6
                 if view.ttl_s is not None and age > view.ttl_s:
-                    features.update(dict.fromkeys(view.names, _stale(round(age, 3))))
+                    columns.append((view, _NO_VALUES, "stale", round(age, 3)))
                     continue
             else:
                 age = (now_us - round(found["as_of"] * 1e6)) / 1e6
-            age = round(age, 3)
-            values = found["values"]
-            try:
-                for name in view.names:
-                    features[name] = new(FeatureValue, (values[name], "present", age))
-            except KeyError:  # a feature the store does not have (e.g. added since the last
-                for name in view.names:  # materialize): missing, the others present
-                    features[name] = (
-                        new(FeatureValue, (values[name], "present", age))
-                        if name in values
-                        else _MISSING
-                    )
-        results.append(EntityFeatures(entity, key, moment, features))
+            columns.append((view, found["values"], "present", round(age, 3)))
+        results.append(EntityFeatures._judged(entity, key, moment, columns))
     return results
 
 
@@ -204,10 +283,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MISSING = FeatureValue(None, "missing", None)
 _new = tuple.__new__  # a FeatureValue without the Python-level __new__: one per feature
-
-
-def _stale(age: float) -> FeatureValue:
-    return FeatureValue(None, "stale", age)
+_NO_VALUES: dict[str, Any] = {}  # the stored values of a view that is not present (never written)
+_ABSENT = object()  # a feature missing from its stored view
 
 
 class _View(NamedTuple):
