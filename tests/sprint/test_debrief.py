@@ -301,12 +301,12 @@ def test_a_model_the_audit_blocked_for_leakage_has_no_known_lift() -> None:
         ]},
     }  # fmt: skip
     d = sprint(blocker("model_development", "minutes", title="leakage"), facts=facts)
-    assert d.leaking_inputs == ["account__status"]
     said = answer(d, "do_ai")
     assert not said["answer"].startswith("Yes")
     assert "8%" not in said["answer"]
     assert "true lift over the baseline is unknown until the leak is removed" in said["answer"]
     assert "account__status" in said["answer"]
+    assert d.leaking_inputs == ["account__status"]
     # a warning about leakage is no block: the lift stands
     facts["audit"]["findings"][0]["severity"] = "warning"
     assert answer(d, "do_ai")["answer"].startswith("Yes")
