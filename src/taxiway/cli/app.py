@@ -78,6 +78,8 @@ def _polish(command: Any) -> None:
         command.help = _unwrap(command.help)
     ctx = command.context_class(command, **command.context_settings)
     help_option = command.get_help_option(ctx)
+    # typer builds each module's commands with its own classes; re-classing the parameters
+    # once built keeps this in one place instead of a `cls=` on every option of every module
     for param in [*command.params, *([help_option] if help_option is not None else [])]:
         if type(param) is TyperOption:
             param.__class__ = _Flag
