@@ -2,7 +2,9 @@
 says the same thing.
 
 One real sprint runs per example (module-scoped, on a copy in a temporary folder with its
-state there too). Its terminal output, report.json, report.md and report.html must agree on
+state there too). examples/flights is left out: its real data trains for minutes (11 on a
+busy two-core machine), too long for the suite; the same assertions were run on its report
+by hand. Its terminal output, report.json, report.md and report.html must agree on
 each phase's and each check's status, the handoff audit's findings, the blockers, and the
 readiness answers the sprint observed (contracts passing, the audit, the gates).
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -62,24 +63,13 @@ class Run:
         return next(a for a in self.json["assessment"]["answers"] if a["id"] == qid)
 
 
-def _flights(folder: Path) -> Path:
-    source = EXAMPLES / "flights"
-    if not any((source / "data").glob("*")):
-        pytest.skip("examples/flights/data is not built (`make data`)")
-    target = folder / "flights"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".taxiway"))
-    return target / "taxiway.yaml"
-
-
 def _spec(example: str, folder: Path) -> Path:
     if example == "retail":
         return retail_shop(folder / "retail", customers=400)
-    if example == "blocked":
-        return blocked_example(folder)
-    return _flights(folder)
+    return blocked_example(folder)
 
 
-@pytest.fixture(scope="module", params=["retail", "blocked", "flights"])
+@pytest.fixture(scope="module", params=["retail", "blocked"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     example: str = request.param
     folder = tmp_path_factory.mktemp(f"agree-{example}")
