@@ -315,7 +315,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A trained, promoted retail shop with predictions (one input drifted) and outcomes."""
     spec = retail_shop(tmp_path_factory.mktemp("runbook-shop"), customers=300)
     assert main(["train", "-f", str(spec), "--json"]) == 0
-    assert main(["models", "promote", "1", "-f", str(spec)]) == 0
+    # no sign-offs in this shop: the promotion overrides the gate, as an operator may
+    assert (
+        main(["models", "promote", "1", "-f", str(spec), "--force", "--reason", "test shop"]) == 0
+    )
     project = Project.load(spec)
     [training] = (project.state_dir / "training").glob("*.parquet")
     table = pq.read_table(training)
