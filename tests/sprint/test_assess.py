@@ -485,3 +485,14 @@ def test_cli_does_not_prompt_with_no_input(
     assert main(["assess", "-f", str(RETAIL), "--json", "--no-input"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert sum(1 for a in result["answers"] if a["source"] == "unanswered") == 8
+
+
+def test_a_question_the_sprint_could_not_observe_says_why() -> None:
+    why = "only the sign-offs stopped it, but monitoring was not exercised"
+    result = assess({}, {}, unseen={"unattended": why})
+    answer = next(a for a in result.answers if a.question.id == "unattended")
+    assert (answer.source, answer.yes) == ("unanswered", None)
+    assert answer.evidence == f"not observed: {why}; counts as no"
+    # an answer from the team still wins over the note
+    said = assess({}, {"unattended": True}, unseen={"unattended": why})
+    assert next(a for a in said.answers if a.question.id == "unattended").source == "declared"

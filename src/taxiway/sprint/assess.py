@@ -271,8 +271,8 @@ _FACT_EVIDENCE: dict[str, tuple[str, str, str]] = {
     ),
     "contracts_passed": (
         "contracts_passing",
-        "observed by the sprint: every source was reachable and passed its contract",
-        "observed by the sprint: a source was unreachable or broke its contract",
+        "observed by the sprint: every source was reachable and its data passed its contract in full",
+        "observed by the sprint: a source was unreachable, or its data failed a rule of its contract",
     ),
     "online_store_used": (
         "online_features",
@@ -623,13 +623,15 @@ def assess(
     observed: Mapping[str, tuple[bool, str]],
     declared: Mapping[str, bool],
     in_spec: Mapping[str, tuple[bool, str]] | None = None,
+    unseen: Mapping[str, str] | None = None,
 ) -> Assessment:
     """Merge the answers and score them to a level.
 
     ``observed`` is what a sprint saw (:func:`observe`), ``declared`` the team's answers
     (:func:`load_answers`), ``in_spec`` what the spec declares (:func:`spec_declarations`).
     Each question takes the first of: the observation, the team's answer, the spec's; the
-    others' disagreement is kept in the evidence. So a spec section never overrides a team's
+    others' disagreement is kept in the evidence. ``unseen`` says why the sprint could not
+    observe a question (question id → why): an unanswered one keeps that as its evidence. So a spec section never overrides a team's
     "no", and is never ``observed``.
 
     Levels 1-3 follow the yes count (0-5, 6-10, 11-15). Level 4 also needs
@@ -650,7 +652,10 @@ def assess(
             fix=f"use one of {', '.join(_BY_ID)}",
         )
     answers = [
-        _answer(q, observed.get(q.id), declared.get(q.id), in_spec.get(q.id)) for q in QUESTIONS
+        _answer(
+            q, observed.get(q.id), declared.get(q.id), in_spec.get(q.id), (unseen or {}).get(q.id)
+        )
+        for q in QUESTIONS
     ]
     yes_count = sum(1 for answer in answers if answer.yes)
     level = 1 if yes_count <= 5 else 2 if yes_count <= 10 else 3
@@ -680,6 +685,7 @@ def _answer(
     seen: tuple[bool, str] | None,
     said: bool | None,
     planned: tuple[bool, str] | None,
+    why_unseen: str | None = None,
 ) -> Answer:
     if seen is not None:
         yes, evidence = seen
@@ -693,6 +699,8 @@ def _answer(
         return Answer(question, said, "declared", evidence, "team")
     if planned is not None:
         return Answer(question, planned[0], "declared", planned[1], "spec")
+    if why_unseen:
+        return Answer(question, None, "unanswered", f"not observed: {why_unseen}; counts as no")
     return Answer(question, None, "unanswered", "neither observed nor answered: counts as no")
 
 

@@ -143,9 +143,16 @@ def run_sprint(
     state.say("debrief", "readiness assessment")
     observed_facts = dict(state.observed.items())
     unattended = _unattended(state, deployed)
+    unseen = {}
     if unattended is not None:
         observed_facts["unattended"] = unattended
-    assessment = assess(observe(observed_facts), declared, spec_declarations(project))
+    else:
+        reached = "it deployed" if deployed else "nothing but the sign-offs stopped it"
+        unseen["unattended"] = (
+            f"{reached}, but the sprint did not exercise monitoring and the rollout, so it "
+            "did not see a monitored service"
+        )
+    assessment = assess(observe(observed_facts), declared, spec_declarations(project), unseen)
     state.say("debrief", "runbooks")
     runbooks = write_runbooks(project, report_dir / "runbooks")
     state.facts["runbooks"] = [str(p) for p in runbooks]
