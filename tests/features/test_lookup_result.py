@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from taxiway.features.lookup import EntityFeatures, FeatureValue, lookup
+from taxiway.features.lookup import EntityFeatures, FeatureValue, _seconds_3, lookup
 from taxiway.features.online import SqliteStore, ViewValues
 from taxiway.spec import load_spec_text
 from taxiway.spec.models import TaxiwaySpec
@@ -134,3 +136,20 @@ def test_features_can_be_replaced_and_changed_like_a_dict(
     assert first.values()["orders__count"] == 4
     assert second.values() == {}
     assert EntityFeatures("customer", "x", NOW).features == {}
+
+
+@settings(max_examples=3_000, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=-(2**53), max_value=2**53),
+        st.integers(min_value=0, max_value=10**12).map(lambda ms: ms * 1000 + 500),  # ties
+        st.integers(min_value=2**50 - 10**6, max_value=2**50 + 10**6),
+    )
+)
+def test_ages_are_rounded_to_the_millisecond_exactly_as_round_does(microseconds: int) -> None:
+    expected = round(microseconds / 1e6, 3)
+
+    got = _seconds_3(microseconds)
+
+    assert got == expected
+    assert repr(got) == repr(expected)  # the same float, down to the sign of zero
