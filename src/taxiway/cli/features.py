@@ -134,7 +134,10 @@ def materialize_command(
 
 @app.command("get")
 def get(
-    entities: Annotated[list[str], typer.Argument(help="ENTITY=KEY pairs, e.g. customer=123.")],
+    entities: Annotated[
+        list[str],
+        typer.Argument(metavar="ENTITY=KEY", help="ENTITY=KEY pairs, e.g. customer=100001."),
+    ],
     file: SpecOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
