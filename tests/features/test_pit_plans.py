@@ -183,3 +183,18 @@ def test_the_guard_counts_exactly_the_pairs_the_bucketed_join_reads(
         ttl_ms,
     )
     assert counted_pairs(folder, project) == (len(events), expected)
+
+
+@pytest.mark.parametrize("plan", ["asof", "bucketed"])
+def test_rows_sharing_key_and_time_go_to_the_smallest_value(tmp_path: Path, plan: str) -> None:
+    # the bucketed plan takes a spine row's one row at its (key, time) as is and decides
+    # several only by the tie order: here the smallest value, nulls last
+    start = datetime(2025, 1, 1)
+    events = [(1, start, 2.0), (1, start, None), (1, start, 1.0), (2, start, 5.0)]
+    probes = [(1, start + timedelta(seconds=1)), (2, start), (3, start)]
+    project = write_project(tmp_path, events, probes, ttl_ms=86_400_000)
+    out = tmp_path / "training.parquet"
+    build_training_set(project, out, latest_plan="bucketed" if plan == "bucketed" else "asof")
+    relation = duckdb.sql(f"SELECT pid, last__v FROM '{out}' ORDER BY pid")
+    assert relation is not None
+    assert relation.fetchall() == [(0, 1.0), (1, 5.0), (2, None)]

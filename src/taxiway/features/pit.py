@@ -12,8 +12,9 @@ many times) and online vectors (a spine of one time per entity): one definition,
   null when older than ``t - ttl``; an ASOF join. With a ``ttl``, a cheaper plan is used when
   the data allows it (*bucketed*): time is cut into buckets one ``ttl`` wide, a spine row at t
   is joined only to its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
-  ``[t - ttl, t - available_after]``, and ``arg_max`` over a sort key in the tie order above
-  picks the row. Its cost grows with those candidate pairs, so a guard first counts them
+  ``[t - ttl, t - available_after]`` (keys and times only: ``max`` gives the newest time),
+  then that (key, time) is joined back to the source, and ``arg_max`` over a sort key in the
+  tie order above decides the spine rows that find several rows there. Its cost grows with those candidate pairs, so a guard first counts them
   exactly (the spine's rows per (key, bucket), looked up by every source row: no grouping of
   the source), and keeps the ASOF join when they exceed ``PAIRS_PER_ROW`` x (source rows +
   spine rows) (a heavy key, a long ttl). Both plans give the same rows.
@@ -117,7 +118,8 @@ def compute_view(
                 )
             )
         ):
-            sql = _bucketed_sql(
+            # two statements: each spine row's newest candidate time, then that time's row
+            join, sql = _bucketed_sql(
                 view,
                 view_name,
                 keys,
@@ -127,7 +129,9 @@ def compute_view(
                 source.timestamp,
                 source.available_after,
                 source.created,
+                chosen,
             )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(chosen)} AS {join}")
         elif isinstance(view, LatestView) and source.timestamp is not None:
             # two statements, so the join's sorted runs are freed before the ties are checked
             join, sql = _latest_sql(
@@ -236,47 +240,67 @@ def _bucketed_sql(
     timestamp: str,
     available_after: timedelta,
     created: str | None,
-) -> str:
-    """A latest view with a ttl as a hash join on (key, ttl-wide bucket), then arg_max."""
+    chosen_table: str,
+) -> tuple[str, str]:
+    """A latest view with a ttl by (key, ttl-wide bucket): the join (to be stored as
+    ``chosen_table``) and the query that fetches the chosen rows.
+
+    The join finds each spine row's newest candidate timestamp with a plain ``max`` over the
+    key and time alone (a fixed-width aggregate: carrying the values and a sort key through
+    every candidate pair cost about twice as much). The second query joins those (key, time)
+    back to the source; where several rows share them, it picks by the documented tie order
+    (newest ``created``, nulls lowest, then the smallest values, nulls last) with ``arg_max``.
+    """
     assert view.ttl is not None
     width = view.ttl // timedelta(microseconds=1)
     wanted = list(view.latest)
     values = [f"__v{i}" for i in range(len(wanted))]
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
-    picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
-    creation = f", {q(created)} AS __c" if created else ""
+    rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
     # [t - ttl, t - available_after] is at most one bucket wide: the buckets of t - ttl and t
     spine_rows = (
         f"SELECT __sid, {key_list}, __t, unnest([__b - 1, __b]) AS __b FROM ("
         f"SELECT __sid, {key_list}, __t, {_bucket('__t', width)} AS __b FROM {q(spine)} "
         f"WHERE __t IS NOT NULL AND {_keys_present(keys)})"
     )
-    source_rows = (
-        f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked}, "
-        f"{_bucket(ts, width)} AS __b FROM {q(source_view)} "
-        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
-    )
-    # the greatest sort key wins: newest time, then newest created (null lowest), then the
-    # smallest values (DESC NULLS FIRST puts nulls lowest and the smallest value highest)
-    order = ["e.__ts, 'ASC NULLS FIRST'"]
-    if created:
-        order.append("e.__c, 'ASC NULLS FIRST'")
-    order += [f"e.{v}, 'DESC NULLS FIRST'" for v in values]
-    row = ", ".join(["'ts': e.__ts"] + [f"'{v}': e.{v}" for v in values])
+    times = f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts, {_bucket(ts, width)} AS __b {rows}"
     on = " AND ".join(f"s.{q(k)} = e.{q(k)}" for k in keys)
-    best = (
-        f"SELECT s.__sid, arg_max({{{row}}}, create_sort_key({', '.join(order)})) AS __r "
-        f"FROM ({spine_rows}) AS s JOIN ({source_rows}) AS e "
+    join = (
+        f"SELECT s.__sid, {', '.join(f's.{q(k)}' for k in keys)}, max(e.__ts) AS __ts "
+        f"FROM ({spine_rows}) AS s JOIN ({times}) AS e "
         f"ON {on} AND s.__b = e.__b AND e.__ts >= s.__t - {interval(view.ttl)} "
-        f"AND e.__ts <= s.__t - {interval(available_after)} GROUP BY s.__sid"
+        f"AND e.__ts <= s.__t - {interval(available_after)} "
+        f"GROUP BY s.__sid, {', '.join(f's.{q(k)}' for k in keys)}"
+    )
+    picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
+    creation = f", {q(created)} AS __c" if created else ""
+    source_rows = f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked} {rows}"
+    found = " AND ".join(f"c.{q(k)} = e.{q(k)}" for k in keys)
+    payload = ", ".join(["__ts", *values])
+    # the greatest sort key wins: newest created (null lowest), then the smallest values
+    # (DESC NULLS FIRST puts nulls lowest and the smallest value highest)
+    order = ["__c, 'ASC NULLS FIRST'"] if created else []
+    order += [f"{v}, 'DESC NULLS FIRST'" for v in values]
+    row = ", ".join(f"'{p}': {p}" for p in ["__ts", *values])
+    # most spine rows find one source row at their (key, time) and take it as is; only those
+    # that find several (rows sharing key, time and maybe `created`) go through arg_max
+    fetched = (
+        f"WITH __j AS MATERIALIZED (SELECT c.__sid, e.* EXCLUDE ({key_list}) "
+        f"FROM {q(chosen_table)} AS c JOIN ({source_rows}) AS e "
+        f"ON {found} AND c.__ts = e.__ts), "
+        f"__tied AS (SELECT __sid FROM __j GROUP BY __sid HAVING count(*) > 1), "
+        f"__best AS (SELECT __sid, {payload} FROM __j ANTI JOIN __tied USING (__sid) "
+        f"UNION ALL SELECT __sid, unnest(__r) FROM (SELECT __sid, "
+        f"arg_max({{{row}}}, create_sort_key({', '.join(order)})) AS __r "
+        f"FROM __j SEMI JOIN __tied USING (__sid) GROUP BY __sid)) "
     )
     outputs = ", ".join(
-        f"m.__r.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
+        f"m.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
     )
-    return (
-        f"SELECT a.__sid, {outputs}, m.__r.ts AS {EVENT_TIME} FROM {q(spine)} AS a "
-        f"LEFT JOIN ({best}) AS m ON a.__sid = m.__sid"
+    return join, (
+        f"{fetched}SELECT a.__sid, {outputs}, m.__ts AS {EVENT_TIME} FROM {q(spine)} AS a "
+        f"LEFT JOIN __best AS m ON a.__sid = m.__sid"
     )
 
 
