@@ -14,10 +14,11 @@ many times) and online vectors (a spine of one time per entity): one definition,
   is joined only to its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
   ``[t - ttl, t - available_after]`` (keys and times only: ``max`` gives the newest time),
   then that (key, time) is joined back to the source, and ``arg_max`` over a sort key in the
-  tie order above decides the spine rows that find several rows there. Its cost grows with those candidate pairs, so a guard first counts them
-  exactly (the spine's rows per (key, bucket), looked up by every source row: no grouping of
-  the source), and keeps the ASOF join when they exceed ``PAIRS_PER_ROW`` x (source rows +
-  spine rows) (a heavy key, a long ttl). Both plans give the same rows.
+  tie order above decides the spine rows that find several rows there. Its cost grows with
+  those candidate pairs, so a guard first counts them exactly (the spine's rows per (key,
+  bucket), looked up by every source row: no grouping of the source), and keeps the ASOF join
+  when they exceed ``PAIRS_PER_ROW`` x (source rows + spine rows) (a heavy key, a long ttl).
+  Both plans give the same rows.
 - static views: joined by key.
 """
 
