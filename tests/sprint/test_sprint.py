@@ -165,8 +165,18 @@ def test_declared_monitoring_and_rollout_are_warned_not_passed(
     answers = {a["id"]: a for a in report["assessment"]["answers"]}
     for qid in ("drift_alerts", "metric_gated_rollout"):
         assert (answers[qid]["source"], answers[qid]["by"]) == ("declared", "spec"), qid
-    assert answers["unattended"]["source"] == "observed"
-    assert answers["unattended"]["yes"] is False  # the sign-offs are missing
+    # only the sign-offs stopped it: the one manual step the question allows, so no "no"; and
+    # with monitoring and the rollout not exercised, no "yes" either (issue 13)
+    others = [b["title"] for b in report["blockers"] if b["kind"] != "sign_off"]
+    if others:  # a busy machine can miss even this budget: then it is a "no" naming them
+        assert (answers["unattended"]["source"], answers["unattended"]["yes"]) == (
+            "observed", False)  # fmt: skip
+        assert others[0] in answers["unattended"]["evidence"]
+    else:
+        assert (answers["unattended"]["source"], answers["unattended"]["yes"]) == (
+            "unanswered", None)  # fmt: skip
+        assert answers["unattended"]["evidence"].startswith(
+            "not observed: nothing but the sign-offs stopped it")  # fmt: skip
     assert report["assessment"]["level"] <= 3
 
 
