@@ -323,3 +323,15 @@ def test_the_page_shows_no_backticks_and_the_drill_counts_fallback_answers(run: 
         legend = re.search(r'<svg id="chart-drill".*?</svg>', run.html, re.S)
         assert legend is not None
         assert f"answered by the fallback {drill['degraded']:,}" in legend.group()
+
+
+def test_the_load_test_and_the_drills_show_how_long_they_took(run: Run) -> None:
+    facts = run.json["facts"]
+    load = run.check("load test within the latency budget")
+    if load is not None:
+        assert load["duration_s"] == pytest.approx(facts["load"]["duration_s"], abs=0.01)
+        assert load["duration_s"] > 0
+    for mode, drill in (facts.get("drills") or {}).items():
+        check = run.check(f"fault drill: online store {mode}")
+        assert check is not None
+        assert check["duration_s"] == pytest.approx(drill["total_s"], abs=0.01)

@@ -431,6 +431,7 @@ def _integration(state: _State) -> None:
                 summary = load.summary(budget)
                 state.facts["load"] = summary
                 latency = latency_check(summary, candidate.version)
+                latency.duration_s = float(summary.get("duration_s") or 0.0)  # the requests' time
                 phase.checks.append(latency)
                 state.observed["latency_within_budget"] = (
                     latency.status == "pass",
@@ -496,6 +497,8 @@ def _drill(state: _State, phase: Phase, version: int, budget: float, mode: str) 
                 f"fault drill: online store {mode}",
                 "pass" if ok else "fail",
                 detail,
+                # the whole drill: its own service's start, the requests, the stop
+                duration_s=float(summary.get("total_s") or 0.0),
                 data=summary,
                 blocker=None
                 if ok
