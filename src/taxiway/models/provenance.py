@@ -1,0 +1,101 @@
+"""What the registry records of a new version besides its files: its metrics, lineage and
+reference profile, who made it, and from which spec file and git commit."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taxiway.features.training_set import TrainingSetManifest
+from taxiway.models.artifact import ModelCard
+from taxiway.models.lineage import build_lineage
+from taxiway.models.outcome import Outcome
+from taxiway.models.profile import build_profile
+from taxiway.models.registry import NewVersion
+from taxiway.spec.project import Project
+
+__all__ = ["new_version"]
+
+
+def new_version(
+    project: Project,
+    manifest: TrainingSetManifest,
+    key: str,
+    card: ModelCard,
+    outcome: Outcome,
+    metrics: dict[str, Any],
+    created_by: str | None,
+) -> NewVersion:
+    """What the registry records of the version: metrics, lineage, profile, provenance."""
+    spec = project.spec
+    profile = build_profile(
+        outcome.profile_matrix,
+        outcome.profile_encoder.features,
+        outcome.profile_encoder.kinds,
+        dict(outcome.profile_encoder.vocabularies),
+        outcome.p_valid if outcome.p_valid is not None else np.zeros(0),
+    )
+    return NewVersion(
+        name=spec.name,
+        created_by=created_by or _user(),
+        algorithm=card.algorithm,
+        task=card.task,
+        metrics=_jsonable(metrics),
+        features=outcome.features,
+        definitions_hash=manifest.definitions_hash,
+        spec_hash=_spec_hash(project.spec_path),
+        git_commit=_git_commit(project.spec_path),
+        training=_jsonable({**manifest.as_dict(), "model_key": key}),
+        lineage=build_lineage(spec, manifest, outcome.features),
+        profile=_jsonable(profile),
+        serving=outcome.serving,
+    )
+
+
+def _spec_hash(path: Path | None) -> str:
+    if path is None or not Path(path).exists():
+        return ""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _git_commit(path: Path | None) -> str | None:
+    where = Path(path).parent if path is not None else Path.cwd()
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
