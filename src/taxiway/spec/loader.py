@@ -13,6 +13,7 @@ taxiway.errors.SpecError: taxiway.yaml:2:1: ownr: unknown key `ownr`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -91,30 +92,47 @@ def load_spec_text(
 
 def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     """References between sections: every named source and entity exists, views fit sources."""
+    issues = _view_issues(spec, doc)
+    issues.extend(_spine_issues(spec, doc))
+    issues.extend(_label_issues(spec, doc))
+    issues.extend(_model_issues(spec, doc))
+    issues.extend(_serving_issues(spec, doc))
+    issues.extend(_column_label_issues(spec, doc))
+    return issues
+
+
+def _unknown(
+    doc: YamlDocument,
+    kind: str,
+    name: str | None,
+    known: Mapping[str, object],
+    loc: tuple[str, ...],
+) -> list[SpecIssue]:
+    """The issue of a reference to an undeclared ``kind`` (source, entity), if ``name`` is one."""
+    if name is None or name in known:
+        return []
+    plural = "entities" if kind == "entity" else f"{kind}s"
+    choices = ", ".join(sorted(known)) or f"none declared: add an `{plural}:` section"
+    return [
+        doc.issue(
+            loc,
+            f"unknown {kind} `{name}`",
+            expected=f"one of {choices}",
+            suggestion=did_you_mean(name, known),
+        )
+    ]
+
+
+def _view_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """Each view's source and entity exist, and the source has the event times it needs."""
     issues: list[SpecIssue] = []
     sources = spec.sources
-    entities = spec.entities
-
-    def need(kind: str, name: str | None, known: dict[str, object], loc: tuple[str, ...]) -> bool:
-        if name is None or name in known:
-            return True
-        plural = "entities" if kind == "entity" else f"{kind}s"
-        choices = ", ".join(sorted(known)) or f"none declared: add an `{plural}:` section"
-        issues.append(
-            doc.issue(
-                loc,
-                f"unknown {kind} `{name}`",
-                expected=f"one of {choices}",
-                suggestion=did_you_mean(name, known),
-            )
-        )
-        return False
-
     for view_name, view in spec.features.items():
         base = ("features", view_name)
-        has_source = need("source", view.source, dict(sources), (*base, "source"))
-        need("entity", view.entity, dict(entities), (*base, "entity"))
-        if not has_source:
+        unknown_source = _unknown(doc, "source", view.source, sources, (*base, "source"))
+        issues += unknown_source
+        issues += _unknown(doc, "entity", view.entity, spec.entities, (*base, "entity"))
+        if unknown_source:
             continue
         source = sources[view.source]
         if isinstance(view, StaticView) and source.timestamp is not None:
@@ -155,22 +173,35 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     f"`ttl` needs event times, but source `{view.source}` declares no `timestamp`",
                 )
             )
+    return issues
 
-    if spec.spine is not None:
-        need("source", spec.spine.source, dict(sources), ("spine", "source"))
-        need("entity", spec.spine.entity, dict(entities), ("spine", "entity"))
-        if spec.spine.source in sources and sources[spec.spine.source].timestamp is None:
-            issues.append(
-                doc.issue(
-                    ("spine", "source"),
-                    f"the spine needs event times, but source `{spec.spine.source}` declares no "
-                    "`timestamp`",
-                )
+
+def _spine_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """The spine's source and entity exist, and the source has event times."""
+    spine, sources = spec.spine, spec.sources
+    if spine is None:
+        return []
+    issues = _unknown(doc, "source", spine.source, sources, ("spine", "source"))
+    issues += _unknown(doc, "entity", spine.entity, spec.entities, ("spine", "entity"))
+    if spine.source in sources and sources[spine.source].timestamp is None:
+        issues.append(
+            doc.issue(
+                ("spine", "source"),
+                f"the spine needs event times, but source `{spine.source}` declares no `timestamp`",
             )
+        )
+    return issues
+
+
+def _label_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """A forward-looking label's source and entity exist with event times; the label's name
+    is no other column's; a periodic spine is keyed by the label's entity."""
+    issues: list[SpecIssue] = []
+    sources, entities = spec.sources, spec.entities
     label = spec.label
     if label is not None and not isinstance(label, ColumnLabel):
-        need("source", label.source, dict(sources), ("label", "source"))
-        need("entity", label.entity, dict(entities), ("label", "entity"))
+        issues += _unknown(doc, "source", label.source, sources, ("label", "source"))
+        issues += _unknown(doc, "entity", label.entity, entities, ("label", "entity"))
         if label.source in sources and sources[label.source].timestamp is None:
             issues.append(
                 doc.issue(
@@ -205,21 +236,25 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                 suggestion=f"use `entity: {label.entity}` or drop `spine.entity`",
             )
         )
-    issues.extend(_model_issues(spec, doc))
-    issues.extend(_serving_issues(spec, doc))
+    return issues
+
+
+def _column_label_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """A `column` label needs an event spine."""
+    label = spec.label
     if (
         isinstance(label, ColumnLabel)
         and spec.spine is not None
         and not isinstance(spec.spine, EventSpine)
     ):
-        issues.append(
+        return [
             doc.issue(
                 ("label", "kind"),
                 "a `column` label is an expression on the spine row, so it needs an event spine "
                 "(`spine: {source: ...}` without `every`)",
             )
-        )
-    return issues
+        ]
+    return []
 
 
 def _model_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:

@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from taxiway.errors import SpecError, SpecIssue
+from taxiway.spec.models import TaxiwaySpec
 
 __all__ = ["YamlDocument", "did_you_mean", "issues_from_validation", "parse_yaml"]
 
@@ -65,11 +66,7 @@ class YamlDocument:
             if isinstance(node, CommentedMap) and element in node:
                 key_line, key_col = node.lc.key(element)
                 line, column = key_line + 1, key_col + 1
-                value = node[element]
-                if isinstance(value, CommentedMap | CommentedSeq) and not _is_flow_empty(value):
-                    node = value
-                else:
-                    node = value
+                node = node[element]
             elif isinstance(node, CommentedSeq) and isinstance(element, int):
                 if 0 <= element < len(node):
                     item_line, item_col = node.lc.item(element)
@@ -99,10 +96,6 @@ class YamlDocument:
             expected=expected,
             suggestion=suggestion,
         )
-
-
-def _is_flow_empty(value: Any) -> bool:
-    return len(value) == 0
 
 
 def parse_yaml(text: str, file: str) -> YamlDocument:
@@ -275,12 +268,23 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-# the tags pydantic puts into an error's location for tagged unions (source kinds, view kinds,
-# spine and label kinds); they are not keys of the file
-UNION_TAGS = frozenset(
-    {"file", "duckdb", "postgres", "aggregate", "latest", "static", "periodic", "event"}
-    | {"any_event", "no_event", "count", "sum", "column"}
-)
+def _tagged_union_tags(schema: Any) -> set[str]:
+    """The tags of every tagged union in a pydantic core ``schema`` (nested dicts and lists)."""
+    tags: set[str] = set()
+    if isinstance(schema, dict):
+        if schema.get("type") == "tagged-union":
+            tags.update(tag for tag in schema["choices"] if isinstance(tag, str))
+        for value in schema.values():
+            tags |= _tagged_union_tags(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            tags |= _tagged_union_tags(value)
+    return tags
+
+
+UNION_TAGS = frozenset(_tagged_union_tags(TaxiwaySpec.__pydantic_core_schema__))
+"""The tags pydantic puts into an error's location for the spec's tagged unions (source,
+view, spine, label, online store and registry kinds): they are not keys of the file."""
 
 
 def _strip_tags(loc: Loc, data: Any) -> Loc:
