@@ -9,9 +9,11 @@ the model, or the rule on ``model.baseline_feature`` (see
 its fastest faithful serving form; every version records its metrics, inputs, lineage and the
 reference profile for drift monitoring.
 
-The parts: :mod:`~taxiway.models.pilot_import` (the pilot scored and compiled),
-:mod:`~taxiway.models.evaluation` (the baseline, the scores, leakage diagnostics); this module
-reads and splits the training set, fits the spec's algorithm and registers the version.
+The parts: :mod:`~taxiway.models.fitting` (the spec's algorithm fitted),
+:mod:`~taxiway.models.pilot_import` (the pilot scored and compiled),
+:mod:`~taxiway.models.evaluation` (the baseline, the scores, leakage diagnostics) and
+:mod:`~taxiway.models.provenance` (what the registry records); this module reads and splits
+the training set, runs them in turn and registers the version.
 """
 
 from __future__ import annotations
@@ -33,10 +35,9 @@ import pyarrow.parquet as pq
 
 from taxiway.errors import ModelError
 from taxiway.features.training_set import TrainingSetManifest, cached_training_set
-from taxiway.models.algorithms import fit
 from taxiway.models.artifact import ModelCard, save_card
-from taxiway.models.encoding import FeatureEncoder
 from taxiway.models.evaluation import leakage_diagnostics, model_baseline, validation_scores
+from taxiway.models.fitting import fit_algorithm, model_inputs
 from taxiway.models.metrics import better, calibration_table, default_metric
 from taxiway.models.outcome import Outcome
 from taxiway.models.pilot_import import import_pilot
@@ -119,21 +120,6 @@ def infer_task(spec: TaxiwaySpec, labels: pa.ChunkedArray[Any] | None = None) ->
         if values <= {0, 1}:
             return "classification"
     return "regression"
-
-
-def model_inputs(spec: TaxiwaySpec, manifest: TrainingSetManifest) -> list[str]:
-    """The trained model's inputs: ``model.features`` (views expanded) or every feature."""
-    model = spec.model or ModelSpec()
-    available = [*manifest.request_fields, *manifest.features]
-    if model.features is None:
-        return available
-    chosen: list[str] = []
-    for name in model.features:
-        if name in spec.features:
-            chosen.extend(spec.features[name].output_names(name))
-        else:
-            chosen.append(name)
-    return list(dict.fromkeys(chosen))
 
 
 def train_model(
@@ -256,7 +242,7 @@ def _train_and_register(
             )
         else:
             say(f"training {model.algorithm} ({rows.task})")
-            outcome = _train(
+            outcome = fit_algorithm(
                 model,
                 spec,
                 manifest,
@@ -383,55 +369,6 @@ def _evaluate(
     if task == "classification" and outcome.p_valid is not None:
         metrics["calibration"] = calibration_table(y_valid, outcome.p_valid)
     return metrics
-
-
-def _train(
-    model: ModelSpec,
-    spec: TaxiwaySpec,
-    manifest: TrainingSetManifest,
-    table: pa.Table,
-    train_table: pa.Table,
-    split: TimeSplit,
-    y_train: np.ndarray,
-    y_valid: np.ndarray,
-    task: str,
-    folder: Path,
-) -> Outcome:
-    from taxiway.models.serving_form import build_serving_form, native_scorer
-
-    features = model_inputs(spec, manifest)
-    encoder = FeatureEncoder.fit(train_table, features)
-    X = encoder.encode_table(table)
-    X_train, X_valid = X[split.train], X[split.valid]
-    estimator = fit(
-        model.algorithm,
-        task,
-        X_train,
-        y_train,
-        categorical=encoder.categorical,
-        params=model.params,
-        seed=model.seed,
-    )
-    native = native_scorer(estimator, task)
-    p_valid = native.predict(X_valid)
-    (folder / "encoder.json").write_text(json.dumps(encoder.as_dict()) + "\n")
-    report = build_serving_form(
-        estimator,
-        X_valid if len(X_valid) else X_train[:100],
-        task=task,
-        out_dir=folder / "serving",
-        categorical=encoder.categorical,
-    )
-    del y_valid
-    return Outcome(
-        features=features,
-        p_valid=p_valid,
-        serving=report.as_dict(),
-        profile_encoder=encoder,
-        profile_matrix=X_train,
-        predict_valid=native.predict,
-        valid_inputs=X_valid,
-    )
 
 
 def _labels(column: pa.ChunkedArray[Any], task: str, name: str) -> np.ndarray:
