@@ -2,9 +2,9 @@
 says the same thing.
 
 One real sprint runs per example (module-scoped, on a copy in a temporary folder with its
-state there too). examples/flights is left out: its real data trains for minutes (11 on a
-busy two-core machine), too long for the suite; the same assertions were run on its report
-by hand. Its terminal output, report.json, report.md and report.html must agree on
+state there too). examples/flights runs on December 2013 as test_integration_flights.py
+prepares it (the whole year trains for minutes), with no sign-off recorded: the sign-offs
+are its only blockers. Its terminal output, report.json, report.md and report.html must agree on
 each phase's and each check's status, the handoff audit's findings, the blockers, and the
 readiness answers the sprint observed (contracts passing, the audit, the gates).
 """
@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from tests.conftest import retail_shop
 from tests.examples.test_blocked import _example as blocked_example
+from tests.sprint.test_integration_flights import AS_OF as FLIGHTS_AS_OF
+from tests.sprint.test_integration_flights import flights  # noqa: F401 (a fixture, used by name)
 
 from taxiway.cli import main
 
@@ -63,17 +65,21 @@ class Run:
         return next(a for a in self.json["assessment"]["answers"] if a["id"] == qid)
 
 
-def _spec(example: str, folder: Path) -> Path:
+def _spec(request: pytest.FixtureRequest, example: str, folder: Path) -> Path:
     if example == "retail":
         return retail_shop(folder / "retail", customers=400)
-    return blocked_example(folder)
+    if example == "blocked":
+        return blocked_example(folder)
+    spec: Path = request.getfixturevalue("flights")
+    return spec
 
 
-@pytest.fixture(scope="module", params=["retail", "blocked"])
+@pytest.fixture(scope="module", params=["retail", "blocked", "flights"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     example: str = request.param
     folder = tmp_path_factory.mktemp(f"agree-{example}")
-    spec = _spec(example, folder)
+    spec = _spec(request, example, folder)
+    as_of = FLIGHTS_AS_OF if example == "flights" else AS_OF
     report = folder / "report"
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as env:
@@ -81,7 +87,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         env.setenv("COLUMNS", "10000")  # one line per check, as a wide terminal shows it
         env.delenv("BLOCKED_CRM_URL", raising=False)  # the issue's run: the variable unset
         with redirect_stdout(printed):
-            code = main(["sprint", "-f", str(spec), "--as-of", AS_OF, "--report", str(report),
+            code = main(["sprint", "-f", str(spec), "--as-of", as_of, "--report", str(report),
                          "--load-seconds", "1"])  # fmt: skip
     return Run(
         example,
