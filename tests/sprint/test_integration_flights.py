@@ -130,11 +130,6 @@ def test_the_load_test_runs_for_the_seconds_asked(sprint: tuple[int, dict[str, A
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sprint/runner.py builds these checks without their duration (0 s); it is asked to "
-    "give them the load test's duration_s and each drill's total_s",
-)
 def test_the_report_shows_how_long_the_load_test_and_the_drills_took(
     sprint: tuple[int, dict[str, Any]],
 ) -> None:

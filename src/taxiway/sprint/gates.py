@@ -30,7 +30,7 @@ from taxiway.models.audit import AuditReport, run_audit
 from taxiway.models.registry import ModelVersion
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff, sign_offs
-from taxiway.sprint.outcome import Blocker, Check
+from taxiway.sprint.outcome import Blocker, Check, blocker
 from taxiway.sprint.phases import audit_checks, governance_checks, monitoring_check, rollout_check
 
 __all__ = ["PromotionGate", "critical_blockers", "deployment_checks", "promotion_gate"]
@@ -105,15 +105,14 @@ def promotion_gate(project: Project, version: ModelVersion, *, sample: int = 100
                 "handoff audit",
                 "fail",
                 error.message,
-                blocker=Blocker(
+                blocker=blocker(
                     "model_development",
                     "technical",
-                    True,
                     f"the handoff audit of v{version.version} could not run",
                     evidence=error.message,
                     fix=error.fix
                     or f"run `taxiway audit --model {version.version}` and fix what it reports",
-                    estimate="days",
+                    kind="code",
                 ),
             )
         ]

@@ -303,7 +303,10 @@ def _online_store_down(f: _Facts) -> str:
   time) rises before a network store fails outright.
 - Answers say `"degraded": true`, `"path": "fallback:<which>"` and a `reason` of
   `online store timed out`, `online store failed: <error type>` or
-  `online store circuit breaker open`; the prediction log records the same.
+  `online store circuit breaker open`; the prediction log records the same. (An answer with
+  `"path": "model"` and `"degraded": true` is another case: the store answered, but without
+  some features, or with stale ones; its `reason` names them and
+  `{f.series("missing_features")}` counts them per view.)
 - Readiness (`/v2/health/ready`) stays green: it reports the model, not the store.
 
 {_fallback_chain(f)} While the store is down, `previous` is skipped (it needs the stored
@@ -406,6 +409,10 @@ it up within seconds, with no request failing:
             )
         )
     }
+
+A rollback passes the same gate as any promotion (the audit of that version, the sign-offs);
+if the gate refuses and the rollback cannot wait, add `--force --reason 'rollback: <why>'`:
+who, why and what was overridden go into the approvals log.
 
 Then fix the cause (a broken artifact, an input the model never saw), retrain and audit
 (see [retraining](retraining.md)) before promoting again.
@@ -765,6 +772,10 @@ Promote the version that served before (it stays in the registry when archived);
 switches within seconds without failing a request:
 
 {_sh(f.cmd("models", "promote", "<version>", "--by", "'<your name>'", "--note", "'rollback: <why>'"))}
+
+If the gate refuses (the audit of that version, the sign-offs) and the rollback cannot
+wait, add `--force --reason 'rollback: <why>'`: who, why and what was overridden go into the
+approvals log.
 
 ## Verify
 

@@ -45,15 +45,13 @@ from taxiway.sprint import integration
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.assess import Fact, assess, load_answers, observe, spec_declarations
 from taxiway.sprint.debrief import Debrief
+from taxiway.sprint.gates import deployment_checks
 from taxiway.sprint.outcome import Check, CheckStatus, Phase, PhaseName, blocker
 from taxiway.sprint.phases import (
     audit_checks,
     data_checks,
-    governance_checks,
     latency_check,
-    monitoring_check,
     prediction_log_check,
-    rollout_check,
     training_checks,
 )
 from taxiway.sprint.report import write_report
@@ -523,13 +521,11 @@ def _deployment(state: _State) -> bool:
     with _phase(state, "deployment") as phase:
         with _step(state, phase, "governance", "fix the spec's governance section"):
             signed = sign_offs(project)
-            phase.checks.extend(governance_checks(project, signed))
-            # no monitor or rollout controller runs in a sprint yet (their own issues build
-            # them): a declared section is reported as declared, not exercised
-            for key, gate in (("monitoring", monitoring_check), ("rollout", rollout_check)):
-                check, used = gate(project, None)
-                phase.checks.append(check)
-                state.facts[key] = used
+            # one definition with `taxiway models promote` (sprint.gates); no monitor or
+            # rollout controller runs in a sprint yet: a declared section is declared only
+            checks, used = deployment_checks(project, signed)
+            phase.checks.extend(checks)
+            state.facts.update(used)
             state.facts["approvals"] = {
                 "required": [s.role for s in signed],
                 "present": [
