@@ -9,15 +9,17 @@ many times) and online vectors (a spine of one time per entity): one definition,
   source rows and spine probes, ordered by time, so no range join explodes on long windows.
 - latest views: the known row with the greatest timestamp (ties: newest ``created``, nulls
   last, then the smallest values of the listed columns in their listed order, nulls last),
-  null when older than ``t - ttl``; an ASOF join. With a ``ttl``, a cheaper plan is used when
-  the data allows it (*bucketed*): time is cut into buckets one ``ttl`` wide, a spine row at t
-  is joined only to its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
-  ``[t - ttl, t - available_after]`` (keys and times only: ``max`` gives the newest time),
-  then that (key, time) is joined back to the source, and ``arg_max`` over a sort key in the
-  tie order above decides the spine rows that find several rows there. Its cost grows with
-  those candidate pairs, so a guard first counts them exactly (the spine's rows per (key,
-  bucket), looked up by every source row: no grouping of the source), and keeps the ASOF join
-  when they exceed ``PAIRS_PER_ROW`` x (source rows + spine rows) (a heavy key, a long ttl).
+  null when older than ``t - ttl``. Two statements: an ASOF join on keys and times alone
+  gives each spine row its key's newest known timestamp (only keys and times are sorted), then
+  that (key, time) is joined back to the source for the values, and ``arg_max`` over a sort
+  key in the tie order decides the spine rows that find several rows there. Nothing depends
+  on how the data is spread, so no guard is needed.
+  A second plan, *bucketed* (only when forced with ``plan="bucketed"``; a view with a
+  ``ttl``), finds the newest time with a hash join on key and a ttl-wide time bucket instead:
+  a spine row at t reads its key's rows in the buckets of ``t - ttl`` and ``t`` that lie in
+  ``[t - ttl, t - available_after]``. Its cost grows with those candidate pairs
+  (``candidate_pairs`` counts them exactly; ``latest_plan`` is the guard that once chose
+  between the plans), and at 10M x 1M it was no cheaper than the ASOF join plus the guard.
   Both plans give the same rows.
 - static views: joined by key.
 """
@@ -48,11 +50,11 @@ __all__ = [
 EVENT_TIME = "__event_time"
 
 LatestPlan = Literal["auto", "asof", "bucketed"]
-"""How a latest view with a ``ttl`` is joined: ``auto`` lets the guard choose."""
+"""How a latest view is joined: ``auto`` is ``asof``; ``bucketed`` needs a ``ttl``."""
 
-# The bucketed plan costs about one sort key and one arg_max step per candidate pair; the ASOF
-# join sorts source + spine rows. At 0.65 pairs per row (bench/RESULTS.md section 1, 10M x 1M)
-# the bucketed join was 1.3x faster; the crossover near 1 is an estimate, not measured.
+# latest_plan's threshold. The bucketed join costs a hash-join probe per source row plus one
+# max step per candidate pair; the ASOF join sorts keys and times of source + spine rows. At
+# 0.65 pairs per row (10M x 1M) the two cost about the same before the guard's own probe.
 PAIRS_PER_ROW = 1.0
 
 
@@ -111,13 +113,7 @@ def compute_view(
             isinstance(view, LatestView)
             and source.timestamp is not None
             and view.ttl is not None
-            and (
-                plan == "bucketed"
-                or (
-                    plan == "auto"
-                    and latest_plan(con, spec, view_name, source_view, spine) == "bucketed"
-                )
-            )
+            and plan == "bucketed"
         ):
             # two statements: each spine row's newest candidate time, then that time's row
             join, sql = _bucketed_sql(
@@ -134,7 +130,7 @@ def compute_view(
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE {q(chosen)} AS {join}")
         elif isinstance(view, LatestView) and source.timestamp is not None:
-            # two statements, so the join's sorted runs are freed before the ties are checked
+            # two statements: each spine row's newest known time, then that time's row
             join, sql = _latest_sql(
                 view,
                 view_name,
@@ -169,7 +165,8 @@ def latest_plan(
     source_view: str,
     spine: str,
 ) -> Literal["asof", "bucketed"]:
-    """The plan the guard picks for latest view ``view_name`` over ``spine``.
+    """The plan a guard would pick for latest view ``view_name`` over ``spine`` (``auto`` no
+    longer asks: the ASOF plan plus no guard cost less than the guard plus the bucketed plan).
 
     ``bucketed`` when the candidate pairs (spine rows x source rows of the same key in the two
     ttl-wide buckets each spine row reads) are at most ``PAIRS_PER_ROW`` x (source rows + spine
@@ -254,8 +251,6 @@ def _bucketed_sql(
     """
     assert view.ttl is not None
     width = view.ttl // timedelta(microseconds=1)
-    wanted = list(view.latest)
-    values = [f"__v{i}" for i in range(len(wanted))]
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
     rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
@@ -274,6 +269,31 @@ def _bucketed_sql(
         f"AND e.__ts <= s.__t - {interval(available_after)} "
         f"GROUP BY s.__sid, {', '.join(f's.{q(k)}' for k in keys)}"
     )
+    return join, _fetch_sql(
+        view, view_name, keys, types, source_view, spine, timestamp, created, chosen_table
+    )
+
+
+def _fetch_sql(
+    view: LatestView,
+    view_name: str,
+    keys: tuple[str, ...],
+    types: dict[str, str],
+    source_view: str,
+    spine: str,
+    timestamp: str,
+    created: str | None,
+    chosen_table: str,
+) -> str:
+    """The values of each spine row's chosen (key, time) in ``chosen_table`` (``__sid``, the
+    keys, ``__ts``): joined back to the source; where several rows share that key and time,
+    ``arg_max`` picks by the tie order (newest ``created``, nulls lowest, then the smallest
+    values, nulls last)."""
+    wanted = list(view.latest)
+    values = [f"__v{i}" for i in range(len(wanted))]
+    ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
+    key_list = ", ".join(q(k) for k in keys)
+    rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
     picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
     creation = f", {q(created)} AS __c" if created else ""
     source_rows = f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked} {rows}"
@@ -299,7 +319,7 @@ def _bucketed_sql(
     outputs = ", ".join(
         f"m.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
     )
-    return join, (
+    return (
         f"{fetched}SELECT a.__sid, {outputs}, m.__ts AS {EVENT_TIME} FROM {q(spine)} AS a "
         f"LEFT JOIN __best AS m ON a.__sid = m.__sid"
     )
@@ -404,81 +424,28 @@ def _latest_sql(
     created: str | None,
     chosen_table: str,
 ) -> tuple[str, str]:
-    """The join (to be stored as ``chosen_table``) and the query that decides its ties."""
-    # One ASOF join finds, for each spine row, the newest known row; with `created`, its key
-    # is {known, probe?, created present?, created}, so a tie on the timestamp goes to the
-    # newest `created` inside the join. A spine row's key {t, TRUE, ...} sits above every row
-    # known at t, whatever its `created`. Rows that still tie (same key, timestamp and
-    # `created`) are rare but must go to the smallest values: only the groups the join chose
-    # are checked for a second member, and only those that have one are decided again.
-    # (Putting the values in the key too would decide every tie inside the join, but the key
-    # gets wide and variable-length: about twice the join's CPU time at 10M rows.)
-    wanted = list(view.latest)
-    values = [f"__v{i}" for i in range(len(wanted))]
-    rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+    """A latest view as an ASOF join on keys and times alone: the join (to be stored as
+    ``chosen_table``) and the query that fetches the chosen rows (``_fetch_sql``).
+
+    The ASOF join gives each spine row its key's greatest known timestamp (``ts <= t -
+    available_after``), dropped when older than ``t - ttl``; it sorts only keys and times.
+    Which row at that timestamp wins (``created``, then the values) is decided when the rows
+    are fetched. (Putting ``created`` and the values in the ASOF key instead makes the key a
+    wide struct: the join then cost more than the whole of this plan.)
+    """
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
-    group = [q(k) for k in keys] + ["__ts"] + (["__c"] if created else [])
-    identity = [f"{_cast_keys(keys, types)}, {ts} AS __ts"] + (
-        [f"{q(created)} AS __c"] if created else []
-    )
-    picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
-    known = f"{ts} + {interval(available_after)}"
-    if created:
-        build_key = (
-            f"{{'t': {known}, 'p': FALSE, 'cn': {q(created)} IS NOT NULL, 'c': {q(created)}}}"
-        )
-        probe_key = (
-            "CASE WHEN __t IS NOT NULL THEN {'t': __t, 'p': TRUE, 'cn': FALSE, 'c': NULL} END"
-        )
-        probe, build = f"{probe_key} AS __k", f"{build_key} AS __k"
-    else:
-        probe, build = "__t AS __k", f"{known} AS __k"
-
-    def same(left: str, right: str) -> str:
-        return " AND ".join(
-            f"{left}.{g} IS NOT DISTINCT FROM {right}.{g}"
-            if g == "__c"
-            else f"{left}.{g} = {right}.{g}"
-            for g in group
-        )
-
     key_list = ", ".join(q(k) for k in keys)
-    # the timestamp and `created` of the chosen row come back out of its key (no extra payload)
-    known_of = "e.__k.t" if created else "e.__k"
-    found = [f"{known_of} - {interval(available_after)} AS __ts"] + (
-        ["e.__k.c AS __c"] if created else []
+    fresh = f" WHERE e.__ts >= s.__t - {interval(view.ttl)}" if view.ttl is not None else ""
+    join = (
+        f"SELECT s.__sid, {', '.join(f's.{q(k)}' for k in keys)}, e.__ts "
+        f"FROM (SELECT __sid, {key_list}, __t, __t - {interval(available_after)} AS __p "
+        f"FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}) AS s "
+        f"ASOF JOIN (SELECT {_cast_keys(keys, types)}, {ts} AS __ts FROM {q(source_view)} "
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}) AS e "
+        f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__p >= e.__ts{fresh}"
     )
-    chosen = (
-        f"SELECT s.__sid, s.__t, {', '.join(f's.{q(k)}' for k in keys)}, {', '.join(found)}, "
-        f"{', '.join(f'e.{v}' for v in values)} "
-        f"FROM (SELECT __sid, {key_list}, __t, {probe} FROM {q(spine)}) AS s "
-        f"ASOF LEFT JOIN (SELECT {_cast_keys(keys, types)}, {picked}, {build} {rows}) AS e "
-        f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__k >= e.__k"
-    )
-    tied = (
-        f"SELECT x.* FROM (SELECT {', '.join(identity)} {rows}) AS x "
-        f"SEMI JOIN (SELECT DISTINCT {', '.join(group)} FROM {q(chosen_table)} "
-        f"WHERE __ts IS NOT NULL) AS g "
-        f"ON {same('x', 'g')} GROUP BY ALL HAVING count(*) > 1"
-    )
-    smallest = ", ".join(f"{v} ASC NULLS LAST" for v in values)
-    decided = (
-        f"SELECT x.* FROM (SELECT {', '.join(identity)}, {picked} {rows}) AS x "
-        f"SEMI JOIN __tied AS g ON {same('x', 'g')} "
-        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'x.{g}' for g in group)} "
-        f"ORDER BY {smallest}) = 1"
-    )
-    fresh = f"a.__ts >= a.__t - {interval(view.ttl)}" if view.ttl is not None else None
-    outputs = []
-    for column, value in zip(wanted, values, strict=True):
-        expr = f"CASE WHEN b.__ts IS NULL THEN a.{value} ELSE b.{value} END"
-        expr = f"CASE WHEN {fresh} THEN {expr} END" if fresh else expr
-        outputs.append(f"{expr} AS {q(f'{view_name}__{column}')}")
-    event_time = f"CASE WHEN {fresh} THEN a.__ts END" if fresh else "a.__ts"
-    return chosen, (
-        f"WITH __tied AS ({tied}), __decided AS ({decided}) "
-        f"SELECT a.__sid, {', '.join(outputs)}, {event_time} AS {EVENT_TIME} "
-        f"FROM {q(chosen_table)} AS a LEFT JOIN __decided AS b ON {same('a', 'b')}"
+    return join, _fetch_sql(
+        view, view_name, keys, types, source_view, spine, timestamp, created, chosen_table
     )
 
 
