@@ -59,9 +59,7 @@ class _LinearScorer:
                 part[values == code] = weight
             z += part
         if self._logistic:
-            from scipy.special import expit
-
-            return np.asarray(expit(z), dtype=np.float64)
+            return _logistic(z)
         return np.asarray(z, dtype=np.float64)
 
     def predict_one(self, row: np.ndarray) -> float:
@@ -81,6 +79,17 @@ class _LinearScorer:
             return 1.0 / (1.0 + math.exp(-z))
         e = math.exp(z)
         return e / (1.0 + e)
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    """The logistic function of ``z`` as :meth:`_LinearScorer.predict_one` computes it, with no
+    overflow for a large ``|z|``.
+
+    >>> _logistic(np.array([-1000.0, -1.0, 0.0, 1.0, 1000.0])).round(6).tolist()
+    [0.0, 0.268941, 0.5, 0.731059, 1.0]
+    """
+    e = np.exp(-np.abs(z))
+    return np.asarray(np.where(z >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e)), dtype=np.float64)
 
 
 @dataclass
