@@ -1,5 +1,6 @@
 """What the runbook pages draw on: the spec's values, the service's series names, Markdown
-blocks, and the scripts kept as package data under ``scripts/``."""
+blocks, and the scripts kept as package data under ``scripts/``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The runbook page: an input drift alert, with the PSI script (``scripts/drift_psi.tmpl``)
-to run by hand until ``taxiway monitor`` exists."""
+to run by hand until ``taxiway monitor`` exists.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The runbook page: roll a worse version back, with the outcome-per-version query
-(``scripts/outcomes.tmpl``), until ``taxiway rollout`` exists."""
+(``scripts/outcomes.tmpl``), until ``taxiway rollout`` exists.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,240 @@
+"""One model of the report: the rows, lines and numbers both renderers draw from the debrief.
+
+Markdown and HTML say the same facts in the same words: each table's headers and rows, and
+each fact's sentence, are built here once; the renderers only lay them out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from taxiway.sprint.debrief import Debrief
+from taxiway.sprint.outcome import Phase
+
+_NOT_MEASURED = "not measured: the sprint did not get this far"
+_CHECK_HEADERS = ["phase", "check", "status", "detail", "duration"]
+_BLOCKER_HEADERS = [
+    "phase", "category", "critical path", "blocker", "evidence", "fix", "who acts", "estimate"
+]  # fmt: skip
+_APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
+_ANSWER_HEADERS = ["area", "question", "answer", "by", "evidence"]
+_GATE_HEADERS = ["gate", "status", "declared", "observed", "evidence"]
+_GATES = (("monitoring", "monitoring"), ("rollout", "gradual rollout"))
+
+
+def _fact(d: Debrief, key: str) -> dict[str, Any] | None:
+    value = d.facts.get(key)
+    return value if isinstance(value, dict) and value else None
+
+
+def _model_line(model: dict[str, Any], leaking: Sequence[str] = ()) -> str:
+    """The model against the baseline; measured with a leaking input, the score is said to
+    prove nothing (the handoff audit blocked it)."""
+    beats = model.get("beats_baseline")
+    verdict = _judged(beats, "beats the baseline", "does not beat the baseline", "")
+    return (
+        f"model v{_text(model.get('version'))} ({_text(model.get('algorithm'))}): "
+        f"{_text(model.get('metric'))} {_number_text(_number(model.get('model')))} against the "
+        f"baseline's {_number_text(_number(model.get('baseline')))}"
+        + (f": it {verdict}" if verdict else "")
+        + (
+            f" (the baseline: {model['baseline_description']})"
+            if model.get("baseline_description")
+            else ""
+        )
+        + (
+            f". Measured with a leaking input ({', '.join(leaking)}), which the handoff audit "
+            "blocked: the true lift is unknown until the leak is removed and the model retrained"
+            if leaking
+            else ""
+        )
+    )
+
+
+def _load_line(load: dict[str, Any]) -> str:
+    """The load test as its clients saw it (the gate), then the service's own figure."""
+    budget = _number(load.get("budget_ms"))
+    client = _number(load.get("client_p99_ms"))
+    within = load.get("within_budget")
+    if not isinstance(within, bool) and client is not None and budget is not None:
+        within = client <= budget
+    verdict = _judged(within, ": within budget", ": over budget", "")
+    return (
+        f"{_number_text(load.get('requests'))} requests, {_number_text(load.get('errors'))} "
+        f"errors, {_number_text(load.get('rps'))} req/s; clients saw p50 "
+        f"{_number_text(load.get('client_p50_ms'))} ms, p99 {_number_text(client)} ms against "
+        f"a {_number_text(budget)} ms budget{verdict}; the service's own latency_ms: p50 "
+        f"{_number_text(load.get('p50_ms'))} ms, p99 {_number_text(load.get('p99_ms'))} ms"
+    )
+
+
+def _log_line(logged: dict[str, Any] | None) -> str:
+    """What the durable prediction log held after the load test."""
+    if not logged:
+        return "prediction log: not counted"
+    refused = _number(logged.get("refused_unlogged")) or 0
+    line = (
+        f"prediction log: {_number_text(logged.get('records_written'))} records written to "
+        f"{_text(logged.get('folder'))} for {_number_text(logged.get('answered'))} answered "
+        f"requests: {_text(logged.get('status'))}"
+    )
+    if refused:
+        line += f"; {_number_text(refused)} requests refused because the log could not be written"
+    return line
+
+
+def _gate_rows(d: Debrief) -> list[list[Any]]:
+    """One row per gate judged on what a part of the platform observed (monitoring, rollout)."""
+    rows = []
+    for key, name in _GATES:
+        gate = _fact(d, key)
+        if gate is None:
+            continue
+        declared, observed = gate.get("declared"), gate.get("observed")
+        rows.append(
+            [
+                name,
+                _text(gate.get("status")),
+                json.dumps(declared, sort_keys=True) if declared else "not declared",
+                _text(observed.get("evidence")) if isinstance(observed, dict) else "nothing ran",
+                gate.get("evidence"),
+            ]
+        )
+    return rows
+
+
+def _drill_line(drill: dict[str, Any]) -> str:
+    within = drill.get("within_budget")
+    verdict = _judged(within, "within budget", "over budget", "budget not judged")
+    return (
+        f"{_number_text(drill.get('requests'))} requests with a dependency down: "
+        f"{_number_text(drill.get('degraded'))} answered by the fallback, "
+        f"{_number_text(drill.get('errors'))} errors; clients saw p99 "
+        f"{_number_text(drill.get('client_p99_ms'))} ms against a "
+        f"{_number_text(drill.get('budget_ms'))} ms budget: {verdict}; the service's own p99 "
+        f"{_number_text(drill.get('p99_ms'))} ms"
+    )
+
+
+def _check_rows(phases: Sequence[Phase]) -> list[list[Any]]:
+    return [
+        [p.name, c.name, c.status, c.detail, _duration(c.duration_s)]
+        for p in phases
+        for c in p.checks
+    ]
+
+
+def _blocker_rows(d: Debrief) -> list[list[Any]]:
+    return [
+        [
+            b.phase,
+            b.category + (", structural" if b.structural else ""),
+            _yes(b.critical_path),
+            b.title,
+            b.evidence,
+            b.fix,
+            b.who or "—",
+            f"{b.estimate} ({b.basis})" if b.basis else b.estimate,
+        ]
+        for b in d.blockers
+    ]
+
+
+def _approval_rows(approvals: dict[str, Any]) -> list[list[Any]]:
+    """One row per role: signed ``yes`` only by a sign-off for this spec (an entry whose
+    ``status`` is absent or ``present``); one for an earlier spec says so."""
+    present = {_text(p.get("role")): p for p in approvals.get("present") or []}
+    roles = [_text(r) for r in approvals.get("required") or []]
+    roles += [r for r in present if r not in roles]
+    rows = []
+    for role in roles:
+        signed = present.get(role)
+        if signed is None:
+            rows.append([role, "no", "", "", "missing"])
+        else:
+            status = signed.get("status") or "present"
+            word = "yes" if status == "present" else f"no: {status.replace('_', ' ')}"
+            rows.append([role, word, signed.get("by"), signed.get("at"), signed.get("note")])
+    return rows
+
+
+def _answer_rows(assessment: dict[str, Any], source: str) -> list[list[Any]]:
+    """The answers of one kind (``observed``, ``declared``, ``unanswered``), in order."""
+    return [
+        [
+            a.get("area"),
+            a.get("text"),
+            _judged(a.get("yes"), "yes", "no", "unanswered"),
+            a.get("by") or "-",
+            a.get("evidence"),
+        ]
+        for a in assessment.get("answers") or []
+        if a.get("source") == source
+    ]
+
+
+def _source_counts(answers: list[dict[str, Any]]) -> str:
+    counts = {s: sum(a.get("source") == s for a in answers) for s in ("observed", "declared")}
+    rest = len(answers) - sum(counts.values())
+    return f"{counts['observed']} answer(s) observed by the sprint, {counts['declared']} declared, {rest} unanswered"
+
+
+def _not_exercised(d: Debrief, quote: str = "") -> str:
+    """The gates declared but not exercised, and what that means, in one line."""
+    them = "it" if len(d.not_exercised) == 1 else "them"
+    return (
+        f"{', '.join(d.not_exercised)} (declared in the spec; nothing ran {them} during the "
+        f"sprint, so {'it is' if them == 'it' else 'they are'} reported {quote}warn{quote}, "
+        f"never {quote}pass{quote})"
+    )
+
+
+def _judged(value: Any, yes: str, no: str, neither: str) -> str:
+    """``yes`` for True, ``no`` for False, ``neither`` for anything else (absent, null)."""
+    if value is True:
+        return yes
+    if value is False:
+        return no
+    return neither
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _number_text(value: Any) -> str:
+    """``8155.3`` → ``8,155``; ``0.81234`` → ``0.8123``; anything not a number → itself or —."""
+    number = _number(value)
+    if number is None:
+        return _text(value)
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:.4g}"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _yes(value)
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    """``0.0042`` → ``4.2 ms``; ``2.5`` → ``2.5 s``; ``75`` → ``1 min 15 s``; ``3900`` →
+    ``1 h 5 min``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
