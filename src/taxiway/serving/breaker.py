@@ -59,6 +59,9 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go through now (at most one probe while half-open)."""
+        state: State = self._state  # the usual answer, read without the lock (one attribute)
+        if state == "closed":
+            return True
         with self._lock:
             if self._state == "closed":
                 return True
@@ -72,6 +75,8 @@ class CircuitBreaker:
 
     def success(self) -> None:
         """Record a call that worked: closes the breaker."""
+        if self._state == "closed" and not self._failures:
+            return  # nothing to change (the usual case): no lock taken
         with self._lock:
             self._failures = 0
             self._state = "closed"

@@ -27,6 +27,7 @@ from taxiway.spec.models import TaxiwaySpec
 __all__ = ["FieldRule", "InputContract", "Parsed", "RequestError"]
 
 _MAX_TEXT = 512
+_ITEM_KEYS = frozenset(("entities", "features", "unit"))
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,9 @@ class InputContract:
         problems: list[tuple[str, str]] = []
         if not isinstance(item, dict):
             raise RequestError([("body", "expected an object with `entities` (and `features`)")])
-        unknown = set(item) - {"entities", "features", "unit"}
-        for key in sorted(unknown):
-            problems.append((key, "unknown key; expected entities, features, unit"))
+        if not item.keys() <= _ITEM_KEYS:  # the set difference only for a bad item
+            for key in sorted(set(item) - _ITEM_KEYS):
+                problems.append((key, "unknown key; expected entities, features, unit"))
         keys = self._entities(item.get("entities"), problems)
         values = self._fields(item.get("features"), problems)
         unit = item.get("unit")
@@ -130,10 +131,11 @@ class InputContract:
             problems.append(("entities", f"expected an object with {names}"))
             return {}
         keys: dict[str, str] = {}
-        for name in sorted(set(given) - set(self.entities)):
-            problems.append(
-                (f"entities.{name}", f"unknown entity; expected {', '.join(self.entities)}")
-            )
+        if not given.keys() <= self.entities.keys():
+            for name in sorted(set(given) - set(self.entities)):
+                problems.append(
+                    (f"entities.{name}", f"unknown entity; expected {', '.join(self.entities)}")
+                )
         for name, columns in self.entities.items():
             value = given.get(name)
             where = f"entities.{name}"
@@ -167,9 +169,10 @@ class InputContract:
             problems.append(("features", "expected an object of request fields"))
             return {}
         values: dict[str, Any] = {}
-        for name in sorted(set(given) - set(self.fields)):
+        if not given.keys() <= self.fields.keys():
             known = ", ".join(self.fields) or "none: this model takes no request fields"
-            problems.append((f"features.{name}", f"unknown request field; expected {known}"))
+            for name in sorted(set(given) - set(self.fields)):
+                problems.append((f"features.{name}", f"unknown request field; expected {known}"))
         for name, rule in self.fields.items():
             value = given.get(name)
             where = f"features.{name}"

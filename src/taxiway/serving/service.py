@@ -32,7 +32,7 @@ from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import parse_faults, with_faults
 from taxiway.serving.inputs import Parsed, RequestError
 from taxiway.serving.log import PredictionLog, open_prediction_log
-from taxiway.serving.metrics import Metrics
+from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.openapi import openapi_document
 from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import Serving
@@ -124,6 +124,7 @@ class Service:
             outcome_spec, state_dir=project.state_dir, pii=pii
         )
         self._reloader: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self.metrics.model_version.labels(self.name).set(version.version)
         for target, mode in self.faults.items():
             self.metrics.fault.labels(target, mode).set(1)
@@ -142,17 +143,28 @@ class Service:
         served version's stage."""
         if self.reload_interval_s > 0:
             self._reloader = asyncio.create_task(self._watch())
+        self._flusher = asyncio.create_task(self._flush_metrics())
 
     async def stop(self) -> None:
-        """Stop watching; flush and close the logs."""
+        """Stop watching; flush the metrics; flush and close the logs."""
         if self._reloader is not None:
             self._reloader.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.metrics.flush()
         self.log.close()
         self.outcomes.close()
         self.predictor.close()
         if isinstance(self.store, AsyncReader):
             await self.store.aclose()
         self.store.close()
+
+    async def _flush_metrics(self) -> None:
+        """The per-request tallies into prometheus_client every FLUSH_INTERVAL_S, so another
+        worker's ``/metrics`` sees this one's counts at most that late."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.metrics.flush()
 
     def _wanted_version(self) -> ModelVersion | None:
         try:
@@ -232,7 +244,7 @@ class Service:
                 "unlogged",
                 fix=error.fix,
             ) from None
-        self.metrics.log_commit.observe(time.perf_counter() - began)
+        self.metrics.log_commit_tally.observe(time.perf_counter() - began)
 
     async def record_outcome(self, record: dict[str, Any]) -> None:
         """Append an outcome to the outcomes log."""
@@ -242,7 +254,7 @@ class Service:
         m = self.metrics
         m.latency_of(answer.path, answer.arm).observe(answer.latency_ms / 1000)
         if answer.path != "model":
-            m.fallbacks.labels(answer.path.removeprefix("fallback:"), _reason(answer.reason)).inc()
+            m.fallbacks_of(answer.path.removeprefix("fallback:"), _reason(answer.reason)).inc()
         if answer.unavailable:
             views = self.predictor.contract.online
             # once per answer and view, whatever number of its features
@@ -250,9 +262,9 @@ class Service:
             for view, status in seen:
                 m.missing_of(view, status).inc()
         if answer.lookup_ms is not None:
-            m.store_latency.observe(answer.lookup_ms / 1000)
+            m.store_latency_tally.observe(answer.lookup_ms / 1000)
         for name in answer.out_of_range:
-            m.out_of_range.labels(name).inc()
+            m.out_of_range_of(name).inc()
 
     def refresh_gauges(self) -> None:
         """Gauges read at scrape time."""
