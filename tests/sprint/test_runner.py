@@ -12,7 +12,9 @@ from taxiway.data.findings import Finding
 from taxiway.spec.loader import load_spec_text
 from taxiway.spec.project import Project
 from taxiway.sprint.outcome import Check, Phase, blocker
-from taxiway.sprint.runner import SprintOptions, _contracts_passed, _State, _unattended
+from taxiway.sprint.phases.data_access import _contracts_passed
+from taxiway.sprint.phases.running import _State
+from taxiway.sprint.runner import SprintOptions, _unattended
 
 SIGN_OFF = blocker("deployment", "organizational", "the security sign-off is missing",
                    evidence="none", fix="taxiway approve", kind="sign_off")  # fmt: skip
