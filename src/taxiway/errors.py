@@ -14,8 +14,10 @@ place), so the codes live here and nowhere else; this module imports no web fram
     │   └── RegistryError         exit 1   HTTP 500   no such version, or the registry is down
     ├── ServingError              exit 1   HTTP 503   e.g. the prediction log cannot be written
     │   └── RequestError          exit 1   HTTP 422   a malformed request (each field named)
-    └── GovernanceError           exit 1   HTTP 500   a sign-off is refused, or the approvals log
-                                                      is broken
+    ├── GovernanceError           exit 1   HTTP 500   a sign-off is refused, or the approvals log
+    │                                                 is broken
+    └── MissingExtraError         exit 4   HTTP 500   a command needs an extra that is not
+                                                      installed (`pip install 'taxiway[train]'`)
 
 A package adds its children here when it first raises one (a rollout error comes with the
 rollout controller), never a new root.
@@ -32,16 +34,19 @@ rollout controller), never a new root.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
     "EXIT_BAD_SPEC",
     "EXIT_BLOCKED",
     "EXIT_FAILURE",
+    "EXIT_NOT_INSTALLED",
     "EXIT_OK",
     "ContractViolation",
     "FeatureError",
     "GovernanceError",
+    "MissingExtraError",
     "ModelError",
     "RegistryError",
     "RequestError",
@@ -57,6 +62,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_SPEC = 2
 EXIT_BLOCKED = 3
+EXIT_NOT_INSTALLED = 4
+"""A command needs an optional part of taxiway that is not installed: not a failed run (1, which
+`taxiway sprint` uses for "not deployed"), not a bad spec (2)."""
 
 
 class TaxiwayError(Exception):
@@ -188,6 +196,32 @@ class RequestError(ServingError):
 class GovernanceError(TaxiwayError):
     """A sign-off cannot be recorded (a role the spec does not ask for, no name, a failed
     write), or the approvals log is broken (a line edited, deleted, inserted or incomplete)."""
+
+
+class MissingExtraError(TaxiwayError):
+    """A command needs an extra (``taxiway[train]``, ``taxiway[serve]``...) that is not installed.
+
+    >>> error = MissingExtraError("train", needed_by="taxiway train", missing=["lightgbm"])
+    >>> error.exit_code, error.message
+    (4, 'taxiway train needs taxiway[train], which is not installed (no lightgbm)')
+    >>> error.fix
+    "pip install 'taxiway[train]'"
+    >>> MissingExtraError("serve", needed_by="taxiway serve", missing="abcde").message
+    'taxiway serve needs taxiway[serve], which is not installed (no a, b, c and 2 more)'
+    """
+
+    exit_code = EXIT_NOT_INSTALLED
+
+    def __init__(self, extra: str, *, needed_by: str, missing: Sequence[str]) -> None:
+        named = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        super().__init__(
+            f"{needed_by} needs taxiway[{extra}], which is not installed (no {named})",
+            fix=f"pip install 'taxiway[{extra}]'",
+        )
+        self.extra = extra
+        self.missing = tuple(missing)
 
 
 def exit_code_for(error: BaseException) -> int:

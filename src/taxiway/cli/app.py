@@ -3,6 +3,7 @@ into messages and exit codes."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import sys
@@ -17,18 +18,7 @@ from rich.markup import escape
 from typer import rich_utils
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from taxiway.cli import (
-    approve,
-    assess,
-    audit,
-    check,
-    features,
-    models,
-    runbook,
-    serve,
-    sprint,
-    train,
-)
+from taxiway.cli.extras import NEEDS, extra_of, missing_extra, needs
 from taxiway.errors import EXIT_FAILURE, TaxiwayError, exit_code_for
 
 __all__ = ["UNWRAPPED_COLUMNS", "app", "main"]
@@ -132,16 +122,55 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("check")(check.check)
-app.add_typer(features.app, name="features")
-app.command("train")(train.train)
-app.add_typer(models.app, name="models")
-app.command("audit")(audit.audit)
-app.command("serve")(serve.serve)
-app.command("sprint")(sprint.sprint)
-app.command("assess")(assess.assess)
-app.command("approve")(approve.approve)
-app.command("runbook")(runbook.runbook)
+
+
+def _add(name: str, *, group: bool = False) -> None:
+    """Add the command ``name`` from ``taxiway.cli.<name>`` (a function of that name, or the
+    module's ``app`` for a group), checking for the extra it needs (:data:`NEEDS`) first.
+
+    A module that cannot be imported for want of an extra's module (`taxiway runbook` reads the
+    service's metric names) is replaced by a command that says which extra to install, so the
+    other commands, `taxiway check` first, work with the core alone.
+    """
+    try:
+        module = importlib.import_module(f"taxiway.cli.{name}")
+    except ModuleNotFoundError as error:
+        if extra_of(error.name) is None:
+            raise
+        _add_missing(name, error)
+        return
+    if group:
+        for info in module.app.registered_commands:
+            extra = NEEDS.get(f"{name} {info.name}")
+            if extra is not None and info.callback is not None:
+                info.callback = needs(extra, f"{name} {info.name}")(info.callback)
+        app.add_typer(module.app, name=name)
+        return
+    command = getattr(module, name)
+    if name in NEEDS:
+        command = needs(NEEDS[name], name)(command)
+    app.command(name)(command)
+
+
+def _add_missing(name: str, error: ModuleNotFoundError) -> None:
+    needed = missing_extra(error, f"taxiway {name}")
+    assert needed is not None  # _add checked that an extra brings the module
+
+    def unavailable() -> None:
+        raise needed
+
+    app.command(
+        name,
+        help=escape(f"Needs taxiway[{needed.extra}], which is not installed."),
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(unavailable)
+
+
+for _name in ("check", "features", "train", "models", "audit", "serve", "sprint", "assess"):
+    _add(_name, group=_name in ("features", "models"))
+for _name in ("approve", "runbook"):
+    _add(_name)
 
 
 def _version(value: bool) -> None:
@@ -173,33 +202,56 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except TaxiwayError as error:
-        errors.print(f"[bold red]error:[/] {escape(error.message)}")
-        if error.fix:
-            errors.print(f"[bold]fix:[/] {escape(error.fix)}")
-        return exit_code_for(error)
+        return _report(errors, error)
+    except ModuleNotFoundError as error:
+        # a module of an extra that is not installed, met where no command checked for it
+        needed = missing_extra(error, "taxiway " + " ".join(_command_words(argv)))
+        if needed is None:
+            return _internal(errors, error)
+        return _report(errors, needed)
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
     except Exception as error:  # the last line of defence: a message, not a trace
-        if os.environ.get("TAXIWAY_DEBUG"):
-            raise
-        if isinstance(error, OSError) and error.filename is not None:
-            # a path the user gave that cannot be read or written: not a bug
-            errors.print(
-                f"[bold red]error:[/] {escape(str(error.filename))}: "
-                f"{escape(error.strerror or type(error).__name__)}"
-            )
-            errors.print(
-                "[bold]fix:[/] check that the path exists and that you may read or write it, "
-                "or choose another"
-            )
-            return 1
-        errors.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
-            "This is a bug in taxiway. Rerun with TAXIWAY_DEBUG=1 for the traceback and report it."
-        )
-        return EXIT_FAILURE
+        return _internal(errors, error)
     return 0
+
+
+def _report(errors: Console, error: TaxiwayError) -> int:
+    errors.print(f"[bold red]error:[/] {escape(error.message)}")
+    if error.fix:
+        errors.print(f"[bold]fix:[/] {escape(error.fix)}")
+    return exit_code_for(error)
+
+
+def _command_words(argv: list[str] | None) -> list[str]:
+    """The command's name in ``argv``: its first word, and the next after a group's name
+    (`models promote`)."""
+    words = [arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")]
+    groups = {info.name for info in app.registered_groups}
+    return words[:2] if words and words[0] in groups else words[:1]
+
+
+def _internal(errors: Console, error: Exception) -> int:
+    """Report an error that is not taxiway's: a path that cannot be used, or a bug."""
+    if os.environ.get("TAXIWAY_DEBUG"):
+        raise error
+    if isinstance(error, OSError) and error.filename is not None:
+        # a path the user gave that cannot be read or written: not a bug
+        errors.print(
+            f"[bold red]error:[/] {escape(str(error.filename))}: "
+            f"{escape(error.strerror or type(error).__name__)}"
+        )
+        errors.print(
+            "[bold]fix:[/] check that the path exists and that you may read or write it, "
+            "or choose another"
+        )
+        return 1
+    errors.print(
+        f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
+        "This is a bug in taxiway. Rerun with TAXIWAY_DEBUG=1 for the traceback and report it."
+    )
+    return EXIT_FAILURE
 
 
 def entrypoint() -> None:  # pragma: no cover - the console script
