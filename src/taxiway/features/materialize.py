@@ -34,7 +34,6 @@ from taxiway.engines.duckdb import connect, fetch_one
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
-from taxiway.features.online.sqlite import SqliteStore
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
 from taxiway.spec.durations import format_duration
@@ -126,8 +125,8 @@ def materialize(
         shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(state, indent=2) + "\n")
-    if isinstance(store, SqliteStore):  # its first write migrated an old layout (and logged it)
-        report.migrated_keys = store.migrated_keys
+    # a store's first write migrates an earlier layout (and logs it): SQLite and Redis count it
+    report.migrated_keys = int(getattr(store, "migrated_keys", 0))
     report.duration_s = time.perf_counter() - started
     return report
 
