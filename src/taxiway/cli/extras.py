@@ -56,7 +56,9 @@ INCLUDES: dict[str, tuple[str, ...]] = {
 NEEDS: dict[str, str] = {
     "train": "train",
     "audit": "train",
-    "models promote": "train",
+    # the gate audits the version (train), and sprint.gates imports the sprint's phases, whose
+    # integration phase imports httpx at the top: `train` alone once that import is lazy
+    "models promote": "serve",
     "serve": "serve",
     "sprint": "serve",
 }
