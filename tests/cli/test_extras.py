@@ -76,7 +76,7 @@ schema:
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small project: one CSV source with a contract, one feature."""
+    """A small project: one CSV source with a contract, one feature, a spine and a label."""
     folder = tmp_path_factory.mktemp("shop")
     (folder / "orders.csv").write_text(CSV)
     (folder / "orders.contract.yaml").write_text(CONTRACT)
@@ -94,14 +94,19 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
             entities: {customer: customer_id}
             features:
               spend: {source: orders, entity: customer, aggregate: {total: sum(amount)}, windows: [30d]}
+            spine: {source: orders}
+            label: {name: again, kind: any_event, source: orders, entity: customer, horizon: 30d}
             """
         )
     )
     return path
 
 
-def hidden(modules: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI run with ``modules`` unimportable; COLUMNS keeps every message on one line."""
+def hidden(
+    modules: list[str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI run with ``modules`` unimportable, in ``cwd`` (where `features build` writes);
+    COLUMNS keeps every message on one line."""
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("TAXIWAY_STATE_DIR", None)
     return subprocess.run(
@@ -110,14 +115,31 @@ def hidden(modules: list[str], *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         env=env,
+        cwd=cwd,
         check=False,
     )
 
 
 def test_check_runs_with_the_core_alone(spec: Path) -> None:
-    done = hidden(TRAIN_AND_SERVE, "check", "-f", str(spec))
+    done = hidden(TRAIN_AND_SERVE, "check", "-f", str(spec), cwd=spec.parent)
     assert done.returncode == 0, done.stderr
     assert "orders" in done.stdout
+    assert "loaded: \n" in done.stderr, "no module of an extra was imported"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["features", "build"], ["models", "list"], ["approve", "--list"], ["assess"]],
+)
+def test_the_other_core_commands_run_with_the_core_alone(
+    spec: Path, tmp_path: Path, command: list[str]
+) -> None:
+    done = hidden(
+        TRAIN_AND_SERVE, *command, "-f", str(spec), "--state-dir", str(tmp_path), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr
+    assert "Traceback" not in done.stderr
     assert "loaded: \n" in done.stderr, "no module of an extra was imported"
 
 
@@ -143,7 +165,7 @@ def test_help_lists_every_command_with_the_core_alone() -> None:
     ],
 )
 def test_a_command_names_the_extra_it_needs(spec: Path, command: list[str], extra: str) -> None:
-    done = hidden(TRAIN_AND_SERVE, *command, "-f", str(spec))
+    done = hidden(TRAIN_AND_SERVE, *command, "-f", str(spec), cwd=spec.parent)
     assert done.returncode == EXIT_NOT_INSTALLED, done.stderr
     name = " ".join(command[:2] if command[0] == "models" else command[:1])
     assert f"error: taxiway {name} needs taxiway[{extra}], which is not installed" in done.stderr
@@ -153,17 +175,18 @@ def test_a_command_names_the_extra_it_needs(spec: Path, command: list[str], extr
 
 def test_serve_needs_serve_when_only_a_training_library_is_missing(spec: Path) -> None:
     """`serve` includes `train`: a missing LightGBM asks for taxiway[serve], which brings it."""
-    done = hidden(["lightgbm"], "serve", "-f", str(spec))
+    done = hidden(["lightgbm"], "serve", "-f", str(spec), cwd=spec.parent)
     assert done.returncode == EXIT_NOT_INSTALLED
     assert "taxiway serve needs taxiway[serve], which is not installed (no lightgbm)" in done.stderr
 
 
-def test_train_runs_its_checks_when_only_serving_is_missing(spec: Path) -> None:
+def test_train_runs_when_only_serving_is_missing(spec: Path, tmp_path: Path) -> None:
     """The serving stack is not needed to train: with it hidden, `taxiway train` goes past the
-    extras check (and stops on this spec, which declares no model)."""
-    done = hidden(list(EXTRA_MODULES["serve"]), "train", "-f", str(spec))
+    extras check, builds the training set, and stops on this tiny spec's lack of labelled rows."""
+    args = ["train", "-f", str(spec), "--state-dir", str(tmp_path)]
+    done = hidden(list(EXTRA_MODULES["serve"]), *args, cwd=tmp_path)
     assert "needs taxiway[" not in done.stderr
-    assert done.returncode not in (0, EXIT_NOT_INSTALLED), done.stderr
+    assert "error: the training set has no rows" in done.stderr
 
 
 def test_an_extras_module_missing_inside_a_command_names_its_extra() -> None:
