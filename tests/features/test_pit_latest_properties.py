@@ -4,7 +4,7 @@ docs/features.md, "Latest views": for a spine row (k, t) take the known row of k
 (``ts + available_after <= t``) with the greatest timestamp; ties go to the newest ``created``
 (nulls last), then to the smallest values of the listed columns in the order they are listed
 (nulls last; NaN above every number, as DuckDB orders it); every value is null when that row's
-timestamp is strictly older than ``t - ttl``.
+timestamp is strictly older than ``t - ttl`` (never, in a view without ``ttl``).
 
 The events crowd a few whole hours, so most timestamps tie, ``created`` ties or is null, and
 values tie or are null. The spine is planted exactly on the edges: at a timestamp, at the
@@ -52,7 +52,8 @@ events = st.lists(
 def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     rows: list[dict[str, Any]] = draw(events)
     available_after = timedelta(hours=draw(st.sampled_from([0, 1, 2])))
-    ttl = timedelta(hours=draw(st.sampled_from([1, 3, 24])))
+    hours = draw(st.sampled_from([1, 3, 24, None]))  # None: a view without ttl
+    ttl = timedelta(hours=hours or 3)  # without ttl, its edges are just more probe times
     edges = [
         timedelta(0),
         available_after,
@@ -76,7 +77,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "events": rows,
         "available_after": available_after,
-        "ttl": ttl,
+        "ttl": ttl if hours else None,
         "with_created": draw(st.booleans()),
         "listed": draw(st.sampled_from([["a", "b"], ["b", "a"]])),
         "probes": [(k, BASE + timedelta(hours=h) + edge) for k, h, edge in probes],
@@ -101,6 +102,7 @@ def write_project(folder: Path, s: dict[str, Any]) -> Project:
     pq.write_table(pa.Table.from_pylist(probes, schema=probe_schema), folder / "probes.parquet")
     created = ", created: created" if s["with_created"] else ""
     hours = s["available_after"] // timedelta(hours=1)
+    ttl = f", ttl: {s['ttl'] // timedelta(hours=1)}h" if s["ttl"] else ""
     text = f"""
 name: pit-latest
 sources:
@@ -108,7 +110,7 @@ sources:
   probes: {{kind: file, path: probes.parquet, timestamp: t}}
 entities: {{e: k}}
 features:
-  last: {{source: ev, entity: e, latest: [{", ".join(s["listed"])}], ttl: {s["ttl"] // timedelta(hours=1)}h}}
+  last: {{source: ev, entity: e, latest: [{", ".join(s["listed"])}]{ttl}}}
 spine: {{source: probes, entity: e}}
 label: {{name: pid, kind: column, expr: pid}}
 """
@@ -143,7 +145,7 @@ def brute_force(s: dict[str, Any]) -> dict[int, dict[str, Any]]:
                 return (*newest, *(order_key(r[c]) for c in s["listed"]))
 
             best = min(tied, key=rank)
-            if best["ts"] >= t - s["ttl"]:
+            if s["ttl"] is None or best["ts"] >= t - s["ttl"]:
                 result = {"last__a": best["a"], "last__b": best["b"]}
         out[pid] = result
     return out

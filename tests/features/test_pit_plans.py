@@ -1,8 +1,9 @@
-"""The guard between a latest view's two join plans, and the plans agreeing off the hour grid.
+"""The bucketed plan's pair count and guard, and the two latest-view plans agreeing.
 
-pit.py joins a latest view with a ``ttl`` either by ASOF or by ttl-wide time buckets; the guard
-counts candidate pairs (spine rows x source rows of the key in the two buckets each reads)
-and keeps the ASOF join when there are more than ``PAIRS_PER_ROW`` per row.
+pit.py joins a latest view by an ASOF join on keys and times (the default) or, when forced,
+with a ``ttl``, by ttl-wide time buckets; ``latest_plan`` is the guard that counts candidate
+pairs (spine rows x source rows of the key in the two buckets each reads) and would keep the
+ASOF join when there are more than ``PAIRS_PER_ROW`` per row.
 """
 
 from __future__ import annotations
