@@ -31,7 +31,8 @@ from taxiway.models.registry import ModelVersion
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff, sign_offs
 from taxiway.sprint.outcome import Blocker, Check, blocker
-from taxiway.sprint.phases import audit_checks, governance_checks, monitoring_check, rollout_check
+from taxiway.sprint.phases.governance import governance_checks, monitoring_check, rollout_check
+from taxiway.sprint.phases.model_development import audit_checks
 
 __all__ = ["PromotionGate", "critical_blockers", "deployment_checks", "promotion_gate"]
 

@@ -38,19 +38,27 @@ The gates judge what happened, never what was declared:
   declared section that nothing ran is ``warn`` with the evidence ``declared, not
   exercised``; a missing section is a blocker. ``warn`` has no blocker, so it does not stop
   the promotion: the debrief says plainly that the section was not exercised.
+
+Importing this package loads no phase: each name below loads its module on first use, so
+:mod:`taxiway.sprint.gates` (and with it ``taxiway models promote``) imports only the judgements
+it uses, not the integration phase and its HTTP client.
 """
 
 from __future__ import annotations
 
-from taxiway.sprint.phases.data_access import data_checks
-from taxiway.sprint.phases.governance import (
-    NOT_EXERCISED,
-    governance_checks,
-    monitoring_check,
-    rollout_check,
-)
-from taxiway.sprint.phases.integration import latency_check, prediction_log_check
-from taxiway.sprint.phases.model_development import audit_checks, training_checks
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taxiway.sprint.phases.data_access import data_checks
+    from taxiway.sprint.phases.governance import (
+        NOT_EXERCISED,
+        governance_checks,
+        monitoring_check,
+        rollout_check,
+    )
+    from taxiway.sprint.phases.integration import latency_check, prediction_log_check
+    from taxiway.sprint.phases.model_development import audit_checks, training_checks
 
 __all__ = [
     "NOT_EXERCISED",
@@ -63,3 +71,29 @@ __all__ = [
     "rollout_check",
     "training_checks",
 ]
+
+_LAZY: dict[str, str] = {
+    "data_checks": "data_access",
+    "NOT_EXERCISED": "governance",
+    "governance_checks": "governance",
+    "monitoring_check": "governance",
+    "rollout_check": "governance",
+    "latency_check": "integration",
+    "prediction_log_check": "integration",
+    "audit_checks": "model_development",
+    "training_checks": "model_development",
+}
+"""Each public name → the module of this package that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
