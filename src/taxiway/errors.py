@@ -206,13 +206,17 @@ class MissingExtraError(TaxiwayError):
     (4, 'taxiway train needs taxiway[train], which is not installed (no lightgbm)')
     >>> error.fix
     "pip install 'taxiway[train]'"
-    >>> MissingExtraError("serve", needed_by="taxiway serve", missing="abcde").message
+    >>> MissingExtraError("serve", needed_by="taxiway serve", missing=list("abcde")).message
     'taxiway serve needs taxiway[serve], which is not installed (no a, b, c and 2 more)'
+    >>> MissingExtraError("serve", needed_by="taxiway serve", missing="uvicorn").missing
+    ('uvicorn',)
     """
 
     exit_code = EXIT_NOT_INSTALLED
 
     def __init__(self, extra: str, *, needed_by: str, missing: Sequence[str]) -> None:
+        if isinstance(missing, str):  # one module's name, not its letters
+            missing = [missing]
         named = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )

@@ -158,7 +158,7 @@ def test_help_lists_every_command_with_the_core_alone() -> None:
     [
         (["train"], "train"),
         (["audit"], "train"),
-        (["models", "promote", "1"], "serve"),
+        (["models", "promote", "1"], "train"),
         (["serve"], "serve"),
         (["sprint"], "serve"),
         (["runbook"], "serve"),

@@ -56,9 +56,8 @@ INCLUDES: dict[str, tuple[str, ...]] = {
 NEEDS: dict[str, str] = {
     "train": "train",
     "audit": "train",
-    # the gate audits the version (train), and sprint.gates imports the sprint's phases, whose
-    # integration phase imports httpx at the top: `train` alone once that import is lazy
-    "models promote": "serve",
+    # the gate audits the version; sprint.gates imports only the governance checks (no httpx)
+    "models promote": "train",
     "serve": "serve",
     "sprint": "serve",
 }
