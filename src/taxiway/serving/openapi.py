@@ -1,102 +1,39 @@
-"""The OpenAPI document of the service, built from the model's input contract."""
+"""The OpenAPI document of the service, built from the model's input contract.
+
+The document is assembled here from its paths (/v1: taxiway's own API, /v2: the Open Inference
+Protocol); the schemas they name live in :mod:`taxiway.serving.openapi_schemas`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from taxiway.serving.inputs import InputContract
+from taxiway.serving.openapi_schemas import (
+    ANSWER,
+    ERROR,
+    TENSOR,
+    item_schema,
+    json_content,
+    name_parameter,
+)
 
 __all__ = ["openapi_document"]
 
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "detail": {"type": "array", "items": {"type": "object"}},
-    },
-}
+# The names this module had before the schemas moved out (issue 14).
+_ERROR = ERROR
+_ANSWER = ANSWER
+_item_schema = item_schema
+_json = json_content
+_name_parameter = name_parameter
 
-
-def _item_schema(contract: InputContract) -> dict[str, Any]:
-    entities: dict[str, Any] = {}
-    for name, columns in contract.entities.items():
-        if len(columns) == 1:
-            entities[name] = {
-                "oneOf": [{"type": "string", "minLength": 1, "maxLength": 512}, {"type": "integer"}]
-            }
-        else:
-            entities[name] = {
-                "type": "object",
-                "properties": {c: {"type": ["string", "integer"]} for c in columns},
-                "required": list(columns),
-            }
-    return {
-        "type": "object",
-        "properties": {
-            "entities": {
-                "type": "object",
-                "properties": entities,
-                "required": list(contract.entities),
-                "additionalProperties": False,
-            },
-            "features": {
-                "type": "object",
-                "properties": {n: rule.schema() for n, rule in contract.fields.items()},
-                "additionalProperties": False,
-            },
-            "unit": {"type": "string", "description": "A stable id for traffic assignment."},
-        },
-        "required": ["entities"] if contract.entities else [],
-        "additionalProperties": False,
-    }
-
-
-_ANSWER = {
-    "type": "object",
-    "properties": {
-        "request_id": {"type": "string"},
-        "prediction": {"type": "number"},
-        "model_version": {"type": "integer"},
-        "arm": {
-            "type": "string",
-            "description": "The served version's stage: production, or candidate (--model)",
-        },
-        "degraded": {
-            "type": "boolean",
-            "description": "true when the fallback answered, or online features were missing "
-            "or stale",
-        },
-        "path": {"type": "string", "description": "model, or fallback:<which>"},
-        "latency_ms": {"type": "number"},
-        "reason": {"type": "string", "description": "Why the answer is degraded"},
-        "out_of_range": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["request_id", "prediction", "model_version", "arm", "degraded", "path"],
-}
+_Security = list[dict[str, list[str]]]
 
 
 def openapi_document(name: str, version: int, contract: InputContract) -> dict[str, Any]:
     """OpenAPI 3.1 for /v1 (taxiway's own API) and /v2 (the Open Inference Protocol)."""
-    item = _item_schema(contract)
-    errors = {
-        "401": {"description": "No or unknown API key", "content": _json(_ERROR)},
-        "403": {"description": "The key lacks the role", "content": _json(_ERROR)},
-        "404": {"description": "No such path", "content": _json(_ERROR)},
-        "413": {"description": "Body too large", "content": _json(_ERROR)},
-        "422": {"description": "Malformed request", "content": _json(_ERROR)},
-        "429": {"description": "Too many requests in flight", "content": _json(_ERROR)},
-    }
-    security: list[dict[str, list[str]]] = [{"apiKey": []}]
-    tensor = {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer"}},
-            "datatype": {"type": "string"},
-            "data": {"type": "array"},
-        },
-        "required": ["name", "shape", "datatype", "data"],
-    }
+    errors = _error_responses()
+    security: _Security = [{"apiKey": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -108,101 +45,119 @@ def openapi_document(name: str, version: int, contract: InputContract) -> dict[s
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
         },
         "paths": {
-            "/v1/predict": {
-                "post": {
-                    "summary": "Predict for one request item or a list of them",
-                    "security": security,
-                    "requestBody": {
-                        "required": True,
-                        "content": _json(
-                            {"oneOf": [item, {"type": "array", "items": item, "maxItems": 1000}]}
-                        ),
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "The answer(s)",
-                            "content": _json(
-                                {"oneOf": [_ANSWER, {"type": "array", "items": _ANSWER}]}
-                            ),
-                        },
-                        **errors,
-                    },
-                }
-            },
-            "/v1/outcomes": {
-                "post": {
-                    "summary": "Record an outcome for a prediction or a unit",
-                    "security": security,
-                    "requestBody": {
-                        "required": True,
-                        "content": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "request_id": {"type": "string", "maxLength": 64},
-                                    "unit": {"type": "string", "maxLength": 512},
-                                    "name": {"type": "string", "minLength": 1, "maxLength": 128},
-                                    "value": {"type": ["number", "boolean"]},
-                                    "timestamp": {"type": "string", "format": "date-time"},
-                                },
-                                "required": ["name", "value"],
-                                "additionalProperties": False,
-                            }
-                        ),
-                    },
-                    "responses": {"200": {"description": "Recorded"}, **errors},
-                }
-            },
-            "/v2/health/live": {"get": {"responses": {"200": {"description": "Alive"}}}},
-            "/v2/health/ready": {
-                "get": {
-                    "responses": {
-                        "200": {"description": "Model loaded and warmed up"},
-                        "503": {"description": "Not ready yet"},
-                    }
-                }
-            },
-            "/v2/models/{model_name}": {
-                "get": {
-                    "parameters": [_name_parameter()],
-                    "responses": {
-                        "200": {"description": "Model metadata"},
-                        "404": {"description": "Unknown model"},
-                    },
-                }
-            },
-            "/v2/models/{model_name}/infer": {
-                "post": {
-                    "security": security,
-                    "parameters": [_name_parameter()],
-                    "requestBody": {
-                        "required": True,
-                        "content": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "inputs": {"type": "array", "items": tensor},
-                                },
-                                "required": ["inputs"],
-                            }
-                        ),
-                    },
-                    "responses": {
-                        "200": {"description": "Inference response"},
-                        "404": {"description": "Unknown model"},
-                        **errors,
-                    },
-                }
-            },
+            **_v1_paths(item_schema(contract), errors, security),
+            **_v2_paths(errors, security),
             "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
         },
     }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+def _error_responses() -> dict[str, Any]:
+    """The error answers every keyed endpoint may give, each with the error body."""
+    return {
+        "401": {"description": "No or unknown API key", "content": json_content(ERROR)},
+        "403": {"description": "The key lacks the role", "content": json_content(ERROR)},
+        "404": {"description": "No such path", "content": json_content(ERROR)},
+        "413": {"description": "Body too large", "content": json_content(ERROR)},
+        "422": {"description": "Malformed request", "content": json_content(ERROR)},
+        "429": {"description": "Too many requests in flight", "content": json_content(ERROR)},
+    }
 
 
-def _name_parameter() -> dict[str, Any]:
-    return {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}
+def _v1_paths(item: dict[str, Any], errors: dict[str, Any], security: _Security) -> dict[str, Any]:
+    """taxiway's own API: /v1/predict and /v1/outcomes."""
+    return {
+        "/v1/predict": {
+            "post": {
+                "summary": "Predict for one request item or a list of them",
+                "security": security,
+                "requestBody": {
+                    "required": True,
+                    "content": json_content(
+                        {"oneOf": [item, {"type": "array", "items": item, "maxItems": 1000}]}
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The answer(s)",
+                        "content": json_content(
+                            {"oneOf": [ANSWER, {"type": "array", "items": ANSWER}]}
+                        ),
+                    },
+                    **errors,
+                },
+            }
+        },
+        "/v1/outcomes": {
+            "post": {
+                "summary": "Record an outcome for a prediction or a unit",
+                "security": security,
+                "requestBody": {
+                    "required": True,
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "request_id": {"type": "string", "maxLength": 64},
+                                "unit": {"type": "string", "maxLength": 512},
+                                "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                                "value": {"type": ["number", "boolean"]},
+                                "timestamp": {"type": "string", "format": "date-time"},
+                            },
+                            "required": ["name", "value"],
+                            "additionalProperties": False,
+                        }
+                    ),
+                },
+                "responses": {"200": {"description": "Recorded"}, **errors},
+            }
+        },
+    }
+
+
+def _v2_paths(errors: dict[str, Any], security: _Security) -> dict[str, Any]:
+    """The Open Inference Protocol: health, model metadata, infer."""
+    return {
+        "/v2/health/live": {"get": {"responses": {"200": {"description": "Alive"}}}},
+        "/v2/health/ready": {
+            "get": {
+                "responses": {
+                    "200": {"description": "Model loaded and warmed up"},
+                    "503": {"description": "Not ready yet"},
+                }
+            }
+        },
+        "/v2/models/{model_name}": {
+            "get": {
+                "parameters": [name_parameter()],
+                "responses": {
+                    "200": {"description": "Model metadata"},
+                    "404": {"description": "Unknown model"},
+                },
+            }
+        },
+        "/v2/models/{model_name}/infer": {
+            "post": {
+                "security": security,
+                "parameters": [name_parameter()],
+                "requestBody": {
+                    "required": True,
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "inputs": {"type": "array", "items": TENSOR},
+                            },
+                            "required": ["inputs"],
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {"description": "Inference response"},
+                    "404": {"description": "Unknown model"},
+                    **errors,
+                },
+            }
+        },
+    }
