@@ -24,25 +24,27 @@ a pandas or polars frame.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from taxiway.data.contracts.measures import MASK, SourceQuery, measure
+from taxiway.data.contracts.measures import SAMPLE_ROWS as SAMPLE_ROWS
+from taxiway.data.contracts.measures import samples as _samples
 from taxiway.data.contracts.model import Contract
+from taxiway.data.contracts.quarantine import set_aside
 from taxiway.data.contracts.report import RuleResult, ValidationReport
-from taxiway.data.contracts.rules import Rule, RulePlan, compile_rules
+from taxiway.data.contracts.rules import FreshnessRule, Rule, RulePlan, compile_rules
 from taxiway.data.findings import Finding
-from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
-from taxiway.errors import SourceError
+from taxiway.engines.duckdb import connect, quote_identifier
 from taxiway.spec.durations import format_duration
 
 __all__ = ["MASK", "new_run_id", "validate", "validate_frame"]
 
-MASK = "***"
-SAMPLE_ROWS = 5
+# The names this module had before the SQL moved to measures.py and quarantine.py (issue 14).
+_Query = SourceQuery
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -76,28 +78,6 @@ def validate_frame(
         con.close()
 
 
-@dataclass(frozen=True)
-class _Query:
-    con: duckdb.DuckDBPyConnection
-    source: str
-
-    def one(self, sql: str) -> tuple[Any, ...]:
-        try:
-            row = fetch_one(self.con, sql)
-        except duckdb.Error as error:
-            raise SourceError(
-                f"source `{self.source}`: validation query failed: {str(error).splitlines()[0]}",
-                fix="check the contract's rules against the source's columns",
-            ) from None
-        assert row is not None
-        return tuple(row)
-
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql, params or None)
-        names = [column[0] for column in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def validate(
     con: duckdb.DuckDBPyConnection,
     view: str,
@@ -114,7 +94,7 @@ def validate(
     ``order_by`` (the source's timestamp) decides which of several duplicated rows is kept:
     the earliest; the others are the failing ones.
     """
-    query = _Query(con, source)
+    query = SourceQuery(con, source)
     relation = quote_identifier(view)
     columns = {
         str(name): str(kind)
@@ -122,27 +102,16 @@ def validate(
     }
     plan = compile_rules(contract, columns, source=source)
     findings: list[Finding] = [*plan.drift, *plan.notes]
-
-    # one pass: row count, failing rows per rule, newest value per freshness column
-    measures = ["count(*)"]
-    for rule in plan.rules:
-        measures.append(_failing_sql(rule))
-    for fresh in plan.freshness:
-        measures.append(f"max({quote_identifier(fresh.column)})")
-    values = query.one(f"SELECT {', '.join(measures)} FROM {relation}")
-    rows = int(values[0])
-    failing_counts = list(values[1 : 1 + len(plan.rules)])
-    newest = values[1 + len(plan.rules) :]
-    # uniqueness: one GROUP BY per rule gives both the count and a few duplicated keys
-    duplicated: dict[int, list[Any]] = {}
-    for index, rule in enumerate(plan.rules):
-        if rule.unique_over is not None:
-            failing_counts[index], duplicated[index] = _duplicates(query, relation, rule)
-
+    measured = measure(query, relation, plan)
+    rows = measured.rows
     results: list[RuleResult] = []
-    for index, (rule, failing_value) in enumerate(zip(plan.rules, failing_counts, strict=True)):
+    for index, (rule, failing_value) in enumerate(
+        zip(plan.rules, measured.failing_counts, strict=True)
+    ):
         results.append(
-            _evaluate(rule, failing_value, rows, query, relation, plan, duplicated.get(index))
+            _evaluate(
+                rule, failing_value, rows, query, relation, plan, measured.duplicated.get(index)
+            )
         )
     for result, rule in zip(results, plan.rules, strict=True):
         # a quarantine rule sets its failing rows aside even within its threshold: say so
@@ -150,6 +119,31 @@ def validate(
             findings.append(_finding(source, rule, result))
 
     now = as_of or datetime.now(UTC)
+    for fresh, result in _freshness(plan, measured.newest, now):
+        results.append(result)
+        if not result.passed:
+            findings.append(_stale_finding(source, fresh, result))
+
+    report = ValidationReport(source=source, rows=rows, results=results, findings=findings)
+    set_aside(
+        con,
+        query,
+        view,
+        list(columns),
+        plan,
+        report,
+        order_by=order_by,
+        quarantine_dir=quarantine_dir,
+        run_id=run_id or new_run_id(now),
+    )
+    return report
+
+
+def _freshness(
+    plan: RulePlan, newest: tuple[Any, ...], now: datetime
+) -> list[tuple[FreshnessRule, RuleResult]]:
+    """One result per freshness rule: the age of the newest value against the SLA."""
+    results: list[tuple[FreshnessRule, RuleResult]] = []
     for fresh, latest in zip(plan.freshness, newest, strict=True):
         age = _age(now, latest)
         age = None if age is None else timedelta(seconds=int(age.total_seconds()))
@@ -166,111 +160,26 @@ def validate(
             value=None if age is None else age.total_seconds(),
             message=shown,
         )
-        results.append(result)
-        if not passed:
-            findings.append(
-                Finding(
-                    source,
-                    fresh.id,
-                    fresh.policy,
-                    f"stale: {shown}, the SLA allows {format_duration(fresh.max_age)}",
-                    fix=f"check the pipeline that loads `{source}`; its last event is older than "
-                    "the contract's latency SLA",
-                )
-            )
-
-    report = ValidationReport(source=source, rows=rows, results=results, findings=findings)
-    to_quarantine = [
-        (rule, result)
-        for rule, result in zip(plan.rules, results, strict=False)
-        if rule.policy == "quarantine" and rule.row_level and (result.failing or 0) > 0
-    ]
-    clean = quote_identifier(f"{view}__clean")
-    report.clean_view = f"{view}__clean"
-    if not to_quarantine:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {clean} AS SELECT * FROM {relation}")
-    else:
-        failing_rules = [rule for rule, _ in to_quarantine]
-        base = _with_row_numbers(relation, failing_rules, order_by, list(columns))
-        failing = " OR ".join(_fails(rule, i) for i, rule in enumerate(failing_rules))
-        numbers = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {clean} AS "
-            f"SELECT * EXCLUDE ({numbers}) FROM ({base}) WHERE NOT ({failing})"
-        )
-        if quarantine_dir is not None:
-            quarantine_dir.mkdir(parents=True, exist_ok=True)
-            path = quarantine_dir / f"{run_id or new_run_id(now)}.parquet"
-            reasons = ", ".join(
-                f"CASE WHEN {_fails(rule, i)} THEN {quote_literal(rule.id + ': ' + rule.reason)} END"
-                for i, rule in enumerate(failing_rules)
-            )
-            extra = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
-            select = (
-                f"SELECT * EXCLUDE ({extra}), concat_ws('; ', {reasons}) AS _reason "
-                f"FROM ({base}) WHERE {failing}"
-            )
-            written = query.one(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT parquet)")
-            report.quarantine_path = path
-            report.quarantined_rows = int(written[0])
-    return report
+        results.append((fresh, result))
+    return results
 
 
-def _failing_sql(rule: Rule) -> str:
-    if rule.row_check is not None:
-        return f"count(*) FILTER (WHERE NOT coalesce(({rule.row_check}), FALSE))"
-    return "NULL"  # uniqueness is counted by _duplicates, the rest is not row-level
-
-
-def _duplicates(query: _Query, relation: str, rule: Rule) -> tuple[int, list[Any]]:
-    """Extra rows of duplicated keys, and up to SAMPLE_ROWS of those keys, in one pass."""
-    assert rule.unique_over is not None
-    cols = [quote_identifier(c) for c in rule.unique_over]
-    present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
-    key = cols[0] if len(cols) == 1 else f"row({', '.join(cols)})"
-    count, keys = query.one(
-        f"SELECT coalesce(sum(n - 1), 0), list(k)[1:{SAMPLE_ROWS}] FROM ("
-        f"SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {present} "
-        f"GROUP BY ALL HAVING count(*) > 1)"
+def _stale_finding(source: str, fresh: FreshnessRule, result: RuleResult) -> Finding:
+    return Finding(
+        source,
+        fresh.id,
+        fresh.policy,
+        f"stale: {result.message}, the SLA allows {format_duration(fresh.max_age)}",
+        fix=f"check the pipeline that loads `{source}`; its last event is older than "
+        "the contract's latency SLA",
     )
-    return int(count), list(keys or [])
-
-
-def _fails(rule: Rule, index: int) -> str:
-    """SQL that is TRUE on a failing row (over the relation with row numbers)."""
-    if rule.row_check is not None:
-        return f"NOT coalesce(({rule.row_check}), FALSE)"
-    return f'coalesce("__tw_rn{index}" > 1, FALSE)'
-
-
-def _with_row_numbers(
-    relation: str, rules: list[Rule], order_by: str | None, columns: list[str]
-) -> str:
-    """The relation plus one row number per uniqueness rule (1 = the row that is kept)."""
-    # keep, of each duplicated group, a row that passes the other checks, then the earliest
-    checks = [f"NOT coalesce(({r.row_check}), FALSE)" for r in rules if r.row_check is not None]
-    order = [f"({' OR '.join(checks)})"] if checks else []
-    order += [quote_identifier(order_by)] if order_by else []
-    order += [quote_identifier(c) for c in columns if c != order_by]
-    numbers = []
-    for index, rule in enumerate(rules):
-        if rule.unique_over is None:
-            numbers.append(f'NULL AS "__tw_rn{index}"')
-            continue
-        cols = [quote_identifier(c) for c in rule.unique_over]
-        present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
-        numbers.append(
-            f"CASE WHEN {present} THEN row_number() OVER (PARTITION BY {', '.join(cols)} "
-            f'ORDER BY {", ".join(order)}) END AS "__tw_rn{index}"'
-        )
-    return f"SELECT *, {', '.join(numbers)} FROM {relation}"
 
 
 def _evaluate(
     rule: Rule,
     failing_value: Any,
     rows: int,
-    query: _Query,
+    query: SourceQuery,
     relation: str,
     plan: RulePlan,
     duplicated_keys: list[Any] | None = None,
@@ -306,44 +215,6 @@ def _evaluate(
         samples=samples,
         message=rule.reason,
     )
-
-
-def _samples(
-    rule: Rule,
-    query: _Query,
-    relation: str,
-    plan: RulePlan,
-    duplicated_keys: list[Any] | None = None,
-) -> list[dict[str, Any]]:
-    params: list[Any] = []
-    if rule.row_check is not None:
-        where = f"NOT coalesce(({rule.row_check}), FALSE)"
-    else:
-        assert rule.unique_over is not None
-        cols = [quote_identifier(c) for c in rule.unique_over]
-        if len(cols) == 1:  # the keys found while counting: no second pass
-            where = f"list_contains(?, {cols[0]})"
-            params = [duplicated_keys or []]
-        else:
-            listed = ", ".join(cols)
-            where = (
-                f"({listed}) IN (SELECT {listed} FROM {relation} "
-                f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} "
-                f"GROUP BY ALL HAVING count(*) > 1)"
-            )
-    rows = query.rows(f"SELECT * FROM {relation} WHERE {where} LIMIT {SAMPLE_ROWS}", params)
-    return [
-        {k: (MASK if k in plan.pii and v is not None else _jsonable(v)) for k, v in row.items()}
-        for row in rows
-    ]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, int | float | str | bool) or value is None:
-        return value
-    return str(value)
 
 
 def _finding(source: str, rule: Rule, result: RuleResult) -> Finding:
