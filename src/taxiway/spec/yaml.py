@@ -287,6 +287,59 @@ UNION_TAGS = frozenset(_tagged_union_tags(TaxiwaySpec.__pydantic_core_schema__))
 view, spine, label, online store and registry kinds): they are not keys of the file."""
 
 
+def _member_keys(schema: Any, refs: dict[str, Any]) -> set[str]:
+    """The field names of the model behind a union member's core ``schema``."""
+    while isinstance(schema, dict):
+        if schema.get("type") == "definition-ref":
+            schema = refs[schema["schema_ref"]]
+        elif schema.get("type") == "model":
+            return set(schema["cls"].model_fields)
+        else:
+            schema = schema.get("schema")
+    return set()
+
+
+def _identifying_keys(schema: Any) -> set[str]:
+    """The keys whose presence alone picks a member of a union told apart by its keys.
+
+    Those unions (a view's ``aggregate``/``latest``/``static``, a spine's ``every``) have a
+    function for a discriminator: a key identifies a member when a mapping holding only that
+    key is sent elsewhere than an empty mapping is.
+    """
+    refs: dict[str, Any] = {}
+    unions: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("ref"), str):
+                refs[node["ref"]] = node
+            if node.get("type") == "tagged-union" and callable(node["discriminator"]):
+                unions.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    keys: set[str] = set()
+    for union in unions:
+        choose = union["discriminator"]
+        fields = set().union(*(_member_keys(c, refs) for c in union["choices"].values()))
+        default = choose({})
+        keys |= {
+            k
+            for k in fields
+            if choose({k: None}) in union["choices"] and choose({k: None}) != default
+        }
+    return keys
+
+
+IDENTIFYING_KEYS = frozenset(_identifying_keys(TaxiwaySpec.__pydantic_core_schema__))
+"""The keys that tell apart the members of the spec's unions without a ``kind`` (views, spines):
+a node holding one of them is read as the member that has it."""
+
+
 def _strip_tags(loc: Loc, data: Any) -> Loc:
     """Drop the union tags pydantic inserts into ``loc``; keep every real key and index.
 
@@ -350,7 +403,7 @@ def _unwrap(annotation: Any, element: str | int | None, node: Any) -> Any:
         if isinstance(node, dict):
             for candidate in models:
                 fields = set(candidate.model_fields)
-                if node.keys() & fields & {"aggregate", "latest", "static", "every"}:
+                if node.keys() & fields & IDENTIFYING_KEYS:
                     return candidate if element is None else _unwrap(candidate, element, node)
         if len(members) >= 1 and element is None:
             return models[0] if models else None
