@@ -19,6 +19,8 @@ def quality_rule(
     fallback_id: str,
     table: str | None,
 ) -> Rule | None:
+    """The rule of one ``quality:`` entry, of the table or of property ``column`` (``None``
+    for a `text` entry, which only documents)."""
     kind = quality.kind
     if kind == "text":
         return None
@@ -61,6 +63,13 @@ def quality_rule(
         return Rule(reason=f"duplicate {', '.join(over)}", unique_over=over, **base)
     if column is None:
         raise contract_error(f"{rule_id}: metric {metric} belongs under a property's `quality:`")
+    return _property_metric_rule(metric, column, arguments, rule_id, base)
+
+
+def _property_metric_rule(
+    metric: str | None, column: str, arguments: dict[str, Any], rule_id: str, base: dict[str, Any]
+) -> Rule:
+    """A row-level metric of one property: nullValues, missingValues or invalidValues."""
     col = quote_identifier(column)
     if metric == "nullValues":
         return Rule(reason=f"{column} is null", row_check=f"{col} IS NOT NULL", **base)
@@ -72,7 +81,14 @@ def quality_rule(
             tests.append(f"{col}::VARCHAR IN ({', '.join(sql_literal(str(v)) for v in values)})")
         check = f"NOT ({' OR '.join(tests)})" if tests else "TRUE"
         return Rule(reason=f"{column} is missing", row_check=check, **base)
-    # invalidValues
+    return _invalid_values_rule(column, arguments, rule_id, base)
+
+
+def _invalid_values_rule(
+    column: str, arguments: dict[str, Any], rule_id: str, base: dict[str, Any]
+) -> Rule:
+    """invalidValues: a value outside ``validValues`` or not matching ``pattern`` fails."""
+    col = quote_identifier(column)
     checks = []
     if "validValues" in arguments:
         valid = ", ".join(sql_literal(v) for v in arguments["validValues"])

@@ -40,12 +40,19 @@ __all__ = ["FreshnessRule", "Rule", "RulePlan", "compile_rules", "logical_family
 def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -> RulePlan:
     """The rules of ``contract`` for a source whose columns (name → engine type) are given."""
     table = contract.table
-    rules: list[Rule] = []
     drift: list[Finding] = []
     notes: list[Finding] = []
-    declared = {p.name for p in table.properties}
     pii = frozenset(p.name for p in table.properties if p.pii)
+    drift += _added_columns(contract, columns, source)
+    rules = _table_rules(contract, columns, source, drift, notes)
+    freshness = _freshness_rules(contract, columns, source, drift)
+    return RulePlan(rules=rules, freshness=freshness, drift=drift, pii=pii, notes=notes)
 
+
+def _added_columns(contract: Contract, columns: dict[str, str], source: str) -> list[Finding]:
+    """Schema drift: a column in the data that the contract does not describe (a warning)."""
+    declared = {p.name for p in contract.table.properties}
+    drift: list[Finding] = []
     for name in columns:
         if name not in declared:
             drift.append(
@@ -57,6 +64,20 @@ def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -
                     fix=f"describe `{name}` in the contract, or stop producing it upstream",
                 )
             )
+    return drift
+
+
+def _table_rules(
+    contract: Contract,
+    columns: dict[str, str],
+    source: str,
+    drift: list[Finding],
+    notes: list[Finding],
+) -> list[Rule]:
+    """Each present property's rules, a composite primary key's, then the `quality:` rules;
+    a property missing from the data is schema drift (it blocks)."""
+    table = contract.table
+    rules: list[Rule] = []
     primary_keys = [p.name for p in table.properties if p.primaryKey]
     for prop in table.properties:
         column = prop.name
@@ -88,7 +109,13 @@ def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -
         rule = quality_rule(quality, None, columns, f"{quality.kind}[{index}]", table.name)
         if rule is not None:
             rules.append(rule)
+    return rules
 
+
+def _freshness_rules(
+    contract: Contract, columns: dict[str, str], source: str, drift: list[Finding]
+) -> list[FreshnessRule]:
+    """The latency SLAs as freshness rules; one on a column the data lacks is schema drift."""
     freshness: list[FreshnessRule] = []
     for sla in contract.slaProperties:
         if not sla.is_freshness:
@@ -117,7 +144,7 @@ def compile_rules(contract: Contract, columns: dict[str, str], *, source: str) -
                 policy=policy,
             )
         )
-    return RulePlan(rules=rules, freshness=freshness, drift=drift, pii=pii, notes=notes)
+    return freshness
 
 
 def _policy_of(custom: list[Any]) -> Policy | None:
