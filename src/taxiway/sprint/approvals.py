@@ -30,7 +30,12 @@ A sign-off given for an earlier version of the spec still counts (the role is no
 but :func:`sign_offs` reports it as ``earlier_spec``, so the debrief can show that the spec
 changed after it was given and the team can decide whether to ask again.
 
+This module holds the sign-off queries; the chain (hashes, signatures, verification) is in
+:mod:`taxiway.sprint.approvals_chain`, the file (path, key, locked durable append) in
+:mod:`taxiway.sprint.approvals_log`. Every name is importable from here.
+
 >>> import tempfile
+>>> from pathlib import Path
 >>> tmp = tempfile.TemporaryDirectory()
 >>> spec = Path(tmp.name) / "taxiway.yaml"
 >>> _ = spec.write_text("name: demo\\ngovernance: {approvals: [security]}\\n")
@@ -46,19 +51,13 @@ changed after it was given and the team can decide whether to ask again.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import hmac
-import json
-import os
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal, NoReturn
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
+from taxiway.sprint.approvals_chain import GENESIS, Approval, verify
+from taxiway.sprint.approvals_log import append_record, approvals_path, signing_key, spec_sha256
 
 __all__ = [
     "GENESIS",
@@ -76,37 +75,10 @@ __all__ = [
     "spec_sha256",
 ]
 
-GENESIS = "0" * 64
-"""The ``prev`` of the first record."""
-
 OVERRIDE_ROLE = "override"
 """The ``role`` of a record of a gate overridden (:func:`record_override`), never a sign-off."""
 
-_FIELDS = ("seq", "project", "role", "by", "note", "at", "spec_sha256", "prev", "hash")
-_SIGNED_FIELDS = (*_FIELDS, "mac")
-_MIN_KEY = 16
 _GOVERNANCE_YAML = "governance:\n  approvals: [security, privacy, business]"
-
-
-@dataclass(frozen=True)
-class Approval:
-    """One recorded sign-off (a verified line of the log)."""
-
-    seq: int
-    project: str
-    role: str
-    by: str
-    note: str | None
-    at: str
-    spec_sha256: str
-    prev: str
-    hash: str
-    mac: str | None = None
-    """The HMAC-SHA256 of the record with the signing key (None when the log is not signed)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Every field, JSON-ready."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -133,39 +105,6 @@ class SignOff:
             "status": self.status,
             "approval": self.approval.as_dict() if self.approval else None,
         }
-
-
-def approvals_path(project: Project) -> Path:
-    """``<state dir>/governance/approvals.jsonl``."""
-    return project.state_dir / "governance" / "approvals.jsonl"
-
-
-def spec_sha256(project: Project) -> str:
-    """The SHA-256 of the spec file's bytes as they are now."""
-    return hashlib.sha256(project.spec_path.read_bytes()).hexdigest()
-
-
-def _signing_key(project: Project) -> bytes | None:
-    """The key ``governance.signing_key_env`` names, or None when the spec names none."""
-    governance = project.spec.governance
-    name = governance.signing_key_env if governance is not None else None
-    if name is None:
-        return None
-    value = os.environ.get(name, "")
-    if not value:
-        raise GovernanceError(
-            f"governance.signing_key_env names {name}, which is not set: the approvals log "
-            "cannot be signed or verified",
-            fix=f"export {name}=<the approvals signing key> (the same key for everyone who "
-            "records or reads sign-offs), or remove governance.signing_key_env",
-        )
-    if len(value) < _MIN_KEY:
-        raise GovernanceError(
-            f"the approvals signing key in {name} is shorter than {_MIN_KEY} characters",
-            fix=f"use a random key of {_MIN_KEY}+ characters, e.g. "
-            "`python -c 'import secrets; print(secrets.token_hex(32))'`",
-        )
-    return value.encode()
 
 
 def _required_roles(project: Project) -> list[str]:
@@ -203,7 +142,7 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
         raise GovernanceError(
             "a sign-off needs the name of who gives it", fix="pass --by 'First Last'"
         )
-    return _append_record(project, role, by, note)
+    return append_record(project, role, by, note)
 
 
 def record_override(
@@ -228,44 +167,12 @@ def record_override(
         )
     listed = "; ".join(overridden) if overridden else "nothing"
     note = f"{action}; reason: {reason.strip()}; overridden ({len(overridden)}): {listed}"
-    return _append_record(project, OVERRIDE_ROLE, by, note)
+    return append_record(project, OVERRIDE_ROLE, by, note)
 
 
 def overrides(project: Project) -> list[Approval]:
     """The verified records of gates overridden (:func:`record_override`), oldest first."""
     return [a for a in read_approvals(project) if a.role == OVERRIDE_ROLE]
-
-
-def _append_record(project: Project, role: str, by: str, note: str | None) -> Approval:
-    """Append one record to the chain (verified first) under an exclusive lock, durably."""
-    key = _signing_key(project)
-    path = approvals_path(project)
-    created = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        existing = _read_all(fd)
-        chain = _verify(path, existing, key)
-        record: dict[str, Any] = {
-            "seq": len(chain) + 1,
-            "project": project.spec.name,
-            "role": role,
-            "by": by,
-            "note": note,
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "spec_sha256": spec_sha256(project),
-            "prev": _sha256(chain[-1][1]) if chain else GENESIS,
-        }
-        record["hash"] = _sha256(_canonical(record))
-        if key is not None:
-            record["mac"] = _mac(key, record)
-        _append(fd, _canonical(record) + b"\n", len(existing), path)
-    finally:
-        os.close(fd)  # releases the lock
-    if created:
-        _fsync_folder(path.parent)
-    return Approval(**record)
 
 
 def read_approvals(project: Project) -> list[Approval]:
@@ -277,13 +184,13 @@ def read_approvals(project: Project) -> list[Approval]:
     ``governance.signing_key_env``, when a record is unsigned or its signature does not match
     the key. No log yet means ``[]``.
     """
-    key = _signing_key(project)
+    key = signing_key(project)
     path = approvals_path(project)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    return [a for a, _ in _verify(path, data, key) if a.project == project.spec.name]
+    return [a for a, _ in verify(path, data, key) if a.project == project.spec.name]
 
 
 def sign_offs(project: Project) -> list[SignOff]:
@@ -325,147 +232,3 @@ def approvals_summary(project: Project) -> dict[str, Any]:
         "log": str(approvals_path(project)),
         "head": records[-1].hash if records else None,
     }
-
-
-# ------------------------------------------------------------------ the chain
-
-
-def _canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _mac(key: bytes, record: dict[str, Any]) -> str:
-    """HMAC-SHA256 with ``key`` of ``record``'s canonical JSON without ``mac``."""
-    content = {k: v for k, v in record.items() if k != "mac"}
-    return hmac.new(key, _canonical(content), hashlib.sha256).hexdigest()
-
-
-def _verify(path: Path, data: bytes, key: bytes | None) -> list[tuple[Approval, bytes]]:
-    """Every record of ``data`` with its line, or an error at the first broken link (and, with
-    ``key``, at the first record it did not sign)."""
-    if not data:
-        return []
-    lines = data.split(b"\n")
-    if lines[-1]:
-        _broken(path, len(lines), "is incomplete (a write was interrupted, or it was edited)")
-    chain: list[tuple[Approval, bytes]] = []
-    prev = GENESIS
-    for number, line in enumerate(lines[:-1], start=1):
-        approval = _parse(path, number, line)
-        fields = asdict(approval)
-        content = {k: v for k, v in fields.items() if k not in ("hash", "mac")}
-        if approval.hash != _sha256(_canonical(content)):
-            _broken(path, number, "was edited after it was written (its hash does not match)")
-        if key is not None:
-            _check_signature(path, number, approval, key)
-        if approval.seq != number:
-            _broken(
-                path,
-                number,
-                f"has seq {approval.seq}, expected {number}: a line before it was deleted "
-                "or inserted",
-            )
-        if approval.prev != prev:
-            _broken(
-                path,
-                number,
-                "does not follow the line before it (prev hash differs): "
-                + ("that line was edited" if number > 1 else "the log's start was changed"),
-            )
-        chain.append((approval, line))
-        prev = _sha256(line)
-    return chain
-
-
-def _check_signature(path: Path, number: int, approval: Approval, key: bytes) -> None:
-    if approval.mac is None:
-        _broken(
-            path,
-            number,
-            "is not signed (it has no `mac`), but governance.signing_key_env is set: it was "
-            "written without the key, or rewritten",
-            fix=f"if {path} was written before the key was set, move it aside and record the "
-            "sign-offs again with the key set; otherwise restore it from a backup",
-        )
-    if not hmac.compare_digest(approval.mac, _mac(key, approval.as_dict())):
-        _broken(
-            path,
-            number,
-            "has a signature (`mac`) the signing key does not give: it was rewritten, or "
-            "signed with another key",
-        )
-
-
-def _parse(path: Path, number: int, line: bytes) -> Approval:
-    try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        _broken(path, number, "is not a JSON record")
-    if not isinstance(record, dict) or sorted(record) not in (
-        sorted(_FIELDS),
-        sorted(_SIGNED_FIELDS),
-    ):
-        _broken(path, number, f"does not hold exactly the fields {', '.join(_FIELDS)} (and `mac`)")
-    texts = [record[k] for k in _SIGNED_FIELDS if k not in ("seq", "note") and k in record]
-    if (
-        not isinstance(record["seq"], int)
-        or isinstance(record["seq"], bool)
-        or not all(isinstance(value, str) for value in texts)
-        or not isinstance(record["note"], str | None)
-    ):
-        _broken(path, number, "has a field of the wrong type")
-    return Approval(**record)
-
-
-def _broken(path: Path, number: int, what: str, *, fix: str | None = None) -> NoReturn:
-    raise GovernanceError(
-        f"{path}:{number}: the approvals log is broken: line {number} {what}",
-        fix=fix
-        or f"the log is append-only and must not be edited: restore {path} from a backup, "
-        "then record again (`taxiway approve`) any sign-off given after it",
-    )
-
-
-# ------------------------------------------------------------------ the file
-
-
-def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    chunks = []
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, size - offset, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _append(fd: int, line: bytes, size_before: int, path: Path) -> None:
-    """Write ``line`` at the end and fsync; on failure, cut the file back to ``size_before``."""
-    try:
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, size_before)
-        raise GovernanceError(
-            f"cannot write the sign-off to {path}: {error.strerror or error}",
-            fix=f"make {path.parent} writable (and free space on its disk), then run it again",
-        ) from None
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
