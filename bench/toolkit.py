@@ -1,5 +1,6 @@
 """What every benchmark script shares: waiting for a quiet machine, CPU accounting, the
-machine and versions behind a figure, percentiles and Markdown tables.
+machine, versions and code behind a figure, percentiles and Markdown tables, the result line a
+worker process hands its parent, the result record every run appends, and the peers' venvs.
 
 Each bench script runs as ``.venv/bin/python bench/<name>.py``, so this folder is on
 ``sys.path`` and ``from toolkit import wait_idle`` works without installing anything.
@@ -15,13 +16,20 @@ throughput without changing anything in the code.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 QUIET_CORES = 0.15  # under this many busy cores of others' work, the machine counts as quiet
 QUIET_WINDOW_S = 2.0  # ... for this long
@@ -45,6 +53,14 @@ def own_cpu_seconds() -> float:
 
     own = resource.getrusage(resource.RUSAGE_SELF)
     return own.ru_utime + own.ru_stime
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process's finished children (e.g. its workers)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def processes_cpu_seconds(processes: Iterable[Any]) -> float:
@@ -228,3 +244,169 @@ def versions(*names: str, missing: bool = False) -> str:
             if missing:
                 found.append(f"{name} (not installed)")
     return ", ".join(found)
+
+
+def code_state() -> str:
+    """The commit measured, and the files under src/ that differ from it (a shared checkout
+    can hold others' uncommitted work)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.rstrip("\n")  # not strip(): a porcelain line starts with a space
+
+    changed = git("status", "--porcelain", "--", "src").splitlines()
+    dirty = ", ".join(line[3:] for line in changed) or "none"
+    return f"commit {git('rev-parse', '--short', 'HEAD')}; uncommitted under src/: {dirty}"
+
+
+# --------------------------------------------------------------------------- worker results
+
+RESULT_MARK = "@@bench-result@@ "  # a worker's result line, among whatever else it prints
+
+
+def hand_back(result: Mapping[str, Any]) -> None:
+    """In a worker process: print ``result`` as the one line its parent reads back."""
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+def handed_back(output: str) -> dict[str, Any] | None:
+    """In the parent: the last result a worker printed in ``output``; None when it printed
+    none (it failed before the end).
+
+    >>> handed_back("noise\\n" + RESULT_MARK + '{"seconds": 1.5}')
+    {'seconds': 1.5}
+    >>> handed_back("Traceback ...") is None
+    True
+    """
+    marked = [line for line in output.splitlines() if line.startswith(RESULT_MARK)]
+    return json.loads(marked[-1][len(RESULT_MARK) :]) if marked else None
+
+
+# --------------------------------------------------------------------------- result records
+
+
+def command_line() -> str:
+    """This run's command as typed in the project's root, e.g.
+    ``.venv/bin/python bench/contracts.py --rows 1000000``."""
+
+    def shown(path: str) -> str:
+        resolved = Path(path).resolve() if os.sep in path else Path(path)
+        with contextlib.suppress(ValueError):
+            return str(resolved.relative_to(ROOT))
+        return path
+
+    python = Path(sys.executable)
+    interpreter = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else python.name
+    return shlex.join([interpreter, shown(sys.argv[0]), *sys.argv[1:]])
+
+
+def append_record(
+    path: Path, fields: Mapping[str, Any], *, machine_line: str | None = None
+) -> dict[str, Any]:
+    """Append one run's result record to ``path`` (JSON Lines) and return it: when it ran
+    (``at``), the command that produced it (``command``, and its arguments as ``argv``), the
+    machine (``machine_line``, default :func:`machine`), then the script's own ``fields``."""
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "machine": machine_line if machine_line is not None else machine(),
+        "argv": sys.argv[1:],
+        **fields,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+    return record
+
+
+# --------------------------------------------------------------------------- peers' venvs
+
+
+@dataclass(frozen=True)
+class PeerVenv:
+    """A peer's own virtualenv under ``bench/.data``, so its pins (Feast's ``pandas<3``,
+    MLflow's and BentoML's trees) never enter taxiway's: pinned packages, the modules that must
+    import in it, and the command that creates it (named in every "missing" message).
+
+    >>> venv = PeerVenv("feast", Path("/nowhere/feast-venv"), ("feast==0.67.0",), "feast",
+    ...                 "bench/online_lookup.py --setup")
+    >>> venv.missing()
+    'no venv at /nowhere/feast-venv: run `bench/online_lookup.py --setup`'
+    """
+
+    name: str
+    folder: Path
+    packages: tuple[str, ...]
+    modules: str  # imported by the probe, e.g. "mlflow.lightgbm, mlflow.pyfunc"
+    setup_command: str  # what creates it, e.g. "bench/serving.py --setup"
+    env: Mapping[str, str] = field(default_factory=dict)  # for the probe (no telemetry)
+
+    @property
+    def python(self) -> Path:
+        return self.folder / "bin" / "python"
+
+    def program(self, name: str) -> Path:
+        """A console script installed in the venv (``mlflow``, ``bentoml``)."""
+        return self.folder / "bin" / name
+
+    def path_env(self) -> dict[str, str]:
+        """``env`` with the venv's bin folder first on ``PATH``, for a server run from it."""
+        return {**self.env, "PATH": f"{self.python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def missing(self) -> str | None:
+        """Why the peer cannot run from its venv (None when it can)."""
+        if not self.python.exists():
+            return f"no venv at {self.folder}: run `{self.setup_command}`"
+        probe = subprocess.run(
+            [str(self.python), "-c", f"import {self.modules}"],
+            capture_output=True, text=True, env={**os.environ, **self.env}, check=False,
+        )  # fmt: skip
+        if probe.returncode:
+            return f"import fails in its venv: {probe.stderr.strip().splitlines()[-1:]}"
+        return None
+
+    def setup(self, log: Path) -> str | None:
+        """Create the venv with its pinned packages, or keep it when it already holds them (a
+        venv made by hand without the pins' marker counts when its modules import); the
+        error, if any, with the log to read."""
+        wanted = "\n".join(self.packages)
+        marker = self.folder / "bench-packages.txt"
+        pinned = not marker.exists() or marker.read_text() == wanted
+        if self.python.exists() and pinned and self.missing() is None:
+            print(f"  {self.name}: venv ready ({self.folder})")
+            return None
+        print(f"  {self.name}: creating {self.folder} with {', '.join(self.packages)}")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as out:
+            for step in (
+                [sys.executable, "-m", "venv", "--clear", str(self.folder)],
+                [str(self.python), "-m", "pip", "install", "-q", *self.packages],
+            ):
+                if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode:
+                    return f"`{shlex.join(step)}` failed, see {log}"
+        marker.write_text(wanted)
+        return self.missing()
+
+    def versions(self, *names: str) -> str:
+        """``name version`` of each of ``names`` installed in the venv ("" without a venv)."""
+        if not self.python.exists():
+            return ""
+        code = (
+            "from importlib import metadata as m\n"
+            f"for n in {list(names)!r}:\n"
+            "    try: print(n, m.version(n))\n"
+            "    except m.PackageNotFoundError: pass"
+        )
+        out = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True)
+        return ", ".join(out.stdout.splitlines())
+
+
+# Feast pins pandas<3: bench/features.py and bench/online_lookup.py run it from this venv.
+FEAST_VENV = PeerVenv(
+    "feast",
+    HERE / ".data" / "feast-venv",
+    ("feast[duckdb]==0.67.0", "psutil"),
+    "feast",
+    "bench/online_lookup.py --setup",
+    {"FEAST_USAGE": "False"},
+)
