@@ -124,8 +124,14 @@ def test_overload_is_shed_with_429_and_retry_after(flaky: Path, flaky_server: Se
     statuses: list[int] = []
     retry: list[str | None] = []
 
+    # every client connects first, then all post at once: the requests overlap even on a
+    # loaded machine where starting 24 threads takes longer than a 50 ms slot
+    ready = threading.Barrier(24)
+
     def fire() -> None:
         with httpx.Client(base_url=flaky_server.url, timeout=10) as client:
+            assert client.get("/v2/health/live").status_code == 200  # the connection is open
+            ready.wait(timeout=30)
             response = client.post("/v1/predict", json={"entities": {"customer": "100017"}})
             statuses.append(response.status_code)
             retry.append(response.headers.get("retry-after"))
