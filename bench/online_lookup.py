@@ -27,8 +27,10 @@ timed call (what scoring reads), ``--consume features`` every feature's ``Featur
 The values each tool returns for a sample of keys are compared with the generated data: any
 disagreement is printed loudly and the exit status is 1.
 
-Feast pins ``pandas<3``, so it runs in its own venv (see ``bench/features.py``)::
+Feast pins ``pandas<3``, so it runs in its own venv, ``bench/.data/feast-venv``, which
+``--setup`` creates (pinned; kept when it is already there)::
 
+    .venv/bin/python bench/online_lookup.py --setup
     .venv/bin/python bench/online_lookup.py                      # every tool, 2,000 calls
     .venv/bin/python bench/online_lookup.py --only taxiway-sqlite,taxiway-redis --calls 5000
     git archive <commit> src | tar -x -C /tmp/before
@@ -38,335 +40,38 @@ Feast pins ``pandas<3``, so it runs in its own venv (see ``bench/features.py``):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from toolkit import OtherLoad, latency_summary, machine, markdown_table, versions, wait_idle
+from online_lookup_data import BATCHES, CASES, DATA_DIR, SEED, ensure_data, truth
+from online_lookup_workers import worker
+from toolkit import (
+    FEAST_VENV,
+    ROOT,
+    OtherLoad,
+    append_record,
+    children_cpu_seconds,
+    code_state,
+    handed_back,
+    machine,
+    markdown_table,
+    versions,
+    wait_idle,
+)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DATA_DIR = HERE / ".data" / "online"
-FEAST_PYTHON = HERE / ".data" / "feast-venv" / "bin" / "python"
-SEED = 20260607
-RESULT_MARK = "@@bench-result@@ "
 TOOLS = ("feast", "taxiway-sqlite", "taxiway-redis")
-WARMUP = 100
 SAMPLE_KEYS = 200
-# view name -> number of features; "wide" alone is the one-view case, the rest the five-views
-VIEWS = {"wide": 10, "a": 5, "b": 5, "c": 5, "d": 5, "e": 5}
-CASES = {"one-view": ["wide"], "five-views": ["a", "b", "c", "d", "e"]}
-BATCHES = (1, 100)
 GOALS_MS = {("five-views", 1): 0.5, ("five-views", 100): 5.0, ("one-view", 100): 5.0}
 
 
-def feature_names(view: str) -> list[str]:
-    return [f"{view}_x{i}" for i in range(VIEWS[view])]
-
-
-# --------------------------------------------------------------------------- data
-
-
-def ensure_data(entities: int, seed: int) -> tuple[Path, datetime]:
-    """One Parquet file per view (two versions of each key) and the time they are fresh at."""
-    folder = DATA_DIR / f"views-{entities}-seed{seed}"
-    marker = folder / "as_of.txt"
-    if marker.exists():
-        return folder, datetime.fromisoformat(marker.read_text().strip())
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    # recent enough that neither tool sees the values as stale while the benchmark runs
-    as_of = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
-    base = np.datetime64(as_of - timedelta(days=2), "us")
-    for view, width in VIEWS.items():
-        keys = np.tile(np.arange(entities, dtype=np.int64), 2)
-        offsets = rng.integers(0, 12 * 3600 * 10**6, 2 * entities)
-        offsets[entities:] += 24 * 3600 * 10**6  # the second version is always newer
-        ts = base + offsets.astype("timedelta64[us]")
-        values = rng.standard_normal((width, 2 * entities)).round(6)
-        table = pa.table(
-            {
-                "entity_id": keys,
-                "event_timestamp": pa.array(ts, type=pa.timestamp("us")),
-                "created": pa.array(ts, type=pa.timestamp("us")),
-                **{name: values[i] for i, name in enumerate(feature_names(view))},
-            }
-        )
-        pq.write_table(table, folder / f"{view}.parquet")
-    marker.write_text(as_of.isoformat())
-    return folder, as_of
-
-
-def truth(folder: Path, keys: list[int]) -> dict[str, dict[str, float]]:
-    """The newest values of ``keys``, feature name → value, straight from the files."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    wanted = set(keys)
-    result: dict[str, dict[str, float]] = {str(k): {} for k in keys}
-    for view in VIEWS:
-        table = pq.read_table(folder / f"{view}.parquet")
-        table = table.filter(pc.is_in(table["entity_id"], value_set=_array(sorted(wanted))))
-        newest: dict[int, tuple[Any, dict[str, float]]] = {}
-        for row in table.to_pylist():
-            key = row["entity_id"]
-            if key not in newest or row["event_timestamp"] > newest[key][0]:
-                newest[key] = (row["event_timestamp"], {n: row[n] for n in feature_names(view)})
-        for key, (_, values) in newest.items():
-            result[str(key)].update(values)
-    return result
-
-
-def _array(values: list[int]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.int64())
-
-
-def call_keys(entities: int, seed: int, calls: int, batch: int) -> list[list[int]]:
-    import numpy as np
-
-    rng = np.random.default_rng(seed + batch)
-    drawn = rng.integers(0, entities, (calls + WARMUP, batch))
-    return [[int(k) for k in row] for row in drawn]
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def measure(call: Any, batches: list[list[int]]) -> dict[str, float]:
-    """Latency of ``call(keys)`` over ``batches`` (the first WARMUP calls are not counted)."""
-    times = []
-    for index, keys in enumerate(batches):
-        began = time.perf_counter_ns()
-        call(keys)
-        elapsed = time.perf_counter_ns() - began
-        if index >= WARMUP:
-            times.append(elapsed / 1e6)
-    return latency_summary(times)
-
-
-# --------------------------------------------------------------------------- workers
-
-
-def work_feast(folder: Path, as_of: datetime, args: argparse.Namespace) -> dict[str, Any]:
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
-    from feast.repo_config import RepoConfig
-    from feast.types import Float64
-
-    repo = DATA_DIR / "runs" / "feast"
-    shutil.rmtree(repo, ignore_errors=True)
-    repo.mkdir(parents=True)
-    config = RepoConfig(
-        project="bench_online",
-        provider="local",
-        registry=str(repo / "registry.db"),
-        offline_store={"type": "file"},
-        online_store={"type": "sqlite", "path": str(repo / "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=str(repo),
-    )
-    entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64)
-    views = [
-        FeatureView(
-            name=view,
-            entities=[entity],
-            ttl=timedelta(days=30),
-            schema=[Field(name=n, dtype=Float64) for n in feature_names(view)],
-            source=FileSource(
-                path=str(folder / f"{view}.parquet"),
-                timestamp_field="event_timestamp",
-                created_timestamp_column="created",
-            ),
-        )
-        for view in VIEWS
-    ]
-    store = FeatureStore(config=config)
-    store.apply([entity, *views])
-    began = time.perf_counter()
-    store.materialize(start_date=as_of - timedelta(days=5), end_date=as_of + timedelta(seconds=1))
-    materialize_s = time.perf_counter() - began
-    settle(args)
-
-    def reader(case: str) -> Any:
-        refs = [f"{view}:{name}" for view in CASES[case] for name in feature_names(view)]
-
-        def call(keys: list[int]) -> dict[str, Any]:
-            rows = [{"entity_id": k} for k in keys]
-            return store.get_online_features(features=refs, entity_rows=rows).to_dict()
-
-        return call
-
-    latencies = run_cases(reader, args)
-    sample = [int(k) for k in args.sample_keys]
-    answer = store.get_online_features(
-        features=[f"{view}:{name}" for view in VIEWS for name in feature_names(view)],
-        entity_rows=[{"entity_id": k} for k in sample],
-    ).to_dict()
-    values = {
-        str(k): {name: answer[name][i] for view in VIEWS for name in feature_names(view)}
-        for i, k in enumerate(sample)
-    }
-    return {"materialize_s": materialize_s, "latency": latencies, "values": values}
-
-
-def taxiway_spec(folder: Path, case: str | None) -> str:
-    views = VIEWS if case is None else {v: VIEWS[v] for v in CASES[case]}
-    sources = "\n".join(
-        f"  {v}: {{kind: file, path: {folder / f'{v}.parquet'}, timestamp: event_timestamp, "
-        f"created: created}}"
-        for v in views
-    )
-    features = "\n".join(
-        f"  {v}: {{source: {v}, entity: entity, latest: [{', '.join(feature_names(v))}], ttl: 30d}}"
-        for v in views
-    )
-    return (
-        f"name: bench_online\nsources:\n{sources}\nentities: {{entity: entity_id}}\n"
-        f"features:\n{features}\n"
-    )
-
-
-def work_taxiway(
-    tool: str, folder: Path, as_of: datetime, args: argparse.Namespace
-) -> dict[str, Any]:
-    from taxiway.features.lookup import lookup
-    from taxiway.features.materialize import materialize
-    from taxiway.features.online import RedisStore, SqliteStore
-    from taxiway.spec import Project, load_spec_text
-
-    runs = DATA_DIR / "runs" / tool.replace("@", "-at-")
-    shutil.rmtree(runs, ignore_errors=True)
-    runs.mkdir(parents=True)
-    prefix = f"taxiway-bench-{uuid.uuid4().hex[:12]}"
-    stores: list[Any] = []
-
-    def open_store(name: str) -> Any:
-        if tool.startswith("taxiway-redis"):
-            store = RedisStore(args.redis, f"{prefix}:{name}", 1000.0)
-        else:
-            store = SqliteStore(runs / f"{name}.sqlite")
-        stores.append(store)
-        return store
-
-    def project(case: str | None) -> Project:
-        name = case or "all"
-        folder_case = runs / name
-        folder_case.mkdir()
-        spec_file = folder_case / "taxiway.yaml"
-        text = taxiway_spec(folder, case)
-        spec_file.write_text(text)
-        spec = load_spec_text(text, str(spec_file), base_dir=folder_case)
-        return Project(spec, spec_file, folder_case / ".state")
-
-    try:
-        opened: dict[str, tuple[Any, Any]] = {}
-        materialize_s = 0.0
-        for case in CASES:
-            proj = project(case)
-            store = open_store(case)
-            began = time.perf_counter()
-            materialize(proj, store, as_of=as_of.replace(tzinfo=UTC))
-            materialize_s += time.perf_counter() - began
-            opened[case] = (proj.spec, store)
-        settle(args)
-
-        def reader(case: str) -> Any:
-            spec, store = opened[case]
-
-            def call(keys: list[int]) -> Any:
-                found = lookup(spec, store, "entity", [str(k) for k in keys])
-                if args.consume == "values":
-                    for entity in found:
-                        entity.values()
-                elif args.consume == "features":
-                    for entity in found:
-                        for value in entity.features.values():
-                            value.status  # noqa: B018 - what a caller reads of each value
-                return found
-
-            return call
-
-        latencies = run_cases(reader, args)
-        sample = [str(k) for k in args.sample_keys]
-        values: dict[str, dict[str, Any]] = {k: {} for k in sample}
-        for spec, store in opened.values():
-            for found in lookup(spec, store, "entity", sample):
-                for name, value in found.features.items():
-                    feature = name.partition("__")[2]
-                    values[found.key][feature] = value.value
-        return {"materialize_s": materialize_s, "latency": latencies, "values": values}
-    finally:
-        for store in stores:
-            if tool.startswith("taxiway-redis"):
-                store.clear()
-            store.close()
-
-
-def settle(args: argparse.Namespace) -> None:
-    """With ``--gc-freeze``: what `taxiway serve` does once loaded (collect, then freeze)."""
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()
-
-
-def run_cases(reader: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    latencies = {}
-    for case in CASES:
-        call = reader(case)
-        for batch in BATCHES:
-            keys = call_keys(args.entities, args.seed, args.calls, batch)
-            latencies[f"{case}/{batch}"] = measure(call, keys)
-    return latencies
-
-
-def worker(args: argparse.Namespace) -> None:
-    folder, as_of = ensure_data(args.entities, args.seed)
-    args.sample_keys = json.loads(args.sample)
-    if args.worker == "feast":
-        result = work_feast(folder, as_of, args)
-    else:
-        result = work_taxiway(args.worker, folder, as_of, args)
-    print(RESULT_MARK + json.dumps(result), flush=True)
-
-
-# --------------------------------------------------------------------------- driver
-
-
-def code_state() -> str:
-    """The commit measured, and the files under src/ that differ from it (a shared checkout
-    can hold others' uncommitted work)."""
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.rstrip()  # not strip(): a porcelain line starts with a space
-
-    changed = git("status", "--porcelain", "--", "src").splitlines()
-    dirty = ", ".join(line[3:] for line in changed) or "none"
-    return f"commit {git('rev-parse', '--short', 'HEAD')}; uncommitted under src/: {dirty}"
-
-
-def children_cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process's finished children (the workers)."""
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
+# The data and the true values: online_lookup_data.py; each tool's worker (materialize, then
+# the timed calls): online_lookup_workers.py. This file runs them and reports.
 
 
 def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, Any]:
@@ -397,11 +102,10 @@ def spawn(tool: str, args: argparse.Namespace, sample: list[int]) -> dict[str, A
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=args.timeout, check=False
     )
-    marked = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if not marked:
+    result = handed_back(done.stdout)
+    if result is None:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         return {"error": f"exit {done.returncode}: {' | '.join(tail)}"[:600]}
-    result: dict[str, Any] = json.loads(marked[-1][len(RESULT_MARK) :])
     result["wall"] = time.perf_counter() - began
     return result
 
@@ -450,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per tool")
-    parser.add_argument("--feast-python", type=Path, default=FEAST_PYTHON)
+    parser.add_argument("--feast-python", type=Path, default=FEAST_VENV.python)
     parser.add_argument(
         "--src",
         action="append",
@@ -477,12 +181,20 @@ def main(argv: list[str] | None = None) -> int:
         help="what each timed taxiway call also reads of lookup's answer: nothing (default), "
         "every entity's values(), or every feature's FeatureValue (its status)",
     )
+    parser.add_argument(
+        "--setup", action="store_true", help=f"create Feast's venv ({FEAST_VENV.folder}) and exit"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sample", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
         return 0
+    if args.setup:
+        error = FEAST_VENV.setup(DATA_DIR / "feast-setup.log")
+        if error:
+            print(f"  feast: SETUP FAILED: {error}")
+        return 1 if error else 0
     if not args.redis.startswith(("redis://127.0.0.1", "redis://localhost")):
         parser.error("--redis must point at this machine (127.0.0.1)")
     args.sources = parse_sources(args.src, parser)
@@ -574,20 +286,15 @@ def main(argv: list[str] | None = None) -> int:
                     mine = summary(runs[tool], name)["p99"]
                     goals.append(f"    {tool} {name}: p99 {feast / mine:.1f}x faster than Feast")
     print("\n  goals:\n" + "\n".join(goals))
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with (DATA_DIR / "results.jsonl").open("a") as handle:
-        record = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "argv": sys.argv[1:],
-            "code": code_state(),
-            "sources": {label: str(path) for label, path in args.sources.items()},
-            "gc_freeze": args.gc_freeze,
-            "consume": args.consume,
-            "results": runs,
-            "errors": errors,
-        }
-        handle.write(json.dumps(record) + "\n")
+    record = {
+        "code": code_state(),
+        "sources": {label: str(path) for label, path in args.sources.items()},
+        "gc_freeze": args.gc_freeze,
+        "consume": args.consume,
+        "results": runs,
+        "errors": errors,
+    }
+    append_record(DATA_DIR / "results.jsonl", record)
     if not ok:
         print("\nDISAGREEMENT or failure: see above")
     return 0 if ok else 1

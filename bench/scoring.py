@@ -29,17 +29,23 @@ Raw figures are appended to ``bench/.data/scoring/results.jsonl``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from toolkit import OtherLoad, latency_summary, machine, markdown_table, versions, wait_idle
+from toolkit import (
+    OtherLoad,
+    append_record,
+    latency_summary,
+    machine,
+    markdown_table,
+    versions,
+    wait_idle,
+)
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / ".data" / "scoring"
@@ -343,14 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "during the one-row timing"
         )
         results.append(result)
-    with (DATA_DIR / "results.jsonl").open("a") as handle:
-        record = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "argv": sys.argv[1:],
-            "results": results,
-        }
-        handle.write(json.dumps(record) + "\n")
+    append_record(DATA_DIR / "results.jsonl", {"results": results})
     return 0 if ok else 1
 
 
