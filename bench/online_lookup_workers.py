@@ -24,7 +24,7 @@ from online_lookup_data import (
     ensure_data,
     feature_names,
 )
-from toolkit import hand_back, latency_summary
+from toolkit import feast_store, feast_view, hand_back, latency_summary
 
 
 def measure(call: Any, batches: list[list[int]]) -> dict[str, float]:
@@ -43,38 +43,13 @@ def work_feast(folder: Path, as_of: datetime, args: argparse.Namespace) -> dict[
     import warnings
 
     warnings.filterwarnings("ignore")
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
-    from feast.repo_config import RepoConfig
-    from feast.types import Float64
-
-    repo = DATA_DIR / "runs" / "feast"
-    shutil.rmtree(repo, ignore_errors=True)
-    repo.mkdir(parents=True)
-    config = RepoConfig(
-        project="bench_online",
-        provider="local",
-        registry=str(repo / "registry.db"),
-        offline_store={"type": "file"},
-        online_store={"type": "sqlite", "path": str(repo / "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=str(repo),
-    )
-    entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64)
-    views = [
-        FeatureView(
-            name=view,
-            entities=[entity],
-            ttl=timedelta(days=30),
-            schema=[Field(name=n, dtype=Float64) for n in feature_names(view)],
-            source=FileSource(
-                path=str(folder / f"{view}.parquet"),
-                timestamp_field="event_timestamp",
-                created_timestamp_column="created",
-            ),
-        )
+    made = {
+        view: feast_view(view, feature_names(view), timedelta(days=30), folder / f"{view}.parquet")
         for view in VIEWS
-    ]
-    store = FeatureStore(config=config)
+    }
+    store = feast_store(DATA_DIR / "runs" / "feast", "bench_online")
+    entity = made["wide"][0]
+    views = [view for _, view in made.values()]
     store.apply([entity, *views])
     began = time.perf_counter()
     store.materialize(start_date=as_of - timedelta(days=5), end_date=as_of + timedelta(seconds=1))

@@ -410,3 +410,44 @@ FEAST_VENV = PeerVenv(
     "bench/online_lookup.py --setup",
     {"FEAST_USAGE": "False"},
 )
+
+
+def feast_store(repo: Path, project: str, offline_store: str = "file") -> Any:
+    """A fresh local Feast repository in ``repo`` (emptied first): SQLite registry and online
+    store, ``offline_store`` ``file`` (dask) or ``duckdb``. Runs inside :data:`FEAST_VENV`."""
+    import shutil
+
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    config = RepoConfig(
+        project=project,
+        provider="local",
+        registry=str(repo / "registry.db"),
+        offline_store={"type": offline_store},
+        online_store={"type": "sqlite", "path": str(repo / "online.db")},
+        entity_key_serialization_version=3,
+        repo_path=str(repo),
+    )
+    return FeatureStore(config=config)
+
+
+def feast_view(name: str, features: Sequence[str], ttl: Any, path: Path) -> tuple[Any, Any]:
+    """Feast's int64 ``entity`` (key ``entity_id``) and a view ``name`` of float ``features``
+    read from the Parquet file ``path`` (``event_timestamp``, ``created``)."""
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    entity = Entity(name="entity", join_keys=["entity_id"], value_type=ValueType.INT64)
+    view = FeatureView(
+        name=name,
+        entities=[entity],
+        ttl=ttl,
+        schema=[Field(name=feature, dtype=Float64) for feature in features],
+        source=FileSource(
+            path=str(path), timestamp_field="event_timestamp", created_timestamp_column="created"
+        ),
+    )
+    return entity, view
