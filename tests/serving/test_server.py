@@ -14,6 +14,7 @@ def test_the_metrics_folder_is_removed_on_exit(shop: Path, tmp_path: Path) -> No
     with serving(shop, "--workers", "2", "--state-dir", state, env={"TMPDIR": str(temp)}) as server:
         folders = list(temp.glob("taxiway-metrics-*"))
         assert len(folders) == 1, server.output()
-        assert server.client().get("/metrics").status_code == 200
+        with server.client() as client:  # closed here: an open socket fails the session
+            assert client.get("/metrics").status_code == 200
     assert server.process.returncode is not None
     assert list(temp.glob("taxiway-metrics-*")) == [], server.output()
