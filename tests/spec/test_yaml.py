@@ -22,7 +22,10 @@ def test_every_kind_of_every_tagged_union_in_the_spec_is_a_union_tag() -> None:
 @pytest.mark.parametrize(
     ("section", "path"),
     [
-        ("online_store: {kind: redis, url: redis://127.0.0.1:6379/0, prefx: tw}\n", "online_store.prefx"),
+        (
+            "online_store: {kind: redis, url: redis://127.0.0.1:6379/0, prefx: tw}\n",
+            "online_store.prefx",
+        ),
         ("registry: {kind: sqlite, pathh: registry.db}\n", "registry.pathh"),
     ],
 )
