@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     import lightgbm
+    from serving_model import FEATURES, ensure_model
 
-    from serving import FEATURES, ensure_model
     from taxiway.cli import main as taxiway
 
     model = ensure_model()
