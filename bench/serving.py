@@ -31,7 +31,7 @@ LightGBM threads (``--lightgbm-threads``): taxiway's serving form always scores 
 ``Booster.predict`` is single-threaded too; ``default`` leaves the peers on LightGBM's default
 (one OpenMP thread per core). The report gives requests/s per busy core (the server processes'
 CPU time during the run / wall time), and ratios only between rows of equal worker count,
-concurrency and connection mode (:func:`ratio` refuses anything else).
+concurrency and connection mode (``serving_report.ratio`` refuses anything else).
 
 MLflow and BentoML run in their own virtualenvs under ``bench/.data/serving/`` (so neither
 brings its dependencies into taxiway's); ``--setup`` creates them (pinned versions, idempotent),
@@ -87,7 +87,7 @@ DEFAULT_TARGETS = "mlflow,bentoml,taxiway-lookup,taxiway-request,taxiway-always,
 # serving_servers.py; one measurement: serving_load.py; the report: serving_report.py.
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- versions
 
 
 def versions() -> str:
