@@ -107,3 +107,15 @@ def test_a_check_the_audit_could_not_apply_is_skipped_not_passed() -> None:
     report = AuditReport("m", 1, checks={"skew": "not applicable"})
     checks = {c.name: c for c in audit_checks(report)}
     assert (checks["audit skew"].status, checks["audit skew"].detail) == ("skip", "not applicable")
+
+
+def test_two_coverage_findings_about_no_one_feature_have_their_own_titles() -> None:
+    report = _audit(
+        ("coverage", None, "source `orders` feeds the model but has no data contract: rows pass"),
+        ("coverage", None, "no fallback is declared: when the model fails, requests fail"),
+    )
+    titles = [c.blocker.title for c in audit_checks(report) if c.blocker]
+    assert titles == [
+        "coverage: source `orders` feeds the model but has no data contract",
+        "coverage: no fallback is declared",
+    ]

@@ -86,6 +86,17 @@ _AUDIT_CLASS: dict[str, tuple[Category, FixKind]] = {
 _GOVERNANCE = {NO_OWNER: "owner declared", NO_ACTION: "action declared"}
 
 
+def _subject(evidence: str) -> str:
+    """What a finding about no one feature is about: its evidence up to the first colon, so two
+    findings of one check (no contract, no fallback) never share a title.
+
+    >>> _subject("no fallback is declared: when the model or the online store fails, requests fail")
+    'no fallback is declared'
+    """
+    head = evidence.split(":", 1)[0].strip()
+    return head if 0 < len(head) <= 100 else "the model"
+
+
 def audit_checks(report: AuditReport, training_s: float | None = None) -> list[Check]:
     """One check per audit check (one per blocking finding); each blocker finding becomes a
     blocker, with the status the audit gave, so the phase table and the audit section agree.
@@ -112,7 +123,7 @@ def audit_checks(report: AuditReport, training_s: float | None = None) -> list[C
                     blocker=blocker(
                         "model_development",
                         category,
-                        f"{name}: {finding.feature or 'the model'}",
+                        f"{name}: {finding.feature or _subject(finding.evidence)}",
                         evidence=finding.evidence,
                         fix=finding.fix,
                         kind=kind,
