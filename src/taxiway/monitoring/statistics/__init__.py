@@ -51,6 +51,6 @@ __all__ = [
     "Wasserstein",
     "bin_shares",
     "category_counts",
-    "reference_edges",
     "ks_pvalue",
+    "reference_edges",
 ]

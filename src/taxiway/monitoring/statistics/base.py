@@ -71,9 +71,7 @@ def reference_edges(reference: npt.ArrayLike, n_bins: int = N_BINS) -> npt.NDArr
     return np.unique(quantiles)
 
 
-def bin_shares(
-    sample: npt.ArrayLike, edges: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
+def bin_shares(sample: npt.ArrayLike, edges: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The share of ``sample`` in each of the ``len(edges) + 1`` bins (sums to 1).
 
     >>> bin_shares([0.0, 1.0, 2.0, 3.0], np.array([1.5]))

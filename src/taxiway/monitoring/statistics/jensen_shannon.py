@@ -27,9 +27,7 @@ def _kl2(p: npt.NDArray[np.float64], m: npt.NDArray[np.float64]) -> float:
     return float(np.sum(p[nonzero] * np.log2(p[nonzero] / m[nonzero])))
 
 
-def js_of_shares(
-    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
-) -> float:
+def js_of_shares(reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]) -> float:
     """The Jensen-Shannon distance between two aligned share vectors.
 
     >>> round(js_of_shares(np.array([0.5, 0.5]), np.array([1.0, 0.0])), 6)

@@ -18,9 +18,7 @@ import numpy.typing as npt
 from taxiway.monitoring.statistics.base import Kind, numbers
 
 
-def ks_statistic(
-    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
-) -> float:
+def ks_statistic(reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]) -> float:
     """D between two samples, the empirical CDFs compared at every pooled point.
 
     >>> ks_statistic(np.array([0.0]), np.array([1.0]))

@@ -25,9 +25,7 @@ EPSILON: Final = 1e-4
 """The floor of a bin's share, so an empty bin gives a finite term."""
 
 
-def psi_of_shares(
-    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
-) -> float:
+def psi_of_shares(reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]) -> float:
     """PSI between two aligned share vectors, each floored at ``EPSILON``.
 
     >>> round(psi_of_shares(np.array([0.5, 0.5]), np.array([0.25, 0.75])), 6)

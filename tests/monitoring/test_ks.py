@@ -1,0 +1,27 @@
+"""The KS statistic and its diagnostic p-value against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from taxiway.monitoring.statistics.ks import KolmogorovSmirnov, ks_pvalue
+
+
+def test_d_by_hand() -> None:
+    # at x = 2: F_ref = 2/4, F_cur = 0 -> 0.5, the largest gap
+    assert KolmogorovSmirnov().compare([1, 2, 3, 4], [3, 4, 5, 6]) == pytest.approx(0.5)
+
+
+def test_ties_across_samples() -> None:
+    # at x = 1: F_ref = 2/3, F_cur = 1/3; at x = 2: both 1 -> D = 1/3
+    assert KolmogorovSmirnov().compare([1, 1, 2], [1, 2, 2]) == pytest.approx(1 / 3)
+
+
+def test_pvalue_by_hand() -> None:
+    # n = 50 * 50 / 100 = 25; lambda = (5 + 0.12 + 0.022) * 0.3
+    lam = (5 + 0.12 + 0.11 / 5) * 0.3
+    expected = 2 * sum((-1) ** (k - 1) * math.exp(-2 * (k * lam) ** 2) for k in range(1, 101))
+    assert ks_pvalue(0.3, 50, 50) == pytest.approx(expected, rel=1e-9)
+    assert 0.0 < ks_pvalue(0.3, 50, 50) < ks_pvalue(0.1, 50, 50) <= 1.0
