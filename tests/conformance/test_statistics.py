@@ -99,3 +99,9 @@ def test_the_others_are_not_symmetric() -> None:
 def test_an_empty_sample_is_refused(statistic: Statistic) -> None:
     with pytest.raises(ValueError, match="empty"):
         statistic.compare(reference(statistic.kind), [])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in STATISTICS.items() if s.kind == "numeric"))
+def test_missing_values_are_refused_with_the_fix(name: str) -> None:
+    with pytest.raises(ValueError, match="drop them first"):
+        STATISTICS[name].compare(reference("numeric"), [1.0, float("nan")])

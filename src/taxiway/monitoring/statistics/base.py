@@ -40,7 +40,7 @@ class Statistic(Protocol):
 
 
 def numbers(sample: npt.ArrayLike, what: str) -> npt.NDArray[np.float64]:
-    """A sample as a flat float array; an empty one is refused.
+    """A sample as a flat float array; an empty one, or one with NaN or inf, is refused.
 
     >>> numbers([3, 1], "reference")
     array([3., 1.])
@@ -48,10 +48,20 @@ def numbers(sample: npt.ArrayLike, what: str) -> npt.NDArray[np.float64]:
     Traceback (most recent call last):
     ...
     ValueError: the current sample is empty: a statistic needs at least one value
+    >>> numbers([1.0, float("nan")], "current")
+    Traceback (most recent call last):
+    ...
+    ValueError: the current sample has 1 missing or infinite value(s): drop them first (the missing rate is monitored on its own)
     """
     values = np.asarray(sample, dtype=np.float64).ravel()
     if values.size == 0:
         raise ValueError(f"the {what} sample is empty: a statistic needs at least one value")
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise ValueError(
+            f"the {what} sample has {bad} missing or infinite value(s): drop them first"
+            " (the missing rate is monitored on its own)"
+        )
     return values
 
 

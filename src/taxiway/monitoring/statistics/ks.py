@@ -41,10 +41,27 @@ def ks_pvalue(d: float, n_reference: int, n_current: int) -> float:
     True
     """
     n = n_reference * n_current / (n_reference + n_current)
-    lam = (np.sqrt(n) + 0.12 + 0.11 / np.sqrt(n)) * d
-    if lam < 1e-3:
+    return kolmogorov_survival(float((np.sqrt(n) + 0.12 + 0.11 / np.sqrt(n)) * d))
+
+
+def kolmogorov_survival(lam: float) -> float:
+    """P(K > lam) for Kolmogorov's distribution, by the series that converges fast there.
+
+    Below 1 the alternating series converges slowly, so Jacobi's form of the CDF is used:
+    ``K(lam) = sqrt(2 pi) / lam * sum(exp(-(2k - 1)^2 pi^2 / (8 lam^2)))``.
+
+    >>> round(kolmogorov_survival(1.0), 6)
+    0.27
+    >>> kolmogorov_survival(0.0)
+    1.0
+    """
+    if lam <= 0.0:
         return 1.0
     k = np.arange(1, 101)
+    if lam < 1.0:
+        terms = np.exp(-((2 * k - 1) ** 2) * np.pi**2 / (8 * lam**2))
+        cdf = float(np.sqrt(2 * np.pi) / lam * np.sum(terms))
+        return min(1.0, max(0.0, 1.0 - cdf))
     p = 2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * (k * lam) ** 2))
     return float(min(1.0, max(0.0, p)))
 
