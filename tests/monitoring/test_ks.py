@@ -35,3 +35,4 @@ def test_kolmogorov_survival_at_known_points() -> None:
     assert kolmogorov_survival(1.36) == pytest.approx(0.0495, abs=1e-4)
     assert kolmogorov_survival(0.999999) == pytest.approx(kolmogorov_survival(1.0), abs=1e-5)
     assert kolmogorov_survival(0.05) == pytest.approx(1.0)
+    assert kolmogorov_survival(0.005) == pytest.approx(1.0)  # the truncated series gave 0.40
