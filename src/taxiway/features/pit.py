@@ -109,29 +109,11 @@ def compute_view(
                 source.timestamp,
                 source.available_after,
             )
-        elif (
-            isinstance(view, LatestView)
-            and source.timestamp is not None
-            and view.ttl is not None
-            and plan == "bucketed"
-        ):
-            # two statements: each spine row's newest candidate time, then that time's row
-            join, sql = _bucketed_sql(
-                view,
-                view_name,
-                keys,
-                types,
-                source_view,
-                spine,
-                source.timestamp,
-                source.available_after,
-                source.created,
-                chosen,
-            )
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(chosen)} AS {join}")
         elif isinstance(view, LatestView) and source.timestamp is not None:
-            # two statements: each spine row's newest known time, then that time's row
-            join, sql = _latest_sql(
+            # two statements: each spine row's newest known time (the bucketed plan: among the
+            # candidates of two ttl buckets), then that time's row
+            build = _bucketed_sql if view.ttl is not None and plan == "bucketed" else _latest_sql
+            join, sql = build(
                 view,
                 view_name,
                 keys,
