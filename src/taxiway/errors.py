@@ -48,6 +48,7 @@ __all__ = [
     "GovernanceError",
     "MissingExtraError",
     "ModelError",
+    "MonitoringError",
     "RegistryError",
     "RequestError",
     "ServingError",
@@ -163,6 +164,11 @@ class ModelError(TaxiwayError):
 
 class RegistryError(ModelError):
     """The model registry cannot be reached, or has no such version or stage change."""
+
+
+class MonitoringError(TaxiwayError):
+    """The monitor cannot read its reference, the prediction log or the outcomes, or cannot
+    deliver an alert."""
 
 
 class ServingError(TaxiwayError):
