@@ -560,11 +560,89 @@ class Serving(_Model):
     auth: AuthSpec | None = None
 
 
-class Monitoring(_Model):
-    """Drift and latency monitoring of the prediction log."""
+class Hysteresis(_Model):
+    """How many of the last windows must be over the threshold before a status changes."""
 
-    drift: Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon"] = "psi"
-    alert_threshold: float = Field(default=0.2, gt=0)
+    k: int = Field(default=2, ge=1, description="Windows over the threshold...")
+    m: int = Field(default=3, ge=1, description="...of the last m windows.")
+
+    @model_validator(mode="after")
+    def _k_of_m(self) -> Hysteresis:
+        if self.k > self.m:
+            raise ValueError(f"k ({self.k}) cannot exceed m ({self.m}): e.g. {{k: 2, m: 3}}")
+        return self
+
+
+class Slo(_Model):
+    """Service-level objectives over the prediction log, alerted on by burn rate."""
+
+    latency: float | None = Field(
+        default=0.99,
+        gt=0,
+        lt=1,
+        description="The share of requests answered within serving.latency_budget_ms.",
+    )
+    errors: float | None = Field(
+        default=0.999,
+        gt=0,
+        lt=1,
+        description="The share of requests answered without a server error.",
+    )
+    period: PositiveDuration = Field(
+        default=timedelta(days=30), description="The period each objective is measured over."
+    )
+
+
+class QualityWatch(_Model):
+    """The quality below which the monitor pages (realised, or estimated while labels wait)."""
+
+    metric: str | None = Field(
+        default=None, description="Default: the model's metric (roc_auc, mae...)."
+    )
+    min: float | None = Field(
+        default=None,
+        description="Page below this (above it for errors such as mae). Default: the "
+        "training-time value minus 0.05 for scores in [0, 1].",
+    )
+
+
+class Monitoring(_Model):
+    """Drift, latency, error and quality monitoring of the prediction log (`taxiway monitor`)."""
+
+    drift: Literal["psi", "ks", "wasserstein", "chi2", "jensen_shannon"] = Field(
+        default="psi",
+        description="The statistic for numeric inputs and the output; categorical inputs use "
+        "chi2 unless this one also compares categories.",
+    )
+    alert_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="A fixed threshold for every feature. Default: calibrated per version and "
+        "window size (the 99th percentile of the statistic between reference resamples of "
+        "that size), so about 1% of stationary windows are over it, whatever their size.",
+    )
+    window: PositiveDuration = Field(
+        default=timedelta(hours=1), description="The length of each window of the log."
+    )
+    hysteresis: Hysteresis = Field(default_factory=Hysteresis)
+    slo: Slo = Field(default_factory=Slo)
+    quality: QualityWatch = Field(default_factory=QualityWatch)
+    webhook: SecretURL | None = Field(
+        default=None,
+        description="Alerts are POSTed here as JSON (retried, deduplicated, rate-limited); "
+        "a URL holding a token comes from the environment: ${ALERT_WEBHOOK_URL}.",
+    )
+
+    @property
+    def threshold_text(self) -> str:
+        """The alert threshold as a reader sees it.
+
+        >>> Monitoring().threshold_text, Monitoring(alert_threshold=0.25).threshold_text
+        ('the calibrated threshold', '0.25')
+        """
+        if self.alert_threshold is None:
+            return "the calibrated threshold"
+        return f"{self.alert_threshold:g}"
 
 
 class Rollout(_Model):

@@ -90,7 +90,7 @@ def spec_declarations(project: Project) -> dict[str, tuple[bool, str]]:
         found["drift_alerts"] = (
             True,
             f"{_IN_SPEC}: monitoring is to alert on {spec.monitoring.drift} drift above "
-            f"{spec.monitoring.alert_threshold:g}",
+            f"{spec.monitoring.threshold_text}",
         )
     if spec.rollout is not None:
         steps = ", ".join(f"{step:g}%" for step in spec.rollout.steps)

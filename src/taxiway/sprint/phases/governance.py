@@ -39,10 +39,10 @@ def monitoring_check(
         observed,
         planned=None
         if section is None
-        else f"drift: {section.drift}, alert above {section.alert_threshold:g}",
+        else f"drift: {section.drift}, alert above {section.threshold_text}",
         missing=blocker("deployment", "technical", "no monitoring is declared",
                         evidence=f"{project.spec_path} has no `monitoring:`",
-                        fix="add `monitoring: {drift: psi, alert_threshold: 0.2}` to the spec",
+                        fix="add `monitoring: {drift: psi}` to the spec",
                         kind="spec_line"),
         failed="the monitor found the service unfit to run unwatched",
         nothing_ran="no monitor watched the service during the sprint",

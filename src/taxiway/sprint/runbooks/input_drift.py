@@ -22,17 +22,21 @@ def _input_drift(f: _Facts) -> str:
     if monitoring is None:
         declared = (
             "The spec has no `monitoring:` section: no drift test or threshold is declared, so "
-            "nothing would alert. Declare one (0.2 is taxiway's default PSI threshold; choose "
-            "yours):\n\n"
-            + _yaml(
-                f"monitoring:\n  drift: psi\n  alert_threshold: {Monitoring().alert_threshold:g}"
-            )
+            "nothing would alert. Declare one (thresholds are calibrated per window size unless "
+            "you fix one with `alert_threshold`):\n\n"
+            + _yaml(f"monitoring:\n  drift: {Monitoring().drift}")
             + "\n\nUntil then the script below prints PSI values without judging them."
         )
         threshold, threshold_note = "None", "no monitoring.alert_threshold in the spec"
     else:
         declared = f.thresholds("monitoring.drift", "monitoring.alert_threshold")
-        if monitoring.drift == "psi":
+        if monitoring.alert_threshold is None:
+            declared += (
+                "\n\nThe spec's thresholds are calibrated per version and window size: "
+                "`taxiway monitor` applies them; the script below prints PSI without judging it."
+            )
+            threshold, threshold_note = "None", "calibrated thresholds: see `taxiway monitor`"
+        elif monitoring.drift == "psi":
             threshold = f"{monitoring.alert_threshold:g}"
             threshold_note = "monitoring.alert_threshold"
         else:
