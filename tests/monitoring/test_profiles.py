@@ -15,6 +15,7 @@ from taxiway.monitoring.profiles import (
     CATEGORY_CAP,
     OTHER,
     CategoricalProfile,
+    FineBins,
     NumericProfile,
     profile_from_dict,
 )
@@ -171,3 +172,17 @@ def test_categorical_merge_equals_one_pass(
     back = profile_from_dict(orjson.loads(orjson.dumps(merged.to_dict())))
     assert isinstance(back, CategoricalProfile)
     assert back.counts == merged.counts
+
+
+@PROPERTY
+@given(
+    st.lists(st.floats(min_value=-1e3, max_value=1e3), min_size=1, max_size=200),
+    st.lists(st.floats(min_value=-2e3, max_value=2e3), min_size=1, max_size=200),
+)
+def test_the_lookup_grid_bins_exactly_like_searchsorted(
+    reference: list[float], values: list[float]
+) -> None:
+    edges = NumericProfile.reference(reference).edges
+    sample = np.asarray(values + list(edges) + [float(np.nextafter(e, np.inf)) for e in edges])
+    expected = np.searchsorted(edges, sample, side="right")
+    assert FineBins(edges).of(sample).tolist() == expected.tolist()

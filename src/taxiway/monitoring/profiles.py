@@ -127,6 +127,54 @@ def parse_numbers(values: Iterable[object] | npt.ArrayLike) -> tuple[Floats, int
     return floats, sum(bad for _, bad in parsed)
 
 
+LOOKUP_CELLS: Final = 8_192
+"""Cells of the uniform grid :class:`FineBins` uses to find a value's fine bin."""
+
+
+class FineBins:
+    """The fine bin of each value, as ``searchsorted(edges, values, side="right")`` gives it.
+
+    A binary search per value is slow on a million of them (branches mispredict), so a uniform
+    grid of :data:`LOOKUP_CELLS` cells over the edges' span holds each cell's bin; only values
+    in a cell within half a cell of an edge (about 3-10% of them for continuous data; all
+    values at a point mass) are searched. Exact: the result equals ``searchsorted``.
+
+    >>> edges = np.array([1.0, 2.0, 2.0, 3.0])
+    >>> values = np.array([0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 9.0])
+    >>> FineBins(edges).of(values).tolist() == np.searchsorted(edges, values, "right").tolist()
+    True
+    """
+
+    def __init__(self, edges: Floats) -> None:
+        self.edges = edges
+        self.table: npt.NDArray[np.int16] | None = None
+        span = float(edges[-1] - edges[0]) if edges.size else 0.0
+        if not (math.isfinite(span) and span > 0):
+            return  # no span (a constant or empty reference): binary search only
+        width = span / (LOOKUP_CELLS - 4)
+        self.origin = float(edges[0]) - 2 * width
+        self.scale = 1.0 / width
+        centres = self.origin + (np.arange(LOOKUP_CELLS) + 0.5) * width
+        table = np.searchsorted(edges, centres, side="right").astype(np.int16)
+        near = (edges - self.origin) * self.scale
+        for start, stop in zip(np.floor(near - 0.5), np.floor(near + 0.5), strict=True):
+            table[max(int(start), 0) : min(int(stop), LOOKUP_CELLS - 1) + 1] = -1
+        self.table = table
+
+    def of(self, values: Floats) -> npt.NDArray[np.int16] | npt.NDArray[np.intp]:
+        """The fine-bin index of each (finite) value."""
+        if self.table is None:
+            return np.searchsorted(self.edges, values, side="right")
+        cells = np.subtract(values, self.origin)
+        cells *= self.scale
+        np.clip(cells, 0, LOOKUP_CELLS - 1, out=cells)
+        bins = self.table[cells.astype(np.intp)]
+        near = bins < 0
+        if near.any():
+            bins[near] = np.searchsorted(self.edges, values[near], side="right")
+        return bins
+
+
 def _new_kll() -> datasketches.kll_doubles_sketch:
     return datasketches.kll_doubles_sketch(KLL_K)
 
@@ -185,6 +233,7 @@ class NumericProfile:
         self.min = float(minimum)
         self.max = float(maximum)
         self.sketch: datasketches.kll_doubles_sketch = _new_kll() if sketch is None else sketch
+        self._bins: FineBins | None = None
 
     @classmethod
     def reference(cls, values: Iterable[object] | npt.ArrayLike) -> NumericProfile:
@@ -222,7 +271,9 @@ class NumericProfile:
         >>> NumericProfile.reference([1.0, 2.0]).empty_like().rows
         0
         """
-        return NumericProfile(self.edges, self.low, self.high)
+        empty = NumericProfile(self.edges, self.low, self.high)
+        empty._bins = self._bins  # the same edges: share the lookup grid
+        return empty
 
     def update(self, values: Iterable[object] | npt.ArrayLike) -> None:
         """Count ``values`` in (raw: None / NaN / non-numbers count as missing).
@@ -243,9 +294,9 @@ class NumericProfile:
         self.invalid += invalid
         if not known.size:
             return
-        self.counts += np.bincount(
-            np.searchsorted(self.edges, known, side="right"), minlength=self.counts.size
-        )
+        if self._bins is None:
+            self._bins = FineBins(self.edges)
+        self.counts += np.bincount(self._bins.of(known), minlength=self.counts.size)
         low, high = float(known.min()), float(known.max())
         if low < self.low:
             self.below += int(np.count_nonzero(known < self.low))
