@@ -171,6 +171,7 @@ for _name in ("check", "features", "train", "models", "audit", "serve", "sprint"
     _add(_name, group=_name in ("features", "models"))
 for _name in ("approve", "runbook"):
     _add(_name)
+_add("dashboard")  # the monitoring dashboard, without the service
 
 
 def _version(value: bool) -> None:

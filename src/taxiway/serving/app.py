@@ -1,4 +1,5 @@
-"""The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics.
+"""The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics,
+/dashboard (and the in-service monitor behind it).
 
 Every request is bounded (in-flight limit → 429 with ``Retry-After``; body size → 413), every
 malformed body is a 4xx naming the problem, every error body is JSON (``{"error": ...}``, an
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from taxiway.errors import TaxiwayError
+from taxiway.serving.dashboard import dashboard_routes, service_data, service_monitor
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.service import Service
@@ -152,12 +154,16 @@ def build_app(service: Service) -> Starlette:
     async def openapi(_: Request) -> Response:
         return _json(service.openapi())
 
+    monitor = service_monitor(service)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await service.start()
+        monitor.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(monitor.stop)
             await service.stop()
 
     routes = [
@@ -170,6 +176,7 @@ def build_app(service: Service) -> Starlette:
         Route("/v2/models/{model_name}/infer", _guard(infer), methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *dashboard_routes(service_data(service, monitor)),
     ]
     app = Starlette(
         routes=routes,

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeGuard, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -108,6 +109,21 @@ class TallyHistogram:
 _T = TypeVar("_T", "Tally", "TallyHistogram")
 
 
+_STATUS_CODES = {"ok": 0.0, "warn": 1.0, "drift": 2.0}
+_NOT_QUALITY = frozenset({"n", "rows", "joined", "windows", "trusted"})
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """A finite int or float (never a bool).
+
+    >>> _is_number(0.3), _is_number(True), _is_number(float("nan")), _is_number(None)
+    (True, False, False, False)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value == value and abs(value) != float("inf")
+
+
 class Metrics:
     """Every series the service exports."""
 
@@ -180,6 +196,54 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+        # the monitor's last report (set by the one process that runs it: livemostrecent, so a
+        # dead leader's values go when the supervisor marks it dead)
+        self.drift_statistic = Gauge(
+            "taxiway_drift_statistic",
+            "The drift statistic of each input feature (and __output__) over the monitored "
+            "period, against the version's reference.",
+            ["model", "feature"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.drift_threshold = Gauge(
+            "taxiway_drift_threshold",
+            "The alert threshold of each feature's drift statistic (calibrated to the window "
+            "size, or the spec's fixed one).",
+            ["model", "feature"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.drift_status = Gauge(
+            "taxiway_drift_status",
+            "Each feature's drift status: 0 ok, 1 warn (the last window over the threshold), "
+            "2 drift (k of the last m windows over it).",
+            ["model", "feature"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.slo_burn_rate = Gauge(
+            "taxiway_slo_burn_rate",
+            "How fast each SLO's error budget burns over each window (1 = exactly on budget).",
+            ["model", "slo", "window"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.quality = Gauge(
+            "taxiway_quality",
+            "Model quality over the monitored period: estimated (CBPE, before labels) or "
+            "realised (predictions joined to outcomes).",
+            ["model", "metric", "kind"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.monitor_run = Gauge(
+            "taxiway_monitor_last_run_timestamp_seconds",
+            "When the in-service monitor last finished a run (Unix time), by outcome.",
+            ["model", "outcome"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
 
         # the per-request series' tallies (labelled ones made on first use: ``labels()``
         # validates and locks on every call), each flushed into its prometheus_client child
@@ -238,6 +302,85 @@ class Metrics:
         if tally is None:
             tally = self._out_of_range[name] = self._tally(Tally(self.out_of_range.labels(name)))
         return tally
+
+    def set_monitor(self, model: str, report: Mapping[str, Any]) -> None:
+        """The gauges of a monitor report (``MonitorReport.to_json()``'s shape); a value the
+        report lacks (no threshold yet, no quality) leaves its gauge unset.
+
+        >>> metrics = Metrics()
+        >>> metrics.set_monitor("churn", {
+        ...     "features": [{"name": "spend", "value": 0.31, "threshold": 0.1, "status": "drift"}],
+        ...     "output": {"name": "prediction", "value": 0.01, "threshold": 0.1, "status": "ok"},
+        ...     "slo": [{"name": "latency", "burn": {"5m": 2.0, "1h": 0.5}}],
+        ...     "quality": {"estimated": {"roc_auc": 0.81, "n": 900}, "realised": None}})
+        >>> value = metrics.registry.get_sample_value
+        >>> value("taxiway_drift_status", {"model": "churn", "feature": "spend"})
+        2.0
+        >>> value("taxiway_drift_statistic", {"model": "churn", "feature": "__output__"})
+        0.01
+        >>> value("taxiway_slo_burn_rate", {"model": "churn", "slo": "latency", "window": "5m"})
+        2.0
+        >>> value("taxiway_quality", {"model": "churn", "metric": "roc_auc", "kind": "estimated"})
+        0.81
+        """
+        features = [f for f in report.get("features") or [] if isinstance(f, Mapping)]
+        output = report.get("output")
+        if isinstance(output, Mapping):
+            features.append({**output, "name": "__output__"})
+        for feature in features:
+            name = str(feature.get("name"))
+            for gauge, value in (
+                (self.drift_statistic, feature.get("value")),
+                (self.drift_threshold, feature.get("threshold")),
+                (self.drift_status, _STATUS_CODES.get(str(feature.get("status")))),
+            ):
+                if _is_number(value):
+                    gauge.labels(model, name).set(float(value))
+        for slo in report.get("slo") or []:
+            if not isinstance(slo, Mapping):
+                continue
+            for window, rate in (slo.get("burn") or {}).items():
+                if _is_number(rate):
+                    self.slo_burn_rate.labels(model, str(slo.get("name")), str(window)).set(
+                        float(rate)
+                    )
+        quality = report.get("quality") or {}
+        for kind in ("estimated", "realised"):
+            values = quality.get(kind)
+            if not isinstance(values, Mapping):
+                continue
+            for metric, value in values.items():
+                # counts and sizes are not quality metrics
+                if _is_number(value) and metric not in _NOT_QUALITY:
+                    self.quality.labels(model, str(metric), kind).set(float(value))
+
+    def answers_by_arm(self) -> dict[str, dict[str, float]]:
+        """Answered predictions so far by arm, then answer path (``model``,
+        ``fallback:<name>``), from the latency histogram's counts: summed over workers in
+        multi-process mode (this process's tallies flushed first).
+
+        >>> metrics = Metrics()
+        >>> metrics.latency_of("model", "production").observe(0.002)
+        >>> metrics.answers_by_arm()
+        {'production': {'model': 1.0}}
+        """
+        self.flush()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            families: Any = registry.collect()
+        else:
+            families = self.registry.collect()
+        arms: dict[str, dict[str, float]] = {}
+        for family in families:
+            if family.name != "taxiway_request_latency_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_count") and sample.value:
+                    paths = arms.setdefault(sample.labels["arm"], {})
+                    path = sample.labels["path"]
+                    paths[path] = paths.get(path, 0.0) + sample.value
+        return arms
 
     def flush(self) -> None:
         """Hand every tally to prometheus_client (the multi-process files, with several

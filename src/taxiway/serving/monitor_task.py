@@ -1,0 +1,333 @@
+"""The in-service monitor: one process of the service runs the monitor over its own prediction
+log every N seconds and keeps the last report, for ``/dashboard`` and the drift, SLO and
+quality gauges of ``/metrics``.
+
+With several workers, every worker starts a :class:`MonitorTask`, and the one holding an
+exclusive ``flock`` on ``<folder>/leader.lock`` runs the monitor (once per interval for the
+whole service, not once per worker); it writes the outcome to ``<folder>/latest.json``, which
+every worker's dashboard reads. When the leader dies the kernel releases its lock, and another
+worker takes it at its next try. The leader also sets its process's gauges; in multi-process
+mode ``/metrics`` sums every worker's files, so any worker's scrape shows them.
+
+The run happens in a daemon thread, never in a request: an error is logged and kept in
+``latest.json`` (the page shows it, with the last good report), never raised into serving. The
+monitor only reads the prediction log and the outcomes; it writes its own state (windows and
+cursor, per version) under ``<folder>/v<version>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+from taxiway.errors import MonitoringError, TaxiwayError
+from taxiway.models.registry import ModelVersion
+from taxiway.spec.models import Monitoring, Serving
+from taxiway.spec.project import Project
+
+__all__ = [
+    "ENV_INTERVAL",
+    "INTERVAL_S",
+    "MonitorTask",
+    "RunResult",
+    "Runner",
+    "interval_from_env",
+    "log_folders",
+    "run_for_version",
+]
+
+logger = logging.getLogger("taxiway.serving.monitor")
+
+INTERVAL_S = 60.0
+ENV_INTERVAL = "TAXIWAY_MONITOR_INTERVAL_S"
+"""Seconds between the in-service monitor's runs (default :data:`INTERVAL_S`; 0 turns it off)."""
+
+FIRST_RUN_AFTER_S = 5.0
+"""The first run waits this long (or the interval, when shorter) after the start."""
+
+Status = Literal["pending", "ok", "no_reference", "error", "off"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's outcome: a report (``MonitorReport.to_json()``), or why there is none."""
+
+    status: Literal["ok", "no_reference"]
+    version: int | None
+    report: dict[str, Any] | None = None
+    message: str | None = None
+
+
+Runner = Callable[[], RunResult]
+
+
+def interval_from_env(environ: Mapping[str, str] = os.environ) -> float:
+    """The interval :data:`ENV_INTERVAL` sets, else :data:`INTERVAL_S`.
+
+    >>> interval_from_env({}), interval_from_env({ENV_INTERVAL: "5"})
+    (60.0, 5.0)
+    >>> interval_from_env({ENV_INTERVAL: "soon"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    taxiway.errors.MonitoringError: TAXIWAY_MONITOR_INTERVAL_S must be a number of seconds...
+    """
+    raw = environ.get(ENV_INTERVAL)
+    if raw is None or raw.strip() == "":
+        return INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise MonitoringError(
+            f"{ENV_INTERVAL} must be a number of seconds, not {raw!r}",
+            fix="set it to e.g. 60 (0 turns the in-service monitor off), or unset it",
+        )
+    return value
+
+
+def log_folders(project: Project) -> tuple[Path, Path]:
+    """The prediction log's folder and the outcomes' folder the service writes for ``project``
+    (as :func:`taxiway.serving.log.open_prediction_log` and the service resolve them).
+
+    >>> project = Project.load("examples/retail/taxiway.yaml", "/tmp/state")
+    >>> [str(p) for p in log_folders(project)]
+    ['/tmp/state/predictions', '/tmp/state/outcomes']
+    """
+    spec = (project.spec.serving or Serving()).log
+    folder = Path(spec.path) if spec.path else project.state_dir / "predictions"
+    return folder, folder.parent / "outcomes"
+
+
+def run_for_version(
+    project: Project,
+    version: ModelVersion,
+    *,
+    log_folder: Path,
+    outcomes_folder: Path | None,
+    state_folder: Path,
+) -> RunResult:
+    """One monitor run over the log for ``version`` (its stored reference), its windows kept
+    under ``state_folder/v<version>``; ``no_reference`` when the version was trained before
+    monitoring existed."""
+    spec = project.spec
+    reference = (version.profile or {}).get("monitor")
+    if not reference:
+        return RunResult(
+            "no_reference",
+            version.version,
+            message=f"version {version.version} of {spec.name} has no monitor reference: it "
+            "was trained before taxiway stored one, so its drift and quality cannot be "
+            "judged. Retrain (`taxiway train`) and promote the new version to monitor it.",
+        )
+    try:
+        monitor: Any = importlib.import_module("taxiway.monitoring.monitor")
+    except ImportError as error:
+        raise MonitoringError(
+            f"the monitor is not available in this installation ({error})",
+            fix="install a taxiway release with taxiway.monitoring.monitor",
+        ) from None
+    serving = spec.serving or Serving()
+    monitoring = spec.monitoring
+    inputs = monitor.MonitorInputs(
+        name=spec.name,
+        model=spec.name,
+        version=version.version,
+        reference=reference,
+        log_folder=log_folder,
+        outcomes_folder=outcomes_folder,
+        state_folder=state_folder / f"v{version.version}",
+        window=(monitoring or Monitoring()).window,
+        since=None,
+        budget_ms=serving.latency_budget_ms,
+        monitoring=monitoring,
+        task=version.task,
+        contracts=None,
+    )
+    report = monitor.run_monitor(inputs).to_json()
+    return RunResult("ok", version.version, report=dict(report))
+
+
+class MonitorTask:
+    """Runs ``runner`` every ``interval_s`` seconds in a daemon thread, in the one process
+    holding ``folder/leader.lock``, and keeps its outcome in ``folder/latest.json``.
+
+    ``on_report(report)`` is called (in that thread) after each successful run: the service
+    sets its gauges there. ``interval_s`` 0 never runs (the page says the monitor is off).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     task = MonitorTask(lambda: RunResult("ok", 3, {"healthy": True}), Path(tmp))
+    ...     print(orjson.loads(task.snapshot())["status"])
+    ...     _ = task.run_once()
+    ...     state = orjson.loads(task.snapshot())
+    ...     task.stop()
+    pending
+    >>> state["status"], state["version"], state["report"]
+    ('ok', 3, {'healthy': True})
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        folder: Path,
+        *,
+        interval_s: float = INTERVAL_S,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.folder = Path(folder)
+        self.interval_s = interval_s
+        self.on_report = on_report
+        self.latest = self.folder / "latest.json"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock: IO[bytes] | None = None
+        self._cache: tuple[tuple[int, int], bytes] | None = None
+        self._last: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the thread (nothing when the interval is 0)."""
+        if self.interval_s <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="taxiway-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread (waiting at most ``timeout_s`` for a run in progress), and hand
+        the leadership on."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def _loop(self) -> None:
+        # not at once: the service's first seconds belong to warming up and its first requests
+        self._stop.wait(min(self.interval_s, FIRST_RUN_AFTER_S))
+        while not self._stop.is_set():
+            if self.lead():
+                self.run_once()
+            self._stop.wait(self.interval_s)
+
+    def lead(self) -> bool:
+        """Whether this process runs the monitor: it holds the leader lock, or takes it now."""
+        if self._lock is not None:
+            return True
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = (self.folder / "leader.lock").open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock = handle
+        return True
+
+    # ------------------------------------------------------------------ one run
+
+    def run_once(self) -> dict[str, Any]:
+        """Run the monitor now and write its outcome; never raises (an error is logged and
+        kept, with the last good report). Returns the state written."""
+        began = time.perf_counter()
+        previous = self._last or self._read_state()
+        state: dict[str, Any]
+        try:
+            result = self.runner()
+        except (TaxiwayError, OSError, ValueError, KeyError, TypeError) as error:
+            message = error.message if isinstance(error, TaxiwayError) else repr(error)
+            logger.warning("the monitor run failed: %s", message)
+            logger.debug("the monitor run's error", exc_info=error)
+            state = _state("error", previous.get("version"), message, previous.get("report"))
+        except Exception as error:  # the monitor must never take the service down
+            logger.error("the monitor run failed unexpectedly", exc_info=error)
+            state = _state("error", previous.get("version"), repr(error), previous.get("report"))
+        else:
+            state = _state(result.status, result.version, result.message, result.report)
+            if result.status == "ok":
+                state["last_ok_at"] = state["ran_at"]
+                if result.report is not None and self.on_report is not None:
+                    try:
+                        self.on_report(result.report)
+                    except Exception as error:
+                        logger.error("the monitor's gauges failed", exc_info=error)
+        if state["status"] == "error":
+            state["last_ok_at"] = previous.get("last_ok_at")
+        state["took_s"] = round(time.perf_counter() - began, 3)
+        state["interval_s"] = self.interval_s
+        try:
+            self._write(state)
+        except OSError as error:
+            logger.warning("cannot write the monitor's state to %s: %s", self.latest, error)
+        self._last = state
+        return state
+
+    def _write(self, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        scratch = self.latest.with_name(f".latest.{os.getpid()}.{threading.get_ident()}.json")
+        scratch.write_bytes(orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY))
+        scratch.replace(self.latest)  # readers see the old file or the new one, never half
+
+    def _read_state(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, orjson.JSONDecodeError):
+            state = orjson.loads(self.latest.read_bytes())
+            if isinstance(state, dict):
+                return state
+        return {}
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self) -> bytes:
+        """The last run's state as JSON bytes (``status``, ``version``, ``message``,
+        ``ran_at``, ``last_ok_at``, ``took_s``, ``interval_s``, ``report``): read from
+        ``latest.json`` when it changed, so any worker answers with the leader's last run."""
+        try:
+            stat = self.latest.stat()
+        except OSError:
+            status: Status = "off" if self.interval_s <= 0 else "pending"
+            message = (
+                f"the in-service monitor is off ({ENV_INTERVAL}=0)"
+                if status == "off"
+                else "the monitor's first run has not finished yet"
+            )
+            state = _state(status, None, message, None)
+            state["ran_at"] = None
+            state["interval_s"] = self.interval_s
+            return orjson.dumps(state)
+        key = (stat.st_mtime_ns, stat.st_size)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        try:
+            data = self.latest.read_bytes()
+        except OSError:
+            return orjson.dumps(_state("error", None, "cannot read the monitor's state", None))
+        self._cache = (key, data)
+        return data
+
+
+def _state(
+    status: Status, version: Any, message: str | None, report: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "version": version,
+        "message": message,
+        "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "last_ok_at": None,
+        "report": report,
+    }
