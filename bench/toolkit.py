@@ -451,3 +451,24 @@ def feast_view(name: str, features: Sequence[str], ttl: Any, path: Path) -> tupl
         ),
     )
     return entity, view
+
+
+# Evidently and NannyML bring their own trees (pandas, scipy, plotly...): bench/drift.py and
+# bench/monitor.py run them from these venvs. Unpinned: `--setup` installs what the registry
+# serves by name and every report names the version it ran.
+EVIDENTLY_VENV = PeerVenv(
+    "evidently",
+    HERE / ".data" / "evidently-venv",
+    ("evidently", "pandas<3", "psutil"),  # evidently 0.7.23 imports what pandas 3 removed
+    "evidently, evidently.presets",
+    "bench/drift.py --setup",
+    {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"},
+)
+NANNYML_VENV = PeerVenv(
+    "nannyml",
+    HERE / ".data" / "nannyml-venv",
+    ("nannyml", "psutil"),
+    "nannyml",
+    "bench/monitor.py --setup",
+    {"NML_DISABLE_USAGE_LOGGING": "1"},
+)

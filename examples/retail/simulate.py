@@ -17,21 +17,51 @@ Same arguments, same bytes: everything comes from one ``numpy.random.Generator(s
 
     python examples/retail/simulate.py [--out DIR] [--customers N] [--seed S]
                                        [--start 2024-01-01] [--end 2025-12-31]
+                                       [--trouble-from DATE [--drift COLUMN=FACTOR ...]
+                                        [--format-break amount] [--concept-change]]
+
+Trouble, for the monitoring demo and its tests: from ``--trouble-from`` on (rows whose event
+time, ``ordered_at`` or ``started_at``, is on or after that date; every row before it is
+exactly the row written without trouble):
+
+* ``--drift COLUMN=FACTOR`` multiplies a column (``amount``, ``quantity`` or ``pages``):
+  amounts are rounded to cents, counts to whole numbers and kept at 1 or more (``pages=0.3``:
+  customers see a third of the pages, ``amount=3``: baskets triple); repeatable;
+* ``--format-break amount``: the order feed starts writing amounts in cents (x100, whole
+  numbers), as when a vendor changes its export format and nothing fails;
+* ``--concept-change``: churn no longer follows activity. On the date, the customers of the
+  day trade futures at random: each one's purchase rate and stop from then on are another
+  one's, so a customer's past no longer tells their future (their segment neither). And where
+  orders and browsing used to fade in the ~45 days before a customer stops (what the model
+  learns), customers now stop abruptly, at full activity, and the same fade shows up instead
+  as a dip two to six months earlier, from which they recover. The customers of the day keep
+  the same rates, stops and fades between them, so orders, amounts and sessions per customer
+  follow the same distribution: only the relation between recent activity and churning
+  changes (the model's quality drops, its inputs do not drift).
+
+Trouble draws from its own generator (``seed`` and 15), never from the main one.
+
+A slow online store is a serving fault, not data: the demo runs the service with
+``TAXIWAY_FAULTS=online_store=slow taxiway serve ...`` (:mod:`taxiway.serving.faults`), where
+every store read hangs until its deadline, so answers fall back and latency climbs to the
+budget; the monitor sees the latency and fallback rates move while the inputs stay put.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["DIRTY_FRACTIONS", "simulate"]
+__all__ = ["DIRTY_FRACTIONS", "DRIFTABLE", "Trouble", "simulate"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 DAY = 86_400  # seconds
@@ -55,6 +85,47 @@ DIRTY_FRACTIONS = {
     "duplicate": 0.0005,
     "late": 0.0010,
 }
+# Columns --drift can multiply: table, event-time column, whole numbers (kept >= 1)?
+DRIFTABLE = {
+    "amount": ("orders", "ordered_at", False),
+    "quantity": ("orders", "ordered_at", True),
+    "pages": ("sessions", "started_at", True),
+}
+FORMAT_BREAKS = {"amount": 100.0}  # column -> factor of the broken format (cents)
+FADE_DAYS = 45.0  # activity fades over this many days before a customer stops
+DIP_GAP_DAYS = (60.0, 180.0)  # --concept-change: the fade ends this long before the stop
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """What goes wrong from ``start`` on (see the module's docstring).
+
+    >>> Trouble(date(2025, 10, 1), drift={"amount": 3.0}).active
+    True
+    >>> Trouble(date(2025, 10, 1)).active
+    False
+    """
+
+    start: date
+    drift: dict[str, float] = field(default_factory=dict)
+    format_break: tuple[str, ...] = ()
+    concept_change: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.drift) - set(DRIFTABLE))
+        unknown += sorted(set(self.format_break) - set(FORMAT_BREAKS))
+        if unknown:
+            raise ValueError(
+                f"cannot trouble {', '.join(unknown)}: --drift takes {', '.join(DRIFTABLE)}, "
+                f"--format-break takes {', '.join(FORMAT_BREAKS)}"
+            )
+        bad = [f"{k}={v}" for k, v in self.drift.items() if not (v > 0 and np.isfinite(v))]
+        if bad:
+            raise ValueError(f"drift factors must be positive numbers, got {', '.join(bad)}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.drift or self.format_break or self.concept_change)
 
 
 def _seasonality(start: date, days: int) -> np.ndarray:
@@ -84,14 +155,22 @@ def _events(
     end: np.ndarray,
     churn: np.ndarray,
     daily: np.ndarray,
+    dip: tuple[float, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Non-homogeneous Poisson events per customer by thinning: (customer index, seconds)."""
+    """Non-homogeneous Poisson events per customer by thinning: (customer index, seconds).
+
+    ``dip`` (--concept-change): from day ``dip[0]`` on, the fade ends at ``dip[1]`` (per
+    customer) and activity recovers after it, instead of fading into ``churn``."""
     span = np.clip(end - begin, 0, None)
     top = daily.max()
     n = rng.poisson(rate * top * span)
     who = np.repeat(np.arange(rate.size), n)
     t = begin[who] + rng.random(who.size) * span[who]
-    fade = np.clip((churn[who] - t) / 45.0, 0.1, 1.0)  # purchases fade before churning
+    fade = np.clip((churn[who] - t) / FADE_DAYS, 0.1, 1.0)  # purchases fade before churning
+    if dip is not None:
+        late = t >= dip[0]
+        left = dip[1][who[late]] - t[late]
+        fade[late] = np.where(left >= 0, np.clip(left / FADE_DAYS, 0.1, 1.0), 1.0)
     keep = rng.random(who.size) < daily[t.astype(np.int64)] * fade / top
     who, day = who[keep], t[keep].astype(np.int64)
     hour = rng.choice(24, size=who.size, p=HOURS / HOURS.sum())
@@ -115,11 +194,27 @@ def simulate(
     seed: int = 7,
     start: date = date(2024, 1, 1),
     end: date = date(2025, 12, 31),
+    trouble: Trouble | None = None,
 ) -> dict[str, int]:
-    """Write customers, products, sessions and orders Parquet files; return rows per table."""
+    """Write customers, products, sessions and orders Parquet files; return rows per table.
+
+    ``trouble``: what goes wrong from its date on (None or nothing active: the usual shop)."""
     days = (end - start).days + 1
     if days < 1 or customers < 1:
         raise ValueError(f"need end >= start and customers >= 1, got {start}..{end}, {customers}")
+    tables = _tables(customers, seed, start, days, None)
+    if trouble is not None and trouble.active:
+        tables = _with_trouble(tables, trouble, customers, seed, start, days)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        pq.write_table(table, out_dir / f"{name}.parquet", compression="zstd")
+    return {name: table.num_rows for name, table in tables.items()}
+
+
+def _tables(
+    customers: int, seed: int, start: date, days: int, concept: float | None
+) -> dict[str, pa.Table]:
+    """The shop's tables; ``concept``: the day (since ``start``) a concept change begins."""
     rng = np.random.default_rng(seed)
     epoch = datetime(start.year, start.month, start.day)
     daily = _seasonality(start, days)
@@ -167,8 +262,19 @@ def simulate(
 
     # Orders.
     begin = np.clip(signup, 0, None)
+    dip = b_dip = None
+    if concept is not None:  # from its own draws: the main generator's stream stays the same
+        changes = np.random.default_rng([seed, 15])
+        # the customers of the day trade futures (purchase rate and stop) among themselves
+        alive = np.flatnonzero((signup < concept) & (churn > concept))
+        traded = changes.permutation(alive)
+        rate, churn = rate.copy(), churn.copy()
+        rate[alive], churn[alive] = rate[traded], churn[traded]
+        # the fade ends DIP_GAP_DAYS before the stop, and activity recovers after it
+        gap = changes.uniform(*DIP_GAP_DAYS, customers)
+        dip, b_dip = (concept, churn - gap), (concept, churn - gap + 20)
     stop = np.minimum(churn, days)
-    who, at = _events(rng, rate, begin, stop, churn, daily)
+    who, at = _events(rng, rate, begin, stop, churn, daily, dip)
     n = who.size
     product = rng.choice(n_products, size=n, p=popularity / popularity.sum())
     quantity = 1 + rng.poisson(0.25, n)
@@ -210,7 +316,8 @@ def simulate(
     )
 
     # Sessions: one just before each order, plus browsing that also stops at churn.
-    b_who, b_at = _events(rng, rate * 2.0, begin, np.minimum(churn + 20, days), churn + 20, daily)
+    b_stop = np.minimum(churn + 20, days)
+    b_who, b_at = _events(rng, rate * 2.0, begin, b_stop, churn + 20, daily, b_dip)
     s_who = np.concatenate([who, b_who])
     s_at = np.concatenate([np.maximum(at - rng.integers(60, 1800, n), 0), b_at])
     pages = np.concatenate([3 + rng.poisson(5, n), 1 + rng.poisson(2.5, b_who.size)])
@@ -227,12 +334,83 @@ def simulate(
         }
     )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     data = (customers_t, products_t, sessions_t, orders_t)
-    tables = dict(zip(("customers", "products", "sessions", "orders"), data, strict=True))
-    for name, table in tables.items():
-        pq.write_table(table, out_dir / f"{name}.parquet", compression="zstd")
-    return {name: table.num_rows for name, table in tables.items()}
+    return dict(zip(("customers", "products", "sessions", "orders"), data, strict=True))
+
+
+def _with_trouble(
+    tables: dict[str, pa.Table], trouble: Trouble, customers: int, seed: int, start: date, days: int
+) -> dict[str, pa.Table]:
+    """``tables`` with ``trouble`` from its date on; the rows before it are left as they are."""
+    since = pa.scalar(datetime.combine(trouble.start, datetime.min.time()), pa.timestamp("us"))
+    if trouble.concept_change:
+        changed = _tables(customers, seed, start, days, float((trouble.start - start).days))
+        for name, at, key, order in (
+            ("orders", "ordered_at", "order_id", ("ingested_at", "order_id")),
+            ("sessions", "started_at", "session_id", ("started_at", "customer_id")),
+        ):
+            tables[name] = _splice(tables[name], changed[name], at, key, since, order)
+    for column, factor in trouble.drift.items():
+        name, at, count = DRIFTABLE[column]
+        tables[name] = _scaled(tables[name], column, at, since, factor, "count" if count else 2)
+    for column in trouble.format_break:
+        name, at, _ = DRIFTABLE[column]
+        tables[name] = _scaled(tables[name], column, at, since, FORMAT_BREAKS[column], 0)
+    return tables
+
+
+def _splice(
+    before: pa.Table, after: pa.Table, at: str, key: str, since: Any, order: tuple[str, str]
+) -> pa.Table:
+    """``before``'s rows whose ``at`` < ``since`` and ``after``'s from ``since`` on, the later
+    ones' ``key`` renumbered to follow the earlier ones' (keys are ranks in time order)."""
+    early = before.filter(pc.less(before[at], since))
+    late = after.filter(pc.greater_equal(after[at], since))
+    if late.num_rows:
+        last = int(pc.max(early[key]).as_py()) if early.num_rows else 0
+        offset = last + 1 - int(pc.min(late[key]).as_py())
+        keys = pc.add(late[key], pa.scalar(offset, pa.int64()))
+        late = late.set_column(late.schema.get_field_index(key), key, keys)
+    both = pa.concat_tables([early, late])
+    return both.sort_by([(name, "ascending") for name in order])
+
+
+def _scaled(
+    table: pa.Table, column: str, at: str, since: Any, factor: float, rounding: int | str
+) -> pa.Table:
+    """``table`` with ``column`` times ``factor`` on the rows from ``since`` on, rounded to
+    ``rounding`` decimals, or (``"count"``) to whole numbers kept at 1 or more; nulls stay
+    null."""
+    values = table[column].to_numpy(zero_copy_only=False).astype(np.float64)
+    late = pc.greater_equal(table[at], since).to_numpy(zero_copy_only=False)
+    if rounding == "count":
+        scaled = np.maximum(np.round(values * factor), 1.0)
+    else:
+        scaled = np.round(values * factor, int(rounding))
+    new = np.where(late, scaled, values)
+    kind = table.schema.field(column).type
+    mask = table[column].is_null().to_numpy(zero_copy_only=False)
+    array = pa.array(new.astype(np.int64) if pa.types.is_integer(kind) else new, kind, mask=mask)
+    return table.set_column(table.schema.get_field_index(column), column, array)
+
+
+def _trouble(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Trouble | None:
+    drift: dict[str, float] = {}
+    for item in args.drift:
+        column, _, factor = item.partition("=")
+        try:
+            drift[column.strip()] = float(factor)
+        except ValueError:
+            parser.error(f"--drift {item!r}: give COLUMN=FACTOR, e.g. amount=3")
+    asked = bool(drift or args.format_break or args.concept_change)
+    if args.trouble_from is None:
+        if asked:
+            parser.error("--drift, --format-break and --concept-change need --trouble-from DATE")
+        return None
+    try:
+        return Trouble(args.trouble_from, drift, tuple(args.format_break), args.concept_change)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,9 +420,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 12, 31))
+    group = parser.add_argument_group("trouble (see the module's docstring)")
+    group.add_argument(
+        "--trouble-from", type=date.fromisoformat, help="the first day of the trouble below"
+    )
+    group.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        metavar="COLUMN=FACTOR",
+        help=f"multiply a column ({', '.join(DRIFTABLE)}), e.g. amount=3 or pages=0.3",
+    )
+    group.add_argument(
+        "--format-break",
+        action="append",
+        default=[],
+        choices=sorted(FORMAT_BREAKS),
+        help="the feed writes this column in another unit (amount: cents)",
+    )
+    group.add_argument(
+        "--concept-change",
+        action="store_true",
+        help="churn stops following activity (inputs unchanged, labels change)",
+    )
     args = parser.parse_args(argv)
+    trouble = _trouble(args, parser)
     began = time.perf_counter()
-    rows = simulate(args.out, args.customers, args.seed, args.start, args.end)
+    rows = simulate(args.out, args.customers, args.seed, args.start, args.end, trouble)
     for name, count in rows.items():
         size = (args.out / f"{name}.parquet").stat().st_size
         print(f"{name:>10}: {count:>9,} rows  {size / 1e6:6.2f} MB  {args.out / name}.parquet")
