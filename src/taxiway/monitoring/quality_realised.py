@@ -175,6 +175,8 @@ def _by_unit(predictions: Records, outcomes: Records, rows: Ints) -> tuple[Ints,
     o_time = _epochs(_column(outcomes, "timestamp"))[rows]
     bad = int(np.count_nonzero(np.isnan(o_time) & (o_code >= 0)))
     usable = np.flatnonzero((p_code >= 0) & ~np.isnan(p_time))
+    if not len(usable):
+        return np.full(len(rows), -1, dtype=np.int64), bad
     # one integer key (unit, time rank): a sorted search finds the latest at or before
     ranks = np.unique(np.r_[p_time[usable], o_time[~np.isnan(o_time)]])
     span = len(ranks) + 1
