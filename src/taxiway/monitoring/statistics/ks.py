@@ -4,8 +4,18 @@ D is in [0, 1] and symmetric. :func:`ks_pvalue` gives the asymptotic p-value (Ko
 distribution with Stephens' small-sample correction) for diagnosis only: on large windows any
 shift is "significant", so the monitor alerts on D against calibrated thresholds, never on p.
 
+Between profiles (``between``, numbers only), D is the largest CDF gap at the fine-bin edges
+and at the reference's minimum and maximum (where the window's values out of range show):
+exact for the data at those points, so it can only be below the raw samples' D, by at most
+the mass of one fine bin (about 1%).
+
 >>> KolmogorovSmirnov().compare([1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 5.0, 6.0])
 0.5
+>>> from taxiway.monitoring.profiles import NumericProfile
+>>> ref = NumericProfile.reference(np.arange(100.0))
+>>> window = ref.empty_like(); window.update(np.arange(100.0) + 1_000)
+>>> KolmogorovSmirnov().between(ref, window)
+1.0
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from taxiway.monitoring.statistics.base import Kind, numbers
+from taxiway.monitoring.profiles import Profile
+from taxiway.monitoring.statistics.base import Cells, Kind, cells_between, numbers, require_kind
 
 
 def ks_statistic(reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]) -> float:
@@ -71,7 +82,20 @@ class KolmogorovSmirnov:
 
     name: Final = "ks"
     kind: Final[Kind] = "numeric"
+    kinds: Final[frozenset[Kind]] = frozenset({"numeric"})
 
     def compare(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         """D between ``reference`` and ``current``."""
         return ks_statistic(numbers(reference, "reference"), numbers(current, "current"))
+
+    def between(self, reference: Profile, current: Profile) -> float:
+        """D between two numeric profiles, at the fine-bin edges and the reference's range."""
+        require_kind(self, reference, current)
+        return float(self.of_cells(cells_between(reference, current))[0])
+
+    def of_cells(self, cells: Cells) -> npt.NDArray[np.float64]:
+        """D of every window row of ``cells``: the largest gap of the cumulative shares."""
+        f_ref = np.cumsum(cells.reference) / cells.reference.sum()
+        totals = cells.windows.sum(axis=1, keepdims=True)
+        f_cur = np.cumsum(cells.windows, axis=1) / np.where(totals > 0, totals, 1.0)
+        return np.asarray(np.max(np.abs(f_cur - f_ref[None, :]), axis=1), dtype=np.float64)

@@ -8,6 +8,9 @@ directly: 0.1 means some category's share moved by 10 points.
 0.0
 >>> LInfinity().compare(["a", "a", "b", "b"], ["a", "b", "b", "b"])
 0.25
+>>> from taxiway.monitoring.profiles import CategoricalProfile
+>>> LInfinity().between(CategoricalProfile.reference(["a", "b"]), CategoricalProfile.reference(["b"]))
+0.5
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from taxiway.monitoring.statistics.base import Kind, category_counts
+from taxiway.monitoring.profiles import Profile
+from taxiway.monitoring.statistics.base import (
+    Cells,
+    Kind,
+    category_counts,
+    cells_between,
+    require_kind,
+    shares_of_cells,
+)
 
 
 class LInfinity:
@@ -25,8 +36,19 @@ class LInfinity:
 
     name: Final = "linf"
     kind: Final[Kind] = "categorical"
+    kinds: Final[frozenset[Kind]] = frozenset({"categorical"})
 
     def compare(self, reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
         """``max |r - c|`` over every category seen in either sample."""
         ref, cur = category_counts(reference, current)
         return float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
+
+    def between(self, reference: Profile, current: Profile) -> float:
+        """The largest share change between two categorical profiles."""
+        require_kind(self, reference, current)
+        return float(self.of_cells(cells_between(reference, current))[0])
+
+    def of_cells(self, cells: Cells) -> npt.NDArray[np.float64]:
+        """L-infinity of every window row of ``cells``."""
+        reference, windows = shares_of_cells(cells)
+        return np.asarray(np.max(np.abs(windows - reference[None, :]), axis=1), dtype=np.float64)
