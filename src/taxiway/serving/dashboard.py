@@ -59,7 +59,7 @@ DataSource = Callable[[], Awaitable[bytes]]
 """The JSON of ``/dashboard/data.json``: ``{"live": {...}, "monitor": {...}}``."""
 
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 """Only this server's own script, style and data: the browser refuses anything else."""

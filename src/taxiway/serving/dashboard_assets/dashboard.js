@@ -129,7 +129,6 @@
   function frame(svg, width, height) {
     clear(svg);
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
-    svg.setAttribute("preserveAspectRatio", "none");
     return svg;
   }
 
@@ -161,11 +160,15 @@
       svg.appendChild(svgEl("line", { class: "budget", x1: 40, y1: y(budget), x2: 590, y2: y(budget) }));
       svg.appendChild(svgEl("text", { x: 42, y: y(budget) - 3 }, "budget " + fmt(budget, 1) + " ms"));
     }
-    for (const key of ["p50", "p99"]) {
+    ["p50", "p99"].forEach((key, k) => {
       const points = windows.map((w, i) => [x(i), y(isNumber(w[key]) ? w[key] : 0)]);
       if (points.length === 1) points.push([points[0][0] + 1, points[0][1]]);
       svg.appendChild(svgEl("path", { class: key, d: linePath(points), "data-series": key }));
-    }
+      svg.appendChild(svgEl("line", { class: key, x1: 500 + k * 45, y1: 10, x2: 515 + k * 45, y2: 10 }));
+      svg.appendChild(svgEl("text", { x: 518 + k * 45, y: 13 }, key));
+    });
+    svg.appendChild(svgEl("text", { x: 40, y: 194 }, windows[0].start || ""));
+    if (windows.length > 1) svg.appendChild(svgEl("text", { x: 590, y: 194, "text-anchor": "end" }, windows[windows.length - 1].start || ""));
   }
 
   const BURN_LINES = [
@@ -199,7 +202,8 @@
         x: 40 + i * width + 2, y: y(value), width: Math.max(1, width - 4), height: 180 - y(value),
         "data-slo": name, "data-window": window, "data-value": value,
       }));
-      svg.appendChild(svgEl("text", { x: 40 + i * width + 2, y: 194 }, name + " " + window));
+      svg.appendChild(svgEl("text", { x: 40 + (i + 0.5) * width, y: 194, "text-anchor": "middle" }, window));
+      if (i === 0 || bars[i - 1][0] !== name) svg.appendChild(svgEl("text", { x: 40 + i * width + 2, y: 8 }, name));
     });
     for (const [level, label] of BURN_LINES) {
       svg.appendChild(svgEl("line", { class: "threshold", x1: 40, y1: y(level), x2: 590, y2: y(level) }));
@@ -330,6 +334,8 @@
 
   // ------------------------------------------------------------------ quality, rates, alerts
 
+  const COUNTS = ["n", "rows", "joined", "windows"];
+
   function drawQuality(report) {
     const quality = (report && report.quality) || {};
     const estimated = quality.estimated || {};
@@ -338,7 +344,7 @@
     const metrics = [];
     for (const source of [estimated, realised]) {
       for (const [key, value] of Object.entries(source)) {
-        if (isNumber(value) && !metrics.includes(key)) metrics.push(key);
+        if (isNumber(value) && !COUNTS.includes(key) && !metrics.includes(key)) metrics.push(key);
       }
     }
     for (const metric of metrics) {
@@ -349,6 +355,11 @@
       tbody.appendChild(tr);
     }
     if (!metrics.length) emptyRow(tbody, 3, "No quality figures yet.");
+    const counted = el("tr", { class: "counts" });
+    counted.appendChild(el("td", {}, "predictions / joined outcomes"));
+    counted.appendChild(el("td", { class: "number" }, fmt(estimated.n, 0)));
+    counted.appendChild(el("td", { class: "number" }, fmt(realised.n, 0)));
+    tbody.appendChild(counted);
     const notes = [];
     if (!quality.estimated) notes.push("No estimate" + (quality.estimated_why ? ": " + quality.estimated_why : " (none for this model or version)."));
     else if (estimated.why) notes.push("Estimate: " + estimated.why);

@@ -1,0 +1,172 @@
+"""A monitor report in the contract's shape (MonitorReport.to_json()), for the dashboard tests:
+one feature drifting, one warning, one steady, the output steady, a latency regression and
+its SLO burn, estimated and realised quality, two alerts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from .conftest import free_port
+
+__all__ = ["RETAIL_SPEC", "dashboard_server", "report", "write_report"]
+
+RETAIL_SPEC = Path(__file__).parents[2] / "examples" / "retail" / "taxiway.yaml"
+
+
+def write_report(folder: Path) -> Path:
+    """The fixture report as a file (what `taxiway monitor --json` writes)."""
+    path = folder / "monitor.json"
+    path.write_bytes(orjson.dumps(report()))
+    return path
+
+
+@contextlib.contextmanager
+def dashboard_server(*args: str, cwd: Path, timeout: float = 60.0) -> Iterator[str]:
+    """`taxiway dashboard ARGS --port <free>` in a subprocess; yields its base URL once
+    /dashboard/data.json answers; stops it (SIGTERM, then SIGKILL) after."""
+    port = free_port()
+    log = cwd / f"dashboard-{port}.log"
+    command = [sys.executable, "-m", "taxiway", "dashboard", *args, "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"taxiway dashboard exited: {log.read_text()}")
+            try:
+                if httpx.get(f"{url}/dashboard/data.json", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"taxiway dashboard not up in {timeout}s: {log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _bins(shares: list[float]) -> dict[str, Any]:
+    return {"edges": [float(i) for i in range(1, 10)], "shares": shares}
+
+
+def _feature(name: str, status: str, value: float, current: list[float]) -> dict[str, Any]:
+    flat = [0.1] * 10
+    return {
+        "name": name,
+        "kind": "numeric",
+        "statistic": "psi",
+        "value": value,
+        "threshold": 0.05,
+        "status": status,
+        "windows": 3,
+        "missing_share": 0.01,
+        "out_of_range_share": 0.002 if status == "drift" else 0.0,
+        "p_value": None,
+        "history": [
+            {"start": f"2026-12-06T0{h}:00:00+00:00", "value": v, "threshold": 0.05, "status": s}
+            for h, v, s in ((3, 0.01, "ok"), (4, value, status), (5, value, status))
+        ],
+        "reference": _bins(flat),
+        "current": _bins(current),
+        "source": "orders",
+    }
+
+
+def report() -> dict[str, Any]:
+    """The fixture report (a fresh copy each call)."""
+    shifted = [0.0, 0.0, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.2, 0.25]
+    return {
+        "model": "churn",
+        "version": 1,
+        "period": {
+            "start": "2026-12-06T03:00:00+00:00",
+            "end": "2026-12-06T06:00:00+00:00",
+            "windows": 3,
+            "requests": 3000,
+        },
+        "features": [
+            _feature("spend_30d", "drift", 0.41, shifted),
+            _feature("orders_7d", "warn", 0.07, [0.12, 0.08] * 5),
+            _feature("tenure_days", "ok", 0.004, [0.1] * 10),
+        ],
+        "output": {**_feature("prediction", "ok", 0.01, [0.1] * 10), "source": None},
+        "latency": {
+            "p50": 2.1,
+            "p99": 48.0,
+            "budget_ms": 25.0,
+            "previous_p99": 9.5,
+            "windows": [
+                {"start": "2026-12-06T03:00:00+00:00", "p50": 2.0, "p99": 9.0, "requests": 1000},
+                {"start": "2026-12-06T04:00:00+00:00", "p50": 2.0, "p99": 9.5, "requests": 1000},
+                {"start": "2026-12-06T05:00:00+00:00", "p50": 2.2, "p99": 48.0, "requests": 1000},
+            ],
+        },
+        "rates": {"fallback": 0.012, "degraded": 0.003, "error": 0.0, "shed": None},
+        "slo": [
+            {
+                "name": "latency",
+                "objective": 0.99,
+                "burn": {"5m": 20.0, "30m": 9.0, "1h": 15.0, "6h": 3.0, "3d": 0.8},
+                "status": "page",
+            },
+            {
+                "name": "errors",
+                "objective": 0.999,
+                "burn": {"5m": 0.0, "30m": 0.0, "1h": 0.0, "6h": 0.0, "3d": 0.0},
+                "status": "ok",
+            },
+        ],
+        "quality": {
+            "estimated": {"roc_auc": 0.78, "accuracy": 0.81, "n": 3000},
+            "realised": {"roc_auc": 0.74, "log_loss": 0.52, "ece": 0.04, "n": 800},
+            "drivers": [["spend_30d", 0.83], ["orders_7d", 0.12]],
+        },
+        "alerts": [
+            {
+                "key": "slo:latency",
+                "kind": "slo",
+                "severity": "page",
+                "title": "latency budget burning 15x over 1 h",
+                "detail": "p99 48 ms against a 25 ms budget",
+                "value": 15.0,
+                "threshold": 14.4,
+                "since": "2026-12-06T05:05:00+00:00",
+                "where": None,
+            },
+            {
+                "key": "drift:spend_30d",
+                "kind": "drift",
+                "severity": "info",
+                "title": "spend_30d drifted (psi 0.41 > 0.05)",
+                "detail": "<script>document.body.setAttribute('data-pwned', '1')</script>",
+                "value": 0.41,
+                "threshold": 0.05,
+                "since": "2026-12-06T04:00:00+00:00",
+                "where": "source orders: contract orders.yaml",
+            },
+        ],
+        "healthy": False,
+    }
