@@ -349,6 +349,11 @@ def test_the_report_becomes_gauges_with_the_contract_names() -> None:
     assert 'taxiway_quality{kind="estimated",metric="roc_auc",model="churn"} 0.78' in lines
     assert 'taxiway_quality{kind="realised",metric="log_loss",model="churn"} 0.52' in lines
     assert 'metric="n"' not in text  # a count is not a quality metric
+    stamp = metrics.registry.get_sample_value(
+        "taxiway_monitor_last_run_timestamp_seconds", {"model": "churn"}
+    )
+    assert stamp is not None
+    assert abs(stamp - time.time()) < 60
 
 
 def test_a_report_with_gaps_sets_what_it_has() -> None:

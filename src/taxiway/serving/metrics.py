@@ -12,6 +12,10 @@ while a tally is an addition. ``/metrics`` flushes the answering worker first, s
 figures are exact; the service flushes every :data:`FLUSH_INTERVAL_S` too, so the other
 workers' figures are at most that old (and a worker killed outright loses at most that much
 of its counts). Not thread-safe: tally and flush on one event loop.
+
+The monitor's gauges (drift per feature, SLO burn rates, quality, the last report's time) are
+set by :meth:`Metrics.set_monitor` from the in-service monitor's thread (prometheus_client's
+own locks), in the one worker that runs it (:mod:`taxiway.serving.monitor_task`).
 """
 
 from __future__ import annotations
@@ -239,8 +243,9 @@ class Metrics:
         )
         self.monitor_run = Gauge(
             "taxiway_monitor_last_run_timestamp_seconds",
-            "When the in-service monitor last finished a run (Unix time), by outcome.",
-            ["model", "outcome"],
+            "When the in-service monitor last produced a report (Unix time): a failing or "
+            "stalled monitor leaves it behind.",
+            ["model"],
             multiprocess_mode="livemostrecent",
             registry=r,
         )
@@ -304,8 +309,9 @@ class Metrics:
         return tally
 
     def set_monitor(self, model: str, report: Mapping[str, Any]) -> None:
-        """The gauges of a monitor report (``MonitorReport.to_json()``'s shape); a value the
-        report lacks (no threshold yet, no quality) leaves its gauge unset.
+        """The gauges of a monitor report (``MonitorReport.to_json()``'s shape), and the
+        time of the report; a value the report lacks (no threshold yet, no quality) leaves its
+        gauge unset.
 
         >>> metrics = Metrics()
         >>> metrics.set_monitor("churn", {
@@ -353,6 +359,7 @@ class Metrics:
                 # counts and sizes are not quality metrics
                 if _is_number(value) and metric not in _NOT_QUALITY:
                     self.quality.labels(model, str(metric), kind).set(float(value))
+        self.monitor_run.labels(model).set_to_current_time()
 
     def answers_by_arm(self) -> dict[str, dict[str, float]]:
         """Answered predictions so far by arm, then answer path (``model``,
