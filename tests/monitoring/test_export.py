@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,120 @@ def test_the_dashboard_shows_what_the_issue_lists(board: dict[str, Any]) -> None
     assert table["type"] == "table"
     assert 'feature=~"spend|country|days_since_last|__output__"' in table["targets"][0]["expr"]
     assert "by (arm)" in titles["Request rate by arm"]["targets"][0]["expr"]
+
+
+def without_annotations(text: str) -> str:
+    """The rules with their expressions intact and no annotations (a promtool unit test
+    compares annotations verbatim; the expressions are what these tests are about)."""
+    yaml = YAML(typ="safe", pure=True)
+    data = yaml.load(text)
+    for rule in data["groups"][0]["rules"]:
+        rule.pop("annotations")
+    out = StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+GOOD_MINUTES = 390  # six and a half hours of good traffic, 100 answers a minute
+LABELS = "{model: churn, use_case: retail, slo: latency"
+Series = list[tuple[str, str, str]]  # name, label matchers, promtool values
+Expected = list[tuple[str, str, list[str]]]  # eval time, alert, each firing alert's labels
+PROMTOOL_CASES: dict[str, tuple[Series, Expected]] = {
+    # 30 minutes at 50% slow: the 1h/5m pair pages (1h burns 25x); 6h at 4.2x is under 6x,
+    # but over 1x with 3d: a ticket too
+    "a latency regression pages": (
+        [
+            (
+                "taxiway_request_latency_seconds_bucket",
+                'le="0.05"',
+                f"0+100x{GOOD_MINUTES} 39050+50x29",
+            ),
+            ("taxiway_request_latency_seconds_count", "", "0+100x420"),
+        ],
+        [
+            (
+                "420m",
+                "TaxiwayLatencySloBurn",
+                [
+                    f"{LABELS}, severity: page, window: 1h/5m}}",
+                    f"{LABELS}, severity: ticket, window: 3d/6h}}",
+                ],
+            ),
+        ],
+    ),
+    # one minute all slow at the end of a good hour: the 5m window is over 14.4x, 1h is not
+    "a single slow minute does not": (
+        [
+            ("taxiway_request_latency_seconds_bucket", 'le="0.05"', "0+100x418 41800 41800"),
+            ("taxiway_request_latency_seconds_count", "", "0+100x420"),
+        ],
+        [("420m", "TaxiwayLatencySloBurn", []), ("425m", "TaxiwayLatencySloBurn", [])],
+    ),
+    "5xx answers burn the errors budget": (
+        [
+            (
+                "taxiway_http_requests_total",
+                'route="/v1/predict",status="200"',
+                "0+100x390 39000+90x30",
+            ),
+            ("taxiway_http_requests_total", 'route="/v1/predict",status="500"', "0x390 10+10x29"),
+            ("taxiway_http_requests_total", 'route="/v1/outcomes",status="500"', "0+1000x420"),
+        ],
+        [
+            (
+                "420m",
+                "TaxiwayErrorsSloBurn",
+                [
+                    "{model: churn, use_case: retail, slo: errors, severity: page, window: 1h/5m}",
+                    "{model: churn, use_case: retail, slo: errors, severity: page, window: 6h/30m}",
+                    "{model: churn, use_case: retail, slo: errors, severity: ticket, window: 3d/6h}",
+                ],
+            )
+        ],
+    ),
+    "5xx answers to outcomes burn nothing": (
+        [
+            ("taxiway_http_requests_total", 'route="/v1/predict",status="200"', "0+100x420"),
+            ("taxiway_http_requests_total", 'route="/v1/outcomes",status="500"', "0+1000x420"),
+        ],
+        [("420m", "TaxiwayErrorsSloBurn", [])],
+    ),
+    "a drifted feature makes a ticket": (
+        [("taxiway_drift_status", 'model="churn",feature="spend"', "0x10 2x10")],
+        [
+            ("12m", "TaxiwayFeatureDrift", []),
+            (
+                "20m",
+                "TaxiwayFeatureDrift",
+                ["{model: churn, use_case: retail, severity: ticket, feature: spend}"],
+            ),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROMTOOL_CASES))
+def test_promtool_fires_the_rules_on_synthetic_series(
+    promtool: str, tmp_path: Path, case: str
+) -> None:
+    series, expectations = PROMTOOL_CASES[case]
+    rules = prometheus_rules("retail", "churn", SLOS, ["spend"], monitor_interval=None)
+    (tmp_path / "rules.yml").write_text(without_annotations(rules))
+    lines = ["rule_files: [rules.yml]", "evaluation_interval: 1m", "tests:", "  - interval: 1m"]
+    lines.append("    input_series:")
+    for name, labels, values in series:
+        lines += [f"      - series: '{name}{{{labels}}}'", f"        values: '{values}'"]
+    lines.append("    alert_rule_test:")
+    for at, alert, expected in expectations:
+        lines += [f"      - eval_time: {at}", f"        alertname: {alert}", "        exp_alerts:"]
+        lines[-1] += "" if expected else " []"
+        lines += [f"          - exp_labels: {labels}" for labels in expected]
+    (tmp_path / "test.yml").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [promtool, "test", "rules", "test.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
