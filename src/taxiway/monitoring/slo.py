@@ -56,6 +56,7 @@ WINDOWS: dict[str, timedelta] = {
 """The burn-rate windows, shortest first."""
 
 _MINUTE = timedelta(minutes=1)
+_EPOCH = datetime(1970, 1, 1)  # naive: minute keys are UTC, parsed without a zone
 _BAD_COLUMN = {"latency": 1, "errors": 2}  # [requests, slow, errors]
 _WHAT = {"latency": "slow answers (over the latency budget)", "errors": "server errors"}
 
@@ -88,8 +89,6 @@ class SloSpec:
     """One objective: ``name`` (``latency`` or ``errors``), the share of good requests it
     promises (``objective``, in (0, 1)) and the ``period`` it is measured over.
 
-    >>> SloSpec("latency").budget
-    0.01...
     >>> SloSpec("errors", objective=1.0)
     Traceback (most recent call last):
     ...
@@ -119,8 +118,13 @@ class SloSpec:
 
     @property
     def budget(self) -> float:
-        """The share of requests allowed to be bad: 1 - objective."""
-        return 1.0 - self.objective
+        """The share of requests allowed to be bad: 1 - objective (rounded to 12 places, so
+        0.99 gives 0.01, not 0.010000000000000009).
+
+        >>> SloSpec("latency", 0.99).budget
+        0.01
+        """
+        return round(1.0 - self.objective, 12)
 
 
 @dataclass(frozen=True)
@@ -202,13 +206,15 @@ def _duration(span: timedelta) -> str:
     return text
 
 
-def _minutes(minutes: Mapping[str, Sequence[int]], slo: SloSpec) -> list[tuple[datetime, int, int]]:
-    """(start, requests, bad) per minute, checked."""
+def _minutes(minutes: Mapping[str, Sequence[int]], slo: SloSpec) -> list[tuple[int, int, int]]:
+    """(start as minutes since the epoch, requests, bad) per minute, checked."""
     column = _BAD_COLUMN[slo.name]
     rows = []
     for key, counts in minutes.items():
         try:
-            start = datetime.strptime(key, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+            if len(key) != 16 or key[10] != "T":  # fromisoformat alone takes other shapes too
+                raise ValueError(key)
+            start = (datetime.fromisoformat(key) - _EPOCH) // _MINUTE  # keys are UTC
             requests, bad = int(counts[0]), int(counts[column])
         except (ValueError, TypeError, IndexError):
             raise MonitoringError(
@@ -222,6 +228,10 @@ def _minutes(minutes: Mapping[str, Sequence[int]], slo: SloSpec) -> list[tuple[d
             )
         rows.append((start, requests, bad))
     return rows
+
+
+def _epoch_minute(moment: datetime) -> int:
+    return (moment.astimezone(UTC).replace(tzinfo=None) - _EPOCH) // _MINUTE
 
 
 def _aware(now: datetime) -> datetime:
@@ -252,16 +262,18 @@ def burns(minutes: Mapping[str, Sequence[int]], slo: SloSpec, now: datetime) -> 
     >>> b["5m"].requests, b["5m"].bad, round(b["5m"].rate, 6)
     (200, 50, 25.0)
     """
-    end = _end(now)
+    end = _epoch_minute(_end(now))
+    spans = [(name, int(span / _MINUTE)) for name, span in WINDOWS.items()]
     totals = {name: [0, 0] for name in WINDOWS}
     for start, requests, bad in _minutes(minutes, slo):
-        if start >= end:
+        age = end - start  # 1 for the minute just before the end
+        if age < 1:
             continue
-        age = end - start
-        for name, span in WINDOWS.items():
+        for name, span in spans:
             if age <= span:
-                totals[name][0] += requests
-                totals[name][1] += bad
+                total = totals[name]
+                total[0] += requests
+                total[1] += bad
     return {
         name: Burn(name, requests, bad, (bad / requests) / slo.budget if requests else 0.0)
         for name, (requests, bad) in totals.items()
@@ -295,10 +307,12 @@ def error_budget(minutes: Mapping[str, Sequence[int]], slo: SloSpec, now: dateti
     (0.5, "covers 1h of the 30d period (0.1%): the budget's state over that span")
     """
     end = _end(now)
+    last = _epoch_minute(end)
+    period = int(slo.period / _MINUTE)
     requests = bad = 0
-    first: datetime | None = None
+    first: int | None = None
     for start, count, worse in _minutes(minutes, slo):
-        if not end - slo.period <= start < end:
+        if not 1 <= last - start <= period:
             continue
         requests += count
         bad += worse
@@ -314,7 +328,7 @@ def error_budget(minutes: Mapping[str, Sequence[int]], slo: SloSpec, now: dateti
         allowed=allowed,
         consumed=consumed,
         remaining=1.0 - consumed,
-        covered=min(slo.period, end - first) if first is not None else timedelta(0),
+        covered=min(slo.period, (last - first) * _MINUTE) if first is not None else timedelta(0),
         period=slo.period,
     )
 
