@@ -73,7 +73,7 @@ def roc_auc(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float | None:
     negatives = len(y) - positives
     if not positives or not negatives:
         return None
-    order = np.argsort(s, kind="stable")
+    order = np.argsort(s)  # within a run of equal scores the order does not matter
     starts, ends = _groups(s[order])
     ranks = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # 1-based mean rank of a run
     rank_sum = float(ranks[y[order]].sum())
@@ -94,7 +94,7 @@ def expected_roc_auc(scores: npt.ArrayLike, probabilities: npt.ArrayLike) -> flo
     """
     s = np.asarray(scores, dtype=np.float64)
     c = np.asarray(probabilities, dtype=np.float64)
-    order = np.argsort(s, kind="stable")
+    order = np.argsort(s)  # runs of equal scores are summed: their inner order is free
     s, c = s[order], c[order]
     starts, _ = _groups(s)
     if not len(starts):
@@ -190,7 +190,7 @@ def fit_isotonic(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Floats, 
     """
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
-    order = np.argsort(s, kind="stable")
+    order = np.argsort(s)  # runs of equal scores are pooled: their inner order is free
     s, y = s[order], y[order]
     starts, ends = _groups(s)
     if not len(starts):

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter, is_not, itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -88,7 +90,10 @@ def read_outcomes(folder: Path, name: str | None = None) -> list[dict[str, Any]]
                 f"the outcomes log holds several outcome names: {sorted(map(str, names))}",
                 fix="name the outcome that judges this model (monitoring's outcome name)",
             )
-    records.sort(key=lambda r: str(r.get("received_at") or ""))
+    try:  # the log's ISO UTC strings sort as their times do
+        records.sort(key=itemgetter("received_at"))
+    except (KeyError, TypeError):
+        records.sort(key=lambda r: str(r.get("received_at") or ""))
     return records
 
 
@@ -136,8 +141,9 @@ def join_outcomes(predictions: Records, outcomes: Records) -> Joined:
     o_ids = _column(outcomes, "request_id")
     index = dict(zip(p_ids, range(len(p_ids)), strict=True))  # a repeated id: the last wins
     index.pop(None, None)
-    by_id = np.fromiter((index.get(r, -1) for r in o_ids), np.int64, len(o_ids))
-    has_id = np.fromiter((r is not None for r in o_ids), bool, len(o_ids))
+    n = len(o_ids)  # map() over C callables: no Python frame per outcome
+    by_id = np.fromiter(map(index.get, o_ids, repeat(-1, n)), np.int64, n)
+    has_id = np.fromiter(map(is_not, o_ids, repeat(None, n)), bool, n)
     matched = np.where(has_id, by_id, -1)
     bad = 0
     unit_rows = np.flatnonzero(~has_id)
@@ -169,8 +175,8 @@ def _by_unit(predictions: Records, outcomes: Records, rows: Ints) -> tuple[Ints,
     for unit in p_units:
         if unit is not None and unit not in codes:
             codes[unit] = len(codes)
-    p_code = np.fromiter((codes.get(u, -1) for u in p_units), np.int64, len(p_units))
-    o_code = np.fromiter((codes.get(u, -1) for u in o_units), np.int64, len(o_units))
+    p_code = np.fromiter(map(codes.get, p_units, repeat(-1)), np.int64, len(p_units))
+    o_code = np.fromiter(map(codes.get, o_units, repeat(-1)), np.int64, len(o_units))
     p_time = _epochs(_column(predictions, "ts"))
     o_time = _epochs(_column(outcomes, "timestamp"))[rows]
     bad = int(np.count_nonzero(np.isnan(o_time) & (o_code >= 0)))
@@ -321,6 +327,12 @@ def _epochs(values: list[Any] | npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         return values.astype("datetime64[us]").astype(np.int64) / 1e6
     if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
         return values.astype(np.float64)
+    try:  # the log's case, all ISO strings with a zone: C calls only
+        parsed = list(map(datetime.fromisoformat, values))
+        if None not in map(attrgetter("tzinfo"), parsed):
+            return np.fromiter(map(datetime.timestamp, parsed), np.float64, len(parsed))
+    except (TypeError, ValueError):
+        pass
     return np.fromiter((_epoch(v) for v in values), np.float64, len(values))
 
 
