@@ -467,8 +467,8 @@ EVIDENTLY_VENV = PeerVenv(
 NANNYML_VENV = PeerVenv(
     "nannyml",
     HERE / ".data" / "nannyml-venv",
-    ("nannyml", "psutil"),
+    ("nannyml", "pandas<3", "statsmodels", "psutil"),  # category-encoders needs statsmodels
     "nannyml",
     "bench/monitor.py --setup",
-    {"NML_DISABLE_USAGE_LOGGING": "1"},
+    {"NML_DISABLE_USAGE_LOGGING": "1", "NML_DISABLE_USER_ANALYTICS": "1"},
 )
