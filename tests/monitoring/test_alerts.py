@@ -199,7 +199,7 @@ def test_rate_limit_counts_the_rest_and_summarises_them_next(
     later = NOW + timedelta(minutes=1, seconds=1)
     sinks(state, hook, per_minute=2).send(five, now=later)
     summary = hook.received[2]["suppressed"]
-    assert summary["count"] == 6
+    assert summary["count"] == 3  # each alert once, however many runs held it back
     assert summary["keys"] == ["drift:f2", "drift:f3", "drift:f4"]
     assert "suppressed" not in hook.received[3]  # cleared once carried
 
@@ -286,3 +286,22 @@ def test_bad_sink_settings_are_refused(tmp_path: Path) -> None:
         AlertSinks(tmp_path / "a.json", webhook=f"file:///tmp/{TOKEN}")
     with pytest.raises(MonitoringError):
         AlertSinks(tmp_path / "a.json", per_minute=0)
+
+
+def test_a_state_that_cannot_be_written_never_stops_the_alerts(
+    tmp_path: Path, hook: HookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "alerts.json"
+    state.mkdir()  # neither readable nor replaceable as a file
+    [delivery] = sinks(state, hook).send([alert()], now=NOW)
+    assert delivery.outcome == "sent"
+    assert "unreadable" in caplog.text
+    assert "cannot be written" in caplog.text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_a_state_folder_that_cannot_exist_is_a_monitoring_error(tmp_path: Path) -> None:
+    (tmp_path / "monitor").write_text("a file where the folder should be")
+    with pytest.raises(MonitoringError) as error:
+        AlertSinks(tmp_path / "monitor" / "alerts.json").send([alert()], now=NOW)
+    assert error.value.fix

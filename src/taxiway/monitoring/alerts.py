@@ -335,7 +335,8 @@ class AlertSinks:
             "sent_at": now.isoformat(),
         }
         if state.suppressed:
-            payload["suppressed"] = state.suppressed
+            held = state.suppressed
+            payload["suppressed"] = {**held, "keys": held["keys"][:50]}
         result = post_json(
             self.webhook,
             payload,
@@ -380,9 +381,16 @@ class AlertSinks:
         if self.state_path is None:
             yield
             return
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.state_path.with_name(self.state_path.name + ".lock")
-        with open(lock_path, "a") as lock:
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(lock_path, "a")  # noqa: SIM115 (closed below)
+        except OSError as error:
+            raise MonitoringError(
+                f"the alert state {self.state_path} cannot be kept: {error}",
+                fix="make <state>/monitor writable by the user running the monitor",
+            ) from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -399,7 +407,7 @@ class AlertSinks:
             return _State.from_dict(data)
         except FileNotFoundError:
             return _State()
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
             logger.warning(
                 "the alert state %s is unreadable (%s): starting afresh (alerts firing now "
                 "are notified again)",
@@ -413,17 +421,25 @@ class AlertSinks:
             self._memory = state
             return
         path = self.state_path
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(state.to_dict(), out, indent=1, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    json.dump(state.to_dict(), out, indent=1, sort_keys=True)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                raise
+        except OSError as error:
+            logger.warning(
+                "the alert state %s cannot be written (%s): the next run may notify these "
+                "alerts again",
+                path,
+                error,
+            )
 
 
 def _log(event: Literal["firing", "resolved"], alert: Alert) -> None:
@@ -455,8 +471,9 @@ def _record(
 
 
 def _suppress(state: _State, key: str, now: datetime) -> None:
+    """Count an alert the rate limit held back (each alert once, however many runs held it)."""
     held = state.suppressed or {"count": 0, "keys": [], "since": now.isoformat()}
-    held["count"] = int(held["count"]) + 1
-    if key not in held["keys"] and len(held["keys"]) < 50:
+    if key not in held["keys"]:
         held["keys"].append(key)
+    held["count"] = len(held["keys"])
     state.suppressed = held
