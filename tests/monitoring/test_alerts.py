@@ -305,3 +305,16 @@ def test_a_state_folder_that_cannot_exist_is_a_monitoring_error(tmp_path: Path) 
     with pytest.raises(MonitoringError) as error:
         AlertSinks(tmp_path / "monitor" / "alerts.json").send([alert()], now=NOW)
     assert error.value.fix
+
+
+def test_an_alert_carried_into_a_new_scope_is_resolved_there(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    state = tmp_path / "alerts.json"
+    sinks(state, hook).send([alert("drift:churn:spend")], now=NOW, scope="churn-v3")
+    # version 4 is served and the alert still fires: deduplicated, now held by v4's scope
+    later = NOW + timedelta(minutes=5)
+    [held] = sinks(state, hook).send([alert("drift:churn:spend")], now=later, scope="churn-v4")
+    assert held.outcome == "deduplicated"
+    [resolved] = sinks(state, hook).send([], now=later, scope="churn-v4")
+    assert (resolved.event, resolved.outcome) == ("resolved", "sent")

@@ -287,6 +287,7 @@ class AlertSinks:
             if prior is None or self._due(prior, alert, now):
                 events.append(("firing", alert))
             else:
+                prior["scope"] = scope  # whoever reports it now resolves it (a new version)
                 logger.debug("alert %s: already notified, not repeated", alert.key)
                 deliveries.append(Delivery(alert.key, "firing", "deduplicated", alert.severity))
         for key, prior in sorted(state.alerts.items()):
