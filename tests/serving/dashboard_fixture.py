@@ -69,7 +69,7 @@ def dashboard_server(*args: str, cwd: Path, timeout: float = 60.0) -> Iterator[s
 
 
 def _bins(shares: list[float]) -> dict[str, Any]:
-    return {"edges": [float(i) for i in range(1, 10)], "shares": shares}
+    return {"labels": [f"decile {i + 1}" for i in range(10)], "shares": shares}
 
 
 def _feature(name: str, status: str, value: float, current: list[float]) -> dict[str, Any]:
@@ -82,16 +82,26 @@ def _feature(name: str, status: str, value: float, current: list[float]) -> dict
         "threshold": 0.05,
         "status": status,
         "windows": 3,
+        "rows": 3000,
         "missing_share": 0.01,
+        "reference_missing_share": 0.01,
         "out_of_range_share": 0.002 if status == "drift" else 0.0,
         "p_value": None,
+        "why": f"psi {value} against 0.05 in the last windows" if status != "ok" else "",
         "history": [
-            {"start": f"2026-12-06T0{h}:00:00+00:00", "value": v, "threshold": 0.05, "status": s}
+            {
+                "start": f"2026-12-06T0{h}:00:00+00:00",
+                "rows": 1000,
+                "value": v,
+                "threshold": 0.05,
+                "over": v > 0.05,
+                "status": s,
+            }
             for h, v, s in ((3, 0.01, "ok"), (4, value, status), (5, value, status))
         ],
         "reference": _bins(flat),
         "current": _bins(current),
-        "source": "orders",
+        "source": "view customer_orders, source orders",
     }
 
 
@@ -112,7 +122,7 @@ def report() -> dict[str, Any]:
             _feature("orders_7d", "warn", 0.07, [0.12, 0.08] * 5),
             _feature("tenure_days", "ok", 0.004, [0.1] * 10),
         ],
-        "output": {**_feature("prediction", "ok", 0.01, [0.1] * 10), "source": None},
+        "output": {**_feature("(output)", "ok", 0.01, [0.1] * 10), "source": "the model"},
         "latency": {
             "p50": 2.1,
             "p99": 48.0,
@@ -131,18 +141,43 @@ def report() -> dict[str, Any]:
                 "objective": 0.99,
                 "burn": {"5m": 20.0, "30m": 9.0, "1h": 15.0, "6h": 3.0, "3d": 0.8},
                 "status": "page",
+                "period_days": 30.0,
+                "history": [
+                    {"start": f"2026-12-06T0{h}:00:00+00:00", "burn": b}
+                    for h, b in ((3, 0.5), (4, 0.6), (5, 15.0))
+                ],
             },
             {
                 "name": "errors",
                 "objective": 0.999,
                 "burn": {"5m": 0.0, "30m": 0.0, "1h": 0.0, "6h": 0.0, "3d": 0.0},
                 "status": "ok",
+                "period_days": 30.0,
+                "history": [],
             },
         ],
         "quality": {
-            "estimated": {"roc_auc": 0.78, "accuracy": 0.81, "n": 3000},
-            "realised": {"roc_auc": 0.74, "log_loss": 0.52, "ece": 0.04, "n": 800},
-            "drivers": [["spend_30d", 0.83], ["orders_7d", 0.12]],
+            "metric": "roc_auc",
+            "estimated": {"roc_auc": 0.78, "accuracy": 0.81, "rows": 3000},
+            "estimated_why": None,
+            "realised": {"roc_auc": 0.74, "log_loss": 0.52, "calibration_error": 0.04, "rows": 800},
+            "minimum": 0.75,
+            "reference": 0.8,
+            "estimated_from": "the output's KLL sketch (1,000 equal-mass quantiles)",
+            "drivers": [
+                {"feature": "spend_30d", "correlation": 0.83},
+                {"feature": "orders_7d", "correlation": 0.12},
+            ],
+            "history": [
+                {
+                    "start": f"2026-12-06T0{h}:00:00+00:00",
+                    "estimated": e,
+                    "realised": r,
+                    "joined": j,
+                }
+                for h, e, r, j in ((3, 0.8, 0.79, 300), (4, 0.79, 0.75, 300), (5, 0.76, None, 0))
+            ],
+            "notes": [],
         },
         "alerts": [
             {
@@ -159,14 +194,20 @@ def report() -> dict[str, Any]:
             {
                 "key": "drift:spend_30d",
                 "kind": "drift",
-                "severity": "info",
+                "severity": "ticket",
                 "title": "spend_30d drifted (psi 0.41 > 0.05)",
                 "detail": "<script>document.body.setAttribute('data-pwned', '1')</script>",
                 "value": 0.41,
                 "threshold": 0.05,
                 "since": "2026-12-06T04:00:00+00:00",
-                "where": "source orders: contract orders.yaml",
+                "where": "view customer_orders, source orders",
             },
         ],
+        "versions": {"1": 2900, "2": 100},
+        "notes": ["version 2 answered 100 requests in the period: not profiled here"],
+        "generated_at": "2026-12-06T06:00:05+00:00",
+        "window_s": 3600.0,
+        "hysteresis": {"k": 2, "m": 3},
+        "threshold": "calibrated to each window's size",
         "healthy": False,
     }

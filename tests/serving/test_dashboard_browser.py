@@ -133,7 +133,7 @@ def test_a_drifted_feature_shows_as_drifted(loaded: tuple[str, Loaded]) -> None:
         "spend_30d": "drift",
         "orders_7d": "warn",
         "tenure_days": "ok",
-        "prediction": "ok",
+        "__output__": "ok",
     }
     assert "status-drift" in rows["spend_30d"]["class"].split()
     # drifted first, then warned, then the rest
@@ -148,7 +148,7 @@ def test_the_charts_are_drawn(loaded: tuple[str, Loaded]) -> None:
     assert [a["data-feature"] for a in dists] == [
         "spend_30d",
         "orders_7d",
-        "prediction",
+        "__output__",
         "tenure_days",
     ]
     bins = [a for t, a in found if t == "rect" and a.get("class") in ("reference", "current")]
@@ -173,7 +173,10 @@ def test_alerts_quality_and_rates_are_shown(loaded: tuple[str, Loaded]) -> None:
     alerts = [a for t, a in found if t == "tr" and "alert" in a.get("class", "").split()]
     assert [a["data-key"] for a in alerts] == ["slo:latency", "drift:spend_30d"]
     metrics = [a["data-metric"] for t, a in found if t == "tr" and "data-metric" in a]
-    assert metrics == ["roc_auc", "accuracy", "log_loss", "ece"]
+    assert metrics == ["roc_auc", "accuracy", "log_loss", "calibration_error"]
+    quality = [a["data-series"] for t, a in found if t == "path" and "data-series" in a]
+    assert quality == ["p50", "p99", "estimated", "realised"]  # latency, then quality
+    assert [a["data-slo"] for t, a in found if t == "path" and "data-slo" in a] == ["latency"]
     assert [a["data-rate"] for t, a in found if t == "tr" and "data-rate" in a] == [
         "fallback",
         "degraded",

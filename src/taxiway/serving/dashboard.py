@@ -145,6 +145,7 @@ def service_monitor(service: Service, interval_s: float | None = None) -> Monito
             log_folder=service.log.folder,
             outcomes_folder=service.outcomes.folder,
             state_folder=folder,
+            notify=True,
         )
 
     def gauges(report: dict[str, Any]) -> None:

@@ -9,10 +9,14 @@ every worker's dashboard reads. When the leader dies the kernel releases its loc
 worker takes it at its next try. The leader also sets its process's gauges; in multi-process
 mode ``/metrics`` sums every worker's files, so any worker's scrape shows them.
 
+The leader also sends the report's alerts to the log and the spec's webhook, through the
+same deduplicated state (``<state>/monitor/alerts.json``) as `taxiway monitor`, so a page is
+sent once whichever of them saw it first.
+
 The run happens in a daemon thread, never in a request: an error is logged and kept in
 ``latest.json`` (the page shows it, with the last good report), never raised into serving. The
 monitor only reads the prediction log and the outcomes; it writes its own state (windows and
-cursor, per version) under ``<folder>/v<version>``.
+cursor, per version) under ``<folder>/<model>-v<version>``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "MonitorTask",
     "RunResult",
     "Runner",
+    "feature_sources",
     "interval_from_env",
     "log_folders",
     "run_for_version",
@@ -117,10 +122,11 @@ def run_for_version(
     log_folder: Path,
     outcomes_folder: Path | None,
     state_folder: Path,
+    notify: bool = False,
 ) -> RunResult:
     """One monitor run over the log for ``version`` (its stored reference), its windows kept
-    under ``state_folder/v<version>``; ``no_reference`` when the version was trained before
-    monitoring existed."""
+    under ``state_folder/<model>-v<version>``; ``no_reference`` when the version was trained
+    before monitoring existed. ``notify``: send the alerts (:func:`_notify`)."""
     spec = project.spec
     reference = (version.profile or {}).get("monitor")
     if not reference:
@@ -139,7 +145,8 @@ def run_for_version(
             fix="install a taxiway release with taxiway.monitoring.monitor",
         ) from None
     serving = spec.serving or Serving()
-    monitoring = spec.monitoring
+    monitoring = spec.monitoring or Monitoring()
+    label = getattr(spec, "label", None)
     inputs = monitor.MonitorInputs(
         name=spec.name,
         model=spec.name,
@@ -147,16 +154,52 @@ def run_for_version(
         reference=reference,
         log_folder=log_folder,
         outcomes_folder=outcomes_folder,
-        state_folder=state_folder / f"v{version.version}",
-        window=(monitoring or Monitoring()).window,
+        state_folder=state_folder / f"{spec.name}-v{version.version}",
+        window=monitoring.window,
         since=None,
         budget_ms=serving.latency_budget_ms,
         monitoring=monitoring,
         task=version.task,
         contracts=None,
+        sources=feature_sources(project, list(version.features)),
+        outcome_name=getattr(label, "name", None),
     )
-    report = monitor.run_monitor(inputs).to_json()
-    return RunResult("ok", version.version, report=dict(report))
+    report = monitor.run_monitor(inputs)
+    if notify:
+        _notify(project, report)
+    return RunResult("ok", version.version, report=dict(report.to_json()))
+
+
+def feature_sources(project: Project, features: list[str]) -> dict[str, str]:
+    """Where each feature comes from, for the alerts' "where to look": ``view customer_orders,
+    source orders``; a request field: ``the request`` (as `taxiway monitor` says it).
+
+    >>> project = Project.load("examples/retail/taxiway.yaml", "/tmp/state")
+    >>> feature_sources(project, ["customer_orders__orders_90d", "channel"])
+    {'customer_orders__orders_90d': 'view customer_orders, source orders', 'channel': 'the request'}
+    """
+    views = project.spec.features
+    out = {}
+    for name in features:
+        view_name = name.split("__", 1)[0]
+        view = views.get(view_name)
+        if view is None:
+            out[name] = "the request"
+        else:
+            source = getattr(view, "source", None)
+            out[name] = f"view {view_name}" + (f", source {source}" if source else "")
+    return out
+
+
+def _notify(project: Project, report: Any) -> None:
+    """The report's alerts to the log and the spec's webhook, deduplicated with `taxiway
+    monitor`'s runs through the same ``<state>/monitor/alerts.json`` and scope."""
+    from taxiway.monitoring.alerts import AlertSinks
+
+    monitoring = project.spec.monitoring or Monitoring()
+    webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
+    sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
+    sinks.send(report.alerts, scope=f"{report.model}-v{report.version}")
 
 
 class MonitorTask:

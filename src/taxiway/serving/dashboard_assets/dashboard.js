@@ -72,7 +72,7 @@
     const summary = document.getElementById("summary");
     summary.className = "summary";
     if (report) {
-      const firing = (report.alerts || []).length;
+      const firing = (report.alerts || []).filter((a) => a.severity === "page" || a.severity === "ticket").length;
       summary.textContent = report.healthy
         ? "Healthy: no alert firing."
         : firing + " alert" + (firing === 1 ? "" : "s") + " firing.";
@@ -89,7 +89,10 @@
     if (monitor.status === "error" && report) parts.push("showing the report of " + (monitor.last_ok_at || "an earlier run"));
     if (monitor.status !== "ok" && monitor.status !== "error" && monitor.message) parts.push(monitor.message);
     if (isNumber(monitor.took_s)) parts.push("took " + fmt(monitor.took_s, 2) + " s");
+    if (report && report.threshold) parts.push("thresholds " + report.threshold);
     state.textContent = parts.join("; ");
+    const notes = clear(document.getElementById("notes"));
+    for (const note of (report && report.notes) || []) notes.appendChild(el("li", {}, note));
   }
 
   function drawTraffic(live, report) {
@@ -109,8 +112,8 @@
       for (const [arm, paths] of Object.entries(live.answers)) {
         for (const [path, count] of Object.entries(paths)) rows.push([arm, path, count]);
       }
-    } else if (period.arms) {
-      for (const [arm, count] of Object.entries(period.arms)) rows.push([arm, "all", count]);
+    } else if (report && report.versions) {
+      for (const [version, count] of Object.entries(report.versions)) rows.push(["v" + version, "all (from the log)", count]);
     }
     const total = rows.reduce((sum, row) => sum + row[2], 0);
     for (const [arm, path, count] of rows) {
@@ -121,7 +124,7 @@
       tr.appendChild(el("td", { class: "number" }, total ? pct(count / total) : "–"));
       tbody.appendChild(tr);
     }
-    if (!rows.length) emptyRow(tbody, 4, live.answers === null ? "Traffic by arm is counted by the model service (not this standalone dashboard)." : "No answers yet.");
+    if (!rows.length) emptyRow(tbody, 4, "No answers yet.");
   }
 
   // ------------------------------------------------------------------ charts
@@ -209,6 +212,7 @@
       svg.appendChild(svgEl("line", { class: "threshold", x1: 40, y1: y(level), x2: 590, y2: y(level) }));
       svg.appendChild(svgEl("text", { x: 42, y: y(level) - 2 }, label));
     }
+    drawBurnHistory(slos);
     for (const [name, window, rate, slo] of bars) {
       const tr = el("tr", { "data-slo": name, "data-window": window, class: "status-" + (slo.status || "ok") });
       tr.appendChild(el("td", {}, name));
@@ -218,6 +222,30 @@
       tr.appendChild(el("td", { class: "status" }, slo.status || "–"));
       tbody.appendChild(tr);
     }
+  }
+
+  function drawBurnHistory(slos) {
+    const svg = frame(document.getElementById("chart-burn-history"), 600, 160);
+    const series = slos.map((slo) => [slo.name, (slo.history || []).filter((p) => p && isNumber(p.burn))]).filter((s) => s[1].length);
+    if (!series.length) {
+      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no burn rate per window yet"));
+      return;
+    }
+    const n = Math.max(...series.map((s) => s[1].length));
+    const top = Math.max(2, ...series.flatMap((s) => s[1].map((p) => p.burn))) * 1.1;
+    const x = (i) => 40 + (n === 1 ? 270 : (i * 540) / (n - 1));
+    const y = (v) => 140 - (Math.min(v, top) / top) * 130;
+    svg.appendChild(svgEl("line", { class: "axis", x1: 40, y1: 140, x2: 590, y2: 140 }));
+    svg.appendChild(svgEl("line", { class: "threshold", x1: 40, y1: y(1), x2: 590, y2: y(1) }));
+    svg.appendChild(svgEl("text", { x: 42, y: y(1) - 2 }, "1× (the budget lasts the period)"));
+    svg.appendChild(svgEl("text", { x: 2, y: 14 }, fmt(top, 1) + "×"));
+    series.forEach(([name, points], k) => {
+      const path = points.map((p, i) => [x(i), y(p.burn)]);
+      if (path.length === 1) path.push([path[0][0] + 1, path[0][1]]);
+      svg.appendChild(svgEl("path", { class: k % 2 ? "p50" : "p99", d: linePath(path), "data-slo": name }));
+      svg.appendChild(svgEl("text", { x: 500, y: 14 + 12 * k }, name));
+    });
+    svg.appendChild(svgEl("text", { x: 40, y: 154 }, series[0][1][0].start || ""));
   }
 
   // Chart bins in any of the shapes a report may use: a list of shares or counts, a list of
@@ -258,7 +286,7 @@
   function drawDistribution(feature) {
     const reference = bins(feature.reference);
     const current = bins(feature.current);
-    const svg = svgEl("svg", { class: "dist", viewBox: "0 0 180 48", preserveAspectRatio: "none", "data-feature": feature.name });
+    const svg = svgEl("svg", { class: "dist", viewBox: "0 0 180 48", preserveAspectRatio: "none", "data-feature": feature.output ? "__output__" : feature.name });
     const n = Math.max(reference.length, current.length);
     if (!n) {
       svg.appendChild(svgEl("text", { x: 2, y: 14 }, "no bins"));
@@ -305,16 +333,19 @@
   function drawFeatures(report) {
     const tbody = body("features-table");
     const features = ((report && report.features) || []).slice();
-    if (report && report.output) features.push(Object.assign({ output: true }, report.output, { name: report.output.name || "output" }));
+    if (report && report.output) features.push(Object.assign({}, report.output, { output: true }));
     const order = { drift: 0, warn: 1, ok: 2 };
     features.sort((a, b) => (order[a.status] ?? 3) - (order[b.status] ?? 3) || String(a.name).localeCompare(String(b.name)));
     for (const feature of features) {
       const status = feature.status || "unknown";
-      const tr = el("tr", { class: "feature status-" + status, "data-feature": feature.name, "data-status": status });
-      const name = el("td", {}, feature.name + (feature.output ? " (output)" : ""));
+      const key = feature.output ? "__output__" : feature.name;
+      const tr = el("tr", { class: "feature status-" + status, "data-feature": key, "data-status": status });
+      const name = el("td", {}, feature.output ? "model output" : feature.name);
       if (feature.source) name.appendChild(el("div", { class: "hint" }, "from " + feature.source));
       tr.appendChild(name);
-      tr.appendChild(el("td", { class: "status" }, status));
+      const verdict = el("td", { class: "status" }, status);
+      if (feature.why) verdict.appendChild(el("div", { class: "hint" }, feature.why));
+      tr.appendChild(verdict);
       tr.appendChild(el("td", {}, feature.statistic || "–"));
       tr.appendChild(el("td", { class: "number" }, fmt(feature.value, 4)));
       tr.appendChild(el("td", { class: "number" }, fmt(feature.threshold, 4)));
@@ -334,7 +365,7 @@
 
   // ------------------------------------------------------------------ quality, rates, alerts
 
-  const COUNTS = ["n", "rows", "joined", "windows"];
+  const COUNTS = ["n", "rows", "joined", "windows", "trusted"];
 
   function drawQuality(report) {
     const quality = (report && report.quality) || {};
@@ -356,20 +387,60 @@
     }
     if (!metrics.length) emptyRow(tbody, 3, "No quality figures yet.");
     const counted = el("tr", { class: "counts" });
-    counted.appendChild(el("td", {}, "predictions / joined outcomes"));
-    counted.appendChild(el("td", { class: "number" }, fmt(estimated.n, 0)));
-    counted.appendChild(el("td", { class: "number" }, fmt(realised.n, 0)));
+    counted.appendChild(el("td", {}, "answers scored / outcomes joined"));
+    counted.appendChild(el("td", { class: "number" }, fmt(estimated.rows ?? estimated.n, 0)));
+    counted.appendChild(el("td", { class: "number" }, fmt(realised.rows ?? realised.n, 0)));
     tbody.appendChild(counted);
+    facts(document.getElementById("quality-facts"), [
+      ["metric", quality.metric || "–"],
+      ["at training", fmt(quality.reference, 4)],
+      ["pages below", fmt(quality.minimum, 4)],
+    ]);
+    drawQualityHistory(quality);
     const notes = [];
     if (!quality.estimated) notes.push("No estimate" + (quality.estimated_why ? ": " + quality.estimated_why : " (none for this model or version)."));
     else if (estimated.why) notes.push("Estimate: " + estimated.why);
     if (!quality.realised) notes.push("No realised quality: no outcomes joined to predictions yet.");
+    for (const note of quality.notes || []) notes.push(note);
     document.getElementById("quality-notes").textContent = notes.join(" ");
     const drivers = clear(document.getElementById("drivers"));
     for (const driver of quality.drivers || []) {
       const [name, score] = Array.isArray(driver) ? driver : [driver.feature || driver.name, driver.correlation ?? driver.score];
       drivers.appendChild(el("li", { "data-feature": name }, name + " (correlation " + fmt(score, 2) + " with the quality change)"));
     }
+  }
+
+  function drawQualityHistory(quality) {
+    const svg = frame(document.getElementById("chart-quality"), 600, 200);
+    const history = (quality.history || []).filter((p) => p && (isNumber(p.estimated) || isNumber(p.realised)));
+    if (!history.length) {
+      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no quality per window yet"));
+      return;
+    }
+    const values = history.flatMap((p) => [p.estimated, p.realised]).concat([quality.minimum, quality.reference]).filter(isNumber);
+    let low = Math.min(...values);
+    let high = Math.max(...values);
+    if (high - low < 1e-9) { low -= 0.05; high += 0.05; }
+    const pad = (high - low) * 0.1;
+    low -= pad; high += pad;
+    const x = (i) => 40 + (history.length === 1 ? 270 : (i * 540) / (history.length - 1));
+    const y = (v) => 180 - ((v - low) / (high - low)) * 170;
+    svg.appendChild(svgEl("line", { class: "axis", x1: 40, y1: 180, x2: 590, y2: 180 }));
+    svg.appendChild(svgEl("text", { x: 2, y: 14 }, fmt(high, 3)));
+    svg.appendChild(svgEl("text", { x: 2, y: 180 }, fmt(low, 3)));
+    if (isNumber(quality.minimum)) {
+      svg.appendChild(svgEl("line", { class: "threshold", x1: 40, y1: y(quality.minimum), x2: 590, y2: y(quality.minimum) }));
+      svg.appendChild(svgEl("text", { x: 42, y: y(quality.minimum) - 3 }, "pages below " + fmt(quality.minimum, 3)));
+    }
+    ["estimated", "realised"].forEach((key, k) => {
+      const points = [];
+      history.forEach((p, i) => { if (isNumber(p[key])) points.push([x(i), y(p[key])]); });
+      if (!points.length) return;
+      if (points.length === 1) points.push([points[0][0] + 1, points[0][1]]);
+      svg.appendChild(svgEl("path", { class: key === "estimated" ? "p50" : "p99", d: linePath(points), "data-series": key }));
+      svg.appendChild(svgEl("line", { class: key === "estimated" ? "p50" : "p99", x1: 460 + k * 70, y1: 10, x2: 475 + k * 70, y2: 10 }));
+      svg.appendChild(svgEl("text", { x: 478 + k * 70, y: 13 }, key));
+    });
   }
 
   function drawRates(report) {
@@ -386,7 +457,8 @@
 
   function drawAlerts(report) {
     const tbody = body("alerts-table");
-    const alerts = (report && report.alerts) || [];
+    const rank = { page: 0, ticket: 1, info: 2 };
+    const alerts = ((report && report.alerts) || []).slice().sort((a, b) => (rank[a.severity] ?? 3) - (rank[b.severity] ?? 3));
     for (const alert of alerts) {
       const tr = el("tr", { class: "alert severity-" + alert.severity, "data-kind": alert.kind, "data-key": alert.key });
       tr.appendChild(el("td", {}, alert.severity));
