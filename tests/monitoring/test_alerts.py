@@ -15,6 +15,7 @@ from tests.monitoring.webhook_server import TOKEN, HookServer, closed_port_url
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.alerts import Alert, AlertSinks, Severity, hysteresis
+from taxiway.monitoring.slo import SloSpec, burn_rates, slo_alerts
 
 NOW = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
 
@@ -318,3 +319,25 @@ def test_an_alert_carried_into_a_new_scope_is_resolved_there(
     assert held.outcome == "deduplicated"
     [resolved] = sinks(state, hook).send([], now=later, scope="churn-v4")
     assert (resolved.event, resolved.outcome) == ("resolved", "sent")
+
+
+def test_a_latency_regression_pages_once_across_reruns_then_resolves(
+    tmp_path: Path, hook: HookServer
+) -> None:
+    slo = SloSpec("latency", 0.99)
+
+    def minute(at: datetime) -> str:
+        return at.strftime("%Y-%m-%dT%H:%M")
+
+    good = {minute(NOW - timedelta(minutes=i)): [100, 0, 0] for i in range(1, 181)}
+    slow = {**good, **{minute(NOW - timedelta(minutes=i)): [100, 50, 0] for i in range(1, 21)}}
+    state = tmp_path / "alerts.json"
+    for rerun in range(3):  # `taxiway monitor` run every 5 minutes over the same regression
+        now = NOW + timedelta(minutes=5 * rerun)
+        alerts = slo_alerts(burn_rates(slow, slo, NOW), slo, now=now, model="churn")
+        sinks(state, hook).send(alerts, now=now, scope="churn")
+    assert [(p["status"], p["alert"]["severity"]) for p in hook.received] == [("firing", "page")]
+    recovered = slo_alerts(burn_rates(good, slo, NOW), slo, now=NOW, model="churn")
+    assert recovered == []
+    sinks(state, hook).send(recovered, now=NOW + timedelta(minutes=20), scope="churn")
+    assert [p["status"] for p in hook.received] == ["firing", "resolved"]
