@@ -58,6 +58,7 @@ from taxiway.errors import MonitoringError
 
 __all__ = [
     "CHUNK_BYTES",
+    "Chunk",
     "FileMark",
     "LogCursor",
     "iter_new",
@@ -67,7 +68,7 @@ __all__ = [
 
 CHUNK_BYTES: Final = 32 * 1024 * 1024
 """New bytes parsed at a time: bounds memory, whatever the size of the backlog."""
-_BLOCK_BYTES: Final = 1024 * 1024  # pyarrow's unit of parallel parsing
+_BLOCK_BYTES: Final = 4 * 1024 * 1024  # pyarrow's unit of parallel parsing
 _HEAD_BYTES: Final = 1024  # the first bytes of a file, kept as a digest to recognise it
 _FLOAT: Final = pa.float64()
 
@@ -273,18 +274,18 @@ def _read_file(
                 mark = replace(mark, inode=stat.st_ino)
             if stat.st_size <= mark.offset:
                 return
-            f.seek(mark.offset)
-            carry = b""
-            offset = mark.offset
-            while data := f.read(chunk_bytes):
-                data = carry + data if carry else data
+            offset, size = mark.offset, chunk_bytes
+            while True:
+                f.seek(offset)  # a cut line is read again with the next chunk, not copied
+                data = f.read(size)
                 end = data.rfind(b"\n") + 1
-                if not end:  # no complete line yet: a long line, or a torn end
-                    carry = data
+                if not end:
+                    if len(data) < size:  # nothing more, or an incomplete last line
+                        return
+                    size *= 2  # a line longer than a chunk: read it whole
                     continue
-                carry = data[end:]
                 table, bad = parse_lines(memoryview(data)[:end], schema)
-                offset += end
+                offset, size = offset + end, chunk_bytes
                 mark = _with_head(replace(mark, offset=offset), f)
                 yield table, mark, bad, note
                 note = None
