@@ -7,8 +7,8 @@ classifier is trained on ``--train`` rows; its scores on ``--reference`` fresh r
 labels are the reference both tools fit on (taxiway: ``quality_reference``, stored at
 training; NannyML: ``CBPE.fit``). Then ``--chunks`` chunks of ``--chunk-rows`` rows: the first
 half from the training law, the second half under a covariate shift that grows chunk by chunk
-(the first input's mean moves up to ``SHIFT_SD`` sd and the second's spread widens), which
-moves the model's realised ROC AUC. Both tools see only each chunk's scores; the realised ROC
+(the first input's mean moves up to ``SHIFT_SD`` sd, the two most telling inputs narrow to half
+their spread), which lowers the model's realised ROC AUC. Both tools see only each chunk's scores; the realised ROC
 AUC comes from its labels. Scores and labels go to ``bench/.data/monitor/estimate-*.npz`` so
 NannyML, in its own venv, reads exactly what taxiway reads.
 """
@@ -34,9 +34,11 @@ def _law(x: Any) -> Any:
 
 
 def _inputs(rng: Any, rows: int, shift: float = 0.0) -> Any:
+    """Inputs; ``shift`` (0 to 1) moves the first one's mean up by up to SHIFT_SD sd and
+    narrows the two most telling ones (to half their spread): the model's ROC AUC falls."""
     x = rng.normal(size=(rows, FEATURES))
-    x[:, 0] += shift * SHIFT_SD
-    x[:, 1] *= 1.0 + shift
+    x[:, 0] = x[:, 0] * (1.0 - 0.5 * shift) + shift * SHIFT_SD
+    x[:, 1] *= 1.0 - 0.5 * shift
     return x
 
 

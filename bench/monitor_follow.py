@@ -75,8 +75,9 @@ def writer(folder: Path, rate: int, seconds: float, seed: int) -> dict[str, Any]
     written = 0
     cpu, began = _cpu(), time.monotonic()
     with PredictionLog(log_folder, worker="bench", sync="interval") as log:
-        while (elapsed := time.monotonic() - began) < seconds:
-            due = min(int(elapsed * rate), int(seconds * rate))
+        total = int(seconds * rate)
+        while written < total:
+            due = min(int((time.monotonic() - began) * rate), total)
             if due > written:
                 values = rng.normal(size=(due - written, FEATURES)) * scales + shifts
                 scores = rng.beta(2.0, 5.0, due - written)
