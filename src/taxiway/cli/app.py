@@ -171,6 +171,7 @@ for _name in ("check", "features", "train", "models", "audit", "serve", "sprint"
     _add(_name, group=_name in ("features", "models"))
 for _name in ("approve", "runbook"):
     _add(_name)
+_add("monitor", group=True)
 _add("dashboard")  # the monitoring dashboard, without the service
 
 

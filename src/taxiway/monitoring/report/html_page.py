@@ -10,6 +10,7 @@ window, and estimated against realised quality.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 from taxiway.monitoring.report.model import (
@@ -213,7 +214,8 @@ def _section(section_id: str, title: str, body: str) -> str:
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-" else "-" for c in name)
+    """An id part: ``(output)`` → ``output``, ``a b`` → ``a-b``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "feature"
 
 
 def _e(text: object) -> str:

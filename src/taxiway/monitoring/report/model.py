@@ -460,7 +460,7 @@ def slo_rows(report: MonitorReport) -> list[list[str]]:
     return [
         [
             s.name,
-            f"{s.objective:.3%}".rstrip("0").rstrip(".") + f" over {s.period_days:g}d",
+            f"{s.objective * 100:.6g}% over {s.period_days:g}d",
             *(number_text(s.burn.get(w)) for w in BURN_WINDOWS),
             s.status,
         ]

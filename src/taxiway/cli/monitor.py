@@ -1,0 +1,291 @@
+"""`taxiway monitor`: drift, latency, SLO burn and quality of the served model, from its log;
+`taxiway monitor export`: Prometheus alerting rules and a Grafana dashboard for the same.
+
+The monitor itself (:mod:`taxiway.monitoring.monitor`) takes plain data; this command resolves
+what it cannot import: the spec, the registry's version (``production``, else the newest)
+and its stored reference, the log's folder and the outcomes' beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.errors import EXIT_FAILURE, EXIT_OK, MonitoringError, SpecError
+from taxiway.spec.durations import EXPECTED, parse_duration
+from taxiway.spec.models import Monitoring, Serving
+from taxiway.spec.project import Project
+
+if TYPE_CHECKING:
+    from taxiway.models.registry import ModelVersion
+    from taxiway.monitoring.monitor import MonitorInputs
+    from taxiway.monitoring.report import MonitorReport
+
+__all__ = ["app", "monitor_inputs", "resolve_version"]
+
+app = typer.Typer(
+    help="Watch the served model: input and output drift against calibrated thresholds, "
+    "latency and SLO burn, estimated and realised quality, alerts. Exit 0 healthy, 1 when an "
+    "alert (page or ticket) is firing.",
+)
+
+
+@app.callback(invoke_without_command=True)
+def monitor(
+    ctx: typer.Context,
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window", help="The length of each window, e.g. 15m, 1h. Default: monitoring.window"
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Report the windows ending after this: an ISO time (UTC unless it says) or a "
+            "duration back from now (6h, 7d). Default: every stored window.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write monitor.json, monitor.md and monitor.html here."),
+    ] = None,
+    model_version: Annotated[
+        int | None,
+        typer.Option(
+            "--model-version",
+            help="The version to monitor. Default: the production one, else the newest.",
+        ),
+    ] = None,
+) -> None:
+    """Watch the served model from its prediction log: drift, latency, SLOs, quality, alerts.
+
+    Exit 0 when healthy, 1 when an alert (page or ticket) is firing.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from taxiway.monitoring.monitor import run_monitor
+    from taxiway.monitoring.report import summary_lines, write_report
+
+    project = Project.load(file, state_dir)
+    version = resolve_version(project, model_version)
+    inputs = monitor_inputs(
+        project, version, window=_window(window), since=_since(since, datetime.now(UTC))
+    )
+    report = run_monitor(inputs)
+    _notify(project, report)
+    written = write_report(report, out) if out is not None else []
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        for line in summary_lines(report):
+            console.print(escape(line))
+        if written:
+            console.print(f"written: {', '.join(str(p) for p in written)}")
+    raise typer.Exit(EXIT_OK if report.healthy else EXIT_FAILURE)
+
+
+@app.command("export")
+def export(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    prometheus_rules: Annotated[
+        Path | None,
+        typer.Option("--prometheus-rules", help="Write Prometheus alerting rules (YAML) here."),
+    ] = None,
+    grafana: Annotated[
+        Path | None,
+        typer.Option("--grafana", help="Write a Grafana dashboard (JSON) here."),
+    ] = None,
+    model_version: Annotated[
+        int | None,
+        typer.Option("--model-version", help="The version whose features the rules name."),
+    ] = None,
+) -> None:
+    """Write Prometheus alerting rules and a Grafana dashboard for this model's metrics.
+
+    The rules page on the SLO burn-rate pairs and ticket on drift, from the gauges the service
+    exports on /metrics.
+    """
+    from taxiway.monitoring import export as exporting
+    from taxiway.monitoring.slo import SloName, SloSpec
+
+    if prometheus_rules is None and grafana is None:
+        raise MonitoringError(
+            "nothing to export",
+            fix="pass --prometheus-rules FILE, --grafana FILE, or both",
+        )
+    project = Project.load(file, state_dir)
+    spec = project.spec
+    monitoring = spec.monitoring or Monitoring()
+    features = _feature_names(project, model_version)
+    objectives: list[tuple[SloName, float | None]] = [
+        ("latency", monitoring.slo.latency),
+        ("errors", monitoring.slo.errors),
+    ]
+    slos = [
+        SloSpec(name, objective, monitoring.slo.period)
+        for name, objective in objectives
+        if objective is not None
+    ]
+    console = Console(highlight=False, soft_wrap=True)
+    if prometheus_rules is not None:
+        prometheus_rules.parent.mkdir(parents=True, exist_ok=True)
+        prometheus_rules.write_text(
+            exporting.prometheus_rules(spec.name, spec.name, slos, features)
+        )
+        console.print(f"written: {escape(str(prometheus_rules))}")
+    if grafana is not None:
+        grafana.parent.mkdir(parents=True, exist_ok=True)
+        board = exporting.grafana_dashboard(spec.name, spec.name, features)
+        grafana.write_text(json.dumps(board, indent=2) + "\n")
+        console.print(f"written: {escape(str(grafana))}")
+
+
+# --- resolving what the monitor cannot import ------------------------------------------------
+
+
+def resolve_version(project: Project, number: int | None) -> ModelVersion:
+    """The version to monitor: ``number``, else the production one, else the newest."""
+    from taxiway.models.registry import open_registry
+
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        if number is not None:
+            return registry.get(project.spec.name, number)
+        production = registry.production(project.spec.name)
+        return production if production is not None else registry.get(project.spec.name)
+    finally:
+        registry.close()
+
+
+def monitor_inputs(
+    project: Project,
+    version: ModelVersion,
+    *,
+    window: timedelta | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> MonitorInputs:
+    """The monitor's inputs for ``version`` of ``project``'s model: its stored reference, the
+    log and outcomes folders the service writes, and the spec's monitoring section."""
+    from taxiway.monitoring.monitor import MonitorInputs
+
+    spec = project.spec
+    reference = (version.profile or {}).get("monitor")
+    if not isinstance(reference, dict) or not reference:
+        raise MonitoringError(
+            f"this version has no monitor reference: {spec.name} v{version.version} was "
+            "trained before taxiway stored one, so its drift and quality cannot be judged",
+            fix=f"retrain: `taxiway train -f {project.spec_path}`, then promote and serve the "
+            "new version (or pick a newer one with --model-version)",
+        )
+    serving = spec.serving or Serving()
+    monitoring = spec.monitoring or Monitoring()
+    log_folder = Path(serving.log.path) if serving.log.path else project.state_dir / "predictions"
+    label = getattr(spec, "label", None)
+    return MonitorInputs(
+        name=spec.name,
+        model=spec.name,
+        version=version.version,
+        reference=reference,
+        log_folder=log_folder,
+        outcomes_folder=log_folder.parent / "outcomes",
+        state_folder=project.state_dir / "monitor" / f"{spec.name}-v{version.version}",
+        window=window or monitoring.window,
+        since=since,
+        budget_ms=serving.latency_budget_ms,
+        monitoring=monitoring
+        if window is None
+        else monitoring.model_copy(update={"window": window}),
+        task=version.task,
+        contracts=None,
+        sources=_sources(project, list(version.features)),
+        outcome_name=getattr(label, "name", None),
+        now=now,
+    )
+
+
+def _sources(project: Project, features: list[str]) -> dict[str, str]:
+    """Where each feature comes from: ``view customer_orders, source orders``; a request
+    field: ``the request``."""
+    views = project.spec.features
+    out = {}
+    for name in features:
+        view_name = name.split("__", 1)[0]
+        view = views.get(view_name)
+        if view is None:
+            out[name] = "the request"
+        else:
+            source = getattr(view, "source", None)
+            out[name] = f"view {view_name}" + (f", source {source}" if source else "")
+    return out
+
+
+def _feature_names(project: Project, number: int | None) -> list[str]:
+    try:
+        return list(resolve_version(project, number).features)
+    except MonitoringError:
+        raise
+    except Exception:  # no registry or no version yet: the rules still cover the SLOs
+        return []
+
+
+def _notify(project: Project, report: MonitorReport) -> None:
+    """Send the alerts to the log, and to the webhook when the spec names one (deduplicated
+    and rate-limited across runs by ``<state>/monitor/alerts.json``)."""
+    from taxiway.monitoring.alerts import AlertSinks
+
+    monitoring = project.spec.monitoring or Monitoring()
+    webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
+    sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
+    sinks.send(report.alerts, scope=f"{report.model}-v{report.version}")
+
+
+def _window(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        window = parse_duration(text)
+    except ValueError:
+        window = timedelta(0)
+    if window < timedelta(minutes=1):
+        raise SpecError(
+            f"--window {text!r} is not a window length",
+            fix=f"give {EXPECTED}, of at least 1m (e.g. --window 1h)",
+        )
+    return window
+
+
+def _since(text: str | None, now: datetime) -> datetime | None:
+    """``--since``: an ISO time (UTC unless it says), or a duration back from ``now``.
+
+    >>> now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    >>> _since("6h", now).isoformat(), _since("2026-12-06T05:00", now).isoformat()
+    ('2026-12-06T06:00:00+00:00', '2026-12-06T05:00:00+00:00')
+    """
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except ValueError:
+            raise SpecError(
+                f"--since {text!r} is neither a time nor a duration",
+                fix="give an ISO time (2026-12-06T05:00) or a duration back from now (6h, 7d)",
+            ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
