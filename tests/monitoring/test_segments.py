@@ -90,7 +90,7 @@ def test_a_value_of_another_type_is_read_as_the_profiles_read_it(tmp_path: Path)
     ]
     (tmp_path / FILE).write_bytes(b"".join(records))
     table, _ = read_new(tmp_path, LOG_GLOB, LogCursor(), schema=SCHEMA)
-    features = table.column("features").to_pylist()
+    features: list[Any] = table.column("features").to_pylist()
     assert [f["age"] for f in features] == [2.5, math.inf, math.inf]  # inf: invalid
     assert [f["plan"] for f in features] == ["3", None, None]
     assert table.column("latency_ms").to_pylist() == [1.0, 2.0, math.inf]

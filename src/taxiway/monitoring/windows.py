@@ -184,7 +184,8 @@ class Window:
     def empty(cls, start: datetime, end: datetime, reference: ReferenceProfiles) -> Window:
         """A window with nothing counted, its profiles shaped like ``reference``'s."""
         features = {name: p.empty_like() for name, p in reference.features.items()}
-        return cls(start, end, features, reference.output.empty_like())
+        missing = dict.fromkeys(features, 0)
+        return cls(start, end, features, reference.output.empty_like(), missing=missing)
 
     def merge(self, other: Window) -> Window:
         """A new window counting both (spanning from the earlier start to the later end).
