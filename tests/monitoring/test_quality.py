@@ -4,6 +4,7 @@ covariate shift, concept change), and the drift-quality drivers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from taxiway.monitoring.quality import (
     rank_drivers,
     read_outcomes,
     realised,
+    realised_by_window,
 )
 from taxiway.monitoring.quality_metrics import (
     apply_calibration,
@@ -421,6 +423,38 @@ def test_regression_quality_is_mae_and_rmse() -> None:
 def test_no_outcomes_yet_gives_no_metrics() -> None:
     q = realised([{"request_id": "a", "prediction": 0.4}], [], "classification")
     assert (q.joined, q.rows, q.metrics["roc_auc"], q.metrics["accuracy"]) == (0, 0, None, None)
+
+
+def test_quality_per_window_comes_from_one_join() -> None:
+    t0 = datetime(2026, 12, 6, 5, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    scores, labels = world(3_000, seed=11)
+    times = [t0 + hour * (i % 3) for i in range(3_000)]
+    preds: dict[str, Any] = {
+        "request_id": [f"r{i}" for i in range(3_000)],
+        "ts": times,
+        "prediction": scores,
+    }
+    outs: dict[str, Any] = {"request_id": [f"r{i}" for i in range(3_000)], "value": labels}
+    windows = [(t0 + hour * k, t0 + hour * (k + 1)) for k in range(3)]
+    per_window = realised_by_window(preds, outs, "classification", windows)
+    for k, q in enumerate(per_window):  # by request_id: the same as measuring each window alone
+        rows = [i for i in range(3_000) if i % 3 == k]
+        alone = realised(
+            {key: [v[i] for i in rows] for key, v in preds.items()},
+            {key: [v[i] for i in rows] for key, v in outs.items()},  # numpy bools in lists
+            "classification",
+        )
+        assert q.metrics == pytest.approx(alone.metrics)
+        assert q.rows == alone.rows == 1_000
+    # by unit, the newer prediction in the later window is judged, not the older one
+    unit = {"unit": ["u", "u"], "ts": [t0, t0 + hour], "prediction": [0.2, 0.9]}
+    late = {"unit": ["u"], "timestamp": [t0 + 2 * hour], "value": [True]}
+    assert [q.by_unit for q in realised_by_window(unit, late, "classification", windows)] == [
+        0,
+        1,
+        0,
+    ]
 
 
 # ------------------------------------------------------------------ drivers

@@ -5,9 +5,11 @@ The pieces live in their own modules and are gathered here, the one import for c
 * :func:`quality_reference` (:mod:`~taxiway.monitoring.quality_reference`): stored at training
   from the validation set: the calibration map, the calibration check that decides whether the
   estimate can be trusted, the reference metrics.
-* :func:`read_outcomes`, :func:`join_outcomes`, :func:`realised`
-  (:mod:`~taxiway.monitoring.quality_realised`): outcomes joined to predictions by
-  ``request_id`` (else unit and time) and the metrics of the pairs.
+* :func:`read_outcomes` (:mod:`~taxiway.monitoring.quality_outcomes`): the outcomes log;
+  :func:`join_outcomes` (:mod:`~taxiway.monitoring.quality_join`): outcomes paired with
+  predictions by ``request_id``, else unit and time; :func:`realised`,
+  :func:`realised_by_window` (:mod:`~taxiway.monitoring.quality_realised`): the metrics of
+  the pairs, over a period or per window from one join.
 * :func:`estimated` (:mod:`~taxiway.monitoring.quality_estimated`): CBPE while labels are
   delayed. It cannot see a concept change (inputs unchanged, their meaning changed): realised
   quality must page for that.
@@ -30,13 +32,9 @@ import numpy as np
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.quality_estimated import EstimatedQuality, estimated
-from taxiway.monitoring.quality_realised import (
-    Joined,
-    RealisedQuality,
-    join_outcomes,
-    read_outcomes,
-    realised,
-)
+from taxiway.monitoring.quality_join import Joined, join_outcomes
+from taxiway.monitoring.quality_outcomes import read_outcomes
+from taxiway.monitoring.quality_realised import RealisedQuality, realised, realised_by_window
 from taxiway.monitoring.quality_reference import ECE_BOUND, MIN_CLASS_ROWS, quality_reference
 
 __all__ = [
@@ -52,6 +50,7 @@ __all__ = [
     "rank_drivers",
     "read_outcomes",
     "realised",
+    "realised_by_window",
 ]
 
 MIN_WINDOWS = 3
