@@ -14,9 +14,14 @@ For a classifier (scores are the probability of the positive class, labels 0/1):
   Every estimate rests on the calibrated probability being the true rate; an error of ``e``
   in it moves the expected confusion matrix by about ``e`` per row, so 0.05 keeps the
   estimate's bias to a few points of accuracy. ``why`` says which condition decided.
-* ``metrics``: ROC AUC, accuracy at 0.5 (score > 0.5 is positive), log loss, positive rate and
-  the CBPE estimate on the validation set itself (its distance from the real ROC AUC is the
-  estimator's own bias on this model).
+* ``metrics``: ROC AUC, accuracy at 0.5 (score > 0.5 is positive), log loss, ECE, positive
+  rate (the keys of realised quality's metrics, so the two compare) and ``cbpe_roc_auc``,
+  the estimate on the validation set itself.
+
+The map's own sampling noise biases the estimate upwards (its steps are steeper than the
+truth): on a simulated calibrated model, +0.005 ROC AUC on average with 20k validation rows,
++0.017 where live scores crowd into a narrow band, and about 0 with 200k rows. NannyML's CBPE,
+which fits the same isotonic map, gives the same numbers to 1e-4.
 
 For a regressor: ``metrics`` (MAE, RMSE) and ``estimation: None`` with the reason.
 """
@@ -119,6 +124,7 @@ def _classification_reference(
         "roc_auc": roc_auc(s, y),
         "accuracy": float(np.mean((s > 0.5) == (y == 1))) if len(y) else None,
         "log_loss": log_loss(s, y),
+        "calibration_error": calibration_error(s, y),
         "positive_rate": float(y.mean()) if len(y) else None,
         "cbpe_roc_auc": expected_roc_auc(s, apply_calibration(x_map, y_map, s)) if len(y) else None,
         "rows": len(y),
