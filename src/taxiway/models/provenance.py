@@ -17,6 +17,8 @@ from taxiway.models.lineage import build_lineage
 from taxiway.models.outcome import Outcome
 from taxiway.models.profile import build_profile
 from taxiway.models.registry import NewVersion
+from taxiway.monitoring.quality_reference import quality_reference
+from taxiway.monitoring.reference import build_reference
 from taxiway.spec.project import Project
 
 __all__ = ["new_version"]
@@ -30,16 +32,23 @@ def new_version(
     outcome: Outcome,
     metrics: dict[str, Any],
     created_by: str | None,
+    y_valid: np.ndarray | None = None,
 ) -> NewVersion:
-    """What the registry records of the version: metrics, lineage, profile, provenance."""
+    """What the registry records of the version: metrics, lineage, profile, provenance.
+
+    The profile holds the serving checks' ranges and, under ``monitor``, the monitor's
+    reference (:func:`monitor_reference`).
+    """
     spec = project.spec
+    output = outcome.p_valid if outcome.p_valid is not None else np.zeros(0)
     profile = build_profile(
         outcome.profile_matrix,
         outcome.profile_encoder.features,
         outcome.profile_encoder.kinds,
         dict(outcome.profile_encoder.vocabularies),
-        outcome.p_valid if outcome.p_valid is not None else np.zeros(0),
+        output,
     )
+    profile["monitor"] = monitor_reference(project, outcome, card.task, y_valid)
     return NewVersion(
         name=spec.name,
         created_by=created_by or _user(),
@@ -55,6 +64,36 @@ def new_version(
         profile=_jsonable(profile),
         serving=outcome.serving,
     )
+
+
+def monitor_reference(
+    project: Project, outcome: Outcome, task: str, y_valid: np.ndarray | None
+) -> dict[str, Any]:
+    """The monitor's reference for the version (``taxiway.monitoring``): a mergeable profile
+    and calibrated thresholds per input, from the training rows, and for the output, from the
+    validation predictions (out of sample, as live traffic is: in-sample scores are sharper);
+    under ``quality``, what CBPE needs to estimate quality before labels arrive, from the
+    validation predictions and labels. Booleans are profiled as 0/1; timestamp inputs are not
+    monitored (none is served today)."""
+    encoder = outcome.profile_encoder
+    columns: dict[str, Any] = {}
+    kinds: dict[str, Any] = {}
+    for index, (name, kind) in enumerate(zip(encoder.features, encoder.kinds, strict=True)):
+        values = outcome.profile_matrix[:, index].astype(np.float64)
+        if kind == "categorical":
+            vocabulary = encoder.vocabularies[name]
+            columns[name] = [None if v != v else vocabulary[int(v)] for v in values]
+            kinds[name] = "categorical"
+        elif kind in ("numeric", "boolean"):
+            columns[name], kinds[name] = values, "numeric"
+    drift = project.spec.monitoring.drift if project.spec.monitoring else "psi"
+    output = outcome.p_valid if outcome.p_valid is not None else np.zeros(0)
+    reference = build_reference(columns, kinds, output, statistic=drift)
+    if outcome.p_valid is not None and y_valid is not None and len(y_valid):
+        reference["quality"] = quality_reference(
+            outcome.p_valid, y_valid, "regression" if task == "regression" else "classification"
+        )
+    return reference
 
 
 def _spec_hash(path: Path | None) -> str:

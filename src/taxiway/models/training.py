@@ -269,7 +269,7 @@ def _train_and_register(
         )
         save_card(folder, card)
         shutil.copy2(out.with_name(f"{out.stem}.manifest.json"), folder / "training.manifest.json")
-        new = new_version(project, manifest, key, card, outcome, metrics, created_by)
+        new = new_version(project, manifest, key, card, outcome, metrics, created_by, rows.y_valid)
         version = store.register(new, folder)
         lap("register")
     finally:
