@@ -11,15 +11,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
+
+from taxiway.spec.project import Project
 
 from .conftest import free_port
 
-__all__ = ["RETAIL_SPEC", "dashboard_server", "report", "write_report"]
+__all__ = ["RETAIL_SPEC", "dashboard_server", "monitored_state", "report", "write_report"]
 
 RETAIL_SPEC = Path(__file__).parents[2] / "examples" / "retail" / "taxiway.yaml"
 
@@ -211,3 +215,103 @@ def report() -> dict[str, Any]:
         "threshold": "calibrated to each window's size",
         "healthy": False,
     }
+
+
+# ------------------------------------------------------------------ a monitored world
+
+
+LOG_START = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+WORLD_FEATURES = ("age", "spend", "plan")
+
+
+def _draw(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    return {
+        "age": rng.normal(40.0, 10.0, n),
+        "spend": rng.gamma(2.0, 30.0, n),
+        "plan": np.array(["basic", "plus", "pro"])[rng.choice(3, size=n, p=[0.5, 0.3, 0.2])],
+    }
+
+
+def _score(columns: dict[str, np.ndarray]) -> np.ndarray:
+    z = 0.08 * (columns["age"] - 40.0) - 0.02 * (columns["spend"] - 60.0)
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def monitored_state(state: Path, *, drift_from: int = 1, windows: int = 3) -> None:
+    """A registry in ``state`` whose production version of ``retail_churn`` stores a monitor
+    reference (as training stores it) over three features, and a prediction log (written by
+    the service's own writer) of ``windows`` hourly windows whose ``spend`` arrives tripled
+    from window ``drift_from`` on (a vendor's unit change)."""
+    from taxiway.models.registry import NewVersion, open_registry
+    from taxiway.monitoring.reference import build_reference
+    from taxiway.serving.log import PredictionLog
+
+    rng = np.random.default_rng(7)
+    train = _draw(rng, 4000)
+    stored = build_reference(
+        {"age": train["age"], "spend": train["spend"], "plan": train["plan"].astype(object)},
+        {"age": "numeric", "spend": "numeric", "plan": "categorical"},
+        _score(train),
+        statistic="psi",
+    )
+    project = Project.load(RETAIL_SPEC, state)
+    registry = open_registry(project.spec.registry, state_dir=state)
+    artifacts = state / "artifacts-in"
+    artifacts.mkdir(parents=True)
+    (artifacts / "model.txt").write_text("not scored here")
+    try:
+        version = registry.register(
+            NewVersion(
+                name="retail_churn",
+                created_by="tests",
+                algorithm="lightgbm",
+                task="classification",
+                metrics={},
+                features=list(WORLD_FEATURES),
+                definitions_hash="",
+                spec_hash="",
+                git_commit=None,
+                training={},
+                lineage={},
+                profile={"monitor": stored},
+                serving={},
+            ),
+            artifacts,
+        )
+        registry.set_stage("retail_churn", version.version, "production", by="tests")
+    finally:
+        registry.close()
+    ids = 0
+    for hour in range(windows):
+        columns = _draw(rng, 600)
+        if hour >= drift_from:
+            columns["spend"] = columns["spend"] * 3.0
+        scores = _score(columns)
+        at = LOG_START + timedelta(hours=hour)
+        with PredictionLog(state / "predictions", worker=f"w{hour}") as log:
+            for i in range(600):
+                ids += 1
+                log.append_sync(
+                    {
+                        "ts": (at + timedelta(seconds=6 * i)).isoformat(),
+                        "request_id": f"r{ids}",
+                        "model": "retail_churn",
+                        "model_version": version.version,
+                        "arm": "production",
+                        "unit": f"u{ids}",
+                        "path": "model",
+                        "degraded": False,
+                        "reason": None,
+                        "prediction": float(scores[i]),
+                        "latency_ms": float(rng.gamma(4.0, 0.5)),
+                        "lookup_ms": 0.1,
+                        "entities": {"customer": str(ids)},
+                        "request": {},
+                        "features": {
+                            "age": float(columns["age"][i]),
+                            "spend": float(columns["spend"][i]),
+                            "plan": str(columns["plan"][i]),
+                        },
+                        "out_of_range": [],
+                    }
+                )

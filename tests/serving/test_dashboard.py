@@ -30,7 +30,7 @@ from taxiway.serving.monitor_task import (
 from taxiway.spec.project import Project
 
 from .conftest import Server, serving, variant
-from .dashboard_fixture import RETAIL_SPEC, report, write_report
+from .dashboard_fixture import RETAIL_SPEC, monitored_state, report, write_report
 
 # ------------------------------------------------------------------ the routes (standalone app)
 
@@ -166,6 +166,30 @@ def test_one_standalone_dashboard_per_state_folder(tmp_path: Path) -> None:
         pytest.raises(MonitoringError, match="another `taxiway dashboard` runs"),
     ):
         standalone_app(project, report=saved)
+
+
+def test_the_standalone_dashboard_runs_the_monitor_over_the_log(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    monitored_state(state)  # spend arrives tripled from the second of three windows
+    app = standalone_app(Project.load(RETAIL_SPEC, state), interval_s=0)
+    with running(app) as client:
+        data = client.get("/dashboard/data.json").json()
+        html = client.get("/dashboard").text
+    assert data["live"]["version"] == 1
+    assert data["live"]["arm"] == "production"
+    monitor = data["monitor"]
+    assert monitor["status"] == "ok", monitor["message"]
+    report = monitor["report"]
+    assert {f["name"]: f["status"] for f in report["features"]} == {
+        "age": "ok",
+        "spend": "drift",
+        "plan": "ok",
+    }
+    assert report["period"]["requests"] == 1800
+    assert report["versions"] == {"1": 1800}
+    assert "drift:retail_churn:spend" in {a["key"] for a in report["alerts"]}
+    assert '"name":"spend"' in html  # the same data, inlined in the page
+    assert (state / "monitor" / "dashboard" / "retail_churn-v1").is_dir()
 
 
 # ------------------------------------------------------------------ the monitor task
@@ -386,12 +410,19 @@ def served(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _monitor_ran(server: Server) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
+    """data.json once the monitor ran after some answers were logged."""
     with server.client() as client:
+        for customer in ("100031", "100032", "100033"):
+            assert client.post("/v1/predict", json={"entities": {"customer": customer}}).is_success
+        asked = time.time()
+        deadline = time.monotonic() + 30
         while True:
             data: dict[str, Any] = client.get("/dashboard/data.json").json()
-            if data["monitor"]["status"] != "pending" or time.monotonic() > deadline:
+            ran_at = data["monitor"]["ran_at"]
+            if ran_at and datetime.fromisoformat(ran_at).timestamp() > asked + 1:
                 return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the monitor did not run in 30 s: {data['monitor']}")
             time.sleep(0.2)
 
 
@@ -436,7 +467,14 @@ def test_the_in_service_monitor_runs_once_for_all_workers(served: Server, shop: 
         assert "version 1 of retail_churn has no monitor reference" in monitor["message"]
     else:
         assert monitor["status"] == "ok", monitor
-        assert {f["name"] for f in monitor["report"]["features"]} >= {"recency_days"}
+        assert {f["name"] for f in monitor["report"]["features"]} == set(
+            version.profile["monitor"]["features"]
+        )
+        assert monitor["report"]["version"] == 1
+        with served.client() as client:
+            metrics = client.get("/metrics").text
+        assert 'taxiway_drift_status{feature="__output__",model="retail_churn"}' in metrics
+        assert 'taxiway_monitor_last_run_timestamp_seconds{model="retail_churn"}' in metrics
     folder = shop.parent / ".taxiway" / "monitor" / "service"
     assert orjson.loads((folder / "latest.json").read_bytes())["status"] == monitor["status"]
     with served.client() as client:  # both workers read the leader's file

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from tests.sprint.test_report_browser import require_chromium
 
-from .dashboard_fixture import RETAIL_SPEC, dashboard_server, write_report
+from .dashboard_fixture import RETAIL_SPEC, dashboard_server, monitored_state, write_report
 
 
 @dataclass
@@ -187,6 +187,28 @@ def test_alerts_quality_and_rates_are_shown(loaded: tuple[str, Loaded]) -> None:
     # the alert's detail is text on the page: its script did not run
     assert not [tag for tag, attrs in found if "data-pwned" in attrs]
     assert "&lt;script&gt;document.body.setAttribute('data-pwned', '1')&lt;/script&gt;" in page.dom
+
+
+def test_a_drift_the_monitor_observed_in_the_log_shows_as_drifted(tmp_path: Path) -> None:
+    """Not a fixture: `taxiway dashboard` runs the monitor over a prediction log whose spend
+    arrives tripled from its second window, against the version's stored reference."""
+    require_chromium()
+    state = tmp_path / "state"
+    monitored_state(state)
+    args = ["-f", str(RETAIL_SPEC), "--state-dir", str(state), "--interval", "0"]
+    with dashboard_server(*args, cwd=tmp_path) as url:
+        page = load(f"{url}/dashboard", tmp_path)
+    assert page.console == []
+    assert [u for u in page.requests if not u.startswith(url + "/")] == []
+    rows = {
+        attrs["data-feature"]: attrs["data-status"]
+        for tag, attrs in elements(page.dom)
+        if tag == "tr" and "feature" in attrs.get("class", "").split()
+    }
+    assert rows["spend"] == "drift"
+    assert rows["age"] == "ok"
+    assert rows["plan"] == "ok"
+    assert 'data-drawn="ok"' in page.dom
 
 
 def test_the_browser_checks_see_an_error_and_a_request_elsewhere(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import logging
 import os
 import threading
@@ -32,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -40,6 +39,9 @@ from taxiway.errors import MonitoringError, TaxiwayError
 from taxiway.models.registry import ModelVersion
 from taxiway.spec.models import Monitoring, Serving
 from taxiway.spec.project import Project
+
+if TYPE_CHECKING:
+    from taxiway.monitoring.report import MonitorReport
 
 __all__ = [
     "ENV_INTERVAL",
@@ -137,17 +139,13 @@ def run_for_version(
             "was trained before taxiway stored one, so its drift and quality cannot be "
             "judged. Retrain (`taxiway train`) and promote the new version to monitor it.",
         )
-    try:
-        monitor: Any = importlib.import_module("taxiway.monitoring.monitor")
-    except ImportError as error:
-        raise MonitoringError(
-            f"the monitor is not available in this installation ({error})",
-            fix="install a taxiway release with taxiway.monitoring.monitor",
-        ) from None
+    # here, not at the top: a service that never runs the monitor does not load it
+    from taxiway.monitoring.monitor import MonitorInputs, run_monitor
+
     serving = spec.serving or Serving()
     monitoring = spec.monitoring or Monitoring()
     label = getattr(spec, "label", None)
-    inputs = monitor.MonitorInputs(
+    inputs = MonitorInputs(
         name=spec.name,
         model=spec.name,
         version=version.version,
@@ -164,7 +162,7 @@ def run_for_version(
         sources=feature_sources(project, list(version.features)),
         outcome_name=getattr(label, "name", None),
     )
-    report = monitor.run_monitor(inputs)
+    report = run_monitor(inputs)
     if notify:
         _notify(project, report)
     return RunResult("ok", version.version, report=dict(report.to_json()))
@@ -191,7 +189,7 @@ def feature_sources(project: Project, features: list[str]) -> dict[str, str]:
     return out
 
 
-def _notify(project: Project, report: Any) -> None:
+def _notify(project: Project, report: MonitorReport) -> None:
     """The report's alerts to the log and the spec's webhook, deduplicated with `taxiway
     monitor`'s runs through the same ``<state>/monitor/alerts.json`` and scope."""
     from taxiway.monitoring.alerts import AlertSinks
@@ -294,7 +292,9 @@ class MonitorTask:
             result = self.runner()
         except (TaxiwayError, OSError, ValueError, KeyError, TypeError) as error:
             message = error.message if isinstance(error, TaxiwayError) else repr(error)
-            logger.warning("the monitor run failed: %s", message)
+            # once per new message: an idle service's empty log must not fill the log
+            level = logging.DEBUG if message == previous.get("message") else logging.WARNING
+            logger.log(level, "the monitor run failed: %s", message)
             logger.debug("the monitor run's error", exc_info=error)
             state = _state("error", previous.get("version"), message, previous.get("report"))
         except Exception as error:  # the monitor must never take the service down

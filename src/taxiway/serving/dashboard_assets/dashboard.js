@@ -88,7 +88,7 @@
     if (monitor.status === "error") parts.push("The last monitor run failed: " + monitor.message);
     if (monitor.status === "error" && report) parts.push("showing the report of " + (monitor.last_ok_at || "an earlier run"));
     if (monitor.status !== "ok" && monitor.status !== "error" && monitor.message) parts.push(monitor.message);
-    if (isNumber(monitor.took_s)) parts.push("took " + fmt(monitor.took_s, 2) + " s");
+    if (isNumber(monitor.took_s)) parts.push("took " + fmt(monitor.took_s, 3) + " s");
     if (report && report.threshold) parts.push("thresholds " + report.threshold);
     state.textContent = parts.join("; ");
     const notes = clear(document.getElementById("notes"));
@@ -132,6 +132,14 @@
   function frame(svg, width, height) {
     clear(svg);
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.removeAttribute("data-empty");
+    return svg;
+  }
+
+  // a chart with nothing to draw takes one line, not the chart's height
+  function empty(svg) {
+    svg.setAttribute("viewBox", "0 0 600 24");
+    svg.setAttribute("data-empty", "true");
     return svg;
   }
 
@@ -151,7 +159,7 @@
     const svg = frame(document.getElementById("chart-latency"), 600, 200);
     const windows = (latency.windows || []).filter((w) => w && (isNumber(w.p50) || isNumber(w.p99)));
     if (!windows.length) {
-      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no latency windows yet"));
+      empty(svg).appendChild(svgEl("text", { x: 10, y: 16, class: "empty" }, "no latency windows yet"));
       return;
     }
     const top = Math.max(...windows.map((w) => Math.max(w.p99 || 0, w.p50 || 0)), isNumber(budget) ? budget : 0) * 1.1 || 1;
@@ -189,7 +197,7 @@
     const svg = frame(document.getElementById("chart-burn"), 600, 200);
     const tbody = body("slo-table");
     if (!bars.length) {
-      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no SLO burn rates yet"));
+      empty(svg).appendChild(svgEl("text", { x: 10, y: 16, class: "empty" }, "no SLO burn rates yet"));
       emptyRow(tbody, 5, "No SLO declared or no requests yet.");
       return;
     }
@@ -228,7 +236,7 @@
     const svg = frame(document.getElementById("chart-burn-history"), 600, 160);
     const series = slos.map((slo) => [slo.name, (slo.history || []).filter((p) => p && isNumber(p.burn))]).filter((s) => s[1].length);
     if (!series.length) {
-      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no burn rate per window yet"));
+      empty(svg).appendChild(svgEl("text", { x: 10, y: 16, class: "empty" }, "no burn rate per window yet"));
       return;
     }
     const n = Math.max(...series.map((s) => s[1].length));
@@ -398,7 +406,7 @@
     ]);
     drawQualityHistory(quality);
     const notes = [];
-    if (!quality.estimated) notes.push("No estimate" + (quality.estimated_why ? ": " + quality.estimated_why : " (none for this model or version)."));
+    if (!quality.estimated) notes.push("No estimate" + (quality.estimated_why ? ": " + quality.estimated_why + "." : " (none for this model or version)."));
     else if (estimated.why) notes.push("Estimate: " + estimated.why);
     if (!quality.realised) notes.push("No realised quality: no outcomes joined to predictions yet.");
     for (const note of quality.notes || []) notes.push(note);
@@ -414,7 +422,7 @@
     const svg = frame(document.getElementById("chart-quality"), 600, 200);
     const history = (quality.history || []).filter((p) => p && (isNumber(p.estimated) || isNumber(p.realised)));
     if (!history.length) {
-      svg.appendChild(svgEl("text", { x: 10, y: 20, class: "empty" }, "no quality per window yet"));
+      empty(svg).appendChild(svgEl("text", { x: 10, y: 16, class: "empty" }, "no quality per window yet"));
       return;
     }
     const values = history.flatMap((p) => [p.estimated, p.realised]).concat([quality.minimum, quality.reference]).filter(isNumber);
