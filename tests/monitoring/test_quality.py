@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import log_loss as sklearn_log_loss
 from sklearn.metrics import roc_auc_score
 
 from taxiway.errors import MonitoringError
@@ -29,9 +30,12 @@ from taxiway.monitoring.quality import (
 )
 from taxiway.monitoring.quality_metrics import (
     apply_calibration,
+    auc_standard_error,
     calibration_error,
     expected_roc_auc,
     fit_isotonic,
+    log_loss,
+    roc_auc,
 )
 
 # ------------------------------------------------------------------ a simulated model
@@ -87,16 +91,12 @@ def reference() -> dict[str, Any]:
     )
 )
 def test_roc_auc_equals_sklearn_with_ties(rows: list[tuple[int, bool]]) -> None:
-    from taxiway.monitoring.quality_metrics import roc_auc
-
     scores = np.array([s / 6 for s, _ in rows])
     labels = np.array([y for _, y in rows])
     assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
 
 
 def test_roc_auc_of_one_class_is_undefined() -> None:
-    from taxiway.monitoring.quality_metrics import roc_auc
-
     assert roc_auc([0.1, 0.9], [1, 1]) is None
     assert roc_auc([], []) is None
 
@@ -147,6 +147,27 @@ def test_isotonic_map_equals_sklearn(rows: list[tuple[int, bool]], probes: list[
     np.testing.assert_allclose(ours, theirs, atol=1e-12)
     assert np.all(np.diff(y) >= 0)
     assert len(x) <= len(np.unique(scores))
+
+
+@settings(derandomize=True, deadline=None, max_examples=50)
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.booleans()), min_size=1, max_size=40))
+def test_log_loss_equals_sklearn(rows: list[tuple[float, bool]]) -> None:
+    p = np.array([s for s, _ in rows])
+    y = np.array([v for _, v in rows])
+    theirs = sklearn_log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[False, True])
+    assert log_loss(p, y) == pytest.approx(theirs, rel=1e-9)
+
+
+def test_the_auc_standard_error_matches_the_spread_of_windows() -> None:
+    aucs: list[float] = []
+    for seed in range(200):
+        scores, labels = world(2_000, seed=1_000 + seed)
+        aucs.append(roc_auc(scores, labels) or 0.0)
+    scores, labels = world(2_000, seed=999)
+    se = auc_standard_error(roc_auc(scores, labels), labels.sum(), (~labels).sum())
+    assert se is not None
+    assert np.std(aucs) == pytest.approx(se, rel=0.25)
+    assert auc_standard_error(None, 10, 10) is None
 
 
 def test_calibration_error_uses_equal_mass_bins() -> None:

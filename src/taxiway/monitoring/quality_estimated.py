@@ -25,7 +25,11 @@ import numpy as np
 import numpy.typing as npt
 
 from taxiway.errors import MonitoringError
-from taxiway.monitoring.quality_metrics import apply_calibration, expected_roc_auc
+from taxiway.monitoring.quality_metrics import (
+    apply_calibration,
+    auc_standard_error,
+    expected_roc_auc,
+)
 
 __all__ = ["EstimatedQuality", "estimated"]
 
@@ -37,6 +41,8 @@ class EstimatedQuality:
     method: str | None
     rows: int
     roc_auc: float | None = None
+    roc_auc_se: float | None = None
+    """How far the real ROC AUC of ``rows`` answers moves by chance around the estimate."""
     accuracy: float | None = None
     positive_rate: float | None = None
     reason: str | None = None
@@ -46,15 +52,21 @@ class EstimatedQuality:
         return asdict(self)
 
 
-def estimated(scores: npt.ArrayLike, reference: dict[str, Any]) -> EstimatedQuality:
+def estimated(
+    scores: npt.ArrayLike, reference: dict[str, Any], *, rows: int | None = None
+) -> EstimatedQuality:
     """The CBPE estimate of the quality of ``scores`` (the model's probabilities of the
     positive class) by the version's stored quality ``reference``; missing scores are dropped.
+    ``rows``: how many answers the scores stand for, when they are a summary (quantiles of a
+    window's sketch); it sets ``rows`` and the standard error.
 
     >>> ref = {"task": "classification", "trusted": True, "why": "",
     ...        "calibration": {"x": [0.0, 1.0], "y": [0.0, 1.0]}}
     >>> e = estimated([0.1, 0.2, 0.8, 0.9], ref)
     >>> round(e.roc_auc, 4), e.accuracy, e.positive_rate
     (0.9286, 0.85, 0.5)
+    >>> round(estimated([0.1, 0.2, 0.8, 0.9], ref, rows=10_000).roc_auc_se, 4)
+    0.0027
     >>> estimated([0.5], {"task": "regression", "why": "no estimate for regressors"}).reason
     'no estimate for regressors'
     """
@@ -85,10 +97,14 @@ def estimated(scores: npt.ArrayLike, reference: dict[str, Any]) -> EstimatedQual
     if not len(s):
         return EstimatedQuality(method="cbpe", rows=0, reason="no scores in this period")
     c = apply_calibration(x, y, s)
+    n = len(s) if rows is None else rows
+    auc = expected_roc_auc(s, c)
+    rate = float(np.mean(c))
     return EstimatedQuality(
         method="cbpe",
-        rows=len(s),
-        roc_auc=expected_roc_auc(s, c),
+        rows=n,
+        roc_auc=auc,
+        roc_auc_se=auc_standard_error(auc, n * rate, n * (1 - rate)),
         accuracy=float(np.mean(np.where(s > 0.5, c, 1.0 - c))),
-        positive_rate=float(np.mean(c)),
+        positive_rate=rate,
     )

@@ -35,6 +35,7 @@ import numpy.typing as npt
 __all__ = [
     "ECE_BINS",
     "apply_calibration",
+    "auc_standard_error",
     "calibration_error",
     "calibration_noise",
     "expected_roc_auc",
@@ -108,6 +109,23 @@ def expected_roc_auc(scores: npt.ArrayLike, probabilities: npt.ArrayLike) -> flo
     if pairs <= 1e-12:
         return None
     return min(1.0, max(0.0, ordered / pairs))
+
+
+def auc_standard_error(auc: float | None, positives: float, negatives: float) -> float | None:
+    """The standard error of a ROC AUC of ``auc`` measured on this many positives and
+    negatives (Hanley and McNeil, 1982): how far a window's AUC moves by chance alone, so an
+    alert can ask for more than noise. ``None`` when undefined (no AUC, under one of a class).
+
+    >>> round(auc_standard_error(0.85, 100, 300), 4), round(auc_standard_error(0.85, 10_000, 30_000), 4)
+    (0.0254, 0.0025)
+    """
+    if auc is None or positives < 1 or negatives < 1:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return float(np.sqrt(max(variance, 0.0)))
 
 
 def calibration_error(

@@ -20,7 +20,12 @@ import numpy.typing as npt
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.quality_join import Joined, Records, column, epoch, epochs, join_outcomes
-from taxiway.monitoring.quality_metrics import calibration_error, log_loss, roc_auc
+from taxiway.monitoring.quality_metrics import (
+    auc_standard_error,
+    calibration_error,
+    log_loss,
+    roc_auc,
+)
 from taxiway.monitoring.quality_reference import Task
 
 __all__ = ["RealisedQuality", "realised", "realised_by_window"]
@@ -149,8 +154,11 @@ def _measure(
 def _classification(
     s: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
 ) -> dict[str, float | None]:
+    auc = roc_auc(s, y)
+    positives = float(y.sum())
     return {
-        "roc_auc": roc_auc(s, y),
+        "roc_auc": auc,
+        "roc_auc_se": auc_standard_error(auc, positives, len(y) - positives),
         "log_loss": log_loss(s, y),
         "calibration_error": calibration_error(s, y),
         "accuracy": float(np.mean((s > 0.5) == (y == 1))) if len(y) else None,
