@@ -237,11 +237,14 @@ def _score(columns: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
 
-def monitored_state(state: Path, *, drift_from: int = 1, windows: int = 3) -> None:
+def monitored_state(
+    state: Path, *, drift_from: int = 1, windows: int = 3, reference: bool = True
+) -> None:
     """A registry in ``state`` whose production version of ``retail_churn`` stores a monitor
     reference (as training stores it) over three features, and a prediction log (written by
     the service's own writer) of ``windows`` hourly windows whose ``spend`` arrives tripled
-    from window ``drift_from`` on (a vendor's unit change)."""
+    from window ``drift_from`` on (a vendor's unit change). Without ``reference``, the
+    version is one trained before monitoring (no ``profile["monitor"]``)."""
     from taxiway.models.registry import NewVersion, open_registry
     from taxiway.monitoring.reference import build_reference
     from taxiway.serving.log import PredictionLog
@@ -273,7 +276,7 @@ def monitored_state(state: Path, *, drift_from: int = 1, windows: int = 3) -> No
                 git_commit=None,
                 training={},
                 lineage={},
-                profile={"monitor": stored},
+                profile={"monitor": stored} if reference else {"columns": {}},
                 serving={},
             ),
             artifacts,

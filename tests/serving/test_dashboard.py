@@ -192,6 +192,17 @@ def test_the_standalone_dashboard_runs_the_monitor_over_the_log(tmp_path: Path) 
     assert (state / "monitor" / "dashboard" / "retail_churn-v1").is_dir()
 
 
+def test_a_version_without_a_reference_is_named_on_the_page(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    monitored_state(state, reference=False)
+    app = standalone_app(Project.load(RETAIL_SPEC, state), interval_s=0)
+    with running(app) as client:
+        monitor = client.get("/dashboard/data.json").json()["monitor"]
+    assert monitor["status"] == "no_reference"
+    assert monitor["report"] is None
+    assert "version 1 of retail_churn has no monitor reference" in monitor["message"]
+
+
 # ------------------------------------------------------------------ the monitor task
 
 
