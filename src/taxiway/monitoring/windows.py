@@ -361,7 +361,11 @@ class WindowStore:
         state = self._load()
         if state is None:
             return []
-        found = [self._window(name) for name in state.files.values()]
+        try:
+            found = [self._window(name) for name in state.files.values()]
+        except MonitoringError:  # an update may have committed meanwhile, removing files
+            state = self._load()
+            found = [] if state is None else [self._window(n) for n in state.files.values()]
         found.sort(key=lambda window: window.start)
         return [window for window in found if since is None or window.end > since]
 
