@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -158,7 +159,10 @@ def run_follow(args: argparse.Namespace) -> dict[str, Any]:
     import monitor_follow
 
     folder = DATA_DIR / "follow"
+    for stale in ("log", "windows"):  # before either process starts: the monitor waits for a log
+        shutil.rmtree(folder / stale, ignore_errors=True)
     (folder / monitor_follow.DONE).unlink(missing_ok=True)
+    (folder / monitor_follow.READY).unlink(missing_ok=True)
     print("\n  follow: reference profile ...", flush=True)
     monitor_follow.build_reference(folder, args.seed)
     print(f"  follow: {args.rate:,}/s for {args.seconds:.0f} s, monitor every {args.every:g} s")
@@ -196,6 +200,14 @@ def run_follow(args: argparse.Namespace) -> dict[str, Any]:
             ],
         )
     )  # fmt: skip
+    first, before, shown = runs[0]["start"] if runs else 0.0, 0, []
+    for run in runs:
+        shown.append(
+            f"t+{run['start'] - first:.0f}s +{run['counted'] - before:,.0f} in "
+            f"{run['end'] - run['start']:.2f}s (cpu {run['cpu_s']:.2f}s)"
+        )
+        before = run["counted"]
+    print("\n  runs: " + "; ".join(shown))
     kept_up = final == written["written"] and lag.get("never_counted", 1) == 0
     print(f"\n  every record counted: {'yes' if kept_up else 'NO'}")
     written.pop("timeline")

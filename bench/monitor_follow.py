@@ -3,7 +3,8 @@
 Two processes. The **writer** appends prediction records (the service's shape, ``FEATURES``
 numeric features) to a log through taxiway's own ``PredictionLog`` (``sync="interval"``, the
 service's default, files rotated at 64 MiB) at ``rate`` records per second for ``seconds``,
-paced every 5 ms, and notes when each record was written. The **monitor** reruns
+paced every 5 ms from the moment the monitor is ready, and notes when each record was
+written. The **monitor** reruns
 ``WindowStore.update`` on that log every ``every`` seconds (1-minute windows, a 50 ms budget)
 with one store, so each run reads only the bytes written since the previous one, and notes
 when each run ended and how many records its windows then held, until the writer is done (one
@@ -19,7 +20,6 @@ from __future__ import annotations
 import bisect
 import json
 import resource
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ FEATURES = 20
 VERSION = 1
 PATTERN = "predictions-*.jsonl"
 DONE = "writer-done.json"
+READY = "monitor-ready"  # the writer starts once the monitor has imported and loaded
 
 
 def _cpu() -> float:
@@ -69,9 +70,11 @@ def writer(folder: Path, rate: int, seconds: float, seed: int) -> dict[str, Any]
     columns = names()
     shifts = np.arange(FEATURES, dtype=np.float64)
     scales = 1.0 + shifts / 10
-    log_folder = folder / "log"
-    shutil.rmtree(log_folder, ignore_errors=True)
+    log_folder = folder / "log"  # emptied by the parent before either process started
     timeline: list[tuple[float, int]] = []  # (wall time, records written by then)
+    waited = time.monotonic()
+    while not (folder / READY).exists() and time.monotonic() - waited < 120:
+        time.sleep(0.01)
     written = 0
     cpu, began = _cpu(), time.monotonic()
     with PredictionLog(log_folder, worker="bench", sync="interval") as log:
@@ -126,10 +129,14 @@ def monitor(folder: Path, every: float, seconds: float) -> dict[str, Any]:
     from taxiway.monitoring.windows import WindowStore
 
     reference = load_reference(json.loads((folder / "reference.json").read_text()))
-    state = folder / "windows"
-    shutil.rmtree(state, ignore_errors=True)
-    store = WindowStore(state)
+    store = WindowStore(folder / "windows")
     log_folder = folder / "log"
+    log_folder.mkdir(parents=True, exist_ok=True)
+    store.update(  # warm: every lazy import done, an empty log read, before the writer starts
+        log_folder, PATTERN, reference, window=timedelta(minutes=1), budget_ms=50.0,
+        version=VERSION,
+    )  # fmt: skip
+    (folder / READY).touch()
     runs: list[dict[str, float]] = []
     deadline = time.monotonic() + seconds + 120  # a writer that died does not hang us
     cpu, began = _cpu(), time.monotonic()
@@ -138,8 +145,6 @@ def monitor(folder: Path, every: float, seconds: float) -> dict[str, Any]:
         time.sleep(max(0.0, next_run - time.monotonic()))
         next_run += every
         finished = (folder / DONE).exists()
-        if not log_folder.exists():
-            continue
         start, cpu_before = time.time(), _cpu()
         windows = store.update(
             log_folder, PATTERN, reference, window=timedelta(minutes=1), budget_ms=50.0,
