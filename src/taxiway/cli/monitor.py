@@ -20,7 +20,7 @@ from rich.markup import escape
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, MonitoringError, SpecError
 from taxiway.spec.durations import EXPECTED, parse_duration
-from taxiway.spec.models import Monitoring, Serving
+from taxiway.spec.models import ModelSpec, Monitoring, Serving
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from taxiway.monitoring.monitor import MonitorInputs
     from taxiway.monitoring.report import MonitorReport
 
-__all__ = ["app", "monitor_inputs", "resolve_version"]
+__all__ = ["QUALITY_METRICS", "app", "monitor_inputs", "resolve_version"]
+
+QUALITY_METRICS = frozenset({"roc_auc", "accuracy", "log_loss", "mae", "rmse"})
+"""The model metrics the monitor measures (realised; roc_auc and accuracy estimated too)."""
 
 app = typer.Typer(
     help="Watch the served model: input and output drift against calibrated thresholds, "
@@ -78,11 +81,10 @@ def monitor(
     from taxiway.monitoring.monitor import run_monitor
     from taxiway.monitoring.report import summary_lines, write_report
 
+    length, start = _window(window), _since(since, datetime.now(UTC))
     project = Project.load(file, state_dir)
     version = resolve_version(project, model_version)
-    inputs = monitor_inputs(
-        project, version, window=_window(window), since=_since(since, datetime.now(UTC))
-    )
+    inputs = monitor_inputs(project, version, window=length, since=start)
     report = run_monitor(inputs)
     _notify(project, report)
     written = write_report(report, out) if out is not None else []
@@ -123,9 +125,8 @@ def export(
     from taxiway.monitoring.slo import SloName, SloSpec
 
     if prometheus_rules is None and grafana is None:
-        raise MonitoringError(
-            "nothing to export",
-            fix="pass --prometheus-rules FILE, --grafana FILE, or both",
+        raise typer.BadParameter(
+            "nothing to export: pass --prometheus-rules FILE, --grafana FILE, or both"
         )
     project = Project.load(file, state_dir)
     spec = project.spec
@@ -193,7 +194,7 @@ def monitor_inputs(
             "new version (or pick a newer one with --model-version)",
         )
     serving = spec.serving or Serving()
-    monitoring = spec.monitoring or Monitoring()
+    monitoring = _with_defaults(spec.monitoring or Monitoring(), spec.model, window)
     log_folder = Path(serving.log.path) if serving.log.path else project.state_dir / "predictions"
     label = getattr(spec, "label", None)
     return MonitorInputs(
@@ -204,7 +205,7 @@ def monitor_inputs(
         log_folder=log_folder,
         outcomes_folder=log_folder.parent / "outcomes",
         state_folder=project.state_dir / "monitor" / f"{spec.name}-v{version.version}",
-        window=window or monitoring.window,
+        window=monitoring.window,
         since=since,
         budget_ms=serving.latency_budget_ms,
         monitoring=monitoring
@@ -216,6 +217,20 @@ def monitor_inputs(
         outcome_name=getattr(label, "name", None),
         now=now,
     )
+
+
+def _with_defaults(
+    monitoring: Monitoring, model: ModelSpec | None, window: timedelta | None
+) -> Monitoring:
+    """The spec's section with ``--window`` applied, and the quality metric defaulting to the
+    model's own when the monitor measures it (:data:`QUALITY_METRICS`)."""
+    if window is not None:
+        monitoring = monitoring.model_copy(update={"window": window})
+    metric = getattr(model, "metric", None)
+    if monitoring.quality.metric is None and metric in QUALITY_METRICS:
+        quality = monitoring.quality.model_copy(update={"metric": metric})
+        monitoring = monitoring.model_copy(update={"quality": quality})
+    return monitoring
 
 
 def _sources(project: Project, features: list[str]) -> dict[str, str]:
