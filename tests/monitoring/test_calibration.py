@@ -24,6 +24,8 @@ from taxiway.monitoring.statistics import STATISTICS
 N_REF = 50_000
 CHI2_2DF_99 = 9.2103  # the 99th percentile of chi-square with 2 degrees of freedom
 CHI2_9DF_99 = 21.666  # ... with 9 (ten deciles)
+CHI2_2DF_999 = 13.816  # the 99.9th percentiles
+CHI2_9DF_999 = 27.877
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +56,22 @@ def test_chi2_threshold_is_chi2_at_every_n_because_the_reference_noise_is_in(
     three_labels: CategoricalProfile,
 ) -> None:
     """Between two independent samples, chi-square of homogeneity is ~ chi2(k - 1) whatever
-    their sizes. Resampling the reference alone would give chi2 * N / (N + n): 0.44 at 1M."""
+    their sizes. Resampling the reference alone would give chi2 * N / (N + n): 0.44 at 1M.
+    From n ~ N the reference's error alone sets the floor: its 99.9th percentile, chi2(2)'s
+    13.8 times n / (N + n)."""
     table = calibrate(three_labels, STATISTICS["chi2"], resamples=1_000)
     for n in SIZES:
-        assert table[n] == pytest.approx(CHI2_2DF_99, rel=0.2), (n, table)
+        floor = CHI2_2DF_999 * n / (N_REF + n)
+        assert table[n] == pytest.approx(max(CHI2_2DF_99, floor), rel=0.2), (n, table)
+
+
+def test_the_floor_is_the_reference_error_alone(normal_reference: NumericProfile) -> None:
+    without = calibrate(normal_reference, STATISTICS["psi"], floor_resamples=0)
+    floored = calibrate(normal_reference, STATISTICS["psi"])
+    assert floored[200] == pytest.approx(without[200], rel=0.2)  # the window noise dominates
+    assert floored[1_000_000] > without[1_000_000]  # the reference's error does
+    # PSI of the reference against its true shares: ~ chi2(9) / N at the 99.9th percentile
+    assert floored[1_000_000] == pytest.approx(CHI2_9DF_999 / N_REF, rel=0.3)
 
 
 def test_psi_threshold_follows_one_over_n_plus_one_over_big_n(
@@ -65,7 +79,7 @@ def test_psi_threshold_follows_one_over_n_plus_one_over_big_n(
 ) -> None:
     """PSI between samples of n and N rows on ten equal bins is ~ chi2(9) * (1/n + 1/N)."""
     table = calibrate(normal_reference, STATISTICS["psi"], resamples=1_000)
-    for n in (10_000, 100_000, 1_000_000):
+    for n in (1_000, 10_000, 100_000):
         assert table[n] == pytest.approx(CHI2_9DF_99 * (1 / n + 1 / N_REF), rel=0.25), n
 
 

@@ -23,6 +23,14 @@ the threshold is the 99th percentile of the statistic between a reference of siz
 fresh window of size n: ``~ 1/n + 1/N``, with a floor at large n that real data also meets
 (tests/monitoring/test_false_alarms.py checks it with fresh draws at n = 200, 10k, 1M).
 
+A floor against permanent false alarms. Part of the statistic is the reference's own error,
+the same in every window; at n >> N it is nearly all of it. There a "1% false alarm" is not
+1% of windows but 1% of features that alert in every window, for the version's whole life,
+and hysteresis cannot help. So the threshold is never below the 99.9th percentile of the
+statistic between the reference and windows *without* window noise (``n * p``, p drawn as
+above): a healthy feature alerts for good with probability about 0.1%, while below N the
+window's own noise dominates and the 99th percentile (1% of windows) sets the threshold.
+
 Not modelled: labels the reference never saw (one in a window is a strong, often right,
 signal for chi-square), and the window's extremes beyond the reference's range (Wasserstein
 spreads those values from the range's end to the window's min or max; a simulated window has
@@ -63,6 +71,8 @@ from taxiway.monitoring.statistics.base import (
 )
 
 __all__ = [
+    "FLOOR_QUANTILE",
+    "FLOOR_RESAMPLES",
     "QUANTILE",
     "RESAMPLES",
     "SIZES",
@@ -80,6 +90,10 @@ RESAMPLES: Final = 200
 """Simulated windows per size."""
 QUANTILE: Final = 0.99
 """The share of healthy windows under the threshold: 1% false alarms per feature-window."""
+FLOOR_QUANTILE: Final = 0.999
+"""The share of healthy features whose reference error alone stays under the threshold."""
+FLOOR_RESAMPLES: Final = 1_000
+"""Draws of the true shares for the floor (the 0.999 quantile of 1,000 is their maximum)."""
 
 
 def _reference_cells(reference: Profile) -> tuple[Floats, Floats]:
@@ -115,8 +129,11 @@ def true_shares(reference: Profile, resamples: int, rng: np.random.Generator) ->
     return shares
 
 
-def resample_cells(reference: Profile, n: int, shares: Floats, rng: np.random.Generator) -> Cells:
-    """Simulated windows of ``n`` rows, one per row of ``shares``: ``Multinomial(n, shares)``.
+def resample_cells(
+    reference: Profile, n: int, shares: Floats, rng: np.random.Generator | None
+) -> Cells:
+    """Simulated windows of ``n`` rows, one per row of ``shares``: ``Multinomial(n, shares)``,
+    or, without ``rng``, the expected counts ``n * shares`` (the reference's error alone).
 
     >>> from taxiway.monitoring.profiles import CategoricalProfile
     >>> ref = CategoricalProfile.reference(["a"] * 60 + ["b"] * 40)
@@ -126,7 +143,7 @@ def resample_cells(reference: Profile, n: int, shares: Floats, rng: np.random.Ge
     ((3, 2), [1000.0, 1000.0, 1000.0])
     """
     counts = _reference_cells(reference)[0]
-    windows = rng.multinomial(n, shares).astype(np.float64)
+    windows = n * shares if rng is None else rng.multinomial(n, shares).astype(np.float64)
     if isinstance(reference, CategoricalProfile):
         return Cells("categorical", counts, windows)
     ends = np.array([reference.low]), np.array([reference.high])
@@ -142,8 +159,12 @@ def calibrate(
     resamples: int = RESAMPLES,
     quantile: float = QUANTILE,
     seed: int = 0,
+    *,
+    floor_quantile: float = FLOOR_QUANTILE,
+    floor_resamples: int = FLOOR_RESAMPLES,
 ) -> dict[int, float]:
-    """The threshold per window size: the ``quantile`` of the statistic over simulated windows.
+    """The threshold per window size: the ``quantile`` of the statistic over simulated windows,
+    never below the ``floor_quantile`` of the reference's own error (module docstring).
 
     >>> from taxiway.monitoring.profiles import CategoricalProfile
     >>> from taxiway.monitoring.statistics import STATISTICS
@@ -157,14 +178,20 @@ def calibrate(
             f"the {statistic.name} statistic cannot be calibrated on a {reference.kind} profile",
             fix="pick the statistic per column kind (default_statistic(kind, choice))",
         )
-    if not 0.0 < quantile < 1.0 or resamples < 1:
-        raise ValueError("calibrate needs 0 < quantile < 1 and at least one resample")
+    if not 0.0 < quantile < 1.0 or not 0.0 < floor_quantile < 1.0 or resamples < 1:
+        raise ValueError("calibrate needs quantiles in (0, 1) and at least one resample")
     rng = np.random.default_rng(seed)
-    shares = true_shares(reference, resamples, rng)  # shared by the sizes: one draw per resample
+    # one draw of the true shares per resample, shared by the sizes
+    shares = true_shares(reference, max(resamples, floor_resamples), rng)
     table: dict[int, float] = {}
     for n in sorted(int(size) for size in sizes):
-        values = statistic.of_cells(resample_cells(reference, n, shares, rng))
-        table[n] = float(np.quantile(values, quantile, method="weibull"))
+        values = statistic.of_cells(resample_cells(reference, n, shares[:resamples], rng))
+        threshold = float(np.quantile(values, quantile, method="weibull"))
+        if floor_resamples:
+            expected = resample_cells(reference, n, shares[:floor_resamples], None)
+            floor = np.quantile(statistic.of_cells(expected), floor_quantile, method="weibull")
+            threshold = max(threshold, float(floor))
+        table[n] = threshold
     return table
 
 
