@@ -129,6 +129,16 @@ def test_format_break_writes_cents_from_the_date_on(
     assert _content(out)["sessions"] == _content(plain)["sessions"]
 
 
+def test_the_command_line_writes_what_the_function_writes(sim: ModuleType, tmp_path: Path) -> None:
+    trouble = sim.Trouble(SINCE, drift={"quantity": 2.0}, format_break=("amount",))
+    sim.simulate(tmp_path / "api", customers=120, **ONE_YEAR, trouble=trouble)
+    argv = ["--out", str(tmp_path / "cli"), "--customers", "120", "--start", "2025-01-01"]
+    argv += ["--trouble-from", "2025-10-01", "--drift", "quantity=2", "--format-break", "amount"]
+    sim.main(argv)
+    assert _content(tmp_path / "cli") == _content(tmp_path / "api")
+    assert _content(tmp_path / "cli")["orders"] != BEFORE[(120, "2025")]["orders"]
+
+
 def test_unknown_trouble_is_refused_with_what_is_known(sim: ModuleType) -> None:
     with pytest.raises(ValueError, match="--drift takes amount, quantity, pages"):
         sim.Trouble(SINCE, drift={"price": 2.0})
