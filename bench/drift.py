@@ -47,6 +47,7 @@ from toolkit import (
     append_record,
     children_cpu_seconds,
     code_state,
+    command_line,
     handed_back,
     machine,
     markdown_table,
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         if not rows.isdigit() or not columns.isdigit() or int(columns) <= max(SHIFTS):
             parser.error(f"--sizes {item!r}: give ROWSxCOLUMNS with more than {max(SHIFTS)} cols")
         sizes.append((int(rows), int(columns)))
-    print(f"# bench/drift.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    print(f"# {command_line()}\n\nmachine: {machine()}")
     print(f"versions: {versions('numpy', 'datasketches', 'pyarrow', 'orjson')}")
     if "evidently" in tools:
         print(f"evidently venv: {EVIDENTLY_VENV.versions('evidently', 'pandas', 'scipy')}")

@@ -41,6 +41,7 @@ from toolkit import (
     OtherLoad,
     append_record,
     code_state,
+    command_line,
     hand_back,
     handed_back,
     machine,
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tools = ["taxiway"] if args.no_nannyml else ["taxiway", "nannyml"]
     if "estimate" in parts and not args.no_nannyml and (why := NANNYML_VENV.missing()):
         parser.error(f"nannyml cannot run: {why} (or pass --no-nannyml)")
-    print(f"# bench/monitor.py {' '.join(sys.argv[1:])}\n\nmachine: {machine()}")
+    print(f"# {command_line()}\n\nmachine: {machine()}")
     print(f"versions: {versions('numpy', 'lightgbm', 'datasketches', 'pyarrow', 'orjson')}")
     if "nannyml" in args.tools and "estimate" in parts:
         print(f"nannyml venv: {NANNYML_VENV.versions('nannyml', 'pandas', 'scikit-learn')}")
