@@ -219,6 +219,8 @@ def threshold_for(table: dict[int, float], n: int) -> float:
         )
     sizes = sorted(table)
     n = max(int(n), 1)
+    if n in table:
+        return table[n]
     if n >= sizes[-1]:
         return table[sizes[-1]]
     if len(sizes) == 1:
