@@ -49,8 +49,10 @@ __all__ = [
     "KLL_K",
     "OTHER",
     "CategoricalProfile",
+    "FineBins",
     "NumericProfile",
     "Profile",
+    "parse_numbers",
     "profile_from_dict",
 ]
 
@@ -106,7 +108,8 @@ def _parse_one(value: object) -> tuple[float, bool]:
 def parse_numbers(values: Iterable[object] | npt.ArrayLike) -> tuple[Floats, int]:
     """Raw values as a float array with NaN for missing, and the count of invalid ones.
 
-    A float or integer numpy array takes the fast path (no Python loop).
+    A float or integer numpy array takes the fast path (no Python loop); so does a list of
+    numbers, None and numeric strings (one scan for booleans first).
 
     >>> parse_numbers([1, None, "2.5", "x", True, float("inf")])
     (array([1. , nan, 2.5, nan, nan, nan]), 3)
@@ -122,6 +125,17 @@ def parse_numbers(values: Iterable[object] | npt.ArrayLike) -> tuple[Floats, int
     items: Sequence[object] = (
         values.ravel().tolist() if isinstance(values, np.ndarray) else list(values)  # type: ignore[arg-type]
     )
+    if not any(type(item) is bool or isinstance(item, np.bool_) for item in items):
+        try:  # numbers, None and numeric strings convert in C; anything else falls through
+            floats = np.asarray(items, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            pass
+        else:
+            if floats.size == len(items):
+                infinite = int(np.count_nonzero(np.isinf(floats)))
+                if infinite:
+                    floats = np.where(np.isinf(floats), np.nan, floats)
+                return floats, infinite
     parsed = [_parse_one(item) for item in items]
     floats = np.fromiter((number for number, _ in parsed), dtype=np.float64, count=len(parsed))
     return floats, sum(bad for _, bad in parsed)
