@@ -349,6 +349,14 @@ def test_read_outcomes_skips_torn_lines_and_orders_by_arrival(tmp_path: Path) ->
     )
     (tmp_path / "notes.txt").write_text("not a log")
     assert [r["request_id"] for r in read_outcomes(tmp_path, "bought")] == ["a", "b"]
+    # a damaged line inside a file, and a line that is JSON but no record, are skipped too
+    write_log(tmp_path, "predictions-w3-20261206T050000-0000.jsonl", [])
+    (tmp_path / "predictions-w3-20261206T050000-0000.jsonl").write_bytes(
+        b'{"received_at": "2026-12-06T05:00:03+00:00", "request_id": "d", "name": "bought"}\n'
+        b'{"received_at": \n[1, 2]\n'
+        b'{"received_at": "2026-12-06T05:00:04+00:00", "request_id": "e", "name": "bought"}\n'
+    )
+    assert [r["request_id"] for r in read_outcomes(tmp_path, "bought")] == ["a", "b", "d", "e"]
     with pytest.raises(MonitoringError, match="several outcome names"):
         read_outcomes(tmp_path, None)
     with pytest.raises(MonitoringError, match="no outcomes log"):

@@ -99,10 +99,8 @@ def _by_unit(predictions: Records, outcomes: Records, rows: Ints) -> tuple[Ints,
     p_units = column(predictions, "unit")
     o_all = column(outcomes, "unit")
     o_units = [o_all[i] for i in rows.tolist()]
-    codes: dict[Any, int] = {}
-    for unit in p_units:
-        if unit is not None and unit not in codes:
-            codes[unit] = len(codes)
+    codes = {unit: code for code, unit in enumerate(dict.fromkeys(p_units))}
+    codes.pop(None, None)
     p_code = np.fromiter(map(codes.get, p_units, repeat(-1)), np.int64, len(p_units))
     o_code = np.fromiter(map(codes.get, o_units, repeat(-1)), np.int64, len(o_units))
     p_time = epochs(column(predictions, "ts"))

@@ -64,13 +64,17 @@ def read_outcomes(folder: Path, name: str | None = None) -> list[dict[str, Any]]
 def _read_lines(data: bytes) -> list[dict[str, Any]]:
     """The complete JSON-object lines of a file; a torn or foreign line is skipped."""
     lines = [line for line in data.split(b"\n") if line.strip()]
-    try:  # one parse for the whole file; only a file with a torn line pays per line
-        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+    # a writer killed mid-line leaves at most its last line torn (files are never reopened):
+    # the others in one parse, the last alone, and line by line only if that fails
+    parsed: list[Any] = []
+    try:
+        parsed = orjson.loads(b"[" + b",".join(lines[:-1]) + b"]")
+        rest = lines[-1:]
     except orjson.JSONDecodeError:
-        parsed = []
-        for line in lines:
-            try:
-                parsed.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
+        rest = lines
+    for line in rest:
+        try:
+            parsed.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
     return [r for r in parsed if isinstance(r, dict)]
