@@ -183,15 +183,23 @@ def calibrate(
     rng = np.random.default_rng(seed)
     # one draw of the true shares per resample, shared by the sizes
     shares = true_shares(reference, max(resamples, floor_resamples), rng)
+    ordered = sorted(int(size) for size in sizes)
+
+    def floor_at(n: int) -> float:
+        expected = statistic.of_cells(resample_cells(reference, n, shares[:floor_resamples], None))
+        return float(np.quantile(expected, floor_quantile, method="weibull"))
+
+    floors = dict.fromkeys(ordered, 0.0)
+    if floor_resamples and ordered:
+        first, last = floor_at(ordered[0]), floor_at(ordered[-1])
+        if math.isclose(first, last, rel_tol=1e-9, abs_tol=1e-15):  # shares only: one floor
+            floors = dict.fromkeys(ordered, last)
+        else:  # the statistic grows with the counts (chi-square): a floor per size
+            floors = {n: floor_at(n) for n in ordered}
     table: dict[int, float] = {}
-    for n in sorted(int(size) for size in sizes):
+    for n in ordered:
         values = statistic.of_cells(resample_cells(reference, n, shares[:resamples], rng))
-        threshold = float(np.quantile(values, quantile, method="weibull"))
-        if floor_resamples:
-            expected = resample_cells(reference, n, shares[:floor_resamples], None)
-            floor = np.quantile(statistic.of_cells(expected), floor_quantile, method="weibull")
-            threshold = max(threshold, float(floor))
-        table[n] = threshold
+        table[n] = max(float(np.quantile(values, quantile, method="weibull")), floors[n])
     return table
 
 
