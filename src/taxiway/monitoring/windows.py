@@ -617,16 +617,18 @@ class _Profiler:
         _count_labels(window.versions, pick(c.version_codes), c.version_labels)
         _count_labels(window.arms, pick(c.arm_codes), c.arm_labels)
         minutes = pick(c.times) // _MINUTE_US
-        keys, inverse = np.unique(minutes, return_inverse=True)
+        first = int(minutes.min())
+        offsets = minutes - first  # a window spans few minutes: count them by offset
         per_minute = np.stack(
             [
-                np.bincount(inverse, minlength=keys.size),
-                np.bincount(inverse, weights=slow, minlength=keys.size).astype(np.int64),
-                np.bincount(inverse, weights=error, minlength=keys.size).astype(np.int64),
+                np.bincount(offsets),
+                np.bincount(offsets, weights=slow).astype(np.int64),
+                np.bincount(offsets, weights=error).astype(np.int64),
             ],
             axis=1,
         )
-        for minute, counts in zip(keys.tolist(), per_minute.tolist(), strict=True):
+        used = np.flatnonzero(per_minute[:, 0])
+        for minute, counts in zip((used + first).tolist(), per_minute[used].tolist(), strict=True):
             key = (_EPOCH + minute * _MINUTE_US * _US).strftime("%Y-%m-%dT%H:%M")
             mine = window.minutes.get(key)
             if mine is None:
@@ -748,7 +750,8 @@ def _floats(column: Any) -> npt.NDArray[np.float64]:
     """Numbers as a float array (null -> NaN), writable (the KLL sketch takes no read-only
     array)."""
     floats: Any = pc.cast(column, pa.float64())
-    return np.array(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return values if values.flags.writeable else values.copy()
 
 
 def _bools(column: Any) -> Bools:
