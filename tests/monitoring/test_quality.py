@@ -294,6 +294,21 @@ def test_a_concept_change_is_caught_by_realised_quality_and_not_by_cbpe(
     assert guess - changed > 0.1
 
 
+def test_the_estimate_from_a_thousand_quantiles_equals_the_estimate_from_every_score(
+    reference: dict[str, Any],
+) -> None:
+    """The monitor estimates from equal-mass quantiles of a window's score sketch."""
+    scores, _ = world(200_000, seed=12, mean=0.3, spread=0.8)
+    quantiles = np.quantile(scores, (np.arange(1_000) + 0.5) / 1_000)
+    whole = estimated(scores, reference)
+    summary = estimated(quantiles, reference, rows=len(scores))
+    assert whole.roc_auc is not None
+    assert summary.roc_auc == pytest.approx(whole.roc_auc, abs=0.002)
+    assert summary.accuracy == pytest.approx(whole.accuracy, abs=0.002)
+    assert summary.roc_auc_se == pytest.approx(whole.roc_auc_se, rel=0.01)
+    assert summary.rows == len(scores)
+
+
 def test_the_estimate_explains_why_it_is_missing() -> None:
     ref = quality_reference(*world(2_000, seed=8), "classification")
     untrusted = {**ref, "trusted": False, "why": "the calibrated scores are off by 0.2"}
