@@ -69,7 +69,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -454,9 +454,10 @@ class WindowStore:
             cursor = state.cursor
             schema = _schema(reference)
             chunks = iter_new(Path(log_folder), pattern, cursor, schema=schema)
-            for chunk in _read_ahead(chunks):
-                profiler.add(chunk.table)
-                cursor = chunk.cursor
+            with contextlib.closing(_read_ahead(chunks)) as ahead:  # stops the reader on error
+                for chunk in ahead:
+                    profiler.add(chunk.table)
+                    cursor = chunk.cursor
             self.notes = cursor.notes
             if profiler.untimed:
                 self.notes += (f"{profiler.untimed} record(s) without a readable ts skipped",)
@@ -491,7 +492,7 @@ class WindowStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+def _read_ahead(chunks: Iterator[Chunk]) -> Generator[Chunk]:
     """``chunks``, the next one read and parsed in a thread (pyarrow's parsing releases the
     GIL) while the caller profiles this one."""
     with ThreadPoolExecutor(1, thread_name_prefix="taxiway-monitor-read") as pool:
