@@ -20,7 +20,7 @@ reference's order statistics (uniform spacings are Dirichlet(1, ..., 1)); the tw
 beyond the reference's minimum and maximum get weight 1 each, the expected mass beyond a
 sample's extremes (a simulated window's values there sit at the reference's ends). So
 the threshold is the 99th percentile of the statistic between a reference of size N and a
-fresh window of size n: ``~ 1/n + 1/N``, with a floor at large n that real data also meets
+fresh window of size n: ``~ 1/n + 1/N``, flat once n passes N, where real data also is
 (tests/monitoring/test_false_alarms.py checks it with fresh draws at n = 200, 10k, 1M).
 
 A floor against permanent false alarms. Part of the statistic is the reference's own error,
@@ -38,16 +38,18 @@ none, so its tail cells add nothing).
 
 The percentile is read with ``method="weibull"`` (the k-th of R sorted values with
 k = q (R + 1)): its expected coverage is exactly q, where numpy's default linear rule reads
-too low a value from R = 200 resamples (about 98.5% coverage, 1.5% false alarms).
+too low a value from R = 200 resamples (about 98.5% coverage, 1.5% false alarms). With 200
+resamples a feature's own rate still varies around 1% (sd about 0.7 points); hysteresis
+(2 of 3 windows) takes alerts to about 0.1%. Measured on twenty features with fresh windows
+(1,000 per size): 1.2%, 1.0% and 0.3% of windows over at n = 200, 10k and 1M; alerts 0.07%,
+0.07%, 0.03% (at most 0.9% for one feature).
 
 >>> import numpy as np
 >>> from taxiway.monitoring.profiles import NumericProfile
 >>> from taxiway.monitoring.statistics import STATISTICS
 >>> ref = NumericProfile.reference(np.random.default_rng(0).normal(size=20_000))
 >>> table = calibrate(ref, STATISTICS["psi"], sizes=(1_000, 100_000))
->>> table[1_000] > table[100_000] > 0
-True
->>> threshold_for(table, 10_000) == threshold_for(table, 10_000)
+>>> table[1_000] > threshold_for(table, 10_000) > table[100_000] > 0
 True
 """
 
