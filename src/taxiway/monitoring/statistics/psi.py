@@ -9,7 +9,9 @@ major shift (the monitor calibrates its own thresholds).
 Between profiles (``between``), numbers are compared on the reference's deciles (the fine
 bins summed ten by ten, so the bins are the same as ``compare``'s) and categories on their
 shares (every label of either profile, a label absent from one side floored at ``EPSILON``):
-PSI takes both kinds.
+PSI takes both kinds. Values beyond the reference's range fold into the outer deciles, as in
+``compare``: a constant column moving to another constant scores 0 here, while KS (which
+reads the reference's min and max) and the monitor's out-of-range share see it.
 
 >>> PopulationStability().compare(np.arange(100.0), np.arange(100.0))
 0.0
