@@ -236,3 +236,15 @@ def test_the_json_has_the_issue_fields(world: World) -> None:
     assert {"estimated", "realised"} <= set(document["quality"])
     assert feature["status"] in ("ok", "warn", "drift")
     assert np.isclose(sum(feature["current"]["shares"]), 1.0)
+
+
+def test_a_torn_line_in_the_kept_predictions_is_skipped(world: World) -> None:
+    world.write_window(0, outcomes=True)
+    run_monitor(world.inputs())
+    kept = world.root / "state" / "predictions.jsonl"
+    with kept.open("ab") as out:
+        out.write(b'{"request_id": "r9", "ts": "2026-')  # a crash while appending
+    world.write_window(1, outcomes=True)
+    report = run_monitor(world.inputs())
+    assert report.quality.realised is not None
+    assert report.quality.realised["rows"] == 1_200

@@ -38,6 +38,7 @@ What a run does, in order:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,11 +49,19 @@ from typing import Any, Literal, cast
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.alerts import Alert, hysteresis
 from taxiway.monitoring.profiles import CategoricalProfile, NumericProfile, Profile
-from taxiway.monitoring.quality import estimated, rank_drivers, read_outcomes, realised
+from taxiway.monitoring.quality import (
+    estimated,
+    rank_drivers,
+    read_outcomes,
+    realised,
+    realised_by_window,
+)
+from taxiway.monitoring.quality_join import epochs
 from taxiway.monitoring.reference import OUTPUT, Reference, load_reference
 from taxiway.monitoring.report.model import (
     Bins,
@@ -103,6 +112,7 @@ _KEPT_FIELDS: list[pa.Field[Any]] = [
     pa.field("prediction", pa.float64()),
 ]
 _KEPT = pa.schema(_KEPT_FIELDS)
+_KEPT_KEYS = ("request_id", "unit", "ts", "prediction")
 """The columns of each prediction kept for the outcomes' join."""
 _LOWER_IS_BETTER = frozenset({"mae", "rmse", "log_loss", "calibration_error"})
 _MISSING_JUMP = 0.05
@@ -590,22 +600,21 @@ def _realised(
     outcomes = read_outcomes(folder, inputs.outcome_name)
     if not outcomes:
         return None, nothing
-    predictions = _load_predictions(inputs.state_folder)
-    start, end = windows[0].start, windows[-1].end
-    in_period = [p for p in predictions if start <= _time(p["ts"]) < end]
-    if not in_period:
+    kept = _load_predictions(inputs.state_folder)
+    times = epochs(kept["ts"])
+    inside = (times >= windows[0].start.timestamp()) & (times < windows[-1].end.timestamp())
+    if not inside.any():
         return None, nothing
+    predictions = {key: values[inside] for key, values in kept.items()}
     task: Literal["classification", "regression"] = (
         "classification" if inputs.task == "classification" else "regression"
     )
-    whole = realised(in_period, outcomes, task)
-    per_window: list[float | None] = []
-    for w in windows:
-        rows = [p for p in in_period if w.start <= _time(p["ts"]) < w.end]
-        q = realised(rows, outcomes, task) if rows else None
-        per_window.append(
-            _metric_of(q.metrics, metric) if q is not None and q.rows >= MIN_QUALITY_ROWS else None
-        )
+    whole = realised(predictions, outcomes, task)
+    spans = [(w.start, w.end) for w in windows]
+    per_window = [
+        _metric_of(q.metrics, metric) if q.rows >= MIN_QUALITY_ROWS else None
+        for q in realised_by_window(predictions, outcomes, task, spans)
+    ]
     join = whole.to_dict()
     metrics = join.pop("metrics")
     found = {"rows": whole.rows, "joined": whole.joined, **metrics, "join": join}
@@ -630,32 +639,41 @@ def _keep_predictions(inputs: MonitorInputs) -> None:
         if r.get("model_version") == inputs.version and r.get("prediction") is not None
     ]
     if kept:
-        with (folder / "predictions.jsonl").open("ab") as out:
-            out.write(
-                b"".join(
-                    orjson.dumps({k: r[k] for k in ("request_id", "unit", "ts", "prediction")})
-                    + b"\n"
-                    for r in kept
-                )
-            )
+        lines = b"".join(orjson.dumps({k: r[k] for k in _KEPT_KEYS}) + b"\n" for r in kept)
+        with (folder / "predictions.jsonl").open("a+b") as out:
+            if out.tell():  # after a line torn by a crash, start a new one
+                out.seek(-1, 2)
+                if out.read(1) != b"\n":
+                    lines = b"\n" + lines
+            out.write(lines)
     scratch = cursor_path.with_suffix(".tmp")
     scratch.write_bytes(orjson.dumps(cursor.to_dict()))
     scratch.replace(cursor_path)
 
 
-def _load_predictions(folder: Path) -> list[dict[str, Any]]:
+def _load_predictions(folder: Path) -> dict[str, np.ndarray]:
+    """The kept predictions as columns (``request_id``, ``unit``, ``ts``, ``prediction``)."""
     path = folder / "predictions.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("ts"), str):
-            out.append(record)
-    return out
+    schema = pa.schema([f for f in _KEPT_FIELDS if f.name in _KEPT_KEYS])
+    try:
+        table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=schema))
+    except FileNotFoundError:
+        table = schema.empty_table()
+    except pa.ArrowInvalid:  # a line torn by a crash while appending: read line by line
+        records = []
+        for line in path.read_bytes().splitlines():
+            with contextlib.suppress(orjson.JSONDecodeError):
+                record = orjson.loads(line)
+                if isinstance(record, dict):
+                    records.append({key: record.get(key) for key in _KEPT_KEYS})
+        table = pa.Table.from_pylist(records, schema=schema)
+    columns = {
+        key: np.asarray(table.column(key).to_pylist(), dtype=object)
+        for key in ("request_id", "unit", "ts")
+    }
+    prediction = table.column("prediction").to_numpy(zero_copy_only=False)  # null: NaN
+    columns["prediction"] = np.asarray(prediction, dtype=np.float64)
+    return columns
 
 
 def _time(text: str) -> datetime:
