@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +24,12 @@ from taxiway.serving.dashboard import CSP, page, standalone_app
 from taxiway.serving.metrics import Metrics
 from taxiway.serving.monitor_task import (
     ENV_INTERVAL,
+    MonitorProcess,
     MonitorTask,
     RunResult,
+    child_command,
     interval_from_env,
+    monitor_folder,
     run_for_version,
 )
 from taxiway.spec.project import Project
@@ -325,6 +330,62 @@ def test_the_interval_comes_from_the_environment() -> None:
     for bad in ("-1", "inf", "nan", "1m"):
         with pytest.raises(MonitoringError, match="must be a number of seconds"):
             interval_from_env({ENV_INTERVAL: bad})
+
+
+def _wait_for(check: Any, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_the_service_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    monitored_state(state)
+    project = Project.load(RETAIL_SPEC, state)
+    seen: list[dict[str, Any]] = []
+    task = MonitorProcess(
+        child_command(project, 1.0), monitor_folder(project), interval_s=1.0, on_report=seen.append
+    )
+    task.start()
+    try:
+        _wait_for(lambda: seen)
+        child = task.child
+        assert child is not None
+        assert child.pid != os.getpid()
+        state_now = orjson.loads(task.snapshot())
+    finally:
+        task.stop()
+    assert child.returncode == 0  # its standard input closed: it finished and exited
+    assert state_now["status"] == "ok"
+    assert {f["name"]: f["status"] for f in seen[0]["features"]}["spend"] == "drift"
+    assert task.lead()  # the lock was handed on: anyone may take it now
+    task.stop()
+
+
+def test_the_monitor_process_exits_when_the_service_is_gone(tmp_path: Path) -> None:
+    project = Project.load(RETAIL_SPEC, tmp_path / "state")
+    child = subprocess.Popen(child_command(project, 3600.0), stdin=subprocess.PIPE)
+    assert child.stdin is not None
+    child.stdin.close()  # what the kernel does when the worker holding the pipe dies
+    assert child.wait(timeout=60) == 0
+
+
+def test_a_monitor_process_that_dies_is_restarted(tmp_path: Path) -> None:
+    project = Project.load(RETAIL_SPEC, tmp_path / "state")
+    task = MonitorProcess(
+        child_command(project, 3600.0), monitor_folder(project), interval_s=3600.0, poll_s=0.05
+    )
+    task.start()
+    try:
+        _wait_for(lambda: task.child is not None)
+        first = task.child
+        assert first is not None
+        first.kill()
+        _wait_for(lambda: task.child is not None and task.child is not first, 30)
+    finally:
+        task.stop()
+    assert first.wait() != 0
 
 
 def _version(profile: dict[str, Any]) -> ModelVersion:

@@ -29,13 +29,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from taxiway.errors import MonitoringError
-from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.serving.monitor_task import (
     INTERVAL_S,
+    MonitorProcess,
     MonitorTask,
     RunResult,
+    child_command,
     interval_from_env,
     log_folders,
+    monitor_folder,
+    monitored_version,
     run_for_version,
 )
 from taxiway.spec.project import Project
@@ -122,11 +125,12 @@ def dashboard_routes(data: DataSource) -> list[Route]:
 # ------------------------------------------------------------------ in the model service
 
 
-def service_monitor(service: Service, interval_s: float | None = None) -> MonitorTask:
-    """The in-service monitor of ``service``: over its own log, for the version it serves
-    (read at each run, so a hot reload is followed), setting its gauges; every
-    ``interval_s`` seconds (default: :data:`~taxiway.serving.monitor_task.ENV_INTERVAL`, else
-    a minute; a bad value there is logged, never a reason not to serve)."""
+def service_monitor(service: Service, interval_s: float | None = None) -> MonitorProcess:
+    """The in-service monitor of ``service``: a child process over its own log, for the
+    version it serves (``--model``'s, else production: read at each run, so a promotion is
+    followed), whose reports become ``service``'s gauges; every ``interval_s`` seconds
+    (default: :data:`~taxiway.serving.monitor_task.ENV_INTERVAL`, else a minute; a bad value
+    there is logged, never a reason not to serve)."""
     if interval_s is None:
         try:
             interval_s = interval_from_env()
@@ -136,22 +140,16 @@ def service_monitor(service: Service, interval_s: float | None = None) -> Monito
             )
             interval_s = INTERVAL_S
     project = service.project
-    folder = project.state_dir / "monitor" / "service"
-
-    def runner() -> RunResult:
-        return run_for_version(
-            project,
-            service.predictor.version,
-            log_folder=service.log.folder,
-            outcomes_folder=service.outcomes.folder,
-            state_folder=folder,
-            notify=True,
-        )
 
     def gauges(report: dict[str, Any]) -> None:
         service.metrics.set_monitor(service.name, report)
 
-    return MonitorTask(runner, folder, interval_s=interval_s, on_report=gauges)
+    return MonitorProcess(
+        child_command(project, interval_s, service.pinned),
+        monitor_folder(project),
+        interval_s=interval_s,
+        on_report=gauges,
+    )
 
 
 def service_data(service: Service, task: MonitorTask) -> DataSource:
@@ -200,7 +198,7 @@ def standalone_app(
 
         interval_s = 0.0
     else:
-        served = _version(project, version)
+        served = monitored_version(project, version)
         live = {"version": served.version, "arm": served.stage}
         log_folder, outcomes_folder = log_folders(project)
 
@@ -237,26 +235,6 @@ def standalone_app(
             task.stop()
 
     return Starlette(routes=dashboard_routes(data), lifespan=lifespan)
-
-
-def _version(project: Project, version: int | None) -> ModelVersion:
-    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
-    try:
-        found = (
-            registry.get(project.spec.name, version)
-            if version is not None
-            else registry.production(project.spec.name)
-        )
-    finally:
-        registry.close()
-    if found is None:
-        raise MonitoringError(
-            f"no version of {project.spec.name} is in production, so there is nothing to monitor"
-            if version is None
-            else f"{project.spec.name} has no version {version}",
-            fix="name one with --model-version (see `taxiway models list`)",
-        )
-    return found
 
 
 def _saved_report(path: Path) -> dict[str, Any]:
