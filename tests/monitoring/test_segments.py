@@ -216,3 +216,34 @@ def test_reads_split_anywhere_return_every_record_once(
             cursor = piece.cursor
     assert seen == [f"r{i}" for i in range(count)]
     assert cursor.files[FILE].offset == len(data)
+
+
+def test_a_field_logged_with_another_type_throughout_stays_on_the_fast_path() -> None:
+    """A category logged as integers and a number logged as strings are parsed as found
+    and converted; the relaxation is remembered for the next chunk."""
+    relaxed: dict[Any, Any] = {}
+    data = b"".join(
+        line(i, features={"age": ["12", "x", None][i % 3], "plan": 12345678901234567 + i})
+        for i in range(3)
+    )
+    table, skipped = parse_lines(data, SCHEMA, relaxed)
+    assert skipped == 0
+    assert table.schema == SCHEMA
+    features: list[Any] = table.column("features").to_pylist()
+    assert [f["age"] for f in features] == [12.0, math.inf, None]
+    assert [f["plan"] for f in features] == [f"1234567890123456{7 + i}" for i in range(3)]
+    assert set(relaxed) == {("features", "age"), ("features", "plan")}
+    # the next chunk logs them as declared again, with a float category and a boolean age
+    again = line(4, features={"age": 3.5, "plan": 2.5}) + line(5, features={"age": True})
+    table, _ = parse_lines(again, SCHEMA, relaxed)
+    assert table.column("features").to_pylist() == [
+        {"age": 3.5, "plan": "2.5"},
+        {"age": math.inf, "plan": None},
+    ]
+
+
+def test_a_field_mixing_types_in_one_chunk_is_converted_value_by_value() -> None:
+    data = line(1, features={"plan": "basic"}) + line(2, features={"plan": 7})
+    table, skipped = parse_lines(data, SCHEMA, {})
+    assert skipped == 0
+    assert [f["plan"] for f in table.column("features").to_pylist()] == ["basic", "7"]

@@ -44,6 +44,7 @@ import hashlib
 import io
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -246,8 +247,10 @@ def iter_new(
     notes = [f"{gone} log file(s) gone since the last read (retention)"] if gone else []
     skipped = cursor.skipped
     yielded = False
+    relaxed: dict[Path_, pa.DataType] = {}  # fields logged with another type, chunk after chunk
     for path in paths:
-        for table, mark, bad, note in _read_file(path, files.get(path.name), schema, chunk_bytes):
+        found = _read_file(path, files.get(path.name), schema, chunk_bytes, relaxed)
+        for table, mark, bad, note in found:
             files[path.name] = mark
             skipped += bad
             notes += [note] if note else []
@@ -258,7 +261,11 @@ def iter_new(
 
 
 def _read_file(
-    path: Path, mark: FileMark | None, schema: pa.Schema, chunk_bytes: int
+    path: Path,
+    mark: FileMark | None,
+    schema: pa.Schema,
+    chunk_bytes: int,
+    relaxed: dict[Path_, pa.DataType],
 ) -> Iterator[tuple[pa.Table, FileMark, int, str | None]]:
     """(records, mark after them, lines skipped, note) per run of new complete lines."""
     try:
@@ -284,7 +291,7 @@ def _read_file(
                         return
                     size *= 2  # a line longer than a chunk: read it whole
                     continue
-                table, bad = parse_lines(memoryview(data)[:end], schema)
+                table, bad = parse_lines(memoryview(data)[:end], schema, relaxed)
                 offset, size = offset + end, chunk_bytes
                 mark = _with_head(replace(mark, offset=offset), f)
                 yield table, mark, bad, note
@@ -322,19 +329,23 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def parse_lines(data: bytes | memoryview, schema: pa.Schema) -> tuple[pa.Table, int]:
+def parse_lines(
+    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[Path_, pa.DataType] | None = None
+) -> tuple[pa.Table, int]:
     """Complete JSON lines as a table with ``schema``'s columns, and how many were skipped.
+
+    ``relaxed`` (kept by the caller from one chunk to the next) holds the fields found logged
+    with another JSON type than the schema's (a category logged as a number, a number as a
+    string): they are parsed as found, then converted.
 
     >>> table, skipped = parse_lines(b'{"latency_ms": 2}\\n{"lat\\n[1]\\n', log_schema())
     >>> table.column("latency_ms").to_pylist(), skipped
     ([2.0], 2)
     """
-    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    read = pa_json.ReadOptions(block_size=_BLOCK_BYTES)
-    try:
-        return pa_json.read_json(_input(data), read_options=read, parse_options=options), 0
-    except pa.ArrowInvalid:
-        pass
+    relaxed = {} if relaxed is None else relaxed
+    table = _read_fast(data, schema, relaxed)
+    if table is not None:
+        return table, 0
     good: list[bytes] = []
     records: list[dict[str, Any]] = []
     skipped = 0
@@ -353,12 +364,127 @@ def parse_lines(data: bytes | memoryview, schema: pa.Schema) -> tuple[pa.Table, 
         records.append(record)
     if not good:
         return schema.empty_table(), skipped
-    try:  # the bad lines were the only trouble
-        joined = b"\n".join(good)
-        table = pa_json.read_json(_input(joined), read_options=read, parse_options=options)
-        return table, skipped
-    except pa.ArrowInvalid:  # a value of another type than the schema's
-        return _table_of(records, schema), skipped
+    table = _read_fast(b"\n".join(good), schema, relaxed)  # the bad lines were the trouble
+    if table is None:  # values of mixed types in one field
+        table = _table_of(records, schema)
+    return table, skipped
+
+
+Path_ = tuple[str, ...]
+"""A field's place: ``("latency_ms",)``, ``("features", "age")``."""
+_CONFLICT: Final = re.compile(r"Column\((?P<path>/[^)]*)\) changed from \w+ to (?P<found>\w+)")
+_FOUND: Final = {"number": pa.int64(), "string": pa.string(), "boolean": pa.bool_()}
+_TRIES: Final = 6
+
+
+def _read_fast(
+    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[Path_, pa.DataType]
+) -> pa.Table | None:
+    """pyarrow's parse of ``data``, with the fields in ``relaxed`` parsed as found and
+    converted back (learning a field that every value of the chunk logs with another type);
+    None when a line is not JSON or a field mixes types."""
+    read = pa_json.ReadOptions(block_size=_BLOCK_BYTES)
+    tried: set[frozenset[tuple[Path_, str]]] = set()
+    for _ in range(_TRIES):
+        tried.add(frozenset((path, str(kind)) for path, kind in relaxed.items()))
+        options = pa_json.ParseOptions(
+            explicit_schema=_with_types(schema, relaxed), unexpected_field_behavior="ignore"
+        )
+        try:
+            table = pa_json.read_json(_input(data), read_options=read, parse_options=options)
+        except pa.ArrowInvalid as error:
+            change = _relax(str(error), schema, relaxed)
+            if change is None or frozenset((p, str(k)) for p, k in change.items()) in tried:
+                return None
+            relaxed.clear()
+            relaxed.update(change)
+            continue
+        return _restore(table, schema, relaxed) if relaxed else table
+    return None
+
+
+def _relax(
+    message: str, schema: pa.Schema, relaxed: dict[Path_, pa.DataType]
+) -> dict[Path_, pa.DataType] | None:
+    """The relaxed fields that may parse what ``message`` complains of, or None."""
+    change = dict(relaxed)
+    if "Failed to convert JSON to int64" in message:  # an integer-looking field holds floats
+        if pa.int64() not in relaxed.values():
+            return None
+        return {p: pa.float64() if k == pa.int64() else k for p, k in change.items()}
+    match = _CONFLICT.search(message)
+    if match is None:
+        return None
+    path = tuple(match["path"].strip("/").split("/"))
+    found = _FOUND.get(match["found"])
+    declared = _type_at(schema, path)
+    if found is None or declared is None:
+        return None
+    convertible: tuple[pa.DataType, ...] = ()
+    if pa.types.is_floating(declared):
+        convertible = (pa.string(), pa.bool_())
+    elif pa.types.is_string(declared):
+        convertible = (pa.int64(), pa.bool_())
+    if found == declared or (pa.types.is_floating(declared) and found == pa.int64()):
+        change.pop(path, None)  # this chunk logs it as declared again
+    elif found in convertible:
+        change[path] = found
+    else:
+        return None
+    return change
+
+
+def _type_at(schema: pa.Schema, path: Path_) -> pa.DataType | None:
+    kind: Any = schema
+    for name in path:
+        index = kind.get_field_index(name)
+        if index < 0:
+            return None
+        kind = kind.field(index).type
+    return cast("pa.DataType", kind)
+
+
+def _with_types(schema: pa.Schema, relaxed: Mapping[Path_, pa.DataType]) -> pa.Schema:
+    """``schema`` with the types of ``relaxed`` at their places (top level or one struct in)."""
+    if not relaxed:
+        return schema
+    fields = []
+    for top in schema:
+        kind: Any = top.type
+        if (top.name,) in relaxed:
+            kind = relaxed[(top.name,)]
+        elif pa.types.is_struct(kind):
+            kind = pa.struct([c.with_type(relaxed.get((top.name, c.name), c.type)) for c in kind])
+        fields.append(top.with_type(kind))
+    return pa.schema(fields)
+
+
+def _restore(table: pa.Table, schema: pa.Schema, relaxed: Mapping[Path_, pa.DataType]) -> pa.Table:
+    """The relaxed columns of ``table`` converted to ``schema``'s types."""
+    columns = []
+    for top in schema:
+        column: Any = table.column(top.name).combine_chunks()
+        if (top.name,) in relaxed:
+            column = _convert(column, top.type)
+        elif pa.types.is_struct(top.type) and any(p[0] == top.name for p in relaxed):
+            children = [
+                _convert(column.field(c.name), c.type)
+                if (top.name, c.name) in relaxed
+                else column.field(c.name)
+                for c in top.type
+            ]
+            column = pa.StructArray.from_arrays(
+                children, fields=list(top.type), mask=pc.is_null(column)
+            )
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _convert(values: Any, kind: pa.DataType) -> pa.Array[Any]:
+    """Values parsed as found, in ``kind`` as :func:`_column` would make them."""
+    if pa.types.is_integer(values.type) and pa.types.is_string(kind):
+        return cast("pa.Array[Any]", pc.cast(values, pa.string()))
+    return _column(values.to_pylist(), kind)
 
 
 def _input(data: bytes | memoryview) -> IO[bytes]:
