@@ -246,4 +246,5 @@ def test_a_field_mixing_types_in_one_chunk_is_converted_value_by_value() -> None
     data = line(1, features={"plan": "basic"}) + line(2, features={"plan": 7})
     table, skipped = parse_lines(data, SCHEMA, {})
     assert skipped == 0
-    assert [f["plan"] for f in table.column("features").to_pylist()] == ["basic", "7"]
+    features: list[Any] = table.column("features").to_pylist()
+    assert [f["plan"] for f in features] == ["basic", "7"]
