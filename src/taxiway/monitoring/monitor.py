@@ -507,7 +507,8 @@ def _quality(
     estimate, why, estimates = _estimated(ref, windows, metric)
     found, realised_series = _realised(inputs, windows, metric)
     series = [r if r is not None else e for r, e in zip(realised_series, estimates, strict=True)]
-    drift = {f.name: [h.value for h in f.history] for f in features}
+    # drivers: the drifting features (warn or drift) whose drift moves with the quality
+    drift = {f.name: [h.value for h in f.history] for f in features if f.status != "ok"}
     drivers = rank_drivers(drift, series)
     history = [
         QualityPoint(w.start, e, r)

@@ -182,15 +182,15 @@ def status_grid_svg(
                 f'height="{cell_h}" fill="{STATUS_COLOURS.get(status, "#e0e0e0")}"><title>'
                 f"{_e(name)} {_e(windows[c])}: {_e(status)}</title></rect>"
             )
-    height = 8 + len(rows) * (cell_h + 2) + 20
-    if windows:
+    height = 8 + len(rows) * (cell_h + 2) + 34
+    if windows:  # the first window's start under the first cell, the last's a line below
         parts.append(
-            f'<text x="{label_w}" y="{height - 6}">{_e(windows[0])}</text>'
+            f'<text x="{label_w}" y="{height - 20}">{_e(windows[0])}</text>'
             f'<text x="{label_w + len(windows) * cell_w:.1f}" y="{height - 6}" '
             f'text-anchor="end">{_e(windows[-1])}</text>'
         )
     width = int(label_w + len(windows) * cell_w + 20)
-    return _svg(chart_id, label, "".join(parts), width=max(width, 300), height=height)
+    return _svg(chart_id, label, "".join(parts), width=max(width, 420), height=height)
 
 
 def _axis(top_text: str, bottom_text: str) -> str:
