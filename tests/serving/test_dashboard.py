@@ -481,6 +481,17 @@ def served(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield server
 
 
+def _monitor_processes(spec: Path) -> list[int]:
+    """The pids of the monitor processes running for ``spec`` (Linux: from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            words = cmdline.read_bytes().split(b"\0")
+            if b"taxiway.serving.monitor_task" in words and str(spec).encode() in words:
+                found.append(int(cmdline.parent.name))
+    return found
+
+
 def _monitor_ran(server: Server) -> dict[str, Any]:
     """data.json once the monitor ran after some answers were logged."""
     with server.client() as client:
@@ -552,3 +563,5 @@ def test_the_in_service_monitor_runs_once_for_all_workers(served: Server, shop: 
     with served.client() as client:  # both workers read the leader's file
         statuses = {client.get("/dashboard/data.json").json()["monitor"]["status"] for _ in "ab"}
     assert statuses == {monitor["status"]}
+    spec = (served.log.parent / "taxiway.yaml").resolve()
+    assert len(_monitor_processes(spec)) == 1  # one for the service, not one per worker
