@@ -33,7 +33,7 @@ class Loaded:
     requests: list[str]  # every URL the page asked for
 
 
-def load(url: str, scratch: Path) -> Loaded:
+def load(url: str, scratch: Path, budget_ms: int = 5000) -> Loaded:
     """Open ``url`` in headless Chromium; what its page built, logged and fetched."""
     net_log = scratch / "net.json"
     origin = re.match(r"https?://[^/]+", url)
@@ -56,7 +56,7 @@ def load(url: str, scratch: Path) -> Loaded:
             "--enable-logging=stderr",
             "--v=0",
             f"--log-net-log={net_log}",
-            "--virtual-time-budget=5000",
+            f"--virtual-time-budget={budget_ms}",
             "--dump-dom",
             url,
         ],
@@ -195,10 +195,12 @@ def test_a_drift_the_monitor_observed_in_the_log_shows_as_drifted(tmp_path: Path
     require_chromium()
     state = tmp_path / "state"
     monitored_state(state)
-    args = ["-f", str(RETAIL_SPEC), "--state-dir", str(state), "--interval", "0"]
+    args = ["-f", str(RETAIL_SPEC), "--state-dir", str(state), "--interval", "2"]
     with dashboard_server(*args, cwd=tmp_path) as url:
-        page = load(f"{url}/dashboard", tmp_path)
+        page = load(f"{url}/dashboard", tmp_path, budget_ms=8000)
     assert page.console == []
+    assert f"{url}/dashboard/data.json" in page.requests  # it refreshed (every 5 s at least)
+    assert "Refresh failed" not in page.dom
     assert [u for u in page.requests if not u.startswith(url + "/")] == []
     rows = {
         attrs["data-feature"]: attrs["data-status"]
