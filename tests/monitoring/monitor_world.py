@@ -34,7 +34,8 @@ def draw(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 def score(columns: dict[str, np.ndarray]) -> np.ndarray:
     """The model: a logistic score of age and spend."""
-    spend = np.nan_to_num(columns["spend"], nan=60.0)  # a missing spend scores as the median
+    # a missing (or unreadable) spend scores as the median
+    spend = np.nan_to_num(_floats(columns["spend"]), nan=60.0)
     z = 0.08 * (columns["age"] - 40.0) - 0.02 * (spend - 60.0)
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -166,6 +167,13 @@ class World:
         return MonitorInputs(**{**base, **changes})
 
 
+def _floats(values: np.ndarray) -> np.ndarray:
+    """Numbers as floats; anything else (a string a source sent instead) as NaN."""
+    if values.dtype.kind == "f":
+        return values
+    return np.array([v if isinstance(v, float) else np.nan for v in values], dtype=np.float64)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value)
@@ -184,3 +192,10 @@ def spend_missing(columns: dict[str, np.ndarray], rng: np.random.Generator) -> N
     spend = columns["spend"].copy()
     spend[rng.random(len(spend)) < 0.25] = np.nan
     columns["spend"] = spend
+
+
+def spend_as_text(columns: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """The vendor's new format: every spend arrives as text with a decimal comma."""
+    columns["spend"] = np.array(
+        [f"{x:.2f}".replace(".", ",") for x in columns["spend"]], dtype=object
+    )

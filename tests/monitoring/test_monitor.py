@@ -14,6 +14,7 @@ from tests.monitoring.monitor_world import (
     World,
     reference,
     shift_spend,
+    spend_as_text,
     spend_missing,
 )
 
@@ -108,6 +109,23 @@ def test_a_rise_in_the_missing_share_counts_as_drift(world: World) -> None:
     assert spend.missing_share is not None
     assert 0.15 < spend.missing_share < 0.35
     assert "missing" in spend.why
+
+
+def test_a_format_change_that_makes_every_value_unreadable_drifts(world: World) -> None:
+    """The vendor's new format: no value parses, so no statistic of the known values exists;
+    the missing share says it."""
+    world.write_window(0)
+    for hour in (1, 2):
+        world.write_window(hour, shift=spend_as_text)
+    report = run_monitor(world.inputs())
+    spend = next(f for f in report.features if f.name == "spend")
+    assert spend.status == "drift"
+    assert spend.missing_share == 1.0
+    assert spend.value is None  # nothing known to compare
+    assert [h.over for h in spend.history] == [False, True, True]
+    assert "missing 100.0%" in spend.why
+    [alert] = [a for a in report.alerts if a.kind == "drift" and "spend" in a.key]
+    assert alert.where == "view orders, source shop"
 
 
 def test_a_fixed_threshold_from_the_spec_replaces_the_calibrated_one(world: World) -> None:

@@ -282,27 +282,34 @@ def _judge(
     reasons: list[str] = []
     for w in windows:
         current = w.output if key == OUTPUT else w.features.get(name)
-        if current is None or current.known < MIN_ROWS:
-            rows = 0 if current is None else current.known
-            history.append(WindowJudgement(w.start, rows, None, None, False, _last(history)))
+        rows = 0 if current is None else current.rows
+        if current is None or rows < MIN_ROWS:
+            history.append(WindowJudgement(w.start, rows, None, None, False, _last(history), False))
             continue
-        value = float(statistic.between(ref, current))
-        limit = (
-            spec.alert_threshold
-            if spec.alert_threshold is not None
-            else threshold.at(current.known)
-            if threshold is not None
-            else math.inf
-        )
+        value = limit = None
+        if current.known >= MIN_ROWS:  # else only the missing share is judged
+            value = float(statistic.between(ref, current))
+            limit = (
+                spec.alert_threshold
+                if spec.alert_threshold is not None
+                else threshold.at(current.known)
+                if threshold is not None
+                else math.inf
+            )
+        moved = value is not None and limit is not None and value > limit
         jump = _missing_jump(ref_missing, current)
-        over = value > limit or jump is not None
+        over = moved or jump is not None
         verdicts.append(over)
         reasons.append(
-            f"{statistic_name} {value:.4g} > {limit:.4g}" if value > limit else (jump or "")
+            "; ".join(
+                part
+                for part in (f"{statistic_name} {value:.4g} > {limit:.4g}" if moved else "", jump)
+                if part
+            )
         )
         status: Status = "drift" if hysteresis(verdicts, k, m) else "warn" if over else "ok"
-        history.append(WindowJudgement(w.start, current.known, value, limit, over, status))
-    judged = [h for h in history if h.value is not None]
+        history.append(WindowJudgement(w.start, rows, value, limit, over, status))
+    judged = [h for h in history if h.judged]
     last = judged[-1] if judged else None
     period = _period_profile(ref, windows, name, key)
     latest = _latest_profile(windows, name, key)
@@ -352,7 +359,7 @@ def _why(
     status: Status, verdicts: Sequence[bool], reasons: Sequence[str], k: int, m: int, judged: int
 ) -> str:
     if not judged:
-        return f"not judged: no window has {MIN_ROWS} known values yet"
+        return f"not judged: no window has {MIN_ROWS} rows yet"
     last = list(zip(verdicts, reasons, strict=True))[-m:]
     overs = [r for over, r in last if over]
     if status == "drift":
@@ -506,7 +513,9 @@ def _quality(
         minimum = reference_value - QUALITY_MARGIN
     estimate, why, estimates = _estimated(ref, windows, metric)
     found, realised_series = _realised(inputs, windows, metric)
-    series = [r if r is not None else e for r, e in zip(realised_series, estimates, strict=True)]
+    # one kind of quality per series: realised where 3 windows have it, else the estimate
+    known = sum(r is not None for r in realised_series)
+    series = realised_series if known >= 3 else estimates
     # drivers: the drifting features (warn or drift) whose drift moves with the quality
     drift = {f.name: [h.value for h in f.history] for f in features if f.status != "ok"}
     drivers = rank_drivers(drift, series)
@@ -718,8 +727,14 @@ def _alerts(
                 severity="ticket",
                 title=f"{what} drifted",
                 detail=(
-                    f"{f.why}; missing {_pct(f.missing_share)} (reference "
-                    f"{_pct(f.reference_missing_share)}), out of range {_pct(f.out_of_range_share)}"
+                    f.why
+                    + (
+                        ""
+                        if "missing" in f.why
+                        else f"; missing {_pct(f.missing_share)} (reference "
+                        f"{_pct(f.reference_missing_share)})"
+                    )
+                    + f"; out of range {_pct(f.out_of_range_share)}"
                     + (
                         f"; KS p-value {f.p_value:.2g} (diagnosis only)"
                         if f.p_value is not None
@@ -846,7 +861,7 @@ def _contract_alerts(contracts: Mapping[str, Any], now: datetime) -> list[Alert]
 
 def _since(f: DriftFinding) -> datetime:
     """The start of the first window of the streak the status stands on."""
-    judged = [h for h in f.history if h.value is not None]
+    judged = [h for h in f.history if h.judged]
     since = judged[-1].start if judged else f.history[-1].start
     for h in reversed(judged):
         if not h.over and h.status == "ok":

@@ -95,7 +95,7 @@ def _drift_html(r: MonitorReport) -> str:
 
 
 def _cells(f: DriftFinding, count: int) -> list[str]:
-    cells = ["unjudged" if h.value is None else h.status for h in f.history]
+    cells = [h.status if h.judged else "unjudged" for h in f.history]
     return (["unjudged"] * count + cells)[-count:] if len(cells) < count else cells[-count:]
 
 

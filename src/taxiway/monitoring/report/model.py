@@ -63,8 +63,10 @@ BURN_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
 
 @dataclass(frozen=True)
 class WindowJudgement:
-    """One window's verdict on one feature: the statistic, its threshold for the window's
-    size, and the status hysteresis gave after it (``value`` None: too few rows to judge)."""
+    """One window's verdict on one feature: its rows (missing ones included), the statistic
+    and its threshold for the window's size (None: too few known values for a statistic), over
+    or not (the statistic, or a jump of the missing share), and the status hysteresis gave
+    after it. ``judged`` False: too few rows to judge at all (the status carries over)."""
 
     start: datetime
     rows: int
@@ -72,6 +74,7 @@ class WindowJudgement:
     threshold: float | None
     over: bool
     status: Status
+    judged: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """``start``, ``rows``, ``value``, ``threshold``, ``over``, ``status``."""
@@ -82,6 +85,7 @@ class WindowJudgement:
             "threshold": _finite(self.threshold),
             "over": self.over,
             "status": self.status,
+            "judged": self.judged,
         }
 
 
