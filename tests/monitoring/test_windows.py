@@ -141,12 +141,12 @@ def test_a_rerun_without_new_records_reads_and_writes_nothing(tmp_path: Path) ->
     write(tmp_path / "log", [record(T0 + timedelta(minutes=i)) for i in range(50)])
     store = WindowStore(tmp_path / "w")
     before = [w.to_dict() for w in update(store, tmp_path / "log")]
-    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").glob("window-*.json")}
+    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").glob("*.json")}
     began = time.perf_counter()
     after = [w.to_dict() for w in update(store, tmp_path / "log")]
     assert time.perf_counter() - began < 1.0
     assert after == before
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").glob("window-*.json")} == files
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "w").glob("*.json")} == files
     # a new store over the same folder (a new process) sees the same windows
     assert [w.to_dict() for w in WindowStore(tmp_path / "w").windows()] == before
 

@@ -461,7 +461,9 @@ class WindowStore:
             self.notes = cursor.notes
             if profiler.untimed:
                 self.notes += (f"{profiler.untimed} record(s) without a readable ts skipped",)
-            self._commit(state, cursor, profiler)
+            unchanged = not profiler.touched and not profiler.untimed and cursor == state.cursor
+            if not (unchanged and (self.folder / _STATE).exists()):
+                self._commit(state, cursor, profiler)
         return self.windows()
 
     def _commit(self, state: _State, cursor: LogCursor, profiler: _Profiler) -> None:
