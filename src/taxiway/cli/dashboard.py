@@ -53,7 +53,8 @@ def dashboard(
             flush=True,
         )
     print(
-        f"dashboard of {project.spec.name} on http://{host}:{port}/dashboard",
+        f"dashboard of {project.spec.name} on http://{host}:{port}/dashboard"
+        + ("" if report is not None else " (after a first monitor run over the log)"),
         file=sys.stderr,
         flush=True,
     )

@@ -4,7 +4,7 @@
 Everything the page needs is served from here (``dashboard_assets/``, package data): no CDN,
 and the Content-Security-Policy lets the browser fetch nothing from anywhere else. The page is
 sent with the data it shows inlined (a JSON block the script reads, never runs), then the
-script refreshes it from ``data.json`` every ``refresh_s`` seconds.
+script refreshes it from ``data.json`` every half monitor interval (5 s to 60 s).
 
 The same routes serve the model service (:func:`service_data`: the in-service monitor of
 :mod:`taxiway.serving.monitor_task` and the service's counters) and ``taxiway dashboard``
@@ -44,6 +44,7 @@ from taxiway.serving.monitor_task import (
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
+    from taxiway.serving.metrics import Metrics
     from taxiway.serving.service import Service
 
 __all__ = [
@@ -157,15 +158,19 @@ def service_data(service: Service, task: MonitorTask) -> DataSource:
     loop) and the live facts (the served version, its stage, answers by arm and path summed
     over workers)."""
 
+    def read(metrics: Metrics) -> tuple[bytes, dict[str, dict[str, float]]]:
+        return task.snapshot(), metrics.answers_by_arm(flush=False)
+
     async def data() -> bytes:
         loop = asyncio.get_running_loop()
-        snapshot = await loop.run_in_executor(service.executor, task.snapshot)
+        service.metrics.flush()  # on the loop, like every tally; the reading is not
+        snapshot, answers = await loop.run_in_executor(service.executor, read, service.metrics)
         predictor = service.predictor
         live = {
             "model": service.name,
             "version": predictor.version.version,
             "arm": predictor.arm,
-            "answers": service.metrics.answers_by_arm(),
+            "answers": answers,
             "latency_budget_ms": service.serving.latency_budget_ms,
             "source": "service",
         }
@@ -185,9 +190,10 @@ def standalone_app(
     report: Path | None = None,
 ) -> Starlette:
     """The dashboard without the model service (``taxiway dashboard``): a monitor over the
-    log the service wrote, for ``version`` (default: production), run once before the app
-    answers and then every ``interval_s`` seconds; or, with ``report``, a saved report
-    (``taxiway monitor --json``'s output) shown as it is."""
+    log the service wrote, for ``version`` (default: the production one at start), run once
+    before the app answers and then every ``interval_s`` seconds (in a thread: no request of
+    a model waits here); or, with ``report``, a saved report (``taxiway monitor --json``'s
+    output) shown as it is."""
     folder = project.state_dir / "monitor" / "dashboard"
     if report is not None:
         saved = _saved_report(report)

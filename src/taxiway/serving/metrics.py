@@ -361,17 +361,19 @@ class Metrics:
                     self.quality.labels(model, str(metric), kind).set(float(value))
         self.monitor_run.labels(model).set_to_current_time()
 
-    def answers_by_arm(self) -> dict[str, dict[str, float]]:
+    def answers_by_arm(self, *, flush: bool = True) -> dict[str, dict[str, float]]:
         """Answered predictions so far by arm, then answer path (``model``,
         ``fallback:<name>``), from the latency histogram's counts: summed over workers in
-        multi-process mode (this process's tallies flushed first).
+        multi-process mode (this process's tallies flushed first, unless the caller did:
+        reading every worker's files may then happen off the event loop).
 
         >>> metrics = Metrics()
         >>> metrics.latency_of("model", "production").observe(0.002)
         >>> metrics.answers_by_arm()
         {'production': {'model': 1.0}}
         """
-        self.flush()
+        if flush:
+            self.flush()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
