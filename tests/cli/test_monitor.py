@@ -102,7 +102,9 @@ def test_a_drifted_feature_exits_1_and_the_report_names_it(
         world.write_window(hour, shift=shift_spend)
     out = tmp_path / "report"
     assert main(["monitor", "-f", str(spec), "--json", "--out", str(out)]) == 1
-    document = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert captured.err == ""
     assert document["healthy"] is False
     assert {f["name"]: f["status"] for f in document["features"]} == {
         "age": "ok",

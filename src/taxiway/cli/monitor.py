@@ -9,6 +9,7 @@ and its stored reference, the log's folder and the outcomes' beside it.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -263,6 +264,11 @@ def _notify(project: Project, report: MonitorReport) -> None:
     and rate-limited across runs by ``<state>/monitor/alerts.json``)."""
     from taxiway.monitoring.alerts import AlertSinks
 
+    logger = logging.getLogger("taxiway.monitoring")
+    # the summary shows every alert: the log sink reaches the logs only where the user set up
+    # logging (not Python's last-resort handler on stderr, which would print each one twice)
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     monitoring = project.spec.monitoring or Monitoring()
     webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
     sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
