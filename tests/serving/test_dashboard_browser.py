@@ -213,6 +213,23 @@ def test_a_drift_the_monitor_observed_in_the_log_shows_as_drifted(tmp_path: Path
     assert 'data-drawn="ok"' in page.dom
 
 
+def test_a_version_without_a_reference_is_named_and_nothing_breaks(tmp_path: Path) -> None:
+    """No report at all: every section draws its empty state, and the page says why."""
+    require_chromium()
+    state = tmp_path / "state"
+    monitored_state(state, reference=False)
+    args = ["-f", str(RETAIL_SPEC), "--state-dir", str(state), "--interval", "0"]
+    with dashboard_server(*args, cwd=tmp_path) as url:
+        page = load(f"{url}/dashboard", tmp_path)
+    assert page.console == []
+    assert 'data-drawn="no_reference"' in page.dom
+    state_line = [a for t, a in elements(page.dom) if a.get("id") == "monitor-state"]
+    assert state_line[0]["data-status"] == "no_reference"
+    assert "version 1 of retail_churn has no monitor reference" in page.dom
+    assert "No monitor report yet." in page.dom
+    assert "No drift figures yet." in page.dom
+
+
 def test_the_browser_checks_see_an_error_and_a_request_elsewhere(tmp_path: Path) -> None:
     """The checks above would pass vacuously if Chromium stopped reporting; it does not."""
     require_chromium()
