@@ -69,7 +69,7 @@ __all__ = [
 
 CHUNK_BYTES: Final = 32 * 1024 * 1024
 """New bytes parsed at a time: bounds memory, whatever the size of the backlog."""
-_BLOCK_BYTES: Final = 4 * 1024 * 1024  # pyarrow's unit of parallel parsing
+_BLOCK_BYTES: Final = 1024 * 1024  # pyarrow's unit of parallel parsing (a thread per block)
 _HEAD_BYTES: Final = 1024  # the first bytes of a file, kept as a digest to recognise it
 _FLOAT: Final = pa.float64()
 

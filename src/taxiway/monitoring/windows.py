@@ -702,8 +702,7 @@ class _Columns:
     def feature(self, name: str, rows: Ints | None) -> npt.NDArray[Any]:
         if self._features is None:
             return np.full(len(self.times) if rows is None else len(rows), np.nan)
-        values: Any = pc.struct_field(self._features, name)
-        return _values(values if rows is None else values.take(rows))
+        return _values(pc.struct_field(self._features, name), rows)
 
     def categories(self, name: str, rows: Ints | None) -> CategoricalProfile:
         """The labels of one categorical feature in ``rows``, counted (dictionary-encoded by
@@ -725,8 +724,7 @@ class _Columns:
         return counted
 
     def output(self, rows: Ints | None) -> npt.NDArray[Any]:
-        values: Any = self.table.column("prediction").combine_chunks()
-        return _values(values if rows is None else values.take(rows))
+        return _values(self.table.column("prediction"), rows)
 
     def out_of_range(self, rows: Ints | None) -> dict[str, int]:
         lists: Any = self.table.column("out_of_range").combine_chunks()
@@ -741,12 +739,16 @@ class _Columns:
         return {str(n): int(h) for n, h in zip(names, hits, strict=True) if n is not None}
 
 
-def _values(array: Any) -> npt.NDArray[Any]:
-    """Numbers as floats (null -> NaN), anything else as objects (null -> None)."""
+def _values(array: Any, rows: Ints | None) -> npt.NDArray[Any]:
+    """The values in ``rows`` (all when None): numbers as floats (null -> NaN), anything else
+    as objects (null -> None). Taken in numpy, faster than arrow's take."""
     if pa.types.is_floating(array.type) or pa.types.is_integer(array.type):
-        return _floats(array)
+        if rows is None:
+            return _floats(array)
+        floats: Any = pc.cast(array, pa.float64())
+        return np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)[rows]
     objects: npt.NDArray[Any] = array.to_numpy(zero_copy_only=False)
-    return objects
+    return objects if rows is None else objects[rows]
 
 
 def _floats(column: Any) -> npt.NDArray[np.float64]:
