@@ -558,7 +558,7 @@ def test_the_in_service_monitor_runs_once_for_all_workers(served: Server, shop: 
             metrics = client.get("/metrics").text
         assert 'taxiway_drift_status{feature="__output__",model="retail_churn"}' in metrics
         assert 'taxiway_monitor_last_run_timestamp_seconds{model="retail_churn"}' in metrics
-    folder = shop.parent / ".taxiway" / "monitor" / "service"
+    folder = served.log.parent / "monitor" / "service"  # beside the log (folder/log)
     assert orjson.loads((folder / "latest.json").read_bytes())["status"] == monitor["status"]
     with served.client() as client:  # both workers read the leader's file
         statuses = {client.get("/dashboard/data.json").json()["monitor"]["status"] for _ in "ab"}

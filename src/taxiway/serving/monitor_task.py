@@ -3,7 +3,7 @@ seconds and keeps the last report, for ``/dashboard`` and the drift, SLO and qua
 ``/metrics``.
 
 With several workers, every worker starts a :class:`MonitorProcess`, and the one holding an
-exclusive ``flock`` on ``<folder>/leader.lock`` keeps a child process running the monitor
+exclusive ``flock`` on ``<folder>/leader.lock`` (:func:`monitor_folder`) keeps a child process running the monitor
 (once per interval for the whole service, not once per worker; ``python -m
 taxiway.serving.monitor_task``, at a lower CPU priority). The child writes each run's outcome
 to ``<folder>/latest.json``, which every worker's dashboard reads, and the leader sets its
@@ -506,8 +506,15 @@ def _in_the_child() -> RunResult:
 
 
 def monitor_folder(project: Project) -> Path:
-    """Where the service's monitor keeps its state: ``<state>/monitor/service``."""
-    return project.state_dir / "monitor" / "service"
+    """Where the service's monitor keeps its state: ``monitor/service`` beside the prediction
+    log's folder (``<state>/monitor/service`` by default), so services writing one log run
+    one monitor, and services sharing a state folder but not a log do not mix their reports.
+
+    >>> project = Project.load("examples/retail/taxiway.yaml", "/tmp/state")
+    >>> str(monitor_folder(project))
+    '/tmp/state/monitor/service'
+    """
+    return log_folders(project)[0].parent / "monitor" / "service"
 
 
 def child_command(project: Project, interval_s: float, pinned: int | None = None) -> list[str]:
