@@ -20,7 +20,7 @@ from taxiway.monitoring.report import (
     summary_lines,
     write_report,
 )
-from taxiway.monitoring.report.model import number_text
+from taxiway.monitoring.report.rows import number_text
 
 
 @pytest.fixture(scope="module")

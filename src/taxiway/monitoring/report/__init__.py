@@ -2,7 +2,8 @@
 charts.
 
 One model of the findings (:mod:`~taxiway.monitoring.report.model`) feeds every view: its
-JSON, the terminal summary, :mod:`~taxiway.monitoring.report.markdown` and
+JSON, and through the shared rows and lines of :mod:`~taxiway.monitoring.report.rows`, the
+terminal summary, :mod:`~taxiway.monitoring.report.markdown` and
 :mod:`~taxiway.monitoring.report.html_page` (one self-contained page with inline SVG charts).
 
 >>> import tempfile
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from taxiway.monitoring.report.html_page import render_html
 from taxiway.monitoring.report.markdown import render_markdown
-from taxiway.monitoring.report.model import MonitorReport, summary_lines
+from taxiway.monitoring.report.model import MonitorReport
+from taxiway.monitoring.report.rows import summary_lines
 
 __all__ = ["MonitorReport", "render_html", "render_markdown", "summary_lines", "write_report"]
 

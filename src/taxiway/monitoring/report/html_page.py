@@ -13,13 +13,12 @@ import html
 import re
 from collections.abc import Sequence
 
-from taxiway.monitoring.report.model import (
+from taxiway.monitoring.report.model import DriftFinding, MonitorReport
+from taxiway.monitoring.report.rows import (
     ALERT_HEADERS,
     DRIFT_HEADERS,
     LATENCY_HEADERS,
     SLO_HEADERS,
-    DriftFinding,
-    MonitorReport,
     alert_rows,
     drift_rows,
     headline,

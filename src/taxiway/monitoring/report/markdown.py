@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from taxiway.monitoring.report.model import (
+from taxiway.monitoring.report.model import MonitorReport
+from taxiway.monitoring.report.rows import (
     ALERT_HEADERS,
     DRIFT_HEADERS,
     LATENCY_HEADERS,
     SLO_HEADERS,
-    MonitorReport,
     alert_rows,
     drift_rows,
     headline,
