@@ -98,15 +98,23 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+def load_script(name: str, path: Path) -> ModuleType:
+    """Import a script by path (the examples are scripts, not a package), registered under
+    ``name`` in ``sys.modules`` as an import would be (dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def retail_shop(folder: Path, customers: int) -> Path:
     """The retail example in ``folder``: simulated data for ``customers``, its spec and
     contracts; returns the spec's path."""
     target = folder
-    spec = importlib.util.spec_from_file_location("retail_sim", EXAMPLES / "retail" / "simulate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("retail_sim", EXAMPLES / "retail" / "simulate.py")
     module.simulate(target / "data", customers=customers)
     shutil.copy(EXAMPLES / "retail" / "taxiway.yaml", target / "taxiway.yaml")
     shutil.copytree(EXAMPLES / "retail" / "contracts", target / "contracts")

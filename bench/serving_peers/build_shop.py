@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         assert loaded is not None
         assert loaded.loader is not None
         module = importlib.util.module_from_spec(loaded)
+        sys.modules["retail_sim"] = module  # its dataclasses look their module up
         loaded.loader.exec_module(module)
         module.simulate(shop / "data", customers=args.customers)
         text = (EXAMPLE / "taxiway.yaml").read_text()

@@ -9,7 +9,6 @@ unreachable server.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from tests.conftest import IN_CI, PG_HOST, PG_PORT, retail_shop, service_up
+from tests.conftest import IN_CI, PG_HOST, PG_PORT, load_script, retail_shop, service_up
 
 from taxiway.cli import main
 
@@ -31,12 +30,7 @@ AS_OF = "2025-12-31"
 
 def _script(name: str) -> ModuleType:
     """Import one of the example's scripts by path (the examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"blocked_{name}", BLOCKED / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"blocked_{name}", BLOCKED / f"{name}.py")
 
 
 def _example(folder: Path) -> Path:

@@ -8,7 +8,6 @@ the test session, so neither the repo nor the server's `test` database is touche
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from tests.conftest import retail_shop
+from tests.conftest import load_script, retail_shop
 
 from taxiway.cli import main
 
@@ -30,12 +29,7 @@ NOWHERE = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
 
 
 def _setup_postgres() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("blocked_setup", BLOCKED / "setup_postgres.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("blocked_setup", BLOCKED / "setup_postgres.py")
 
 
 def _example(folder: Path) -> Path:

@@ -6,7 +6,6 @@ folder, so they never depend on (or disturb) `examples/*/data`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +13,7 @@ from types import ModuleType
 
 import duckdb
 import pytest
+from tests.conftest import load_script
 
 from taxiway.cli import main
 
@@ -21,12 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _script(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, path)
 
 
 def _copy_example(name: str, folder: Path) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from datetime import date
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import load_script
 
 from taxiway.data.contracts.loader import load_contract
 from taxiway.spec import load_spec
@@ -23,13 +22,7 @@ SPECS = sorted(EXAMPLES.glob("*/taxiway.yaml"))
 
 def _load(name: str, path: Path) -> ModuleType:
     """Import an example script by path (the examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name, path)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ test_sprint.py: these tests check the flow, not how busy the machine is.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import load_script
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
@@ -40,12 +40,7 @@ INPUTS = {"origin", "carrier", "tailnum", "distance", "hour", "dest"}
 
 
 def _prepare(out: Path) -> None:
-    spec = importlib.util.spec_from_file_location("flights_prepare", EXAMPLE / "prepare.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.prepare(out)
+    load_script("flights_prepare", EXAMPLE / "prepare.py").prepare(out)
 
 
 @pytest.fixture(scope="module")

@@ -84,4 +84,5 @@ def fit_algorithm(
         profile_matrix=X_train,
         predict_valid=native.predict,
         valid_inputs=X_valid,
+        valid_matrix=X_valid,
     )

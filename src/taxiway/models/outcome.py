@@ -29,3 +29,5 @@ class Outcome:
     valid_inputs: Any
     pilot_name: str | None = None
     not_evaluated: str | None = None
+    valid_matrix: np.ndarray | None = None
+    """The validation rows encoded as ``profile_matrix`` is: the monitor's input reference."""

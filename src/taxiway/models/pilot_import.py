@@ -71,6 +71,7 @@ def import_pilot(
         profile_matrix=encoder.encode_table(table),
         predict_valid=predict if frame is not None else None,
         valid_inputs=frame,
+        valid_matrix=encoder.encode_table(valid_table) if valid_table.num_rows else None,
         pilot_name=name,
         not_evaluated=note,
     )

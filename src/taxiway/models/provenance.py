@@ -21,7 +21,10 @@ from taxiway.monitoring.quality_reference import quality_reference
 from taxiway.monitoring.reference import build_reference
 from taxiway.spec.project import Project
 
-__all__ = ["new_version"]
+__all__ = ["MIN_REFERENCE_ROWS", "monitor_reference", "new_version"]
+
+MIN_REFERENCE_ROWS = 1_000
+"""Validation rows the monitor's input reference needs; fewer, and the training rows stand in."""
 
 
 def new_version(
@@ -70,16 +73,25 @@ def monitor_reference(
     project: Project, outcome: Outcome, task: str, y_valid: np.ndarray | None
 ) -> dict[str, Any]:
     """The monitor's reference for the version (``taxiway.monitoring``): a mergeable profile
-    and calibrated thresholds per input, from the training rows, and for the output, from the
-    validation predictions (out of sample, as live traffic is: in-sample scores are sharper);
-    under ``quality``, what CBPE needs to estimate quality before labels arrive, from the
-    validation predictions and labels. Booleans are profiled as 0/1; timestamp inputs are not
-    monitored (none is served today)."""
+    and calibrated thresholds per input and for the output, from the validation rows and the
+    model's predictions on them; under ``quality``, what CBPE needs to estimate quality before
+    labels arrive, from the same predictions and their labels.
+
+    The validation rows are the newest the model was judged on (the split is by time), so
+    live traffic is compared with the latest known world rather than with the whole training
+    history (features with a trend, such as a growing shop's order counts, would otherwise
+    read as drifted from the first window), and inputs and output describe the same rows:
+    out-of-sample scores, as live ones are (in-sample scores are sharper). With fewer than
+    :data:`MIN_REFERENCE_ROWS` validation rows the training rows stand in for the inputs.
+    Booleans are profiled as 0/1; timestamp inputs are not monitored (none is served today)."""
     encoder = outcome.profile_encoder
+    matrix = outcome.valid_matrix
+    if matrix is None or len(matrix) < MIN_REFERENCE_ROWS:
+        matrix = outcome.profile_matrix
     columns: dict[str, Any] = {}
     kinds: dict[str, Any] = {}
     for index, (name, kind) in enumerate(zip(encoder.features, encoder.kinds, strict=True)):
-        values = outcome.profile_matrix[:, index].astype(np.float64)
+        values = matrix[:, index].astype(np.float64)
         if kind == "categorical":
             vocabulary = encoder.vocabularies[name]
             columns[name] = [None if v != v else vocabulary[int(v)] for v in values]

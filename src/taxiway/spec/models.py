@@ -645,23 +645,107 @@ class Monitoring(_Model):
         return f"{self.alert_threshold:g}"
 
 
-class Rollout(_Model):
-    """A gradual rollout against a control group, gated by a measured outcome."""
+def _metric(value: object) -> object:
+    """``metric: converted`` is shorthand for ``metric: {name: converted}``."""
+    return {"name": value} if isinstance(value, str) else value
 
-    control: str = "baseline"
-    steps: list[float] = Field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0])
-    metric: str | None = None
-    guardrails: list[Any] = Field(default_factory=list)
+
+class RolloutMetric(_Model):
+    """The primary outcome the rollout is decided on."""
+
+    name: str = Field(description="An outcome name posted to /v1/outcomes (converted, revenue).")
+    direction: Literal["increase", "decrease"] = Field(
+        default="increase", description="Which way is better for this outcome."
+    )
+    min_effect: float | None = Field(
+        default=None,
+        gt=0,
+        description="The smallest difference (candidate minus control, in the outcome's units) "
+        "worth detecting; it tunes the sequential test to the planned sample.",
+    )
+
+
+class Guardrails(_Model):
+    """What must not get worse in the candidate arm; a breach rolls back at once."""
+
+    latency_p99_ms: float | None = Field(
+        default=None, gt=0, description="Default: serving.latency_budget_ms."
+    )
+    error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Server errors per answer, at most."
+    )
+    fallback_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Fallback answers per answer: the candidate's, at most this above control's.",
+    )
+    drift: bool = Field(default=True, description="Roll back when the monitor reports drift.")
+    outcomes: list[str] = Field(
+        default_factory=list, description="Outcomes that must not get worse (revenue...)."
+    )
+
+
+class Rollout(_Model):
+    """A gradual rollout against a control group, decided on measured outcomes."""
+
+    control: str | float = Field(
+        default="production",
+        description="What the control arm answers with: `production` (the current production "
+        "version; the baseline when there is none), `baseline`, or a constant score standing "
+        "for the previous system.",
+    )
+    candidate: int | None = Field(
+        default=None, description="Default: the newest version that passed the audit."
+    )
+    unit: str | None = Field(
+        default=None,
+        description="The request field or entity that identifies a user: assignment and "
+        "analysis are per unit. Default: the model's entity when it has one.",
+    )
+    steps: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0, 25.0, 50.0, 100.0])
+    min_duration: PositiveDuration = Field(
+        default=timedelta(hours=1), description="The shortest time at each step."
+    )
+    min_units: int = Field(
+        default=100, ge=1, description="Units per arm at each step before it may be promoted."
+    )
+    metric: Annotated[RolloutMetric | None, BeforeValidator(_metric)] = None
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="The false-decision rate over the whole rollout."
+    )
+    auto: bool = Field(default=False, description="Run `taxiway rollout check` on a schedule.")
+    check_every: PositiveDuration = Field(
+        default=timedelta(minutes=1), description="How often the automatic loop checks."
+    )
+
+    @field_validator("control", mode="before")
+    @classmethod
+    def _control(cls, value: object) -> object:
+        if isinstance(value, str) and value not in ("production", "baseline"):
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(
+                    f"control is `production`, `baseline` or a constant score, not {value!r}"
+                ) from None
+        return value
+
+    @field_validator("guardrails", mode="before")
+    @classmethod
+    def _old_guardrails(cls, value: object) -> object:
+        return {} if value == [] else value
 
     @field_validator("steps")
     @classmethod
     def _increasing_percentages(cls, steps: list[float]) -> list[float]:
         if not steps:
-            raise ValueError("give at least one step, e.g. [1, 5, 25, 50, 100]")
+            raise ValueError("give at least one step, e.g. [1, 5, 10, 25, 50, 100]")
         if any(not 0 < step <= 100 for step in steps):
             raise ValueError("each step is a percentage of traffic in (0, 100]")
         if any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValueError("steps must increase, e.g. [1, 5, 25, 50, 100]")
+            raise ValueError("steps must increase, e.g. [1, 5, 10, 25, 50, 100]")
         return steps
 
 

@@ -97,7 +97,7 @@ def spec_declarations(project: Project) -> dict[str, tuple[bool, str]]:
         found["metric_gated_rollout"] = (
             True,
             f"{_IN_SPEC}: a rollout against {spec.rollout.control} in steps of {steps}"
-            + (f", gated on {spec.rollout.metric}" if spec.rollout.metric else ""),
+            + (f", gated on {spec.rollout.metric.name}" if spec.rollout.metric else ""),
         )
     if spec.model is not None:
         registry = spec.registry.kind if spec.registry is not None else "sqlite by default"

@@ -86,6 +86,7 @@ Metrics: `curl -s {SERVICE_URL}/metrics` (Prometheus text). The prediction log (
 its path, reason, features and latency) is in `{f.log_folder}`; DuckDB reads it (see
 docs/serving.md).
 
-Not built yet: drift monitoring (`{_MONITOR}`) and the rollout controller
-(`{_ROLLOUT}`). Their pages give the manual step that works today.
+Drift, latency, SLO burn and quality: `{_MONITOR}` (and the service's `/dashboard`). Not
+built yet: the rollout controller (`{_ROLLOUT}`); its page gives the manual step that works
+today.
 """

@@ -21,9 +21,10 @@ from taxiway.spec.durations import format_duration
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-PLANNED_COMMANDS = ("taxiway monitor", "taxiway rollout")
+PLANNED_COMMANDS = ("taxiway rollout",)
 """Commands the runbooks name as the future replacement of a manual step; not built yet."""
-_MONITOR, _ROLLOUT = PLANNED_COMMANDS
+(_ROLLOUT,) = PLANNED_COMMANDS
+_MONITOR = "taxiway monitor"
 
 SERVICE_URL = "http://127.0.0.1:8080"
 """Where ``taxiway serve`` listens unless given ``--host``/``--port``."""

@@ -1,71 +1,54 @@
-"""The runbook page: an input drift alert, with the PSI script (``scripts/drift_psi.tmpl``)
-to run by hand until ``taxiway monitor`` exists.
-"""
+"""The runbook page: an input drift alert, diagnosed with ``taxiway monitor``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from taxiway.spec.models import Monitoring, PeriodicSpine
-from taxiway.sprint.runbooks.facts import _MONITOR, _Facts, _script, _sh, _yaml
+from taxiway.sprint.runbooks.facts import _MONITOR, _Facts, _sh, _yaml
 
 
 def _input_drift(f: _Facts) -> str:
     monitoring = f.project.spec.monitoring
     spine = f.project.spec.spine
     since = spine.every if isinstance(spine, PeriodicSpine) else timedelta(days=1)
-    since_note = (
-        "spine.every: one scoring round"
-        if isinstance(spine, PeriodicSpine)
-        else "a day of traffic; widen it when there are few answers"
-    )
+    since_text = f"{int(since.total_seconds() // 3600)}h"
     if monitoring is None:
         declared = (
-            "The spec has no `monitoring:` section: no drift test or threshold is declared, so "
-            "nothing would alert. Declare one (thresholds are calibrated per window size unless "
-            "you fix one with `alert_threshold`):\n\n"
-            + _yaml(f"monitoring:\n  drift: {Monitoring().drift}")
-            + "\n\nUntil then the script below prints PSI values without judging them."
+            "The spec has no `monitoring:` section: no drift statistic, window or webhook is "
+            f"declared. `{_MONITOR}` runs with the defaults below all the same; declare the "
+            "section to choose (thresholds are calibrated per window size unless "
+            "`alert_threshold` fixes one):\n\n"
+            + _yaml(f"monitoring:\n  drift: {Monitoring().drift}\n  window: 1h")
         )
-        threshold, threshold_note = "None", "no monitoring.alert_threshold in the spec"
     else:
-        declared = f.thresholds("monitoring.drift", "monitoring.alert_threshold")
+        keys = ["monitoring.drift", "monitoring.window", "monitoring.hysteresis"]
+        if monitoring.alert_threshold is not None:
+            keys.insert(1, "monitoring.alert_threshold")
+        declared = f.thresholds(*keys)
         if monitoring.alert_threshold is None:
             declared += (
-                "\n\nThe spec's thresholds are calibrated per version and window size: "
-                "`taxiway monitor` applies them; the script below prints PSI without judging it."
+                "\n\nNo `alert_threshold`: each feature's threshold is calibrated per window "
+                "size at training (the 99th percentile of the statistic between reference "
+                "resamples of that size), so about 1% of healthy windows cross it."
             )
-            threshold, threshold_note = "None", "calibrated thresholds: see `taxiway monitor`"
-        elif monitoring.drift == "psi":
-            threshold = f"{monitoring.alert_threshold:g}"
-            threshold_note = "monitoring.alert_threshold"
-        else:
-            declared += (
-                f"\n\nThe spec's test is `{monitoring.drift}`; the script below computes PSI, so "
-                "it does not apply the spec's threshold (it is on another scale)."
-            )
-            threshold, threshold_note = "None", f"the spec's threshold is for {monitoring.drift}"
-    script = _script("drift_psi.tmpl").format(
-        threshold=threshold,
-        threshold_note=threshold_note,
-        since=repr(since).removeprefix("datetime."),
-        since_note=since_note,
-        spec=str(f.project.spec_path),
-        state=str(f.project.state_dir),
-        log=str(f.log_folder),
-    )
+    window = (monitoring or Monitoring()).window
+    hysteresis = (monitoring or Monitoring()).hysteresis
+    monitor = f.cmd("monitor", "--since", since_text)
     return f"""{f.header("Input drift alert")}
-Live inputs no longer look like the training data. Drift monitoring is not built yet: the
-planned `{_MONITOR}` command will compute it continuously and fire the alert. Until then,
-run the check below by hand (or from cron) after each scoring round.
+Live inputs no longer look like the data the model was validated on. `{_MONITOR}` compares
+each window of the prediction log ({window.total_seconds() / 3600:g} h) with the reference
+profile stored with the version at training, and marks a feature `drift` when
+{hysteresis.k} of the last {hysteresis.m} windows are over its threshold.
 
 ## Symptoms
 
-- The script below prints `ALERT` for a feature.
+- `{_MONITOR}` exits 1 with a `drift` ticket naming the feature, its view and its source (and
+  POSTs it to `monitoring.webhook` when one is set).
+- `taxiway_drift_status{{feature="<feature>"}}` is 2 on the service's `/metrics`, and the
+  feature is marked drifted on its `/dashboard`.
 - `{f.series("out_of_range", labels='field="<field>"')}` grows: request values beyond anything
   seen in training.
-- Predictions shift: the share of high scores in the prediction log moves without a reason
-  in the business.
 
 ## Thresholds
 
@@ -73,18 +56,22 @@ run the check below by hand (or from cron) after each scoring round.
 
 ## Diagnose
 
-PSI of each input of the production version against its training profile (decile bins, as
-the profile stores them; empty bins count as 0.0001):
+The report of the last scoring round ({since_text}): every feature's statistic, threshold and
+status, its distribution against the reference (monitor.html), and for the drifted ones the
+source to look at:
 
-```python
-{script.rstrip()}
-```
+{_sh(f"{monitor} --out {f.project.state_dir}/monitor/report", f"{monitor} --json")}
+
+- Several features of one source moved together: check the source (`taxiway check`, see
+  [contract breach](contract-breach-breaker-open.md)): a changed upstream feed (a unit, a
+  format, a vendor's release) is the usual cause.
+- A feature's missing share jumped: the source stopped sending it.
+- The output moved and quality (realised, or estimated while labels wait) fell: the model no
+  longer fits; inputs explain, quality decides.
 
 ## Recover
 
-- One source's features moved together: check the source (`taxiway check`, see
-  [contract breach](contract-breach-breaker-open.md)): a changed upstream feed is the usual
-  cause.
+- A broken source: fix or roll back the feed; the windows after the fix come back `ok`.
 - Online values differ from what the same definitions give offline: a pipeline bug.
 
 {_sh(f.cmd("check"), f.cmd("features", "skew"))}

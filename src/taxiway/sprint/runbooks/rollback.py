@@ -23,10 +23,13 @@ def _rollback(f: _Facts) -> str:
             )
         )
     else:
-        metric = rollout.metric or (label.name if label is not None else "<outcome>")
+        metric = (
+            rollout.metric.name
+            if rollout.metric
+            else (label.name if label is not None else "<outcome>")
+        )
         declared = f.thresholds("rollout.control", "rollout.steps", "rollout.metric")
-        if rollout.guardrails:
-            declared += f"\n\nGuardrails: {_show(rollout.guardrails)}."
+        declared += f"\n\nGuardrails: {_show(rollout.guardrails.model_dump(mode='json'))}."
     outcomes = f.log_folder.parent / "outcomes"
     script = (
         _script("outcomes.tmpl")
