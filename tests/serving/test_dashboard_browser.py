@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from tests.sprint.test_report_browser import require_chromium
 
+from .conftest import serving, variant
 from .dashboard_fixture import RETAIL_SPEC, dashboard_server, monitored_state, write_report
 
 
@@ -228,6 +229,24 @@ def test_a_version_without_a_reference_is_named_and_nothing_breaks(tmp_path: Pat
     assert "version 1 of retail_churn has no monitor reference" in page.dom
     assert "No monitor report yet." in page.dom
     assert "No drift figures yet." in page.dom
+
+
+def test_the_model_service_serves_the_same_page(shop: Path, tmp_path: Path) -> None:
+    """`taxiway serve`'s own /dashboard, with its live traffic by arm and answer path."""
+    require_chromium()
+    spec = variant(shop, tmp_path, serving=f"  log: {{path: {tmp_path / 'log'}}}\n")
+    state = str(shop.parent / ".taxiway")
+    with serving(spec, "--state-dir", state) as server:
+        with server.client() as client:
+            for customer in ("100017", "100018"):
+                answer = client.post("/v1/predict", json={"entities": {"customer": customer}})
+                assert answer.is_success
+        page = load(f"{server.url}/dashboard", tmp_path)
+    assert page.console == []
+    assert [u for u in page.requests if not u.startswith(server.url + "/")] == []
+    arms = [(a["data-arm"], a["data-path"]) for t, a in elements(page.dom) if "data-arm" in a]
+    assert arms == [("production", "model")]
+    assert "retail_churn" in page.dom
 
 
 def test_the_browser_checks_see_an_error_and_a_request_elsewhere(tmp_path: Path) -> None:
