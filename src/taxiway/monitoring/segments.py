@@ -23,7 +23,10 @@ differs from the schema's is converted the way the monitor's profiles read raw v
 float column, numbers and numeric strings are kept and any other value (a boolean, a word, an
 object) becomes ``inf`` (so a profile counts it as invalid, see
 :mod:`taxiway.monitoring.profiles`); a string column takes ``str(value)``; other columns get
-null.
+null. A field logged with one other type throughout (a category as integers; a number as
+strings after a vendor changed a format) is still parsed by pyarrow, as found, then converted,
+and the next chunks start from that; only a field mixing types within a chunk is converted
+value by value in Python.
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -247,7 +250,7 @@ def iter_new(
     notes = [f"{gone} log file(s) gone since the last read (retention)"] if gone else []
     skipped = cursor.skipped
     yielded = False
-    relaxed: dict[Path_, pa.DataType] = {}  # fields logged with another type, chunk after chunk
+    relaxed: dict[FieldPath, pa.DataType] = {}  # fields logged with another type, chunk after chunk
     for path in paths:
         found = _read_file(path, files.get(path.name), schema, chunk_bytes, relaxed)
         for table, mark, bad, note in found:
@@ -265,7 +268,7 @@ def _read_file(
     mark: FileMark | None,
     schema: pa.Schema,
     chunk_bytes: int,
-    relaxed: dict[Path_, pa.DataType],
+    relaxed: dict[FieldPath, pa.DataType],
 ) -> Iterator[tuple[pa.Table, FileMark, int, str | None]]:
     """(records, mark after them, lines skipped, note) per run of new complete lines."""
     try:
@@ -330,7 +333,7 @@ def _digest(data: bytes) -> str:
 
 
 def parse_lines(
-    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[Path_, pa.DataType] | None = None
+    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[FieldPath, pa.DataType] | None = None
 ) -> tuple[pa.Table, int]:
     """Complete JSON lines as a table with ``schema``'s columns, and how many were skipped.
 
@@ -370,7 +373,7 @@ def parse_lines(
     return table, skipped
 
 
-Path_ = tuple[str, ...]
+FieldPath = tuple[str, ...]
 """A field's place: ``("latency_ms",)``, ``("features", "age")``."""
 _CONFLICT: Final = re.compile(r"Column\((?P<path>/[^)]*)\) changed from \w+ to (?P<found>\w+)")
 _FOUND: Final = {"number": pa.int64(), "string": pa.string(), "boolean": pa.bool_()}
@@ -378,13 +381,13 @@ _TRIES: Final = 6
 
 
 def _read_fast(
-    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[Path_, pa.DataType]
+    data: bytes | memoryview, schema: pa.Schema, relaxed: dict[FieldPath, pa.DataType]
 ) -> pa.Table | None:
     """pyarrow's parse of ``data``, with the fields in ``relaxed`` parsed as found and
     converted back (learning a field that every value of the chunk logs with another type);
     None when a line is not JSON or a field mixes types."""
     read = pa_json.ReadOptions(block_size=_BLOCK_BYTES)
-    tried: set[frozenset[tuple[Path_, str]]] = set()
+    tried: set[frozenset[tuple[FieldPath, str]]] = set()
     for _ in range(_TRIES):
         tried.add(frozenset((path, str(kind)) for path, kind in relaxed.items()))
         options = pa_json.ParseOptions(
@@ -404,8 +407,8 @@ def _read_fast(
 
 
 def _relax(
-    message: str, schema: pa.Schema, relaxed: dict[Path_, pa.DataType]
-) -> dict[Path_, pa.DataType] | None:
+    message: str, schema: pa.Schema, relaxed: dict[FieldPath, pa.DataType]
+) -> dict[FieldPath, pa.DataType] | None:
     """The relaxed fields that may parse what ``message`` complains of, or None."""
     change = dict(relaxed)
     if "Failed to convert JSON to int64" in message:  # an integer-looking field holds floats
@@ -434,7 +437,7 @@ def _relax(
     return change
 
 
-def _type_at(schema: pa.Schema, path: Path_) -> pa.DataType | None:
+def _type_at(schema: pa.Schema, path: FieldPath) -> pa.DataType | None:
     kind: Any = schema
     for name in path:
         index = kind.get_field_index(name)
@@ -444,7 +447,7 @@ def _type_at(schema: pa.Schema, path: Path_) -> pa.DataType | None:
     return cast("pa.DataType", kind)
 
 
-def _with_types(schema: pa.Schema, relaxed: Mapping[Path_, pa.DataType]) -> pa.Schema:
+def _with_types(schema: pa.Schema, relaxed: Mapping[FieldPath, pa.DataType]) -> pa.Schema:
     """``schema`` with the types of ``relaxed`` at their places (top level or one struct in)."""
     if not relaxed:
         return schema
@@ -459,7 +462,9 @@ def _with_types(schema: pa.Schema, relaxed: Mapping[Path_, pa.DataType]) -> pa.S
     return pa.schema(fields)
 
 
-def _restore(table: pa.Table, schema: pa.Schema, relaxed: Mapping[Path_, pa.DataType]) -> pa.Table:
+def _restore(
+    table: pa.Table, schema: pa.Schema, relaxed: Mapping[FieldPath, pa.DataType]
+) -> pa.Table:
     """The relaxed columns of ``table`` converted to ``schema``'s types."""
     columns = []
     for top in schema:
