@@ -101,13 +101,6 @@ def in_cents(values: dict[str, Any]) -> None:
         values[SHIFTED] = values[SHIFTED] * 100.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training profiles the inputs on the training rows, while the output and live "
-    "traffic come after them: the retail shop grows, so its validation rows drift on most "
-    "inputs (PSI 0.1-0.3 against calibrated thresholds of ~0.02). Passes once the input "
-    "profiles come from the validation rows (models/provenance.py monitor_reference)",
-)
 def test_the_models_own_validation_traffic_is_healthy(
     served: tuple[Path, ModelVersion], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,12 +123,8 @@ def test_a_shifted_input_drifts_and_its_alert_names_it(
     write_log(spec, version, in_cents)
     assert main(["monitor", "-f", str(spec), "--json"]) == 1
     document = json.loads(capsys.readouterr().out)
-    features = {f["name"]: f for f in document["features"]}
-    assert features[SHIFTED]["status"] == "drift"
-    # by far the largest drift, relative to its threshold
-    ratios = {name: f["value"] / f["threshold"] for name, f in features.items()}
-    assert max(ratios, key=ratios.__getitem__) == SHIFTED
-    assert ratios[SHIFTED] > 5 * sorted(ratios.values())[-2]
+    drifted = [f["name"] for f in document["features"] if f["status"] == "drift"]
+    assert drifted == [SHIFTED]  # that input alone
     [alert] = [a for a in document["alerts"] if a["kind"] == "drift" and SHIFTED in a["key"]]
     assert alert["title"] == f"feature {SHIFTED} drifted"
     assert alert["severity"] == "ticket"
