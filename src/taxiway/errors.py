@@ -51,6 +51,7 @@ __all__ = [
     "MonitoringError",
     "RegistryError",
     "RequestError",
+    "RolloutError",
     "ServingError",
     "SourceError",
     "SpecError",
@@ -169,6 +170,11 @@ class RegistryError(ModelError):
 class MonitoringError(TaxiwayError):
     """The monitor cannot read its reference, the prediction log or the outcomes, or cannot
     deliver an alert."""
+
+
+class RolloutError(TaxiwayError):
+    """A rollout cannot start, be read or change step (no candidate, a bad plan, its state
+    unreadable or its audit chain broken)."""
 
 
 class ServingError(TaxiwayError):
