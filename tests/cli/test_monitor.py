@@ -189,7 +189,23 @@ def test_export_writes_prometheus_rules_and_a_grafana_dashboard(
     assert groups
     assert "taxiway_drift_status" in text
     assert "spend" in text  # the newest version's features
+    # the quality floor the monitor pages at: the training-time roc_auc minus 0.05
+    floor = reference()["quality"]["metrics"]["roc_auc"] - 0.05
+    assert "TaxiwayQualityBelowFloor" in text
+    assert f'taxiway_quality{{model="churn",metric="roc_auc"}} < {floor:g}' in text
+    assert 'le="0.05"' in text  # the spec's 50 ms budget
     assert json.loads(board.read_text())["panels"]
+
+
+def test_export_before_any_version_covers_the_slos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TAXIWAY_STATE_DIR", raising=False)
+    spec = tmp_path / "taxiway.yaml"
+    spec.write_text(SPEC)
+    rules = tmp_path / "rules.yml"
+    assert main(["monitor", "export", "-f", str(spec), "--prometheus-rules", str(rules)]) == 0
+    assert "TaxiwayLatencySloBurn" in rules.read_text()
 
 
 def test_export_needs_something_to_write(

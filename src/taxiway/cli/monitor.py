@@ -131,8 +131,10 @@ def export(
         )
     project = Project.load(file, state_dir)
     spec = project.spec
-    monitoring = spec.monitoring or Monitoring()
-    features = _feature_names(project, model_version)
+    monitoring = _with_defaults(spec.monitoring or Monitoring(), spec.model, None)
+    budget_ms = (spec.serving or Serving()).latency_budget_ms
+    version = _version_if_any(project, model_version)
+    features = list(version.features) if version is not None else []
     objectives: list[tuple[SloName, float | None]] = [
         ("latency", monitoring.slo.latency),
         ("errors", monitoring.slo.errors),
@@ -144,16 +146,53 @@ def export(
     ]
     console = Console(highlight=False, soft_wrap=True)
     if prometheus_rules is not None:
-        prometheus_rules.parent.mkdir(parents=True, exist_ok=True)
-        prometheus_rules.write_text(
-            exporting.prometheus_rules(spec.name, spec.name, slos, features)
+        rules = exporting.prometheus_rules(
+            spec.name,
+            spec.name,
+            slos,
+            features,
+            budget_ms=budget_ms,
+            quality=_quality_floors(monitoring, version),
         )
+        prometheus_rules.parent.mkdir(parents=True, exist_ok=True)
+        prometheus_rules.write_text(rules)
         console.print(f"written: {escape(str(prometheus_rules))}")
     if grafana is not None:
+        board = exporting.grafana_dashboard(
+            spec.name, spec.name, features, slos=slos, budget_ms=budget_ms
+        )
         grafana.parent.mkdir(parents=True, exist_ok=True)
-        board = exporting.grafana_dashboard(spec.name, spec.name, features)
         grafana.write_text(json.dumps(board, indent=2) + "\n")
         console.print(f"written: {escape(str(grafana))}")
+
+
+def _version_if_any(project: Project, number: int | None) -> ModelVersion | None:
+    """The version the rules name the features of; None before the first is trained (the
+    rules then cover the SLOs and the output). A version asked for by number must exist."""
+    from taxiway.errors import RegistryError
+
+    try:
+        return resolve_version(project, number)
+    except RegistryError:
+        if number is not None:
+            raise
+        return None
+
+
+def _quality_floors(monitoring: Monitoring, version: ModelVersion | None) -> dict[str, float]:
+    """The quality floor to page at, as the monitor judges it: ``monitoring.quality.min``,
+    else the version's training-time value minus 0.05 (for a metric in [0, 1])."""
+    from taxiway.monitoring.monitor.quality_watch import LOWER_IS_BETTER, QUALITY_MARGIN
+
+    metric = monitoring.quality.metric or "roc_auc"
+    if monitoring.quality.min is not None:
+        return {metric: monitoring.quality.min}
+    reference = (version.profile or {}).get("monitor", {}) if version is not None else {}
+    metrics = (reference.get("quality") or {}).get("metrics") or {}
+    value = metrics.get(metric)
+    if isinstance(value, int | float) and 0 <= value <= 1 and metric not in LOWER_IS_BETTER:
+        return {metric: float(value) - QUALITY_MARGIN}
+    return {}
 
 
 # --- resolving what the monitor cannot import ------------------------------------------------
@@ -248,15 +287,6 @@ def _sources(project: Project, features: list[str]) -> dict[str, str]:
             source = getattr(view, "source", None)
             out[name] = f"view {view_name}" + (f", source {source}" if source else "")
     return out
-
-
-def _feature_names(project: Project, number: int | None) -> list[str]:
-    try:
-        return list(resolve_version(project, number).features)
-    except MonitoringError:
-        raise
-    except Exception:  # no registry or no version yet: the rules still cover the SLOs
-        return []
 
 
 def _notify(project: Project, report: MonitorReport) -> None:
