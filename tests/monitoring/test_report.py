@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.monitoring.monitor_world import World, reference, shift_spend
 
 from taxiway.monitoring.monitor import run_monitor
@@ -20,6 +22,7 @@ from taxiway.monitoring.report import (
     summary_lines,
     write_report,
 )
+from taxiway.monitoring.report.model import DriftFinding
 from taxiway.monitoring.report.rows import number_text
 
 
@@ -124,3 +127,52 @@ def test_write_report_writes_the_three_views(report: MonitorReport, tmp_path: Pa
     assert json.loads(paths[0].read_text()) == report.to_json()
     assert paths[1].read_text() == render_markdown(report)
     assert paths[2].read_text() == render_html(report)
+
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+)
+_VALUES = st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False), st.integers(0, 10**7))
+
+
+@st.composite
+def _finding(draw: st.DrawFn, report: MonitorReport) -> DriftFinding:
+    base = report.features[0]
+    return dataclasses.replace(
+        base,
+        name=draw(_TEXT),
+        statistic=draw(st.sampled_from(["psi", "chi2", "ks", "wasserstein"])),
+        value=draw(_VALUES),
+        threshold=draw(_VALUES),
+        status=draw(st.sampled_from(["ok", "warn", "drift"])),
+        why=draw(_TEXT),
+    )
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(data=st.data())
+def test_every_view_says_the_same_about_any_finding(
+    report: MonitorReport, data: st.DataObject
+) -> None:
+    """Whatever the names (markup, pipes, quotes) and numbers, each finding's row reads the
+    same in the terminal, Markdown, HTML and JSON."""
+    features = data.draw(st.lists(_finding(report), min_size=1, max_size=4))
+    changed = dataclasses.replace(report, features=features)
+    terminal = "\n".join(summary_lines(changed))
+    markdown = render_markdown(changed)
+    page = render_html(changed)
+    document = changed.to_json()
+    for f, row in zip(document["features"], changed.features, strict=True):
+        value, threshold = number_text(f["value"]), number_text(f["threshold"])
+        assert (f["value"], f["status"]) == (
+            row.value if row.value is None else float(row.value),
+            row.status,
+        )
+        line = f"{f['status']:<5} {f['name']}: {f['statistic']} {value} (threshold {threshold})"
+        assert line in terminal
+        cells = [f["name"], f["statistic"], value, threshold, f["status"]]
+        md_cells = [c.replace("|", "\\|").replace("\n", " ") for c in cells]
+        assert "| " + " | ".join(md_cells) + " |" in markdown
+        html_cells = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        assert f'<tr class="row-{f["status"]}">{html_cells}' in page
+    assert "<script" not in page
