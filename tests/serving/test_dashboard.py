@@ -359,6 +359,8 @@ def test_the_service_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None
     assert child.returncode == 0  # its standard input closed: it finished and exited
     assert state_now["status"] == "ok"
     assert {f["name"]: f["status"] for f in seen[0]["features"]}["spend"] == "drift"
+    # its alerts went through the state `taxiway monitor` shares (deduplicated across both)
+    assert "drift:retail_churn:spend" in (state / "monitor" / "alerts.json").read_text()
     assert task.lead()  # the lock was handed on: anyone may take it now
     task.stop()
 
