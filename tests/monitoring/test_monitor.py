@@ -20,7 +20,8 @@ from tests.monitoring.monitor_world import (
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.monitor import run_monitor
-from taxiway.monitoring.report import MonitorReport
+from taxiway.monitoring.reference import build_reference
+from taxiway.monitoring.report import MonitorReport, render_html
 from taxiway.spec.models import Monitoring
 
 
@@ -266,3 +267,22 @@ def test_a_torn_line_in_the_kept_predictions_is_skipped(world: World) -> None:
     report = run_monitor(world.inputs())
     assert report.quality.realised is not None
     assert report.quality.realised["rows"] == 1_200
+
+
+def test_a_feature_never_known_in_training_is_judged_on_its_missing_share(
+    world: World, stored: dict[str, Any]
+) -> None:
+    empty = build_reference({"coupon": [None] * 500}, {"coupon": "numeric"}, np.zeros(500))
+    with_empty = {
+        **stored,
+        "features": {**stored["features"], "coupon": empty["features"]["coupon"]},
+        "thresholds": {**stored["thresholds"], "coupon": empty["thresholds"]["coupon"]},
+    }
+    world.write_window(0)
+    report = run_monitor(world.inputs(reference=with_empty))
+    coupon = next(f for f in report.features if f.name == "coupon")
+    assert coupon.status == "ok"
+    assert coupon.value is None
+    assert coupon.missing_share == 1.0
+    assert coupon.reference.labels == []
+    render_html(report)  # draws without a distribution to draw

@@ -58,7 +58,7 @@ def judge(
             history.append(WindowJudgement(w.start, rows, None, None, False, _last(history), False))
             continue
         value = limit = None
-        if current.known >= MIN_ROWS:  # else only the missing share is judged
+        if current.known >= MIN_ROWS and ref.known:  # else the missing share alone
             value = float(statistic.between(ref, current))
             limit = (
                 spec.alert_threshold
@@ -177,6 +177,8 @@ def _p_value(ref: Profile, current: Profile | None) -> float | None:
 def _bins(ref: Profile, profile: Profile) -> Bins:
     """The distribution as a chart draws it: the reference's deciles, or its most common
     categories and the rest."""
+    if not ref.known:  # a column never known in training: nothing to draw it against
+        return Bins([], [])
     if isinstance(ref, NumericProfile) and isinstance(profile, NumericProfile):
         counts = profile.decile_counts().astype(np.float64)
         total = counts.sum() or 1.0
