@@ -331,3 +331,26 @@ def test_a_store_folder_lock_is_released(tmp_path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
     finally:
         os.close(fd)
+
+
+def test_a_caller_gets_every_new_record_once_from_the_same_parse(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    store = WindowStore(tmp_path / "w")
+
+    def keep(table: Any) -> None:
+        ids, units = table.column("request_id").to_pylist(), table.column("unit").to_pylist()
+        seen.extend(zip(ids, units, strict=True))
+
+    for batch in range(2):
+        write(tmp_path / "log", [record(T0, request_id=f"r{batch}{i}") for i in range(3)])
+        windows = store.update(
+            tmp_path / "log",
+            LOG_GLOB,
+            reference(),
+            window=HOUR,
+            budget_ms=None,
+            columns=("request_id", "unit"),
+            on_chunk=keep,
+        )
+    assert seen == [(f"r{b}{i}", "u1") for b in range(2) for i in range(3)]
+    assert windows[0].requests == 6

@@ -69,7 +69,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -418,12 +418,18 @@ class WindowStore:
         window: timedelta,
         budget_ms: float | None,
         version: int | None = None,
+        columns: Iterable[str] = (),
+        on_chunk: Callable[[pa.Table], None] | None = None,
     ) -> list[Window]:
         """Profile the log's records written since the last update into their windows, store
         them, and return every stored window, oldest first.
 
         ``pattern`` is the log files' glob (serving's ``LOG_GLOB``); ``version`` the model
-        version whose records are profiled (None: every record's).
+        version whose records are profiled (None: every record's). A caller that needs more
+        of the new records (the outcomes' join keeps ``request_id`` and ``unit``) gets each
+        chunk's table from ``on_chunk``, with the top-level log ``columns`` it names added,
+        instead of parsing the log a second time; a chunk is handed over again by the next
+        update if this one fails before it commits.
         """
         if window < timedelta(seconds=1) or window % _US:
             raise MonitoringError(
@@ -452,10 +458,12 @@ class WindowStore:
                 state = _State(settings)
             profiler = _Profiler(self, state, reference, window // _US, budget_ms, version)
             cursor = state.cursor
-            schema = _schema(reference)
+            schema = _schema(reference, columns)
             chunks = iter_new(Path(log_folder), pattern, cursor, schema=schema)
             with contextlib.closing(_read_ahead(chunks)) as ahead:  # stops the reader on error
                 for chunk in ahead:
+                    if on_chunk is not None and chunk.table.num_rows:
+                        on_chunk(chunk.table)
                     profiler.add(chunk.table)
                     cursor = chunk.cursor
             self.notes = cursor.notes
@@ -539,13 +547,14 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _schema(reference: ReferenceProfiles) -> pa.Schema:
-    """The log columns a window needs (fewer columns parse faster)."""
+def _schema(reference: ReferenceProfiles, columns: Iterable[str] = ()) -> pa.Schema:
+    """The log columns a window needs, and ``columns`` (fewer columns parse faster)."""
     numeric = [n for n, p in reference.features.items() if isinstance(p, NumericProfile)]
     categorical = [n for n, p in reference.features.items() if isinstance(p, CategoricalProfile)]
     output = pa.float64() if isinstance(reference.output, NumericProfile) else pa.string()
     schema = log_schema(numeric, categorical, prediction=output)
-    return pa.schema([f for f in schema if f.name not in _UNUSED])
+    unused = _UNUSED - set(columns)
+    return pa.schema([f for f in schema if f.name not in unused])
 
 
 class _Profiler:
