@@ -336,8 +336,10 @@ class NumericProfile:
         self.min = min(self.min, low)
         self.max = max(self.max, high)
         self.sum += float(np.sum(known))
-        self.sum_sq += float(np.dot(known, known))
-        self.sketch.update(known)
+        # einsum, not dot: numpy's BLAS spins its threads on dot (~4 s of CPU per 1M records)
+        self.sum_sq += float(np.einsum("i,i->", known, known))
+        # the sketch refuses a read-only array (Arrow's to_numpy gives those)
+        self.sketch.update(known if known.flags.writeable else known.copy())
 
     def _check_same_reference(self, other: NumericProfile) -> None:
         same = np.array_equal(self.edges, other.edges) and (
