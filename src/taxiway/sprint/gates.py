@@ -30,7 +30,7 @@ from taxiway.models.audit import AuditReport, run_audit
 from taxiway.models.registry import ModelVersion
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff, sign_offs
-from taxiway.sprint.outcome import Blocker, Check, blocker
+from taxiway.sprint.outcome import Blocker, Check, Exercised, blocker
 from taxiway.sprint.phases.governance import governance_checks, monitoring_check, rollout_check
 from taxiway.sprint.phases.model_development import audit_checks
 
@@ -38,14 +38,15 @@ __all__ = ["PromotionGate", "critical_blockers", "deployment_checks", "promotion
 
 
 def deployment_checks(
-    project: Project, signed: list[SignOff]
+    project: Project, signed: list[SignOff], exercised: dict[str, Exercised] | None = None
 ) -> tuple[list[Check], dict[str, dict[str, Any]]]:
     """The deployment phase's checks (owner, action, sign-offs, monitoring, rollout), and what
     the monitoring and rollout gates used (``facts.monitoring`` / ``facts.rollout`` of a
     sprint's report.json), keyed by ``monitoring`` and ``rollout``.
 
-    No monitor or rollout controller runs outside a sprint yet, so a declared section is
-    reported as declared, not exercised (a warning, not a blocker).
+    ``exercised`` holds what the monitor (``monitoring``) and the rollout controller
+    (``rollout``) observed while the sprint ran them; a gate missing from it is reported as
+    declared, not exercised (a warning, not a blocker), as it always is outside a sprint.
 
     >>> from pathlib import Path
     >>> from taxiway.spec.loader import load_spec_text
@@ -59,7 +60,7 @@ def deployment_checks(
     checks = governance_checks(project, signed)
     used: dict[str, dict[str, Any]] = {}
     for key, gate in (("monitoring", monitoring_check), ("rollout", rollout_check)):
-        check, facts = gate(project, None)
+        check, facts = gate(project, (exercised or {}).get(key))
         checks.append(check)
         used[key] = facts
     return checks, used

@@ -18,9 +18,9 @@ def _deployment(state: _State) -> bool:
     with _phase(state, "deployment") as phase:
         with _step(state, phase, "governance", "fix the spec's governance section"):
             signed = sign_offs(project)
-            # one definition with `taxiway models promote` (sprint.gates); no monitor or
-            # rollout controller runs in a sprint yet: a declared section is declared only
-            checks, used = deployment_checks(project, signed)
+            # one definition with `taxiway models promote` (sprint.gates), judged here on
+            # what the monitor (and the rollout controller) observed during this sprint
+            checks, used = deployment_checks(project, signed, state.exercised)
             phase.checks.extend(checks)
             state.facts.update(used)
             state.facts["approvals"] = {

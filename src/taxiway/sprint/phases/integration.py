@@ -5,16 +5,21 @@ budget, the records the load left in the prediction log, and the fault drills.
 
 from __future__ import annotations
 
+import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from taxiway.models.registry import ModelVersion
 from taxiway.serving.log import count_records
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 from taxiway.sprint import integration
+from taxiway.sprint.load import LoadResult
 from taxiway.sprint.outcome import Check, FixKind, Phase, blocker
 from taxiway.sprint.phases.running import _phase, _State, _step
+from taxiway.sprint.watch import watch
 
 
 def latency_check(summary: dict[str, Any], version: int) -> Check:
@@ -132,6 +137,7 @@ def _integration(state: _State) -> None:
             phase.checks.append(Check("serve", "skip", "no candidate model to serve"))
             return
         budget = (project.spec.serving or Serving()).latency_budget_ms
+        load: LoadResult | None = None
         with _step(state, phase, "serve the candidate", "run `taxiway serve --model "
                    f"{candidate.version}` and fix what it reports"):  # fmt: skip
             state.bodies = integration.sample_requests(project, candidate)
@@ -150,6 +156,7 @@ def _integration(state: _State) -> None:
                 state.say("integration", f"load test: {state.options.load_seconds:g}s")
                 folder = _prediction_log_folder(project)
                 before = count_records(folder)
+                load_began = datetime.now(UTC)
                 load = integration.load_test(
                     service,
                     state.bodies,
@@ -183,6 +190,8 @@ def _integration(state: _State) -> None:
                 state.observed["metrics_exposed"] = any(
                     c.name == "smoke GET /metrics" and c.status == "pass" for c in phase.checks
                 )
+        if load is not None and load.answered:
+            _monitor(state, phase, candidate, folder, load_began, load.answered)
         if not state.bodies or not any(b.get("entities") for b in state.bodies):
             phase.checks.append(Check("fault drill", "skip", "the model reads no online store"))
             return
@@ -190,6 +199,50 @@ def _integration(state: _State) -> None:
         for mode in integration.DRILL_MODES:
             results.append(_drill(state, phase, candidate.version, budget, mode))
         state.observed["fallback_verified"] = bool(results) and all(results)
+
+
+def _monitor(
+    state: _State,
+    phase: Phase,
+    candidate: ModelVersion,
+    folder: Path,
+    since: datetime,
+    answered: int,
+) -> None:
+    """`taxiway monitor` over the load test's answers and the drift drill
+    (:mod:`taxiway.sprint.watch`); what it observed decides the deployment's monitoring gate."""
+    project = state.project
+    with _step(state, phase, "monitor the load test's answers", "run `taxiway monitor -f "
+               f"{project.spec_path}` and fix what it reports"):  # fmt: skip
+        state.say("integration", "monitor: the load test's answers, then a drift drill")
+        began = time.perf_counter()
+        scratch = project.state_dir / "sprint" / "monitor"
+        shutil.rmtree(scratch, ignore_errors=True)
+        run = watch(project, candidate, folder, since, scratch, answered)
+        exercised = run.exercised()
+        state.exercised["monitoring"] = exercised
+        state.facts["monitor"] = run.report
+        state.observed["monitoring_exercised"] = (exercised.ok, exercised.evidence)
+        phase.checks.append(
+            Check(
+                "monitor and drift drill",
+                "pass" if exercised.ok else "fail",
+                exercised.evidence,
+                time.perf_counter() - began,
+                data=exercised.data,
+                blocker=None
+                if exercised.ok
+                else blocker(
+                    "integration",
+                    "technical",
+                    "the monitor did not see what the sprint did",
+                    evidence=exercised.evidence,
+                    fix=f"run `taxiway monitor -f {project.spec_path} --json` over the "
+                    "service's log and compare with the load test",
+                    kind="code",
+                ),
+            )
+        )
 
 
 _DRILL_WORDS = {"down": "down (refusing connections)", "slow": "slow (never answering)"}

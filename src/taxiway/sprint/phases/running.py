@@ -17,7 +17,7 @@ from taxiway.errors import TaxiwayError
 from taxiway.models.registry import ModelVersion
 from taxiway.spec.project import Project
 from taxiway.sprint.assess import Fact
-from taxiway.sprint.outcome import Check, Phase, PhaseName, blocker
+from taxiway.sprint.outcome import Check, Exercised, Phase, PhaseName, blocker
 
 Progress = Callable[[str, str], None]
 """Called with (phase, what is happening now) as the sprint goes."""
@@ -55,6 +55,8 @@ class _State:
     observed: dict[str, Fact] = field(default_factory=dict)
     candidate: ModelVersion | None = None
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    exercised: dict[str, Exercised] = field(default_factory=dict)
+    """What the monitor (``monitoring``) and the rollout controller (``rollout``) observed."""
 
     @property
     def blocked(self) -> bool:
