@@ -60,6 +60,7 @@ NEEDS: dict[str, str] = {
     "models promote": "train",
     "serve": "serve",
     "sprint": "serve",
+    "dashboard": "serve",
 }
 """The extra each command needs, by its name after `taxiway`; the others need the core only
 (and `postgres` or `redis` when the spec names such a source or store, which say so)."""
