@@ -1,15 +1,15 @@
 """`taxiway monitor`: drift, latency, SLO burn and quality of the served model, from its log;
 `taxiway monitor export`: Prometheus alerting rules and a Grafana dashboard for the same.
 
-The monitor itself (:mod:`taxiway.monitoring.monitor`) takes plain data; this command resolves
-what it cannot import: the spec, the registry's version (``production``, else the newest)
-and its stored reference, the log's folder and the outcomes' beside it.
+The monitor itself (:mod:`taxiway.monitoring.monitor`) takes plain data;
+:mod:`taxiway.serving.monitored` resolves what it cannot import (the registry's version,
+``production`` else the newest, and its stored reference, the log's folder and the outcomes'
+beside it), for this command as for the service, the dashboard and the sprint.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,20 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from taxiway.cli.options import SpecOption, StateDirOption
-from taxiway.errors import EXIT_FAILURE, EXIT_OK, MonitoringError, SpecError
+from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
+from taxiway.serving.monitored import monitor_inputs, notify, resolve_version, with_defaults
 from taxiway.spec.durations import EXPECTED, parse_duration
-from taxiway.spec.models import ModelSpec, Monitoring, Serving
+from taxiway.spec.models import Monitoring, Serving
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
     from taxiway.models.registry import ModelVersion
-    from taxiway.monitoring.monitor import MonitorInputs
-    from taxiway.monitoring.report import MonitorReport
 
-__all__ = ["QUALITY_METRICS", "app", "monitor_inputs", "resolve_version"]
-
-QUALITY_METRICS = frozenset({"roc_auc", "accuracy", "log_loss", "mae", "rmse"})
-"""The model metrics the monitor measures (realised; roc_auc and accuracy estimated too)."""
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Watch the served model: input and output drift against calibrated thresholds, "
@@ -85,9 +81,8 @@ def monitor(
     length, start = _window(window), _since(since, datetime.now(UTC))
     project = Project.load(file, state_dir)
     version = resolve_version(project, model_version)
-    inputs = monitor_inputs(project, version, window=length, since=start)
-    report = run_monitor(inputs)
-    _notify(project, report)
+    report = run_monitor(monitor_inputs(project, version, window=length, since=start))
+    notify(project, report)
     written = write_report(report, out) if out is not None else []
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
@@ -131,7 +126,7 @@ def export(
         )
     project = Project.load(file, state_dir)
     spec = project.spec
-    monitoring = _with_defaults(spec.monitoring or Monitoring(), spec.model, None)
+    monitoring = with_defaults(spec.monitoring or Monitoring(), spec.model)
     budget_ms = (spec.serving or Serving()).latency_budget_ms
     version = _version_if_any(project, model_version)
     features = list(version.features) if version is not None else []
@@ -196,113 +191,6 @@ def _quality_floors(monitoring: Monitoring, version: ModelVersion | None) -> dic
 
 
 # --- resolving what the monitor cannot import ------------------------------------------------
-
-
-def resolve_version(project: Project, number: int | None) -> ModelVersion:
-    """The version to monitor: ``number``, else the production one, else the newest."""
-    from taxiway.models.registry import open_registry
-
-    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
-    try:
-        if number is not None:
-            return registry.get(project.spec.name, number)
-        production = registry.production(project.spec.name)
-        return production if production is not None else registry.get(project.spec.name)
-    finally:
-        registry.close()
-
-
-def monitor_inputs(
-    project: Project,
-    version: ModelVersion,
-    *,
-    window: timedelta | None = None,
-    since: datetime | None = None,
-    now: datetime | None = None,
-) -> MonitorInputs:
-    """The monitor's inputs for ``version`` of ``project``'s model: its stored reference, the
-    log and outcomes folders the service writes, and the spec's monitoring section."""
-    from taxiway.monitoring.monitor import MonitorInputs
-
-    spec = project.spec
-    reference = (version.profile or {}).get("monitor")
-    if not isinstance(reference, dict) or not reference:
-        raise MonitoringError(
-            f"this version has no monitor reference: {spec.name} v{version.version} was "
-            "trained before taxiway stored one, so its drift and quality cannot be judged",
-            fix=f"retrain: `taxiway train -f {project.spec_path}`, then promote and serve the "
-            "new version (or pick a newer one with --model-version)",
-        )
-    serving = spec.serving or Serving()
-    monitoring = _with_defaults(spec.monitoring or Monitoring(), spec.model, window)
-    log_folder = Path(serving.log.path) if serving.log.path else project.state_dir / "predictions"
-    label = getattr(spec, "label", None)
-    return MonitorInputs(
-        name=spec.name,
-        model=spec.name,
-        version=version.version,
-        reference=reference,
-        log_folder=log_folder,
-        outcomes_folder=log_folder.parent / "outcomes",
-        state_folder=project.state_dir / "monitor" / f"{spec.name}-v{version.version}",
-        window=monitoring.window,
-        since=since,
-        budget_ms=serving.latency_budget_ms,
-        monitoring=monitoring
-        if window is None
-        else monitoring.model_copy(update={"window": window}),
-        task=version.task,
-        contracts=None,
-        sources=_sources(project, list(version.features)),
-        outcome_name=getattr(label, "name", None),
-        now=now,
-    )
-
-
-def _with_defaults(
-    monitoring: Monitoring, model: ModelSpec | None, window: timedelta | None
-) -> Monitoring:
-    """The spec's section with ``--window`` applied, and the quality metric defaulting to the
-    model's own when the monitor measures it (:data:`QUALITY_METRICS`)."""
-    if window is not None:
-        monitoring = monitoring.model_copy(update={"window": window})
-    metric = getattr(model, "metric", None)
-    if monitoring.quality.metric is None and metric in QUALITY_METRICS:
-        quality = monitoring.quality.model_copy(update={"metric": metric})
-        monitoring = monitoring.model_copy(update={"quality": quality})
-    return monitoring
-
-
-def _sources(project: Project, features: list[str]) -> dict[str, str]:
-    """Where each feature comes from: ``view customer_orders, source orders``; a request
-    field: ``the request``."""
-    views = project.spec.features
-    out = {}
-    for name in features:
-        view_name = name.split("__", 1)[0]
-        view = views.get(view_name)
-        if view is None:
-            out[name] = "the request"
-        else:
-            source = getattr(view, "source", None)
-            out[name] = f"view {view_name}" + (f", source {source}" if source else "")
-    return out
-
-
-def _notify(project: Project, report: MonitorReport) -> None:
-    """Send the alerts to the log, and to the webhook when the spec names one (deduplicated
-    and rate-limited across runs by ``<state>/monitor/alerts.json``)."""
-    from taxiway.monitoring.alerts import AlertSinks
-
-    logger = logging.getLogger("taxiway.monitoring")
-    # the summary shows every alert: the log sink reaches the logs only where the user set up
-    # logging (not Python's last-resort handler on stderr, which would print each one twice)
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
-    monitoring = project.spec.monitoring or Monitoring()
-    webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
-    sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
-    sinks.send(report.alerts, scope=f"{report.model}-v{report.version}")
 
 
 def _window(text: str | None) -> timedelta | None:
