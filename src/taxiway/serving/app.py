@@ -1,5 +1,6 @@
 """The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics,
-/dashboard (and the in-service monitor behind it).
+/dashboard (and the in-service monitor behind it), and the rollout's verdict for delivery
+tools (``GET /v1/rollout/verdict``, ``?strict=true`` answering 503 when it is unhealthy).
 
 Every request is bounded (in-flight limit → 429 with ``Retry-After``; body size → 413), every
 malformed body is a 4xx naming the problem, every error body is JSON (``{"error": ...}``, an
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from taxiway.errors import TaxiwayError
+from taxiway.serving.arms import verdict_document
 from taxiway.serving.dashboard import dashboard_routes, service_data, service_monitor
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
@@ -138,14 +140,18 @@ def build_app(service: Service) -> Starlette:
         if request.path_params["model_name"] != service.name:
             return _error(404, f"unknown model; this server serves `{service.name}`")
         payload = await read_json(request)
-        predictor = service.predictor
         try:
             parsed, items, request_id = service.oip_parse(payload)
         except RequestError as error:
             return _error(422, "malformed inference request", error.detail())
-        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
+        answers = await asyncio.gather(*(service.answer(p, started) for p in parsed))
         await service.record(answers, parsed, items)
         return _json(service.oip_response(answers, request_id))
+
+    async def rollout_verdict(request: Request) -> Response:
+        strict = request.query_params.get("strict", "").lower() in ("1", "true", "yes")
+        status, body = verdict_document(await service.rollout_now(), strict=strict)
+        return _json(body, status)
 
     async def metrics(_: Request) -> Response:
         service.refresh_gauges()
@@ -168,6 +174,7 @@ def build_app(service: Service) -> Starlette:
 
     routes = [
         Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
+        Route("/v1/rollout/verdict", _guard(rollout_verdict), methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
@@ -372,16 +379,16 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
     if len(items) > MAX_ITEMS:
         await _send(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
         return 413
-    predictor = service.predictor
+    contract = service.predictor.contract
     try:
-        parsed = [predictor.contract.parse(item) for item in items]
+        parsed = [contract.parse(item) for item in items]
     except RequestError as error:
         await _send(send, 422, {"error": "malformed request", "detail": error.detail()})
         return 422
     if len(parsed) == 1:
-        answers = [await predictor.answer(parsed[0], started)]
+        answers = [await service.answer(parsed[0], started)]
     else:
-        answers = await asyncio.gather(*(predictor.answer(p, started) for p in parsed))
+        answers = await asyncio.gather(*(service.answer(p, started) for p in parsed))
     try:
         await service.record(answers, parsed, items)
     except TaxiwayError as error:

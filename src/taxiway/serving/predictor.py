@@ -23,11 +23,11 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from taxiway.features.lookup import lookup
 from taxiway.features.online.base import AsyncReader, OnlineStore, ViewValues
@@ -39,7 +39,11 @@ from taxiway.serving.fallback import Step, parse_chain
 from taxiway.serving.inputs import InputContract, Parsed
 from taxiway.spec.models import Serving, TaxiwaySpec
 
-__all__ = ["Answer", "Predictor", "RequestIds"]
+__all__ = ["Answer", "Policy", "Predictor", "RequestIds"]
+
+Policy = Literal["model", "baseline"] | float
+"""What scores a predictor's answers: the version's model, the baseline trained with it, or a
+constant (a rollout's control arm standing for "the previous system")."""
 
 
 class RequestIds:
@@ -77,7 +81,7 @@ class Answer:
 
     request_id: str
     prediction: float
-    model_version: int
+    model_version: int | None  # None: a rollout's baseline or constant control answered
     arm: str
     degraded: bool
     path: str
@@ -118,10 +122,17 @@ class Predictor:
         previous: LoadedModel | None = None,
         executor: ThreadPoolExecutor | None = None,
         arm: str | None = None,
+        policy: Policy = "model",
+        model: LoadedModel | None = None,
     ) -> None:
         self.spec = spec
         self.version = version
-        self.model = load_model(version.artifact_dir)
+        self.model = model or load_model(version.artifact_dir)
+        # a baseline or constant policy still looks up (its inputs are logged like the model's)
+        # and answers as `model` (its own policy, not the fallback chain), with no version
+        self.policy = policy
+        self.model_version: int | None = version.version if policy == "model" else None
+        self._score_one = _scorer(self.model, policy)
         self.contract = InputContract.build(spec, self.model, version.profile)
         self.store = store
         self.previous = previous
@@ -141,7 +152,8 @@ class Predictor:
         )
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
         self.fallbacks: dict[str, int] = {}
-        self._inline = self.model.serving_kind != "pilot"  # microsecond forms score in the loop
+        # microsecond forms (and a baseline or constant policy) score in the loop
+        self._inline = policy != "model" or self.model.serving_kind != "pilot"
         # a local SQLite read takes tens of microseconds and cannot hang on a network: a thread
         # hop would cost more than the read; network stores get a thread and the deadline
         self._store_inline = isinstance(store, SqliteStore)
@@ -218,7 +230,7 @@ class Predictor:
         elif parsed.out_of_range and self.serving.out_of_range == "fallback":
             reason = f"out of the training range: {', '.join(parsed.out_of_range)}"
         else:
-            score, reason = await self._score(self.model, values, deadline)
+            score, reason = await self._score(values, deadline)
             if score is not None:
                 return self._answer(
                     parsed, started, score, "model", short, values, lookup_ms, unavailable
@@ -249,17 +261,17 @@ class Predictor:
         return f"online features {'; '.join(parts)}", False
 
     async def _score(
-        self, model: LoadedModel, values: dict[str, Any], deadline: float
+        self, values: dict[str, Any], deadline: float
     ) -> tuple[float | None, str | None]:
         if not self.model_breaker.allow():
             return None, "model circuit breaker open"
         try:
             if self._inline:
-                score = model.predict_one(values)
+                score = self._score_one(values)
             else:
                 score = await asyncio.wait_for(
                     asyncio.get_running_loop().run_in_executor(
-                        self.executor, model.predict_one, values
+                        self.executor, self._score_one, values
                     ),
                     timeout=max(0.0, deadline - time.perf_counter()),
                 )
@@ -341,7 +353,7 @@ class Predictor:
         return Answer(
             request_id=self._ids.next(),
             prediction=float(score),
-            model_version=self.version.version,
+            model_version=self.model_version,
             arm=self.arm,
             degraded=path != "model" or bool(unavailable),
             path=path,
@@ -356,6 +368,16 @@ class Predictor:
     def close(self) -> None:
         """Release the thread pool (the store belongs to the caller)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _scorer(model: LoadedModel, policy: Policy) -> Callable[[dict[str, Any]], float]:
+    """The function scoring one row under ``policy``."""
+    if policy == "model":
+        return model.predict_one
+    if policy == "baseline":
+        return model.baseline_one
+    constant = float(policy)
+    return lambda _values: constant
 
 
 class _ReadMade:

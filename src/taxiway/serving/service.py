@@ -7,6 +7,16 @@ check). Readiness means loaded and warmed up. When the production version change
 loaded and warmed in a thread and swapped in with one assignment: requests already running
 finish on the version they started with, and the old version becomes the ``previous``
 fallback.
+
+A rollout of the model (running or paused in the rollout store, read every
+``rollout_poll_s``, 1 s by default or ``TAXIWAY_ROLLOUT_POLL_S``, off the event loop) splits
+the answers between its control and candidate arms (:mod:`taxiway.serving.arms`): each
+worker reads the same state and assigns by the same hash, so a step, a pause, a rollback or
+the end reaches every worker within a poll. The state is read once before the service is
+ready, so a restarted worker assigns from its first request. A rollout lets the service start
+with nothing in production (its control is then a baseline or a constant), and when nothing is
+in production a rolled-back rollout's control goes on answering. A pinned service
+(``--model``) serves its version only. Without a rollout the service answers as it always did.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ import asyncio
 import gc
 import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -27,6 +38,8 @@ from taxiway.errors import ServingError, TaxiwayError
 from taxiway.features.online import open_online_store
 from taxiway.features.online.base import AsyncReader
 from taxiway.models.registry import ModelVersion, open_registry
+from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
+from taxiway.serving.arms import Arms, RolloutMetrics, load_arms
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import parse_faults, with_faults
@@ -38,9 +51,12 @@ from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-__all__ = ["Service", "no_production_version", "servable_version"]
+__all__ = ["ROLLOUT_POLL_ENV", "Service", "no_production_version", "servable_version"]
 
 logger = logging.getLogger("taxiway.serving")
+
+ROLLOUT_POLL_ENV = "TAXIWAY_ROLLOUT_POLL_S"
+"""Seconds between two readings of the rollout state (default 1; 0 reads it only at start)."""
 
 _OIP_TYPES = {"numeric": "FP64", "boolean": "BOOL", "timestamp": "BYTES", "categorical": "BYTES"}
 
@@ -80,6 +96,7 @@ class Service:
         pinned: int | None = None,
         reload_interval_s: float = 2.0,
         warm_up: bool = True,
+        rollout_poll_s: float | None = None,
     ) -> None:
         spec = project.spec
         self.project = project
@@ -106,12 +123,36 @@ class Service:
             self.faults,
         )
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taxiway-io")
+        self.rollout_poll_s = (
+            float(os.environ.get(ROLLOUT_POLL_ENV) or 1.0)
+            if rollout_poll_s is None
+            else rollout_poll_s
+        )
+        # the rollout store's reads (and the arms' loading) happen in one thread of their own
+        self._rollout_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="taxiway-rollout"
+        )
+        self.rollouts: RolloutStore | None = None
+        self.rollout_metrics = RolloutMetrics(self.metrics)
+        self.arms: Arms | None = None
+        self._warm_up = warm_up
         version = self._wanted_version()
-        if version is None:
+        rollout = self._rollout_state(has_production=version is not None)
+        if version is None and rollout is None:
             raise no_production_version(spec.name)
-        self.predictor = Predictor(spec, version, self.store, executor=self.executor)
-        if warm_up:
-            self.predictor.warm_up()
+        self._swap_lock = threading.Lock()
+        served: Predictor | None = None
+        if version is not None:
+            served = Predictor(spec, version, self.store, executor=self.executor)
+            if warm_up:
+                served.warm_up()
+        if rollout is not None:
+            self._follow(rollout, served)
+        if served is None:
+            if self.arms is None:
+                raise no_production_version(spec.name)
+            served = self.arms.control  # nothing in production: the control's policy
+        self.predictor: Predictor = served
         pii = _pii_columns(project)
         log_spec = self.serving.log
         self.log: PredictionLog = open_prediction_log(
@@ -124,8 +165,9 @@ class Service:
             outcome_spec, state_dir=project.state_dir, pii=pii
         )
         self._reloader: asyncio.Task[None] | None = None
+        self._rollout_follower: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self.metrics.model_version.labels(self.name).set(version.version)
+        self.metrics.model_version.labels(self.name).set(self.predictor.version.version)
         for target, mode in self.faults.items():
             self.metrics.fault.labels(target, mode).set(1)
             logger.warning("fault injected by %s: %s=%s", FAULTS_ENV, target, mode)
@@ -143,15 +185,20 @@ class Service:
         served version's stage."""
         if self.reload_interval_s > 0:
             self._reloader = asyncio.create_task(self._watch())
+        if self.rollout_poll_s > 0 and self.pinned is None:
+            self._rollout_follower = asyncio.create_task(self._watch_rollout())
         self._flusher = asyncio.create_task(self._flush_metrics())
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""
-        if self._reloader is not None:
-            self._reloader.cancel()
-        if self._flusher is not None:
-            self._flusher.cancel()
+        for task in (self._reloader, self._rollout_follower, self._flusher):
+            if task is not None:
+                task.cancel()
+        self.rollout_metrics.flush()
         self.metrics.flush()
+        self._rollout_executor.shutdown(wait=True, cancel_futures=True)
+        if self.rollouts is not None:
+            self.rollouts.close()
         self.log.close()
         self.outcomes.close()
         self.predictor.close()
@@ -164,6 +211,7 @@ class Service:
         worker's ``/metrics`` sees this one's counts at most that late."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.rollout_metrics.flush()
             self.metrics.flush()
 
     def _wanted_version(self) -> ModelVersion | None:
@@ -180,7 +228,10 @@ class Service:
                 wanted = await loop.run_in_executor(self.executor, self._wanted_version)
                 if wanted is None:
                     continue
-                if wanted.version == self.predictor.version.version:
+                if (
+                    wanted.version == self.predictor.version.version
+                    and self.predictor.policy == "model"
+                ):
                     # a pinned version promoted or archived while served: its answers' arm
                     self.predictor.arm = wanted.stage
                     continue
@@ -193,14 +244,153 @@ class Service:
                 )
 
     def _swap(self, version: ModelVersion) -> None:
-        old = self.predictor
-        new = Predictor(
-            self.project.spec, version, self.store, previous=old.model, executor=self.executor
-        )
-        new.warm_up()
+        with self._swap_lock:  # the registry's watch and the rollout's end may both swap
+            old = self.predictor
+            if old.version.version == version.version and old.policy == "model":
+                return
+            self._swap_in(old, version)
+
+    def _swap_in(self, old: Predictor, version: ModelVersion) -> None:
+        arms = self.arms
+        if (
+            arms is not None
+            and arms.candidate.version.version == version.version
+            and arms.candidate.policy == "model"
+        ):
+            # the rollout's candidate became production: it is loaded and warm already
+            new = arms.candidate
+            new.arm = version.stage
+            new.previous = new.previous or (old.model if old.policy == "model" else None)
+        else:
+            new = Predictor(
+                self.project.spec,
+                version,
+                self.store,
+                previous=old.model if old.policy == "model" else None,
+                executor=self.executor,
+            )
+            new.warm_up()
         self.predictor = new  # one assignment: running requests keep their predictor
         self.metrics.model_version.labels(self.name).set(version.version)
         logger.info("now serving %s v%s (was v%s)", self.name, version.version, old.version.version)
+
+    # ------------------------------------------------------------------ rollout
+
+    def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
+        """The answer to one request item: the served predictor's, or during a rollout its
+        arm's (assigned by the request's unit)."""
+        arms = self.arms
+        if arms is None:
+            return self.predictor.answer(parsed, started)
+        return arms.answer(parsed, started)
+
+    def _rollout_state(self, *, has_production: bool) -> RolloutState | None:
+        """The rollout whose arms to serve: the running or paused one; with nothing in
+        production, the newest (a rolled-back one's control goes on answering). None when
+        pinned, or the store cannot be read (logged: the service serves as without one)."""
+        if self.pinned is not None:
+            return None
+        try:
+            if self.rollouts is None:
+                self.rollouts = open_rollout_store(
+                    self.project.spec.registry, self.project.state_dir
+                )
+            state = self.rollouts.active(self.name)
+            if state is None and not has_production:
+                state = self.rollouts.latest(self.name)
+                if state is not None and state.state == "complete":
+                    return None  # its candidate is production now: the registry says so
+        except TaxiwayError as error:
+            logger.warning("cannot read the rollout state: %s", error)
+            return None
+        return state
+
+    def _follow(self, state: RolloutState | None, served: Predictor | None) -> None:
+        """Take a reading of the rollout state (in the rollout thread, or before start);
+        ``served`` is the production (or pinned) predictor, None when nothing is."""
+        arms = self.arms
+        if state is None:
+            if arms is not None:
+                self._end_rollout(arms)
+            return
+        if arms is not None and arms.same_rollout(state):
+            if state.share != arms.share or state.state != arms.state:
+                logger.info(
+                    "rollout %s of %s: %s at %.4g%%", state.id, self.name, state.state, state.share
+                )
+            arms.follow(state)
+            self.rollout_metrics.share.labels(self.name).set(arms.share)
+            return
+        try:
+            new = load_arms(
+                self.project,
+                state,
+                self.store,
+                self.executor,
+                served,
+                self.rollout_metrics.unassigned(self.name),
+                warm_up=self._warm_up,
+            )
+        except TaxiwayError as error:
+            logger.warning(
+                "cannot load the arms of rollout %s; serving without it: %s", state.id, error
+            )
+            return
+        self.arms = new  # one assignment: requests running finish on the arms they started on
+        self.rollout_metrics.share.labels(self.name).set(new.share)
+        logger.info(
+            "rollout %s of %s: control %s, candidate v%s, %s at %.4g%%",
+            state.id,
+            self.name,
+            _control_label(state),
+            state.candidate,
+            state.state,
+            new.share,
+        )
+
+    def _end_rollout(self, arms: Arms) -> None:
+        """The rollout is over: serve the registry's production version (the candidate,
+        when it completed, is loaded already) and drop the arms."""
+        wanted = self._wanted_version()
+        if wanted is not None and wanted.version != self.predictor.version.version:
+            self._swap(wanted)
+        self.arms = None
+        self.rollout_metrics.share.labels(self.name).set(0)
+        logger.info(
+            "rollout %s of %s is over; serving v%s",
+            arms.rollout_id,
+            self.name,
+            self.predictor.version.version,
+        )
+
+    async def _watch_rollout(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing = False
+        while True:
+            await asyncio.sleep(self.rollout_poll_s)
+            try:
+                await loop.run_in_executor(self._rollout_executor, self._read_and_follow)
+                failing = False
+            except (TaxiwayError, OSError) as error:
+                if not failing:  # once per outage, not every second
+                    logger.warning("following the rollout failed: %s", error)
+                failing = True
+
+    def _read_and_follow(self) -> None:
+        served = self.predictor if self.predictor.policy == "model" else None
+        self._follow(self._rollout_state(has_production=served is not None), served)
+
+    async def rollout_now(self) -> RolloutState | None:
+        """The running or paused rollout of the model, else its newest (for the verdict)."""
+
+        def read() -> RolloutState | None:
+            if self.rollouts is None:
+                self.rollouts = open_rollout_store(
+                    self.project.spec.registry, self.project.state_dir
+                )
+            return self.rollouts.active(self.name) or self.rollouts.latest(self.name)
+
+        return await asyncio.get_running_loop().run_in_executor(self._rollout_executor, read)
 
     # ------------------------------------------------------------------ recording
 
@@ -267,7 +457,8 @@ class Service:
             m.out_of_range_of(name).inc()
 
     def refresh_gauges(self) -> None:
-        """Gauges read at scrape time."""
+        """Gauges read at scrape time (and the rollout's tallies, flushed)."""
+        self.rollout_metrics.flush()
         for breaker in (self.predictor.store_breaker, self.predictor.model_breaker):
             self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
 
@@ -360,7 +551,7 @@ class Service:
         """Open Inference Protocol response for ``answers``."""
         out: dict[str, Any] = {
             "model_name": self.name,
-            "model_version": str(answers[0].model_version if answers else ""),
+            "model_version": _version_text(answers[0].model_version if answers else None),
             "outputs": [
                 {
                     "name": "prediction",
@@ -380,6 +571,21 @@ class Service:
         if request_id is not None:
             out["id"] = request_id
         return out
+
+
+def _version_text(version: int | None) -> str:
+    """An OIP ``model_version``: empty when no version answered (no answer, or a rollout's
+    baseline or constant control)."""
+    return "" if version is None else str(version)
+
+
+def _control_label(state: RolloutState) -> str:
+    kind = state.control.get("kind")
+    if kind == "version":
+        return f"v{state.control.get('version')}"
+    if kind == "constant":
+        return f"constant {state.control.get('constant')}"
+    return str(kind)
 
 
 def _shape_problem(shape: Any, values: int) -> str | None:
