@@ -34,7 +34,12 @@ from taxiway.rollout.statistics.power import (
     fixed_horizon_units_for_mean,
     planned_units,
 )
-from taxiway.rollout.statistics.sequences import compare, confidence_sequence, half_width
+from taxiway.rollout.statistics.sequences import (
+    compare,
+    confidence_sequence,
+    difference_variance,
+    half_width,
+)
 from taxiway.rollout.statistics.srm import (
     BothArms,
     SequentialSrm,
@@ -62,6 +67,7 @@ __all__ = [
     "compare",
     "confidence_sequence",
     "cuped_adjust",
+    "difference_variance",
     "fixed_horizon_units",
     "fixed_horizon_units_for_mean",
     "half_width",

@@ -36,7 +36,7 @@ from typing import Literal
 from taxiway.errors import RolloutError
 from taxiway.rollout.statistics.arms import ArmStats
 from taxiway.rollout.statistics.power import DEFAULT_PLANNED_UNITS
-from taxiway.rollout.statistics.sequences import half_width
+from taxiway.rollout.statistics.sequences import difference_variance, half_width
 
 Worse = Literal["higher", "lower"]
 Status = Literal["breached", "ok", "not_enough_data"]
@@ -120,7 +120,7 @@ def check_guardrail(
     else:
         estimate = candidate.mean - control.mean
         threshold = sign * guardrail.tolerance
-        var = candidate.variance_of_mean + control.variance_of_mean
+        var = difference_variance(control, candidate)
         planned_total = 2.0 * planned_n
     n = sum(arm.units for arm in arms)
     width = half_width(var, n, alpha, planned_total, sides=1) if units >= 2 else math.inf
