@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 from tests.serving.conftest import serving
-from tests.serving.rollout_world import Started, rollout_shop, start
+from tests.serving.rollout_world import rollout_shop, start
 
 from taxiway.rollout.assignment import arm_for
 from taxiway.serving.app import build_app
