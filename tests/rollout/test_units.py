@@ -1,0 +1,290 @@
+"""The rollout's per-unit and per-arm state, read from the logs incrementally."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taxiway.errors import RolloutError
+from taxiway.rollout.assignment import bucket
+from taxiway.rollout.units import UnitsState, update_units
+
+from .traffic import answer, outcome, write
+
+T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
+SALT = "s1"
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def update(state_dir: Path, **changes: Any) -> UnitsState:
+    arguments: dict[str, Any] = {
+        "salt": SALT,
+        "started_at": T0,
+        "boundaries": [(T0, 0), (at(60), 1)],
+        "names": ["converted", "revenue"],
+        "latency_limit_ms": 50.0,
+    }
+    arguments.update(changes)
+    return update_units(state_dir / "rollout" / "1", state_dir / "predictions", **arguments)
+
+
+def row(state: UnitsState, unit: str) -> int:
+    return state.units.unit.index(unit)
+
+
+def test_arms_count_answers_fallbacks_errors_and_slow_ones(tmp_path: Path) -> None:
+    write(
+        tmp_path / "predictions",
+        [
+            answer(at(-5), "u0", "control", version=1),  # before the rollout: not counted
+            answer(at(1), "u1", "control", version=1, latency_ms=3.0),
+            answer(at(2), "u2", "candidate", version=2, latency_ms=80.0),
+            answer(
+                at(3),
+                "u3",
+                "candidate",
+                version=2,
+                path="fallback:baseline",
+                reason="model failed: boom",
+            ),
+            answer(
+                at(4),
+                "u4",
+                "candidate",
+                version=2,
+                path="fallback:constant",
+                reason="features missing: age",
+            ),
+            answer(at(5), None, "control", version=1),
+            answer(at(6), "u5", None, version=1),  # no arm: not the rollout's
+        ],
+    )
+
+    state = update(tmp_path)
+
+    control, candidate = state.arms["control"], state.arms["candidate"]
+    assert (control.answers, control.fallbacks, control.errors, control.slow) == (2, 0, 0, 0)
+    assert (candidate.answers, candidate.fallbacks, candidate.errors, candidate.slow) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert candidate.versions == {"2": 3}
+    assert control.latency_quantile(0.5) == pytest.approx(3.0, rel=0.15)
+    assert candidate.latency_quantile(0.99) == pytest.approx(80.0, rel=0.15)
+    assert state.answers_without_unit == 1
+    assert sorted(state.units.unit) == ["u1", "u2", "u3", "u4"]
+
+
+def test_units_first_exposure_arm_and_bucket(tmp_path: Path) -> None:
+    write(
+        tmp_path / "predictions",
+        [
+            answer(at(10), "a", "candidate", version=2),
+            answer(at(5), "a", "candidate", version=2),  # earlier, read later
+            answer(at(7), "b", "control", version=1),
+            answer(at(70), "b", "candidate", version=2),  # moved at the step change: fine
+            answer(at(8), "c", "control", version=1),
+            answer(at(9), "c", "candidate", version=2),  # both arms within step 0
+            answer(at(61), "d", "candidate", version=2),
+            answer(at(62), "d", "control", version=1),  # back to control: both arms
+        ],
+    )
+
+    state = update(tmp_path)
+    u = state.units
+
+    a, b, c, d = (row(state, name) for name in "abcd")
+    assert u.first_us[a] == int(at(5).timestamp() * 1e6)
+    assert list(u.first_arm[[a, b, c, d]]) == [1, 0, 0, 1]
+    assert list(u.exposures[[a, b, c, d]]) == [2, 2, 2, 2]
+    assert list(u.in_both[[a, b, c, d]]) == [False, False, True, True]
+    assert u.first_candidate[b] == int(at(70).timestamp() * 1e6)
+    assert u.bucket[a] == bucket(SALT, "a")
+
+
+def test_outcomes_split_before_and_after_first_exposure(tmp_path: Path) -> None:
+    write(
+        tmp_path / "predictions",
+        [
+            answer(at(10), "a", "candidate", version=2),
+            answer(at(10), "b", "control", version=1),
+            answer(at(70), "b", "candidate", version=2),
+        ],
+    )
+    write(
+        tmp_path / "outcomes",
+        [
+            outcome(at(-100), "a", True),  # before the rollout: the covariate
+            outcome(at(5), "a", False),
+            outcome(at(20), "a", True),
+            outcome(at(30), "a", True),
+            outcome(at(20), "b", 12.5, "revenue"),
+            outcome(at(80), "b", 99.0, "revenue"),  # after b moved to candidate: dropped
+            outcome(at(20), None, 1.0, "revenue"),  # no unit: cannot be attributed
+            outcome(at(20), "z", 3.0, "revenue"),  # never answered: pre only
+            outcome(at(20), "a", 1.0, "clicks"),  # not a tracked outcome
+        ],
+    )
+
+    state = update(tmp_path)
+
+    a, b, z = row(state, "a"), row(state, "b"), row(state, "z")
+    assert state.boolean == {"converted": True, "revenue": False}
+    assert state.units.pre["converted"][a] == 1.0
+    assert state.units.post["converted"][a] == 2.0
+    assert state.value("converted")[a] == 1.0  # a true/false outcome: any
+    assert state.units.post_events["converted"][a] == 2
+    assert state.value("revenue")[b] == 12.5
+    assert state.units.pre["revenue"][z] == 3.0
+    assert not state.units.exposed[z]
+    assert (state.moved_outcomes, state.unattributed) == (1, 1)
+
+
+def test_only_new_bytes_are_read_and_state_survives_reopening(tmp_path: Path) -> None:
+    write(tmp_path / "predictions", [answer(at(1), "a", "control", version=1)])
+    first = update(tmp_path)
+    assert first.arms["control"].answers == 1
+
+    again = update(tmp_path)  # nothing new
+    assert again.arms["control"].answers == 1
+
+    write(tmp_path / "predictions", [answer(at(2), "a", "control", version=1)], worker="w2")
+    later = update(tmp_path)
+    assert later.arms["control"].answers == 2
+    assert list(later.units.exposures) == [2]
+
+
+def test_other_names_or_limit_read_everything_again(tmp_path: Path) -> None:
+    write(tmp_path / "predictions", [answer(at(1), "a", "control", version=1, latency_ms=70)])
+    assert update(tmp_path).arms["control"].slow == 1
+    assert update(tmp_path, latency_limit_ms=100.0).arms["control"].slow == 0
+    assert update(tmp_path, names=["converted"]).arms["control"].answers == 1
+
+
+def test_a_damaged_state_file_says_how_to_recover(tmp_path: Path) -> None:
+    folder = tmp_path / "rollout" / "1"
+    folder.mkdir(parents=True)
+    (folder / "units.arrow").write_bytes(b"not arrow")
+    (tmp_path / "predictions").mkdir()
+    with pytest.raises(RolloutError, match="delete"):
+        update(tmp_path)
+
+
+# --------------------------------------------------------------------------- pieces == once
+
+
+def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]]]:
+    """Answers, one a minute (the i-th at minute i), and outcomes in time order, as lines."""
+    rng = np.random.default_rng(seed)
+    answers, outcomes = [], []
+    for i in range(n):
+        moment = at(float(i))
+        unit = f"u{rng.integers(0, max(2, n // 3))}"
+        arm = "candidate" if rng.random() < 0.3 else "control"
+        path = "model" if rng.random() < 0.9 else "fallback:baseline"
+        record = answer(
+            moment,
+            unit,
+            arm,
+            version=2 if arm == "candidate" else 1,
+            latency_ms=float(rng.exponential(20)),
+            path=path,
+            reason="model failed" if path != "model" else None,
+        )
+        answers.append(orjson.dumps(record) + b"\n")
+        if rng.random() < 0.5:
+            value: Any = bool(rng.random() < 0.5) if rng.random() < 0.5 else float(rng.integers(5))
+            name = "converted" if isinstance(value, bool) else "revenue"
+            when = moment + timedelta(seconds=float(rng.uniform(-300, 300)))
+            outcomes.append((when, orjson.dumps(outcome(when, unit, value, name)) + b"\n"))
+    outcomes.sort(key=lambda pair: pair[0])
+    return answers, outcomes
+
+
+def _snapshot(state: UnitsState) -> dict[str, Any]:
+    order = np.argsort(state.units.unit)
+    u = state.units
+    columns = (
+        "first_key",
+        "first_candidate",
+        "control_step_max",
+        "candidate_step_min",
+        "exposures",
+        "bucket",
+    )
+    return {
+        "units": [u.unit[i] for i in order],
+        "columns": [getattr(u, name)[order].tolist() for name in columns],
+        "outcomes": {
+            name: (
+                u.pre[name][order].tolist(),
+                u.post[name][order].tolist(),
+                u.post_events[name][order].tolist(),
+            )
+            for name in u.pre
+        },
+        "arms": {arm: counts.to_dict() for arm, counts in state.arms.items()},
+        "counts": (state.answers_without_unit, state.unattributed, state.moved_outcomes),
+    }
+
+
+def _prefix(lines: list[bytes], whole: int, torn: bool) -> bytes:
+    """The first ``whole`` lines, and half of the next one when ``torn`` (being written)."""
+    data = b"".join(lines[:whole])
+    if torn and whole < len(lines):
+        data += lines[whole][: len(lines[whole]) // 2]
+    return data
+
+
+@settings(derandomize=True, deadline=None, max_examples=25)
+@given(
+    seed=st.integers(0, 1000),
+    n=st.integers(1, 60),
+    cuts=st.lists(st.floats(0, 1), max_size=4),
+    torn=st.booleans(),
+)
+def test_reading_in_pieces_equals_reading_once(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, n: int, cuts: list[float], torn: bool
+) -> None:
+    answers, outcomes = _lines(seed, n)
+    workers = 3  # three workers' files, interleaved in time
+    pieces = tmp_path_factory.mktemp("pieces")
+    once = tmp_path_factory.mktemp("once")
+    for folder in (pieces, once):
+        (folder / "predictions").mkdir()
+        (folder / "outcomes").mkdir()
+    outcome_file = "predictions-o1-20261206T050000-0000.jsonl"
+
+    def write_all(folder: Path, read: int, torn: bool) -> None:
+        """Answers before minute ``read`` written; outcomes before it too (the service's
+        order: an outcome follows the answer that led to it)."""
+        for w in range(workers):
+            lines = answers[w::workers]
+            whole = len(range(w, read, workers))
+            name = f"predictions-w{w}-20261206T050000-0000.jsonl"
+            (folder / "predictions" / name).write_bytes(_prefix(lines, whole, torn))
+        known = sum(1 for when, _ in outcomes if when < at(read)) if read < n else len(outcomes)
+        lines = [line for _, line in outcomes]
+        (folder / "outcomes" / outcome_file).write_bytes(_prefix(lines, known, torn))
+
+    for fraction in sorted(cuts):
+        write_all(pieces, int(fraction * n), torn)
+        update(pieces)
+    write_all(pieces, n, False)
+    in_pieces = update(pieces)
+    write_all(once, n, False)
+    at_once = update(once)
+
+    assert _snapshot(in_pieces) == _snapshot(at_once)
