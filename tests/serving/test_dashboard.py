@@ -561,9 +561,16 @@ def test_the_in_service_monitor_runs_once_for_all_workers(served: Server, shop: 
             version.profile["monitor"]["features"]
         )
         assert monitor["report"]["version"] == 1
+        # the leader sets the gauges when it next reads latest.json: poll, a loaded machine
+        # may take a few seconds
+        wanted = 'taxiway_drift_status{feature="__output__",model="retail_churn"}'
+        deadline = time.monotonic() + 30
         with served.client() as client:
             metrics = client.get("/metrics").text
-        assert 'taxiway_drift_status{feature="__output__",model="retail_churn"}' in metrics
+            while wanted not in metrics and time.monotonic() < deadline:
+                time.sleep(0.5)
+                metrics = client.get("/metrics").text
+        assert wanted in metrics
         assert 'taxiway_monitor_last_run_timestamp_seconds{model="retail_churn"}' in metrics
     folder = served.log.parent / "monitor" / "service"  # beside the log (folder/log)
     assert orjson.loads((folder / "latest.json").read_bytes())["status"] == monitor["status"]

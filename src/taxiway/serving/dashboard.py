@@ -36,11 +36,11 @@ from taxiway.serving.monitor_task import (
     RunResult,
     child_command,
     interval_from_env,
-    log_folders,
     monitor_folder,
     monitored_version,
     run_for_version,
 )
+from taxiway.serving.monitored import log_folders
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:

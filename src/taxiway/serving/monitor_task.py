@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -45,11 +46,12 @@ import orjson
 
 from taxiway.errors import MonitoringError, TaxiwayError
 from taxiway.models.registry import ModelVersion, open_registry
-from taxiway.spec.models import Monitoring, Serving
+from taxiway.serving.monitored import log_folders, monitor_inputs
+from taxiway.serving.monitored import notify as send_alerts
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
-    from taxiway.monitoring.report import MonitorReport
+    pass
 
 __all__ = [
     "ENV_INTERVAL",
@@ -59,9 +61,7 @@ __all__ = [
     "RunResult",
     "Runner",
     "child_command",
-    "feature_sources",
     "interval_from_env",
-    "log_folders",
     "main",
     "monitor_folder",
     "monitored_version",
@@ -117,19 +117,6 @@ def interval_from_env(environ: Mapping[str, str] = os.environ) -> float:
     return value
 
 
-def log_folders(project: Project) -> tuple[Path, Path]:
-    """The prediction log's folder and the outcomes' folder the service writes for ``project``
-    (as :func:`taxiway.serving.log.open_prediction_log` and the service resolve them).
-
-    >>> project = Project.load("examples/retail/taxiway.yaml", "/tmp/state")
-    >>> [str(p) for p in log_folders(project)]
-    ['/tmp/state/predictions', '/tmp/state/outcomes']
-    """
-    spec = (project.spec.serving or Serving()).log
-    folder = Path(spec.path) if spec.path else project.state_dir / "predictions"
-    return folder, folder.parent / "outcomes"
-
-
 def run_for_version(
     project: Project,
     version: ModelVersion,
@@ -141,7 +128,8 @@ def run_for_version(
 ) -> RunResult:
     """One monitor run over the log for ``version`` (its stored reference), its windows kept
     under ``state_folder/<model>-v<version>``; ``no_reference`` when the version was trained
-    before monitoring existed. ``notify``: send the alerts (:func:`_notify`)."""
+    before monitoring existed. ``notify``: send the alerts
+    (:func:`~taxiway.serving.monitored.notify`)."""
     spec = project.spec
     reference = (version.profile or {}).get("monitor")
     if not reference:
@@ -153,64 +141,22 @@ def run_for_version(
             "judged. Retrain (`taxiway train`) and promote the new version to monitor it.",
         )
     # here, not at the top: a service that never runs the monitor does not load it
-    from taxiway.monitoring.monitor import MonitorInputs, run_monitor
+    from taxiway.monitoring.monitor import run_monitor
 
-    serving = spec.serving or Serving()
-    monitoring = spec.monitoring or Monitoring()
-    label = getattr(spec, "label", None)
-    inputs = MonitorInputs(
-        name=spec.name,
-        model=spec.name,
-        version=version.version,
-        reference=reference,
+    inputs = monitor_inputs(
+        project,
+        version,
         log_folder=log_folder,
-        outcomes_folder=outcomes_folder,
         state_folder=state_folder / f"{spec.name}-v{version.version}",
-        window=monitoring.window,
-        since=None,
-        budget_ms=serving.latency_budget_ms,
-        monitoring=monitoring,
-        task=version.task,
-        contracts=None,
-        sources=feature_sources(project, list(version.features)),
-        outcome_name=getattr(label, "name", None),
+        # burn rates as of now, not the log's last minute: a service gone quiet stops paging
+        now=datetime.now(UTC),
     )
+    if outcomes_folder != inputs.outcomes_folder:
+        inputs = dataclasses.replace(inputs, outcomes_folder=outcomes_folder)
     report = run_monitor(inputs)
     if notify:
-        _notify(project, report)
+        send_alerts(project, report)
     return RunResult("ok", version.version, report=dict(report.to_json()))
-
-
-def feature_sources(project: Project, features: list[str]) -> dict[str, str]:
-    """Where each feature comes from, for the alerts' "where to look": ``view customer_orders,
-    source orders``; a request field: ``the request`` (as `taxiway monitor` says it).
-
-    >>> project = Project.load("examples/retail/taxiway.yaml", "/tmp/state")
-    >>> feature_sources(project, ["customer_orders__orders_90d", "channel"])
-    {'customer_orders__orders_90d': 'view customer_orders, source orders', 'channel': 'the request'}
-    """
-    views = project.spec.features
-    out = {}
-    for name in features:
-        view_name = name.split("__", 1)[0]
-        view = views.get(view_name)
-        if view is None:
-            out[name] = "the request"
-        else:
-            source = getattr(view, "source", None)
-            out[name] = f"view {view_name}" + (f", source {source}" if source else "")
-    return out
-
-
-def _notify(project: Project, report: MonitorReport) -> None:
-    """The report's alerts to the log and the spec's webhook, deduplicated with `taxiway
-    monitor`'s runs through the same ``<state>/monitor/alerts.json`` and scope."""
-    from taxiway.monitoring.alerts import AlertSinks
-
-    monitoring = project.spec.monitoring or Monitoring()
-    webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
-    sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
-    sinks.send(report.alerts, scope=f"{report.model}-v{report.version}")
 
 
 class MonitorTask:

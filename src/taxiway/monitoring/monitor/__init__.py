@@ -83,7 +83,7 @@ def run_monitor(inputs: MonitorInputs) -> MonitorReport:
     )  # fmt: skip
     now = inputs.now or _log_end(windows)
     latency = latency_finding(windows, inputs.budget_ms)
-    slos = slo_findings(windows, spec, inputs.budget_ms, now)
+    slos = slo_findings(windows, spec, inputs.budget_ms, now, inputs.model)
     quality = quality_finding(inputs, spec, windows, features)
     alerts = alerts_of(inputs, features, output, latency, slos, quality, now)
     return MonitorReport(

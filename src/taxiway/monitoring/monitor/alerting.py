@@ -124,7 +124,10 @@ def _quality_alerts(
             continue
         if kind == "estimated" and not found.get("trusted"):
             continue
-        bad = value > q.minimum if lower else value < q.minimum
+        # a small window's figure is noisy: page only beyond two standard errors of the floor
+        se = _get(latest if kind == "estimated" else found, f"{q.metric}_se") or 0.0
+        margin = 2 * float(se)
+        bad = value > q.minimum + margin if lower else value < q.minimum - margin
         if not bad:
             continue
         word = "above" if lower else "below"

@@ -98,7 +98,7 @@ def _estimated(
     if not isinstance(ref, dict):
         return None, "no quality reference is stored with this version: retrain to add one", none
     period = _merge([w.output for w in windows])
-    whole = estimated(_scores(period), ref)
+    whole = estimated(_scores(period), ref, rows=period.known)
     if whole.method is None:
         return None, whole.reason, none
     per_window = [
@@ -120,7 +120,7 @@ def _estimated(
 
 def _estimate(output: Profile, ref: dict[str, Any]) -> dict[str, Any]:
     """The CBPE estimate of one window, ``rows`` its real answers (not the quantiles')."""
-    return {**estimated(_scores(output), ref).to_dict(), "rows": output.known}
+    return {**estimated(_scores(output), ref, rows=output.known).to_dict(), "rows": output.known}
 
 
 def _reference_metric(ref: Any, metric: str) -> float | None:

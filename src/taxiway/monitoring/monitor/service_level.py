@@ -57,7 +57,11 @@ def rates_of(windows: Sequence[Window]) -> Rates:
 
 
 def slo_findings(
-    windows: Sequence[Window], spec: Monitoring, budget_ms: float | None, now: datetime
+    windows: Sequence[Window],
+    spec: Monitoring,
+    budget_ms: float | None,
+    now: datetime,
+    model: str | None = None,
 ) -> list[tuple[SloFinding, list[Alert]]]:
     """Each SLO's burn rates as of ``now`` from the windows' per-minute counts, its burn-rate
     alert (if any), and its burn per window (the latency SLO only with a budget)."""
@@ -77,7 +81,7 @@ def slo_findings(
             continue
         slo = SloSpec(name, objective, spec.slo.period)
         rates = burn_rates(minutes, slo, now)
-        alerts = slo_alerts(rates, slo, now=now)
+        alerts = slo_alerts(rates, slo, now=now, model=model)
         status = cast(Literal["ok", "ticket", "page"], alerts[0].severity if alerts else "ok")
         history = [
             (w.start, (_bad(w, name) / w.requests) / slo.budget if w.requests else None)
