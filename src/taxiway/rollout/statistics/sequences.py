@@ -23,7 +23,7 @@ planned sample the interval is about 1.55 times as wide as a fixed-horizon 95% i
 (and at most 1.6 times from half to twice that sample): the price of looking every minute.
 
 A one-sided bound at level ``alpha`` (the guardrails, :mod:`.guardrails`) uses the one-sided
-normal-mixture boundary of Howard et al. (2021, eq. 14 form)::
+normal-mixture boundary of Howard et al. (2021), in closed form::
 
     half_width = sqrt(s2) * sqrt( 2 (N r² + 1) / (N² r²) * ln( sqrt(N r² + 1) / (2 alpha) + 1 ) )
 
