@@ -14,7 +14,8 @@ Statistics part (``--part statistics``), on simulated conversions, vectorised ov
   fixed-horizon sample, even split and a 1-5-10-25-50% ramp: the share the sequential test
   promotes (interval above 0 at some look) against a naive z-test repeated at every look.
 
-Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
+The other parts of the benchmark (the analysis over a large log, assignment's cost per
+request) are entries of ``PARTS`` beside ``statistics``. Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
 
     .venv/bin/python bench/rollout.py --part statistics
     .venv/bin/python bench/rollout.py --part statistics --runs 500 --aa-runs 500   # a quick look

@@ -11,6 +11,8 @@ checks (the suite's conformance half):
   the interval covers the true difference (0) at every look in at least 95% of them;
 - the naive repeated test declares a difference far more often (its false-promotion rate is
   the reason for the sequence);
+- the guardrails' one-sided bound, at the whole alpha or at a quarter of it (four
+  guardrails), crosses 0 on either side in at most that alpha of the A/A rollouts;
 - with a true lift the interval leaves 0 on the better side in most rollouts, and covers the
   true lift at every look in at least 95% of them.
 
@@ -34,7 +36,7 @@ from tests.rollout.simulation import (
     simulate,
 )
 
-from taxiway.rollout.statistics import ArmStats, compare
+from taxiway.rollout.statistics import ArmStats, compare, half_width
 
 
 @pytest.fixture(params=sorted(OUTCOMES))
@@ -91,3 +93,16 @@ def test_the_vectorised_simulation_computes_what_compare_does() -> None:
         result = compare(control, candidate, alpha=ALPHA, planned_n=planned(batches))
         assert result.low == pytest.approx(low[run, look], rel=1e-9)
         assert result.high == pytest.approx(high[run, look], rel=1e-9)
+
+
+@pytest.mark.parametrize("allocation", sorted(ALLOCATIONS))
+@pytest.mark.parametrize("alpha", [ALPHA, ALPHA / 4])
+def test_the_one_sided_guardrail_bound_is_valid_at_every_look(
+    outcome: Outcome, allocation: str, alpha: float
+) -> None:
+    batches = ALLOCATIONS[allocation]
+    looks = simulate(outcome, batches, lift=0.0, seed=20)
+    n = looks.n_control + looks.n_candidate
+    width = half_width(looks.var, n, alpha, 2.0 * planned(batches), sides=1)
+    assert ever(looks.diff - width > 0, looks) <= alpha
+    assert ever(looks.diff + width < 0, looks) <= alpha

@@ -36,19 +36,24 @@ class ArmStats:
     var: float
 
     @classmethod
-    def of(cls, name: str, outcomes: npt.ArrayLike) -> ArmStats:
-        """An arm from its units' outcomes (one value per unit).
+    def of(cls, name: str, outcomes: npt.ArrayLike, events: int | None = None) -> ArmStats:
+        """An arm from its units' outcomes (one value per unit). ``events`` defaults to the
+        units with a non-zero outcome; give it when the outcomes are adjusted (CUPED), where
+        that count no longer means anything.
 
         >>> ArmStats.of("candidate", [2.0, 4.0])
         ArmStats(name='candidate', units=2, events=2, mean=3.0, var=2.0)
+        >>> ArmStats.of("candidate", [0.1, 0.9], events=1).events
+        1
         >>> ArmStats.of("control", []).mean
         0.0
         """
         values = np.asarray(outcomes, dtype=np.float64).ravel()
+        counted = int(np.count_nonzero(values)) if events is None else events
         if values.size == 0:
-            return cls(name, 0, 0, 0.0, 0.0)
+            return cls(name, 0, counted, 0.0, 0.0)
         var = float(values.var(ddof=1)) if values.size > 1 else 0.0
-        return cls(name, int(values.size), int(np.count_nonzero(values)), float(values.mean()), var)
+        return cls(name, int(values.size), counted, float(values.mean()), var)
 
     @classmethod
     def from_sums(
