@@ -13,7 +13,7 @@ While a rollout of the served model is running or paused, the service holds two 
   as its ``previous`` fallback.
 
 Each request is assigned by its *unit* (:func:`taxiway.rollout.assignment.arm_for` with the
-rollout's salt and current share): the request's ``unit`` field, else the rollout's ``unit``
+rollout's salt and current share, through a salt-bound ``Assigner``): the request's ``unit`` field, else the rollout's ``unit``
 read from the request (an entity, one of an entity's key columns, or a request field), else
 the model's entity (the spine's, else the first the model looks up). The unit found is written
 into the request's ``unit``, so the prediction log records it beside the ``arm``. A request
@@ -30,7 +30,7 @@ provider, a Flagger webhook): ``GET /v1/rollout/verdict``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge
 from taxiway.errors import RolloutError
 from taxiway.features.online.base import OnlineStore
 from taxiway.models.registry import open_registry
-from taxiway.rollout.assignment import arm_for
+from taxiway.rollout.assignment import Assigner
 from taxiway.rollout.state import RolloutState
 from taxiway.serving.inputs import InputContract, Parsed
 from taxiway.serving.metrics import Metrics, Tally
@@ -103,12 +103,14 @@ class Arms:
         self.candidate = candidate
         self.rollout_id = state.id
         self.salt = state.salt
+        self._assigner = Assigner(state.salt)
         self.candidate_version = state.candidate
         self.control_plan = dict(state.control)
         self._unit_of = unit_of
         self._unassigned = unassigned
         self.state = state.state
         self.share = 0.0
+        self._threshold = 0
         self.follow(state)
 
     def same_rollout(self, state: RolloutState) -> bool:
@@ -124,6 +126,7 @@ class Arms:
         """Take a new reading of the rollout: its share (0 once it is neither running nor
         paused) and its state. One assignment each: a request reads the share once."""
         self.share = float(state.share) if state.active else 0.0
+        self._threshold = round(self.share * 100)  # candidate iff bucket below (arm_for's rule)
         self.state = state.state
 
     def arm_of(self, parsed: Parsed) -> str | None:
@@ -134,19 +137,18 @@ class Arms:
             unit = parsed.unit = self._unit_of(parsed)
             if unit is None:
                 return None
-        return arm_for(self.salt, unit, self.share)
+        return "candidate" if self._assigner.bucket(unit) < self._threshold else "control"
 
-    async def answer(self, parsed: Parsed, started: float) -> Answer:
+    def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
         """The answer of the request's arm, labelled with it (``control``: also a request
-        without a unit)."""
+        without a unit). The arm's predictor's own coroutine: no frame of its own."""
         arm = self.arm_of(parsed)
         if arm is None:
             self._unassigned.inc()
             arm = "control"
         predictor = self.candidate if arm == "candidate" else self.control
-        answer = await predictor.answer(parsed, started)
-        answer.arm = arm  # the served predictor may be the control: its own label is its stage
-        return answer
+        # the label is the arm's, not the predictor's: the served one may be the control
+        return predictor.answer(parsed, started, arm)
 
     def predictors(self) -> tuple[Predictor, Predictor]:
         """(control, candidate)."""

@@ -181,8 +181,9 @@ class Predictor:
             return False
         return True
 
-    async def answer(self, parsed: Parsed, started: float) -> Answer:
-        """The prediction for one validated request item, within the deadline."""
+    async def answer(self, parsed: Parsed, started: float, arm: str | None = None) -> Answer:
+        """The prediction for one validated request item, within the deadline, labelled with
+        ``arm`` (default: this predictor's)."""
         deadline = started + self.budget_s
         values: dict[str, Any] = dict(parsed.values)
         reason: str | None = None
@@ -233,13 +234,15 @@ class Predictor:
             score, reason = await self._score(values, deadline)
             if score is not None:
                 return self._answer(
-                    parsed, started, score, "model", short, values, lookup_ms, unavailable
+                    parsed, started, score, "model", short, values, lookup_ms, unavailable, arm
                 )
             if short is not None:
                 reason = f"{reason}; {short}"
         # the previous version needs the inputs at hand: a store that answered, nothing short
         score, path = self._fallback(values, store_ok and not unavailable)
-        return self._answer(parsed, started, score, path, reason, values, lookup_ms, unavailable)
+        return self._answer(
+            parsed, started, score, path, reason, values, lookup_ms, unavailable, arm
+        )
 
     def _short_of_features(
         self, parsed: Parsed, unavailable: list[tuple[str, str]]
@@ -349,12 +352,13 @@ class Predictor:
         values: dict[str, Any],
         lookup_ms: float | None,
         unavailable: list[tuple[str, str]],
+        arm: str | None,
     ) -> Answer:
         return Answer(
             request_id=self._ids.next(),
             prediction=float(score),
             model_version=self.model_version,
-            arm=self.arm,
+            arm=arm or self.arm,
             degraded=path != "model" or bool(unavailable),
             path=path,
             latency_ms=(time.perf_counter() - started) * 1000,
