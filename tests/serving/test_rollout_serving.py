@@ -22,6 +22,13 @@ from taxiway.spec.project import Project
 
 __all__ = ["rollout_shop"]  # the fixture, used by these tests
 
+FLAGGER_PAYLOAD = {
+    "name": "retail-churn",
+    "namespace": "models",
+    "phase": "Progressing",
+    "checksum": "85d557f47b",
+    "metadata": {},
+}
 CUSTOMERS = [str(100000 + i) for i in range(1, 31)]
 POLL_S = 0.2
 
@@ -108,13 +115,19 @@ def test_two_workers_assign_every_unit_identically_and_follow_the_store(
             assert 'taxiway_request_latency_seconds_count{arm="control",path="model"}' in metrics
 
 
-def _verdict(spec: Path, query: str = "") -> httpx.Response:
+def _verdict(spec: Path, query: str = "", flagger: bool = False) -> httpx.Response:
+    """The verdict as Argo Rollouts asks for it (GET), or as a Flagger webhook does (POST of
+    its canary's JSON)."""
+
     async def run() -> httpx.Response:
         service = Service(Project.load(spec), reload_interval_s=0, warm_up=False)
         transport = httpx.ASGITransport(app=build_app(service))
+        url = f"/v1/rollout/verdict{query}"
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-                return await client.get(f"/v1/rollout/verdict{query}")
+                if flagger:
+                    return await client.post(url, json=FLAGGER_PAYLOAD)
+                return await client.get(url)
         finally:
             await service.stop()
 
@@ -147,6 +160,8 @@ def test_the_verdict_of_a_running_rollout(rollout_shop: Path) -> None:
             "healthy": True,
         }
         assert strict.json()["checked_at"] == checked
+        flagger = _verdict(rollout_shop, "?strict=true", flagger=True)
+        assert (flagger.status_code, flagger.json()["healthy"]) == (200, True)
 
 
 def test_a_rolled_back_rollout_fails_the_strict_verdict(rollout_shop: Path) -> None:
@@ -154,9 +169,11 @@ def test_a_rolled_back_rollout_fails_the_strict_verdict(rollout_shop: Path) -> N
         harm = {"kind": "rollback", "reasons": ["p99 latency over the guardrail"]}
         started.update(state="rolled_back", share=0.0, verdict=harm)
         loose, strict = _verdict(rollout_shop), _verdict(rollout_shop, "?strict=true")
+        flagger = _verdict(rollout_shop, "?strict=true", flagger=True)
         assert loose.status_code == 200
         assert strict.status_code == 503
-        for response in (loose, strict):
+        assert flagger.status_code == 503  # Flagger fails the check on a status over 202
+        for response in (loose, strict, flagger):
             body = response.json()
             assert (body["state"], body["verdict"], body["healthy"]) == (
                 "rolled_back",

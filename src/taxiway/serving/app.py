@@ -174,7 +174,8 @@ def build_app(service: Service) -> Starlette:
 
     routes = [
         Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
-        Route("/v1/rollout/verdict", _guard(rollout_verdict), methods=["GET"]),
+        # POST too: a Flagger webhook posts its canary's JSON (ignored) and reads the status
+        Route("/v1/rollout/verdict", _guard(rollout_verdict), methods=["GET", "POST"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
