@@ -1,0 +1,402 @@
+"""One look at a rollout: the split, the primary metric, the guardrails; evidence, no action.
+
+Definitions (the statistics themselves are in :mod:`taxiway.rollout.statistics`):
+
+- **Units analysed.** A unit belongs to the arm of its first answer and to the *stratum* of
+  the step it was first answered in. Units in both arms (:mod:`.units`) are left out. The
+  control arm keeps only units whose bucket lies at or above the share reached so far: the
+  others (control while the share was small) were moved to the candidate by a later step,
+  and which of them came back to be moved depends on their behaviour, so keeping some and
+  not others would bias control; the bucket is a hash, so the units kept are a random part.
+- **Primary metric.** Each unit's value (:meth:`.units.UnitsState.value`) is CUPED-adjusted
+  with its own pre-exposure value (theta pooled over both arms). The difference is estimated
+  per stratum (a unit first answered at 1% waited longer for its outcome than one first
+  answered at 50%, and the candidate's units come mostly from the later steps) and the
+  strata are combined with weights ``n_control * n_candidate / (n_control + n_candidate)``;
+  its variance likewise. The anytime-valid confidence sequence (two-sided, the rollout's
+  alpha) is tuned to the planned sample: the fixed-horizon units per arm for
+  ``metric.min_effect`` at the control's standard deviation.
+- **Split.** Pearson's chi-square of units per arm against each step's share, pooled over
+  the steps (halts at p < 0.001 once each arm expects 8 units), and the share of units seen
+  in both arms (halts at 1%).
+- **Guardrails**, one-sided anytime-valid bounds with the rollout's alpha split evenly:
+  answers slower than the latency limit (the candidate's share must stay at most 1%: its
+  p99 within the limit), its error rate (at most ``guardrails.error_rate``), its fallback
+  rate (at most ``guardrails.fallback_rate`` above control's), each outcome that must not
+  get worse (stratified as the metric, higher is better), and the monitor's drift status
+  (its last report written after the rollout began; no statistic of ours).
+- **Enough data.** Nothing is decided before 100 units and 10 events per arm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from taxiway.rollout.state import RolloutState
+from taxiway.rollout.statistics import (
+    DEFAULT_PLANNED_UNITS,
+    ArmStats,
+    Comparison,
+    Guardrail,
+    GuardrailResult,
+    both_arms_check,
+    check_guardrail,
+    confidence_sequence,
+    cuped_adjust,
+    difference_variance,
+    half_width,
+    planned_units,
+    srm_test,
+    variance_reduction,
+)
+from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS, Status
+from taxiway.rollout.units import ARMS, UnitsState
+from taxiway.spec.models import Rollout
+
+__all__ = ["Analysis", "ArmSummary", "analyse", "monitor_drift", "steps_of"]
+
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm as ``status`` shows it: units and events analysed, the metric's raw mean and
+    its anytime-valid interval, and the answers' health."""
+
+    name: str
+    version: int | None
+    units: int
+    events: int
+    mean: float | None
+    interval: tuple[float, float] | None
+    answers: int
+    fallback_rate: float | None
+    error_rate: float | None
+    p99_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``interval`` as a two-item list; infinities as null)."""
+        data = asdict(self)
+        data["interval"] = None if self.interval is None else [_finite(v) for v in self.interval]
+        data["mean"] = _finite(self.mean)
+        return data
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one look found; :meth:`evidence` is what a verdict records."""
+
+    arms: list[ArmSummary]
+    enough: bool
+    step_units: dict[str, int]
+    srm: dict[str, Any]
+    srm_ok: bool
+    both_arms: dict[str, Any]
+    both_arms_ok: bool
+    comparison: Comparison | None
+    cuped: dict[str, float]
+    planned_n: int
+    guardrails: list[GuardrailResult]
+    drift: dict[str, Any] | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def breached(self) -> list[str]:
+        """The guardrails breached, by name (drift included)."""
+        names = [g.name for g in self.guardrails if g.breached]
+        if self.drift is not None and self.drift.get("breached"):
+            names.append("drift")
+        return names
+
+    def evidence(self) -> dict[str, Any]:
+        """Counts, estimate, interval, guardrails: JSON-ready."""
+        comparison = None
+        if self.comparison is not None:
+            comparison = {k: _finite(v) for k, v in self.comparison.as_dict().items()}
+        return {
+            "arms": [arm.as_dict() for arm in self.arms],
+            "enough": self.enough,
+            "step_units": self.step_units,
+            "srm": self.srm,
+            "both_arms": self.both_arms,
+            "comparison": comparison,
+            "cuped": self.cuped,
+            "planned_n": self.planned_n,
+            "guardrails": [
+                {k: _finite(v) for k, v in g.as_dict().items()} for g in self.guardrails
+            ],
+            "drift": self.drift,
+            "counts": self.counts,
+        }
+
+
+def steps_of(first_us: npt.NDArray[np.int64], boundaries: Sequence[tuple[datetime, int]]) -> Any:
+    """The step each time (µs) fell in, given ``(time, step)`` boundaries (step 0 before)."""
+    times = np.array([int(at.timestamp() * 1_000_000) for at, _ in boundaries], np.int64)
+    steps = np.array([step for _, step in boundaries] or [0], np.int64)
+    position = np.searchsorted(times, first_us, side="right") - 1
+    return np.where(position >= 0, steps[np.maximum(position, 0)], 0)
+
+
+def analyse(
+    units: UnitsState,
+    rollout: RolloutState,
+    plan: Rollout,
+    *,
+    boundaries: Sequence[tuple[datetime, int]],
+    drift: dict[str, Any] | None = None,
+) -> Analysis:
+    """Look at ``units`` (read up to now) for ``rollout`` under ``plan``."""
+    u = units.units
+    exposed = u.exposed
+    arm = u.first_arm
+    step = steps_of(u.first_us, boundaries)
+    both = u.in_both & exposed
+    reached = rollout.steps[min(rollout.step_index, len(rollout.steps) - 1)]
+    kept = exposed & ~both & ((arm == 1) | (u.bucket >= round(reached * 100)))
+    control, candidate = kept & (arm == 0), kept & (arm == 1)
+    arms_of = {"control": control, "candidate": candidate}
+
+    srm_steps, srm_shares = [], []
+    for index, share in enumerate(rollout.steps[: rollout.step_index + 1]):
+        if share >= 100:
+            continue
+        here = exposed & (step == index)
+        srm_steps.append(
+            {
+                "control": int(np.count_nonzero(here & (arm == 0))),
+                "candidate": int(np.count_nonzero(here & (arm == 1))),
+            }
+        )
+        srm_shares.append({"control": 100.0 - share, "candidate": share})
+    srm = srm_test(srm_steps, srm_shares) if srm_steps else None
+    both_check = both_arms_check(int(np.count_nonzero(both)), int(np.count_nonzero(exposed)))
+
+    metric = plan.metric
+    alpha = plan.alpha
+    comparison, raw = None, {}
+    cuped = {"theta": 0.0, "variance_reduction": 0.0}
+    planned = DEFAULT_PLANNED_UNITS
+    if metric is not None:
+        y, x = units.value(metric.name), units.value(metric.name, "pre")
+        adjusted = np.zeros_like(y)
+        adjusted[kept], theta = cuped_adjust(y[kept], x[kept])
+        cuped = {"theta": theta, "variance_reduction": variance_reduction(y[kept], adjusted[kept])}
+        raw = {name: _arm(name, y[mask]) for name, mask in arms_of.items()}
+        planned = planned_units(metric.min_effect, math.sqrt(raw["control"].var), alpha)
+        comparison = _compare(
+            adjusted,
+            control,
+            candidate,
+            step,
+            alpha=alpha,
+            planned=planned,
+            increase=metric.direction == "increase",
+            control_mean=raw["control"].mean,
+        )
+    events = {
+        name: int(np.count_nonzero(mask & (u.post_events[metric.name] > 0))) if metric else 0
+        for name, mask in arms_of.items()
+    }
+    counts = {name: int(np.count_nonzero(mask)) for name, mask in arms_of.items()}
+    enough = all(counts[a] >= MIN_UNITS for a in ARMS) and (
+        metric is None or all(events[a] >= MIN_EVENTS for a in ARMS)
+    )
+    here = exposed & (step == rollout.step_index)
+    step_units = {
+        "control": int(np.count_nonzero(here & (arm == 0))),
+        "candidate": int(np.count_nonzero(here & (arm == 1))),
+    }
+    guardrails = _guardrails(units, plan, control, candidate, step, planned)
+    drift_finding = _drift(drift, rollout, plan)
+    versions = {"control": rollout.control.get("version"), "candidate": rollout.candidate}
+    arms = []
+    for name in ARMS:
+        stats = raw.get(name)
+        interval = None
+        if stats is not None and stats.units >= 2:
+            width = half_width(stats.variance_of_mean, stats.units, alpha, float(planned))
+            interval = (stats.mean - width, stats.mean + width)
+        answers = units.arms[name]
+        arms.append(
+            ArmSummary(
+                name=name,
+                version=versions[name],
+                units=counts[name],
+                events=events[name],
+                mean=None if stats is None or stats.units == 0 else stats.mean,
+                interval=interval,
+                answers=answers.answers,
+                fallback_rate=answers.fallbacks / answers.answers if answers.answers else None,
+                error_rate=answers.errors / answers.answers if answers.answers else None,
+                p99_ms=answers.latency_quantile(0.99),
+            )
+        )
+    return Analysis(
+        arms=arms,
+        enough=enough,
+        step_units=step_units,
+        srm={} if srm is None else _json(asdict(srm)),
+        srm_ok=srm is None or srm.ok,
+        both_arms=_json(asdict(both_check)),
+        both_arms_ok=both_check.ok,
+        comparison=comparison,
+        cuped={k: float(v) for k, v in cuped.items()},
+        planned_n=int(planned),
+        guardrails=guardrails,
+        drift=drift_finding,
+        counts={
+            "exposed": int(np.count_nonzero(exposed)),
+            "in_both_arms": int(np.count_nonzero(both)),
+            "moved_to_candidate": int(np.count_nonzero(exposed & ~both & (arm == 0) & ~kept)),
+            "answers_without_unit": units.answers_without_unit,
+            "outcomes_without_unit": units.unattributed,
+            "outcomes_after_moving": units.moved_outcomes,
+        },
+    )
+
+
+def _arm(name: str, values: Floats) -> ArmStats:
+    return ArmStats.of(name, values)
+
+
+def _strata(
+    values: Floats, control: Mask, candidate: Mask, step: Any
+) -> tuple[float, float, int, int]:
+    """Candidate minus control combined over strata, its variance, and the units of each arm
+    in the strata used (see the module docstring); variance inf when no stratum has 2 units
+    in each arm."""
+    total_w, diff, var, n_control, n_candidate = 0.0, 0.0, 0.0, 0, 0
+    for index in np.unique(step[control | candidate]).tolist():
+        c = ArmStats.of("control", values[control & (step == index)])
+        t = ArmStats.of("candidate", values[candidate & (step == index)])
+        if c.units < 2 or t.units < 2:
+            continue
+        weight = c.units * t.units / (c.units + t.units)
+        total_w += weight
+        diff += weight * (t.mean - c.mean)
+        var += weight * weight * difference_variance(c, t)
+        n_control, n_candidate = n_control + c.units, n_candidate + t.units
+    if total_w == 0:
+        return 0.0, math.inf, n_control, n_candidate
+    return diff / total_w, var / (total_w * total_w), n_control, n_candidate
+
+
+def _compare(
+    values: Floats,
+    control: Mask,
+    candidate: Mask,
+    step: Any,
+    *,
+    alpha: float,
+    planned: int,
+    increase: bool,
+    control_mean: float,
+) -> Comparison:
+    diff, var, n_control, n_candidate = _strata(values, control, candidate, step)
+    low, high = confidence_sequence(diff, var, n_control, n_candidate, alpha, planned)
+    better, worse = (low > 0, high < 0) if increase else (high < 0, low > 0)
+    relative = diff / abs(control_mean) if control_mean else None
+    return Comparison(diff, low, high, relative, better, worse)
+
+
+def _guardrails(
+    units: UnitsState, plan: Rollout, control: Mask, candidate: Mask, step: Any, planned: int
+) -> list[GuardrailResult]:
+    rails = plan.guardrails
+    arms = {name: units.arms[name] for name in ARMS}
+
+    def rate(name: str, count: int) -> ArmStats:
+        return ArmStats.from_sums(name, arms[name].answers, count, count, count)
+
+    measured: list[tuple[Guardrail, ArmStats | None, ArmStats]] = []
+    if rails.latency_p99_ms is not None:
+        slow = Guardrail("latency_p99", worse="higher", limit=0.01)
+        measured.append((slow, None, rate("candidate", arms["candidate"].slow)))
+    errors = Guardrail("error_rate", worse="higher", limit=rails.error_rate)
+    measured.append((errors, None, rate("candidate", arms["candidate"].errors)))
+    fallbacks = Guardrail("fallback_rate", worse="higher", tolerance=rails.fallback_rate)
+    measured.append(
+        (
+            fallbacks,
+            rate("control", arms["control"].fallbacks),
+            rate("candidate", arms["candidate"].fallbacks),
+        )
+    )
+    each = plan.alpha / (len(measured) + len(rails.outcomes))
+    results = [check_guardrail(g, c, t, alpha=each, planned_n=planned) for g, c, t in measured]
+    for name in rails.outcomes:
+        if name not in units.units.post:
+            continue
+        diff, var, n_control, n_candidate = _strata(units.value(name), control, candidate, step)
+        width = half_width(var, n_control + n_candidate, each, 2.0 * planned, sides=1)
+        bound = diff + width  # higher is better: harm when even the upper bound is below 0
+        with_events = (control | candidate) & (units.units.post_events[name] > 0)
+        events = int(np.count_nonzero(with_events))
+        least = min(n_control, n_candidate)
+        status: Status = "ok"
+        if least < MIN_UNITS or events < MIN_EVENTS or not math.isfinite(bound):
+            status = "not_enough_data"
+        elif bound < 0:
+            status = "breached"
+        results.append(
+            GuardrailResult(f"outcome:{name}", status, diff, bound, 0.0, each, least, events)
+        )
+    return results
+
+
+def monitor_drift(folder: Path) -> dict[str, Any] | None:
+    """The in-service monitor's last run (``<log parent>/monitor/service/latest.json``), or
+    None when there is none or it cannot be read."""
+    path = folder / "latest.json"
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _drift(
+    latest: dict[str, Any] | None, rollout: RolloutState, plan: Rollout
+) -> dict[str, Any] | None:
+    if latest is None or not isinstance(latest.get("report"), dict):
+        return None
+    report = latest["report"]
+    generated = report.get("generated_at")
+    try:
+        when = datetime.fromisoformat(str(generated))
+    except ValueError:
+        return None
+    if when < rollout.started_at:
+        return {"status": "stale", "generated_at": generated, "breached": False}
+    drifted = [f.get("name") for f in report.get("features") or [] if f.get("status") == "drift"]
+    output = report.get("output") or {}
+    if output.get("status") == "drift":
+        drifted.append("output")
+    return {
+        "status": "drift" if drifted else "ok",
+        "drifted": drifted,
+        "version": report.get("version"),
+        "generated_at": generated,
+        "breached": bool(drifted) and plan.guardrails.drift,
+    }
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _finite(v) for k, v in data.items()}
