@@ -172,6 +172,7 @@ for _name in ("check", "features", "train", "models", "audit", "serve", "sprint"
 for _name in ("approve", "runbook"):
     _add(_name)
 _add("monitor", group=True)
+_add("rollout", group=True)  # the gradual rollout
 _add("dashboard")  # the monitoring dashboard, without the service
 
 

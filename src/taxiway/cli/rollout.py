@@ -1,0 +1,281 @@
+"""`taxiway rollout start|status|check|pause|resume|rollback|abort|run`: the gradual rollout
+from the command line (the controller is :mod:`taxiway.rollout.controller`).
+
+Exit codes: 0 when the rollout is healthy (``check``: it held, promoted or completed; ``run``:
+it completed); 1 when it was rolled back or aborted (or on an error); 3 when it paused for a
+person to decide (inconclusive at the planned sample).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.errors import EXIT_BLOCKED, EXIT_FAILURE, EXIT_OK, RolloutError
+from taxiway.spec.project import Project
+
+if TYPE_CHECKING:
+    from taxiway.models.registry import ModelVersion
+    from taxiway.rollout.controller import Controller
+    from taxiway.rollout.state import RolloutState
+
+__all__ = ["app", "status_document"]
+
+app = typer.Typer(
+    help="Roll a candidate out step by step against a control group; promote, hold, pause or "
+    "roll back on measured outcomes. Exit 0 healthy, 1 rolled back or aborted, 3 paused.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who acts (default: you).")]
+_EXIT = {"rolled_back": EXIT_FAILURE, "aborted": EXIT_FAILURE, "paused": EXIT_BLOCKED}
+
+
+def _controller(file: Any, state_dir: Any, by: str | None = None) -> Controller:
+    from taxiway.rollout.controller import Controller
+
+    return Controller(Project.load(file, state_dir), by=by or getpass.getuser())
+
+
+@app.command("start")
+def start(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    candidate: Annotated[
+        int | None,
+        typer.Option(
+            "--candidate",
+            help="The version to roll out. Default: the newest that passes the audit.",
+        ),
+    ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit/--no-audit",
+            help="Audit candidate versions (newest first) to choose the default candidate; "
+            "--no-audit takes the newest candidate-stage version.",
+        ),
+    ] = True,
+    by: ByOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a rollout at the plan's first step (the spec's `rollout:` section)."""
+    with _controller(file, state_dir, by) as controller:
+        audited = _auditor(controller.project) if audit and candidate is None else None
+        state = controller.start(candidate=candidate, audited=audited)
+        _print(controller, state, as_json)
+
+
+@app.command("status")
+def status(
+    file: SpecOption = None, state_dir: StateDirOption = None, as_json: JsonOption = False
+) -> None:
+    """The running (else the last) rollout: state, step, share, last verdict, arms."""
+    with _controller(file, state_dir) as controller:
+        state = controller.store.active(controller.name) or controller.store.latest(controller.name)
+        if state is None:
+            raise RolloutError(
+                f"model {controller.name!r} has had no rollout",
+                fix="start one with `taxiway rollout start`",
+            )
+        _print(controller, state, as_json)
+
+
+@app.command("check")
+def check(
+    file: SpecOption = None, state_dir: StateDirOption = None, as_json: JsonOption = False
+) -> None:
+    """Analyse now and act on the verdict (promote, hold, pause, roll back, complete)."""
+    with _controller(file, state_dir, "taxiway rollout check") as controller:
+        result = controller.check()
+        _print(controller, result.state, as_json)
+    raise typer.Exit(_EXIT.get(result.state.state, EXIT_OK))
+
+
+@app.command("pause")
+def pause(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """Hold the share where it is until `resume`."""
+    with _controller(file, state_dir, by) as controller:
+        _print(controller, controller.pause(reason=reason), False)
+
+
+@app.command("resume")
+def resume(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """Go on from a pause (the step's minimum duration starts again)."""
+    with _controller(file, state_dir, by) as controller:
+        _print(controller, controller.resume(reason=reason), False)
+
+
+@app.command("rollback")
+def rollback(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """Send all traffic back to control now."""
+    with _controller(file, state_dir, by) as controller:
+        _print(controller, controller.rollback(reason=reason), False)
+
+
+@app.command("abort")
+def abort(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    reason: ReasonOption = None,
+    by: ByOption = None,
+) -> None:
+    """End the rollout without a decision (all traffic back to control)."""
+    with _controller(file, state_dir, by) as controller:
+        _print(controller, controller.abort(reason=reason), False)
+
+
+@app.command("run")
+def run(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    checks: Annotated[
+        int | None, typer.Option("--checks", help="Stop after this many checks.")
+    ] = None,
+) -> None:
+    """Check every `rollout.check_every` until the rollout completes, rolls back or is
+    aborted (the automatic loop of `rollout.auto: true`)."""
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+
+    def report(result: Any) -> None:
+        verdict = result.verdict
+        console.print(
+            f"{datetime.now(UTC):%H:%M:%S} {verdict.kind} at {result.state.share:g}%: "
+            + escape("; ".join(verdict.reasons + verdict.needs))
+        )
+
+    with _controller(file, state_dir, "taxiway rollout run") as controller:
+        final = controller.run(
+            on_check=report, on_error=lambda e: errors.print(escape(str(e))), max_checks=checks
+        )
+        _print(controller, final, False)
+    raise typer.Exit(_EXIT.get(final.state, EXIT_OK))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def status_document(state: RolloutState) -> dict[str, Any]:
+    """What `status --json` prints: ``state``, ``step`` (1-based), ``share``, ``verdict``
+    and ``arms[]`` (``name``, ``version``, ``units``, ``events``, ``mean``, ``interval``), with
+    the last verdict's reasons and what the next step needs."""
+    verdict = state.verdict or {}
+    evidence = verdict.get("evidence") or {}
+    arms = evidence.get("arms") or [
+        {"name": "control", "version": state.control.get("version")},
+        {"name": "candidate", "version": state.candidate},
+    ]
+    keys = ("name", "version", "units", "events", "mean", "interval")
+    return {
+        "id": state.id,
+        "name": state.name,
+        "state": state.state,
+        "step": state.step_index + 1,
+        "steps": state.steps,
+        "share": state.share,
+        "candidate": state.candidate,
+        "control": state.control,
+        "verdict": verdict.get("kind"),
+        "reasons": verdict.get("reasons", []),
+        "needs": verdict.get("needs", []),
+        "checked_at": verdict.get("checked_at"),
+        "arms": [{key: arm.get(key) for key in keys} for arm in arms],
+        "comparison": evidence.get("comparison"),
+        "started_at": state.started_at.isoformat(),
+        "step_started_at": state.step_started_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(),
+    }
+
+
+def _print(controller: Controller, state: RolloutState, as_json: bool) -> None:
+    document = status_document(state)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    console = Console(highlight=False)
+    control = state.control
+    against = (
+        f"v{control['version']}"
+        if control.get("kind") == "version"
+        else f"constant {control.get('constant')}"
+        if control.get("kind") == "constant"
+        else "the baseline"
+    )
+    console.print(
+        f"rollout {state.id} of {escape(state.name)}: [bold]{state.state.replace('_', ' ')}[/] "
+        f"at step {document['step']}/{len(state.steps)}, {state.share:g}% to v{state.candidate} "
+        f"(control: {against})"
+    )
+    if document["verdict"] is not None:
+        console.print(f"last verdict: {document['verdict']} ({document['checked_at']})")
+    for reason in document["reasons"]:
+        console.print(f"  {escape(reason)}")
+    for need in document["needs"]:
+        console.print(f"  needs: {escape(need)}")
+    if any(arm.get("units") is not None for arm in document["arms"]):
+        table = Table(title_justify="left")
+        for column in ("arm", "version", "units", "events", "mean", "interval"):
+            table.add_column(column)
+        for arm in document["arms"]:
+            interval = arm.get("interval")
+            table.add_row(
+                arm["name"],
+                str(arm.get("version") if arm.get("version") is not None else "-"),
+                str(arm.get("units")),
+                str(arm.get("events")),
+                _number(arm.get("mean")),
+                "-" if not interval else f"[{_number(interval[0])}, {_number(interval[1])}]",
+            )
+        console.print(table)
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _auditor(project: Project) -> Any:
+    """Whether a version passes the handoff audit (no blocker); an audit that cannot run
+    is a failure, reported."""
+    errors = Console(stderr=True, highlight=False)
+
+    def audited(version: ModelVersion) -> bool:
+        from taxiway.errors import TaxiwayError
+        from taxiway.models.audit import run_audit
+
+        errors.print(f"auditing {version.name} v{version.version}...")
+        try:
+            report = run_audit(project, version)
+        except TaxiwayError as error:
+            errors.print(f"  the audit cannot run: {escape(error.message)}")
+            return False
+        if report.blocked:
+            errors.print(f"  blocked: see `taxiway audit --model {version.version}`")
+        return not report.blocked
+
+    return audited
