@@ -123,21 +123,24 @@ class Analysis:
         comparison = None
         if self.comparison is not None:
             comparison = {k: _finite(v) for k, v in self.comparison.as_dict().items()}
-        return {
-            "arms": [arm.as_dict() for arm in self.arms],
-            "enough": self.enough,
-            "step_units": self.step_units,
-            "srm": self.srm,
-            "both_arms": self.both_arms,
-            "comparison": comparison,
-            "cuped": self.cuped,
-            "planned_n": self.planned_n,
-            "guardrails": [
-                {k: _finite(v) for k, v in g.as_dict().items()} for g in self.guardrails
-            ],
-            "drift": self.drift,
-            "counts": self.counts,
-        }
+        evidence: dict[str, Any] = _finite(
+            {
+                "arms": [arm.as_dict() for arm in self.arms],
+                "enough": self.enough,
+                "step_units": self.step_units,
+                "srm": self.srm,
+                "both_arms": self.both_arms,
+                "comparison": comparison,
+                "cuped": self.cuped,
+                "planned_n": self.planned_n,
+                "guardrails": [
+                    {k: _finite(v) for k, v in g.as_dict().items()} for g in self.guardrails
+                ],
+                "drift": self.drift,
+                "counts": self.counts,
+            }
+        )
+        return evidence
 
 
 def steps_of(first_us: npt.NDArray[np.int64], boundaries: Sequence[tuple[datetime, int]]) -> Any:
@@ -189,9 +192,11 @@ def analyse(
     planned = DEFAULT_PLANNED_UNITS
     if metric is not None:
         y, x = units.value(metric.name), units.value(metric.name, "pre")
-        adjusted = np.zeros_like(y)
-        adjusted[kept], theta = cuped_adjust(y[kept], x[kept])
-        cuped = {"theta": theta, "variance_reduction": variance_reduction(y[kept], adjusted[kept])}
+        adjusted = y.copy()
+        if np.count_nonzero(kept) >= 2:
+            adjusted[kept], theta = cuped_adjust(y[kept], x[kept])
+            reduced = variance_reduction(y[kept], adjusted[kept])
+            cuped = {"theta": theta, "variance_reduction": reduced}
         raw = {name: _arm(name, y[mask]) for name, mask in arms_of.items()}
         planned = planned_units(metric.min_effect, math.sqrt(raw["control"].var), alpha)
         comparison = _compare(
@@ -393,8 +398,13 @@ def _drift(
 
 
 def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (at any depth) as None: JSON has no infinity."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
     return value
 
 
