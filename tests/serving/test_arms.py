@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from tests.serving.rollout_world import Started, rollout_shop, start
 
+from taxiway.errors import RolloutError
 from taxiway.models.registry import open_registry
 from taxiway.rollout.assignment import arm_for
+from taxiway.rollout.state import open_rollout_store
 from taxiway.serving.predictor import Answer
 from taxiway.serving.service import Service
 from taxiway.spec.project import Project
@@ -235,3 +237,51 @@ def test_with_nothing_in_production_the_rollout_control_serves(rollout_shop: Pat
     finally:
         registry.set_stage(project.spec.name, 1, "production", by="tests")
         registry.close()
+
+
+def test_a_store_that_cannot_be_read_changes_nobodys_arm(
+    rollout_shop: Path, rollout: Started
+) -> None:
+    rollout.update(share=50.0, step_index=4)
+    service = _service(rollout_shop)
+    try:
+        arms = service.arms
+        assert arms is not None
+        assert service.rollouts is not None
+        service.rollouts.close()  # every read now fails, as with a database that is down
+        with pytest.raises(RolloutError):
+            service._read_and_follow()
+        assert service.arms is arms
+        assert arms.share == 50.0
+    finally:
+        _stop(service)
+
+
+def test_a_candidate_that_cannot_be_loaded_leaves_the_service_as_it_was(
+    rollout_shop: Path,
+) -> None:
+    project = Project.load(rollout_shop)
+    store = open_rollout_store(project.spec.registry, project.state_dir)
+    try:
+        state = store.start(
+            name=project.spec.name,
+            salt="s",
+            control={"kind": "version", "version": 1, "constant": None},
+            candidate=99,  # no such version
+            unit=None,
+            steps=[50.0],
+            plan={},
+            by="tests",
+        )
+        try:
+            service = _service(rollout_shop)
+            try:
+                assert service.arms is None
+                (answer, _), *_ = _answers(service, _customers(["100017"]))
+                assert (answer.arm, answer.model_version) == ("production", 1)
+            finally:
+                _stop(service)
+        finally:
+            store.update(state, by="tests", kind="abort", state="aborted")
+    finally:
+        store.close()

@@ -137,10 +137,17 @@ class Service:
         self.arms: Arms | None = None
         self._warm_up = warm_up
         version = self._wanted_version()
-        rollout = self._rollout_state(has_production=version is not None)
-        if version is None and rollout is None:
-            raise no_production_version(spec.name)
+        self._unloadable: tuple[int, float] | None = None  # (rollout id, when it failed)
+        self._store_lock = threading.Lock()
+        try:
+            rollout = self._rollout_state(has_production=version is not None)
+        except TaxiwayError as error:
+            logger.warning("cannot read the rollout state; serving without one: %s", error)
+            rollout = None
         self._swap_lock = threading.Lock()
+        if version is None and rollout is None:
+            self._close_rollouts()
+            raise no_production_version(spec.name)
         served: Predictor | None = None
         if version is not None:
             served = Predictor(spec, version, self.store, executor=self.executor)
@@ -150,6 +157,7 @@ class Service:
             self._follow(rollout, served)
         if served is None:
             if self.arms is None:
+                self._close_rollouts()
                 raise no_production_version(spec.name)
             served = self.arms.control  # nothing in production: the control's policy
         self.predictor: Predictor = served
@@ -196,9 +204,7 @@ class Service:
                 task.cancel()
         self.rollout_metrics.flush()
         self.metrics.flush()
-        self._rollout_executor.shutdown(wait=True, cancel_futures=True)
-        if self.rollouts is not None:
-            self.rollouts.close()
+        self._close_rollouts()
         self.log.close()
         self.outcomes.close()
         self.predictor.close()
@@ -287,23 +293,31 @@ class Service:
     def _rollout_state(self, *, has_production: bool) -> RolloutState | None:
         """The rollout whose arms to serve: the running or paused one; with nothing in
         production, the newest (a rolled-back one's control goes on answering). None when
-        pinned, or the store cannot be read (logged: the service serves as without one)."""
+        pinned. A store that cannot be read raises (RolloutError): the poll keeps the arms it
+        has, so a database that is down for a while changes nobody's arm."""
         if self.pinned is not None:
             return None
-        try:
+        store = self._rollout_store()
+        state = store.active(self.name)
+        if state is None and not has_production:
+            state = store.latest(self.name)
+            if state is not None and state.state == "complete":
+                return None  # its candidate is production now: the registry says so
+        return state
+
+    def _close_rollouts(self) -> None:
+        self._rollout_executor.shutdown(wait=True, cancel_futures=True)
+        if self.rollouts is not None:
+            self.rollouts.close()
+
+    def _rollout_store(self) -> RolloutStore:
+        """The rollout store, opened on first use (nothing connects until a read)."""
+        with self._store_lock:
             if self.rollouts is None:
                 self.rollouts = open_rollout_store(
                     self.project.spec.registry, self.project.state_dir
                 )
-            state = self.rollouts.active(self.name)
-            if state is None and not has_production:
-                state = self.rollouts.latest(self.name)
-                if state is not None and state.state == "complete":
-                    return None  # its candidate is production now: the registry says so
-        except TaxiwayError as error:
-            logger.warning("cannot read the rollout state: %s", error)
-            return None
-        return state
+            return self.rollouts
 
     def _follow(self, state: RolloutState | None, served: Predictor | None) -> None:
         """Take a reading of the rollout state (in the rollout thread, or before start);
@@ -321,6 +335,9 @@ class Service:
             arms.follow(state)
             self.rollout_metrics.share.labels(self.name).set(arms.share)
             return
+        failed = self._unloadable
+        if failed is not None and failed[0] == state.id and time.monotonic() - failed[1] < 30:
+            return  # tried a moment ago: not again every poll
         try:
             new = load_arms(
                 self.project,
@@ -331,11 +348,17 @@ class Service:
                 self.rollout_metrics.unassigned(self.name),
                 warm_up=self._warm_up,
             )
-        except TaxiwayError as error:
+        except (TaxiwayError, OSError) as error:
+            self._unloadable = (state.id, time.monotonic())
             logger.warning(
-                "cannot load the arms of rollout %s; serving without it: %s", state.id, error
+                "cannot load the arms of rollout %s; serving without it (retried in 30 s): %s",
+                state.id,
+                error,
             )
+            if arms is not None:  # another rollout's arms: it is over
+                self._end_rollout(arms)
             return
+        self._unloadable = None
         self.arms = new  # one assignment: requests running finish on the arms they started on
         self.rollout_metrics.share.labels(self.name).set(new.share)
         logger.info(
@@ -384,13 +407,11 @@ class Service:
         """The running or paused rollout of the model, else its newest (for the verdict)."""
 
         def read() -> RolloutState | None:
-            if self.rollouts is None:
-                self.rollouts = open_rollout_store(
-                    self.project.spec.registry, self.project.state_dir
-                )
-            return self.rollouts.active(self.name) or self.rollouts.latest(self.name)
+            store = self._rollout_store()
+            return store.active(self.name) or store.latest(self.name)
 
-        return await asyncio.get_running_loop().run_in_executor(self._rollout_executor, read)
+        # not the rollout thread: it may be loading a candidate (the store reads per thread)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, read)
 
     # ------------------------------------------------------------------ recording
 
