@@ -308,8 +308,8 @@ def verdict_document(state: RolloutState | None, *, strict: bool = False) -> tup
     verdict = state.verdict if isinstance(state.verdict, dict) else {}
     kind = verdict.get("kind", verdict.get("verdict"))
     kind = kind if isinstance(kind, str) else None
-    reasons = verdict.get("reasons")
-    reasons = [str(r) for r in reasons] if isinstance(reasons, list) else []
+    reasons = _texts(verdict.get("reasons"))
+    needs = _texts(verdict.get("needs"))
     checked = verdict.get("checked_at", verdict.get("at"))
     if isinstance(checked, datetime):
         checked = checked.isoformat()
@@ -327,7 +327,12 @@ def verdict_document(state: RolloutState | None, *, strict: bool = False) -> tup
         "verdict": kind,
         "healthy": healthy,
         "reasons": reasons,
+        "needs": needs,
         "checked_at": checked if isinstance(checked, str) else None,
         "updated_at": state.updated_at.isoformat(),
     }
     return (503 if strict and not healthy else 200), body
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
