@@ -285,3 +285,27 @@ def test_a_candidate_that_cannot_be_loaded_leaves_the_service_as_it_was(
             store.update(state, by="tests", kind="abort", state="aborted")
     finally:
         store.close()
+
+
+def test_with_nothing_in_production_a_completed_candidate_takes_over(rollout_shop: Path) -> None:
+    project = Project.load(rollout_shop)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        registry.set_stage(project.spec.name, 1, "archived", by="tests")
+        for started in start(rollout_shop, control={"kind": "baseline", "version": None}):
+            service = _service(rollout_shop)
+            try:
+                arms = service.arms
+                assert arms is not None
+                registry.set_stage(project.spec.name, 2, "production", by="tests")
+                started.update(state="complete", share=100.0)
+                service._read_and_follow()
+                assert service.arms is None
+                assert service.predictor is arms.candidate
+                (answer, _), *_ = _answers(service, _customers(["100017"]))
+                assert (answer.arm, answer.model_version, answer.path) == ("production", 2, "model")
+            finally:
+                _stop(service)
+    finally:
+        registry.set_stage(project.spec.name, 1, "production", by="tests")
+        registry.close()

@@ -175,7 +175,8 @@ class Service:
         self._reloader: asyncio.Task[None] | None = None
         self._rollout_follower: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self.metrics.model_version.labels(self.name).set(self.predictor.version.version)
+        if self.predictor.policy == "model":  # not a rollout's baseline or constant control
+            self.metrics.model_version.labels(self.name).set(self.predictor.version.version)
         for target, mode in self.faults.items():
             self.metrics.fault.labels(target, mode).set(1)
             logger.warning("fault injected by %s: %s=%s", FAULTS_ENV, target, mode)
@@ -375,8 +376,8 @@ class Service:
         """The rollout is over: serve the registry's production version (the candidate,
         when it completed, is loaded already) and drop the arms."""
         wanted = self._wanted_version()
-        if wanted is not None and wanted.version != self.predictor.version.version:
-            self._swap(wanted)
+        if wanted is not None:
+            self._swap(wanted)  # nothing to do when it is served already
         self.arms = None
         self.rollout_metrics.share.labels(self.name).set(0)
         logger.info(
