@@ -39,7 +39,7 @@ def update(state_dir: Path, **changes: Any) -> UnitsState:
 
 
 def row(state: UnitsState, unit: str) -> int:
-    return state.units.unit.index(unit)
+    return list(state.units.unit.to_pylist()).index(unit)
 
 
 def test_arms_count_answers_fallbacks_errors_and_slow_ones(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_arms_count_answers_fallbacks_errors_and_slow_ones(tmp_path: Path) -> No
     assert control.latency_quantile(0.5) == pytest.approx(3.0, rel=0.15)
     assert candidate.latency_quantile(0.99) == pytest.approx(80.0, rel=0.15)
     assert state.answers_without_unit == 1
-    assert sorted(state.units.unit) == ["u1", "u2", "u3", "u4"]
+    assert sorted(state.units.unit.to_pylist()) == ["u1", "u2", "u3", "u4"]
 
 
 def test_units_first_exposure_arm_and_bucket(tmp_path: Path) -> None:
@@ -214,8 +214,9 @@ def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]]
 
 
 def _snapshot(state: UnitsState) -> dict[str, Any]:
-    order = np.argsort(state.units.unit)
     u = state.units
+    names = u.unit.to_pylist()
+    order = np.argsort(names)
     columns = (
         "first_key",
         "first_candidate",
@@ -225,7 +226,7 @@ def _snapshot(state: UnitsState) -> dict[str, Any]:
         "bucket",
     )
     return {
-        "units": [u.unit[i] for i in order],
+        "units": [names[i] for i in order],
         "columns": [getattr(u, name)[order].tolist() for name in columns],
         "outcomes": {
             name: (

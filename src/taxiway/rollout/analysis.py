@@ -59,7 +59,7 @@ from taxiway.rollout.statistics import (
     variance_reduction,
 )
 from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS, Status
-from taxiway.rollout.units import ARMS, UnitsState
+from taxiway.rollout.units_state import ARMS, UnitsState
 from taxiway.spec.models import Rollout
 
 __all__ = ["Analysis", "ArmSummary", "analyse", "monitor_drift", "steps_of"]

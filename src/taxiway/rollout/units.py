@@ -33,16 +33,18 @@ An outcome is classified with what the prediction log held when it was read: out
 read after the answers of the same check, so an answer logged after the outcome it led to
 (a clock skew beyond the read) is the one case where pieces and one read may differ.
 
-The state lives in ``<state>/rollout/<id>/units.arrow``: one Arrow IPC file (the per-unit
-columns, with the cursors and the arm counts in its metadata), replaced atomically, so a
-check killed at any point leaves the previous state and its cursors together.
+The state (:mod:`.units_state`) lives in ``<state>/rollout/<id>/units.arrow``, replaced
+atomically, so a check killed at any point leaves the previous state and its cursors together.
+
+Cost: a check parses only the bytes the logs gained; the units they name are matched to the
+stored ones in one hash lookup per check (pyarrow), and every aggregate is a numpy scatter
+(``minimum.at``, ``add.at``), so no Python loop runs per record.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,31 +52,22 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as _pc
 
-from taxiway.errors import RolloutError
-from taxiway.monitoring.segments import LogCursor, iter_new
+from taxiway.monitoring.segments import iter_new
 from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
 from taxiway.rollout.assignment import bucket
+from taxiway.rollout.units_state import ARMS, ArmCounts, UnitColumns, UnitsState
 
-__all__ = [
-    "LOG_GLOB",
-    "ArmCounts",
-    "UnitColumns",
-    "UnitsState",
-    "update_units",
-]
+__all__ = ["LOG_GLOB", "ArmCounts", "UnitColumns", "UnitsState", "update_units"]
+
+pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 
 LOG_GLOB: Final = "predictions-*.jsonl"
-ARMS: Final = ("control", "candidate")
-NONE: Final = np.iinfo(np.int64).max
-"""A time (µs) or key never seen."""
-NO_STEP_MAX: Final = -1
-NO_STEP_MIN: Final = np.iinfo(np.int16).max
 _ERRORS: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
-_FILE: Final = "units.arrow"
 _TEXT: pa.DataType = pa.string()
 _ANSWER_FIELDS: list[pa.Field[Any]] = [
     pa.field("ts", _TEXT),
@@ -86,250 +79,14 @@ _ANSWER_FIELDS: list[pa.Field[Any]] = [
     pa.field("latency_ms", pa.float64()),
 ]
 _ANSWERS: Final = pa.schema(_ANSWER_FIELDS)
-_OUTCOMES: Final = pa.schema(
-    [
-        pa.field("unit", _TEXT),
-        pa.field("name", _TEXT),
-        pa.field("value", _TEXT),  # a boolean or a number: read as text, converted here
-        pa.field("timestamp", _TEXT),
-        pa.field("received_at", _TEXT),
-    ]
-)
-
-pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
-
-
-@dataclass
-class ArmCounts:
-    """One arm's answers and what went wrong with them (see the module's definitions)."""
-
-    answers: int = 0
-    fallbacks: int = 0
-    errors: int = 0
-    slow: int = 0
-    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_EDGES) + 1))
-    versions: dict[str, int] = field(default_factory=dict)
-
-    def latency_quantile(self, q: float) -> float | None:
-        """The ``q`` quantile of latency (ms), at the histogram's resolution (the upper edge
-        of the bin holding it; bins are about 14% wide); None without answers.
-
-        >>> counts = ArmCounts(answers=100, latency=[0] * 10 + [99, 1] + [0] * 88)
-        >>> round(counts.latency_quantile(0.99), 3), counts.latency_quantile(0.999) > 0.3
-        (0.389, True)
-        """
-        total = sum(self.latency)
-        if total == 0:
-            return None
-        rank = np.searchsorted(np.cumsum(self.latency), q * total, side="left")
-        return float(LATENCY_EDGES[min(int(rank), len(LATENCY_EDGES) - 1)])
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return dict(self.__dict__)
-
-
-@dataclass
-class UnitColumns:
-    """The per-unit state, one row per unit seen (exposed, or with an outcome only)."""
-
-    unit: list[str]
-    first_key: Ints  # first answer: time (µs) * 2 + arm (0 control, 1 candidate); NONE if none
-    first_candidate: Ints  # µs, NONE if never a candidate
-    control_step_max: npt.NDArray[np.int16]
-    candidate_step_min: npt.NDArray[np.int16]
-    exposures: Ints
-    bucket: npt.NDArray[np.int16]  # the unit's assignment bucket (0..9999), -1 until answered
-    pre: dict[str, Floats]
-    post: dict[str, Floats]
-    post_events: dict[str, Ints]
-
-    @classmethod
-    def empty(cls, names: Iterable[str]) -> UnitColumns:
-        """No unit yet, with room for the outcomes ``names``."""
-        names = list(names)
-        return cls(
-            [],
-            np.empty(0, np.int64),
-            np.empty(0, np.int64),
-            np.empty(0, np.int16),
-            np.empty(0, np.int16),
-            np.empty(0, np.int64),
-            np.empty(0, np.int16),
-            {n: np.empty(0) for n in names},
-            {n: np.empty(0) for n in names},
-            {n: np.empty(0, np.int64) for n in names},
-        )
-
-    def __len__(self) -> int:
-        return len(self.unit)
-
-    @property
-    def exposed(self) -> npt.NDArray[np.bool_]:
-        """Units with at least one answer."""
-        exposed: npt.NDArray[np.bool_] = self.first_key != NONE
-        return exposed
-
-    @property
-    def first_us(self) -> Ints:
-        """Each unit's first answer time (µs; NONE when never answered)."""
-        return np.where(self.exposed, self.first_key >> 1, NONE)
-
-    @property
-    def first_arm(self) -> npt.NDArray[np.int8]:
-        """0 control, 1 candidate, -1 never answered."""
-        return np.where(self.exposed, self.first_key & 1, -1).astype(np.int8)
-
-    @property
-    def in_both(self) -> npt.NDArray[np.bool_]:
-        """Units that saw both arms within one step, or went back to control."""
-        return self.control_step_max.astype(np.int32) >= self.candidate_step_min
-
-    def grow(self, added: int) -> None:
-        """Append ``added`` units never seen (their names already appended to ``unit``)."""
-
-        def more(values: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
-            return np.concatenate([values, np.full(added, fill, values.dtype)])
-
-        self.first_key = more(self.first_key, NONE)
-        self.first_candidate = more(self.first_candidate, NONE)
-        self.control_step_max = more(self.control_step_max, NO_STEP_MAX)
-        self.candidate_step_min = more(self.candidate_step_min, NO_STEP_MIN)
-        self.exposures = more(self.exposures, 0)
-        self.bucket = more(self.bucket, -1)
-        for name in self.pre:
-            self.pre[name] = more(self.pre[name], 0.0)
-            self.post[name] = more(self.post[name], 0.0)
-            self.post_events[name] = more(self.post_events[name], 0)
-
-
-@dataclass
-class UnitsState:
-    """A rollout's units and arms, and how far each log was read."""
-
-    units: UnitColumns
-    arms: dict[str, ArmCounts]
-    answers_cursor: LogCursor = field(default_factory=LogCursor)
-    outcomes_cursor: LogCursor = field(default_factory=LogCursor)
-    boolean: dict[str, bool] = field(default_factory=dict)
-    """Per outcome name: every value read so far was true/false (a unit's value is then
-    whether it had any true outcome, else the sum of its values)."""
-    answers_without_unit: int = 0
-    unattributed: int = 0
-    moved_outcomes: int = 0
-    latency_limit_ms: float | None = None
-
-    @classmethod
-    def new(cls, names: Iterable[str], latency_limit_ms: float | None) -> UnitsState:
-        """The state before anything is read."""
-        return cls(
-            UnitColumns.empty(names),
-            {arm: ArmCounts() for arm in ARMS},
-            latency_limit_ms=latency_limit_ms,
-        )
-
-    def value(self, name: str, part: str = "post") -> Floats:
-        """Each unit's outcome ``name`` (``post``) or its pre-exposure value (``pre``): the
-        sum of its values, or for a true/false outcome whether it had any true one."""
-        values = (self.units.post if part == "post" else self.units.pre)[name]
-        if self.boolean.get(name, False):
-            return (values > 0).astype(np.float64)
-        return values
-
-    # ------------------------------------------------------------------ files
-
-    def save(self, folder: Path) -> None:
-        """Write the state to ``folder/units.arrow`` atomically."""
-        folder.mkdir(parents=True, exist_ok=True)
-        u = self.units
-        columns: dict[str, Any] = {
-            "unit": pa.array(u.unit, pa.string()),
-            "first_key": u.first_key,
-            "first_candidate": u.first_candidate,
-            "control_step_max": u.control_step_max,
-            "candidate_step_min": u.candidate_step_min,
-            "exposures": u.exposures,
-            "bucket": u.bucket,
-        }
-        for name in u.pre:
-            columns[f"pre:{name}"] = u.pre[name]
-            columns[f"post:{name}"] = u.post[name]
-            columns[f"post_events:{name}"] = u.post_events[name]
-        meta = {
-            "arms": {arm: counts.to_dict() for arm, counts in self.arms.items()},
-            "answers_cursor": self.answers_cursor.to_dict(),
-            "outcomes_cursor": self.outcomes_cursor.to_dict(),
-            "boolean": self.boolean,
-            "answers_without_unit": self.answers_without_unit,
-            "unattributed": self.unattributed,
-            "moved_outcomes": self.moved_outcomes,
-            "latency_limit_ms": self.latency_limit_ms,
-            "names": list(u.pre),
-        }
-        table = pa.table(columns).replace_schema_metadata({"taxiway": orjson.dumps(meta)})
-        temporary = folder / f".{_FILE}.{os.getpid()}"
-        try:
-            with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                w.write_table(table)
-            os.replace(temporary, folder / _FILE)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise RolloutError(
-                f"cannot write the rollout's unit state in {folder}: {error.strerror or error}",
-                fix="make the state directory writable and check free disk space",
-            ) from None
-
-    @classmethod
-    def load(cls, folder: Path, names: Sequence[str], latency_limit_ms: float | None) -> UnitsState:
-        """The state saved in ``folder``; a new one when there is none, or when it was kept
-        for other outcome names or another latency limit (then everything is read again)."""
-        path = folder / _FILE
-        if not path.exists():
-            return cls.new(names, latency_limit_ms)
-        try:
-            with pa.memory_map(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-            meta = orjson.loads((table.schema.metadata or {})[b"taxiway"])
-        except (OSError, pa.ArrowInvalid, KeyError, orjson.JSONDecodeError) as error:
-            raise RolloutError(
-                f"the rollout's unit state {path} cannot be read ({error})",
-                fix=f"delete {path}: the next check reads the logs again from their start",
-            ) from None
-        if meta["names"] != list(names) or meta["latency_limit_ms"] != latency_limit_ms:
-            return cls.new(names, latency_limit_ms)
-
-        def column(name: str) -> npt.NDArray[Any]:
-            return np.array(table.column(name).to_numpy())  # a writable copy
-
-        units = UnitColumns(
-            [str(unit) for unit in table.column("unit").to_pylist()],
-            column("first_key"),
-            column("first_candidate"),
-            column("control_step_max"),
-            column("candidate_step_min"),
-            column("exposures"),
-            column("bucket"),
-            {n: column(f"pre:{n}") for n in names},
-            {n: column(f"post:{n}") for n in names},
-            {n: column(f"post_events:{n}") for n in names},
-        )
-        arms = {arm: ArmCounts(**counts) for arm, counts in meta["arms"].items()}
-        return cls(
-            units,
-            arms,
-            LogCursor.from_dict(meta["answers_cursor"]),
-            LogCursor.from_dict(meta["outcomes_cursor"]),
-            dict(meta["boolean"]),
-            int(meta["answers_without_unit"]),
-            int(meta["unattributed"]),
-            int(meta["moved_outcomes"]),
-            latency_limit_ms,
-        )
-
-
-# --------------------------------------------------------------------------- reading
+_OUTCOME_FIELDS: list[pa.Field[Any]] = [
+    pa.field("unit", _TEXT),
+    pa.field("name", _TEXT),
+    pa.field("value", _TEXT),  # a boolean or a number: read as text, converted here
+    pa.field("timestamp", _TEXT),
+    pa.field("received_at", _TEXT),
+]
+_OUTCOMES: Final = pa.schema(_OUTCOME_FIELDS)
 
 
 def update_units(
@@ -351,61 +108,65 @@ def update_units(
     ``names`` the outcome names kept per unit (the metric's, then the guardrails').
     """
     state = UnitsState.load(folder, names, latency_limit_ms)
-    index = _UnitIndex(state.units)
     started_us = _micros_of(started_at)
     times = np.array([_micros_of(at) for at, _ in boundaries], np.int64)
     steps = np.array([step for _, step in boundaries], np.int16)
+    answers = _Batch()
     if log_folder.is_dir():
         for chunk in iter_new(log_folder, LOG_GLOB, state.answers_cursor, schema=_ANSWERS):
-            _fold_answers(state, index, salt, chunk.table, started_us, times, steps)
+            _take_answers(state, answers, chunk.table, started_us)
             state.answers_cursor = chunk.cursor
+    if answers.units:
+        _fold_answers(state, answers, salt, times, steps)
     outcomes = outcomes_folder if outcomes_folder is not None else log_folder.parent / "outcomes"
     if names and outcomes.is_dir():
+        batch = _Batch()
         for chunk in iter_new(outcomes, LOG_GLOB, state.outcomes_cursor, schema=_OUTCOMES):
-            _fold_outcomes(state, index, chunk.table, set(names))
+            _take_outcomes(state, batch, chunk.table, list(names))
             state.outcomes_cursor = chunk.cursor
+        if batch.units:
+            _fold_outcomes(state, batch, list(names))
     if save:
         state.save(folder)
     return state
 
 
-class _UnitIndex:
-    """Unit name -> row, built on first use (a check with nothing new never builds it)."""
+@dataclass
+class _Batch:
+    """The records of one update that name a unit, kept until every chunk is read so their
+    units are matched to the stored ones in one lookup."""
 
-    def __init__(self, units: UnitColumns) -> None:
-        self.units = units
-        self._rows: dict[str, int] | None = None
+    units: list[Any] = field(default_factory=list)  # pyarrow string arrays
+    columns: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
 
-    def rows(self, column: Any) -> Ints:
-        """The row of each value of ``column`` (no nulls), adding the units never seen."""
-        if self._rows is None:
-            self._rows = {unit: row for row, unit in enumerate(self.units.unit)}
-        rows = self._rows
-        encoded = pc.dictionary_encode(column).combine_chunks()
-        names = encoded.dictionary.to_pylist()
-        before = len(self.units.unit)
-        mapped = np.empty(len(names), np.int64)
-        for i, name in enumerate(names):
-            row = rows.get(name)
-            if row is None:
-                row = rows[name] = len(self.units.unit)
-                self.units.unit.append(name)
-            mapped[i] = row
-        if len(self.units.unit) > before:
-            self.units.grow(len(self.units.unit) - before)
-        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
-        return mapped[codes]
+    def add(self, units: Any, **columns: npt.NDArray[Any]) -> None:
+        self.units.append(units)
+        for name, values in columns.items():
+            self.columns.setdefault(name, []).append(values)
+
+    def column(self, name: str) -> npt.NDArray[Any]:
+        return np.concatenate(self.columns[name])
 
 
-def _fold_answers(
-    state: UnitsState,
-    index: _UnitIndex,
-    salt: str,
-    table: pa.Table,
-    started_us: int,
-    times: Ints,
-    steps: npt.NDArray[np.int16],
-) -> None:
+def _rows(units: UnitColumns, names: list[Any]) -> Ints:
+    """The row of each unit named (no nulls), adding the units never seen: one dictionary
+    encoding of the batch and one hash lookup of its distinct units among the stored ones."""
+    column = pa.chunked_array(names, pa.string()).combine_chunks()
+    encoded = pc.dictionary_encode(column)
+    distinct = encoded.dictionary
+    found = pc.index_in(distinct, value_set=units.unit)
+    rows = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
+    fresh = rows < 0
+    if fresh.any():
+        rows[fresh] = len(units) + np.arange(int(np.count_nonzero(fresh)))
+        units.add(distinct.filter(pa.array(fresh)))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+    mapped: Ints = rows[codes]
+    return mapped
+
+
+def _take_answers(state: UnitsState, batch: _Batch, table: pa.Table, started_us: int) -> None:
+    """Count a chunk's answers per arm now; keep those with a unit for :func:`_fold_answers`."""
     if not table.num_rows:
         return
     ts, timed = _micros(table.column("ts"))
@@ -419,12 +180,17 @@ def _fold_answers(
     _count_arms(state, table, arm)
     has_unit = _true(pc.is_valid(table.column("unit")))
     state.answers_without_unit += int(np.count_nonzero(~has_unit))
-    if not has_unit.any():
-        return
-    units = table.column("unit").filter(pa.array(has_unit))
-    ts, arm = ts[has_unit], arm[has_unit]
-    rows = index.rows(units)
+    if has_unit.any():
+        units = table.column("unit").filter(pa.array(has_unit)).combine_chunks()
+        batch.add(units, ts=ts[has_unit], arm=arm[has_unit])
+
+
+def _fold_answers(
+    state: UnitsState, batch: _Batch, salt: str, times: Ints, steps: npt.NDArray[np.int16]
+) -> None:
     u = state.units
+    rows = _rows(u, batch.units)
+    ts, arm = batch.column("ts"), batch.column("arm")
     position = np.searchsorted(times, ts, side="right") - 1
     step = np.where(position >= 0, steps[np.maximum(position, 0)], 0).astype(np.int16)
     np.minimum.at(u.first_key, rows, ts * 2 + arm)
@@ -433,10 +199,12 @@ def _fold_answers(
     np.minimum.at(u.candidate_step_min, rows[candidate], step[candidate])
     np.maximum.at(u.control_step_max, rows[~candidate], step[~candidate])
     np.add.at(u.exposures, rows, 1)
-    fresh = np.flatnonzero(u.bucket[np.unique(rows)] < 0)
+    answered = np.zeros(len(u), bool)
+    answered[rows] = True
+    fresh = np.flatnonzero(answered & (u.bucket < 0))
     if fresh.size:
-        rows_fresh = np.unique(rows)[fresh]
-        u.bucket[rows_fresh] = [bucket(salt, u.unit[row]) for row in rows_fresh.tolist()]
+        named = u.unit.take(fresh).to_pylist()
+        u.bucket[fresh] = [bucket(salt, str(name)) for name in named]
 
 
 def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> None:
@@ -472,11 +240,11 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
             counts.versions[key] = counts.versions.get(key, 0) + int(number)
 
 
-def _fold_outcomes(state: UnitsState, index: _UnitIndex, table: pa.Table, names: set[str]) -> None:
+def _take_outcomes(state: UnitsState, batch: _Batch, table: pa.Table, names: list[str]) -> None:
+    """Keep a chunk's outcomes of ``names`` that name a unit, their values as numbers."""
     if not table.num_rows:
         return
-    wanted = _true(pc.is_in(table.column("name"), pa.array(sorted(names))))
-    table = table.filter(pa.array(wanted))
+    table = table.filter(pc.fill_null(pc.is_in(table.column("name"), pa.array(names)), False))
     if not table.num_rows:
         return
     has_unit = _true(pc.is_valid(table.column("unit")))
@@ -487,37 +255,40 @@ def _fold_outcomes(state: UnitsState, index: _UnitIndex, table: pa.Table, names:
     text = pc.utf8_lower(pc.fill_null(table.column("value"), ""))
     is_true = _true(pc.equal(text, "true"))
     is_bool = is_true | _true(pc.equal(text, "false"))
-    numbers = np.asarray(
-        pc.cast(pc.if_else(pa.array(is_bool), "0", text), pa.float64(), safe=False)
-        .fill_null(0.0)
-        .to_numpy(zero_copy_only=False)
-        if not is_bool.all()
-        else np.zeros(len(is_bool)),
-        np.float64,
-    )
+    numbers = np.zeros(len(is_bool))
+    if not is_bool.all():
+        cast = pc.cast(pc.if_else(pa.array(is_bool), "0", text), pa.float64(), safe=False)
+        numbers = np.asarray(cast.fill_null(0.0).to_numpy(zero_copy_only=False), np.float64)
     value = np.where(is_bool, is_true.astype(np.float64), numbers)
     value = np.where(np.isfinite(value), value, 0.0)
     at, timed = _micros(table.column("timestamp"))
     received, _ = _micros(table.column("received_at"))
-    at = np.where(timed, at, received)
-    rows = index.rows(table.column("unit"))
+    name = np.asarray(
+        pc.index_in(table.column("name"), value_set=pa.array(names)).to_numpy(zero_copy_only=False),
+        np.int64,
+    )
+    units = table.column("unit").combine_chunks()
+    batch.add(units, at=np.where(timed, at, received), value=value, is_bool=is_bool, name=name)
+
+
+def _fold_outcomes(state: UnitsState, batch: _Batch, names: list[str]) -> None:
     u = state.units
-    first = u.first_us[rows]
+    rows = _rows(u, batch.units)
+    at, value = batch.column("at"), batch.column("value")
+    is_bool, which = batch.column("is_bool"), batch.column("name")
+    pre = at < u.first_us[rows]
     moved = (u.first_arm[rows] == 0) & (at >= u.first_candidate[rows])
-    pre = at < first
     post = ~pre & ~moved
     state.moved_outcomes += int(np.count_nonzero(~pre & moved))
-    name_column = table.column("name")
-    for name in names:
-        mine = _true(pc.equal(name_column, name))
+    for code, name in enumerate(names):
+        mine = which == code
         if not mine.any():
             continue
         state.boolean[name] = state.boolean.get(name, True) and bool(is_bool[mine].all())
         np.add.at(u.pre[name], rows[mine & pre], value[mine & pre])
-        np.add.at(u.post[name], rows[mine & post], value[mine & post])
-        np.add.at(
-            u.post_events[name], rows[mine & post], (value[mine & post] != 0).astype(np.int64)
-        )
+        kept = mine & post
+        np.add.at(u.post[name], rows[kept], value[kept])
+        np.add.at(u.post_events[name], rows[kept], (value[kept] != 0).astype(np.int64))
 
 
 def _true(mask: Any) -> npt.NDArray[np.bool_]:
