@@ -34,31 +34,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from taxiway.rollout.state import RolloutState
+from taxiway.rollout.guards import drift_finding, guardrail_checks, monitor_drift
+from taxiway.rollout.records import RolloutState
 from taxiway.rollout.statistics import (
     DEFAULT_PLANNED_UNITS,
     ArmStats,
     Comparison,
-    Guardrail,
     GuardrailResult,
     both_arms_check,
-    check_guardrail,
-    confidence_sequence,
     cuped_adjust,
-    difference_variance,
     half_width,
     planned_units,
     srm_test,
     variance_reduction,
 )
-from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS, Status
+from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS
+from taxiway.rollout.strata import compare_strata
 from taxiway.rollout.units_state import ARMS, UnitsState
 from taxiway.spec.models import Rollout
 
@@ -199,7 +195,7 @@ def analyse(
             cuped = {"theta": theta, "variance_reduction": reduced}
         raw = {name: _arm(name, y[mask]) for name, mask in arms_of.items()}
         planned = planned_units(metric.min_effect, math.sqrt(raw["control"].var), alpha)
-        comparison = _compare(
+        comparison = compare_strata(
             adjusted,
             control,
             candidate,
@@ -222,8 +218,8 @@ def analyse(
         "control": int(np.count_nonzero(here & (arm == 0))),
         "candidate": int(np.count_nonzero(here & (arm == 1))),
     }
-    guardrails = _guardrails(units, plan, control, candidate, step, planned)
-    drift_finding = _drift(drift, rollout, plan)
+    guardrails = guardrail_checks(units, plan, control, candidate, step, planned)
+    drift_found = drift_finding(drift, rollout, plan)
     versions = {"control": rollout.control.get("version"), "candidate": rollout.candidate}
     arms = []
     for name in ARMS:
@@ -259,7 +255,7 @@ def analyse(
         cuped={k: float(v) for k, v in cuped.items()},
         planned_n=int(planned),
         guardrails=guardrails,
-        drift=drift_finding,
+        drift=drift_found,
         counts={
             "exposed": int(np.count_nonzero(exposed)),
             "in_both_arms": int(np.count_nonzero(both)),
@@ -273,128 +269,6 @@ def analyse(
 
 def _arm(name: str, values: Floats) -> ArmStats:
     return ArmStats.of(name, values)
-
-
-def _strata(
-    values: Floats, control: Mask, candidate: Mask, step: Any
-) -> tuple[float, float, int, int]:
-    """Candidate minus control combined over strata, its variance, and the units of each arm
-    in the strata used (see the module docstring); variance inf when no stratum has 2 units
-    in each arm."""
-    total_w, diff, var, n_control, n_candidate = 0.0, 0.0, 0.0, 0, 0
-    for index in np.unique(step[control | candidate]).tolist():
-        c = ArmStats.of("control", values[control & (step == index)])
-        t = ArmStats.of("candidate", values[candidate & (step == index)])
-        if c.units < 2 or t.units < 2:
-            continue
-        weight = c.units * t.units / (c.units + t.units)
-        total_w += weight
-        diff += weight * (t.mean - c.mean)
-        var += weight * weight * difference_variance(c, t)
-        n_control, n_candidate = n_control + c.units, n_candidate + t.units
-    if total_w == 0:
-        return 0.0, math.inf, n_control, n_candidate
-    return diff / total_w, var / (total_w * total_w), n_control, n_candidate
-
-
-def _compare(
-    values: Floats,
-    control: Mask,
-    candidate: Mask,
-    step: Any,
-    *,
-    alpha: float,
-    planned: int,
-    increase: bool,
-    control_mean: float,
-) -> Comparison:
-    diff, var, n_control, n_candidate = _strata(values, control, candidate, step)
-    low, high = confidence_sequence(diff, var, n_control, n_candidate, alpha, planned)
-    better, worse = (low > 0, high < 0) if increase else (high < 0, low > 0)
-    relative = diff / abs(control_mean) if control_mean else None
-    return Comparison(diff, low, high, relative, better, worse)
-
-
-def _guardrails(
-    units: UnitsState, plan: Rollout, control: Mask, candidate: Mask, step: Any, planned: int
-) -> list[GuardrailResult]:
-    rails = plan.guardrails
-    arms = {name: units.arms[name] for name in ARMS}
-
-    def rate(name: str, count: int) -> ArmStats:
-        return ArmStats.from_sums(name, arms[name].answers, count, count, count)
-
-    measured: list[tuple[Guardrail, ArmStats | None, ArmStats]] = []
-    if rails.latency_p99_ms is not None:
-        slow = Guardrail("latency_p99", worse="higher", limit=0.01)
-        measured.append((slow, None, rate("candidate", arms["candidate"].slow)))
-    errors = Guardrail("error_rate", worse="higher", limit=rails.error_rate)
-    measured.append((errors, None, rate("candidate", arms["candidate"].errors)))
-    fallbacks = Guardrail("fallback_rate", worse="higher", tolerance=rails.fallback_rate)
-    measured.append(
-        (
-            fallbacks,
-            rate("control", arms["control"].fallbacks),
-            rate("candidate", arms["candidate"].fallbacks),
-        )
-    )
-    each = plan.alpha / (len(measured) + len(rails.outcomes))
-    results = [check_guardrail(g, c, t, alpha=each, planned_n=planned) for g, c, t in measured]
-    for name in rails.outcomes:
-        if name not in units.units.post:
-            continue
-        diff, var, n_control, n_candidate = _strata(units.value(name), control, candidate, step)
-        width = half_width(var, n_control + n_candidate, each, 2.0 * planned, sides=1)
-        bound = diff + width  # higher is better: harm when even the upper bound is below 0
-        with_events = (control | candidate) & (units.units.post_events[name] > 0)
-        events = int(np.count_nonzero(with_events))
-        least = min(n_control, n_candidate)
-        status: Status = "ok"
-        if least < MIN_UNITS or events < MIN_EVENTS or not math.isfinite(bound):
-            status = "not_enough_data"
-        elif bound < 0:
-            status = "breached"
-        results.append(
-            GuardrailResult(f"outcome:{name}", status, diff, bound, 0.0, each, least, events)
-        )
-    return results
-
-
-def monitor_drift(folder: Path) -> dict[str, Any] | None:
-    """The in-service monitor's last run (``<log parent>/monitor/service/latest.json``), or
-    None when there is none or it cannot be read."""
-    path = folder / "latest.json"
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _drift(
-    latest: dict[str, Any] | None, rollout: RolloutState, plan: Rollout
-) -> dict[str, Any] | None:
-    if latest is None or not isinstance(latest.get("report"), dict):
-        return None
-    report = latest["report"]
-    generated = report.get("generated_at")
-    try:
-        when = datetime.fromisoformat(str(generated))
-    except ValueError:
-        return None
-    if when < rollout.started_at:
-        return {"status": "stale", "generated_at": generated, "breached": False}
-    drifted = [f.get("name") for f in report.get("features") or [] if f.get("status") == "drift"]
-    output = report.get("output") or {}
-    if output.get("status") == "drift":
-        drifted.append("output")
-    return {
-        "status": "drift" if drifted else "ok",
-        "drifted": drifted,
-        "version": report.get("version"),
-        "generated_at": generated,
-        "breached": bool(drifted) and plan.guardrails.drift,
-    }
 
 
 def _finite(value: Any) -> Any:
