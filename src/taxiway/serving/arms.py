@@ -13,9 +13,10 @@ While a rollout of the served model is running or paused, the service holds two 
   as its ``previous`` fallback.
 
 Each request is assigned by its *unit* (:func:`taxiway.rollout.assignment.arm_for` with the
-rollout's salt and current share, through a salt-bound ``Assigner``): the request's ``unit`` field, else the rollout's ``unit``
-read from the request (an entity, one of an entity's key columns, or a request field), else
-the model's entity (the spine's, else the first the model looks up). The unit found is written
+rollout's salt and current share, through a salt-bound ``Assigner``): the request's ``unit``
+field, else the rollout's ``unit`` read from the request (an entity, one of an entity's key
+columns, or a request field), else the model's entity (the spine's, else the first the model
+looks up). The unit found is written
 into the request's ``unit``, so the prediction log records it beside the ``arm``. A request
 with no unit is answered by control and counted (``taxiway_rollout_unassigned_total``):
 without a unit it can be neither assigned consistently nor analysed.
