@@ -15,6 +15,10 @@ it: ``score`` the model, ``fallback`` the fallback chain; by default the fallbac
 online feature is missing (the model would score a row of nothing but nulls) and the model
 when only some are (it was trained with nulls in those columns). A value that is present but
 null (a customer without orders in a window) is not missing.
+
+A rollout's control arm may stand for "the previous system" (``policy``): the baseline
+trained with the version, or a constant. Such a predictor looks up and answers like the
+model (``path`` ``model``: its own policy answered) with ``model_version`` None.
 """
 
 from __future__ import annotations
