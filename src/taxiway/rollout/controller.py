@@ -19,27 +19,21 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from taxiway.errors import RolloutError, TaxiwayError
-from taxiway.models.registry import ModelVersion, Registry, open_registry
+from taxiway.models.registry import Registry, open_registry
 from taxiway.rollout.analysis import Analysis, analyse, monitor_drift
+from taxiway.rollout.plan import Auditor, control_of, default_candidate, frozen_plan
 from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.rollout.units import update_units
 from taxiway.rollout.verdict import Verdict, decide
 from taxiway.spec.models import Rollout, Serving
 from taxiway.spec.project import Project
 
-__all__ = [
-    "CheckResult",
-    "Controller",
-    "default_candidate",
-]
-
-Auditor = Callable[[ModelVersion], bool]
-"""Whether a version passed the handoff audit (the CLI passes one that runs it)."""
+__all__ = ["Auditor", "CheckResult", "Controller", "default_candidate"]
 
 
 @dataclass(frozen=True)
@@ -51,36 +45,6 @@ class CheckResult:
     verdict: Verdict
     analysis: Analysis
     transition: str | None
-
-
-def default_candidate(
-    registry: Registry, name: str, production: int | None, audited: Auditor | None
-) -> ModelVersion:
-    """The newest candidate-stage version that passed the audit (``audited``; None takes the
-    newest candidate-stage version); RolloutError when there is none.
-
-    The audit is run newest first and stops at the first version that passes.
-    """
-    candidates = [
-        v
-        for v in reversed(registry.list(name))
-        if v.stage == "candidate" and v.version != production
-    ]
-    if not candidates:
-        raise RolloutError(
-            f"model {name!r} has no candidate version to roll out",
-            fix="train a new version (`taxiway train`), or name one with --candidate",
-        )
-    if audited is None:
-        return candidates[0]
-    for version in candidates:
-        if audited(version):
-            return version
-    raise RolloutError(
-        f"no candidate version of {name!r} passed the handoff audit "
-        f"(tried {', '.join(str(v.version) for v in candidates)})",
-        fix="see `taxiway audit --model <version>`, or name a version with --candidate",
-    )
 
 
 class Controller:
@@ -157,6 +121,7 @@ class Controller:
         """Start rolling out ``candidate`` (default: :func:`default_candidate`) at the plan's
         first step against the plan's control."""
         plan = self.plan
+        candidate = candidate if candidate is not None else plan.candidate
         registry = self._registry()
         try:
             production = registry.production(self.name)
@@ -172,13 +137,9 @@ class Controller:
                 f"version {chosen.version} of {self.name!r} is already in production",
                 fix="roll out a newer version (--candidate N)",
             )
-        control = _control(plan.control, number)
-        limit = plan.guardrails.latency_p99_ms or (self.spec.serving or Serving()).latency_budget_ms
-        frozen = plan.model_dump(mode="json", by_alias=True)
-        frozen["min_duration"] = _spec_duration(plan.min_duration)
-        frozen["check_every"] = _spec_duration(plan.check_every)
-        frozen["guardrails"]["latency_p99_ms"] = limit
-        frozen["candidate"] = chosen.version
+        control = control_of(plan.control, number)
+        budget = (self.spec.serving or Serving()).latency_budget_ms
+        frozen = frozen_plan(plan, candidate=chosen.version, latency_budget_ms=budget)
         evidence = {
             "candidate": chosen.version,
             "chosen": "given"
@@ -369,23 +330,3 @@ class Controller:
             )
         finally:
             registry.close()
-
-
-def _spec_duration(duration: timedelta) -> str:
-    """A duration as the spec writes it (``600s``, ``1500ms``), so the stored plan loads back.
-
-    >>> _spec_duration(timedelta(minutes=10)), _spec_duration(timedelta(seconds=1.5))
-    ('600s', '1500ms')
-    """
-    seconds = duration.total_seconds()
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
-
-
-def _control(control: str | float, production: int | None) -> dict[str, Any]:
-    """The stored control: the production version (the baseline when there is none), the
-    baseline, or a constant score."""
-    if isinstance(control, float | int) and not isinstance(control, bool):
-        return {"kind": "constant", "version": None, "constant": float(control)}
-    if control == "production" and production is not None:
-        return {"kind": "version", "version": production, "constant": None}
-    return {"kind": "baseline", "version": production, "constant": None}
