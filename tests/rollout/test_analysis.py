@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from taxiway.rollout.analysis import Analysis, analyse, steps_of
 from taxiway.rollout.assignment import arm_for
 from taxiway.rollout.records import RolloutState
+from taxiway.rollout.statistics import planned_units
+from taxiway.rollout.strata import compare_strata
 from taxiway.rollout.units import update_units
 from taxiway.spec.models import Rollout
 
@@ -238,3 +240,37 @@ def test_guardrails_read_errors_fallbacks_and_outcomes(tmp_path: Path) -> None:
     }
     assert {g.alpha for g in analysis.guardrails} == {0.05 / 4}
     assert sorted(analysis.breached) == ["error_rate", "fallback_rate", "outcome:revenue"]
+
+
+def test_a_a_rollouts_checked_after_every_batch_rarely_decide() -> None:
+    """500 simulated A/A ramps (5, 10, 25, 50%), looked at after every batch with the
+    analysis's own comparison (strata, control above the reached share): the candidate is
+    called better at the last decision, or worse anywhere, in at most 5% of them."""
+    rng = np.random.default_rng(11)
+    shares = np.array([5.0, 10.0, 25.0, 50.0])
+    looks_per_step, per_look, rollouts = 4, 400, 500
+    planned = planned_units(0.05, 0.4)
+    completed = rolled_back = 0
+    for _ in range(rollouts):
+        n = len(shares) * looks_per_step * per_look
+        step = np.repeat(np.arange(len(shares)), looks_per_step * per_look)
+        buckets = rng.uniform(0, 100, n)
+        converted = (rng.random(n) < 0.2).astype(np.float64)
+        candidate_all = buckets < shares[step]
+        better = worse = False
+        for look in range(1, len(shares) * looks_per_step + 1):
+            seen = np.arange(n) < look * per_look
+            reached = shares[(look - 1) // looks_per_step]
+            candidate = seen & candidate_all
+            control = seen & ~candidate_all & (buckets >= reached)
+            comparison = compare_strata(
+                converted, control, candidate, step,
+                alpha=0.05, planned=planned, increase=True, control_mean=0.2,
+            )  # fmt: skip
+            enough = bool(min(np.count_nonzero(control), np.count_nonzero(candidate)) >= 100)
+            worse = worse or (enough and comparison.significant_worse)
+            better = better or (reached == 50.0 and enough and comparison.significant_better)
+        completed += better
+        rolled_back += worse
+    assert completed / rollouts <= 0.05
+    assert rolled_back / rollouts <= 0.05
