@@ -70,20 +70,41 @@ def no_production_version(name: str) -> ServingError:
     )
 
 
-def servable_version(project: Project, pinned: int | None = None) -> ModelVersion:
-    """The version to serve: ``pinned``, else production; a clear error when there is none."""
-    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
-    try:
-        version = (
-            registry.get(project.spec.name, pinned)
-            if pinned is not None
-            else registry.production(project.spec.name)
-        )
-    finally:
-        registry.close()
-    if version is None:
+def servable_version(project: Project, pinned: int | None = None) -> ModelVersion | None:
+    """The version to serve: ``pinned``, else production; None when nothing is in production
+    but the model has a rollout (its control answers, the candidate beside it); a clear error
+    when there is neither."""
+    version = _registry_version(project, pinned)
+    if version is None and (pinned is not None or not _has_rollout(project)):
         raise no_production_version(project.spec.name)
     return version
+
+
+def _registry_version(project: Project, pinned: int | None) -> ModelVersion | None:
+    """``pinned`` (RegistryError when unknown), else the production version or None."""
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        if pinned is not None:
+            return registry.get(project.spec.name, pinned)
+        return registry.production(project.spec.name)
+    finally:
+        registry.close()
+
+
+def _has_rollout(project: Project) -> bool:
+    """Whether the model has a rollout the service would serve with nothing in production:
+    one running or paused, or one that ended without completing (its control answers)."""
+    try:
+        store = open_rollout_store(project.spec.registry, project.state_dir)
+    except TaxiwayError:
+        return False
+    try:
+        state = store.active(project.spec.name) or store.latest(project.spec.name)
+    except TaxiwayError:
+        return False
+    finally:
+        store.close()
+    return state is not None and state.state != "complete"
 
 
 class Service:
@@ -223,7 +244,7 @@ class Service:
 
     def _wanted_version(self) -> ModelVersion | None:
         try:
-            return servable_version(self.project, self.pinned)
+            return _registry_version(self.project, self.pinned)
         except ServingError:
             return None
 
