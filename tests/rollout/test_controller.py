@@ -185,6 +185,21 @@ def test_an_a_a_rollout_does_not_complete_early(controller: Controller) -> None:
     assert run[-1][0] == 50.0  # promoted through the safety steps, undecided at the last
 
 
+def test_a_plan_that_reaches_100_percent_completes_when_the_guardrails_held(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path / "shop", "  steps: [100]\n  min_duration: 10m\n")
+    with Controller(project) as controller:
+        controller.start(now=T0)
+        traffic = traffic_for(controller, {"control": 0.2, "candidate": 0.2})
+        traffic.visit(100.0, T0, new=500)
+        early = controller.check(now=T0 + timedelta(minutes=5))
+        done = controller.check(now=T0 + timedelta(minutes=11))
+    assert early.verdict.kind == "hold"
+    assert done.verdict.kind == "complete"
+    assert done.state.state == "complete"
+
+
 def test_people_pause_resume_rollback_and_abort(controller: Controller) -> None:
     started = controller.start(now=T0)
     paused = controller.pause(reason="holiday")

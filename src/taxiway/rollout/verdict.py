@@ -78,6 +78,13 @@ def decide(analysis: Analysis, state: RolloutState, plan: Rollout, now: datetime
         return verdict("rollback", harm)
     if state.state != "running":
         return verdict("hold", [f"the rollout is {state.state}: `taxiway rollout resume` to go on"])
+    if state.share >= 100.0:  # a plan whose step reaches 100% before deciding: no control left
+        left = state.step_started_at + plan.min_duration - now
+        if left > timedelta(0):
+            return verdict(
+                "hold", ["at 100%: the guardrails are watched"], [f"{_duration(left)} more at 100%"]
+            )
+        return verdict("complete", ["at 100% with no control to compare with; the guardrails held"])
     needs = _needs(analysis, state, plan, now)
     if needs:
         return verdict("hold", ["not enough evidence yet for the next step"], needs)
