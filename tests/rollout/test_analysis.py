@@ -16,7 +16,7 @@ from taxiway.rollout.analysis import Analysis, analyse, steps_of
 from taxiway.rollout.assignment import arm_for
 from taxiway.rollout.records import RolloutState
 from taxiway.rollout.statistics import planned_units
-from taxiway.rollout.strata import compare_strata
+from taxiway.rollout.strata import compare_strata, strata_difference
 from taxiway.rollout.units import update_units
 from taxiway.spec.models import Rollout
 
@@ -274,3 +274,39 @@ def test_a_a_rollouts_checked_after_every_batch_rarely_decide() -> None:
         rolled_back += worse
     assert completed / rollouts <= 0.05
     assert rolled_back / rollouts <= 0.05
+
+
+outcomes_st = st.lists(st.floats(0, 100, allow_nan=False), min_size=4, max_size=60)
+
+
+@settings(derandomize=True, deadline=None, max_examples=60)
+@given(values=outcomes_st, seed=st.integers(0, 10_000))
+def test_one_stratum_is_the_plain_difference(values: list[float], seed: int) -> None:
+    y = np.array(values)
+    arm = np.random.default_rng(seed).permutation(np.arange(len(y)) % 2)
+    step = np.zeros(len(y), np.int64)
+    diff, _, n_c, n_t = strata_difference(y, arm == 0, arm == 1, step)
+    assert diff == pytest.approx(y[arm == 1].mean() - y[arm == 0].mean(), abs=1e-9)
+    assert (n_c, n_t) == (int(np.count_nonzero(arm == 0)), int(np.count_nonzero(arm == 1)))
+
+
+@settings(derandomize=True, deadline=None, max_examples=60)
+@given(
+    values=outcomes_st,
+    shifts=st.lists(st.floats(-50, 50, allow_nan=False), min_size=3, max_size=3),
+    seed=st.integers(0, 10_000),
+)
+def test_what_differs_between_steps_alike_in_both_arms_cancels(
+    values: list[float], shifts: list[float], seed: int
+) -> None:
+    """A step's units watched longer (a shift added to every unit of a stratum, in both
+    arms) change neither the difference nor its variance."""
+    y = np.array(values)
+    rng = np.random.default_rng(seed)
+    arm = rng.permutation(np.arange(len(y)) % 2)
+    step = rng.integers(0, 3, len(y))
+    shifted = y + np.array(shifts)[step]
+    before = strata_difference(y, arm == 0, arm == 1, step)
+    after = strata_difference(shifted, arm == 0, arm == 1, step)
+    assert after[0] == pytest.approx(before[0], abs=1e-6)
+    assert after[1] == pytest.approx(before[1], rel=1e-6, abs=1e-9)

@@ -56,7 +56,8 @@ def default_candidate(
     raise RolloutError(
         f"no candidate version of {name!r} passed the handoff audit "
         f"(tried {', '.join(str(v.version) for v in candidates)})",
-        fix="see `taxiway audit --model <version>`, or name a version with --candidate",
+        fix="see `taxiway audit --model <version>`; or name a version with --candidate, or "
+        "take the newest candidate with --no-audit",
     )
 
 
