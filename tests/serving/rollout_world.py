@@ -17,14 +17,19 @@ from taxiway.models.registry import NewVersion, open_registry
 from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.spec.project import Project
 
-__all__ = ["rollout_shop", "start", "store_of"]
+__all__ = ["rollout_shop", "start", "store_of", "two_versions"]
 
 
 @pytest.fixture(scope="session")
 def rollout_shop(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The served shop's data and v1 files, registered twice in a state of its own (v1
     production, v2 a candidate), its online store materialized."""
-    folder = tmp_path_factory.mktemp("rollout-shop")
+    return two_versions(shop, tmp_path_factory.mktemp("rollout-shop"))
+
+
+def two_versions(shop: Path, folder: Path, *, production: bool = True) -> Path:
+    """``shop``'s v1 registered twice in ``folder``'s own state (v1 in production unless not
+    ``production``), the online store materialized; the spec's path."""
     spec = variant(shop, folder)
     source = Project.load(shop)
     trained = open_registry(source.spec.registry, state_dir=source.state_dir)
@@ -39,7 +44,8 @@ def rollout_shop(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         new = NewVersion(**{k: v for k, v in v1.as_dict().items() if k in fields})
         for _ in range(2):
             registry.register(new, Path(v1.artifact_dir))
-        registry.set_stage(project.spec.name, 1, "production", by="tests")
+        if production:
+            registry.set_stage(project.spec.name, 1, "production", by="tests")
     finally:
         registry.close()
     assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0

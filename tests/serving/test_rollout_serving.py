@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.serving.conftest import serving
-from tests.serving.rollout_world import rollout_shop, start
+from tests.serving.rollout_world import rollout_shop, start, two_versions
 
 from taxiway.errors import ServingError
-from taxiway.models.registry import open_registry
 from taxiway.rollout.assignment import arm_for
 from taxiway.serving.app import build_app
 from taxiway.serving.service import ROLLOUT_POLL_ENV, Service, servable_version
@@ -201,26 +200,21 @@ def test_the_verdict_without_any_rollout_is_a_404_in_json(shop: Path) -> None:
 
 
 def test_taxiway_serve_starts_with_nothing_in_production_when_a_rollout_is_running(
-    rollout_shop: Path,
+    shop: Path, tmp_path: Path
 ) -> None:
     """The first model's rollout: the baseline answers control, the candidate the rest."""
-    project = Project.load(rollout_shop)
-    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
-    try:
-        registry.set_stage(project.spec.name, 1, "archived", by="tests")
-        with pytest.raises(ServingError, match="nothing to serve"):
-            servable_version(project)
-        control = {"kind": "baseline", "version": None, "constant": None}
-        for started in start(rollout_shop, control=control, unit="customer", salt="first"):
-            started.update(share=50.0, step_index=4)
-            assert servable_version(project) is None
-            with serving(rollout_shop) as server:
-                answers = {c: _post(server.url, c) for c in CUSTOMERS}
-            for customer, answer in answers.items():
-                arm = arm_for("first", customer, 50.0)
-                assert (answer["arm"], answer["model_version"]) == (
-                    (arm, 2) if arm == "candidate" else (arm, None)
-                )
-    finally:
-        registry.set_stage(project.spec.name, 1, "production", by="tests")
-        registry.close()
+    spec = two_versions(shop, tmp_path, production=False)
+    project = Project.load(spec)
+    with pytest.raises(ServingError, match="nothing to serve"):
+        servable_version(project)
+    control = {"kind": "baseline", "version": None, "constant": None}
+    for started in start(spec, control=control, unit="customer", salt="first"):
+        started.update(share=50.0, step_index=4)
+        assert servable_version(project) is None
+        with serving(spec) as server:
+            answers = {c: _post(server.url, c) for c in CUSTOMERS}
+        for customer, answer in answers.items():
+            arm = arm_for("first", customer, 50.0)
+            assert (answer["arm"], answer["model_version"]) == (
+                (arm, 2) if arm == "candidate" else (arm, None)
+            )
