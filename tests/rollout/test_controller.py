@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -131,6 +131,43 @@ def test_a_latency_regression_trips_the_guardrail(controller: Controller) -> Non
     candidate = next(arm for arm in last.analysis.arms if arm.name == "candidate")
     assert candidate.p99_ms is not None
     assert candidate.p99_ms > 50.0
+
+
+def test_drift_the_monitor_reports_rolls_back(controller: Controller) -> None:
+    import json
+
+    controller.start(now=T0)
+    traffic = traffic_for(controller, {"control": 0.2, "candidate": 0.2})
+    traffic.visit(5.0, T0, new=500)
+    latest = controller.log_folder.parent / "monitor" / "service" / "latest.json"
+    latest.parent.mkdir(parents=True)
+
+    def report(at: datetime, status: str) -> None:
+        document = {
+            "status": "ok",
+            "version": 1,
+            "report": {
+                "generated_at": at.isoformat(),
+                "version": 1,
+                "features": [{"name": "orders__count_30d", "status": status}],
+                "output": {"status": "ok"},
+            },
+        }
+        latest.write_text(json.dumps(document))
+
+    report(T0 - timedelta(hours=1), "drift")  # before the rollout: not its business
+    held = controller.check(now=T0 + timedelta(minutes=1))
+    assert held.verdict.kind == "hold"
+    assert held.analysis.drift == {
+        "status": "stale",
+        "generated_at": (T0 - timedelta(hours=1)).isoformat(),
+        "breached": False,
+    }
+
+    report(T0 + timedelta(minutes=2), "drift")
+    last = controller.check(now=T0 + timedelta(minutes=3))
+    assert last.verdict.kind == "rollback"
+    assert "the monitor reports drift (orders__count_30d)" in last.verdict.reasons
 
 
 def test_a_60_40_split_at_50_percent_is_a_sample_ratio_mismatch(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ drift status as it reported it.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,8 @@ def drift_finding(
         when = datetime.fromisoformat(str(generated))
     except ValueError:
         return None
+    if when.tzinfo is None:  # the monitor writes UTC
+        when = when.replace(tzinfo=UTC)
     if when < rollout.started_at:
         return {"status": "stale", "generated_at": generated, "breached": False}
     drifted = [f.get("name") for f in report.get("features") or [] if f.get("status") == "drift"]
