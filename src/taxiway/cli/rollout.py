@@ -1,5 +1,6 @@
-"""`taxiway rollout start|status|check|pause|resume|rollback|abort|run`: the gradual rollout
-from the command line (the controller is :mod:`taxiway.rollout.controller`).
+"""`taxiway rollout start|status|check|pause|resume|rollback|abort|run|simulate`: the gradual
+rollout from the command line (the controller is :mod:`taxiway.rollout.controller`; `simulate`
+replays the plan on simulated traffic, :mod:`taxiway.rollout.replay`).
 
 Exit codes: 0 when the rollout is healthy (``check``: it held, promoted or completed; ``run``:
 it completed); 1 when it was rolled back or aborted (or on an error); 3 when it paused for a
@@ -11,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -176,6 +178,75 @@ def run(
         )
         _print(controller, final, False)
     raise typer.Exit(_EXIT.get(final.state, EXIT_OK))
+
+
+@app.command("simulate")
+def simulate(
+    file: SpecOption = None,
+    lift: Annotated[
+        float, typer.Option("--lift", help="The candidate's true relative lift (0.05: +5%).")
+    ] = 0.05,
+    units: Annotated[int, typer.Option("--units", help="Units arriving in all.")] = 50_000,
+    base: Annotated[float, typer.Option("--base", help="The control's conversion rate.")] = 0.10,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours", help="Over how long they arrive. Default: 2 x steps x min_duration."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="The simulation's random seed.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write simulation.json and simulation.svg here (default: a temporary folder).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the spec's rollout plan on simulated traffic with a known lift, through the
+    real controller (in a folder of its own: the project's registry and logs are untouched)."""
+    import tempfile
+    from datetime import timedelta
+
+    from taxiway.rollout.replay import chart_svg, replay
+    from taxiway.spec.models import Rollout
+
+    project = Project.load(file, None)
+    plan = project.spec.rollout or Rollout()
+    if plan.metric is None:
+        plan = plan.model_copy(
+            update={"metric": Rollout.model_validate({"metric": "converted"}).metric}
+        )
+    duration = (
+        timedelta(hours=hours) if hours is not None else 2 * len(plan.steps) * plan.min_duration
+    )
+    folder = out if out is not None else Path(tempfile.mkdtemp(prefix="taxiway-simulate-"))
+    points = replay(
+        plan, folder / "replay", lift=lift, base=base, units=units, duration=duration, seed=seed
+    )
+    last = points[-1]
+    title = (
+        f"{project.spec.name}: lift {lift:+.1%} on {base:.1%}, {units} units: "
+        f"{last.verdict} at {last.share:g}% after {last.hours:.3g} h"
+    )
+    (folder / "simulation.json").write_text(
+        json.dumps({"title": title, "checks": [p.as_dict() for p in points]}, indent=2) + "\n"
+    )
+    (folder / "simulation.svg").write_text(chart_svg(points, title))
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in points], indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(escape(title))
+    for point in points:
+        if point.verdict != "hold" or point is last:
+            interval = "-" if point.low is None else f"[{point.low:.4g}, {point.high:.4g}]"
+            console.print(
+                f"  {point.hours:7.2f} h  {point.share:5g}%  {point.verdict:8}  units "
+                f"{point.units[0]}/{point.units[1]}  interval {interval}"
+            )
+    console.print(f"written: {folder}/simulation.json, simulation.svg")
 
 
 # --------------------------------------------------------------------------- output
