@@ -289,3 +289,27 @@ def test_reading_in_pieces_equals_reading_once(
     at_once = update(once)
 
     assert _snapshot(in_pieces) == _snapshot(at_once)
+
+
+def test_files_last_written_before_the_rollout_are_not_parsed(tmp_path: Path) -> None:
+    import os
+
+    log = tmp_path / "predictions"
+    write(log, [answer(at(-30), f"old{i}", "control", version=1) for i in range(50)])
+    [history] = list(log.glob("predictions-*.jsonl"))
+    old = (T0 - timedelta(days=1)).timestamp()
+    os.utime(history, (old, old))
+    # a line that would count if it were read (contrived: the file says it predates the rollout)
+    with history.open("ab") as f:
+        f.write(orjson.dumps(answer(at(1), "late", "control", version=1)) + b"\n")
+    os.utime(history, (old, old))
+
+    first = update(tmp_path)
+    assert first.arms["control"].answers == 0
+    assert first.answers_cursor.files[history.name].offset == history.stat().st_size
+
+    with history.open("ab") as f:  # the service writes to it again, during the rollout
+        f.write(orjson.dumps(answer(at(2), "now", "control", version=1)) + b"\n")
+    later = update(tmp_path)
+    assert later.arms["control"].answers == 1
+    assert later.units.unit.to_pylist() == ["now"]

@@ -43,6 +43,8 @@ stored ones in one hash lookup per check (pyarrow), and every aggregate is a num
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +57,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as _pc
 
-from taxiway.monitoring.segments import iter_new
+from taxiway.monitoring.segments import FileMark, LogCursor, iter_new
 from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
 from taxiway.rollout.assignment import bucket
 from taxiway.rollout.units_state import ARMS, ArmCounts, UnitColumns, UnitsState
@@ -68,6 +70,7 @@ Floats = npt.NDArray[np.float64]
 
 LOG_GLOB: Final = "predictions-*.jsonl"
 _ERRORS: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
+_HEAD_BYTES: Final = 1024  # a file's first bytes a cursor mark identifies it by (segments)
 _TEXT: pa.DataType = pa.string()
 _ANSWER_FIELDS: list[pa.Field[Any]] = [
     pa.field("ts", _TEXT),
@@ -113,6 +116,8 @@ def update_units(
     steps = np.array([step for _, step in boundaries], np.int16)
     answers = _Batch()
     if log_folder.is_dir():
+        if not state.answers_cursor.files:
+            state.answers_cursor = _history_skipped(log_folder, started_at)
         for chunk in iter_new(log_folder, LOG_GLOB, state.answers_cursor, schema=_ANSWERS):
             _take_answers(state, answers, chunk.table, started_us)
             state.answers_cursor = chunk.cursor
@@ -129,6 +134,26 @@ def update_units(
     if save:
         state.save(folder)
     return state
+
+
+def _history_skipped(folder: Path, started_at: datetime) -> LogCursor:
+    """A cursor past every log file last written before the rollout began: its records all
+    precede the rollout, so the first check need not parse the service's whole history.
+    (The mark is the one reading the file would leave: its size, inode and first bytes.)"""
+    marks = {}
+    began = started_at.timestamp()
+    for path in sorted(folder.glob(LOG_GLOB)):
+        try:
+            with path.open("rb") as f:
+                stat = os.fstat(f.fileno())
+                if stat.st_mtime >= began or stat.st_size == 0:
+                    continue
+                head = f.read(min(stat.st_size, _HEAD_BYTES))
+        except OSError:
+            continue  # gone, or unreadable: iter_new reports it
+        digest = hashlib.blake2b(head, digest_size=16).hexdigest()
+        marks[path.name] = FileMark(stat.st_size, stat.st_ino, digest, len(head))
+    return LogCursor(marks)
 
 
 @dataclass
