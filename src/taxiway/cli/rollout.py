@@ -22,6 +22,7 @@ from rich.table import Table
 
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_BLOCKED, EXIT_FAILURE, EXIT_OK, RolloutError
+from taxiway.rollout.status import status_document
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from taxiway.rollout.controller import Controller
     from taxiway.rollout.state import RolloutState
 
-__all__ = ["app", "status_document"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Roll a candidate out step by step against a control group; promote, hold, pause or "
@@ -250,38 +251,6 @@ def simulate(
 
 
 # --------------------------------------------------------------------------- output
-
-
-def status_document(state: RolloutState) -> dict[str, Any]:
-    """What `status --json` prints: ``state``, ``step`` (1-based), ``share``, ``verdict``
-    and ``arms[]`` (``name``, ``version``, ``units``, ``events``, ``mean``, ``interval``), with
-    the last verdict's reasons and what the next step needs."""
-    verdict = state.verdict or {}
-    evidence = verdict.get("evidence") or {}
-    arms = evidence.get("arms") or [
-        {"name": "control", "version": state.control.get("version")},
-        {"name": "candidate", "version": state.candidate},
-    ]
-    keys = ("name", "version", "units", "events", "mean", "interval")
-    return {
-        "id": state.id,
-        "name": state.name,
-        "state": state.state,
-        "step": state.step_index + 1,
-        "steps": state.steps,
-        "share": state.share,
-        "candidate": state.candidate,
-        "control": state.control,
-        "verdict": verdict.get("kind"),
-        "reasons": verdict.get("reasons", []),
-        "needs": verdict.get("needs", []),
-        "checked_at": verdict.get("checked_at"),
-        "arms": [{key: arm.get(key) for key in keys} for arm in arms],
-        "comparison": evidence.get("comparison"),
-        "started_at": state.started_at.isoformat(),
-        "step_started_at": state.step_started_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(),
-    }
 
 
 def _print(controller: Controller, state: RolloutState, as_json: bool) -> None:
