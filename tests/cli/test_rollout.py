@@ -102,6 +102,32 @@ def test_pause_resume_abort(spec: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "no running or paused rollout" in err
 
 
+def test_status_events_lists_the_verified_transitions(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "start", "-f", str(spec), "--no-audit")
+    run(capsys, "pause", "-f", str(spec), "--reason", "holiday", "--by", "ana")
+    code, out, _ = run(capsys, "status", "-f", str(spec), "--events")
+    assert code == 0
+    assert "the audit chain of 2 events verified" in out
+    assert "pause" in out
+    assert "by ana: holiday" in out
+    code, out, _ = run(capsys, "status", "-f", str(spec), "--events", "--json")
+    document = json.loads(out)
+    assert [e["kind"] for e in document["events"]] == ["start", "pause"]
+    assert document["chain"] == {"verified": True, "events": 2}
+
+    import sqlite3
+
+    database = sqlite3.connect(spec.parent / ".taxiway" / "registry.sqlite")
+    with database:
+        database.execute("UPDATE rollout_events SET by = 'mallory' WHERE seq = 2")
+    database.close()
+    code, _, err = run(capsys, "status", "-f", str(spec), "--events")
+    assert code == 1
+    assert "event 2 was edited" in err
+
+
 def test_run_stops_after_the_checks_asked_for(
     spec: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -81,7 +81,15 @@ def start(
 
 @app.command("status")
 def status(
-    file: SpecOption = None, state_dir: StateDirOption = None, as_json: JsonOption = False
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events", help="Also list its transitions, after verifying the audit chain."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The running (else the last) rollout: state, step, share, last verdict, arms."""
     with _controller(file, state_dir) as controller:
@@ -91,7 +99,26 @@ def status(
                 f"model {controller.name!r} has had no rollout",
                 fix="start one with `taxiway rollout start`",
             )
-        _print(controller, state, as_json)
+        if not events:
+            _print(controller, state, as_json)
+            return
+        verified = controller.store.verify()  # RolloutError at the first broken event
+        history = controller.store.events(state.id)
+    if as_json:
+        document = status_document(state)
+        document["events"] = [event.as_dict() for event in history]
+        document["chain"] = {"verified": True, "events": verified}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _print(controller, state, False)
+    console = Console(highlight=False)
+    console.print(f"transitions (the audit chain of {verified} events verified):")
+    for event in history:
+        reason = event.evidence.get("reason") or "; ".join(event.evidence.get("reasons") or [])
+        console.print(
+            f"  {event.seq:>4}  {event.at:%Y-%m-%d %H:%M:%S}  {event.kind:9} {event.share:5g}%  "
+            f"by {escape(event.by)}" + (f": {escape(reason)}" if reason else "")
+        )
 
 
 @app.command("check")
