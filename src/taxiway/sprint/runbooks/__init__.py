@@ -86,7 +86,6 @@ Metrics: `curl -s {SERVICE_URL}/metrics` (Prometheus text). The prediction log (
 its path, reason, features and latency) is in `{f.log_folder}`; DuckDB reads it (see
 docs/serving.md).
 
-Drift, latency, SLO burn and quality: `{_MONITOR}` (and the service's `/dashboard`). Not
-built yet: the rollout controller (`{_ROLLOUT}`); its page gives the manual step that works
-today.
+Drift, latency, SLO burn and quality: `{_MONITOR}` (and the service's `/dashboard`). The
+gradual rollout and its verdicts: `{_ROLLOUT}` (and `GET /v1/rollout/verdict`).
 """

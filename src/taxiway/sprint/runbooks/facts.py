@@ -21,9 +21,9 @@ from taxiway.spec.durations import format_duration
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-PLANNED_COMMANDS = ("taxiway rollout",)
-"""Commands the runbooks name as the future replacement of a manual step; not built yet."""
-(_ROLLOUT,) = PLANNED_COMMANDS
+PLANNED_COMMANDS: tuple[str, ...] = ()
+"""Commands the runbooks name as the future replacement of a manual step; none today."""
+_ROLLOUT = "taxiway rollout"
 _MONITOR = "taxiway monitor"
 
 SERVICE_URL = "http://127.0.0.1:8080"

@@ -1,5 +1,5 @@
-"""The runbook page: roll a worse version back, with the outcome-per-version query
-(``scripts/outcomes.tmpl``), until ``taxiway rollout`` exists.
+"""The runbook page: a rollout rolled back (or to roll back by hand), with ``taxiway rollout``
+and the outcome-per-version query (``scripts/outcomes.tmpl``).
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ def _rollback(f: _Facts) -> str:
         .format(log=str(f.log_folder), outcomes=str(outcomes), metric=metric)
     )
     return f"""{f.header("Rollout rollback")}
-A new version is worse than the one before it. The rollout controller is not built yet: the
-planned `{_ROLLOUT}` command will send the declared share of traffic to the candidate
-against the control, test the outcome and the guardrails, and roll back by itself. Today every
-request goes to the production version (`"arm": "production"`), so a rollout is a promotion
-and a rollback is promoting the previous version again.
+A new version is worse than its control. `{_ROLLOUT}` sends a growing share of units (users,
+customers: `rollout.unit`) to the candidate, compares the outcome `{metric}` between the arms
+with a confidence sequence that stays valid however often it is checked, watches the
+guardrails, and rolls back by itself, sending all traffic back to control at once, when the
+data show harm or a guardrail is breached. This page is for that moment, and for rolling back
+by hand.
 
 ## Thresholds
 
@@ -49,13 +50,20 @@ and a rollback is promoting the previous version again.
 
 ## Symptoms
 
-- After a promotion (`{f.series("model_version")}` changed), the outcome `{metric}` is worse
-  for the new version than for the one before it (the query below), or its fallbacks
+- `{f.cmd("rollout", "status")}` says `rolled_back`, or its last verdict is `rollback` with
+  the reasons (harm on `{metric}`, a guardrail, a sample ratio mismatch).
+- `GET /v1/rollout/verdict` answers `"healthy": false` (Argo Rollouts and Flagger act on it:
+  docs/rollout-hooks.md).
+- After a completed rollout (the candidate in production), the outcome `{metric}` is worse for
+  the new version than for the one before it (the query below), or its fallbacks
   (`{f.series("fallbacks")}`) or latency (`{f.series("latency", "_count")}`) went up.
 
 ## Diagnose
 
-{_sh(f.cmd("models", "list"), f.cmd("models", "show", "<version>", "--lineage"))}
+The rollout's state, its arms (units, events, mean, interval) and every transition with its
+evidence, the hash chain verified:
+
+{_sh(f.cmd("rollout", "status", "--json"), f.cmd("rollout", "status", "--events"))}
 
 The outcome per version, joining the prediction log with the outcomes callers sent to
 `POST /v1/outcomes` (`name: {metric}`):
@@ -64,13 +72,17 @@ The outcome per version, joining the prediction log with the outcomes callers se
 {script}
 ```
 
-The versions served at different times, so this is a comparison, not an experiment; the
-rollout controller will randomize.
+Across versions served at different times this is a comparison, not an experiment; within a
+rollout the arms are randomized by unit, and the status above is the experiment's answer.
 
 ## Recover
 
-Promote the version that served before (it stays in the registry when archived); every worker
-switches within seconds without failing a request:
+During a rollout, send everyone back to control now (every worker follows within seconds):
+
+{_sh(f.cmd("rollout", "rollback", "--reason", "'<why>'"))}
+
+After a rollout completed, promote the version that served before (it stays in the registry
+when archived):
 
 {_sh(f.cmd("models", "promote", "<version>", "--by", "'<your name>'", "--note", "'rollback: <why>'"))}
 
@@ -80,6 +92,6 @@ approvals log.
 
 ## Verify
 
-`{f.series("model_version")}` shows the version you promoted; `taxiway models list` shows it
-in production and the history records who rolled back and why.
+`{f.cmd("rollout", "status")}` says `rolled_back`; `{f.series("model_version")}` shows the
+control's version; the rollout's events record who rolled back and why.
 """
