@@ -15,6 +15,8 @@ from tests.conftest import require_service, retail_shop
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
+from taxiway.rollout.assignment import arm_for
+from taxiway.rollout.state import open_rollout_store
 from taxiway.serving.log import count_records
 from taxiway.spec.project import Project
 from taxiway.sprint.integration import stop_service
@@ -200,7 +202,7 @@ def test_the_report_and_runbooks_are_written(first: tuple[int, dict[str, Any], P
     assert "taxiway approve" in (folder / "report.md").read_text()
 
 
-def test_with_every_sign_off_it_promotes_and_serves_production(
+def test_with_every_sign_off_it_starts_the_rollout_and_serves_both_arms(
     first: tuple[int, dict[str, Any], Path], shop: Path, tmp_path: Path
 ) -> None:
     for role in ("security", "privacy", "business"):
@@ -217,26 +219,48 @@ def test_with_every_sign_off_it_promotes_and_serves_production(
     )
     try:
         debrief = result.debrief
+        candidate = debrief.facts["model"]["version"]
+        # with a rollout plan the candidate does not take all traffic: the controller starts
+        # it at the first step, and the rollout gate reports what the controller did
         assert debrief.deployed
-        # the rollout warns (not exercised): that alone does not stop path 1, and the
-        # verdict says so plainly
         assert debrief.path == 1
         assert not debrief.critical_blockers
-        assert debrief.not_exercised == ["rollout"]
-        assert "declared, but nothing ran it" in debrief.verdict
-        deployment = next(p for p in debrief.phases if p.name == "deployment")
-        assert deployment.status == "warn"
-        # "a served, monitored service" was not seen: unattended is not observed
+        assert debrief.not_exercised == []
+        assert "rolling out to 1% of units" in debrief.verdict
+        checks = {c.name: c for p in debrief.phases for c in p.checks}
+        assert checks["start the gradual rollout"].status == "pass"
+        assert checks["gradual rollout"].status == "pass"
+        rolling = debrief.facts["rollout_state"]
+        assert (rolling["state"], rolling["share"], rolling["candidate"]) == (
+            "running", 1.0, candidate)  # fmt: skip
+        assert rolling["verdict"] == "hold"  # no unit or outcome yet: nothing to decide on
+        assert rolling["needs"]
+        # monitored (the monitor ran) and rolled out (the controller started it), with no
+        # manual step but the sign-offs: observed
         assert debrief.assessment is not None
-        unattended = next(a for a in debrief.assessment["answers"] if a["id"] == "unattended")
-        assert unattended["source"] != "observed"
+        answers = {a["id"]: a for a in debrief.assessment["answers"]}
+        assert (answers["unattended"]["source"], answers["unattended"]["yes"]) == (
+            "observed", True)  # fmt: skip
+        # level 4's metric-gated rollout needs a decision on outcomes, not a start
+        assert answers["metric_gated_rollout"]["source"] != "observed"
         assert result.service is not None
-        answer = httpx.post(
-            f"{result.service.url}/v1/predict", json={"entities": {"customer": "100001"}}
-        ).json()
-        candidate = debrief.facts["model"]["version"]
-        assert answer["model_version"] == candidate
-        assert answer["arm"] == "production"
+        store = open_rollout_store(project.spec.registry, project.state_dir)
+        try:
+            active = store.active(project.spec.name)
+        finally:
+            store.close()
+        assert active is not None
+        units = [str(100000 + i) for i in range(300)]
+        arms = {u: arm_for(active.salt, u, active.share) for u in units}
+        treated = next(u for u in units if arms[u] == "candidate")
+        held = next(u for u in units if arms[u] == "control")
+        for unit, arm, version in ((treated, "candidate", candidate), (held, "control", None)):
+            answer = httpx.post(
+                f"{result.service.url}/v1/predict", json={"entities": {"customer": unit}}
+            ).json()
+            assert (answer["arm"], answer["model_version"]) == (arm, version), answer
+        verdict = httpx.get(f"{result.service.url}/v1/rollout/verdict").json()
+        assert (verdict["state"], verdict["healthy"]) == ("running", True)
     finally:
         if result.service is not None:
             stop_service(result.service)
@@ -245,11 +269,9 @@ def test_with_every_sign_off_it_promotes_and_serves_production(
         production = registry.production(project.spec.name)
     finally:
         registry.close()
-    assert production is not None
-    assert production.version == candidate
+    assert production is None  # the control is the baseline until the rollout completes
     # nothing the model depends on changed since the first sprint: its version was reused
     assert candidate == first[1]["facts"]["model"]["version"]
-    checks = {c.name: c for p in debrief.phases for c in p.checks}
     assert "reused: trained from these same inputs" in checks["model beats the baseline"].detail
 
 

@@ -177,6 +177,12 @@ class Debrief:
         path = f"path {self.path}, {PATHS[self.path]}"
         if self.path == 1:
             where = f" at {self.served_url}" if self.served_url else ""
+            rolling = self.facts.get("rollout_state") or {}
+            if rolling.get("state") == "running":
+                where += (
+                    f", rolling out to {rolling.get('share', 0):g}% of units (`taxiway rollout "
+                    "status` says what the next step needs)"
+                )
             return f"{self.project} deployed{where} with nothing on the critical path: {path}."
         head = f"{self.project} deployed" if self.deployed else f"{self.project} did not deploy"
         if not critical:

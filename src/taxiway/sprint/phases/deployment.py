@@ -8,7 +8,8 @@ from __future__ import annotations
 from taxiway.models.registry import open_registry
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.gates import deployment_checks
-from taxiway.sprint.outcome import Check
+from taxiway.sprint.outcome import Check, Exercised, Phase
+from taxiway.sprint.phases.governance import rollout_check
 from taxiway.sprint.phases.running import _phase, _State, _step
 
 
@@ -51,6 +52,8 @@ def _deployment(state: _State) -> bool:
                 )
             )
             return False
+        if project.spec.rollout is not None:
+            return _start_rollout(state, phase, candidate.version)
         with _step(state, phase, "promote to production", "run `taxiway models promote "
                    f"{candidate.version}`"):  # fmt: skip
             registry = open_registry(project.spec.registry, state_dir=project.state_dir)
@@ -69,3 +72,49 @@ def _deployment(state: _State) -> bool:
             )
             deployed = True
     return deployed
+
+
+def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
+    """With a rollout plan, the candidate starts at the plan's first step against its control
+    instead of taking all traffic: the controller records the start, runs a first check (it
+    holds until the arms have the units and events a decision needs) and says what the next
+    step needs. The rollout gate then reports what the controller did."""
+    from taxiway.rollout.controller import Controller
+    from taxiway.rollout.status import status_document
+
+    project = state.project
+    with _step(state, phase, "start the gradual rollout", "run `taxiway rollout start "
+               f"-f {project.spec_path}` and fix what it reports"):  # fmt: skip
+        with Controller(project, by="taxiway sprint") as controller:
+            running = controller.store.active(project.spec.name)
+            if running is not None and running.candidate != version:
+                controller.abort(reason=f"superseded: the sprint rolls out v{version}")
+                running = None
+            if running is None:
+                controller.start(candidate=version)
+            checked = controller.check()
+            document = status_document(checked.state)
+        needs = "; ".join(document.get("needs") or []) or "nothing more"
+        control = document["control"]
+        against = (
+            f"v{control['version']}"
+            if control.get("kind") == "version"
+            else str(control.get("kind"))
+            if control.get("kind") != "constant"
+            else f"the constant {control.get('constant')}"
+        )
+        evidence = (
+            f"rollout {document['id']} {document['state']}: {document['share']:g}% of units "
+            f"to v{version} against {against} (step {document['step']} of "
+            f"{len(document['steps'])}); first check: {document['verdict']}; the next step "
+            f"needs: {needs}"
+        )
+        exercised = Exercised(True, evidence, document)
+        state.exercised["rollout"] = exercised
+        state.facts["rollout_state"] = document
+        check, facts = rollout_check(project, exercised)
+        phase.checks[:] = [c for c in phase.checks if c.name != check.name] + [check]
+        state.facts["rollout"] = facts
+        phase.checks.append(Check("start the gradual rollout", "pass", evidence, data=document))
+        return True
+    return False  # the step failed: its check says why
