@@ -334,3 +334,19 @@ def test_a_controller_killed_mid_check_resumes_from_its_stored_state(
         promoted = killed.store.events(resumed.id)[1].evidence
         assert promoted == once.store.events(reference.id)[1].evidence
         assert promoted["arms"][0]["units"] > 50_000
+
+
+def test_readiness_level_4_is_observed_only_from_a_decision_on_outcomes(
+    controller: Controller,
+) -> None:
+    from taxiway.sprint.phases.deployment import _decided_on_outcomes
+
+    controller.start(now=T0)
+    assert _decided_on_outcomes(controller, "churn") is None  # a start decides nothing
+    traffic = traffic_for(controller, {"control": 0.10, "candidate": 0.25})
+    run = list(replay(controller, traffic, new=1500, returning=300))
+    assert run[-1][1].verdict.kind == "complete"
+    decided = _decided_on_outcomes(controller, "churn")
+    assert decided is not None
+    assert decided.startswith("rollout 1 of v2: complete at ")
+    assert "on the measured outcome (difference" in decided

@@ -5,6 +5,8 @@ blocks, the candidate becomes the production version in the registry.
 
 from __future__ import annotations
 
+from typing import Any
+
 from taxiway.models.registry import open_registry
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.gates import deployment_checks
@@ -94,6 +96,9 @@ def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
                 controller.start(candidate=version)
             checked = controller.check()
             document = status_document(checked.state)
+            decided = _decided_on_outcomes(controller, project.spec.name)
+        if decided is not None:
+            state.observed["metric_gated_rollout"] = (True, decided)
         needs = "; ".join(document.get("needs") or []) or "nothing more"
         control = document["control"]
         against = (
@@ -118,3 +123,23 @@ def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
         phase.checks.append(Check("start the gradual rollout", "pass", evidence, data=document))
         return True
     return False  # the step failed: its check says why
+
+
+def _decided_on_outcomes(controller: Any, name: str) -> str | None:
+    """The controller's last decision on measured outcomes for ``name`` (a promote, complete or
+    rollback whose evidence holds the arms' comparison), from its hash-chained history; None
+    when it never decided on one. Readiness level 4 is observed from this, never from a
+    plan."""
+    store = controller.store
+    store.verify()
+    for rollout in reversed(store.history(name)):
+        for event in reversed(store.events(rollout.id)):
+            comparison = event.evidence.get("comparison")
+            if event.kind in ("promote", "complete", "rollback") and comparison:
+                return (
+                    f"rollout {rollout.id} of v{rollout.candidate}: {event.kind} at "
+                    f"{event.at:%Y-%m-%d %H:%M} on the measured outcome (difference "
+                    f"{comparison.get('diff')}, interval [{comparison.get('low')}, "
+                    f"{comparison.get('high')}])"
+                )
+    return None
