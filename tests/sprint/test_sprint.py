@@ -305,12 +305,18 @@ def test_a_sprint_on_postgresql_and_redis_deploys_to_them(
         assert any(True for _ in client.scan_iter(f"{prefix}*", count=1000))
         import psycopg
 
+        # the rollout plan: the candidate starts at the first step, its state in the same
+        # PostgreSQL schema as the registry (no version in production until it completes)
         with psycopg.connect(postgres_url) as con:
             row = con.execute(
+                "SELECT candidate, state, share FROM sprint.rollouts ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            production = con.execute(
                 "SELECT version FROM sprint.model_versions WHERE stage = 'production'"
             ).fetchone()
         assert row is not None
-        assert row[0] == document["facts"]["model"]["version"]
+        assert tuple(row) == (document["facts"]["model"]["version"], "running", 1.0)
+        assert production is None
     finally:
         keys = list(client.scan_iter(f"{prefix}*", count=1000))
         if keys:
