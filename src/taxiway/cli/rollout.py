@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -250,6 +251,7 @@ def simulate(
         timedelta(hours=hours) if hours is not None else 2 * len(plan.steps) * plan.min_duration
     )
     folder = out if out is not None else Path(tempfile.mkdtemp(prefix="taxiway-simulate-"))
+    shutil.rmtree(folder / "replay", ignore_errors=True)  # a replay's scratch: a rerun starts anew
     points = replay(
         plan, folder / "replay", lift=lift, base=base, units=units, duration=duration, seed=seed
     )
