@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 from tests.monitoring.monitor_world import VERSION, World, reference, shift_spend
 
 from taxiway.cli import main
@@ -185,7 +185,7 @@ def test_export_writes_prometheus_rules_and_a_grafana_dashboard(
     assert main(["monitor", "export", "-f", str(spec), "--prometheus-rules", str(rules),
                  "--grafana", str(board)]) == 0  # fmt: skip
     text = rules.read_text()
-    groups = yaml.safe_load(text)["groups"]
+    groups = YAML(typ="safe").load(text)["groups"]
     assert groups
     assert "taxiway_drift_status" in text
     assert "spend" in text  # the newest version's features

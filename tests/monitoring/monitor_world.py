@@ -37,7 +37,7 @@ def score(columns: dict[str, np.ndarray]) -> np.ndarray:
     # a missing (or unreadable) spend scores as the median
     spend = np.nan_to_num(_floats(columns["spend"]), nan=60.0)
     z = 0.08 * (columns["age"] - 40.0) - 0.02 * (spend - 60.0)
-    return 1.0 / (1.0 + np.exp(-z))
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 
 def labels(rng: np.random.Generator, scores: np.ndarray) -> np.ndarray:
