@@ -14,16 +14,31 @@ Statistics part (``--part statistics``), on simulated conversions, vectorised ov
   fixed-horizon sample, even split and a 1-5-10-25-50% ramp: the share the sequential test
   promotes (interval above 0 at some look) against a naive z-test repeated at every look.
 
-The other parts of the benchmark (the analysis over a large log, assignment's cost per
-request) are entries of ``PARTS`` beside ``statistics``. Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
+Check part (``--part check``, :mod:`rollout_check`): the real ``Controller.check`` over
+``--answers`` logged answers and ``--outcomes`` outcomes (generated once under
+``bench/.data/rollout/``), in a fresh process: the first check when they are the history
+before the rollout, the first check over the rollout's own answers, a check with nothing
+new, a check after ``--tail-answers``/``--tail-outcomes`` more, the analysis and verdict
+alone, and the worker's peak RSS.
+
+Assignment part (``--part assignment``, :mod:`rollout_assign`): CPU time per answer of
+``Service.answer`` in paired blocks with the rollout's arms off and on, an A/A control (off
+and off), and ``arm_for``, ``Assigner.arm`` and ``Arms.arm_of`` per call, on the retail shop
+(built once under ``bench/.data/rollout/shop/``, trained twice).
+
+Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
 
     .venv/bin/python bench/rollout.py --part statistics
     .venv/bin/python bench/rollout.py --part statistics --runs 500 --aa-runs 500   # a quick look
+    .venv/bin/python bench/rollout.py --part check --answers 10000000 --outcomes 1000000
+    .venv/bin/python bench/rollout.py --part assignment --pairs 80 --block 1000
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +47,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from toolkit import append_record, code_state, command_line, machine, markdown_table
+from rollout_assign import SHOP, build_shop, measure
+from rollout_check import generate
+from toolkit import (
+    OtherLoad,
+    append_record,
+    children_cpu_seconds,
+    code_state,
+    command_line,
+    handed_back,
+    machine,
+    markdown_table,
+)
 
 from taxiway.rollout.statistics import fixed_horizon_units, half_width
 from taxiway.rollout.statistics.tails import normal_quantile
@@ -214,8 +240,81 @@ def run_statistics(args: argparse.Namespace) -> dict[str, Any]:
     return {"fixed_horizon": fixed, "sample": sample, "aa": aa, "seconds": seconds}
 
 
+def run_check(args: argparse.Namespace) -> dict[str, Any]:
+    root = RESULTS.parent / f"check-{args.answers}-{args.outcomes}"
+    generated = generate(root, args.answers, args.outcomes)
+    if generated:
+        print(f"\ngenerated {root} in {generated:.0f} s")
+    load, children = OtherLoad(), children_cpu_seconds()
+    worker = Path(__file__).resolve().parent / "rollout_check.py"
+    argv = [sys.executable, str(worker), "--root", str(root)]
+    argv += ["--tail-answers", str(args.tail_answers), "--tail-outcomes", str(args.tail_outcomes)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    result = handed_back(done.stdout)
+    if done.returncode or result is None:
+        raise SystemExit(f"the check worker failed:\n{done.stdout}\n{done.stderr}")
+    others = load.cores(children_cpu_seconds() - children)  # the worker's CPU is ours
+    print(
+        f"\n## The rollout check: {args.answers:,} answers, {args.outcomes:,} outcomes "
+        f"(others used {others:.2f} cores meanwhile)\n"
+    )
+    rows = []
+    for key, label in (
+        ("history", "first check, the answers are pre-rollout history"),
+        ("first", "first check over the rollout's own answers"),
+        ("nothing_new", "a check with nothing new"),
+        ("tail", f"after +{args.tail_answers:,} answers, +{args.tail_outcomes:,} outcomes"),
+    ):
+        check = result[key]
+        answers = check["answers"]
+        rows.append(
+            [label, f"{check['seconds']:.2f} s", f"{check['units']:,}",
+             f"{answers['control']:,} / {answers['candidate']:,}", check["verdict"]]
+        )  # fmt: skip
+    rows.append(["analysis + verdict alone (best of 3)", f"{result['analysis']['seconds']:.3f} s",
+                 f"{result['analysis']['units']:,}", "", ""])  # fmt: skip
+    print(
+        markdown_table(["check", "time", "units", "answers control / candidate", "verdict"], rows)
+    )
+    print(f"\npeak RSS of the worker: {result['peak_rss'] / 2**20:,.0f} MiB")
+    return {**result, "answers_n": args.answers, "outcomes_n": args.outcomes, "others": others}
+
+
+def run_assignment(args: argparse.Namespace) -> dict[str, Any]:
+    spec = build_shop(SHOP, args.customers)
+    load = OtherLoad()
+    result = measure(
+        spec, share=args.share, pairs=args.pairs, block=args.block, customers=args.customers
+    )
+    others = load.cores()
+    print(
+        f"\n## Assignment in the served path: rollout at {args.share:g}%, {args.pairs} pairs of "
+        f"{args.block:,}-answer blocks, CPU µs per answer (others used {others:.2f} cores)\n"
+    )
+
+    def row(name: str, paired: dict[str, float]) -> list[str]:
+        return [name, f"{paired['off']:.1f}", f"{paired['on']:.1f}", f"{paired['diff']:+.2f}",
+                f"{paired['q1']:+.2f} to {paired['q3']:+.2f}"]  # fmt: skip
+
+    print(
+        markdown_table(
+            ["pairs", "first (median)", "second (median)", "paired diff (median)", "IQR"],
+            [row("rollout off / on", result["rollout"]), row("A/A: off / off", result["aa"])],
+        )
+    )
+    calls = result["per_call_us"]
+    print(
+        f"\nper call: arm_for {calls['arm_for']:.2f} µs, Assigner.arm {calls['Assigner.arm']:.2f}"
+        f" µs, Arms.arm_of {calls['Arms.arm_of']:.2f} µs; candidate share of the block's "
+        f"requests {result['candidate_share_seen']:.1%}"
+    )
+    return {**result, "others": others}
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "statistics": run_statistics,
+    "check": run_check,
+    "assignment": run_assignment,
 }
 
 
@@ -228,6 +327,14 @@ def main() -> None:
     parser.add_argument("--aa-runs", type=int, default=10_000, help="A/A rollouts")
     parser.add_argument("--looks", type=int, default=20, help="looks per A/A rollout")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--answers", type=int, default=1_000_000, help="check: logged answers")
+    parser.add_argument("--outcomes", type=int, default=100_000, help="check: outcomes")
+    parser.add_argument("--tail-answers", type=int, default=100_000, help="check: added")
+    parser.add_argument("--tail-outcomes", type=int, default=10_000, help="check: added")
+    parser.add_argument("--share", type=float, default=50.0, help="assignment: percent")
+    parser.add_argument("--pairs", type=int, default=80, help="assignment: pairs of blocks")
+    parser.add_argument("--block", type=int, default=1_000, help="assignment: answers a block")
+    parser.add_argument("--customers", type=int, default=2_000, help="assignment: the shop's")
     args = parser.parse_args()
     print(command_line())
     print(f"{machine()}\n{code_state()}")
