@@ -299,7 +299,11 @@ def run_assignment(args: argparse.Namespace) -> dict[str, Any]:
     print(
         markdown_table(
             ["pairs", "first (median)", "second (median)", "paired diff (median)", "IQR"],
-            [row("rollout off / on", result["rollout"]), row("A/A: off / off", result["aa"])],
+            [
+                row(f"rollout off / on at {args.share:g}%", result["rollout"]),
+                row("rollout off / on at 0% (assignment alone)", result["share_zero"]),
+                row("A/A: off / off", result["aa"]),
+            ],
         )
     )
     calls = result["per_call_us"]

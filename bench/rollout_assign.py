@@ -11,7 +11,9 @@ The measurement, in one process: a rollout of version 2 against version 1 (unit
 block of ``block`` answers (``contract.parse`` and ``Service.answer`` per request, CPU time
 of this process, so others' load is left out). Blocks come in pairs, off/on then on/off in
 turn; the A/A control pairs two blocks with the arms off, so its paired difference is the
-noise floor. Beside it, ``arm_for`` (the salt hashed afresh), ``Assigner.arm`` (the salt's
+noise floor; a third series pairs off with the arms on at a share of 0% (every unit assigned,
+all to control: the same predictor as off), which is assignment's own cost in the path
+without the candidate model's (the off/on series also pays the candidate's trees). Beside it, ``arm_for`` (the salt hashed afresh), ``Assigner.arm`` (the salt's
 hash copied) and ``Arms.arm_of`` (unit read from the request, then the arm) per call.
 """
 
@@ -24,6 +26,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +91,7 @@ def measure(spec: Path, *, share: float, pairs: int, block: int, customers: int)
     store = open_rollout_store(project.spec.registry, project.state_dir)
     if (active := store.active(project.spec.name)) is not None:
         store.update(active, by="bench", kind="abort", state="aborted")
-    store.start(
+    started = store.start(
         name=project.spec.name,
         salt="bench",
         candidate=2,
@@ -127,17 +130,20 @@ def measure(spec: Path, *, share: float, pairs: int, block: int, customers: int)
                 second.append(b)
             return first, second
 
-        async def run() -> tuple[dict[str, float], dict[str, float], int]:
+        async def run() -> tuple[dict[str, float], dict[str, float], dict[str, float], int]:
             await timed(True)  # warm-up: both predictors, the online store's connections
             await timed(False)
             rollout = _paired(*await blocks(True))
             control = _paired(*await blocks(False))
+            arms.follow(replace(started, share=0.0))  # every unit to control: assignment alone
+            zero = _paired(*await blocks(True))
+            arms.follow(started)
             parsed = [contract.parse(item) for item in items]
             candidates = sum(arms.arm_of(p) == "candidate" for p in parsed)
             await service.stop()
-            return rollout, control, candidates
+            return rollout, control, zero, candidates
 
-        rollout, control, candidates = asyncio.run(run())
+        rollout, control, zero, candidates = asyncio.run(run())
         assigner = Assigner("bench")
         unit = str(FIRST_CUSTOMER + 17)
         parsed = contract.parse(items[17])
@@ -162,6 +168,7 @@ def measure(spec: Path, *, share: float, pairs: int, block: int, customers: int)
         "candidate_share_seen": candidates / len(items),
         "rollout": rollout,
         "aa": control,
+        "share_zero": zero,
         "per_call_us": calls,
         "python": sys.version.split()[0],
     }
