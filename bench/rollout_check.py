@@ -8,8 +8,9 @@ reused): ``predictions/``, N answers in the service's record shape (four workers
 ``outcomes/``, M ``converted`` outcomes of random units over the same days. The tail
 (+100k answers, +10k outcomes a day later) is written by the worker and removed after it.
 
-The worker (``python bench/rollout_check.py --root ...``, started by the driver) builds a
-spec whose ``serving.log.path`` is that ``predictions/`` folder, and in a fresh state folder:
+The worker (``python bench/rollout_check.py --root ...``, started by the driver) first runs
+one untimed check over an empty log (imports and first calls), then builds a spec whose
+``serving.log.path`` is that ``predictions/`` folder, and in a fresh state folder:
 
 1. starts a rollout *now* (the logs are its history) and checks it: the first check skips
    every log file written before the start;
@@ -224,6 +225,12 @@ def worker(argv: list[str] | None = None) -> None:
     spec = project_folder / "taxiway.yaml"
     spec.write_text(SPEC.format(log=root / "predictions"))
     result: dict[str, Any] = {}
+    (project_folder / "warm" / "predictions").mkdir(parents=True)
+    warm_spec = project_folder / "warm" / "taxiway.yaml"
+    warm_spec.write_text(SPEC.format(log=project_folder / "warm" / "predictions"))
+    with Controller(Project.load(warm_spec), by="bench") as warm:  # first-call costs, untimed
+        _start(warm, T0)
+        warm.check(now=T0 + timedelta(days=DAYS + 1))
     try:
         with Controller(Project.load(spec), by="bench") as controller:
             _start(controller, None)  # now: every log file is history
