@@ -133,52 +133,30 @@ def check(
     raise typer.Exit(_EXIT.get(result.state.state, EXIT_OK))
 
 
-@app.command("pause")
-def pause(
-    file: SpecOption = None,
-    state_dir: StateDirOption = None,
-    reason: ReasonOption = None,
-    by: ByOption = None,
-) -> None:
-    """Hold the share where it is until `resume`."""
-    with _controller(file, state_dir, by) as controller:
-        _print(controller, controller.pause(reason=reason), False)
+def _transition(name: str, help_text: str) -> None:
+    """Register `taxiway rollout <name>`: the controller's method of that name, with the
+    person and the reason for the audit log."""
+
+    def command(
+        file: SpecOption = None,
+        state_dir: StateDirOption = None,
+        reason: ReasonOption = None,
+        by: ByOption = None,
+    ) -> None:
+        with _controller(file, state_dir, by) as controller:
+            _print(controller, getattr(controller, name)(reason=reason), False)
+
+    command.__doc__ = help_text
+    app.command(name)(command)
 
 
-@app.command("resume")
-def resume(
-    file: SpecOption = None,
-    state_dir: StateDirOption = None,
-    reason: ReasonOption = None,
-    by: ByOption = None,
-) -> None:
-    """Go on from a pause (the step's minimum duration starts again)."""
-    with _controller(file, state_dir, by) as controller:
-        _print(controller, controller.resume(reason=reason), False)
-
-
-@app.command("rollback")
-def rollback(
-    file: SpecOption = None,
-    state_dir: StateDirOption = None,
-    reason: ReasonOption = None,
-    by: ByOption = None,
-) -> None:
-    """Send all traffic back to control now."""
-    with _controller(file, state_dir, by) as controller:
-        _print(controller, controller.rollback(reason=reason), False)
-
-
-@app.command("abort")
-def abort(
-    file: SpecOption = None,
-    state_dir: StateDirOption = None,
-    reason: ReasonOption = None,
-    by: ByOption = None,
-) -> None:
-    """End the rollout without a decision (all traffic back to control)."""
-    with _controller(file, state_dir, by) as controller:
-        _print(controller, controller.abort(reason=reason), False)
+for _name, _help in (
+    ("pause", "Hold the share where it is until `resume`."),
+    ("resume", "Go on from a pause (the step's minimum duration starts again)."),
+    ("rollback", "Send all traffic back to control now."),
+    ("abort", "End the rollout without a decision (all traffic back to control)."),
+):
+    _transition(_name, _help)
 
 
 @app.command("run")
