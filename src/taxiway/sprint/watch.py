@@ -5,8 +5,11 @@ The load test replays a few hundred entities many times, so its traffic is not p
 what the monitor says about its drift describes the replay, and the sprint reports it without
 judging the model by it. What the sprint judges is what it can observe:
 
-1. **the monitor read the service's log**: every answer the load test got back is in its
-   report (``requests``), with the latency and fallback rates it measured;
+1. **the monitor read the load test's answers**: the records of the candidate written to the
+   service's log since the load test began, copied as they are into a scratch log (so answers
+   of earlier runs in the same log stay out), are monitored by a fresh run; every answer the
+   clients got back must be in its report (``requests``), with the latency and fallback rates
+   it measured;
 2. **the drift drill**: the version's validation rows (the reference's own population,
    :data:`DRILL_ROWS` of them), scored by the model and written by the service's log writer,
    are monitored by a fresh run (the *quiet* run: the inputs it calls drifted are its false
