@@ -4,12 +4,44 @@ from taxiway.spec.durations import format_duration, parse_duration
 from taxiway.spec.loader import DEFAULT_SPEC_NAME, find_spec, load_spec, load_spec_text
 from taxiway.spec.models import TaxiwaySpec
 from taxiway.spec.project import Project
+from taxiway.spec.recommend import (
+    AlreadySeenFilter,
+    AlsGenerator,
+    BprGenerator,
+    CatalogSpec,
+    DenyFilter,
+    EaseGenerator,
+    Filter,
+    Generator,
+    InteractionsSpec,
+    ItemKnnGenerator,
+    OrderingSpec,
+    PopularityGenerator,
+    RankingSpec,
+    RecommendSpec,
+    SplitSpec,
+)
 from taxiway.spec.secrets import Secret, redact
 
 __all__ = [
     "DEFAULT_SPEC_NAME",
+    "AlreadySeenFilter",
+    "AlsGenerator",
+    "BprGenerator",
+    "CatalogSpec",
+    "DenyFilter",
+    "EaseGenerator",
+    "Filter",
+    "Generator",
+    "InteractionsSpec",
+    "ItemKnnGenerator",
+    "OrderingSpec",
+    "PopularityGenerator",
     "Project",
+    "RankingSpec",
+    "RecommendSpec",
     "Secret",
+    "SplitSpec",
     "TaxiwaySpec",
     "find_spec",
     "format_duration",

@@ -763,6 +763,11 @@ class Governance(_Model):
     )
 
 
+# recommend.py builds on the field types above (_Model, Column, durations), so it is imported
+# once they exist: the one place models.py depends on another spec module's models.
+from taxiway.spec.recommend import RecommendSpec  # noqa: E402
+
+
 class TaxiwaySpec(_Model):
     """One use case, from its sources to its rollout."""
 
@@ -785,6 +790,9 @@ class TaxiwaySpec(_Model):
     monitoring: Monitoring | None = None
     rollout: Rollout | None = None
     governance: Governance | None = None
+    recommend: RecommendSpec | None = Field(
+        default=None, description="A recommendation use case (instead of `label:`/`model:`)."
+    )
 
     def entity_keys(self, entity: str) -> tuple[str, ...]:
         """The key columns of ``entity`` (one, or several for a compound key)."""
