@@ -20,6 +20,7 @@ from taxiway.spec.recommend import (
     RankingSpec,
     RecommendSpec,
     SplitSpec,
+    UnavailableFilter,
 )
 from taxiway.spec.secrets import Secret, redact
 
@@ -43,6 +44,7 @@ __all__ = [
     "Secret",
     "SplitSpec",
     "TaxiwaySpec",
+    "UnavailableFilter",
     "find_spec",
     "format_duration",
     "load_spec",

@@ -31,6 +31,7 @@ from taxiway.spec.models import (
     SumLabel,
     TaxiwaySpec,
 )
+from taxiway.spec.recommend import AlreadySeenFilter, DenyFilter, RecommendSpec, UnavailableFilter
 from taxiway.spec.yaml import YamlDocument, did_you_mean, issues_from_validation, parse_yaml
 
 __all__ = ["DEFAULT_SPEC_NAME", "find_spec", "load_spec", "load_spec_text"]
@@ -98,6 +99,7 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     issues.extend(_model_issues(spec, doc))
     issues.extend(_serving_issues(spec, doc))
     issues.extend(_column_label_issues(spec, doc))
+    issues.extend(_recommend_issues(spec, doc))
     return issues
 
 
@@ -106,7 +108,7 @@ def _unknown(
     kind: str,
     name: str | None,
     known: Mapping[str, object],
-    loc: tuple[str, ...],
+    loc: tuple[str | int, ...],
 ) -> list[SpecIssue]:
     """The issue of a reference to an undeclared ``kind`` (source, entity), if ``name`` is one."""
     if name is None or name in known:
@@ -331,6 +333,159 @@ def _serving_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     f"unknown fallback `{text}`",
                     expected="previous, baseline, or a constant such as 0.5",
                     suggestion=did_you_mean(text, ["previous", "baseline"]),
+                )
+            )
+    return issues
+
+
+def _recommend_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """`recommend:` is the spec's one use case; its sources, columns and stages fit together."""
+    recommend = spec.recommend
+    if recommend is None:
+        return []
+    issues = _one_use_case(spec, doc)
+    issues += _recommend_source_issues(spec, recommend, doc)
+    issues += _generator_issues(recommend, doc)
+    issues += _filter_issues(recommend, doc)
+    base = ("recommend",)
+    metric_name, at = recommend.metric_at
+    if at > recommend.k:
+        issues.append(
+            doc.issue(
+                (*base, "metric"),
+                f"`{recommend.metric}` judges the top {at} items, but each answer holds "
+                f"{recommend.k} (recommend.k)",
+                suggestion=f"use `metric: {metric_name}@{recommend.k}` or raise `k` to {at}",
+            )
+        )
+    if recommend.ordering is not None and recommend.catalog.category is None:
+        issues.append(
+            doc.issue(
+                (*base, "ordering", "max_per_category"),
+                "`max_per_category` needs the items' categories, but `catalog` names no "
+                "`category` column",
+                suggestion="add `category: <column>` to recommend.catalog, or drop `ordering`",
+            )
+        )
+    if recommend.ranking is not None:
+        for index, name in enumerate(recommend.ranking.features):
+            if name not in spec.features:
+                issues.append(
+                    doc.issue(
+                        (*base, "ranking", "features", index),
+                        f"unknown feature view `{name}`",
+                        expected="one of "
+                        + (", ".join(sorted(spec.features)) or "none declared: add `features:`"),
+                        suggestion=did_you_mean(name, spec.features)
+                        or "declare it under `features:` (a view keyed by the user or the item)",
+                    )
+                )
+    return issues
+
+
+def _one_use_case(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """A spec with `recommend:` has no `spine:`, `label:` or `model:` (those predict a value)."""
+    line, _ = doc.position(("recommend",))
+    present = {"spine": spec.spine, "label": spec.label, "model": spec.model}
+    return [
+        doc.issue(
+            (key,),
+            f"a spec holds one use case, and this one has `recommend:` (line {line}), so it "
+            f"cannot also have `{key}:` (a prediction per entity)",
+            suggestion=f"split it into two specs: the recommender, and one with `{key}:` for "
+            "the prediction (they can share sources and contracts)",
+        )
+        for key, value in present.items()
+        if value is not None
+    ]
+
+
+def _recommend_source_issues(
+    spec: TaxiwaySpec, recommend: RecommendSpec, doc: YamlDocument
+) -> list[SpecIssue]:
+    """Interactions, catalog and deny lists name declared sources; interactions have times."""
+    sources = spec.sources
+    base = ("recommend",)
+    interactions = recommend.interactions
+    issues = _unknown(
+        doc, "source", interactions.source, sources, (*base, "interactions", "source")
+    )
+    issues += _unknown(
+        doc, "source", recommend.catalog.source, sources, (*base, "catalog", "source")
+    )
+    for index, rule in enumerate(recommend.filters):
+        if isinstance(rule, DenyFilter):
+            issues += _unknown(
+                doc, "source", rule.source, sources, (*base, "filters", index, "source")
+            )
+    if interactions.source in sources and sources[interactions.source].timestamp is None:
+        issues.append(
+            doc.issue(
+                (*base, "interactions", "source"),
+                f"interactions need event times (to split train from test and to look back), "
+                f"but source `{interactions.source}` declares no `timestamp`",
+                suggestion=f"add `timestamp: <column>` to sources.{interactions.source}",
+            )
+        )
+    return issues
+
+
+def _generator_issues(recommend: RecommendSpec, doc: YamlDocument) -> list[SpecIssue]:
+    """Each generator kind appears once and returns at least `k` candidates."""
+    issues: list[SpecIssue] = []
+    seen: dict[str, int] = {}
+    for index, generator in enumerate(recommend.candidates):
+        loc: tuple[str | int, ...] = ("recommend", "candidates", index)
+        if generator.kind in seen:
+            issues.append(
+                doc.issue(
+                    (*loc, "kind"),
+                    f"generator `{generator.kind}` is listed twice (first at "
+                    f"candidates[{seen[generator.kind]}])",
+                    suggestion="keep one entry per kind: merge their settings into the first",
+                )
+            )
+        seen.setdefault(generator.kind, index)
+        if generator.k < recommend.k:
+            issues.append(
+                doc.issue(
+                    (*loc, "k"),
+                    f"generator `{generator.kind}` returns {generator.k} candidates, fewer than "
+                    f"the {recommend.k} items of each answer (recommend.k)",
+                    suggestion=f"raise its `k` to at least {recommend.k} (default 200), or "
+                    "lower recommend.k",
+                )
+            )
+    return issues
+
+
+def _filter_issues(recommend: RecommendSpec, doc: YamlDocument) -> list[SpecIssue]:
+    """Filters ask only for columns the interactions and the catalog declare."""
+    issues: list[SpecIssue] = []
+    for index, rule in enumerate(recommend.filters):
+        loc: tuple[str | int, ...] = ("recommend", "filters", index)
+        if isinstance(rule, UnavailableFilter) and recommend.catalog.available is None:
+            issues.append(
+                doc.issue(
+                    (*loc, "kind"),
+                    "the `unavailable` filter needs to know which items are available, but "
+                    "`catalog` names no `available` column",
+                    suggestion="add `available: <boolean column>` to recommend.catalog, or "
+                    "drop this filter",
+                )
+            )
+        if (
+            isinstance(rule, AlreadySeenFilter)
+            and rule.event_types is not None
+            and recommend.interactions.event_type is None
+        ):
+            issues.append(
+                doc.issue(
+                    (*loc, "event_types"),
+                    "`event_types` picks events by type, but `interactions` names no "
+                    "`event_type` column",
+                    suggestion="add `event_type: <column>` to recommend.interactions, or drop "
+                    "`event_types` (every interaction then counts as seen)",
                 )
             )
     return issues
