@@ -1,6 +1,8 @@
 """The ASGI application: taxiway's /v1 API, the Open Inference Protocol (/v2), /metrics,
 /dashboard (and the in-service monitor behind it), and the rollout's verdict for delivery
 tools (``GET /v1/rollout/verdict``, ``?strict=true`` answering 503 when it is unhealthy).
+With ``rollout.auto: true`` the lifespan also runs the automatic rollout checks
+(:mod:`taxiway.serving.rollout_task`: one process across the workers and replicas).
 
 Every request is bounded (in-flight limit → 429 with ``Retry-After``; body size → 413), every
 malformed body is a 4xx naming the problem, every error body is JSON (``{"error": ...}``, an
@@ -31,6 +33,7 @@ from taxiway.serving.arms import verdict_document
 from taxiway.serving.dashboard import dashboard_routes, service_data, service_monitor
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
+from taxiway.serving.rollout_task import service_rollout_loop
 from taxiway.serving.service import Service
 
 __all__ = ["build_app", "error_answer"]
@@ -161,14 +164,19 @@ def build_app(service: Service) -> Starlette:
         return _json(service.openapi())
 
     monitor = service_monitor(service)
+    rollout_loop = service_rollout_loop(service)  # None unless the spec says rollout.auto
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await service.start()
         monitor.start()
+        if rollout_loop is not None:
+            rollout_loop.start()
         try:
             yield
         finally:
+            if rollout_loop is not None:
+                await asyncio.to_thread(rollout_loop.stop)
             await asyncio.to_thread(monitor.stop)
             await service.stop()
 
