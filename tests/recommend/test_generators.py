@@ -1,0 +1,278 @@
+"""The conformance suite every candidate generator passes (base.py states the rules).
+
+Each kind is fitted once on the synthetic taste data's training split; ``als_index`` and
+``bpr_index`` are ALS and BPR with ``exact_limit`` below the catalog, so their top() searches
+the faiss index: the approximate path keeps the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taxiway.errors import ModelError
+from taxiway.recommend.generators import (
+    KINDS,
+    Als,
+    Bpr,
+    Ease,
+    Generator,
+    ItemKnn,
+    Popularity,
+    generator_for,
+    load_generator,
+)
+from taxiway.recommend.interactions import Interactions
+from taxiway.spec.recommend import (
+    AlsGenerator,
+    BprGenerator,
+    EaseGenerator,
+    ItemKnnGenerator,
+    PopularityGenerator,
+)
+
+from . import synthetic
+
+MAKERS: dict[str, Callable[[], Generator]] = {
+    "popularity": lambda: Popularity(k=20),
+    "itemknn": lambda: ItemKnn(k=20, neighbours=30),
+    "ease": lambda: Ease(k=20, l2=50.0),
+    "als": lambda: Als(k=20, factors=16, iterations=8, regularization=0.1),
+    "bpr": lambda: Bpr(k=20, factors=16, iterations=60, learning_rate=0.01),
+    "als_index": lambda: Als(k=20, factors=16, iterations=8, regularization=0.1, exact_limit=50),
+    "bpr_index": lambda: Bpr(k=20, factors=16, iterations=60, learning_rate=0.01, exact_limit=50),
+}
+PERSONALISED = [name for name in MAKERS if name != "popularity"]
+
+DATA = synthetic.interactions(users=300, items=200, per_user=30, seed=3)
+TRAIN, TEST, CUTOFF = synthetic.split(DATA)
+SEEN = TRAIN.matrix()
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, Generator]:
+    generators = {}
+    for name, make in MAKERS.items():
+        generator = make()
+        generator.fit(TRAIN)
+        generators[name] = generator
+    return generators
+
+
+def rows(*users: int) -> sp.csr_matrix:
+    return sp.csr_matrix(SEEN[list(users)])
+
+
+def recall_at_10(generator: Generator) -> float:
+    """Mean recall@10 over users with interactions on both sides of the cutoff, seen items
+    excluded (the already_seen filter's effect)."""
+    later = TEST.matrix()
+    users = np.flatnonzero((np.diff(SEEN.indptr) > 0) & (np.diff(later.indptr) > 0))
+    history = sp.csr_matrix(SEEN[users])
+    items, _ = generator.top(history, 10, exclude=history)
+    recalls = [
+        len(set(items[row].tolist()) & set(later[user].indices.tolist())) / min(10, later[user].nnz)
+        for row, user in enumerate(users)
+    ]
+    return float(np.mean(recalls))
+
+
+def test_every_kind_is_in_the_suite() -> None:
+    assert set(KINDS) <= {name.removesuffix("_index") for name in MAKERS}
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_shapes_order_and_padding(fitted: dict[str, Generator], name: str) -> None:
+    k = TRAIN.n_items + 7  # more than the catalog: the tail must be padding
+    items, scores = fitted[name].top(rows(0, 1, 2, 3), k)
+    assert items.shape == scores.shape == (4, k)
+    assert items.dtype == np.int32
+    assert scores.dtype == np.float32
+    for line, values in zip(items, scores, strict=True):
+        real = line >= 0
+        count = int(real.sum())
+        assert real[:count].all()
+        assert not real[count:].any()
+        assert (line[count:] == -1).all()
+        assert np.isneginf(values[count:]).all()
+        assert np.isfinite(values[:count]).all()
+        assert (np.diff(values[:count]) <= 0).all()  # best first
+        assert len(set(line[:count].tolist())) == count  # no item twice
+        assert (line[:count] < TRAIN.n_items).all()
+
+
+@pytest.mark.parametrize("name", MAKERS)
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.0, 1.0), k=st.integers(1, 60))
+def test_excluded_items_never_come_back(
+    fitted: dict[str, Generator], name: str, seed: int, density: float, k: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    users = rng.choice(TRAIN.n_users, size=6, replace=False)
+    exclude = sp.csr_matrix(rng.random((6, TRAIN.n_items)) < density, dtype=np.float32)
+    items, _ = fitted[name].top(rows(*users), k, exclude=exclude)
+    for row in range(6):
+        returned = items[row][items[row] >= 0]
+        assert not set(returned.tolist()) & set(exclude[row].indices.tolist())
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_the_same_answer_every_time_and_after_save_load(
+    fitted: dict[str, Generator], name: str, tmp_path: Path
+) -> None:
+    generator = fitted[name]
+    history = rows(*range(20))
+    exclude = sp.csr_matrix(np.eye(20, TRAIN.n_items, dtype=np.float32))
+    first = generator.top(history, 15, exclude)
+    again = generator.top(history, 15, exclude)
+    generator.save(tmp_path / name)
+    loaded = load_generator(tmp_path / name)
+    assert type(loaded) is type(generator)
+    assert loaded.k == generator.k
+    after = loaded.top(history, 15, exclude)
+    for answer in (again, after):
+        np.testing.assert_array_equal(first[0], answer[0])
+        np.testing.assert_array_equal(first[1], answer[1])
+    assert not list(tmp_path.rglob("*.pkl"))
+    assert not list(tmp_path.rglob("*.pickle"))
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
+def test_a_new_user_history_gets_candidates_of_its_taste(
+    fitted: dict[str, Generator], name: str
+) -> None:
+    # two users unseen at fit, each the history of a test user of a different taste
+    later = TEST.matrix()
+    a, b = np.argsort(-np.diff(later.indptr))[:2]
+    history = sp.csr_matrix(later[[a, b]])
+    items, _ = fitted[name].top(history, 10)
+    assert (items >= 0).all()
+    assert items[0].tolist() != items[1].tolist()  # the history, not only popularity, counts
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_an_empty_history(fitted: dict[str, Generator], name: str) -> None:
+    items, _ = fitted[name].top(sp.csr_matrix((2, TRAIN.n_items), dtype=np.float32), 5)
+    if name == "popularity":
+        assert (items >= 0).all()
+        np.testing.assert_array_equal(items[0], items[1])
+    else:  # nothing to go on: no item, so the pipeline falls back
+        assert (items == -1).all()
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
+def test_personalised_kinds_beat_popularity(fitted: dict[str, Generator], name: str) -> None:
+    # measured on this split: popularity about 0.07, the personalised kinds 0.18-0.24
+    assert recall_at_10(fitted[name]) > 1.5 * recall_at_10(fitted["popularity"])
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_a_history_of_another_catalog_is_refused(fitted: dict[str, Generator], name: str) -> None:
+    with pytest.raises(ModelError, match="fitted on 200 items"):
+        fitted[name].top(sp.csr_matrix((1, 7), dtype=np.float32), 5)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_fit_on_nothing_is_a_clear_error(name: str) -> None:
+    empty = TRAIN.where(np.zeros(len(TRAIN), dtype=bool))
+    with pytest.raises(ModelError, match="empty"):
+        MAKERS[name]().fit(empty)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_fit_on_one_item_is_an_error_or_a_sensible_answer(name: str) -> None:
+    one = TRAIN.where(TRAIN.item == TRAIN.item[0])
+    generator = MAKERS[name]()
+    if name.startswith("bpr"):  # BPR ranks a touched item above an untouched one: none here
+        with pytest.raises(ModelError, match="touch 1 item"):
+            generator.fit(one)
+        return
+    generator.fit(one)
+    items, _scores = generator.top(rows(0, 1), 5)
+    assert items.shape == (2, 5)
+    assert set(items.ravel().tolist()) <= {-1, *range(TRAIN.n_items)}
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_an_unfitted_generator_says_so(name: str) -> None:
+    with pytest.raises(ModelError, match="not fitted"):
+        MAKERS[name]().top(rows(0), 5)
+
+
+def test_generator_for_reads_each_kind_from_the_spec() -> None:
+    specs = [
+        PopularityGenerator(kind="popularity", k=7, window=timedelta(days=3)),
+        ItemKnnGenerator(kind="itemknn", k=7, neighbours=9),
+        EaseGenerator(kind="ease", k=7, l2=3.0),
+        AlsGenerator(kind="als", k=7, factors=5, exact_limit=11),
+        BprGenerator(kind="bpr", k=7, factors=5, learning_rate=0.5),
+    ]
+    made = [generator_for(spec) for spec in specs]
+    assert [g.kind for g in made] == ["popularity", "itemknn", "ease", "als", "bpr"]
+    assert all(g.k == 7 for g in made)
+    popularity, itemknn, ease, als, bpr = made
+    assert isinstance(popularity, Popularity)
+    assert popularity.window == timedelta(days=3)
+    assert isinstance(itemknn, ItemKnn)
+    assert itemknn.neighbours == 9
+    assert isinstance(ease, Ease)
+    assert ease.l2 == 3.0
+    assert isinstance(als, Als)
+    assert (als.factors, als.exact_limit) == (5, 11)
+    assert isinstance(bpr, Bpr)
+    assert bpr.learning_rate == 0.5
+
+
+def test_popularity_counts_the_window_before_the_newest_interaction() -> None:
+    day = 86_400_000_000
+    train = Interactions(
+        user=np.array([0, 0, 1, 1, 1], np.int32),
+        item=np.array([0, 0, 1, 2, 2], np.int32),
+        at=np.array([0, 1, 8 * day, 9 * day, 10 * day], np.int64),
+        weight=np.array([5, 5, 1, 1, 1], np.float32),
+        event=np.zeros(5, np.int8),
+        users=np.array(["a", "b"], object),
+        items=np.array(["x", "y", "z"], object),
+        events=("",),
+    )
+    everything, recent = Popularity(k=3), Popularity(k=3, window=timedelta(days=3))
+    everything.fit(train)
+    recent.fit(train)
+    empty = sp.csr_matrix((1, 3), dtype=np.float32)
+    assert everything.top(empty, 3)[0].tolist() == [[0, 2, 1]]
+    assert recent.top(empty, 3)[0].tolist() == [[2, 1, -1]]  # x is older than 3 days
+
+
+def test_itemknn_keeps_at_most_its_neighbours(fitted: dict[str, Generator]) -> None:
+    generator = fitted["itemknn"]
+    assert isinstance(generator, ItemKnn)
+    assert generator.similarity is not None
+    per_item = np.diff(generator.similarity.indptr)
+    assert per_item.max() <= 30
+    assert (generator.similarity.diagonal() == 0).all()
+
+
+def test_ease_refuses_a_catalog_above_its_limit() -> None:
+    with pytest.raises(ModelError, match="limited to 100 items") as raised:
+        Ease(max_items=100).fit(TRAIN)
+    assert raised.value.fix is not None
+    assert "itemknn" in raised.value.fix
+
+
+@pytest.mark.parametrize("name", ["als_index", "bpr_index"])
+def test_the_index_finds_what_exact_scoring_finds(fitted: dict[str, Generator], name: str) -> None:
+    approximate = fitted[name]
+    exact = MAKERS[name.removesuffix("_index")]()
+    exact.fit(TRAIN)
+    history = rows(*range(50))
+    found, _ = approximate.top(history, 10, exclude=history)
+    truth, _ = exact.top(history, 10, exclude=history)
+    overlap = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert overlap >= 0.95
