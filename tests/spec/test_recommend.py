@@ -3,8 +3,11 @@ is a SpecError naming the file, the line of the offending key and the fix."""
 
 from __future__ import annotations
 
+import json
+import re
 import textwrap
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -442,3 +445,47 @@ def test_the_python_api_derives_the_metric_and_defaults_too() -> None:
     assert spec.metric == "recall@5"
     assert spec.split.cutoff is None
     assert [f.kind for f in spec.filters] == ["already_seen"]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
+
+
+def _recommend_section() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    return text[text.index("## Recommend") : text.index("## Errors")]
+
+
+def test_the_documented_example_loads_and_the_documented_errors_are_real() -> None:
+    blocks = re.findall(r"```(yaml|text)\n(.*?)```", _recommend_section(), re.S)
+    specs = [body for kind, body in blocks if kind == "yaml" and body.startswith("name:")]
+    example, bad = specs
+    recommend = load_spec_text(example, "taxiway.yaml").recommend
+    assert recommend is not None
+    assert recommend.metric == "ndcg@10"
+    shown = next(body for kind, body in blocks if kind == "text")
+    with pytest.raises(SpecError) as raised:
+        load_spec_text(bad, "taxiway.yaml")
+    assert shown.strip() == f"error: {raised.value}".strip()
+
+
+def test_taxiway_check_runs_on_a_recommend_only_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taxiway.cli import main
+
+    (tmp_path / "events.csv").write_text(
+        "customer_id,product_id,at,quantity\na,p1,2025-01-01 10:00:00,1\nb,p2,2025-01-02 10:00:00,2\n"
+    )
+    (tmp_path / "products.csv").write_text("product_id,in_stock\np1,true\np2,false\n")
+    spec = tmp_path / "taxiway.yaml"
+    spec.write_text(
+        MINIMAL.replace("events.parquet", "events.csv").replace("products.parquet", "products.csv")
+    )
+    code = main(["check", "-f", str(spec), "--state-dir", str(tmp_path / "state"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(s["name"], s["rows"]) for s in report["sources"]] == [
+        ("interactions", 2),
+        ("products", 2),
+    ]
+    assert not report["blocked"]
