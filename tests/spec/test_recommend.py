@@ -489,3 +489,25 @@ def test_taxiway_check_runs_on_a_recommend_only_spec(
         ("products", 2),
     ]
     assert not report["blocked"]
+
+
+def test_taxiway_check_blocks_a_misspelt_recommend_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taxiway.cli import main
+
+    (tmp_path / "events.csv").write_text(
+        "customer_id,product_id,at\na,p1,2025-01-01 10:00:00\nb,p2,2025-01-02 10:00:00\n"
+    )
+    (tmp_path / "products.csv").write_text("product_id\np1\np2\n")
+    spec = tmp_path / "taxiway.yaml"
+    spec.write_text(
+        MINIMAL.replace("events.parquet", "events.csv")
+        .replace("products.parquet", "products.csv")
+        .replace("user: customer_id", "user: custmer_id")
+    )
+    code = main(["check", "-f", str(spec), "--state-dir", str(tmp_path / "state"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code != 0
+    assert report["blocked"]
+    assert "custmer_id" in json.dumps(report)

@@ -31,6 +31,7 @@ from taxiway.spec.models import (
     TaxiwaySpec,
 )
 from taxiway.spec.project import Project
+from taxiway.spec.recommend import DenyFilter
 
 __all__ = ["CheckReport", "SourceCheck", "check_project", "used_columns"]
 
@@ -105,7 +106,8 @@ class CheckReport:
 
 
 def used_columns(spec: TaxiwaySpec, source: str) -> list[str]:
-    """Every column of ``source`` the spec reads: times, keys, feature and label inputs."""
+    """Every column of ``source`` the spec reads: times, keys, feature and label inputs, and
+    the columns ``recommend:`` names."""
     declared = spec.sources[source]
     columns: list[str] = []
 
@@ -141,6 +143,17 @@ def used_columns(spec: TaxiwaySpec, source: str) -> list[str]:
             add(*spec.entity_keys(entity))
         if spec.model is not None:
             add(*spec.model.request_fields)
+    recommend = spec.recommend
+    if recommend is not None:
+        if recommend.interactions.source == source:
+            i = recommend.interactions
+            add(i.user, i.item, i.weight, i.event_type)
+        if recommend.catalog.source == source:
+            c = recommend.catalog
+            add(c.item, c.available, c.category)
+        for rule in recommend.filters:
+            if isinstance(rule, DenyFilter) and rule.source == source:
+                add(rule.item or recommend.catalog.item)
     return columns
 
 
