@@ -43,9 +43,7 @@ value by value in Python.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -59,6 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from taxiway.errors import MonitoringError
+from taxiway.monitoring.columnar import HEAD_BYTES, digest, float_of, read_sidecar
 
 __all__ = [
     "CHUNK_BYTES",
@@ -73,7 +72,6 @@ __all__ = [
 CHUNK_BYTES: Final = 32 * 1024 * 1024
 """New bytes parsed at a time: bounds memory, whatever the size of the backlog."""
 _BLOCK_BYTES: Final = 1024 * 1024  # pyarrow's unit of parallel parsing (a thread per block)
-_HEAD_BYTES: Final = 1024  # the first bytes of a file, kept as a digest to recognise it
 _FLOAT: Final = pa.float64()
 
 _TOP_LEVEL: Final = (
@@ -279,10 +277,17 @@ def _read_file(
                 note = f"{path.name} was replaced: read again from its start"
                 mark = None
             if mark is None:
-                mark = FileMark(0, stat.st_ino, _digest(b""), 0)
+                mark = FileMark(0, stat.st_ino, digest(b""), 0)
             elif mark.inode != stat.st_ino:  # moved, not replaced: same first bytes
                 mark = replace(mark, inode=stat.st_ino)
             if stat.st_size <= mark.offset:
+                return
+            columns = read_sidecar(path, stat, mark.offset, schema, chunk_bytes)
+            if columns is not None:  # a closed file's records, parsed once by the service
+                for table, offset, bad in columns:
+                    mark = _with_head(replace(mark, offset=offset), f)
+                    yield table, mark, bad, note
+                    note = None
                 return
             offset, size = mark.offset, chunk_bytes
             while True:
@@ -314,22 +319,18 @@ def _same_file(f: io.BufferedReader, stat: os.stat_result, mark: FileMark) -> bo
     if stat.st_ino == mark.inode:
         return True
     f.seek(0)
-    return _digest(f.read(mark.head_bytes)) == mark.head
+    return digest(f.read(mark.head_bytes)) == mark.head
 
 
 def _with_head(mark: FileMark, f: io.BufferedReader) -> FileMark:
     """``mark`` with the digest of the file's first complete bytes, up to 1 KiB."""
-    if mark.head_bytes >= min(_HEAD_BYTES, mark.offset):
+    if mark.head_bytes >= min(HEAD_BYTES, mark.offset):
         return mark
     position = f.tell()
     f.seek(0)
-    head = f.read(min(_HEAD_BYTES, mark.offset))
+    head = f.read(min(HEAD_BYTES, mark.offset))
     f.seek(position)
-    return replace(mark, head=_digest(head), head_bytes=len(head))
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return replace(mark, head=digest(head), head_bytes=len(head))
 
 
 def parse_lines(
@@ -440,6 +441,8 @@ def _relax(
 def _type_at(schema: pa.Schema, path: FieldPath) -> pa.DataType | None:
     kind: Any = schema
     for name in path:
+        if not isinstance(kind, pa.Schema | pa.StructType):  # a list's items: not relaxed
+            return None
         index = kind.get_field_index(name)
         if index < 0:
             return None
@@ -514,7 +517,7 @@ def _column(values: list[Any], kind: pa.DataType) -> pa.Array[Any]:
         present = pa.array([isinstance(v, dict) for v in values])
         return pa.StructArray.from_arrays(children, fields=list(kind), mask=pc.invert(present))
     if pa.types.is_floating(kind):
-        return pa.array([_float(v) for v in values], type=kind)
+        return pa.array([float_of(v) for v in values], type=kind)
     if pa.types.is_string(kind):
         return pa.array(
             [None if v is None else v if isinstance(v, str) else str(v) for v in values], type=kind
@@ -531,23 +534,6 @@ def _column(values: list[Any], kind: pa.DataType) -> pa.Array[Any]:
             type=kind,
         )
     return pa.array([None] * len(values), type=kind)
-
-
-def _float(value: Any) -> float | None:
-    """A JSON value as a float: None stays None, numbers and numeric strings are numbers, and
-    anything else is ``inf``, which the profiles count as invalid."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return math.inf
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return math.inf
-    return math.inf
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
