@@ -81,6 +81,18 @@ class Catalog:
         category[item[last]] = self.category[listed][last]
         return CatalogState(available=available, category=category)
 
+    def known_by(self, at_us: int) -> Catalog:
+        """The catalog without its rows after ``at_us`` (a training as of a past time)."""
+        keep = self.at <= np.int64(at_us)
+        return Catalog(
+            item=self.item[keep],
+            at=self.at[keep],
+            available=self.available[keep],
+            category=self.category[keep],
+            categories=self.categories,
+            n_items=self.n_items,
+        )
+
     def to_arrow(self) -> pa.Table:
         """The rows as a table (``item``, ``at``, ``available``, ``category`` codes)."""
         return pa.table(
