@@ -29,20 +29,16 @@ def train(
 ) -> None:
     """Train the spec's model (or import its pilot) and a baseline; register the version.
 
+    A `recommend:` spec trains its recommender and judges it against popularity instead.
     Exit 0 when the model beats the baseline on the spec's metric, 1 when it does not.
     """
+    project = Project.load(file, state_dir)
+    if project.spec.recommend is not None:
+        _train_recommender(project, as_json)
     from taxiway.models.training import train_model
 
-    project = Project.load(file, state_dir)
     stderr = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=not stderr.is_terminal,
-    ) as progress:
+    with _progress(stderr) as progress:
         task = progress.add_task("starting", total=None)
         result = train_model(
             project,
@@ -85,6 +81,64 @@ def train(
     serving = v.serving
     console.print(f"serving form: {serving.get('chosen')} (see `taxiway models show {v.version}`)")
     console.print(f"next: `taxiway audit -f {project.spec_path}` checks it for handoff")
+    raise typer.Exit(0 if result.beats_baseline else 1)
+
+
+def _progress(stderr: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    )
+
+
+def _train_recommender(project: Project, as_json: bool) -> None:
+    """`taxiway train` on a `recommend:` spec: the model beside popularity, exit 1 unless it
+    beats popularity on the declared metric."""
+    from taxiway.recommend.training import train_recommender
+
+    stderr = Console(stderr=True)
+    with _progress(stderr) as progress:
+        task = progress.add_task("starting", total=None)
+        result = train_recommender(
+            project, progress=lambda step: progress.update(task, description=step)
+        )
+    document = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        raise typer.Exit(0 if result.beats_baseline else 1)
+    console = Console(highlight=False)
+    v, split = result.version, document["split"]
+    console.print(
+        f"[bold]{v.name} v{v.version}[/] ({v.algorithm}, {v.task}) registered as {v.stage}; "
+        f"{split['train_rows']:,} training / {split['valid_rows']:,} test interactions "
+        f"(time split at {split['cut']}), {split['evaluated_users']:,} users judged"
+    )
+    metric = document["metric"]
+    table = Table(title="metrics at the cutoff", title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("popularity", justify="right")
+    model_m, base_m = document["metrics"]["model"], document["metrics"]["baseline"]
+    for name in [metric] + [n for n in model_m if n not in (metric, "users")]:
+        mark = " ←" if name == metric else ""
+        table.add_row(name + mark, _fmt(model_m.get(name)), _fmt(base_m.get(name)))
+    console.print(table)
+    console.print(
+        f"cold users (after the cutoff only): {result.cold_users:,}; cold items: "
+        f"{result.cold_items:,} (not judged)"
+    )
+    fitted = ", ".join(f"{name} {s:.2f} s" for name, s in result.training_seconds.items())
+    console.print(f"training time: {fitted}")
+    verdict = (
+        "[green]beats popularity[/]"
+        if result.beats_baseline
+        else "[red]does not beat popularity[/]"
+    )
+    console.print(f"on {metric}: the model {verdict}")
     raise typer.Exit(0 if result.beats_baseline else 1)
 
 
