@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taxiway.errors import RolloutError
 from taxiway.rollout.assignment import bucket
-from taxiway.rollout.units import UnitsState, update_units
+from taxiway.rollout.units import UnitsState, request_keys, update_units
 
 from .traffic import answer, outcome, write
 
@@ -173,6 +174,74 @@ def test_other_names_or_limit_read_everything_again(tmp_path: Path) -> None:
     assert update(tmp_path, names=["converted"]).arms["control"].answers == 1
 
 
+def by_request(when: datetime, request_id: str | None, value: Any, **more: Any) -> dict[str, Any]:
+    """An outcome posted with a request id and no unit."""
+    return {**outcome(when, None, value), "request_id": request_id, **more}
+
+
+def test_outcomes_with_a_request_id_only_count_for_the_unit_that_was_answered(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path / "predictions",
+        [
+            answer(at(1), "u1", "control", version=1, request_id="a"),
+            answer(at(2), "u2", "candidate", version=2, request_id="b"),
+            answer(at(3), "u3", "control", version=1, request_id="c"),
+            answer(at(3), "u4", "control", version=1, request_id="c"),  # one id, two units
+        ],
+    )
+    write(
+        tmp_path / "outcomes",
+        [
+            by_request(at(0.5), "a", 2.0, name="revenue"),  # before u1's answer: pre-exposure
+            by_request(at(5), "a", True),
+            by_request(at(6), "b", True),
+            by_request(at(7), "c", True),  # whose unit? neither
+            by_request(at(8), "later", True),  # its answer is not in the log yet
+            by_request(at(9), None, True),  # neither a unit nor a request id
+        ],
+    )
+
+    state = update(tmp_path)
+
+    assert state.value("converted")[row(state, "u1")] == 1.0
+    assert state.value("converted")[row(state, "u2")] == 1.0
+    assert state.value("revenue", "pre")[row(state, "u1")] == 2.0
+    assert state.value("converted")[[row(state, "u3"), row(state, "u4")]].tolist() == [0, 0]
+    assert (state.by_request, state.unattributed, len(state.pending)) == (3, 2, 1)
+
+    write(
+        tmp_path / "predictions", [answer(at(4), "u5", "candidate", version=2, request_id="later")]
+    )
+    reopened = update(tmp_path)  # the pending outcome was saved, and is attributed now
+    assert reopened.value("converted")[row(reopened, "u5")] == 1.0
+    assert (reopened.by_request, reopened.unattributed, len(reopened.pending)) == (4, 2, 0)
+
+
+def test_an_outcome_whose_request_never_shows_is_dropped_after_a_bounded_time(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "predictions", [answer(at(1), "u1", "control", version=1, request_id="a")])
+    write(tmp_path / "outcomes", [by_request(at(2), "gone", True, received_at=at(2).isoformat())])
+    assert len(update(tmp_path).pending) == 1
+    write(tmp_path / "predictions", [answer(at(61), "u2", "control", version=1, request_id="b")])
+    assert len(update(tmp_path).pending) == 1  # 59 minutes of log since: still waiting
+    write(tmp_path / "predictions", [answer(at(63), "u3", "control", version=1, request_id="c")])
+    state = update(tmp_path)
+    assert (len(state.pending), state.expired, state.unattributed) == (0, 1, 1)
+    # the state's files: units.arrow and the two it names, nothing left behind
+    names = sorted(p.name.split(".")[0] for p in (tmp_path / "rollout" / "1").iterdir())
+    assert names == ["pending", "requests", "units"]
+
+
+def test_request_keys_differ_for_different_ids_of_any_length() -> None:
+    ids = [f"{i:032x}" for i in range(5000)] + [f"r{i}" for i in range(5000)] + ["", "a"]
+    keys = request_keys(pa.array(ids))
+    assert len(set(keys.tolist())) == len(ids)
+    assert request_keys(pa.array(ids[4000:4001]))[0] == keys[4000]  # alone or in a batch
+
+
 def test_a_damaged_state_file_says_how_to_recover(tmp_path: Path) -> None:
     folder = tmp_path / "rollout" / "1"
     folder.mkdir(parents=True)
@@ -202,13 +271,17 @@ def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]]
             latency_ms=float(rng.exponential(20)),
             path=path,
             reason="model failed" if path != "model" else None,
+            request_id=f"r{i}",
         )
         answers.append(orjson.dumps(record) + b"\n")
         if rng.random() < 0.5:
             value: Any = bool(rng.random() < 0.5) if rng.random() < 0.5 else float(rng.integers(5))
             name = "converted" if isinstance(value, bool) else "revenue"
             when = moment + timedelta(seconds=float(rng.uniform(-300, 300)))
-            outcomes.append((when, orjson.dumps(outcome(when, unit, value, name)) + b"\n"))
+            posted = outcome(when, unit, value, name)
+            if rng.random() < 0.5:  # posted with the request id only, as most clients do
+                posted.update(unit=None, request_id=f"r{i}")
+            outcomes.append((when, orjson.dumps(posted) + b"\n"))
     outcomes.sort(key=lambda pair: pair[0])
     return answers, outcomes
 
@@ -238,6 +311,7 @@ def _snapshot(state: UnitsState) -> dict[str, Any]:
         },
         "arms": {arm: counts.to_dict() for arm, counts in state.arms.items()},
         "counts": (state.answers_without_unit, state.unattributed, state.moved_outcomes),
+        "by_request": (state.by_request, state.expired, len(state.pending)),
     }
 
 
@@ -289,6 +363,7 @@ def test_reading_in_pieces_equals_reading_once(
     at_once = update(once)
 
     assert _snapshot(in_pieces) == _snapshot(at_once)
+    assert in_pieces.pending.key.tolist() == []  # every request was answered by the end
 
 
 def test_files_last_written_before_the_rollout_are_not_parsed(tmp_path: Path) -> None:

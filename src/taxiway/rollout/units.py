@@ -27,18 +27,33 @@ once; ``tests/rollout/test_units.py`` checks it over random split points):
   ``unit``, at the outcome's ``timestamp`` (its ``received_at`` when unreadable): ``pre``, the
   sum of values before the unit's first answer (the CUPED covariate), ``post`` the sum from
   it on, ``post_events`` the post records with a non-zero value. ``true``/``false`` count
-  1/0. Outcomes without a unit cannot be attributed (``unattributed``).
+  1/0.
+- An outcome without a ``unit`` but with a ``request_id`` is the outcome of the unit whose
+  answer carried that ``request_id`` (``by_request`` counts them). The state keeps a request
+  index (:class:`~taxiway.rollout.units_state.RequestIndex`: a 64-bit hash of each answer's
+  request id, :func:`request_keys`, sorted, with the unit's row; 16 bytes per answer with a
+  unit) of the answers read since the rollout began. A request whose answers named different
+  units attributes its outcomes to none. An outcome whose request the log has not shown yet
+  is kept *pending* in the state and tried again at each check; once the answers read reach
+  :data:`PENDING_FOR` past its arrival (``received_at``: log time, so reading in pieces or at
+  once agrees) it is dropped (``expired``). Outcomes with neither field, dropped ones, and
+  those of an ambiguous request count in ``unattributed``.
 
 An outcome is classified with what the prediction log held when it was read: outcomes are
-read after the answers of the same check, so an answer logged after the outcome it led to
-(a clock skew beyond the read) is the one case where pieces and one read may differ.
+read after the answers of the same check (pending ones are tried after them too), so an
+answer logged after the outcome it led to (a clock skew beyond the read), an answer logged
+more than :data:`PENDING_FOR` after an outcome posted by its request id, and a request id
+reused for another unit after its outcome was attributed are the cases where pieces and one
+read may differ.
 
 The state (:mod:`.units_state`) lives in ``<state>/rollout/<id>/units.arrow``, replaced
 atomically, so a check killed at any point leaves the previous state and its cursors together.
 
 Cost: a check parses only the bytes the logs gained; the units they name are matched to the
 stored ones in one hash lookup per check (pyarrow), and every aggregate is a numpy scatter
-(``minimum.at``, ``add.at``), so no Python loop runs per record.
+(``minimum.at``, ``add.at``), so no Python loop runs per record; request ids are hashed by
+a loop over character positions (at most 64 for the service's), the index grows by one
+sorted insert per check and is searched with ``searchsorted``.
 """
 
 from __future__ import annotations
@@ -48,7 +63,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,20 +75,40 @@ import pyarrow.compute as _pc
 from taxiway.monitoring.segments import FileMark, LogCursor, iter_new
 from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
 from taxiway.rollout.assignment import bucket
-from taxiway.rollout.units_state import ARMS, ArmCounts, UnitColumns, UnitsState
+from taxiway.rollout.units_state import (
+    AMBIGUOUS,
+    ARMS,
+    MISSING,
+    ArmCounts,
+    PendingOutcomes,
+    UnitColumns,
+    UnitsState,
+)
 
-__all__ = ["LOG_GLOB", "ArmCounts", "UnitColumns", "UnitsState", "update_units"]
+__all__ = [
+    "LOG_GLOB",
+    "PENDING_FOR",
+    "ArmCounts",
+    "UnitColumns",
+    "UnitsState",
+    "request_keys",
+    "update_units",
+]
 
 pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+Keys = npt.NDArray[np.uint64]
 
 LOG_GLOB: Final = "predictions-*.jsonl"
+PENDING_FOR: Final = timedelta(hours=1)
+"""How long (in the log's time) an outcome posted by request id waits for its answer."""
 _ERRORS: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
 _HEAD_BYTES: Final = 1024  # a file's first bytes a cursor mark identifies it by (segments)
 _TEXT: pa.DataType = pa.string()
 _ANSWER_FIELDS: list[pa.Field[Any]] = [
     pa.field("ts", _TEXT),
+    pa.field("request_id", _TEXT),
     pa.field("unit", _TEXT),
     pa.field("arm", _TEXT),
     pa.field("model_version", pa.int64()),
@@ -83,6 +118,7 @@ _ANSWER_FIELDS: list[pa.Field[Any]] = [
 ]
 _ANSWERS: Final = pa.schema(_ANSWER_FIELDS)
 _OUTCOME_FIELDS: list[pa.Field[Any]] = [
+    pa.field("request_id", _TEXT),
     pa.field("unit", _TEXT),
     pa.field("name", _TEXT),
     pa.field("value", _TEXT),  # a boolean or a number: read as text, converted here
@@ -125,12 +161,18 @@ def update_units(
         _fold_answers(state, answers, salt, times, steps)
     outcomes = outcomes_folder if outcomes_folder is not None else log_folder.parent / "outcomes"
     if names and outcomes.is_dir():
-        batch = _Batch()
+        batch, requested = _Batch(), _Batch()
         for chunk in iter_new(outcomes, LOG_GLOB, state.outcomes_cursor, schema=_OUTCOMES):
-            _take_outcomes(state, batch, chunk.table, list(names))
+            _take_outcomes(state, batch, requested, chunk.table, list(names))
             state.outcomes_cursor = chunk.cursor
         if batch.units:
-            _fold_outcomes(state, batch, list(names))
+            rows = _rows(state.units, batch.units)
+            _fold_outcomes(state, rows, batch.columns_of(_OUTCOME_COLUMNS), list(names))
+        if requested.columns:
+            fresh = PendingOutcomes(*(requested.column(c) for c in PendingOutcomes._COLUMNS))
+            state.pending = state.pending.concat(fresh)
+    if names and len(state.pending):
+        _attribute_pending(state, list(names))
     if save:
         state.save(folder)
     return state
@@ -172,6 +214,60 @@ class _Batch:
     def column(self, name: str) -> npt.NDArray[Any]:
         return np.concatenate(self.columns[name])
 
+    def columns_of(self, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+        return {name: self.column(name) for name in names}
+
+
+_OUTCOME_COLUMNS: Final = ("at", "value", "is_bool", "name")
+
+
+def request_keys(ids: Any) -> Keys:
+    """A 64-bit hash of each string of the arrow array ``ids`` (no nulls), vectorised: a
+    polynomial over the bytes (mod 2**64, one numpy pass per character position) through
+    splitmix64's finaliser. Collisions among a rollout's 10 million request ids: about one
+    chance in 400,000.
+
+    >>> keys = request_keys(pa.array(["a1", "a1", "1a", ""]))
+    >>> keys.dtype, bool(keys[0] == keys[1]), len(set(keys.tolist()))
+    (dtype('uint64'), True, 3)
+    """
+    column = pc.cast(ids, pa.large_binary())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    count = len(column)
+    hashed = np.zeros(count, np.uint64)
+    if count:
+        offsets = np.frombuffer(column.buffers()[1], np.int64)[
+            column.offset : column.offset + count + 1
+        ]
+        data = np.frombuffer(column.buffers()[2] or b"", np.uint8)
+        starts, lengths = offsets[:-1], np.diff(offsets)
+        width = int(lengths.max(initial=0))
+        with np.errstate(over="ignore"):
+            if (lengths == width).all():  # the service's ids: one width, one block of bytes
+                block = data[offsets[0] : offsets[0] + count * width].reshape(count, width)
+                for position in range(width):
+                    byte = block[:, position].astype(np.uint64) + np.uint64(1)
+                    hashed = hashed * _MULTIPLIER + byte
+            else:
+                for position in range(width):
+                    longer = np.flatnonzero(lengths > position)
+                    byte = data[starts[longer] + position].astype(np.uint64) + np.uint64(1)
+                    hashed[longer] = hashed[longer] * _MULTIPLIER + byte
+            hashed ^= lengths.astype(np.uint64) * _GOLDEN
+            hashed ^= hashed >> np.uint64(30)
+            hashed *= _MIX1
+            hashed ^= hashed >> np.uint64(27)
+            hashed *= _MIX2
+            hashed ^= hashed >> np.uint64(31)
+    return hashed
+
+
+_MULTIPLIER: Final = np.uint64(0x100000001B3)  # FNV's 64-bit prime
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
+_MIX1: Final = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2: Final = np.uint64(0x94D049BB133111EB)
+
 
 def _rows(units: UnitColumns, names: list[Any]) -> Ints:
     """The row of each unit named (no nulls), adding the units never seen: one dictionary
@@ -206,8 +302,14 @@ def _take_answers(state: UnitsState, batch: _Batch, table: pa.Table, started_us:
     has_unit = _true(pc.is_valid(table.column("unit")))
     state.answers_without_unit += int(np.count_nonzero(~has_unit))
     if has_unit.any():
-        units = table.column("unit").filter(pa.array(has_unit)).combine_chunks()
-        batch.add(units, ts=ts[has_unit], arm=arm[has_unit])
+        named = table.filter(pa.array(has_unit))
+        request = named.column("request_id")
+        keyed = _true(pc.is_valid(request))
+        keys = np.zeros(named.num_rows, np.uint64)
+        if keyed.any():
+            keys[keyed] = request_keys(request.filter(pa.array(keyed)))
+        units = named.column("unit").combine_chunks()
+        batch.add(units, ts=ts[has_unit], arm=arm[has_unit], key=keys, keyed=keyed)
 
 
 def _fold_answers(
@@ -224,6 +326,9 @@ def _fold_answers(
     np.minimum.at(u.candidate_step_min, rows[candidate], step[candidate])
     np.maximum.at(u.control_step_max, rows[~candidate], step[~candidate])
     np.add.at(u.exposures, rows, 1)
+    keyed = batch.column("keyed")
+    state.requests.add(batch.column("key")[keyed], rows[keyed])
+    state.latest_answer_us = max(state.latest_answer_us, int(ts.max()))
     answered = np.zeros(len(u), bool)
     answered[rows] = True
     fresh = np.flatnonzero(answered & (u.bucket < 0))
@@ -265,18 +370,45 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
             counts.versions[key] = counts.versions.get(key, 0) + int(number)
 
 
-def _take_outcomes(state: UnitsState, batch: _Batch, table: pa.Table, names: list[str]) -> None:
-    """Keep a chunk's outcomes of ``names`` that name a unit, their values as numbers."""
+def _take_outcomes(
+    state: UnitsState, batch: _Batch, requested: _Batch, table: pa.Table, names: list[str]
+) -> None:
+    """Keep a chunk's outcomes of ``names``, their values as numbers: those that name a unit
+    in ``batch``, those that name only a request in ``requested``."""
     if not table.num_rows:
         return
     table = table.filter(pc.fill_null(pc.is_in(table.column("name"), pa.array(names)), False))
     if not table.num_rows:
         return
     has_unit = _true(pc.is_valid(table.column("unit")))
-    state.unattributed += int(np.count_nonzero(~has_unit))
+    by_request = ~has_unit & _true(pc.is_valid(table.column("request_id")))
+    state.unattributed += int(np.count_nonzero(~has_unit & ~by_request))
+    if by_request.any():
+        asked = table.filter(pa.array(by_request))
+        at, value, is_bool, name = _outcome_values(asked, names)
+        received, readable = _micros(asked.column("received_at"))
+        requested.add(
+            None,
+            key=request_keys(asked.column("request_id")),
+            name=name.astype(np.int16),
+            value=value,
+            is_bool=is_bool,
+            at=at,
+            received=np.where(readable, received, at),
+        )
     table = table.filter(pa.array(has_unit))
     if not table.num_rows:
         return
+    at, value, is_bool, name = _outcome_values(table, names)
+    units = table.column("unit").combine_chunks()
+    batch.add(units, at=at, value=value, is_bool=is_bool, name=name)
+
+
+def _outcome_values(
+    table: pa.Table, names: list[str]
+) -> tuple[Ints, Floats, npt.NDArray[np.bool_], Ints]:
+    """Each outcome's time (µs), value (a number), whether it was true/false, and name
+    (its index in ``names``)."""
     text = pc.utf8_lower(pc.fill_null(table.column("value"), ""))
     is_true = _true(pc.equal(text, "true"))
     is_bool = is_true | _true(pc.equal(text, "false"))
@@ -292,15 +424,39 @@ def _take_outcomes(state: UnitsState, batch: _Batch, table: pa.Table, names: lis
         pc.index_in(table.column("name"), value_set=pa.array(names)).to_numpy(zero_copy_only=False),
         np.int64,
     )
-    units = table.column("unit").combine_chunks()
-    batch.add(units, at=np.where(timed, at, received), value=value, is_bool=is_bool, name=name)
+    return np.where(timed, at, received), value, is_bool, name
 
 
-def _fold_outcomes(state: UnitsState, batch: _Batch, names: list[str]) -> None:
+def _attribute_pending(state: UnitsState, names: list[str]) -> None:
+    """Fold the pending outcomes whose request the index now knows; drop those of an
+    ambiguous request and those waiting longer than :data:`PENDING_FOR`; keep the rest."""
+    pending = state.pending
+    rows = state.requests.find(pending.key)
+    found = rows >= 0
+    if found.any():
+        state.by_request += int(np.count_nonzero(found))
+        columns: dict[str, npt.NDArray[Any]] = {
+            "at": pending.at[found],
+            "value": pending.value[found],
+            "is_bool": pending.is_bool[found],
+            "name": pending.name[found].astype(np.int64),
+        }
+        _fold_outcomes(state, rows[found], columns, names)
+    ambiguous = rows == AMBIGUOUS
+    waiting = rows == MISSING
+    limit = state.latest_answer_us - int(PENDING_FOR.total_seconds() * 1_000_000)
+    expired = waiting & (pending.received < limit)
+    state.expired += int(np.count_nonzero(expired))
+    state.unattributed += int(np.count_nonzero(expired | ambiguous))
+    state.pending = pending.filter(waiting & ~expired)
+
+
+def _fold_outcomes(
+    state: UnitsState, rows: Ints, columns: dict[str, npt.NDArray[Any]], names: list[str]
+) -> None:
     u = state.units
-    rows = _rows(u, batch.units)
-    at, value = batch.column("at"), batch.column("value")
-    is_bool, which = batch.column("is_bool"), batch.column("name")
+    at, value = columns["at"], columns["value"]
+    is_bool, which = columns["is_bool"], columns["name"]
     pre = at < u.first_us[rows]
     moved = (u.first_arm[rows] == 0) & (at >= u.first_candidate[rows])
     post = ~pre & ~moved

@@ -5,15 +5,21 @@ for what each quantity means and how the logs fill them).
 On disk it is one Arrow IPC file, ``<state>/rollout/<id>/units.arrow``: the per-unit columns,
 with the cursors and the arm counts in its schema metadata, written to a temporary file and
 renamed over the old one, so a process killed at any point leaves the previous state whole.
+The request index and the pending outcomes (:class:`RequestIndex`, :class:`PendingOutcomes`)
+have other lengths, so they go in two files beside it whose names carry a fresh token
+(``requests.<token>.arrow``, ``pending.<token>.arrow``), written *before* ``units.arrow``
+names them: the rename of ``units.arrow`` commits all three at once, and the files the
+previous state named are deleted after it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +36,8 @@ __all__ = [
     "NO_STEP_MAX",
     "NO_STEP_MIN",
     "ArmCounts",
+    "PendingOutcomes",
+    "RequestIndex",
     "UnitColumns",
     "UnitsState",
 ]
@@ -43,6 +51,11 @@ _FILE: Final = "units.arrow"
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+Keys = npt.NDArray[np.uint64]
+AMBIGUOUS: Final = -1
+"""The row of a request whose answers named different units: its outcomes go to none."""
+MISSING: Final = -2
+"""The row :meth:`RequestIndex.find` gives a request it has not seen."""
 
 
 @dataclass
@@ -152,6 +165,107 @@ class UnitColumns:
 
 
 @dataclass
+class RequestIndex:
+    """Which unit row answered each request: ``keys`` (the 64-bit hash of the request id,
+    sorted ascending, unique) and ``rows`` beside them (:data:`AMBIGUOUS` when the request's
+    answers named different units). 16 bytes per request.
+
+    >>> index = RequestIndex.empty()
+    >>> index.add(np.array([7, 3, 7], np.uint64), np.array([0, 1, 0]))
+    >>> index.add(np.array([3, 9], np.uint64), np.array([2, 4]))
+    >>> index.keys.tolist(), index.rows.tolist()
+    ([3, 7, 9], [-1, 0, 4])
+    >>> index.find(np.array([9, 5, 3], np.uint64)).tolist()
+    [4, -2, -1]
+    """
+
+    keys: Keys
+    rows: Ints
+
+    @classmethod
+    def empty(cls) -> RequestIndex:
+        """No request yet."""
+        return cls(np.empty(0, np.uint64), np.empty(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, keys: Keys, rows: Ints) -> None:
+        """Record that request ``keys[i]`` was answered for unit row ``rows[i]``: a request
+        seen with two rows becomes :data:`AMBIGUOUS` (an order-free rule)."""
+        if not len(keys):
+            return
+        order = np.lexsort((rows, keys))
+        keys, rows = keys[order], rows[order]
+        fresh, start = np.unique(keys, return_index=True)
+        end = np.append(start[1:], len(keys))
+        row = np.where(rows[start] == rows[end - 1], rows[start], AMBIGUOUS)
+        at = np.searchsorted(self.keys, fresh)
+        inside = at < len(self.keys)
+        known = np.zeros(len(fresh), bool)
+        known[inside] = self.keys[at[inside]] == fresh[inside]
+        if known.any():
+            place = at[known]
+            same = self.rows[place] == row[known]
+            self.rows[place] = np.where(same, self.rows[place], AMBIGUOUS)
+        new = ~known
+        self.keys = np.insert(self.keys, at[new], fresh[new])
+        self.rows = np.insert(self.rows, at[new], row[new])
+
+    def find(self, keys: Keys) -> Ints:
+        """The unit row of each request: :data:`MISSING` when never seen."""
+        if not len(self.keys):
+            return np.full(len(keys), MISSING, np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found: Ints = np.where(self.keys[at] == keys, self.rows[at], MISSING)
+        return found
+
+
+@dataclass
+class PendingOutcomes:
+    """Outcomes posted with a request id only, whose request the prediction log has not
+    shown yet: kept to be attributed at a later check (or dropped, see :mod:`.units`)."""
+
+    key: Keys
+    name: npt.NDArray[np.int16]  # the index of the outcome's name in the state's names
+    value: Floats
+    is_bool: npt.NDArray[np.bool_]
+    at: Ints  # µs: the outcome's time
+    received: Ints  # µs: when the service received it (the time it expires by)
+
+    _COLUMNS: ClassVar = ("key", "name", "value", "is_bool", "at", "received")
+
+    @classmethod
+    def empty(cls) -> PendingOutcomes:
+        """None pending."""
+        return cls(
+            np.empty(0, np.uint64),
+            np.empty(0, np.int16),
+            np.empty(0),
+            np.empty(0, bool),
+            np.empty(0, np.int64),
+            np.empty(0, np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def filter(self, mask: npt.NDArray[np.bool_]) -> PendingOutcomes:
+        """The outcomes where ``mask`` holds."""
+        return PendingOutcomes(*(getattr(self, c)[mask] for c in self._COLUMNS))
+
+    def concat(self, other: PendingOutcomes) -> PendingOutcomes:
+        """These outcomes, then ``other``'s."""
+        return PendingOutcomes(
+            *(np.concatenate([getattr(self, c), getattr(other, c)]) for c in self._COLUMNS)
+        )
+
+    def table(self) -> pa.Table:
+        """As an Arrow table."""
+        return pa.table({c: getattr(self, c) for c in self._COLUMNS})
+
+
+@dataclass
 class UnitsState:
     """A rollout's units and arms, and how far each log was read."""
 
@@ -166,6 +280,15 @@ class UnitsState:
     unattributed: int = 0
     moved_outcomes: int = 0
     latency_limit_ms: float | None = None
+    requests: RequestIndex = field(default_factory=RequestIndex.empty)
+    pending: PendingOutcomes = field(default_factory=PendingOutcomes.empty)
+    by_request: int = 0
+    """Outcomes without a unit attributed by their request id."""
+    expired: int = 0
+    """Outcomes without a unit whose request never showed (counted in ``unattributed`` too)."""
+    latest_answer_us: int = 0
+    """The latest answer time read (µs): the clock pending outcomes expire by."""
+    _files: tuple[str, ...] = ()
 
     @classmethod
     def new(cls, names: Iterable[str], latency_limit_ms: float | None) -> UnitsState:
@@ -213,19 +336,36 @@ class UnitsState:
             "moved_outcomes": self.moved_outcomes,
             "latency_limit_ms": self.latency_limit_ms,
             "names": list(u.pre),
+            "by_request": self.by_request,
+            "expired": self.expired,
+            "latest_answer_us": self.latest_answer_us,
         }
+        token = secrets.token_hex(8)
+        sides = {
+            "requests": (
+                f"requests.{token}.arrow",
+                pa.table(
+                    {"key": pa.array(self.requests.keys), "row": pa.array(self.requests.rows)}
+                ),
+            ),
+            "pending": (f"pending.{token}.arrow", self.pending.table()),
+        }
+        meta.update({kind: name for kind, (name, _) in sides.items()})
         table = pa.table(columns).replace_schema_metadata({"taxiway": orjson.dumps(meta)})
-        temporary = folder / f".{_FILE}.{os.getpid()}"
         try:
-            with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-                w.write_table(table)
-            os.replace(temporary, folder / _FILE)
+            for name, side in sides.values():
+                _write(side, folder / name)
+            _write(table, folder / _FILE)  # the commit: it names the files just written
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            for name, _ in sides.values():
+                (folder / name).unlink(missing_ok=True)
             raise RolloutError(
                 f"cannot write the rollout's unit state in {folder}: {error.strerror or error}",
                 fix="make the state directory writable and check free disk space",
             ) from None
+        for name in self._files:
+            (folder / name).unlink(missing_ok=True)
+        self._files = tuple(name for name, _ in sides.values())
 
     @classmethod
     def load(cls, folder: Path, names: Sequence[str], latency_limit_ms: float | None) -> UnitsState:
@@ -234,17 +374,23 @@ class UnitsState:
         path = folder / _FILE
         if not path.exists():
             return cls.new(names, latency_limit_ms)
-        try:
-            with pa.memory_map(str(path)) as source:
-                table = pa.ipc.open_file(source).read_all()
-            meta = orjson.loads((table.schema.metadata or {})[b"taxiway"])
-        except (OSError, pa.ArrowInvalid, KeyError, orjson.JSONDecodeError) as error:
-            raise RolloutError(
-                f"the rollout's unit state {path} cannot be read ({error})",
-                fix=f"delete {path}: the next check reads the logs again from their start",
-            ) from None
-        if meta["names"] != list(names) or meta["latency_limit_ms"] != latency_limit_ms:
-            return cls.new(names, latency_limit_ms)
+        for attempt in (1, 2):  # a second time if another saver replaced it while it was read
+            try:
+                table = _read(path)
+                meta = orjson.loads((table.schema.metadata or {})[b"taxiway"])
+                if meta["names"] != list(names) or meta["latency_limit_ms"] != latency_limit_ms:
+                    return cls.new(names, latency_limit_ms)
+                requests, pending = (
+                    _read(folder / meta["requests"]),
+                    _read(folder / meta["pending"]),
+                )
+                break
+            except (OSError, pa.ArrowInvalid, KeyError, orjson.JSONDecodeError) as error:
+                if attempt == 2 or not isinstance(error, FileNotFoundError):
+                    raise RolloutError(
+                        f"the rollout's unit state {path} cannot be read ({error})",
+                        fix=f"delete {path}: the next check reads the logs again from their start",
+                    ) from None
 
         def column(name: str) -> npt.NDArray[Any]:
             return np.array(table.column(name).to_numpy())  # a writable copy
@@ -272,4 +418,30 @@ class UnitsState:
             int(meta["unattributed"]),
             int(meta["moved_outcomes"]),
             latency_limit_ms,
+            RequestIndex(_array(requests, "key"), _array(requests, "row")),
+            PendingOutcomes(*(_array(pending, c) for c in PendingOutcomes._COLUMNS)),
+            int(meta["by_request"]),
+            int(meta["expired"]),
+            int(meta["latest_answer_us"]),
+            (str(meta["requests"]), str(meta["pending"])),
         )
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    """``table`` to ``path`` atomically (a temporary file renamed over it)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _array(table: pa.Table, name: str) -> npt.NDArray[Any]:
+    return np.array(table.column(name).to_numpy())  # a writable copy
