@@ -19,7 +19,9 @@ Check part (``--part check``, :mod:`rollout_check`): the real ``Controller.check
 ``bench/.data/rollout/``), in a fresh process: the first check when they are the history
 before the rollout, the first check over the rollout's own answers, a check with nothing
 new, a check after ``--tail-answers``/``--tail-outcomes`` more, the analysis and verdict
-alone, and the worker's peak RSS.
+alone, and the worker's peak RSS. Before it, the logs' columnar sidecars are written the way
+the service writes them as its files rotate, in a process of their own, and timed apart as the
+service's background cost (``--columns none`` removes them: the check parses the JSON lines).
 
 Assignment part (``--part assignment``, :mod:`rollout_assign`): CPU time per answer of
 ``Service.answer`` in paired blocks with the rollout's arms off and on, an A/A control (off
@@ -37,6 +39,8 @@ Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -240,11 +244,52 @@ def run_statistics(args: argparse.Namespace) -> dict[str, Any]:
     return {"fixed_horizon": fixed, "sample": sample, "aa": aa, "seconds": seconds}
 
 
+COMPACT = """
+import json, sys, time
+from pathlib import Path
+from taxiway.monitoring.columnar import compact_folder
+began, cpu = time.perf_counter(), time.process_time()
+written = [str(p) for folder in sys.argv[1:] for p in compact_folder(Path(folder))]
+print(json.dumps({"seconds": time.perf_counter() - began, "cpu": time.process_time() - cpu,
+                  "written": written}))
+"""
+
+
+def build_columns(root: Path, records: int, mode: str) -> dict[str, Any] | None:
+    """The columnar sidecars of the logs, written the way the service writes them (one
+    thread per closed file, :func:`taxiway.monitoring.columnar.compact_folder`) in a process of
+    their own, timed apart: the service's background cost, not the check's. ``mode`` ``none``
+    removes them (the check then parses the JSON, as before sidecars)."""
+    folders = [root / "predictions", root / "outcomes"]
+    for folder in folders:
+        shutil.rmtree(folder / "columns", ignore_errors=True)
+    if mode == "none":
+        print("\nno columnar sidecars: the check parses the JSON lines")
+        return None
+    load, children = OtherLoad(), children_cpu_seconds()
+    argv = [sys.executable, "-c", COMPACT, *map(str, folders)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    built: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    others = load.cores(children_cpu_seconds() - children)
+    size = sum(Path(p).stat().st_size for p in built["written"])
+    logs = sum(p.stat().st_size for f in folders for p in f.glob("predictions-*.jsonl"))
+    print(
+        f"\n## The service's background cost: columnar sidecars of {records:,} records "
+        f"(others used {others:.2f} cores meanwhile)\n\n"
+        f"{len(built['written'])} files, {logs / 2**30:.2f} GiB of JSON lines -> "
+        f"{size / 2**30:.2f} GiB of Arrow: {built['seconds']:.1f} s, CPU {built['cpu']:.1f} s "
+        f"(**{built['cpu'] / records * 1e6:.2f} CPU s per 1M records**, one thread, paid in "
+        "the service's background as files rotate; the check below no longer parses them)"
+    )
+    return {**built, "bytes": size, "log_bytes": logs, "others": others}
+
+
 def run_check(args: argparse.Namespace) -> dict[str, Any]:
     root = RESULTS.parent / f"check-{args.answers}-{args.outcomes}"
     generated = generate(root, args.answers, args.outcomes)
     if generated:
         print(f"\ngenerated {root} in {generated:.0f} s")
+    columns = build_columns(root, args.answers + args.outcomes, args.columns)
     load, children = OtherLoad(), children_cpu_seconds()
     worker = Path(__file__).resolve().parent / "rollout_check.py"
     argv = [sys.executable, str(worker), "--root", str(root)]
@@ -277,7 +322,13 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         markdown_table(["check", "time", "units", "answers control / candidate", "verdict"], rows)
     )
     print(f"\npeak RSS of the worker: {result['peak_rss'] / 2**20:,.0f} MiB")
-    return {**result, "answers_n": args.answers, "outcomes_n": args.outcomes, "others": others}
+    return {
+        **result,
+        "answers_n": args.answers,
+        "outcomes_n": args.outcomes,
+        "others": others,
+        "columns": columns,
+    }
 
 
 def run_assignment(args: argparse.Namespace) -> dict[str, Any]:
@@ -335,6 +386,12 @@ def main() -> None:
     parser.add_argument("--outcomes", type=int, default=100_000, help="check: outcomes")
     parser.add_argument("--tail-answers", type=int, default=100_000, help="check: added")
     parser.add_argument("--tail-outcomes", type=int, default=10_000, help="check: added")
+    parser.add_argument(
+        "--columns",
+        choices=("build", "none"),
+        default="build",
+        help="check: write the logs' columnar sidecars first (timed apart), or remove them",
+    )
     parser.add_argument("--share", type=float, default=50.0, help="assignment: percent")
     parser.add_argument("--pairs", type=int, default=80, help="assignment: pairs of blocks")
     parser.add_argument("--block", type=int, default=1_000, help="assignment: answers a block")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import queue
 import re
 import secrets
 import threading
@@ -20,15 +22,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TypedDict, Unpack
 
-from taxiway.errors import ServingError
+from taxiway.errors import MonitoringError, ServingError
+from taxiway.monitoring.columnar import compact, remove_sidecar
 
-__all__ = ["LOG_GLOB", "FileOptions", "LogFiles", "Sync", "log_files"]
+__all__ = ["LOG_GLOB", "Compactor", "FileOptions", "LogFiles", "Sync", "log_files"]
 
 LOG_GLOB = "predictions-*.jsonl"
 """What the name of every log file matches."""
 
 _FILE = re.compile(r"predictions-(?P<worker>.+)-(?P<start>\d{8}T\d{6})-(?P<seq>\d+)\.jsonl")
 _HOUSEKEEPING_S = 3600.0
+_COMPACTOR_IDLE_S = 10.0
+logger = logging.getLogger("taxiway.serving")
 
 Sync = Literal["always", "interval", "never"]
 
@@ -83,6 +88,11 @@ class LogFiles:
         self._folder_unsynced = False
         self._syncer_stop = threading.Event()
         self._syncer_wake = threading.Event()
+        self._compactor = Compactor() if self.columns else None
+
+    columns = True
+    """Whether each file let go of by a rotation gets a columnar sidecar (written in the
+    background, see :mod:`taxiway.monitoring.columnar`), so readers need not parse its JSON."""
 
     # ------------------------------------------------------------------ writing
 
@@ -239,7 +249,10 @@ class LogFiles:
                     self._path.unlink()
 
     def _rotate(self) -> None:
+        closed = self._path if self._fd is not None else None
         self._close_file()
+        if closed is not None and self._compactor is not None:
+            self._compactor.submit(closed)
         if self._direct:  # the syncer thread deletes expired files, off the caller's thread
             self._next_housekeeping = 0.0
             self._syncer_wake.set()
@@ -261,6 +274,7 @@ class LogFiles:
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
+                    remove_sidecar(path)
                     self._files_expired += 1
 
     def _failure(self, error: BaseException) -> ServingError:
@@ -279,6 +293,58 @@ class LogFiles:
             f"the prediction log in {self.folder} cannot be written: {error.strerror or error}",
             fix=fix + "; the log recovers by itself once it can write",
         )
+
+
+class Compactor:
+    """Writes the sidecars of closed log files, one at a time, in a background thread of low
+    priority: appends never wait for it, and a file it fails on is logged and left to the
+    readers' JSON path. The thread starts with the first file and ends when idle."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._idle = threading.Condition(threading.Lock())
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+        self.written = self.failed = 0
+
+    def submit(self, path: Path) -> None:
+        """Compact ``path`` soon (it must not be written to any more)."""
+        with self._idle:
+            self._pending += 1
+            self._queue.put(path)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="taxiway-prediction-log-columns", daemon=True
+                )
+                self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every file submitted is compacted (or failed); False on ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        while True:
+            try:
+                path = self._queue.get(timeout=_COMPACTOR_IDLE_S)
+            except queue.Empty:
+                with self._idle:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                compact(path)
+                self.written += 1
+            except (MonitoringError, OSError) as error:
+                self.failed += 1
+                logger.warning("no columnar sidecar for %s: %s", path.name, error)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
 
 
 def log_files(folder: Path) -> list[Path]:
