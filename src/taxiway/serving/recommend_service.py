@@ -1,0 +1,595 @@
+"""The state of one recommendation worker: the Recommender, its budget, fallbacks, logs, metrics.
+
+The served version is the registry's production version of the spec's name, or the one pinned
+with ``--model``; with none promoted, the newest registered recommend version (``/v2/health/
+ready`` says which). An answer is the top ``k`` for a user now, within
+``serving.latency_budget_ms`` of its arrival, from the first of these that answers in time:
+
+1. ``model``: the full pipeline (every stage of the Recommender, primary first) over the
+   user's stored history plus the request's ``context.recent_items``;
+2. ``fallback:itemknn`` (when the spec has an itemknn stage): item-to-item from the same
+   history and recent items, popularity filling what it leaves;
+3. ``fallback:popularity``: the popularity stage, computed in place: there is always an answer.
+
+Every step runs through :meth:`Recommender.recommend` with ``stages=``, so every fallback keeps
+the filters (already seen, unavailable, denied) and the ordering. The budget is shared so the
+fallbacks have time left when the model overruns: the model has until :data:`MODEL_SHARE` of
+it, the fallbacks before popularity until :data:`FALLBACK_SHARE` (split evenly), popularity the
+rest. A step runs in a worker thread and is abandoned at its deadline (the thread finishes on
+its own; its result is dropped); a model overrun or error counts against a circuit breaker, and
+while it is open the model is not asked. A user with no history before now and no recent items gets popularity at
+once, ``degraded`` with the ``reason`` (``no history``): there is nothing to personalise from.
+
+Answers are labelled ``arm`` ``control`` (rollouts of recommenders do not exist yet). Every
+answer's full list (item, position from 1, score, stage) is in the durable prediction log
+before it is sent; outcomes posted per request and item go to the outcomes log beside it, and
+:func:`taxiway.serving.recommend_log.join_impressions` joins the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taxiway.errors import RequestError, ServingError, TaxiwayError
+from taxiway.models.registry import ModelVersion, open_registry
+from taxiway.recommend.pipeline import Recommendation, Recommender
+from taxiway.recommend.split import to_micros
+from taxiway.serving.auth import ApiKeys, load_keys
+from taxiway.serving.breaker import CircuitBreaker
+from taxiway.serving.log import PredictionLog, open_prediction_log
+from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
+from taxiway.serving.predictor import RequestIds
+from taxiway.spec.models import Serving
+from taxiway.spec.project import Project
+
+__all__ = [
+    "ARM",
+    "FALLBACK_SHARE",
+    "MAX_RECENT_ITEMS",
+    "MODEL_SHARE",
+    "RecommendAnswer",
+    "RecommendRequest",
+    "RecommendService",
+    "recommend_version",
+]
+
+logger = logging.getLogger("taxiway.serving")
+
+ARM = "control"
+"""The arm every answer is labelled with (until rollouts of recommenders exist)."""
+MODEL_SHARE = 0.6
+"""The share of the latency budget the full pipeline may use before the fallbacks answer."""
+FALLBACK_SHARE = 0.9
+"""The share of the budget by which the fallbacks before popularity must have answered."""
+MAX_RECENT_ITEMS = 1000
+"""The most items ``context.recent_items`` may hold."""
+MAX_ID_LENGTH = 512
+TASK = "recommend"
+"""The registry's ``task`` of a recommender's versions."""
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    """A validated ``POST /v1/recommend`` body."""
+
+    user: str
+    k: int
+    recent_items: tuple[str, ...] = ()
+
+
+@dataclass
+class RecommendAnswer:
+    """What the service answers for one request, and what it logs."""
+
+    request_id: str
+    user: str
+    items: list[Recommendation]
+    model_version: int
+    degraded: bool
+    path: str
+    latency_ms: float
+    reason: str | None = None
+    arm: str = ARM
+    recent_items: tuple[str, ...] = ()
+    unknown_user: bool = False
+    shown: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.shown = [
+            {"item": r.item, "position": n, "score": r.score, "stage": r.stage}
+            for n, r in enumerate(self.items, start=1)
+        ]
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer."""
+        out: dict[str, Any] = {
+            "items": self.shown,
+            "request_id": self.request_id,
+            "model_version": self.model_version,
+            "arm": self.arm,
+            "degraded": self.degraded,
+            "path": self.path,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+    def record(self, ts: str, model: str) -> dict[str, Any]:
+        """The prediction log's record of this answer: the full list shown."""
+        return {
+            "ts": ts,
+            "request_id": self.request_id,
+            "model": model,
+            "model_version": self.model_version,
+            "arm": self.arm,
+            "unit": self.user,
+            "path": self.path,
+            "degraded": self.degraded,
+            "reason": self.reason,
+            "latency_ms": round(self.latency_ms, 3),
+            "k": len(self.shown),
+            "unknown_user": self.unknown_user,
+            "recent_items": list(self.recent_items),
+            "items": self.shown,
+        }
+
+
+@dataclass(frozen=True)
+class _Served:
+    """A loaded version: what one assignment swaps."""
+
+    version: ModelVersion
+    recommender: Recommender
+    chosen: str  # "pinned", "production" or "newest registered (none promoted)"
+    max_k: int
+    fallbacks: tuple[tuple[str, tuple[str, ...]], ...]  # (path, stages) after the model
+
+
+def recommend_version(project: Project, pinned: int | None = None) -> tuple[ModelVersion, str]:
+    """The version to serve and why: ``pinned``, else production, else the newest registered
+    recommend version. A :class:`ServingError` with the fix when there is none."""
+    name = project.spec.name
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        if pinned is not None:
+            return registry.get(name, pinned), "pinned"
+        production = registry.production(name)
+        if production is not None:
+            return production, "production"
+        versions = [v for v in registry.list(name) if v.task == TASK]
+    finally:
+        registry.close()
+    if not versions:
+        raise ServingError(
+            f"no recommender of {name} is registered, so there is nothing to serve",
+            fix=f"train one: `taxiway train -f {project.spec_path}`",
+        )
+    return max(versions, key=lambda v: v.version), "newest registered (none promoted)"
+
+
+def _recommender_folder(version: ModelVersion) -> Path:
+    """Where the version's Recommender is: its artifact folder, or a ``recommender/`` in it."""
+    root = Path(version.artifact_dir)
+    for folder in (root, root / "recommender"):
+        if (folder / "recommender.json").exists():
+            return folder
+    raise ServingError(
+        f"version {version.version} of {version.name} holds no recommender "
+        f"(no recommender.json in {root})",
+        fix="serve a version trained from a spec with `recommend:` (`taxiway models list`)",
+    )
+
+
+def _load(project: Project, pinned: int | None) -> _Served:
+    version, chosen = recommend_version(project, pinned)
+    recommender = Recommender.load(_recommender_folder(version))
+    popularity = recommender.popularity_stage
+    fallbacks: list[tuple[str, tuple[str, ...]]] = []
+    if "itemknn" in recommender.generators and popularity != "itemknn":
+        fallbacks.append(("fallback:itemknn", ("itemknn", popularity)))
+    fallbacks.append(("fallback:popularity", (popularity,)))
+    max_k = max(generator.k for _, generator in recommender.stages)
+    return _Served(version, recommender, chosen, max_k, tuple(fallbacks))
+
+
+class RecommendService:
+    """Everything a recommendation worker needs to answer; built before the server accepts."""
+
+    def __init__(
+        self,
+        project: Project,
+        pinned: int | None = None,
+        *,
+        reload_interval_s: float = 2.0,
+        clock: Callable[[], datetime] | None = None,
+        warm_up: bool = True,
+    ) -> None:
+        spec = project.spec
+        if spec.recommend is None:
+            raise ServingError(
+                f"{project.spec_path} has no `recommend:` section, so there is no recommender "
+                "to serve",
+                fix="serve it with the prediction service (`taxiway serve` does so for a spec "
+                "with `model:`)",
+            )
+        self.project = project
+        self.name = spec.name
+        self.clock: Callable[[], datetime] = clock or _utc_now
+        self.serving = spec.serving or Serving()
+        self.budget_s = self.serving.latency_budget_ms / 1000
+        self.max_in_flight = self.serving.max_in_flight
+        self.pinned = pinned
+        self.reload_interval_s = reload_interval_s
+        self.metrics = Metrics()
+        self.taxiway_version = package_version("taxiway")
+        self.ready = False
+        self.not_ready_reason = "starting"
+        self.keys: ApiKeys = load_keys(self.serving.auth)
+        self.served = _load(project, pinned)
+        reset = self.serving.breaker.reset_after.total_seconds()
+        self.model_breaker = CircuitBreaker(
+            "model", failures=self.serving.breaker.failures, reset_after_s=reset
+        )
+        # the model step's thread: abandoned at the deadline, so a few may still be running
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="taxiway-recommend")
+        self._ids = RequestIds()
+        log_spec = self.serving.log
+        self.log: PredictionLog = open_prediction_log(log_spec, state_dir=project.state_dir)
+        outcome_spec = log_spec.model_copy(
+            update={"path": str(self.log.folder.parent / "outcomes")}
+        )
+        self.outcomes: PredictionLog = open_prediction_log(
+            outcome_spec, state_dir=project.state_dir
+        )
+        if warm_up:
+            self._warm_up()
+        self.metrics.model_version.labels(self.name).set(self.served.version.version)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = True
+        self.not_ready_reason = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def recommender(self) -> Recommender:
+        """The served version's Recommender."""
+        return self.served.recommender
+
+    @recommender.setter
+    def recommender(self, recommender: Recommender) -> None:
+        served = self.served
+        self.served = _Served(
+            served.version, recommender, served.chosen, served.max_k, served.fallbacks
+        )
+
+    @property
+    def version(self) -> ModelVersion:
+        """The served registry version."""
+        return self.served.version
+
+    def readiness(self) -> dict[str, Any]:
+        """``/v2/health/ready``'s body: which version answers and why that one."""
+        served = self.served
+        return {
+            "ready": self.ready,
+            "model_version": served.version.version,
+            "detail": f"serving {self.name} v{served.version.version} ({served.chosen}); "
+            f"stages {', '.join(served.recommender.generators)}; fallbacks "
+            + " → ".join(path for path, _ in served.fallbacks),
+        }
+
+    def _warm_up(self) -> None:
+        """Answer once through every step, so the first request pays no first-call costs."""
+        recommender = self.served.recommender
+        users = [str(recommender.users[0])] if len(recommender.users) else ["__warm_up__"]
+        now = self.clock()
+        recommender.recommend(users, now)
+        for _, stages in self.served.fallbacks:
+            recommender.recommend(users, now, stages=stages)
+
+    async def start(self) -> None:
+        """Flush the metrics now and then; watch the registry for a new version."""
+        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        if self.reload_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._watch()))
+
+    async def stop(self) -> None:
+        """Stop watching; flush the metrics; flush and close the logs."""
+        for task in self._tasks:
+            task.cancel()
+        self.metrics.flush()
+        self.close()
+
+    def close(self) -> None:
+        """Close the logs and the model's threads (idempotent)."""
+        self.log.close()
+        self.outcomes.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.metrics.flush()
+
+    async def _watch(self) -> None:
+        """A newly promoted version (or, with none promoted, a newer registered one) is loaded
+        off the event loop and swapped in with one assignment."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.reload_interval_s)
+            if self.pinned is not None:
+                continue
+            try:
+                wanted, _ = await asyncio.to_thread(recommend_version, self.project)
+                if wanted.version == self.served.version.version:
+                    continue
+                new = await loop.run_in_executor(None, _load, self.project, None)
+                old = self.served
+                self.served = new
+                self.metrics.model_version.labels(self.name).set(new.version.version)
+                logger.info(
+                    "now serving %s v%s (was v%s)",
+                    self.name,
+                    new.version.version,
+                    old.version.version,
+                )
+            except (TaxiwayError, OSError) as error:
+                logger.warning(
+                    "hot reload failed; still serving v%s: %s", self.served.version.version, error
+                )
+
+    # ------------------------------------------------------------------ answering
+
+    def parse(self, payload: Any) -> RecommendRequest:
+        """Validate a ``POST /v1/recommend`` body: a :class:`RequestError` (422) names every
+        bad field and the fix. An unknown user is not an error (popularity answers)."""
+        if not isinstance(payload, dict):
+            raise RequestError([("body", 'expected an object such as {"user": "u1", "k": 10}')])
+        problems: list[tuple[str, str]] = []
+        for key in sorted(set(payload) - {"user", "k", "context"}):
+            problems.append((key, "unknown field; the fields are user, k and context"))
+        user = payload.get("user")
+        if user is None:
+            problems.append(("user", "required: the id of the user to recommend to"))
+        elif not _is_id(user):
+            problems.append(
+                ("user", f"expected a string (or an integer) id of 1 to {MAX_ID_LENGTH} characters")
+            )
+        max_k = self.served.max_k
+        k = payload.get("k", self.served.recommender.k)
+        if isinstance(k, bool) or not isinstance(k, int):
+            problems.append(("k", f"expected an integer from 1 to {max_k}"))
+        elif not 1 <= k <= max_k:
+            problems.append(
+                ("k", f"{k} is out of range: ask for 1 to {max_k} items (the stages' k)")
+            )
+        recent: tuple[str, ...] = ()
+        context = payload.get("context")
+        if context is not None:
+            if not isinstance(context, dict):
+                problems.append(("context", 'expected an object such as {"recent_items": []}'))
+            else:
+                for key in sorted(set(context) - {"recent_items"}):
+                    problems.append(
+                        (f"context.{key}", "unknown field; the context holds recent_items")
+                    )
+                items = context.get("recent_items")
+                if items is not None:
+                    if not isinstance(items, list) or len(items) > MAX_RECENT_ITEMS:
+                        problems.append(
+                            (
+                                "context.recent_items",
+                                f"expected a list of at most {MAX_RECENT_ITEMS} item ids",
+                            )
+                        )
+                    else:
+                        bad = [n for n, item in enumerate(items) if not _is_id(item)]
+                        for n in bad[:5]:
+                            problems.append(
+                                (
+                                    f"context.recent_items.{n}",
+                                    f"expected a string (or an integer) item id of 1 to "
+                                    f"{MAX_ID_LENGTH} characters",
+                                )
+                            )
+                        if not bad:
+                            recent = tuple(str(item) for item in items)
+        if problems:
+            raise RequestError(problems)
+        return RecommendRequest(user=str(user), k=int(k), recent_items=recent)
+
+    async def recommend(
+        self, user: str, k: int, context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The answer body for ``user``'s top ``k`` now (``context``: ``recent_items``), logged
+        before it is returned. Validates as ``POST /v1/recommend`` does."""
+        body: dict[str, Any] = {"user": user, "k": k}
+        if context is not None:
+            body["context"] = context
+        started = time.perf_counter()
+        answer = await self.answer(self.parse(body), started)
+        await self.record(answer)
+        return answer.body()
+
+    async def answer(self, request: RecommendRequest, started: float) -> RecommendAnswer:
+        """The top ``request.k`` within the budget from ``started`` (``perf_counter``)."""
+        served = self.served  # one read: a swap mid-request does not mix two versions
+        recommender = served.recommender
+        at = self.clock()
+        users = [request.user]
+        recent = [list(request.recent_items)]
+        code = int(recommender.user_codes(users)[0])
+        reason: str | None = None
+        steps = list(served.fallbacks)
+        if not _has_history(recommender, code, at, request.recent_items):
+            reason = "no history: an unknown user" if code < 0 else "no history before now"
+            steps = steps[-1:]
+        elif not self.model_breaker.allow():
+            reason = "model circuit breaker open"
+        else:
+            got, why = await self._within(
+                started + self.budget_s * MODEL_SHARE,
+                recommender,
+                users,
+                at,
+                request.k,
+                recent,
+                None,
+            )
+            if got is not None:
+                self.model_breaker.success()
+                return self._answer(request, served, got, "model", None, started, code)
+            self.model_breaker.failure()
+            reason = f"model {why}"
+        before = steps[:-1]
+        for n, (path, stages) in enumerate(before, start=1):
+            share = MODEL_SHARE + (FALLBACK_SHARE - MODEL_SHARE) * n / len(before)
+            got, why = await self._within(
+                started + self.budget_s * share, recommender, users, at, request.k, recent, stages
+            )
+            if got is not None:
+                return self._answer(request, served, got, path, reason, started, code)
+            reason = f"{reason}; {path} {why}"
+        path, stages = steps[-1]
+        # the last step answers in place, whatever the time: there is always an answer
+        got = recommender.recommend(users, at, request.k, recent=recent, stages=stages)[0]
+        return self._answer(request, served, got, path, reason, started, code)
+
+    async def _within(
+        self,
+        deadline: float,
+        recommender: Recommender,
+        users: list[str],
+        at: datetime,
+        k: int,
+        recent: list[list[str]],
+        stages: Sequence[str] | None,
+    ) -> tuple[list[Recommendation] | None, str | None]:
+        """One step in a thread, abandoned at ``deadline``: its list, or None and why."""
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None, "skipped: the budget was spent"
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self.executor,
+            lambda: recommender.recommend(users, at, k, recent=recent, stages=stages)[0],
+        )
+        try:
+            return await asyncio.wait_for(future, left), None
+        except TimeoutError:
+            return None, f"overran its share of the {self.serving.latency_budget_ms:g} ms budget"
+        except Exception as error:  # a failing stage: the next step answers
+            logger.warning("recommending with stages %s failed: %r", stages or "all", error)
+            return None, f"failed ({type(error).__name__})"
+
+    def _answer(
+        self,
+        request: RecommendRequest,
+        served: _Served,
+        items: list[Recommendation],
+        path: str,
+        reason: str | None,
+        started: float,
+        code: int,
+    ) -> RecommendAnswer:
+        return RecommendAnswer(
+            request_id=self._ids.next(),
+            user=request.user,
+            items=items,
+            model_version=served.version.version,
+            degraded=path != "model",
+            path=path,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            reason=reason,
+            recent_items=request.recent_items,
+            unknown_user=code < 0,
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    async def record(self, answer: RecommendAnswer) -> None:
+        """Append the answer's full list to the durable log (before it is sent), and count it.
+        A :class:`ServingError` (503) when it cannot be written: no unlogged answer."""
+        began = time.perf_counter()
+        try:
+            await self.log.append(answer.record(self.clock().isoformat(), self.name))
+        except TaxiwayError as error:
+            raise ServingError(
+                f"the prediction log cannot be written ({error.message}); refusing to answer "
+                "unlogged",
+                fix=error.fix,
+            ) from None
+        metrics = self.metrics
+        metrics.log_commit_tally.observe(time.perf_counter() - began)
+        metrics.latency_of(answer.path, answer.arm).observe(answer.latency_ms / 1000)
+        if answer.path != "model":
+            metrics.fallbacks_of(
+                answer.path.removeprefix("fallback:"), _reason(answer.reason)
+            ).inc()
+
+    async def outcome(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Record one outcome posted to ``/v1/outcomes`` (``payload`` already validated), with
+        its ``item`` when given, and return the record appended."""
+        now = self.clock().isoformat()
+        item = payload.get("item")
+        record = {
+            "received_at": now,
+            "request_id": payload.get("request_id"),
+            "unit": payload.get("unit"),
+            "item": None if item is None else str(item),
+            "name": payload["name"],
+            "value": payload["value"],
+            "timestamp": payload.get("timestamp") or now,
+        }
+        await self.outcomes.append(record)
+        return record
+
+    def refresh_gauges(self) -> None:
+        """Gauges read at scrape time."""
+        breaker = self.model_breaker
+        self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
+
+
+def _has_history(recommender: Recommender, code: int, at: datetime, recent: Sequence[str]) -> bool:
+    """Whether there is anything to personalise from: a known recent item, or an interaction
+    of the user before ``at``."""
+    if recent and recommender.item_codes(recent):
+        return True
+    if code < 0:
+        return False
+    rows = recommender.histories.as_of(np.array([code], dtype=np.int32), to_micros(at))
+    return bool(len(rows.item))
+
+
+def _is_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _reason(reason: str | None) -> str:
+    """A low-cardinality label for a fallback reason."""
+    if reason is None:
+        return "none"
+    for key in ("no history", "breaker open", "overran", "failed"):
+        if key in reason:
+            return key.replace(" ", "_")
+    return "other"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,254 @@
+"""The recommendation service: the served list is the offline one, filters hold on every path,
+no history means popularity marked degraded, an overrunning model hands over within the budget,
+and every list shown is in the log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.serving.recommend_world import NOW, copy_world, filtered, trained_world
+
+from taxiway.errors import RequestError, ServingError
+from taxiway.recommend.pipeline import Recommendation, Recommender
+from taxiway.serving.log import log_files
+from taxiway.serving.recommend_service import RecommendService
+from taxiway.spec.project import Project
+
+__all__ = ["trained_world"]  # the session fixture, used by name
+
+USERS = [str(u) for u in range(0, 150, 11)]
+
+
+def _service(project: Project, **kwargs: Any) -> RecommendService:
+    return RecommendService(project, clock=lambda: NOW, reload_interval_s=0, **kwargs)
+
+
+def _ask(service: RecommendService, user: str, k: int = 5, recent: Sequence[str] = ()) -> Any:
+    context = {"recent_items": list(recent)} if recent else None
+    return asyncio.run(service.recommend(user, k, context))
+
+
+def _offline(
+    recommender: Recommender, user: str, k: int, recent: Sequence[str] = (), **kw: Any
+) -> list[dict[str, Any]]:
+    got = recommender.recommend([user], NOW, k, recent=[list(recent)], **kw)[0]
+    return [
+        {"item": r.item, "position": n, "score": r.score, "stage": r.stage}
+        for n, r in enumerate(got, start=1)
+    ]
+
+
+class SlowModel(Recommender):
+    """A Recommender whose full pipeline (and, with ``slow_itemknn``, its itemknn step) sleeps
+    past any budget: the fault the budget guards against."""
+
+    delay_s = 0.5
+    slow_itemknn = False
+
+    def recommend(
+        self,
+        users: Sequence[str],
+        at: datetime,
+        k: int | None = None,
+        *,
+        recent: Sequence[Sequence[str]] | None = None,
+        stages: Sequence[str] | None = None,
+    ) -> list[list[Recommendation]]:
+        if stages is None or (self.slow_itemknn and "itemknn" in stages):
+            time.sleep(self.delay_s)
+        return super().recommend(users, at, k, recent=recent, stages=stages)
+
+
+@pytest.fixture
+def project(trained_world: Path, tmp_path: Path) -> Project:
+    return copy_world(trained_world, tmp_path)
+
+
+def test_the_served_list_is_the_offline_list_for_the_same_user_and_time(project: Project) -> None:
+    service = _service(project)
+    try:
+        recommender = Recommender.load(Path(service.version.artifact_dir))
+        for user in USERS:
+            for recent in ((), ("i7", "i30")):
+                answer = _ask(service, user, 5, recent)
+                assert answer["path"] == "model"
+                assert not answer["degraded"]
+                assert answer["items"] == _offline(recommender, user, 5, recent)
+                assert answer["model_version"] == 1
+                assert answer["arm"] == "control"
+        assert {i["stage"] for i in _ask(service, "0", 5)["items"]} <= {"ease", "itemknn"}
+    finally:
+        service.close()
+
+
+def test_a_user_with_no_history_gets_popularity_marked_degraded(project: Project) -> None:
+    service = _service(project)
+    try:
+        answer = _ask(service, "someone-new", 5)
+        assert answer["degraded"]
+        assert answer["path"] == "fallback:popularity"
+        assert "no history" in answer["reason"]
+        assert answer["items"] == _offline(
+            service.recommender, "someone-new", 5, stages=["popularity"]
+        )
+        assert {i["stage"] for i in answer["items"]} == {"popularity"}
+        # recent items are history enough: the model answers a new user from them
+        answer = _ask(service, "someone-new", 5, ["i3", "i4"])
+        assert answer["path"] == "model"
+        assert answer["items"] == _offline(service.recommender, "someone-new", 5, ["i3", "i4"])
+    finally:
+        service.close()
+
+
+def test_an_overrunning_model_hands_over_to_itemknn_within_the_budget(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    project = copy_world(
+        trained_world,
+        tmp_path,
+        serving="serving:\n  latency_budget_ms: 150\n  breaker: {failures: 2}\n",
+    )
+    service = _service(project)
+    try:
+        service.recommender = SlowModel.load(Path(service.version.artifact_dir))
+        began = time.perf_counter()
+        answer = _ask(service, "3", 5)
+        waited = time.perf_counter() - began
+        assert answer["path"] == "fallback:itemknn"
+        assert answer["degraded"]
+        assert "overran its share of the 150 ms budget" in answer["reason"]
+        assert waited < SlowModel.delay_s  # the model was not waited for
+        assert answer["items"] == _offline(
+            service.recommender, "3", 5, stages=["itemknn", "popularity"]
+        )
+        # a second overrun opens the breaker: the model is not even asked
+        _ask(service, "3", 5)
+        answer = _ask(service, "3", 5)
+        assert answer["path"] == "fallback:itemknn"
+        assert answer["reason"] == "model circuit breaker open"
+        assert service.model_breaker.state == "open"
+    finally:
+        service.close()
+
+
+def test_when_itemknn_overruns_too_popularity_answers(trained_world: Path, tmp_path: Path) -> None:
+    project = copy_world(trained_world, tmp_path, serving="serving:\n  latency_budget_ms: 100\n")
+    service = _service(project)
+    try:
+        slow = SlowModel.load(Path(service.version.artifact_dir))
+        slow.slow_itemknn = True
+        service.recommender = slow
+        answer = _ask(service, "3", 5)
+        assert answer["path"] == "fallback:popularity"
+        assert answer["items"] == _offline(slow, "3", 5, stages=["popularity"])
+        assert "model overran" in answer["reason"]
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("fault", ["none", "breaker", "slow"])
+def test_no_filtered_item_is_ever_served_on_any_path(
+    trained_world: Path, tmp_path: Path, fault: str
+) -> None:
+    project = copy_world(trained_world, tmp_path, serving="serving:\n  latency_budget_ms: 100\n")
+    service = _service(project)
+    if fault == "breaker":
+        for _ in range(10):
+            service.model_breaker.failure()
+    if fault == "slow":
+        slow = SlowModel.load(Path(service.version.artifact_dir))
+        slow.delay_s, slow.slow_itemknn = 0.2, True
+        service.recommender = slow
+    items = [str(i) for i in service.recommender.items]
+    paths: set[str] = set()
+
+    @settings(
+        max_examples=15 if fault == "slow" else 40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        user=st.one_of(st.integers(0, 160).map(str), st.just("stranger")),
+        recent=st.lists(st.sampled_from([*items, "not-an-item"]), max_size=4),
+        k=st.integers(1, 50),
+    )
+    def check(user: str, recent: list[str], k: int) -> None:
+        answer = _ask(service, user, k, recent)
+        paths.add(answer["path"])
+        shown = [i["item"] for i in answer["items"]]
+        assert len(shown) == len(set(shown))
+        assert not set(shown) & filtered(project, user, NOW)
+        assert [i["position"] for i in answer["items"]] == list(range(1, len(shown) + 1))
+
+    try:
+        check()
+    finally:
+        service.close()
+    expected = {"none": "model", "breaker": "fallback:itemknn", "slow": "fallback:popularity"}
+    assert expected[fault] in paths
+
+
+def test_every_list_shown_is_in_the_log_with_its_positions(project: Project) -> None:
+    service = _service(project)
+    answers = [_ask(service, user, 4) for user in [*USERS, "stranger"]]
+    service.close()
+    files = log_files(project.state_dir / "predictions")
+    records = [orjson.loads(line) for f in files for line in f.read_bytes().splitlines()]
+    by_id = {r["request_id"]: r for r in records}
+    assert len(by_id) == len(answers)
+    for answer in answers:
+        record = by_id[answer["request_id"]]
+        assert record["items"] == answer["items"]
+        assert record["unit"] in {*USERS, "stranger"}
+        assert (record["path"], record["degraded"], record["model_version"]) == (
+            answer["path"],
+            answer["degraded"],
+            1,
+        )
+        assert record["arm"] == "control"
+        assert record["ts"] == NOW.isoformat()
+    assert by_id[answers[-1]["request_id"]]["unknown_user"] is True
+
+
+def test_bad_requests_name_the_field(project: Project) -> None:
+    service = _service(project)
+    try:
+        with pytest.raises(RequestError, match="k: 0 is out of range"):
+            _ask(service, "1", 0)
+        with pytest.raises(RequestError, match="k: 61 is out of range"):
+            _ask(service, "1", 61)
+        with pytest.raises(RequestError, match=r"context\.recent_items\.1"):
+            _ask(service, "1", 5, ["i1", None])  # type: ignore[list-item]
+    finally:
+        service.close()
+
+
+def test_readiness_says_which_version_and_why(project: Project) -> None:
+    service = _service(project)
+    try:
+        ready = service.readiness()
+        assert ready["model_version"] == 1
+        assert "newest registered (none promoted)" in ready["detail"]
+        assert "fallback:itemknn → fallback:popularity" in ready["detail"]
+    finally:
+        service.close()
+
+
+def test_a_spec_without_recommend_or_without_a_version_says_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "taxiway.yaml").write_text("name: demo\n")
+    with pytest.raises(ServingError, match="no `recommend:` section"):
+        RecommendService(Project.load(tmp_path / "taxiway.yaml", tmp_path / "state"))
+    from tests.recommend.test_training import make_project
+
+    project = make_project(tmp_path / "untrained")
+    with pytest.raises(ServingError, match="taxiway train"):
+        RecommendService(project)
