@@ -24,7 +24,11 @@ examples/flights/data/.done: examples/flights/prepare.py | $(VENV)/.base
 	$(BIN)/python examples/flights/prepare.py --out examples/flights/data
 	touch $@
 
-data: examples/retail/data/.done examples/flights/data/.done
+examples/shop-recs/data/.done: examples/shop-recs/simulate.py | $(VENV)/.base
+	$(BIN)/python examples/shop-recs/simulate.py --out examples/shop-recs/data
+	touch $@
+
+data: examples/retail/data/.done examples/flights/data/.done examples/shop-recs/data/.done
 
 # The main job: the deployment sprint on the bundled retail example, embedded backends only
 # (DuckDB, SQLite, files). It checks the sources, trains against the baseline, audits, serves

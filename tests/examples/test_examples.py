@@ -175,7 +175,7 @@ def test_example_spec_loads_and_names_existing_contracts(path: Path) -> None:
 
 
 def test_both_examples_have_specs() -> None:
-    assert [p.parent.name for p in SPECS] == ["blocked", "flights", "retail"]
+    assert [p.parent.name for p in SPECS] == ["blocked", "flights", "retail", "shop-recs"]
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.parent.name)
@@ -193,6 +193,7 @@ def test_spec_paths_name_the_files_the_scripts_write(
         EXAMPLES / "retail" / "data": {"customers", "products", "sessions", "orders"},
         EXAMPLES / "flights" / "data": set(prepare_module.TABLES),
         EXAMPLES / "blocked" / "data": {"account_status"},  # examples/blocked/leak.py
+        EXAMPLES / "shop-recs" / "data": {"interactions", "products", "recalled"},
     }
     written = {folder.resolve(): names for folder, names in written.items()}
     for path in SPECS:
