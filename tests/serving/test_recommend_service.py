@@ -145,6 +145,7 @@ def test_when_itemknn_overruns_too_popularity_answers(trained_world: Path, tmp_p
     service = _service(project)
     try:
         slow = SlowModel.load(Path(service.version.artifact_dir))
+        assert isinstance(slow, SlowModel)
         slow.slow_itemknn = True
         service.recommender = slow
         answer = _ask(service, "3", 5)
@@ -166,6 +167,7 @@ def test_no_filtered_item_is_ever_served_on_any_path(
             service.model_breaker.failure()
     if fault == "slow":
         slow = SlowModel.load(Path(service.version.artifact_dir))
+        assert isinstance(slow, SlowModel)
         slow.delay_s, slow.slow_itemknn = 0.2, True
         service.recommender = slow
     items = [str(i) for i in service.recommender.items]

@@ -2,7 +2,9 @@
 
 Each worker builds its own :class:`~taxiway.serving.service.Service` from the spec (the app
 factory reads the spec path, state folder and pinned version from the environment
-``taxiway serve`` sets). With several workers, the supervisor
+``taxiway serve`` sets); a spec with ``recommend:`` gets the recommendation service instead
+(:class:`~taxiway.serving.recommend_service.RecommendService` behind
+:func:`~taxiway.serving.recommend_app.build_recommend_app`). With several workers, the supervisor
 (:mod:`taxiway.serving.supervisor`) accepts and hands each connection over a Unix socket
 (``SCM_RIGHTS``); the worker serves it with the HTTP protocol class uvicorn's own ``startup``
 builds for its listeners. That class's constructor is uvicorn's internal API: uvicorn is pinned
@@ -39,14 +41,21 @@ ENV_MODEL = "TAXIWAY_SERVE_MODEL"
 
 
 def app_factory() -> object:
-    """The ASGI app of one worker (uvicorn's ``--factory`` target)."""
-    from taxiway.serving.app import build_app
-
+    """The ASGI app of one worker (uvicorn's ``--factory`` target): the prediction service's,
+    or for a spec with ``recommend:`` the recommendation service's."""
     spec = os.environ[ENV_SPEC]
     state = os.environ.get(ENV_STATE) or None
     model = os.environ.get(ENV_MODEL)
     project = Project.load(spec, state)
-    return build_app(Service(project, pinned=int(model) if model else None))
+    pinned = int(model) if model else None
+    if project.spec.recommend is not None:
+        from taxiway.serving.recommend_app import build_recommend_app
+        from taxiway.serving.recommend_service import RecommendService
+
+        return build_recommend_app(RecommendService(project, pinned))
+    from taxiway.serving.app import build_app
+
+    return build_app(Service(project, pinned=pinned))
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
