@@ -13,10 +13,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["CHECKS", "AuditFinding", "AuditReport", "Severity"]
+__all__ = ["CHECKS", "RECOMMEND_CHECKS", "AuditFinding", "AuditReport", "Severity"]
 
 Severity = Literal["blocker", "warning"]
 CHECKS = ("leakage", "availability", "latency", "skew", "coverage")
+RECOMMEND_CHECKS = ("leakage", "filters", "coverage", "latency")
+"""A recommender's audit (``taxiway.recommend.audit``): filters parity in place of availability
+and skew."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class AuditReport:
     measured: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, str] = field(default_factory=dict)  # check -> "passed" | "failed" | ...
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    names: tuple[str, ...] = CHECKS  # the checks this report covers, in order
 
     def add(
         self, check: str, severity: Severity, feature: str | None, evidence: str, fix: str
@@ -67,7 +71,7 @@ class AuditReport:
             "model": {"name": self.name, "version": self.version},
             "at": self.at,
             "blocked": self.blocked,
-            "checks": {check: self.status(check) for check in CHECKS},
+            "checks": {check: self.status(check) for check in self.names},
             "findings": [asdict(f) for f in self.findings],
             "measured": self.measured,
         }
@@ -82,10 +86,10 @@ class AuditReport:
             "",
             "| check | result |",
             "|---|---|",
-            *(f"| {check} | {self.status(check)} |" for check in CHECKS),
+            *(f"| {check} | {self.status(check)} |" for check in self.names),
             "",
         ]
-        for check in CHECKS:
+        for check in self.names:
             found = [f for f in self.findings if f.check == check]
             if not found:
                 continue
@@ -108,7 +112,7 @@ class AuditReport:
         e = html.escape
         rows = "".join(
             f"<tr><td>{e(c)}</td><td class='{e(self.status(c))}'>{e(self.status(c))}</td></tr>"
-            for c in CHECKS
+            for c in self.names
         )
         items = "".join(
             f"<tr><td>{e(f.check)}</td><td class='{e(f.severity)}'>{e(f.severity)}</td>"
