@@ -14,12 +14,20 @@ process reruns ``WindowStore.update`` every ``--every`` seconds (5). Printed: th
 written and counted, the lag from a record's write to its presence in a window (p50, p99,
 max), each run's duration, and the CPU share of the monitor and of the writer.
 
+``fromlog``: ``bench/drift.py``'s "taxiway (from the log)" over ``--log-rows`` x 25 columns
+(the same data, reference and worker), twice in fresh processes: over the JSON lines alone,
+then after the log's columnar sidecars are written the way the service writes them as its
+files rotate (in a process of their own, timed apart: the service's background cost, CPU
+seconds per 1M records). The log's last file is the one the writer had open when it closed:
+the service compacts only rotated files, so that one is read as JSON in both runs.
+
 Each part runs in fresh processes; results are appended to ``bench/.data/monitor/results.jsonl``::
 
     .venv/bin/python bench/monitor.py --setup          # NannyML's venv
     .venv/bin/python bench/monitor.py                  # both parts, default sizes (~2 min)
     .venv/bin/python bench/monitor.py --only estimate --chunks 10 --chunk-rows 2000
     .venv/bin/python bench/monitor.py --only follow --rate 5000 --seconds 60 --every 5
+    .venv/bin/python bench/monitor.py --only fromlog --log-rows 1000000
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from toolkit import (
     ROOT,
     OtherLoad,
     append_record,
+    children_cpu_seconds,
     code_state,
     command_line,
     hand_back,
@@ -50,7 +59,8 @@ from toolkit import (
 )
 
 DATA_DIR = Path(__file__).resolve().parent / ".data" / "monitor"
-PARTS = ("estimate", "follow")
+PARTS = ("estimate", "follow", "fromlog")
+BENCH = Path(__file__).resolve().parent
 SEED = 15
 
 
@@ -222,6 +232,99 @@ def run_follow(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+COMPACT = """
+import json, sys, time
+from pathlib import Path
+from taxiway.monitoring.columnar import compact_folder
+from taxiway.serving.log import log_files
+folder = Path(sys.argv[1])
+last = log_files(folder)[-1]  # open when the writer closed: the service never compacts it
+began, cpu = time.perf_counter(), time.process_time()
+written = [str(p) for p in compact_folder(folder, exclude=[last])]
+print(json.dumps({"seconds": time.perf_counter() - began, "cpu": time.process_time() - cpu,
+                  "written": written}))
+"""
+ENSURE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from drift_data import ensure_data, ensure_log
+print(ensure_log(ensure_data(int(sys.argv[2]), 25)))
+"""
+
+
+def _drift_worker(tool: str, folder: Path, timeout: float) -> dict[str, Any]:
+    """One of bench/drift.py's workers in a fresh process: its handed-back result."""
+    command = [sys.executable, str(BENCH / "drift.py"), "--worker", tool, "--folder", str(folder)]
+    command += ["--options", json.dumps({"statistic": "psi"})]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    result = handed_back(done.stdout)
+    if result is None:
+        return {"error": (done.stderr or done.stdout).strip()[-900:]}
+    return result
+
+
+def run_fromlog(args: argparse.Namespace) -> dict[str, Any]:
+    """The monitor from the log over JSON lines, then over the columnar sidecars."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    made = subprocess.run(
+        [sys.executable, "-c", ENSURE, str(BENCH), str(args.log_rows)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    log = Path(made.stdout.strip().splitlines()[-1])
+    folder = log.parent
+    reference = _drift_worker("taxiway-reference", folder, args.timeout)
+    if "error" in reference:
+        return reference
+    columns = log / "columns"
+    shutil.rmtree(columns, ignore_errors=True)  # the writer's own, if it wrote some
+
+    def timed(run: Any) -> tuple[Any, float]:
+        load, children = OtherLoad(), children_cpu_seconds()
+        result = run()
+        return result, load.cores(children_cpu_seconds() - children)  # the worker's is ours
+
+    plain, plain_others = timed(lambda: _drift_worker("taxiway-log", folder, args.timeout))
+    command = [sys.executable, "-c", COMPACT, str(log)]
+    built, build_others = timed(
+        lambda: subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    )
+    background = json.loads(built.stdout.strip().splitlines()[-1])
+    sidecars, sidecar_others = timed(lambda: _drift_worker("taxiway-log", folder, args.timeout))
+    if "error" in plain or "error" in sidecars:
+        return {"error": plain.get("error") or sidecars.get("error")}
+    rows = args.log_rows
+    json_bytes = sum(p.stat().st_size for p in log.glob("predictions-*.jsonl"))
+    arrow_bytes = sum(Path(p).stat().st_size for p in background["written"])
+    same = plain["verdicts"] == sidecars["verdicts"]
+    print(f"\n## The monitor from the log: {rows:,} x 25, {json_bytes / 2**20:,.0f} MiB of JSON\n")
+    table = [
+        ["JSON lines only", f"{plain['seconds']:.2f} s",
+         f"{plain['peak_rss'] / 2**20:,.0f} MiB", f"{plain_others:.2f}"],
+        [f"columnar sidecars ({len(background['written'])} rotated files)",
+         f"{sidecars['seconds']:.2f} s", f"{sidecars['peak_rss'] / 2**20:,.0f} MiB",
+         f"{sidecar_others:.2f}"],
+    ]  # fmt: skip
+    print(markdown_table(["run", "time", "peak RSS", "others (cores)"], table))
+    print(
+        f"\nthe service's background cost (sidecars of the rotated files, "
+        f"{arrow_bytes / 2**20:,.0f} MiB): {background['seconds']:.1f} s, CPU "
+        f"{background['cpu']:.1f} s (others {build_others:.2f} cores); same verdicts: {same}"
+    )
+    return {
+        "rows": rows,
+        "json": plain,
+        "sidecars": sidecars,
+        "background": background,
+        "arrow_bytes": arrow_bytes,
+        "json_bytes": json_bytes,
+        "same_verdicts": same,
+        "others": [plain_others, build_others, sidecar_others],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help=f"comma list of {', '.join(PARTS)}")
@@ -233,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=5_000, help="predictions per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--every", type=float, default=5.0, help="monitor reruns (seconds)")
+    parser.add_argument("--log-rows", type=int, default=1_000_000, help="fromlog: rows x 25")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per worker")
     parser.add_argument("--setup", action="store_true", help="create NannyML's venv and exit")
@@ -267,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     if "follow" in parts:
         record["follow"] = run_follow(args)
         ok &= bool(record["follow"].get("kept_up"))
+    if "fromlog" in parts:
+        record["fromlog"] = run_fromlog(args)
+        ok &= "error" not in record["fromlog"]
     append_record(DATA_DIR / "results.jsonl", record)
     print(f"\nrecorded in {DATA_DIR / 'results.jsonl'}")
     return 0 if ok else 1
