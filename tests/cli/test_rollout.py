@@ -150,21 +150,3 @@ def _salt(spec: Path, capsys: pytest.CaptureFixture[str]) -> str:
         return state.salt
     finally:
         store.close()
-
-
-def test_simulate_replays_the_plan_and_writes_its_chart(
-    spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "sim"
-    code, printed, _ = run(
-        capsys, "simulate", "-f", str(spec), "--lift", "1.0", "--base", "0.2",
-        "--units", "8000", "--out", str(out),
-    )  # fmt: skip
-    assert code == 0
-    assert "complete at 50%" in printed
-    checks = json.loads((out / "simulation.json").read_text())["checks"]
-    assert [c["verdict"] for c in checks if c["verdict"] != "hold"] == [
-        "promote", "promote", "promote", "complete",
-    ]  # fmt: skip
-    assert (out / "simulation.svg").read_text().startswith("<svg")
-    assert not (spec.parent / ".taxiway" / "rollout").exists()  # the project is untouched

@@ -1,6 +1,7 @@
 """`taxiway rollout start|status|check|pause|resume|rollback|abort|run|simulate`: the gradual
 rollout from the command line (the controller is :mod:`taxiway.rollout.controller`; `simulate`
-replays the plan on simulated traffic, :mod:`taxiway.rollout.replay`).
+rehearses the plan on simulated traffic through the real service and controller,
+:mod:`taxiway.serving.simulation`).
 
 Exit codes: 0 when the rollout is healthy (``check``: it held, promoted or completed; ``run``:
 it completed); 1 when it was rolled back or aborted (or on an error); 3 when it paused for a
@@ -190,8 +191,14 @@ def run(
 @app.command("simulate")
 def simulate(
     file: SpecOption = None,
+    state_dir: StateDirOption = None,
     lift: Annotated[
-        float, typer.Option("--lift", help="The candidate's true relative lift (0.05: +5%).")
+        float,
+        typer.Option(
+            "--lift",
+            help="The candidate's true relative improvement of the metric (0.05: 5% better, "
+            "in the metric's direction; negative: harm).",
+        ),
     ] = 0.05,
     units: Annotated[int, typer.Option("--units", help="Units arriving in all.")] = 50_000,
     base: Annotated[float, typer.Option("--base", help="The control's conversion rate.")] = 0.10,
@@ -211,27 +218,28 @@ def simulate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Replay the spec's rollout plan on simulated traffic with a known lift, through the
-    real controller (in a folder of its own: the project's registry and logs are untouched)."""
+    """Rehearse the spec's rollout plan on simulated traffic with a known lift, through the
+    real service and the real controller (in a folder of its own, serving the project's trained
+    versions: the project's registry, logs and online store are untouched)."""
     import tempfile
     from datetime import timedelta
 
-    from taxiway.rollout.replay import chart_svg, replay
-    from taxiway.spec.models import Rollout
+    from taxiway.rollout.replay import chart_svg
+    from taxiway.serving.simulation import rehearse
 
-    project = Project.load(file, None)
-    plan = project.spec.rollout or Rollout()
-    if plan.metric is None:
-        plan = plan.model_copy(
-            update={"metric": Rollout.model_validate({"metric": "converted"}).metric}
-        )
-    duration = (
-        timedelta(hours=hours) if hours is not None else 2 * len(plan.steps) * plan.min_duration
-    )
+    project = Project.load(file, state_dir)
     folder = out if out is not None else Path(tempfile.mkdtemp(prefix="taxiway-simulate-"))
-    shutil.rmtree(folder / "replay", ignore_errors=True)  # a replay's scratch: a rerun starts anew
-    points = replay(
-        plan, folder / "replay", lift=lift, base=base, units=units, duration=duration, seed=seed
+    shutil.rmtree(
+        folder / "replay", ignore_errors=True
+    )  # a rehearsal's scratch: a rerun starts anew
+    points = rehearse(
+        project,
+        folder / "replay",
+        lift=lift,
+        base=base,
+        units=units,
+        duration=timedelta(hours=hours) if hours is not None else None,
+        seed=seed,
     )
     last = points[-1]
     title = (

@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -118,8 +118,11 @@ class Service:
         reload_interval_s: float = 2.0,
         warm_up: bool = True,
         rollout_poll_s: float | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         spec = project.spec
+        # the time written into the logs (`taxiway rollout simulate` passes a simulated one)
+        self.clock: Callable[[], datetime] = clock or _utc_now
         self.project = project
         self.name = spec.name
         self.serving = spec.serving or Serving()
@@ -304,6 +307,11 @@ class Service:
 
     # ------------------------------------------------------------------ rollout
 
+    def parse(self, item: Any) -> Parsed:
+        """Validate one request item (``POST /v1/predict``'s): a :class:`RequestError`
+        names every bad field."""
+        return self.predictor.contract.parse(item)
+
     def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
         """The answer to one request item: the served predictor's, or during a rollout its
         arm's (assigned by the request's unit)."""
@@ -425,6 +433,12 @@ class Service:
         served = self.predictor if self.predictor.policy == "model" else None
         self._follow(self._rollout_state(has_production=served is not None), served)
 
+    def follow_rollout(self) -> None:
+        """Read the rollout state now and follow it, as the poll does every
+        ``rollout_poll_s`` (for a caller driving the service itself: a simulation, a test).
+        Blocking: call it off the event loop of a serving process."""
+        self._read_and_follow()
+
     async def rollout_now(self) -> RolloutState | None:
         """The running or paused rollout of the model, else its newest (for the verdict)."""
 
@@ -441,7 +455,7 @@ class Service:
         self, answers: Sequence[Answer], parsed: Sequence[Parsed], items: Sequence[Any]
     ) -> None:
         """Append every answer to the durable log (before it is sent), and count it."""
-        now = datetime.now(UTC).isoformat()
+        now = self.clock().isoformat()
         records = []
         for answer, request, item in zip(answers, parsed, items, strict=True):
             records.append(
@@ -482,6 +496,22 @@ class Service:
     async def record_outcome(self, record: dict[str, Any]) -> None:
         """Append an outcome to the outcomes log."""
         await self.outcomes.append(record)
+
+    async def outcome(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Record one outcome posted to ``/v1/outcomes`` (``payload`` already validated:
+        ``name``, ``value``, and ``request_id`` or ``unit``; ``timestamp`` defaults to now)
+        and return the record appended."""
+        now = self.clock().isoformat()
+        record = {
+            "received_at": now,
+            "request_id": payload.get("request_id"),
+            "unit": payload.get("unit"),
+            "name": payload["name"],
+            "value": payload["value"],
+            "timestamp": payload.get("timestamp") or now,
+        }
+        await self.record_outcome(record)
+        return record
 
     def _count(self, answer: Answer) -> None:
         m = self.metrics
@@ -614,6 +644,10 @@ class Service:
         if request_id is not None:
             out["id"] = request_id
         return out
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _version_text(version: int | None) -> str:
