@@ -1,4 +1,8 @@
-"""`taxiway audit`: the handoff audit of a model version (the newest by default)."""
+"""`taxiway audit`: the handoff audit of a model version (the newest by default).
+
+A spec with `recommend:` gets the recommender's audit (leakage, filters parity, coverage,
+latency: :mod:`taxiway.recommend.audit`); any other the classifier's. Exit codes are the same.
+"""
 
 from __future__ import annotations
 
@@ -28,15 +32,19 @@ def audit(
         typer.Option("--out", help="Write audit.md, audit.html and audit.json to this folder."),
     ] = None,
     sample: Annotated[
-        int, typer.Option(help="Keys sampled for the skew and latency checks.")
+        int,
+        typer.Option(
+            help="Keys sampled for the skew and latency checks (users, for a recommender)."
+        ),
     ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
-    """Check a model for leakage, availability, latency, skew and coverage.
+    """Check a model for leakage, availability, latency, skew and coverage (a recommender:
+    leakage, filters parity, coverage and latency).
 
     Exit 1 when a blocker is found.
     """
-    from taxiway.models.audit import run_audit
+    from taxiway.models.audit import AuditReport, run_audit
     from taxiway.models.registry import open_registry
 
     project = Project.load(file, state_dir)
@@ -45,7 +53,13 @@ def audit(
         version = registry.get(project.spec.name, model)
     finally:
         registry.close()
-    report = run_audit(project, version, sample=sample)
+    report: AuditReport
+    if project.spec.recommend is not None:
+        from taxiway.recommend.audit import run_recommend_audit
+
+        report = run_recommend_audit(project, version, sample=sample)
+    else:
+        report = run_audit(project, version, sample=sample)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "audit.md").write_text(report.markdown())

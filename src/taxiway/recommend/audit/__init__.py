@@ -1,0 +1,65 @@
+"""The handoff audit of a recommender: leakage, filters parity, coverage and latency.
+
+``run_recommend_audit`` runs every check on one registered recommender version and returns
+the classifier audit's :class:`~taxiway.models.audit.findings.AuditReport` (so the CLI, the
+sprint and the reports take it unchanged); a blocker means the version must not ship as is.
+Each check observes rather than trusts: the interactions are re-read through their sources as
+training read them, and the saved Recommender is loaded as the service loads it.
+
+- ``leakage`` (:mod:`.leakage`): no interaction at or after the cutoff reached training; the
+  stored histories end at the training as-of time.
+- ``filters`` (:mod:`.filters`): the lists evaluation scored and every service path exclude
+  what the spec's filters exclude, recomputed from the data.
+- ``coverage`` (:mod:`.coverage`): cold users and items, counted, and what they are answered.
+- ``latency`` (:mod:`.latency`): the service's call timed per user against the budget, each
+  stage timed alone.
+"""
+
+from __future__ import annotations
+
+from taxiway.models.audit.findings import AuditReport
+from taxiway.models.registry import ModelVersion
+from taxiway.recommend.audit.context import RecommendAuditContext
+from taxiway.recommend.audit.coverage import check_coverage
+from taxiway.recommend.audit.filters import check_filters
+from taxiway.recommend.audit.latency import check_latency
+from taxiway.recommend.audit.leakage import check_leakage
+from taxiway.spec.project import Project
+
+__all__ = ["RECOMMEND_CHECKS", "run_recommend_audit"]
+
+RECOMMEND_CHECKS = ("leakage", "filters", "coverage", "latency")
+"""The checks of a recommender's audit, in the order they run."""
+_NOT_APPLICABLE = ("availability", "skew")  # the classifier's checks a recommender has not
+
+
+def run_recommend_audit(
+    project: Project,
+    version: ModelVersion,
+    *,
+    sample: int = 100,
+    repeats: int = 200,
+    seed: int = 0,
+    skip: frozenset[str] = frozenset(),
+) -> AuditReport:
+    """Audit recommender ``version`` of ``project``; ``sample`` users are checked for filter
+    parity and coverage, ``repeats`` requests timed per user kind; ``skip`` names checks not
+    to run."""
+    ctx = RecommendAuditContext(project, version, sample=sample, repeats=repeats, seed=seed)
+    report = AuditReport(name=version.name, version=version.version)
+    for name in _NOT_APPLICABLE:
+        report.checks[name] = "not applicable"
+    steps = {
+        "leakage": check_leakage,
+        "filters": check_filters,
+        "coverage": check_coverage,
+        "latency": check_latency,
+    }
+    for name, step in steps.items():
+        if name in skip:
+            report.checks[name] = "skipped"
+            continue
+        step(ctx, report)
+    if ctx.notes:
+        report.measured["notes"] = list(ctx.notes)
+    return report
