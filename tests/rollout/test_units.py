@@ -388,3 +388,24 @@ def test_files_last_written_before_the_rollout_are_not_parsed(tmp_path: Path) ->
     later = update(tmp_path)
     assert later.arms["control"].answers == 1
     assert later.units.unit.to_pylist() == ["now"]
+
+
+def test_a_check_with_no_new_answer_does_not_rewrite_the_request_index(tmp_path: Path) -> None:
+    write(tmp_path / "predictions", [answer(at(1), "u1", "control", version=1, request_id="a")])
+    folder = tmp_path / "rollout" / "1"
+
+    def index_file() -> Path:
+        [found] = folder.glob("requests.*.arrow")
+        return found
+
+    update(tmp_path)
+    first = index_file()
+    inode = first.stat().st_ino
+    update(tmp_path)  # nothing new: the same bytes under the new state's name (a hard link)
+    second = index_file()
+    assert second.name != first.name
+    assert second.stat().st_ino == inode
+    write(tmp_path / "predictions", [answer(at(2), "u2", "control", version=1, request_id="b")])
+    state = update(tmp_path)
+    assert index_file().stat().st_ino != inode
+    assert len(state.requests) == 2

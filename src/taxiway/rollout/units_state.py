@@ -181,6 +181,8 @@ class RequestIndex:
 
     keys: Keys
     rows: Ints
+    changes: int = 0
+    """How many times :meth:`add` changed it (a save rewrites it only when it changed)."""
 
     @classmethod
     def empty(cls) -> RequestIndex:
@@ -209,6 +211,7 @@ class RequestIndex:
             same = self.rows[place] == row[known]
             self.rows[place] = np.where(same, self.rows[place], AMBIGUOUS)
         new = ~known
+        self.changes += 1
         self.keys = np.insert(self.keys, at[new], fresh[new])
         self.rows = np.insert(self.rows, at[new], row[new])
 
@@ -288,7 +291,8 @@ class UnitsState:
     """Outcomes without a unit whose request never showed (counted in ``unattributed`` too)."""
     latest_answer_us: int = 0
     """The latest answer time read (µs): the clock pending outcomes expire by."""
-    _files: tuple[str, ...] = ()
+    _files: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    """Per side file: its name as last loaded or saved, and what it held then."""
 
     @classmethod
     def new(cls, names: Iterable[str], latency_limit_ms: float | None) -> UnitsState:
@@ -341,31 +345,30 @@ class UnitsState:
             "latest_answer_us": self.latest_answer_us,
         }
         token = secrets.token_hex(8)
-        sides = {
-            "requests": (
-                f"requests.{token}.arrow",
-                pa.table(
-                    {"key": pa.array(self.requests.keys), "row": pa.array(self.requests.rows)}
-                ),
-            ),
-            "pending": (f"pending.{token}.arrow", self.pending.table()),
+        sides: dict[str, tuple[tuple[Any, int], RequestIndex | PendingOutcomes]] = {
+            "requests": ((self.requests, self.requests.changes), self.requests),
+            "pending": ((self.pending, 0), self.pending),
         }
-        meta.update({kind: name for kind, (name, _) in sides.items()})
+        names = {kind: f"{kind}.{token}.arrow" for kind in sides}
+        meta.update(names)
         table = pa.table(columns).replace_schema_metadata({"taxiway": orjson.dumps(meta)})
         try:
-            for name, side in sides.values():
-                _write(side, folder / name)
+            for kind, (mark, held) in sides.items():
+                before = self._files.get(kind)
+                kept = before is not None and _same(before[1], mark)
+                if not (kept and before and _link(folder / before[0], folder / names[kind])):
+                    _write(_side_table(held), folder / names[kind])
             _write(table, folder / _FILE)  # the commit: it names the files just written
         except OSError as error:
-            for name, _ in sides.values():
+            for name in names.values():
                 (folder / name).unlink(missing_ok=True)
             raise RolloutError(
                 f"cannot write the rollout's unit state in {folder}: {error.strerror or error}",
                 fix="make the state directory writable and check free disk space",
             ) from None
-        for name in self._files:
+        for name, _ in self._files.values():
             (folder / name).unlink(missing_ok=True)
-        self._files = tuple(name for name, _ in sides.values())
+        self._files = {kind: (names[kind], mark) for kind, (mark, _) in sides.items()}
 
     @classmethod
     def load(cls, folder: Path, names: Sequence[str], latency_limit_ms: float | None) -> UnitsState:
@@ -408,7 +411,7 @@ class UnitsState:
             {n: column(f"post_events:{n}") for n in names},
         )
         arms = {arm: ArmCounts(**counts) for arm, counts in meta["arms"].items()}
-        return cls(
+        loaded = cls(
             units,
             arms,
             LogCursor.from_dict(meta["answers_cursor"]),
@@ -423,8 +426,12 @@ class UnitsState:
             int(meta["by_request"]),
             int(meta["expired"]),
             int(meta["latest_answer_us"]),
-            (str(meta["requests"]), str(meta["pending"])),
         )
+        loaded._files = {
+            "requests": (str(meta["requests"]), (loaded.requests, loaded.requests.changes)),
+            "pending": (str(meta["pending"]), (loaded.pending, 0)),
+        }
+        return loaded
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -436,6 +443,27 @@ def _write(table: pa.Table, path: Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _same(before: tuple[Any, int], now: tuple[Any, int]) -> bool:
+    """Whether a side file's content is what it was when last loaded or saved."""
+    return before[0] is now[0] and before[1] == now[1]
+
+
+def _link(source: Path, target: Path) -> bool:
+    """A second name for an unchanged side file (no bytes written); False when it cannot be
+    made (the file is gone: another saver replaced the state), so it is written again."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
+def _side_table(held: RequestIndex | PendingOutcomes) -> pa.Table:
+    if isinstance(held, RequestIndex):
+        return pa.table({"key": pa.array(held.keys), "row": pa.array(held.rows)})
+    return held.table()
 
 
 def _read(path: Path) -> pa.Table:
