@@ -41,6 +41,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "redis": ("redis",),
     "xgboost": ("xgboost",),
     "mlflow": ("mlflow", "skops"),
+    "recommend": ("implicit", "faiss", "scipy"),
 }
 """The top-level modules each extra of pyproject.toml brings (tests/cli/test_extras.py checks
 them against it)."""
@@ -49,7 +50,8 @@ INCLUDES: dict[str, tuple[str, ...]] = {
     "serve": ("train",),
     "xgboost": ("train",),
     "mlflow": ("train",),
-    "all": ("train", "serve"),
+    "recommend": ("train",),
+    "all": ("train", "serve", "recommend"),
 }
 """Extras that include others (pyproject: ``serve = ["taxiway[train]", ...]``)."""
 

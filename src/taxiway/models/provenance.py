@@ -21,7 +21,15 @@ from taxiway.monitoring.quality_reference import quality_reference
 from taxiway.monitoring.reference import build_reference
 from taxiway.spec.project import Project
 
-__all__ = ["MIN_REFERENCE_ROWS", "monitor_reference", "new_version"]
+__all__ = [
+    "MIN_REFERENCE_ROWS",
+    "git_commit",
+    "jsonable",
+    "monitor_reference",
+    "new_version",
+    "spec_hash",
+    "user",
+]
 
 MIN_REFERENCE_ROWS = 1_000
 """Validation rows the monitor's input reference needs; fewer, and the training rows stand in."""
@@ -54,17 +62,17 @@ def new_version(
     profile["monitor"] = monitor_reference(project, outcome, card.task, y_valid)
     return NewVersion(
         name=spec.name,
-        created_by=created_by or _user(),
+        created_by=created_by or user(),
         algorithm=card.algorithm,
         task=card.task,
-        metrics=_jsonable(metrics),
+        metrics=jsonable(metrics),
         features=outcome.features,
         definitions_hash=manifest.definitions_hash,
-        spec_hash=_spec_hash(project.spec_path),
-        git_commit=_git_commit(project.spec_path),
-        training=_jsonable({**manifest.as_dict(), "model_key": key}),
+        spec_hash=spec_hash(project.spec_path),
+        git_commit=git_commit(project.spec_path),
+        training=jsonable({**manifest.as_dict(), "model_key": key}),
         lineage=build_lineage(spec, manifest, outcome.features),
-        profile=_jsonable(profile),
+        profile=jsonable(profile),
         serving=outcome.serving,
     )
 
@@ -108,13 +116,13 @@ def monitor_reference(
     return reference
 
 
-def _spec_hash(path: Path | None) -> str:
+def spec_hash(path: Path | None) -> str:
     if path is None or not Path(path).exists():
         return ""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def _git_commit(path: Path | None) -> str | None:
+def git_commit(path: Path | None) -> str | None:
     where = Path(path).parent if path is not None else Path.cwd()
     try:
         done = subprocess.run(
@@ -130,19 +138,19 @@ def _git_commit(path: Path | None) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _user() -> str:
+def user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON values: numpy scalars unwrapped, NaN and infinities as null."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):

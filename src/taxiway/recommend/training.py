@@ -36,7 +36,7 @@ from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import StagedSource, stage_sources
 from taxiway.engines.duckdb import connect, quote_identifier
 from taxiway.errors import ModelError
-from taxiway.models.provenance import _git_commit, _jsonable, _spec_hash, _user
+from taxiway.models.provenance import git_commit, jsonable, spec_hash, user
 from taxiway.models.registry import ModelVersion, NewVersion, Registry, open_registry
 from taxiway.recommend.catalog import Catalog, catalog_from_table
 from taxiway.recommend.evaluation import Evaluation, evaluate
@@ -364,15 +364,15 @@ def _new_version(
     }
     return NewVersion(
         name=spec.name,
-        created_by=created_by or _user(),
+        created_by=created_by or user(),
         algorithm=recommend.primary.kind,
         task=TASK,
-        metrics=_jsonable(metrics),
+        metrics=jsonable(metrics),
         features=[],
         definitions_hash="",
-        spec_hash=_spec_hash(project.spec_path),
-        git_commit=_git_commit(project.spec_path),
-        training=_jsonable(
+        spec_hash=spec_hash(project.spec_path),
+        git_commit=git_commit(project.spec_path),
+        training=jsonable(
             {
                 "sources": data.sources,
                 "interactions": len(interactions),
