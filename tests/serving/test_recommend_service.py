@@ -15,10 +15,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.recommend.test_training import make_project
 from tests.serving.recommend_world import NOW, copy_world, filtered, trained_world
 
 from taxiway.errors import RequestError, ServingError
 from taxiway.recommend.pipeline import Recommendation, Recommender
+from taxiway.recommend.training import train_recommender
 from taxiway.serving.log import log_files
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.spec.project import Project
@@ -249,8 +251,26 @@ def test_a_spec_without_recommend_or_without_a_version_says_the_fix(tmp_path: Pa
     (tmp_path / "taxiway.yaml").write_text("name: demo\n")
     with pytest.raises(ServingError, match="no `recommend:` section"):
         RecommendService(Project.load(tmp_path / "taxiway.yaml", tmp_path / "state"))
-    from tests.recommend.test_training import make_project
-
     project = make_project(tmp_path / "untrained")
     with pytest.raises(ServingError, match="taxiway train"):
         RecommendService(project)
+
+
+def test_a_new_version_is_loaded_and_swapped_in(project: Project) -> None:
+    service = RecommendService(project, clock=lambda: NOW, reload_interval_s=0.05)
+
+    async def run() -> int:
+        await service.start()
+        try:
+            train_recommender(project)  # version 2: the newest, none promoted
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if service.version.version == 2:
+                    break
+            answer = await service.recommend("4", 3)
+            return int(answer["model_version"])
+        finally:
+            await service.stop()
+
+    assert asyncio.run(run()) == 2
+    assert "v2 (newest registered (none promoted))" in service.readiness()["detail"]

@@ -245,6 +245,8 @@ class RecommendService:
         # the model step's thread: abandoned at the deadline, so a few may still be running
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="taxiway-recommend")
         self._ids = RequestIds()
+        if warm_up:  # before the logs open: a version that cannot answer leaves nothing open
+            self._warm_up()
         log_spec = self.serving.log
         self.log: PredictionLog = open_prediction_log(log_spec, state_dir=project.state_dir)
         outcome_spec = log_spec.model_copy(
@@ -253,8 +255,6 @@ class RecommendService:
         self.outcomes: PredictionLog = open_prediction_log(
             outcome_spec, state_dir=project.state_dir
         )
-        if warm_up:
-            self._warm_up()
         self.metrics.model_version.labels(self.name).set(self.served.version.version)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = True
@@ -290,13 +290,16 @@ class RecommendService:
             + " → ".join(path for path, _ in served.fallbacks),
         }
 
-    def _warm_up(self) -> None:
-        """Answer once through every step, so the first request pays no first-call costs."""
-        recommender = self.served.recommender
+    def _warm_up(self, served: _Served | None = None) -> None:
+        """Answer once through every step of ``served`` (default: the served version), so the
+        first request pays no first-call costs."""
+        served = served or self.served
+        recommender = served.recommender
         users = [str(recommender.users[0])] if len(recommender.users) else ["__warm_up__"]
         now = self.clock()
-        recommender.recommend(users, now)
-        for _, stages in self.served.fallbacks:
+        # through the step's thread pool too: its first thread starts here, not on a request
+        self.executor.submit(recommender.recommend, users, now).result()
+        for _, stages in served.fallbacks:
             recommender.recommend(users, now, stages=stages)
 
     async def start(self) -> None:
@@ -336,6 +339,7 @@ class RecommendService:
                 if wanted.version == self.served.version.version:
                     continue
                 new = await loop.run_in_executor(None, _load, self.project, None)
+                await loop.run_in_executor(None, self._warm_up, new)
                 old = self.served
                 self.served = new
                 self.metrics.model_version.labels(self.name).set(new.version.version)
