@@ -46,7 +46,7 @@ from taxiway.recommend.generators.popularity import Popularity
 from taxiway.recommend.history import Histories
 from taxiway.recommend.interactions import Interactions
 from taxiway.recommend.pipeline import Recommender
-from taxiway.recommend.split import RecommendSplit, time_split, to_micros
+from taxiway.recommend.split import RecommendSplit, from_micros, time_split, to_micros
 from taxiway.spec.models import TaxiwaySpec
 from taxiway.spec.project import Project
 from taxiway.spec.recommend import (
@@ -181,7 +181,9 @@ def train_recommender(
     try:
         say("saving and registering the recommender")
         recommender.save(folder)
-        new = _new_version(project, recommend, data, split, evaluation, seconds, created_by)
+        new = _new_version(
+            project, recommend, data, split, evaluation, seconds, created_by, as_of=as_of
+        )
         version = store.register(new, folder)
         lap("register")
     finally:
@@ -344,6 +346,8 @@ def _new_version(
     evaluation: Evaluation,
     seconds: dict[str, float],
     created_by: str | None,
+    *,
+    as_of: datetime | None = None,
 ) -> NewVersion:
     spec = project.spec
     interactions = data.interactions
@@ -379,6 +383,12 @@ def _new_version(
                 "users": interactions.n_users,
                 "items": interactions.n_items,
                 "recommend": recommend.model_dump(mode="json"),
+                "cutoff": from_micros(split.cutoff_us).isoformat(),
+                "train_interactions": len(split.train),
+                "train_max_at": (
+                    from_micros(int(split.train.at.max())).isoformat() if len(split.train) else None
+                ),
+                "as_of": as_of.isoformat() if as_of else None,
             }
         ),
         lineage={},
