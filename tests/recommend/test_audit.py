@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from taxiway.cli import main
 from taxiway.models.registry import ModelVersion, NewVersion, open_registry
-from taxiway.recommend.audit import run_recommend_audit
+from taxiway.recommend.audit import RECOMMEND_CHECKS, run_recommend_audit
 from taxiway.recommend.audit.context import service_paths
 from taxiway.recommend.audit.filters import _Exclusions, leaks_in
 from taxiway.recommend.generators import Generator
@@ -84,7 +84,8 @@ def test_a_clean_version_passes_every_check(trained: tuple[Project, ModelVersion
         "coverage": "passed",
     }
     assert report.status("latency") == "passed"
-    assert report.checks["skew"] == report.checks["availability"] == "not applicable"
+    assert report.as_dict()["checks"] == dict.fromkeys(RECOMMEND_CHECKS, "passed")
+    assert "| filters | passed |" in report.markdown()
     measured = report.measured
     assert measured["leakage"]["reread_before_cutoff"] == version.metrics["split"]["train_rows"]
     assert measured["leakage"]["popularity_matches_training"] is True
@@ -178,6 +179,7 @@ def test_a_filter_dropped_from_the_served_recommender_is_blocked_naming_item_and
     assert any("service's `model` lists" in f.evidence for f in found)
     assert any("the evaluation scored" in f.evidence for f in found)
     assert all("`deny`" in f.fix for f in found)
+    assert "## filters" in report.markdown()
 
 
 def test_a_hand_made_list_with_a_seen_item_is_a_leak() -> None:
@@ -234,3 +236,18 @@ def test_the_cli_dispatches_a_recommend_spec_and_exits_by_the_verdict(
     recommender.filters = [f for f in recommender.filters if f.kind != "deny"]
     leaky = register(project, version, recommender)
     assert main([*args, "--model", str(leaky.version), "--sample", "10", "--json"]) == 1
+
+
+def test_many_users_seen_only_after_the_cutoff_are_a_coverage_warning(tmp_path: Path) -> None:
+    # a cutoff on day 4: about 0.96^20 = 44% of the users (20 events over 100 days) are cold
+    project = make_project(tmp_path, extra="  split: {cutoff: 2025-01-05}\n")
+    version = train_recommender(project).version
+    report = run_recommend_audit(project, version, **FAST)
+    coverage = report.measured["coverage"]
+    assert coverage["cold_users"] == version.metrics["cold_users"]
+    assert coverage["cold_user_share"] > 0.2
+    found = [f for f in report.findings if f.check == "coverage"]
+    assert (found[0].severity, found[0].feature) == ("warning", "cold users")
+    assert "popularity-in-segment fallback" in found[0].fix
+    assert sum(coverage["cold_user_stage_share"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert not report.blocked

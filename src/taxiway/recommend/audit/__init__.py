@@ -17,7 +17,7 @@ training read them, and the saved Recommender is loaded as the service loads it.
 
 from __future__ import annotations
 
-from taxiway.models.audit.findings import AuditReport
+from taxiway.models.audit.findings import RECOMMEND_CHECKS, AuditReport
 from taxiway.models.registry import ModelVersion
 from taxiway.recommend.audit.context import RecommendAuditContext
 from taxiway.recommend.audit.coverage import check_coverage
@@ -27,10 +27,6 @@ from taxiway.recommend.audit.leakage import check_leakage
 from taxiway.spec.project import Project
 
 __all__ = ["RECOMMEND_CHECKS", "run_recommend_audit"]
-
-RECOMMEND_CHECKS = ("leakage", "filters", "coverage", "latency")
-"""The checks of a recommender's audit, in the order they run."""
-_NOT_APPLICABLE = ("availability", "skew")  # the classifier's checks a recommender has not
 
 
 def run_recommend_audit(
@@ -46,9 +42,7 @@ def run_recommend_audit(
     parity and coverage, ``repeats`` requests timed per user kind; ``skip`` names checks not
     to run."""
     ctx = RecommendAuditContext(project, version, sample=sample, repeats=repeats, seed=seed)
-    report = AuditReport(name=version.name, version=version.version)
-    for name in _NOT_APPLICABLE:
-        report.checks[name] = "not applicable"
+    report = AuditReport(name=version.name, version=version.version, names=RECOMMEND_CHECKS)
     steps = {
         "leakage": check_leakage,
         "filters": check_filters,

@@ -71,15 +71,16 @@ def check_coverage(ctx: RecommendAuditContext, report: AuditReport) -> None:
     }
     popularity = recommender.popularity_stage
     if user_share > COLD_USER_LIMIT:
-        answered = stages.get(popularity, 0) / slots if slots else 1.0
+        answered = ", ".join(f"`{s}` {n / slots:.0%}" for s, n in stages.most_common())
         report.add(
             "coverage",
             "warning",
             "cold users",
             f"{len(cold_codes):,} of {active:,} users ({user_share:.0%}) appear only after the "
-            f"cutoff: the model never learnt them; {answered:.0%} of their slots are filled by "
-            f"`{popularity}` (a user with no history at all gets `{popularity}` only, marked "
-            "degraded by the service)",
+            "cutoff: the model never learnt them, and the evaluation could not judge them; "
+            f"served from their history since, their slots come from {answered or 'nothing'} "
+            f"(a user with no history at all gets `{popularity}` only, marked degraded by the "
+            "service)",
             "add a popularity-in-segment fallback (popularity within the user's region or "
             "channel) and read more history (an earlier start, a longer popularity window); "
             "retrain often so new users become known",
