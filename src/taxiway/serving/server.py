@@ -34,6 +34,7 @@ from taxiway.errors import ServingError
 from taxiway.serving.auth import load_keys
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import parse_faults
+from taxiway.serving.recommend_service import recommend_version
 from taxiway.serving.service import servable_version
 from taxiway.serving.supervisor import Supervisor
 from taxiway.serving.worker import (
@@ -84,7 +85,10 @@ def serve(
     if workers < 1:
         raise ServingError(f"--workers must be at least 1, not {workers}")
     # fail here, in the parent, with a clear message (not in every worker)
-    servable_version(project, model)
+    if project.spec.recommend is not None:
+        recommend_version(project, model)
+    else:
+        servable_version(project, model)
     faults = parse_faults(os.environ.get(FAULTS_ENV))
     _require_free_port(host, port)
     os.environ[ENV_SPEC] = str(project.spec_path)
