@@ -433,7 +433,7 @@ def report_quality(
             continue
         rows.append([
             name, f"{r['recall']:.4f}", f"{r['ndcg']:.4f}", f"{r['map']:.4f}",
-            f"{r['hit_rate']:.4f}", f"{r['fit_s']:.2f} s", f"{r['score_s']:.2f} s",
+            f"{r['hit_rate']:.4f}", f"{r['fit_s']:.3f} s", f"{r['score_s']:.3f} s",
             f"{r['distinct_items']:,} items; metrics agree to {r['metrics_disagreement']:.1e}",
         ])  # fmt: skip
     header = [

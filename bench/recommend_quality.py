@@ -129,40 +129,79 @@ def direct_ease(p: Problem, binary: bool) -> Callable[[], Codes]:
     return lambda: top_of(np.asarray(history @ b32))
 
 
-def direct_implicit(p: Problem, model: Any) -> Callable[[], Codes]:
+def binarised(matrix: sp.csr_matrix, dtype: type = np.float32) -> sp.csr_matrix:
+    out = matrix.astype(dtype)
+    out.data[:] = 1.0
+    return out
+
+
+def direct_implicit(
+    p: Problem,
+    make: Callable[[], Any],
+    binary: bool = False,
+    dtype: type = np.float32,
+    no_self: bool = False,
+) -> Callable[[], Codes]:
+    """Fit an implicit model on the training matrix (binarised when ``binary``, as taxiway's
+    ItemKNN and EASE do), one BLAS thread as implicit asks; score the evaluated users.
+
+    ``no_self``: implicit's nearest-neighbour models count an item among its own K
+    neighbours (similarity 1 on the diagonal), so a history item scores itself; taxiway's
+    ItemKNN keeps ``neighbours`` OTHER items. Asked with K + 1, the diagonal zeroed after the
+    fit and its scorer rebuilt, implicit computes the same thing (the lists agree but for
+    near-ties at the K-th neighbour, float32 against float64)."""
     from threadpoolctl import threadpool_limits
 
+    matrix = binarised(p.matrix, dtype) if binary else p.matrix.astype(dtype)
+    history = matrix[p.users]
     with threadpool_limits(1, "blas"):
-        model.fit(p.matrix, show_progress=False)
+        model = make()
+        model.fit(matrix, show_progress=False)
+        if no_self:
+            from implicit._nearest_neighbours import NearestNeighboursScorer
+
+            model.similarity.setdiag(0.0)
+            model.similarity.eliminate_zeros()
+            model.scorer = NearestNeighboursScorer(model.similarity)  # fit built it from S
 
     def recommend() -> Codes:
         with threadpool_limits(1, "blas"):
-            ids, _ = model.recommend(p.users, p.history, N=K, filter_already_liked_items=False)
+            ids, _ = model.recommend(p.users, history, N=K, filter_already_liked_items=False)
         return np.asarray(ids, dtype=np.int32)
 
     return recommend
 
 
 def direct_models(seed: int) -> dict[str, Callable[[Problem], Callable[[], Codes]]]:
-    """The peers: name -> fit (timed) returning the scoring call (timed apart)."""
+    """The peers: name -> fit (timed) returning the scoring call (timed apart). The first
+    of each family is the one taxiway is compared with."""
     from implicit.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import CosineRecommender, ItemItemRecommender
 
     def als(random_state: int) -> Callable[[Problem], Callable[[], Codes]]:
         return lambda p: direct_implicit(
-            p, AlternatingLeastSquares(**ALS, random_state=random_state, num_threads=0)
+            p, lambda: AlternatingLeastSquares(**ALS, random_state=random_state)
         )
 
     return {
         "popularity": direct_popularity,
-        "itemknn": lambda p: direct_implicit(p, CosineRecommender(K=NEIGHBOURS)),
-        "itemknn (ItemItemRecommender)": lambda p: direct_implicit(
-            p, ItemItemRecommender(K=NEIGHBOURS)
+        "itemknn": lambda p: direct_implicit(
+            p, lambda: CosineRecommender(K=NEIGHBOURS + 1), binary=True, no_self=True
+        ),
+        "itemknn (implicit Cosine as shipped: self among K)": lambda p: direct_implicit(
+            p, lambda: CosineRecommender(K=NEIGHBOURS), binary=True
+        ),
+        "itemknn (implicit ItemItem: co-counts)": lambda p: direct_implicit(
+            p,
+            lambda: ItemItemRecommender(K=NEIGHBOURS + 1),
+            binary=True,
+            dtype=np.float64,
+            no_self=True,
         ),
         "als": als(seed),
         "als (another seed)": als(seed + 1),
-        "ease": lambda p: direct_ease(p, binary=False),
-        "ease (binary X, Steck's)": lambda p: direct_ease(p, binary=True),
+        "ease": lambda p: direct_ease(p, binary=True),
+        "ease (weighted X)": lambda p: direct_ease(p, binary=False),
     }
 
 
@@ -231,7 +270,7 @@ def judged(p: Problem, fit: Callable[[Problem], Callable[[], Codes]]) -> dict[st
     own = own_metrics(recommended, p.relevant)
     disagreement = max(abs(ours[name] - own[name]) for name in own)
     return {
-        "fit_s": fitted_s,
+        "fit_s": fitted_s,  # the fit, and for the direct peers the matrix they are given
         "score_s": scored_s,
         "recall": ours[f"recall@{K}"],
         "ndcg": ours[f"ndcg@{K}"],
