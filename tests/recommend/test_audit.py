@@ -90,7 +90,11 @@ def test_a_clean_version_passes_every_check(trained: tuple[Project, ModelVersion
     assert measured["leakage"]["reread_before_cutoff"] == version.metrics["split"]["train_rows"]
     assert measured["leakage"]["popularity_matches_training"] is True
     assert measured["filters"]["leaks"] == 0
-    assert measured["filters"]["service_paths"] == ["model", "fallback:popularity"]
+    assert measured["filters"]["service_paths"] == [
+        "model",
+        "fallback:popularity",
+        "model with recent items",
+    ]
     assert measured["coverage"]["unknown_user_stages"] == ["popularity"]
     assert set(measured["latency"]["stages"]) == {"history and filters", "itemknn", "popularity"}
     json.dumps(report.as_dict())  # the CLI's --json and the sprint read it as is

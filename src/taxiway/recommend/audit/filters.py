@@ -9,7 +9,8 @@ deny source's items. Then, for a sample of evaluated users:
 - the lists the evaluation scored, recomputed through :meth:`Recommender.recommend` at the
   cutoff (the one code path evaluation used), and
 - the service's lists at the training as-of time, from the Recommender loaded from the artifact
-  as the service loads it, asked for each path it can take (the model, each fallback),
+  as the service loads it, asked for each path it can take (the model, each fallback, and the
+  model with an item from the request's ``recent_items``),
 
 must hold none of those items. Each leak is a blocker naming the filter, the path, the user and
 the item.
@@ -116,12 +117,21 @@ def check_filters(ctx: RecommendAuditContext, report: AuditReport) -> None:
     for path, stages in paths:
         lists = recommender.recommend(users, served_at, recommender.k, stages=stages)
         leaks += leaks_in(path, users, lists, now)
+    # the request's recent items join the history at the time asked: an already_seen over
+    # every event type must exclude them too (one with event types does not: they have none)
+    recent = [[str(item)] for item in ctx.rng.choice(recommender.items, size=len(users))]
+    with_recent = _Exclusions(now.at_us, now.shared, {u: set(s) for u, s in now.seen.items()})
+    if any(isinstance(r, AlreadySeenFilter) and not r.event_types for r in ctx.spec.filters):
+        for user, items in zip(users, recent, strict=True):
+            with_recent.seen.setdefault(user, set()).update(items)
+    lists = recommender.recommend(users, served_at, recommender.k, recent=recent)
+    leaks += leaks_in("model with recent items", users, lists, with_recent)
     report.measured["filters"] = {
         "users": len(users),
         "filters": [rule.kind for rule in ctx.spec.filters],
         "evaluation_at": cutoff.isoformat(),
         "service_at": served_at.isoformat(),
-        "service_paths": [path for path, _ in paths],
+        "service_paths": [path for path, _ in paths] + ["model with recent items"],
         "leaks": len(leaks),
     }
     groups: dict[tuple[str, str], list[Leak]] = {}
