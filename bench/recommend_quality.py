@@ -46,6 +46,8 @@ class Problem:
     history: sp.csr_matrix  # their training rows
     relevant: sp.csr_matrix  # their items after the cutoff (1s)
     facts: dict[str, Any]
+    data: Any  # every clean interaction (Interactions): the pipeline's histories
+    split: Any  # taxiway.recommend.split.RecommendSplit
 
 
 def simulated(folder: Path, users: int, items: int, interactions: int, seed: int) -> float:
@@ -92,7 +94,7 @@ def problem(folder: Path) -> Problem:
         "split": split.describe(),
         "train_pairs": int(matrix.nnz),
     }
-    return Problem(split.train, matrix, users, matrix[users], split.relevant(), facts)
+    return Problem(split.train, matrix, users, matrix[users], split.relevant(), facts, data, split)
 
 
 # --------------------------------------------------------------------------- direct peers
@@ -227,15 +229,46 @@ def taxiway_models() -> dict[str, Callable[[Problem], Callable[[], Codes]]] | st
         "ease": EaseGenerator(kind="ease", k=K, l2=L2),
     }
 
-    def fitted(spec: Any) -> Callable[[Problem], Callable[[], Codes]]:
+    def fitted(name: str, spec: Any) -> Callable[[Problem], Callable[[], Codes]]:
         def fit(p: Problem) -> Callable[[], Codes]:
             generator = generator_for(spec)
             generator.fit(p.train)
+            FITTED[name] = generator
             return lambda: np.asarray(generator.top(p.history, K)[0], dtype=np.int32)
 
         return fit
 
-    return {name: fitted(spec) for name, spec in specs.items()}
+    return {name: fitted(name, spec) for name, spec in specs.items()}
+
+
+FITTED: dict[str, Any] = {}
+"""taxiway's generators as fitted for their rows, reused by the pipeline's rows."""
+
+
+def pipeline_models() -> dict[str, Callable[[Problem], Callable[[], Codes]]]:
+    """The same fitted generators inside taxiway's ``Recommender`` (the one code path of
+    evaluation and serving: histories as of the cutoff, filters, fallbacks), asked for one
+    stage at a time with no filter, so its lists must equal the generator's. Its "fit" is
+    the Recommender's assembly (the generators' fit is in their own rows)."""
+    from taxiway.recommend.catalog import Catalog
+    from taxiway.recommend.evaluation import lists_at_cutoff
+    from taxiway.recommend.history import Histories
+    from taxiway.recommend.pipeline import Recommender
+
+    def staged(name: str) -> Callable[[Problem], Callable[[], Codes]]:
+        def fit(p: Problem) -> Callable[[], Codes]:
+            stages = [(kind, FITTED[kind]) for kind in (name, "popularity") if kind in FITTED]
+            stages = list(dict(stages).items())
+            recommender = Recommender(
+                stages, filters=[], catalog=Catalog.listing(p.data.n_items),
+                histories=Histories.of(p.data), items=p.data.items, users=p.data.users,
+                events=p.data.events, k=K, popularity_stage="popularity",
+            )  # fmt: skip
+            return lambda: lists_at_cutoff(recommender, p.split, K, stages=[name]).items
+
+        return fit
+
+    return {name: staged(name) for name in ("popularity", "itemknn", "als", "ease")}
 
 
 # --------------------------------------------------------------------------- metrics
