@@ -21,6 +21,14 @@ into the request's ``unit``, so the prediction log records it beside the ``arm``
 with no unit is answered by control and counted (``taxiway_rollout_unassigned_total``):
 without a unit it can be neither assigned consistently nor analysed.
 
+The arms may need different inputs (a candidate trained with a request field or an entity the
+control lacks, or the reverse). A request is validated for the arm that serves it
+(:meth:`Arms.parse`): what only the other arm takes is accepted and left out, so a control
+answer ignores a candidate-only field and the candidate receives it; a candidate-only field a
+candidate request leaves out is null, as any request field left out is (a candidate-only
+entity left out is a 422 naming it, as any entity is). The arm is decided once, at parsing,
+and the answer follows it.
+
 A paused rollout keeps its share; a rolled-back or aborted one (only followed when nothing is
 in production, so control must go on answering) sends every unit to control.
 
@@ -43,7 +51,7 @@ from taxiway.features.online.base import OnlineStore
 from taxiway.models.registry import open_registry
 from taxiway.rollout.assignment import Assigner
 from taxiway.rollout.state import RolloutState
-from taxiway.serving.inputs import InputContract, Parsed
+from taxiway.serving.inputs import InputContract, Parsed, RequestError
 from taxiway.serving.metrics import Metrics, Tally
 from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import TaxiwaySpec
@@ -113,6 +121,42 @@ class Arms:
         self.share = 0.0
         self._threshold = 0
         self.follow(state)
+        control_names, candidate_names = control.contract.names(), candidate.contract.names()
+        self.same_inputs = control.contract == candidate.contract
+        # what each arm accepts and leaves out: the names only the other arm takes
+        self._control_ignores = candidate_names - control_names
+        self._candidate_ignores = control_names - candidate_names
+
+    def parse(self, item: Any) -> Parsed:
+        """Validate a request item for the arm that serves it (its ``arm`` set), or raise a
+        :class:`RequestError` naming every bad field of it for that arm.
+
+        The arm needs the unit, read from the item as the control's contract parses it (what
+        only the candidate takes left out). An item the control refuses is still the
+        candidate's when the candidate accepts it and its unit is in the candidate arm.
+        """
+        if self.same_inputs:
+            parsed = self.control.contract.parse(item)
+            parsed.arm = self.arm_of(parsed) or "control"
+            return parsed
+        try:
+            parsed = self.control.contract.parse(item, self._control_ignores)
+        except RequestError as refused:
+            try:
+                parsed = self.candidate.contract.parse(item, self._candidate_ignores)
+            except RequestError:
+                raise refused from None
+            if self.arm_of(parsed) != "candidate":
+                raise refused from None
+            parsed.arm = "candidate"
+            return parsed
+        arm = self.arm_of(parsed) or "control"
+        if arm == "candidate":
+            unit = parsed.unit
+            parsed = self.candidate.contract.parse(item, self._candidate_ignores)
+            parsed.unit = unit
+        parsed.arm = arm
+        return parsed
 
     def same_rollout(self, state: RolloutState) -> bool:
         """Whether ``state`` is (a later reading of) this rollout: same id, arms and salt."""
@@ -143,10 +187,11 @@ class Arms:
     def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
         """The answer of the request's arm, labelled with it (``control``: also a request
         without a unit). The arm's predictor's own coroutine: no frame of its own."""
-        arm = self.arm_of(parsed)
+        arm = parsed.arm or self.arm_of(parsed)
         if arm is None:
-            self._unassigned.inc()
             arm = "control"
+        if parsed.unit is None:
+            self._unassigned.inc()
         predictor = self.candidate if arm == "candidate" else self.control
         # the label is the arm's, not the predictor's: the served one may be the control
         return predictor.answer(parsed, started, arm)

@@ -8,6 +8,11 @@ never converted (``"dest": 5`` for a text field is a 422, as a string for a numb
 value outside what training saw (a number beyond the training minimum/maximum, a category
 never seen) is accepted and reported in ``out_of_range``.
 
+During a rollout the two arms may need different inputs (a candidate trained with a request
+field the control lacks): a request is then validated for the arm that serves it, and what
+only the other arm takes is accepted and left out (``ignore``); see
+:meth:`taxiway.serving.arms.Arms.parse`.
+
 The contract's *online features* are the model's inputs that come from a feature view (not
 request fields): the ones whose lookup status (missing, stale) makes an answer degraded.
 """
@@ -59,6 +64,7 @@ class Parsed:
     values: dict[str, Any]
     unit: str | None
     out_of_range: list[str] = field(default_factory=list)
+    arm: str | None = None  # during a rollout: the arm it was validated for, which serves it
 
 
 @dataclass(frozen=True)
@@ -103,16 +109,29 @@ class InputContract:
             )
         return cls(entities=entities, fields=rules, online=online)
 
-    def parse(self, item: Any) -> Parsed:
-        """Validate one request item; raise :class:`RequestError` naming every bad field."""
+    def names(self) -> frozenset[str]:
+        """The entities and request fields a request may send this version."""
+        return frozenset(self.entities) | frozenset(self.fields)
+
+    def parse(self, item: Any, ignore: frozenset[str] = frozenset()) -> Parsed:
+        """Validate one request item; raise :class:`RequestError` naming every bad field.
+
+        An entity or request field named in ``ignore`` that this contract does not take (one
+        only the other arm of a rollout takes) is accepted and left out, unchecked.
+
+        >>> contract = InputContract(entities={}, fields={"dest": FieldRule("dest", "categorical")})
+        >>> contract.parse({"features": {"dest": "LAX", "channel": "app"}},
+        ...                ignore=frozenset({"channel"})).values
+        {'dest': 'LAX'}
+        """
         problems: list[tuple[str, str]] = []
         if not isinstance(item, dict):
             raise RequestError([("body", "expected an object with `entities` (and `features`)")])
         if not item.keys() <= _ITEM_KEYS:  # the set difference only for a bad item
             for key in sorted(set(item) - _ITEM_KEYS):
                 problems.append((key, "unknown key; expected entities, features, unit"))
-        keys = self._entities(item.get("entities"), problems)
-        values = self._fields(item.get("features"), problems)
+        keys = self._entities(_without(item.get("entities"), ignore), problems)
+        values = self._fields(_without(item.get("features"), ignore), problems)
         unit = item.get("unit")
         if unit is not None and not isinstance(unit, str | int):
             problems.append(("unit", "expected a string"))
@@ -216,3 +235,10 @@ class InputContract:
         if rule.kind == "categorical" and rule.allowed:
             return value in rule.allowed
         return True
+
+
+def _without(given: Any, ignore: frozenset[str]) -> Any:
+    """``given`` (an object of entities or request fields) without the names in ``ignore``."""
+    if not ignore or not isinstance(given, dict) or ignore.isdisjoint(given):
+        return given
+    return {name: value for name, value in given.items() if name not in ignore}

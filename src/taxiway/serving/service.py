@@ -43,7 +43,7 @@ from taxiway.serving.arms import Arms, RolloutMetrics, load_arms
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import parse_faults, with_faults
-from taxiway.serving.inputs import Parsed, RequestError
+from taxiway.serving.inputs import InputContract, Parsed, RequestError
 from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.openapi import openapi_document
@@ -308,9 +308,13 @@ class Service:
     # ------------------------------------------------------------------ rollout
 
     def parse(self, item: Any) -> Parsed:
-        """Validate one request item (``POST /v1/predict``'s): a :class:`RequestError`
-        names every bad field."""
-        return self.predictor.contract.parse(item)
+        """Validate one request item (``POST /v1/predict``'s) for the predictor that will
+        answer it: during a rollout, its arm's (:meth:`Arms.parse`). A
+        :class:`RequestError` names every bad field."""
+        arms = self.arms
+        if arms is None:
+            return self.predictor.contract.parse(item)
+        return arms.parse(item)
 
     def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
         """The answer to one request item: the served predictor's, or during a rollout its
@@ -538,13 +542,30 @@ class Service:
     # ------------------------------------------------------------------ documents
 
     def openapi(self) -> dict[str, Any]:
-        """The OpenAPI document for the served version."""
+        """The OpenAPI document for the served version; during a rollout whose arms take
+        different inputs, a request item holds either arm's, each described with the arm that
+        reads it (an entity only one arm needs is not required)."""
         p = self.predictor
-        return openapi_document(self.name, p.version.version, p.contract)
+        arms = self.arms
+        if arms is None or arms.same_inputs:
+            return openapi_document(self.name, p.version.version, p.contract)
+        control, candidate = arms.control.contract, arms.candidate.contract
+        document = openapi_document(self.name, p.version.version, _either(control, candidate))
+        body = document["paths"]["/v1/predict"]["post"]["requestBody"]
+        _describe_arms(body["content"]["application/json"]["schema"]["oneOf"][0], arms)
+        return document
+
+    def _inputs(self) -> InputContract:
+        """What a request may send: the served version's inputs, or during a rollout whose
+        arms take different inputs, either arm's."""
+        arms = self.arms
+        if arms is None or arms.same_inputs:
+            return self.predictor.contract
+        return _either(arms.control.contract, arms.candidate.contract)
 
     def oip_metadata(self) -> dict[str, Any]:
         """Open Inference Protocol model metadata."""
-        contract = self.predictor.contract
+        contract = self._inputs()
         inputs = [{"name": e, "datatype": "BYTES", "shape": [-1]} for e in contract.entities]
         inputs += [
             {"name": n, "datatype": _OIP_TYPES.get(r.kind, "BYTES"), "shape": [-1]}
@@ -567,7 +588,7 @@ class Service:
         and, for a bad value, its place in ``data``."""
         if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
             raise RequestError([("inputs", "expected a list of input tensors")])
-        contract = self.predictor.contract
+        contract = self._inputs()
         columns: dict[str, list[Any]] = {}
         where: dict[str, int] = {}
         problems: list[tuple[str, str]] = []
@@ -612,7 +633,7 @@ class Service:
         parsed = []
         for row, item in enumerate(items):
             try:
-                parsed.append(contract.parse(item))
+                parsed.append(self.parse(item))
             except RequestError as error:
                 problems += [_tensor_problem(loc, what, row, where) for loc, what in error.problems]
         if problems:
@@ -644,6 +665,40 @@ class Service:
         if request_id is not None:
             out["id"] = request_id
         return out
+
+
+def _either(control: InputContract, candidate: InputContract) -> InputContract:
+    """The inputs either arm takes (a name both take keeps the control's rule)."""
+    return InputContract(
+        entities={**candidate.entities, **control.entities},
+        fields={**candidate.fields, **control.fields},
+        online={**candidate.online, **control.online},
+    )
+
+
+def _describe_arms(item: dict[str, Any], arms: Arms) -> None:
+    """Mark in a request item's schema the inputs only one arm reads (in place)."""
+    control, candidate = arms.control.contract, arms.candidate.contract
+    entities = item["properties"]["entities"]
+    entities["required"] = [e for e in control.entities if e in candidate.entities]
+    fields = item["properties"]["features"]["properties"]
+    for need, schemas, names in (
+        ("required", entities["properties"], control.entities.keys() ^ candidate.entities.keys()),
+        ("read", fields, control.fields.keys() ^ candidate.fields.keys()),
+    ):
+        for name in names:
+            only = "control" if name in control.names() else "candidate"
+            schemas[name]["description"] = (
+                f"{need} only when the rollout's {only} arm serves the request "
+                "(the answer's `arm`); the other arm ignores it"
+            )
+    for name, rule in candidate.fields.items():
+        theirs = control.fields.get(name)
+        if theirs is not None and theirs.schema() != rule.schema():
+            fields[name] = {
+                "anyOf": [theirs.schema(), rule.schema()],
+                "description": "the control arm reads the first form, the candidate the second",
+            }
 
 
 def _utc_now() -> datetime:
