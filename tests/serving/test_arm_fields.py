@@ -234,3 +234,30 @@ def test_open_inference_rows_are_validated_for_their_arm(
         ("candidate", {"channel": "app"}),
         ("control", {}),
     ]
+
+
+def test_over_http_a_candidate_only_field_is_answered_not_refused(
+    candidate_reads_channel: Service,
+) -> None:
+    """The path production takes: ``POST /v1/predict`` through the app, not the service's
+    methods (the handler validates each item for its arm)."""
+    import httpx
+
+    from taxiway.serving.app import build_app
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=build_app(candidate_reads_channel))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return [
+                await client.post(
+                    "/v1/predict",
+                    json={"entities": {"customer": _customer(arm)}, "features": {"channel": "app"}},
+                )
+                for arm in ("candidate", "control")
+            ]
+
+    candidate, control = asyncio.run(run())
+    assert candidate.status_code == 200, candidate.text
+    assert control.status_code == 200, control.text
+    assert (candidate.json()["arm"], candidate.json()["model_version"]) == ("candidate", 2)
+    assert control.json()["arm"] == "control"

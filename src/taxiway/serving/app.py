@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -106,15 +106,7 @@ def build_app(service: Service) -> Starlette:
         problems = _outcome_problems(payload)
         if problems:
             return _error(422, "malformed outcome", problems)
-        record = {
-            "received_at": datetime.now(UTC).isoformat(),
-            "request_id": payload.get("request_id"),
-            "unit": payload.get("unit"),
-            "name": payload["name"],
-            "value": payload["value"],
-            "timestamp": payload.get("timestamp") or datetime.now(UTC).isoformat(),
-        }
-        await service.record_outcome(record)
+        await service.outcome(payload)
         return _json({"recorded": True})
 
     async def live(_: Request) -> Response:
@@ -388,9 +380,8 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
     if len(items) > MAX_ITEMS:
         await _send(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
         return 413
-    contract = service.predictor.contract
-    try:
-        parsed = [contract.parse(item) for item in items]
+    try:  # for the arm that answers it, during a rollout (a field only one arm reads)
+        parsed = [service.parse(item) for item in items]
     except RequestError as error:
         await _send(send, 422, {"error": "malformed request", "detail": error.detail()})
         return 422
