@@ -36,7 +36,15 @@ from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.rollout_task import service_rollout_loop
 from taxiway.serving.service import Service
 
-__all__ = ["build_app", "error_answer"]
+__all__ = [
+    "build_app",
+    "error_answer",
+    "header",
+    "http_error",
+    "outcome_problems",
+    "send_json",
+    "server_error",
+]
 
 logger = logging.getLogger("taxiway.serving")
 
@@ -103,7 +111,7 @@ def build_app(service: Service) -> Starlette:
 
     async def outcomes(request: Request) -> Response:
         payload = await read_json(request)
-        problems = _outcome_problems(payload)
+        problems = outcome_problems(payload)
         if problems:
             return _error(422, "malformed outcome", problems)
         await service.outcome(payload)
@@ -189,12 +197,12 @@ def build_app(service: Service) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     return _Limits(app, service)  # type: ignore[return-value]
 
 
-async def _http_error(request: Request, error: Exception) -> Response:
+async def http_error(request: Request, error: Exception) -> Response:
     """Starlette's own refusals (no such path, wrong method) as JSON, like every other."""
     assert isinstance(error, HTTPException)
     message = error.detail
@@ -206,7 +214,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return _json({"error": message}, error.status_code, dict(error.headers or {}))
 
 
-async def _server_error(_: Request, error: Exception) -> Response:
+async def server_error(_: Request, error: Exception) -> Response:
     logger.error("unhandled error answering a request", exc_info=error)
     return _json({"error": "internal error; the service's log has the details"}, 500)
 
@@ -233,7 +241,7 @@ def _guard(
     return guarded
 
 
-def _outcome_problems(payload: Any) -> list[dict[str, Any]]:
+def outcome_problems(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
         return [{"loc": ["body"], "msg": "expected an object"}]
     problems = []
@@ -281,24 +289,26 @@ class _Limits:
         route = path if path in _ROLES else (_INFER_ROUTE if role else "/v2/models")
         service = self.service
         if role is not None and service.keys:
-            presented = _header(scope, b"x-api-key")
+            presented = header(scope, b"x-api-key")
             if presented is None:
-                auth = _header(scope, b"authorization")
+                auth = header(scope, b"authorization")
                 if auth and auth.lower().startswith("bearer "):
                     presented = auth[7:].strip()
             roles = service.keys.roles_of(presented)
             if not roles:
-                await _send(send, 401, {"error": "a valid API key is required (X-API-Key header)"})
+                await send_json(
+                    send, 401, {"error": "a valid API key is required (X-API-Key header)"}
+                )
                 service.metrics.requests_of(route, "401").inc()
                 return
             if role not in roles and "admin" not in roles:
-                await _send(send, 403, {"error": f"this key lacks the `{role}` role"})
+                await send_json(send, 403, {"error": f"this key lacks the `{role}` role"})
                 service.metrics.requests_of(route, "403").inc()
                 return
         if role is not None and self.in_flight >= service.max_in_flight:
             service.metrics.shed.inc()
             service.metrics.requests_of(route, "429").inc()
-            await _send(
+            await send_json(
                 send,
                 429,
                 {"error": f"over {service.max_in_flight} requests in flight; retry shortly"},
@@ -314,7 +324,7 @@ class _Limits:
                 except Exception as error:  # no answer was sent: _predict sends last
                     status[0] = 500
                     logger.error("unhandled error answering a prediction", exc_info=error)
-                    await _send(send, 500, {"error": "internal error; see the service's log"})
+                    await send_json(send, 500, {"error": "internal error; see the service's log"})
             else:
 
                 async def tracking(message: Message) -> None:
@@ -329,14 +339,16 @@ class _Limits:
                 service.metrics.requests_of(route, str(status[0])).inc()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
             return str(value.decode("latin-1"))
     return None
 
 
-async def _send(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
     payload = orjson.dumps(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -351,7 +363,7 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
     """
     started = time.perf_counter()
     if scope["method"] != "POST":
-        await _send(send, 405, {"error": "use POST"}, {"allow": "POST"})
+        await send_json(send, 405, {"error": "use POST"}, {"allow": "POST"})
         return 405
     chunks = []
     size = 0
@@ -362,7 +374,7 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            await _send(send, 413, {"error": f"body over {MAX_BODY} bytes"})
+            await send_json(send, 413, {"error": f"body over {MAX_BODY} bytes"})
             return 413
         chunks.append(chunk)
         if not message.get("more_body"):
@@ -370,20 +382,22 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
     try:
         payload = orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as error:
-        await _send(send, 400, {"error": f"the body is not JSON: {error}"})
+        await send_json(send, 400, {"error": f"the body is not JSON: {error}"})
         return 400
     single = isinstance(payload, dict)
     items = [payload] if single else payload
     if not isinstance(items, list) or not items:
-        await _send(send, 422, {"error": "expected a request object or a non-empty list of them"})
+        await send_json(
+            send, 422, {"error": "expected a request object or a non-empty list of them"}
+        )
         return 422
     if len(items) > MAX_ITEMS:
-        await _send(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
+        await send_json(send, 413, {"error": f"at most {MAX_ITEMS} items per request"})
         return 413
     try:  # for the arm that answers it, during a rollout (a field only one arm reads)
         parsed = [service.parse(item) for item in items]
     except RequestError as error:
-        await _send(send, 422, {"error": "malformed request", "detail": error.detail()})
+        await send_json(send, 422, {"error": "malformed request", "detail": error.detail()})
         return 422
     if len(parsed) == 1:
         answers = [await service.answer(parsed[0], started)]
@@ -393,8 +407,8 @@ async def _predict(service: Service, scope: Scope, receive: Receive, send: Send)
         await service.record(answers, parsed, items)
     except TaxiwayError as error:
         status, body, headers = error_answer(error)
-        await _send(send, status, body, headers)
+        await send_json(send, status, body, headers)
         return status
     bodies = [a.body() for a in answers]
-    await _send(send, 200, bodies[0] if single else bodies)
+    await send_json(send, 200, bodies[0] if single else bodies)
     return 200

@@ -35,12 +35,12 @@ from taxiway.serving.app import (
     Receive,
     Scope,
     Send,
-    _header,
-    _http_error,
-    _outcome_problems,
-    _send,
-    _server_error,
     error_answer,
+    header,
+    http_error,
+    outcome_problems,
+    send_json,
+    server_error,
 )
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.recommend_service import MAX_ID_LENGTH, RecommendService
@@ -136,7 +136,7 @@ def build_recommend_app(service: RecommendService) -> ASGIApp:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     return _Limits(app, service)
 
@@ -158,8 +158,8 @@ def _guard(handler: Any) -> Any:
 def _item_outcome_problems(payload: Any) -> list[dict[str, Any]]:
     """The prediction service's outcome checks, plus the optional ``item``."""
     if not isinstance(payload, dict):
-        return _outcome_problems(payload)
-    problems = _outcome_problems({k: v for k, v in payload.items() if k != "item"})
+        return outcome_problems(payload)
+    problems = outcome_problems({k: v for k, v in payload.items() if k != "item"})
     for problem in problems:
         if problem["loc"] == ["request_id"] and problem["msg"] == "give request_id or unit":
             problem["msg"] = "give request_id (with item: the impression) or unit"
@@ -197,24 +197,26 @@ class _Limits:
             await self.app(scope, receive, send)
             return
         if service.keys:
-            presented = _header(scope, b"x-api-key")
+            presented = header(scope, b"x-api-key")
             if presented is None:
-                auth = _header(scope, b"authorization")
+                auth = header(scope, b"authorization")
                 if auth and auth.lower().startswith("bearer "):
                     presented = auth[7:].strip()
             roles = service.keys.roles_of(presented)
             if not roles:
-                await _send(send, 401, {"error": "a valid API key is required (X-API-Key header)"})
+                await send_json(
+                    send, 401, {"error": "a valid API key is required (X-API-Key header)"}
+                )
                 service.metrics.requests_of(path, "401").inc()
                 return
             if role not in roles and "admin" not in roles:
-                await _send(send, 403, {"error": f"this key lacks the `{role}` role"})
+                await send_json(send, 403, {"error": f"this key lacks the `{role}` role"})
                 service.metrics.requests_of(path, "403").inc()
                 return
         if self.in_flight >= service.max_in_flight:
             service.metrics.shed.inc()
             service.metrics.requests_of(path, "429").inc()
-            await _send(
+            await send_json(
                 send,
                 429,
                 {"error": f"over {service.max_in_flight} requests in flight; retry shortly"},
