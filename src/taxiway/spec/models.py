@@ -715,7 +715,12 @@ class Rollout(_Model):
     alpha: float = Field(
         default=0.05, gt=0, lt=0.5, description="The false-decision rate over the whole rollout."
     )
-    auto: bool = Field(default=False, description="Run `taxiway rollout check` on a schedule.")
+    auto: bool = Field(
+        default=False,
+        description="The service itself checks the active rollout every check_every (one "
+        "leader across workers and replicas) and acts on the verdict; without it, run "
+        "`taxiway rollout check` or `taxiway rollout run`.",
+    )
     check_every: PositiveDuration = Field(
         default=timedelta(minutes=1), description="How often the automatic loop checks."
     )
