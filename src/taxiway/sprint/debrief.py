@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,6 +56,7 @@ __all__ = [
     "WITHIN_30_DAYS",
     "Debrief",
     "Path",
+    "higher_is_better",
 ]
 
 Path = Literal[1, 2, 3]
@@ -66,6 +68,18 @@ PATHS: dict[int, str] = {
 """What each path means, in the words the report uses."""
 
 _GATE_NAMES: dict[str, str] = {"monitoring": "monitoring", "rollout": "the gradual rollout"}
+_RANKING = re.compile(r"(recall|ndcg|map|hit_rate)@[1-9][0-9]*")
+
+
+def higher_is_better(metric: Any) -> bool:
+    """Whether a larger ``metric`` is better: ROC AUC, PR AUC and a recommender's ranking
+    metrics (``recall@10``, ``ndcg@10``, ``map@10``, ``hit_rate@10``); losses and errors are
+    lower-is-better.
+
+    >>> higher_is_better("recall@10"), higher_is_better("roc_auc"), higher_is_better("log_loss")
+    (True, True, False)
+    """
+    return metric in HIGHER_IS_BETTER or bool(_RANKING.fullmatch(str(metric)))
 
 
 @dataclass
@@ -167,8 +181,10 @@ class Debrief:
             return self._verdict
         named = " and ".join(_GATE_NAMES[key] for key in unseen)
         were = "were" if len(unseen) > 1 else "was"
+        why = [str(self.facts[key].get("not_built") or "") for key in unseen]
+        because = f": {why[0]}" if why[0] and len(set(why)) == 1 else ""
         return f"{self._verdict} Not exercised by the sprint: {named} {were} declared, but " + (
-            "nothing ran it." if len(unseen) == 1 else "nothing ran them."
+            f"nothing ran it{because}." if len(unseen) == 1 else f"nothing ran them{because}."
         )
 
     @property
@@ -205,7 +221,7 @@ class Debrief:
         score, base = as_number(model.get("model")), as_number(model.get("baseline"))
         if score is None or base is None:
             return None
-        gain = score - base if model.get("metric") in HIGHER_IS_BETTER else base - score
+        gain = score - base if higher_is_better(model.get("metric")) else base - score
         return gain, (gain / abs(base) if base else None)
 
     @property

@@ -5,14 +5,17 @@ One definition for both ways a version reaches production, the sprint's deployme
 critical-path blocker:
 
 - the **handoff audit** of that version (:func:`~taxiway.sprint.phases.audit_checks`):
-  leakage, prediction-time availability, latency, skew; its coverage findings about the owner
+  leakage, prediction-time availability, latency, skew (a recommender's: leakage, filters
+  parity, coverage, latency, :func:`taxiway.recommend.audit.run_recommend_audit`); its coverage findings about the owner
   and the action are left to the governance checks, so each blocker is listed once;
 - the **deployment phase's own checks** (:func:`deployment_checks`): an owner and an action
   declared, every sign-off ``governance.approvals`` requires recorded in the approvals log
   (:func:`~taxiway.sprint.phases.governance_checks`), monitoring and a rollout plan declared
   (:func:`~taxiway.sprint.phases.monitoring_check`,
   :func:`~taxiway.sprint.phases.rollout_check`; outside a sprint nothing exercises them, so a
-  declared section is a warning and a missing one a blocker, as in the sprint).
+  declared section is a warning and a missing one a blocker, as in the sprint). For a
+  recommender neither is built yet (issue 17 item 5): monitoring declared is a warning saying
+  so, a declared rollout a blocker (:func:`~taxiway.sprint.phases.governance.recommender_gate`).
 
 The sprint also stops on what only it observes (a source it cannot read, the service under
 load, the fault drill); ``models promote`` cannot see those. A promotion forced past the gate is recorded by
@@ -28,10 +31,16 @@ from typing import Any
 from taxiway.errors import TaxiwayError
 from taxiway.models.audit import AuditReport, run_audit
 from taxiway.models.registry import ModelVersion
+from taxiway.recommend.audit import run_recommend_audit
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import SignOff, sign_offs
 from taxiway.sprint.outcome import Blocker, Check, Exercised, blocker
-from taxiway.sprint.phases.governance import governance_checks, monitoring_check, rollout_check
+from taxiway.sprint.phases.governance import (
+    governance_checks,
+    monitoring_check,
+    recommender_gate,
+    rollout_check,
+)
 from taxiway.sprint.phases.model_development import audit_checks
 
 __all__ = ["PromotionGate", "critical_blockers", "deployment_checks", "promotion_gate"]
@@ -59,8 +68,13 @@ def deployment_checks(
     """
     checks = governance_checks(project, signed)
     used: dict[str, dict[str, Any]] = {}
+    recommender = project.spec.recommend is not None
     for key, gate in (("monitoring", monitoring_check), ("rollout", rollout_check)):
-        check, facts = gate(project, (exercised or {}).get(key))
+        observed = (exercised or {}).get(key)
+        if recommender and observed is None:  # neither is built for recommenders yet
+            check, facts = recommender_gate(project, key)
+        else:
+            check, facts = gate(project, observed)
         checks.append(check)
         used[key] = facts
     return checks, used
@@ -99,7 +113,11 @@ def promotion_gate(project: Project, version: ModelVersion, *, sample: int = 100
     """
     audit: AuditReport | None = None
     try:
-        audit = run_audit(project, version, sample=sample)
+        audit = (
+            run_recommend_audit(project, version, sample=sample)
+            if project.spec.recommend is not None
+            else run_audit(project, version, sample=sample)
+        )
         checks = audit_checks(audit)
     except TaxiwayError as error:
         checks = [

@@ -1,4 +1,5 @@
-"""The sprint's load client: keep-alive clients posting ``/v1/predict`` for a set time.
+"""The sprint's load client: keep-alive clients posting ``/v1/predict`` (or another JSON
+route, such as a recommender's ``/v1/recommend``) for a set time.
 
 The load test runs for the seconds it is given: ``concurrency`` clients each send a request,
 read its whole answer, and send the next, until the time is up (a request in flight when it
@@ -142,14 +143,17 @@ def load_test(
     concurrency: int = 8,
     duration_s: float = 5.0,
     max_requests: int | None = None,
+    path: str = "/v1/predict",
 ) -> LoadResult:
-    """``concurrency`` keep-alive clients posting ``bodies`` round robin to ``/v1/predict``
-    on loopback for ``duration_s`` seconds, or until ``max_requests`` when one is given."""
+    """``concurrency`` keep-alive clients posting ``bodies`` round robin to ``path`` on
+    loopback for ``duration_s`` seconds, or until ``max_requests`` when one is given. Every
+    answer of ``path`` must carry ``latency_ms`` and ``degraded`` (``/v1/predict``'s and
+    ``/v1/recommend``'s do)."""
     if duration_s <= 0:
         raise ValueError(f"a load test runs for a positive time, not {duration_s} s")
     if max_requests is not None and max_requests < 1:
         raise ValueError(f"a request cap is at least 1, not {max_requests}")
-    return asyncio.run(_load(service, bodies or [{}], concurrency, duration_s, max_requests))
+    return asyncio.run(_load(service, bodies or [{}], concurrency, duration_s, max_requests, path))
 
 
 async def _load(
@@ -158,6 +162,7 @@ async def _load(
     concurrency: int,
     duration_s: float,
     max_requests: int | None,
+    path: str,
 ) -> LoadResult:
     host, port = "127.0.0.1", int(service.url.rsplit(":", 1)[1])
     extra = "".join(f"{k}: {v}\r\n" for k, v in service.headers.items())
@@ -165,7 +170,7 @@ async def _load(
     for body in bodies:
         payload = json.dumps(body).encode()
         head = (
-            f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
         )
         requests.append(head.encode() + payload)

@@ -22,7 +22,7 @@ from taxiway.spec.project import Project
 from taxiway.sprint.outcome import Check, blocker
 from taxiway.sprint.served import RunningService
 
-__all__ = ["SMOKE_ROWS", "infer_request", "smoke_test"]
+__all__ = ["SMOKE_ROWS", "Judge", "Prober", "expect_status", "infer_request", "smoke_test"]
 
 SMOKE_ROWS = 3
 """How many sampled requests the list and Open Inference smoke requests carry."""
@@ -58,10 +58,12 @@ def _input_value(body: dict[str, Any], name: str) -> Any:
     return (body.get("features") or {}).get(name)
 
 
-_Judge = Callable[[httpx.Response], tuple[bool, str]]
+Judge = Callable[[httpx.Response], tuple[bool, str]]
 
 
-def _status(expected: int) -> _Judge:
+def expect_status(expected: int) -> Judge:
+    """A judge passing an answer with the ``expected`` HTTP status, and no other."""
+
     def judge(r: httpx.Response) -> tuple[bool, str]:
         return r.status_code == expected, f"HTTP {r.status_code}"
 
@@ -79,7 +81,7 @@ def _predicted(r: httpx.Response) -> tuple[bool, str]:
     return True, f"path {answer['path']}, {answer['latency_ms']:.1f} ms"
 
 
-def _inferred(rows: int, names: list[str]) -> _Judge:
+def _inferred(rows: int, names: list[str]) -> Judge:
     def judge(r: httpx.Response) -> tuple[bool, str]:
         if r.status_code != 200:
             return False, f"HTTP {r.status_code}"
@@ -90,6 +92,56 @@ def _inferred(rows: int, names: list[str]) -> _Judge:
         return True, f"HTTP 200, {rows} predictions for {rows} rows ({', '.join(names)})"
 
     return judge
+
+
+class Prober:
+    """Sends one smoke request and judges its answer: a check appended to ``checks``, a failed
+    one with a technical blocker whose evidence holds the service's answer (its first 500
+    characters) and whose fix replays the request (:func:`_replay`)."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        service: RunningService,
+        project: Project,
+        checks: list[Check],
+    ) -> None:
+        self.client, self.service, self.project, self.checks = client, service, project, checks
+
+    def __call__(
+        self,
+        label: str,
+        judge: Judge,
+        payload: Any = None,
+        data: dict[str, Any] | None = None,
+    ) -> httpx.Response | None:
+        """``label`` is ``METHOD /path`` with an optional `` (note)``; the answer when it
+        passed, else None."""
+        method, path = label.split(" (")[0].split(" ", 1)
+        began = time.perf_counter()
+        response = None
+        try:
+            response = self.client.request(method, path, json=payload)
+            good, detail = judge(response)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
+            good, detail = False, f"{type(error).__name__}: {error}"
+        elapsed = time.perf_counter() - began
+        check = Check(f"smoke {label}", "pass" if good else "fail", detail, elapsed,
+                      data=data or {})  # fmt: skip
+        if not good:
+            evidence = detail
+            if response is not None and response.text:
+                evidence += f"; the service answered: {response.text[:500]}"
+            check.blocker = blocker(
+                "integration",
+                "technical",
+                f"{label} does not answer as documented",
+                evidence=evidence,
+                fix=_replay(self.service, self.project, label, method, path, payload, response),
+                kind="code",
+            )
+        self.checks.append(check)
+        return response if good else None
 
 
 def smoke_test(
@@ -103,41 +155,9 @@ def smoke_test(
     some = bodies[:SMOKE_ROWS] or [body]
     checks: list[Check] = []
     with httpx.Client(base_url=service.url, timeout=10.0, headers=service.headers) as client:
-
-        def probe(
-            label: str,
-            judge: _Judge,
-            payload: Any = None,
-            data: dict[str, Any] | None = None,
-        ) -> httpx.Response | None:
-            method, path = label.split(" (")[0].split(" ", 1)
-            began = time.perf_counter()
-            response = None
-            try:
-                response = client.request(method, path, json=payload)
-                good, detail = judge(response)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
-                good, detail = False, f"{type(error).__name__}: {error}"
-            elapsed = time.perf_counter() - began
-            check = Check(f"smoke {label}", "pass" if good else "fail", detail, elapsed,
-                          data=data or {})  # fmt: skip
-            if not good:
-                evidence = detail
-                if response is not None and response.text:
-                    evidence += f"; the service answered: {response.text[:500]}"
-                check.blocker = blocker(
-                    "integration",
-                    "technical",
-                    f"{label} does not answer as documented",
-                    evidence=evidence,
-                    fix=_replay(service, project, label, method, path, payload, response),
-                    kind="code",
-                )
-            checks.append(check)
-            return response if good else None
-
-        probe("GET /v2/health/live", _status(200))
-        probe("GET /v2/health/ready", _status(200))
+        probe = Prober(client, service, project, checks)
+        probe("GET /v2/health/live", expect_status(200))
+        probe("GET /v2/health/ready", expect_status(200))
         probe("POST /v1/predict", _predicted, body)
         probe(
             "POST /v1/predict (a list)",
@@ -156,7 +176,7 @@ def smoke_test(
             ),
             {"entities": 17},
         )
-        metadata = probe(f"GET /v2/models/{name}", _status(200))
+        metadata = probe(f"GET /v2/models/{name}", expect_status(200))
         if metadata is not None:
             infer = infer_request(metadata.json(), some)
             names = [str(t["name"]) for t in infer["inputs"]]
@@ -170,7 +190,7 @@ def smoke_test(
         outcome = project.spec.label.name if project.spec.label else "outcome"
         probe(
             "POST /v1/outcomes",
-            _status(200),
+            expect_status(200),
             {"unit": "taxiway-sprint-smoke", "name": outcome, "value": 0},
         )
         probe(
@@ -180,7 +200,7 @@ def smoke_test(
                 f"HTTP {r.status_code}",
             ),
         )
-        probe("GET /openapi.json", _status(200))
+        probe("GET /openapi.json", expect_status(200))
     return checks
 
 

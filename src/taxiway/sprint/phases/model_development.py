@@ -1,5 +1,7 @@
 """Phase 2, model development: the training set and the model against the baseline (the
-candidate registered), the online store materialized, the handoff audit.
+candidate registered), the online store materialized, the handoff audit. A ``recommend:``
+spec trains its recommender instead (:mod:`.recommend_development`) and takes the
+recommender's audit (:func:`taxiway.recommend.audit.run_recommend_audit`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from taxiway.models.audit.coverage import NO_ACTION, NO_OWNER
 from taxiway.models.audit.findings import AuditReport
 from taxiway.models.registry import open_registry
 from taxiway.models.training import TrainResult, train_model
-from taxiway.sprint.outcome import Category, Check, CheckStatus, FixKind, blocker
+from taxiway.recommend.audit import run_recommend_audit
+from taxiway.sprint.outcome import Category, Check, CheckStatus, FixKind, Phase, blocker
+from taxiway.sprint.phases.recommend_development import recommend_sources, train_recommender_step
 from taxiway.sprint.phases.running import _phase, _State, _step
 
 
@@ -81,6 +85,7 @@ _AUDIT_CLASS: dict[str, tuple[Category, FixKind]] = {
     "latency": ("technical", "tuning"),
     "skew": ("technical", "code"),
     "coverage": ("organizational", "spec_line"),
+    "filters": ("technical", "code"),  # a recommender's: filters at evaluation and serving
 }
 
 _GOVERNANCE = {NO_OWNER: "owner declared", NO_ACTION: "action declared"}
@@ -107,7 +112,7 @@ def audit_checks(report: AuditReport, training_s: float | None = None) -> list[C
     """
     checks: list[Check] = []
     measured = report.measured
-    for name in _AUDIT_CLASS:
+    for name in report.names:  # the checks this audit covers (a recommender's differ)
         findings = [f for f in report.findings if f.check == name]
         # the deployment phase checks the owner and the action: each blocker is reported once
         elsewhere = [f for f in findings if f.evidence.startswith(tuple(_GOVERNANCE))]
@@ -159,7 +164,25 @@ def audit_checks(report: AuditReport, training_s: float | None = None) -> list[C
 
 
 def _measured(name: str, measured: dict[str, Any]) -> str:
+    """A passed check's figures in one line: a timed check's p50/p99 per kind of call (a
+    recommender's latency: known and cold users) first, else its first plain figures.
+
+    >>> _measured("latency", {"latency": {"budget_ms": 50.0, "known": {"p50_ms": 1.1,
+    ...     "p99_ms": 1.7, "calls": 200}, "cold": {"p50_ms": 1.0, "p99_ms": 1.3}}})
+    'known p50 1.1 ms, p99 1.7 ms; cold p50 1 ms, p99 1.3 ms; budget 50 ms'
+    """
     value = measured.get(name)
+    timed = {
+        kind: figures
+        for kind, figures in (value.items() if isinstance(value, dict) else ())
+        if isinstance(figures, dict) and "p99_ms" in figures and kind != "stages"
+    }
+    if timed and isinstance(value, dict):
+        parts = [f"{kind} p50 {f.get('p50_ms'):g} ms, p99 {f.get('p99_ms'):g} ms"
+                 for kind, f in timed.items()]  # fmt: skip
+        if isinstance(value.get("budget_ms"), int | float):
+            parts.append(f"budget {value['budget_ms']:g} ms")
+        return "; ".join(parts)
     if isinstance(value, dict):
         parts = [f"{k} {v}" for k, v in value.items() if isinstance(v, int | float | str)][:4]
         return ", ".join(parts)
@@ -168,109 +191,134 @@ def _measured(name: str, measured: dict[str, Any]) -> str:
 
 def _model_development(state: _State) -> None:
     project = state.project
+    recommender = project.spec.recommend is not None
     with _phase(state, "model_development") as phase:
         unreadable = _blocked_sources(state)
-        needed = set(used_sources(project.spec))
+        needed = recommend_sources(project) if recommender else set(used_sources(project.spec))
         if unreadable & needed:
             names = ", ".join(sorted(unreadable & needed))
             phase.checks.append(
                 Check("train", "skip", f"the model reads {names}, which data access blocked")
             )
             return
-        registry = open_registry(project.spec.registry, state_dir=project.state_dir)
-        try:
-            with _step(state, phase, "train", "run `taxiway train` and fix what it reports"):
-                began = time.perf_counter()
-                result = train_model(
-                    project,
-                    registry=registry,
-                    progress=lambda what: state.say("model_development", what),
-                    created_by="taxiway sprint",
-                    reuse=not state.options.retrain,
-                )
-                trained = training_checks(result)
-                # the model's check carries the training time (the set's its own)
-                trained[-1].duration_s = max(
-                    0.0, time.perf_counter() - began - trained[0].duration_s
-                )
-                phase.checks.extend(trained)
-                state.candidate = result.version
-                v = result.version
-                metric = v.metrics.get("metric")
-                state.facts["model"] = {
-                    "version": v.version,
-                    "algorithm": v.algorithm,
-                    "metric": metric,
-                    "model": (v.metrics.get("model") or {}).get(metric),
-                    "baseline": (v.metrics.get("baseline") or {}).get(metric),
-                    "beats_baseline": result.beats_baseline,
-                    "baseline_description": v.metrics.get("baseline_description"),
-                    # what a retrain costs, the estimate of a fix that needs one: unknown when
-                    # the version was reused rather than trained here
-                    "training_s": None
-                    if result.reused_model
-                    else round(time.perf_counter() - began, 3),
-                }
-                state.observed["lineage_recorded"] = bool(v.lineage)
-        finally:
-            registry.close()
+        if recommender:
+            train_recommender_step(state, phase)
+        else:
+            _train(state, phase)
         if state.candidate is None:
             return
-        with _step(state, phase, "materialize the online store", "run `taxiway features "
-                   "materialize` and fix what it reports"):  # fmt: skip
-            began = time.perf_counter()
-            store = open_online_store(
-                project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
-            )
-            try:
-                done = materialize(project, store, as_of=state.options.as_of)
-            finally:
-                store.close()
-            phase.checks.append(
-                Check(
-                    "online store materialized",
-                    "pass",
-                    f"{len(done.views)} views as of {done.as_of.isoformat()}",
-                    time.perf_counter() - began,
-                    data=done.as_dict(),
-                )
-            )
-            state.observed["online_store_used"] = True
         with _step(state, phase, "handoff audit", "run `taxiway audit` and fix what it reports"):
             began = time.perf_counter()
-            audit = run_audit(project, state.candidate, sample=state.options.audit_sample)
-            audited = audit_checks(audit, (state.facts.get("model") or {}).get("training_s"))
-            # the audit is timed as a whole; its checks follow, each with its blocker
-            phase.checks.append(
-                Check(
-                    "handoff audit",
-                    _worst(audited),
-                    _audit_summary(audited, len(audit.findings)),
-                    time.perf_counter() - began,
-                )
+            sample = state.options.audit_sample
+            audit = (
+                run_recommend_audit(project, state.candidate, sample=sample)
+                if recommender
+                else run_audit(project, state.candidate, sample=sample)
             )
-            phase.checks.extend(audited)
-            state.facts["audit"] = {
-                "blocked": audit.blocked,
-                "checks": {c: audit.status(c) for c in audit.checks}
-                | {f.check: audit.status(f.check) for f in audit.findings},
-                "findings": [
-                    {
-                        "check": f.check,
-                        "severity": f.severity,
-                        "message": f.evidence,
-                        "fix": f.fix,
-                        "feature": f.feature,
-                    }
-                    for f in audit.findings
-                ],
+            _record_audit(state, phase, audit, began)
+
+
+def _train(state: _State, phase: Phase) -> None:
+    """A classifier's (or regressor's) training, then the online store materialized."""
+    project = state.project
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        with _step(state, phase, "train", "run `taxiway train` and fix what it reports"):
+            began = time.perf_counter()
+            result = train_model(
+                project,
+                registry=registry,
+                progress=lambda what: state.say("model_development", what),
+                created_by="taxiway sprint",
+                reuse=not state.options.retrain,
+            )
+            trained = training_checks(result)
+            # the model's check carries the training time (the set's its own)
+            trained[-1].duration_s = max(0.0, time.perf_counter() - began - trained[0].duration_s)
+            phase.checks.extend(trained)
+            state.candidate = result.version
+            v = result.version
+            metric = v.metrics.get("metric")
+            state.facts["model"] = {
+                "version": v.version,
+                "algorithm": v.algorithm,
+                "metric": metric,
+                "model": (v.metrics.get("model") or {}).get(metric),
+                "baseline": (v.metrics.get("baseline") or {}).get(metric),
+                "beats_baseline": result.beats_baseline,
+                "baseline_description": v.metrics.get("baseline_description"),
+                # what a retrain costs, the estimate of a fix that needs one: unknown when
+                # the version was reused rather than trained here
+                "training_s": None
+                if result.reused_model
+                else round(time.perf_counter() - began, 3),
             }
-            state.observed["audit_passed"] = not audit.blocked
-            skew = audit.status("skew")
-            state.observed["skew_checked"] = skew == "passed"
-            state.observed["shared_definitions"] = skew == "passed" and state.observed.get(
-                "online_store_used", False
+            state.observed["lineage_recorded"] = bool(v.lineage)
+    finally:
+        registry.close()
+    if state.candidate is None:
+        return
+    with _step(state, phase, "materialize the online store", "run `taxiway features "
+               "materialize` and fix what it reports"):  # fmt: skip
+        began = time.perf_counter()
+        store = open_online_store(
+            project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+        )
+        try:
+            done = materialize(project, store, as_of=state.options.as_of)
+        finally:
+            store.close()
+        phase.checks.append(
+            Check(
+                "online store materialized",
+                "pass",
+                f"{len(done.views)} views as of {done.as_of.isoformat()}",
+                time.perf_counter() - began,
+                data=done.as_dict(),
             )
+        )
+        state.observed["online_store_used"] = True
+
+
+def _record_audit(state: _State, phase: Phase, audit: AuditReport, began: float) -> None:
+    """The audit as a whole (timed), then its checks, each with its blocker; its facts."""
+    audited = audit_checks(audit, (state.facts.get("model") or {}).get("training_s"))
+    phase.checks.append(
+        Check(
+            "handoff audit",
+            _worst(audited),
+            _audit_summary(audited, len(audit.findings)),
+            time.perf_counter() - began,
+        )
+    )
+    phase.checks.extend(audited)
+    recommender = state.project.spec.recommend is not None
+    state.facts["audit"] = {
+        "blocked": audit.blocked,
+        "checks": {c: audit.status(c) for c in (audit.names if recommender else ())}
+        | {c: audit.status(c) for c in audit.checks}
+        | {f.check: audit.status(f.check) for f in audit.findings},
+        "findings": [
+            {
+                "check": f.check,
+                "severity": f.severity,
+                "message": f.evidence,
+                "fix": f.fix,
+                "feature": f.feature,
+            }
+            for f in audit.findings
+        ],
+    }
+    state.observed["audit_passed"] = not audit.blocked
+    if recommender:
+        # a recommender's audit has no skew check: its filters parity is not that question
+        state.facts["audit"]["measured"] = audit.measured
+        return
+    skew = audit.status("skew")
+    state.observed["skew_checked"] = skew == "passed"
+    state.observed["shared_definitions"] = skew == "passed" and state.observed.get(
+        "online_store_used", False
+    )
 
 
 _SEVERITY: dict[CheckStatus, int] = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}

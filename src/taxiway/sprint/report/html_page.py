@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from taxiway.models.metrics import HIGHER_IS_BETTER
 from taxiway.sprint.assess import SOURCE_TITLES, SOURCES
 from taxiway.sprint.charts import (
     STATUS_COLOURS,
@@ -25,7 +24,7 @@ from taxiway.sprint.charts import (
     stacked_bar_svg,
     timeline_svg,
 )
-from taxiway.sprint.debrief import PATHS, Debrief
+from taxiway.sprint.debrief import PATHS, Debrief, higher_is_better
 from taxiway.sprint.outcome import Phase
 from taxiway.sprint.report.model import (
     _ANSWER_HEADERS,
@@ -34,6 +33,8 @@ from taxiway.sprint.report.model import (
     _CHECK_HEADERS,
     _GATE_HEADERS,
     _NOT_MEASURED,
+    _RECOMMEND_AUDIT_HEADERS,
+    _RECOMMEND_HEADERS,
     _answer_rows,
     _approval_rows,
     _blocker_rows,
@@ -48,6 +49,9 @@ from taxiway.sprint.report.model import (
     _not_exercised,
     _number,
     _number_text,
+    _recommend_audit_rows,
+    _recommend_lines,
+    _recommend_rows,
     _source_counts,
     _text,
     _yes,
@@ -83,6 +87,11 @@ def render_html(debrief: Debrief) -> str:
             "model", "Model versus baseline", _model_html(_fact(d, "model"), d.leaking_inputs)
         ),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
+        *(
+            [_section("recommend", "Recommendations", _recommend_html(d))]
+            if _fact(d, "recommend")
+            else []
+        ),
         _section("load", "Load test", _load_html(_fact(d, "load"), _fact(d, "prediction_log"))),
         _section("drill", "Fault drill", _drill_html(_fact(d, "drill"))),
         _section("approvals", "Approvals", _approvals_html(_fact(d, "approvals"))),
@@ -157,7 +166,7 @@ def _model_html(model: dict[str, Any] | None, leaking: list[str]) -> str:
     if not model:
         return _missing()
     metric = _text(model.get("metric"))
-    direction = "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
+    direction = "higher is better" if higher_is_better(metric) else "lower is better"
     bars = [
         _bar(
             f"model v{_text(model.get('version'))} ({_text(model.get('algorithm'))})",
@@ -181,6 +190,19 @@ def _audit_html(audit: dict[str, Any] | None) -> str:
     return f"<p>{_e(head)}: {len(findings)} finding(s)</p>{table}"
 
 
+def _recommend_html(d: Debrief) -> str:
+    """The recommender's metrics against popularity and the ceiling, its facts, its audit."""
+    recommend, audit = _fact(d, "recommend") or {}, _fact(d, "audit")
+    metrics = _table("recommend-table", _RECOMMEND_HEADERS, _recommend_rows(recommend))
+    facts = "".join(f"<li>{_prose(line)}</li>" for line in _recommend_lines(d))
+    checks = (
+        _table("recommend-audit-table", _RECOMMEND_AUDIT_HEADERS, _recommend_audit_rows(audit))
+        if audit
+        else ""
+    )
+    return f"{metrics}<ul>{facts}</ul>{checks}"
+
+
 def _load_html(load: dict[str, Any] | None, logged: dict[str, Any] | None) -> str:
     if not load:
         return _missing()
@@ -198,6 +220,8 @@ def _load_html(load: dict[str, Any] | None, logged: dict[str, Any] | None) -> st
 def _drill_html(drill: dict[str, Any] | None) -> str:
     if not drill:
         return _missing()
+    if drill.get("not_run"):
+        return f"<p>{_prose(_drill_line(drill))}</p>"
     latency = bars_svg(
         "chart-drill-latency",
         "p99 latency with the dependency down (ms)",

@@ -15,6 +15,8 @@ from taxiway.sprint.report.model import (
     _CHECK_HEADERS,
     _GATE_HEADERS,
     _NOT_MEASURED,
+    _RECOMMEND_AUDIT_HEADERS,
+    _RECOMMEND_HEADERS,
     _answer_rows,
     _approval_rows,
     _blocker_rows,
@@ -27,6 +29,9 @@ from taxiway.sprint.report.model import (
     _log_line,
     _model_line,
     _not_exercised,
+    _recommend_audit_rows,
+    _recommend_lines,
+    _recommend_rows,
     _source_counts,
     _text,
     _yes,
@@ -94,6 +99,7 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
         ("Model versus baseline", [_model_line(model, d.leaking_inputs)] if model
          else [_NOT_MEASURED]),
         ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
+        *([("Recommendations", _md_recommend(d))] if _fact(d, "recommend") else []),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
         ("Approvals", _md_approvals(approvals) if approvals else [_NOT_MEASURED]),
@@ -101,6 +107,16 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
          else [_NOT_MEASURED]),
     ]  # fmt: skip
     return sections
+
+
+def _md_recommend(d: Debrief) -> list[str]:
+    """The recommender's metrics against popularity and the ceiling, its facts, its audit."""
+    recommend, audit = _fact(d, "recommend") or {}, _fact(d, "audit")
+    lines = [*_md_table(_RECOMMEND_HEADERS, _recommend_rows(recommend)), ""]
+    lines += [f"- {line}" for line in _recommend_lines(d)]
+    if audit:
+        lines += ["", *_md_table(_RECOMMEND_AUDIT_HEADERS, _recommend_audit_rows(audit))]
+    return lines
 
 
 def _md_load(load: dict[str, Any], logged: dict[str, Any] | None) -> list[str]:

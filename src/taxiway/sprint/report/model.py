@@ -99,13 +99,17 @@ def _gate_rows(d: Debrief) -> list[list[Any]]:
                 _text(gate.get("status")),
                 json.dumps(declared, sort_keys=True) if declared else "not declared",
                 _text(observed.get("evidence")) if isinstance(observed, dict) else "nothing ran",
-                gate.get("evidence"),
+                f"{gate.get('evidence')}: {gate['why']}"
+                if gate.get("why")
+                else gate.get("evidence"),
             ]
         )
     return rows
 
 
 def _drill_line(drill: dict[str, Any]) -> str:
+    if drill.get("not_run"):
+        return f"not run: {_text(drill['not_run'])}"
     within = drill.get("within_budget")
     verdict = _judged(within, "within budget", "over budget", "budget not judged")
     return (
@@ -238,3 +242,116 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)} min {int(seconds % 60)} s"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+_RECOMMEND_HEADERS = ["metric", "model", "popularity", "ceiling"]
+_RECOMMEND_AUDIT_HEADERS = ["audit check", "status", "measured"]
+_RECOMMEND_AUDIT = ("leakage", "filters", "coverage", "latency")
+
+
+def _recommend_rows(recommend: dict[str, Any]) -> list[list[Any]]:
+    """The recommender against popularity on each metric measured at the cutoff (the declared
+    one first, marked), with the ceiling from the simulator's ``truth.json`` where it has
+    that metric."""
+    model = recommend.get("model") or {}
+    popularity = recommend.get("popularity") or {}
+    truth = recommend.get("truth") or {}
+    ceiling = truth.get(truth.get("applies") or "ceiling") or {}
+    declared = recommend.get("metric")
+    names = [declared] + [n for n in model if n not in (declared, "users")]
+    return [
+        [
+            f"{name} (declared)" if name == declared else name,
+            _number_text(model.get(name)),
+            _number_text(popularity.get(name)),
+            _number_text(ceiling.get(name)) if name in ceiling else "—",
+        ]
+        for name in names
+        if name is not None
+    ]
+
+
+def _recommend_lines(d: Debrief) -> list[str]:
+    """The recommender's facts in sentences: the split and its cold users and items, the
+    ceiling's source, what the two smoke answers were, and the served latency."""
+    recommend = _fact(d, "recommend") or {}
+    split = recommend.get("split") or {}
+    lines = [
+        f"time split at {_text(split.get('cut'))}: {_number_text(split.get('train_rows'))} "
+        f"training and {_number_text(split.get('valid_rows'))} test interactions; "
+        f"{_number_text(recommend.get('evaluated_users'))} users judged; cold (after the "
+        f"cutoff only, not judged): {_number_text(recommend.get('cold_users'))} users, "
+        f"{_number_text(recommend.get('cold_items'))} items",
+    ]
+    seconds = recommend.get("training_seconds") or {}
+    if seconds:
+        fitted = ", ".join(f"{k} {_number_text(v)} s" for k, v in seconds.items())
+        lines.append(f"generators fitted: {fitted}")
+    truth = recommend.get("truth")
+    if isinstance(truth, dict):
+        applies = _text(truth.get("applies"))
+        lines.append(
+            f"ceiling: {applies} from {_text(truth.get('file'))} (the simulator's true "
+            f"preferences on its own split at {_text(truth.get('cutoff'))}, "
+            f"{_number_text(truth.get('users_evaluated'))} users): the best a model can expect"
+        )
+    else:
+        lines.append("ceiling: unknown (no truth.json beside the interactions: real data has none)")
+    smoke = (recommend.get("served") or {}).get("smoke") or {}
+    for kind, who in (("known", "a known user"), ("unknown", "an unknown user")):
+        answer = smoke.get(kind)
+        if answer:
+            lines.append(
+                f"served to {who}: {_number_text(answer.get('items'))} items by "
+                f"{_text(answer.get('path'))}, degraded {_text(answer.get('degraded'))}, "
+                f"first {', '.join(answer.get('top') or []) or '—'}"
+            )
+    load = _fact(d, "load")
+    if load and load.get("path") == "/v1/recommend":
+        lines.append(f"served latency on /v1/recommend: {_load_line(load)}")
+    return lines
+
+
+def _recommend_audit_rows(audit: dict[str, Any]) -> list[list[Any]]:
+    """The recommender audit's four checks: status and what each measured, in one line."""
+    checks = audit.get("checks") or {}
+    measured = audit.get("measured") or {}
+    return [
+        [name, _text(checks.get(name)), _audit_figures(name, measured.get(name) or {})]
+        for name in _RECOMMEND_AUDIT
+    ]
+
+
+def _audit_figures(name: str, m: dict[str, Any]) -> str:
+    """One check's measured figures as a sentence (``—`` when it measured nothing)."""
+    if not m:
+        return "—"
+    if name == "leakage":
+        return (
+            f"training held {_number_text(m.get('stored_training_interactions'))} interactions "
+            f"before the cutoff {_text(m.get('cutoff'))}; re-read from the source: "
+            f"{_number_text(m.get('reread_before_cutoff'))} before, "
+            f"{_number_text(m.get('reread_at_or_after_cutoff'))} at or after; histories end "
+            f"{_text(m.get('histories_newest'))}"
+        )
+    if name == "filters":
+        return (
+            f"{_number_text(m.get('users'))} users; {', '.join(m.get('filters') or [])} "
+            f"recomputed at evaluation and on {', '.join(m.get('service_paths') or [])}: "
+            f"{_number_text(m.get('leaks'))} leaks"
+        )
+    if name == "coverage":
+        return (
+            f"{_number_text(m.get('cold_users'))} cold users, {_number_text(m.get('cold_items'))} "
+            f"cold items ({_number_text(m.get('cold_items_shown'))} shown); unknown users "
+            f"answered by {', '.join(m.get('unknown_user_stages') or []) or '—'}"
+        )
+    if name == "latency":
+        known, cold = m.get("known") or {}, m.get("cold") or {}
+        return (
+            f"known users p50 {_number_text(known.get('p50_ms'))} ms, p99 "
+            f"{_number_text(known.get('p99_ms'))} ms; cold users p99 "
+            f"{_number_text(cold.get('p99_ms'))} ms; budget {_number_text(m.get('budget_ms'))} "
+            f"ms; costliest stage: {_text(m.get('costliest_stage'))}"
+        )
+    return json.dumps(m, default=str)[:200]
