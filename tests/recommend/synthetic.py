@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from taxiway.recommend.interactions import Interactions
 
-__all__ = ["START", "interactions", "split", "table"]
+__all__ = ["START", "categories", "interactions", "split", "table"]
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -69,6 +70,20 @@ def table(
             "event": pa.array(np.where(rng.random(rows) < 0.3, "purchase", "view")),
         }
     )
+
+
+def categories(data: Interactions, *, tastes: int = 10, seed: int = 0) -> NDArray[np.int32]:
+    """The category of each item code of ``data`` (made by :func:`interactions` with this
+    ``tastes`` and ``seed``): the item's taste group (:func:`table`'s first draw), so a catalog
+    category that carries taste.
+
+    >>> data = interactions(users=20, items=6, tastes=3, per_user=5, seed=1)
+    >>> data.items.tolist(), categories(data, tastes=3, seed=1).tolist()
+    (['i0', 'i1', 'i2', 'i3', 'i4', 'i5'], [1, 1, 2, 2, 0, 0])
+    """
+    rng = np.random.default_rng(seed)
+    taste_of_item = rng.integers(0, tastes, size=len(data.items))
+    return np.array([taste_of_item[int(str(i)[1:])] for i in data.items], dtype=np.int32)
 
 
 def interactions(*, items: int = 200, **world: int | float) -> Interactions:

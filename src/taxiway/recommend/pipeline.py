@@ -18,6 +18,9 @@ For users at time ``at`` (each user's history as of ``at`` plus the request's re
 The popularity stage (the spec's, else one over all history added last) is always there: it
 fills lists the model leaves short and is the baseline evaluation compares against
 (``stages=[recommender.popularity_stage]``), through these same filters and ordering.
+:attr:`Recommender.fallback_stages` is the service's chain after the model: item-to-item (an
+``itemknn`` stage), popularity in the user's segment (a ``segment_popularity`` stage, added by
+training when the catalog has categories), global popularity; each step filled by the later.
 
 On disk (no pickle: json, npz and Arrow IPC files)::
 
@@ -128,6 +131,25 @@ class Recommender:
     def generators(self) -> list[str]:
         """The stage names, primary first (each a generator's kind)."""
         return [name for name, _ in self.stages]
+
+    @property
+    def fallback_stages(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The fallback chain after the full pipeline, in order: ``(path, stages asked)``.
+
+        ``fallback:itemknn`` (with an itemknn stage), ``fallback:segment_popularity`` (with a
+        segment_popularity stage), then ``fallback:popularity``; each step's stages are its own
+        followed by the later steps', which fill what it leaves (the last is popularity alone).
+        """
+        popularity = self.popularity_stage
+        kinds = {name: generator.kind for name, generator in self.stages}
+        later: list[str] = [popularity]
+        chain: list[tuple[str, tuple[str, ...]]] = [(f"fallback:{popularity}", (popularity,))]
+        for kind in ("segment_popularity", "itemknn"):
+            name = next((n for n, of in kinds.items() if of == kind and n != popularity), None)
+            if name is not None:
+                later.insert(0, name)
+                chain.insert(0, (f"fallback:{name}", tuple(later)))
+        return chain
 
     def user_codes(self, users: Sequence[str]) -> NDArray[np.int32]:
         """Codes of user ids (``-1`` for a user unknown at training)."""

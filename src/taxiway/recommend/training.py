@@ -9,7 +9,9 @@
    range, :mod:`~taxiway.recommend.split`).
 3. Every generator is fitted on the training side alone (seconds recorded per generator); a
    popularity stage over all history is added last when the spec has none: it fills short
-   lists and is the baseline.
+   lists and is the baseline. When the catalog has categories and the spec no
+   ``segment_popularity``, one is added just before popularity (the fallback chain's
+   popularity in the user's segment), segmenting by the categories as of the cutoff.
 4. :func:`~taxiway.recommend.evaluation.evaluate` judges the model and popularity through the
    same pipeline and filters at the cutoff.
 5. The recommender, fitted before the cutoff (the one that was judged) and holding every
@@ -31,6 +33,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import StagedSource, stage_sources
@@ -43,6 +46,7 @@ from taxiway.recommend.evaluation import Evaluation, evaluate
 from taxiway.recommend.filters import AlreadySeen, Deny, ExclusionFilter, Unavailable
 from taxiway.recommend.generators import Generator, generator_for
 from taxiway.recommend.generators.popularity import Popularity
+from taxiway.recommend.generators.segment_popularity import SegmentPopularity
 from taxiway.recommend.history import Histories
 from taxiway.recommend.interactions import Interactions
 from taxiway.recommend.pipeline import Recommender
@@ -54,6 +58,7 @@ from taxiway.spec.recommend import (
     DenyFilter,
     PopularityGenerator,
     RecommendSpec,
+    SegmentPopularityGenerator,
     UnavailableFilter,
 )
 
@@ -150,7 +155,7 @@ def train_recommender(
     cutoff = _cutoff(recommend.split.cutoff)
     split = time_split(data.interactions, cutoff)
     say(f"split: {split.describe()}")
-    stages = _generators(recommend)
+    stages = _generators(recommend, data.catalog.as_of(split.cutoff_us).category)
     seconds: dict[str, float] = {}
     for name, generator in stages:
         say(f"fitting {name} on {len(split.train):,} interactions")
@@ -307,12 +312,28 @@ def _cutoff(value: date | datetime | None) -> datetime | None:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-def _generators(recommend: RecommendSpec) -> list[tuple[str, Generator]]:
+def _generators(
+    recommend: RecommendSpec, categories: NDArray[np.int32]
+) -> list[tuple[str, Generator]]:
     """The spec's generators by kind, primary first; popularity over all history added last
-    when the spec has none."""
-    stages: list[tuple[str, Generator]] = [(g.kind, generator_for(g)) for g in recommend.candidates]
-    if not any(isinstance(g, PopularityGenerator) for g in recommend.candidates):
+    when the spec has none, and segment popularity just before it (after the primary) when the
+    spec has none and ``categories`` (each item's, -1 for none) names some."""
+    declared = recommend.candidates
+    named = categories if recommend.catalog.category is not None else None
+    stages: list[tuple[str, Generator]] = [
+        (g.kind, generator_for(g, categories=named)) for g in declared
+    ]
+    if not any(isinstance(g, PopularityGenerator) for g in declared):
         stages.append(("popularity", Popularity(k=max(recommend.k, 200))))
+    if (
+        named is not None
+        and (named >= 0).any()
+        and not any(isinstance(g, SegmentPopularityGenerator) for g in declared)
+    ):
+        # before popularity, never first: a spec whose primary is popularity keeps it primary
+        at = max(1, [name for name, _ in stages].index("popularity"))
+        segment = SegmentPopularity(k=max(recommend.k, 200), categories=categories)
+        stages.insert(at, (SegmentPopularity.kind, segment))
     return stages
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "PopularityGenerator",
     "RankingSpec",
     "RecommendSpec",
+    "SegmentPopularityGenerator",
     "SplitSpec",
     "parse_metric",
 ]
@@ -144,6 +145,24 @@ class PopularityGenerator(_GeneratorBase):
     )
 
 
+class SegmentPopularityGenerator(_GeneratorBase):
+    """Popularity in the user's segment: the share of their history per catalog category times
+    each item's popularity within its category over ``window``. The fallback chain's step
+    between item-to-item and global popularity; a user without history gets nothing from it."""
+
+    kind: Literal["segment_popularity"]
+    window: PositiveDuration | None = Field(
+        default=None,
+        description="Count interactions this long before the newest training interaction; "
+        "default: all history.",
+    )
+    by: Literal["category"] = Field(
+        default="category",
+        description="What segments the user: the shares of their history per catalog.category "
+        "(the only one for now; it needs catalog.category).",
+    )
+
+
 class ItemKnnGenerator(_GeneratorBase):
     """Item-to-item cosine similarity of co-occurrence; a user's score is history @ S."""
 
@@ -191,7 +210,12 @@ class BprGenerator(_GeneratorBase):
 
 
 Generator = Annotated[
-    PopularityGenerator | ItemKnnGenerator | EaseGenerator | AlsGenerator | BprGenerator,
+    PopularityGenerator
+    | SegmentPopularityGenerator
+    | ItemKnnGenerator
+    | EaseGenerator
+    | AlsGenerator
+    | BprGenerator,
     Field(discriminator="kind"),
 ]
 

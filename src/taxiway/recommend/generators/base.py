@@ -9,7 +9,8 @@ all of them keep (tests/recommend/test_generators.py checks each kind against th
 - an item with a non-zero in ``exclude`` never comes back;
 - a history row may belong to a user unseen at fit (new users, and interactions since training,
   count at request time); a personalised generator gives a row with no history no item
-  (all -1), so the caller's fallback answers; popularity ignores history;
+  (all -1), so the caller's fallback answers (segment_popularity too: no history, no
+  segment); popularity ignores history;
 - the same fitted generator gives the same answer on every call, and after save/load;
 - ``save(folder)`` writes json and npz only (no pickle); ``load_generator(folder)`` reads the
   kind back.
@@ -36,6 +37,7 @@ from taxiway.recommend.generators.bpr import Bpr
 from taxiway.recommend.generators.ease import Ease
 from taxiway.recommend.generators.itemknn import ItemKnn
 from taxiway.recommend.generators.popularity import Popularity
+from taxiway.recommend.generators.segment_popularity import SegmentPopularity
 from taxiway.recommend.interactions import Interactions
 from taxiway.spec.recommend import (
     AlsGenerator,
@@ -43,6 +45,7 @@ from taxiway.spec.recommend import (
     EaseGenerator,
     ItemKnnGenerator,
     PopularityGenerator,
+    SegmentPopularityGenerator,
 )
 from taxiway.spec.recommend import Generator as GeneratorSpec
 
@@ -79,6 +82,7 @@ class Generator(Protocol):
 
 KINDS: dict[str, type[Generator]] = {
     Popularity.kind: Popularity,
+    SegmentPopularity.kind: SegmentPopularity,
     ItemKnn.kind: ItemKnn,
     Ease.kind: Ease,
     Als.kind: Als,
@@ -87,10 +91,22 @@ KINDS: dict[str, type[Generator]] = {
 """Each kind's class, by the spec's ``kind``."""
 
 
-def generator_for(spec: GeneratorSpec) -> Generator:
-    """An unfitted generator configured by one ``candidates:`` entry of the spec."""
+def generator_for(spec: GeneratorSpec, *, categories: NDArray[np.int32] | None = None) -> Generator:
+    """An unfitted generator configured by one ``candidates:`` entry of the spec.
+
+    ``categories`` (each item code's category code, -1 for none: the catalog's as of the
+    split) is what ``segment_popularity`` segments users by; the other kinds ignore it.
+    """
     if isinstance(spec, PopularityGenerator):
         return Popularity(k=spec.k, window=spec.window)
+    if isinstance(spec, SegmentPopularityGenerator):
+        if categories is None:
+            raise ModelError(
+                "the segment_popularity generator needs the items' categories",
+                fix="declare `category:` in recommend.catalog (in Python: generator_for(spec, "
+                "categories=catalog.as_of(cutoff).category))",
+            )
+        return SegmentPopularity(k=spec.k, window=spec.window, categories=categories)
     if isinstance(spec, ItemKnnGenerator):
         return ItemKnn(k=spec.k, neighbours=spec.neighbours)
     if isinstance(spec, EaseGenerator):
