@@ -26,7 +26,13 @@ from typing import Any
 from taxiway.errors import RolloutError, TaxiwayError
 from taxiway.models.registry import Registry, open_registry
 from taxiway.rollout.analysis import Analysis, analyse, monitor_drift
-from taxiway.rollout.plan import Auditor, control_of, default_candidate, frozen_plan
+from taxiway.rollout.plan import (
+    Auditor,
+    control_of,
+    default_candidate,
+    frozen_plan,
+    recommend_rollout,
+)
 from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.rollout.units import update_units
 from taxiway.rollout.verdict import Verdict, decide
@@ -81,8 +87,13 @@ class Controller:
 
     @property
     def plan(self) -> Rollout:
-        """The spec's rollout section (its defaults when the spec has none)."""
-        return self.spec.rollout if self.spec.rollout is not None else Rollout()
+        """The spec's rollout section (its defaults when the spec has none); for a recommend
+        spec, its unit is the interactions' user column (:func:`recommend_rollout`)."""
+        plan = self.spec.rollout if self.spec.rollout is not None else Rollout()
+        recommend = self.spec.recommend
+        if recommend is not None:
+            plan = recommend_rollout(plan, recommend.interactions.user)
+        return plan
 
     @property
     def log_folder(self) -> Path:
@@ -127,7 +138,8 @@ class Controller:
             production = registry.production(self.name)
             number = production.version if production is not None else None
             if candidate is None:
-                chosen = default_candidate(registry, self.name, number, audited)
+                task = "recommend" if self.spec.recommend is not None else None
+                chosen = default_candidate(registry, self.name, number, audited, task=task)
             else:
                 chosen = registry.get(self.name, candidate)
         finally:

@@ -2,11 +2,15 @@
 
 - The **candidate** is the version given (``--candidate``, else the spec's
   ``rollout.candidate``), else the newest candidate-stage version that passes the handoff
-  audit (:func:`default_candidate`; audited newest first, stopping at the first that passes).
+  audit (:func:`default_candidate`; audited newest first, stopping at the first that passes;
+  for a recommend spec, among its ``recommend`` versions).
 - The **control** is stored as ``{"kind", "version", "constant"}``: the production version
   (``kind: version``), the baseline (``kind: baseline``, of the production version when there
   is one), or a constant score (``kind: constant``); ``production`` falls back to the
   baseline when nothing is in production.
+- A **recommender**'s rollout (:func:`recommend_rollout`) randomises users: its unit is the
+  interactions' user column (the request's ``user``), and its control is ``production`` or
+  ``baseline`` (the popularity stage of the candidate's Recommender), never a constant score.
 - The **plan** is the spec's ``rollout:`` section as JSON, with the latency limit resolved
   (``guardrails.latency_p99_ms``, else ``serving.latency_budget_ms``) and the candidate
   chosen, and durations written as the spec writes them, so it loads back into
@@ -24,24 +28,30 @@ from taxiway.errors import RolloutError
 from taxiway.models.registry import ModelVersion, Registry
 from taxiway.spec.models import Rollout
 
-__all__ = ["Auditor", "control_of", "default_candidate", "frozen_plan"]
+__all__ = ["Auditor", "control_of", "default_candidate", "frozen_plan", "recommend_rollout"]
 
 Auditor = Callable[[ModelVersion], bool]
 """Whether a version passed the handoff audit (the CLI passes one that runs it)."""
 
 
 def default_candidate(
-    registry: Registry, name: str, production: int | None, audited: Auditor | None
+    registry: Registry,
+    name: str,
+    production: int | None,
+    audited: Auditor | None,
+    *,
+    task: str | None = None,
 ) -> ModelVersion:
     """The newest candidate-stage version that passed the audit (``audited``; None takes the
-    newest candidate-stage version); RolloutError when there is none.
+    newest candidate-stage version); RolloutError when there is none. ``task`` keeps only
+    the versions of that task (``recommend`` for a recommend spec).
 
     The audit is run newest first and stops at the first version that passes.
     """
     candidates = [
         v
         for v in reversed(registry.list(name))
-        if v.stage == "candidate" and v.version != production
+        if v.stage == "candidate" and v.version != production and (task is None or v.task == task)
     ]
     if not candidates:
         raise RolloutError(
@@ -101,3 +111,32 @@ def control_of(control: str | float, production: int | None) -> dict[str, Any]:
     if control == "production" and production is not None:
         return {"kind": "version", "version": production, "constant": None}
     return {"kind": "baseline", "version": production, "constant": None}
+
+
+def recommend_rollout(plan: Rollout, user: str) -> Rollout:
+    """``plan`` for a recommender whose interactions name users by ``user``: its unit is that
+    column (the request's ``user``: what the service assigns by); a RolloutError names the fix
+    for a constant control or another unit.
+
+    >>> recommend_rollout(Rollout(), "customer_id").unit
+    'customer_id'
+    >>> recommend_rollout(Rollout(control=0.1), "customer_id")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    taxiway.errors.RolloutError: a recommender's rollout.control is ... not the constant 0.1
+    ...
+    """
+    if not isinstance(plan.control, str):
+        raise RolloutError(
+            f"a recommender's rollout.control is `production` or `baseline`, not the constant "
+            f"{plan.control:g}",
+            fix="`control: baseline` stands for a shop without recommendations (the "
+            "popularity stage of the candidate's own Recommender)",
+        )
+    if plan.unit not in (None, user, "user"):
+        raise RolloutError(
+            f"a recommender's rollout randomises users: rollout.unit is `{user}` (the "
+            f"interactions' user column), not `{plan.unit}`",
+            fix=f"remove rollout.unit, or set it to `{user}`: the service assigns each request "
+            "by its `user`",
+        )
+    return plan.model_copy(update={"unit": user})

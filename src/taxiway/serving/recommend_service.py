@@ -20,8 +20,15 @@ its own; its result is dropped); a model overrun or error counts against a circu
 while it is open the model is not asked. A user with no history before now and no recent items gets popularity at
 once, ``degraded`` with the ``reason`` (``no history``): there is nothing to personalise from.
 
-Answers are labelled ``arm`` ``control`` (rollouts of recommenders do not exist yet). Every
-answer's full list (item, position from 1, score, stage) is in the durable prediction log
+A rollout of the recommender (running or paused in the rollout store, read every
+``rollout_poll_s``: 1 s by default or ``TAXIWAY_ROLLOUT_POLL_S``, off the event loop, as the
+prediction service does) splits the answers by **user** between its control and candidate
+arms (:mod:`taxiway.serving.recommend_arms`): each answer names its ``arm`` and the
+``model_version`` that chose the list (null for a baseline control: the popularity stage of
+the candidate's Recommender). Both arms are loaded once, warm, when the service first reads
+the rollout; when it ends the registry's production version answers again (the candidate,
+when it completed, already loaded). Without a rollout every answer is ``arm`` ``control``.
+Every answer's full list (item, position from 1, score, stage) is in the durable prediction log
 before it is sent; outcomes posted per request and item go to the outcomes log beside it, and
 :func:`taxiway.serving.recommend_log.join_impressions` joins the two.
 """
@@ -29,14 +36,16 @@ before it is sent; outcomes posted per request and item go to the outcomes log b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +54,20 @@ from taxiway.errors import RequestError, ServingError, TaxiwayError
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.recommend.split import to_micros
+from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
+from taxiway.serving.arms import RolloutMetrics
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.breaker import CircuitBreaker
 from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.predictor import RequestIds
+from taxiway.serving.recommend_arms import (
+    RecommendArms,
+    Served,
+    load_recommend_arms,
+    load_served,
+)
+from taxiway.serving.service import ROLLOUT_POLL_ENV
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -67,7 +85,7 @@ __all__ = [
 logger = logging.getLogger("taxiway.serving")
 
 ARM = "control"
-"""The arm every answer is labelled with (until rollouts of recommenders exist)."""
+"""The arm of every answer when no rollout is running."""
 MODEL_SHARE = 0.6
 """The share of the latency budget the full pipeline may use before the fallbacks answer."""
 FALLBACK_SHARE = 0.9
@@ -95,7 +113,7 @@ class RecommendAnswer:
     request_id: str
     user: str
     items: list[Recommendation]
-    model_version: int
+    model_version: int | None  # None: a rollout's baseline control answered
     degraded: bool
     path: str
     latency_ms: float
@@ -146,17 +164,6 @@ class RecommendAnswer:
         }
 
 
-@dataclass(frozen=True)
-class _Served:
-    """A loaded version: what one assignment swaps."""
-
-    version: ModelVersion
-    recommender: Recommender
-    chosen: str  # "pinned", "production" or "newest registered (none promoted)"
-    max_k: int
-    fallbacks: tuple[tuple[str, tuple[str, ...]], ...]  # (path, stages) after the model
-
-
 def recommend_version(project: Project, pinned: int | None = None) -> tuple[ModelVersion, str]:
     """The version to serve and why: ``pinned``, else production, else the newest registered
     recommend version. A :class:`ServingError` with the fix when there is none."""
@@ -179,29 +186,9 @@ def recommend_version(project: Project, pinned: int | None = None) -> tuple[Mode
     return max(versions, key=lambda v: v.version), "newest registered (none promoted)"
 
 
-def _recommender_folder(version: ModelVersion) -> Path:
-    """Where the version's Recommender is: its artifact folder, or a ``recommender/`` in it."""
-    root = Path(version.artifact_dir)
-    for folder in (root, root / "recommender"):
-        if (folder / "recommender.json").exists():
-            return folder
-    raise ServingError(
-        f"version {version.version} of {version.name} holds no recommender "
-        f"(no recommender.json in {root})",
-        fix="serve a version trained from a spec with `recommend:` (`taxiway models list`)",
-    )
-
-
-def _load(project: Project, pinned: int | None) -> _Served:
+def _load(project: Project, pinned: int | None) -> Served:
     version, chosen = recommend_version(project, pinned)
-    recommender = Recommender.load(_recommender_folder(version))
-    popularity = recommender.popularity_stage
-    fallbacks: list[tuple[str, tuple[str, ...]]] = []
-    if "itemknn" in recommender.generators and popularity != "itemknn":
-        fallbacks.append(("fallback:itemknn", ("itemknn", popularity)))
-    fallbacks.append(("fallback:popularity", (popularity,)))
-    max_k = max(generator.k for _, generator in recommender.stages)
-    return _Served(version, recommender, chosen, max_k, tuple(fallbacks))
+    return load_served(version, chosen)
 
 
 class RecommendService:
@@ -215,6 +202,7 @@ class RecommendService:
         reload_interval_s: float = 2.0,
         clock: Callable[[], datetime] | None = None,
         warm_up: bool = True,
+        rollout_poll_s: float | None = None,
     ) -> None:
         spec = project.spec
         if spec.recommend is None:
@@ -242,11 +230,35 @@ class RecommendService:
         self.model_breaker = CircuitBreaker(
             "model", failures=self.serving.breaker.failures, reset_after_s=reset
         )
+        # a rollout's candidate has a breaker of its own: its overruns never close control's
+        self.candidate_breaker = CircuitBreaker(
+            "model:candidate", failures=self.serving.breaker.failures, reset_after_s=reset
+        )
         # the model step's thread: abandoned at the deadline, so a few may still be running
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="taxiway-recommend")
         self._ids = RequestIds()
+        self._warm = warm_up
         if warm_up:  # before the logs open: a version that cannot answer leaves nothing open
             self._warm_up()
+        self.rollout_poll_s = (
+            float(os.environ.get(ROLLOUT_POLL_ENV) or 1.0)
+            if rollout_poll_s is None
+            else rollout_poll_s
+        )
+        # the rollout store's reads (and the arms' loading) happen in one thread of their own
+        self._rollout_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="taxiway-rollout"
+        )
+        self._store_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self.rollouts: RolloutStore | None = None
+        self.rollout_metrics = RolloutMetrics(self.metrics)
+        self.arms: RecommendArms | None = None
+        self._unloadable: tuple[int, float] | None = None  # (rollout id, when it failed)
+        try:
+            self._read_and_follow()
+        except (TaxiwayError, OSError) as error:
+            logger.warning("cannot read the rollout state; serving without one: %s", error)
         log_spec = self.serving.log
         self.log: PredictionLog = open_prediction_log(log_spec, state_dir=project.state_dir)
         outcome_spec = log_spec.model_copy(
@@ -269,10 +281,7 @@ class RecommendService:
 
     @recommender.setter
     def recommender(self, recommender: Recommender) -> None:
-        served = self.served
-        self.served = _Served(
-            served.version, recommender, served.chosen, served.max_k, served.fallbacks
-        )
+        self.served = dataclasses.replace(self.served, recommender=recommender)
 
     @property
     def version(self) -> ModelVersion:
@@ -280,17 +289,31 @@ class RecommendService:
         return self.served.version
 
     def readiness(self) -> dict[str, Any]:
-        """``/v2/health/ready``'s body: which version answers and why that one."""
+        """``/v2/health/ready``'s body: which version answers and why that one (during a
+        rollout, also its arms and share)."""
         served = self.served
-        return {
+        body = {
             "ready": self.ready,
             "model_version": served.version.version,
             "detail": f"serving {self.name} v{served.version.version} ({served.chosen}); "
             f"stages {', '.join(served.recommender.generators)}; fallbacks "
             + " → ".join(path for path, _ in served.fallbacks),
         }
+        arms = self.arms
+        if arms is not None:
+            control = arms.control
+            body["rollout"] = {
+                "id": arms.rollout_id,
+                "state": arms.state,
+                "share": arms.share,
+                "control": control.model_version
+                if control.model_version is not None
+                else control.chosen,
+                "candidate": arms.candidate.version.version,
+            }
+        return body
 
-    def _warm_up(self, served: _Served | None = None) -> None:
+    def _warm_up(self, served: Served | None = None) -> None:
         """Answer once through every step of ``served`` (default: the served version), so the
         first request pays no first-call costs."""
         served = served or self.served
@@ -298,7 +321,8 @@ class RecommendService:
         users = [str(recommender.users[0])] if len(recommender.users) else ["__warm_up__"]
         now = self.clock()
         # through the step's thread pool too: its first thread starts here, not on a request
-        self.executor.submit(recommender.recommend, users, now).result()
+        stages = served.model_stages
+        self.executor.submit(lambda: recommender.recommend(users, now, stages=stages)).result()
         for _, stages in served.fallbacks:
             recommender.recommend(users, now, stages=stages)
 
@@ -307,6 +331,8 @@ class RecommendService:
         self._tasks.append(asyncio.create_task(self._flush_metrics()))
         if self.reload_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._watch()))
+        if self.rollout_poll_s > 0 and self.pinned is None:
+            self._tasks.append(asyncio.create_task(self._watch_rollout()))
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""
@@ -316,9 +342,14 @@ class RecommendService:
         self.close()
 
     def close(self) -> None:
-        """Close the logs and the model's threads (idempotent)."""
+        """Close the logs, the rollout store and the model's threads (idempotent)."""
         self.log.close()
         self.outcomes.close()
+        self._rollout_executor.shutdown(wait=True, cancel_futures=True)
+        with self._store_lock:
+            if self.rollouts is not None:
+                self.rollouts.close()
+                self.rollouts = None
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _flush_metrics(self) -> None:
@@ -335,24 +366,163 @@ class RecommendService:
             if self.pinned is not None:
                 continue
             try:
-                wanted, _ = await asyncio.to_thread(recommend_version, self.project)
+                wanted, chosen = await asyncio.to_thread(recommend_version, self.project)
                 if wanted.version == self.served.version.version:
                     continue
-                new = await loop.run_in_executor(None, _load, self.project, None)
-                await loop.run_in_executor(None, self._warm_up, new)
-                old = self.served
-                self.served = new
-                self.metrics.model_version.labels(self.name).set(new.version.version)
-                logger.info(
-                    "now serving %s v%s (was v%s)",
-                    self.name,
-                    new.version.version,
-                    old.version.version,
-                )
+                await loop.run_in_executor(None, self._swap, wanted, chosen)
             except (TaxiwayError, OSError) as error:
                 logger.warning(
                     "hot reload failed; still serving v%s: %s", self.served.version.version, error
                 )
+
+    def _swap(self, wanted: ModelVersion, chosen: str) -> None:
+        """Serve ``wanted`` (loaded and warmed off the event loop; the rollout's candidate is
+        reused when it is that version), swapped in with one assignment."""
+        with self._swap_lock:  # the registry's watch and the rollout's end may both swap
+            old = self.served
+            if old.version.version == wanted.version:
+                if old.chosen != chosen:
+                    self.served = dataclasses.replace(old, chosen=chosen)
+                return
+            arms = self.arms
+            if arms is not None and arms.candidate.version.version == wanted.version:
+                new = dataclasses.replace(arms.candidate, chosen=chosen)  # loaded, warm
+            else:
+                new = load_served(wanted, chosen)
+                if self._warm:
+                    self._warm_up(new)
+            self.served = new
+            self.metrics.model_version.labels(self.name).set(new.version.version)
+            logger.info(
+                "now serving %s v%s (was v%s)", self.name, wanted.version, old.version.version
+            )
+
+    # ------------------------------------------------------------------ rollout
+
+    def follow_rollout(self) -> None:
+        """Read the rollout state now and follow it, as the poll does every
+        ``rollout_poll_s`` (for a caller driving the service itself: a test, a simulation).
+        Blocking: call it off the event loop of a serving process."""
+        self._read_and_follow()
+
+    async def rollout_now(self) -> RolloutState | None:
+        """The running or paused rollout of the recommender, else its newest (for a verdict)."""
+
+        def read() -> RolloutState | None:
+            store = self._rollout_store()
+            return store.active(self.name) or store.latest(self.name)
+
+        return await asyncio.get_running_loop().run_in_executor(None, read)
+
+    def _rollout_store(self) -> RolloutStore:
+        """The rollout store, opened on first use (nothing connects until a read)."""
+        with self._store_lock:
+            if self.rollouts is None:
+                self.rollouts = open_rollout_store(
+                    self.project.spec.registry, self.project.state_dir
+                )
+            return self.rollouts
+
+    def _rollout_state(self) -> RolloutState | None:
+        """The rollout whose arms to serve: the running or paused one; with nothing in
+        production, the newest unless it completed (a rolled-back one's control goes on
+        answering, rather than its candidate as the newest registered version). None when
+        pinned. A store that cannot be read raises: the poll keeps the arms it has."""
+        if self.pinned is not None:
+            return None
+        store = self._rollout_store()
+        state = store.active(self.name)
+        if state is None and self.served.chosen != "production":
+            state = store.latest(self.name)
+            if state is not None and state.state == "complete":
+                return None  # its candidate is production now: the registry says so
+        return state
+
+    def _read_and_follow(self) -> None:
+        self._follow(self._rollout_state())
+
+    def _follow(self, state: RolloutState | None) -> None:
+        """Take a reading of the rollout state (in the rollout thread, or at start)."""
+        arms = self.arms
+        if state is None:
+            if arms is not None:
+                self._end_rollout(arms)
+            return
+        if arms is not None and arms.same_rollout(state):
+            if state.share != arms.share or state.state != arms.state:
+                logger.info(
+                    "rollout %s of %s: %s at %.4g%%", state.id, self.name, state.state, state.share
+                )
+            arms.follow(state)
+            self.rollout_metrics.share.labels(self.name).set(arms.share)
+            return
+        failed = self._unloadable
+        if failed is not None and failed[0] == state.id and time.monotonic() - failed[1] < 30:
+            return  # tried a moment ago: not again every poll
+        try:
+            new = load_recommend_arms(state, self.served, self._load_arm)
+        except (TaxiwayError, OSError) as error:
+            self._unloadable = (state.id, time.monotonic())
+            logger.warning(
+                "cannot load the arms of rollout %s; serving without it (retried in 30 s): %s",
+                state.id,
+                error,
+            )
+            if arms is not None:  # another rollout's arms: it is over
+                self._end_rollout(arms)
+            return
+        self._unloadable = None
+        self.arms = new  # one assignment: requests running finish on the arm they started on
+        self.rollout_metrics.share.labels(self.name).set(new.share)
+        logger.info(
+            "rollout %s of %s: control %s, candidate v%s, %s at %.4g%%",
+            state.id,
+            self.name,
+            new.control.chosen,
+            state.candidate,
+            state.state,
+            new.share,
+        )
+
+    def _load_arm(self, number: int) -> Served:
+        """Load (and warm) version ``number`` of the recommender for a rollout's arm."""
+        registry = open_registry(self.project.spec.registry, state_dir=self.project.state_dir)
+        try:
+            version = registry.get(self.name, number)
+        finally:
+            registry.close()
+        served = load_served(version, f"rollout arm (v{number})")
+        if self._warm:
+            self._warm_up(served)
+        return served
+
+    def _end_rollout(self, arms: RecommendArms) -> None:
+        """The rollout is over: serve the registry's version (the candidate, when it
+        completed, is loaded already), then drop the arms."""
+        if self.pinned is None:
+            wanted, chosen = recommend_version(self.project)
+            self._swap(wanted, chosen)
+        self.arms = None
+        self.rollout_metrics.share.labels(self.name).set(0)
+        logger.info(
+            "rollout %s of %s is over; serving v%s",
+            arms.rollout_id,
+            self.name,
+            self.served.version.version,
+        )
+
+    async def _watch_rollout(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing = False
+        while True:
+            await asyncio.sleep(self.rollout_poll_s)
+            try:
+                await loop.run_in_executor(self._rollout_executor, self._read_and_follow)
+                failing = False
+            except (TaxiwayError, OSError) as error:
+                if not failing:  # once per outage, not every second
+                    logger.warning("following the rollout failed: %s", error)
+                failing = True
 
     # ------------------------------------------------------------------ answering
 
@@ -371,7 +541,9 @@ class RecommendService:
             problems.append(
                 ("user", f"expected a string (or an integer) id of 1 to {MAX_ID_LENGTH} characters")
             )
-        max_k = self.served.max_k
+        arms = self.arms
+        # the k either arm can answer: a request valid for one user is valid for every user
+        max_k = self.served.max_k if arms is None else arms.max_k()
         k = payload.get("k", self.served.recommender.k)
         if isinstance(k, bool) or not isinstance(k, int):
             problems.append(("k", f"expected an integer from 1 to {max_k}"))
@@ -428,8 +600,14 @@ class RecommendService:
         return answer.body()
 
     async def answer(self, request: RecommendRequest, started: float) -> RecommendAnswer:
-        """The top ``request.k`` within the budget from ``started`` (``perf_counter``)."""
-        served = self.served  # one read: a swap mid-request does not mix two versions
+        """The top ``request.k`` within the budget from ``started`` (``perf_counter``): during
+        a rollout, from the arm of ``request.user``."""
+        arms = self.arms  # one read: a swap mid-request does not mix two versions
+        arm: str = ARM
+        if arms is None:
+            served = self.served
+        else:
+            arm, served = arms.pick(request.user)
         recommender = served.recommender
         at = self.clock()
         users = [request.user]
@@ -440,7 +618,7 @@ class RecommendService:
         if not _has_history(recommender, code, at, request.recent_items):
             reason = "no history: an unknown user" if code < 0 else "no history before now"
             steps = steps[-1:]
-        elif not self.model_breaker.allow():
+        elif not (breaker := self._breaker(arm)).allow():
             reason = "model circuit breaker open"
         else:
             got, why = await self._within(
@@ -450,12 +628,12 @@ class RecommendService:
                 at,
                 request.k,
                 recent,
-                None,
+                served.model_stages,
             )
             if got is not None:
-                self.model_breaker.success()
-                return self._answer(request, served, got, "model", None, started, code)
-            self.model_breaker.failure()
+                breaker.success()
+                return self._answer(request, served, arm, got, "model", None, started, code)
+            breaker.failure()
             reason = f"model {why}"
         before = steps[:-1]
         for n, (path, stages) in enumerate(before, start=1):
@@ -464,12 +642,15 @@ class RecommendService:
                 started + self.budget_s * share, recommender, users, at, request.k, recent, stages
             )
             if got is not None:
-                return self._answer(request, served, got, path, reason, started, code)
+                return self._answer(request, served, arm, got, path, reason, started, code)
             reason = f"{reason}; {path} {why}"
         path, stages = steps[-1]
         # the last step answers in place, whatever the time: there is always an answer
         got = recommender.recommend(users, at, request.k, recent=recent, stages=stages)[0]
-        return self._answer(request, served, got, path, reason, started, code)
+        return self._answer(request, served, arm, got, path, reason, started, code)
+
+    def _breaker(self, arm: str) -> CircuitBreaker:
+        return self.candidate_breaker if arm == "candidate" else self.model_breaker
 
     async def _within(
         self,
@@ -501,7 +682,8 @@ class RecommendService:
     def _answer(
         self,
         request: RecommendRequest,
-        served: _Served,
+        served: Served,
+        arm: str,
         items: list[Recommendation],
         path: str,
         reason: str | None,
@@ -512,13 +694,14 @@ class RecommendService:
             request_id=self._ids.next(),
             user=request.user,
             items=items,
-            model_version=served.version.version,
+            model_version=served.model_version,
             degraded=path != "model",
             path=path,
             latency_ms=(time.perf_counter() - started) * 1000,
             reason=reason,
             recent_items=request.recent_items,
             unknown_user=code < 0,
+            arm=arm,
         )
 
     # ------------------------------------------------------------------ recording
@@ -562,8 +745,8 @@ class RecommendService:
 
     def refresh_gauges(self) -> None:
         """Gauges read at scrape time."""
-        breaker = self.model_breaker
-        self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
+        for breaker in (self.model_breaker, self.candidate_breaker):
+            self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
 
 
 def _has_history(recommender: Recommender, code: int, at: datetime, recent: Sequence[str]) -> bool:

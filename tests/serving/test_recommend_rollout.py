@@ -1,0 +1,297 @@
+"""A recommender's rollout: users (not requests) are assigned by the rollout's hash, every worker
+alike; each answer names its arm and version; a baseline control is the popularity stage; a
+rehearsal over the real service with outcomes posted by request id goes on to the next step
+through the real controller."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from tests.serving.recommend_world import NOW, copy_world, trained_world
+
+from taxiway.errors import RolloutError
+from taxiway.models.registry import NewVersion, open_registry
+from taxiway.rollout.assignment import arm_for
+from taxiway.rollout.controller import Controller
+from taxiway.serving.log import log_files
+from taxiway.serving.recommend_service import RecommendService
+from taxiway.serving.simulation import SimulatedClock
+from taxiway.spec.project import Project
+
+__all__ = ["trained_world"]  # the session fixture, used by name
+
+USERS = [str(u) for u in range(150)] + [f"new-{n}" for n in range(50)]
+ITEMS = [f"i{n}" for n in range(3, 60)]
+
+
+def _world(trained_world: Path, tmp_path: Path, rollout: str, *, production: bool) -> Project:
+    """The trained world with ``rollout`` as its spec's rollout section, version 2 a copy of
+    version 1 (a candidate), and version 1 in production when ``production``."""
+    project = copy_world(trained_world, tmp_path, serving=rollout)
+    registry = open_registry(None, state_dir=project.state_dir)
+    try:
+        first = registry.get(project.spec.name, 1)
+        fields = {f.name for f in dataclasses.fields(NewVersion)}
+        new = NewVersion(**{k: v for k, v in first.as_dict().items() if k in fields})
+        registry.register(new, Path(first.artifact_dir))
+        if production:
+            registry.set_stage(project.spec.name, 1, "production", by="test")
+    finally:
+        registry.close()
+    return project
+
+
+def _service(project: Project, clock: Any = None) -> RecommendService:
+    return RecommendService(
+        project, clock=clock or (lambda: NOW), reload_interval_s=0, rollout_poll_s=0
+    )
+
+
+def _ask(service: RecommendService, user: str, k: int = 5, recent: list[str] | None = None) -> Any:
+    context = {"recent_items": recent} if recent else None
+    return asyncio.run(service.recommend(user, k, context))
+
+
+ROLLOUT = "rollout:\n  steps: [50, 100]\n  min_duration: 10m\n"
+
+
+def test_two_workers_assign_every_user_alike_and_name_the_arm_and_version(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    project = _world(trained_world, tmp_path, ROLLOUT, production=True)
+    with Controller(project) as controller:
+        state = controller.start(now=NOW)  # the newest candidate: version 2
+    assert (state.candidate, state.unit, state.share) == (2, "user", 50.0)
+    assert state.control == {"kind": "version", "version": 1, "constant": None}
+    first, second = _service(project), _service(project)
+    try:
+        arms: dict[str, str] = {}
+        for user in USERS:
+            one, two = _ask(first, user), _ask(second, user)
+            expected = arm_for(state.salt, user, 50.0)
+            assert one["arm"] == two["arm"] == expected
+            assert (
+                one["model_version"]
+                == two["model_version"]
+                == (2 if expected == "candidate" else 1)
+            )
+            assert one["items"] == two["items"]  # v2 is a copy of v1: the same lists
+            arms[user] = expected
+        assert 60 < sum(arm == "candidate" for arm in arms.values()) < 140
+        # the same user asks again: the same arm (users are randomised, not requests)
+        assert all(_ask(first, user)["arm"] == arms[user] for user in USERS[:20])
+        assert first.readiness()["rollout"]["share"] == 50.0
+    finally:
+        first.close()
+        second.close()
+    records = [
+        orjson.loads(line)
+        for path in log_files(project.state_dir / "predictions")
+        for line in path.read_bytes().splitlines()
+    ]
+    assert len(records) == 2 * len(USERS) + 20
+    assert all(r["arm"] == arms[r["unit"]] for r in records)
+    assert all(r["model_version"] == (2 if r["arm"] == "candidate" else 1) for r in records)
+
+
+def test_share_zero_is_all_control_and_after_complete_all_candidate(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    project = _world(trained_world, tmp_path, ROLLOUT, production=True)
+    controller = Controller(project)
+    service = _service(project)
+    try:
+        assert service.arms is None  # no rollout yet: production answers
+        state = controller.start(now=NOW)
+        service.follow_rollout()
+        assert service.arms is not None
+        assert service.arms.share == 50.0
+        # the share grows to 100: every user is in the candidate arm, v2 answers
+        state = controller.store.update(
+            state,
+            by="test",
+            kind="promote",
+            step_index=1,
+            share=100.0,
+            step_started_at=NOW,
+            now=NOW,
+        )
+        service.follow_rollout()
+        answers = [_ask(service, user) for user in USERS]
+        assert {(a["arm"], a["model_version"]) for a in answers} == {("candidate", 2)}
+        # at 100% past min_duration the real check completes it: v2 is production
+        result = controller.check(now=NOW + timedelta(minutes=11))
+        assert result.transition == "complete", result.verdict.reasons
+        service.follow_rollout()
+        assert service.arms is None
+        assert service.version.version == 2
+        assert service.readiness()["detail"].startswith("serving shop-recs v2 (production)")
+        answers = [_ask(service, user) for user in USERS]
+        assert {(a["arm"], a["model_version"]) for a in answers} == {("control", 2)}
+        # a new rollout (v3, a copy) rolled back: share 0, every user back to production
+        registry = open_registry(None, state_dir=project.state_dir)
+        try:
+            second = registry.get(project.spec.name, 2)
+            fields = {f.name for f in dataclasses.fields(NewVersion)}
+            new = NewVersion(**{k: v for k, v in second.as_dict().items() if k in fields})
+            registry.register(new, Path(second.artifact_dir))
+        finally:
+            registry.close()
+        controller.start(now=NOW)
+        service.follow_rollout()
+        assert service.arms is not None
+        assert service.arms.candidate.version.version == 3
+        controller.rollback(reason="test", now=NOW)
+        service.follow_rollout()
+        answers = [_ask(service, user) for user in USERS]
+        assert {(a["arm"], a["model_version"]) for a in answers} == {("control", 2)}
+    finally:
+        service.close()
+        controller.close()
+
+
+def test_share_zero_without_production_keeps_the_control_answering(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    """Nothing in production: a rolled-back rollout's control (the baseline) goes on answering,
+    not its candidate (the newest registered version)."""
+    project = _world(trained_world, tmp_path, ROLLOUT, production=False)
+    with Controller(project) as controller:
+        state = controller.start(now=NOW)
+        assert state.control == {"kind": "baseline", "version": None, "constant": None}
+        controller.rollback(reason="test", now=NOW)
+    service = _service(project)
+    try:
+        assert service.arms is not None
+        assert service.arms.share == 0.0
+        answers = [_ask(service, user) for user in USERS]
+        assert {(a["arm"], a["model_version"]) for a in answers} == {("control", None)}
+        assert {i["stage"] for a in answers for i in a["items"]} == {"popularity"}
+    finally:
+        service.close()
+
+
+def test_a_baseline_control_answers_from_the_candidates_popularity_stage(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    project = _world(trained_world, tmp_path, ROLLOUT + "  control: baseline\n", production=True)
+    with Controller(project) as controller:
+        state = controller.start(now=NOW)
+    assert state.control["kind"] == "baseline"
+    service = _service(project)
+    try:
+        assert service.arms is not None
+        recommender = service.arms.candidate.recommender
+        seen = set()
+        for user in USERS:
+            answer = _ask(service, user)
+            arm = arm_for(state.salt, user, 50.0)
+            assert answer["arm"] == arm
+            seen.add(arm)
+            stages = {item["stage"] for item in answer["items"]}
+            if arm == "control":
+                assert answer["model_version"] is None
+                assert stages == {"popularity"}
+                offline = recommender.recommend([user], NOW, 5, stages=["popularity"])[0]
+                assert [i["item"] for i in answer["items"]] == [r.item for r in offline]
+                # the same no-history rule as the candidate's: a fair fallback guardrail
+                known = not user.startswith("new-")
+                assert answer["path"] == ("model" if known else "fallback:popularity")
+            else:
+                assert answer["model_version"] == 2
+                if not user.startswith("new-"):
+                    assert stages <= {"ease", "itemknn", "popularity"}
+                    assert stages != {"popularity"}
+        assert seen == {"control", "candidate"}
+    finally:
+        service.close()
+
+
+def test_a_recommend_rollout_refuses_a_constant_control_or_another_unit(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    for section, needle in (
+        ("rollout:\n  control: 0.1\n", "not the constant 0.1"),
+        ("rollout:\n  unit: session\n", "randomises users"),
+    ):
+        project = _world(trained_world, tmp_path / needle[:3], section, production=True)
+        with Controller(project) as controller, pytest.raises(RolloutError, match=needle):
+            controller.start(now=NOW)
+
+
+def test_a_rehearsed_rollout_where_the_candidate_converts_better_goes_on(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    """Users arrive on a simulated clock, each asks once (with recent items, so the model
+    answers) and buys the first item shown with 8% (control) or 30% (candidate) probability,
+    posted by request id and item only: the outcome counts for the user of that request."""
+    project = _world(
+        trained_world,
+        tmp_path,
+        "rollout:\n  steps: [20, 50, 100]\n  min_duration: 10m\n  min_units: 50\n"
+        "  metric: {name: purchase, direction: increase, min_effect: 0.05}\n"
+        "  guardrails: {outcomes: [], latency_p99_ms: 1000}\n",
+        production=True,
+    )
+    rng = np.random.default_rng(7)
+    rates = {"control": 0.08, "candidate": 0.30}
+    clock = SimulatedClock(NOW)
+    every = timedelta(minutes=5)
+    per_check = 150
+    verdicts: list[str] = []
+    began = time.perf_counter()
+
+    async def rehearse(controller: Controller, service: RecommendService) -> None:
+        number = 0
+        for check in range(12):
+            start = NOW + check * every
+            for offset in np.sort(rng.uniform(0, every.total_seconds(), per_check)).tolist():
+                clock.at = start + timedelta(seconds=offset)
+                user = f"sim-{number}"
+                number += 1
+                recent = [str(i) for i in rng.choice(ITEMS, 2, replace=False)]
+                answer = await service.recommend(user, 5, {"recent_items": recent})
+                assert answer["path"] == "model"
+                if rng.random() < rates[answer["arm"]]:
+                    clock.at += timedelta(minutes=1)
+                    await service.outcome(
+                        {
+                            "request_id": answer["request_id"],
+                            "item": answer["items"][0]["item"],
+                            "name": "purchase",
+                            "value": 1,
+                        }
+                    )
+            clock.at = start + every
+            result = controller.check(now=clock.at)
+            service.follow_rollout()
+            verdicts.append(result.verdict.kind)
+            if not result.state.active:
+                break
+
+    with Controller(project) as controller:
+        controller.start(now=NOW)
+        service = _service(project, clock)
+        try:
+            asyncio.run(rehearse(controller, service))
+        finally:
+            service.close()
+        final = controller.store.latest(project.spec.name)
+    assert final is not None
+    assert "rollback" not in verdicts, final.verdict
+    assert "promote" in verdicts, verdicts
+    assert final.step_index >= 1 or final.state == "complete"
+    evidence = final.verdict["evidence"] if isinstance(final.verdict, dict) else {}
+    arms = {arm["name"]: arm for arm in evidence.get("arms", [])}
+    # the purchases posted by request id counted for their users: the candidate's rate is higher
+    assert arms["candidate"]["mean"] > arms["control"]["mean"] > 0
+    assert evidence["counts"]["outcomes_without_unit"] == 0
+    assert time.perf_counter() - began < 30
