@@ -27,6 +27,7 @@ from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
     from taxiway.models.registry import ModelVersion
+    from taxiway.monitoring.recs import RecsInputs
 
 __all__ = ["app"]
 
@@ -81,6 +82,8 @@ def monitor(
     length, start = _window(window), _since(since, datetime.now(UTC))
     project = Project.load(file, state_dir)
     version = resolve_version(project, model_version)
+    if project.spec.recommend is not None:
+        _monitor_recommendations(project, version, length, start, as_json=as_json, out=out)
     report = run_monitor(monitor_inputs(project, version, window=length, since=start))
     notify(project, report)
     written = write_report(report, out) if out is not None else []
@@ -188,6 +191,123 @@ def _quality_floors(monitoring: Monitoring, version: ModelVersion | None) -> dic
     if isinstance(value, int | float) and 0 <= value <= 1 and metric not in LOWER_IS_BETTER:
         return {metric: float(value) - QUALITY_MARGIN}
     return {}
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+
+def _monitor_recommendations(
+    project: Project,
+    version: ModelVersion,
+    window: timedelta | None,
+    since: datetime | None,
+    *,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """`taxiway monitor` on a spec with ``recommend:``: the served lists, from the log."""
+    from taxiway.monitoring.alerts import AlertSinks
+    from taxiway.monitoring.recs import run_recs_monitor, summary_lines, write_report
+
+    report = run_recs_monitor(recs_inputs(project, version, window=window, since=since))
+    monitoring = project.spec.monitoring or Monitoring()
+    webhook = monitoring.webhook.reveal() if monitoring.webhook is not None else None
+    sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
+    sinks.send(report.alerts, scope=report.model)
+    written = write_report(report, out) if out is not None else []
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        for line in summary_lines(report):
+            console.print(escape(line))
+        if written:
+            console.print(f"written: {', '.join(str(p) for p in written)}")
+    raise typer.Exit(EXIT_OK if report.healthy else EXIT_FAILURE)
+
+
+def recs_inputs(
+    project: Project,
+    version: ModelVersion,
+    *,
+    window: timedelta | None = None,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> RecsInputs:
+    """The recommendation monitor's inputs for ``version``: its catalog (every item, those on
+    offer in its newest catalog state, each item's interactions in its stored history), its
+    registered metrics, the log and outcomes folders the service writes, and the interactions
+    source read through its contract (only when answers wait to be judged)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from taxiway.monitoring.recs import CatalogFacts, RecsInputs
+    from taxiway.recommend.metrics import parse_metric
+    from taxiway.recommend.pipeline import Recommender
+    from taxiway.recommend.training import load_recommend_data
+    from taxiway.serving.monitored import log_folders
+
+    spec = project.spec
+    recommend = spec.recommend
+    assert recommend is not None
+    recommender = Recommender.load(_recommender_folder(version))
+    items = tuple(str(i) for i in recommender.items)
+    newest = recommender.catalog.as_of(int(np.iinfo(np.int64).max))
+    popularity = np.bincount(recommender.histories.item, minlength=len(items)).astype(np.float64)
+    catalog = CatalogFacts(
+        items=items,
+        available=frozenset(
+            i for i, on in zip(items, newest.available.tolist(), strict=True) if on
+        ),
+        popularity=popularity[: len(items)],
+    )
+
+    def interactions() -> pa.Table:
+        seen = load_recommend_data(project).interactions
+        return pa.table(
+            {
+                "user": pa.array(seen.users[seen.user].tolist(), pa.string()),
+                "item": pa.array(seen.items[seen.item].tolist(), pa.string()),
+                "at": pa.array(seen.at, pa.int64()),
+            }
+        )
+
+    monitoring = with_defaults(spec.monitoring or Monitoring(), None, window)
+    logs, outcomes = log_folders(project)
+    rollout = getattr(spec, "rollout", None)
+    metric = getattr(rollout, "metric", None)
+    return RecsInputs(
+        model=spec.name,
+        version=version.version,
+        log_folder=logs,
+        outcomes_folder=outcomes,
+        state_folder=project.state_dir / "monitor" / f"{spec.name}-v{version.version}",
+        window=monitoring.window,
+        since=since,
+        budget_ms=(spec.serving or Serving()).latency_budget_ms,
+        monitoring=monitoring,
+        catalog=catalog,
+        metrics=dict(version.metrics or {}),
+        k=parse_metric(recommend.metric)[1],
+        interactions=interactions,
+        outcome_name=getattr(metric, "name", None),
+        now=now,
+    )
+
+
+def _recommender_folder(version: ModelVersion) -> Path:
+    """Where the version's Recommender is: its artifact folder, or ``recommender/`` in it."""
+    from taxiway.errors import MonitoringError
+
+    root = Path(version.artifact_dir)
+    for folder in (root, root / "recommender"):
+        if (folder / "recommender.json").exists():
+            return folder
+    raise MonitoringError(
+        f"version {version.version} of {version.name} holds no recommender "
+        f"(no recommender.json in {root})",
+        fix="monitor a version trained from a spec with `recommend:` (`taxiway models list`)",
+    )
 
 
 # --- resolving what the monitor cannot import ------------------------------------------------

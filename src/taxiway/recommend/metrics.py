@@ -17,6 +17,9 @@ Each is averaged over users (every user weighs the same). Over everything recomm
 - ``gini``           = Gini coefficient of how often each catalog item is recommended
   (0: every item equally often; near 1: a few items take every slot)
 
+``coverage`` and ``gini`` are defined once, in :mod:`taxiway.monitoring.recs.measures`, so the
+monitor of the served lists measures them exactly as the evaluation does.
+
 >>> import numpy as np, scipy.sparse as sp
 >>> recommended = np.array([[2, 0, -1], [1, 3, 0]], dtype=np.int32)
 >>> relevant = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 1, 1]], dtype=np.float32))
@@ -37,6 +40,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from taxiway.errors import SpecError
+from taxiway.monitoring.recs.measures import coverage, gini
 
 __all__ = [
     "RANKING_METRICS",
@@ -125,18 +129,7 @@ def catalog_metrics(
     shown = recommended[recommended >= 0].astype(np.int64)
     counts = np.bincount(shown, minlength=n_items)[:n_items]
     return {
-        "coverage": float((counts > 0).sum() / n_items) if n_items else 0.0,
+        "coverage": coverage(counts),
         "avg_popularity": float(np.asarray(popularity)[shown].mean()) if len(shown) else 0.0,
         "gini": gini(counts),
     }
-
-
-def gini(counts: NDArray[np.integer[Any]] | NDArray[np.floating[Any]]) -> float:
-    """The Gini coefficient of non-negative ``counts``: Σ (2i − n − 1) c_(i) / (n Σ c), with
-    ``c_(i)`` sorted ascending; 0 for no counts at all."""
-    values = np.sort(np.asarray(counts, dtype=np.float64))
-    n, total = len(values), values.sum()
-    if n == 0 or total <= 0:
-        return 0.0
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    return float(((2 * ranks - n - 1) * values).sum() / (n * total))

@@ -1,0 +1,63 @@
+"""The shared measures of recommended lists against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taxiway.monitoring.recs.findings import served_counts
+from taxiway.monitoring.recs.measures import coverage, gini, list_recall, wilson
+from taxiway.recommend import metrics
+
+counts = st.lists(st.integers(0, 50), min_size=1, max_size=30)
+
+
+@given(counts)
+def test_gini_is_the_mean_absolute_difference_over_twice_the_mean(values: list[int]) -> None:
+    n, total = len(values), sum(values)
+    brute = (
+        sum(abs(a - b) for a, b in itertools.product(values, values)) / (2 * n * total)
+        if total
+        else 0.0
+    )
+    assert gini(np.array(values)) == pytest_approx(brute)
+    assert metrics.gini(np.array(values)) == gini(np.array(values))  # one definition
+
+
+@given(counts)
+def test_coverage_is_the_share_of_items_shown(values: list[int]) -> None:
+    assert coverage(np.array(values)) == sum(v > 0 for v in values) / len(values)
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 9)),
+    st.sets(st.sampled_from("abcdef")),
+)
+def test_served_counts_cover_what_is_on_offer_and_whatever_else_was_shown(
+    shown: dict[str, int], available: set[str]
+) -> None:
+    got = served_counts(shown, frozenset(available))
+    assert len(got) == len(available | set(shown))
+    assert got.sum() == sum(shown.values())
+
+
+@given(st.integers(0, 200), st.integers(1, 200))
+def test_wilson_holds_the_share_inside_zero_one(hits: int, n: int) -> None:
+    hits = min(hits, n)
+    low, high = wilson(hits, n)
+    assert 0.0 <= low <= hits / n <= high <= 1.0
+
+
+def test_list_recall_by_hand() -> None:
+    assert list_recall(["a", "b", "c"], {"b", "d"}, 2) == 0.5
+    assert list_recall(["a", "b", "c"], {"c"}, 2) == 0.0
+    assert list_recall(["a"], set(), 5) is None
+
+
+def pytest_approx(value: float) -> object:
+    import pytest
+
+    return pytest.approx(value, abs=1e-12)
