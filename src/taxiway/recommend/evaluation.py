@@ -8,6 +8,10 @@ filters, same ordering, so the baseline is the one a team would really ship. Bot
 what each user did at or after the cutoff (:mod:`~taxiway.recommend.metrics`), at the spec's
 ``k`` and at the metric's own k when it differs; the model beats popularity when it scores
 strictly higher on the declared metric.
+
+With a ranking stage, the same users' lists without it (every generator in order, the
+primary first: ``stages=recommender.generators``) are scored too (``unranked``), so the
+ranker's gain is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Evaluation:
     users: int
     stage_share: dict[str, float] = field(default_factory=dict)
     """Share of the model's recommended slots each stage filled (fallback use)."""
+    unranked: dict[str, float] | None = None
+    """With a ranking stage: the same pipeline's metrics without it (None: no ranker)."""
 
     @property
     def beats_baseline(self) -> bool:
@@ -53,6 +59,7 @@ class Evaluation:
             "users": self.users,
             "stage_share": self.stage_share,
             "beats_baseline": self.beats_baseline,
+            **({"unranked": self.unranked} if self.unranked is not None else {}),
         }
 
 
@@ -99,6 +106,9 @@ def evaluate(recommender: Recommender, split: RecommendSplit, metric: str) -> Ev
     share = {
         name: float((filled == index).sum() / shown) for index, name in enumerate(model.stages)
     }
+    unranked = None
+    if recommender.ranker is not None:
+        unranked = score(lists_at_cutoff(recommender, split, depth, recommender.generators))
     return Evaluation(
         metric=metric,
         k=k,
@@ -106,4 +116,5 @@ def evaluate(recommender: Recommender, split: RecommendSplit, metric: str) -> Ev
         popularity=score(baseline),
         users=len(split.evaluated_users),
         stage_share=share,
+        unranked=unranked,
     )

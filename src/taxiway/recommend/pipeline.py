@@ -15,6 +15,12 @@ For users at time ``at`` (each user's history as of ``at`` plus the request's re
 3. the ordering keeps at most N per category (the catalog's category as of ``at``);
 4. the list is cut to ``k`` (it may be shorter when every stage ran out).
 
+With a ranking stage (``ranker``, :mod:`~taxiway.recommend.ranking`) and no ``stages``
+restriction, step 2 becomes: every generator retrieves its own top ``max(its k, k)``, the union
+is scored by the ranker (as of ``at``) and ordered by that score; ``stage`` still names the
+generator that retrieved the item. A restricted call (the service's fallbacks, popularity in
+the evaluation) never ranks.
+
 The popularity stage (the spec's, else one over all history added last) is always there: it
 fills lists the model leaves short and is the baseline evaluation compares against
 (``stages=[recommender.popularity_stage]``), through these same filters and ordering.
@@ -29,6 +35,7 @@ On disk (no pickle: json, npz and Arrow IPC files)::
     catalog.arrow             the catalog's rows (a history when it has times)
     history.arrow             every user's interactions (for as-of histories at serving)
     generators/<n>-<stage>/   each generator's own save()
+    ranker/                   the ranking stage, when there is one (LightGBM text format)
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from taxiway.errors import ModelError
-from taxiway.recommend.catalog import Catalog
+from taxiway.recommend.catalog import Catalog, CatalogState
 from taxiway.recommend.filters import (
     ExclusionFilter,
     FilterInputs,
@@ -55,8 +62,16 @@ from taxiway.recommend.filters import (
     filter_from_json,
 )
 from taxiway.recommend.generators import Generator, load_generator
-from taxiway.recommend.history import Histories
+from taxiway.recommend.history import Histories, HistoryRows
 from taxiway.recommend.ordering import compact, max_per_category
+from taxiway.recommend.ranking import (
+    Candidates,
+    FeatureLayout,
+    Ranker,
+    candidates,
+    order_by_score,
+)
+from taxiway.recommend.ranking_features import FeatureSnapshot
 from taxiway.recommend.split import to_micros
 
 __all__ = ["Ranked", "Recommendation", "Recommender"]
@@ -105,6 +120,7 @@ class Recommender:
         k: int,
         popularity_stage: str,
         max_per_category: int | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
         names = [name for name, _ in stages]
         if len(set(names)) != len(names):
@@ -124,6 +140,13 @@ class Recommender:
         self.k = k
         self.popularity_stage = popularity_stage
         self.max_per_category = max_per_category
+        self.ranker = ranker
+        if ranker is not None and ranker.layout.stages != tuple(names):
+            raise ModelError(
+                f"the ranker was trained on stages {list(ranker.layout.stages)}, the "
+                f"recommender has {names}",
+                fix="train the ranker with the recommender's stages",
+            )
         self._user_codes = {str(u): code for code, u in enumerate(users.tolist())}
         self._item_codes = {str(i): code for code, i in enumerate(items.tolist())}
 
@@ -205,6 +228,7 @@ class Recommender:
     ) -> Ranked:
         """:meth:`recommend` on codes: ``users`` (``-1`` unknown) at ``at_us``, in batches."""
         chosen = self._chosen(stages)
+        rank = self.ranker is not None and stages is None
         names = tuple(self.generators)
         parts = [
             (
@@ -216,7 +240,8 @@ class Recommender:
         for start in range(0, len(users), BATCH_ROWS):
             stop = start + BATCH_ROWS
             part_recent = None if recent is None else recent[start:stop]
-            parts.append(self._batch(users[start:stop], at_us, k, part_recent, chosen))
+            batch = self._ranked_batch if rank else self._batch
+            parts.append(batch(users[start:stop], at_us, k, part_recent, chosen))
         items = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         stage = np.concatenate([p[2] for p in parts])
@@ -243,13 +268,9 @@ class Recommender:
         recent: Sequence[Sequence[int]] | None,
         chosen: list[int],
     ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int8]]:
-        seen = self.histories.as_of(users, at_us, recent)
-        state = self.catalog.as_of(at_us)
-        excluded = exclusion_mask(self.filters, FilterInputs(seen, state, self.events))
+        seen, state, excluded = self._inputs(users, at_us, recent)
         history = seen.matrix()
-        depth = k
-        if self.max_per_category is not None:
-            depth = max([k] + [self.stages[i][1].k for i in chosen])
+        depth = self._depth(k, chosen)
         n, n_items = len(users), len(self.items)
         items = np.full((n, depth), -1, dtype=np.int32)
         scores = np.zeros((n, depth), dtype=np.float32)
@@ -273,10 +294,80 @@ class Recommender:
             scores[rows, slot[place]] = got_scores[place]
             stage[rows, slot[place]] = index
             filled[need] += place.sum(axis=1)
+        return self._order(items, scores, stage, state.category, k)
+
+    def _inputs(
+        self, users: NDArray[np.int32], at_us: int, recent: Sequence[Sequence[int]] | None
+    ) -> tuple[HistoryRows, CatalogState, sp.csr_matrix]:
+        """The users' histories and the catalog as of ``at_us``, and the filters' exclusions
+        then."""
+        seen = self.histories.as_of(users, at_us, recent)
+        state = self.catalog.as_of(at_us)
+        return seen, state, exclusion_mask(self.filters, FilterInputs(seen, state, self.events))
+
+    def _depth(self, k: int, chosen: list[int]) -> int:
+        """How many candidates a list keeps before the ordering (which may drop some)."""
+        if self.max_per_category is None:
+            return k
+        return max([k] + [self.stages[i][1].k for i in chosen])
+
+    def _order(
+        self,
+        items: NDArray[np.int32],
+        scores: NDArray[np.float32],
+        stage: NDArray[np.int8],
+        category: NDArray[np.int32],
+        k: int,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int8]]:
         if self.max_per_category is not None:
-            keep = max_per_category(items, state.category, self.max_per_category)
+            keep = max_per_category(items, category, self.max_per_category)
             items, scores, stage = compact(keep, items, scores, stage)
         return items[:, :k], scores[:, :k], stage[:, :k]
+
+    # ----------------------------------------------------------------- the ranking stage
+
+    def candidates(
+        self,
+        users: NDArray[np.int32],
+        at_us: int,
+        k: int,
+        *,
+        snapshot: FeatureSnapshot | None = None,
+        recent: Sequence[Sequence[int]] | None = None,
+    ) -> Candidates:
+        """Every generator's filtered candidates for ``users`` at ``at_us`` and their ranking
+        features (``snapshot``: the user and item values; default the ranker's as of
+        ``at_us``). What the ranker scores at serving, and what it is trained on."""
+        if snapshot is None and self.ranker is None:
+            raise ModelError(
+                "candidates need a feature snapshot or a ranker",
+                fix="pass snapshot= (ranking_features.popularity_snapshot at the least)",
+            )
+        seen, _, excluded = self._inputs(users, at_us, recent)
+        if snapshot is None:
+            assert self.ranker is not None
+            snapshot = self.ranker.snapshots.at(at_us)
+            layout = self.ranker.layout
+        else:
+            layout = (
+                self.ranker.layout if self.ranker else FeatureLayout.of(self.generators, snapshot)
+            )
+        return candidates(self.stages, seen.matrix(), excluded, users, snapshot, layout, k)
+
+    def _ranked_batch(
+        self,
+        users: NDArray[np.int32],
+        at_us: int,
+        k: int,
+        recent: Sequence[Sequence[int]] | None,
+        chosen: list[int],
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int8]]:
+        assert self.ranker is not None
+        found = self.candidates(users, at_us, k, recent=recent)
+        items, scores, stage = order_by_score(
+            found, self.ranker.score(found), self._depth(k, chosen)
+        )
+        return self._order(items, scores, stage, self.catalog.as_of(at_us).category, k)
 
     # ----------------------------------------------------------------- save and load
 
@@ -300,6 +391,9 @@ class Recommender:
             "n_users": len(self.users),
             "n_items": len(self.items),
         }
+        if self.ranker is not None:
+            self.ranker.save(folder / "ranker")
+            meta["ranker"] = "ranker"
         (folder / "recommender.json").write_text(json.dumps(meta, indent=2) + "\n")
         _write_arrow(folder / "items.arrow", pa.table({"id": pa.array(self.items, pa.string())}))
         _write_arrow(folder / "users.arrow", pa.table({"id": pa.array(self.users, pa.string())}))
@@ -341,6 +435,7 @@ class Recommender:
             k=int(meta["k"]),
             popularity_stage=str(meta["popularity_stage"]),
             max_per_category=meta["max_per_category"],
+            ranker=Ranker.load(folder / meta["ranker"]) if meta.get("ranker") else None,
         )
 
 

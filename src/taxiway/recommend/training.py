@@ -14,6 +14,9 @@
    popularity in the user's segment), segmenting by the categories as of the cutoff.
 4. :func:`~taxiway.recommend.evaluation.evaluate` judges the model and popularity through the
    same pipeline and filters at the cutoff.
+   With ``recommend.ranking``, the ranking stage is trained first on the past alone
+   (:mod:`~taxiway.recommend.ranking_training`; its LightGBM fit seconds are reported as
+   ``training_seconds["ranker"]``) and the evaluation also scores the lists without it.
 5. The recommender, fitted before the cutoff (the one that was judged) and holding every
    user's history up to the newest interaction (so serving uses what happened since), is saved
    and registered with ``task: recommend``.
@@ -50,6 +53,8 @@ from taxiway.recommend.generators.segment_popularity import SegmentPopularity
 from taxiway.recommend.history import Histories
 from taxiway.recommend.interactions import Interactions
 from taxiway.recommend.pipeline import Recommender
+from taxiway.recommend.ranking import Ranker
+from taxiway.recommend.ranking_training import train_spec_ranker
 from taxiway.recommend.split import RecommendSplit, from_micros, time_split, to_micros
 from taxiway.spec.models import TaxiwaySpec
 from taxiway.spec.project import Project
@@ -162,6 +167,20 @@ def train_recommender(
         began = time.perf_counter()
         generator.fit(split.train)
         seconds[name] = round(time.perf_counter() - began, 3)
+    ranker = None
+    if recommend.ranking is not None:
+        say("training the ranking stage on candidates before the cutoff (LightGBM lambdarank)")
+        ranker = train_spec_ranker(
+            project,
+            recommend,
+            lambda at_us: _generators(recommend, data.catalog.as_of(at_us).category),
+            data.interactions,
+            split.cutoff_us,
+            filters=_filters(recommend, data),
+            catalog=data.catalog,
+            as_of=as_of,
+        )
+        seconds["ranker"] = float(ranker.facts["fit_seconds"])
     lap("fit")
     recommender = Recommender(
         stages,
@@ -174,6 +193,7 @@ def train_recommender(
         k=recommend.k,
         popularity_stage="popularity",
         max_per_category=recommend.ordering.max_per_category if recommend.ordering else None,
+        ranker=ranker,
     )
     say(f"evaluating on {len(split.evaluated_users):,} users against popularity")
     evaluation = evaluate(recommender, split, recommend.metric)
@@ -187,7 +207,15 @@ def train_recommender(
         say("saving and registering the recommender")
         recommender.save(folder)
         new = _new_version(
-            project, recommend, data, split, evaluation, seconds, created_by, as_of=as_of
+            project,
+            recommend,
+            data,
+            split,
+            evaluation,
+            seconds,
+            created_by,
+            as_of=as_of,
+            ranker=ranker,
         )
         version = store.register(new, folder)
         lap("register")
@@ -369,6 +397,7 @@ def _new_version(
     created_by: str | None,
     *,
     as_of: datetime | None = None,
+    ranker: Ranker | None = None,
 ) -> NewVersion:
     spec = project.spec
     interactions = data.interactions
@@ -387,6 +416,10 @@ def _new_version(
         "training_seconds": seconds,
         "generators": [g.kind for g in recommend.candidates],
     }
+    if evaluation.unranked is not None:
+        metrics["unranked"] = evaluation.unranked
+    if ranker is not None:
+        metrics["ranking"] = ranker.facts
     return NewVersion(
         name=spec.name,
         created_by=created_by or user(),
