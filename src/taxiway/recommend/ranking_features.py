@@ -338,8 +338,14 @@ def _numbers(column: pa.ChunkedArray[Any], view: str, name: str) -> NDArray[np.f
     kind = column.type
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         column = pc.divide(pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()), pa.scalar(1e6))
-    elif not (pa.types.is_boolean(kind) or pa.types.is_decimal(kind)) and not (
-        pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    elif not any(
+        test(kind)
+        for test in (
+            pa.types.is_boolean,
+            pa.types.is_decimal,
+            pa.types.is_integer,
+            pa.types.is_floating,
+        )
     ):
         raise FeatureError(
             f"feature `{name}` of view `{view}` is {kind}: the ranker takes numbers, booleans "
