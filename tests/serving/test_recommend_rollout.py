@@ -158,6 +158,43 @@ def test_share_zero_is_all_control_and_after_complete_all_candidate(
         controller.close()
 
 
+def test_a_serving_worker_follows_the_rollout_by_its_poll(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    """The poll of a started service (every rollout_poll_s, off the event loop) picks up a
+    rollout started after it, then its end."""
+    project = _world(trained_world, tmp_path, ROLLOUT, production=True)
+
+    async def scenario(controller: Controller) -> list[tuple[str, int | None]]:
+        service = RecommendService(
+            project, clock=lambda: NOW, reload_interval_s=0, rollout_poll_s=0.05
+        )
+        seen = []
+        try:
+            await service.start()
+            state = await asyncio.to_thread(controller.start, now=NOW)
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if service.arms is not None:
+                    break
+            user = next(u for u in USERS if arm_for(state.salt, u, 50.0) == "candidate")
+            answer = await service.recommend(user, 5)
+            seen.append((answer["arm"], answer["model_version"]))
+            await asyncio.to_thread(controller.abort, reason="test", now=NOW)
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if service.arms is None:
+                    break
+            answer = await service.recommend(user, 5)
+            seen.append((answer["arm"], answer["model_version"]))
+        finally:
+            await service.stop()
+        return seen
+
+    with Controller(project) as controller:
+        assert asyncio.run(scenario(controller)) == [("candidate", 2), ("control", 1)]
+
+
 def test_share_zero_without_production_keeps_the_control_answering(
     trained_world: Path, tmp_path: Path
 ) -> None:
