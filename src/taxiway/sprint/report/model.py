@@ -188,10 +188,16 @@ def _source_counts(answers: list[dict[str, Any]]) -> str:
 def _not_exercised(d: Debrief, quote: str = "") -> str:
     """The gates declared but not exercised, and what that means, in one line."""
     them = "it" if len(d.not_exercised) == 1 else "them"
+    failed = [k for k in d.not_exercised if (_fact(d, k) or {}).get("status") == "fail"]
+    blocked = (
+        f" ({', '.join(failed)}: {quote}fail{quote}, a blocker: it cannot run yet)"
+        if failed
+        else ""
+    )
     return (
         f"{', '.join(d.not_exercised)} (declared in the spec; nothing ran {them} during the "
-        f"sprint, so {'it is' if them == 'it' else 'they are'} reported {quote}warn{quote}, "
-        f"never {quote}pass{quote})"
+        f"sprint, so {'it is' if them == 'it' else 'they are'} reported {quote}warn{quote}"
+        f"{blocked}, never {quote}pass{quote})"
     )
 
 
@@ -247,6 +253,11 @@ def _duration(seconds: float) -> str:
 _RECOMMEND_HEADERS = ["metric", "model", "popularity", "ceiling"]
 _RECOMMEND_AUDIT_HEADERS = ["audit check", "status", "measured"]
 _RECOMMEND_AUDIT = ("leakage", "filters", "coverage", "latency")
+_METRIC_NAMES = {
+    "coverage": "catalog coverage",
+    "avg_popularity": "average popularity of what is shown",
+    "gini": "Gini of what is shown",
+}
 
 
 def _recommend_rows(recommend: dict[str, Any]) -> list[list[Any]]:
@@ -261,7 +272,7 @@ def _recommend_rows(recommend: dict[str, Any]) -> list[list[Any]]:
     names = [declared] + [n for n in model if n not in (declared, "users")]
     return [
         [
-            f"{name} (declared)" if name == declared else name,
+            f"{name} (declared)" if name == declared else _METRIC_NAMES.get(name, name),
             _number_text(model.get(name)),
             _number_text(popularity.get(name)),
             _number_text(ceiling.get(name)) if name in ceiling else "—",
