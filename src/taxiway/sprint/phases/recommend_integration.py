@@ -189,8 +189,8 @@ def _latency_fix(spec_path: Path, version: int, state: _State) -> str:
     )
     return (
         f"{where}serve it with more workers (`taxiway serve -f {spec_path} --model {version} "
-        "--workers N`), lower the candidates' k, or choose a faster primary generator; "
-        "measure with `bench/recommend.py --part serve`"
+        "--workers N`), lower the candidates' k, or choose a faster primary generator; then "
+        "run the sprint again"
     )
 
 
