@@ -46,4 +46,4 @@ def test_the_shop_recs_example_trains_and_beats_popularity(
     model, popularity = document["metrics"]["model"], document["metrics"]["baseline"]
     assert model["recall@10"] > popularity["recall@10"]
     saved = Recommender.load(Path(document["artifact_dir"]))
-    assert saved.generators == ["ease", "itemknn", "popularity"]
+    assert saved.generators == ["ease", "itemknn", "segment_popularity", "popularity"]

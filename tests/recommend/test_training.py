@@ -112,7 +112,7 @@ def test_a_recommender_is_trained_judged_against_popularity_and_registered(
     result = train_recommender(project, progress=steps.append)
     assert result.beats_baseline
     assert result.evaluation.model["recall@5"] > result.evaluation.popularity["recall@5"]
-    assert set(result.training_seconds) == {"itemknn", "popularity"}
+    assert set(result.training_seconds) == {"itemknn", "segment_popularity", "popularity"}
     assert result.cold_users == 0
     assert any(step.startswith("split: cutoff") for step in steps)
     version = result.version

@@ -46,16 +46,10 @@ def recommender_folder(version: ModelVersion) -> Path:
 
 
 def service_paths(recommender: Recommender) -> list[tuple[str, tuple[str, ...] | None]]:
-    """The stage lists the service may ask, by path: the full ``model`` (every stage), each
-    later stage filled by popularity (``fallback:<stage>``: the service's item-to-item step and
-    any other), and ``fallback:popularity`` alone."""
-    popularity = recommender.popularity_stage
-    paths: list[tuple[str, tuple[str, ...] | None]] = [("model", None)]
-    for name in recommender.generators[1:]:
-        if name != popularity:
-            paths.append((f"fallback:{name}", (name, popularity)))
-    paths.append((f"fallback:{popularity}", (popularity,)))
-    return paths
+    """The stage lists the service asks, by path: the full ``model`` (every stage), then the
+    recommender's own fallback chain (:attr:`~taxiway.recommend.pipeline.Recommender.fallback_stages`:
+    item-to-item, popularity in the user's segment, popularity), exactly as served."""
+    return [("model", None), *recommender.fallback_stages]
 
 
 def sample_codes(
