@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-blocked test lint types layers unit data bench clean
+.PHONY: demo demo-blocked demo-recs test lint types layers unit data bench clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ demo: $(VENV)/.base examples/retail/data/.done
 demo-blocked: $(VENV)/.base examples/retail/data/.done
 	@$(BIN)/python examples/blocked/demo.py --report examples/blocked/.taxiway/report; \
 		status=$$?; [ $$status -le 1 ]
+
+# The sprint on examples/shop-recs: a recommender (EASE, item-to-item, popularity in the user's
+# segment, popularity) trained on a time split and judged against popularity, its audit,
+# /v1/recommend served, smoke- and load-tested. Exit 1 means "not deployed": the debrief names
+# what stops it (the example's sign-offs, and what is not built for recommenders yet).
+demo-recs: $(VENV)/.base examples/shop-recs/data/.done
+	@$(BIN)/taxiway sprint -f examples/shop-recs/taxiway.yaml --as-of 2025-12-31 \
+		--report examples/shop-recs/.taxiway/report; status=$$?; [ $$status -le 1 ]
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench examples
