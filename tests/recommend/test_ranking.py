@@ -60,7 +60,7 @@ class World:
         self.n_items = items
         self.periods = periods
         self.start_us = to_micros(START)
-        taste = rng.integers(0, tastes, size=items)
+        taste = rng.permutation(np.arange(items) % tastes)  # every taste has items
         self.promoted = rng.random((periods, items)) < 0.25  # period x item
         liked = rng.integers(0, tastes, size=users)
         rows = []
@@ -365,6 +365,7 @@ def make_project(root: Path, world: World, *, ranking: str) -> Project:
               candidates:
                 - {kind: itemknn, k: 20, neighbours: 20}
                 - {kind: popularity, k: 20}
+              filters: []   # the world's users buy their taste's items again and again
               k: 10
               metric: recall@10
             """
