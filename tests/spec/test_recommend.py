@@ -21,6 +21,7 @@ from taxiway.spec import (
     ItemKnnGenerator,
     PopularityGenerator,
     RecommendSpec,
+    SegmentPopularityGenerator,
     UnavailableFilter,
     load_spec_text,
 )
@@ -425,6 +426,32 @@ def test_each_bad_input_names_the_file_the_line_and_the_fix(
     expected = text[: text.index(at)].count("\n") + 1
     assert issue.line == expected, (str(issue), at)
     assert fix in str(issue)
+
+
+def test_segment_popularity_without_a_category_names_the_file_the_line_and_the_fix() -> None:
+    text = (
+        FULL.replace("    category: category\n", "", 1)
+        .replace("  ordering: {max_per_category: 3}\n", "", 1)
+        .replace(
+            "    - {kind: popularity, k: 200, window: 30d}",
+            "    - {kind: segment_popularity, k: 200}\n    - {kind: popularity, k: 200, window: 30d}",
+            1,
+        )
+    )
+    with pytest.raises(SpecError) as raised:
+        load_spec_text(text, "shop.yaml")
+    (issue,) = raised.value.issues
+    assert issue.file == "shop.yaml"
+    assert issue.line == text[: text.index("{kind: segment_popularity")].count("\n") + 1
+    assert "`segment_popularity` segments users by the items' categories" in str(issue)
+    assert "add `category: <column>` to recommend.catalog, or drop this generator" in str(issue)
+    # with the category back, the same generator loads
+    spec = load_spec_text(
+        text.replace("    available: in_stock\n", "    available: in_stock\n    category: c\n"),
+        "shop.yaml",
+    )
+    assert spec.recommend is not None
+    assert isinstance(spec.recommend.candidates[4], SegmentPopularityGenerator)
 
 
 def test_generators_need_at_least_one() -> None:

@@ -19,6 +19,7 @@ from taxiway.spec.recommend import (
     PopularityGenerator,
     RankingSpec,
     RecommendSpec,
+    SegmentPopularityGenerator,
     SplitSpec,
     UnavailableFilter,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RankingSpec",
     "RecommendSpec",
     "Secret",
+    "SegmentPopularityGenerator",
     "SplitSpec",
     "TaxiwaySpec",
     "UnavailableFilter",

@@ -431,7 +431,8 @@ def _recommend_source_issues(
 
 
 def _generator_issues(recommend: RecommendSpec, doc: YamlDocument) -> list[SpecIssue]:
-    """Each generator kind appears once and returns at least `k` candidates."""
+    """Each generator kind appears once, returns at least `k` candidates and has the catalog
+    columns it reads (`segment_popularity` needs `catalog.category`)."""
     issues: list[SpecIssue] = []
     seen: dict[str, int] = {}
     for index, generator in enumerate(recommend.candidates):
@@ -454,6 +455,16 @@ def _generator_issues(recommend: RecommendSpec, doc: YamlDocument) -> list[SpecI
                     f"the {recommend.k} items of each answer (recommend.k)",
                     suggestion=f"raise its `k` to at least {recommend.k} (default 200), or "
                     "lower recommend.k",
+                )
+            )
+        if generator.kind == "segment_popularity" and recommend.catalog.category is None:
+            issues.append(
+                doc.issue(
+                    (*loc, "kind"),
+                    "`segment_popularity` segments users by the items' categories, but "
+                    "`catalog` names no `category` column",
+                    suggestion="add `category: <column>` to recommend.catalog, or drop this "
+                    "generator",
                 )
             )
     return issues
