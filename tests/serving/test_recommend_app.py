@@ -270,11 +270,12 @@ def test_health_metrics_and_openapi(client: Client) -> None:
     post = document["paths"]["/v1/recommend"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["user"]
-    assert schema["properties"]["k"]["maximum"] == 60
+    assert schema["properties"]["k"]["maximum"] == 200  # the segment stage training added
     answer = post["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["properties"]["path"]["enum"] == [
         "model",
         "fallback:itemknn",
+        "fallback:segment_popularity",
         "fallback:popularity",
     ]
     assert (

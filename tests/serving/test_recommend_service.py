@@ -50,11 +50,12 @@ def _offline(
 
 
 class SlowModel(Recommender):
-    """A Recommender whose full pipeline (and, with ``slow_itemknn``, its itemknn step) sleeps
-    past any budget: the fault the budget guards against."""
+    """A Recommender whose full pipeline (and each fallback step led by a stage in ``slow``:
+    ``itemknn``, ``segment_popularity``) sleeps past any budget: the fault the budget guards
+    against."""
 
     delay_s = 0.5
-    slow_itemknn = False
+    slow: frozenset[str] = frozenset()
 
     def recommend(
         self,
@@ -65,7 +66,7 @@ class SlowModel(Recommender):
         recent: Sequence[Sequence[str]] | None = None,
         stages: Sequence[str] | None = None,
     ) -> list[list[Recommendation]]:
-        if stages is None or (self.slow_itemknn and "itemknn" in stages):
+        if stages is None or stages[0] in self.slow:
             time.sleep(self.delay_s)
         return super().recommend(users, at, k, recent=recent, stages=stages)
 
@@ -130,7 +131,7 @@ def test_an_overrunning_model_hands_over_to_itemknn_within_the_budget(
         assert "overran its share of the 150 ms budget" in answer["reason"]
         assert waited < SlowModel.delay_s  # the model was not waited for
         assert answer["items"] == _offline(
-            service.recommender, "3", 5, stages=["itemknn", "popularity"]
+            service.recommender, "3", 5, stages=["itemknn", "segment_popularity", "popularity"]
         )
         # a second overrun opens the breaker: the model is not even asked
         _ask(service, "3", 5)
@@ -142,18 +143,50 @@ def test_an_overrunning_model_hands_over_to_itemknn_within_the_budget(
         service.close()
 
 
-def test_when_itemknn_overruns_too_popularity_answers(trained_world: Path, tmp_path: Path) -> None:
-    project = copy_world(trained_world, tmp_path, serving="serving:\n  latency_budget_ms: 100\n")
+def test_the_chain_comes_from_the_recommender_segment_popularity_before_popularity(
+    project: Project,
+) -> None:
+    """The world's catalog has categories, so training added a segment_popularity stage: the
+    served chain is the Recommender's own ``fallback_stages``, each step filled by the later."""
     service = _service(project)
     try:
-        slow = SlowModel.load(Path(service.version.artifact_dir))
-        assert isinstance(slow, SlowModel)
-        slow.slow_itemknn = True
-        service.recommender = slow
+        assert list(service.served.fallbacks) == service.recommender.fallback_stages
+        assert service.served.fallbacks == (
+            ("fallback:itemknn", ("itemknn", "segment_popularity", "popularity")),
+            ("fallback:segment_popularity", ("segment_popularity", "popularity")),
+            ("fallback:popularity", ("popularity",)),
+        )
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("slow", "path", "stages"),
+    [
+        ({"itemknn"}, "fallback:segment_popularity", ["segment_popularity", "popularity"]),
+        ({"itemknn", "segment_popularity"}, "fallback:popularity", ["popularity"]),
+    ],
+)
+def test_when_the_model_and_itemknn_overrun_the_segment_then_popularity_answers(
+    trained_world: Path, tmp_path: Path, slow: set[str], path: str, stages: list[str]
+) -> None:
+    project = copy_world(trained_world, tmp_path, serving="serving:\n  latency_budget_ms: 150\n")
+    service = _service(project)
+    try:
+        model = SlowModel.load(Path(service.version.artifact_dir))
+        assert isinstance(model, SlowModel)
+        model.slow = frozenset(slow)
+        service.recommender = model
+        began = time.perf_counter()
         answer = _ask(service, "3", 5)
-        assert answer["path"] == "fallback:popularity"
-        assert answer["items"] == _offline(slow, "3", 5, stages=["popularity"])
-        assert "model overran" in answer["reason"]
+        assert time.perf_counter() - began < SlowModel.delay_s  # no slow step was waited for
+        assert answer["path"] == path
+        assert answer["degraded"]
+        assert answer["items"] == _offline(model, "3", 5, stages=stages)
+        assert {i["stage"] for i in answer["items"]} <= set(stages)
+        assert answer["reason"].startswith("model overran its share of the 150 ms budget")
+        assert "fallback:itemknn overran" in answer["reason"]
+        assert not {i["item"] for i in answer["items"]} & filtered(project, "3", NOW)
     finally:
         service.close()
 
@@ -170,7 +203,7 @@ def test_no_filtered_item_is_ever_served_on_any_path(
     if fault == "slow":
         slow = SlowModel.load(Path(service.version.artifact_dir))
         assert isinstance(slow, SlowModel)
-        slow.delay_s, slow.slow_itemknn = 0.2, True
+        slow.delay_s, slow.slow = 0.2, frozenset({"itemknn"})
         service.recommender = slow
     items = [str(i) for i in service.recommender.items]
     paths: set[str] = set()
@@ -197,7 +230,11 @@ def test_no_filtered_item_is_ever_served_on_any_path(
         check()
     finally:
         service.close()
-    expected = {"none": "model", "breaker": "fallback:itemknn", "slow": "fallback:popularity"}
+    expected = {
+        "none": "model",
+        "breaker": "fallback:itemknn",
+        "slow": "fallback:segment_popularity",
+    }
     assert expected[fault] in paths
 
 
@@ -228,8 +265,9 @@ def test_bad_requests_name_the_field(project: Project) -> None:
     try:
         with pytest.raises(RequestError, match="k: 0 is out of range"):
             _ask(service, "1", 0)
-        with pytest.raises(RequestError, match="k: 61 is out of range"):
-            _ask(service, "1", 61)
+        # 200: the stages training added (popularity in the segment) take max(k, 200)
+        with pytest.raises(RequestError, match="k: 201 is out of range"):
+            _ask(service, "1", 201)
         with pytest.raises(RequestError, match=r"context\.recent_items\.1"):
             _ask(service, "1", 5, ["i1", None])  # type: ignore[list-item]
     finally:
@@ -242,7 +280,10 @@ def test_readiness_says_which_version_and_why(project: Project) -> None:
         ready = service.readiness()
         assert ready["model_version"] == 1
         assert "newest registered (none promoted)" in ready["detail"]
-        assert "fallback:itemknn → fallback:popularity" in ready["detail"]
+        assert (
+            "fallbacks fallback:itemknn → fallback:segment_popularity → fallback:popularity"
+            in ready["detail"]
+        )
     finally:
         service.close()
 

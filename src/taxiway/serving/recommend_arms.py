@@ -84,14 +84,12 @@ def recommender_folder(version: ModelVersion) -> Path:
 
 
 def load_served(version: ModelVersion, chosen: str) -> Served:
-    """Load ``version``'s Recommender with its fallback chain: item-to-item (when it has an
-    itemknn stage), then popularity."""
+    """Load ``version``'s Recommender with its fallback chain,
+    :attr:`Recommender.fallback_stages <taxiway.recommend.pipeline.Recommender.fallback_stages>`:
+    item-to-item (when it has an itemknn stage), popularity in the user's segment (when it has
+    a segment_popularity stage), then popularity; each step filled by the later ones."""
     recommender = Recommender.load(recommender_folder(version))
-    popularity = recommender.popularity_stage
-    fallbacks: list[tuple[str, tuple[str, ...]]] = []
-    if "itemknn" in recommender.generators and popularity != "itemknn":
-        fallbacks.append(("fallback:itemknn", ("itemknn", popularity)))
-    fallbacks.append(("fallback:popularity", (popularity,)))
+    fallbacks = recommender.fallback_stages
     max_k = max(generator.k for _, generator in recommender.stages)
     return Served(version, recommender, chosen, max_k, tuple(fallbacks), None, version.version)
 

@@ -8,16 +8,23 @@ ready`` says which). An answer is the top ``k`` for a user now, within
 1. ``model``: the full pipeline (every stage of the Recommender, primary first) over the
    user's stored history plus the request's ``context.recent_items``;
 2. ``fallback:itemknn`` (when the spec has an itemknn stage): item-to-item from the same
-   history and recent items, popularity filling what it leaves;
-3. ``fallback:popularity``: the popularity stage, computed in place: there is always an answer.
+   history and recent items, the later steps filling what it leaves;
+3. ``fallback:segment_popularity`` (when the catalog has categories): popularity in the user's
+   segment (history shares per category x popularity within the category), global popularity
+   filling what it leaves;
+4. ``fallback:popularity``: the popularity stage, computed in place: there is always an answer.
+
+The chain is :attr:`Recommender.fallback_stages
+<taxiway.recommend.pipeline.Recommender.fallback_stages>`, the one the handoff audit checks.
 
 Every step runs through :meth:`Recommender.recommend` with ``stages=``, so every fallback keeps
 the filters (already seen, unavailable, denied) and the ordering. The budget is shared so the
 fallbacks have time left when the model overruns: the model has until :data:`MODEL_SHARE` of
-it, the fallbacks before popularity until :data:`FALLBACK_SHARE` (split evenly), popularity the
-rest. A step runs in a worker thread and is abandoned at its deadline (the thread finishes on
-its own; its result is dropped); a model overrun or error counts against a circuit breaker, and
-while it is open the model is not asked. A user with no history before now and no recent items gets popularity at
+it, the fallbacks before popularity until :data:`FALLBACK_SHARE` (split evenly: with both,
+itemknn until 75% and segment popularity until 90%), popularity the rest. A step runs in a
+worker thread and is abandoned at its deadline (the thread finishes on its own; its result is
+dropped); a model overrun or error counts against a circuit breaker, and while it is open the
+model is not asked. A user with no history before now and no recent items gets popularity at
 once, ``degraded`` with the ``reason`` (``no history``): there is nothing to personalise from.
 
 A rollout of the recommender (running or paused in the rollout store, read every
