@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from taxiway.errors import RolloutError
 from taxiway.rollout.assignment import bucket
-from taxiway.rollout.units import UnitsState, request_keys, update_units
+from taxiway.rollout.units import UnitsState, text_keys, update_units
 
 from .traffic import answer, outcome, write
 
@@ -230,16 +230,23 @@ def test_an_outcome_whose_request_never_shows_is_dropped_after_a_bounded_time(
     write(tmp_path / "predictions", [answer(at(63), "u3", "control", version=1, request_id="c")])
     state = update(tmp_path)
     assert (len(state.pending), state.expired, state.unattributed) == (0, 1, 1)
-    # the state's files: units.arrow and the two it names, nothing left behind
-    names = sorted(p.name.split(".")[0] for p in (tmp_path / "rollout" / "1").iterdir())
-    assert names == ["pending", "requests", "units"]
+    # the state's files: units.arrow and those it names, nothing left behind
+    folder = tmp_path / "rollout" / "1"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["units.arrow", *side_files(folder)])
 
 
-def test_request_keys_differ_for_different_ids_of_any_length() -> None:
+def side_files(folder: Path) -> list[str]:
+    """The request-index segments and the pending file ``units.arrow`` names."""
+    with pa.memory_map(str(folder / "units.arrow")) as source:
+        meta = orjson.loads(pa.ipc.open_file(source).schema.metadata[b"taxiway"])
+    return [*meta["requests"], meta["pending"]]
+
+
+def test_text_keys_differ_for_different_ids_of_any_length() -> None:
     ids = [f"{i:032x}" for i in range(5000)] + [f"r{i}" for i in range(5000)] + ["", "a"]
-    keys = request_keys(pa.array(ids))
+    keys = text_keys(pa.array(ids))
     assert len(set(keys.tolist())) == len(ids)
-    assert request_keys(pa.array(ids[4000:4001]))[0] == keys[4000]  # alone or in a batch
+    assert text_keys(pa.array(ids[4000:4001]))[0] == keys[4000]  # alone or in a batch
 
 
 def test_a_damaged_state_file_says_how_to_recover(tmp_path: Path) -> None:
@@ -390,22 +397,26 @@ def test_files_last_written_before_the_rollout_are_not_parsed(tmp_path: Path) ->
     assert later.units.unit.to_pylist() == ["now"]
 
 
-def test_a_check_with_no_new_answer_does_not_rewrite_the_request_index(tmp_path: Path) -> None:
-    write(tmp_path / "predictions", [answer(at(1), "u1", "control", version=1, request_id="a")])
+def test_a_check_writes_only_what_changed(tmp_path: Path) -> None:
+    """Nothing new: the state is not written at all. New answers: a new segment of the
+    request index; the older, larger segment keeps its bytes (a hard link to the new name)."""
+    answers = [answer(at(i), f"u{i}", "control", version=1, request_id=f"r{i}") for i in range(3)]
+    write(tmp_path / "predictions", answers)
     folder = tmp_path / "rollout" / "1"
-
-    def index_file() -> Path:
-        [found] = folder.glob("requests.*.arrow")
-        return found
-
     update(tmp_path)
-    first = index_file()
-    inode = first.stat().st_ino
-    update(tmp_path)  # nothing new: the same bytes under the new state's name (a hard link)
-    second = index_file()
-    assert second.name != first.name
-    assert second.stat().st_ino == inode
-    write(tmp_path / "predictions", [answer(at(2), "u2", "control", version=1, request_id="b")])
+    [first] = side_files(folder)[:-1]
+    inode, written = (folder / first).stat().st_ino, (folder / "units.arrow").stat().st_mtime_ns
+    update(tmp_path)  # nothing new
+    assert (folder / "units.arrow").stat().st_mtime_ns == written
+    assert side_files(folder)[0] == first
+    write(tmp_path / "predictions", [answer(at(5), "u9", "control", version=1, request_id="b")])
     state = update(tmp_path)
-    assert index_file().stat().st_ino != inode
-    assert len(state.requests) == 2
+    older, _ = side_files(folder)[:-1]
+    assert older != first
+    assert (folder / older).stat().st_ino == inode
+    assert [len(keys) for keys, _ in state.requests.segments] == [3, 1]
+    assert state.requests.find(text_keys(pa.array(["r1", "b", "x"]))).tolist() == [
+        row(state, "u1"),
+        row(state, "u9"),
+        -2,
+    ]

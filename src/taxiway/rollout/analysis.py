@@ -162,7 +162,9 @@ def analyse(
     step = steps_of(u.first_us, boundaries)
     both = u.in_both & exposed
     reached = rollout.steps[min(rollout.step_index, len(rollout.steps) - 1)]
-    kept = exposed & ~both & ((arm == 1) | (u.bucket >= round(reached * 100)))
+    # a bucket is -1 until the rollout's first promotion (units.py): no unit was moved before
+    moved = (arm == 0) & (u.bucket >= 0) & (u.bucket < round(reached * 100))
+    kept = exposed & ~both & ~moved
     control, candidate = kept & (arm == 0), kept & (arm == 1)
     arms_of = {"control": control, "candidate": candidate}
 

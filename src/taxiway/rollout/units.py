@@ -16,7 +16,10 @@ once; ``tests/rollout/test_units.py`` checks it over random split points):
 - Per unit (the ``unit`` field; answers without one count in the arms only):
   ``first``, the earliest answer's time and arm (control first on a tie); ``exposures``;
   ``first_candidate``, the earliest candidate answer's time; ``bucket``, the unit's
-  assignment bucket under the rollout's salt (:func:`~taxiway.rollout.assignment.bucket`); ``control_step_max`` and
+  assignment bucket under the rollout's salt (:func:`~taxiway.rollout.assignment.bucket`),
+  filled once the rollout has been promoted (-1 before: no unit can have been moved by a
+  step change yet, and a million blake2b hashes would dominate a first check);
+  ``control_step_max`` and
   ``candidate_step_min``, the last step it answered as control and the first as candidate. A
   unit is **in both arms** when ``control_step_max >= candidate_step_min``: it saw both arms
   within one step, or went back from candidate to control. A unit the growing share moved
@@ -31,7 +34,7 @@ once; ``tests/rollout/test_units.py`` checks it over random split points):
 - An outcome without a ``unit`` but with a ``request_id`` is the outcome of the unit whose
   answer carried that ``request_id`` (``by_request`` counts them). The state keeps a request
   index (:class:`~taxiway.rollout.units_state.RequestIndex`: a 64-bit hash of each answer's
-  request id, :func:`request_keys`, sorted, with the unit's row; 16 bytes per answer with a
+  request id, :func:`text_keys`, with the unit's row, in segments; 12 bytes per answer with a
   unit) of the answers read since the rollout began. A request whose answers named different
   units attributes its outcomes to none. An outcome whose request the log has not shown yet
   is kept *pending* in the state and tried again at each check; once the answers read reach
@@ -49,11 +52,14 @@ read may differ.
 The state (:mod:`.units_state`) lives in ``<state>/rollout/<id>/units.arrow``, replaced
 atomically, so a check killed at any point leaves the previous state and its cursors together.
 
-Cost: a check parses only the bytes the logs gained; the units they name are matched to the
-stored ones in one hash lookup per check (pyarrow), and every aggregate is a numpy scatter
-(``minimum.at``, ``add.at``), so no Python loop runs per record; request ids are hashed by
-a loop over character positions (at most 64 for the service's), the index grows by one
-sorted insert per check and is searched with ``searchsorted``.
+Cost: a check reads only what the logs gained (from the columnar sidecars where the files
+have them); units and request ids are hashed to 64-bit keys (:func:`text_keys`, one numpy
+pass per 8 bytes), the check's unit keys are encoded once (pyarrow's hash
+``dictionary_encode``) and their distinct values looked up among the stored ones in one
+hash lookup, and every aggregate is a numpy scatter (``minimum.at``, ``bincount``), so no
+Python loop runs per record. The request index gains one segment per check
+(:class:`~taxiway.rollout.units_state.RequestIndex`), and a check that read nothing new
+writes nothing.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ import pyarrow.compute as _pc
 
 from taxiway.monitoring.segments import FileMark, LogCursor, iter_new
 from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
-from taxiway.rollout.assignment import bucket
+from taxiway.rollout.assignment import Assigner
 from taxiway.rollout.units_state import (
     AMBIGUOUS,
     ARMS,
@@ -91,7 +97,7 @@ __all__ = [
     "ArmCounts",
     "UnitColumns",
     "UnitsState",
-    "request_keys",
+    "text_keys",
     "update_units",
 ]
 
@@ -141,12 +147,14 @@ def update_units(
     save: bool = True,
 ) -> UnitsState:
     """Read what the prediction log and the outcomes log (``<log parent>/outcomes`` unless
-    given) gained since the state in ``folder`` was saved, fold it in, save it, return it.
+    given) gained since the state in ``folder`` was saved, fold it in, save it (unless it read
+    nothing new), return it.
 
     ``boundaries`` are ``(time, step index)`` from the rollout's start and each promotion;
     ``names`` the outcome names kept per unit (the metric's, then the guardrails').
     """
     state = UnitsState.load(folder, names, latency_limit_ms)
+    before = _marks(state)
     started_us = _micros_of(started_at)
     times = np.array([_micros_of(at) for at, _ in boundaries], np.int64)
     steps = np.array([step for _, step in boundaries], np.int16)
@@ -158,24 +166,54 @@ def update_units(
             _take_answers(state, answers, chunk.table, started_us)
             state.answers_cursor = chunk.cursor
     if answers.units:
-        _fold_answers(state, answers, salt, times, steps)
+        _fold_answers(state, answers, times, steps)
     outcomes = outcomes_folder if outcomes_folder is not None else log_folder.parent / "outcomes"
+    requested = _Batch()
     if names and outcomes.is_dir():
-        batch, requested = _Batch(), _Batch()
+        batch = _Batch()
         for chunk in iter_new(outcomes, LOG_GLOB, state.outcomes_cursor, schema=_OUTCOMES):
             _take_outcomes(state, batch, requested, chunk.table, list(names))
             state.outcomes_cursor = chunk.cursor
         if batch.units:
-            rows = _rows(state.units, batch.units)
+            rows = _rows(state.units, batch.column("unit_key"), batch.units)
             _fold_outcomes(state, rows, batch.columns_of(_OUTCOME_COLUMNS), list(names))
         if requested.columns:
             fresh = PendingOutcomes(*(requested.column(c) for c in PendingOutcomes._COLUMNS))
             state.pending = state.pending.concat(fresh)
-    if names and len(state.pending):
+    # the index and the clock pending outcomes expire by change only with new answers
+    if names and len(state.pending) and (answers.units or requested.columns):
         _attribute_pending(state, list(names))
-    if save:
+    if len(boundaries) > 1:
+        _fill_buckets(state.units, salt)
+    if save and (not state.saved or _marks(state) != before):
         state.save(folder)
     return state
+
+
+def _marks(state: UnitsState) -> tuple[Any, ...]:
+    """What a save would change: when none of it moved, the check read nothing new."""
+    return (
+        state.answers_cursor,
+        state.outcomes_cursor,
+        len(state.units),
+        int(np.count_nonzero(state.units.bucket >= 0)),
+        len(state.pending),
+        state.by_request,
+        state.unattributed,
+        state.moved_outcomes,
+    )
+
+
+def _fill_buckets(units: UnitColumns, salt: str) -> None:
+    """Each answered unit's assignment bucket, once the rollout has been promoted: only then
+    can a unit have been moved to the candidate by a step (the analysis leaves such control
+    units out), so the first step's checks do not pay a hash per unit. Deterministic, so the
+    state does not depend on when it is filled."""
+    missing = np.flatnonzero(units.exposed & (units.bucket < 0))
+    if missing.size:
+        assign = Assigner(salt)
+        named = units.unit.take(pa.array(missing)).to_pylist()
+        units.bucket[missing] = [assign.bucket(str(name)) for name in named]
 
 
 def _history_skipped(folder: Path, started_at: datetime) -> LogCursor:
@@ -203,11 +241,12 @@ class _Batch:
     """The records of one update that name a unit, kept until every chunk is read so their
     units are matched to the stored ones in one lookup."""
 
-    units: list[Any] = field(default_factory=list)  # pyarrow string arrays
+    units: list[Any] = field(default_factory=list)  # pyarrow string arrays: the unit names
     columns: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
 
     def add(self, units: Any, **columns: npt.NDArray[Any]) -> None:
-        self.units.append(units)
+        if units is not None:
+            self.units.append(units)
         for name, values in columns.items():
             self.columns.setdefault(name, []).append(values)
 
@@ -221,40 +260,42 @@ class _Batch:
 _OUTCOME_COLUMNS: Final = ("at", "value", "is_bool", "name")
 
 
-def request_keys(ids: Any) -> Keys:
-    """A 64-bit hash of each string of the arrow array ``ids`` (no nulls), vectorised: a
-    polynomial over the bytes (mod 2**64, one numpy pass per character position) through
-    splitmix64's finaliser. Collisions among a rollout's 10 million request ids: about one
-    chance in 400,000.
+def text_keys(texts: Any) -> Keys:
+    """A 64-bit hash of each string of the arrow array ``texts`` (no nulls), vectorised: the
+    bytes read as little-endian 64-bit words (the last one zero-padded), folded from the
+    string's length through splitmix64's finaliser (``h = mix(h ^ word)``), one numpy pass
+    per word. A unit's key, and a request id's. Strings of one length up to 8 bytes never
+    collide (the fold is a bijection); otherwise collisions are as for random keys: about
+    one chance in 400,000 among a rollout's 10 million request ids, one in 40 million among
+    a million units.
 
-    >>> keys = request_keys(pa.array(["a1", "a1", "1a", ""]))
+    >>> keys = text_keys(pa.array(["a1", "a1", "1a", ""]))
     >>> keys.dtype, bool(keys[0] == keys[1]), len(set(keys.tolist()))
     (dtype('uint64'), True, 3)
     """
-    column = pc.cast(ids, pa.large_binary())
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    count = len(column)
-    hashed = np.zeros(count, np.uint64)
-    if count:
-        offsets = np.frombuffer(column.buffers()[1], np.int64)[
-            column.offset : column.offset + count + 1
-        ]
-        data = np.frombuffer(column.buffers()[2] or b"", np.uint8)
-        starts, lengths = offsets[:-1], np.diff(offsets)
-        width = int(lengths.max(initial=0))
-        with np.errstate(over="ignore"):
-            if (lengths == width).all():  # the service's ids: one width, one block of bytes
-                block = data[offsets[0] : offsets[0] + count * width].reshape(count, width)
-                for position in range(width):
-                    byte = block[:, position].astype(np.uint64) + np.uint64(1)
-                    hashed = hashed * _MULTIPLIER + byte
-            else:
-                for position in range(width):
-                    longer = np.flatnonzero(lengths > position)
-                    byte = data[starts[longer] + position].astype(np.uint64) + np.uint64(1)
-                    hashed[longer] = hashed[longer] * _MULTIPLIER + byte
-            hashed ^= lengths.astype(np.uint64) * _GOLDEN
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    count = len(texts)
+    if not count:
+        return np.zeros(0, np.uint64)
+    if pa.types.is_string(texts.type) or pa.types.is_binary(texts.type):
+        offsets = np.frombuffer(texts.buffers()[1], np.int32)
+    else:
+        texts = pc.cast(texts, pa.large_binary())
+        offsets = np.frombuffer(texts.buffers()[1], np.int64)
+    offsets = offsets[texts.offset : texts.offset + count + 1].astype(np.int64)
+    first, last = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(last - first + 8, np.uint8)  # every word read lies inside it
+    data = texts.buffers()[2]
+    if data is not None and last > first:
+        padded[: last - first] = np.frombuffer(data, np.uint8)[first:last]
+    words = np.ndarray((last - first + 1,), "<u8", padded.data, 0, (1,))  # a word at each byte
+    starts, lengths = offsets[:-1] - first, np.diff(offsets)
+    hashed = (lengths.astype(np.uint64) + np.uint64(1)) * _GOLDEN
+    with np.errstate(over="ignore"):
+        for word in range(0, max(int(lengths.max()), 1), 8):
+            left = np.clip(lengths - word, 0, 8)
+            hashed ^= words[np.minimum(starts + word, last - first)] & _LOW_BYTES[left]
             hashed ^= hashed >> np.uint64(30)
             hashed *= _MIX1
             hashed ^= hashed >> np.uint64(27)
@@ -263,25 +304,27 @@ def request_keys(ids: Any) -> Keys:
     return hashed
 
 
-_MULTIPLIER: Final = np.uint64(0x100000001B3)  # FNV's 64-bit prime
+_LOW_BYTES: Final = np.array([(1 << (8 * n)) - 1 for n in range(9)], np.uint64)
 _GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
 _MIX1: Final = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2: Final = np.uint64(0x94D049BB133111EB)
 
 
-def _rows(units: UnitColumns, names: list[Any]) -> Ints:
-    """The row of each unit named (no nulls), adding the units never seen: one dictionary
-    encoding of the batch and one hash lookup of its distinct units among the stored ones."""
-    column = pa.chunked_array(names, pa.string()).combine_chunks()
-    encoded = pc.dictionary_encode(column)
-    distinct = encoded.dictionary
-    found = pc.index_in(distinct, value_set=units.unit)
-    rows = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
-    fresh = rows < 0
-    if fresh.any():
-        rows[fresh] = len(units) + np.arange(int(np.count_nonzero(fresh)))
-        units.add(distinct.filter(pa.array(fresh)))
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)
+def _rows(units: UnitColumns, keys: Keys, names: list[Any]) -> Ints:
+    """The row of each unit key, adding the units never seen (their names from ``names``,
+    the arrow arrays the keys were computed from, in order): one hash encoding of the keys,
+    one hash lookup of the distinct ones among the stored keys."""
+    encoded = pc.dictionary_encode(pa.array(keys))
+    distinct = np.asarray(encoded.dictionary.to_numpy(), np.uint64)
+    codes = encoded.indices.to_numpy()
+    rows = units.rows_of(distinct)
+    fresh = np.flatnonzero(rows < 0)
+    if fresh.size:
+        first = _first_records(codes, len(distinct))
+        pieces = [chunk for column in names for chunk in _chunks_of(column)]
+        named = pa.chunked_array(pieces, pa.string()).take(first[fresh])
+        rows[fresh] = len(units) + np.arange(fresh.size)
+        units.add(named.combine_chunks(), distinct[fresh])
     mapped: Ints = rows[codes]
     return mapped
 
@@ -291,57 +334,90 @@ def _take_answers(state: UnitsState, batch: _Batch, table: pa.Table, started_us:
     if not table.num_rows:
         return
     ts, timed = _micros(table.column("ts"))
-    arm_text = table.column("arm")
-    arm = np.where(_true(pc.equal(arm_text, "candidate")), 1, -1)
-    arm = np.where(_true(pc.equal(arm_text, "control")), 0, arm)
+    arm = _codes(table.column("arm"), ARMS)
     keep = timed & (ts >= started_us) & (arm >= 0)
-    if not keep.any():
-        return
-    table, ts, arm = table.filter(pa.array(keep)), ts[keep], arm[keep]
+    if not keep.all():
+        if not keep.any():
+            return
+        table, ts, arm = table.filter(pa.array(keep)), ts[keep], arm[keep]
     _count_arms(state, table, arm)
-    has_unit = _true(pc.is_valid(table.column("unit")))
-    state.answers_without_unit += int(np.count_nonzero(~has_unit))
-    if has_unit.any():
-        named = table.filter(pa.array(has_unit))
-        request = named.column("request_id")
+    units = table.column("unit")
+    if units.null_count:
+        has_unit = _true(pc.is_valid(units))
+        state.answers_without_unit += int(np.count_nonzero(~has_unit))
+        if not has_unit.any():
+            return
+        table, ts, arm = table.filter(pa.array(has_unit)), ts[has_unit], arm[has_unit]
+        units = table.column("unit")
+    request = table.column("request_id")
+    if request.null_count:
         keyed = _true(pc.is_valid(request))
-        keys = np.zeros(named.num_rows, np.uint64)
-        if keyed.any():
-            keys[keyed] = request_keys(request.filter(pa.array(keyed)))
-        units = named.column("unit").combine_chunks()
-        batch.add(units, ts=ts[has_unit], arm=arm[has_unit], key=keys, keyed=keyed)
+        keys = np.zeros(table.num_rows, np.uint64)
+        keys[keyed] = text_keys(request.filter(pa.array(keyed)))
+    else:
+        keyed, keys = np.ones(table.num_rows, bool), text_keys(request)
+    batch.add(units, ts=ts, arm=arm, unit_key=text_keys(units), key=keys, keyed=keyed)
 
 
 def _fold_answers(
-    state: UnitsState, batch: _Batch, salt: str, times: Ints, steps: npt.NDArray[np.int16]
+    state: UnitsState, batch: _Batch, times: Ints, steps: npt.NDArray[np.int16]
 ) -> None:
     u = state.units
-    rows = _rows(u, batch.units)
+    rows = _rows(u, batch.column("unit_key"), batch.units)
     ts, arm = batch.column("ts"), batch.column("arm")
-    position = np.searchsorted(times, ts, side="right") - 1
-    step = np.where(position >= 0, steps[np.maximum(position, 0)], 0).astype(np.int16)
-    np.minimum.at(u.first_key, rows, ts * 2 + arm)
+    latest = int(ts.max())
     candidate = arm == 1
     np.minimum.at(u.first_candidate, rows[candidate], ts[candidate])
-    np.minimum.at(u.candidate_step_min, rows[candidate], step[candidate])
-    np.maximum.at(u.control_step_max, rows[~candidate], step[~candidate])
-    np.add.at(u.exposures, rows, 1)
-    keyed = batch.column("keyed")
-    state.requests.add(batch.column("key")[keyed], rows[keyed])
-    state.latest_answer_us = max(state.latest_answer_us, int(ts.max()))
-    answered = np.zeros(len(u), bool)
-    answered[rows] = True
-    fresh = np.flatnonzero(answered & (u.bucket < 0))
-    if fresh.size:
-        named = u.unit.take(fresh).to_pylist()
-        u.bucket[fresh] = [bucket(salt, str(name)) for name in named]
+    first_key = np.left_shift(ts, 1, out=ts)  # time * 2 + arm, in place: 80 MB less per 10M
+    first_key |= arm
+    np.minimum.at(u.first_key, rows, first_key)
+    ts = first_key >> 1 if len(times) > 1 else first_key
+    if len(times) == 1:  # one step: the rollout's first (every answer is after its start)
+        on_candidate: Any = steps[0]
+        on_control: Any = steps[0]
+    else:
+        position = np.searchsorted(times, ts, side="right") - 1
+        step = np.where(position >= 0, steps[np.maximum(position, 0)], 0).astype(np.int16)
+        on_candidate, on_control = step[candidate], step[~candidate]
+    np.minimum.at(u.candidate_step_min, rows[candidate], on_candidate)
+    np.maximum.at(u.control_step_max, rows[~candidate], on_control)
+    u.exposures += np.bincount(rows, minlength=len(u))
+    keyed, keys = batch.column("keyed"), batch.column("key")
+    state.requests.add(*((keys, rows) if keyed.all() else (keys[keyed], rows[keyed])))
+    state.latest_answer_us = max(state.latest_answer_us, latest)
+
+
+def _first_records(codes: npt.NDArray[Any], distinct: int) -> Ints:
+    """The position of each code's first record. pyarrow numbers the values of a dictionary
+    by their first appearance, so those are where the running maximum rises (checked; a
+    scatter of the positions if not)."""
+    rising = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+    if len(rising) == distinct and (codes[rising] == np.arange(distinct)).all():
+        return rising
+    first = np.full(distinct, len(codes), np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return first
+
+
+def _chunks_of(column: Any) -> list[Any]:
+    """The arrays of an arrow (chunked) array: a chunked array of chunked arrays is slow."""
+    return list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def _codes(column: Any, values: Sequence[str]) -> npt.NDArray[np.int8]:
+    """The index of each value of ``column`` in ``values``; -1 for another value or null."""
+    found = pc.index_in(column, value_set=pa.array(list(values)))
+    codes = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+    return np.asarray(codes, np.int8)
 
 
 def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> None:
     path = table.column("path")
     fallback = ~_true(pc.equal(pc.fill_null(path, "model"), "model"))
-    reason = pc.fill_null(table.column("reason"), "")
-    error = _true(pc.match_substring_regex(reason, _ERRORS))
+    reason = table.column("reason")
+    error = np.zeros(len(arm), bool)
+    if reason.null_count < len(reason):
+        error = _true(pc.match_substring_regex(pc.fill_null(reason, ""), _ERRORS))
     latency = np.asarray(
         pc.fill_null(table.column("latency_ms"), np.nan).to_numpy(zero_copy_only=False),
         np.float64,
@@ -350,6 +426,8 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
     limit = state.latency_limit_ms
     slow = measured & (latency > limit) if limit is not None else np.zeros(len(arm), bool)
     bins = np.searchsorted(LATENCY_EDGES, latency, side="left")
+    width = len(LATENCY_EDGES) + 1
+    histograms = np.bincount((arm * width + bins)[measured], minlength=2 * width)
     versions = np.asarray(
         pc.fill_null(table.column("model_version"), -1).to_numpy(zero_copy_only=False), np.int64
     )
@@ -362,12 +440,22 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
         counts.fallbacks += int(np.count_nonzero(fallback & mine))
         counts.errors += int(np.count_nonzero(error & mine))
         counts.slow += int(np.count_nonzero(slow & mine))
-        histogram = np.bincount(bins[mine & measured], minlength=len(counts.latency))
+        histogram = histograms[code * width : (code + 1) * width]
         counts.latency = [a + int(b) for a, b in zip(counts.latency, histogram, strict=True)]
-        found, numbers = np.unique(versions[mine], return_counts=True)
-        for version, number in zip(found.tolist(), numbers.tolist(), strict=True):
+        for version, number in _tally(versions[mine]):
             key = str(version) if version >= 0 else "unknown"
-            counts.versions[key] = counts.versions.get(key, 0) + int(number)
+            counts.versions[key] = counts.versions.get(key, 0) + number
+
+
+def _tally(values: Ints) -> list[tuple[int, int]]:
+    """Each distinct value and how often it occurs (a count per value when they are small)."""
+    low, high = int(values.min()), int(values.max())
+    if high - low < 65_536:
+        counts = np.bincount(values - low)
+        found = np.flatnonzero(counts)
+        return list(zip((found + low).tolist(), counts[found].tolist(), strict=True))
+    distinct, numbers = np.unique(values, return_counts=True)
+    return list(zip(distinct.tolist(), numbers.tolist(), strict=True))
 
 
 def _take_outcomes(
@@ -389,7 +477,7 @@ def _take_outcomes(
         received, readable = _micros(asked.column("received_at"))
         requested.add(
             None,
-            key=request_keys(asked.column("request_id")),
+            key=text_keys(asked.column("request_id")),
             name=name.astype(np.int16),
             value=value,
             is_bool=is_bool,
@@ -400,8 +488,8 @@ def _take_outcomes(
     if not table.num_rows:
         return
     at, value, is_bool, name = _outcome_values(table, names)
-    units = table.column("unit").combine_chunks()
-    batch.add(units, at=at, value=value, is_bool=is_bool, name=name)
+    units = table.column("unit")
+    batch.add(units, unit_key=text_keys(units), at=at, value=value, is_bool=is_bool, name=name)
 
 
 def _outcome_values(

@@ -6,17 +6,23 @@ On disk it is one Arrow IPC file, ``<state>/rollout/<id>/units.arrow``: the per-
 with the cursors and the arm counts in its schema metadata, written to a temporary file and
 renamed over the old one, so a process killed at any point leaves the previous state whole.
 The request index and the pending outcomes (:class:`RequestIndex`, :class:`PendingOutcomes`)
-have other lengths, so they go in two files beside it whose names carry a fresh token
-(``requests.<token>.arrow``, ``pending.<token>.arrow``), written *before* ``units.arrow``
-names them: the rename of ``units.arrow`` commits all three at once, and the files the
-previous state named are deleted after it.
+have other lengths, so they go in files beside it whose names carry a fresh token
+(``requests.<token>.arrow``, one per segment of the index, and ``pending.<token>.arrow``),
+written *before* ``units.arrow`` names them: the rename of ``units.arrow`` commits them all at
+once, and the files the previous state named are deleted after it. A file whose content did
+not change is given the new name by a hard link, not written again: a check writes the
+request index's new segment (what it read), not the whole index.
+
+Units are found by a 64-bit key, a hash of their name (:func:`.units.unit_keys`); each unit's
+key is kept beside its name. The state's format (:data:`FORMAT`) is stored with it: a state
+of another format is read again from the logs' start.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -25,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as _pc
 
 from taxiway.errors import RolloutError
 from taxiway.monitoring.segments import LogCursor
@@ -47,8 +54,11 @@ NONE: Final = np.iinfo(np.int64).max
 """A time (µs) or key never seen."""
 NO_STEP_MAX: Final = -1
 NO_STEP_MIN: Final = np.iinfo(np.int16).max
+FORMAT: Final = 2
+"""The state's on-disk format: 2 keys units and requests by :func:`.units.unit_keys`."""
 _FILE: Final = "units.arrow"
 
+pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Keys = npt.NDArray[np.uint64]
@@ -93,6 +103,7 @@ class UnitColumns:
     """The per-unit state, one row per unit seen (exposed, or with an outcome only)."""
 
     unit: Any  # the unit names, one per row: a pyarrow string array
+    key: Keys  # a 64-bit hash of each name (units.unit_keys): how a check finds a unit
     first_key: Ints  # first answer: time (µs) * 2 + arm (0 control, 1 candidate); NONE if none
     first_candidate: Ints  # µs, NONE if never a candidate
     control_step_max: npt.NDArray[np.int16]
@@ -109,6 +120,7 @@ class UnitColumns:
         names = list(names)
         return cls(
             pa.array([], pa.string()),
+            np.empty(0, np.uint64),
             np.empty(0, np.int64),
             np.empty(0, np.int64),
             np.empty(0, np.int16),
@@ -144,10 +156,20 @@ class UnitColumns:
         """Units that saw both arms within one step, or went back to control."""
         return self.control_step_max.astype(np.int32) >= self.candidate_step_min
 
-    def add(self, names: Any) -> None:
-        """Append the units ``names`` (never seen before), with nothing known of them yet."""
+    def rows_of(self, keys: Keys) -> Ints:
+        """The row of each unit key (-1 where none): one hash lookup among the stored keys."""
+        if not len(self):
+            return np.full(len(keys), -1, np.int64)
+        found = pc.index_in(pa.array(keys), value_set=pa.array(self.key))
+        rows: Ints = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
+        return rows
+
+    def add(self, names: Any, keys: Keys) -> None:
+        """Append the units ``names`` with their ``keys`` (never seen before), with nothing
+        known of them yet."""
         added = len(names)
         self.unit = pa.concat_arrays([self.unit, names.cast(pa.string())])
+        self.key = np.concatenate([self.key, keys.astype(np.uint64)])
 
         def more(values: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
             return np.concatenate([values, np.full(added, fill, values.dtype)])
@@ -166,62 +188,71 @@ class UnitColumns:
 
 @dataclass
 class RequestIndex:
-    """Which unit row answered each request: ``keys`` (the 64-bit hash of the request id,
-    sorted ascending, unique) and ``rows`` beside them (:data:`AMBIGUOUS` when the request's
-    answers named different units). 16 bytes per request.
+    """Which unit row answered each request: one entry per answer read (``key``, the 64-bit
+    hash of its request id, and ``row``, its unit's row), in *segments* of no particular
+    order, 12 bytes an entry.
+
+    A check's answers are appended as one segment, and a segment no larger than the one
+    after it is merged into it, so a rollout keeps about log2(answers / a check's answers)
+    segments and an entry is copied about that many times: the index is never sorted or
+    rewritten whole, and a save writes only the segments that changed (:class:`UnitsState`).
+    :meth:`find` scans the segments for the keys asked (pyarrow's hash ``is_in``, about
+    10 ms per million entries), which happens only while outcomes posted by request id wait.
+    A request whose answers named different rows is :data:`AMBIGUOUS` (an order-free rule).
 
     >>> index = RequestIndex.empty()
     >>> index.add(np.array([7, 3, 7], np.uint64), np.array([0, 1, 0]))
     >>> index.add(np.array([3, 9], np.uint64), np.array([2, 4]))
-    >>> index.keys.tolist(), index.rows.tolist()
-    ([3, 7, 9], [-1, 0, 4])
-    >>> index.find(np.array([9, 5, 3], np.uint64)).tolist()
-    [4, -2, -1]
+    >>> index.find(np.array([9, 5, 3, 7], np.uint64)).tolist(), len(index.segments)
+    ([4, -2, -1, 0], 2)
+    >>> index.add(np.array([1, 2], np.uint64), np.array([5, 5]))  # 3, 2, 2 -> 3, 4 -> 7
+    >>> [len(keys) for keys, _ in index.segments]
+    [7]
     """
 
-    keys: Keys
-    rows: Ints
-    changes: int = 0
-    """How many times :meth:`add` changed it (a save rewrites it only when it changed)."""
+    segments: list[tuple[Keys, npt.NDArray[np.int32]]]
 
     @classmethod
     def empty(cls) -> RequestIndex:
         """No request yet."""
-        return cls(np.empty(0, np.uint64), np.empty(0, np.int64))
+        return cls([])
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return sum(len(keys) for keys, _ in self.segments)
 
     def add(self, keys: Keys, rows: Ints) -> None:
-        """Record that request ``keys[i]`` was answered for unit row ``rows[i]``: a request
-        seen with two rows becomes :data:`AMBIGUOUS` (an order-free rule)."""
+        """Record that request ``keys[i]`` was answered for unit row ``rows[i]``."""
         if not len(keys):
             return
-        order = np.lexsort((rows, keys))
-        keys, rows = keys[order], rows[order]
-        fresh, start = np.unique(keys, return_index=True)
-        end = np.append(start[1:], len(keys))
-        row = np.where(rows[start] == rows[end - 1], rows[start], AMBIGUOUS)
-        at = np.searchsorted(self.keys, fresh)
-        inside = at < len(self.keys)
-        known = np.zeros(len(fresh), bool)
-        known[inside] = self.keys[at[inside]] == fresh[inside]
-        if known.any():
-            place = at[known]
-            same = self.rows[place] == row[known]
-            self.rows[place] = np.where(same, self.rows[place], AMBIGUOUS)
-        new = ~known
-        self.changes += 1
-        self.keys = np.insert(self.keys, at[new], fresh[new])
-        self.rows = np.insert(self.rows, at[new], row[new])
+        self.segments.append((keys.astype(np.uint64, copy=False), rows.astype(np.int32)))
+        while len(self.segments) >= 2 and len(self.segments[-2][0]) <= len(self.segments[-1][0]):
+            (older_keys, older_rows), (newer_keys, newer_rows) = self.segments[-2:]
+            self.segments[-2:] = [
+                (np.concatenate([older_keys, newer_keys]), np.concatenate([older_rows, newer_rows]))
+            ]
 
     def find(self, keys: Keys) -> Ints:
-        """The unit row of each request: :data:`MISSING` when never seen."""
-        if not len(self.keys):
-            return np.full(len(keys), MISSING, np.int64)
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        found: Ints = np.where(self.keys[at] == keys, self.rows[at], MISSING)
-        return found
+        """The unit row of each request: :data:`MISSING` when never seen, :data:`AMBIGUOUS`
+        when its answers named different rows."""
+        found = np.full(len(keys), MISSING, np.int64)
+        if not len(keys) or not self.segments:
+            return found
+        asked = np.unique(keys)
+        value_set = pa.array(asked)
+        low = np.full(len(asked), np.iinfo(np.int64).max, np.int64)
+        high = np.full(len(asked), -1, np.int64)
+        for segment_keys, segment_rows in self.segments:
+            hit = pc.is_in(pa.array(segment_keys), value_set=value_set)
+            where = np.flatnonzero(np.asarray(hit.to_numpy(zero_copy_only=False), bool))
+            if not where.size:
+                continue
+            at = np.searchsorted(asked, segment_keys[where])
+            rows = segment_rows[where].astype(np.int64)
+            np.minimum.at(low, at, rows)
+            np.maximum.at(high, at, rows)
+        row = np.where(high < 0, MISSING, np.where(low == high, low, AMBIGUOUS))
+        result: Ints = row[np.searchsorted(asked, keys)]
+        return result
 
 
 @dataclass
@@ -291,8 +322,9 @@ class UnitsState:
     """Outcomes without a unit whose request never showed (counted in ``unattributed`` too)."""
     latest_answer_us: int = 0
     """The latest answer time read (µs): the clock pending outcomes expire by."""
-    _files: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    """Per side file: its name as last loaded or saved, and what it held then."""
+    _files: list[tuple[str, Any]] = field(default_factory=list)
+    """The side files as last loaded or saved: each one's name, and the array or object it
+    held then (a file is reused while the state still holds that very object)."""
 
     @classmethod
     def new(cls, names: Iterable[str], latency_limit_ms: float | None) -> UnitsState:
@@ -302,6 +334,11 @@ class UnitsState:
             {arm: ArmCounts() for arm in ARMS},
             latency_limit_ms=latency_limit_ms,
         )
+
+    @property
+    def saved(self) -> bool:
+        """Whether this state was loaded from, or saved to, a folder."""
+        return bool(self._files)
 
     def value(self, name: str, part: str = "post") -> Floats:
         """Each unit's outcome ``name`` (``post``) or its pre-exposure value (``pre``): the
@@ -319,6 +356,7 @@ class UnitsState:
         u = self.units
         columns: dict[str, Any] = {
             "unit": u.unit,
+            "key": u.key,
             "first_key": u.first_key,
             "first_candidate": u.first_candidate,
             "control_step_max": u.control_step_max,
@@ -345,30 +383,32 @@ class UnitsState:
             "latest_answer_us": self.latest_answer_us,
         }
         token = secrets.token_hex(8)
-        sides: dict[str, tuple[tuple[Any, int], RequestIndex | PendingOutcomes]] = {
-            "requests": ((self.requests, self.requests.changes), self.requests),
-            "pending": ((self.pending, 0), self.pending),
-        }
-        names = {kind: f"{kind}.{token}.arrow" for kind in sides}
-        meta.update(names)
+        sides: list[tuple[str, Any, Callable[[], pa.Table]]] = [
+            (f"requests.{token}.{i}.arrow", keys, _segment_table(keys, rows))
+            for i, (keys, rows) in enumerate(self.requests.segments)
+        ]
+        sides.append((f"pending.{token}.arrow", self.pending, self.pending.table))
+        meta["requests"] = [name for name, _, _ in sides[:-1]]
+        meta["pending"] = sides[-1][0]
+        meta["format"] = FORMAT
         table = pa.table(columns).replace_schema_metadata({"taxiway": orjson.dumps(meta)})
+        before = {id(held): name for name, held in self._files}
         try:
-            for kind, (mark, held) in sides.items():
-                before = self._files.get(kind)
-                kept = before is not None and _same(before[1], mark)
-                if not (kept and before and _link(folder / before[0], folder / names[kind])):
-                    _write(_side_table(held), folder / names[kind])
+            for name, held, content in sides:
+                kept = before.get(id(held))
+                if kept is None or not _link(folder / kept, folder / name):
+                    _write(content(), folder / name)
             _write(table, folder / _FILE)  # the commit: it names the files just written
         except OSError as error:
-            for name in names.values():
+            for name, _, _ in sides:
                 (folder / name).unlink(missing_ok=True)
             raise RolloutError(
                 f"cannot write the rollout's unit state in {folder}: {error.strerror or error}",
                 fix="make the state directory writable and check free disk space",
             ) from None
-        for name, _ in self._files.values():
+        for name, _ in self._files:
             (folder / name).unlink(missing_ok=True)
-        self._files = {kind: (names[kind], mark) for kind, (mark, _) in sides.items()}
+        self._files = [(name, held) for name, held, _ in sides]
 
     @classmethod
     def load(cls, folder: Path, names: Sequence[str], latency_limit_ms: float | None) -> UnitsState:
@@ -381,12 +421,14 @@ class UnitsState:
             try:
                 table = _read(path)
                 meta = orjson.loads((table.schema.metadata or {})[b"taxiway"])
-                if meta["names"] != list(names) or meta["latency_limit_ms"] != latency_limit_ms:
+                if (
+                    meta.get("format") != FORMAT
+                    or meta["names"] != list(names)
+                    or meta["latency_limit_ms"] != latency_limit_ms
+                ):
                     return cls.new(names, latency_limit_ms)
-                requests, pending = (
-                    _read(folder / meta["requests"]),
-                    _read(folder / meta["pending"]),
-                )
+                segments = [(name, _read(folder / name)) for name in meta["requests"]]
+                pending = _read(folder / meta["pending"])
                 break
             except (OSError, pa.ArrowInvalid, KeyError, orjson.JSONDecodeError) as error:
                 if attempt == 2 or not isinstance(error, FileNotFoundError):
@@ -400,6 +442,7 @@ class UnitsState:
 
         units = UnitColumns(
             table.column("unit").combine_chunks(),
+            column("key"),
             column("first_key"),
             column("first_candidate"),
             column("control_step_max"),
@@ -421,16 +464,17 @@ class UnitsState:
             int(meta["unattributed"]),
             int(meta["moved_outcomes"]),
             latency_limit_ms,
-            RequestIndex(_array(requests, "key"), _array(requests, "row")),
+            RequestIndex([(_view(t, "key"), _view(t, "row")) for _, t in segments]),
             PendingOutcomes(*(_array(pending, c) for c in PendingOutcomes._COLUMNS)),
             int(meta["by_request"]),
             int(meta["expired"]),
             int(meta["latest_answer_us"]),
         )
-        loaded._files = {
-            "requests": (str(meta["requests"]), (loaded.requests, loaded.requests.changes)),
-            "pending": (str(meta["pending"]), (loaded.pending, 0)),
-        }
+        loaded._files = [
+            (name, keys)
+            for (name, _), (keys, _) in zip(segments, loaded.requests.segments, strict=True)
+        ]
+        loaded._files.append((str(meta["pending"]), loaded.pending))
         return loaded
 
 
@@ -445,11 +489,6 @@ def _write(table: pa.Table, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _same(before: tuple[Any, int], now: tuple[Any, int]) -> bool:
-    """Whether a side file's content is what it was when last loaded or saved."""
-    return before[0] is now[0] and before[1] == now[1]
-
-
 def _link(source: Path, target: Path) -> bool:
     """A second name for an unchanged side file (no bytes written); False when it cannot be
     made (the file is gone: another saver replaced the state), so it is written again."""
@@ -460,10 +499,8 @@ def _link(source: Path, target: Path) -> bool:
     return True
 
 
-def _side_table(held: RequestIndex | PendingOutcomes) -> pa.Table:
-    if isinstance(held, RequestIndex):
-        return pa.table({"key": pa.array(held.keys), "row": pa.array(held.rows)})
-    return held.table()
+def _segment_table(keys: Keys, rows: npt.NDArray[np.int32]) -> Callable[[], pa.Table]:
+    return lambda: pa.table({"key": pa.array(keys), "row": pa.array(rows)})
 
 
 def _read(path: Path) -> pa.Table:
@@ -473,3 +510,11 @@ def _read(path: Path) -> pa.Table:
 
 def _array(table: pa.Table, name: str) -> npt.NDArray[Any]:
     return np.array(table.column(name).to_numpy())  # a writable copy
+
+
+def _view(table: pa.Table, name: str) -> npt.NDArray[Any]:
+    """A column as numpy without a copy (read-only: a request segment is never changed)."""
+    column = table.column(name)
+    return (
+        column.combine_chunks().to_numpy() if column.num_chunks != 1 else column.chunk(0).to_numpy()
+    )
