@@ -181,10 +181,8 @@ class Debrief:
             return self._verdict
         named = " and ".join(_GATE_NAMES[key] for key in unseen)
         were = "were" if len(unseen) > 1 else "was"
-        why = [str(self.facts[key].get("not_built") or "") for key in unseen]
-        because = f": {why[0]}" if why[0] and len(set(why)) == 1 else ""
         return f"{self._verdict} Not exercised by the sprint: {named} {were} declared, but " + (
-            f"nothing ran it{because}." if len(unseen) == 1 else f"nothing ran them{because}."
+            "nothing ran it." if len(unseen) == 1 else "nothing ran them."
         )
 
     @property
@@ -195,9 +193,11 @@ class Debrief:
             where = f" at {self.served_url}" if self.served_url else ""
             rolling = self.facts.get("rollout_state") or {}
             if rolling.get("state") == "running":
+                # a recommender's rollout randomises users (rollout.unit is its user column)
+                units = "users" if self.facts.get("recommend") else "units"
                 where += (
-                    f", rolling out to {rolling.get('share', 0):g}% of units (`taxiway rollout "
-                    "status` says what the next step needs)"
+                    f", rolling out to {rolling.get('share', 0):g}% of {units} (`taxiway "
+                    "rollout status` says what the next step needs)"
                 )
             return f"{self.project} deployed{where} with nothing on the critical path: {path}."
         head = f"{self.project} deployed" if self.deployed else f"{self.project} did not deploy"

@@ -13,9 +13,8 @@ critical-path blocker:
   (:func:`~taxiway.sprint.phases.governance_checks`), monitoring and a rollout plan declared
   (:func:`~taxiway.sprint.phases.monitoring_check`,
   :func:`~taxiway.sprint.phases.rollout_check`; outside a sprint nothing exercises them, so a
-  declared section is a warning and a missing one a blocker, as in the sprint). For a
-  recommender neither is built yet (issue 17 item 5): monitoring declared is a warning saying
-  so, a declared rollout a blocker (:func:`~taxiway.sprint.phases.governance.recommender_gate`).
+  declared section is a warning and a missing one a blocker, as in the sprint), for a
+  classifier as for a recommender.
 
 The sprint also stops on what only it observes (a source it cannot read, the service under
 load, the fault drill); ``models promote`` cannot see those. A promotion forced past the gate is recorded by
@@ -38,7 +37,6 @@ from taxiway.sprint.outcome import Blocker, Check, Exercised, blocker
 from taxiway.sprint.phases.governance import (
     governance_checks,
     monitoring_check,
-    recommender_gate,
     rollout_check,
 )
 from taxiway.sprint.phases.model_development import audit_checks
@@ -68,13 +66,8 @@ def deployment_checks(
     """
     checks = governance_checks(project, signed)
     used: dict[str, dict[str, Any]] = {}
-    recommender = project.spec.recommend is not None
     for key, gate in (("monitoring", monitoring_check), ("rollout", rollout_check)):
-        observed = (exercised or {}).get(key)
-        if recommender and observed is None:  # neither is built for recommenders yet
-            check, facts = recommender_gate(project, key)
-        else:
-            check, facts = gate(project, observed)
+        check, facts = gate(project, (exercised or {}).get(key))
         checks.append(check)
         used[key] = facts
     return checks, used

@@ -263,8 +263,9 @@ _FACT_EVIDENCE: dict[str, tuple[str, str, str]] = {
     ),
     "monitoring_exercised": (
         "drift_alerts",
-        "observed by the sprint: the monitor watched the service and its drift alert worked",
-        "observed by the sprint: the monitor ran, and its drift alert did not work",
+        "observed by the sprint: the monitor watched the service and the alert of its drill "
+        "fired (a classifier's drift drill, a recommender's fallback drill), only there",
+        "observed by the sprint: the monitor ran, and the alert of its drill did not work",
     ),
     "shared_definitions": (
         "shared_definitions",

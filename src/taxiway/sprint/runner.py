@@ -12,10 +12,13 @@ again, so each blocker appears once, where it starts.
    store materialized, the handoff audit; a recommender's time split, the model against
    popularity and its own audit (:mod:`.phases.recommend_development`).
 3. **integration**: the candidate served by ``taxiway serve`` in a subprocess; smoke test,
-   bounded load test against the latency budget, fault drill (:mod:`.integration`); a
-   recommender's on ``/v1/recommend`` (:mod:`.phases.recommend_integration`).
+   bounded load test against the latency budget, fault drill, the monitor over the load
+   test's answers and its drill (:mod:`.integration`, :mod:`.watch`); a recommender's on
+   ``/v1/recommend`` (:mod:`.phases.recommend_integration`), its monitor and fallback drill
+   (:mod:`.recommend_watch`).
 4. **deployment**: owner, action, monitoring, rollout plan, sign-offs; then, when nothing on
-   the critical path blocks, the candidate becomes the production version in the registry.
+   the critical path blocks, the candidate becomes the production version in the registry,
+   or, with a ``rollout:`` plan, the rollout controller starts it at the plan's first step.
 
 Then the readiness assessment, the runbooks and the debrief (report.md/html/json). Each phase
 is a module of :mod:`taxiway.sprint.phases`.
@@ -24,6 +27,7 @@ is a module of :mod:`taxiway.sprint.phases`.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +45,7 @@ from taxiway.sprint.phases.integration import _integration
 from taxiway.sprint.phases.model_development import _model_development
 from taxiway.sprint.phases.recommend_integration import _recommend_integration
 from taxiway.sprint.phases.running import Progress, SprintOptions, _State
+from taxiway.sprint.recommend_watch import monitor_recommender
 from taxiway.sprint.report import write_report
 from taxiway.sprint.runbooks import write_runbooks
 
@@ -78,7 +83,7 @@ def run_sprint(
     _data_access(state)
     _model_development(state)
     if project.spec.recommend is not None:
-        _recommend_integration(state)
+        _recommend_integration_watched(state)
     else:
         _integration(state)
     deployed = _deployment(state)
@@ -98,11 +103,6 @@ def run_sprint(
         unseen["unattended"] = (
             f"{reached}, but the sprint did not exercise monitoring and the rollout, so it "
             "did not see a monitored service"
-            + (
-                " (neither is built for recommenders yet: issue 17 item 5)"
-                if project.spec.recommend is not None
-                else ""
-            )
         )
     assessment = assess(observe(observed_facts), declared, spec_declarations(project), unseen)
     state.say("debrief", "runbooks")
@@ -122,6 +122,28 @@ def run_sprint(
     state.say("debrief", "writing the report")
     report = write_report(debrief, report_dir)
     return SprintResult(debrief, report, service)
+
+
+def _recommend_integration_watched(state: _State) -> None:
+    """A recommender's integration phase, then its monitor step
+    (:func:`~taxiway.sprint.recommend_watch.monitor_recommender`: the load test's answers and
+    the fallback drill) in that phase when the phase did not run it itself; the phase is
+    handed to ``on_phase`` once both are done, its time including the monitor's."""
+    told = state.on_phase
+    held: list[Phase] = []
+    state.on_phase = lambda phase: (
+        held.append(phase) if phase.name == "integration" else told(phase)
+    )
+    try:
+        _recommend_integration(state)
+    finally:
+        state.on_phase = told
+    for phase in held:
+        if "monitoring" not in state.exercised:
+            began = time.perf_counter()
+            monitor_recommender(state, phase)
+            phase.duration_s += time.perf_counter() - began
+        told(phase)
 
 
 def _unattended(state: _State, deployed: bool) -> Fact | None:

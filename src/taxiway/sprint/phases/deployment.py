@@ -1,6 +1,8 @@
 """Phase 4, deployment: the promotion gate (:func:`taxiway.sprint.gates.deployment_checks`,
 one definition with ``taxiway models promote``), then, when nothing on the critical path
-blocks, the candidate becomes the production version in the registry.
+blocks, the candidate becomes the production version in the registry, or, with a
+``rollout:`` plan, the rollout controller starts it at the plan's first step (a recommender's
+too: its users are randomised between the arms, :mod:`taxiway.serving.recommend_arms`).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from taxiway.models.registry import open_registry
+from taxiway.spec.project import Project
 from taxiway.sprint.approvals import sign_offs
 from taxiway.sprint.gates import deployment_checks
 from taxiway.sprint.outcome import Check, Exercised, Phase
@@ -96,6 +99,7 @@ def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
                 controller.start(candidate=version)
             checked = controller.check()
             document = status_document(checked.state)
+            unit = checked.state.unit
             decided = _decided_on_outcomes(controller, project.spec.name)
         if decided is not None:
             state.observed["metric_gated_rollout"] = (True, decided)
@@ -109,8 +113,8 @@ def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
             else f"the constant {control.get('constant')}"
         )
         evidence = (
-            f"rollout {document['id']} {document['state']}: {document['share']:g}% of units "
-            f"to v{version} against {against} (step {document['step']} of "
+            f"rollout {document['id']} {document['state']}: {document['share']:g}% of "
+            f"{_units(project, unit)} to v{version} against {against} (step {document['step']} of "
             f"{len(document['steps'])}); first check: {document['verdict']}; the next step "
             f"needs: {needs}"
         )
@@ -123,6 +127,13 @@ def _start_rollout(state: _State, phase: Phase, version: int) -> bool:
         phase.checks.append(Check("start the gradual rollout", "pass", evidence, data=document))
         return True
     return False  # the step failed: its check says why
+
+
+def _units(project: Project, unit: str | None) -> str:
+    """What the rollout's share is a share of: a recommender's users (by its user column),
+    else the plan's units."""
+    named = f" ({unit})" if unit else ""
+    return f"users{named}" if project.spec.recommend is not None else f"units{named}"
 
 
 def _decided_on_outcomes(controller: Any, name: str) -> str | None:

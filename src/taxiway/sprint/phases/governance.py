@@ -15,64 +15,11 @@ NOT_EXERCISED = "declared, not exercised"
 """The evidence of a gate whose section the spec declares but that nothing ran in the sprint."""
 
 MONITOR_NOT_BUILT = (
-    "not built for recommenders yet (issue 17 item 5): `taxiway monitor` watches a "
-    "classifier's inputs and scores; a recommender's fallback share, catalog coverage and Gini "
-    "of what is shown, unknown users and items, click-through by position and realised recall "
-    "are not monitored yet"
+    "the recommender's monitor runs after the load test "
+    "(taxiway.sprint.recommend_watch.monitor_recommender)"
 )
-"""Why nothing monitors a recommender in the sprint."""
-
-ROLLOUT_NOT_BUILT = (
-    "the rollout controller cannot serve a recommender's arms yet (issue 17 item 5: users "
-    "randomised, outcomes gated per user and per impression)"
-)
-"""Why the sprint does not start a gradual rollout of a recommender."""
-
-NOT_BUILT = "not built for recommenders yet (issue 17 item 5)"
-"""What the debrief's verdict says of a recommender's monitoring and rollout."""
-
-
-def recommender_gate(project: Project, key: str) -> tuple[Check, dict[str, Any]]:
-    """The ``monitoring`` or ``rollout`` gate of a ``recommend:`` spec that nothing exercised:
-    neither is built for recommenders yet, which the gate says, never passing on the plan.
-
-    Monitoring declared is ``warn`` (declared, not exercised, and why); a declared rollout is a
-    blocker: the sprint cannot start it, and promoting without it would skip the plan. A
-    missing section is the same blocker as for any spec.
-
-    >>> from pathlib import Path
-    >>> from taxiway.spec.loader import load_spec_text
-    >>> spec = load_spec_text("name: demo\\nmonitoring: {drift: psi}")
-    >>> check, facts = recommender_gate(Project(spec, Path("t.yaml")), "monitoring")
-    >>> check.status, facts["evidence"], facts["why"][:30]
-    ('warn', 'declared, not exercised', 'not built for recommenders yet')
-    """
-    if key == "monitoring":
-        check, facts = monitoring_check(project)
-        if facts["declared"] is not None:
-            check.detail = f"{check.detail}: {MONITOR_NOT_BUILT}"
-            facts.update(why=MONITOR_NOT_BUILT, not_built=NOT_BUILT)
-        return check, facts
-    check, facts = rollout_check(project)
-    section = project.spec.rollout
-    if section is None:
-        return check, facts
-    steps = ", ".join(f"{s:g}%" for s in section.steps)
-    found = blocker(
-        "deployment",
-        "technical",
-        "the gradual rollout cannot serve a recommender yet",
-        evidence=f"{project.spec_path} plans a gradual rollout (control: {section.control}, "
-        f"steps {steps}); {ROLLOUT_NOT_BUILT}",
-        fix="issue 17 item 5: the rollout of recommenders (users randomised, outcomes per "
-        "user); until it lands the sprint does not start a rollout of this model, and "
-        "`taxiway models promote --force --reason TEXT` records who promoted it without one",
-        kind="code",
-        who="taxiway's maintainers (issue 17 item 5)",
-    )
-    check = Check("gradual rollout", "fail", ROLLOUT_NOT_BUILT, blocker=found)
-    facts.update(status="fail", why=ROLLOUT_NOT_BUILT, not_built=NOT_BUILT)
-    return check, facts
+"""The placeholder an integration phase may show before the recommender's monitor step
+replaces it (:mod:`taxiway.sprint.recommend_watch`); kept for its importers."""
 
 
 def monitoring_check(
@@ -80,8 +27,10 @@ def monitoring_check(
 ) -> tuple[Check, dict[str, Any]]:
     """The monitoring gate, and what it used (``facts.monitoring`` of report.json).
 
-    ``observed`` is what the monitor reports it saw during the sprint; none runs yet, so
-    a declared section is ``warn``: declared, not exercised.
+    ``observed`` is what the monitor reports it saw during the sprint (a classifier's
+    :mod:`taxiway.sprint.watch`, a recommender's :mod:`taxiway.sprint.recommend_watch`);
+    without it (outside a sprint, or when nothing ran it) a declared section is ``warn``:
+    declared, not exercised.
 
     >>> from pathlib import Path
     >>> from taxiway.spec.loader import load_spec_text
@@ -114,8 +63,9 @@ def rollout_check(
 ) -> tuple[Check, dict[str, Any]]:
     """The rollout gate, and what it used (``facts.rollout`` of report.json).
 
-    ``observed`` is what the rollout controller reports it did during the sprint; none runs
-    yet, so a declared plan is ``warn``: declared, not exercised.
+    ``observed`` is what the rollout controller reports it did during the sprint (the
+    deployment phase starts it, for a classifier as for a recommender); without it a
+    declared plan is ``warn``: declared, not exercised.
     """
     section = project.spec.rollout
     return _exercised(
