@@ -23,6 +23,15 @@ alone, and the worker's peak RSS. Before it, the logs' columnar sidecars are wri
 the service writes them as its files rotate, in a process of their own, and timed apart as the
 service's background cost (``--columns none`` removes them: the check parses the JSON lines).
 
+SRM part (``--part srm``): the sample-ratio-mismatch halt under continuous looking, through the
+analysis's own :func:`~taxiway.rollout.analysis.split_check`: ``--srm-runs`` simulated
+rollouts over the steps 1, 5, 10, 25, 50%, ``--srm-looks`` checks per step, each after a batch
+of ``--srm-batch`` new units assigned at the step's share (A/A: the assignment is right), the
+units first answered at each step counted per arm as the analysis counts them. Reported: the
+share of rollouts halted at some check by the chi-square at p < 0.001 (the rule before) and
+by the sequential test (the rule now), and, with an assignment bug sending a fifth fewer units
+to the candidate than promised, the share caught and the check that caught it.
+
 Assignment part (``--part assignment``, :mod:`rollout_assign`): CPU time per answer of
 ``Service.answer`` in paired blocks with the rollout's arms off and on, an A/A control (off
 and off), and ``arm_for``, ``Assigner.arm`` and ``Arms.arm_of`` per call, on the retail shop
@@ -34,6 +43,7 @@ Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
     .venv/bin/python bench/rollout.py --part statistics --runs 500 --aa-runs 500   # a quick look
     .venv/bin/python bench/rollout.py --part check --answers 10000000 --outcomes 1000000
     .venv/bin/python bench/rollout.py --part assignment --pairs 80 --block 1000
+    .venv/bin/python bench/rollout.py --part srm --srm-runs 500 --srm-looks 40
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ from toolkit import (
     markdown_table,
 )
 
+from taxiway.rollout.analysis import split_check
 from taxiway.rollout.statistics import fixed_horizon_units, half_width
 from taxiway.rollout.statistics.tails import normal_quantile
 
@@ -366,10 +377,73 @@ def run_assignment(args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "others": others}
 
 
+SRM_STEPS = (1.0, 5.0, 10.0, 25.0, 50.0)
+
+
+def srm_halts(
+    rng: np.random.Generator, runs: int, looks: int, batch: int, bias: float = 1.0
+) -> dict[str, npt.NDArray[np.int64]]:
+    """The first check (0-based over the whole rollout) at which each rule halts each of
+    ``runs`` simulated rollouts, -1 where it never does; ``bias`` scales the candidate's
+    true share (1.0: A/A, the assignment is right)."""
+    first = {"chi-square": np.full(runs, -1), "sequential": np.full(runs, -1)}
+    shares = np.array(SRM_STEPS)
+    candidates = rng.binomial(batch, shares[None, :, None] * bias / 100, (runs, len(shares), looks))
+    so_far = candidates.cumsum(axis=2)
+    for run in range(runs):
+        for index in range(len(shares)):
+            for look in range(looks):
+                check = index * looks + look
+                counts = [
+                    {"control": looks * batch - int(c), "candidate": int(c)}
+                    for c in so_far[run, :index, -1]
+                ]
+                units = (look + 1) * batch
+                here = int(so_far[run, index, look])
+                counts.append({"control": units - here, "candidate": here})
+                evidence, ok = split_check(counts, list(shares[: index + 1]))
+                if evidence["chi2_halt"] and first["chi-square"][run] < 0:
+                    first["chi-square"][run] = check
+                if not ok and first["sequential"][run] < 0:
+                    first["sequential"][run] = check
+            if min(f[run] for f in first.values()) >= 0:
+                break
+    return first
+
+
+def run_srm(args: argparse.Namespace) -> dict[str, Any]:
+    began = time.perf_counter()
+    rng = np.random.default_rng(args.seed + 2)
+    checks = len(SRM_STEPS) * args.srm_looks
+    rows, record = [], {}
+    for name, bias in (("A/A (assignment right)", 1.0), ("bug: candidate share x 0.8", 0.8)):
+        halts = srm_halts(rng, args.srm_runs, args.srm_looks, args.srm_batch, bias)
+        for rule, first in halts.items():
+            hit = first >= 0
+            median = float(np.median(first[hit]) + 1) if hit.any() else None
+            rows.append(
+                [name, rule, f"{hit.mean():.2%}", "-" if median is None else f"{median:.0f}"]
+            )
+            record[f"{name} / {rule}"] = {"halted": float(hit.mean()), "median_check": median}
+    seconds = time.perf_counter() - began
+    print(
+        f"\n## Sample ratio mismatch under continuous looking: {args.srm_runs:,} rollouts, steps "
+        f"{'-'.join(f'{s:g}' for s in SRM_STEPS)}%, {args.srm_looks} checks per step of "
+        f"{args.srm_batch:,} new units each ({checks} checks, "
+        f"{checks * args.srm_batch:,} units per rollout)\n"
+    )
+    print(markdown_table(["traffic", "halting rule (p < 0.001)", "rollouts halted",
+                          "median check of the halt"], rows))  # fmt: skip
+    print(f"\n({seconds:.1f} s)")
+    return {"runs": args.srm_runs, "looks": args.srm_looks, "batch": args.srm_batch,
+            "checks": checks, "rules": record, "seconds": seconds}  # fmt: skip
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "statistics": run_statistics,
     "check": run_check,
     "assignment": run_assignment,
+    "srm": run_srm,
 }
 
 
@@ -392,6 +466,9 @@ def main() -> None:
         default="build",
         help="check: write the logs' columnar sidecars first (timed apart), or remove them",
     )
+    parser.add_argument("--srm-runs", type=int, default=500, help="srm: simulated rollouts")
+    parser.add_argument("--srm-looks", type=int, default=40, help="srm: checks per step")
+    parser.add_argument("--srm-batch", type=int, default=100, help="srm: new units a check")
     parser.add_argument("--share", type=float, default=50.0, help="assignment: percent")
     parser.add_argument("--pairs", type=int, default=80, help="assignment: pairs of blocks")
     parser.add_argument("--block", type=int, default=1_000, help="assignment: answers a block")

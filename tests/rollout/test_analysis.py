@@ -310,3 +310,34 @@ def test_what_differs_between_steps_alike_in_both_arms_cancels(
     after = strata_difference(shifted, arm == 0, arm == 1, step)
     assert after[0] == pytest.approx(before[0], abs=1e-6)
     assert after[1] == pytest.approx(before[1], rel=1e-6, abs=1e-9)
+
+
+def test_units_the_growing_share_moved_are_no_evidence_of_a_mismatch(tmp_path: Path) -> None:
+    """2,000 units first answered at 5%, all back at 50% (about 45% of the control ones now
+    answered by the candidate, as sticky assignment does), and 1,000 new ones at 50%: each unit
+    counts at the step of its first answer, in the arm it had then, so the split holds."""
+    rng = np.random.default_rng(5)
+    first, _ = ramp(rng, [2000, 0], [5.0, 50.0], {"control": 0.0, "candidate": 0.0})
+    again = [
+        answer(T0 + HOUR + timedelta(seconds=i), a["unit"], arm, version=1)
+        for i, a in enumerate(first)
+        for arm in [arm_for(SALT, a["unit"], 50.0)]
+    ]
+    new = [
+        answer(T0 + HOUR + timedelta(seconds=i), f"n{i}", arm_for(SALT, f"n{i}", 50.0), version=1)
+        for i in range(1000)
+    ]
+    moved = sum(a["arm"] == "candidate" for a in again) - sum(
+        a["arm"] == "candidate" for a in first
+    )
+    boundaries = [(T0, 0), (T0 + HOUR, 1)]
+
+    analysis = look(tmp_path, first + again + new, [], rollout([5.0, 50.0], 1), boundaries)
+
+    assert moved > 700  # the units moved: were they counted where they are now, 5% would fail
+    assert analysis.srm_ok
+    assert not analysis.srm["chi2_halt"]
+    assert analysis.srm["observed"]["candidate"] == sum(
+        a["arm"] == "candidate" for a in first + new
+    )
+    assert analysis.counts["in_both_arms"] == 0

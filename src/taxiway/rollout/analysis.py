@@ -16,9 +16,15 @@ Definitions (the statistics themselves are in :mod:`taxiway.rollout.statistics`)
   its variance likewise. The anytime-valid confidence sequence (two-sided, the rollout's
   alpha) is tuned to the planned sample: the fixed-horizon units per arm for
   ``metric.min_effect`` at the control's standard deviation.
-- **Split.** Pearson's chi-square of units per arm against each step's share, pooled over
-  the steps (halts at p < 0.001 once each arm expects 8 units), and the share of units seen
-  in both arms (halts at 1%).
+- **Split.** The units first answered at each step, per arm, against that step's share
+  (:func:`split_check`). A check runs at every look, hundreds of times in a rollout, so the
+  halting rule is Lindon and Malek's (2022) sequential test, whose p-value is valid however
+  often it is read: halt at p < 0.001 (at most 0.1% of correct rollouts ever halt). Pearson's
+  chi-square pooled over the steps is reported beside it (``chi2_p_value``, ``chi2_halt``:
+  what the fixed-sample rule would say; repeated at every check it halts 1 to 2% of
+  correct rollouts, ``bench/rollout.py --part srm``). A unit counts in the step of its first
+  answer, so control units the growing share moved to the candidate count as control, where
+  they were assigned. And the share of units seen in both arms (halts at 1%).
 - **Guardrails**, one-sided anytime-valid bounds with the rollout's alpha split evenly:
   answers slower than the latency limit (the candidate's share must stay at most 1%: its
   p99 within the limit), its error rate (at most ``guardrails.error_rate``), its fallback
@@ -50,6 +56,7 @@ from taxiway.rollout.statistics import (
     cuped_adjust,
     half_width,
     planned_units,
+    sequential_srm,
     srm_test,
     variance_reduction,
 )
@@ -58,7 +65,7 @@ from taxiway.rollout.strata import compare_strata
 from taxiway.rollout.units_state import ARMS, UnitsState
 from taxiway.spec.models import Rollout
 
-__all__ = ["Analysis", "ArmSummary", "analyse", "monitor_drift", "steps_of"]
+__all__ = ["Analysis", "ArmSummary", "analyse", "monitor_drift", "split_check", "steps_of"]
 
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -147,6 +154,39 @@ def steps_of(first_us: npt.NDArray[np.int64], boundaries: Sequence[tuple[datetim
     return np.where(position >= 0, steps[np.maximum(position, 0)], 0)
 
 
+def split_check(
+    counts: Sequence[dict[str, int]], shares: Sequence[float]
+) -> tuple[dict[str, Any], bool]:
+    """Whether units split as the steps promised: ``counts`` are the units first answered
+    at each step per arm, ``shares`` each step's candidate share (percent). Steps at 100%
+    are left out. Returns the evidence (the sequential test's p-value that halts, the
+    chi-square beside it) and whether the split holds (False: halt).
+
+    >>> evidence, ok = split_check([{"control": 99, "candidate": 1}], [1.0])
+    >>> ok, evidence["rule"], evidence["chi2_halt"]
+    (True, 'sequential', False)
+    >>> split_check([{"control": 4_600, "candidate": 5_400}], [50.0])[1]
+    False
+    """
+    kept = [(c, s) for c, s in zip(counts, shares, strict=True) if s < 100]
+    if not kept:
+        return {}, True
+    steps = [c for c, _ in kept]
+    expected = [{"control": 100.0 - s, "candidate": s} for _, s in kept]
+    pooled = srm_test(steps, expected)
+    sequential = sequential_srm(steps, expected)
+    evidence = _json(asdict(pooled))
+    evidence["chi2_halt"] = not evidence.pop("ok")
+    evidence["chi2_p_value"] = evidence.pop("p_value")
+    evidence.update(
+        rule="sequential",
+        p_value=sequential.p_value,
+        bayes_factor=_finite(sequential.bayes_factor),
+        ok=sequential.ok,
+    )
+    return evidence, sequential.ok
+
+
 def analyse(
     units: UnitsState,
     rollout: RolloutState,
@@ -168,19 +208,16 @@ def analyse(
     control, candidate = kept & (arm == 0), kept & (arm == 1)
     arms_of = {"control": control, "candidate": candidate}
 
-    srm_steps, srm_shares = [], []
-    for index, share in enumerate(rollout.steps[: rollout.step_index + 1]):
-        if share >= 100:
-            continue
-        here = exposed & (step == index)
-        srm_steps.append(
-            {
-                "control": int(np.count_nonzero(here & (arm == 0))),
-                "candidate": int(np.count_nonzero(here & (arm == 1))),
-            }
-        )
-        srm_shares.append({"control": 100.0 - share, "candidate": share})
-    srm = srm_test(srm_steps, srm_shares) if srm_steps else None
+    shares = rollout.steps[: rollout.step_index + 1]
+    first_here = [exposed & (step == index) for index in range(len(shares))]
+    split = [
+        {
+            "control": int(np.count_nonzero(here & (arm == 0))),
+            "candidate": int(np.count_nonzero(here & (arm == 1))),
+        }
+        for here in first_here
+    ]
+    srm, srm_ok = split_check(split, shares)
     both_check = both_arms_check(int(np.count_nonzero(both)), int(np.count_nonzero(exposed)))
 
     metric = plan.metric
@@ -249,8 +286,8 @@ def analyse(
         arms=arms,
         enough=enough,
         step_units=step_units,
-        srm={} if srm is None else _json(asdict(srm)),
-        srm_ok=srm is None or srm.ok,
+        srm=srm,
+        srm_ok=srm_ok,
         both_arms=_json(asdict(both_check)),
         both_arms_ok=both_check.ok,
         comparison=comparison,

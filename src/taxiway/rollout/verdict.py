@@ -130,8 +130,8 @@ def _harm(analysis: Analysis, plan: Rollout) -> list[str]:
     if not analysis.srm_ok:
         reasons.append(
             f"sample ratio mismatch: units per arm {srm.get('observed')} against expected "
-            f"{_rounded(srm.get('expected'))} (p = {srm.get('p_value', 0):.2g}): the "
-            "assignment is broken"
+            f"{_rounded(srm.get('expected'))} (sequential p = {srm.get('p_value', 0):.2g}, "
+            f"chi-square p = {srm.get('chi2_p_value', 0):.2g}): the assignment is broken"
         )
     if not analysis.both_arms_ok:
         both = analysis.both_arms
