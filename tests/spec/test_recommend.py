@@ -454,6 +454,39 @@ def test_segment_popularity_without_a_category_names_the_file_the_line_and_the_f
     assert isinstance(spec.recommend.candidates[4], SegmentPopularityGenerator)
 
 
+def test_monitoring_recommend_loads_and_is_checked() -> None:
+    text = FULL + "monitoring:\n  recommend: {horizon: 3d, max_fallback_share: 0.1}\n"
+    monitoring = load_spec_text(text, "shop.yaml").monitoring
+    assert monitoring is not None
+    assert (monitoring.recommend.horizon, monitoring.recommend.max_fallback_share) == (
+        timedelta(days=3),
+        0.1,
+    )
+    assert monitoring.recommend.min_answers == 50
+    with pytest.raises(SpecError) as raised:
+        load_spec_text(text.replace("0.1}", "5}"), "shop.yaml")
+    assert "recommend.max_fallback_share" in str(raised.value)
+    assert "must be < 1.0, got 5" in str(raised.value)
+
+
+def test_monitoring_recommend_without_recommend_names_the_line_and_the_fix() -> None:
+    text = textwrap.dedent(
+        """\
+        name: churn
+        monitoring:
+          window: 1h
+          recommend: {horizon: 3d}
+        """
+    )
+    with pytest.raises(SpecError) as raised:
+        load_spec_text(text, "churn.yaml")
+    (issue,) = raised.value.issues
+    assert (issue.file, issue.line) == ("churn.yaml", 4)
+    assert "this spec has no `recommend:`" in str(issue)
+    assert "drop `monitoring.recommend`" in str(issue)
+    assert load_spec_text(text.replace("  recommend: {horizon: 3d}\n", ""), "churn.yaml")
+
+
 def test_generators_need_at_least_one() -> None:
     text = FULL.split("  candidates:")[0] + "  candidates: []\n"
     with pytest.raises(SpecError, match=r"shop.yaml:\d+:\d+: recommend.candidates"):

@@ -342,7 +342,7 @@ def _recommend_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     """`recommend:` is the spec's one use case; its sources, columns and stages fit together."""
     recommend = spec.recommend
     if recommend is None:
-        return []
+        return _recommend_watch_alone(spec, doc)
     issues = _one_use_case(spec, doc)
     issues += _recommend_source_issues(spec, recommend, doc)
     issues += _generator_issues(recommend, doc)
@@ -381,6 +381,21 @@ def _recommend_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     )
                 )
     return issues
+
+
+def _recommend_watch_alone(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """`monitoring.recommend` is written only beside `recommend:` (it would do nothing)."""
+    monitoring = spec.monitoring
+    if monitoring is None or "recommend" not in monitoring.model_fields_set:
+        return []
+    return [
+        doc.issue(
+            ("monitoring", "recommend"),
+            "`monitoring.recommend` sets how a recommender's served lists are judged, but this "
+            "spec has no `recommend:`",
+            suggestion="drop `monitoring.recommend`, or move it to the recommender's spec",
+        )
+    ]
 
 
 def _one_use_case(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:

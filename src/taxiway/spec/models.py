@@ -59,6 +59,7 @@ __all__ = [
     "PostgresRegistry",
     "PostgresSource",
     "PredictionLogSpec",
+    "RecommendWatch",
     "RedisOnlineStore",
     "RegistrySpec",
     "Rollout",
@@ -606,6 +607,37 @@ class QualityWatch(_Model):
     )
 
 
+class RecommendWatch(_Model):
+    """What the recommendation monitor judges a recommender's served lists by (a spec with
+    `recommend:`; see docs/recommend.md, Monitoring recommendations).
+
+    >>> RecommendWatch().horizon.days, RecommendWatch().max_fallback_share
+    (7, 0.05)
+    """
+
+    horizon: PositiveDuration = Field(
+        default=timedelta(days=7),
+        description="A user's interactions this long after an answer are what they did next: "
+        "the realised recall@k of the answer is judged on them once the interactions source "
+        "has passed the horizon.",
+    )
+    max_fallback_share: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="A window is over when more than this share of its answers fell back for a "
+        "reason other than no history (the model could have answered); hysteresis turns that "
+        "into the fallback alert.",
+    )
+    min_answers: int = Field(
+        default=50,
+        ge=1,
+        description="A window with fewer answers (model answers for the served mix) is shown, "
+        "not judged; the served mix's reference, without one stored at training, is the first "
+        "window with this many.",
+    )
+
+
 class Monitoring(_Model):
     """Drift, latency, error and quality monitoring of the prediction log (`taxiway monitor`)."""
 
@@ -627,6 +659,10 @@ class Monitoring(_Model):
     hysteresis: Hysteresis = Field(default_factory=Hysteresis)
     slo: Slo = Field(default_factory=Slo)
     quality: QualityWatch = Field(default_factory=QualityWatch)
+    recommend: RecommendWatch = Field(
+        default_factory=RecommendWatch,
+        description="The recommendation monitor's settings (a spec with `recommend:` only).",
+    )
     webhook: SecretURL | None = Field(
         default=None,
         description="Alerts are POSTed here as JSON (retried, deduplicated, rate-limited); "

@@ -158,7 +158,9 @@ def test_the_figures_match_brute_force_over_the_log(world: World) -> None:
     # realised recall@k over the answers whose user did something in the next 7 days
     table = inputs.interactions() if inputs.interactions else pa.table({})
     users, items, at = (table[c].to_pylist() for c in ("user", "item", "at"))
-    horizon = int(inputs.horizon / timedelta(microseconds=1))
+    assert inputs.monitoring is not None
+    assert inputs.horizon is None  # the spec's: 7 days by default
+    horizon = int(inputs.monitoring.recommend.horizon / timedelta(microseconds=1))
     recalls = []
     for r in records:
         ts = int((datetime.fromisoformat(r["ts"]) - datetime(1970, 1, 1, tzinfo=NOW.tzinfo))

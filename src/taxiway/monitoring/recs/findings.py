@@ -5,7 +5,8 @@ lays every view out from them.
 
 - :func:`fallback_finding`: per window, the share of *model fallbacks* (a fallback for any
   reason but ``no history``: the model could have answered a user and did not). A window with
-  at least :data:`MIN_ANSWERS` answers is *over* above :data:`MAX_FALLBACK_SHARE`; hysteresis
+  at least ``monitoring.recommend.min_answers`` answers (default 50) is *over* above
+  ``monitoring.recommend.max_fallback_share`` (default 0.05); hysteresis
   (``monitoring.hysteresis``, 2 of 3) gives the status; a ``drift`` status raises a ticket, a
   page when the latest judged window is over :data:`BROKEN_SHARE` (the model is not answering).
   Unknown users' popularity answers are reported apart: they are expected, not a fault.
@@ -21,7 +22,8 @@ lays every view out from them.
   ``monitoring.quality.min`` by more than two standard errors.
 - :func:`mix_finding`: the served mix of ``model`` answers (the stages filling the slots; the
   items' popularity deciles) against a reference: the evaluation's shares stored with the
-  version when it has them, else the first window with enough answers (said in ``reference``).
+  version when it has them (``metrics["stage_share"]``, ``metrics["popularity_deciles"]``),
+  else the first window with ``min_answers`` model answers (said in ``reference``).
   The statistic is the classifier monitor's categorical one (chi-square, or L-inf) with its
   threshold calibrated to the window's size (:func:`~taxiway.monitoring.calibration.calibrate`
   on the reference's counts), or PSI against ``monitoring.alert_threshold`` when the spec fixes
@@ -48,12 +50,10 @@ from taxiway.monitoring.recs.measures import coverage, gini, wilson
 from taxiway.monitoring.recs.windows import RecsWindow
 from taxiway.monitoring.report.model import LatencyFinding, Status, WindowJudgement
 from taxiway.monitoring.statistics import STATISTICS, default_statistic
-from taxiway.spec.models import Monitoring
+from taxiway.spec.models import Monitoring, RecommendWatch
 
 __all__ = [
     "BROKEN_SHARE",
-    "MAX_FALLBACK_SHARE",
-    "MIN_ANSWERS",
     "MIN_JUDGED",
     "CatalogFinding",
     "ClickThrough",
@@ -68,10 +68,6 @@ __all__ = [
     "quality_finding",
 ]
 
-MIN_ANSWERS: Final = 50
-"""A window with fewer answers is shown, not judged (the classifier monitor's ``MIN_ROWS``)."""
-MAX_FALLBACK_SHARE: Final = 0.05
-"""A window is over when more than this share of its answers are model fallbacks."""
 BROKEN_SHARE: Final = 0.5
 """Over this share of model fallbacks in the latest window, the fallback alert pages."""
 MIN_JUDGED: Final = 100
@@ -93,15 +89,16 @@ def _judgements(
     threshold_of: Any,
     k: int,
     m: int,
+    min_rows: int,
 ) -> list[WindowJudgement]:
-    """Per window: judged (enough rows), its value against its threshold, over, and the
-    status hysteresis gives after it (carried over by the unjudged)."""
+    """Per window: judged (at least ``min_rows``), its value against its threshold, over, and
+    the status hysteresis gives after it (carried over by the unjudged)."""
     verdicts: list[bool] = []
     status: Status = "ok"
     out = []
     for w in windows:
         rows = int(rows_of(w))
-        if rows < MIN_ANSWERS:
+        if rows < min_rows:
             out.append(WindowJudgement(w.start, rows, value_of(w), None, False, status, False))
             continue
         value, threshold = value_of(w), threshold_of(w, rows)
@@ -157,10 +154,11 @@ class FallbackFinding:
 
 
 def fallback_finding(
-    windows: Sequence[RecsWindow], period: RecsWindow, k: int, m: int
+    windows: Sequence[RecsWindow], period: RecsWindow, k: int, m: int, *, watch: RecommendWatch
 ) -> FallbackFinding:
     """Paths, reasons, unknown users and recent items over the period; the model-fallback
-    share per window against :data:`MAX_FALLBACK_SHARE`, with hysteresis."""
+    share per window against ``watch.max_fallback_share`` (windows of at least
+    ``watch.min_answers`` answers), with hysteresis."""
     n = period.answers
     fallbacks = n - period.paths.get("model", 0)
     no_history = sum(v for r, v in period.reasons.items() if r.startswith("no history"))
@@ -168,9 +166,10 @@ def fallback_finding(
         windows,
         lambda w: _share(w.model_fallbacks, w.answers),
         lambda w: w.answers,
-        lambda w, rows: MAX_FALLBACK_SHARE,
+        lambda w, rows: watch.max_fallback_share,
         k,
         m,
+        watch.min_answers,
     )
     judged = [h for h in history if h.judged]
     return FallbackFinding(
@@ -185,7 +184,7 @@ def fallback_finding(
         recent_answers=period.with_recent,
         recent_items=period.recent_items,
         unknown_recent_share=_share(period.unknown_recent, period.recent_items),
-        threshold=MAX_FALLBACK_SHARE,
+        threshold=watch.max_fallback_share,
         status=judged[-1].status if judged else "ok",
         history=history,
     )
@@ -483,7 +482,9 @@ def mix_finding(
 ) -> MixFinding:
     """One served-mix distribution judged per window (see the module). ``counts_of(window)``
     gives the window's counts; ``stored`` the evaluation's shares (None: the first window with
-    enough answers is the reference), over ``stored_rows`` evaluated users."""
+    ``monitoring.recommend.min_answers`` model answers is the reference), over ``stored_rows``
+    evaluated users."""
+    min_answers = monitoring.recommend.min_answers
 
     def answers(w: RecsWindow) -> int:
         return w.paths.get("model", 0)
@@ -496,7 +497,7 @@ def mix_finding(
     source = "the evaluation at training"
     judged = list(windows)
     if not shares:
-        first = next((w for w in windows if answers(w) >= MIN_ANSWERS and counts_of(w)), None)
+        first = next((w for w in windows if answers(w) >= min_answers and counts_of(w)), None)
         if first is None:
             return MixFinding(
                 name,
@@ -505,7 +506,7 @@ def mix_finding(
                 None,
                 None,
                 "ok",
-                f"no window has {MIN_ANSWERS} model answers yet",
+                f"no window has {min_answers} model answers yet",
                 {},
                 {},
                 [],
@@ -535,7 +536,7 @@ def mix_finding(
             return fixed
         return threshold_for(table, rows) if table else None
 
-    history = _judgements(judged, value, answers, threshold, k, m)
+    history = _judgements(judged, value, answers, threshold, k, m, min_answers)
     last = next((h for h in reversed(history) if h.judged), None)
     over = sum(h.over for h in history if h.judged)
     period: dict[str, float] = {}
@@ -549,7 +550,7 @@ def mix_finding(
         if last is not None and last.value is not None and last.threshold is not None and over
         else "within its threshold"
         if last is not None
-        else f"no window after the reference has {MIN_ANSWERS} model answers yet"
+        else f"no window after the reference has {min_answers} model answers yet"
     )
     return MixFinding(
         name=name,
@@ -596,7 +597,7 @@ def alerts_of(
                     f"the model is not answering: {last.value:.1%} of the latest window's "
                     "answers fell back"
                     if broken and last.value is not None
-                    else f"model fallbacks over {MAX_FALLBACK_SHARE:.0%} of answers"
+                    else f"model fallbacks over {fallback.threshold:.0%} of answers"
                 ),
                 detail=(
                     f"over in {len(over)} of the last {len(judged[-3:])} windows (latest "
@@ -604,7 +605,7 @@ def alerts_of(
                     f"period: {reasons or 'none given'}"
                 ),
                 value=last.value,
-                threshold=MAX_FALLBACK_SHARE,
+                threshold=fallback.threshold,
                 since=over[0].start if over else last.start,
                 where="the service's fallback reasons (model errors, overruns, breaker)",
             )

@@ -15,10 +15,7 @@ from numpy.typing import NDArray
 
 from taxiway.spec.models import Monitoring
 
-__all__ = ["DEFAULT_HORIZON", "CatalogFacts", "RecsInputs"]
-
-DEFAULT_HORIZON = timedelta(days=7)
-"""How long after an answer the user's interactions count as what they did next."""
+__all__ = ["CatalogFacts", "RecsInputs"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,9 @@ class RecsInputs:
     (``metrics["model"]["recall@10"]``, ``metrics["stage_share"]``...). ``interactions`` is
     called only when answers wait to be judged. ``outcome_name`` is the spec's rollout metric:
     the click-through the summary leads with (every name posted is counted). ``k`` is the
-    cut of the realised recall (the spec's metric's, e.g. 10 for ``recall@10``).
+    cut of the realised recall (the spec's metric's, e.g. 10 for ``recall@10``). ``horizon``
+    (how long after an answer the user's interactions are what they did next) overrides
+    ``monitoring.recommend.horizon`` (default 7 days) when given.
     """
 
     model: str
@@ -92,6 +91,6 @@ class RecsInputs:
     k: int
     interactions: Interactions | None = None
     outcome_name: str | None = None
-    horizon: timedelta = DEFAULT_HORIZON
+    horizon: timedelta | None = None
     now: datetime | None = None
     notes: list[str] = field(default_factory=list)

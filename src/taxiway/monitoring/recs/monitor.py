@@ -51,6 +51,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
     """Update the windows from the logs' new records and judge them (see the module)."""
     spec = inputs.monitoring or Monitoring()
     k, m = spec.hysteresis.k, spec.hysteresis.m
+    horizon = inputs.horizon or spec.recommend.horizon
     service = WindowStore(inputs.state_folder / "windows")
     levels = service.update(
         inputs.log_folder,
@@ -68,7 +69,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
         version=inputs.version,
         catalog=inputs.catalog,
         k=inputs.k,
-        horizon=inputs.horizon,
+        horizon=horizon,
         interactions=inputs.interactions,
     )
     if inputs.since is not None:
@@ -79,7 +80,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
     now = inputs.now or (progress.newest or period.end)
     latency = latency_finding(levels, inputs.budget_ms)
     slos = slo_findings(levels, spec, inputs.budget_ms, now, inputs.model) if levels else []
-    fallback = fallback_finding(windows, period, k, m)
+    fallback = fallback_finding(windows, period, k, m, watch=spec.recommend)
     metrics = inputs.metrics
     evaluated = metrics.get("evaluated_users")
     rows = int(evaluated) if isinstance(evaluated, int | float) else 0
@@ -111,7 +112,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
         windows,
         period,
         k=inputs.k,
-        horizon_days=inputs.horizon.total_seconds() / 86400,
+        horizon_days=horizon.total_seconds() / 86400,
         metrics=metrics,
         monitoring=spec,
         pending=progress.pending,

@@ -236,7 +236,7 @@ def _example() -> RecsReport:
         answers=120,
         window_s=3600.0,
         hysteresis=(2, 3),
-        fallback=fallback_finding([w], w, 2, 3),
+        fallback=fallback_finding([w], w, 2, 3, watch=Monitoring().recommend),
         catalog=catalog_finding([w], w, catalog, {}),
         click_through=click_through(w, None),
         quality=quality_finding(
