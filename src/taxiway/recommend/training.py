@@ -13,7 +13,11 @@
    ``segment_popularity``, one is added just before popularity (the fallback chain's
    popularity in the user's segment), segmenting by the categories as of the cutoff.
 4. :func:`~taxiway.recommend.evaluation.evaluate` judges the model and popularity through the
-   same pipeline and filters at the cutoff.
+   same pipeline and filters at the cutoff. The version stores what the monitor compares the
+   served mix with: the share of the evaluated lists' slots per stage (``stage_share``) and per
+   item-popularity decile (``popularity_deciles``: items ranked by their interactions in the
+   stored history, as the monitor labels served items; with the interactions' share and the
+   counts per decile).
    With ``recommend.ranking``, the ranking stage is trained first on the past alone
    (:mod:`~taxiway.recommend.ranking_training`; its LightGBM fit seconds are reported as
    ``training_seconds["ranker"]``) and the evaluation also scores the lists without it.
@@ -44,8 +48,9 @@ from taxiway.engines.duckdb import connect, quote_identifier
 from taxiway.errors import ModelError
 from taxiway.models.provenance import git_commit, jsonable, spec_hash, user
 from taxiway.models.registry import ModelVersion, NewVersion, Registry, open_registry
+from taxiway.monitoring.recs.measures import decile_mix
 from taxiway.recommend.catalog import Catalog, catalog_from_table
-from taxiway.recommend.evaluation import Evaluation, evaluate
+from taxiway.recommend.evaluation import Evaluation, evaluate, lists_at_cutoff
 from taxiway.recommend.filters import AlreadySeen, Deny, ExclusionFilter, Unavailable
 from taxiway.recommend.generators import Generator, generator_for
 from taxiway.recommend.generators.popularity import Popularity
@@ -197,6 +202,7 @@ def train_recommender(
     )
     say(f"evaluating on {len(split.evaluated_users):,} users against popularity")
     evaluation = evaluate(recommender, split, recommend.metric)
+    deciles = _popularity_deciles(recommender, split, data.interactions)
     lap("evaluate")
     own = registry is None
     store = registry or open_registry(spec.registry, state_dir=project.state_dir)
@@ -216,6 +222,7 @@ def train_recommender(
             created_by,
             as_of=as_of,
             ranker=ranker,
+            popularity_deciles=deciles,
         )
         version = store.register(new, folder)
         lap("register")
@@ -387,6 +394,17 @@ def _filters(recommend: RecommendSpec, data: RecommendData) -> list[ExclusionFil
     return out
 
 
+def _popularity_deciles(
+    recommender: Recommender, split: RecommendSplit, interactions: Interactions
+) -> dict[str, Any]:
+    """The evaluated model lists' slots (top ``k`` at the cutoff) per item-popularity decile,
+    items ranked by their interactions in the history the version stores (the monitor's
+    labelling of served items), with the interactions' own shares and counts per decile."""
+    lists = lists_at_cutoff(recommender, split, recommender.k)
+    counts = np.bincount(interactions.item, minlength=interactions.n_items)
+    return decile_mix(lists.items[:, : recommender.k], counts, interactions.items.tolist())
+
+
 def _new_version(
     project: Project,
     recommend: RecommendSpec,
@@ -398,6 +416,7 @@ def _new_version(
     *,
     as_of: datetime | None = None,
     ranker: Ranker | None = None,
+    popularity_deciles: dict[str, Any] | None = None,
 ) -> NewVersion:
     spec = project.spec
     interactions = data.interactions
@@ -413,6 +432,7 @@ def _new_version(
         "cold_items": split.cold_items,
         "evaluated_users": evaluation.users,
         "stage_share": evaluation.stage_share,
+        "popularity_deciles": popularity_deciles or {},
         "training_seconds": seconds,
         "generators": [g.kind for g in recommend.candidates],
     }

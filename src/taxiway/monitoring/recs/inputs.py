@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from taxiway.monitoring.recs.measures import popularity_deciles
 from taxiway.spec.models import Monitoring
 
 __all__ = ["CatalogFacts", "RecsInputs"]
@@ -25,7 +26,8 @@ class CatalogFacts:
     aligned with ``items``: interactions counted).
 
     An item's popularity decile ranks it among the catalog's items, most popular first (ties by
-    id): decile 1 holds the 10% most popular items, decile 10 the least (``1 + rank * 10 // n``).
+    id): decile 1 holds the 10% most popular items, decile 10 the least (``1 + rank * 10 // n``,
+    :func:`~taxiway.monitoring.recs.measures.popularity_deciles`, as training labels them).
 
     >>> facts = CatalogFacts(("a", "b", "c", "d"), frozenset({"a", "b"}),
     ...                      np.array([1.0, 9.0, 5.0, 0.0]))
@@ -39,10 +41,8 @@ class CatalogFacts:
     _deciles: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n = len(self.items)
-        order = sorted(range(n), key=lambda i: (-float(self.popularity[i]), self.items[i]))
-        deciles = {self.items[i]: 1 + rank * 10 // n for rank, i in enumerate(order)} if n else {}
-        object.__setattr__(self, "_deciles", deciles)
+        deciles = popularity_deciles(self.popularity, self.items).tolist()
+        object.__setattr__(self, "_deciles", dict(zip(self.items, deciles, strict=True)))
 
     def decile_of(self, item: str) -> int | None:
         """The item's popularity decile (1 most popular .. 10), None when not in the catalog."""
