@@ -190,3 +190,46 @@ def test_a_drilled_answer_is_a_popularity_fallback_with_the_same_items() -> None
     assert out["reason"].startswith("model failed")
     assert [i["item"] for i in out["items"]] == ["a"]
     assert record["path"] == "model"  # the original is left alone
+
+
+@pytest.mark.slow
+def test_outcomes_posted_to_the_service_are_read_back_by_position(
+    sprinted: tuple[Project, SprintResult], tmp_path: Path
+) -> None:
+    """post_outcomes on a served candidate (a copy of the sprint's state, its rollout
+    aborted so every answer is the candidate's): the monitor credits them by position."""
+    import httpx
+
+    from taxiway.rollout.controller import Controller
+    from taxiway.sprint.integration import running_service
+    from taxiway.sprint.recommend_watch import OUTCOME_NAME, post_outcomes
+
+    original, result = sprinted
+    shutil.copytree(original.state_dir, tmp_path / "state")
+    project = Project.load(original.spec_path, tmp_path / "state")
+    with Controller(project, by="test") as controller:
+        controller.abort(reason="the test serves the candidate alone")
+    candidate = int(result.debrief.facts["rollout_state"]["candidate"])
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        version = registry.get(project.spec.name, candidate)
+    finally:
+        registry.close()
+    folder = Path(result.debrief.facts["prediction_log"]["folder"].replace(
+        str(original.state_dir), str(project.state_dir)))  # fmt: skip
+    since = datetime.now(UTC)
+    logged = [orjson.loads(line) for path in folder.glob("*.jsonl")
+              for line in path.read_bytes().splitlines()]  # fmt: skip
+    users = sorted({str(r["unit"]) for r in logged if r.get("path") == "model"})
+    assert len(users) >= 40
+    with running_service(project, candidate) as service:
+        with httpx.Client(base_url=service.url, headers=service.headers, timeout=10) as client:
+            for user in users[:40]:
+                assert client.post("/v1/recommend", json={"user": user, "k": 10}).status_code == 200
+        posted = post_outcomes(service, folder, since, every=2)
+    assert posted == 20
+    run = watch_recommender(project, version, folder, since, tmp_path / "scratch", 40)
+    rows = run.report["click_through"]["by_name"][OUTCOME_NAME]
+    assert [r["position"] for r in rows if r["hits"]][:3] == [1, 2, 3]
+    assert sum(r["hits"] for r in rows) == posted == run.outcomes
+    assert "click-through by position read back: 20 sprint_click" in run.evidence()

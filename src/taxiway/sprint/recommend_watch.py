@@ -6,11 +6,11 @@ The load test replays users drawn from the data, so what the monitor says of its
 coverage, Gini, stages, popularity deciles) describes the replay, and the sprint reports it
 without judging the model by it. What the sprint judges is what it can observe:
 
-1. **the monitor read the load test's answers**: the candidate's records written to the
-   service's log since the integration phase began (the smoke test's answers and the load
-   test's), copied as they are into a scratch log (answers of earlier runs in the same log stay
-   out), with the outcomes posted for them, are monitored by a fresh run; every answer the
-   clients got back must be in its report;
+1. **the monitor read the load test's answers**: the candidate's records the load test wrote
+   to the service's log (those counted by the integration phase: not earlier runs', not the
+   smoke test's, not the fault drill's), copied as they are into a scratch log, with the
+   outcomes posted for them, are monitored by a fresh run; every answer the clients got back
+   must be in its report;
 2. **the fallback drill**: the same answers, re-stamped into :data:`DRILL_WINDOWS`
    consecutive windows (repeated until each holds the least answers the monitor judges a
    window on, ``monitoring.recommend.min_answers``), are monitored as they are (the *healthy*
@@ -177,8 +177,16 @@ def monitor_recommender(state: _State, phase: Phase) -> None:
         began = time.perf_counter()
         scratch = project.state_dir / "sprint" / "monitor"
         shutil.rmtree(scratch, ignore_errors=True)
+        written = logged.get("records_written")
         run = watch_recommender(
-            project, candidate, Path(str(logged["folder"])), since, scratch, answered
+            project,
+            candidate,
+            Path(str(logged["folder"])),
+            since,
+            scratch,
+            answered,
+            records_before=int(logged.get("records_before") or 0),
+            records_written=None if written is None else int(written),
         )
         exercised = run.exercised()
         state.exercised["monitoring"] = exercised
@@ -213,14 +221,23 @@ def watch_recommender(
     since: datetime,
     scratch: Path,
     answered: int,
+    *,
+    records_before: int = 0,
+    records_written: int | None = None,
 ) -> RecsMonitorRun:
     """Monitor the answers ``version`` logged from ``since`` on (``answered`` of them
     acknowledged by the load test's clients), then the healthy run and the fallback drill;
-    windows, state and scratch logs go under ``scratch``. See the module docstring."""
+    windows, state and scratch logs go under ``scratch``. See the module docstring.
+
+    ``records_before`` and ``records_written`` (the prediction log's counts before and during
+    the load test, :func:`taxiway.serving.log.count_records`'s order) bound the answers read
+    to the load test's own: the fault drill's services write to the same log after it."""
     from taxiway.monitoring.recs import run_recs_monitor
 
     catalog = _catalog(version)
-    records = _records(log_folder, since, version.version)
+    records = _records(
+        log_folder, since, version.version, skip=records_before, take=records_written
+    )
     ids = {str(r.get("request_id")) for r in records}
     _, outcomes_folder = log_folders(project)
     outcomes = _outcomes(outcomes_folder, ids)
@@ -426,10 +443,20 @@ def _min_answers(project: Project) -> int:
     return int(getattr(watch, "min_answers", MIN_ANSWERS))
 
 
-def _records(folder: Path, since: datetime, version: int | None) -> list[dict[str, Any]]:
-    """The log's answers (of ``version``, when given) stamped from ``since`` on."""
+def _records(
+    folder: Path,
+    since: datetime,
+    version: int | None,
+    *,
+    skip: int = 0,
+    take: int | None = None,
+) -> list[dict[str, Any]]:
+    """The log's answers (of ``version``, when given) stamped from ``since`` on, among its
+    records ``skip`` to ``skip + take`` in the log's order (all of them when ``take`` is
+    None)."""
     out = []
-    for record in _read(folder):
+    every = _read(folder)
+    for record in every[skip:] if take is None else every[skip : skip + take]:
         if version is not None and record.get("model_version") != version:
             continue
         ts = record.get("ts")
