@@ -52,8 +52,9 @@ demo-blocked: $(VENV)/.base examples/retail/data/.done
 
 # The sprint on examples/shop-recs: a recommender (EASE, item-to-item, popularity in the user's
 # segment, popularity) trained on a time split and judged against popularity, its audit,
-# /v1/recommend served, smoke- and load-tested. Exit 1 means "not deployed": the debrief names
-# what stops it (the example's sign-offs, and what is not built for recommenders yet).
+# /v1/recommend served, smoke- and load-tested, the recommendation monitor and its fallback
+# drill. Exit 1 means "not deployed": the example's sign-offs are not recorded (path 2); with
+# them, the rollout starts at 1% of users.
 demo-recs: $(VENV)/.base examples/shop-recs/data/.done
 	@$(BIN)/taxiway sprint -f examples/shop-recs/taxiway.yaml --as-of 2025-12-31 \
 		--report examples/shop-recs/.taxiway/report; status=$$?; [ $$status -le 1 ]
