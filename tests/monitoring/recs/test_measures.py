@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taxiway.monitoring.recs.findings import served_counts
-from taxiway.monitoring.recs.measures import coverage, gini, list_recall, wilson
+from taxiway.monitoring.recs.measures import (
+    coverage,
+    decile_mix,
+    gini,
+    list_recall,
+    popularity_deciles,
+    wilson,
+)
 from taxiway.recommend import metrics
 
 counts = st.lists(st.integers(0, 50), min_size=1, max_size=30)
@@ -61,3 +68,44 @@ def pytest_approx(value: float) -> object:
     import pytest
 
     return pytest.approx(value, abs=1e-12)
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> tuple[list[str], list[int]]:
+    ids = draw(st.lists(st.text("abcxyz", min_size=1, max_size=3), min_size=1, max_size=40,
+                        unique=True))  # fmt: skip
+    return ids, draw(st.lists(st.integers(0, 5), min_size=len(ids), max_size=len(ids)))
+
+
+@given(catalogs())
+def test_popularity_deciles_rank_most_first_ties_by_id(
+    catalog: tuple[list[str], list[int]],
+) -> None:
+    ids, values = catalog
+    n = len(ids)
+    ranked = sorted(range(n), key=lambda i: (-values[i], ids[i]))
+    brute = {ids[i]: 1 + rank * 10 // n for rank, i in enumerate(ranked)}
+    got = popularity_deciles(np.array(values), ids)
+    assert dict(zip(ids, got.tolist(), strict=True)) == brute
+
+
+@given(catalogs(), st.data())
+def test_decile_mix_counts_slots_and_interactions_per_decile(
+    catalog: tuple[list[str], list[int]], data: st.DataObject
+) -> None:
+    ids, values = catalog
+    n = len(ids)
+    rows = data.draw(st.lists(st.lists(st.integers(-1, n - 1), min_size=3, max_size=3),
+                              max_size=10))  # fmt: skip
+    lists = np.array(rows, dtype=np.int32).reshape(len(rows), 3)
+    mix = decile_mix(lists, np.array(values), ids)
+    decile = dict(enumerate(popularity_deciles(np.array(values), ids).tolist()))
+    slots = [decile[c] for row in rows for c in row if c >= 0]
+    assert mix["slots"] == len(slots)
+    assert mix["served"] == pytest_approx({str(d): slots.count(d) / len(slots) for d in set(slots)})
+    total = sum(values)
+    for d, share in mix["interactions"].items():
+        mine = [v for i, v in enumerate(values) if decile[i] == int(d)]
+        assert share == pytest_approx(sum(mine) / total if total else 0.0)
+        assert mix["edges"][d] == [min(mine), max(mine)]
+    assert set(mix["interactions"]) == {str(d) for d in decile.values()}

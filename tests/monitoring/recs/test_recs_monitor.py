@@ -285,7 +285,8 @@ def test_the_served_mix_is_judged_against_the_first_window_without_a_stored_one(
     for hour in range(3):
         world.serve_hour(start + hour * HOUR)
     inputs = world.inputs()
-    metrics = {k: v for k, v in inputs.metrics.items() if k != "stage_share"}
+    stored = ("stage_share", "popularity_deciles")
+    metrics = {k: v for k, v in inputs.metrics.items() if k not in stored}
     report = run_recs_monitor(replace(inputs, metrics=metrics))
     stages, deciles = report.mixes
     assert stages.reference_source.startswith("the first window")
@@ -294,3 +295,31 @@ def test_the_served_mix_is_judged_against_the_first_window_without_a_stored_one(
     assert stages.status == "ok"
     assert stages.statistic == "chi2"
     assert set(itertools.chain(deciles.current)) <= {str(d) for d in range(1, 11)}
+
+
+def test_the_served_mix_is_judged_against_the_evaluation_stored_at_training(
+    world: World,
+) -> None:
+    start = NOW.replace(minute=0, second=0, microsecond=0) + HOUR
+    for hour in range(3):
+        world.serve_hour(start + hour * HOUR)
+    inputs = world.inputs()
+    stored = inputs.metrics["popularity_deciles"]
+    assert stored["items"] == len(inputs.catalog.items)
+    assert sum(stored["served"].values()) == pytest.approx(1.0)
+    assert sum(stored["interactions"].values()) == pytest.approx(1.0)
+    # the training's labels are the monitor's: every catalog item's decile within its edges
+    for item, count in zip(inputs.catalog.items, inputs.catalog.popularity, strict=True):
+        low, high = stored["edges"][str(inputs.catalog.decile_of(item))]
+        assert low <= count <= high
+    report = run_recs_monitor(inputs)
+    stages, deciles = report.mixes
+    for mix in (stages, deciles):
+        assert mix.reference_source == "the evaluation at training"
+        assert [h.judged for h in mix.history] == [True, True, True]  # no window spent
+    assert deciles.reference == pytest.approx(stored["served"])
+    # a catalog of another size is labelled differently: the stored shares are not used
+    other = replace(inputs.catalog, items=(*inputs.catalog.items, "new"),
+                    popularity=np.append(inputs.catalog.popularity, 0.0))  # fmt: skip
+    moved = run_recs_monitor(replace(inputs, catalog=other, state_folder=inputs.state_folder / "b"))
+    assert moved.mixes[1].reference_source.startswith("the first window")

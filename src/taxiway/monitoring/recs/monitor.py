@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from taxiway.monitoring.monitor.service_level import latency_finding, slo_findings
 from taxiway.monitoring.profiles import NumericProfile, Profile
@@ -30,7 +31,7 @@ from taxiway.monitoring.recs.findings import (
     mix_finding,
     quality_finding,
 )
-from taxiway.monitoring.recs.inputs import RecsInputs
+from taxiway.monitoring.recs.inputs import CatalogFacts, RecsInputs
 from taxiway.monitoring.recs.report import RecsReport
 from taxiway.monitoring.recs.windows import LOG_PATTERN, RecsStore, RecsWindow, merge_windows
 from taxiway.monitoring.windows import WindowStore, latency_profile
@@ -85,7 +86,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
     evaluated = metrics.get("evaluated_users")
     rows = int(evaluated) if isinstance(evaluated, int | float) else 0
     stages = metrics.get("stage_share")
-    deciles = metrics.get("popularity_deciles")
+    deciles = _stored_deciles(metrics.get("popularity_deciles"), inputs.catalog)
     mixes = [
         mix_finding(
             "stages",
@@ -101,7 +102,7 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
             "popularity deciles",
             windows,
             _known_deciles,
-            deciles if isinstance(deciles, dict) else None,
+            deciles,
             rows,
             spec,
             k,
@@ -164,3 +165,13 @@ def run_recs_monitor(inputs: RecsInputs) -> RecsReport:
 def _known_deciles(w: RecsWindow) -> dict[str, int]:
     """The slots' popularity deciles, items unknown to the catalog left out."""
     return {d: n for d, n in w.model_deciles.items() if d != "unknown"}
+
+
+def _stored_deciles(stored: object, catalog: CatalogFacts) -> dict[str, Any] | None:
+    """The evaluation's slot shares per popularity decile stored at training
+    (``metrics["popularity_deciles"]["served"]``), when they label the same catalog (as many
+    items as the version's); None otherwise (the first window is then the reference)."""
+    if not isinstance(stored, dict) or stored.get("items") != len(catalog.items):
+        return None
+    served = stored.get("served")
+    return served if isinstance(served, dict) and served else None
