@@ -117,9 +117,7 @@ def decile_mix(
     present = sorted({int(d) for d in deciles})
     total_slots, total = float(slots.sum()), float(interactions.sum())
     return {
-        "served": {
-            str(d): float(slots[d - 1] / total_slots) for d in present if slots[d - 1]
-        },
+        "served": {str(d): float(slots[d - 1] / total_slots) for d in present if slots[d - 1]},
         "interactions": {
             str(d): float(interactions[d - 1] / total) if total else 0.0 for d in present
         },
