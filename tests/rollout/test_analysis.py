@@ -341,3 +341,25 @@ def test_units_the_growing_share_moved_are_no_evidence_of_a_mismatch(tmp_path: P
         a["arm"] == "candidate" for a in first + new
     )
     assert analysis.counts["in_both_arms"] == 0
+
+
+def test_the_evidence_counts_outcomes_posted_by_request_id(tmp_path: Path) -> None:
+    answers = [
+        answer(T0 + timedelta(seconds=i), f"u{i}", "control", version=1, request_id=f"r{i}")
+        for i in range(3)
+    ]
+    late = T0 + 3 * HOUR
+    posted = [
+        {**outcome(T0 + timedelta(minutes=1), None, True), "request_id": "r1"},
+        {**outcome(T0 + timedelta(minutes=2), None, True), "request_id": "not-yet"},
+        {**outcome(T0 + timedelta(minutes=3), None, True), "request_id": "never"},
+    ]
+    posted[2]["received_at"] = T0.isoformat()
+    answers.append(answer(late, "u9", "control", version=1, request_id="r9"))
+    posted[1]["received_at"] = late.isoformat()
+
+    analysis = look(tmp_path, answers, posted, rollout([50.0, 100.0], 0), [(T0, 0)])
+
+    counts = analysis.evidence()["counts"]
+    assert (counts["outcomes_by_request"], counts["outcomes_pending"]) == (1, 1)
+    assert counts["outcomes_expired"] == 1

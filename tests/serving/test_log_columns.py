@@ -3,6 +3,8 @@ it with its file."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from datetime import timedelta
@@ -13,6 +15,10 @@ import pytest
 from taxiway.monitoring.columnar import read_sidecar, sidecar_path
 from taxiway.monitoring.segments import LogCursor, log_schema, read_new
 from taxiway.serving.log import PredictionLog, log_files
+from taxiway.serving.service import Service
+from taxiway.spec.project import Project
+
+from .conftest import variant
 
 SCHEMA = log_schema(["age"], ["plan"])
 
@@ -72,3 +78,43 @@ def test_a_log_without_columns_writes_no_sidecar(tmp_path: Path) -> None:
         for i in range(40):
             log.append_sync(_record(i))
     assert not (tmp_path / "columns").exists()
+
+
+def test_a_service_started_over_an_old_log_compacts_its_closed_files(
+    shop: Path, tmp_path: Path
+) -> None:
+    """Files written before (no sidecars: an older taxiway, a process stopped before it
+    rotated) get theirs in the background once the service starts; the files being written
+    (this service's, another worker's newest) do not."""
+    state = tmp_path / "logs"
+    spec = variant(shop, tmp_path, serving=f"  log: {{path: {state / 'predictions'}}}\n")
+    project = Project.load(spec, shop.parent / ".taxiway")  # the shop's registry and store
+    old = time.time() - 3600
+    closed = []
+    for folder in (state / "predictions", state / "outcomes"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for seq in range(2):
+            path = folder / f"predictions-gone-20260101T000000-000{seq}.jsonl"
+            path.write_text("".join(json.dumps(_record(i)) + "\n" for i in range(5)))
+            os.utime(path, (old, old))
+            closed.append(path)
+    live = state / "predictions" / "predictions-other-20260101T000000-0000.jsonl"
+    live.write_text(json.dumps(_record(0)) + "\n")  # another worker's, written just now
+
+    service = Service(project, reload_interval_s=0, rollout_poll_s=0)
+
+    async def start_and_stop() -> None:
+        await service.start()
+        assert service.compaction is not None
+        service.compaction.join(timeout=60)
+        await service.stop()
+
+    asyncio.run(start_and_stop())
+    for path in closed:
+        assert read_sidecar(path, path.stat(), 0, SCHEMA) is not None
+    assert not sidecar_path(live).exists()
+    assert not any(
+        sidecar_path(path).exists()
+        for path in log_files(state / "predictions")
+        if "gone" not in path.name  # the live file, and the one this service wrote
+    )

@@ -302,6 +302,9 @@ def analyse(
             "answers_without_unit": units.answers_without_unit,
             "outcomes_without_unit": units.unattributed,
             "outcomes_after_moving": units.moved_outcomes,
+            "outcomes_by_request": units.by_request,
+            "outcomes_pending": len(units.pending),
+            "outcomes_expired": units.expired,
         },
     )
 

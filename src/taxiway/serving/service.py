@@ -22,6 +22,7 @@ in production a rolled-back rollout's control goes on answering. A pinned servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -31,20 +32,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 from taxiway.data.contracts.loader import load_contract
 from taxiway.errors import ServingError, TaxiwayError
 from taxiway.features.online import open_online_store
 from taxiway.features.online.base import AsyncReader
 from taxiway.models.registry import ModelVersion, open_registry
+from taxiway.monitoring.columnar import compact_folder
 from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.serving.arms import Arms, RolloutMetrics, load_arms
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import parse_faults, with_faults
 from taxiway.serving.inputs import InputContract, Parsed, RequestError
-from taxiway.serving.log import PredictionLog, open_prediction_log
+from taxiway.serving.log import PredictionLog, log_files, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.openapi import openapi_document
 from taxiway.serving.predictor import Answer, Predictor
@@ -105,6 +108,40 @@ def _has_rollout(project: Project) -> bool:
     finally:
         store.close()
     return state is not None and state.state != "complete"
+
+
+LIVE_FILE_S: Final = 300.0
+"""A worker's newest log file modified this recently may still be written: not compacted."""
+
+
+def compact_closed_logs(logs: Sequence[PredictionLog], live_s: float = LIVE_FILE_S) -> list[Path]:
+    """Write the columnar sidecar of every closed file in the folders of ``logs`` that lacks
+    one (:func:`~taxiway.monitoring.columnar.compact_folder`); the sidecars written. A log
+    compacts the files it rotates itself, so this is for what no rotation covered: a log
+    written before sidecars existed, the last file of a process that stopped. Left alone:
+    each log's own open file, and each worker's newest file modified within ``live_s``
+    (another worker may be writing it; the others of a worker are closed for good)."""
+    written: list[Path] = []
+    for log in logs:
+        if not log.columns:
+            continue
+        newest: dict[str, Path] = {}
+        for path in log_files(log.folder):  # in order of start time: the last is the newest
+            newest[path.name.removeprefix("predictions-").rsplit("-", 2)[0]] = path
+        live = [path for path in newest.values() if _modified_within(path, live_s)]
+        current = [log.path] if log.path is not None else []
+        try:
+            written += compact_folder(log.folder, exclude=[*live, *current])
+        except OSError as error:
+            logger.warning("no columnar sidecars for %s: %s", log.folder, error)
+    return written
+
+
+def _modified_within(path: Path, seconds: float) -> bool:
+    try:
+        return path.stat().st_mtime > time.time() - seconds
+    except OSError:
+        return True  # gone or unreadable: leave it alone
 
 
 class Service:
@@ -199,6 +236,8 @@ class Service:
         self._reloader: asyncio.Task[None] | None = None
         self._rollout_follower: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self.compaction: threading.Thread | None = None
+        """The thread :meth:`start` compacts the logs' closed files in (sidecars missing)."""
         if self.predictor.policy == "model":  # not a rollout's baseline or constant control
             self.metrics.model_version.labels(self.name).set(self.predictor.version.version)
         for target, mode in self.faults.items():
@@ -221,6 +260,19 @@ class Service:
         if self.rollout_poll_s > 0 and self.pinned is None:
             self._rollout_follower = asyncio.create_task(self._watch_rollout())
         self._flusher = asyncio.create_task(self._flush_metrics())
+        self.compaction = threading.Thread(
+            target=self._compact_closed, name="taxiway-log-columns-at-start", daemon=True
+        )
+        self.compaction.start()
+
+    def _compact_closed(self) -> None:
+        """:func:`compact_closed_logs` of both logs, at the lowest priority (Linux: a thread's
+        own), so a service restarted over an old log gets its sidecars without slowing answers."""
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        written = compact_closed_logs([self.log, self.outcomes])
+        if written:
+            logger.info("wrote the columnar sidecars of %d closed log files", len(written))
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""
