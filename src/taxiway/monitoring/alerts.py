@@ -55,7 +55,10 @@ __all__ = [
 
 logger = logging.getLogger("taxiway.monitoring")
 
-AlertKind = Literal["drift", "quality", "slo", "contract", "latency"]
+AlertKind = Literal["drift", "quality", "slo", "contract", "latency", "fallback"]
+"""What fired: input or served-mix ``drift``, realised or estimated ``quality``, an ``slo``
+burning, a ``contract`` breach, ``latency`` over budget, or a recommender's ``fallback``
+answers (the model not answering users it could have: errors, overruns, an open breaker)."""
 Severity = Literal["page", "ticket", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "ticket": 1, "page": 2}
 """Severities in rising order: a rise re-notifies a deduplicated alert."""

@@ -225,7 +225,7 @@ def test_a_broken_model_raises_the_fallback_alert_with_hysteresis(world: World) 
     two = run_recs_monitor(world.inputs())
     [alert] = [a for a in two.alerts if a.key.startswith("fallback:")]
     assert two.fallback.status == "drift"
-    assert alert.severity == "page"
+    assert (alert.kind, alert.severity) == ("fallback", "page")
     assert "model failed" in alert.detail
     assert not two.healthy
 

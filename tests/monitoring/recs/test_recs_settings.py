@@ -74,7 +74,7 @@ def test_min_answers_and_max_fallback_share_decide_the_fallback_verdict(
     alerts = [a for a in _alerts(finding) if a.key.startswith("fallback:")]
     assert len(alerts) == (status == "drift")
     for alert in alerts:
-        assert alert.threshold == settings.max_fallback_share
+        assert (alert.kind, alert.threshold) == ("fallback", settings.max_fallback_share)
         assert "over 5% of answers" in alert.title
 
 

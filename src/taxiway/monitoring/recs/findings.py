@@ -591,7 +591,7 @@ def alerts_of(
         alerts.append(
             Alert(
                 key=f"fallback:{model}",
-                kind="slo",
+                kind="fallback",
                 severity="page" if broken else "ticket",
                 title=(
                     f"the model is not answering: {last.value:.1%} of the latest window's "
