@@ -99,6 +99,7 @@ __all__ = [
     "WindowStore",
     "latency_profile",
     "period",
+    "times_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -593,7 +594,7 @@ class _Profiler:
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
             return
-        times, timed = _times(table.column("ts"))
+        times, timed = times_of(table.column("ts"))
         if not timed.all():
             self.untimed += int(np.count_nonzero(~timed))
             table = table.filter(pa.array(timed))
@@ -781,8 +782,15 @@ def _codes(column: Any) -> tuple[Ints, list[str]]:
     return codes, [str(v) for v in encoded.dictionary.to_pylist()]
 
 
-def _times(column: Any) -> tuple[Ints, Bools]:
-    """``ts`` as microseconds since the epoch, and which were readable."""
+def times_of(column: Any) -> tuple[Ints, Bools]:
+    """A log's ``ts`` column (ISO 8601 text, or timestamps) as microseconds since the epoch
+    (UTC; a time without an offset is UTC), and which were readable (an unreadable one is 0
+    and False). Every reader of the log puts a record in a window by this.
+
+    >>> micros, readable = times_of(pa.chunked_array([["1970-01-01T00:00:01+00:00", "soon"]]))
+    >>> micros.tolist(), readable.tolist()
+    ([1000000, 0], [True, False])
+    """
     stamps: Any
     try:
         stamps = pc.cast(column, pa.timestamp("us", tz="UTC"))

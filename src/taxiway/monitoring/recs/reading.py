@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from taxiway.monitoring.windows import _times as parse_times
+from taxiway.monitoring.windows import times_of
 
 __all__ = [
     "ANSWER_SCHEMA",
@@ -106,7 +106,7 @@ def answers_of(table: pa.Table, version: int | None) -> tuple[Answers, int]:
     if version is not None and table.num_rows:
         column: Any = table["model_version"]
         table = table.filter(pc.fill_null(pc.equal(column, pa.scalar(version, pa.int64())), False))
-    ts, timed = _times(table["ts"])
+    ts, timed = times_of(table["ts"])  # the classifier monitor's: both agree on windows
     untimed = int(np.count_nonzero(~timed))
     if untimed:
         table = table.filter(pa.array(timed))
@@ -190,9 +190,3 @@ def _strings(column: Any) -> list[str]:
 def _bools(column: Any) -> Bools:
     filled: Any = pc.fill_null(column, False)
     return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _times(column: Any) -> tuple[Ints, Bools]:
-    """``ts`` as µs since the epoch (UTC; a time without a zone is UTC), and which were
-    readable: the classifier monitor's own parser, so both put a record in the same window."""
-    return parse_times(column)
