@@ -267,3 +267,26 @@ def test_the_store_the_service_opens_reads_with_a_tenth_of_the_budget(
         assert service.store.read_timeout_ms == BUDGET_MS / 10
     finally:
         asyncio.run(service.stop())
+
+
+def test_recommend_model_faults_parse_and_unknown_ones_name_every_known_one() -> None:
+    from taxiway.errors import ServingError
+    from taxiway.serving.faults import model_fault, parse_faults
+
+    assert parse_faults("recommend_model=slow, online_store=down") == {
+        "recommend_model": "slow",
+        "online_store": "down",
+    }
+    with pytest.raises(ServingError) as raised:
+        parse_faults("recommend_model=hung")
+    assert "recommend_model=down, recommend_model=slow" in (raised.value.fix or "")
+    slow = model_fault({"recommend_model": "slow"}, 0.02)
+    assert slow is not None
+    began = time.perf_counter()
+    with pytest.raises(ServingError, match="hung for 20 ms"):
+        slow()
+    assert time.perf_counter() - began >= 0.02  # the whole budget: past the model's share
+    down = model_fault({"recommend_model": "down"}, 0.02)
+    assert down is not None
+    with pytest.raises(ServingError, match="model is down"):
+        down()

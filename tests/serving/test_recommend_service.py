@@ -315,3 +315,44 @@ def test_a_new_version_is_loaded_and_swapped_in(project: Project) -> None:
 
     assert asyncio.run(run()) == 2
     assert "v2 (newest registered (none promoted))" in service.readiness()["detail"]
+
+
+@pytest.mark.parametrize("mode", ["down", "slow"])
+def test_a_recommend_model_fault_is_answered_by_the_fallbacks_with_the_filters(
+    trained_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """TAXIWAY_FAULTS=recommend_model=down|slow breaks the real model step of the real service
+    (the Recommender itself is untouched): the chain answers, filtered, and says why."""
+    monkeypatch.setenv("TAXIWAY_FAULTS", f"recommend_model={mode}")
+    project = copy_world(
+        trained_world,
+        tmp_path,
+        serving="serving:\n  latency_budget_ms: 150\n  breaker: {failures: 2}\n",
+    )
+    service = _service(project)
+    try:
+        assert type(service.recommender) is Recommender
+        injected = f'taxiway_fault_injected{{mode="{mode}",target="recommend_model"}} 1.0'
+        assert injected in service.metrics.render().decode()
+        answers = [_ask(service, user, 5) for user in USERS[:4]]
+        why = "failed (ServingError)" if mode == "down" else "overran its share of the 150 ms"
+        assert why in answers[0]["reason"]
+        assert answers[-1]["reason"] == "model circuit breaker open"
+        for user, answer in zip(USERS[:4], answers, strict=True):
+            assert answer["path"] == "fallback:itemknn"
+            assert answer["degraded"]
+            assert answer["items"] == _offline(
+                service.recommender, user, 5, stages=["itemknn", "segment_popularity", "popularity"]
+            )
+            assert not {i["item"] for i in answer["items"]} & filtered(project, user, NOW)
+    finally:
+        service.close()
+
+
+def test_a_recommender_refuses_an_online_store_fault(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAXIWAY_FAULTS", "online_store=down")
+    with pytest.raises(ServingError, match="reads no online store") as raised:
+        _service(project)
+    assert "recommend_model=down" in (raised.value.fix or "")

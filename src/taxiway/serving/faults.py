@@ -14,6 +14,15 @@ says so when it starts and in ``/metrics`` (``taxiway_fault_injected``).
   accepts connections and never answers; a SQLite store at a file that another connection
   holds locked (``BEGIN EXCLUSIVE``). Every read lasts until its deadline: the service's
   deadline or the store's ``timeout_ms`` for Redis, the read's busy timeout for SQLite.
+- ``recommend_model=down``: the recommendation service's ``model`` step (the full pipeline of
+  the Recommender) raises at once, every time (:func:`model_fault`).
+- ``recommend_model=slow``: the ``model`` step hangs: it sleeps the whole latency budget, so it
+  always overruns its share of it (:data:`taxiway.serving.recommend_service.MODEL_SHARE`), then
+  gives up. Its thread goes on sleeping after the step is abandoned, as a hung model's would;
+  it computes nothing, so the drill measures the budget's hand-over, not the drill's own CPU.
+
+A service refuses a fault of a dependency it does not have (the recommendation service reads
+no online store; the prediction service has no recommender).
 
 The faulty store is not a stand-in: it is a store of the real one's own class, with the same
 prefix, timeouts and read deadline, so the service reads it exactly as it reads the real one
@@ -23,6 +32,8 @@ real store's data is touched (the SQLite lock is on a scratch file, never the re
 
 >>> parse_faults("online_store=down")
 {'online_store': 'down'}
+>>> parse_faults("recommend_model=slow")
+{'recommend_model': 'slow'}
 >>> parse_faults("")
 {}
 """
@@ -34,6 +45,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -46,10 +58,10 @@ from taxiway.features.online.sqlite import SqliteStore
 if TYPE_CHECKING:
     from taxiway.features.online.redis import RedisStore
 
-__all__ = ["ENV", "faulty_store", "parse_faults", "with_faults"]
+__all__ = ["ENV", "faulty_store", "model_fault", "parse_faults", "with_faults"]
 
 ENV = "TAXIWAY_FAULTS"
-_KNOWN = {"online_store": ("down", "slow")}
+_KNOWN = {"online_store": ("down", "slow"), "recommend_model": ("down", "slow")}
 _BACKLOG = 512  # connections the never-answering port takes before new ones hang in connect
 
 
@@ -66,6 +78,45 @@ def parse_faults(text: str | None) -> dict[str, str]:
             raise ServingError(f"unknown fault {item!r} in {ENV}", fix=f"use one of: {known}")
         faults[target] = mode
     return faults
+
+
+def model_fault(faults: dict[str, str], budget_s: float) -> Callable[[], None] | None:
+    """What the recommender's ``model`` step does before the pipeline under ``faults``: None
+    without a ``recommend_model`` fault; ``down`` raises a :class:`ServingError`; ``slow``
+    sleeps ``budget_s`` (the whole latency budget: past the model's share of it), then raises.
+
+    >>> model_fault({}, 0.05) is None
+    True
+    >>> model_fault({"recommend_model": "down"}, 0.05)()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    taxiway.errors.ServingError: the recommender's model is down (...)
+    ...
+    """
+    mode = faults.get("recommend_model")
+    if mode is None:
+        return None
+    if mode == "slow":
+
+        def slow() -> None:
+            time.sleep(budget_s)
+            raise ServingError(
+                f"the recommender's model hung for {budget_s * 1000:g} ms "
+                f"({ENV}=recommend_model=slow, a drill)",
+                fix=f"unset {ENV}: no fault is injected in production",
+            )
+
+        return slow
+    if mode == "down":
+
+        def down() -> None:
+            raise ServingError(
+                f"the recommender's model is down ({ENV}=recommend_model=down, a drill)",
+                fix=f"unset {ENV}: no fault is injected in production",
+            )
+
+        return down
+    raise ServingError(f"unknown recommender fault {mode!r}", fix="use `down` or `slow`")
 
 
 def with_faults(store: OnlineStore, faults: dict[str, str]) -> OnlineStore:

@@ -65,6 +65,8 @@ from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.serving.arms import RolloutMetrics
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.breaker import CircuitBreaker
+from taxiway.serving.faults import ENV as FAULTS_ENV
+from taxiway.serving.faults import model_fault, parse_faults
 from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.predictor import RequestIds
@@ -232,6 +234,16 @@ class RecommendService:
         self.ready = False
         self.not_ready_reason = "starting"
         self.keys: ApiKeys = load_keys(self.serving.auth)
+        self.faults = parse_faults(os.environ.get(FAULTS_ENV))
+        if "online_store" in self.faults:
+            raise ServingError(
+                f"{FAULTS_ENV} asks for online_store={self.faults['online_store']}, but the "
+                "recommendation service reads no online store",
+                fix=f"drill a recommender with {FAULTS_ENV}=recommend_model=down or "
+                "recommend_model=slow",
+            )
+        # what the model step does first in a drill (None: nothing; never set in production)
+        self._model_fault = model_fault(self.faults, self.budget_s)
         self.served = _load(project, pinned)
         reset = self.serving.breaker.reset_after.total_seconds()
         self.model_breaker = CircuitBreaker(
@@ -241,8 +253,12 @@ class RecommendService:
         self.candidate_breaker = CircuitBreaker(
             "model:candidate", failures=self.serving.breaker.failures, reset_after_s=reset
         )
-        # the model step's thread: abandoned at the deadline, so a few may still be running
+        # the model step's threads: abandoned at the deadline, so a few may still be running;
+        # the fallbacks have threads of their own, so a slow model cannot starve them
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="taxiway-recommend")
+        self.fallback_executor = ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="taxiway-fallback"
+        )
         self._ids = RequestIds()
         self._warm = warm_up
         if warm_up:  # before the logs open: a version that cannot answer leaves nothing open
@@ -275,6 +291,9 @@ class RecommendService:
             outcome_spec, state_dir=project.state_dir
         )
         self.metrics.model_version.labels(self.name).set(self.served.version.version)
+        for target, mode in self.faults.items():
+            self.metrics.fault.labels(target, mode).set(1)
+            logger.warning("fault injected by %s: %s=%s", FAULTS_ENV, target, mode)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = True
         self.not_ready_reason = ""
@@ -330,8 +349,10 @@ class RecommendService:
         # through the step's thread pool too: its first thread starts here, not on a request
         stages = served.model_stages
         self.executor.submit(lambda: recommender.recommend(users, now, stages=stages)).result()
-        for _, stages in served.fallbacks:
-            recommender.recommend(users, now, stages=stages)
+        for _, fallback in served.fallbacks:
+            self.fallback_executor.submit(
+                recommender.recommend, users, now, stages=fallback
+            ).result()
 
     async def start(self) -> None:
         """Flush the metrics now and then; watch the registry for a new version."""
@@ -358,6 +379,7 @@ class RecommendService:
                 self.rollouts.close()
                 self.rollouts = None
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.fallback_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _flush_metrics(self) -> None:
         while True:
@@ -636,6 +658,8 @@ class RecommendService:
                 request.k,
                 recent,
                 served.model_stages,
+                model=True,
+                fault=self._model_fault,
             )
             if got is not None:
                 breaker.success()
@@ -668,15 +692,26 @@ class RecommendService:
         k: int,
         recent: list[list[str]],
         stages: Sequence[str] | None,
+        *,
+        model: bool = False,
+        fault: Callable[[], None] | None = None,
     ) -> tuple[list[Recommendation] | None, str | None]:
-        """One step in a thread, abandoned at ``deadline``: its list, or None and why."""
+        """One step in a thread, abandoned at ``deadline``: its list, or None and why. The
+        ``model`` step runs in the model's threads, a fallback in the fallbacks'; ``fault`` (a
+        drill's, :func:`~taxiway.serving.faults.model_fault`) runs first in the step's thread."""
         left = deadline - time.perf_counter()
         if left <= 0:
             return None, "skipped: the budget was spent"
         loop = asyncio.get_running_loop()
+
+        def step() -> list[Recommendation]:
+            if fault is not None:
+                fault()
+            return recommender.recommend(users, at, k, recent=recent, stages=stages)[0]
+
         future = loop.run_in_executor(
-            self.executor,
-            lambda: recommender.recommend(users, at, k, recent=recent, stages=stages)[0],
+            self.executor if model else self.fallback_executor,
+            step,
         )
         try:
             return await asyncio.wait_for(future, left), None

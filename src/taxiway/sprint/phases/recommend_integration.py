@@ -8,9 +8,17 @@ a subprocess, as a classifier is (:mod:`taxiway.sprint.served`); then what was o
   (:func:`~taxiway.sprint.phases.integration.latency_check`, the classifier's gate);
 - the **prediction log**: a record for every answer of the load test, each holding the full
   list shown (items with their positions), read back from the log;
-- the **fault drill** and the **monitor** are reported as not run, with why: the service has
-  no injectable fault of a recommender's model stage yet, and monitoring recommendations is
-  issue 17 item 5. Neither is ever passed on a declaration.
+- the **fault drills**: a second service whose recommender's model step is broken
+  (``TAXIWAY_FAULTS=recommend_model=down``: it raises; then ``recommend_model=slow``: it
+  sleeps past its share of the budget; see :mod:`taxiway.serving.faults`), loaded as the
+  classifier's drill is (:func:`~taxiway.sprint.load.load_test`, a number of requests). Every
+  answer must come within the budget as the clients timed it, with no error, ``degraded``,
+  from a fallback (never the ``model`` path), and with the filters holding: the lists the
+  drill's service logged are read back and checked against what the spec's filters exclude
+  for that user at that time, from the data re-read through the sources (the handoff audit's
+  :func:`~taxiway.recommend.audit.filters.excluded_items`, never the artifact's filters);
+- the **monitor** over the load test's answers (:func:`~taxiway.sprint.recommend_watch.
+  monitor_recommender`), run here before the drills so it reads the load test's answers alone.
 """
 
 from __future__ import annotations
@@ -23,11 +31,16 @@ from typing import Any
 
 import orjson
 
+from taxiway.models.registry import ModelVersion
+from taxiway.recommend.audit.context import RecommendAuditContext
+from taxiway.recommend.audit.filters import Leak, excluded_items, leaks_in
+from taxiway.recommend.pipeline import Recommendation
 from taxiway.serving.log import count_records, log_files
 from taxiway.spec.models import Serving
+from taxiway.spec.project import Project
+from taxiway.spec.recommend import AlreadySeenFilter
 from taxiway.sprint import integration
 from taxiway.sprint.outcome import Check, Phase, blocker
-from taxiway.sprint.phases.governance import MONITOR_NOT_BUILT
 from taxiway.sprint.phases.integration import (
     _prediction_log_folder,
     latency_check,
@@ -35,15 +48,15 @@ from taxiway.sprint.phases.integration import (
 )
 from taxiway.sprint.phases.running import _phase, _State, _step
 from taxiway.sprint.recommend_smoke import recommend_smoke_test
+from taxiway.sprint.recommend_watch import monitor_recommender
 
-__all__ = ["full_lists", "recommend_integration"]
+__all__ = ["DRILL_MODES", "drilled_lists", "full_lists", "recommend_integration"]
 
-_NO_DRILL = (
-    "not applicable yet: TAXIWAY_FAULTS has no fault for a recommender's model stage "
-    "(serving/faults.py knows online_store=down|slow, and a recommender reads no online "
-    "store), so the model → itemknn → popularity chain under a failing model was not drilled; "
-    "the smoke test saw only the unknown user's popularity answer"
-)
+DRILL_MODES = ("down", "slow")
+"""The recommender model faults the sprint drills, in order (:mod:`taxiway.serving.faults`)."""
+_DRILL_WORDS = {"down": "down (raising)", "slow": "slow (past its share of the budget)"}
+_DRILL_CONCURRENCY = 4  # as the classifier's drill
+_DRILL_SECONDS = 30.0  # at most: the drill asks for a number of requests
 
 
 def full_lists(folder: Path, since: datetime) -> dict[str, int]:
@@ -172,9 +185,154 @@ def recommend_integration(state: _State, phase: Phase) -> None:
             )
     if served:
         state.facts.setdefault("recommend", {})["served"] = served
-    phase.checks.append(Check("monitor and drift drill", "skip", MONITOR_NOT_BUILT))
-    phase.checks.append(Check("fault drill", "skip", _NO_DRILL))
-    state.facts["drill"] = {"not_run": _NO_DRILL}
+    # the monitor reads the load test's answers from the log: before the drills add theirs
+    monitor_recommender(state, phase)
+    if not state.bodies:
+        phase.checks.append(Check("fault drill", "skip", "no users to send the drill's requests"))
+        return
+    results = [_drill(state, phase, candidate, budget, mode) for mode in DRILL_MODES]
+    state.observed["fallback_verified"] = all(results)
+
+
+def drilled_lists(
+    project: Project, version: ModelVersion, folder: Path, since: datetime
+) -> dict[str, Any]:
+    """What the prediction log at ``folder`` holds since ``since`` (a drill's answers): how
+    many records, by ``path``, how many ``degraded``, and every item a declared filter excludes
+    for that user at that answer's time (``leaks``, with up to 5 ``examples``), judged from
+    the data re-read through the sources as the handoff audit does."""
+    context = RecommendAuditContext(project, version)
+    found: list[Leak] = []
+    paths: dict[str, int] = {}
+    records = degraded = 0
+    for path in log_files(folder):
+        for line in path.read_bytes().splitlines():
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict) or not _since(record.get("ts"), since):
+                continue
+            records += 1
+            degraded += record.get("degraded") is True
+            served = str(record.get("path"))
+            paths[served] = paths.get(served, 0) + 1
+            user = str(record.get("unit"))
+            at = datetime.fromisoformat(str(record["ts"]))
+            shown = [
+                Recommendation(
+                    str(i.get("item")), float(i.get("score") or 0.0), str(i.get("stage"))
+                )
+                for i in record.get("items") or []
+                if isinstance(i, dict)
+            ]
+            exclusions = excluded_items(context, [user], at)
+            recent = [str(i) for i in record.get("recent_items") or []]
+            if recent and any(
+                isinstance(rule, AlreadySeenFilter) and not rule.event_types
+                for rule in context.spec.filters
+            ):
+                exclusions.seen.setdefault(user, set()).update(recent)
+            found += leaks_in(served, [user], [shown], exclusions)
+    return {
+        "records": records,
+        "degraded": degraded,
+        "paths": dict(sorted(paths.items())),
+        "leaks": len(found),
+        "examples": [
+            f"{leak.filter}: {leak.item} to user {leak.user} on {leak.path}" for leak in found[:5]
+        ],
+    }
+
+
+def _drill(state: _State, phase: Phase, candidate: ModelVersion, budget: float, mode: str) -> bool:
+    """One drill of the recommender's model ``mode``; its summary goes to
+    ``facts.drills[mode]`` (``facts.drill`` is down's)."""
+    project, version = state.project, candidate.version
+    name = f"fault drill: recommender model {mode}"
+    ok = False
+    with _step(state, phase, name, f"run `TAXIWAY_FAULTS=recommend_model={mode} taxiway serve "
+               f"-f {project.spec_path} --model {version}` and fix what it reports"):  # fmt: skip
+        folder = _prediction_log_folder(project)
+        began_at = datetime.now(UTC)
+        began = time.perf_counter()
+        faults = f"recommend_model={mode}"
+        with integration.running_service(project, version, faults=faults) as service:
+            ready = time.perf_counter()
+            drill = integration.load_test(
+                service,
+                state.bodies,
+                concurrency=_DRILL_CONCURRENCY,
+                duration_s=_DRILL_SECONDS,
+                max_requests=state.options.drill_requests,
+                path="/v1/recommend",
+            )
+            loaded = time.perf_counter()
+        drill.service_start_s = ready - began
+        drill.service_stop_s = time.perf_counter() - loaded  # the log is flushed: it stopped
+        summary = drill.summary(budget)
+        lists = drilled_lists(project, candidate, folder, began_at)
+        answered = drill.answered
+        all_degraded = drill.degraded == answered > 0
+        from_model = lists["paths"].get("model", 0)
+        logged = lists["records"] >= answered
+        summary.update(all_degraded=all_degraded, mode=mode, fault=faults, lists=lists)
+        state.facts.setdefault("drills", {})[mode] = summary
+        if mode == "down":
+            state.facts["drill"] = summary
+        ok = (
+            bool(summary["within_budget"])
+            and all_degraded
+            and not from_model
+            and not lists["leaks"]
+            and logged
+        )
+        shown = ", ".join(f"{n:,} {path}" for path, n in lists["paths"].items()) or "none"
+        detail = (
+            f"{drill.requests} requests with the recommender's model {_DRILL_WORDS[mode]}: "
+            f"{drill.degraded} degraded ({shown} in the log), {drill.errors} errors, "
+            f"{lists['leaks']} filtered items shown; clients saw p99 "
+            f"{summary['client_p99_ms']:.1f} ms (the service's own {summary['p99_ms']:.1f} ms), "
+            f"budget {budget:g} ms"
+        )
+        phase.checks.append(
+            Check(
+                name,
+                "pass" if ok else "fail",
+                detail,
+                duration_s=float(summary.get("total_s") or 0.0),
+                data=summary,
+                blocker=None
+                if ok
+                else blocker(
+                    "integration",
+                    "technical",
+                    f"the recommender does not degrade gracefully when its model is {mode}",
+                    evidence=detail
+                    + ("; " + "; ".join(lists["examples"]) if lists["examples"] else ""),
+                    fix=_drill_fix(lists, logged, project.spec_path, version),
+                    kind="code",
+                ),
+            )
+        )
+    return ok
+
+
+def _drill_fix(lists: dict[str, Any], logged: bool, spec_path: Path, version: int) -> str:
+    """What to do about a failed drill, by what failed."""
+    if lists["leaks"]:
+        return (
+            "a fallback showed items its filters exclude: every step must go through "
+            "Recommender.recommend with its stages (serving/recommend_service.py); run "
+            f"`taxiway audit -f {spec_path} --model {version}` for the filters check"
+        )
+    if not logged:
+        return "answers of the drill are missing from the log: see serving/recommend_service.py"
+    return (
+        "keep the fallbacks within the budget: lower the candidates' k (the itemknn and "
+        "popularity stages answer a failing model), serve with more workers, or raise "
+        "serving.latency_budget_ms; then run the sprint again"
+    )
 
 
 def _latency_fix(spec_path: Path, version: int, state: _State) -> str:
