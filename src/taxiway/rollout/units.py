@@ -391,7 +391,9 @@ def _first_records(codes: npt.NDArray[Any], distinct: int) -> Ints:
     """The position of each code's first record. pyarrow numbers the values of a dictionary
     by their first appearance, so those are where the running maximum rises (checked; a
     scatter of the positions if not)."""
-    rising = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
+    running = np.maximum.accumulate(codes)
+    rising = np.flatnonzero(codes[1:] > running[:-1]) + 1
+    rising = np.concatenate([[0], rising]) if len(codes) else rising
     if len(rising) == distinct and (codes[rising] == np.arange(distinct)).all():
         return rising
     first = np.full(distinct, len(codes), np.int64)
