@@ -116,9 +116,13 @@ def answers_of(table: pa.Table, version: int | None) -> tuple[Answers, int]:
     flat: Any = pc.list_flatten(lists)
     rows = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), np.int64)
     recent: Any = table["recent_items"]
+    names = flat.field("item").to_pylist()
+    offsets = np.asarray(lists.offsets.to_numpy(zero_copy_only=False), np.int64)
+    offsets -= offsets[0]  # a sliced list array's offsets point into its whole values
+    # per answer, the shown ids from the flat column: no dict per slot (3x faster at 100k)
     shown = [
-        [str(s["item"]) for s in row if s.get("item") is not None] if row else []
-        for row in items.to_pylist()
+        [str(i) for i in names[begin:end] if i is not None]
+        for begin, end in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
     ]
     answers = Answers(
         ts_us=ts,
@@ -131,7 +135,7 @@ def answers_of(table: pa.Table, version: int | None) -> tuple[Answers, int]:
         recent=[[str(i) for i in r] if r else [] for r in recent.to_pylist()],
         items=shown,
         slot_row=rows,
-        slot_item=[str(v) for v in pc.fill_null(flat.field("item"), "").to_pylist()],
+        slot_item=["" if v is None else str(v) for v in names],
         slot_position=np.asarray(
             pc.fill_null(flat.field("position"), 0).to_numpy(zero_copy_only=False), np.int64
         ),
