@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -21,7 +22,9 @@ from taxiway.errors import RolloutError
 from taxiway.models.registry import NewVersion, open_registry
 from taxiway.rollout.assignment import arm_for
 from taxiway.rollout.controller import Controller
+from taxiway.rollout.state import open_rollout_store
 from taxiway.serving.log import log_files
+from taxiway.serving.recommend_app import build_recommend_app, recommend_openapi
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.simulation import SimulatedClock
 from taxiway.spec.project import Project
@@ -332,3 +335,80 @@ def test_a_rehearsed_rollout_where_the_candidate_converts_better_goes_on(
     assert arms["candidate"]["mean"] > arms["control"]["mean"] > 0
     assert evidence["counts"]["outcomes_without_unit"] == 0
     assert time.perf_counter() - began < 30
+
+
+def test_the_verdict_route_answers_as_the_prediction_service_does(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    project = _world(trained_world, tmp_path, ROLLOUT, production=True)
+    service = _service(project)
+    app = build_recommend_app(service)
+
+    async def ask(path: str, method: str = "GET") -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.request(method, path)
+
+    try:
+        none = asyncio.run(ask("/v1/rollout/verdict"))
+        assert none.status_code == 404
+        assert "taxiway rollout start" in none.json()["error"]
+        with Controller(project) as controller:
+            state = controller.start(now=NOW)
+            running = asyncio.run(ask("/v1/rollout/verdict?strict=true", "POST"))
+            assert running.status_code == 200
+            body = running.json()
+            assert (body["rollout"], body["candidate"], body["share"]) == (state.id, 2, 50.0)
+            assert body["healthy"] is True
+            controller.rollback(reason="a test")
+        rolled_back = asyncio.run(ask("/v1/rollout/verdict"))
+        assert rolled_back.status_code == 200
+        assert rolled_back.json()["healthy"] is False
+        assert asyncio.run(ask("/v1/rollout/verdict?strict=true")).status_code == 503
+        document = recommend_openapi(service)
+        answer = document["paths"]["/v1/recommend"]["post"]["responses"]["200"]["content"][
+            "application/json"
+        ]["schema"]
+        # a baseline control answers with no model version
+        assert answer["properties"]["model_version"]["type"] == ["integer", "null"]
+        assert set(document["paths"]["/v1/rollout/verdict"]) == {"get", "post"}
+    finally:
+        service.close()
+
+
+def test_rollout_auto_checks_a_recommenders_rollout_from_the_service(
+    trained_world: Path, tmp_path: Path
+) -> None:
+    """`rollout.auto: true`: the recommendation app's lifespan runs the automatic loop, whose
+    child process checks the running rollout with the real controller (a hold: no traffic)."""
+    project = _world(
+        trained_world,
+        tmp_path,
+        "rollout:\n  steps: [50, 100]\n  min_duration: 1s\n  auto: true\n  check_every: 1s\n",
+        production=True,
+    )
+    with Controller(project) as controller:
+        state = controller.start()
+    store = open_rollout_store(project.spec.registry, project.state_dir)
+    service = RecommendService(project, reload_interval_s=0, rollout_poll_s=0)
+    app = build_recommend_app(service)
+    inner = app.app  # type: ignore[attr-defined]  # the Starlette app inside the limits
+
+    async def serve() -> None:
+        async with inner.router.lifespan_context(inner):
+            deadline = time.monotonic() + 60.0
+            while store.get(state.id).verdict is None:
+                assert time.monotonic() < deadline, "the service did not check the rollout"
+                await asyncio.sleep(0.2)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                verdict = (await client.get("/v1/rollout/verdict")).json()
+            assert verdict["verdict"] == "hold"
+
+    try:
+        asyncio.run(serve())
+        checked = store.get(state.id)
+        assert checked.state == "running"
+        assert checked.revision > state.revision
+    finally:
+        store.close()

@@ -1,5 +1,5 @@
 """The ASGI application of a recommendation service: ``POST /v1/recommend``, outcomes, health,
-``/metrics`` and ``/openapi.json``.
+``/metrics``, ``/openapi.json`` and the rollout's verdict.
 
 Bounded like the prediction service (:mod:`taxiway.serving.app`): API keys and roles
 (``predict`` for recommendations, ``outcomes`` for outcomes), an in-flight limit answered
@@ -11,10 +11,17 @@ JSON, and every answered list in the durable log before the answer leaves.
 ``name``, ``value``, ``timestamp``) plus an optional ``item``, so a click or a purchase joins
 the impression it follows by (request, item):
 :func:`taxiway.serving.recommend_log.join_impressions`.
+
+``GET /v1/rollout/verdict`` (``POST`` too, for a Flagger webhook) answers as the prediction
+service's does (:func:`taxiway.serving.arms.verdict_document`: ``?strict=true`` answers 503
+when the rollout is unhealthy). With ``rollout.auto: true`` the lifespan also runs the
+automatic rollout checks (:func:`taxiway.serving.rollout_task.service_rollout_loop`: one
+process across the workers and replicas checks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -42,8 +49,10 @@ from taxiway.serving.app import (
     send_json,
     server_error,
 )
+from taxiway.serving.arms import verdict_document
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.recommend_service import MAX_ID_LENGTH, RecommendService
+from taxiway.serving.rollout_task import service_rollout_loop
 
 __all__ = ["build_recommend_app", "recommend_openapi"]
 
@@ -117,17 +126,30 @@ def build_recommend_app(service: RecommendService) -> ASGIApp:
     async def openapi(_: Request) -> Response:
         return _json(recommend_openapi(service))
 
+    async def rollout_verdict(request: Request) -> Response:
+        strict = request.query_params.get("strict", "").lower() in ("1", "true", "yes")
+        status, body = verdict_document(await service.rollout_now(), strict=strict)
+        return _json(body, status)
+
+    rollout_loop = service_rollout_loop(service)  # None unless the spec says rollout.auto
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await service.start()
+        if rollout_loop is not None:
+            rollout_loop.start()
         try:
             yield
         finally:
+            if rollout_loop is not None:
+                await asyncio.to_thread(rollout_loop.stop)
             await service.stop()
 
     routes = [
         Route("/v1/recommend", _guard(recommend), methods=["POST"]),
         Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
+        # POST too: a Flagger webhook posts its canary's JSON (ignored) and reads the status
+        Route("/v1/rollout/verdict", _guard(rollout_verdict), methods=["GET", "POST"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -311,7 +333,11 @@ def recommend_openapi(service: RecommendService) -> dict[str, Any]:
         "properties": {
             "items": {"type": "array", "items": item},
             "request_id": {"type": "string"},
-            "model_version": {"type": "integer"},
+            "model_version": {
+                "type": ["integer", "null"],
+                "description": "The version that chose the list; null for a rollout's baseline "
+                "control (the popularity stage)",
+            },
             "arm": {"type": "string"},
             "degraded": {"type": "boolean"},
             "path": {
@@ -377,5 +403,17 @@ def recommend_openapi(service: RecommendService) -> dict[str, Any]:
                 }
             },
             "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
+            "/v1/rollout/verdict": {
+                op: {
+                    "summary": "The rollout's verdict for delivery tools (?strict=true: 503 "
+                    "when unhealthy)",
+                    "responses": {
+                        "200": {"description": "The active (else newest) rollout's verdict"},
+                        "404": {"description": "This model has had no rollout"},
+                        "503": {"description": "With ?strict=true: the rollout is unhealthy"},
+                    },
+                }
+                for op in ("get", "post")
+            },
         },
     }

@@ -53,15 +53,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 from taxiway.errors import TaxiwayError
 from taxiway.rollout.controller import Controller
 from taxiway.spec.models import PostgresRegistry, Rollout
 from taxiway.spec.project import Project
-
-if TYPE_CHECKING:
-    from taxiway.serving.service import Service
 
 __all__ = [
     "AUTO_BY",
@@ -70,6 +67,7 @@ __all__ = [
     "LeaderLock",
     "PostgresLeader",
     "RolloutLoop",
+    "RolloutService",
     "child_command",
     "leader_lock",
     "main",
@@ -380,7 +378,19 @@ def child_command(project: Project) -> list[str]:
     ]
 
 
-def service_rollout_loop(service: Service, *, poll_s: float = POLL_S) -> RolloutLoop | None:
+class RolloutService(Protocol):
+    """What the automatic loop reads of a service: its project and whether it is pinned to a
+    version (:class:`~taxiway.serving.service.Service` and
+    :class:`~taxiway.serving.recommend_service.RecommendService` both are one)."""
+
+    @property
+    def project(self) -> Project: ...
+
+    @property
+    def pinned(self) -> int | None: ...
+
+
+def service_rollout_loop(service: RolloutService, *, poll_s: float = POLL_S) -> RolloutLoop | None:
     """The automatic loop of ``service`` when its spec says ``rollout.auto: true`` (None
     otherwise, and for a pinned service, which takes no part in a rollout). A lock that
     cannot be set up is logged, never a reason not to serve."""
