@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import orjson
 import pytest
 from tests.serving.recommend_world import NOW, copy_world, trained_world
@@ -26,7 +25,7 @@ from taxiway.rollout.state import open_rollout_store
 from taxiway.serving.log import log_files
 from taxiway.serving.recommend_app import build_recommend_app, recommend_openapi
 from taxiway.serving.recommend_service import RecommendService
-from taxiway.serving.simulation import SimulatedClock
+from taxiway.serving.recommend_simulation import rehearse_recommend
 from taxiway.spec.project import Project
 
 __all__ = ["trained_world"]  # the session fixture, used by name
@@ -270,70 +269,51 @@ def test_a_recommend_rollout_refuses_a_constant_control_or_another_unit(
 def test_a_rehearsed_rollout_where_the_candidate_converts_better_goes_on(
     trained_world: Path, tmp_path: Path
 ) -> None:
-    """Users arrive on a simulated clock, each asks once (with recent items, so the model
-    answers) and buys the first item shown with 8% (control) or 30% (candidate) probability,
-    posted by request id and item only: the outcome counts for the user of that request."""
+    """taxiway.serving.recommend_simulation (what `taxiway rollout simulate` runs on a
+    recommend spec): new users arrive on a simulated clock, each asks once with two recent
+    items (so the model answers) and buys the first item shown with 8% (control) or 30%
+    (candidate) probability, posted by request id and item only: the outcome counts for the
+    user of that request."""
     project = _world(
         trained_world,
         tmp_path,
         "rollout:\n  steps: [20, 50, 100]\n  min_duration: 10m\n  min_units: 50\n"
+        "  check_every: 5m\n"
         "  metric: {name: purchase, direction: increase, min_effect: 0.05}\n"
         "  guardrails: {outcomes: [], latency_p99_ms: 1000}\n",
         production=True,
     )
-    rng = np.random.default_rng(7)
-    rates = {"control": 0.08, "candidate": 0.30}
-    clock = SimulatedClock(NOW)
-    every = timedelta(minutes=5)
-    per_check = 150
-    verdicts: list[str] = []
     began = time.perf_counter()
-
-    async def rehearse(controller: Controller, service: RecommendService) -> None:
-        number = 0
-        for check in range(12):
-            start = NOW + check * every
-            for offset in np.sort(rng.uniform(0, every.total_seconds(), per_check)).tolist():
-                clock.at = start + timedelta(seconds=offset)
-                user = f"sim-{number}"
-                number += 1
-                recent = [str(i) for i in rng.choice(ITEMS, 2, replace=False)]
-                answer = await service.recommend(user, 5, {"recent_items": recent})
-                assert answer["path"] == "model"
-                if rng.random() < rates[answer["arm"]]:
-                    clock.at += timedelta(minutes=1)
-                    await service.outcome(
-                        {
-                            "request_id": answer["request_id"],
-                            "item": answer["items"][0]["item"],
-                            "name": "purchase",
-                            "value": 1,
-                        }
-                    )
-            clock.at = start + every
-            result = controller.check(now=clock.at)
-            service.follow_rollout()
-            verdicts.append(result.verdict.kind)
-            if not result.state.active:
-                break
-
-    with Controller(project) as controller:
-        controller.start(now=NOW)
-        service = _service(project, clock)
-        try:
-            asyncio.run(rehearse(controller, service))
-        finally:
-            service.close()
-        final = controller.store.latest(project.spec.name)
-    assert final is not None
-    assert "rollback" not in verdicts, final.verdict
+    folder = tmp_path / "rehearsal"
+    points = rehearse_recommend(
+        project, folder, lift=0.30 / 0.08 - 1, base=0.08, units=1800,
+        duration=timedelta(hours=1), seed=7,
+    )  # fmt: skip
+    verdicts = [point.verdict for point in points]
+    assert "rollback" not in verdicts, verdicts
     assert "promote" in verdicts, verdicts
+    store = open_rollout_store(None, folder / "state")
+    try:
+        final = store.latest(project.spec.name)
+    finally:
+        store.close()
+    assert final is not None
     assert final.step_index >= 1 or final.state == "complete"
     evidence = final.verdict["evidence"] if isinstance(final.verdict, dict) else {}
     arms = {arm["name"]: arm for arm in evidence.get("arms", [])}
     # the purchases posted by request id counted for their users: the candidate's rate is higher
     assert arms["candidate"]["mean"] > arms["control"]["mean"] > 0
     assert evidence["counts"]["outcomes_without_unit"] == 0
+    # every answer came from the model (recent items), named its arm, and is in the log
+    records = [
+        orjson.loads(line)
+        for path in log_files(folder / "state" / "predictions")
+        for line in path.read_bytes().splitlines()
+    ]
+    assert {r["path"] for r in records} == {"model"}
+    assert {r["arm"] for r in records} == {"control", "candidate"}
+    # the project's own registry and logs are untouched
+    assert not (project.state_dir / "predictions").exists()
     assert time.perf_counter() - began < 30
 
 

@@ -1,7 +1,10 @@
 """`taxiway rollout start|status|check|pause|resume|rollback|abort|run|simulate`: the gradual
 rollout from the command line (the controller is :mod:`taxiway.rollout.controller`; `simulate`
 rehearses the plan on simulated traffic through the real service and controller,
-:mod:`taxiway.serving.simulation`).
+:mod:`taxiway.serving.simulation`, or for a spec with `recommend:` through the real
+recommendation service, :mod:`taxiway.serving.recommend_simulation`). `start` audits candidate
+versions with the spec's own handoff audit: a recommender's is
+:func:`taxiway.recommend.audit.run_recommend_audit`.
 
 Exit codes: 0 when the rollout is healthy (``check``: it held, promoted or completed; ``run``:
 it completed); 1 when it was rolled back or aborted (or on an error); 3 when it paused for a
@@ -225,14 +228,16 @@ def simulate(
     from datetime import timedelta
 
     from taxiway.rollout.replay import chart_svg
+    from taxiway.serving.recommend_simulation import rehearse_recommend
     from taxiway.serving.simulation import rehearse
 
     project = Project.load(file, state_dir)
+    rehearsal = rehearse_recommend if project.spec.recommend is not None else rehearse
     folder = out if out is not None else Path(tempfile.mkdtemp(prefix="taxiway-simulate-"))
     shutil.rmtree(
         folder / "replay", ignore_errors=True
     )  # a rehearsal's scratch: a rerun starts anew
-    points = rehearse(
+    points = rehearsal(
         project,
         folder / "replay",
         lift=lift,
@@ -315,17 +320,25 @@ def _number(value: Any) -> str:
 
 
 def _auditor(project: Project) -> Any:
-    """Whether a version passes the handoff audit (no blocker); an audit that cannot run
-    is a failure, reported."""
+    """Whether a version passes the spec's handoff audit (no blocker): a recommender's
+    (:func:`~taxiway.recommend.audit.run_recommend_audit`) for a spec with `recommend:`, else
+    the classifier's, as `taxiway audit` chooses; an audit that cannot run is a failure,
+    reported."""
     errors = Console(stderr=True, highlight=False)
 
     def audited(version: ModelVersion) -> bool:
         from taxiway.errors import TaxiwayError
-        from taxiway.models.audit import run_audit
 
         errors.print(f"auditing {version.name} v{version.version}...")
         try:
-            report = run_audit(project, version)
+            if project.spec.recommend is not None:
+                from taxiway.recommend.audit import run_recommend_audit
+
+                report = run_recommend_audit(project, version)
+            else:
+                from taxiway.models.audit import run_audit
+
+                report = run_audit(project, version)
         except TaxiwayError as error:
             errors.print(f"  the audit cannot run: {escape(error.message)}")
             return False

@@ -54,7 +54,17 @@ from taxiway.serving.service import Service
 from taxiway.spec.models import PredictionLogSpec, Rollout, Serving
 from taxiway.spec.project import Project
 
-__all__ = ["MAX_CHECKS", "START", "SimulatedClock", "rehearse"]
+__all__ = [
+    "BY",
+    "MAX_CHECKS",
+    "OUTCOME_DELAY",
+    "START",
+    "SimulatedClock",
+    "rehearse",
+    "replay_point",
+    "rollout_plan",
+    "scratch_project",
+]
 
 MAX_CHECKS = 400
 """The most checks a rehearsal runs (the plan's ``check_every`` is stretched beyond that)."""
@@ -67,6 +77,7 @@ OUTCOME_DELAY = timedelta(minutes=1)
 """How long after its answer a simulated conversion is posted."""
 
 BY = "taxiway rollout simulate"
+"""Who the rehearsal's transitions are by."""
 
 
 class SimulatedClock:
@@ -97,15 +108,15 @@ def rehearse(
 ) -> list[ReplayPoint]:
     """Rehearse ``project``'s rollout plan in ``folder`` (see the module); one point per
     check. ``duration`` defaults to twice the plan's steps times its ``min_duration``."""
-    plan = _plan(project)
+    plan = rollout_plan(project)
     duration = duration if duration is not None else 2 * len(plan.steps) * plan.min_duration
-    scratch = _scratch(project, plan, folder)
+    scratch = scratch_project(project, plan, folder)
     return asyncio.run(
         _loop(scratch, plan, lift=lift, base=base, units=units, duration=duration, seed=seed)
     )
 
 
-def _plan(project: Project) -> Rollout:
+def rollout_plan(project: Project) -> Rollout:
     """The spec's plan, with a ``converted`` metric when it names none; its candidate is
     version 2 of the scratch registry."""
     plan = project.spec.rollout or Rollout()
@@ -113,7 +124,7 @@ def _plan(project: Project) -> Rollout:
     return plan.model_copy(update={"metric": metric, "candidate": None})
 
 
-def _scratch(project: Project, plan: Rollout, folder: Path) -> Project:
+def scratch_project(project: Project, plan: Rollout, folder: Path) -> Project:
     """The project's spec over a state of its own in ``folder``: a SQLite registry holding
     the control (1, production) and the candidate (2), an empty SQLite online store, logs
     written without fsync (scratch files), no API keys (nothing is served over HTTP)."""
@@ -216,7 +227,7 @@ async def _loop(
                 clock.at = now
                 result = controller.check(now=now)
                 service.follow_rollout()
-                points.append(_point(result, state.share, (now - START) / timedelta(hours=1)))
+                points.append(replay_point(result, state.share, (now - START) / timedelta(hours=1)))
                 state = result.state
                 if not state.active or state.state == "paused":
                     break
@@ -245,7 +256,7 @@ def _entities(service: Service) -> Any:
     return entities
 
 
-def _point(result: CheckResult, share: float, hours: float) -> ReplayPoint:
+def replay_point(result: CheckResult, share: float, hours: float) -> ReplayPoint:
     """One check as the chart reads it (no interval before there is a finite one)."""
     comparison = result.analysis.comparison
     if comparison is not None and not math.isfinite(comparison.high - comparison.low):
