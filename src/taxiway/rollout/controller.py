@@ -128,9 +128,14 @@ class Controller:
         candidate: int | None = None,
         audited: Auditor | None = None,
         now: datetime | None = None,
+        salt: str | None = None,
     ) -> RolloutState:
         """Start rolling out ``candidate`` (default: :func:`default_candidate`) at the plan's
-        first step against the plan's control."""
+        first step against the plan's control.
+
+        ``salt`` (default: 16 random hex digits) keys the assignment hash; a rehearsal passes
+        one derived from its seed, so the same seed assigns the same units to the same arms.
+        """
         plan = self.plan
         candidate = candidate if candidate is not None else plan.candidate
         registry = self._registry()
@@ -164,7 +169,7 @@ class Controller:
         }
         return self.store.start(
             name=self.name,
-            salt=secrets.token_hex(8),
+            salt=salt or secrets.token_hex(8),
             control=control,
             candidate=chosen.version,
             unit=plan.unit,

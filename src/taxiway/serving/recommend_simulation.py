@@ -105,7 +105,7 @@ async def _loop(
     clock = SimulatedClock(START)
     points: list[ReplayPoint] = []
     with Controller(project, by=BY) as controller:
-        state = controller.start(candidate=2, now=START)
+        state = controller.start(candidate=2, now=START, salt=f"rehearsal-{seed}")
         service = RecommendService(project, reload_interval_s=0, rollout_poll_s=0, clock=clock)
         try:
             items = [str(item) for item in service.recommender.items]

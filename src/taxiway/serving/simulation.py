@@ -199,7 +199,7 @@ async def _loop(
     clock = SimulatedClock(START)
     points: list[ReplayPoint] = []
     with Controller(project, by=BY) as controller:
-        state = controller.start(candidate=2, now=START)
+        state = controller.start(candidate=2, now=START, salt=f"rehearsal-{seed}")
         service = Service(project, reload_interval_s=0, rollout_poll_s=0, clock=clock)
         try:
             entities = _entities(service)
