@@ -24,8 +24,10 @@ import httpx
 import pytest
 from tests.conftest import require_service, sqlite_locked
 
+from taxiway.errors import ServingError
 from taxiway.features.online import SqliteStore, open_online_store
 from taxiway.serving.app import build_app
+from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.service import Service
 from taxiway.spec.project import Project
 
@@ -269,8 +271,19 @@ def test_the_store_the_service_opens_reads_with_a_tenth_of_the_budget(
         asyncio.run(service.stop())
 
 
+def test_the_prediction_service_refuses_a_recommenders_fault(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill of a dependency the service does not have would pass without testing anything."""
+    spec = _spec(shop, tmp_path, "sqlite", None)
+    monkeypatch.setenv(FAULTS_ENV, "recommend_model=down")
+    with pytest.raises(ServingError) as raised:
+        Service(Project.load(spec, Path(_state(shop))), reload_interval_s=0)
+    assert "has no recommender" in raised.value.message
+    assert "online_store=down" in (raised.value.fix or "")
+
+
 def test_recommend_model_faults_parse_and_unknown_ones_name_every_known_one() -> None:
-    from taxiway.errors import ServingError
     from taxiway.serving.faults import model_fault, parse_faults
 
     assert parse_faults("recommend_model=slow, online_store=down") == {

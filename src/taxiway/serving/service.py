@@ -172,6 +172,13 @@ class Service:
         self.ready = False
         self.not_ready_reason = "starting"
         self.faults = parse_faults(os.environ.get(FAULTS_ENV))
+        if "recommend_model" in self.faults:
+            raise ServingError(
+                f"{FAULTS_ENV} asks for recommend_model={self.faults['recommend_model']}, but "
+                "the prediction service has no recommender",
+                fix=f"drill a prediction service with {FAULTS_ENV}=online_store=down or "
+                "online_store=slow",
+            )
         self.store = with_faults(
             open_online_store(
                 spec.online_store,
