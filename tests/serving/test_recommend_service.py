@@ -5,6 +5,7 @@ and every list shown is in the log."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -356,3 +357,33 @@ def test_a_recommender_refuses_an_online_store_fault(
     with pytest.raises(ServingError, match="reads no online store") as raised:
         _service(project)
     assert "recommend_model=down" in (raised.value.fix or "")
+
+
+def test_a_recommender_started_over_an_old_log_compacts_its_closed_files(
+    project: Project,
+) -> None:
+    """The recommendation service, like the prediction service, writes the columnar sidecars
+    of closed log files no rotation covered, in the background, once it starts."""
+    from taxiway.monitoring.columnar import sidecar_path
+
+    service = _service(project, rollout_poll_s=0)
+    folder = service.log.folder
+    old = time.time() - 3600
+    closed = folder / "predictions-gone-20260101T000000-0000.jsonl"
+    closed.write_text(
+        "".join(
+            orjson.dumps({"request_id": f"r{i}", "ts": "2026-01-01T00:00:00", "unit": "u"}).decode()
+            + "\n"
+            for i in range(5)
+        )
+    )
+    os.utime(closed, (old, old))
+
+    async def start_and_stop() -> None:
+        await service.start()
+        assert service.compaction is not None
+        service.compaction.join(timeout=60)
+        await service.stop()
+
+    asyncio.run(start_and_stop())
+    assert sidecar_path(closed).exists()

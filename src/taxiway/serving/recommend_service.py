@@ -76,7 +76,7 @@ from taxiway.serving.recommend_arms import (
     load_recommend_arms,
     load_served,
 )
-from taxiway.serving.service import ROLLOUT_POLL_ENV
+from taxiway.serving.service import ROLLOUT_POLL_ENV, compact_in_background
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -290,6 +290,7 @@ class RecommendService:
         self.outcomes: PredictionLog = open_prediction_log(
             outcome_spec, state_dir=project.state_dir
         )
+        self.compaction: threading.Thread | None = None  # the sidecars of closed files, at start
         self.metrics.model_version.labels(self.name).set(self.served.version.version)
         for target, mode in self.faults.items():
             self.metrics.fault.labels(target, mode).set(1)
@@ -361,6 +362,7 @@ class RecommendService:
             self._tasks.append(asyncio.create_task(self._watch()))
         if self.rollout_poll_s > 0 and self.pinned is None:
             self._tasks.append(asyncio.create_task(self._watch_rollout()))
+        self.compaction = compact_in_background([self.log, self.outcomes])
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""

@@ -54,7 +54,14 @@ from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-__all__ = ["ROLLOUT_POLL_ENV", "Service", "no_production_version", "servable_version"]
+__all__ = [
+    "ROLLOUT_POLL_ENV",
+    "Service",
+    "compact_closed_logs",
+    "compact_in_background",
+    "no_production_version",
+    "servable_version",
+]
 
 logger = logging.getLogger("taxiway.serving")
 
@@ -112,6 +119,23 @@ def _has_rollout(project: Project) -> bool:
 
 LIVE_FILE_S: Final = 300.0
 """A worker's newest log file modified this recently may still be written: not compacted."""
+
+
+def compact_in_background(logs: Sequence[PredictionLog]) -> threading.Thread:
+    """:func:`compact_closed_logs` of ``logs`` in a daemon thread at the lowest priority (Linux:
+    a thread's own), so a service restarted over an old log gets its sidecars without slowing
+    answers; the thread, started (every service, the prediction and the recommendation one)."""
+
+    def run() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        written = compact_closed_logs(logs)
+        if written:
+            logger.info("wrote the columnar sidecars of %d closed log files", len(written))
+
+    thread = threading.Thread(target=run, name="taxiway-log-columns-at-start", daemon=True)
+    thread.start()
+    return thread
 
 
 def compact_closed_logs(logs: Sequence[PredictionLog], live_s: float = LIVE_FILE_S) -> list[Path]:
@@ -267,19 +291,7 @@ class Service:
         if self.rollout_poll_s > 0 and self.pinned is None:
             self._rollout_follower = asyncio.create_task(self._watch_rollout())
         self._flusher = asyncio.create_task(self._flush_metrics())
-        self.compaction = threading.Thread(
-            target=self._compact_closed, name="taxiway-log-columns-at-start", daemon=True
-        )
-        self.compaction.start()
-
-    def _compact_closed(self) -> None:
-        """:func:`compact_closed_logs` of both logs, at the lowest priority (Linux: a thread's
-        own), so a service restarted over an old log gets its sidecars without slowing answers."""
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        written = compact_closed_logs([self.log, self.outcomes])
-        if written:
-            logger.info("wrote the columnar sidecars of %d closed log files", len(written))
+        self.compaction = compact_in_background([self.log, self.outcomes])
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""
