@@ -324,14 +324,14 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         check = result[key]
         answers = check["answers"]
         rows.append(
-            [label, f"{check['seconds']:.2f} s", f"{check['units']:,}",
+            [label, f"{check['cpu']:.2f} s", f"{check['seconds']:.2f} s", f"{check['units']:,}",
              f"{answers['control']:,} / {answers['candidate']:,}", check["verdict"]]
         )  # fmt: skip
-    rows.append(["analysis + verdict alone (best of 3)", f"{result['analysis']['seconds']:.3f} s",
-                 f"{result['analysis']['units']:,}", "", ""])  # fmt: skip
-    print(
-        markdown_table(["check", "time", "units", "answers control / candidate", "verdict"], rows)
-    )
+    alone = result["analysis"]
+    rows.append(["analysis + verdict alone (best of 3)", f"{alone['cpu']:.3f} s",
+                 f"{alone['seconds']:.3f} s", f"{alone['units']:,}", "", ""])  # fmt: skip
+    header = ["check", "CPU", "wall", "units", "answers control / candidate", "verdict"]
+    print(markdown_table(header, rows))
     print(f"\npeak RSS of the worker: {result['peak_rss'] / 2**20:,.0f} MiB")
     return {
         **result,

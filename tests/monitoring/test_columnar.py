@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from hypothesis import strategies as st
 
 from taxiway.errors import MonitoringError
 from taxiway.monitoring.columnar import (
+    TIME,
     compact,
     compact_folder,
     read_sidecar,
     remove_sidecar,
     sidecar_path,
+    times_of,
 )
 from taxiway.monitoring.segments import LogCursor, log_schema, read_new
 
@@ -40,6 +43,15 @@ SCHEMAS = {
         ]
     ),
     "outcomes": pa.schema([("unit", pa.string()), ("name", pa.string()), ("value", pa.string())]),
+    "times": pa.schema(
+        [
+            ("ts", TIME),
+            ("unit", pa.string()),
+            ("timestamp", TIME),
+            ("received_at", TIME),
+            ("request_id", TIME),  # a field no sidecar parses: converted from its text
+        ]
+    ),
 }
 
 texts = st.sampled_from(["a", "b", "2026-11-01T00:00:00+00:00", "12", " 7.5", "x y"])
@@ -54,6 +66,8 @@ def _field(typical: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 RECORD = {
     "ts": _field(st.sampled_from(["2026-11-01T00:00:00+00:00", "2026-11-01 00:00:01"])),
+    "timestamp": _field(st.sampled_from(["2026-11-01T00:00:00.5+01:00", "2026-11-01", "soon"])),
+    "received_at": _field(st.sampled_from(["2026-11-01T00:00:00Z", "2026-11-01T00:00:09"])),
     "request_id": _field(texts),
     "model_version": _field(st.integers(1, 3)),
     "arm": _field(st.sampled_from(["control", "candidate"])),
@@ -249,3 +263,31 @@ def test_a_list_of_numbers_where_texts_are_logged_is_read_as_texts(tmp_path: Pat
     (tmp_path / NAME).write_bytes(b'{"out_of_range": [1, "age"]}\n')
     table, _ = read_new(tmp_path, PATTERN, LogCursor())
     assert table.column("out_of_range").to_pylist() == [["1", "age"]]
+
+
+def test_a_sidecar_is_written_in_large_batches_with_its_times_parsed(tmp_path: Path) -> None:
+    log = _clean_log(tmp_path, 20_000)  # ~2 MB: the JSON reader parses it in 1 MB blocks
+    compact(log)
+    with pa.memory_map(str(sidecar_path(log))) as source:
+        reader = pa.ipc.open_file(source)
+        assert reader.num_record_batches == 1
+        stored = reader.read_all()
+    assert stored.schema.field("__time:ts").type == TIME
+    reading = read_sidecar(log, log.stat(), 0, pa.schema([("ts", TIME)]))
+    assert reading is not None
+    parsed = pa.concat_arrays([t.column("ts").combine_chunks() for t, _, _ in reading])
+    assert parsed.equals(times_of(stored.column("ts")))
+
+
+def test_times_are_read_each_on_its_own() -> None:
+    texts = ["2026-11-01T00:00:00+01:00", "2026-11-01 00:00:01", "soon", None, "2026-11-01"]
+    texts = texts * 20 + ["2026-11-01T00:00:00.1234567+00:00"]
+    alone = [times_of(pa.array([text], pa.string()))[0].as_py() for text in texts]
+    assert times_of(pa.array(texts, pa.string())).to_pylist() == alone
+    assert alone[:5] == [
+        datetime(2026, 10, 31, 23, tzinfo=UTC),
+        datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC),
+        None,
+        None,
+        datetime(2026, 11, 1, tzinfo=UTC),
+    ]

@@ -3,15 +3,20 @@
 The JSON-lines files stay the log's source of truth. Once a file is closed (rotated), the
 service's background compactor (:mod:`taxiway.serving.log_files`) parses it once into an Arrow
 IPC file, ``<log folder>/columns/<file name>.arrow`` (no log glob matches it): every field of
-every record, as pyarrow infers it, plus ``__end``, the byte offset just after each record's
-line. The file's schema metadata names the source (name, size, inode, a digest of its first
-KiB) and lists the lines a reader skips (torn, or not a JSON object). It is written to a temp
-name and renamed, so a reader sees a whole sidecar or none.
+every record, as pyarrow infers it, plus hidden columns: ``__end``, the byte offset just after
+each record's line, and ``__time:<field>`` for each time field logged as text (``ts``,
+``timestamp``, ``received_at``): the text read by :func:`times_of`, so a reader asking for the
+field as ``timestamp[us, UTC]`` parses nothing. Record batches hold :data:`_BATCH_ROWS` rows
+(not the JSON reader's ~2,700), so a reader's columns are mostly one contiguous array. The
+file's schema metadata names the source (name, size, inode, a digest of its first KiB) and
+lists the lines a reader skips (torn, or not a JSON object). It is written to a temp name and
+renamed, so a reader sees a whole sidecar or none.
 
 :func:`~taxiway.monitoring.segments.iter_new` reads a file's sidecar instead of its JSON when
 the sidecar's source is the file as it is now (same inode, size and first bytes) and every
-column asked for converts exactly as the JSON path would convert it (:func:`_converter`); it
-memory-maps the sidecar and keeps the rows past the cursor. Otherwise (no sidecar, the file
+column asked for converts exactly as the JSON path would convert it (:func:`_converter`; a
+text field asked as :data:`TIME` is :func:`times_of` of its text on both paths, the sidecar's
+stored one when it has it); it memory-maps the sidecar and keeps the rows past the cursor. Otherwise (no sidecar, the file
 grew or was replaced, a field logged with mixed types) it parses the JSON as before, so the
 answers are the same either way (tests/monitoring/test_columnar.py checks that over random
 records, lines and cursors).
@@ -37,6 +42,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
@@ -52,18 +58,24 @@ from taxiway.errors import MonitoringError
 
 __all__ = [
     "SIDECAR_FOLDER",
+    "TIME",
     "compact",
     "compact_folder",
     "float_of",
     "read_sidecar",
     "remove_sidecar",
     "sidecar_path",
+    "times_of",
 ]
 
 SIDECAR_FOLDER: Final = "columns"
 """The sub-folder of a log folder holding the sidecars."""
 END: Final = "__end"
 """The column of each record's line end: the byte offset just after its newline."""
+TIME: Final = pa.timestamp("us", tz="UTC")
+"""The type a reader asks a text time field in to get it parsed (:func:`times_of`)."""
+TIME_PREFIX: Final = "__time:"
+"""The hidden column ``__time:<field>`` holds the text field ``<field>`` as :data:`TIME`."""
 HEAD_BYTES: Final = 1024  # a file's first bytes, kept as a digest to recognise it (segments)
 _META: Final = b"taxiway.columns"
 _FORMAT: Final = 1
@@ -136,6 +148,10 @@ def compact(path: Path, *, threads: bool = False) -> Path:
         "lines_end": lines_end,
         "skipped_ends": bad,
     }
+    for name in _TIMES:
+        index = table.schema.get_field_index(name)
+        if index >= 0 and pa.types.is_string(table.schema.field(index).type):
+            table = table.append_column(pa.field(TIME_PREFIX + name, TIME), times_of(table[name]))
     table = table.append_column(END, pa.array(good, pa.int64()))
     table = table.replace_schema_metadata({_META: orjson.dumps(meta)})
     target = sidecar_path(path)
@@ -143,7 +159,8 @@ def compact(path: Path, *, threads: bool = False) -> Path:
     scratch = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         with ipc.new_file(str(scratch), table.schema) as writer:
-            writer.write_table(table, max_chunksize=_BATCH_ROWS)
+            for start in range(0, table.num_rows, _BATCH_ROWS):  # one batch, not ~100 parsed
+                writer.write_table(table.slice(start, _BATCH_ROWS).combine_chunks())
         os.replace(scratch, target)
     except BaseException:
         scratch.unlink(missing_ok=True)
@@ -344,7 +361,12 @@ def read_sidecar(
     converters = []
     for wanted in schema:
         index = stored.get_field_index(wanted.name)
-        converter = _converter(stored.field(index).type if index >= 0 else None, wanted.type)
+        parsed = stored.get_field_index(TIME_PREFIX + wanted.name)
+        converter: Converter | None
+        if wanted.type == TIME and parsed >= 0 and stored.field(parsed).type == TIME:
+            index, converter = parsed, _same  # parsed once, when the sidecar was written
+        else:
+            converter = _converter(stored.field(index).type if index >= 0 else None, wanted.type)
         if converter is None:
             return None
         converters.append((index, converter))
@@ -388,7 +410,9 @@ def _converter(stored: pa.DataType | None, wanted: pa.DataType) -> Converter | N
     if stored is None or pa.types.is_null(stored):
         return lambda column: _pa.nulls(column if isinstance(column, int) else len(column), wanted)
     if stored == wanted:
-        return lambda column: column
+        return _same
+    if pa.types.is_string(stored) and wanted == TIME:
+        return times_of
     if pa.types.is_integer(stored) and (pa.types.is_floating(wanted) or pa.types.is_string(wanted)):
         return lambda column: pc.cast(column, wanted)
     if pa.types.is_boolean(stored) and pa.types.is_string(wanted):
@@ -425,6 +449,52 @@ def _struct_converter(stored: pa.StructType, wanted: pa.StructType) -> Converter
         return pa.StructArray.from_arrays(parts, fields=list(wanted), mask=pc.is_null(array))
 
     return convert
+
+
+def _same(column: Any) -> Any:
+    return column
+
+
+def times_of(texts: Any) -> Any:
+    """ISO 8601 texts (a (chunked) string array) as :data:`TIME`, each read on its own: as
+    Python's ``datetime.fromisoformat`` reads it, else as pyarrow's cast reads it, a time
+    without an offset being UTC; null when neither can. Vectorised: one cast of all the
+    texts when every one has an offset, or none has (the two casts accept disjoint texts and
+    agree with Python where both read one); otherwise the texts are halved until the
+    unreadable ones are in small pieces read one by one, so a value never depends on its
+    neighbours (the JSON path and the sidecar, chunked differently, agree).
+
+    >>> texts = pa.array(["1970-01-01T00:00:01+01:00", "1970-01-01 00:00:02", "soon", None])
+    >>> times_of(texts).cast(pa.int64()).to_pylist()
+    [-3599000000, 2000000, None, None]
+    """
+    array: Any = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    for kind in (TIME, _NAIVE):
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return pc.cast(pc.cast(array, kind), TIME)
+    if len(array) <= _ONE_BY_ONE:
+        return pa.array([_iso_time(value) for value in array.to_pylist()], TIME)
+    half = len(array) // 2
+    return pa.concat_arrays([times_of(array.slice(0, half)), times_of(array.slice(half))])
+
+
+_NAIVE: Final = pa.timestamp("us")
+_ONE_BY_ONE: Final = 32  # a failing piece this small is read a text at a time
+
+
+def _iso_time(value: object) -> datetime | None:
+    """One text as :func:`times_of` reads it."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        for kind in (TIME, _NAIVE):
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                stamp = pc.cast(pc.cast(pa.array([value]), kind), TIME)[0].as_py()
+                return cast("datetime", stamp)
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def float_of(value: Any) -> float | None:

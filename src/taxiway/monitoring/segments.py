@@ -17,7 +17,9 @@ form) reads the bytes after it and nothing else:
 Records come back as a :class:`pyarrow.Table` with the columns of ``schema`` (default
 :func:`log_schema`): parsing is pyarrow's multithreaded JSON reader over each run of new bytes,
 with the schema stated so fields outside it (``request``, ``entities``) are skipped and the
-``features`` object becomes a struct column. A run of bytes with a bad line falls back to
+``features`` object becomes a struct column; a top-level field asked as
+:data:`~taxiway.monitoring.columnar.TIME` is read as text and parsed by
+:func:`~taxiway.monitoring.columnar.times_of` (null when unreadable). A run of bytes with a bad line falls back to
 checking line by line (orjson), then the good lines are parsed again. A value whose JSON type
 differs from the schema's is converted the way the monitor's profiles read raw values: for a
 float column, numbers and numeric strings are kept and any other value (a boolean, a word, an
@@ -57,7 +59,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from taxiway.errors import MonitoringError
-from taxiway.monitoring.columnar import HEAD_BYTES, digest, float_of, read_sidecar
+from taxiway.monitoring.columnar import (
+    HEAD_BYTES,
+    TIME,
+    digest,
+    float_of,
+    read_sidecar,
+    times_of,
+)
 
 __all__ = [
     "CHUNK_BYTES",
@@ -290,6 +299,7 @@ def _read_file(
                     note = None
                 return
             offset, size = mark.offset, chunk_bytes
+            text = _times_as_text(schema)
             while True:
                 f.seek(offset)  # a cut line is read again with the next chunk, not copied
                 data = f.read(size)
@@ -299,7 +309,8 @@ def _read_file(
                         return
                     size *= 2  # a line longer than a chunk: read it whole
                     continue
-                table, bad = parse_lines(memoryview(data)[:end], schema, relaxed)
+                table, bad = parse_lines(memoryview(data)[:end], text, relaxed)
+                table = _with_times(table, schema) if text is not schema else table
                 offset, size = offset + end, chunk_bytes
                 mark = _with_head(replace(mark, offset=offset), f)
                 yield table, mark, bad, note
@@ -311,6 +322,23 @@ def _read_file(
             f"the prediction log file {path} cannot be read: {error.strerror or error}",
             fix="make the log folder readable by the monitor",
         ) from None
+
+
+def _times_as_text(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with its top-level :data:`~taxiway.monitoring.columnar.TIME` fields as text:
+    what the JSON is parsed as before :func:`_with_times` (a bad time must not fail a chunk)."""
+    if all(f.type != TIME for f in schema):
+        return schema
+    return pa.schema([f.with_type(pa.string()) if f.type == TIME else f for f in schema])
+
+
+def _with_times(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The text columns read for ``schema``'s time fields, parsed (:func:`times_of`)."""
+    columns = [
+        times_of(table.column(i)) if f.type == TIME else table.column(i)
+        for i, f in enumerate(schema)
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _same_file(f: io.BufferedReader, stat: os.stat_result, mark: FileMark) -> bool:
