@@ -16,6 +16,22 @@ Definitions (the statistics themselves are in :mod:`taxiway.rollout.statistics`)
   its variance likewise. The anytime-valid confidence sequence (two-sided, the rollout's
   alpha) is tuned to the planned sample: the fixed-horizon units per arm for
   ``metric.min_effect`` at the control's standard deviation.
+- **A ratio metric** (``metric.per: impression``: click-through per impression). The arm's
+  value is ``sum(outcome) / sum(impressions)`` over its units, the outcome's *sum* per unit
+  (a true counts 1: clicks, not whether the unit clicked), a unit's impressions being its
+  answers (``exposures``) times ``items_per_answer`` (the items each answer shows: a
+  recommender's ``recommend.k``, 1 for a classifier). The unit state counts answers per unit,
+  not the items each held, so a recommender whose answers hold fewer than ``k`` items (a
+  request asking for fewer, a short fallback list) is credited ``k`` impressions per answer
+  all the same: the ratio is then clicks per answer over ``k``, its test the same. Each unit
+  becomes its linearised ratio within its arm and stratum
+  (:func:`~taxiway.rollout.strata.ratio_values`, :mod:`.statistics.ratio`), whose mean is
+  the cell's ratio and whose variance is the delta method's ``Var(z) / mean(n)²`` with
+  ``z = y - R n`` over units: a user's correlated impressions stay one observation. CUPED,
+  the strata and the confidence sequence then run on those values as on a mean per unit
+  (the covariate: the unit's pre-exposure sum of the outcome); the planned sample uses the
+  control's delta-method standard deviation ``sd(z) / mean(n)``, and ``min_effect`` is in
+  the ratio's units (0.005: half a point of click-through). The evidence's ``ratio`` says so.
 - **Split.** The units first answered at each step, per arm, against that step's share
   (:func:`split_check`). A check runs at every look, hundreds of times in a rollout, so the
   halting rule is Lindon and Malek's (2022) sequential test, whose p-value is valid however
@@ -45,6 +61,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from taxiway.errors import RolloutError
 from taxiway.rollout.guards import drift_finding, guardrail_checks, monitor_drift
 from taxiway.rollout.records import RolloutState
 from taxiway.rollout.statistics import (
@@ -61,7 +78,8 @@ from taxiway.rollout.statistics import (
     variance_reduction,
 )
 from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS
-from taxiway.rollout.strata import compare_strata
+from taxiway.rollout.statistics.ratio import ratio_arm
+from taxiway.rollout.strata import compare_strata, ratio_values
 from taxiway.rollout.units_state import ARMS, UnitsState
 from taxiway.spec.models import Rollout
 
@@ -112,6 +130,8 @@ class Analysis:
     guardrails: list[GuardrailResult]
     drift: dict[str, Any] | None
     counts: dict[str, int] = field(default_factory=dict)
+    ratio: dict[str, Any] | None = None
+    """For ``metric.per: impression``: the impressions per arm and how they were counted."""
 
     @property
     def breached(self) -> list[str]:
@@ -143,6 +163,8 @@ class Analysis:
                 "counts": self.counts,
             }
         )
+        if self.ratio is not None:
+            evidence["ratio"] = _finite(self.ratio)
         return evidence
 
 
@@ -194,8 +216,11 @@ def analyse(
     *,
     boundaries: Sequence[tuple[datetime, int]],
     drift: dict[str, Any] | None = None,
+    items_per_answer: float = 1.0,
 ) -> Analysis:
-    """Look at ``units`` (read up to now) for ``rollout`` under ``plan``."""
+    """Look at ``units`` (read up to now) for ``rollout`` under ``plan``; a unit's
+    impressions, for ``metric.per: impression``, are its answers times ``items_per_answer``
+    (a recommender's ``recommend.k``; see the module docstring)."""
     u = units.units
     exposed = u.exposed
     arm = u.first_arm
@@ -222,17 +247,38 @@ def analyse(
 
     metric = plan.metric
     alpha = plan.alpha
-    comparison, raw = None, {}
+    comparison, raw, ratio = None, {}, None
     cuped = {"theta": 0.0, "variance_reduction": 0.0}
     planned = DEFAULT_PLANNED_UNITS
     if metric is not None:
-        y, x = units.value(metric.name), units.value(metric.name, "pre")
+        if metric.per == "impression":
+            if not items_per_answer > 0:
+                raise RolloutError(
+                    f"items_per_answer must be positive, not {items_per_answer}",
+                    fix="pass the items each answer shows (recommend.k; 1 for a classifier)",
+                )
+            clicks = u.post[metric.name]
+            shown = u.exposures.astype(np.float64) * items_per_answer
+            y = ratio_values(clicks, shown, control, candidate, step)
+            x = u.pre[metric.name]
+            raw = {
+                name: ratio_arm(name, clicks[mask], shown[mask]) for name, mask in arms_of.items()
+            }
+            ratio = {
+                "per": "impression",
+                "items_per_answer": float(items_per_answer),
+                "impressions": {name: float(shown[mask].sum()) for name, mask in arms_of.items()},
+                "outcome_sum": {name: float(clicks[mask].sum()) for name, mask in arms_of.items()},
+                "variance": "delta method over units, linearised within arm and stratum",
+            }
+        else:
+            y, x = units.value(metric.name), units.value(metric.name, "pre")
+            raw = {name: _arm(name, y[mask]) for name, mask in arms_of.items()}
         adjusted = y.copy()
         if np.count_nonzero(kept) >= 2:
             adjusted[kept], theta = cuped_adjust(y[kept], x[kept])
             reduced = variance_reduction(y[kept], adjusted[kept])
             cuped = {"theta": theta, "variance_reduction": reduced}
-        raw = {name: _arm(name, y[mask]) for name, mask in arms_of.items()}
         planned = planned_units(metric.min_effect, math.sqrt(raw["control"].var), alpha)
         comparison = compare_strata(
             adjusted,
@@ -306,6 +352,7 @@ def analyse(
             "outcomes_pending": len(units.pending),
             "outcomes_expired": units.expired,
         },
+        ratio=ratio,
     )
 
 

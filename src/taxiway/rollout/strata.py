@@ -12,6 +12,12 @@ depend on the outcomes)::
 Why: the share grows step by step, so the candidate's units come mostly from the later steps
 and have been watched for less time; within a stratum both arms entered over the same period.
 
+A ratio metric (click-through per impression, :mod:`~taxiway.rollout.statistics.ratio`) is
+measured the same way once each unit is replaced by its linearised ratio within its cell (its
+arm in its stratum, :func:`ratio_values`): a cell's mean is then its ratio and its variance
+the delta method's, so ``d_k`` is the difference of the stratum's ratios and ``v_k`` its
+variance, combined as above.
+
 >>> values = np.array([0.0, 1.0, 1.0, 2.0, 10.0, 11.0, 11.0, 12.0])
 >>> arm = np.array([0, 0, 1, 1, 0, 0, 1, 1])
 >>> step = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -34,8 +40,9 @@ from taxiway.rollout.statistics import (
     confidence_sequence,
     difference_variance,
 )
+from taxiway.rollout.statistics.ratio import linearise
 
-__all__ = ["compare_strata", "strata_difference"]
+__all__ = ["compare_strata", "ratio_values", "strata_difference"]
 
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -61,6 +68,27 @@ def strata_difference(
     if total_w == 0:
         return 0.0, math.inf, n_control, n_candidate
     return diff / total_w, var / (total_w * total_w), n_control, n_candidate
+
+
+def ratio_values(
+    numerator: Floats, denominator: Floats, control: Mask, candidate: Mask, step: Any
+) -> Floats:
+    """Each unit of either arm as its linearised ratio within its arm and stratum (others as
+    ``numerator`` has them): what :func:`strata_difference` takes for a ratio metric.
+
+    >>> clicks = np.array([1.0, 0.0, 2.0, 2.0])
+    >>> shown = np.array([2.0, 2.0, 4.0, 4.0])
+    >>> arm = np.array([0, 0, 1, 1])
+    >>> ratio_values(clicks, shown, arm == 0, arm == 1, np.zeros(4, int)).tolist()
+    [0.5, 0.0, 0.5, 0.5]
+    """
+    values = numerator.astype(np.float64, copy=True)
+    either = control | candidate
+    if not either.any():
+        return values
+    cell = np.asarray(step)[either].astype(np.int64) * 2 + candidate[either]
+    values[either] = linearise(numerator[either], denominator[either], cell)
+    return values
 
 
 def compare_strata(

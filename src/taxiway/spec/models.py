@@ -699,6 +699,13 @@ class RolloutMetric(_Model):
         description="The smallest difference (candidate minus control, in the outcome's units) "
         "worth detecting; it tunes the sequential test to the planned sample.",
     )
+    per: Literal["unit", "impression"] = Field(
+        default="unit",
+        description="`unit`: the mean per unit of the outcome (conversion per user); "
+        "`impression`: the ratio sum(outcome) / sum(impressions) over an arm's units "
+        "(click-through per impression; a unit's impressions are its answers times the items "
+        "each shows), its interval by the delta method over units (docs/rollout.md).",
+    )
 
 
 class Guardrails(_Model):
