@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
@@ -18,7 +19,11 @@ from taxiway.features.lookup import lookup
 from taxiway.features.materialize import STATE_FILE, materialize
 from taxiway.features.online import open_online_store
 from taxiway.features.skew import check_skew
+from taxiway.features.skew_log import LogSkewReport, check_skew_from_log
 from taxiway.features.training_set import build_training_set, manifest_path
+from taxiway.serving.log import MASK
+from taxiway.serving.log_files import log_files
+from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
 __all__ = ["app"]
@@ -173,14 +178,38 @@ def skew(
     file: SpecOption = None,
     state_dir: StateDirOption = None,
     as_of: AsOf = None,
-    sample: Annotated[int, typer.Option(help="Entities to compare per entity type.")] = 100,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Entities to compare per entity type (default 100); with --from-log, logged "
+            "answers (default 1,000)."
+        ),
+    ] = None,
+    from_log: Annotated[
+        bool,
+        typer.Option(
+            "--from-log",
+            help="Compare what the service used (its prediction log) with the offline values "
+            "at each answer's time.",
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", help="With --from-log: only answers from this time (UTC)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compare online vectors with offline values at T; exit 1 on any mismatch.
 
-    T defaults to the last materialization time.
+    T defaults to the last materialization time. With --from-log, a sample of the service's
+    answers is compared instead, each at its own time.
     """
     project = Project.load(file, state_dir)
+    if from_log:
+        _skew_from_log(project, sample or 1000, _utc(since), as_json)
+    if since is not None:
+        raise SpecError("--since only applies with --from-log", fix="add --from-log")
+    sample = 100 if sample is None else sample
     moment = _utc(as_of) or _last_materialized(project)
     store = open_online_store(
         project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
@@ -202,6 +231,60 @@ def skew(
                 f"  {m.entity}={m.key} {m.feature}: online {m.online!r} offline {m.offline!r} ({m.reason})"
             )
     raise typer.Exit(EXIT_FAILURE if report.mismatches else EXIT_OK)
+
+
+def _skew_from_log(
+    project: Project, sample: int, since: datetime | None, as_json: bool
+) -> NoReturn:
+    log = (project.spec.serving or Serving()).log
+    folder = Path(log.path) if log.path else project.state_dir / "predictions"
+    files = log_files(folder)
+    if not files:
+        raise SpecError(
+            f"no prediction has been logged in {folder}",
+            fix="serve some predictions first, or check serving.log.path",
+        )
+    report = check_skew_from_log(project, files, sample=sample, since=since, mask=MASK)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        _print_log_skew(report)
+    raise typer.Exit(EXIT_FAILURE if report.different else EXIT_OK)
+
+
+def _print_log_skew(report: LogSkewReport) -> None:
+    console = Console(highlight=False)
+    span = (
+        f" from {report.first.isoformat()} to {report.last.isoformat()}"
+        if report.first and report.last
+        else ""
+    )
+    console.print(
+        f"compared {report.compared:,} values of {report.sampled:,} logged answers{span} "
+        f"(of {report.answers:,} on the model path): {report.different} different"
+    )
+    table = Table("feature", "compared", "equal", "different", "skipped", box=None)
+    for name, tally in report.features.items():
+        skipped = "; ".join(f"{n:,} {reason}" for reason, n in tally.skipped.items())
+        style = "red" if tally.different else None
+        table.add_row(
+            escape(name),
+            f"{tally.compared:,}",
+            f"{tally.equal:,}",
+            f"{tally.different:,}",
+            escape(skipped),
+            style=style,
+        )
+    console.print(table)
+    for name, tally in report.features.items():
+        for d in tally.examples:
+            note = f" ({d.note})" if d.note else ""
+            console.print(
+                escape(
+                    f"  {name} {d.entity}={d.key} at {d.ts} ({d.status}, request {d.request_id}): "
+                    f"served {d.served!r} offline {d.offline!r}{note}"
+                )
+            )
 
 
 def _last_materialized(project: Project) -> datetime:
