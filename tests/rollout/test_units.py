@@ -420,3 +420,41 @@ def test_a_check_writes_only_what_changed(tmp_path: Path) -> None:
         row(state, "u9"),
         -2,
     ]
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(
+        st.one_of(st.floats(-1.0, 1e6), st.sampled_from([0.0, 0.1, 60_000.0, float("nan")])),
+        max_size=50,
+    )
+)
+def test_latency_bins_are_searchsorted_over_the_edges(values: list[float]) -> None:
+    from taxiway.monitoring.windows import LATENCY_EDGES
+    from taxiway.rollout.units import latency_bins
+
+    latency = np.array(values + list(LATENCY_EDGES), np.float64)
+    finite = np.isfinite(latency)
+    expected = np.searchsorted(LATENCY_EDGES, latency[finite], side="left")
+    assert latency_bins(latency[finite]).tolist() == expected.tolist()
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=40), max_size=6),
+    st.lists(st.integers(0, 2**64 - 1), max_size=40),
+)
+def test_the_unit_key_table_finds_what_a_dict_finds(
+    batches: list[list[int]], asked: list[int]
+) -> None:
+    from taxiway.rollout.units_state import KeyRows
+
+    table = KeyRows(np.zeros(0, np.uint64))
+    known: dict[int, int] = {}
+    for batch in batches:
+        fresh = sorted(set(batch) - set(known))
+        table.insert(np.array(fresh, np.uint64), np.arange(len(known), len(known) + len(fresh)))
+        known.update({key: len(known) + i for i, key in enumerate(fresh)})
+        every = list(known) + asked
+        found = table.find(np.array(every, np.uint64)).tolist()
+        assert found == [known.get(key, -1) for key in every]

@@ -78,6 +78,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as _pc
 
+from taxiway.monitoring.columnar import TIME
 from taxiway.monitoring.segments import FileMark, LogCursor, iter_new
 from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
 from taxiway.rollout.assignment import Assigner
@@ -97,6 +98,7 @@ __all__ = [
     "ArmCounts",
     "UnitColumns",
     "UnitsState",
+    "latency_bins",
     "text_keys",
     "update_units",
 ]
@@ -113,7 +115,7 @@ _ERRORS: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) +
 _HEAD_BYTES: Final = 1024  # a file's first bytes a cursor mark identifies it by (segments)
 _TEXT: pa.DataType = pa.string()
 _ANSWER_FIELDS: list[pa.Field[Any]] = [
-    pa.field("ts", _TEXT),
+    pa.field("ts", TIME),  # parsed when the sidecar was written, or by the reader
     pa.field("request_id", _TEXT),
     pa.field("unit", _TEXT),
     pa.field("arm", _TEXT),
@@ -128,8 +130,8 @@ _OUTCOME_FIELDS: list[pa.Field[Any]] = [
     pa.field("unit", _TEXT),
     pa.field("name", _TEXT),
     pa.field("value", _TEXT),  # a boolean or a number: read as text, converted here
-    pa.field("timestamp", _TEXT),
-    pa.field("received_at", _TEXT),
+    pa.field("timestamp", TIME),
+    pa.field("received_at", TIME),
 ]
 _OUTCOMES: Final = pa.schema(_OUTCOME_FIELDS)
 
@@ -155,34 +157,32 @@ def update_units(
     """
     state = UnitsState.load(folder, names, latency_limit_ms)
     before = _marks(state)
-    started_us = _micros_of(started_at)
-    times = np.array([_micros_of(at) for at, _ in boundaries], np.int64)
-    steps = np.array([step for _, step in boundaries], np.int16)
-    answers = _Batch()
+    answers = _Answers(
+        state,
+        started_us=_micros_of(started_at),
+        times=np.array([_micros_of(at) for at, _ in boundaries], np.int64),
+        steps=np.array([step for _, step in boundaries], np.int16),
+    )
     if log_folder.is_dir():
         if not state.answers_cursor.files:
             state.answers_cursor = _history_skipped(log_folder, started_at)
         for chunk in iter_new(log_folder, LOG_GLOB, state.answers_cursor, schema=_ANSWERS):
-            _take_answers(state, answers, chunk.table, started_us)
+            answers.fold(chunk.table)
             state.answers_cursor = chunk.cursor
-    if answers.units:
-        _fold_answers(state, answers, times, steps)
+        answers.finish()
     outcomes = outcomes_folder if outcomes_folder is not None else log_folder.parent / "outcomes"
     requested = _Batch()
     if names and outcomes.is_dir():
-        batch = _Batch()
         for chunk in iter_new(outcomes, LOG_GLOB, state.outcomes_cursor, schema=_OUTCOMES):
-            _take_outcomes(state, batch, requested, chunk.table, list(names))
+            _take_outcomes(state, requested, chunk.table, list(names))
             state.outcomes_cursor = chunk.cursor
-        if batch.units:
-            rows = _rows(state.units, batch.column("unit_key"), batch.units)
-            _fold_outcomes(state, rows, batch.columns_of(_OUTCOME_COLUMNS), list(names))
         if requested.columns:
             fresh = PendingOutcomes(*(requested.column(c) for c in PendingOutcomes._COLUMNS))
             state.pending = state.pending.concat(fresh)
     # the index and the clock pending outcomes expire by change only with new answers
-    if names and len(state.pending) and (answers.units or requested.columns):
+    if names and len(state.pending) and (answers.read or requested.columns):
         _attribute_pending(state, list(names))
+    state.units.settle()
     if len(boundaries) > 1:
         _fill_buckets(state.units, salt)
     if save and (not state.saved or _marks(state) != before):
@@ -238,26 +238,16 @@ def _history_skipped(folder: Path, started_at: datetime) -> LogCursor:
 
 @dataclass
 class _Batch:
-    """The records of one update that name a unit, kept until every chunk is read so their
-    units are matched to the stored ones in one lookup."""
+    """Columns gathered chunk by chunk (outcomes posted by request id), joined once."""
 
-    units: list[Any] = field(default_factory=list)  # pyarrow string arrays: the unit names
     columns: dict[str, list[npt.NDArray[Any]]] = field(default_factory=dict)
 
-    def add(self, units: Any, **columns: npt.NDArray[Any]) -> None:
-        if units is not None:
-            self.units.append(units)
+    def add(self, **columns: npt.NDArray[Any]) -> None:
         for name, values in columns.items():
             self.columns.setdefault(name, []).append(values)
 
     def column(self, name: str) -> npt.NDArray[Any]:
         return np.concatenate(self.columns[name])
-
-    def columns_of(self, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
-        return {name: self.column(name) for name in names}
-
-
-_OUTCOME_COLUMNS: Final = ("at", "value", "is_bool", "name")
 
 
 def text_keys(texts: Any) -> Keys:
@@ -310,110 +300,114 @@ _MIX1: Final = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2: Final = np.uint64(0x94D049BB133111EB)
 
 
-def _rows(units: UnitColumns, keys: Keys, names: list[Any]) -> Ints:
+def _rows(units: UnitColumns, keys: Keys, names: Any) -> Ints:
     """The row of each unit key, adding the units never seen (their names from ``names``,
-    the arrow arrays the keys were computed from, in order): one hash encoding of the keys,
-    one hash lookup of the distinct ones among the stored keys."""
-    encoded = pc.dictionary_encode(pa.array(keys))
-    distinct = np.asarray(encoded.dictionary.to_numpy(), np.uint64)
-    codes = encoded.indices.to_numpy()
-    rows = units.rows_of(distinct)
-    fresh = np.flatnonzero(rows < 0)
-    if fresh.size:
-        first = _first_records(codes, len(distinct))
-        pieces = [chunk for column in names for chunk in _chunks_of(column)]
-        named = pa.chunked_array(pieces, pa.string()).take(first[fresh])
-        rows[fresh] = len(units) + np.arange(fresh.size)
-        units.add(named.combine_chunks(), distinct[fresh])
-    mapped: Ints = rows[codes]
-    return mapped
+    the arrow array the keys were computed from): one lookup in the units' hash table
+    (:class:`~taxiway.rollout.units_state.KeyRows`), and a sort of the keys not found."""
+    rows = units.rows_of(keys)
+    missing = np.flatnonzero(rows < 0)
+    if missing.size:
+        fresh, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+        rows[missing] = len(units) + inverse
+        units.add(names.take(pa.array(missing[first])), fresh)
+    return rows
 
 
-def _take_answers(state: UnitsState, batch: _Batch, table: pa.Table, started_us: int) -> None:
-    """Count a chunk's answers per arm now; keep those with a unit for :func:`_fold_answers`."""
-    if not table.num_rows:
-        return
-    ts, timed = _micros(table.column("ts"))
-    arm = _codes(table.column("arm"), ARMS)
-    keep = timed & (ts >= started_us) & (arm >= 0)
-    if not keep.all():
-        if not keep.any():
+@dataclass
+class _Answers:
+    """The answers of one update, folded into the state a chunk at a time (every aggregate
+    is order-free, so no chunk waits for the others: memory is a chunk's, whatever was
+    read); the request index's entries are gathered into one segment by :meth:`finish`."""
+
+    state: UnitsState
+    started_us: int
+    times: Ints  # the step boundaries (µs) and each one's step
+    steps: npt.NDArray[np.int16]
+    read: int = 0  # answers with a unit folded
+    latest: int = 0
+    requests: list[tuple[Keys, npt.NDArray[np.int32]]] = field(default_factory=list)
+
+    def fold(self, table: pa.Table) -> None:
+        """Count a chunk's answers per arm; fold those with a unit into their units."""
+        if not table.num_rows:
             return
-        table, ts, arm = table.filter(pa.array(keep)), ts[keep], arm[keep]
-    _count_arms(state, table, arm)
-    units = table.column("unit")
-    if units.null_count:
-        has_unit = _true(pc.is_valid(units))
-        state.answers_without_unit += int(np.count_nonzero(~has_unit))
-        if not has_unit.any():
-            return
-        table, ts, arm = table.filter(pa.array(has_unit)), ts[has_unit], arm[has_unit]
+        state = self.state
+        ts, timed = _micros(table.column("ts"))
+        arm = _arms(table.column("arm"))
+        keep = timed & (ts >= self.started_us) & (arm >= 0)
+        if not keep.all():
+            if not keep.any():
+                return
+            table, ts, arm = table.filter(pa.array(keep)), ts[keep], arm[keep]
+        _count_arms(state, table, arm)
         units = table.column("unit")
-    request = table.column("request_id")
-    if request.null_count:
-        keyed = _true(pc.is_valid(request))
-        keys = np.zeros(table.num_rows, np.uint64)
-        keys[keyed] = text_keys(request.filter(pa.array(keyed)))
-    else:
-        keyed, keys = np.ones(table.num_rows, bool), text_keys(request)
-    batch.add(units, ts=ts, arm=arm, unit_key=text_keys(units), key=keys, keyed=keyed)
+        if units.null_count:
+            has_unit = _true(pc.is_valid(units))
+            state.answers_without_unit += int(np.count_nonzero(~has_unit))
+            if not has_unit.any():
+                return
+            table, ts, arm = table.filter(pa.array(has_unit)), ts[has_unit], arm[has_unit]
+            units = table.column("unit")
+        units = _one_array(units)
+        rows = _rows(state.units, text_keys(units), units)
+        self._scatter(rows, ts, arm)
+        request = table.column("request_id")
+        if request.null_count:
+            keyed = _true(pc.is_valid(request))
+            keys, rows = text_keys(request.filter(pa.array(keyed))), rows[keyed]
+        else:
+            keys = text_keys(request)
+        self.requests.append((keys, rows.astype(np.int32)))
+        self.read += len(ts)
+        self.latest = max(self.latest, int(ts.max()))
+
+    def _scatter(self, rows: Ints, ts: Ints, arm: npt.NDArray[np.int8]) -> None:
+        u = self.state.units
+        candidate = arm == 1
+        np.minimum.at(u.first_candidate, rows[candidate], ts[candidate])
+        np.minimum.at(u.first_key, rows, ts * 2 + arm)  # time * 2 + arm: control first on a tie
+        if len(self.times) == 1:  # one step, the rollout's first: every answer is in it
+            # a plain assignment: every duplicate of a row writes the same min (or max)
+            step = self.steps[0]
+            mine = rows[candidate]
+            u.candidate_step_min[mine] = np.minimum(u.candidate_step_min[mine], step)
+            mine = rows[~candidate]
+            u.control_step_max[mine] = np.maximum(u.control_step_max[mine], step)
+        else:
+            position = np.searchsorted(self.times, ts, side="right") - 1
+            steps = np.where(position >= 0, self.steps[np.maximum(position, 0)], 0)
+            steps = steps.astype(np.int16)
+            np.minimum.at(u.candidate_step_min, rows[candidate], steps[candidate])
+            np.maximum.at(u.control_step_max, rows[~candidate], steps[~candidate])
+        np.add.at(u.exposures, rows, 1)
+
+    def finish(self) -> None:
+        """The request index's new segment (one per check), and the answers' clock."""
+        if self.requests:
+            keys, rows = zip(*self.requests, strict=True)
+            self.state.requests.add(np.concatenate(keys), np.concatenate(rows))
+            self.requests = []
+        self.state.latest_answer_us = max(self.state.latest_answer_us, self.latest)
 
 
-def _fold_answers(
-    state: UnitsState, batch: _Batch, times: Ints, steps: npt.NDArray[np.int16]
-) -> None:
-    u = state.units
-    rows = _rows(u, batch.column("unit_key"), batch.units)
-    ts, arm = batch.column("ts"), batch.column("arm")
-    latest = int(ts.max())
-    candidate = arm == 1
-    np.minimum.at(u.first_candidate, rows[candidate], ts[candidate])
-    first_key = np.left_shift(ts, 1, out=ts)  # time * 2 + arm, in place: 80 MB less per 10M
-    first_key |= arm
-    np.minimum.at(u.first_key, rows, first_key)
-    ts = first_key >> 1 if len(times) > 1 else first_key
-    if len(times) == 1:  # one step: the rollout's first (every answer is after its start)
-        on_candidate: Any = steps[0]
-        on_control: Any = steps[0]
-    else:
-        position = np.searchsorted(times, ts, side="right") - 1
-        step = np.where(position >= 0, steps[np.maximum(position, 0)], 0).astype(np.int16)
-        on_candidate, on_control = step[candidate], step[~candidate]
-    np.minimum.at(u.candidate_step_min, rows[candidate], on_candidate)
-    np.maximum.at(u.control_step_max, rows[~candidate], on_control)
-    u.exposures += np.bincount(rows, minlength=len(u))
-    keyed, keys = batch.column("keyed"), batch.column("key")
-    state.requests.add(*((keys, rows) if keyed.all() else (keys[keyed], rows[keyed])))
-    state.latest_answer_us = max(state.latest_answer_us, latest)
+def _one_array(column: Any) -> Any:
+    """An arrow (chunked) array as one array (a copy only when it has several chunks)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _first_records(codes: npt.NDArray[Any], distinct: int) -> Ints:
-    """The position of each code's first record. pyarrow numbers the values of a dictionary
-    by their first appearance, so those are where the running maximum rises (checked; a
-    scatter of the positions if not)."""
-    running = np.maximum.accumulate(codes)
-    rising = np.flatnonzero(codes[1:] > running[:-1]) + 1
-    rising = np.concatenate([[0], rising]) if len(codes) else rising
-    if len(rising) == distinct and (codes[rising] == np.arange(distinct)).all():
-        return rising
-    first = np.full(distinct, len(codes), np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    return first
-
-
-def _chunks_of(column: Any) -> list[Any]:
-    """The arrays of an arrow (chunked) array: a chunked array of chunked arrays is slow."""
-    return list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
-
-
-def _codes(column: Any, values: Sequence[str]) -> npt.NDArray[np.int8]:
-    """The index of each value of ``column`` in ``values``; -1 for another value or null."""
-    found = pc.index_in(column, value_set=pa.array(list(values)))
-    codes = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
-    return np.asarray(codes, np.int8)
+def _arms(column: Any) -> npt.NDArray[np.int8]:
+    """Each answer's arm: 0 control, 1 candidate, -1 another value or null."""
+    codes = np.full(len(column), -1, np.int8)
+    codes[_true(pc.equal(column, ARMS[0]))] = 0
+    codes[_true(pc.equal(column, ARMS[1]))] = 1
+    return codes
 
 
 def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> None:
+    """Add a chunk's answers to each arm's counts: the four counts in one ``bincount`` over
+    a code per answer (arm, fallback, error, slow), the latency histograms in another."""
     path = table.column("path")
     fallback = ~_true(pc.equal(pc.fill_null(path, "model"), "model"))
     reason = table.column("reason")
@@ -427,44 +421,80 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
     measured = np.isfinite(latency)
     limit = state.latency_limit_ms
     slow = measured & (latency > limit) if limit is not None else np.zeros(len(arm), bool)
-    bins = np.searchsorted(LATENCY_EDGES, latency, side="left")
+    code = arm.astype(np.int64) << 3
+    code |= fallback << 2
+    code |= error << 1
+    code |= slow
+    flags = np.bincount(code, minlength=16).reshape(2, 2, 2, 2)  # arm, fallback, error, slow
     width = len(LATENCY_EDGES) + 1
-    histograms = np.bincount((arm * width + bins)[measured], minlength=2 * width)
+    timed = arm[measured].astype(np.int64) * width + latency_bins(latency[measured])
+    histograms = np.bincount(timed, minlength=2 * width).reshape(2, width)
     versions = np.asarray(
         pc.fill_null(table.column("model_version"), -1).to_numpy(zero_copy_only=False), np.int64
     )
-    for code, name in enumerate(ARMS):
-        mine = arm == code
+    tallies = _tally(versions, arm)
+    for code_of_arm, name in enumerate(ARMS):
+        mine = flags[code_of_arm]
         if not mine.any():
             continue
         counts = state.arms[name]
-        counts.answers += int(np.count_nonzero(mine))
-        counts.fallbacks += int(np.count_nonzero(fallback & mine))
-        counts.errors += int(np.count_nonzero(error & mine))
-        counts.slow += int(np.count_nonzero(slow & mine))
-        histogram = histograms[code * width : (code + 1) * width]
-        counts.latency = [a + int(b) for a, b in zip(counts.latency, histogram, strict=True)]
-        for version, number in _tally(versions[mine]):
+        counts.answers += int(mine.sum())
+        counts.fallbacks += int(mine[1].sum())
+        counts.errors += int(mine[:, 1].sum())
+        counts.slow += int(mine[:, :, 1].sum())
+        histogram = histograms[code_of_arm].tolist()
+        counts.latency = [a + b for a, b in zip(counts.latency, histogram, strict=True)]
+        for version, number in tallies[code_of_arm]:
             key = str(version) if version >= 0 else "unknown"
             counts.versions[key] = counts.versions.get(key, 0) + number
 
 
-def _tally(values: Ints) -> list[tuple[int, int]]:
-    """Each distinct value and how often it occurs (a count per value when they are small)."""
+_LOG_EDGES: Final = np.log(LATENCY_EDGES)
+_LOG_STEP: Final = float(np.diff(_LOG_EDGES).mean())
+
+
+def latency_bins(latency: Floats) -> Ints:
+    """Each latency's bin among :data:`~taxiway.monitoring.windows.LATENCY_EDGES`: the
+    number of edges below it (``searchsorted(..., side="left")``), from its logarithm (the
+    edges are log-spaced), then moved by one where rounding put it past an edge.
+
+    >>> values = np.array([0.0, 0.1, 0.1000001, 3.0, 60_000.0, 1e9])
+    >>> latency_bins(values).tolist() == np.searchsorted(LATENCY_EDGES, values).tolist()
+    True
+    """
+    last = len(LATENCY_EDGES)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.ceil((np.log(latency) - _LOG_EDGES[0]) / _LOG_STEP)
+    bins: Ints = np.clip(np.nan_to_num(estimate, nan=0.0, neginf=0.0), 0, last).astype(np.int64)
+    bins -= (bins > 0) & (LATENCY_EDGES[np.maximum(bins - 1, 0)] >= latency)
+    bins += (bins < last) & (LATENCY_EDGES[np.minimum(bins, last - 1)] < latency)
+    return bins
+
+
+def _tally(values: Ints, arm: npt.NDArray[Any]) -> list[list[tuple[int, int]]]:
+    """Per arm, each distinct value and how often it occurs (one count per (arm, value)
+    when the values are few)."""
+    if not len(values):
+        return [[], []]
     low, high = int(values.min()), int(values.max())
-    if high - low < 65_536:
-        counts = np.bincount(values - low)
-        found = np.flatnonzero(counts)
-        return list(zip((found + low).tolist(), counts[found].tolist(), strict=True))
-    distinct, numbers = np.unique(values, return_counts=True)
-    return list(zip(distinct.tolist(), numbers.tolist(), strict=True))
+    span = high - low + 1
+    if span <= 65_536:
+        counts = np.bincount(arm * span + (values - low), minlength=2 * span).reshape(2, span)
+        found = [np.flatnonzero(row) for row in counts]
+        return [
+            list(zip((where + low).tolist(), counts[a][where].tolist(), strict=True))
+            for a, where in enumerate(found)
+        ]
+    tallies = []
+    for code in range(len(ARMS)):
+        distinct, numbers = np.unique(values[arm == code], return_counts=True)
+        tallies.append(list(zip(distinct.tolist(), numbers.tolist(), strict=True)))
+    return tallies
 
 
-def _take_outcomes(
-    state: UnitsState, batch: _Batch, requested: _Batch, table: pa.Table, names: list[str]
-) -> None:
-    """Keep a chunk's outcomes of ``names``, their values as numbers: those that name a unit
-    in ``batch``, those that name only a request in ``requested``."""
+def _take_outcomes(state: UnitsState, requested: _Batch, table: pa.Table, names: list[str]) -> None:
+    """Fold a chunk's outcomes of ``names`` that name a unit (their values as numbers);
+    keep those that name only a request in ``requested``."""
     if not table.num_rows:
         return
     table = table.filter(pc.fill_null(pc.is_in(table.column("name"), pa.array(names)), False))
@@ -478,7 +508,6 @@ def _take_outcomes(
         at, value, is_bool, name = _outcome_values(asked, names)
         received, readable = _micros(asked.column("received_at"))
         requested.add(
-            None,
             key=text_keys(asked.column("request_id")),
             name=name.astype(np.int16),
             value=value,
@@ -486,12 +515,15 @@ def _take_outcomes(
             at=at,
             received=np.where(readable, received, at),
         )
-    table = table.filter(pa.array(has_unit))
+    if not has_unit.all():
+        table = table.filter(pa.array(has_unit))
     if not table.num_rows:
         return
     at, value, is_bool, name = _outcome_values(table, names)
-    units = table.column("unit")
-    batch.add(units, unit_key=text_keys(units), at=at, value=value, is_bool=is_bool, name=name)
+    units = _one_array(table.column("unit"))
+    rows = _rows(state.units, text_keys(units), units)
+    columns = {"at": at, "value": value, "is_bool": is_bool, "name": name}
+    _fold_outcomes(state, rows, columns, names)
 
 
 def _outcome_values(
@@ -570,25 +602,11 @@ def _true(mask: Any) -> npt.NDArray[np.bool_]:
 
 
 def _micros(column: Any) -> tuple[Ints, npt.NDArray[np.bool_]]:
-    """ISO 8601 strings as µs since the epoch (a time without an offset is UTC), and which
-    were readable."""
-    try:
-        stamps = pc.cast(column, pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        parsed = [_parse(value) for value in column.to_pylist()]
-        stamps = pa.array(parsed, pa.timestamp("us", tz="UTC"))
-    valid = _true(pc.is_valid(stamps))
-    micros = pc.fill_null(pc.cast(stamps, pa.int64()), 0)
-    return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64), valid
-
-
-def _parse(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    """Times read as :data:`~taxiway.monitoring.columnar.TIME` (µs since the epoch, UTC),
+    and which were readable (an unreadable one is 0)."""
+    micros = pc.fill_null(pc.cast(column, pa.int64()), 0)
+    values = np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return values, _true(pc.is_valid(column))
 
 
 def _micros_of(moment: datetime) -> int:

@@ -43,6 +43,7 @@ __all__ = [
     "NO_STEP_MAX",
     "NO_STEP_MIN",
     "ArmCounts",
+    "KeyRows",
     "PendingOutcomes",
     "RequestIndex",
     "UnitColumns",
@@ -113,6 +114,9 @@ class UnitColumns:
     pre: dict[str, Floats]
     post: dict[str, Floats]
     post_events: dict[str, Ints]
+    _spare: dict[str, npt.NDArray[Any]] = field(default_factory=dict, repr=False, compare=False)
+    """Each column's buffer with room to grow (:meth:`add`): the column is a view of it."""
+    _index: KeyRows | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls, names: Iterable[str]) -> UnitColumns:
@@ -157,33 +161,143 @@ class UnitColumns:
         return self.control_step_max.astype(np.int32) >= self.candidate_step_min
 
     def rows_of(self, keys: Keys) -> Ints:
-        """The row of each unit key (-1 where none): one hash lookup among the stored keys."""
-        if not len(self):
-            return np.full(len(keys), -1, np.int64)
-        found = pc.index_in(pa.array(keys), value_set=pa.array(self.key))
-        rows: Ints = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
-        return rows
+        """The row of each unit key (-1 where none), from the keys' hash table
+        (:class:`KeyRows`, built at the first lookup and kept up to date by :meth:`add`)."""
+        if self._index is None or len(self._index) != len(self):
+            self._index = KeyRows(self.key)
+        return self._index.find(keys)
 
     def add(self, names: Any, keys: Keys) -> None:
-        """Append the units ``names`` with their ``keys`` (never seen before), with nothing
-        known of them yet."""
-        added = len(names)
-        self.unit = pa.concat_arrays([self.unit, names.cast(pa.string())])
-        self.key = np.concatenate([self.key, keys.astype(np.uint64)])
+        """Append the units ``names`` (an arrow string array) with their distinct ``keys``
+        (never seen before), with nothing known of them yet.
 
-        def more(values: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
-            return np.concatenate([values, np.full(added, fill, values.dtype)])
+        The columns grow into spare capacity (doubling), and the names are kept as chunks
+        until :meth:`settle`, so adding a few units at each of many chunks of a read copies
+        each column about twice, not once per chunk."""
+        added, held = len(keys), len(self)
+        if not added:
+            return
+        self.unit = pa.chunked_array([*_chunks(self.unit), names.cast(pa.string())], pa.string())
+        total = held + added
+        for holder, name, label, fill in self._columns():
+            values = holder[name]
+            spare = self._spare.get(label)
+            if spare is None or len(spare) < total or values.base is not spare:
+                spare = np.empty(max(total, 2 * held, 1024), values.dtype)
+                spare[:held] = values
+                self._spare[label] = spare
+            spare[held:total] = fill
+            holder[name] = spare[:total]
+        self.key[held:] = keys
+        if self._index is not None and len(self._index) == held:
+            self._index.insert(self.key[held:], np.arange(held, total))
 
-        self.first_key = more(self.first_key, NONE)
-        self.first_candidate = more(self.first_candidate, NONE)
-        self.control_step_max = more(self.control_step_max, NO_STEP_MAX)
-        self.candidate_step_min = more(self.candidate_step_min, NO_STEP_MIN)
-        self.exposures = more(self.exposures, 0)
-        self.bucket = more(self.bucket, -1)
-        for name in self.pre:
-            self.pre[name] = more(self.pre[name], 0.0)
-            self.post[name] = more(self.post[name], 0.0)
-            self.post_events[name] = more(self.post_events[name], 0)
+    def settle(self) -> None:
+        """The names as one array again (after :meth:`add`): what is saved and hashed."""
+        if isinstance(self.unit, pa.ChunkedArray):
+            self.unit = (
+                self.unit.combine_chunks() if self.unit.num_chunks != 1 else self.unit.chunk(0)
+            )
+
+    def _columns(self) -> list[tuple[dict[str, Any], str, str, Any]]:
+        """Where each numeric column is held, under which name, its label, and a new unit's
+        value."""
+        fields: dict[str, Any] = vars(self)
+        plain = [
+            ("key", 0),
+            ("first_key", NONE),
+            ("first_candidate", NONE),
+            ("control_step_max", NO_STEP_MAX),
+            ("candidate_step_min", NO_STEP_MIN),
+            ("exposures", 0),
+            ("bucket", -1),
+        ]
+        parts: dict[str, dict[str, Any]] = {
+            "pre": self.pre,
+            "post": self.post,
+            "post_events": self.post_events,
+        }
+        return [(fields, name, name, fill) for name, fill in plain] + [
+            (holder, name, f"{part}:{name}", 0)
+            for part, holder in parts.items()
+            for name in list(holder)
+        ]
+
+
+class KeyRows:
+    """A hash table from 64-bit unit keys to rows: open addressing with linear probing in
+    two numpy arrays (a slot's key, and its row or -1), at most half full, every operation
+    vectorised over the keys asked (a round per probe, over the keys still probing).
+
+    pyarrow's hash lookup (``index_in``) rebuilds its table from the value set at every
+    call, and a check looks up each chunk it reads: this table is built once per check and
+    grows with the units added.
+
+    >>> table = KeyRows(np.array([7, 3, 2**63 + 7], np.uint64))
+    >>> table.find(np.array([3, 5, 2**63 + 7, 7], np.uint64)).tolist()
+    [1, -1, 2, 0]
+    >>> table.insert(np.array([5], np.uint64), np.array([3]))
+    >>> table.find(np.array([5, 4], np.uint64)).tolist()
+    [3, -1]
+    """
+
+    def __init__(self, keys: Keys) -> None:
+        self._entries = 0
+        self._allocate(max(1024, 1 << int(2 * max(len(keys), 1) - 1).bit_length()))
+        self.insert(np.asarray(keys, np.uint64), np.arange(len(keys)))
+
+    def __len__(self) -> int:
+        return self._entries
+
+    def _allocate(self, slots: int) -> None:
+        self._keys = np.zeros(slots, np.uint64)
+        self._rows = np.full(slots, -1, np.int64)
+        self._mask = np.uint64(slots - 1)
+
+    def _home(self, keys: Keys) -> Ints:
+        # the keys are hashes already (splitmix64's finaliser): their high bits are uniform
+        shift = np.uint64(64 - (len(self._keys).bit_length() - 1))
+        return (keys >> shift).astype(np.int64)
+
+    def find(self, keys: Keys) -> Ints:
+        """The row of each key; -1 where it is absent."""
+        found = np.full(len(keys), -1, np.int64)
+        slot = self._home(keys)
+        asking = np.arange(len(keys))
+        last = len(self._keys) - 1
+        while asking.size:
+            rows = self._rows[slot]
+            hit = (rows >= 0) & (self._keys[slot] == keys[asking])
+            found[asking[hit]] = rows[hit]
+            probing = (rows >= 0) & ~hit
+            asking, slot = asking[probing], (slot[probing] + 1) & last
+        return found
+
+    def insert(self, keys: Keys, rows: Ints) -> None:
+        """Add ``keys`` (distinct, and absent) with their ``rows``."""
+        if 2 * (self._entries + len(keys)) > len(self._keys):
+            held = self._rows >= 0
+            old_keys, old_rows = self._keys[held], self._rows[held]
+            self._allocate(1 << int(4 * (self._entries + len(keys)) - 1).bit_length())
+            self._entries = 0
+            self.insert(old_keys, old_rows)
+        slot = self._home(keys)
+        placing = np.arange(len(keys))
+        last = len(self._keys) - 1
+        while placing.size:
+            free = self._rows[slot] < 0
+            claim, where = placing[free], slot[free]
+            self._keys[where] = keys[claim]  # several keys may claim one slot: one is kept
+            won = self._keys[where] == keys[claim]
+            self._rows[where[won]] = rows[claim[won]]
+            moving = np.ones(len(placing), bool)
+            moving[np.flatnonzero(free)[won]] = False
+            placing, slot = placing[moving], (slot[moving] + 1) & last
+        self._entries += len(keys)
+
+
+def _chunks(values: Any) -> list[Any]:
+    return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
 @dataclass
@@ -224,7 +338,9 @@ class RequestIndex:
         """Record that request ``keys[i]`` was answered for unit row ``rows[i]``."""
         if not len(keys):
             return
-        self.segments.append((keys.astype(np.uint64, copy=False), rows.astype(np.int32)))
+        self.segments.append(
+            (keys.astype(np.uint64, copy=False), rows.astype(np.int32, copy=False))
+        )
         while len(self.segments) >= 2 and len(self.segments[-2][0]) <= len(self.segments[-1][0]):
             (older_keys, older_rows), (newer_keys, newer_rows) = self.segments[-2:]
             self.segments[-2:] = [
