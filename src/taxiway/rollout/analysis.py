@@ -270,6 +270,7 @@ def analyse(
                 "impressions": {name: float(shown[mask].sum()) for name, mask in arms_of.items()},
                 "outcome_sum": {name: float(clicks[mask].sum()) for name, mask in arms_of.items()},
                 "variance": "delta method over units, linearised within arm and stratum",
+                "cuped": "on the linearised values, covariate the pre-exposure outcome sum",
             }
         else:
             y, x = units.value(metric.name), units.value(metric.name, "pre")
