@@ -53,11 +53,13 @@ The state (:mod:`.units_state`) lives in ``<state>/rollout/<id>/units.arrow``, r
 atomically, so a check killed at any point leaves the previous state and its cursors together.
 
 Cost: a check reads only what the logs gained (from the columnar sidecars where the files
-have them); units and request ids are hashed to 64-bit keys (:func:`text_keys`, one numpy
-pass per 8 bytes), the check's unit keys are encoded once (pyarrow's hash
-``dictionary_encode``) and their distinct values looked up among the stored ones in one
-hash lookup, and every aggregate is a numpy scatter (``minimum.at``, ``bincount``), so no
-Python loop runs per record. The request index gains one segment per check
+have them, with ``ts`` parsed when the sidecar was written), and folds it a chunk at a time
+(every aggregate is order-free, so nothing waits for the whole read: memory is a chunk's).
+Units and request ids are hashed to 64-bit keys (:func:`text_keys`, one numpy pass per 8
+bytes), units found in an open-addressing table of their keys
+(:class:`~taxiway.rollout.units_state.KeyRows`, built once per check), and every aggregate
+is a numpy scatter (``minimum.at``, ``bincount``), so no Python loop runs per record. The
+request index gains one segment per check
 (:class:`~taxiway.rollout.units_state.RequestIndex`), and a check that read nothing new
 writes nothing.
 """

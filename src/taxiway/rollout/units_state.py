@@ -13,8 +13,8 @@ once, and the files the previous state named are deleted after it. A file whose 
 not change is given the new name by a hard link, not written again: a check writes the
 request index's new segment (what it read), not the whole index.
 
-Units are found by a 64-bit key, a hash of their name (:func:`.units.unit_keys`); each unit's
-key is kept beside its name. The state's format (:data:`FORMAT`) is stored with it: a state
+Units are found by a 64-bit key, a hash of their name (:func:`.units.text_keys`), kept beside
+the name and looked up in a :class:`KeyRows` table. The state's format (:data:`FORMAT`) is stored with it: a state
 of another format is read again from the logs' start.
 """
 
@@ -56,7 +56,7 @@ NONE: Final = np.iinfo(np.int64).max
 NO_STEP_MAX: Final = -1
 NO_STEP_MIN: Final = np.iinfo(np.int16).max
 FORMAT: Final = 2
-"""The state's on-disk format: 2 keys units and requests by :func:`.units.unit_keys`."""
+"""The state's on-disk format: 2 keys units and requests by :func:`.units.text_keys`."""
 _FILE: Final = "units.arrow"
 
 pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
