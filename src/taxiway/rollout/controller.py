@@ -260,7 +260,10 @@ class Controller:
             latency_limit_ms=plan.guardrails.latency_p99_ms,
         )
         drift = monitor_drift(self.log_folder.parent / "monitor" / "service")
-        return analyse(units, state, plan, boundaries=boundaries, drift=drift)
+        shown = self.spec.recommend.k if self.spec.recommend is not None else 1
+        return analyse(
+            units, state, plan, boundaries=boundaries, drift=drift, items_per_answer=shown
+        )
 
     def pause(self, *, reason: str | None = None, now: datetime | None = None) -> RolloutState:
         """Hold the share where it is until resumed (the service keeps splitting)."""
