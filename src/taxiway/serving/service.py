@@ -551,6 +551,8 @@ class Service:
                     "request": request.values,
                     "features": answer.features,
                     "out_of_range": answer.out_of_range,
+                    # each online feature the lookup could not give: missing or stale
+                    "unavailable": dict(answer.unavailable) if answer.unavailable else None,
                 }
             )
             self._count(answer)
