@@ -20,6 +20,7 @@ from taxiway.features.materialize import STATE_FILE, materialize
 from taxiway.features.online import open_online_store
 from taxiway.features.skew import check_skew
 from taxiway.features.skew_log import LogSkewReport, check_skew_from_log
+from taxiway.features.tiles_compact import compact
 from taxiway.features.training_set import build_training_set, manifest_path
 from taxiway.serving.log import MASK
 from taxiway.serving.log_files import log_files
@@ -135,6 +136,41 @@ def materialize_command(
     console.print(
         f"[green]materialized[/] as of {report.as_of.isoformat()} in {report.duration_s:.1f}s"
     )
+
+
+@app.command("compact")
+def compact_command(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option("--view", help="A tiled view to rebuild (repeatable; default: every one)."),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            help="Keep only the tiles a read at this time or later needs (UTC; default: all).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Rebuild the time tiles of tiled views (`tiles:`) from the offline history."""
+    project = Project.load(file, state_dir)
+    store = open_online_store(
+        project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+    )
+    try:
+        report = compact(project, store, views=view or None, since=_utc(since))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"views": report.views, "duration_s": round(report.duration_s, 3)}))
+        return
+    console = Console(highlight=False)
+    for name, tiles in report.views.items():
+        console.print(f"{name}: {tiles:,} tiles written")
+    console.print(f"[green]compacted[/] in {report.duration_s:.1f}s")
 
 
 @app.command("get")

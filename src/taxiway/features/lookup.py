@@ -6,6 +6,13 @@ the training set would have it, never as if it were fresh). Status and age are j
 per view and key: a latest value by its event time (age = now - event time, stale past the
 ttl), any other view by when it was computed (age = now - as_of); ages are in seconds,
 rounded to the millisecond.
+
+Tiled views (``tiles:``, :mod:`taxiway.features.tiles`) are computed at lookup time from the
+store's tiles over the windows ending at ``now``, so they stay right as time passes without a
+new materialization: present (age 0) when the key has tiles in range or a stored vector (its
+windows may then be empty: counts 0), missing otherwise. A store without tiles (a caller's
+own read, e.g. the service's asynchronous Redis read handed in as a store) serves the
+materialized snapshot instead.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, Literal, NamedTuple, cast
 from taxiway.features.definitions import view_columns
 from taxiway.features.online._codec import Records
 from taxiway.features.online.base import OnlineStore, ViewValues
+from taxiway.features.tiles import TiledView, read_tiled, tiled_views, window_values
 from taxiway.spec.models import LatestView, TaxiwaySpec
 
 __all__ = ["EntityFeatures", "FeatureValue", "lookup", "lookup_values", "values_of"]
@@ -172,16 +180,27 @@ def lookup(
     now_us = (moment - _EPOCH) // _MICROSECOND
     stored = _records(store, entity, keys)
     layout = _layout(spec, entity)
+    tiled = _tiled_values(spec, store, entity, keys, moment)
     nothing: list[_Judged] = [(view, _NO_VALUES, "missing", None) for view in layout]
     results = []
     for key in keys:
         views = stored.get(key)
-        if views is None:
+        if views is None and not tiled.get(key):
             results.append(EntityFeatures._judged(entity, key, moment, nothing))
             continue
+        views = views or {}
         columns: list[_Judged] = []
         for view in layout:
             found = views.get(view.name)
+            if view.tiled is not None and key in tiled:
+                computed = tiled[key].get(view.name)
+                if computed is not None:
+                    columns.append((view, computed, "present", 0.0))
+                elif found is not None:  # known, but no event in its windows now
+                    columns.append((view, _empty_windows(view.tiled, moment), "present", 0.0))
+                else:
+                    columns.append((view, _NO_VALUES, "missing", None))
+                continue
             # status and age once per key and view (the module docstring's rules)
             if found is None:
                 columns.append((view, _NO_VALUES, "missing", None))
@@ -200,6 +219,22 @@ def lookup(
             columns.append((view, found["values"], "present", _seconds_3(age_us)))
         results.append(EntityFeatures._judged(entity, key, moment, columns))
     return results
+
+
+def _tiled_values(
+    spec: TaxiwaySpec, store: OnlineStore, entity: str, keys: Sequence[str], moment: datetime
+) -> dict[str, dict[str, dict[str, Any] | None]]:
+    """Key → tiled view → its values at ``moment`` (None: no tile in range), with one tile
+    read; empty when ``entity`` has no tiled view or the store keeps no tiles."""
+    views = [view.tiled for view in _layout(spec, entity) if view.tiled is not None]
+    if not views or getattr(store, "tiles", None) is None:
+        return {}
+    return read_tiled(store, views, keys, moment)
+
+
+def _empty_windows(view: TiledView, moment: datetime) -> dict[str, Any]:
+    """A tiled view's values when no event is in its windows (counts 0, the rest null)."""
+    return window_values(view, {}, {}, at_us=(moment - _EPOCH) // _MICROSECOND)
 
 
 def _records(store: OnlineStore, entity: str, keys: Sequence[str]) -> dict[str, Records]:
@@ -265,7 +300,9 @@ def lookup_values(
     cost more than the store read.
     """
     stored = store.read(entity, [key]).get(key)
-    return values_of(spec, entity, stored, now=now)
+    moment = now or datetime.now(UTC)
+    tiled = _tiled_values(spec, store, entity, [key], moment).get(key)
+    return values_of(spec, entity, stored, now=moment, tiled=tiled)
 
 
 def values_of(
@@ -274,17 +311,26 @@ def values_of(
     stored: Sequence[ViewValues] | None,
     *,
     now: datetime | None = None,
+    tiled: dict[str, dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The feature values of one key from its ``stored`` views (as a store read returns them).
 
     What :func:`lookup_values` does after its read, for callers that read the store
-    themselves (the service's asynchronous Redis read).
+    themselves (the service's asynchronous Redis read). ``tiled``: the key's tiled views'
+    values read from tiles (:func:`taxiway.features.tiles.read_tiled`); without it, tiled
+    views serve their materialized snapshot.
     """
     moment = now or datetime.now(UTC)
     by_view = {v.view: v for v in stored} if stored else {}
     values: dict[str, Any] = {}
     for view in _layout(spec, entity):
         found = by_view.get(view.name)
+        if tiled is not None and view.tiled is not None:
+            computed = tiled.get(view.name)
+            if computed is None and found is not None:
+                computed = _empty_windows(view.tiled, moment)
+            values.update(computed if computed is not None else view.nulls)
+            continue
         if found is not None and view.by_event:
             event_time = found.event_time
             if event_time is None or (
@@ -319,6 +365,7 @@ class _View(NamedTuple):
     by_event: bool  # a latest value, judged by its event time (vs its as_of for the others)
     missing: dict[str, FeatureValue]  # every name → the "missing" value
     nulls: dict[str, None]  # every name → None
+    tiled: TiledView | None  # a view kept as time tiles (``tiles:``), computed at lookup
 
 
 _LAYOUTS: dict[tuple[int, str], tuple[TaxiwaySpec, list[_View]]] = {}
@@ -333,6 +380,7 @@ def _layout(spec: TaxiwaySpec, entity: str) -> list[_View]:
     if cached is not None and cached[0] is spec:
         return cached[1]
     layout: list[_View] = []
+    tiled = set(tiled_views(spec, entity))
     for name, view in spec.features.items():
         if view.entity != entity:
             continue
@@ -349,6 +397,7 @@ def _layout(spec: TaxiwaySpec, entity: str) -> list[_View]:
                 by_event,
                 missing,
                 dict.fromkeys(names),
+                TiledView.of(spec, name) if name in tiled else None,
             )
         )
     _LAYOUTS[(id(spec), entity)] = (spec, layout)

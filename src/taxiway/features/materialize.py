@@ -36,6 +36,8 @@ from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
+from taxiway.features.tiles import TiledView
+from taxiway.features.tiles_compact import rebuild_view
 from taxiway.spec.durations import format_duration
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
@@ -200,6 +202,15 @@ def _materialize_entity(
             "definition": view_hash(spec, view_name),
             "as_of": moment.isoformat(),
         }
+        if isinstance(view, AggregateView) and view.tiles is not None:
+            # tiles do not depend on T: rebuilt only when the data or the definition changed
+            before_state = previous[views.index(view_name)] or {}
+            tiles_kept = incremental and before_state.get("tiled") == "yes"
+            if not tiles_kept:
+                report.views[view_name]["tiles"] = rebuild_view(
+                    con, TiledView.of(spec, view_name), store, source.view
+                )
+            state[view_name]["tiled"] = "yes"
 
 
 def past_the_data(

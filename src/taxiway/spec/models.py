@@ -64,6 +64,7 @@ __all__ = [
     "RegistrySpec",
     "Rollout",
     "Serving",
+    "SnapshotRetention",
     "Source",
     "Spine",
     "SqliteOnlineStore",
@@ -272,6 +273,9 @@ class AggregateView(_ViewBase):
 
     aggregate: Annotated[dict[str, Aggregation], BeforeValidator(_aggregations)]
     windows: Annotated[list[Duration], Field(min_length=1)]
+    tiles: PositiveDuration | None = None
+    """Opt-in: keep the view online as time tiles of this width (``1h``, ``1d``), merged at
+    read time over the window ending at the request time (docs/features.md, "Tiles")."""
 
     def output_names(self, view_name: str) -> list[str]:
         """The columns this view produces: ``<view>__<feature>_<window>``."""
@@ -289,6 +293,32 @@ class AggregateView(_ViewBase):
         if len(set(windows)) != len(windows):
             raise ValueError("a window is listed twice")
         return windows
+
+    @field_validator("tiles")
+    @classmethod
+    def _tileable(cls, tiles: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        # windows and aggregate are declared (so validated) before tiles; absent if invalid
+        windows: list[timedelta] = info.data.get("windows") or []
+        aggregate: dict[str, Aggregation] = info.data.get("aggregate") or {}
+        if tiles is None:
+            return tiles
+        width = format_duration(tiles)
+        uneven = [w for w in windows if w % tiles]
+        if uneven:
+            listed = ", ".join(format_duration(w) for w in uneven)
+            raise ValueError(
+                f"tiles: {width} does not divide the window(s) {listed}: every window must be a "
+                f"whole number of tiles; choose tiles that divide every window (e.g. tiles: 1h "
+                f"or 1d), or change the windows"
+            )
+        distinct = [n for n, a in aggregate.items() if a.function == "count_distinct"]
+        if distinct:
+            raise ValueError(
+                f"count_distinct ({', '.join(distinct)}) cannot be kept in tiles exactly "
+                f"(distinct values do not add up across tiles): move it to a view without "
+                f"`tiles:`, or remove `tiles:` from this view"
+            )
+        return tiles
 
 
 class LatestView(_ViewBase):
@@ -434,6 +464,21 @@ class RedisOnlineStore(_Model):
 OnlineStoreSpec = Annotated[SqliteOnlineStore | RedisOnlineStore, Field(discriminator="kind")]
 
 
+class SnapshotRetention(_Model):
+    """How many training-set versions (Delta table versions) keep their files.
+
+    A version a registered, non-archived model version records is always kept; of the
+    others, the newest ``keep_last`` are kept and the rest vacuumed after each training.
+    """
+
+    keep_last: int | None = Field(
+        default=None,
+        ge=1,
+        description="Training-set versions kept besides those registered versions need; "
+        "omitted: every version is kept (nothing is vacuumed).",
+    )
+
+
 class ModelSpec(_Model):
     """What to train (or which pilot to import), and the metric it is judged on."""
 
@@ -466,6 +511,10 @@ class ModelSpec(_Model):
         default=0.2, gt=0, lt=1, description="Share of the newest spine times held out."
     )
     seed: int = 0
+    snapshots: SnapshotRetention = Field(
+        default_factory=SnapshotRetention,
+        description="Retention of the training-set versions (docs/models.md#snapshots).",
+    )
 
 
 class SqliteRegistry(_Model):

@@ -37,6 +37,7 @@ __all__ = [
     "Records",
     "check_entity",
     "decode",
+    "dumps",
     "encode_record",
     "encode_views",
     "from_epoch",
@@ -104,6 +105,11 @@ else:
     _dumps = _orjson_dumps
     _finite_or_same = _same
     decode = orjson.loads
+
+
+def dumps(obj: object) -> bytes:
+    """``obj`` as compact UTF-8 JSON, the way every store writes it (tiles use it)."""
+    return _dumps(obj)
 
 
 def _encode(obj: object, *values: dict[str, Any]) -> bytes:

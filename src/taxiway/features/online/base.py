@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["AsyncReader", "OnlineStore", "ViewValues"]
+__all__ = ["AsyncReader", "OnlineStore", "TileRange", "TileTable", "ViewValues"]
 
 
 class ViewValues(NamedTuple):
@@ -71,4 +71,46 @@ class AsyncReader(Protocol):
 
     async def aclose(self) -> None:
         """Release the connections :meth:`aread` opened (on the loop that opened them)."""
+        ...
+
+
+class TileRange(NamedTuple):
+    """The tiles of one view a read needs: states of tiles ``first`` to ``last`` (inclusive),
+    and the events of the ``edges`` (see :mod:`taxiway.features.tiles`)."""
+
+    view: str
+    first: int
+    last: int
+    edges: tuple[int, ...]
+
+
+# one view of one key as a tile read returns it: (tile → state, edge tile → events), JSON bytes
+TileRead = tuple[dict[int, bytes], dict[int, bytes]]
+
+
+@runtime_checkable
+class TileTable(Protocol):
+    """A store's time tiles of tiled aggregate views (``store.tiles``): per entity key, view
+    and tile index, the tile's state and its events, both opaque JSON bytes here (their
+    meaning is :mod:`taxiway.features.tiles`'s). Implementations: sqlite, redis."""
+
+    def read(
+        self, entity: str, keys: Sequence[str], ranges: Sequence[TileRange]
+    ) -> dict[str, dict[str, TileRead]]:
+        """Key → view → its tiles in ``ranges``, in ONE round trip; keys or views without a
+        tile in range are absent."""
+        ...
+
+    def events(
+        self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], bytes]:
+        """The stored events of each ``(key, tile)`` (absent when the tile is not stored)."""
+        ...
+
+    def put(self, entity: str, view: str, tiles: Iterable[tuple[str, int, bytes, bytes]]) -> int:
+        """Write ``(key, tile, state, events)`` rows, replacing those tiles; return the count."""
+        ...
+
+    def clear(self, entity: str, view: str | None = None) -> None:
+        """Delete the tiles of ``view`` of ``entity`` (of every view when None)."""
         ...

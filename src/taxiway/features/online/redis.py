@@ -65,6 +65,7 @@ from taxiway.features.online._codec import (
     views_of,
 )
 from taxiway.features.online.base import ViewValues
+from taxiway.features.online.tiles_redis import TILE_HASHES, RedisTiles
 from taxiway.spec.secrets import redact
 
 __all__ = ["RedisStore"]
@@ -149,6 +150,14 @@ class RedisStore:
         # no entity key has a single segment after the prefix (`prefix:entity:key`)
         self._layout_key = f"{prefix}:layout"
         self._migrated = False  # whether this store checked (and did) the migration
+        self._tiles: RedisTiles | None = None
+
+    @property
+    def tiles(self) -> RedisTiles:
+        """The time tiles of tiled views, beside this prefix (:mod:`.tiles_redis`)."""
+        if self._tiles is None:
+            self._tiles = RedisTiles(self._client, self.prefix, self._errors)
+        return self._tiles
 
     def __repr__(self) -> str:
         return f"RedisStore(address={self.address!r}, prefix={self.prefix!r})"
@@ -254,15 +263,19 @@ class RedisStore:
         stores that share a database prefixes that do not nest.
         """
         pattern = self._namespace.translate(_GLOB_SPECIAL)
+        # the time tiles sit beside the namespace: {prefix}#tiles:... and {prefix}#tile-events:...
+        globs = [f"{self.prefix}#tile".translate(_GLOB_SPECIAL)]
         if entity is not None:
             pattern += check_entity(entity) + ":"
+            globs = [f"{self.prefix}#{t}:{entity}:".translate(_GLOB_SPECIAL) for t in TILE_HASHES]
         with self._errors("clearing"):
             batch: list[bytes] = []
-            for name in self._client.scan_iter(match=pattern + "*", count=SCAN_COUNT):
-                batch.append(name)
-                if len(batch) == SCAN_COUNT:
-                    self._client.unlink(*batch)
-                    batch = []
+            for glob in (pattern, *globs):
+                for name in self._client.scan_iter(match=glob + "*", count=SCAN_COUNT):
+                    batch.append(name)
+                    if len(batch) == SCAN_COUNT:
+                        self._client.unlink(*batch)
+                        batch = []
             if batch:
                 self._client.unlink(*batch)
 

@@ -70,6 +70,9 @@ from taxiway.features.online._codec import (
     view_values,
 )
 from taxiway.features.online.base import ViewValues
+from taxiway.features.online.tiles_sqlite import SCHEMA as TILES_SCHEMA
+from taxiway.features.online.tiles_sqlite import TABLE as TILES_TABLE
+from taxiway.features.online.tiles_sqlite import SqliteTiles
 
 __all__ = ["SqliteStore"]
 
@@ -115,6 +118,14 @@ class SqliteStore:
         # SQLite's oldest default bound-variable limit, until a connection reports its own
         self._chunk_size = 999
         self._in_lists: dict[int, str] = {}
+        self._tiles: SqliteTiles | None = None
+
+    @property
+    def tiles(self) -> SqliteTiles:
+        """The time tiles of tiled views, in this file (:mod:`.tiles_sqlite`)."""
+        if self._tiles is None:
+            self._tiles = SqliteTiles(self._connection, self._writing, self._error)
+        return self._tiles
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -187,12 +198,15 @@ class SqliteStore:
         connection = self._connection()
         try:
             with self._writing(connection):
+                connection.execute(TILES_SCHEMA)
                 if entity is None:
                     connection.execute(f"DELETE FROM {_TABLE}")
+                    connection.execute(f"DELETE FROM {TILES_TABLE}")
                 else:
-                    connection.execute(
-                        f"DELETE FROM {_TABLE} WHERE entity = ?", (check_entity(entity),)
-                    )
+                    for table in (_TABLE, TILES_TABLE):
+                        connection.execute(
+                            f"DELETE FROM {table} WHERE entity = ?", (check_entity(entity),)
+                        )
         except sqlite3.Error as error:
             raise self._error("clear", error) from None
 
