@@ -71,7 +71,9 @@ features:
         try:
             started = time.perf_counter()
             report = compact(project, store)
-            print(f"compact: {sum(report.views.values()):,} tiles in {time.perf_counter() - started:.1f}s")
+            print(
+                f"compact: {sum(report.views.values()):,} tiles in {time.perf_counter() - started:.1f}s"
+            )
             spec = project.spec
             times = []
             for _ in range(args.reads):
@@ -85,7 +87,9 @@ features:
             times.sort()
             p50 = statistics.median(times)
             p99 = times[int(len(times) * 0.99)]
-            print(f"p90 {times[int(len(times) * 0.9)]:.3f} ms, p95 {times[int(len(times) * 0.95)]:.3f} ms")
+            print(
+                f"p90 {times[int(len(times) * 0.9)]:.3f} ms, p95 {times[int(len(times) * 0.95)]:.3f} ms"
+            )
             print(
                 f"{args.store}: {args.entities} entities x {args.events} events/60d, 3 views x 3 "
                 f"windows, 1h tiles: lookup p50 {p50:.3f} ms, p99 {p99:.3f} ms"
