@@ -162,6 +162,7 @@ def ensure_log(folder: Path) -> Path:
     shutil.rmtree(log, ignore_errors=True)
     current = np.load(folder / "current.npy", mmap_mode="r")
     names = json.loads((folder / "meta.json").read_text())["columns"]
+
     class JsonOnly(PredictionLog):
         columns = False  # the benches build (and time) the columnar sidecars themselves
 
