@@ -26,13 +26,25 @@ def train(
         str | None, typer.Option(help="DuckDB memory limit for the training set, e.g. 4GB.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    reproduce: Annotated[
+        int | None,
+        typer.Option(
+            "--reproduce",
+            metavar="V",
+            help="Rebuild version V's training set and compare it with the snapshot V was "
+            "trained on; registers nothing.",
+        ),
+    ] = None,
 ) -> None:
     """Train the spec's model (or import its pilot) and a baseline; register the version.
 
     A `recommend:` spec trains its recommender and judges it against popularity instead.
     Exit 0 when the model beats the baseline on the spec's metric, 1 when it does not.
+    With --reproduce V: exit 0 when the rebuild is identical bit for bit, 1 when it differs.
     """
     project = Project.load(file, state_dir)
+    if reproduce is not None:
+        _reproduce(project, reproduce, memory_limit, as_json)
     if project.spec.recommend is not None:
         _train_recommender(project, as_json)
     from taxiway.models.training import train_model
@@ -58,6 +70,12 @@ def train(
         f"{document['split']['train_rows']:,} training / {document['split']['valid_rows']:,} "
         f"validation rows (time split at {document['split']['cut']})"
     )
+    snapshot = document["training_set"]["snapshot"]
+    if snapshot:
+        console.print(
+            f"training set snapshot: version {snapshot['version']} of {snapshot['path']} "
+            f"(`taxiway train --reproduce {v.version}` checks it can be rebuilt)"
+        )
     metric = document["metric"]
     table = Table(title="validation metrics", title_justify="left")
     table.add_column("metric")
@@ -82,6 +100,44 @@ def train(
     console.print(f"serving form: {serving.get('chosen')} (see `taxiway models show {v.version}`)")
     console.print(f"next: `taxiway audit -f {project.spec_path}` checks it for handoff")
     raise typer.Exit(0 if result.beats_baseline else 1)
+
+
+def _reproduce(project: Project, version: int, memory_limit: str | None, as_json: bool) -> None:
+    """`taxiway train --reproduce V`: the verdict, each difference and the inputs that changed."""
+    from taxiway.models.reproduce import reproduce_version
+
+    stderr = Console(stderr=True)
+    with _progress(stderr) as progress:
+        task = progress.add_task("starting", total=None)
+        result = reproduce_version(
+            project,
+            version,
+            memory_limit=memory_limit,
+            progress=lambda step: progress.update(task, description=step),
+        )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        raise typer.Exit(0 if result.identical else 1)
+    console = Console(highlight=False)
+    snap = result.snapshot
+    where = f"version {snap.version} of {snap.path} ({snap.rows:,} rows)"
+    if result.identical:
+        console.print(
+            f"{result.name} v{version}: the training set rebuilt now is [green]identical bit "
+            f"for bit[/] to the one it was trained on, {where}"
+        )
+    else:
+        console.print(
+            f"{result.name} v{version}: the training set rebuilt now [red]differs[/] from the "
+            f"one it was trained on, {where}:"
+        )
+        for line in result.diff.describe():
+            console.print(f"  - {line}")
+    if result.inputs_changed:
+        console.print("inputs changed since it was recorded:")
+        for line in result.inputs_changed:
+            console.print(f"  - {line}")
+    raise typer.Exit(0 if result.identical else 1)
 
 
 def _progress(stderr: Console) -> Progress:

@@ -4,7 +4,9 @@ Output columns: the spine's entity keys under their key names, ``timestamp``, th
 fields (``model.request_fields``: columns of the event spine's row), every feature
 (``<view>__<feature>_<window>`` or ``<view>__<column>``), then the label under its name. The
 manifest (``<out stem>.manifest.json``) records row counts, drops by reason, the feature list,
-the definitions hash and a fingerprint of every source read.
+the definitions hash and a fingerprint of every source read. Given a ``snapshots`` folder (as
+`taxiway train` gives it), the set is also written as the next version of the Delta table
+there and the manifest's ``snapshot`` names that version (:mod:`taxiway.features.snapshots`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class TrainingSetManifest:
     duration_s: float
     phases: dict[str, float] = field(default_factory=dict)
     request_fields: list[str] = field(default_factory=list)
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    """The Delta table version holding this set (``Snapshot.as_dict``); empty when none."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -100,10 +104,12 @@ def build_training_set(
     progress: Progress | None = None,
     memory_limit: str | None = None,
     latest_plan: LatestPlan = "auto",
+    snapshots: Path | None = None,
 ) -> TrainingSetManifest:
     """Build the training set of ``project`` into ``out`` (Parquet) and write its manifest.
 
     ``latest_plan`` forces how latest views with a ttl are joined (``pit.compute_view``).
+    With ``snapshots`` (a Delta table folder) the set is also written as its next version.
     """
     spec = project.spec
     started = time.perf_counter()
@@ -192,8 +198,24 @@ def build_training_set(
         duration_s=round(time.perf_counter() - started, 3),
         phases=phases,
     )
+    if snapshots is not None:
+        began = time.perf_counter()
+        say(f"recording the training set as a version of {snapshots}")
+        manifest.snapshot = _snapshot(out, snapshots, manifest)
+        phases["snapshot"] = round(time.perf_counter() - began, 3)
     manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
+
+
+def _snapshot(out: Path, snapshots: Path, manifest: TrainingSetManifest) -> dict[str, Any]:
+    """Write the set at ``out`` as the next version of the Delta table ``snapshots``."""
+    # optional extra (train): `features build` and `check` run without deltalake installed
+    import pyarrow.parquet as pq
+
+    from taxiway.features.snapshots import write_snapshot
+
+    metadata = {"fingerprint": manifest.fingerprint, "definitions_hash": manifest.definitions_hash}
+    return write_snapshot(snapshots, pq.read_table(out), metadata=metadata).as_dict()
 
 
 def current_fingerprint(project: Project) -> str:
@@ -239,9 +261,15 @@ def cached_training_set(
     rebuild: bool = False,
     progress: Progress | None = None,
     memory_limit: str | None = None,
+    snapshots: Path | None = None,
 ) -> tuple[TrainingSetManifest, bool]:
     """The training set at ``out``: reused when its manifest's fingerprint is current, else
-    built. Returns the manifest and whether it was reused."""
+    built. Returns the manifest and whether it was reused.
+
+    With ``snapshots``, a built set is written as the next version of that Delta table; a
+    reused set keeps the version it was written as (one written before snapshots existed is
+    written now).
+    """
     meta = manifest_path(out)
     if not rebuild and out.exists() and meta.exists():
         try:
@@ -249,8 +277,14 @@ def cached_training_set(
         except (TypeError, ValueError):
             manifest = None
         if manifest is not None and manifest.fingerprint == current_fingerprint(project):
+            if snapshots is not None and not manifest.snapshot:
+                manifest.snapshot = _snapshot(out, snapshots, manifest)
+                meta.write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
             return manifest, True
-    return build_training_set(project, out, progress=progress, memory_limit=memory_limit), False
+    built = build_training_set(
+        project, out, progress=progress, memory_limit=memory_limit, snapshots=snapshots
+    )
+    return built, False
 
 
 def require_columns(con: Any, spec: TaxiwaySpec, staged: dict[str, StagedSource]) -> None:

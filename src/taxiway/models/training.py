@@ -1,7 +1,9 @@
 """`taxiway train`: training set → time split → model and baseline → registered version.
 
 The training set is reused when its manifest's fingerprint is current (same definitions, same
-data), else rebuilt. The newest share of spine times is validation; the model (trained, or the
+data), else rebuilt; every built set is also a new version of the Delta table
+``<state dir>/training/delta/`` (:func:`training_snapshots_path`), recorded with the version,
+and retention (``model.snapshots``) runs after each registration (:mod:`~taxiway.models.retention`). The newest share of spine times is validation; the model (trained, or the
 imported pilot) and the baseline are scored there on the same rows. The baseline is the best
 on validation of the prior and a one-feature rule (fitted on the training rows) per input of
 the model, or the rule on ``model.baseline_feature`` (see
@@ -43,6 +45,7 @@ from taxiway.models.outcome import Outcome
 from taxiway.models.pilot_import import import_pilot
 from taxiway.models.provenance import new_version
 from taxiway.models.registry import ModelVersion, Registry, open_registry
+from taxiway.models.retention import retain_snapshots
 from taxiway.models.split import TimeSplit, time_split
 from taxiway.spec.models import ColumnLabel, EventLabel, ModelSpec, TaxiwaySpec
 from taxiway.spec.project import Project
@@ -54,6 +57,7 @@ __all__ = [
     "model_key",
     "train_model",
     "training_set_path",
+    "training_snapshots_path",
 ]
 
 Progress = Callable[[str], None]
@@ -67,6 +71,8 @@ class TrainResult:
     reused_training_set: bool
     timings: dict[str, float] = field(default_factory=dict)
     reused_model: bool = False
+    snapshots_removed: list[int] = field(default_factory=list)
+    """Training-set versions whose files retention removed after this registration."""
 
     @property
     def beats_baseline(self) -> bool:
@@ -94,6 +100,8 @@ class TrainResult:
                 "path": v.training.get("path"),
                 "rows": v.training.get("rows"),
                 "reused": self.reused_training_set,
+                "snapshot": v.training.get("snapshot") or None,
+                "snapshots_removed": self.snapshots_removed,
             },
             "artifact_dir": v.artifact_dir,
             "reused_model": self.reused_model,
@@ -104,6 +112,11 @@ class TrainResult:
 def training_set_path(project: Project) -> Path:
     """Where `taxiway train` keeps the training set it reuses."""
     return project.state_dir / "training" / "training.parquet"
+
+
+def training_snapshots_path(project: Project) -> Path:
+    """The Delta table whose versions are the training sets `taxiway train` built."""
+    return project.state_dir / "training" / "delta"
 
 
 def infer_task(spec: TaxiwaySpec, labels: pa.ChunkedArray[Any] | None = None) -> str:
@@ -156,7 +169,12 @@ def train_model(
     out = training_set_path(project)
     say("training set: checking whether the last one is current")
     manifest, reused = cached_training_set(
-        project, out, rebuild=rebuild, progress=say, memory_limit=memory_limit
+        project,
+        out,
+        rebuild=rebuild,
+        progress=say,
+        memory_limit=memory_limit,
+        snapshots=training_snapshots_path(project),
     )
     say(f"training set: {'reused' if reused else 'built'} ({manifest.rows:,} rows)")
     lap("training_set")
@@ -170,9 +188,16 @@ def train_model(
                 say(f"model: v{same.version} was trained from these same inputs; reusing it")
                 lap("model")
                 return TrainResult(same, reused, timings, reused_model=True)
-        return _train_and_register(
+        result = _train_and_register(
             project, manifest, reused, store, key, say, lap, timings, created_by
         )
+        result.snapshots_removed = retain_snapshots(
+            training_snapshots_path(project),
+            (spec.model or ModelSpec()).snapshots.keep_last,
+            store,
+            say,
+        )
+        return result
     finally:
         if own:
             store.close()
