@@ -335,9 +335,19 @@ def compare_tables(recorded: pa.Table, rebuilt: pa.Table, *, keys: list[str]) ->
         diff.rows_only_rebuilt = _except_count(con, "__rebuilt", "__recorded", comparable)
         if diff.rows_only_recorded or diff.rows_only_rebuilt:
             ids = [k for k in keys if k in comparable]
-            for column in comparable:
-                if column in ids:
-                    continue
+            values = [c for c in comparable if c not in ids]
+            # one scan per side finds the columns that differ; only those are counted
+            suspects = [
+                column
+                for column, old_sum, new_sum in zip(
+                    values,
+                    _column_sums(con, "__recorded", ids, values),
+                    _column_sums(con, "__rebuilt", ids, values),
+                    strict=True,
+                )
+                if old_sum != new_sum
+            ]
+            for column in suspects:
                 count = _except_count(con, "__recorded", "__rebuilt", [*ids, column])
                 if count:
                     diff.columns_differing[column] = count
@@ -357,6 +367,17 @@ def compare_tables(recorded: pa.Table, rebuilt: pa.Table, *, keys: list[str]) ->
     if same_shape and not (diff.rows_only_recorded or diff.rows_only_rebuilt):
         diff.order_differs = not recorded.cast(rebuilt.schema).equals(rebuilt)
     return diff
+
+
+def _column_sums(con: Any, table: str, ids: list[str], columns: list[str]) -> list[int]:
+    """Per column, the sum of the hashes of (``ids``, column) over the rows: equal multisets
+    of those pairs give equal sums."""
+    if not columns:
+        return []
+    key = "".join(f"{quote_identifier(k)}, " for k in ids)
+    sums = ", ".join(f"sum(hash({key}{quote_identifier(c)})::HUGEINT)" for c in columns)
+    row = fetch_one(con, f"SELECT {sums} FROM {table}")
+    return [int(v or 0) for v in row] if row else [0] * len(columns)
 
 
 def _except_count(con: Any, left: str, right: str, columns: list[str]) -> int:
