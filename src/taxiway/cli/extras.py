@@ -34,6 +34,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "onnxmltools",
         "skl2onnx",
         "pandas",
+        "deltalake",
     ),
     # uvloop and httptools are never imported: uvicorn is told to use them
     "serve": ("starlette", "uvicorn", "uvloop", "httptools", "prometheus_client", "httpx"),
