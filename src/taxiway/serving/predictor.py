@@ -340,7 +340,8 @@ class Predictor:
         values: dict[str, Any] = {}
         unavailable: list[tuple[str, str]] = []
         for entity, key in keys.items():
-            read = cast(OnlineStore, _ReadMade(await store.aread(entity, [key])))
+            made = _ReadMade(await store.aread(entity, [key]), getattr(store, "tiles", None))
+            read = cast(OnlineStore, made)
             found, short = self._lookup({entity: key}, read)
             values.update(found)
             unavailable += short
@@ -392,10 +393,13 @@ class _ReadMade:
     """A store read already made on the event loop, handed to the (synchronous) ``lookup``
     as the store it reads: the judging of status and age stays in one place."""
 
-    __slots__ = ("_found",)
+    __slots__ = ("_found", "tiles")
 
-    def __init__(self, found: dict[str, list[ViewValues]]) -> None:
+    def __init__(self, found: dict[str, list[ViewValues]], tiles: object = None) -> None:
         self._found = found
+        # tiled views (``tiles:``) are read from the store's tile table at lookup time (one
+        # more round trip, made only when the entity has a tiled view): None without tiles
+        self.tiles = tiles
 
     def read(self, entity: str, keys: Sequence[str]) -> dict[str, list[ViewValues]]:
         """The read's answer (it was made for these keys)."""
