@@ -27,30 +27,32 @@ from taxiway.monitoring.columnar import (
 )
 from taxiway.monitoring.segments import LogCursor, log_schema, read_new
 
+
+def _schema(*fields: pa.Field[Any]) -> pa.Schema:
+    """A schema of fields of different types (a literal list of them infers as list[object])."""
+    return pa.schema(fields)
+
+
 NAME = "predictions-w1-20261206T050000-0000.jsonl"
 PATTERN = "predictions-*.jsonl"
 SCHEMAS = {
     "monitor": log_schema(["age", "spend"], ["plan"]),
-    "rollout": pa.schema(
-        [
-            ("ts", pa.string()),
-            ("unit", pa.string()),
-            ("arm", pa.string()),
-            ("model_version", pa.int64()),
-            ("path", pa.string()),
-            ("reason", pa.string()),
-            ("latency_ms", pa.float64()),
-        ]
+    "rollout": _schema(
+        pa.field("ts", pa.string()),
+        pa.field("unit", pa.string()),
+        pa.field("arm", pa.string()),
+        pa.field("model_version", pa.int64()),
+        pa.field("path", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("latency_ms", pa.float64()),
     ),
     "outcomes": pa.schema([("unit", pa.string()), ("name", pa.string()), ("value", pa.string())]),
-    "times": pa.schema(
-        [
-            ("ts", TIME),
-            ("unit", pa.string()),
-            ("timestamp", TIME),
-            ("received_at", TIME),
-            ("request_id", TIME),  # a field no sidecar parses: converted from its text
-        ]
+    "times": _schema(
+        pa.field("ts", TIME),
+        pa.field("unit", pa.string()),
+        pa.field("timestamp", TIME),
+        pa.field("received_at", TIME),
+        pa.field("request_id", TIME),  # a field no sidecar parses: converted from its text
     ),
 }
 

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from tests.recommend.synthetic import START
@@ -30,7 +30,15 @@ from taxiway.recommend.training import load_recommend_data, train_recommender
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-FAST = {"sample": 20, "repeats": 20}
+
+class _Sizes(TypedDict):
+    """The keyword arguments of :func:`run_recommend_audit` that size its work."""
+
+    sample: int
+    repeats: int
+
+
+FAST: _Sizes = {"sample": 20, "repeats": 20}
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,14 @@ from taxiway.spec.recommend import (
     PopularityGenerator,
     SegmentPopularityGenerator,
 )
+from taxiway.spec.recommend import Generator as GeneratorSpec
 
 from . import synthetic
+
+DATA = synthetic.interactions(users=300, items=200, per_user=30, seed=3)
+TRAIN, TEST, CUTOFF = synthetic.split(DATA)
+SEEN = TRAIN.matrix()
+CATEGORIES = synthetic.categories(DATA, seed=3)  # the taste groups: categories carry taste
 
 MAKERS: dict[str, Callable[[], Generator]] = {
     "popularity": lambda: Popularity(k=20),
@@ -53,11 +59,6 @@ MAKERS: dict[str, Callable[[], Generator]] = {
     "bpr_index": lambda: Bpr(k=20, factors=16, iterations=60, learning_rate=0.01, exact_limit=50),
 }
 PERSONALISED = [name for name in MAKERS if name != "popularity"]
-
-DATA = synthetic.interactions(users=300, items=200, per_user=30, seed=3)
-TRAIN, TEST, CUTOFF = synthetic.split(DATA)
-SEEN = TRAIN.matrix()
-CATEGORIES = synthetic.categories(DATA, seed=3)  # the taste groups: categories carry taste
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,7 @@ def test_an_unfitted_generator_says_so(name: str) -> None:
 
 
 def test_generator_for_reads_each_kind_from_the_spec() -> None:
-    specs = [
+    specs: list[GeneratorSpec] = [
         PopularityGenerator(kind="popularity", k=7, window=timedelta(days=3)),
         ItemKnnGenerator(kind="itemknn", k=7, neighbours=9),
         EaseGenerator(kind="ease", k=7, l2=3.0),

@@ -148,8 +148,8 @@ def test_matrix_sums_the_weights_of_each_pair(data: list[tuple[int, str, int, fl
     matrix = coded.matrix()
     assert matrix.dtype == np.float32
     assert matrix.shape == (coded.n_users, coded.n_items)
-    for (u, i), total in sums.items():
-        value = matrix[coded.user_code(u), coded.item_code(i)]
+    for (user, item), total in sums.items():
+        value = matrix[coded.user_code(user), coded.item_code(item)]
         assert value == pytest.approx(total, rel=1e-5)
     assert matrix.nnz == len(sums)
 

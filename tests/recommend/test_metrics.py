@@ -17,7 +17,10 @@ N_ITEMS = 8
 
 
 def _brute(lists: list[list[int]], relevant: list[set[int]], k: int) -> dict[str, float]:
-    recall, ndcg, ap, hit = [], [], [], []
+    recall: list[float] = []
+    ndcg: list[float] = []
+    ap: list[float] = []
+    hit: list[float] = []
     for shown, wanted in zip(lists, relevant, strict=True):
         if not wanted:
             continue
@@ -30,7 +33,10 @@ def _brute(lists: list[list[int]], relevant: list[set[int]], k: int) -> dict[str
         ndcg.append(dcg / idcg)
         precisions = [sum(got[: p + 1]) / (p + 1) for p, g in enumerate(got) if g]
         ap.append(sum(precisions) / min(k, len(wanted)))
-    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else 0.0
+
     return {
         f"recall@{k}": mean(recall),
         f"ndcg@{k}": mean(ndcg),

@@ -10,6 +10,7 @@ primary generator's order (measured on recall@10, not assumed).
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from taxiway.errors import ModelError
+from taxiway.errors import ModelError, TaxiwayError
 from taxiway.recommend.catalog import Catalog
 from taxiway.recommend.evaluation import evaluate
-from taxiway.recommend.filters import AlreadySeen, Deny, Unavailable
+from taxiway.recommend.filters import AlreadySeen, Deny, ExclusionFilter, Unavailable
 from taxiway.recommend.generators import Generator
 from taxiway.recommend.generators.itemknn import ItemKnn
 from taxiway.recommend.generators.popularity import Popularity
@@ -33,7 +34,7 @@ from taxiway.recommend.interactions import Interactions
 from taxiway.recommend.pipeline import Recommender
 from taxiway.recommend.ranking_features import snapshot_builder
 from taxiway.recommend.ranking_training import ranking_examples, train_ranker
-from taxiway.recommend.split import time_split, to_micros
+from taxiway.recommend.split import RecommendSplit, time_split, to_micros
 from taxiway.recommend.training import train_recommender
 from taxiway.spec.project import Project
 
@@ -61,7 +62,7 @@ class World:
         self.periods = periods
         self.start_us = to_micros(START)
         taste = rng.permutation(np.arange(items) % tastes)  # every taste has items
-        self.promoted = rng.random((periods, items)) < 0.25  # period x item
+        self.promoted: NDArray[np.bool_] = rng.random((periods, items)) < 0.25  # period x item
         liked = rng.integers(0, tastes, size=users)
         rows = []
         for period in range(periods):
@@ -93,7 +94,8 @@ class World:
         period = (at_us - self.start_us) // PERIOD
         if period < 0:
             return np.full(self.n_items, np.nan, dtype=np.float32)
-        return self.promoted[min(period, self.periods - 1)].astype(np.float32)
+        flags: NDArray[np.bool_] = self.promoted[min(period, self.periods - 1)]
+        return flags.astype(np.float32)
 
     def views(
         self, at_us: int
@@ -106,7 +108,12 @@ def stages(_: int = 0) -> list[tuple[str, Generator]]:
     return [("itemknn", ItemKnn(k=20, neighbours=20)), ("popularity", Popularity(k=20))]
 
 
-def fitted(world: World, *, filters: list[object] | None = None, catalog: Catalog | None = None):  # type: ignore[no-untyped-def]
+def fitted(
+    world: World,
+    *,
+    filters: Sequence[ExclusionFilter] | None = None,
+    catalog: Catalog | None = None,
+) -> tuple[Recommender, RecommendSplit]:
     """The recommender fitted before the cutoff, with its trained ranker."""
     shelf = catalog or Catalog.listing(world.n_items)
     chosen = list(filters or [])
@@ -116,7 +123,7 @@ def fitted(world: World, *, filters: list[object] | None = None, catalog: Catalo
         world.data,
         world.cutoff_us,
         snapshot_builder(world.data, world.views),
-        filters=chosen,  # type: ignore[arg-type]
+        filters=chosen,
         catalog=shelf,
         k=10,
         serving_at_us=int(world.data.at.max()) + 1,
@@ -127,7 +134,7 @@ def fitted(world: World, *, filters: list[object] | None = None, catalog: Catalo
         generator.fit(split.train)
     recommender = Recommender(
         made,
-        filters=chosen,  # type: ignore[arg-type]
+        filters=chosen,
         catalog=shelf,
         histories=Histories.of(world.data),
         items=world.data.items,
@@ -146,12 +153,12 @@ def world() -> World:
 
 
 @pytest.fixture(scope="module")
-def trained(world: World):  # type: ignore[no-untyped-def]
+def trained(world: World) -> tuple[Recommender, RecommendSplit]:
     return fitted(world)
 
 
 def test_the_ranker_beats_the_primary_generators_order_when_an_item_feature_matters(
-    trained,  # type: ignore[no-untyped-def]
+    trained: tuple[Recommender, RecommendSplit],
 ) -> None:
     recommender, split = trained
     evaluation = evaluate(recommender, split, "recall@10")
@@ -162,18 +169,22 @@ def test_the_ranker_beats_the_primary_generators_order_when_an_item_feature_matt
     assert ranked > unranked * 1.2
     assert ranked > popularity
     assert set(evaluation.stage_share) == {"itemknn", "popularity"}
+    assert recommender.ranker is not None
     facts = recommender.ranker.facts
     assert facts["fit_seconds"] >= 0
     assert facts["groups"] > 0
     assert facts["positives"] > 0
 
 
-def test_stage_names_the_retriever_and_the_score_is_the_rankers(trained) -> None:  # type: ignore[no-untyped-def]
+def test_stage_names_the_retriever_and_the_score_is_the_rankers(
+    trained: tuple[Recommender, RecommendSplit],
+) -> None:
     recommender, split = trained
     at = split.cutoff
     users = [str(u) for u in range(20)]
     lists = recommender.recommend(users, at)
     found = recommender.candidates(recommender.user_codes(users), split.cutoff_us, 10)
+    assert recommender.ranker is not None
     scores = recommender.ranker.score(found)
     for row, answer in enumerate(lists):
         assert len(answer) == 10
@@ -192,7 +203,9 @@ def test_stage_names_the_retriever_and_the_score_is_the_rankers(trained) -> None
     assert [r.item for r in only[0]] == [str(recommender.items[i]) for i in plain.items[0]]
 
 
-def test_save_and_load_give_identical_lists_and_scores(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_save_and_load_give_identical_lists_and_scores(
+    trained: tuple[Recommender, RecommendSplit], tmp_path: Path
+) -> None:
     recommender, split = trained
     recommender.save(tmp_path / "rec")
     assert (tmp_path / "rec" / "ranker" / "model.txt").read_text().startswith("tree")
@@ -260,12 +273,12 @@ def test_the_filters_hold_with_ranking(world: World) -> None:
         n_items=world.n_items,
     )
     denied = np.array([1, 2, 3], dtype=np.int32)
-    filters = [
+    filters: list[ExclusionFilter] = [
         AlreadySeen(lookback_us=20 * DAY, event_types=None),
         Unavailable(),
         Deny(items=denied),
     ]
-    recommender, split = fitted(world, filters=filters, catalog=shelf)  # type: ignore[arg-type]
+    recommender, split = fitted(world, filters=filters, catalog=shelf)
     users = [str(u) for u in range(0, 300, 3)]
     for when in (split.cutoff, split.cutoff + timedelta(days=5)):
         at_us = to_micros(when)
@@ -410,6 +423,6 @@ def test_a_text_feature_is_refused_with_the_fix(tmp_path: Path) -> None:
     project = make_project(
         tmp_path, world, ranking="  ranking: {kind: lambdarank, features: [names]}\n"
     )
-    with pytest.raises(Exception, match="the ranker takes numbers") as error:
+    with pytest.raises(TaxiwayError, match="the ranker takes numbers") as error:
         train_recommender(project)
-    assert "drop `names`" in str(error.value.fix)  # type: ignore[attr-defined]
+    assert "drop `names`" in str(error.value.fix)

@@ -52,7 +52,11 @@ def _why(folder: Path) -> str:
     store = open_rollout_store(None, folder / "state")
     try:
         rollouts = [store.latest(name) for name in ("retail_churn",)]
-        return "; ".join(str(r.verdict.get("reasons")) for r in rollouts if r is not None)
+        return "; ".join(
+            "no verdict yet" if r.verdict is None else str(r.verdict.get("reasons"))
+            for r in rollouts
+            if r is not None
+        )
     finally:
         store.close()
 

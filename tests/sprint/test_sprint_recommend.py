@@ -46,11 +46,17 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _sprint(spec: Path, tmp_path: Path, **options: Any) -> SprintResult:
+def _sprint(spec: Path, tmp_path: Path, *, load_seconds: float = 1.5) -> SprintResult:
     project = Project.load(spec, tmp_path / "state")
-    settings = {"report_dir": tmp_path / "report", "as_of": END, "load_seconds": 1.5,
-                "concurrency": 2, "audit_sample": 30, "drill_requests": 80} | options  # fmt: skip
-    return run_sprint(project, SprintOptions(**settings))
+    options = SprintOptions(
+        report_dir=tmp_path / "report",
+        as_of=END,
+        load_seconds=load_seconds,
+        concurrency=2,
+        audit_sample=30,
+        drill_requests=80,
+    )
+    return run_sprint(project, options)
 
 
 def _checks(debrief: Debrief, phase: str) -> dict[str, Any]:
@@ -118,6 +124,7 @@ def test_the_shop_recs_sprint_serves_recommendations_and_reports_them(
             "fallback:popularity",
         }
     assert debrief.facts["drill"]["mode"] == "down"
+    assert debrief.assessment is not None
     answers = {a["id"]: a for a in debrief.assessment["answers"]}
     assert answers["graceful_fallback"]["source"] == "observed"
     assert answers["graceful_fallback"]["yes"] is True

@@ -80,6 +80,7 @@ def test_the_monitor_gate_passes_on_what_ran_and_the_drill_alerted(
     assert monitoring.status == "pass"
     assert debrief.facts["monitoring"]["observed"]["ok"] is True
     assert debrief.facts["monitor"]["kind"] == "recommend"
+    assert debrief.assessment is not None
     answers = {a["id"]: a for a in debrief.assessment["answers"]}
     assert answers["drift_alerts"]["source"] == "observed"
     assert answers["drift_alerts"]["yes"] is True
@@ -107,6 +108,7 @@ def test_the_rollout_starts_at_one_percent_of_users_with_a_first_check(
     assert "rolling out to 1% of users" in debrief.verdict
     assert "not built" not in debrief.verdict
     # no outcome was measured: level 4's answer is not claimed from a plan
+    assert debrief.assessment is not None
     assert "metric_gated_rollout" not in _observed(debrief.assessment)
     # the controller's store holds the rollout the sprint started
     registry = open_registry(project.spec.registry, state_dir=project.state_dir)

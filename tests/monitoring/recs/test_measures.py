@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,9 +66,8 @@ def test_list_recall_by_hand() -> None:
     assert list_recall(["a"], set(), 5) is None
 
 
-def pytest_approx(value: float) -> object:
-    import pytest
-
+def pytest_approx(value: float | Mapping[str, float]) -> object:
+    """``value`` (a number, or a mapping of numbers) to compare within 1e-12."""
     return pytest.approx(value, abs=1e-12)
 
 
