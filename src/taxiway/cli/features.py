@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from taxiway.cli.options import SpecOption, StateDirOption
-from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
+from taxiway.errors import EXIT_FAILURE, EXIT_OK, MissingExtraError, SpecError
 from taxiway.features.lookup import lookup
 from taxiway.features.materialize import STATE_FILE, materialize
 from taxiway.features.online import open_online_store
@@ -171,6 +171,58 @@ def compact_command(
     for name, tiles in report.views.items():
         console.print(f"{name}: {tiles:,} tiles written")
     console.print(f"[green]compacted[/] in {report.duration_s:.1f}s")
+
+
+@app.command("stream")
+def stream_command(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="A nats source to consume (repeatable; default: all)."),
+    ] = None,
+    progress_s: Annotated[
+        float, typer.Option("--progress-every", help="Seconds between progress lines.", min=0.1)
+    ] = 10.0,
+) -> None:
+    """Apply the events of the `kind: nats` sources to the online tiles and the offline
+    history, each exactly once, until SIGTERM (docs/features.md, Streams)."""
+    import asyncio
+    import logging
+
+    try:
+        # optional extra: nats-py is needed only to consume streams
+        from taxiway.features.stream import run_streams
+    except ImportError as error:
+        if (error.name or "").startswith("taxiway"):
+            raise
+        raise MissingExtraError(
+            "stream", needed_by="taxiway features stream", missing=[error.name or "nats"]
+        ) from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    project = Project.load(file, state_dir)
+    store = open_online_store(
+        project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+    )
+    try:
+        totals = asyncio.run(
+            run_streams(
+                project.spec,
+                store,
+                project.state_dir,
+                sources=source or None,
+                progress_s=progress_s,
+            )
+        )
+    finally:
+        store.close()
+    console = Console(highlight=False, stderr=True)
+    for name, total in totals.items():
+        console.print(
+            f"{name}: {total.applied:,} events applied, {total.duplicates:,} duplicates "
+            f"skipped, {total.quarantined:,} quarantined; stopped cleanly"
+        )
 
 
 @app.command("get")

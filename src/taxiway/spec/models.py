@@ -54,6 +54,7 @@ __all__ = [
     "LatestView",
     "ModelSpec",
     "Monitoring",
+    "NatsSource",
     "OnlineStoreSpec",
     "PeriodicSpine",
     "PostgresRegistry",
@@ -206,7 +207,48 @@ class PostgresSource(_TableOrQuery):
     batch_rows: int = Field(default=100_000, gt=0)
 
 
-Source = Annotated[FileSource | DuckDBSource | PostgresSource, Field(discriminator="kind")]
+class NatsSource(_SourceBase):
+    """A stream of JSON events on a NATS JetStream subject (``taxiway features stream``).
+
+    The consumer applies the events to the online tiles and appends them to ``history``
+    (Parquet files), which is what training reads for this source.
+    """
+
+    kind: Literal["nats"]
+    url: SecretURL = Field(description="The NATS server, e.g. nats://127.0.0.1:4222.")
+    subject: str = Field(min_length=1, description="The subject events are published to.")
+    stream: str = Field(min_length=1, description="The JetStream stream holding the subject.")
+    durable: str = Field(min_length=1, description="The durable consumer's name.")
+    event_id: Column | None = Field(
+        default=None,
+        description="The event's id field; default: the message's Nats-Msg-Id header.",
+    )
+    history: SpecPath = Field(description="The folder the consumer appends the events to.")
+    batch: int = Field(default=500, gt=0, description="Events fetched per batch.")
+    ack_wait: PositiveDuration = Field(
+        default=timedelta(seconds=10),
+        description="How long a delivered, unacknowledged event waits before it is "
+        "delivered again (after a crash: how soon its batch is applied anew).",
+    )
+
+    @model_validator(mode="after")
+    def _timestamped(self) -> NatsSource:
+        if self.timestamp is None:
+            raise ValueError("a nats source needs `timestamp:` (the event field of its time)")
+        for name, value, banned in (
+            ("subject", self.subject, " \t*>"),
+            ("stream", self.stream, " \t*>."),
+            ("durable", self.durable, " \t*>."),
+        ):
+            if any(c in value for c in banned):
+                shown = " ".join(repr(c) for c in banned)
+                raise ValueError(f"`{name}: {value}` holds one of {shown} (NATS refuses it)")
+        return self
+
+
+Source = Annotated[
+    FileSource | DuckDBSource | PostgresSource | NatsSource, Field(discriminator="kind")
+]
 
 
 # --------------------------------------------------------------------------- features

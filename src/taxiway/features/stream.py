@@ -1,0 +1,408 @@
+"""``taxiway features stream``: apply the events of ``kind: nats`` sources to the online tiles
+and the offline history, each event exactly once.
+
+One process consumes every nats source of the spec, each through a durable JetStream pull
+consumer (``durable:``) with explicit acks. For each fetched batch, in this order:
+
+1. check each event (:mod:`taxiway.data.sources.nats_events`); a refused one is published,
+   body unchanged, to ``<subject>.quarantine`` with its reason in the ``Taxiway-Reason``
+   header (a stream ``<stream>_QUARANTINE`` keeps that subject when no stream does);
+2. drop the events whose id the journal (:mod:`taxiway.features.stream_journal`) has applied,
+   and repeats within the batch;
+3. journal the batch: its history file name and the pre-image of every tile it touches
+   (one SQLite commit);
+4. add the events to every tiled view over the source (:func:`~taxiway.features.tiles.apply_events`);
+5. write them to ``<history>/<first seq>-<last seq>.parquet`` (a temporary file renamed);
+6. record their ids as applied and end the journalled batch (one SQLite commit);
+7. acknowledge every message of the batch (applied, duplicate or quarantined).
+
+**The guarantee.** Each event id is added to the tiles and the history exactly once, across
+any crash of the consumer (``kill -9`` included) at any point: a crash before 6 leaves the
+batch journalled, so the next start restores the tiles' pre-images and removes the history
+file, and the unacknowledged events come again and are applied anew; a crash between 6 and
+7 redelivers events whose ids are recorded, which are acknowledged without being applied. It
+assumes that this consumer is the only writer of those views' tiles while it runs (run
+``materialize`` / ``compact`` with it stopped), one consumer per source and state folder, an
+online store that keeps what it acknowledged (SQLite; Redis with persistence), and that the
+journal keeps the ids (it keeps them all). A restored tile that had no events before the
+batch is left empty (a count of 0) until the redelivered events refill it. Publishers avoid
+duplicates upstream with ``Nats-Msg-Id`` (JetStream drops a repeat inside the stream's
+duplicate window, 2 minutes by default); the journal catches repeats at any distance.
+
+Progress (events applied per second, duplicates, quarantined, and the lag: messages in the
+stream not yet delivered to the consumer) is logged every ``progress_s`` seconds. SIGTERM or
+SIGINT finishes the batch in hand, acknowledges it and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import nats
+import pyarrow as pa
+import pyarrow.parquet as pq
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from taxiway.data.contracts.loader import load_contract
+from taxiway.data.contracts.model import Contract
+from taxiway.data.sources.nats_events import check_events
+from taxiway.errors import FeatureError, SourceError
+from taxiway.features.online._codec import decode, dumps
+from taxiway.features.stream_journal import StreamJournal, UndoTile
+from taxiway.features.tiles import TiledView, apply_events, events_of, summarize, tile_table
+from taxiway.spec.models import AggregateView, NatsSource, TaxiwaySpec
+
+__all__ = [
+    "JOURNAL_FILE",
+    "REASON_HEADER",
+    "BatchResult",
+    "StreamApplier",
+    "StreamEvent",
+    "connect",
+    "consume",
+    "ensure_streams",
+    "nats_sources",
+    "quarantine_subject",
+    "run_streams",
+]
+
+logger = logging.getLogger("taxiway.stream")
+
+JOURNAL_FILE = "streams.sqlite"
+REASON_HEADER = "Taxiway-Reason"
+MSG_ID = "Nats-Msg-Id"
+FETCH_WAIT_S = 1.0
+
+
+class StreamEvent(NamedTuple):
+    """One message of a stream: its ``Nats-Msg-Id`` header (None without), body, sequence."""
+
+    header_id: str | None
+    body: bytes
+    seq: int
+
+
+@dataclass
+class BatchResult:
+    """What :meth:`StreamApplier.apply` did with a batch."""
+
+    applied: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (index, reason)
+
+
+def nats_sources(spec: TaxiwaySpec) -> list[str]:
+    """The names of the spec's ``kind: nats`` sources."""
+    return [name for name, source in spec.sources.items() if isinstance(source, NatsSource)]
+
+
+def quarantine_subject(source: NatsSource) -> str:
+    """Where refused events of ``source`` are published: ``<subject>.quarantine``."""
+    return f"{source.subject}.quarantine"
+
+
+class StreamApplier:
+    """Applies batches of one nats source to its tiled views and history (steps 1-6)."""
+
+    def __init__(self, spec: TaxiwaySpec, name: str, store: object, journal: StreamJournal):
+        source = spec.sources.get(name)
+        if not isinstance(source, NatsSource):
+            raise FeatureError(
+                f"`{name}` is not a nats source (nats sources: "
+                f"{', '.join(nats_sources(spec)) or 'none'})",
+                fix="declare it with `kind: nats`, or name one of the nats sources",
+            )
+        self.name = name
+        self.source = source
+        self.store = store
+        self.journal = journal
+        self.views = [
+            TiledView.of(spec, view)
+            for view, declared in spec.features.items()
+            if isinstance(declared, AggregateView)
+            and declared.source == name
+            and declared.tiles is not None
+        ]
+        self.required = sorted({key for view in self.views for key in view.keys})
+        self.contract: Contract | None = (
+            load_contract(source.contract) if source.contract is not None else None
+        )
+        self.history = Path(source.history)
+
+    def recover(self) -> bool:
+        """Roll back a batch a crash left journalled; True when there was one."""
+        pending = self.journal.pending(self.name)
+        if pending is None:
+            return False
+        history, undo = pending
+        views = {view.name: view for view in self.views}
+        by_view: dict[tuple[str, str], list[tuple[str, int, bytes, bytes]]] = {}
+        for view_name, entity, key, tile, events in undo:
+            view = views.get(view_name)
+            if view is None:  # no longer tiled: materialize rebuilds it
+                continue
+            found = decode(events) if events is not None else []
+            rows = by_view.setdefault((entity, view_name), [])
+            rows.append((key, tile, dumps(summarize(view, found)), dumps(found)))
+        tiles = tile_table(self.store) if by_view else None
+        for (entity, view_name), rows in by_view.items():
+            assert tiles is not None
+            tiles.put(entity, view_name, rows)
+        (self.history / history).unlink(missing_ok=True)
+        for partial in self.history.glob("*.tmp"):
+            partial.unlink(missing_ok=True)
+        self.journal.discard(self.name)
+        logger.warning(
+            "%s: rolled back a batch interrupted by a crash (%d tiles restored, %s removed); "
+            "its events are applied again as they are redelivered",
+            self.name,
+            len(undo),
+            history,
+        )
+        return True
+
+    def apply(self, events: Sequence[StreamEvent]) -> BatchResult:
+        """Check, de-duplicate and apply ``events`` (steps 1-6 of the module docstring)."""
+        result = BatchResult()
+        if not events:
+            return result
+        checked = check_events(
+            self.name,
+            self.source,
+            self.contract,
+            [(e.header_id, e.body) for e in events],
+            required=self.required,
+        )
+        result.rejected = checked.rejected
+        refused = {index for index, _ in checked.rejected}
+        valid_seqs = [e.seq for i, e in enumerate(events) if i not in refused]
+        seen = self.journal.applied(self.name, checked.ids)
+        keep: list[int] = []
+        fresh: list[tuple[str, int]] = []
+        for row, event_id in enumerate(checked.ids):
+            if event_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(event_id)
+            keep.append(row)
+            fresh.append((event_id, valid_seqs[row]))
+        if not keep:
+            return result
+        table = self._complete(checked.table.take(keep))
+        history = self._history_name(events[0].seq, events[-1].seq)
+        self.journal.begin(self.name, history, self._pre_images(table))
+        for view in self.views:
+            apply_events(self.store, view, table)
+        self._write_history(table, history)
+        self.journal.commit(self.name, fresh)
+        result.applied = len(keep)
+        return result
+
+    def _complete(self, table: pa.Table) -> pa.Table:
+        """``table`` with a null column for each view input no event of the batch had."""
+        for view in self.views:
+            for column in view.inputs:
+                if column not in table.schema.names:
+                    table = table.append_column(column, pa.nulls(table.num_rows))
+        return table
+
+    def _pre_images(self, table: pa.Table) -> list[UndoTile]:
+        undo: list[UndoTile] = []
+        tiles = tile_table(self.store) if self.views else None
+        for view in self.views:
+            assert tiles is not None
+            pairs = sorted(
+                {(key, event[0] // view.tile_us) for key, event in events_of(view, table)}
+            )
+            stored = tiles.events(view.entity, view.name, pairs)
+            undo += [
+                (view.name, view.entity, key, tile, stored.get((key, tile))) for key, tile in pairs
+            ]
+        return undo
+
+    def _history_name(self, first: int, last: int) -> str:
+        name = f"{first:020d}-{last:020d}"
+        suffix = 1
+        while (self.history / f"{name}.parquet").exists():
+            suffix += 1
+            name = f"{first:020d}-{last:020d}-{suffix}"
+        return f"{name}.parquet"
+
+    def _write_history(self, table: pa.Table, name: str) -> None:
+        self.history.mkdir(parents=True, exist_ok=True)
+        partial = self.history / f"{name}.tmp"
+        pq.write_table(table, partial)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, self.history / name)
+
+
+# ---------------------------------------------------------------------- NATS
+
+
+async def connect(source: NatsSource, *, name: str, reconnect: bool = True) -> Client:
+    """A NATS connection to ``source.url``; :class:`SourceError` (with the fix) when down."""
+    url = source.url.reveal()
+    try:
+        client: Client = await nats.connect(
+            url,
+            name=f"taxiway {name}",
+            connect_timeout=2,
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=1,
+        )
+    except (OSError, TimeoutError, nats.errors.Error) as error:
+        raise SourceError(
+            f"source `{name}`: cannot connect to NATS at {source.url}: "
+            f"{error or type(error).__name__}",
+            fix="start nats-server with JetStream (`nats-server -js`), or fix `url:`",
+        ) from None
+    return client
+
+
+async def ensure_streams(js: JetStreamContext, source: NatsSource) -> None:
+    """Create the source's stream (holding its subject) and a quarantine stream when absent."""
+    try:
+        await js.stream_info(source.stream)
+    except NotFoundError:
+        await js.add_stream(name=source.stream, subjects=[source.subject])
+    subject = quarantine_subject(source)
+    try:
+        await js.find_stream_name_by_subject(subject)
+    except NotFoundError:
+        await js.add_stream(name=f"{source.stream}_QUARANTINE", subjects=[subject])
+
+
+def _header(reason: str) -> str:
+    flat = " ".join(reason.split())
+    return flat if len(flat) <= 1000 else flat[:997] + "..."
+
+
+@dataclass
+class Totals:
+    """Counts of one consumer since it started."""
+
+    applied: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    rollbacks: int = 0
+
+
+async def consume(
+    applier: StreamApplier,
+    stop: asyncio.Event,
+    *,
+    progress_s: float = 10.0,
+) -> Totals:
+    """Consume ``applier``'s source until ``stop`` is set (the module docstring's loop)."""
+    source, name = applier.source, applier.name
+    totals = Totals(rollbacks=int(applier.recover()))
+    client = await connect(source, name=name)
+    try:
+        js = client.jetstream()
+        await ensure_streams(js, source)
+        subscription = await js.pull_subscribe(
+            source.subject,
+            durable=source.durable,
+            stream=source.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=source.ack_wait.total_seconds(),
+                max_ack_pending=max(10_000, 4 * source.batch),
+            ),
+        )
+        quarantine = quarantine_subject(source)
+        last_log, last_applied = time.monotonic(), 0
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(source.batch, timeout=FETCH_WAIT_S)
+            except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
+                messages = []
+            if messages:
+                events = [
+                    StreamEvent((m.headers or {}).get(MSG_ID), m.data, m.metadata.sequence.stream)
+                    for m in messages
+                ]
+                # on the loop's thread: the journal's connection is this thread's
+                result = applier.apply(events)
+                for index, reason in result.rejected:
+                    seq = events[index].seq
+                    await js.publish(
+                        quarantine,
+                        events[index].body,
+                        headers={
+                            REASON_HEADER: _header(reason),
+                            MSG_ID: f"{source.stream}:{seq}",
+                            "Taxiway-Seq": str(seq),
+                        },
+                    )
+                for message in messages:
+                    await message.ack()
+                await client.flush()
+                totals.applied += result.applied
+                totals.duplicates += result.duplicates
+                totals.quarantined += len(result.rejected)
+                totals.batches += 1
+            now = time.monotonic()
+            if now - last_log >= progress_s:
+                lag = (await subscription.consumer_info()).num_pending
+                logger.info(
+                    "%s: %d events applied (%.0f/s), %d duplicates skipped, %d quarantined, lag %d",
+                    name,
+                    totals.applied,
+                    (totals.applied - last_applied) / (now - last_log),
+                    totals.duplicates,
+                    totals.quarantined,
+                    lag,
+                )
+                last_log, last_applied = now, totals.applied
+    finally:
+        await client.close()
+    return totals
+
+
+async def run_streams(
+    spec: TaxiwaySpec,
+    store: object,
+    state_dir: Path,
+    *,
+    sources: Sequence[str] | None = None,
+    progress_s: float = 10.0,
+    stop: asyncio.Event | None = None,
+) -> dict[str, Totals]:
+    """Consume every nats source of ``spec`` (or ``sources``) until SIGTERM/SIGINT or ``stop``."""
+    names = list(sources) if sources else nats_sources(spec)
+    if not names:
+        raise FeatureError(
+            "the spec declares no nats source to stream",
+            fix="add a source with `kind: nats` (see docs/features.md, Streams)",
+        )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    journal = StreamJournal(state_dir / JOURNAL_FILE)
+    try:
+        appliers = [StreamApplier(spec, name, store, journal) for name in names]
+        results: list[Any] = await asyncio.gather(
+            *(consume(applier, stop, progress_s=progress_s) for applier in appliers)
+        )
+    finally:
+        journal.close()
+    return dict(zip(names, results, strict=True))

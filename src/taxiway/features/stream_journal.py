@@ -1,0 +1,152 @@
+"""The stream consumer's journal: the event ids applied, and the batch being applied.
+
+A small SQLite file beside the online store (``<state>/streams.sqlite``), written with
+``synchronous=FULL``. Per source it holds:
+
+- ``stream_applied``: every applied event id with its JetStream sequence (what makes a
+  redelivered or re-published event a no-op);
+- ``stream_pending`` / ``stream_undo``: the batch being applied, if any: the history file it
+  writes and, per tile it touches, the tile's events before the batch (None: no tile). They
+  are committed before the first tile write and deleted in the same transaction that records
+  the batch's ids, so after a crash a pending batch is rolled back (the tiles restored, the
+  history file removed) and its events, never acknowledged, are redelivered and applied anew.
+
+>>> import tempfile, pathlib
+>>> journal = StreamJournal(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
+>>> journal.begin("orders", "1-2.parquet", [("v", "e", "7", 0, None)])
+>>> journal.pending("orders")
+('1-2.parquet', [('v', 'e', '7', 0, None)])
+>>> journal.commit("orders", [("a", 1), ("b", 2)])
+>>> journal.pending("orders"), sorted(journal.applied("orders", ["a", "c"]))
+(None, ['a'])
+>>> journal.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from taxiway.errors import FeatureError
+
+__all__ = ["StreamJournal", "UndoTile"]
+
+# (view, entity, key, tile, the tile's events before the batch or None when it had none)
+UndoTile = tuple[str, str, str, int, bytes | None]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_applied (
+    source TEXT NOT NULL, event_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (source, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_pending (source TEXT PRIMARY KEY, history TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stream_undo (
+    source TEXT NOT NULL, view TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL,
+    tile INTEGER NOT NULL, events BLOB,
+    PRIMARY KEY (source, view, entity, key, tile)
+) WITHOUT ROWID;
+"""
+CHUNK = 500  # ids per SELECT (under SQLite's 999 variables)
+
+
+class StreamJournal:
+    """The journal file at ``path`` (created on first use); one connection, one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise FeatureError(
+                f"cannot open the stream journal {path}: {error}",
+                fix="check that the state folder is writable and not on a network drive",
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"StreamJournal({str(self.path)!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise FeatureError(
+                f"cannot write the stream journal {self.path}: {error}",
+                fix="check the disk has room and no other consumer runs on this state folder",
+            ) from None
+
+    def applied(self, source: str, ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` already applied for ``source``."""
+        found: set[str] = set()
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            rows = self._con.execute(
+                "SELECT event_id FROM stream_applied WHERE source = ? AND event_id IN "
+                f"({','.join('?' * len(chunk))})",
+                [source, *chunk],
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def begin(self, source: str, history: str, undo: Sequence[UndoTile]) -> None:
+        """Record the batch about to be applied (its history file and the tiles' pre-images)."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
+            con.execute(
+                "INSERT OR REPLACE INTO stream_pending (source, history) VALUES (?, ?)",
+                (source, history),
+            )
+            con.executemany(
+                "INSERT INTO stream_undo (source, view, entity, key, tile, events) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(source, *row) for row in undo],
+            )
+
+    def pending(self, source: str) -> tuple[str, list[UndoTile]] | None:
+        """The batch of ``source`` begun and neither committed nor discarded, if any."""
+        row = self._con.execute(
+            "SELECT history FROM stream_pending WHERE source = ?", (source,)
+        ).fetchone()
+        if row is None:
+            return None
+        undo = self._con.execute(
+            "SELECT view, entity, key, tile, events FROM stream_undo WHERE source = ? "
+            "ORDER BY view, entity, key, tile",
+            (source,),
+        ).fetchall()
+        return str(row[0]), [(v, e, k, int(t), b) for v, e, k, t, b in undo]
+
+    def commit(self, source: str, ids: Sequence[tuple[str, int]]) -> None:
+        """Record ``(event id, stream sequence)`` as applied and end the pending batch, in one
+        transaction."""
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT OR IGNORE INTO stream_applied (source, event_id, seq) VALUES (?, ?, ?)",
+                [(source, event_id, seq) for event_id, seq in ids],
+            )
+            self._end(con, source)
+
+    def discard(self, source: str) -> None:
+        """End the pending batch without recording it (after its rollback)."""
+        with self._transaction() as con:
+            self._end(con, source)
+
+    @staticmethod
+    def _end(con: sqlite3.Connection, source: str) -> None:
+        con.execute("DELETE FROM stream_pending WHERE source = ?", (source,))
+        con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
+
+    def close(self) -> None:
+        self._con.close()

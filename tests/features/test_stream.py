@@ -1,0 +1,357 @@
+"""`taxiway features stream` against a real NATS JetStream: each event applied once to the
+tiles and the history, across duplicates, a consumer reset and a kill -9 mid-batch; refused
+events in quarantine with their reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import require, require_service
+
+from taxiway.data.stage import stage_sources
+from taxiway.engines.duckdb import connect
+from taxiway.features.online import SqliteStore
+from taxiway.features.pit import compute_view
+from taxiway.features.tiles import TiledView, read_tiled
+from taxiway.spec import Project, load_spec_text
+
+nats = require("nats", reason="nats-py is the stream extra")
+
+URL = "nats://127.0.0.1:4222"
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+CONTRACT = """
+apiVersion: v3.1.0
+schema:
+  - name: ev
+    properties:
+      - {name: k, logicalType: integer, required: true}
+      - {name: ts, logicalType: timestamp, required: true}
+      - {name: v, logicalType: number, logicalTypeOptions: {minimum: 0}}
+"""
+VIEWS = """
+entities: {e: k}
+features:
+  agg: {source: ev, entity: e, aggregate: {n: count(*), total: sum(v), mean: avg(v)}, windows: [30d], tiles: 1d}
+  top: {source: ev, entity: e, aggregate: {hi: max(v), m: count(v)}, windows: [2d], tiles: 1h}
+"""
+
+
+@dataclass
+class Setup:
+    folder: Path
+    project: Project
+    twin: Project  # the same views over the history, read as a file source (the training path)
+    subject: str
+    stream: str
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    require_service("NATS", "127.0.0.1", 4222)
+    tag = uuid.uuid4().hex[:10]
+    subject, stream = f"tw.test.{tag}", f"TW_TEST_{tag}"
+    (tmp_path / "ev.contract.yaml").write_text(CONTRACT)
+    source = (
+        f"ev: {{kind: nats, url: '{URL}', subject: {subject}, stream: {stream}, durable: tw, "
+        "timestamp: ts, history: history, contract: ev.contract.yaml, batch: 7, ack_wait: 2s}"
+    )
+    text = f"name: streams\nsources:\n  {source}\n{VIEWS}"
+    path = tmp_path / "taxiway.yaml"
+    path.write_text(text)
+    project = Project(load_spec_text(text, str(path), base_dir=tmp_path), path, tmp_path / ".st")
+    twin_text = (
+        "name: streams\nsources:\n  ev: {kind: file, path: history/*.parquet, timestamp: ts}\n"
+        + VIEWS
+    )
+    twin = Project(load_spec_text(twin_text, "twin.yaml", base_dir=tmp_path), path, tmp_path)
+    yield Setup(tmp_path, project, twin, subject, stream)
+    asyncio.run(_delete_streams(stream))
+
+
+async def _delete_streams(stream: str) -> None:
+    client = await nats.connect(URL)
+    try:
+        js = client.jetstream()
+        for name in (stream, f"{stream}_QUARANTINE"):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(name)
+    finally:
+        await client.close()
+
+
+def events(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Events over 3 keys and 3 days, some without a value."""
+    out = []
+    for i in range(count):
+        j = i + seed
+        out.append(
+            {
+                "k": j % 3,
+                "ts": (BASE + timedelta(minutes=97 * j)).isoformat(),
+                "v": None if j % 5 == 0 else float(j % 11),
+            }
+        )
+    return out
+
+
+async def publish(subject: str, stream: str, bodies: list[tuple[str | None, bytes]]) -> list[Any]:
+    client = await nats.connect(URL)
+    try:
+        js = client.jetstream()
+        try:
+            await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(name=stream, subjects=[subject])
+        acks = []
+        for msg_id, body in bodies:
+            headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+            acks.append(await js.publish(subject, body, headers=headers))
+        return acks
+    finally:
+        await client.close()
+
+
+def publish_events(s: Setup, rows: list[dict[str, Any]], prefix: str = "e") -> None:
+    bodies = [(f"{prefix}{i}", json.dumps(r).encode()) for i, r in enumerate(rows)]
+    asyncio.run(publish(s.subject, s.stream, bodies))
+
+
+def applied_ids(s: Setup) -> int:
+    path = s.project.state_dir / "streams.sqlite"
+    if not path.exists():
+        return 0
+    con = sqlite3.connect(path)
+    try:
+        return int(con.execute("SELECT count(*) FROM stream_applied").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def stream_until(s: Setup, applied: int, *, quarantined: int = 0, timeout: float = 20) -> Any:
+    """Run the consumer in-process until the journal holds ``applied`` ids (then stop it)."""
+    from taxiway.features.stream import run_streams
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        store = SqliteStore(s.project.state_dir / "online.sqlite")
+
+        async def watch() -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if applied_ids(s) >= applied and await quarantine_count(s) >= quarantined:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)  # let a further (wrong) batch show itself
+            stop.set()
+
+        try:
+            watcher = asyncio.create_task(watch())
+            totals = await run_streams(s.project.spec, store, s.project.state_dir, stop=stop)
+            await watcher
+            return totals["ev"]
+        finally:
+            store.close()
+
+    return asyncio.run(main())
+
+
+async def quarantine_count(s: Setup) -> int:
+    client = await nats.connect(URL)
+    try:
+        info = await client.jetstream().stream_info(f"{s.stream}_QUARANTINE")
+        return int(info.state.messages)
+    except nats.js.errors.NotFoundError:
+        return 0
+    finally:
+        await client.close()
+
+
+def offline(project: Project, view: str, probes: list[tuple[int, datetime]]) -> list[Any]:
+    """The training path's values (pit.py over the history files) for each (key, time)."""
+    con = connect()
+    try:
+        staged = stage_sources(project, con, ["ev"], run_id=uuid.uuid4().hex, keep_quarantine=False)
+        con.execute("CREATE TABLE spine (__sid BIGINT, k BIGINT, __t TIMESTAMP)")
+        con.executemany(
+            "INSERT INTO spine VALUES (?, ?, ?)",
+            [(i, k, t.replace(tzinfo=None)) for i, (k, t) in enumerate(probes)],
+        )
+        columns = compute_view(con, project.spec, view, staged["ev"].view, "spine", "out")
+        names = [c.name for c in columns]
+        rows = con.execute(f"SELECT {', '.join(names)} FROM out ORDER BY __sid").fetchall()
+    finally:
+        con.close()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_online_equals_offline(s: Setup) -> None:
+    store = SqliteStore(s.project.state_dir / "online.sqlite")
+    try:
+        for view in ("agg", "top"):
+            tiled = TiledView.of(s.project.spec, view)
+            probes = [
+                (k, BASE + timedelta(hours=h, minutes=m))
+                for k in range(3)
+                for h in range(0, 24 * 6, 7)
+                for m in (0, 13)
+            ]
+            expected = offline(s.twin, view, probes)
+            for (k, at), want in zip(probes, expected, strict=True):
+                got = read_tiled(store, [tiled], [str(k)], at)[str(k)][view] or {}
+                for name, value in want.items():
+                    assert same(
+                        got.get(name, 0 if name.endswith(("_n_30d", "_m_2d")) else None), value
+                    ), (view, k, at, name, got, want)
+    finally:
+        store.close()
+
+
+def history_rows(s: Setup) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in (s.folder / "history").glob("*.parquet"))
+
+
+def test_published_events_are_applied_once_and_online_equals_offline(setup: Setup) -> None:
+    rows = events(40)
+    publish_events(setup, rows)
+    totals = stream_until(setup, 40)
+    assert (totals.applied, totals.duplicates, totals.quarantined) == (40, 0, 0)
+    assert history_rows(setup) == 40
+    assert_online_equals_offline(setup)
+
+
+def test_duplicates_are_applied_once(setup: Setup) -> None:
+    rows = events(10)
+    publish_events(setup, rows)
+    # the same Nats-Msg-Id again: JetStream drops it inside its duplicate window
+    acks = asyncio.run(publish(setup.subject, setup.stream, [("e3", json.dumps(rows[3]).encode())]))
+    assert acks[0].duplicate
+    stream_until(setup, 10)
+    # a consumer reset (a new durable) re-reads the whole stream: the journal skips every event
+    spec = setup.project.spec
+    source = spec.sources["ev"].model_copy(update={"durable": "tw2"})
+    setup.project = Project(
+        spec.model_copy(update={"sources": {"ev": source}}),
+        setup.project.spec_path,
+        setup.project.state_dir,
+    )
+    again = stream_until(setup, 10, timeout=3)
+    assert (again.applied, again.duplicates) == (0, 10)
+    assert history_rows(setup) == 10
+    assert_online_equals_offline(setup)
+
+
+def test_refused_events_land_in_quarantine_with_their_reason(setup: Setup) -> None:
+    good = events(3)
+    bad = [
+        ("b0", b"not json"),
+        ("b1", json.dumps({"k": 1, "v": 2.0}).encode()),  # no timestamp
+        ("b2", json.dumps({"k": 1, "ts": BASE.isoformat(), "v": "abc"}).encode()),
+        ("b3", json.dumps({"k": 1, "ts": BASE.isoformat(), "v": -4}).encode()),
+        (None, json.dumps(good[0]).encode()),  # no id
+    ]
+    publish_events(setup, good)
+    asyncio.run(publish(setup.subject, setup.stream, bad))
+    totals = stream_until(setup, 3, quarantined=5)
+    assert (totals.applied, totals.quarantined) == (3, 5)
+
+    async def read() -> list[tuple[bytes, str]]:
+        client = await nats.connect(URL)
+        try:
+            js = client.jetstream()
+            sub = await js.pull_subscribe(f"{setup.subject}.quarantine", durable="check")
+            messages = await sub.fetch(5, timeout=2)
+            return [(m.data, m.headers["Taxiway-Reason"]) for m in messages]
+        finally:
+            await client.close()
+
+    found = asyncio.run(read())
+    assert [body for body, _ in found] == [body for _, body in bad]
+    reasons = [reason for _, reason in found]
+    assert reasons[0].startswith("the body is not JSON")
+    assert reasons[1] == "ts: the event has no `ts` (its timestamp)"
+    assert reasons[2].startswith("v.type: v is not a valid number")
+    assert reasons[3].startswith("v.minimum")
+    assert reasons[4].startswith("no event id")
+    assert history_rows(setup) == 3
+
+
+CRASHING = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from taxiway.features import stream
+    from taxiway.features.online import SqliteStore
+    from taxiway.spec import Project
+
+    kill_after = int(sys.argv[2])
+    applied = 0
+    original = stream.apply_events
+
+    def apply_then_die(store, view, table):
+        global applied
+        added = original(store, view, table)
+        if view.name == "agg":
+            applied += added
+        if applied >= kill_after:  # after agg's tiles, before top's
+            os.kill(os.getpid(), signal.SIGKILL)
+        return added
+
+    stream.apply_events = apply_then_die
+    project = Project.load(sys.argv[1], Path(sys.argv[3]))
+    store = SqliteStore(project.state_dir / "online.sqlite")
+    asyncio.run(stream.run_streams(project.spec, store, project.state_dir))
+    """
+)
+
+
+def test_a_consumer_killed_mid_batch_then_restarted_applies_each_event_once(
+    setup: Setup,
+) -> None:
+    rows = events(60)
+    publish_events(setup, rows)
+    script = setup.folder / "crash.py"
+    script.write_text(CRASHING)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(setup.project.spec_path),
+            "10",
+            str(setup.project.state_dir),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert run.returncode == -9, run.stderr.decode()[-2000:]
+    # killed in the second batch (7 events each), between the first and the second view
+    assert applied_ids(setup) == 7
+    assert history_rows(setup) == 7
+    totals = stream_until(setup, 60)
+    assert totals.rollbacks == 1
+    assert totals.applied == 53
+    assert history_rows(setup) == 60
+    assert_online_equals_offline(setup)
