@@ -3,6 +3,11 @@
 For a sample of entity keys, the offline value is recomputed at T with the training-set SQL and
 compared with what the online store serves for T. Any difference is a mismatch, reported
 with both values; there should be none, since both come from one definition.
+
+A tiled view (``tiles:``) is served from its time tiles, computed at the lookup's time, not
+from its materialized snapshot: its online value is the lookup at T (tiles merged over the
+windows ending at T), so the check covers the tiles, and a tile whose state no longer matches
+the history (a bad stream write, a tampered store) shows as skew.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from taxiway.data.stage import stage_sources
 from taxiway.engines.duckdb import connect
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.features.definitions import view_columns
+from taxiway.features.lookup import FeatureValue, lookup
 from taxiway.features.materialize import encode_key, plain_value
 from taxiway.features.online.base import OnlineStore
 from taxiway.features.pit import compute_view, interval
 from taxiway.features.spine import as_of_spine
+from taxiway.features.tiles import tiled_views
 from taxiway.spec.project import Project
 
 __all__ = ["REL_TOL", "Mismatch", "SkewReport", "check_skew", "same_value"]
@@ -110,6 +117,7 @@ def check_skew(
                     values = offline.setdefault(encode_key(tuple(row[: len(keys)])), {})
                     values.update(dict(zip(names, row[len(keys) :], strict=True)))
             online = store.read(entity, list(offline))
+            at_tiles = _tiled_at(project, store, entity, list(offline), moment)
             report.entities += len(offline)
             for key, expected in offline.items():
                 served = {
@@ -119,7 +127,12 @@ def check_skew(
                 for name, value in expected.items():
                     report.compared += 1
                     view_name = name.split("__", 1)[0]
-                    if name not in served:
+                    tiled = at_tiles.get(key, {}).get(name)
+                    if tiled is not None:
+                        mismatch = _tiled_mismatch(entity, key, name, tiled, value)
+                        if mismatch is not None:
+                            report.mismatches.append(mismatch)
+                    elif name not in served:
                         report.mismatches.append(
                             Mismatch(
                                 entity,
@@ -145,6 +158,49 @@ def check_skew(
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
     return report
+
+
+def _tiled_at(
+    project: Project, store: OnlineStore, entity: str, keys: list[str], moment: datetime
+) -> dict[str, dict[str, FeatureValue]]:
+    """Key → each feature of ``entity``'s tiled views as a lookup at ``moment`` serves it
+    (from the tiles); empty when the entity has no tiled view or the store keeps no tiles
+    (its tiled views then serve their snapshot, compared as any other view's)."""
+    tiled = set(tiled_views(project.spec, entity))
+    if not tiled or not keys or getattr(store, "tiles", None) is None:
+        return {}
+    return {
+        found.key: {
+            name: value for name, value in found.features.items() if name.split("__", 1)[0] in tiled
+        }
+        for found in lookup(project.spec, store, entity, keys, now=moment)
+    }
+
+
+def _tiled_mismatch(
+    entity: str, key: str, name: str, served: FeatureValue, offline: Any
+) -> Mismatch | None:
+    """The mismatch of one tiled feature served at T against its offline value, if any."""
+    if served.status != "present":
+        return Mismatch(
+            entity,
+            key,
+            name,
+            None,
+            plain_value(offline),
+            "no tile in range and not in the online store "
+            "(run `taxiway features materialize` or `taxiway features compact`)",
+        )
+    if same_value(served.value, offline):
+        return None
+    return Mismatch(
+        entity,
+        key,
+        name,
+        served.value,
+        plain_value(offline),
+        "the tiles' value at T differs (rebuild them: `taxiway features compact`)",
+    )
 
 
 def same_value(online: Any, offline: Any) -> bool:

@@ -128,8 +128,12 @@ class Predictor:
         arm: str | None = None,
         policy: Policy = "model",
         model: LoadedModel | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.spec = spec
+        # the time a lookup judges at: the service's clock (what its log records as ``ts``),
+        # so a tiled window is computed at the logged time (a simulation passes its own)
+        self.clock: Callable[[], datetime] = clock or _utc_now
         self.version = version
         self.model = model or load_model(version.artifact_dir)
         # a baseline or constant policy still looks up (its inputs are logged like the model's)
@@ -321,7 +325,7 @@ class Predictor:
         """Each entity's feature values (null unless present), and the online features that
         are not present with their status: one pass over the lookup's result."""
         online = self.contract.online
-        now = datetime.now(UTC)
+        now = self.clock()
         values: dict[str, Any] = {}
         unavailable: list[tuple[str, str]] = []
         for entity, key in keys.items():
@@ -377,6 +381,10 @@ class Predictor:
     def close(self) -> None:
         """Release the thread pool (the store belongs to the caller)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _scorer(model: LoadedModel, policy: Policy) -> Callable[[dict[str, Any]], float]:
