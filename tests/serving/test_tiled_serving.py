@@ -121,9 +121,8 @@ def serve(spec: Path, customers: list[str], times: list[datetime]) -> None:
             rollout_poll_s=0,
             warm_up=False,
         )
-        # the lookup's time is the predictor's clock; the service passes it its own
-        # (requested of service.py/arms.py in /work/agents/requests.md): until then, here
-        service.predictor.clock = service.clock
+        # the lookup judges at the service's clock (the one its log's ts records)
+        assert service.predictor.clock is service.clock
         transport = httpx.ASGITransport(app=build_app(service))
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:

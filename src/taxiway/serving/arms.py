@@ -257,8 +257,10 @@ def load_arms(
     unassigned: Tally,
     *,
     warm_up: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> Arms:
-    """Build the arms of ``state``: load (and warm up) what the served predictor is not."""
+    """Build the arms of ``state``: load (and warm up) what the served predictor is not;
+    ``clock`` is the service's (the time lookups judge at)."""
     spec = project.spec
     registry = open_registry(spec.registry, state_dir=project.state_dir)
     try:
@@ -276,6 +278,7 @@ def load_arms(
                 executor=executor,
                 arm=arm,
                 previous=previous.model if previous is not None else None,
+                clock=clock,
             )
             if warm_up:
                 predictor.warm_up()
@@ -312,6 +315,7 @@ def load_arms(
                 arm="control",
                 policy=policy,
                 model=base.model,
+                clock=clock,
             )
         if control is None:
             raise _bad_control(state)

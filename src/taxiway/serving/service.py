@@ -242,7 +242,7 @@ class Service:
             raise no_production_version(spec.name)
         served: Predictor | None = None
         if version is not None:
-            served = Predictor(spec, version, self.store, executor=self.executor)
+            served = Predictor(spec, version, self.store, executor=self.executor, clock=self.clock)
             if warm_up:
                 served.warm_up()
         if rollout is not None:
@@ -370,6 +370,7 @@ class Service:
                 self.store,
                 previous=old.model if old.policy == "model" else None,
                 executor=self.executor,
+                clock=self.clock,
             )
             new.warm_up()
         self.predictor = new  # one assignment: running requests keep their predictor
@@ -452,6 +453,7 @@ class Service:
                 served,
                 self.rollout_metrics.unassigned(self.name),
                 warm_up=self._warm_up,
+                clock=self.clock,
             )
         except (TaxiwayError, OSError) as error:
             self._unloadable = (state.id, time.monotonic())
