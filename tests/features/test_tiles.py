@@ -296,3 +296,20 @@ def test_a_view_without_tiles_is_as_before() -> None:
         SPEC.replace("    tiles: {tiles}\n", "").format(agg="count_distinct(x)", window="36h")
     )
     assert plain.features["stats"].tiles is None  # type: ignore[union-attr]
+
+
+def test_a_tile_read_without_edge_tiles_reads_the_states(store_kind: str, tmp_path: Path) -> None:
+    """A range whose window starts and ends on tile edges asks no events (Redis: no HMGET with
+    no field, which is an error there)."""
+    from taxiway.features.online.base import TileRange
+
+    store = open_store(store_kind, tmp_path)
+    try:
+        tiles = store.tiles
+        assert tiles is not None
+        tiles.put("e", "agg", [("1", 5, b'{"n": 1}', b"[]"), ("1", 6, b'{"n": 2}', b"[]")])
+        found = tiles.read("e", ["1"], [TileRange("agg", 5, 6, ())])
+        assert found["1"]["agg"][0] == {5: b'{"n": 1}', 6: b'{"n": 2}'}
+        assert found["1"]["agg"][1] == {}
+    finally:
+        close_store(store)

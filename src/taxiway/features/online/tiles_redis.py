@@ -65,7 +65,8 @@ class RedisTiles:
             for key in wanted:
                 for r in ranges:
                     pipe.hgetall(f"{self._states}{entity}:{r.view}:{key}")
-                    pipe.hmget(f"{self._events}{entity}:{r.view}:{key}", list(r.edges))
+                    if r.edges:  # HMGET with no field is a Redis error
+                        pipe.hmget(f"{self._events}{entity}:{r.view}:{key}", list(r.edges))
             answers = pipe.execute()
         found: dict[str, dict[str, TileRead]] = {}
         at = 0
@@ -73,8 +74,8 @@ class RedisTiles:
             views: dict[str, TileRead] = {}
             for r in ranges:
                 states = cast(dict[bytes, bytes], answers[at])
-                events = cast(list[bytes | None], answers[at + 1])
-                at += 2
+                events = cast(list[bytes | None], answers[at + 1]) if r.edges else []
+                at += 2 if r.edges else 1
                 in_range = {
                     tile: state
                     for field, state in states.items()
