@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from taxiway.errors import ModelError
 from taxiway.recommend.generators import (
@@ -30,6 +31,8 @@ from taxiway.recommend.generators import (
     generator_for,
     load_generator,
 )
+from taxiway.recommend.generators.factors import FactorIndex
+from taxiway.recommend.generators.topk import top_k
 from taxiway.recommend.interactions import Interactions
 from taxiway.spec.recommend import (
     AlsGenerator,
@@ -290,3 +293,55 @@ def test_the_index_finds_what_exact_scoring_finds(fitted: dict[str, Generator], 
     truth, _ = exact.top(history, 10, exclude=history)
     overlap = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
     assert overlap >= 0.95
+
+
+def _index_and_users(
+    items: int = 5000, users: int = 20, dims: int = 16
+) -> tuple[FactorIndex, NDArray[np.float32]]:
+    rng = np.random.default_rng(11)
+    factors = rng.standard_normal((items, dims)).astype(np.float32)
+    index = FactorIndex(factors, exact_limit=100)  # far below the catalog: the faiss path
+    assert index.approximate
+    return index, rng.standard_normal((users, dims)).astype(np.float32)
+
+
+@pytest.mark.parametrize("excluded", [3000, 4800])  # the graph search; then exact (< 10% left)
+def test_the_index_filters_thousands_of_items_and_still_finds_k(excluded: int) -> None:
+    index, users = _index_and_users()
+    rng = np.random.default_rng(excluded)
+    # each row bans its own items, the best ones among them (the already-seen case)
+    banned = []
+    for user in users:
+        ranked = np.argsort(-(index.item_factors @ user))
+        banned.append(
+            np.sort(np.r_[ranked[:500], rng.choice(ranked[500:], excluded - 500, replace=False)])
+        )
+    exclude = sp.csr_matrix(
+        (
+            np.ones(sum(len(b) for b in banned), dtype=np.float32),
+            np.concatenate(banned),
+            np.cumsum([0] + [len(b) for b in banned]),
+        ),
+        shape=(len(users), index.n_items),
+    )
+    no_row_empty = np.zeros(len(users), dtype=bool)
+    items, scores = index.top(users, 10, exclude, no_row_empty)
+    truth, _ = top_k(users @ index.item_factors.T, 10, exclude)
+    for row in range(len(users)):
+        assert (items[row] >= 0).all()  # k valid items
+        assert not set(items[row].tolist()) & set(banned[row].tolist())
+        assert (np.diff(scores[row]) <= 0).all()
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(items, truth, strict=True)])
+    assert recall >= 0.95
+
+
+def test_the_index_pads_a_row_that_allows_fewer_than_k() -> None:
+    index, users = _index_and_users(users=2)
+    exclude = sp.csr_matrix(np.ones((2, index.n_items), dtype=np.float32))
+    exclude[0, [7, 42, 4999]] = 0
+    exclude.eliminate_zeros()
+    items, scores = index.top(users, 5, exclude, np.zeros(2, dtype=bool))
+    assert sorted(items[0][:3].tolist()) == [7, 42, 4999]
+    assert (items[0][3:] == -1).all()
+    assert np.isneginf(scores[0][3:]).all()
+    assert (items[1] == -1).all()

@@ -1,10 +1,26 @@
 """Top-k by inner product of user and item factors: exact up to a catalog size, faiss above it.
 
 Up to ``exact_limit`` items every item is scored (``U @ V.T``) and :func:`top_k` selects, so
-exclusions are exact (an excluded item's score is -inf). Above it, a faiss index over the item
-factors is searched for k + the largest excluded count among the rows asked together, the
-excluded items are dropped from what it returns and the first k kept: an item excluded never
-comes back, and k items come back whenever the index finds them.
+exclusions are exact (an excluded item's score is -inf). Above it, a faiss HNSW index over the
+item factors is searched. A row with no exclusion is searched as is (all such rows in one
+call); a row with exclusions is searched for k items through an ``IDSelectorBitmap`` of the
+items it allows (``SearchParametersHNSW(sel=..., efSearch=256)``): faiss walks the whole graph
+but returns only allowed items, so efSearch stays 256 whatever the row excludes. A row that
+allows at most 10% of the catalog, or whose filtered search came back short, is scored exactly
+over the items it allows instead. An excluded item never comes back (every answer is checked
+against the row once more), and k items come back whenever the row allows k.
+
+Why filter inside the search (measured on bench/recommend_serve.py's shop: 100k x 64 ALS item
+factors, 200 users with their histories plus the 3,288 unavailable and denied items excluded,
+~3,300 per row, one thread, one row per call as the service asks): fetching k + the excluded
+count (efSearch ~3,300) took 6.6 ms median, 8.1 ms p99 (55 ms when the machine was loaded);
+the bitmap selector at efSearch 256 takes 0.8 ms median, 1.3 ms p99, recall@10 against exact
+0.978 (0.991 at efSearch 512, 1.1 ms). With 20,000 more random exclusions per row: 33 ms
+before, 1.0 ms after. ``IDSelectorNot(IDSelectorBatch(banned))`` returns the same items but
+hashing the banned ids costs 3-9 ms per row at 30-90% excluded; the bitmap costs ~0.1 ms.
+Why exact below 10% allowed: scoring the allowed items costs ~0.1 us per item (1 ms at 10k,
+the graph search's cost), and there the graph search's recall starts to drop (0.986 at 10%
+allowed, 0.93 at 3%, 0.55 at 0.3% over random exclusions).
 
 Why ``IndexHNSWFlat`` (inner product, M=32, efConstruction=80, efSearch at least 256) rather
 than ``IndexFlatIP``: the flat index is exact but reads every item for every query. Measured
@@ -33,6 +49,10 @@ __all__ = ["FactorIndex"]
 _M = 32
 _EF_CONSTRUCTION = 80
 _EF_SEARCH = 256
+_EXACT_SHARE = 0.1
+"""A row allowing at most this share of the catalog is scored exactly over what it allows
+(measured, see the module docstring: there exact costs no more than the graph search, and the
+graph search's recall starts to drop)."""
 
 
 class FactorIndex:
@@ -80,21 +100,50 @@ class FactorIndex:
         items, values = padded(rows, k)
         if rows == 0 or k <= 0:
             return items, values
+        queries = np.ascontiguousarray(users, dtype=np.float32)
         excluded_counts = np.diff(exclude.indptr)
-        fetch = min(self.n_items, k + int(excluded_counts.max(initial=0)))
-        self.index.hnsw.efSearch = max(_EF_SEARCH, fetch)
-        found_values, found = self.index.search(np.ascontiguousarray(users, np.float32), fetch)
-        for row in range(rows):
-            codes = found[row]
-            scores = found_values[row]
-            keep = codes >= 0
-            banned = exclude.indices[exclude.indptr[row] : exclude.indptr[row + 1]]
-            keep &= ~np.isin(codes, banned)
-            codes, scores = codes[keep], scores[keep]
-            order = np.lexsort((codes, -scores))[:k]
-            items[row, : order.size] = codes[order]
-            values[row, : order.size] = scores[order]
+        free = np.flatnonzero(excluded_counts == 0)
+        if free.size:  # nothing to filter: one batched search
+            found_values, found = self.index.search(
+                queries[free], min(k, self.n_items), params=_parameters()
+            )
+            for at, row in enumerate(free.tolist()):
+                _place(items, values, row, found[at], found_values[at], k)
+        for row in np.flatnonzero(excluded_counts > 0).tolist():
+            allowed = np.ones(self.n_items, dtype=bool)
+            allowed[exclude.indices[exclude.indptr[row] : exclude.indptr[row + 1]]] = False
+            codes, scores = self._row(queries[row], k, allowed)
+            keep = (codes >= 0) & allowed[np.maximum(codes, 0)]  # never an excluded item
+            _place(items, values, row, codes[keep], scores[keep], k)
         return items, values
+
+    def _row(
+        self, query: NDArray[np.float32], k: int, allowed: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """One row's best items among ``allowed``: the index searched through a bitmap
+        selector, or every allowed item scored when few are allowed or the index came back
+        short (a heavily filtered graph search can miss them)."""
+        count = int(allowed.sum())
+        want = min(k, count)
+        if want == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if count > _EXACT_SHARE * self.n_items:
+            bitmap = np.packbits(allowed, bitorder="little")  # alive until the search ends
+            selector = faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap))
+            found_values, found = self.index.search(
+                query[None, :], want, params=_parameters(selector)
+            )
+            codes, scores = found[0], found_values[0]
+            if int((codes >= 0).sum()) >= want:
+                return codes, scores
+        codes = np.flatnonzero(allowed)
+        scores = self.item_factors[codes] @ query
+        if want < codes.size:
+            best = np.argpartition(-scores, want - 1)[:want]
+            edge = scores[best].min()
+            best = np.flatnonzero(scores >= edge)  # ties at the edge too: ordered by code
+            codes, scores = codes[best], scores[best]
+        return codes, np.asarray(scores, dtype=np.float32)
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         """What save() keeps: the factors and, when built, the index's serialised bytes."""
@@ -109,6 +158,32 @@ class FactorIndex:
         if "faiss_index" in arrays:
             index = faiss.deserialize_index(arrays["faiss_index"])
         return cls(arrays["item_factors"], exact_limit, index)
+
+
+def _parameters(selector: Any = None) -> Any:
+    """Search parameters at the fixed efSearch, with ``selector`` (faiss keeps items it
+    rejects as stepping stones in the graph, so a filtered search still walks the graph)."""
+    parameters = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in the stubs
+    parameters.efSearch = _EF_SEARCH
+    if selector is not None:
+        parameters.sel = selector
+    return parameters
+
+
+def _place(
+    items: NDArray[np.int32],
+    values: NDArray[np.float32],
+    row: int,
+    codes: NDArray[np.int64],
+    scores: NDArray[np.float32],
+    k: int,
+) -> None:
+    """Row ``row`` of the answer: ``codes`` (``-1`` dropped) best first, ties by code."""
+    real = codes >= 0
+    codes, scores = codes[real], scores[real]
+    order = np.lexsort((codes, -scores))[:k]
+    items[row, : order.size] = codes[order]
+    values[row, : order.size] = scores[order]
 
 
 def _hnsw(item_factors: NDArray[np.float32]) -> Any:
