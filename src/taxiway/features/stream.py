@@ -84,6 +84,7 @@ JOURNAL_FILE = "streams.sqlite"
 REASON_HEADER = "Taxiway-Reason"
 MSG_ID = "Nats-Msg-Id"
 FETCH_WAIT_S = 1.0
+CONNECT_TIMEOUT_S = 2.0
 
 
 class StreamEvent(NamedTuple):
@@ -255,14 +256,23 @@ class StreamApplier:
 async def connect(source: NatsSource, *, name: str, reconnect: bool = True) -> Client:
     """A NATS connection to ``source.url``; :class:`SourceError` (with the fix) when down."""
     url = source.url.reveal()
+
+    async def quiet(error: Exception) -> None:  # nats-py logs a traceback per failed attempt
+        logger.debug("NATS (source %s): %s", name, error)
+
     try:
-        client: Client = await nats.connect(
-            url,
-            name=f"taxiway {name}",
-            connect_timeout=2,
-            allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
-            reconnect_time_wait=1,
+        # nats-py retries a refused first connect forever: bound it
+        client: Client = await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=f"taxiway {name}",
+                connect_timeout=CONNECT_TIMEOUT_S,
+                allow_reconnect=reconnect,
+                max_reconnect_attempts=-1 if reconnect else 0,
+                reconnect_time_wait=1,
+                error_cb=quiet,
+            ),
+            timeout=CONNECT_TIMEOUT_S,
         )
     except (OSError, TimeoutError, nats.errors.Error) as error:
         raise SourceError(

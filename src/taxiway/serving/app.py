@@ -31,6 +31,7 @@ from starlette.routing import Route
 from taxiway.errors import TaxiwayError
 from taxiway.serving.arms import verdict_document
 from taxiway.serving.dashboard import dashboard_routes, service_data, service_monitor
+from taxiway.serving.events import EventPublisher, events_route
 from taxiway.serving.inputs import RequestError
 from taxiway.serving.metrics import CONTENT_TYPE_LATEST
 from taxiway.serving.rollout_task import service_rollout_loop
@@ -61,6 +62,7 @@ _ROLES = {
     "/v1/outcomes": "outcomes",
 }
 _INFER_ROUTE = "/v2/models/{name}/infer"
+_EVENTS_PREFIX, _EVENTS_ROUTE = "/v1/events/", "/v1/events/{source}"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -163,6 +165,7 @@ def build_app(service: Service) -> Starlette:
     async def openapi(_: Request) -> Response:
         return _json(service.openapi())
 
+    events = EventPublisher(service.project.spec)
     monitor = service_monitor(service)
     rollout_loop = service_rollout_loop(service)  # None unless the spec says rollout.auto
 
@@ -178,10 +181,12 @@ def build_app(service: Service) -> Starlette:
             if rollout_loop is not None:
                 await asyncio.to_thread(rollout_loop.stop)
             await asyncio.to_thread(monitor.stop)
+            await events.close()
             await service.stop()
 
     routes = [
         Route("/v1/outcomes", _guard(outcomes), methods=["POST"]),
+        events_route(events),
         # POST too: a Flagger webhook posts its canary's JSON (ignored) and reads the status
         Route("/v1/rollout/verdict", _guard(rollout_verdict), methods=["GET", "POST"]),
         Route("/v2", server_metadata, methods=["GET"]),
@@ -287,6 +292,8 @@ class _Limits:
         # a fixed set of route labels: a label per requested model name would let any client
         # grow the metrics without bound
         route = path if path in _ROLES else (_INFER_ROUTE if role else "/v2/models")
+        if path.startswith(_EVENTS_PREFIX):  # pushed events are facts, as outcomes are
+            role, route = "outcomes", _EVENTS_ROUTE
         service = self.service
         if role is not None and service.keys:
             presented = header(scope, b"x-api-key")
