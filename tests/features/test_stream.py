@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import math
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -355,3 +356,34 @@ def test_a_consumer_killed_mid_batch_then_restarted_applies_each_event_once(
     assert totals.applied == 53
     assert history_rows(setup) == 60
     assert_online_equals_offline(setup)
+
+
+def test_sigterm_finishes_the_batch_and_exits_cleanly(setup: Setup) -> None:
+    publish_events(setup, events(20))
+    command = [
+        str(Path(sys.executable).parent / "taxiway"),
+        "features",
+        "stream",
+        "-f",
+        str(setup.project.spec_path),
+        "--state-dir",
+        str(setup.project.state_dir),
+        "--progress-every",
+        "0.2",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while applied_ids(setup) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = err.decode()
+    assert process.returncode == 0, text[-2000:]
+    assert "ev: 20 events applied, 0 duplicates skipped, 0 quarantined; stopped cleanly" in text
+    assert "lag 0" in text  # the progress line
+    assert history_rows(setup) == 20
