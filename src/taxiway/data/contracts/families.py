@@ -62,12 +62,21 @@ CAST = {
 
 
 def text_is(family: str, col: str) -> str:
-    """SQL that is TRUE when text ``col`` holds a valid value of ``family``."""
+    """SQL that is TRUE when text ``col`` holds a valid value of ``family``.
+
+    >>> import duckdb
+    >>> sql = text_is("number", "v")
+    >>> duckdb.sql(f"SELECT {sql} FROM (VALUES ('1.5'), ('abc')) t(v)").fetchall()
+    [(True,), (False,)]
+    >>> sql = text_is("timestamp", "v")
+    >>> duckdb.sql(f"SELECT {sql} FROM (VALUES ('2025-01-01 10:00'), ('soon')) t(v)").fetchall()
+    [(True,), (False,)]
+    """
     if family == "integer":
         return f"regexp_full_match(trim({col}), '[+-]?[0-9]+')"
     if family == "number":
-        return f"isfinite(TRYCAST({col} AS DOUBLE))"
-    return f"TRYCAST({col} AS {CAST[family]}) IS NOT NULL"
+        return f"coalesce(isfinite(TRY_CAST({col} AS DOUBLE)), FALSE)"
+    return f"TRY_CAST({col} AS {CAST[family]}) IS NOT NULL"
 
 
 def number_bound(bound: Any) -> Any:

@@ -163,8 +163,7 @@ def _contract_reasons(name: str, contract: Contract, rows: list[dict[str, Any]])
         return [""] * len(rows)
     table = pa.table({c: pa.array([_text(r.get(c)) for r in rows], pa.string()) for c in columns})
     reasons = ", ".join(
-        # TRYCAST: families.text_is's misspelling of TRY_CAST (requested fix; harmless after)
-        f"CASE WHEN NOT coalesce(({str(r.row_check).replace('TRYCAST(', 'TRY_CAST(')}), FALSE) "
+        f"CASE WHEN NOT coalesce(({r.row_check}), FALSE) "
         f"THEN {quote_literal(r.id + ': ' + r.reason)} END"
         for r in checks
     )
