@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.recommend.pipeline_world import catalog, interactions, recommender
 
 from taxiway.errors import ModelError
 from taxiway.recommend.evaluation import evaluate, lists_at_cutoff
 from taxiway.recommend.filters import AlreadySeen, Deny, Unavailable
-from taxiway.recommend.pipeline import Recommender
+from taxiway.recommend.pipeline import Recommender, _is_in, _mask_of
 from taxiway.recommend.split import from_micros, time_split
 
 N_USERS, N_ITEMS = 40, 12
@@ -112,3 +115,42 @@ def test_an_unknown_stage_names_the_stages() -> None:
     model = _model(kinds=("itemknn",), k=4)
     with pytest.raises(ModelError, match="itemknn, popularity"):
         model.recommend(["u0"], LATER, stages=["ease"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(0, 6),
+    n_items=st.integers(1, 30),
+    density=st.floats(0.0, 1.0),
+)
+def test_is_in_and_mask_of_agree_with_a_dense_lookup(
+    seed: int, rows: int, n_items: int, density: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((rows, n_items)) < density).astype(np.float32)
+    # each row's columns stored in descending order (unsorted CSR), the first one a stored
+    # zero: only the non-zeros count, in whatever order they lie
+    indices = [np.flatnonzero(line)[::-1] for line in dense]
+    indptr = np.cumsum([0] + [len(i) for i in indices])
+    flat = np.concatenate([*indices, np.zeros(0, np.int64)]).astype(np.int32)
+    data = np.ones(len(flat), dtype=np.float32)
+    if len(flat):
+        data[0] = 0.0
+        dense[np.searchsorted(indptr, 0, side="right") - 1, flat[0]] = 0.0
+    mask = sp.csr_matrix((data, flat, indptr), shape=(rows, n_items))
+    asked = rng.integers(-1, n_items, size=(rows, 8)).astype(np.int32)
+    expected = np.array(
+        [[item >= 0 and dense[r, item] != 0 for item in line] for r, line in enumerate(asked)],
+        dtype=bool,
+    ).reshape(asked.shape)
+    np.testing.assert_array_equal(_is_in(asked, mask), expected)
+    lists = np.full((rows, 5), -1, dtype=np.int32)
+    for line in lists:
+        chosen = rng.permutation(n_items)[:5]
+        line[: len(chosen)] = chosen
+    lists[rng.random(lists.shape) < 0.3] = -1
+    held = np.zeros((rows, n_items), dtype=np.float32)
+    for r, line in enumerate(lists):
+        held[r, line[line >= 0]] = 1
+    np.testing.assert_array_equal(_mask_of(lists, n_items).toarray(), held)

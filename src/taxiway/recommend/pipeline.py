@@ -440,19 +440,40 @@ class Recommender:
 
 
 def _mask_of(items: NDArray[np.int32], n_items: int) -> sp.csr_matrix:
-    """Rows x items, 1 where the row's list (``-1`` padding) holds the item."""
-    rows, cols = np.nonzero(items >= 0)
-    data = np.ones(len(rows), dtype=np.float32)
-    return sp.csr_matrix((data, (rows, items[rows, cols])), shape=(items.shape[0], n_items))
+    """Rows x items, 1 where the row's list (``-1`` padding) holds the item.
+
+    Built as CSR directly (row-major order of ``items`` is CSR order): no COO sort.
+    """
+    real = items >= 0
+    indptr = np.zeros(items.shape[0] + 1, dtype=np.int64)
+    np.cumsum(real.sum(axis=1), out=indptr[1:])
+    data = np.ones(int(indptr[-1]), dtype=np.float32)
+    return sp.csr_matrix((data, items[real], indptr), shape=(items.shape[0], n_items))
 
 
 def _is_in(items: NDArray[np.int32], mask: sp.csr_matrix) -> NDArray[np.bool_]:
-    """Whether each ``items[r, j]`` is a non-zero of row ``r`` of ``mask``."""
-    coo = mask.tocoo()
-    n_items = mask.shape[1]
-    keys = coo.row.astype(np.int64) * n_items + coo.col.astype(np.int64)
+    """Whether each ``items[r, j]`` is a non-zero of row ``r`` of ``mask``.
+
+    With each row's columns sorted, the keys ``row * n_items + column`` of the CSR are sorted
+    as they lie, so one binary search per asked item answers: no sort of the (millions of)
+    keys, which ``np.isin`` paid on every call (it dominated evaluation at 100k items).
+
+    >>> mask = sp.csr_matrix(np.array([[0, 1, 0, 1], [1, 0, 0, 0]], dtype=np.float32))
+    >>> _is_in(np.array([[3, 2, -1], [0, 1, 3]], dtype=np.int32), mask).tolist()
+    [[True, False, False], [True, False, False]]
+    """
+    if not mask.has_sorted_indices:
+        mask = mask.sorted_indices()
+    n_items = np.int64(mask.shape[1])
+    rows = np.repeat(np.arange(mask.shape[0], dtype=np.int64), np.diff(mask.indptr))
+    nonzero = mask.data != 0
+    keys = rows[nonzero] * n_items + mask.indices[nonzero]
     asked = np.arange(items.shape[0], dtype=np.int64)[:, None] * n_items + items
-    return np.isin(asked, keys) & (items >= 0)
+    if not keys.size:
+        return np.zeros(items.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(keys, asked), keys.size - 1)
+    found: NDArray[np.bool_] = (keys[at] == asked) & (items >= 0)
+    return found
 
 
 def _write_arrow(path: Path, table: pa.Table) -> None:
