@@ -15,7 +15,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +57,6 @@ features:
 class Setup:
     folder: Path
     project: Project
-    twin: Project  # the same views over the history, read as a file source (the training path)
     subject: str
     stream: str
 
@@ -76,12 +75,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     path = tmp_path / "taxiway.yaml"
     path.write_text(text)
     project = Project(load_spec_text(text, str(path), base_dir=tmp_path), path, tmp_path / ".st")
-    twin_text = (
-        "name: streams\nsources:\n  ev: {kind: file, path: history/*.parquet, timestamp: ts}\n"
-        + VIEWS
-    )
-    twin = Project(load_spec_text(twin_text, "twin.yaml", base_dir=tmp_path), path, tmp_path)
-    yield Setup(tmp_path, project, twin, subject, stream)
+    yield Setup(tmp_path, project, subject, stream)
     asyncio.run(_delete_streams(stream))
 
 
@@ -111,7 +105,9 @@ def events(count: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-async def publish(subject: str, stream: str, bodies: list[tuple[str | None, bytes]]) -> list[Any]:
+async def publish(
+    subject: str, stream: str, bodies: Sequence[tuple[str | None, bytes]]
+) -> list[Any]:
     client = await nats.connect(URL)
     try:
         js = client.jetstream()
@@ -220,7 +216,9 @@ def assert_online_equals_offline(s: Setup) -> None:
                 for h in range(0, 24 * 6, 7)
                 for m in (0, 13)
             ]
-            expected = offline(s.twin, view, probes)
+            expected = offline(
+                s.project, view, probes
+            )  # the training path reads the nats source's history
             for (k, at), want in zip(probes, expected, strict=True):
                 got = read_tiled(store, [tiled], [str(k)], at)[str(k)][view] or {}
                 for name, value in want.items():

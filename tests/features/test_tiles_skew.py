@@ -49,7 +49,12 @@ def write_project(folder: Path) -> Project:
         for k in range(1, 6)
         for i in range(30 + 3 * k)
     ]
-    schema = pa.schema([("k", pa.int64()), ("ts", pa.timestamp("us")), ("v", pa.float64())])
+    columns: list[tuple[str, pa.DataType]] = [
+        ("k", pa.int64()),
+        ("ts", pa.timestamp("us")),
+        ("v", pa.float64()),
+    ]
+    schema = pa.schema(columns)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "events.parquet")
     people = pa.table({"k": list(range(1, 6)), "group": ["a", "b", "a", "b", "a"]})
     pq.write_table(people, folder / "people.parquet")

@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     ValidationInfo,
     field_validator,
@@ -152,7 +153,13 @@ def _secret(value: object, info: ValidationInfo) -> Secret:
     return Secret(value, Path(base) if base is not None else None)
 
 
-SecretURL = Annotated[Secret, BeforeValidator(_secret)]
+SecretURL = Annotated[
+    Secret,
+    BeforeValidator(_secret),
+    # dumped (a source's fingerprint, a spec's JSON) as its template with any password
+    # redacted: the references (${DB_URL}), never what they resolve to
+    PlainSerializer(lambda secret: redact(secret.template), return_type=str),
+]
 
 
 # --------------------------------------------------------------------------- sources

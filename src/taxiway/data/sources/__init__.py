@@ -5,13 +5,15 @@ from __future__ import annotations
 from taxiway.data.sources.base import DEFAULT_BATCH_ROWS, Source, SourceSpec
 from taxiway.data.sources.duckdb import DuckDBReader
 from taxiway.data.sources.file import FileReader
+from taxiway.data.sources.nats import NatsReader
 from taxiway.errors import SourceError
-from taxiway.spec.models import DuckDBSource, FileSource, PostgresSource
+from taxiway.spec.models import DuckDBSource, FileSource, NatsSource, PostgresSource
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DuckDBReader",
     "FileReader",
+    "NatsReader",
     "Source",
     "SourceSpec",
     "open_source",
@@ -41,4 +43,7 @@ def open_source(name: str, spec: SourceSpec) -> Source:
                 fix="pip install 'taxiway[postgres]'",
             ) from None
         return PostgresReader(name, spec)
+    if isinstance(spec, NatsSource):
+        # the history the stream consumer writes (Parquet files): no nats-py needed to read it
+        return NatsReader(name, spec)
     raise SourceError(f"source `{name}`: unsupported kind")  # pragma: no cover - union is closed

@@ -9,11 +9,11 @@ from typing import Protocol, runtime_checkable
 import duckdb
 import pyarrow as pa
 
-from taxiway.spec.models import DuckDBSource, FileSource, PostgresSource
+from taxiway.spec.models import DuckDBSource, FileSource, NatsSource, PostgresSource
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Source", "SourceSpec"]
 
-SourceSpec = FileSource | DuckDBSource | PostgresSource
+SourceSpec = FileSource | DuckDBSource | PostgresSource | NatsSource
 DEFAULT_BATCH_ROWS = 100_000
 
 
