@@ -40,6 +40,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "serve": ("starlette", "uvicorn", "uvloop", "httptools", "prometheus_client", "httpx"),
     "postgres": ("psycopg", "adbc_driver_postgresql", "adbc_driver_manager"),
     "redis": ("redis",),
+    "stream": ("nats",),
     "xgboost": ("xgboost",),
     "mlflow": ("mlflow", "skops"),
     "recommend": ("implicit", "faiss", "scipy"),
