@@ -120,4 +120,4 @@ def test_the_readme_commands_install_everything() -> None:
     extras = PROJECT["optional-dependencies"]
     assert any(r.startswith("taxiway[all]") for r in extras["examples"])
     assert any(r.startswith("taxiway[") and "examples" in r for r in extras["dev"])
-    assert extras["all"] == ["taxiway[train,serve]"]
+    assert extras["all"] == ["taxiway[train,serve,recommend]"]
