@@ -345,3 +345,31 @@ def test_the_index_pads_a_row_that_allows_fewer_than_k() -> None:
     assert (items[0][3:] == -1).all()
     assert np.isneginf(scores[0][3:]).all()
     assert (items[1] == -1).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_items=st.integers(1, 40),
+    k=st.integers(1, 50),
+    positive_only=st.booleans(),
+)
+def test_top_k_equals_a_full_sort(seed: int, n_items: int, k: int, positive_only: bool) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(-3, 4, size=(4, n_items)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    scores[rng.random(scores.shape) < 0.1] = np.inf
+    exclude = sp.csr_matrix(rng.random(scores.shape) < 0.3, dtype=np.float32)
+    before = scores.copy()
+    items, values = top_k(scores, k, exclude, positive_only=positive_only)
+    np.testing.assert_array_equal(scores, before)  # the caller's scores untouched
+    for row in range(4):
+        line = scores[row]
+        ok = np.isfinite(line) & (exclude[row].toarray()[0] == 0)
+        if positive_only:
+            ok &= line > 0
+        codes = np.flatnonzero(ok)
+        expected = codes[np.lexsort((codes, -line[codes]))][:k]
+        assert items[row][: expected.size].tolist() == expected.tolist()
+        assert (items[row][expected.size :] == -1).all()
+        np.testing.assert_array_equal(values[row][: expected.size], line[expected])

@@ -8,7 +8,8 @@ a BLAS pool on top slows it down and makes implicit warn).
 Score: every history row's user vector is recomputed from the item factors (implicit's
 ``recalculate_user``: the exact least-squares solve for that row), the same way for a user seen
 at fit and for one who was not, so new users and interactions since training count at request
-time. Items are then ranked by inner product: exactly up to ``exact_limit`` items, through a
+time; the solve runs on one thread (see ``_SCORING_THREADS``), and the scoring with BLAS held
+to one thread, as at fit. Items are then ranked by inner product: exactly up to ``exact_limit`` items, through a
 faiss HNSW index above it (see :mod:`~taxiway.recommend.generators.factors`). A row with no
 history gets no item (all -1).
 """
@@ -36,6 +37,13 @@ from taxiway.recommend.generators.inputs import (
 from taxiway.recommend.interactions import Interactions
 
 __all__ = ["Als"]
+
+_SCORING_THREADS = 1
+"""implicit's threads for recalculate_user at top(). One: a request solves one row (64 x 64),
+which no thread pool speeds up, and an OpenMP pool (implicit's default: every core) waiting
+at its barrier beside BLAS's pool and the other requests' cost it 10-25 ms of CPU per request
+on this 2-core machine (bench shop, 100k items: 24-29 ms CPU per request with the pool, 7-8 ms
+with one thread; the solve itself takes 0.03 ms)."""
 
 
 class Als:
@@ -68,6 +76,7 @@ class Als:
         model = self._implicit()
         with one_blas_thread():
             model.fit(matrix, show_progress=False)
+        model.num_threads = _SCORING_THREADS
         self._model = model
         self.index = FactorIndex(np.asarray(model.item_factors), self.exact_limit)
 
@@ -77,11 +86,11 @@ class Als:
         index, model = self._fitted()
         rows = histories(history, index.n_items)
         banned = exclusions(exclude, rows.shape)
-        with one_blas_thread():
+        with one_blas_thread():  # the solve and the scoring (U @ V.T) alike
             users = np.asarray(
                 model.recalculate_user(np.arange(rows.shape[0]), rows), dtype=np.float32
             )
-        return index.top(users, k, banned, empty_rows(rows))
+            return index.top(users, k, banned, empty_rows(rows))
 
     def save(self, folder: Path) -> None:
         index, _ = self._fitted()
@@ -103,6 +112,7 @@ class Als:
         generator.index = FactorIndex.from_arrays(arrays, generator.exact_limit)
         generator._model = generator._implicit()
         generator._model.item_factors = generator.index.item_factors
+        generator._model.num_threads = _SCORING_THREADS
         return generator
 
     def _implicit(self) -> AlternatingLeastSquares:

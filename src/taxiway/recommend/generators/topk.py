@@ -51,26 +51,28 @@ def top_k(
     items, values = padded(rows, k)
     if k <= 0 or n_items == 0:
         return items, values
-    masked = np.array(scores, dtype=np.float32, copy=True)
+    worst = np.float32(-np.inf)
+    # into a new array (the caller's scores are never written); NaN and inf are no candidates
+    keep = np.isfinite(scores)
     if positive_only:
-        masked[~(masked > 0)] = -np.inf
-    else:
-        masked[np.isnan(masked)] = -np.inf
+        keep &= scores > 0
+    masked: NDArray[np.float32] = np.where(keep, scores, worst).astype(np.float32, copy=False)
     if exclude is not None:
-        coo = sp.coo_matrix(exclude)
-        nonzero = coo.data != 0
-        masked[coo.row[nonzero], coo.col[nonzero]] = -np.inf
+        banned = sp.csr_matrix(exclude)
+        where = banned.data != 0
+        lines = np.repeat(np.arange(banned.shape[0]), np.diff(banned.indptr))
+        masked[lines[where], banned.indices[where]] = -np.inf
     take = min(k, n_items)
     for row in range(rows):
         line = masked[row]
         if take < n_items:
             # the k-th best value, then every item at least that good (ties at the edge too),
-            # ordered by (-score, code): deterministic whatever argpartition picks
-            edge = line[np.argpartition(-line, take - 1)[take - 1]]
-            chosen = np.flatnonzero(line >= edge)
+            # ordered by (-score, code): deterministic whatever argpartition picks; when fewer
+            # than k items are candidates (edge -inf), just those
+            edge = line[np.argpartition(-line, take - 1)[:take]].min()
+            chosen = np.flatnonzero(line >= edge if edge > worst else line > worst)
         else:
-            chosen = np.arange(n_items)
-        chosen = chosen[np.isfinite(line[chosen])]
+            chosen = np.flatnonzero(line > worst)
         order = chosen[np.lexsort((chosen, -line[chosen]))][:take]
         items[row, : order.size] = order
         values[row, : order.size] = line[order]
