@@ -280,9 +280,13 @@ class Recommender:
             need = np.flatnonzero(filled < depth)
             if not len(need):
                 break
+            # every row still open (always so for the first stage): no slicing of the inputs
+            every = len(need) == n
+            rows_history = history if every else history[need]
+            rows_excluded = excluded if every else excluded[need]
             taken = _mask_of(items[need], n_items)
-            banned = sp.csr_matrix(excluded[need] + taken)
-            got, got_scores = self.stages[index][1].top(history[need], depth, exclude=banned)
+            banned = sp.csr_matrix(rows_excluded + taken) if taken.nnz else rows_excluded
+            got, got_scores = self.stages[index][1].top(rows_history, depth, exclude=banned)
             got = np.asarray(got, dtype=np.int32)[:, :depth]
             got_scores = np.asarray(got_scores, dtype=np.float32)[:, :depth]
             valid = (got >= 0) & ~_is_in(got, banned)
