@@ -298,6 +298,15 @@ def _print(controller: Controller, state: RolloutState, as_json: bool) -> None:
         console.print(f"  {escape(reason)}")
     for need in document["needs"]:
         console.print(f"  needs: {escape(need)}")
+    interleaving = document.get("interleaving")
+    if interleaving:
+        console.print(
+            f"interleaving ({interleaving.get('share'):g}% of users): "
+            f"{interleaving.get('wins')} prefer the candidate, {interleaving.get('losses')} "
+            f"control, {interleaving.get('ties')} ties, {interleaving.get('no_clicks')} no click; "
+            f"always-valid p = {_number(interleaving.get('p_value'))}; pre-gate "
+            + ("passed" if interleaving.get("passed") else "not passed")
+        )
     if any(arm.get("units") is not None for arm in document["arms"]):
         table = Table(title_justify="left")
         for column in ("arm", "version", "units", "events", "mean", "interval"):

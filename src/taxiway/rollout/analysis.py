@@ -48,6 +48,11 @@ Definitions (the statistics themselves are in :mod:`taxiway.rollout.statistics`)
   get worse (stratified as the metric, higher is better), and the monitor's drift status
   (its last report written after the rollout began; no statistic of ours).
 - **Enough data.** Nothing is decided before 100 units and 10 events per arm.
+- **Interleaving** (``rollout.interleaving``, a recommender's): the interleaved users'
+  preferences (:mod:`.interleaved`, :mod:`.statistics.interleaving`): wins, losses, ties,
+  the always-valid p-value, and whether the pre-gate has passed (``min_users`` users with a
+  preference and the candidate not significantly worse). Interleaved users hold a hash range
+  of their own, so the split check expects control's share less theirs.
 """
 
 from __future__ import annotations
@@ -63,16 +68,20 @@ import numpy.typing as npt
 
 from taxiway.errors import RolloutError
 from taxiway.rollout.guards import drift_finding, guardrail_checks, monitor_drift
+from taxiway.rollout.interleaved import InterleavedUsers
 from taxiway.rollout.records import RolloutState
 from taxiway.rollout.statistics import (
     DEFAULT_PLANNED_UNITS,
     ArmStats,
     Comparison,
     GuardrailResult,
+    InterleavingResult,
     both_arms_check,
     cuped_adjust,
     half_width,
+    interleaving_test,
     planned_units,
+    preferences,
     sequential_srm,
     srm_test,
     variance_reduction,
@@ -132,6 +141,10 @@ class Analysis:
     counts: dict[str, int] = field(default_factory=dict)
     ratio: dict[str, Any] | None = None
     """For ``metric.per: impression``: the impressions per arm and how they were counted."""
+    interleaving: InterleavingResult | None = None
+    """With ``rollout.interleaving``: the interleaved users' test."""
+    interleaved: dict[str, Any] | None = None
+    """With ``rollout.interleaving``: its users and answers, and whether the pre-gate passed."""
 
     @property
     def breached(self) -> list[str]:
@@ -165,6 +178,10 @@ class Analysis:
         )
         if self.ratio is not None:
             evidence["ratio"] = _finite(self.ratio)
+        if self.interleaving is not None:
+            evidence["interleaving"] = _finite(
+                {**self.interleaving.as_dict(), **(self.interleaved or {})}
+            )
         return evidence
 
 
@@ -177,10 +194,11 @@ def steps_of(first_us: npt.NDArray[np.int64], boundaries: Sequence[tuple[datetim
 
 
 def split_check(
-    counts: Sequence[dict[str, int]], shares: Sequence[float]
+    counts: Sequence[dict[str, int]], shares: Sequence[float], interleaved: float = 0.0
 ) -> tuple[dict[str, Any], bool]:
     """Whether units split as the steps promised: ``counts`` are the units first answered
-    at each step per arm, ``shares`` each step's candidate share (percent). Steps at 100%
+    at each step per arm, ``shares`` each step's candidate share (percent), ``interleaved``
+    the percent of users interleaved apart (taken from control's range). Steps at 100%
     are left out. Returns the evidence (the sequential test's p-value that halts, the
     chi-square beside it) and whether the split holds (False: halt).
 
@@ -194,7 +212,7 @@ def split_check(
     if not kept:
         return {}, True
     steps = [c for c, _ in kept]
-    expected = [{"control": 100.0 - s, "candidate": s} for _, s in kept]
+    expected = [{"control": 100.0 - s - interleaved, "candidate": s} for _, s in kept]
     pooled = srm_test(steps, expected)
     sequential = sequential_srm(steps, expected)
     evidence = _json(asdict(pooled))
@@ -217,10 +235,12 @@ def analyse(
     boundaries: Sequence[tuple[datetime, int]],
     drift: dict[str, Any] | None = None,
     items_per_answer: float = 1.0,
+    interleaved: InterleavedUsers | None = None,
 ) -> Analysis:
     """Look at ``units`` (read up to now) for ``rollout`` under ``plan``; a unit's
     impressions, for ``metric.per: impression``, are its answers times ``items_per_answer``
-    (a recommender's ``recommend.k``; see the module docstring)."""
+    (a recommender's ``recommend.k``; see the module docstring); ``interleaved``: the
+    interleaved users' clicks per team, with ``plan.interleaving``."""
     u = units.units
     exposed = u.exposed
     arm = u.first_arm
@@ -242,7 +262,8 @@ def analyse(
         }
         for here in first_here
     ]
-    srm, srm_ok = split_check(split, shares)
+    interleaving = plan.interleaving
+    srm, srm_ok = split_check(split, shares, interleaving.share if interleaving else 0.0)
     both_check = both_arms_check(int(np.count_nonzero(both)), int(np.count_nonzero(exposed)))
 
     metric = plan.metric
@@ -329,6 +350,26 @@ def analyse(
                 p99_ms=answers.latency_quantile(0.99),
             )
         )
+    tested, tested_users = None, None
+    if interleaving is not None:
+        users = interleaved or InterleavedUsers([], np.zeros(0), np.zeros(0), 0)
+        wins, losses, ties, no_clicks = preferences(users.candidate, users.control)
+        tested = interleaving_test(
+            wins,
+            losses,
+            ties=ties,
+            no_clicks=no_clicks,
+            alpha=interleaving.alpha or alpha,
+            planned_users=interleaving.min_users,
+        )
+        tested_users = {
+            "share": interleaving.share,
+            "users": len(users.users),
+            "answers": users.answers,
+            "min_users": interleaving.min_users,
+            "passed": tested.decided_users >= interleaving.min_users
+            and not tested.significant_worse,
+        }
     return Analysis(
         arms=arms,
         enough=enough,
@@ -354,6 +395,8 @@ def analyse(
             "outcomes_expired": units.expired,
         },
         ratio=ratio,
+        interleaving=tested,
+        interleaved=tested_users,
     )
 
 

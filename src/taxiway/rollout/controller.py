@@ -26,6 +26,7 @@ from typing import Any
 from taxiway.errors import RolloutError, TaxiwayError
 from taxiway.models.registry import Registry, open_registry
 from taxiway.rollout.analysis import Analysis, analyse, monitor_drift
+from taxiway.rollout.interleaved import read_interleaved
 from taxiway.rollout.plan import (
     Auditor,
     control_of,
@@ -261,8 +262,22 @@ class Controller:
         )
         drift = monitor_drift(self.log_folder.parent / "monitor" / "service")
         shown = self.spec.recommend.k if self.spec.recommend is not None else 1
+        interleaved = None
+        if plan.interleaving is not None and plan.metric is not None:
+            interleaved = read_interleaved(
+                self.log_folder,
+                self.log_folder.parent / "outcomes",
+                outcome=plan.metric.name,
+                since=state.started_at,
+            )
         return analyse(
-            units, state, plan, boundaries=boundaries, drift=drift, items_per_answer=shown
+            units,
+            state,
+            plan,
+            boundaries=boundaries,
+            drift=drift,
+            items_per_answer=shown,
+            interleaved=interleaved,
         )
 
     def pause(self, *, reason: str | None = None, now: datetime | None = None) -> RolloutState:

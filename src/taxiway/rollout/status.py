@@ -23,7 +23,8 @@ __all__ = ["status_document"]
 def status_document(state: RolloutState) -> dict[str, Any]:
     """What `status --json` prints: ``state``, ``step`` (1-based), ``share``, ``verdict``
     and ``arms[]`` (``name``, ``version``, ``units``, ``events``, ``mean``, ``interval``), with
-    the last verdict's reasons and what the next step needs."""
+    the last verdict's reasons and what the next step needs, and ``interleaving`` (wins,
+    losses, ties, p-value; null without ``rollout.interleaving``)."""
     verdict = state.verdict or {}
     evidence = verdict.get("evidence") or {}
     arms = evidence.get("arms") or [
@@ -46,6 +47,7 @@ def status_document(state: RolloutState) -> dict[str, Any]:
         "checked_at": verdict.get("checked_at"),
         "arms": [{key: arm.get(key) for key in keys} for arm in arms],
         "comparison": evidence.get("comparison"),
+        "interleaving": evidence.get("interleaving"),
         "started_at": state.started_at.isoformat(),
         "step_started_at": state.step_started_at.isoformat(),
         "updated_at": state.updated_at.isoformat(),

@@ -6,8 +6,12 @@ The rules, first match wins (a rollout that is not running only ever gets ``roll
 1. **rollback** when the split is wrong (sample ratio mismatch, or 1% of units in both
    arms: an assignment bug makes every estimate meaningless), a guardrail is breached, or
    the primary metric is significantly worse (its interval lies wholly on the worse side);
+   With ``rollout.interleaving``, also when the interleaved users significantly prefer
+   control's list (the always-valid sign test, :mod:`.statistics.interleaving`);
 2. **hold** before 100 units and 10 events per arm, before ``min_duration`` at this step,
-   and before ``min_units`` new candidate units at this step;
+   and before ``min_units`` new candidate units at this step; with ``rollout.interleaving``,
+   at the first step until ``interleaving.min_users`` interleaved users have a preference
+   (the pre-gate: the A/B share grows past the first step only once it has passed);
 3. at a step that is not the last decision (the next step is not 100% and this is not the
    last step): **promote**: the early steps exist to catch harm, which rule 1 did not find;
 4. at the last decision: **complete** when the metric is significantly better (or the plan
@@ -91,7 +95,15 @@ def decide(analysis: Analysis, state: RolloutState, plan: Rollout, now: datetime
     share = f"{state.share:g}%"
     if not is_last_decision(state):
         nxt = f"{state.steps[state.step_index + 1]:g}%"
-        return verdict("promote", [f"no harm found at {share} (guardrails hold): on to {nxt}"])
+        reasons = [f"no harm found at {share} (guardrails hold): on to {nxt}"]
+        if analysis.interleaving is not None and state.step_index == 0:
+            tested = analysis.interleaving
+            reasons.append(
+                f"interleaving pre-gate passed: {tested.wins} users prefer the candidate's "
+                f"list, {tested.losses} control's, {tested.ties} ties (always-valid p = "
+                f"{tested.p_value:.2g})"
+            )
+        return verdict("promote", reasons)
     comparison = analysis.comparison
     if plan.metric is None or comparison is None:
         return verdict("complete", [f"no metric to decide on; the guardrails held at {share}"])
@@ -145,6 +157,13 @@ def _harm(analysis: Analysis, plan: Rollout) -> list[str]:
                 f"guardrail {guardrail.name} breached: {guardrail.estimate:.4g} (bound "
                 f"{guardrail.bound:.4g}) beyond {guardrail.threshold:.4g}"
             )
+    interleaving = analysis.interleaving
+    if interleaving is not None and interleaving.significant_worse:
+        reasons.append(
+            f"interleaving: users prefer control's list: {interleaving.wins} prefer the "
+            f"candidate's, {interleaving.losses} control's ({interleaving.ties} ties; "
+            f"always-valid p = {interleaving.p_value:.2g} < alpha {interleaving.alpha:g})"
+        )
     if analysis.drift is not None and analysis.drift.get("breached"):
         drifted = ", ".join(map(str, analysis.drift.get("drifted") or []))
         reasons.append(f"the monitor reports drift ({drifted})")
@@ -168,6 +187,15 @@ def _needs(analysis: Analysis, state: RolloutState, plan: Rollout, now: datetime
     left = state.step_started_at + plan.min_duration - now
     if left > timedelta(0):
         needs.append(f"{_duration(left)} more at {state.share:g}% (min_duration)")
+    interleaving = analysis.interleaving
+    if interleaving is not None and plan.interleaving is not None and state.step_index == 0:
+        decided, need = interleaving.decided_users, plan.interleaving.min_users
+        if decided < need:
+            needs.append(
+                f"{need - decided} more interleaved users with a preference before the share "
+                f"grows (interleaving.min_users {need}; so far {interleaving.wins} prefer the "
+                f"candidate, {interleaving.losses} control, {interleaving.ties} ties)"
+            )
     fresh = analysis.step_units.get("candidate", 0)
     if fresh < plan.min_units:
         needs.append(

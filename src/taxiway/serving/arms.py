@@ -381,6 +381,9 @@ def verdict_document(state: RolloutState | None, *, strict: bool = False) -> tup
         "checked_at": checked if isinstance(checked, str) else None,
         "updated_at": state.updated_at.isoformat(),
     }
+    evidence = verdict.get("evidence")
+    if isinstance(evidence, dict) and isinstance(evidence.get("interleaving"), dict):
+        body["interleaving"] = evidence["interleaving"]  # a recommender's pre-gate
     return (503 if strict and not healthy else 200), body
 
 

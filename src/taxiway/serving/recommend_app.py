@@ -325,6 +325,12 @@ def recommend_openapi(service: RecommendService) -> dict[str, Any]:
             "score": {"type": "number"},
             "stage": {"type": "string", "description": "The generator that produced it"},
             "position": {"type": "integer", "minimum": 1},
+            "team": {
+                "type": "string",
+                "enum": ["control", "candidate"],
+                "description": "In an interleaved answer (arm `interleaved`): the arm whose "
+                "list this item was drafted from",
+            },
         },
         "required": ["item", "score", "stage", "position"],
     }

@@ -18,12 +18,23 @@ user sees during a step comes from one arm. The arm is
 classifier's service: identical everywhere, sticky as the share grows). A constant-score
 control has no meaning for a list and is refused.
 
+With ``rollout.interleaving`` in the plan, the users whose bucket lies in the *top*
+``interleaving.share`` percent (``bucket >= 10000 - round(share * 100)``, and at or above the
+A/B threshold, which the spec keeps below that range until 100%) are **interleaved**: their
+answers are one list drafted from both arms' (:mod:`taxiway.serving.interleave`), ``arm``
+``interleaved``. The same salt and hash as the split, so an interleaved user stays
+interleaved at every step and never sees an A/B arm (until the candidate takes 100%).
+
 >>> from types import SimpleNamespace as S
 >>> state = S(id=1, salt="rollout-1", candidate=2, share=77.01, state="running", active=True,
-...           control={"kind": "version", "version": 1, "constant": None})
+...           control={"kind": "version", "version": 1, "constant": None}, plan={})
 >>> arms = RecommendArms(state, control=None, candidate=None)  # type: ignore[arg-type]
 >>> arms.arm_of("customer-42")   # bucket 7700 < 7701 (see taxiway.rollout.assignment)
 'candidate'
+>>> state.share, state.plan = 1.0, {"interleaving": {"share": 23.0}}  # buckets 7700..9999
+>>> arms.follow(state)
+>>> arms.route("customer-42")
+'interleaved'
 """
 
 from __future__ import annotations
@@ -32,11 +43,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from taxiway.errors import RolloutError, ServingError
 from taxiway.models.registry import ModelVersion
 from taxiway.recommend.pipeline import Recommender
-from taxiway.rollout.assignment import Arm, Assigner
+from taxiway.rollout.assignment import BUCKETS, Arm, Assigner
 from taxiway.rollout.state import RolloutState
 
 __all__ = [
@@ -124,6 +136,7 @@ class RecommendArms:
         self.state = state.state
         self.share = 0.0
         self._threshold = 0
+        self._interleaved_from = BUCKETS
         self.follow(state)
 
     def same_rollout(self, state: RolloutState) -> bool:
@@ -140,15 +153,32 @@ class RecommendArms:
         self.share = float(state.share) if state.active else 0.0
         self._threshold = round(self.share * 100)  # candidate iff bucket below (arm_for's rule)
         self.state = state.state
+        interleaving = (state.plan or {}).get("interleaving") or {}
+        share = float(interleaving.get("share") or 0.0) if state.active else 0.0
+        self._interleaved_from = BUCKETS - round(share * 100)
+
+    @property
+    def interleaving(self) -> bool:
+        """Whether some users are interleaved now."""
+        return self._interleaved_from < BUCKETS
 
     def arm_of(self, user: str) -> Arm:
         """The arm of ``user`` at the current share."""
         return "candidate" if self._assigner.bucket(user) < self._threshold else "control"
 
-    def pick(self, user: str) -> tuple[Arm, Served]:
-        """The arm of ``user`` and the version that answers it."""
-        arm = self.arm_of(user)
-        return arm, self.candidate if arm == "candidate" else self.control
+    def route(self, user: str) -> Arm | Literal["interleaved"]:
+        """The arm of ``user``, or ``interleaved`` when its bucket is in the interleaved range
+        (one hash either way)."""
+        bucket = self._assigner.bucket(user)
+        if bucket < self._threshold:
+            return "candidate"
+        return "interleaved" if bucket >= self._interleaved_from else "control"
+
+    def pick(self, user: str) -> tuple[Arm | Literal["interleaved"], Served]:
+        """The arm of ``user`` (or ``interleaved``) and the version that answers it (the
+        candidate's for an interleaved user: its answer drafts from both arms)."""
+        arm = self.route(user)
+        return arm, self.control if arm == "control" else self.candidate
 
     def max_k(self) -> int:
         """The largest ``k`` both arms can answer."""

@@ -8,8 +8,11 @@ shown; its outcome ``<name>`` is the sum of the values posted for that request, 
 did not show, or no item, or only a unit, join no impression and are left out; an impression
 with no outcome is kept (that is what click-through by position divides by).
 
+An interleaved answer (``arm`` ``interleaved``, :mod:`taxiway.serving.interleave`) names each
+item's ``team`` (``control`` or ``candidate``); other answers' items have none (null).
+
 The result's columns: ``request_id, ts, unit, arm, model_version, path, degraded, position,
-item, score, stage``, then ``outcome_<name>`` (float64) per outcome name found, sorted.
+item, score, stage, team``, then ``outcome_<name>`` (float64) per outcome name found, sorted.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ _SHOWN = {
     "model_version": "BIGINT",
     "path": "VARCHAR",
     "degraded": "BOOLEAN",
-    "items": "STRUCT(item VARCHAR, position INTEGER, score DOUBLE, stage VARCHAR)[]",
+    "items": (
+        "STRUCT(item VARCHAR, position INTEGER, score DOUBLE, stage VARCHAR, team VARCHAR)[]"
+    ),
 }
 _OUTCOMES = {"request_id": "VARCHAR", "item": "VARCHAR", "name": "VARCHAR", "value": "JSON"}
 _IMPRESSION_FIELDS: list[pa.Field[Any]] = [
@@ -50,6 +55,7 @@ _IMPRESSION_FIELDS: list[pa.Field[Any]] = [
     pa.field("item", pa.string()),
     pa.field("score", pa.float64()),
     pa.field("stage", pa.string()),
+    pa.field("team", pa.string()),
 ]
 IMPRESSION_COLUMNS = pa.schema(_IMPRESSION_FIELDS)
 """The impression columns of :func:`join_impressions`'s table, before the outcomes'."""
@@ -70,7 +76,7 @@ def join_impressions(log_folder: Path, outcomes_folder: Path) -> pa.Table:
         impressions = (
             "SELECT request_id, ts, unit, arm, model_version, path, degraded, "
             "shown.position::INTEGER AS position, shown.item AS item, shown.score AS score, "
-            "shown.stage AS stage FROM (SELECT *, unnest(items) AS shown FROM shown "
+            "shown.stage AS stage, shown.team AS team FROM (SELECT *, unnest(items) AS shown FROM shown "
             "WHERE items IS NOT NULL)"
         )
         names: list[str] = []

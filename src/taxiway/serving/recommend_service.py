@@ -67,6 +67,8 @@ from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.breaker import CircuitBreaker
 from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.serving.faults import model_fault, parse_faults
+from taxiway.serving.interleave import ARM as INTERLEAVED
+from taxiway.serving.interleave import interleaved_answer
 from taxiway.serving.log import PredictionLog, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.predictor import RequestIds
@@ -630,15 +632,22 @@ class RecommendService:
         await self.record(answer)
         return answer.body()
 
-    async def answer(self, request: RecommendRequest, started: float) -> RecommendAnswer:
+    async def answer(
+        self, request: RecommendRequest, started: float, pick: tuple[str, Served] | None = None
+    ) -> RecommendAnswer:
         """The top ``request.k`` within the budget from ``started`` (``perf_counter``): during
-        a rollout, from the arm of ``request.user``."""
+        a rollout, from the arm of ``request.user`` (``pick``: from this arm), or interleaved
+        from both (:mod:`taxiway.serving.interleave`)."""
         arms = self.arms  # one read: a swap mid-request does not mix two versions
         arm: str = ARM
-        if arms is None:
+        if pick is not None:
+            arm, served = pick
+        elif arms is None:
             served = self.served
         else:
             arm, served = arms.pick(request.user)
+            if arm == INTERLEAVED:
+                return await interleaved_answer(self.answer, request, arms, started, self.clock())
         recommender = served.recommender
         at = self.clock()
         users = [request.user]

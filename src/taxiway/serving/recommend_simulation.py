@@ -14,7 +14,8 @@ recommender's traffic is:
   (what the route runs: the arm is the user's, by the rollout's hash);
 - the user **converts** (buys the first item shown) with probability ``base`` when control
   answered, ``base * (1 + lift)`` (a metric to increase; ``1 - lift`` to decrease) when the
-  candidate did; the arm is read from the answer, never recomputed. The conversion is posted a
+  candidate did (in an interleaved answer, ``rollout.interleaving``, the team that drafted the
+  first item); the arm is read from the answer, never recomputed. The conversion is posted a
   minute later by ``request_id`` and ``item`` only, as a shop's page would, through
   :meth:`RecommendService.outcome`: the rollout's unit state credits it to the request's user.
 
@@ -124,7 +125,8 @@ async def _loop(
                     recent = [str(i) for i in rng.choice(items, RECENT_ITEMS, replace=False)]
                     answer = await service.recommend(f"sim-{number}", k, {"recent_items": recent})
                     shown = answer["items"]
-                    if shown and draw < rates.get(answer["arm"], base):
+                    # an interleaved answer's first item is one team's: that team's rate
+                    if shown and draw < rates.get(shown[0].get("team", answer["arm"]), base):
                         clock.at = at + OUTCOME_DELAY
                         await service.outcome(
                             {

@@ -100,6 +100,7 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     issues.extend(_serving_issues(spec, doc))
     issues.extend(_column_label_issues(spec, doc))
     issues.extend(_recommend_issues(spec, doc))
+    issues.extend(_interleaving_issues(spec, doc))
     return issues
 
 
@@ -381,6 +382,21 @@ def _recommend_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
                     )
                 )
     return issues
+
+
+def _interleaving_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """`rollout.interleaving` merges two ranked lists: a recommender's rollout only."""
+    if spec.recommend is not None or spec.rollout is None or spec.rollout.interleaving is None:
+        return []
+    return [
+        doc.issue(
+            ("rollout", "interleaving"),
+            "`rollout.interleaving` interleaves two arms' ranked lists, but this spec has no "
+            "`recommend:` (a classifier answers one score, there is no list to interleave)",
+            suggestion="drop `rollout.interleaving` (the A/B test decides alone), or move it "
+            "to a recommender's spec",
+        )
+    ]
 
 
 def _recommend_watch_alone(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:

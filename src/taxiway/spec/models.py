@@ -51,6 +51,7 @@ __all__ = [
     "FeatureView",
     "FileSource",
     "Governance",
+    "Interleaving",
     "Label",
     "LatestView",
     "ModelSpec",
@@ -827,6 +828,32 @@ class Guardrails(_Model):
     )
 
 
+class Interleaving(_Model):
+    """Team-draft interleaving of control's and the candidate's lists, on a share of users of
+    its own: a pre-gate that finds which list users prefer with fewer users than the A/B test
+    (a recommender's rollout only; docs/rollout.md)."""
+
+    share: float = Field(
+        gt=0,
+        le=50,
+        description="The percentage of users (a hash range apart from the A/B split, sticky per "
+        "user) who get one list interleaved from both arms' lists.",
+    )
+    min_users: int = Field(
+        default=200,
+        ge=1,
+        description="Interleaved users with a preference (more clicks on one team's items) "
+        "before the A/B share may grow past the first step.",
+    )
+    alpha: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.5,
+        description="The false-decision rate of the interleaving test (always valid, however "
+        "often it is read). Default: the rollout's alpha.",
+    )
+
+
 class Rollout(_Model):
     """A gradual rollout against a control group, decided on measured outcomes."""
 
@@ -865,6 +892,13 @@ class Rollout(_Model):
     check_every: PositiveDuration = Field(
         default=timedelta(minutes=1), description="How often the automatic loop checks."
     )
+    interleaving: Interleaving | None = Field(
+        default=None,
+        description="Team-draft interleaving on a share of users of its own, a faster pre-gate "
+        "(a spec with `recommend:` only): the A/B share stays at the first step until it has "
+        "`min_users` users with a preference and the candidate is not significantly worse; "
+        "significantly worse rolls back.",
+    )
 
     @field_validator("control", mode="before")
     @classmethod
@@ -893,6 +927,26 @@ class Rollout(_Model):
         if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError("steps must increase, e.g. [1, 5, 10, 25, 50, 100]")
         return steps
+
+    @model_validator(mode="after")
+    def _interleaving_fits(self) -> Rollout:
+        """The interleaved users' range and the A/B candidate's never overlap below 100%."""
+        if self.interleaving is None:
+            return self
+        if self.metric is None:
+            raise ValueError(
+                "interleaving credits each team with the clicks on its items, counted by the "
+                "rollout's metric, and this rollout has none: add e.g. `metric: {name: click, "
+                "per: impression}`"
+            )
+        largest = max((step for step in self.steps if step < 100), default=0.0)
+        if largest + self.interleaving.share > 100:
+            raise ValueError(
+                f"interleaving.share {self.interleaving.share:g}% and the largest step below 100% "
+                f"({largest:g}%) overlap: together they must stay within 100%; lower "
+                f"interleaving.share to at most {100 - largest:g}, or the steps"
+            )
+        return self
 
 
 class Governance(_Model):

@@ -7,6 +7,7 @@
 - :mod:`.guardrails`: one-sided sequential bounds, alpha split across guardrails;
 - :mod:`.power`: fixed-horizon sample sizes and the sample the sequence is tuned to;
 - :mod:`.arms`: what is read of each arm, and what a comparison says;
+- :mod:`.interleaving`: the always-valid sign test of interleaved users' preferences;
 - :mod:`.tails`: the normal and chi-square tail probabilities (no scipy).
 
 >>> control = ArmStats("control", 60_000, 6_000, 0.100, 0.0900)
@@ -27,6 +28,11 @@ from taxiway.rollout.statistics.guardrails import (
     GuardrailResult,
     check_guardrail,
     check_guardrails,
+)
+from taxiway.rollout.statistics.interleaving import (
+    InterleavingResult,
+    interleaving_test,
+    preferences,
 )
 from taxiway.rollout.statistics.power import (
     DEFAULT_PLANNED_UNITS,
@@ -58,6 +64,7 @@ __all__ = [
     "Direction",
     "Guardrail",
     "GuardrailResult",
+    "InterleavingResult",
     "SequentialSrm",
     "SrmResult",
     "both_arms_check",
@@ -71,9 +78,11 @@ __all__ = [
     "fixed_horizon_units",
     "fixed_horizon_units_for_mean",
     "half_width",
+    "interleaving_test",
     "normal_quantile",
     "normal_sf",
     "planned_units",
+    "preferences",
     "sequential_srm",
     "srm_test",
     "variance_reduction",
