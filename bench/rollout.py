@@ -37,6 +37,10 @@ Assignment part (``--part assignment``, :mod:`rollout_assign`): CPU time per ans
 and off), and ``arm_for``, ``Assigner.arm`` and ``Arms.arm_of`` per call, on the retail shop
 (built once under ``bench/.data/rollout/shop/``, trained twice).
 
+Interleaving part (``--part interleaving``, :mod:`rollout_interleave`): users needed to find
+a better ranking (``--lift`` on click-through per impression) by team-draft interleaving against
+the A/B test on CTR per impression, the same simulated users in the same run, and both on A/A.
+
 Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
 
     .venv/bin/python bench/rollout.py --part statistics
@@ -44,6 +48,7 @@ Results are printed and appended to ``bench/.data/rollout/results.jsonl``::
     .venv/bin/python bench/rollout.py --part check --answers 10000000 --outcomes 1000000
     .venv/bin/python bench/rollout.py --part assignment --pairs 80 --block 1000
     .venv/bin/python bench/rollout.py --part srm --srm-runs 500 --srm-looks 40
+    .venv/bin/python bench/rollout.py --part interleaving --il-runs 200
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ import numpy as np
 import numpy.typing as npt
 from rollout_assign import SHOP, build_shop, measure
 from rollout_check import generate
+from rollout_interleave import add_arguments, run_interleaving
 from toolkit import (
     OtherLoad,
     append_record,
@@ -444,6 +450,7 @@ PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "check": run_check,
     "assignment": run_assignment,
     "srm": run_srm,
+    "interleaving": run_interleaving,
 }
 
 
@@ -473,6 +480,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=80, help="assignment: pairs of blocks")
     parser.add_argument("--block", type=int, default=1_000, help="assignment: answers a block")
     parser.add_argument("--customers", type=int, default=2_000, help="assignment: the shop's")
+    add_arguments(parser)
     args = parser.parse_args()
     print(command_line())
     print(f"{machine()}\n{code_state()}")
