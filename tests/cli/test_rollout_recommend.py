@@ -4,15 +4,19 @@ service."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.serving.recommend_world import copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world, trained_world
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
+from taxiway.rollout.controller import Controller
 from taxiway.serving.log import log_files
+from taxiway.serving.recommend_service import RecommendService
 from taxiway.spec.project import Project
 
 __all__ = ["trained_world"]  # the session fixture, used by name
@@ -74,3 +78,37 @@ def test_simulate_rehearses_through_the_recommendation_service(
         assert registry.production(project.spec.name) is None  # the project is untouched
     finally:
         registry.close()
+
+
+def test_status_shows_the_interleaving_pre_gate(
+    trained_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = ROLLOUT.replace("steps: [50, 100]", "steps: [20, 50, 100]") + (
+        "  interleaving: {share: 40, min_users: 500}\n"
+    )
+    project = copy_world(trained_world, tmp_path, serving=section)
+    with Controller(project) as controller:
+        controller.start(candidate=1, now=NOW)
+    service = RecommendService(project, clock=lambda: NOW, reload_interval_s=0, rollout_poll_s=0)
+    try:
+        for user in range(150):
+            answer = asyncio.run(service.recommend(str(user), 5))
+            if answer["arm"] == "interleaved":
+                first = answer["items"][0]
+                payload = {"request_id": answer["request_id"], "item": first["item"]}
+                asyncio.run(service.outcome({**payload, "name": "purchase", "value": True}))
+    finally:
+        service.close()
+    with Controller(project) as controller:
+        result = controller.check(now=NOW + timedelta(minutes=1))
+    tested = result.analysis.interleaving
+    assert tested is not None
+    assert result.verdict.kind == "hold"  # fewer than 500 users with a preference
+    code = main(["rollout", "status", "-f", str(project.spec_path), "--state-dir",
+                 str(project.state_dir)])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    line = next(text for text in out.splitlines() if text.startswith("interleaving"))
+    assert f"{tested.wins} prefer the candidate, {tested.losses} control" in line
+    assert "pre-gate not passed" in line
+    assert "more interleaved users with a preference" in out
