@@ -20,6 +20,7 @@ from tests.serving.recommend_world import NOW, copy_world, trained_world
 
 from taxiway.errors import SpecError
 from taxiway.models.registry import NewVersion, open_registry
+from taxiway.recommend.split import to_micros
 from taxiway.rollout.assignment import BUCKETS, bucket
 from taxiway.rollout.controller import Controller
 from taxiway.rollout.state import open_rollout_store
@@ -243,3 +244,33 @@ def test_the_spec_refuses_interleaving_where_it_cannot_run() -> None:
         load_spec_text(overlap, "churn.yaml")
     with pytest.raises(SpecError, match=r"has none: add e\.g\. `metric"):
         load_spec_text(CLASSIFIER.replace("  metric: converted\n", ""), "churn.yaml")
+
+
+def test_the_merged_list_keeps_the_ordering(trained_world: Path, tmp_path: Path) -> None:
+    """With at most one item per category (the Recommender's ordering), each arm's list obeys
+    it, and so does the interleaved list drafted from both: a team skips an item whose
+    category the other team already filled."""
+    project = _world(trained_world, tmp_path, INTERLEAVED)
+    with Controller(project) as controller:
+        state = controller.start(now=NOW)
+    service = RecommendService(project, clock=lambda: NOW, reload_interval_s=0, rollout_poll_s=0)
+    try:
+        assert service.arms is not None
+        recommender = service.arms.candidate.recommender  # the baseline control's too
+        recommender.max_per_category = 1
+        category = recommender.catalog.as_of(to_micros(NOW)).category
+        users = [u for u in USERS if bucket(state.salt, u) >= BUCKETS - 4000]
+        skipped = 0
+        for user in users:
+            body = asyncio.run(service.recommend(user, 5))
+            assert body["arm"] == "interleaved"
+            codes = recommender.item_codes([i["item"] for i in body["items"]])
+            kinds = [int(category[code]) for code in codes]
+            assert len(kinds) == len(set(kinds)), body["items"]
+            control = recommender.recommend([user], NOW, 5, stages=["popularity"])[0]
+            candidate = recommender.recommend([user], NOW, 5)[0]
+            unlimited = team_draft(control, candidate, 5, body["request_id"])
+            skipped += [r.item for r, _ in unlimited] != [i["item"] for i in body["items"]]
+        assert skipped > 0  # the limit changed some lists: the draft re-applied it
+    finally:
+        service.close()
