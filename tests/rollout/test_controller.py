@@ -19,6 +19,7 @@ from taxiway.errors import RolloutError
 from taxiway.models.registry import open_registry
 from taxiway.rollout.assignment import arm_for
 from taxiway.rollout.controller import Controller
+from taxiway.spec.models import Interleaving, Rollout
 from taxiway.spec.project import Project
 
 from .traffic import Traffic
@@ -350,3 +351,17 @@ def test_readiness_level_4_is_observed_only_from_a_decision_on_outcomes(
     assert decided is not None
     assert decided.startswith("rollout 1 of v2: complete at ")
     assert "on the measured outcome (difference" in decided
+
+
+def test_start_refuses_interleaving_for_a_classifier(project: Project) -> None:
+    """The loader refuses `rollout.interleaving` without `recommend:`; a plan built in code
+    is refused at start too (there is no list to interleave, so the pre-gate would never pass)."""
+    plan = (project.spec.rollout or Rollout()).model_copy(
+        update={"interleaving": Interleaving(share=5)}
+    )
+    spec = project.spec.model_copy(update={"rollout": plan})
+    with (
+        Controller(Project(spec, project.spec_path, project.state_dir)) as controller,
+        pytest.raises(RolloutError, match="only a recommender's lists can be interleaved"),
+    ):
+        controller.start(now=T0)

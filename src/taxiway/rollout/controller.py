@@ -138,6 +138,12 @@ class Controller:
         one derived from its seed, so the same seed assigns the same units to the same arms.
         """
         plan = self.plan
+        if plan.interleaving is not None and self.spec.recommend is None:
+            raise RolloutError(
+                f"{self.name!r} is not a recommender, and only a recommender's lists can be "
+                "interleaved (rollout.interleaving)",
+                fix="drop rollout.interleaving from the plan",
+            )
         candidate = candidate if candidate is not None else plan.candidate
         registry = self._registry()
         try:
