@@ -23,6 +23,11 @@ slow and what interleaving, a within-user comparison, does not pay for), ``1 + P
   (:func:`~taxiway.rollout.statistics.interleaving_test`, ``planned_users`` = ``--il-min``)
   decides at the first significant look.
 
+With ``--il-read N`` the part also times the controller's read of the interleaved users
+(:func:`~taxiway.rollout.interleaved.read_interleaved`, what each check runs) over ``N`` logged
+answers of 10 items (5% of them interleaved, one click in 30 interleaved items, posted by
+request id and item), written once under ``bench/.data/rollout/interleave-<N>/``.
+
 Reported per method: the share of rollouts that found the candidate better (and worse) within
 the cap, the median and 80th percentile of the users at that look, and the same with no lift
 (A/A: the share declared either way). The click model is the assumption that carries the
@@ -36,12 +41,16 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from toolkit import markdown_table
 
+from taxiway.rollout.interleaved import read_interleaved
 from taxiway.rollout.statistics import half_width, interleaving_test, planned_units
 
 Floats = npt.NDArray[np.float64]
@@ -205,8 +214,8 @@ def run_interleaving(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"\n## Interleaving against the A/B test: {args.il_runs} rollouts of up to "
         f"{args.il_users:,} users (looks every {args.il_batch}), CTR {args.ctr:.1%} per "
-        f"impression (Beta of shape {args.ctr_shape:g} across users), min_users {args.il_min}, {args.k} items per answer, {args.sessions:g} answers "
-        "per user on average\n"
+        f"impression (Beta of shape {args.ctr_shape:g} across users), min_users {args.il_min}, "
+        f"{args.k} items per answer, {args.sessions:g} answers per user on average\n"
     )
     print(
         markdown_table(
@@ -222,7 +231,103 @@ def run_interleaving(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     print(f"\n({seconds:.1f} s)")
+    if args.il_read:
+        record["read"] = read = time_read(args.il_read, args.seed)
+        print(
+            f"\nread_interleaved over {read['answers']:,} answers ({read['log_bytes'] / 2**30:.2f} "
+            f"GiB of JSON lines; {read['interleaved_answers']:,} interleaved, {read['users']:,} "
+            f"users): {read['wall_s']:.2f} s wall, {read['cpu_s']:.2f} s CPU (best of 3)"
+        )
     return record
+
+
+DATA = Path(__file__).resolve().parent / ".data" / "rollout"
+READ_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def write_logs(folder: Path, answers: int, seed: int) -> None:
+    """``answers`` answers of 10 items over 100,000 users in four worker files, 5% of them
+    interleaved (each item with its team), and one click per 30 interleaved items."""
+    rng = np.random.default_rng(seed)
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "outcomes").mkdir(parents=True)
+    per_file = answers // 4
+    clicks = []
+    for worker in range(4):
+        lines = []
+        for n in range(worker * per_file, (worker + 1) * per_file):
+            interleaved = n % 20 == 0
+            teams = rng.random(10) < 0.5
+            items = [
+                {"item": f"i{(n * 7 + j) % 5000}", "position": j + 1, "score": 0.5,
+                 "stage": "ease", **({"team": "candidate" if teams[j] else "control"}
+                                     if interleaved else {})}
+                for j in range(10)
+            ]  # fmt: skip
+            at = READ_START + timedelta(seconds=n / 100)
+            lines.append(
+                orjson.dumps(
+                    {
+                        "ts": at.isoformat(),
+                        "request_id": f"r{n}",
+                        "model": "shop",
+                        "model_version": 2,
+                        "arm": "interleaved" if interleaved else "control",
+                        "unit": f"u{n % 100_000}",
+                        "path": "model",
+                        "degraded": False,
+                        "latency_ms": 3.0,
+                        "k": 10,
+                        "items": items,
+                    }
+                )
+            )
+            if interleaved:
+                for j in np.nonzero(rng.random(10) < 1 / 30)[0]:
+                    clicks.append(
+                        orjson.dumps(
+                            {
+                                "received_at": at.isoformat(),
+                                "request_id": f"r{n}",
+                                "unit": None,
+                                "item": items[j]["item"],
+                                "name": "click",
+                                "value": True,
+                                "timestamp": at.isoformat(),
+                            }
+                        )
+                    )
+        name = f"predictions-w{worker}-20260105T090000-0.jsonl"
+        (folder / "predictions" / name).write_bytes(b"\n".join(lines) + b"\n")
+    outcomes = folder / "outcomes" / "predictions-w0-20260105T090000-0.jsonl"
+    outcomes.write_bytes(b"\n".join(clicks) + b"\n")
+
+
+def time_read(answers: int, seed: int) -> dict[str, Any]:
+    """Seconds (wall and CPU, best of 3) of one read of the interleaved users."""
+    folder = DATA / f"interleave-{answers}"
+    if not (folder / "predictions").exists():
+        began = time.perf_counter()
+        write_logs(folder, answers, seed)
+        print(f"(wrote {answers:,} answers in {time.perf_counter() - began:.1f} s)")
+    walls, cpus, users = [], [], None
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        users = read_interleaved(
+            folder / "predictions", folder / "outcomes", outcome="click", since=READ_START
+        )
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    assert users is not None
+    size = sum(p.stat().st_size for p in (folder / "predictions").iterdir())
+    return {
+        "answers": answers,
+        "log_bytes": size,
+        "interleaved_answers": users.answers,
+        "users": len(users.users),
+        "wall_s": min(walls),
+        "cpu_s": min(cpus),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -240,4 +345,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lift", type=float, default=0.10, help="interleaving: relative lift")
     parser.add_argument("--k", type=int, default=10, help="interleaving: items an answer")
+    parser.add_argument(
+        "--il-read", type=int, default=0, help="interleaving: time the read over N answers"
+    )
     parser.add_argument("--sessions", type=float, default=3.0, help="interleaving: answers")
