@@ -157,11 +157,6 @@ class RecommendArms:
         share = float(interleaving.get("share") or 0.0) if state.active else 0.0
         self._interleaved_from = BUCKETS - round(share * 100)
 
-    @property
-    def interleaving(self) -> bool:
-        """Whether some users are interleaved now."""
-        return self._interleaved_from < BUCKETS
-
     def arm_of(self, user: str) -> Arm:
         """The arm of ``user`` at the current share."""
         return "candidate" if self._assigner.bucket(user) < self._threshold else "control"
