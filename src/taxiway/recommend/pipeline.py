@@ -71,7 +71,7 @@ from taxiway.recommend.ranking import (
     candidates,
     order_by_score,
 )
-from taxiway.recommend.ranking_features import FeatureSnapshot
+from taxiway.recommend.ranking_features import RankingValues
 from taxiway.recommend.split import to_micros
 
 __all__ = ["Ranked", "Recommendation", "Recommender"]
@@ -336,12 +336,13 @@ class Recommender:
         at_us: int,
         k: int,
         *,
-        snapshot: FeatureSnapshot | None = None,
+        snapshot: RankingValues | None = None,
         recent: Sequence[Sequence[int]] | None = None,
     ) -> Candidates:
         """Every generator's filtered candidates for ``users`` at ``at_us`` and their ranking
         features (``snapshot``: the user and item values; default the ranker's as of
-        ``at_us``). What the ranker scores at serving, and what it is trained on."""
+        ``at_us``: its online store's when served with one, else its snapshot). What the
+        ranker scores at serving, and what it is trained on."""
         if snapshot is None and self.ranker is None:
             raise ModelError(
                 "candidates need a feature snapshot or a ranker",
@@ -350,7 +351,7 @@ class Recommender:
         seen, _, excluded = self._inputs(users, at_us, recent)
         if snapshot is None:
             assert self.ranker is not None
-            snapshot = self.ranker.snapshots.at(at_us)
+            snapshot = self.ranker.values_at(at_us, self.users, self.items)
             layout = self.ranker.layout
         else:
             layout = (

@@ -31,7 +31,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,9 +39,16 @@ from numpy.typing import NDArray
 
 from taxiway.errors import ModelError
 from taxiway.recommend.generators import Generator
-from taxiway.recommend.ranking_features import FeatureSnapshot, Snapshots
+from taxiway.recommend.ranking_features import FeatureSnapshot, RankingValues, Snapshots
 
-__all__ = ["Candidates", "FeatureLayout", "Ranker", "candidates", "order_by_score"]
+__all__ = [
+    "Candidates",
+    "FeatureLayout",
+    "OnlineSource",
+    "Ranker",
+    "candidates",
+    "order_by_score",
+]
 
 FORMAT = 1
 
@@ -66,9 +73,29 @@ class FeatureLayout:
         return out
 
     @classmethod
-    def of(cls, stages: Sequence[str], snapshot: FeatureSnapshot) -> FeatureLayout:
+    def of(cls, stages: Sequence[str], snapshot: RankingValues) -> FeatureLayout:
         """The layout for ``stages`` and a snapshot's columns."""
         return cls(tuple(stages), snapshot.user_columns, snapshot.item_columns)
+
+
+class OnlineSource(Protocol):
+    """Where a served ranker reads its feature views at request time (the online store:
+    :class:`~taxiway.recommend.ranking_online.OnlineRankingFeatures`)."""
+
+    def at(
+        self,
+        at_us: int,
+        snapshot: FeatureSnapshot | None,
+        users: NDArray[np.object_],
+        items: NDArray[np.object_],
+    ) -> RankingValues:
+        """The values at ``at_us`` for the recommender's ``users`` and ``items`` (ids by code);
+        ``snapshot``: the ranker's own as of then (the columns that are no feature view)."""
+        ...
+
+    def take_misses(self) -> dict[tuple[str, str], int]:
+        """``(view, status)`` → keys read without the view's values since the last call."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,19 +123,20 @@ def candidates(
     history: sp.csr_matrix,
     excluded: sp.csr_matrix,
     users: NDArray[np.int32],
-    snapshot: FeatureSnapshot | None,
+    snapshot: RankingValues | None,
     layout: FeatureLayout,
     k: int,
 ) -> Candidates:
     """Retrieve every generator's top ``max(its k, k)`` for each ``history`` row (nothing in
     ``excluded``), unite them and compute the layout's features (``users`` are the rows' user
-    codes, ``-1`` unknown; ``snapshot`` None: user and item values missing)."""
+    codes, ``-1`` unknown: their user values are missing; ``snapshot``: the user and item
+    values, a snapshot or the online store's, None: all missing)."""
     n_rows, n_items = history.shape
     if snapshot is not None and (
         snapshot.user_columns != layout.user_columns or snapshot.item_columns != layout.item_columns
     ):
         raise ModelError(
-            f"the feature snapshot at {snapshot.at_us} has columns {snapshot.user_columns} and "
+            f"the ranking feature values have columns {snapshot.user_columns} and "
             f"{snapshot.item_columns}, the ranker was trained on {layout.user_columns} and "
             f"{layout.item_columns}",
             fix="train the recommender again",
@@ -151,8 +179,8 @@ def candidates(
     if snapshot is not None:
         code = users[row]
         known = code >= 0
-        user_part[known] = snapshot.user_values[code[known]]
-        item_part[:] = snapshot.item_values[item]
+        user_part[known] = snapshot.for_users(code[known])
+        item_part[:] = snapshot.for_items(item)
     features = np.hstack(
         [by_stage, retrieved_by[:, None], history_items[:, None], user_part, item_part]
     ).astype(np.float32)
@@ -192,7 +220,9 @@ def order_by_score(
 @dataclass(eq=False)
 class Ranker:
     """The fitted ranking stage: a LightGBM booster, its feature layout and the snapshots of
-    user and item features it reads (the newest at or before the asked time)."""
+    user and item features it reads (the newest at or before the asked time), unless it is
+    served with an ``online`` source (the service attaches the online store: the feature
+    views are then read there at the request time)."""
 
     booster: Any
     """A ``lightgbm.Booster``."""
@@ -200,6 +230,18 @@ class Ranker:
     snapshots: Snapshots
     facts: dict[str, Any] = field(default_factory=dict)
     """What training measured (times, groups, fit seconds...), saved with the ranker."""
+    online: OnlineSource | None = None
+    """Where the feature views are read at serving (not saved: the service attaches it)."""
+
+    def values_at(
+        self, at_us: int, users: NDArray[np.object_], items: NDArray[np.object_]
+    ) -> RankingValues | None:
+        """The user and item values the ranker reads at ``at_us``: the online store's when
+        attached, else the newest snapshot at or before then (None: all missing)."""
+        snapshot = self.snapshots.at(at_us)
+        if self.online is None:
+            return snapshot
+        return self.online.at(at_us, snapshot, users, items)
 
     def score(self, found: Candidates) -> NDArray[np.float32]:
         """The ranker's score of each candidate (higher is better)."""

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -56,6 +56,7 @@ from taxiway.spec.recommend import RecommendSpec
 __all__ = [
     "FeatureSnapshot",
     "FeaturesAt",
+    "RankingValues",
     "Snapshots",
     "ViewSides",
     "popularity_snapshot",
@@ -65,6 +66,30 @@ __all__ = [
 ]
 
 POPULARITY_COLUMNS = ("item_interactions",)
+
+
+class RankingValues(Protocol):
+    """User and item feature values as of one time, by code: a :class:`FeatureSnapshot`
+    (training, evaluation) or the online store's values at a request
+    (:mod:`~taxiway.recommend.ranking_online`). NaN is missing."""
+
+    @property
+    def user_columns(self) -> tuple[str, ...]:
+        """The user columns, in the ranker's order."""
+        ...
+
+    @property
+    def item_columns(self) -> tuple[str, ...]:
+        """The item columns, in the ranker's order."""
+        ...
+
+    def for_users(self, codes: NDArray[np.int32]) -> NDArray[np.float32]:
+        """len(codes) x len(user_columns): each (known, ``>= 0``) user code's row."""
+        ...
+
+    def for_items(self, codes: NDArray[np.int32]) -> NDArray[np.float32]:
+        """len(codes) x len(item_columns): each item code's row."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +103,14 @@ class FeatureSnapshot:
     item_columns: tuple[str, ...]
     item_values: NDArray[np.float32]
     """n_items x len(item_columns)."""
+
+    def for_users(self, codes: NDArray[np.int32]) -> NDArray[np.float32]:
+        """The rows of user ``codes`` (:class:`RankingValues`)."""
+        return self.user_values[codes]
+
+    def for_items(self, codes: NDArray[np.int32]) -> NDArray[np.float32]:
+        """The rows of item ``codes`` (:class:`RankingValues`)."""
+        return self.item_values[codes]
 
     def to_arrow(self) -> tuple[pa.Table, pa.Table]:
         """The user and item tables (one float32 column per feature)."""

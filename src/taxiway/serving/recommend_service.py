@@ -57,16 +57,18 @@ from typing import Any
 
 import numpy as np
 
-from taxiway.errors import RequestError, ServingError, TaxiwayError
+from taxiway.errors import FeatureError, RequestError, ServingError, TaxiwayError
+from taxiway.features.online import OnlineStore, open_online_store
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.recommend.pipeline import Recommendation, Recommender
+from taxiway.recommend.ranking_online import attach_online_features
 from taxiway.recommend.split import to_micros
 from taxiway.rollout.state import RolloutState, RolloutStore, open_rollout_store
 from taxiway.serving.arms import RolloutMetrics
 from taxiway.serving.auth import ApiKeys, load_keys
 from taxiway.serving.breaker import CircuitBreaker
 from taxiway.serving.faults import ENV as FAULTS_ENV
-from taxiway.serving.faults import model_fault, parse_faults
+from taxiway.serving.faults import model_fault, parse_faults, with_faults
 from taxiway.serving.interleave import ARM as INTERLEAVED
 from taxiway.serving.interleave import interleaved_answer
 from taxiway.serving.log import PredictionLog, open_prediction_log
@@ -237,16 +239,20 @@ class RecommendService:
         self.not_ready_reason = "starting"
         self.keys: ApiKeys = load_keys(self.serving.auth)
         self.faults = parse_faults(os.environ.get(FAULTS_ENV))
-        if "online_store" in self.faults:
+        # the ranking stage's feature views, read from the online store at the request time
+        store = _feature_store(project, self.serving)
+        if "online_store" in self.faults and store is None:
             raise ServingError(
                 f"{FAULTS_ENV} asks for online_store={self.faults['online_store']}, but the "
-                "recommendation service reads no online store",
+                "recommendation service reads no online store (recommend.ranking names no "
+                "feature view)",
                 fix=f"drill a recommender with {FAULTS_ENV}=recommend_model=down or "
                 "recommend_model=slow",
             )
+        self.feature_store = None if store is None else with_faults(store, self.faults)
         # what the model step does first in a drill (None: nothing; never set in production)
         self._model_fault = model_fault(self.faults, self.budget_s)
-        self.served = _load(project, pinned)
+        self.served = self._with_features(_load(project, pinned))
         reset = self.serving.breaker.reset_after.total_seconds()
         self.model_breaker = CircuitBreaker(
             "model", failures=self.serving.breaker.failures, reset_after_s=reset
@@ -351,7 +357,10 @@ class RecommendService:
         now = self.clock()
         # through the step's thread pool too: its first thread starts here, not on a request
         stages = served.model_stages
-        self.executor.submit(lambda: recommender.recommend(users, now, stages=stages)).result()
+        try:
+            self.executor.submit(lambda: recommender.recommend(users, now, stages=stages)).result()
+        except FeatureError as error:  # the ranker's online store is down: fallbacks answer
+            logger.warning("warming up the model without its online features: %s", error)
         for _, fallback in served.fallbacks:
             self.fallback_executor.submit(
                 recommender.recommend, users, now, stages=fallback
@@ -384,10 +393,13 @@ class RecommendService:
                 self.rollouts = None
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.fallback_executor.shutdown(wait=False, cancel_futures=True)
+        if self.feature_store is not None:
+            self.feature_store.close()
 
     async def _flush_metrics(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
+            self._count_ranking_misses()
             self.metrics.flush()
 
     async def _watch(self) -> None:
@@ -421,7 +433,7 @@ class RecommendService:
             if arms is not None and arms.candidate.version.version == wanted.version:
                 new = dataclasses.replace(arms.candidate, chosen=chosen)  # loaded, warm
             else:
-                new = load_served(wanted, chosen)
+                new = self._with_features(load_served(wanted, chosen))
                 if self._warm:
                     self._warm_up(new)
             self.served = new
@@ -524,7 +536,7 @@ class RecommendService:
             version = registry.get(self.name, number)
         finally:
             registry.close()
-        served = load_served(version, f"rollout arm (v{number})")
+        served = self._with_features(load_served(version, f"rollout arm (v{number})"))
         if self._warm:
             self._warm_up(served)
         return served
@@ -691,6 +703,25 @@ class RecommendService:
         got = recommender.recommend(users, at, request.k, recent=recent, stages=stages)[0]
         return self._answer(request, served, arm, got, path, reason, started, code)
 
+    def _with_features(self, served: Served) -> Served:
+        """``served`` with its ranker reading the feature views from the online store."""
+        if self.feature_store is not None:
+            attach_online_features(self.project, served.recommender.ranker, self.feature_store)
+        return served
+
+    def _count_ranking_misses(self) -> None:
+        """Add the ranking features the online store did not have to
+        ``taxiway_missing_features`` (on the event loop: the tallies are not thread-safe)."""
+        arms = self.arms
+        served = [self.served] if arms is None else [self.served, arms.control, arms.candidate]
+        rankers = {id(s.recommender): s.recommender.ranker for s in served}
+        for ranker in rankers.values():
+            online = ranker.online if ranker is not None else None
+            if online is None:
+                continue
+            for (view, status), count in online.take_misses().items():
+                self.metrics.missing_of(view, status).inc(count)
+
     def _breaker(self, arm: str) -> CircuitBreaker:
         return self.candidate_breaker if arm == "candidate" else self.model_breaker
 
@@ -798,8 +829,24 @@ class RecommendService:
 
     def refresh_gauges(self) -> None:
         """Gauges read at scrape time."""
+        self._count_ranking_misses()
         for breaker in (self.model_breaker, self.candidate_breaker):
             self.metrics.breaker_open.labels(breaker.name).set(1 if breaker.state == "open" else 0)
+
+
+def _feature_store(project: Project, serving: Serving) -> OnlineStore | None:
+    """The online store the ranking stage reads, when ``recommend.ranking.features`` names
+    any view (None: the service reads no store)."""
+    recommend = project.spec.recommend
+    if recommend is None or recommend.ranking is None or not recommend.ranking.features:
+        return None
+    return open_online_store(
+        project.spec.online_store,
+        state_dir=project.state_dir,
+        namespace=project.spec.name,
+        # read in the model's thread, within its share of the budget
+        read_timeout_ms=serving.latency_budget_ms / 10,
+    )
 
 
 def _has_history(recommender: Recommender, code: int, at: datetime, recent: Sequence[str]) -> bool:
