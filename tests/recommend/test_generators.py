@@ -1,4 +1,5 @@
-"""The conformance suite every candidate generator passes (base.py states the rules).
+"""The conformance suite every candidate generator and the ranking stage pass (base.py states
+the rules; the ranking stage's section at the end says which apply to a re-ranker and why).
 
 Each kind is fitted once on the synthetic taste data's training split; ``als_index`` and
 ``bpr_index`` are ALS and BPR with ``exact_limit`` below the catalog, so their top() searches
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from taxiway.errors import ModelError
+from taxiway.recommend.catalog import Catalog
 from taxiway.recommend.generators import (
     KINDS,
     Als,
@@ -34,6 +36,9 @@ from taxiway.recommend.generators import (
 from taxiway.recommend.generators.factors import FactorIndex
 from taxiway.recommend.generators.topk import top_k
 from taxiway.recommend.interactions import Interactions
+from taxiway.recommend.ranking import Ranker, candidates, order_by_score
+from taxiway.recommend.ranking_features import snapshot_builder
+from taxiway.recommend.ranking_training import train_ranker
 from taxiway.spec.recommend import (
     AlsGenerator,
     BprGenerator,
@@ -78,7 +83,7 @@ def rows(*users: int) -> sp.csr_matrix:
     return sp.csr_matrix(SEEN[list(users)])
 
 
-def recall_at_10(generator: Generator) -> float:
+def recall_at_10(generator: Generator | RankingStage) -> float:
     """Mean recall@10 over users with interactions on both sides of the cutoff, seen items
     excluded (the already_seen filter's effect)."""
     later = TEST.matrix()
@@ -373,3 +378,162 @@ def test_top_k_equals_a_full_sort(seed: int, n_items: int, k: int, positive_only
         assert items[row][: expected.size].tolist() == expected.tolist()
         assert (items[row][expected.size :] == -1).all()
         np.testing.assert_array_equal(values[row][: expected.size], line[expected])
+
+
+# --------------------------------------------------------------------------- the ranking stage
+#
+# The ranking stage passes the same suite, where a property applies to a re-ranker. As a
+# generator it is ``top(history, k, exclude)``: the generators below retrieve (each its own top
+# max(its k, k), the exclusions left out), the fitted LightGBM lambdarank orders their union by
+# its score (ranking.candidates + Ranker.score + order_by_score: what Recommender.ranked runs).
+# The rows are histories with no user behind them (user code -1): user features missing, as for
+# a user unknown at training.
+
+
+class RankingStage:
+    """The ranking stage over fitted generators, with the generators' ``top`` signature."""
+
+    kind = "ranking"
+
+    def __init__(self, stages: list[tuple[str, Generator]], ranker: Ranker) -> None:
+        self.stages = stages
+        self.ranker = ranker
+
+    def top(
+        self, history: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None = None
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        shape = history.shape
+        banned = sp.csr_matrix(shape, dtype=np.float32) if exclude is None else exclude
+        users = np.full(shape[0], -1, dtype=np.int32)
+        snapshot = self.ranker.snapshots.at(CUTOFF)
+        found = candidates(self.stages, history, banned, users, snapshot, self.ranker.layout, k)
+        items, scores, _ = order_by_score(found, self.ranker.score(found), k)
+        return items, scores
+
+
+def _ranking_stages(_: int = 0) -> list[tuple[str, Generator]]:
+    return [("itemknn", ItemKnn(k=20, neighbours=30)), ("popularity", Popularity(k=20))]
+
+
+def _ranker(data: Interactions) -> Ranker:
+    return train_ranker(
+        _ranking_stages,
+        data,
+        CUTOFF,
+        snapshot_builder(data),
+        filters=[],
+        catalog=Catalog.listing(data.n_items),
+        k=10,
+        params={"n_estimators": 40},
+    )
+
+
+@pytest.fixture(scope="module")
+def ranking() -> RankingStage:
+    stages = _ranking_stages()
+    for _, generator in stages:
+        generator.fit(TRAIN)
+    return RankingStage(stages, _ranker(DATA))
+
+
+def test_ranking_shapes_order_and_padding(ranking: RankingStage) -> None:
+    k = TRAIN.n_items + 7  # more than the catalog (and than the candidates): padding
+    items, scores = ranking.top(rows(0, 1, 2, 3), k)
+    assert items.shape == scores.shape == (4, k)
+    assert items.dtype == np.int32
+    assert scores.dtype == np.float32
+    for line, values in zip(items, scores, strict=True):
+        count = int((line >= 0).sum())
+        assert count > 0
+        assert (line[:count] >= 0).all()
+        assert (line[count:] == -1).all()
+        # padding scores are 0, not -inf: the pipeline's lists (Ranked) pad so, the ranker's
+        # scores being LightGBM's, of any sign; the items' -1 is what marks the padding
+        assert (values[count:] == 0).all()
+        assert np.isfinite(values[:count]).all()
+        assert (np.diff(values[:count]) <= 0).all()  # best first
+        assert len(set(line[:count].tolist())) == count  # no item twice
+        assert (line[:count] < TRAIN.n_items).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.0, 1.0), k=st.integers(1, 60))
+def test_ranking_never_returns_an_excluded_item(
+    ranking: RankingStage, seed: int, density: float, k: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    users = rng.choice(TRAIN.n_users, size=6, replace=False)
+    exclude = sp.csr_matrix(rng.random((6, TRAIN.n_items)) < density, dtype=np.float32)
+    items, _ = ranking.top(rows(*users), k, exclude=exclude)
+    assert items.shape == (6, k)  # at most k
+    for row in range(6):
+        returned = items[row][items[row] >= 0]
+        assert not set(returned.tolist()) & set(exclude[row].indices.tolist())
+
+
+def test_ranking_the_same_answer_every_time_and_after_save_load(
+    ranking: RankingStage, tmp_path: Path
+) -> None:
+    history = rows(*range(20))
+    exclude = sp.csr_matrix(np.eye(20, TRAIN.n_items, dtype=np.float32))
+    first = ranking.top(history, 15, exclude)
+    again = ranking.top(history, 15, exclude)
+    ranking.ranker.save(tmp_path / "ranker")
+    loaded = RankingStage(ranking.stages, Ranker.load(tmp_path / "ranker"))
+    after = loaded.top(history, 15, exclude)
+    for answer in (again, after):
+        np.testing.assert_array_equal(first[0], answer[0])
+        np.testing.assert_array_equal(first[1], answer[1])
+    # and training again on the same data gives the same ranker (deterministic LightGBM)
+    retrained = RankingStage(ranking.stages, _ranker(DATA)).top(history, 15, exclude)
+    np.testing.assert_array_equal(first[0], retrained[0])
+    assert not list(tmp_path.rglob("*.pkl"))
+    assert not list(tmp_path.rglob("*.pickle"))
+
+
+def test_ranking_a_new_user_history_gets_candidates_of_its_taste(ranking: RankingStage) -> None:
+    later = TEST.matrix()
+    a, b = np.argsort(-np.diff(later.indptr))[:2]
+    items, _ = ranking.top(sp.csr_matrix(later[[a, b]]), 10)
+    assert (items >= 0).all()
+    assert items[0].tolist() != items[1].tolist()
+
+
+def test_ranking_an_empty_history(ranking: RankingStage) -> None:
+    # unlike a personalised generator, the ranker has candidates: popularity retrieves for
+    # anyone; with nothing known of either row, both get the same ranked list
+    items, _ = ranking.top(sp.csr_matrix((2, TRAIN.n_items), dtype=np.float32), 5)
+    assert (items >= 0).all()
+    np.testing.assert_array_equal(items[0], items[1])
+
+
+def test_ranking_beats_popularity(ranking: RankingStage, fitted: dict[str, Generator]) -> None:
+    assert recall_at_10(ranking) > 1.5 * recall_at_10(fitted["popularity"])
+
+
+def test_ranking_a_history_of_another_catalog_is_refused(ranking: RankingStage) -> None:
+    with pytest.raises(ModelError, match="fitted on 200 items"):
+        ranking.top(sp.csr_matrix((1, 7), dtype=np.float32), 5)
+
+
+def test_ranking_fit_on_nothing_is_a_clear_error() -> None:
+    empty = TRAIN.where(np.zeros(len(TRAIN), dtype=bool))
+    with pytest.raises(ModelError, match="no interaction before the cutoff"):
+        _ranker(empty)
+
+
+def test_ranking_fit_on_one_item_is_an_error_or_a_sensible_answer() -> None:
+    one = DATA.where(DATA.item == DATA.item[0])
+    stages = _ranking_stages()
+    for _, generator in stages:
+        generator.fit(one.before(CUTOFF))
+    items, _ = RankingStage(stages, _ranker(one)).top(rows(0, 1), 5)
+    assert items.shape == (2, 5)
+    assert set(items.ravel().tolist()) <= {-1, int(DATA.item[0])}
+
+
+# Not applicable to the ranking stage:
+# - "an unfitted generator says so": a Ranker exists only fitted (train_ranker returns one,
+#   Ranker.load reads a saved booster, and a missing or bad model.txt is a ModelError there);
+# - "generator_for reads each kind from the spec": the stage is recommend.ranking, read by
+#   train_spec_ranker (tests/recommend/test_ranking.py trains it through the spec).

@@ -27,7 +27,7 @@ training has missing user values, online as offline (the candidates carry codes,
 >>> import numpy as np
 >>> [_number(v) for v in (None, True, 3, 2.5, "2025-01-01T00:00:01+00:00", "x")][:5]
 [nan, 1.0, 3.0, 2.5, 1735689601.0]
->>> np.isnan(_number("not a time"))
+>>> bool(np.isnan(_number("not a time")))
 True
 """
 
