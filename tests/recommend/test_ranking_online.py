@@ -29,6 +29,7 @@ from taxiway.features.online import open_online_store
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.registry import ModelVersion
+from taxiway.recommend.audit import run_recommend_audit
 from taxiway.recommend.audit.context import recommender_folder
 from taxiway.recommend.pipeline import Recommender
 from taxiway.recommend.ranking import FeatureLayout
@@ -314,3 +315,55 @@ def test_a_store_that_cannot_be_read_is_a_feature_error(project: Project) -> Non
             recommender.recommend(USERS[:1], SERVE)
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- the handoff audit
+
+SKIP = frozenset({"leakage", "filters", "coverage", "latency"})
+
+
+def _default_store(project: Project) -> OnlineStore:
+    return open_online_store(None, state_dir=project.state_dir, namespace=project.spec.name)
+
+
+def test_the_audit_observes_no_skew_when_the_store_is_materialized(
+    project: Project, trained: tuple[Path, ModelVersion]
+) -> None:
+    store = _default_store(project)
+    try:
+        materialize(project, store, as_of=SERVE)
+    finally:
+        store.close()
+    report = run_recommend_audit(project, trained[1], sample=50, skip=SKIP)
+    assert report.status("skew") == "passed", report.markdown()
+    measured = report.measured["skew"]
+    assert measured["as_of"] == SERVE.isoformat()
+    assert measured["differences"] == 0
+    assert measured["compared"] == 50 * 3 + 50 * 1  # users x segment and 2 counts, items x promo
+    assert measured["missing_online"] == {}
+
+
+def test_the_audit_blocks_a_served_value_that_differs_from_offline(
+    project: Project, trained: tuple[Path, ModelVersion]
+) -> None:
+    store = _default_store(project)
+    try:
+        materialize(project, store, as_of=SERVE)
+        item = str(_recommender(project).items[0])
+        store.write("product", [(item, ViewValues("promo", {"promo__promoted": 7}, SERVE, SERVE))])
+    finally:
+        store.close()
+    report = run_recommend_audit(project, trained[1], sample=100, skip=SKIP)
+    assert report.blocked
+    (finding,) = [f for f in report.findings if f.check == "skew"]
+    assert finding.feature == "item__promo__promoted"
+    assert f"item {item}: online 7.0" in finding.evidence
+    assert "materialize" in finding.fix
+
+
+def test_the_audit_warns_when_the_ranking_views_were_never_materialized(
+    project: Project, trained: tuple[Path, ModelVersion]
+) -> None:
+    report = run_recommend_audit(project, trained[1], skip=SKIP)
+    assert report.status("skew") == "warning"
+    assert "never materialized" in report.findings[0].evidence

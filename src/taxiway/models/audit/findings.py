@@ -17,9 +17,9 @@ __all__ = ["CHECKS", "RECOMMEND_CHECKS", "AuditFinding", "AuditReport", "Severit
 
 Severity = Literal["blocker", "warning"]
 CHECKS = ("leakage", "availability", "latency", "skew", "coverage")
-RECOMMEND_CHECKS = ("leakage", "filters", "coverage", "latency")
-"""A recommender's audit (``taxiway.recommend.audit``): filters parity in place of availability
-and skew."""
+RECOMMEND_CHECKS = ("leakage", "filters", "skew", "coverage", "latency")
+"""A recommender's audit (``taxiway.recommend.audit``): filters parity in place of availability;
+skew is the ranking stage's (its feature views online vs offline), not applicable without one."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The handoff audit of a recommender: leakage, filters parity, coverage and latency.
+"""The handoff audit of a recommender: leakage, filters parity, skew, coverage and latency.
 
 ``run_recommend_audit`` runs every check on one registered recommender version and returns
 the classifier audit's :class:`~taxiway.models.audit.findings.AuditReport` (so the CLI, the
@@ -10,6 +10,9 @@ training read them, and the saved Recommender is loaded as the service loads it.
   stored histories end at the training as-of time.
 - ``filters`` (:mod:`.filters`): the lists evaluation scored and every service path exclude
   what the spec's filters exclude, recomputed from the data.
+- ``skew`` (:mod:`.skew`): the ranking stage's feature views as the served ranker reads them
+  from the online store equal the offline point-in-time values at the same time (not
+  applicable without a ranking stage reading feature views).
 - ``coverage`` (:mod:`.coverage`): cold users and items, counted, and what they are answered.
 - ``latency`` (:mod:`.latency`): the service's call timed per user against the budget, each
   stage timed alone.
@@ -24,6 +27,7 @@ from taxiway.recommend.audit.coverage import check_coverage
 from taxiway.recommend.audit.filters import check_filters
 from taxiway.recommend.audit.latency import check_latency
 from taxiway.recommend.audit.leakage import check_leakage
+from taxiway.recommend.audit.skew import check_ranking_skew
 from taxiway.spec.project import Project
 
 __all__ = ["RECOMMEND_CHECKS", "run_recommend_audit"]
@@ -46,6 +50,7 @@ def run_recommend_audit(
     steps = {
         "leakage": check_leakage,
         "filters": check_filters,
+        "skew": check_ranking_skew,
         "coverage": check_coverage,
         "latency": check_latency,
     }
