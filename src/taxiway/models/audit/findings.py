@@ -19,7 +19,7 @@ Severity = Literal["blocker", "warning"]
 CHECKS = ("leakage", "availability", "latency", "skew", "coverage")
 RECOMMEND_CHECKS = ("leakage", "filters", "skew", "coverage", "latency")
 """A recommender's audit (``taxiway.recommend.audit``): filters parity in place of availability;
-skew is the ranking stage's (its feature views online vs offline), not applicable without one."""
+skew is the ranking stage's (its feature views online vs offline), left out without one."""
 
 
 @dataclass(frozen=True)

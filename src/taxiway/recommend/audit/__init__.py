@@ -11,8 +11,9 @@ training read them, and the saved Recommender is loaded as the service loads it.
 - ``filters`` (:mod:`.filters`): the lists evaluation scored and every service path exclude
   what the spec's filters exclude, recomputed from the data.
 - ``skew`` (:mod:`.skew`): the ranking stage's feature views as the served ranker reads them
-  from the online store equal the offline point-in-time values at the same time (not
-  applicable without a ranking stage reading feature views).
+  from the online store equal the offline point-in-time values at the same time. Only a
+  version whose ranking stage reads feature views has it: the report of any other leaves it
+  out (``names``), so its table is the four checks above and below.
 - ``coverage`` (:mod:`.coverage`): cold users and items, counted, and what they are answered.
 - ``latency`` (:mod:`.latency`): the service's call timed per user against the budget, each
   stage timed alone.
@@ -27,7 +28,7 @@ from taxiway.recommend.audit.coverage import check_coverage
 from taxiway.recommend.audit.filters import check_filters
 from taxiway.recommend.audit.latency import check_latency
 from taxiway.recommend.audit.leakage import check_leakage
-from taxiway.recommend.audit.skew import check_ranking_skew
+from taxiway.recommend.audit.skew import check_ranking_skew, ranks_on_feature_views
 from taxiway.spec.project import Project
 
 __all__ = ["RECOMMEND_CHECKS", "run_recommend_audit"]
@@ -46,7 +47,10 @@ def run_recommend_audit(
     parity and coverage, ``repeats`` requests timed per user kind; ``skip`` names checks not
     to run."""
     ctx = RecommendAuditContext(project, version, sample=sample, repeats=repeats, seed=seed)
-    report = AuditReport(name=version.name, version=version.version, names=RECOMMEND_CHECKS)
+    names: tuple[str, ...] = RECOMMEND_CHECKS
+    if not ranks_on_feature_views(ctx):
+        names = tuple(name for name in names if name != "skew")
+    report = AuditReport(name=version.name, version=version.version, names=names)
     steps = {
         "leakage": check_leakage,
         "filters": check_filters,
@@ -55,6 +59,8 @@ def run_recommend_audit(
         "latency": check_latency,
     }
     for name, step in steps.items():
+        if name not in names:
+            continue
         if name in skip:
             report.checks[name] = "skipped"
             continue

@@ -30,7 +30,7 @@ from taxiway.recommend.ranking_features import POPULARITY_COLUMNS, view_sides, v
 from taxiway.recommend.ranking_online import OnlineRankingFeatures
 from taxiway.recommend.split import to_micros
 
-__all__ = ["check_ranking_skew"]
+__all__ = ["check_ranking_skew", "ranks_on_feature_views"]
 
 _REMATERIALIZE = (
     "run `taxiway features materialize` (a stale or partial load is the usual cause) and audit "
@@ -38,11 +38,19 @@ _REMATERIALIZE = (
 )
 
 
+def ranks_on_feature_views(ctx: RecommendAuditContext) -> bool:
+    """Whether the version has a ranking stage and the spec's ranking names feature views."""
+    ranking = ctx.spec.ranking
+    if ranking is None or not ranking.features:  # the spec first: no loading for nothing
+        return False
+    return ctx.recommender.ranker is not None
+
+
 def check_ranking_skew(ctx: RecommendAuditContext, report: AuditReport) -> None:
     """Record a blocker per ranking feature whose served value differs from the offline one."""
     ranker = ctx.recommender.ranker
     recommend = ctx.spec
-    if ranker is None or recommend.ranking is None or not recommend.ranking.features:
+    if ranker is None or not ranks_on_feature_views(ctx):
         report.checks["skew"] = "not applicable"
         return
     project = ctx.project
