@@ -16,9 +16,11 @@ Features of a (user, candidate) pair (:class:`FeatureLayout`), all as of ``at``:
   not retrieve the item), and ``retrieved_by`` (how many did);
 - ``history_items``: how many distinct items the user's history holds (request items
   included);
-- the user's and the item's snapshot values (:mod:`~taxiway.recommend.ranking_features`):
-  ``item_interactions`` (popularity before ``at``) and the spec's feature views, prefixed
-  ``user__``/``item__``, from the newest snapshot taken at or before ``at``.
+- the user's and the item's values: ``item_interactions`` (popularity before ``at``) and the
+  spec's feature views, prefixed ``user__``/``item__``, from the newest snapshot taken at or
+  before ``at`` (:mod:`~taxiway.recommend.ranking_features`: training, evaluation), or, for
+  the views, from the online store at ``at`` when the service attached it
+  (:mod:`~taxiway.recommend.ranking_online`).
 
 The fitted booster is saved in LightGBM's own text format (``ranker/model.txt``), the
 snapshots as Arrow IPC files, the rest as json: no pickle. Training lives in

@@ -17,7 +17,9 @@ evaluation's span after the cutoff, at most half the training span):
    user).
 
 The ranker keeps the snapshots at the training times, at the cutoff (evaluation) and at
-``serving_at_us`` (the end of training: serving reads it).
+``serving_at_us`` (the end of training: what a caller without an online store reads; the
+service reads the feature views from the online store at the request time instead,
+:mod:`~taxiway.recommend.ranking_online`).
 """
 
 from __future__ import annotations
@@ -260,7 +262,7 @@ def train_spec_ranker(
 ) -> Ranker:
     """:func:`train_ranker` for a spec's ``recommend.ranking``: the feature views it names
     computed through taxiway's offline path at the training times, at the cutoff and at the
-    end of training (``as_of``, else now: the snapshot serving reads)."""
+    end of training (``as_of``, else now: the snapshot read without an online store)."""
     ranking = recommend.ranking
     if ranking is None:
         raise ModelError("the spec has no recommend.ranking", fix="add one or skip the ranker")

@@ -6,7 +6,10 @@ ready`` says which). An answer is the top ``k`` for a user now, within
 ``serving.latency_budget_ms`` of its arrival, from the first of these that answers in time:
 
 1. ``model``: the full pipeline (every stage of the Recommender, primary first) over the
-   user's stored history plus the request's ``context.recent_items``;
+   user's stored history plus the request's ``context.recent_items``; with a ranking stage
+   whose ``features`` name views, the ranker reads them from the spec's online store at the
+   request time (:mod:`~taxiway.recommend.ranking_online`: missing values are NaN, counted in
+   ``taxiway_missing_features``; a store that fails makes this step fail);
 2. ``fallback:itemknn`` (when the spec has an itemknn stage): item-to-item from the same
    history and recent items, the later steps filling what it leaves;
 3. ``fallback:segment_popularity`` (when the catalog has categories): popularity in the user's
