@@ -16,11 +16,14 @@ training read them, and the saved Recommender is loaded as the service loads it.
   out (``names``), so its table is the four checks above and below.
 - ``coverage`` (:mod:`.coverage`): cold users and items, counted, and what they are answered.
 - ``latency`` (:mod:`.latency`): the service's call timed per user against the budget, each
-  stage timed alone.
+  stage timed alone (with a ranking that reads feature views, through the online store as the
+  service reads them).
 """
 
 from __future__ import annotations
 
+from taxiway.errors import TaxiwayError
+from taxiway.features.online import open_online_store
 from taxiway.models.audit.findings import RECOMMEND_CHECKS, AuditReport
 from taxiway.models.registry import ModelVersion
 from taxiway.recommend.audit.context import RecommendAuditContext
@@ -29,6 +32,7 @@ from taxiway.recommend.audit.filters import check_filters
 from taxiway.recommend.audit.latency import check_latency
 from taxiway.recommend.audit.leakage import check_leakage
 from taxiway.recommend.audit.skew import check_ranking_skew, ranks_on_feature_views
+from taxiway.recommend.ranking_online import attach_online_features
 from taxiway.spec.project import Project
 
 __all__ = ["RECOMMEND_CHECKS", "run_recommend_audit"]
@@ -56,7 +60,7 @@ def run_recommend_audit(
         "filters": check_filters,
         "skew": check_ranking_skew,
         "coverage": check_coverage,
-        "latency": check_latency,
+        "latency": _check_latency_as_served,
     }
     for name, step in steps.items():
         if name not in names:
@@ -68,3 +72,28 @@ def run_recommend_audit(
     if ctx.notes:
         report.measured["notes"] = list(ctx.notes)
     return report
+
+
+def _check_latency_as_served(ctx: RecommendAuditContext, report: AuditReport) -> None:
+    """:func:`check_latency` with the ranking's feature views read from the online store, as
+    the service reads them, when the version's ranking reads any (the other checks read the
+    snapshots training took: they judge what training and evaluation saw)."""
+    ranker = ctx.recommender.ranker
+    if ranker is None or not ranks_on_feature_views(ctx):
+        check_latency(ctx, report)
+        return
+    spec = ctx.project.spec
+    store = open_online_store(
+        spec.online_store, state_dir=ctx.project.state_dir, namespace=spec.name
+    )
+    try:
+        attach_online_features(ctx.project, ranker, store)
+        check_latency(ctx, report)
+        report.measured["latency"]["ranking_features_from"] = "the online store"
+    except TaxiwayError as error:  # the skew check reports why; time what can be timed
+        ranker.online = None
+        ctx.notes.append(f"latency timed without the online store: {error.message}")
+        check_latency(ctx, report)
+    finally:
+        ranker.online = None
+        store.close()
