@@ -311,9 +311,10 @@ def _record_audit(state: _State, phase: Phase, audit: AuditReport, began: float)
     }
     state.observed["audit_passed"] = not audit.blocked
     if recommender:
-        # a recommender's audit has no skew check: its filters parity is not that question
         state.facts["audit"]["measured"] = audit.measured
-        return
+        if "skew" not in audit.names:
+            # no ranking over feature views: no skew check (filters parity is not that question)
+            return
     skew = audit.status("skew")
     state.observed["skew_checked"] = skew == "passed"
     state.observed["shared_definitions"] = skew == "passed" and state.observed.get(

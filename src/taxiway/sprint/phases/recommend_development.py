@@ -15,8 +15,9 @@ The checks say what was measured, never what was declared:
 - **the ceiling**, when the data's simulator wrote a ``truth.json`` beside the interactions
   (``examples/shop-recs``): the best recall a model could expect from the true preferences,
   shown beside the model (from that file, on its own split: a reference, not a gate);
-- **the online store**: a recommender reads none, so nothing is materialized (skipped, saying
-  why);
+- **the online store**: materialized when ``recommend.ranking.features`` names views (the
+  ranking stage reads them there at serving); otherwise a recommender reads none, so nothing
+  is materialized (skipped, saying why);
 - **the audit**: its four checks, each with its blocker, as for a classifier's audit.
 """
 
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from taxiway.features.materialize import materialize
+from taxiway.features.online import open_online_store
 from taxiway.models.registry import open_registry
 from taxiway.recommend.training import RecommendTraining, train_recommender
 from taxiway.spec.models import FileSource
@@ -186,11 +189,38 @@ def train_recommender_step(state: _State, phase: Phase) -> None:
             _record_training(state, result, time.perf_counter() - began)
     finally:
         registry.close()
-    if state.candidate is not None:
+    if state.candidate is None:
+        return
+    ranking = project.spec.recommend.ranking if project.spec.recommend else None
+    if ranking is None or not ranking.features:
         phase.checks.append(
             Check("online store materialized", "skip",
-                  "a recommender reads no online store: its histories are in the artifact")
+                  "a recommender without ranking features reads no online store: its "
+                  "histories are in the artifact")
         )  # fmt: skip
+        return
+    # the ranking stage reads its feature views from the online store at serving
+    with _step(state, phase, "materialize the online store", "run `taxiway features "
+               "materialize` and fix what it reports"):  # fmt: skip
+        began = time.perf_counter()
+        store = open_online_store(
+            project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
+        )
+        try:
+            done = materialize(project, store, as_of=state.options.as_of)
+        finally:
+            store.close()
+        phase.checks.append(
+            Check(
+                "online store materialized",
+                "pass",
+                f"{len(done.views)} views as of {done.as_of.isoformat()} (the ranking's "
+                "features at serving)",
+                time.perf_counter() - began,
+                data=done.as_dict(),
+            )
+        )
+        state.observed["online_store_used"] = True
 
 
 def _record_training(state: _State, result: RecommendTraining, seconds: float) -> None:
