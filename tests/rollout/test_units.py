@@ -235,6 +235,60 @@ def test_an_outcome_whose_request_never_shows_is_dropped_after_a_bounded_time(
     assert sorted(p.name for p in folder.iterdir()) == sorted(["units.arrow", *side_files(folder)])
 
 
+def test_interleaved_answers_count_in_their_own_arm_and_their_outcomes_apart(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path / "predictions",
+        [
+            answer(at(1), "u1", "control", version=1, request_id="a"),
+            answer(at(2), "u2", "interleaved", version=2, request_id="i1", latency_ms=90.0),
+            answer(
+                at(3),
+                "u3",
+                "interleaved",
+                version=2,
+                request_id="i2",
+                path="fallback:popularity",
+                reason="candidate: model failed (ValueError); control: no history before now",
+            ),
+        ],
+    )
+    write(
+        tmp_path / "outcomes",
+        [
+            by_request(at(4), "i1", True, received_at=at(4).isoformat()),
+            by_request(at(5), "i2", 1.0, name="revenue", received_at=at(5).isoformat()),
+            by_request(at(6), "a", True, received_at=at(6).isoformat()),
+            by_request(at(0), "i3", True, received_at=at(0).isoformat()),  # its answer comes later
+        ],
+    )
+
+    state = update(tmp_path)
+
+    interleaved = state.arms["interleaved"]
+    assert (interleaved.answers, interleaved.fallbacks, interleaved.errors, interleaved.slow) == (
+        2,
+        1,
+        1,  # "candidate: model failed" is an error of the candidate's model
+        1,
+    )
+    assert state.arms["control"].answers == 1
+    assert state.arms["candidate"].answers == 0
+    assert state.units.unit.to_pylist() == ["u1"]  # an interleaved answer exposes no unit
+    assert (state.outcomes_interleaved, state.by_request, len(state.pending)) == (2, 1, 1)
+    assert (state.unattributed, state.expired) == (0, 0)
+
+    # the late interleaved answer, then two hours of log: nothing of it ever expires
+    write(
+        tmp_path / "predictions", [answer(at(30), "u4", "interleaved", version=2, request_id="i3")]
+    )
+    write(tmp_path / "predictions", [answer(at(180), "u1", "control", version=1, request_id="b")])
+    state = update(tmp_path)
+    assert (state.outcomes_interleaved, len(state.pending), state.expired) == (3, 0, 0)
+    assert state.unattributed == 0
+
+
 def side_files(folder: Path) -> list[str]:
     """The request-index segments and the pending file ``units.arrow`` names."""
     with pa.memory_map(str(folder / "units.arrow")) as source:
@@ -261,14 +315,17 @@ def test_a_damaged_state_file_says_how_to_recover(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- pieces == once
 
 
-def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]]]:
-    """Answers, one a minute (the i-th at minute i), and outcomes in time order, as lines."""
+def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]], int]:
+    """Answers, one a minute (the i-th at minute i), outcomes in time order, as lines, and
+    how many outcomes were posted by the request id of an interleaved answer."""
     rng = np.random.default_rng(seed)
     answers, outcomes = [], []
+    interleaved = 0
     for i in range(n):
         moment = at(float(i))
         unit = f"u{rng.integers(0, max(2, n // 3))}"
-        arm = "candidate" if rng.random() < 0.3 else "control"
+        draw = rng.random()
+        arm = "candidate" if draw < 0.3 else "interleaved" if draw < 0.45 else "control"
         path = "model" if rng.random() < 0.9 else "fallback:baseline"
         record = answer(
             moment,
@@ -288,9 +345,10 @@ def _lines(seed: int, n: int) -> tuple[list[bytes], list[tuple[datetime, bytes]]
             posted = outcome(when, unit, value, name)
             if rng.random() < 0.5:  # posted with the request id only, as most clients do
                 posted.update(unit=None, request_id=f"r{i}")
+                interleaved += arm == "interleaved"
             outcomes.append((when, orjson.dumps(posted) + b"\n"))
     outcomes.sort(key=lambda pair: pair[0])
-    return answers, outcomes
+    return answers, outcomes, interleaved
 
 
 def _snapshot(state: UnitsState) -> dict[str, Any]:
@@ -319,6 +377,7 @@ def _snapshot(state: UnitsState) -> dict[str, Any]:
         "arms": {arm: counts.to_dict() for arm, counts in state.arms.items()},
         "counts": (state.answers_without_unit, state.unattributed, state.moved_outcomes),
         "by_request": (state.by_request, state.expired, len(state.pending)),
+        "interleaved": state.outcomes_interleaved,
     }
 
 
@@ -340,7 +399,7 @@ def _prefix(lines: list[bytes], whole: int, torn: bool) -> bytes:
 def test_reading_in_pieces_equals_reading_once(
     tmp_path_factory: pytest.TempPathFactory, seed: int, n: int, cuts: list[float], torn: bool
 ) -> None:
-    answers, outcomes = _lines(seed, n)
+    answers, outcomes, interleaved = _lines(seed, n)
     workers = 3  # three workers' files, interleaved in time
     pieces = tmp_path_factory.mktemp("pieces")
     once = tmp_path_factory.mktemp("once")
@@ -371,6 +430,9 @@ def test_reading_in_pieces_equals_reading_once(
 
     assert _snapshot(in_pieces) == _snapshot(at_once)
     assert in_pieces.pending.key.tolist() == []  # every request was answered by the end
+    # an outcome of an interleaved answer is counted apart, in every piece: never expired
+    assert in_pieces.outcomes_interleaved == interleaved
+    assert in_pieces.expired == 0
 
 
 def test_files_last_written_before_the_rollout_are_not_parsed(tmp_path: Path) -> None:

@@ -46,7 +46,9 @@ Definitions (the statistics themselves are in :mod:`taxiway.rollout.statistics`)
   p99 within the limit), its error rate (at most ``guardrails.error_rate``), its fallback
   rate (at most ``guardrails.fallback_rate`` above control's), each outcome that must not
   get worse (stratified as the metric, higher is better), and the monitor's drift status
-  (its last report written after the rollout began; no statistic of ours).
+  (its last report written after the rollout began; no statistic of ours). With
+  interleaving, the interleaved answers' latency, errors and fallbacks too, as an arm of
+  their own (:mod:`.guards`).
 - **Enough data.** Nothing is decided before 100 units and 10 events per arm.
 - **Interleaving** (``rollout.interleaving``, a recommender's): the interleaved users'
   preferences (:mod:`.interleaved`, :mod:`.statistics.interleaving`): wins, losses, ties,
@@ -393,6 +395,7 @@ def analyse(
             "outcomes_by_request": units.by_request,
             "outcomes_pending": len(units.pending),
             "outcomes_expired": units.expired,
+            "outcomes_interleaved": units.outcomes_interleaved,
         },
         ratio=ratio,
         interleaving=tested,

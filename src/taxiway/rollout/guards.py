@@ -10,6 +10,10 @@ drift status as it reported it.
 - ``outcome:<name>``: each outcome that must not get worse (higher is better), compared
   within strata like the metric (:mod:`.strata`): breached when even the upper bound of the
   difference is below 0;
+- with ``rollout.interleaving``, the same three for the interleaved answers, an arm of their
+  own (``latency_p99:interleaved``, ``error_rate:interleaved``, ``fallback_rate:interleaved``
+  against control's): each runs both models, so interleaving that blows the latency budget
+  or falls back more rolls the candidate back like the candidate's own answers would;
 - drift: the in-service monitor's last report (``<log parent>/monitor/service/latest.json``),
   written after the rollout began, with the output or a feature drifting.
 """
@@ -35,7 +39,7 @@ from taxiway.rollout.statistics import (
 )
 from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS, Status
 from taxiway.rollout.strata import strata_difference
-from taxiway.rollout.units_state import ARMS, UnitsState
+from taxiway.rollout.units_state import ANSWER_ARMS, INTERLEAVED, ArmCounts, UnitsState
 from taxiway.spec.models import Rollout
 
 __all__ = ["drift_finding", "guardrail_checks", "monitor_drift"]
@@ -46,26 +50,29 @@ Mask = npt.NDArray[np.bool_]
 def guardrail_checks(
     units: UnitsState, plan: Rollout, control: Mask, candidate: Mask, step: Any, planned: int
 ) -> list[GuardrailResult]:
+    """The guardrails of one look (see the module), in order: the candidate's answers', the
+    interleaved answers' (with ``rollout.interleaving``), then each outcome's."""
     rails = plan.guardrails
-    arms = {name: units.arms[name] for name in ARMS}
+    arms = {name: units.arms.get(name, ArmCounts()) for name in ANSWER_ARMS}
 
     def rate(name: str, count: int) -> ArmStats:
         return ArmStats.from_sums(name, arms[name].answers, count, count, count)
 
+    guarded = ["candidate"] + ([INTERLEAVED] if plan.interleaving is not None else [])
     measured: list[tuple[Guardrail, ArmStats | None, ArmStats]] = []
-    if rails.latency_p99_ms is not None:
-        slow = Guardrail("latency_p99", worse="higher", limit=0.01)
-        measured.append((slow, None, rate("candidate", arms["candidate"].slow)))
-    errors = Guardrail("error_rate", worse="higher", limit=rails.error_rate)
-    measured.append((errors, None, rate("candidate", arms["candidate"].errors)))
-    fallbacks = Guardrail("fallback_rate", worse="higher", tolerance=rails.fallback_rate)
-    measured.append(
-        (
-            fallbacks,
-            rate("control", arms["control"].fallbacks),
-            rate("candidate", arms["candidate"].fallbacks),
+    for arm in guarded:
+        suffix = "" if arm == "candidate" else f":{arm}"
+        if rails.latency_p99_ms is not None:
+            slow = Guardrail(f"latency_p99{suffix}", worse="higher", limit=0.01)
+            measured.append((slow, None, rate(arm, arms[arm].slow)))
+        errors = Guardrail(f"error_rate{suffix}", worse="higher", limit=rails.error_rate)
+        measured.append((errors, None, rate(arm, arms[arm].errors)))
+        fallbacks = Guardrail(
+            f"fallback_rate{suffix}", worse="higher", tolerance=rails.fallback_rate
         )
-    )
+        measured.append(
+            (fallbacks, rate("control", arms["control"].fallbacks), rate(arm, arms[arm].fallbacks))
+        )
     each = plan.alpha / (len(measured) + len(rails.outcomes))
     results = [check_guardrail(g, c, t, alpha=each, planned_n=planned) for g, c, t in measured]
     for name in rails.outcomes:

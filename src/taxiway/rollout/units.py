@@ -5,11 +5,16 @@ the logs in any number of pieces, in any file order, gives the same state as rea
 once; ``tests/rollout/test_units.py`` checks it over random split points):
 
 - An *answer* is a prediction-log record with ``ts`` at or after the rollout's start and
-  ``arm`` ``control`` or ``candidate``. Its *step* is the step the rollout was at at ``ts``
+  ``arm`` ``control``, ``candidate`` or ``interleaved`` (``rollout.interleaving``: one list
+  drafted from both arms, :mod:`taxiway.serving.interleave`). An interleaved answer counts in
+  its own arm's :class:`ArmCounts` (so the guardrails see what interleaving costs,
+  :mod:`.guards`) and in the request index, and nowhere else: it exposes no unit to the A/B
+  test (the interleaving test reads it, :mod:`.interleaved`). Its *step* is the step the rollout was at at ``ts``
   (from the step boundaries the controller passes: the times of its start and promotions).
 - Per arm (:class:`ArmCounts`), over answers: ``answers``; ``fallbacks`` (``path`` is not
-  ``model``); ``errors`` (a fallback because a dependency failed: ``reason`` starts with one
-  of the monitor's :data:`~taxiway.monitoring.windows.ERROR_REASONS`); ``slow`` (``latency_ms``
+  ``model``); ``errors`` (a fallback because a dependency failed: ``reason``, or one of its
+  ``"; "``-separated parts, less an interleaved answer's ``control: ``/``candidate: ``
+  prefix, starts with one of the monitor's :data:`~taxiway.monitoring.windows.ERROR_REASONS`); ``slow`` (``latency_ms``
   above the latency limit); ``latency``, a histogram on the monitor's log-spaced
   :data:`~taxiway.monitoring.windows.LATENCY_EDGES` (p99 read from it); answers by
   ``model_version``.
@@ -36,7 +41,9 @@ once; ``tests/rollout/test_units.py`` checks it over random split points):
   index (:class:`~taxiway.rollout.units_state.RequestIndex`: a 64-bit hash of each answer's
   request id, :func:`text_keys`, with the unit's row, in segments; 12 bytes per answer with a
   unit) of the answers read since the rollout began. A request whose answers named different
-  units attributes its outcomes to none. An outcome whose request the log has not shown yet
+  units attributes its outcomes to none. An outcome whose request was an interleaved answer
+  is the interleaving test's: it counts in ``outcomes_interleaved`` only (never pending,
+  expired or unattributed). An outcome whose request the log has not shown yet
   is kept *pending* in the state and tried again at each check; once the answers read reach
   :data:`PENDING_FOR` past its arrival (``received_at``: log time, so reading in pieces or at
   once agrees) it is dropped (``expired``). Outcomes with neither field, dropped ones, and
@@ -86,7 +93,8 @@ from taxiway.monitoring.windows import ERROR_REASONS, LATENCY_EDGES
 from taxiway.rollout.assignment import Assigner
 from taxiway.rollout.units_state import (
     AMBIGUOUS,
-    ARMS,
+    ANSWER_ARMS,
+    INTERLEAVED_ROW,
     MISSING,
     ArmCounts,
     PendingOutcomes,
@@ -113,7 +121,10 @@ Keys = npt.NDArray[np.uint64]
 LOG_GLOB: Final = "predictions-*.jsonl"
 PENDING_FOR: Final = timedelta(hours=1)
 """How long (in the log's time) an outcome posted by request id waits for its answer."""
-_ERRORS: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
+# an interleaved answer's reasons name the arm each came from: "candidate: model failed ..."
+_ERRORS: Final = (
+    "(?:^|; )(?:(?:control|candidate): )?(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
+)
 _HEAD_BYTES: Final = 1024  # a file's first bytes a cursor mark identifies it by (segments)
 _TEXT: pa.DataType = pa.string()
 _ANSWER_FIELDS: list[pa.Field[Any]] = [
@@ -203,6 +214,7 @@ def _marks(state: UnitsState) -> tuple[Any, ...]:
         state.by_request,
         state.unattributed,
         state.moved_outcomes,
+        state.outcomes_interleaved,
     )
 
 
@@ -325,7 +337,7 @@ class _Answers:
     started_us: int
     times: Ints  # the step boundaries (µs) and each one's step
     steps: npt.NDArray[np.int16]
-    read: int = 0  # answers with a unit folded
+    read: int = 0  # answers with a unit folded, and interleaved answers indexed
     latest: int = 0
     requests: list[tuple[Keys, npt.NDArray[np.int32]]] = field(default_factory=list)
 
@@ -342,6 +354,14 @@ class _Answers:
                 return
             table, ts, arm = table.filter(pa.array(keep)), ts[keep], arm[keep]
         _count_arms(state, table, arm)
+        self.latest = max(self.latest, int(ts.max()))
+        interleaved = arm == 2
+        if interleaved.any():  # their requests only: an interleaved answer exposes no unit
+            self._interleaved(table.column("request_id").filter(pa.array(interleaved)))
+            if interleaved.all():
+                return
+            mixed = ~interleaved
+            table, ts, arm = table.filter(pa.array(mixed)), ts[mixed], arm[mixed]
         units = table.column("unit")
         if units.null_count:
             has_unit = _true(pc.is_valid(units))
@@ -361,7 +381,15 @@ class _Answers:
             keys = text_keys(request)
         self.requests.append((keys, rows.astype(np.int32)))
         self.read += len(ts)
-        self.latest = max(self.latest, int(ts.max()))
+
+    def _interleaved(self, requests: Any) -> None:
+        """Index the requests of interleaved answers (:data:`INTERLEAVED_ROW`), so an outcome
+        posted by one of them is known for the interleaving test's, not left to expire."""
+        if requests.null_count:
+            requests = requests.filter(pc.is_valid(requests))
+        keys = text_keys(requests)
+        self.requests.append((keys, np.full(len(keys), INTERLEAVED_ROW, np.int32)))
+        self.read += len(keys)
 
     def _scatter(self, rows: Ints, ts: Ints, arm: npt.NDArray[np.int8]) -> None:
         u = self.state.units
@@ -400,10 +428,10 @@ def _one_array(column: Any) -> Any:
 
 
 def _arms(column: Any) -> npt.NDArray[np.int8]:
-    """Each answer's arm: 0 control, 1 candidate, -1 another value or null."""
+    """Each answer's arm: 0 control, 1 candidate, 2 interleaved, -1 another value or null."""
     codes = np.full(len(column), -1, np.int8)
-    codes[_true(pc.equal(column, ARMS[0]))] = 0
-    codes[_true(pc.equal(column, ARMS[1]))] = 1
+    for code, name in enumerate(ANSWER_ARMS):
+        codes[_true(pc.equal(column, name))] = code
     return codes
 
 
@@ -427,19 +455,20 @@ def _count_arms(state: UnitsState, table: pa.Table, arm: npt.NDArray[Any]) -> No
     code |= fallback << 2
     code |= error << 1
     code |= slow
-    flags = np.bincount(code, minlength=16).reshape(2, 2, 2, 2)  # arm, fallback, error, slow
+    many = len(ANSWER_ARMS)
+    flags = np.bincount(code, minlength=8 * many).reshape(many, 2, 2, 2)  # arm, fallback, ...
     width = len(LATENCY_EDGES) + 1
     timed = arm[measured].astype(np.int64) * width + latency_bins(latency[measured])
-    histograms = np.bincount(timed, minlength=2 * width).reshape(2, width)
+    histograms = np.bincount(timed, minlength=many * width).reshape(many, width)
     versions = np.asarray(
         pc.fill_null(table.column("model_version"), -1).to_numpy(zero_copy_only=False), np.int64
     )
     tallies = _tally(versions, arm)
-    for code_of_arm, name in enumerate(ARMS):
+    for code_of_arm, name in enumerate(ANSWER_ARMS):
         mine = flags[code_of_arm]
         if not mine.any():
             continue
-        counts = state.arms[name]
+        counts = state.arms.setdefault(name, ArmCounts())
         counts.answers += int(mine.sum())
         counts.fallbacks += int(mine[1].sum())
         counts.errors += int(mine[:, 1].sum())
@@ -476,19 +505,21 @@ def latency_bins(latency: Floats) -> Ints:
 def _tally(values: Ints, arm: npt.NDArray[Any]) -> list[list[tuple[int, int]]]:
     """Per arm, each distinct value and how often it occurs (one count per (arm, value)
     when the values are few)."""
+    many = len(ANSWER_ARMS)
     if not len(values):
-        return [[], []]
+        return [[] for _ in range(many)]
     low, high = int(values.min()), int(values.max())
     span = high - low + 1
     if span <= 65_536:
-        counts = np.bincount(arm * span + (values - low), minlength=2 * span).reshape(2, span)
+        counts = np.bincount(arm * span + (values - low), minlength=many * span)
+        counts = counts.reshape(many, span)
         found = [np.flatnonzero(row) for row in counts]
         return [
             list(zip((where + low).tolist(), counts[a][where].tolist(), strict=True))
             for a, where in enumerate(found)
         ]
     tallies = []
-    for code in range(len(ARMS)):
+    for code in range(many):
         distinct, numbers = np.unique(values[arm == code], return_counts=True)
         tallies.append(list(zip(distinct.tolist(), numbers.tolist(), strict=True)))
     return tallies
@@ -556,7 +587,7 @@ def _attribute_pending(state: UnitsState, names: list[str]) -> None:
     ambiguous request and those waiting longer than :data:`PENDING_FOR`; keep the rest."""
     pending = state.pending
     rows = state.requests.find(pending.key)
-    found = rows >= 0
+    found = (rows >= 0) & (rows != INTERLEAVED_ROW)
     if found.any():
         state.by_request += int(np.count_nonzero(found))
         columns: dict[str, npt.NDArray[Any]] = {
@@ -566,6 +597,8 @@ def _attribute_pending(state: UnitsState, names: list[str]) -> None:
             "name": pending.name[found].astype(np.int64),
         }
         _fold_outcomes(state, rows[found], columns, names)
+    interleaved = rows == INTERLEAVED_ROW
+    state.outcomes_interleaved += int(np.count_nonzero(interleaved))
     ambiguous = rows == AMBIGUOUS
     waiting = rows == MISSING
     limit = state.latest_answer_us - int(PENDING_FOR.total_seconds() * 1_000_000)

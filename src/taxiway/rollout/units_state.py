@@ -38,7 +38,10 @@ from taxiway.monitoring.segments import LogCursor
 from taxiway.monitoring.windows import LATENCY_EDGES
 
 __all__ = [
+    "ANSWER_ARMS",
     "ARMS",
+    "INTERLEAVED",
+    "INTERLEAVED_ROW",
     "NONE",
     "NO_STEP_MAX",
     "NO_STEP_MIN",
@@ -51,12 +54,18 @@ __all__ = [
 ]
 
 ARMS: Final = ("control", "candidate")
+INTERLEAVED: Final = "interleaved"
+"""The ``arm`` of an interleaved answer (``rollout.interleaving``): counted as an arm of its
+own (:class:`ArmCounts`), never a unit's exposure."""
+ANSWER_ARMS: Final = (*ARMS, INTERLEAVED)
+"""The arms whose answers are counted, in code order (0, 1, 2)."""
 NONE: Final = np.iinfo(np.int64).max
 """A time (µs) or key never seen."""
 NO_STEP_MAX: Final = -1
 NO_STEP_MIN: Final = np.iinfo(np.int16).max
-FORMAT: Final = 2
-"""The state's on-disk format: 2 keys units and requests by :func:`.units.text_keys`."""
+FORMAT: Final = 3
+"""The state's on-disk format: 2 keys units and requests by :func:`.units.text_keys`; 3 adds
+the interleaved arm and its requests (:data:`INTERLEAVED_ROW`)."""
 _FILE: Final = "units.arrow"
 
 pc: Any = _pc  # the stubs refuse plain Python scalars where pyarrow takes them
@@ -67,6 +76,9 @@ AMBIGUOUS: Final = -1
 """The row of a request whose answers named different units: its outcomes go to none."""
 MISSING: Final = -2
 """The row :meth:`RequestIndex.find` gives a request it has not seen."""
+INTERLEAVED_ROW: Final = int(np.iinfo(np.int32).max)
+"""The row the request index holds for an interleaved answer's request (no unit row: its
+outcomes are the interleaving test's, :mod:`taxiway.rollout.interleaved`)."""
 
 
 @dataclass
@@ -438,6 +450,9 @@ class UnitsState:
     """Outcomes without a unit whose request never showed (counted in ``unattributed`` too)."""
     latest_answer_us: int = 0
     """The latest answer time read (µs): the clock pending outcomes expire by."""
+    outcomes_interleaved: int = 0
+    """Outcomes without a unit whose request was an interleaved answer: the interleaving
+    test's (:mod:`taxiway.rollout.interleaved`), neither attributed, pending nor expired."""
     _files: list[tuple[str, Any]] = field(default_factory=list)
     """The side files as last loaded or saved: each one's name, and the array or object it
     held then (a file is reused while the state still holds that very object)."""
@@ -447,7 +462,7 @@ class UnitsState:
         """The state before anything is read."""
         return cls(
             UnitColumns.empty(names),
-            {arm: ArmCounts() for arm in ARMS},
+            {arm: ArmCounts() for arm in ANSWER_ARMS},
             latency_limit_ms=latency_limit_ms,
         )
 
@@ -497,6 +512,7 @@ class UnitsState:
             "by_request": self.by_request,
             "expired": self.expired,
             "latest_answer_us": self.latest_answer_us,
+            "outcomes_interleaved": self.outcomes_interleaved,
         }
         token = secrets.token_hex(8)
         sides: list[tuple[str, Any, Callable[[], pa.Table]]] = [
@@ -585,6 +601,7 @@ class UnitsState:
             int(meta["by_request"]),
             int(meta["expired"]),
             int(meta["latest_answer_us"]),
+            int(meta["outcomes_interleaved"]),
         )
         loaded._files = [
             (name, keys)

@@ -33,8 +33,8 @@ interleaved at every step and never sees an A/B arm (until the candidate takes 1
 'candidate'
 >>> state.share, state.plan = 1.0, {"interleaving": {"share": 23.0}}  # buckets 7700..9999
 >>> arms.follow(state)
->>> arms.route("customer-42")
-'interleaved'
+>>> arms.route("customer-42"), arms.interleaving_share
+('interleaved', 23.0)
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ class RecommendArms:
         self.share = 0.0
         self._threshold = 0
         self._interleaved_from = BUCKETS
+        self.interleaving_share = 0.0
+        """The percent of users interleaved (``rollout.interleaving.share``; 0: none)."""
         self.follow(state)
 
     def same_rollout(self, state: RolloutState) -> bool:
@@ -155,6 +157,7 @@ class RecommendArms:
         self.state = state.state
         interleaving = (state.plan or {}).get("interleaving") or {}
         share = float(interleaving.get("share") or 0.0) if state.active else 0.0
+        self.interleaving_share = share
         self._interleaved_from = BUCKETS - round(share * 100)
 
     def arm_of(self, user: str) -> Arm:

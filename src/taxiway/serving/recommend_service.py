@@ -328,7 +328,7 @@ class RecommendService:
 
     def readiness(self) -> dict[str, Any]:
         """``/v2/health/ready``'s body: which version answers and why that one (during a
-        rollout, also its arms and share)."""
+        rollout, also its arms and share, and the interleaved users' share when some are)."""
         served = self.served
         body = {
             "ready": self.ready,
@@ -348,6 +348,12 @@ class RecommendService:
                 if control.model_version is not None
                 else control.chosen,
                 "candidate": arms.candidate.version.version,
+                # rollout.interleaving: the percent of users drafted from both arms
+                **(
+                    {"interleaving_share": arms.interleaving_share}
+                    if arms.interleaving_share
+                    else {}
+                ),
             }
         return body
 
