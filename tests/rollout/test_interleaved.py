@@ -1,6 +1,7 @@
 """Each interleaved user's clicks per team, read from the logs, equal a brute-force scan of
 every answer and outcome: only interleaved answers since the start, only outcomes naming the
-request, a shown item and the metric; torn lines and older files are skipped."""
+request, a shown item and the metric; torn lines and older files are skipped. Read in pieces
+(each check reading what the logs gained), they equal a full rescan."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taxiway.errors import RolloutError
-from taxiway.rollout.interleaved import read_interleaved
+from taxiway.rollout.interleaved import read_interleaved, update_interleaved
+from taxiway.rollout.interleaved_state import InterleavedState
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ITEMS = ["a", "b", "c", "d", "e"]
@@ -139,3 +141,83 @@ def test_an_unreadable_log_is_a_rollout_error_with_the_fix(tmp_path: Path) -> No
     (folder / "predictions-w-20260301T120000-0.jsonl").mkdir()  # a folder where a file should be
     with pytest.raises(RolloutError, match="check again"):
         read_interleaved(folder, tmp_path / "o", outcome="click", since=START - timedelta(days=1))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(logs(), st.lists(st.floats(0, 1), max_size=4), st.booleans())
+def test_reading_in_pieces_equals_a_full_rescan(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    cuts: list[float],
+    torn: bool,
+) -> None:
+    answers, outcomes = case
+    root = tmp_path_factory.mktemp("pieces")
+    lines = {
+        "predictions": [orjson.dumps(r) + b"\n" for r in answers],
+        "outcomes": [orjson.dumps(r) + b"\n" for r in outcomes],
+    }
+    for kind in lines:
+        (root / kind).mkdir()
+
+    def write_up_to(fraction: float, torn: bool) -> None:
+        """The first ``fraction`` of each log's lines, and half the next one when ``torn``."""
+        for kind, records in lines.items():
+            whole = int(fraction * len(records))
+            data = b"".join(records[:whole])
+            if torn and whole < len(records):
+                data += records[whole][: len(records[whole]) // 2]
+            (root / kind / "predictions-w-20260301T120000-0.jsonl").write_bytes(data)
+
+    def update() -> Any:
+        return update_interleaved(
+            root / "state", root / "predictions", root / "outcomes", outcome="click", since=START
+        )
+
+    for fraction in sorted(cuts):
+        write_up_to(fraction, torn)
+        update()
+    write_up_to(1.0, False)
+    in_pieces = update()
+    again = update()  # nothing new: the same users, nothing written
+    once = read_interleaved(root / "predictions", root / "outcomes", outcome="click", since=START)
+    for read in (again, once):
+        assert read.users == in_pieces.users
+        assert read.candidate.tolist() == in_pieces.candidate.tolist()
+        assert read.control.tolist() == in_pieces.control.tolist()
+        assert read.answers == in_pieces.answers
+    expected = _brute_force(answers, outcomes)
+    assert in_pieces.users == sorted(expected)
+    assert in_pieces.candidate.tolist() == [expected[u][0] for u in in_pieces.users]
+
+
+def test_a_click_waits_for_its_answer_and_expires_after_an_hour_of_clicks(tmp_path: Path) -> None:
+    def click(request: str, minutes: int) -> dict[str, Any]:
+        received = (START + timedelta(minutes=minutes)).isoformat()
+        return {"received_at": received, "request_id": request, "item": "a", "name": "click",
+                "value": True}  # fmt: skip
+
+    shown = {
+        "ts": START.isoformat(),
+        "request_id": "r1",
+        "unit": "u1",
+        "arm": "interleaved",
+        "items": [{"item": "a", "position": 1, "score": 0.0, "stage": "s", "team": "candidate"}],
+    }
+    state, log = tmp_path / "state", tmp_path / "predictions"
+
+    def update() -> Any:
+        return update_interleaved(state, log, tmp_path / "outcomes", outcome="click", since=START)
+
+    _write(tmp_path / "outcomes", [click("r1", 1), click("ab-1", 2)], name="w-1")
+    assert update().users == []  # the clicks wait: their answers are not in the log yet
+    _write(log, [shown])
+    read = update()
+    assert (read.users, read.candidate.tolist()) == (["u1"], [1.0])
+    _write(tmp_path / "outcomes", [click("r2", 70)], name="w-2")  # an hour and more later
+    update()
+    saved = InterleavedState.load(state, "click", int(START.timestamp()) * 1_000_000)
+    assert (saved.expired, len(saved.waiting)) == (1, 1)  # ab-1 dropped, r2 waits
+    assert saved.candidate.tolist() == [1.0]

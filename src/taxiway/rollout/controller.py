@@ -26,7 +26,7 @@ from typing import Any
 from taxiway.errors import RolloutError, TaxiwayError
 from taxiway.models.registry import Registry, open_registry
 from taxiway.rollout.analysis import Analysis, analyse, monitor_drift
-from taxiway.rollout.interleaved import read_interleaved
+from taxiway.rollout.interleaved import update_interleaved
 from taxiway.rollout.plan import (
     Auditor,
     control_of,
@@ -270,7 +270,8 @@ class Controller:
         shown = self.spec.recommend.k if self.spec.recommend is not None else 1
         interleaved = None
         if plan.interleaving is not None and plan.metric is not None:
-            interleaved = read_interleaved(
+            interleaved = update_interleaved(
+                self.folder(state),
                 self.log_folder,
                 self.log_folder.parent / "outcomes",
                 outcome=plan.metric.name,
