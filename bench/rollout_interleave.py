@@ -23,10 +23,11 @@ slow and what interleaving, a within-user comparison, does not pay for), ``1 + P
   (:func:`~taxiway.rollout.statistics.interleaving_test`, ``planned_users`` = ``--il-min``)
   decides at the first significant look.
 
-With ``--il-read N`` the part also times the controller's read of the interleaved users
-(:func:`~taxiway.rollout.interleaved.read_interleaved`, what each check runs) over ``N`` logged
-answers of 10 items (5% of them interleaved, one click in 30 interleaved items, posted by
-request id and item), written once under ``bench/.data/rollout/interleave-<N>/``.
+With ``--il-read N`` the part also times the read of the interleaved users over ``N`` logged
+answers (``bench/rollout_interleave_read.py``): a full rescan, and with ``--il-new M`` a
+check's incremental read of ``M`` new answers after the ``N`` were read. With ``--il-cost N``
+it measures the CPU an interleaved answer costs the service against a single arm's, over ``N``
+answers (``bench/rollout_interleave_cost.py``).
 
 Reported per method: the share of rollouts that found the candidate better (and worse) within
 the cap, the median and 80th percentile of the users at that look, and the same with no lift
@@ -41,16 +42,14 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
+from rollout_interleave_cost import time_cost
+from rollout_interleave_read import time_incremental, time_read
 from toolkit import markdown_table
 
-from taxiway.rollout.interleaved import read_interleaved
 from taxiway.rollout.statistics import half_width, interleaving_test, planned_units
 
 Floats = npt.NDArray[np.float64]
@@ -238,96 +237,50 @@ def run_interleaving(args: argparse.Namespace) -> dict[str, Any]:
             f"GiB of JSON lines; {read['interleaved_answers']:,} interleaved, {read['users']:,} "
             f"users): {read['wall_s']:.2f} s wall, {read['cpu_s']:.2f} s CPU (best of 3)"
         )
-    return record
-
-
-DATA = Path(__file__).resolve().parent / ".data" / "rollout"
-READ_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-def write_logs(folder: Path, answers: int, seed: int) -> None:
-    """``answers`` answers of 10 items over 100,000 users in four worker files, 5% of them
-    interleaved (each item with its team), and one click per 30 interleaved items."""
-    rng = np.random.default_rng(seed)
-    (folder / "predictions").mkdir(parents=True)
-    (folder / "outcomes").mkdir(parents=True)
-    per_file = answers // 4
-    clicks = []
-    for worker in range(4):
-        lines = []
-        for n in range(worker * per_file, (worker + 1) * per_file):
-            interleaved = n % 20 == 0
-            teams = rng.random(10) < 0.5
-            items = [
-                {"item": f"i{(n * 7 + j) % 5000}", "position": j + 1, "score": 0.5,
-                 "stage": "ease", **({"team": "candidate" if teams[j] else "control"}
-                                     if interleaved else {})}
-                for j in range(10)
-            ]  # fmt: skip
-            at = READ_START + timedelta(seconds=n / 100)
-            lines.append(
-                orjson.dumps(
-                    {
-                        "ts": at.isoformat(),
-                        "request_id": f"r{n}",
-                        "model": "shop",
-                        "model_version": 2,
-                        "arm": "interleaved" if interleaved else "control",
-                        "unit": f"u{n % 100_000}",
-                        "path": "model",
-                        "degraded": False,
-                        "latency_ms": 3.0,
-                        "k": 10,
-                        "items": items,
-                    }
-                )
-            )
-            if interleaved:
-                for j in np.nonzero(rng.random(10) < 1 / 30)[0]:
-                    clicks.append(
-                        orjson.dumps(
-                            {
-                                "received_at": at.isoformat(),
-                                "request_id": f"r{n}",
-                                "unit": None,
-                                "item": items[j]["item"],
-                                "name": "click",
-                                "value": True,
-                                "timestamp": at.isoformat(),
-                            }
-                        )
-                    )
-        name = f"predictions-w{worker}-20260105T090000-0.jsonl"
-        (folder / "predictions" / name).write_bytes(b"\n".join(lines) + b"\n")
-    outcomes = folder / "outcomes" / "predictions-w0-20260105T090000-0.jsonl"
-    outcomes.write_bytes(b"\n".join(clicks) + b"\n")
-
-
-def time_read(answers: int, seed: int) -> dict[str, Any]:
-    """Seconds (wall and CPU, best of 3) of one read of the interleaved users."""
-    folder = DATA / f"interleave-{answers}"
-    if not (folder / "predictions").exists():
-        began = time.perf_counter()
-        write_logs(folder, answers, seed)
-        print(f"(wrote {answers:,} answers in {time.perf_counter() - began:.1f} s)")
-    walls, cpus, users = [], [], None
-    for _ in range(3):
-        wall, cpu = time.perf_counter(), time.process_time()
-        users = read_interleaved(
-            folder / "predictions", folder / "outcomes", outcome="click", since=READ_START
+    if args.il_read and args.il_new:
+        record["check"] = check = time_incremental(args.il_read, args.il_new, args.seed)
+        print(
+            f"\n## A check's interleaving read: {check['read']:,} answers read, {check['new']:,} new\n"
         )
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    assert users is not None
-    size = sum(p.stat().st_size for p in (folder / "predictions").iterdir())
-    return {
-        "answers": answers,
-        "log_bytes": size,
-        "interleaved_answers": users.answers,
-        "users": len(users.users),
-        "wall_s": min(walls),
-        "cpu_s": min(cpus),
-    }
+        print(
+            markdown_table(
+                ["read", "CPU s", "wall s"],
+                [
+                    [name, f"{t['cpu_s']:.3f}", f"{t['wall_s']:.3f}"]
+                    for name, t in check["times"].items()
+                ],
+            )
+        )
+    if args.il_cost:
+        record["cost"] = cost = time_cost(args.il_cost)
+        print(f"\n## CPU per answer by arm: {args.il_cost:,} answers (examples/shop-recs)\n")
+        rows = [
+            [
+                arm,
+                f"{c['answers']:,}",
+                f"{c['by_model']:.0%}",
+                f"{c['cpu_ms_mean']:.2f}",
+                f"{c['cpu_ms_median']:.2f}",
+                f"{c['wall_ms_p50']:.2f}",
+                f"{c['cpu_vs_single_arm']:.2f}x" if "cpu_vs_single_arm" in c else "",
+            ]
+            for arm, c in cost["arms"].items()
+        ]
+        print(
+            markdown_table(
+                [
+                    "arm",
+                    "answers",
+                    "by the model",
+                    "CPU ms mean",
+                    "CPU ms median",
+                    "wall ms p50",
+                    "CPU vs a single arm's",
+                ],
+                rows,
+            )
+        )
+    return record
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -347,5 +300,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10, help="interleaving: items an answer")
     parser.add_argument(
         "--il-read", type=int, default=0, help="interleaving: time the read over N answers"
+    )
+    parser.add_argument(
+        "--il-new",
+        type=int,
+        default=0,
+        help="interleaving: with --il-read N, time a check that reads M new answers after N",
+    )
+    parser.add_argument(
+        "--il-cost", type=int, default=0, help="interleaving: CPU per answer over N answers"
     )
     parser.add_argument("--sessions", type=float, default=3.0, help="interleaving: answers")
