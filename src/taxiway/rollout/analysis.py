@@ -91,7 +91,7 @@ from taxiway.rollout.statistics import (
 from taxiway.rollout.statistics.guardrails import MIN_EVENTS, MIN_UNITS
 from taxiway.rollout.statistics.ratio import ratio_arm
 from taxiway.rollout.strata import compare_strata, ratio_values
-from taxiway.rollout.units_state import ARMS, UnitsState
+from taxiway.rollout.units_state import ARMS, INTERLEAVED, UnitsState
 from taxiway.spec.models import Rollout
 
 __all__ = ["Analysis", "ArmSummary", "analyse", "monitor_drift", "split_check", "steps_of"]
@@ -364,10 +364,16 @@ def analyse(
             alpha=interleaving.alpha or alpha,
             planned_users=interleaving.min_users,
         )
+        served = units.arms.get(INTERLEAVED)
         tested_users = {
             "share": interleaving.share,
             "users": len(users.users),
             "answers": users.answers,
+            # what serving them cost (guarded as an arm of their own: .guards)
+            "p99_ms": served.latency_quantile(0.99) if served is not None else None,
+            "fallback_rate": served.fallbacks / served.answers
+            if served is not None and served.answers
+            else None,
             "min_users": interleaving.min_users,
             "passed": tested.decided_users >= interleaving.min_users
             and not tested.significant_worse,

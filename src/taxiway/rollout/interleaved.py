@@ -200,23 +200,23 @@ def _clicks(state: InterleavedState, records: Iterator[dict[str, Any]]) -> Waiti
     for record in records:
         if record.get("name") != state.outcome:
             continue
-        request, item, value = (
-            record.get("request_id"),
-            record.get("item"),
-            _value(record.get("value")),
-        )
+        request, item = record.get("request_id"), record.get("item")
+        value = _value(record.get("value"))
         if not isinstance(request, str) or item is None or value is None:
             continue
-        at = _time(record.get("received_at"))
+        # when it arrived: its received_at (the service's), else its timestamp, else unknown
+        at = _time(record.get("received_at")) or _time(record.get("timestamp"))
         requests.append(request)
         items.append(str(item))
         values.append(value)
-        received.append(_micros(at) if at is not None else 0)
+        received.append(_micros(at) if at is not None else -1)
     if received:
         state.latest_us = max(state.latest_us, max(received))
     if not requests:
         return WaitingClicks.empty()
-    return WaitingClicks(pair_keys(requests, items), np.array(values), np.array(received, np.int64))
+    arrived = np.array(received, np.int64)
+    arrived[arrived < 0] = state.latest_us  # unknown: it waits an hour from the clock's now
+    return WaitingClicks(pair_keys(requests, items), np.array(values), arrived)
 
 
 def _match(state: InterleavedState, waiting: WaitingClicks) -> WaitingClicks:
