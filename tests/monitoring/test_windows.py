@@ -119,6 +119,8 @@ def test_each_count_of_a_window(tmp_path: Path) -> None:
         ("model returned a non-finite score", True),
         ("model overran the latency budget; online features missing: age", True),
         ("model circuit breaker open", True),
+        ("model overran its share of the 50 ms budget; itemknn failed (KeyError)", True),
+        ("no history: an unknown user", False),
         ("online store timed out", True),
         ("online store failed: ConnectionError", True),
         ("online store circuit breaker open", True),

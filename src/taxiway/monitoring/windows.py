@@ -108,13 +108,14 @@ ERROR_REASONS: Final = (
     "model failed",
     "model returned a non-finite score",
     "model overran the latency budget",
+    "model overran its share of",  # the recommendation service: "... of the 50 ms budget"
     "model circuit breaker open",
     "online store failed",
     "online store timed out",
     "online store circuit breaker open",
 )
 """How the ``reason`` of an answer that fell back because a dependency failed starts
-(:mod:`taxiway.serving.predictor` writes them)."""
+(:mod:`taxiway.serving.predictor` and :mod:`taxiway.serving.recommend_service` write them)."""
 _ERROR_PATTERN: Final = "(?:^|; )(?:" + "|".join(re.escape(r) for r in ERROR_REASONS) + ")"
 
 LATENCY_EDGES: Final = np.geomspace(0.1, 60_000.0, 99)
