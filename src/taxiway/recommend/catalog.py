@@ -22,7 +22,8 @@ Semantics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -36,10 +37,18 @@ ALWAYS = np.iinfo(np.int64).min
 
 @dataclass(frozen=True, eq=False)
 class CatalogState:
-    """The catalog at one time, indexed by item code."""
+    """The catalog at one time, indexed by item code (read-only arrays: a state may be shared
+    by every request after the catalog's newest row)."""
 
     available: NDArray[np.bool_]
     category: NDArray[np.int32]
+
+    @cached_property
+    def unavailable(self) -> NDArray[np.int32]:
+        """The codes of the items not available, sorted (computed once per state)."""
+        hidden = np.flatnonzero(~self.available).astype(np.int32)
+        hidden.setflags(write=False)
+        return hidden
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +61,9 @@ class Catalog:
     category: NDArray[np.int32]
     categories: tuple[str, ...]
     n_items: int
+    _latest: list[CatalogState] = field(default_factory=list, init=False, repr=False)
+    """The state after the newest row, once asked: every later time has that same state, so a
+    service asking "now" on every request builds it once (not two catalog-long arrays each)."""
 
     def __post_init__(self) -> None:
         order = np.lexsort((np.arange(len(self.item)), self.at, self.item))
@@ -72,6 +84,21 @@ class Catalog:
 
     def as_of(self, at_us: int) -> CatalogState:
         """Availability and category of every item code at ``at_us``."""
+        if self._latest and at_us >= self._newest:
+            return self._latest[0]
+        state = self._state(at_us)
+        if at_us >= self._newest:
+            state.available.setflags(write=False)
+            state.category.setflags(write=False)
+            self._latest.append(state)
+        return state
+
+    @cached_property
+    def _newest(self) -> int:
+        """The time of the newest row (every time at or after it has the same state)."""
+        return int(self.at.max()) if len(self.at) else ALWAYS
+
+    def _state(self, at_us: int) -> CatalogState:
         listed = self.at <= np.int64(at_us)
         item = self.item[listed]
         last = np.flatnonzero(np.r_[item[1:] != item[:-1], True]) if len(item) else item
