@@ -26,7 +26,9 @@ fallbacks have time left when the model overruns: the model has until :data:`MOD
 it, the fallbacks before popularity until :data:`FALLBACK_SHARE` (split evenly: with both,
 itemknn until 75% and segment popularity until 90%), popularity the rest. A step runs in a
 worker thread and is abandoned at its deadline (the thread finishes on its own; its result is
-dropped); a model overrun or error counts against a circuit breaker, and while it is open the
+dropped), except the model step of a version whose recent steps were all fast, which runs on
+the event loop (:mod:`taxiway.serving.step_pace`: no thread hop, no convoy at the GIL under
+load); a model overrun or error counts against a circuit breaker, and while it is open the
 model is not asked. A user with no history before now and no recent items gets popularity at
 once, ``degraded`` with the ``reason`` (``no history``): there is nothing to personalise from.
 
@@ -51,6 +53,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +87,7 @@ from taxiway.serving.recommend_arms import (
     load_served,
 )
 from taxiway.serving.service import ROLLOUT_POLL_ENV, compact_in_background
+from taxiway.serving.step_pace import INLINE_SHARE, StepPace
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -271,6 +275,8 @@ class RecommendService:
             max_workers=4, thread_name_prefix="taxiway-fallback"
         )
         self._ids = RequestIds()
+        # each loaded version's model-step pace: whether its step runs on the event loop
+        self._paces: weakref.WeakKeyDictionary[Recommender, StepPace] = weakref.WeakKeyDictionary()
         self._warm = warm_up
         if warm_up:  # before the logs open: a version that cannot answer leaves nothing open
             self._warm_up()
@@ -692,6 +698,7 @@ class RecommendService:
                 served.model_stages,
                 model=True,
                 fault=self._model_fault,
+                pace=self._pace(recommender),
             )
             if got is not None:
                 breaker.success()
@@ -734,6 +741,14 @@ class RecommendService:
     def _breaker(self, arm: str) -> CircuitBreaker:
         return self.candidate_breaker if arm == "candidate" else self.model_breaker
 
+    def _pace(self, recommender: Recommender) -> StepPace:
+        """The model-step pace of ``recommender`` (a version loaded anew starts in threads)."""
+        pace = self._paces.get(recommender)
+        if pace is None:
+            bound = self.budget_s * MODEL_SHARE * INLINE_SHARE
+            pace = self._paces.setdefault(recommender, StepPace(bound))
+        return pace
+
     async def _within(
         self,
         deadline: float,
@@ -746,29 +761,49 @@ class RecommendService:
         *,
         model: bool = False,
         fault: Callable[[], None] | None = None,
+        pace: StepPace | None = None,
     ) -> tuple[list[Recommendation] | None, str | None]:
         """One step in a thread, abandoned at ``deadline``: its list, or None and why. The
         ``model`` step runs in the model's threads, a fallback in the fallbacks'; ``fault`` (a
-        drill's, :func:`~taxiway.serving.faults.model_fault`) runs first in the step's thread."""
+        drill's, :func:`~taxiway.serving.faults.model_fault`) runs first in the step's thread.
+        With a ``pace`` (the model step's), the step is timed, and runs on the event loop when
+        the pace says so and no drill is on (:mod:`taxiway.serving.step_pace`)."""
         left = deadline - time.perf_counter()
         if left <= 0:
             return None, "skipped: the budget was spent"
-        loop = asyncio.get_running_loop()
 
-        def step() -> list[Recommendation]:
+        def step() -> tuple[list[Recommendation], float]:
+            """The list, and the CPU seconds of its thread it took (GIL waits excluded)."""
             if fault is not None:
                 fault()
-            return recommender.recommend(users, at, k, recent=recent, stages=stages)[0]
+            cpu = time.thread_time()
+            got = recommender.recommend(users, at, k, recent=recent, stages=stages)[0]
+            return got, time.thread_time() - cpu
 
-        future = loop.run_in_executor(
-            self.executor if model else self.fallback_executor,
-            step,
-        )
         try:
-            return await asyncio.wait_for(future, left), None
+            if pace is not None and fault is None and pace.inline:
+                began = time.perf_counter()
+                got, cpu = step()
+                if time.perf_counter() - began > left:  # waited for past its deadline
+                    pace.failed()
+                else:
+                    pace.observe(cpu)
+                return got, None
+            future = asyncio.get_running_loop().run_in_executor(
+                self.executor if model else self.fallback_executor,
+                step,
+            )
+            got, cpu = await asyncio.wait_for(future, left)
+            if pace is not None:
+                pace.observe(cpu)
+            return got, None
         except TimeoutError:
+            if pace is not None:
+                pace.failed()
             return None, f"overran its share of the {self.serving.latency_budget_ms:g} ms budget"
         except Exception as error:  # a failing stage: the next step answers
+            if pace is not None:
+                pace.failed()
             logger.warning("recommending with stages %s failed: %r", stages or "all", error)
             return None, f"failed ({type(error).__name__})"
 
