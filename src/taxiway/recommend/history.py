@@ -23,6 +23,8 @@ Semantics:
 ([0, 1], [0, 2], [0, -1])
 >>> rows.matrix().toarray().tolist()
 [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+>>> histories.has_before(0, 15), histories.has_before(0, 10), histories.has_before(-1, 15)
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class Histories:
     def n_users(self) -> int:
         """How many users have a history slot (every coded user)."""
         return int(self.indptr.shape[0] - 1)
+
+    def has_before(self, user: int, at_us: int) -> bool:
+        """Whether ``user`` (a code, ``-1`` unknown) has an interaction strictly before
+        ``at_us``: their first one is (each user's interactions are sorted by time)."""
+        if not 0 <= user < self.n_users:
+            return False
+        start = int(self.indptr[user])
+        return start < int(self.indptr[user + 1]) and int(self.at[start]) < at_us
 
     def as_of(
         self,

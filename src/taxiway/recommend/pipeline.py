@@ -284,8 +284,11 @@ class Recommender:
             every = len(need) == n
             rows_history = history if every else history[need]
             rows_excluded = excluded if every else excluded[need]
-            taken = _mask_of(items[need], n_items)
-            banned = sp.csr_matrix(rows_excluded + taken) if taken.nnz else rows_excluded
+            if filled[need].any():  # what earlier stages gave is excluded too
+                taken = _mask_of(items[need], n_items)
+                banned = sp.csr_matrix(rows_excluded + taken)
+            else:
+                banned = rows_excluded
             got, got_scores = self.stages[index][1].top(rows_history, depth, exclude=banned)
             got = np.asarray(got, dtype=np.int32)[:, :depth]
             got_scores = np.asarray(got_scores, dtype=np.float32)[:, :depth]

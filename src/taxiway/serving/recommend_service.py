@@ -61,8 +61,6 @@ from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from typing import Any
 
-import numpy as np
-
 from taxiway.errors import FeatureError, RequestError, ServingError, TaxiwayError
 from taxiway.features.online import OnlineStore, open_online_store
 from taxiway.models.registry import ModelVersion, open_registry
@@ -898,10 +896,7 @@ def _has_history(recommender: Recommender, code: int, at: datetime, recent: Sequ
     of the user before ``at``."""
     if recent and recommender.item_codes(recent):
         return True
-    if code < 0:
-        return False
-    rows = recommender.histories.as_of(np.array([code], dtype=np.int32), to_micros(at))
-    return bool(len(rows.item))
+    return recommender.histories.has_before(code, to_micros(at))
 
 
 def _is_id(value: Any) -> bool:

@@ -40,9 +40,7 @@ def histories(history: sp.spmatrix | sp.sparray, n_items: int) -> sp.csr_matrix:
             f"{n_items} items",
             fix="code histories with the items of the Interactions the generator was fitted on",
         )
-    rows = sp.csr_matrix(history, dtype=np.float32)
-    rows.eliminate_zeros()
-    return rows
+    return _csr_float32(history)
 
 
 def exclusions(exclude: sp.spmatrix | sp.sparray | None, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -54,11 +52,27 @@ def exclusions(exclude: sp.spmatrix | sp.sparray | None, shape: tuple[int, int])
             f"the exclude matrix has shape {exclude.shape}, the history {shape}",
             fix="give exclude one row per history row, with the same item columns",
         )
-    rows = sp.csr_matrix(exclude, dtype=np.float32)
-    rows.eliminate_zeros()
-    return rows
+    return _csr_float32(exclude)
 
 
 def empty_rows(history: sp.csr_matrix) -> NDArray[np.bool_]:
     """The rows with no interaction: a personalised generator has nothing to go on there."""
     return np.asarray(np.diff(history.indptr) == 0)
+
+
+def _csr_float32(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """``matrix`` as CSR float32 without stored zeros: itself when it already is one (a
+    request's rows: no copy, no scipy construction), else a converted copy.
+
+    >>> m = sp.csr_matrix(np.array([[0, 2], [0, 0]], dtype=np.float32))
+    >>> _csr_float32(m) is m
+    True
+    >>> m.data[0] = 0
+    >>> _csr_float32(m).nnz
+    0
+    """
+    if isinstance(matrix, sp.csr_matrix) and matrix.dtype == np.float32 and matrix.data.all():
+        return matrix
+    rows = sp.csr_matrix(matrix, dtype=np.float32)
+    rows.eliminate_zeros()
+    return rows
