@@ -586,6 +586,11 @@ def median_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["workers"], r["target"]))
 
 
+def per_core(r: dict[str, Any]) -> float:
+    """Requests per second per core the server's processes kept busy."""
+    return float(r["rps"] / r["server_cores"]) if r["server_cores"] else float("nan")
+
+
 def report(results: list[dict[str, Any]], failures: list[tuple[str, str]],
            log_check: dict[str, Any], agree: dict[str, float] | None, command: str) -> list[str]:  # fmt: skip
     rows = median_rows(results)
@@ -597,17 +602,18 @@ def report(results: list[dict[str, Any]], failures: list[tuple[str, str]],
             f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
             f"{r['p99_range'][0]:.2f}–{r['p99_range'][1]:.2f}",
             f"{own['p50']:.2f} / {own['p99']:.2f} ({own['model_share']:.1%} model)" if own else "-",
-            f"{r['cpu_ms_per_request']:.2f}", f"{r['server_cores']:.2f}", str(r["errors"]),
-            f"{r['other_cores']:.2f}",
+            f"{r['cpu_ms_per_request']:.2f}", f"{r['server_cores']:.2f}",
+            f"{per_core(r):,.0f}", str(r["errors"]), f"{r['other_cores']:.2f}",
         ])  # fmt: skip
     header = ["target", "workers", "conc", "req/s", "p50 ms", "p99 ms", "p99 min–max",
-              "own latency_ms p50 / p99 (path model)", "CPU ms per request", "server cores", "errors",
-              "other cores"]  # fmt: skip
+              "own latency_ms p50 / p99 (path model)", "CPU ms per request", "server cores",
+              "req/s per busy core", "errors", "other cores"]  # fmt: skip
     print("\n" + markdown_table(header, table))
     print(
         "\nThe median round by req/s; p50/p99 are the client's (wrk); own latency_ms: what "
         "taxiway logged for the answers of the measured window; CPU ms per request: the server "
-        "processes' CPU time / requests; other cores: CPU others used meanwhile."
+        "processes' CPU time / requests; req/s per busy core: req/s / server cores (a worker "
+        "that sits idle adds nothing); other cores: CPU others used meanwhile."
     )
     lines = [f"taxiway / BentoML at equal workers and concurrency ({command}):"]
     by = {(r["target"], r["workers"]): r for r in rows}
@@ -617,7 +623,8 @@ def report(results: list[dict[str, Any]], failures: list[tuple[str, str]],
             continue
         cpu = peer["cpu_ms_per_request"] / r["cpu_ms_per_request"]
         lines.append(
-            f"  {workers}w c{footing(r)[1]}: req/s {ratio(r, peer):.2f}x, p99 "
+            f"  {workers}w c{footing(r)[1]}: req/s {ratio(r, peer):.2f}x, req/s per busy core "
+            f"{per_core(r) / per_core(peer):.2f}x, p99 "
             f"{ratio(r, peer, 'p99_ms'):.2f}x (taxiway {r['p99_ms']:.2f} ms vs "
             f"{peer['p99_ms']:.2f} ms), CPU per request {1 / cpu:.2f}x"
         )
@@ -665,7 +672,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     training = trained(folder, args.exact_limit)
     print(f"  taxiway train: exit {training['exit']} in {training['seconds']:.0f} s (once)")
     model = export_peer(folder, shop)
-    how = "faiss HNSW (efSearch max(256, k + excluded))" if model["approximate"] else "exact"
+    how = (
+        "faiss HNSW (efSearch 256, excluded items filtered by an ID bitmap)"
+        if model["approximate"]
+        else "exact"
+    )
     print(f"  served: v{model['version']}, stages {model['stages']}, ALS over "
           f"{model['n_items']:,} items, exact_limit {model['exact_limit']:,}: {how}")  # fmt: skip
     if args.load_generator == "auto":
