@@ -123,7 +123,7 @@ class FactorIndex:
         """One row's best items among ``allowed``: the index searched through a bitmap
         selector, or every allowed item scored when few are allowed or the index came back
         short (a heavily filtered graph search can miss them)."""
-        count = int(allowed.sum())
+        count = int(np.count_nonzero(allowed))
         want = min(k, count)
         if want == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
