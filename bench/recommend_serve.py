@@ -36,7 +36,8 @@ keep-alive HTTP/1.1, or ``serving_peers/pyload.py``) at concurrency ``--concurre
 alternating within each round so a change of machine load hits both. Every server runs with
 ``OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1`` (taxiway holds BLAS to one thread
 itself; implicit in the peer gets ``num_threads=1``). Reported: req/s, client p50/p99, CPU
-milliseconds per request (the server processes' CPU time / requests), taxiway's own
+milliseconds per request (the server processes' CPU time / requests), req/s per busy core
+(req/s / the cores the server's processes used: an idle worker adds nothing), taxiway's own
 ``latency_ms`` p50/p99 from its log over the measured window, and taxiway / BentoML ratios only
 between rows of equal workers, concurrency and connection mode (``serving_report.ratio``).
 
@@ -48,6 +49,9 @@ HNSW: not always equal).
 
     .venv/bin/python bench/recommend_serve.py --setup     # the peer's venv (pinned), once
     .venv/bin/python bench/recommend_serve.py              # data, training, peer model, load
+
+The second line is the whole comparison (both targets at 1 and 2 workers): under 3 minutes
+once trained, about 5 on a fresh machine (training ~105 s quiet).
     .venv/bin/python bench/recommend_serve.py --exact-limit 200000   # taxiway scoring exactly
 
 Results are printed and appended to ``bench/.data/recommend-serve/results.jsonl``.
