@@ -4,20 +4,25 @@ threads on any slow, late or failing step; answers identical either way."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
+import pytest
+from tests.recommend.test_ranking_online import SERVE, USERS, redis_url, trained
 from tests.serving.recommend_world import NOW, copy_world, trained_world
 
 from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.step_pace import STREAK, StepPace
+from taxiway.spec.project import Project
 
-__all__ = ["trained_world"]  # the session fixture, used by name
+__all__ = ["redis_url", "trained", "trained_world"]  # fixtures, used by name
 
 
 class Watched(Recommender):
@@ -126,3 +131,44 @@ def test_a_version_turning_slow_on_the_loop_is_waited_for_once_then_abandoned(
         assert model.threads[-1] != threading.main_thread().name
     finally:
         service.close()
+
+
+@pytest.mark.redis
+def test_a_ranking_that_reads_redis_keeps_the_model_step_in_threads(
+    trained: tuple[Path, Any], redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A network read can hang without spending CPU, which the pace would not see: with the
+    ranking's feature views in Redis, the model step never runs on the event loop."""
+    target = tmp_path / "world"
+    shutil.copytree(trained[0], target)
+    spec = target / "taxiway.yaml"
+    prefix = f"tw-test-pace:{uuid4().hex}"
+    spec.write_text(
+        spec.read_text()
+        + f"online_store: {{kind: redis, url: '{redis_url}', prefix: '{prefix}'}}\n"
+    )
+    threads: list[str] = []
+    plain = Recommender.recommend
+
+    def noted(self: Recommender, *args: Any, **kwargs: Any) -> list[list[Recommendation]]:
+        if kwargs.get("stages") is None:
+            threads.append(threading.current_thread().name)
+        return plain(self, *args, **kwargs)
+
+    service = RecommendService(
+        Project.load(spec, target / "state"), clock=lambda: SERVE, reload_interval_s=0
+    )
+    try:
+        monkeypatch.setattr(Recommender, "recommend", noted)
+
+        async def ask_all() -> list[dict[str, Any]]:
+            return [await service.recommend(user, 10) for user in USERS * 2]
+
+        answers = asyncio.run(ask_all())
+        assert {a["path"] for a in answers} == {"model"}
+        assert len(threads) == len(answers) > STREAK
+        assert threading.main_thread().name not in threads
+    finally:
+        service.close()
+        if service.feature_store is not None:
+            service.feature_store.clear()

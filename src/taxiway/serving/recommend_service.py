@@ -63,6 +63,7 @@ from typing import Any
 
 from taxiway.errors import FeatureError, RequestError, ServingError, TaxiwayError
 from taxiway.features.online import OnlineStore, open_online_store
+from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.registry import ModelVersion, open_registry
 from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.recommend.ranking_online import attach_online_features
@@ -255,6 +256,9 @@ class RecommendService:
                 "recommend_model=slow",
             )
         self.feature_store = None if store is None else with_faults(store, self.faults)
+        # the model step may run on the event loop (step_pace) only when it waits on nothing
+        # remote: no online store, or SQLite in process; and never during a drill
+        self._may_inline = not self.faults and (store is None or isinstance(store, SqliteStore))
         # what the model step does first in a drill (None: nothing; never set in production)
         self._model_fault = model_fault(self.faults, self.budget_s)
         self.served = self._with_features(_load(project, pinned))
@@ -696,7 +700,7 @@ class RecommendService:
                 served.model_stages,
                 model=True,
                 fault=self._model_fault,
-                pace=self._pace(recommender),
+                pace=self._pace(recommender) if self._may_inline else None,
             )
             if got is not None:
                 breaker.success()

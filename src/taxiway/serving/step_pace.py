@@ -16,8 +16,10 @@ step's thread: waiting for the GIL or a core does not count). A step that failed
 abandoned at its deadline, took more CPU than ``bound_s``, or ran on the loop past its
 deadline sends the next ones back to threads, until a new streak. A step on the loop cannot
 be abandoned: a version that suddenly hangs is waited for once (its answer is used), and the
-next step is in a thread again. A newly loaded version starts in threads (it has no streak),
-and a drill's fault (``TAXIWAY_FAULTS``) keeps every step in threads.
+next step is in a thread again. A newly loaded version starts in threads (it has no streak).
+The service keeps every step in threads during a drill (``TAXIWAY_FAULTS``) and when its
+ranking stage reads a networked online store (Redis): a step that waits on a network can hang
+without spending CPU, which this rule would not see.
 
 >>> pace = StepPace(bound_s=0.0075, streak=2)
 >>> pace.inline
