@@ -787,7 +787,7 @@ class RecommendService:
                 began = time.perf_counter()
                 got, cpu = step()
                 if time.perf_counter() - began > left:  # waited for past its deadline
-                    pace.failed()
+                    pace.late()
                 else:
                     pace.observe(cpu)
                 return got, None

@@ -13,10 +13,15 @@ The rule, for one loaded version: its step runs on the loop once its last :data:
 each took at most ``bound_s`` of CPU (the service gives :data:`INLINE_SHARE` of the model's
 share of the budget: 7.5 ms of the default 50 ms), timed where they ran (the CPU time of the
 step's thread: waiting for the GIL or a core does not count). A step that failed, was
-abandoned at its deadline, took more CPU than ``bound_s``, or ran on the loop past its
-deadline sends the next ones back to threads, until a new streak. A step on the loop cannot
-be abandoned: a version that suddenly hangs is waited for once (its answer is used), and the
-next step is in a thread again. A newly loaded version starts in threads (it has no streak).
+abandoned at its deadline or took more CPU than ``bound_s``, or two steps in a row that ran
+on the loop past their deadline, send the next ones back to threads, until a new streak. A
+step on the loop cannot be abandoned: a version that suddenly hangs is waited for twice (the
+answers are used), then the next step is in a thread again. Why twice: on a loaded machine a
+worker is sometimes not given a core for longer than the model's share, and a step on the
+loop then finishes late without being slow; sending the next steps to threads would put them
+in the GIL convoy above, where they overrun and open the breaker. Such a delay seldom hits two
+steps in a row (the requests queued behind a late step start their clocks after it), a hang
+does. A newly loaded version starts in threads (it has no streak).
 The service keeps every step in threads during a drill (``TAXIWAY_FAULTS``) and when its
 ranking stage reads a networked online store (Redis): a step that waits on a network can hang
 without spending CPU, which this rule would not see.
@@ -26,7 +31,11 @@ without spending CPU, which this rule would not see.
 False
 >>> pace.observe(0.001); pace.observe(0.002); pace.inline
 True
->>> pace.observe(0.020); pace.inline   # one slow step: back to threads
+>>> pace.late(); pace.inline   # one step past its deadline on the loop: a delay, maybe
+True
+>>> pace.late(); pace.inline   # a second in a row: a hang, back to threads
+False
+>>> pace.observe(0.001); pace.observe(0.001); pace.observe(0.020); pace.inline  # one slow step
 False
 """
 
@@ -47,6 +56,7 @@ class StepPace:
         self.bound_s = bound_s
         self.streak = streak
         self._fast = 0
+        self._late = False
 
     @property
     def inline(self) -> bool:
@@ -55,11 +65,21 @@ class StepPace:
 
     def observe(self, seconds: float) -> None:
         """One step answered in time, having taken ``seconds`` of CPU."""
+        self._late = False
         if seconds <= self.bound_s:
             self._fast = min(self._fast + 1, self.streak)
         else:
             self._fast = 0
 
+    def late(self) -> None:
+        """One step on the loop answered past its deadline (its answer is used): the second
+        such step in a row sends the next ones back to threads."""
+        if self._late:
+            self.failed()
+        else:
+            self._late = True
+
     def failed(self) -> None:
-        """One step failed, was abandoned at its deadline, or answered past it."""
+        """One step failed or was abandoned at its deadline."""
         self._fast = 0
+        self._late = False
