@@ -1,6 +1,9 @@
 """Stage sources for the offline engine: register, validate against the contract, expose the
 clean rows as a view, and fingerprint what was read.
 
+A stream source is read from its Delta history at one version: the manifest records it
+(``history: {path, version}``), so a model's inputs name the history version it was trained on.
+
 Downstream stages (training sets, materialization) read only ``StagedSource.view``: the rows
 that passed every `quarantine` rule. A source whose contract blocks raises
 :class:`~taxiway.errors.ContractViolation` naming every blocking finding.
@@ -23,6 +26,7 @@ from taxiway.data.contracts.validate import validate
 from taxiway.data.findings import Finding
 from taxiway.data.sources import Source, open_source
 from taxiway.data.sources.file import FileReader
+from taxiway.data.sources.nats import NatsReader
 from taxiway.engines.duckdb import fetch_one, quote_identifier
 from taxiway.errors import ContractViolation
 from taxiway.spec.models import DuckDBSource
@@ -41,15 +45,26 @@ class StagedSource:
     fingerprint: str
     validation: ValidationReport | None = None
     findings: list[Finding] = field(default_factory=list)
+    history: dict[str, Any] | None = None
+    """A stream source's history table read: ``{"path", "version"}`` (None for others)."""
 
     def manifest(self) -> dict[str, Any]:
         """What a training-set manifest records about this source."""
-        return {
+        recorded: dict[str, Any] = {
             "fingerprint": self.fingerprint,
             "rows": self.rows,
             "quarantined": self.validation.quarantined_rows if self.validation else 0,
             "contract": self.validation is not None,
         }
+        if self.history is not None:
+            recorded["history"] = self.history
+        return recorded
+
+
+def _history(reader: Source) -> dict[str, Any] | None:
+    if isinstance(reader, NatsReader) and reader.version is not None:
+        return {"path": str(Path(reader.spec.history).resolve()), "version": reader.version}
+    return None
 
 
 def stage_source(
@@ -76,6 +91,7 @@ def stage_source(
             view=raw,
             rows=int(row[0]) if row else 0,
             fingerprint=fingerprint(con, reader, raw),
+            history=_history(reader),
         )
     report = validate(
         con,
@@ -94,6 +110,7 @@ def stage_source(
         fingerprint=fingerprint(con, reader, raw),
         validation=report,
         findings=list(report.findings),
+        history=_history(reader),
     )
 
 
@@ -150,6 +167,9 @@ def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> st
         for path in reader.files():
             stat = os.stat(path)
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    elif isinstance(reader, NatsReader) and reader.version is not None:
+        # a Delta version never changes once written
+        digest.update(f"{reader.spec.history}@{reader.version}".encode())
     elif isinstance(reader.spec, DuckDBSource):
         stat = os.stat(reader.spec.path)
         digest.update(f"{reader.spec.path}:{stat.st_size}:{stat.st_mtime_ns}".encode())

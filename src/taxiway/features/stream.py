@@ -2,30 +2,33 @@
 and the offline history, each event exactly once.
 
 One process consumes every nats source of the spec, each through a durable JetStream pull
-consumer (``durable:``) with explicit acks. For each fetched batch, in this order:
+consumer (``durable:``) with explicit acks, and every ``cdc: true`` postgres source
+(:mod:`taxiway.features.stream_cdc`). For each fetched batch of a nats source, in this order:
 
 1. check each event (:mod:`taxiway.data.sources.nats_events`); a refused one is published,
    body unchanged, to ``<subject>.quarantine`` with its reason in the ``Taxiway-Reason``
    header (a stream ``<stream>_QUARANTINE`` keeps that subject when no stream does);
 2. drop the events whose id the journal (:mod:`taxiway.features.stream_journal`) has applied,
    and repeats within the batch;
-3. journal the batch: its history file name and the pre-image of every tile it touches
-   (one SQLite commit);
+3. journal the batch: its number ``n`` (the last batch's plus one), its events, their ids, and
+   the pre-image of every tile it touches (one SQLite commit);
 4. add the events to every tiled view over the source (:func:`~taxiway.features.tiles.apply_events`);
-5. write them to ``<history>/<first seq>-<last seq>.parquet`` (a temporary file renamed);
-6. record their ids as applied and end the journalled batch (one SQLite commit);
+5. append them to the Delta table at ``history:`` as application transaction ``(source, n)``
+   (:func:`~taxiway.data.history.append_history`: skipped when the table records ``n``);
+6. record their ids as applied, ``n`` as the last batch, and end the journalled batch (one
+   SQLite commit);
 7. acknowledge every message of the batch (applied, duplicate or quarantined).
 
 **The guarantee.** Each event id is added to the tiles and the history exactly once, across
 any crash of the consumer (``kill -9`` included) at any point: a crash before 6 leaves the
-batch journalled, so the next start restores the tiles' pre-images and removes the history
-file, and the unacknowledged events come again and are applied anew; a crash between 6 and
-7 redelivers events whose ids are recorded, which are acknowledged without being applied. It
-assumes that this consumer is the only writer of those views' tiles while it runs (run
-``materialize`` / ``compact`` with it stopped), one consumer per source and state folder, an
-online store that keeps what it acknowledged (SQLite; Redis with persistence), and that the
-journal keeps the ids (it keeps them all). A restored tile that had no events before the
-batch is left empty (a count of 0) until the redelivered events refill it. Publishers avoid
+batch journalled, so the next start restores the tiles' pre-images, applies the journalled
+events again and appends them to the history unless its Delta log already records batch ``n``
+(steps 4-6 again); the unacknowledged events come again and are skipped as applied. A crash
+between 6 and 7 redelivers events whose ids are recorded, which are acknowledged without
+being applied. It assumes that this consumer is the only writer of those views' tiles and of
+the history while it runs (run ``materialize`` / ``compact`` with it stopped), one consumer
+per source and state folder, an online store that keeps what it acknowledged (SQLite; Redis
+with persistence), and that the journal keeps the ids (it keeps them all). Publishers avoid
 duplicates upstream with ``Nats-Msg-Id`` (JetStream drops a repeat inside the stream's
 duplicate window, 2 minutes by default); the journal catches repeats at any distance.
 
@@ -39,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Sequence
@@ -49,7 +51,6 @@ from typing import Any, NamedTuple
 
 import nats
 import pyarrow as pa
-import pyarrow.parquet as pq
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -57,10 +58,11 @@ from nats.js.errors import NotFoundError
 
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.model import Contract
+from taxiway.data.history import append_history
 from taxiway.data.sources.nats_events import check_events
 from taxiway.errors import FeatureError, SourceError
 from taxiway.features.online._codec import decode, dumps
-from taxiway.features.stream_journal import StreamJournal, UndoTile
+from taxiway.features.stream_journal import Pending, StreamJournal, UndoTile
 from taxiway.features.tiles import TiledView, apply_events, events_of, summarize, tile_table
 from taxiway.spec.models import AggregateView, NatsSource, TaxiwaySpec
 
@@ -143,14 +145,28 @@ class StreamApplier:
         self.history = Path(source.history)
 
     def recover(self) -> bool:
-        """Roll back a batch a crash left journalled; True when there was one."""
+        """Finish a batch a crash left journalled; True when there was one."""
         pending = self.journal.pending(self.name)
         if pending is None:
             return False
-        history, undo = pending
+        restored = self._restore(pending)
+        table = pa.ipc.open_stream(pending.events).read_all()
+        self._finish(pending.batch, table, pending.ids)
+        logger.warning(
+            "%s: finished batch %d, interrupted by a crash (%d tiles restored, %d events "
+            "applied again); its redelivered events are skipped as applied",
+            self.name,
+            pending.batch,
+            restored,
+            len(pending.ids),
+        )
+        return True
+
+    def _restore(self, pending: Pending) -> int:
+        """Put back the pre-images of the tiles the pending batch touched; return how many."""
         views = {view.name: view for view in self.views}
         by_view: dict[tuple[str, str], list[tuple[str, int, bytes, bytes]]] = {}
-        for view_name, entity, key, tile, events in undo:
+        for view_name, entity, key, tile, events in pending.undo:
             view = views.get(view_name)
             if view is None:  # no longer tiled: materialize rebuilds it
                 continue
@@ -161,18 +177,7 @@ class StreamApplier:
         for (entity, view_name), rows in by_view.items():
             assert tiles is not None
             tiles.put(entity, view_name, rows)
-        (self.history / history).unlink(missing_ok=True)
-        for partial in self.history.glob("*.tmp"):
-            partial.unlink(missing_ok=True)
-        self.journal.discard(self.name)
-        logger.warning(
-            "%s: rolled back a batch interrupted by a crash (%d tiles restored, %s removed); "
-            "its events are applied again as they are redelivered",
-            self.name,
-            len(undo),
-            history,
-        )
-        return True
+        return len(pending.undo)
 
     def apply(self, events: Sequence[StreamEvent]) -> BatchResult:
         """Check, de-duplicate and apply ``events`` (steps 1-6 of the module docstring)."""
@@ -202,14 +207,18 @@ class StreamApplier:
         if not keep:
             return result
         table = self._complete(checked.table.take(keep))
-        history = self._history_name(events[0].seq, events[-1].seq)
-        self.journal.begin(self.name, history, self._pre_images(table))
-        for view in self.views:
-            apply_events(self.store, view, table)
-        self._write_history(table, history)
-        self.journal.commit(self.name, fresh)
+        batch = self.journal.last_batch(self.name) + 1
+        self.journal.begin(self.name, batch, _ipc(table), fresh, self._pre_images(table))
+        self._finish(batch, table, fresh)
         result.applied = len(keep)
         return result
+
+    def _finish(self, batch: int, table: pa.Table, ids: Sequence[tuple[str, int]]) -> None:
+        """Steps 4-6: the tiles, the history (once per batch number), the journal's commit."""
+        for view in self.views:
+            apply_events(self.store, view, table)
+        append_history(self.history, table, app_id=self.name, version=batch)
+        self.journal.commit(self.name, ids)
 
     def _complete(self, table: pa.Table) -> pa.Table:
         """``table`` with a null column for each view input no event of the batch had."""
@@ -233,21 +242,12 @@ class StreamApplier:
             ]
         return undo
 
-    def _history_name(self, first: int, last: int) -> str:
-        name = f"{first:020d}-{last:020d}"
-        suffix = 1
-        while (self.history / f"{name}.parquet").exists():
-            suffix += 1
-            name = f"{first:020d}-{last:020d}-{suffix}"
-        return f"{name}.parquet"
 
-    def _write_history(self, table: pa.Table, name: str) -> None:
-        self.history.mkdir(parents=True, exist_ok=True)
-        partial = self.history / f"{name}.tmp"
-        pq.write_table(table, partial)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, self.history / name)
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 # ---------------------------------------------------------------------- NATS
@@ -309,7 +309,7 @@ class Totals:
     duplicates: int = 0
     quarantined: int = 0
     batches: int = 0
-    rollbacks: int = 0
+    recovered: int = 0
 
 
 async def consume(
@@ -320,7 +320,7 @@ async def consume(
 ) -> Totals:
     """Consume ``applier``'s source until ``stop`` is set (the module docstring's loop)."""
     source, name = applier.source, applier.name
-    totals = Totals(rollbacks=int(applier.recover()))
+    totals = Totals(recovered=int(applier.recover()))
     client = await connect(source, name=name)
     try:
         js = client.jetstream()

@@ -5,20 +5,25 @@ A small SQLite file beside the online store (``<state>/streams.sqlite``), writte
 
 - ``stream_applied``: every applied event id with its JetStream sequence (what makes a
   redelivered or re-published event a no-op);
-- ``stream_pending`` / ``stream_undo``: the batch being applied, if any: the history file it
-  writes and, per tile it touches, the tile's events before the batch (None: no tile). They
-  are committed before the first tile write and deleted in the same transaction that records
-  the batch's ids, so after a crash a pending batch is rolled back (the tiles restored, the
-  history file removed) and its events, never acknowledged, are redelivered and applied anew.
+- ``stream_batches``: the number of the last batch applied (batches are numbered 1, 2, ...:
+  the number is the batch's Delta application-transaction version in the history);
+- ``stream_pending`` / ``stream_undo``: the batch being applied, if any: its number, its
+  events (Arrow IPC), their ids and, per tile it touches, the tile's events before the batch
+  (None: no tile). They are committed before the first tile write and deleted in the same
+  transaction that records the batch's ids, so after a crash a pending batch is *finished*:
+  the tiles restored to their pre-images and the batch applied again from the journal, its
+  history appended unless the history already records its number.
 
 >>> import tempfile, pathlib
 >>> journal = StreamJournal(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
->>> journal.begin("orders", "1-2.parquet", [("v", "e", "7", 0, None)])
+>>> journal.begin("orders", 1, b"ipc", [("a", 1), ("b", 2)], [("v", "e", "7", 0, None)])
 >>> journal.pending("orders")
-('1-2.parquet', [('v', 'e', '7', 0, None)])
+Pending(batch=1, events=b'ipc', ids=[('a', 1), ('b', 2)], undo=[('v', 'e', '7', 0, None)])
 >>> journal.commit("orders", [("a", 1), ("b", 2)])
 >>> journal.pending("orders"), sorted(journal.applied("orders", ["a", "c"]))
 (None, ['a'])
+>>> journal.last_batch("orders"), journal.last_batch("other")
+(1, 0)
 >>> journal.close()
 """
 
@@ -28,20 +33,36 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
+
+import orjson
 
 from taxiway.errors import FeatureError
 
-__all__ = ["StreamJournal", "UndoTile"]
+__all__ = ["Pending", "StreamJournal", "UndoTile"]
 
 # (view, entity, key, tile, the tile's events before the batch or None when it had none)
 UndoTile = tuple[str, str, str, int, bytes | None]
+
+
+class Pending(NamedTuple):
+    """A batch begun and not committed: its number, events (Arrow IPC), ids, tiles' pre-images."""
+
+    batch: int
+    events: bytes
+    ids: list[tuple[str, int]]
+    undo: list[UndoTile]
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_applied (
     source TEXT NOT NULL, event_id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (source, event_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stream_pending (source TEXT PRIMARY KEY, history TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stream_batches (source TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stream_batch_pending (
+    source TEXT PRIMARY KEY, batch INTEGER NOT NULL, events BLOB NOT NULL, ids BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS stream_undo (
     source TEXT NOT NULL, view TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL,
     tile INTEGER NOT NULL, events BLOB,
@@ -100,13 +121,28 @@ class StreamJournal:
             found.update(row[0] for row in rows)
         return found
 
-    def begin(self, source: str, history: str, undo: Sequence[UndoTile]) -> None:
-        """Record the batch about to be applied (its history file and the tiles' pre-images)."""
+    def last_batch(self, source: str) -> int:
+        """The number of the last batch of ``source`` committed (0 before the first)."""
+        row = self._con.execute(
+            "SELECT last FROM stream_batches WHERE source = ?", (source,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def begin(
+        self,
+        source: str,
+        batch: int,
+        events: bytes,
+        ids: Sequence[tuple[str, int]],
+        undo: Sequence[UndoTile],
+    ) -> None:
+        """Record the batch about to be applied: its number, events, ids, tiles' pre-images."""
         with self._transaction() as con:
             con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
             con.execute(
-                "INSERT OR REPLACE INTO stream_pending (source, history) VALUES (?, ?)",
-                (source, history),
+                "INSERT OR REPLACE INTO stream_batch_pending (source, batch, events, ids) "
+                "VALUES (?, ?, ?, ?)",
+                (source, batch, events, orjson.dumps([list(pair) for pair in ids])),
             )
             con.executemany(
                 "INSERT INTO stream_undo (source, view, entity, key, tile, events) "
@@ -114,10 +150,10 @@ class StreamJournal:
                 [(source, *row) for row in undo],
             )
 
-    def pending(self, source: str) -> tuple[str, list[UndoTile]] | None:
+    def pending(self, source: str) -> Pending | None:
         """The batch of ``source`` begun and neither committed nor discarded, if any."""
         row = self._con.execute(
-            "SELECT history FROM stream_pending WHERE source = ?", (source,)
+            "SELECT batch, events, ids FROM stream_batch_pending WHERE source = ?", (source,)
         ).fetchone()
         if row is None:
             return None
@@ -126,26 +162,34 @@ class StreamJournal:
             "ORDER BY view, entity, key, tile",
             (source,),
         ).fetchall()
-        return str(row[0]), [(v, e, k, int(t), b) for v, e, k, t, b in undo]
+        ids = [(str(i), int(q)) for i, q in orjson.loads(row[2])]
+        return Pending(
+            int(row[0]), bytes(row[1]), ids, [(v, e, k, int(t), b) for v, e, k, t, b in undo]
+        )
 
     def commit(self, source: str, ids: Sequence[tuple[str, int]]) -> None:
-        """Record ``(event id, stream sequence)`` as applied and end the pending batch, in one
-        transaction."""
+        """Record ``(event id, stream sequence)`` as applied, the pending batch's number as
+        the last, and end the pending batch, in one transaction."""
         with self._transaction() as con:
             con.executemany(
                 "INSERT OR IGNORE INTO stream_applied (source, event_id, seq) VALUES (?, ?, ?)",
                 [(source, event_id, seq) for event_id, seq in ids],
             )
+            con.execute(
+                "INSERT OR REPLACE INTO stream_batches (source, last) SELECT source, batch "
+                "FROM stream_batch_pending WHERE source = ?",
+                (source,),
+            )
             self._end(con, source)
 
     def discard(self, source: str) -> None:
-        """End the pending batch without recording it (after its rollback)."""
+        """End the pending batch without recording it."""
         with self._transaction() as con:
             self._end(con, source)
 
     @staticmethod
     def _end(con: sqlite3.Connection, source: str) -> None:
-        con.execute("DELETE FROM stream_pending WHERE source = ?", (source,))
+        con.execute("DELETE FROM stream_batch_pending WHERE source = ?", (source,))
         con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
 
     def close(self) -> None:

@@ -1,0 +1,148 @@
+"""The offline history of a stream or CDC source: a Delta Lake table appended once per batch.
+
+``taxiway features stream`` appends each applied batch of a ``kind: nats`` source, and each
+batch of transactions of a ``cdc: true`` postgres source, to the source's ``history:`` folder,
+a Delta table (delta-rs). Each append carries a Delta *application transaction*
+``(app_id, version)``: the writer's id (the source's name) and the batch's number (a stream's
+batch counter, a CDC batch's last commit LSN), both increasing. :func:`append_history` writes
+nothing when the table already records that version or a later one for ``app_id``, so a batch
+redone after a crash is never appended twice. The check and the append are not one atomic step:
+one writer per history folder (the stream consumer's own rule).
+
+Training reads the history through :func:`read_history` (the newest version, or a pinned one),
+and records the version it read among the model's inputs (see
+:mod:`taxiway.data.stage`).
+
+>>> import tempfile, pyarrow as pa, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp()) / "history"
+>>> append_history(folder, pa.table({"k": [1, 2]}), app_id="orders", version=1)
+0
+>>> append_history(folder, pa.table({"k": [1, 2]}), app_id="orders", version=1) is None  # redo
+True
+>>> append_history(folder, pa.table({"k": [3]}), app_id="orders", version=2)
+1
+>>> applied_version(folder, "orders"), read_history(folder).num_rows
+(2, 3)
+>>> read_history(folder, version=0).num_rows
+2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from taxiway.errors import SourceError
+
+__all__ = [
+    "append_history",
+    "applied_version",
+    "history_files",
+    "history_version",
+    "is_history",
+    "read_history",
+]
+
+# the log of every version stays (a version whose log entries are gone cannot be loaded)
+_TABLE_CONFIG = {"delta.enableExpiredLogCleanup": "false"}
+
+
+def _require_deltalake() -> None:
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        raise SourceError(
+            "the stream history is a Delta Lake table and deltalake is not installed",
+            fix="pip install 'taxiway[stream]'",
+        ) from None
+
+
+def is_history(path: Path) -> bool:
+    """Whether ``path`` holds a Delta table (a history written at least once)."""
+    _require_deltalake()
+    from deltalake import DeltaTable
+
+    return bool(DeltaTable.is_deltatable(str(path)))
+
+
+def applied_version(path: Path, app_id: str) -> int | None:
+    """The last batch version ``app_id`` appended to the history at ``path`` (None: none)."""
+    if not is_history(path):
+        return None
+    from deltalake import DeltaTable
+
+    found = DeltaTable(str(path)).transaction_version(app_id)
+    return None if found is None else int(found)
+
+
+def history_version(path: Path) -> int | None:
+    """The newest Delta version of the history at ``path`` (None when there is none yet)."""
+    if not is_history(path):
+        return None
+    from deltalake import DeltaTable
+
+    return int(DeltaTable(str(path)).version())
+
+
+def append_history(path: Path, table: pa.Table, *, app_id: str, version: int) -> int | None:
+    """Append ``table`` as batch ``version`` of ``app_id``; return the new Delta version, or
+    None when the history already holds that batch (or a later one) of ``app_id``."""
+    _require_deltalake()
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    done = applied_version(path, app_id)
+    if done is not None and done >= version:
+        return None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            str(path),
+            table,
+            mode="append",
+            schema_mode="merge",
+            configuration=_TABLE_CONFIG,
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(app_id, version)],
+                custom_metadata={"taxiway.batch": str(version), "taxiway.source": app_id},
+            ),
+        )
+        return int(DeltaTable(str(path)).version())
+    except Exception as error:  # delta-rs raises plain Exception subclasses (DeltaError, ...)
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SourceError(
+            f"the history of `{app_id}` cannot be appended to {path}: {first}",
+            fix="check the disk space and permissions of the history folder; a field whose "
+            "type changed between events (text, then a number) needs a contract that types it",
+        ) from None
+
+
+def read_history(path: Path, version: int | None = None) -> pa.Table:
+    """The history at ``path`` as of ``version`` (the newest when None)."""
+    _require_deltalake()
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(str(path), version=version).to_pyarrow_table()
+    except Exception as error:  # delta-rs: TableNotFoundError, DeltaError, ...
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SourceError(
+            f"cannot read the history {path} (version {version or 'newest'}): {first}",
+            fix="run `taxiway features stream` to write it, or check `history:`",
+        ) from None
+
+
+def history_files(path: Path, version: int) -> list[str]:
+    """The Parquet files holding version ``version`` of the history at ``path`` (appends
+    only: no deletion vectors, so the files' rows are the version's rows)."""
+    _require_deltalake()
+    from deltalake import DeltaTable
+
+    try:
+        return [str(uri) for uri in DeltaTable(str(path), version=version).file_uris()]
+    except Exception as error:  # delta-rs: TableNotFoundError, DeltaError, ...
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SourceError(
+            f"cannot read the history {path} (version {version}): {first}",
+            fix="run `taxiway features stream` to write it, or check `history:`",
+        ) from None
