@@ -179,14 +179,18 @@ def stream_command(
     state_dir: StateDirOption = None,
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", help="A nats source to consume (repeatable; default: all)."),
+        typer.Option(
+            "--source",
+            help="A nats or `cdc: true` source to consume (repeatable; default: all).",
+        ),
     ] = None,
     progress_s: Annotated[
         float, typer.Option("--progress-every", help="Seconds between progress lines.", min=0.1)
     ] = 10.0,
 ) -> None:
-    """Apply the events of the `kind: nats` sources to the online tiles and the offline
-    history, each exactly once, until SIGTERM (docs/features.md, Streams)."""
+    """Apply the events of the `kind: nats` sources and the changes of the `cdc: true`
+    postgres sources to the online store and the offline history, each exactly once, until
+    SIGTERM (docs/features.md, Streams)."""
     import asyncio
     import logging
 
@@ -219,10 +223,7 @@ def stream_command(
         store.close()
     console = Console(highlight=False, stderr=True)
     for name, total in totals.items():
-        console.print(
-            f"{name}: {total.applied:,} events applied, {total.duplicates:,} duplicates "
-            f"skipped, {total.quarantined:,} quarantined; stopped cleanly"
-        )
+        console.print(f"{name}: {total.summary()}; stopped cleanly")
 
 
 @app.command("get")

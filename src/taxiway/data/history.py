@@ -85,13 +85,18 @@ def history_version(path: Path) -> int | None:
     return int(DeltaTable(str(path)).version())
 
 
-def append_history(path: Path, table: pa.Table, *, app_id: str, version: int) -> int | None:
+def append_history(
+    path: Path, table: pa.Table, *, app_id: str, version: int, overwrite: bool = False
+) -> int | None:
     """Append ``table`` as batch ``version`` of ``app_id``; return the new Delta version, or
-    None when the history already holds that batch (or a later one) of ``app_id``."""
+    None when the history already holds that batch (or a later one) of ``app_id``.
+
+    ``overwrite`` replaces the table's rows instead (a CDC source's first snapshot), whatever
+    batch it records."""
     _require_deltalake()
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-    done = applied_version(path, app_id)
+    done = None if overwrite else applied_version(path, app_id)
     if done is not None and done >= version:
         return None
     try:
@@ -99,8 +104,8 @@ def append_history(path: Path, table: pa.Table, *, app_id: str, version: int) ->
         write_deltalake(
             str(path),
             table,
-            mode="append",
-            schema_mode="merge",
+            mode="overwrite" if overwrite else "append",
+            schema_mode="overwrite" if overwrite else "merge",
             configuration=_TABLE_CONFIG,
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id, version)],

@@ -56,15 +56,18 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from taxiway.data.cdc.postgres import PostgresCdc
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.model import Contract
 from taxiway.data.history import append_history
 from taxiway.data.sources.nats_events import check_events
 from taxiway.errors import FeatureError, SourceError
 from taxiway.features.online._codec import decode, dumps
+from taxiway.features.stream_cdc import CdcApplier, CdcTotals, cdc_sources, consume_cdc
+from taxiway.features.stream_cdc_state import CdcState
 from taxiway.features.stream_journal import Pending, StreamJournal, UndoTile
 from taxiway.features.tiles import TiledView, apply_events, events_of, summarize, tile_table
-from taxiway.spec.models import AggregateView, NatsSource, TaxiwaySpec
+from taxiway.spec.models import AggregateView, NatsSource, PostgresSource, TaxiwaySpec
 
 __all__ = [
     "JOURNAL_FILE",
@@ -311,6 +314,13 @@ class Totals:
     batches: int = 0
     recovered: int = 0
 
+    def summary(self) -> str:
+        """The line ``taxiway features stream`` prints for this source when it stops."""
+        return (
+            f"{self.applied:,} events applied, {self.duplicates:,} duplicates skipped, "
+            f"{self.quarantined:,} quarantined"
+        )
+
 
 async def consume(
     applier: StreamApplier,
@@ -394,13 +404,16 @@ async def run_streams(
     sources: Sequence[str] | None = None,
     progress_s: float = 10.0,
     stop: asyncio.Event | None = None,
-) -> dict[str, Totals]:
-    """Consume every nats source of ``spec`` (or ``sources``) until SIGTERM/SIGINT or ``stop``."""
-    names = list(sources) if sources else nats_sources(spec)
+) -> dict[str, Totals | CdcTotals]:
+    """Consume every nats source and capture every ``cdc: true`` postgres source of ``spec``
+    (or those in ``sources``), in this one process, until SIGTERM/SIGINT or ``stop``."""
+    streams, captured = nats_sources(spec), cdc_sources(spec)
+    names = list(sources) if sources else streams + captured
     if not names:
         raise FeatureError(
-            "the spec declares no nats source to stream",
-            fix="add a source with `kind: nats` (see docs/features.md, Streams)",
+            "the spec declares no nats source to stream and no postgres source with `cdc: true`",
+            fix="add a source with `kind: nats`, or `cdc: true` on a postgres source "
+            "(see docs/features.md, Streams)",
         )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -408,11 +421,21 @@ async def run_streams(
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     journal = StreamJournal(state_dir / JOURNAL_FILE)
+    state = CdcState(state_dir / JOURNAL_FILE)
     try:
-        appliers = [StreamApplier(spec, name, store, journal) for name in names]
-        results: list[Any] = await asyncio.gather(
-            *(consume(applier, stop, progress_s=progress_s) for applier in appliers)
-        )
+        runs: list[Any] = []
+        for name in names:
+            declared = spec.sources.get(name)
+            if isinstance(declared, PostgresSource) and declared.cdc:
+                capture = PostgresCdc(name, declared)
+                applier = CdcApplier(spec, name, store, state, capture)
+                runs.append(consume_cdc(applier, stop, progress_s=progress_s))
+            else:
+                runs.append(
+                    consume(StreamApplier(spec, name, store, journal), stop, progress_s=progress_s)
+                )
+        results: list[Any] = await asyncio.gather(*runs)
     finally:
         journal.close()
+        state.close()
     return dict(zip(names, results, strict=True))

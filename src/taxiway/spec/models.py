@@ -213,6 +213,37 @@ class PostgresSource(_TableOrQuery):
     url: SecretURL
     connect_timeout_s: float = Field(default=10.0, gt=0)
     batch_rows: int = Field(default=100_000, gt=0)
+    cdc: bool = Field(
+        default=False,
+        description="Capture the table's changes (`taxiway features stream`): a consistent "
+        "snapshot, then logical replication into the online store and `history:`.",
+    )
+    history: SpecPath | None = Field(
+        default=None, description="With `cdc: true`: the Delta table the changes are appended to."
+    )
+    slot: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]{1,63}$",
+        description="With `cdc: true`: the replication slot and publication name "
+        "(default taxiway_<source>).",
+    )
+
+    @model_validator(mode="after")
+    def _capturable(self) -> PostgresSource:
+        if not self.cdc:
+            if self.history is not None or self.slot is not None:
+                raise ValueError("`history:` and `slot:` apply only with `cdc: true`")
+            return self
+        if self.table is None:
+            raise ValueError(
+                "`cdc: true` needs `table:` (a query has no changes to stream): name the table"
+            )
+        if self.history is None:
+            raise ValueError(
+                "`cdc: true` needs `history:` (the folder of the Delta table its changes are "
+                "appended to), e.g. `history: data/orders_history`"
+            )
+        return self
 
 
 class NatsSource(_SourceBase):

@@ -1,0 +1,208 @@
+"""What the CDC consumer keeps between batches: each source's applied position, its rows, and
+which online values a batch left to recompute.
+
+Kept in the stream journal's SQLite file (``<state>/streams.sqlite``, ``synchronous=FULL``),
+per ``cdc: true`` source:
+
+- ``cdc_position``: the LSN where the last applied transaction's commit ends; a restart
+  streams from there and skips every transaction ending at or before it;
+- ``cdc_rows``: the table's rows as captured (key → the row's text values): an update's or a
+  delete's previous row comes from here (pgoutput sends only the key of a deleted row);
+- ``cdc_index``: per online view, which rows fall in each (entity key, tile) (tile 0 for
+  latest and static views), so a changed tile is recomputed from its rows;
+- ``cdc_dirty``: the (view, key, tile) a committed batch changed and the online store has not
+  been given yet.
+
+:meth:`CdcState.apply` records a batch's rows, index, dirty set and position in ONE
+transaction: the online values are recomputed from the rows afterwards, and a crash before
+that finishes leaves the dirty set for the next start to recompute.
+
+>>> import tempfile, pathlib
+>>> state = CdcState(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
+>>> state.apply("orders", 40, {'["1"]': {"id": "1"}}, [("v", "7", 0, '["1"]')], [],
+...             {("v", "7", 0)})
+>>> state.position("orders"), state.dirty("orders")
+(40, [('v', '7', 0)])
+>>> state.members("orders", "v", [("7", 0)])
+{('7', 0): [{'id': '1'}]}
+>>> state.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from taxiway.errors import FeatureError
+
+__all__ = ["CdcState", "IndexEntry"]
+
+IndexEntry = tuple[str, str, int, str]  # (view, entity key, tile, row key)
+CHUNK = 400
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cdc_position (source TEXT PRIMARY KEY, lsn INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cdc_rows (
+    source TEXT NOT NULL, pk TEXT NOT NULL, row BLOB NOT NULL, PRIMARY KEY (source, pk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cdc_index (
+    source TEXT NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, tile INTEGER NOT NULL,
+    pk TEXT NOT NULL, PRIMARY KEY (source, view, key, tile, pk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cdc_dirty (
+    source TEXT NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, tile INTEGER NOT NULL,
+    PRIMARY KEY (source, view, key, tile)
+) WITHOUT ROWID;
+"""
+
+
+class CdcState:
+    """The CDC tables of the journal file at ``path``; one connection, one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise FeatureError(
+                f"cannot open the CDC state {path}: {error}",
+                fix="check that the state folder is writable and not on a network drive",
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"CdcState({str(self.path)!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise FeatureError(
+                f"cannot write the CDC state {self.path}: {error}",
+                fix="check the disk has room and no other consumer runs on this state folder",
+            ) from None
+
+    def position(self, source: str) -> int | None:
+        """The LSN the last applied transaction of ``source`` ends at (None: no snapshot yet)."""
+        row = self._con.execute(
+            "SELECT lsn FROM cdc_position WHERE source = ?", (source,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def rows(self, source: str, pks: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows among ``pks``."""
+        found: dict[str, dict[str, Any]] = {}
+        listed = list(pks)
+        for start in range(0, len(listed), CHUNK):
+            chunk = listed[start : start + CHUNK]
+            for pk, row in self._con.execute(
+                f"SELECT pk, row FROM cdc_rows WHERE source = ? AND pk IN "
+                f"({','.join('?' * len(chunk))})",
+                [source, *chunk],
+            ):
+                found[str(pk)] = orjson.loads(row)
+        return found
+
+    def count(self, source: str) -> int:
+        """How many rows of ``source`` are stored."""
+        row = self._con.execute(
+            "SELECT count(*) FROM cdc_rows WHERE source = ?", (source,)
+        ).fetchone()
+        return int(row[0])
+
+    def apply(
+        self,
+        source: str,
+        lsn: int,
+        rows: Mapping[str, dict[str, Any] | None],
+        added: Sequence[IndexEntry],
+        removed: Sequence[IndexEntry],
+        dirty: Collection[tuple[str, str, int]],
+        *,
+        reset: bool = False,
+    ) -> None:
+        """Store a batch in one transaction: ``rows`` (key → row, None: deleted), the index
+        entries ``added`` and ``removed``, the ``dirty`` values, and ``lsn`` as the position.
+        ``reset`` first forgets everything of ``source`` (a new snapshot)."""
+        with self._transaction() as con:
+            if reset:
+                for table in ("cdc_rows", "cdc_index", "cdc_dirty", "cdc_position"):
+                    con.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+            con.executemany(
+                "DELETE FROM cdc_index WHERE source = ? AND view = ? AND key = ? AND tile = ? "
+                "AND pk = ?",
+                [(source, *entry) for entry in removed],
+            )
+            con.executemany(
+                "INSERT OR IGNORE INTO cdc_index (source, view, key, tile, pk) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(source, *entry) for entry in added],
+            )
+            con.executemany(
+                "DELETE FROM cdc_rows WHERE source = ? AND pk = ?",
+                [(source, pk) for pk, row in rows.items() if row is None],
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO cdc_rows (source, pk, row) VALUES (?, ?, ?)",
+                [(source, pk, orjson.dumps(row)) for pk, row in rows.items() if row is not None],
+            )
+            con.executemany(
+                "INSERT OR IGNORE INTO cdc_dirty (source, view, key, tile) VALUES (?, ?, ?, ?)",
+                [(source, *entry) for entry in dirty],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO cdc_position (source, lsn) VALUES (?, ?)", (source, lsn)
+            )
+
+    def dirty(self, source: str) -> list[tuple[str, str, int]]:
+        """The (view, key, tile) committed but not yet given to the online store."""
+        return [
+            (str(v), str(k), int(t))
+            for v, k, t in self._con.execute(
+                "SELECT view, key, tile FROM cdc_dirty WHERE source = ? ORDER BY view, key, tile",
+                (source,),
+            )
+        ]
+
+    def clean(self, source: str) -> None:
+        """Forget the dirty set (the online store has every value of it)."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM cdc_dirty WHERE source = ?", (source,))
+
+    def members(
+        self, source: str, view: str, pairs: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """The stored rows of each (key, tile) of ``view`` (absent when it has none)."""
+        found: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for start in range(0, len(pairs), CHUNK):
+            chunk = pairs[start : start + CHUNK]
+            where = " OR ".join("(i.key = ? AND i.tile = ?)" for _ in chunk)
+            args: list[Any] = [source, view]
+            for key, tile in chunk:
+                args += [key, tile]
+            for key, tile, row in self._con.execute(
+                "SELECT i.key, i.tile, r.row FROM cdc_index i JOIN cdc_rows r "
+                "ON r.source = i.source AND r.pk = i.pk "
+                f"WHERE i.source = ? AND i.view = ? AND ({where}) ORDER BY i.pk",
+                args,
+            ):
+                found.setdefault((str(key), int(tile)), []).append(orjson.loads(row))
+        return found
+
+    def close(self) -> None:
+        self._con.close()

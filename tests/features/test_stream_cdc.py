@@ -1,0 +1,449 @@
+"""`taxiway features stream` capturing a real PostgreSQL table (logical replication, pgoutput):
+the snapshot and every insert, update and delete reach the online store and the Delta history
+once, across a kill -9 of the consumer at each step and a PostgreSQL restart; a table without a
+key is refused with the fix; a slot's lag is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from tests.conftest import require
+
+from taxiway.data.history import is_history, read_history
+from taxiway.data.stage import stage_sources
+from taxiway.engines.duckdb import connect
+from taxiway.errors import SourceError
+from taxiway.features.online import SqliteStore
+from taxiway.features.pit import compute_view
+from taxiway.features.tiles import TiledView, read_tiled
+from taxiway.spec import Project, load_spec_text
+
+pytestmark = pytest.mark.postgres
+
+psycopg = require("psycopg", reason="psycopg is the postgres extra")
+require("psycopg2", reason="psycopg2-binary is the postgres extra (CDC)")
+require("nats", reason="nats-py is the stream extra")
+
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+VIEWS = """
+entities: {e: k}
+features:
+  agg: {source: ev, entity: e, aggregate: {n: count(*), total: sum(v), top: max(v)}, windows: [30d], tiles: 1d}
+  last: {source: ev, entity: e, latest: [v, note]}
+"""
+
+
+@dataclass
+class Setup:
+    folder: Path
+    project: Project
+    url: str
+    table: str
+    slot: str
+
+
+@pytest.fixture
+def setup(tmp_path: Path, postgres_url: str) -> Iterator[Setup]:
+    tag = uuid.uuid4().hex[:10]
+    table, slot = f"cdc_{tag}", f"tw_{tag}"
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(
+            f"CREATE TABLE {table} (id int PRIMARY KEY, k int NOT NULL, ts timestamptz NOT NULL, "
+            "v double precision, note text)"
+        )
+    source = (
+        f"ev: {{kind: postgres, url: '{postgres_url}', table: public.{table}, timestamp: ts, "
+        f"cdc: true, history: history, slot: {slot}}}"
+    )
+    text = f"name: cdc\nsources:\n  {source}\n{VIEWS}"
+    path = tmp_path / "taxiway.yaml"
+    path.write_text(text)
+    project = Project(load_spec_text(text, str(path), base_dir=tmp_path), path, tmp_path / ".st")
+    try:
+        yield Setup(tmp_path, project, postgres_url, table, slot)
+    finally:
+        drop(postgres_url, slot, table)
+
+
+def drop(url: str, slot: str, table: str) -> None:
+    """Drop the test's slot (ending a consumer still attached), publication and table."""
+    for _ in range(50):
+        with psycopg.connect(url, autocommit=True) as con:
+            found = con.execute(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone()
+            if found is None:
+                break
+            if found[0] is not None:
+                con.execute("SELECT pg_terminate_backend(%s)", (found[0],))
+                time.sleep(0.1)
+                continue
+            con.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            break
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f'DROP PUBLICATION IF EXISTS "{slot}"')
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def row(i: int, seed: int = 0) -> tuple[Any, ...]:
+    j = i + seed
+    value = None if j % 5 == 0 else float(j % 11)
+    return (i, j % 3, BASE + timedelta(minutes=97 * j), value, f"n{j}")
+
+
+def execute(s: Setup, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run ``statements`` in ONE transaction."""
+    with psycopg.connect(s.url) as con:
+        for sql, args in statements:
+            con.execute(sql.replace("{t}", s.table), args)
+
+
+def insert(s: Setup, ids: range, seed: int = 0) -> None:
+    execute(s, [("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s)", row(i, seed)) for i in ids])
+
+
+def table_rows(s: Setup) -> dict[str, dict[str, Any]]:
+    """The table's rows as the CDC state keeps them (key → text values)."""
+    with psycopg.connect(s.url, options="-c TimeZone=UTC -c DateStyle=ISO") as con:
+        found = con.execute(
+            f"SELECT id::text, k::text, ts::text, v::text, note FROM {s.table}"
+        ).fetchall()
+    return {
+        orjson.dumps([r[0]]).decode(): dict(zip(("id", "k", "ts", "v", "note"), r, strict=True))
+        for r in found
+    }
+
+
+def state_rows(s: Setup) -> dict[str, dict[str, Any]]:
+    path = s.project.state_dir / "streams.sqlite"
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(path)
+    try:
+        found = con.execute("SELECT pk, row FROM cdc_rows WHERE source = 'ev'").fetchall()
+        dirty = con.execute("SELECT count(*) FROM cdc_dirty").fetchone()[0]
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+    if dirty:  # the batch is not in the online store yet
+        return {}
+    return {str(pk): orjson.loads(r) for pk, r in found}
+
+
+def position(s: Setup) -> int | None:
+    path = s.project.state_dir / "streams.sqlite"
+    if not path.exists():
+        return None
+    con = sqlite3.connect(path)
+    try:
+        found = con.execute("SELECT lsn FROM cdc_position WHERE source = 'ev'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        con.close()
+    return None if found is None else int(found[0])
+
+
+def capture_until(
+    s: Setup,
+    done: Callable[[], bool],
+    *,
+    during: Callable[[], None] | None = None,
+    timeout: float = 30,
+    progress_s: float = 10.0,
+) -> Any:
+    """Run the consumer in-process (``during`` runs in a thread once it started) until
+    ``done()`` holds, then stop it; return its totals."""
+    from taxiway.features.stream import run_streams
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        store = SqliteStore(s.project.state_dir / "online.sqlite")
+
+        async def watch() -> None:
+            if during is not None:
+                while position(s) is None:
+                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(during)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not done():
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)
+            stop.set()
+
+        try:
+            watcher = asyncio.create_task(watch())
+            totals = await run_streams(
+                s.project.spec, store, s.project.state_dir, stop=stop, progress_s=progress_s
+            )
+            await watcher
+            return totals["ev"]
+        finally:
+            store.close()
+
+    return asyncio.run(main())
+
+
+def caught_up(s: Setup) -> Callable[[], bool]:
+    return lambda: position(s) is not None and state_rows(s) == table_rows(s)
+
+
+def offline(s: Setup, probes: list[tuple[int, datetime]]) -> list[dict[str, Any]]:
+    """The training path's values of `agg` (pit.py over the table itself)."""
+    con = connect()
+    try:
+        staged = stage_sources(
+            s.project, con, ["ev"], run_id=uuid.uuid4().hex, keep_quarantine=False
+        )
+        con.execute("CREATE TABLE spine (__sid BIGINT, k BIGINT, __t TIMESTAMP)")
+        con.executemany(
+            "INSERT INTO spine VALUES (?, ?, ?)",
+            [(i, k, t.replace(tzinfo=None)) for i, (k, t) in enumerate(probes)],
+        )
+        columns = compute_view(con, s.project.spec, "agg", staged["ev"].view, "spine", "out")
+        names = [c.name for c in columns]
+        found = con.execute(f"SELECT {', '.join(names)} FROM out ORDER BY __sid").fetchall()
+    finally:
+        con.close()
+    return [dict(zip(names, r, strict=True)) for r in found]
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_store_equals_table(s: Setup) -> None:
+    """The tiles equal the offline computation over the table; the latest values equal each
+    key's newest row; the history replayed in LSN order equals the table."""
+    store = SqliteStore(s.project.state_dir / "online.sqlite")
+    try:
+        tiled = TiledView.of(s.project.spec, "agg")
+        probes = [(k, BASE + timedelta(hours=h)) for k in range(3) for h in range(0, 24 * 12, 5)]
+        for (k, at), want in zip(probes, offline(s, probes), strict=True):
+            got = read_tiled(store, [tiled], [str(k)], at)[str(k)]["agg"] or {}
+            for name, value in want.items():
+                default = 0 if name == "agg__n_30d" else None
+                assert same(got.get(name, default), value), (k, at, name, got, want)
+        rows = table_rows(s)
+        stored = store.read("e", ["0", "1", "2"])
+        for key in ("0", "1", "2"):
+            mine = [r for r in rows.values() if r["k"] == key]
+            values = {v.view: v.values for v in stored.get(key, [])}.get("last")
+            if not mine:
+                assert values is None or values == {"last__v": None, "last__note": None}
+                continue
+            newest = max(mine, key=lambda r: r["ts"])
+            assert values is not None
+            assert values["last__note"] == newest["note"]
+            assert same(values["last__v"], None if newest["v"] is None else float(newest["v"]))
+    finally:
+        store.close()
+    history = read_history(s.folder / "history").to_pylist()
+    replayed: dict[int, Any] = {}
+    for change in sorted(history, key=lambda r: r["_lsn"]):  # stable: order within a batch
+        if change["_op"] == "delete":
+            replayed.pop(change["id"], None)
+        else:
+            replayed[change["id"]] = change["note"]
+    assert replayed == {int(r["id"]): r["note"] for r in rows.values()}
+
+
+def history_ops(s: Setup) -> dict[str, int]:
+    folder = s.folder / "history"
+    if not is_history(folder):
+        return {}
+    counts: dict[str, int] = {}
+    for op in read_history(folder).column("_op").to_pylist():
+        counts[str(op)] = counts.get(str(op), 0) + 1
+    return counts
+
+
+def changes(s: Setup) -> None:
+    """Inserts, updates (one moving a row to another key) and deletes, in 4 transactions."""
+    insert(s, range(30, 45))
+    execute(
+        s,
+        [
+            ("UPDATE {t} SET v = v + 100, note = 'upd' WHERE id %% 4 = 0", ()),
+            ("UPDATE {t} SET k = (k + 1) %% 3 WHERE id = 7", ()),
+        ],
+    )
+    execute(s, [("DELETE FROM {t} WHERE id %% 7 = 3", ())])
+    execute(
+        s,
+        [
+            ("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s)", row(100)),
+            ("UPDATE {t} SET note = 'twice' WHERE id = 100", ()),
+            ("DELETE FROM {t} WHERE id = 31", ()),
+        ],
+    )
+
+
+def test_snapshot_then_inserts_updates_deletes_reach_the_store_and_history(setup: Setup) -> None:
+    insert(setup, range(30))
+    totals = capture_until(setup, caught_up(setup), during=lambda: changes(setup))
+    assert totals.snapshot_rows == 30
+    ops = history_ops(setup)
+    assert (ops["snapshot"], ops["insert"]) == (30, 16)
+    assert ops["delete"] >= 5
+    assert_store_equals_table(setup)
+
+
+def test_a_table_without_a_key_is_refused_with_the_fix(setup: Setup) -> None:
+    from taxiway.features.stream import run_streams
+
+    with psycopg.connect(setup.url, autocommit=True) as con:
+        con.execute(f"ALTER TABLE {setup.table} DROP CONSTRAINT {setup.table}_pkey")
+    store = SqliteStore(setup.project.state_dir / "online.sqlite")
+    try:
+        with pytest.raises(SourceError) as raised:
+            asyncio.run(run_streams(setup.project.spec, store, setup.project.state_dir))
+    finally:
+        store.close()
+    assert "no primary key" in str(raised.value)
+    assert f"ALTER TABLE public.{setup.table} REPLICA IDENTITY FULL" in (raised.value.fix or "")
+    with psycopg.connect(setup.url, autocommit=True) as con:
+        con.execute(f"ALTER TABLE {setup.table} REPLICA IDENTITY FULL")
+    insert(setup, range(5))
+    capture_until(setup, caught_up(setup), during=lambda: insert(setup, range(5, 9)))
+    assert_store_equals_table(setup)
+
+
+def test_a_slot_behind_is_reported(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    from taxiway.data.cdc.postgres import PostgresCdc
+
+    insert(setup, range(5))
+    capture_until(setup, caught_up(setup))
+    insert(setup, range(5, 400))  # while no consumer runs
+    source = setup.project.spec.sources["ev"]
+    lag = PostgresCdc("ev", source).lag()  # type: ignore[arg-type]
+    assert lag is not None
+    assert lag.slot == setup.slot
+    assert lag.confirmed_lag_bytes > 0
+    assert lag.retained_bytes >= lag.confirmed_lag_bytes
+    assert not lag.active
+    with caplog.at_level(logging.INFO, logger="taxiway.stream"):
+        capture_until(setup, caught_up(setup), progress_s=0.2)
+    assert any(f"slot {setup.slot} retains" in r.getMessage() for r in caplog.records)
+
+
+CRASHING = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from pathlib import Path
+    from taxiway.features import stream_cdc, stream_cdc_state
+    from taxiway.features.online import SqliteStore
+    from taxiway.features.stream import run_streams
+    from taxiway.spec import Project
+
+    point, calls = sys.argv[2], {"n": 0}
+
+    def dying(original):
+        def wrapper(*args, **kwargs):
+            result = original(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 2:  # the first batch after the snapshot
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return wrapper
+
+    if point == "after_history":  # appended to the history, position not stored
+        stream_cdc.append_history = dying(stream_cdc.append_history)
+    else:  # position stored, online values not written, nothing confirmed
+        cls = stream_cdc_state.CdcState
+        cls.apply = dying(cls.apply)
+    project = Project.load(sys.argv[1], Path(sys.argv[3]))
+    store = SqliteStore(project.state_dir / "online.sqlite")
+    asyncio.run(run_streams(project.spec, store, project.state_dir))
+    """
+)
+
+
+@pytest.mark.parametrize("point", ["after_history", "after_commit"])
+def test_a_consumer_killed_mid_batch_loses_and_duplicates_nothing(setup: Setup, point: str) -> None:
+    insert(setup, range(20))
+    script = setup.folder / "crash.py"
+    script.write_text(CRASHING)
+    spec, state = str(setup.project.spec_path), str(setup.project.state_dir)
+    process = subprocess.Popen(
+        [sys.executable, str(script), spec, point, state],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while position(setup) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = position(setup)
+        assert first is not None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+        changes(setup)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    stored = position(setup)
+    assert (
+        (stored == first) if point == "after_history" else (stored is not None and stored > first)
+    )
+    totals = capture_until(
+        setup, caught_up(setup), during=lambda: insert(setup, range(200, 210), seed=3)
+    )
+    assert totals.snapshot_rows == 0  # resumed, not snapshotted again
+    if point == "after_commit":
+        assert totals.recovered > 0  # the online values the crash left behind
+        assert totals.skipped > 0  # stored, not confirmed: resent by the server and skipped
+    ops = history_ops(setup)
+    assert (ops["snapshot"], ops["insert"]) == (20, 16 + 10)
+    assert_store_equals_table(setup)
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_mid_stream_loses_and_duplicates_nothing(setup: Setup) -> None:
+    """Restarts the shared server (pg_ctlcluster, as root): run it rarely."""
+    insert(setup, range(20))
+
+    def restart_between_changes() -> None:
+        insert(setup, range(20, 30))
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
+            check=True,
+            timeout=120,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(setup.url).close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.5)
+        changes(setup)
+
+    # the consumer retries the lost connection and resumes from the position it stored
+    totals = capture_until(setup, caught_up(setup), during=restart_between_changes, timeout=90)
+    assert totals.snapshot_rows == 20
+    ops = history_ops(setup)
+    assert (ops["snapshot"], ops["insert"]) == (20, 10 + 16)
+    assert_store_equals_table(setup)
