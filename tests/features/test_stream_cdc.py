@@ -421,7 +421,9 @@ def test_a_consumer_killed_mid_batch_loses_and_duplicates_nothing(setup: Setup, 
 
 
 @pytest.mark.slow
-def test_a_postgresql_restart_mid_stream_loses_and_duplicates_nothing(setup: Setup) -> None:
+def test_a_postgresql_restart_mid_stream_loses_and_duplicates_nothing(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
     """Restarts the shared server (pg_ctlcluster, as root): run it rarely."""
     insert(setup, range(20))
 
@@ -442,7 +444,9 @@ def test_a_postgresql_restart_mid_stream_loses_and_duplicates_nothing(setup: Set
         changes(setup)
 
     # the consumer retries the lost connection and resumes from the position it stored
-    totals = capture_until(setup, caught_up(setup), during=restart_between_changes, timeout=90)
+    with caplog.at_level(logging.WARNING, logger="taxiway.stream"):
+        totals = capture_until(setup, caught_up(setup), during=restart_between_changes, timeout=90)
+    assert any("retrying" in r.getMessage() for r in caplog.records)  # it saw the restart
     assert totals.snapshot_rows == 20
     ops = history_ops(setup)
     assert (ops["snapshot"], ops["insert"]) == (20, 10 + 16)
