@@ -151,7 +151,7 @@ def test_one_page_per_failure_mode_and_an_index(tmp_path: Path) -> None:
     project = Project.load(RETAIL, tmp_path / "state")
     written = write_runbooks(project, tmp_path / "runbooks")
     assert [p.name for p in written] == ["README.md", *RUNBOOKS]
-    assert len(RUNBOOKS) == 7
+    assert len(RUNBOOKS) == 8
     index = (tmp_path / "runbooks" / "README.md").read_text()
     for name, (title, _) in RUNBOOKS.items():
         assert f"[{title}]({name})" in index

@@ -38,9 +38,9 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     ),
     # uvloop and httptools are never imported: uvicorn is told to use them
     "serve": ("starlette", "uvicorn", "uvloop", "httptools", "prometheus_client", "httpx"),
-    "postgres": ("psycopg", "adbc_driver_postgresql", "adbc_driver_manager"),
+    "postgres": ("psycopg", "psycopg2", "adbc_driver_postgresql", "adbc_driver_manager"),
     "redis": ("redis",),
-    "stream": ("nats",),
+    "stream": ("nats", "deltalake"),
     "xgboost": ("xgboost",),
     "mlflow": ("mlflow", "skops"),
     "recommend": ("implicit", "faiss", "scipy"),

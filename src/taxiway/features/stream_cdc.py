@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from taxiway.data.cdc.pgoutput import UNCHANGED
 from taxiway.data.cdc.postgres import (
@@ -63,7 +64,7 @@ from taxiway.features.materialize import encode_key, plain_value
 from taxiway.features.online._codec import dumps
 from taxiway.features.online.base import ViewValues
 from taxiway.features.stream_cdc_state import CdcState, IndexEntry
-from taxiway.features.tiles import TiledView, events_of, summarize, tile_table
+from taxiway.features.tiles import Event, TiledView, events_of, summarize, tile_table
 from taxiway.spec.models import (
     AggregateView,
     LatestView,
@@ -172,13 +173,12 @@ class CdcApplier:
                 f"{', '.join(sorted(set(missing)))} (the views over it use them)",
                 fix="fix the views' columns, or `table:`",
             )
-        dirty = self.state.dirty(self.name)
-        if dirty:
-            self._refresh(dirty)
+        recomputed = self._refresh()
+        if recomputed:
             self.state.clean(self.name)
-            totals.recovered += len(dirty)
+            totals.recovered += recomputed
             logger.warning(
-                "%s: recomputed %d online values a crash left behind", self.name, len(dirty)
+                "%s: recomputed %d online values a crash left behind", self.name, recomputed
             )
         self.position = self.state.position(self.name)
         if self.position is not None and not self.cdc.slot_exists():
@@ -281,10 +281,10 @@ class CdcApplier:
         old = self._entries({pk: before[pk] for pk in after if pk in before})
         new = self._entries({pk: row for pk, row in after.items() if row is not None})
         removed, added = sorted(old - new), sorted(new - old)
-        dirty = {(v, k, t) for v, k, t, _ in old | new}  # a changed value moves no entry
+        dirty = {entry[:3] for entry in old | new}  # a changed value moves no entry
         self.state.apply(self.name, lsn, after, added, removed, dirty, reset=reset)
         self.position = lsn
-        self._refresh(sorted(dirty))
+        self._refresh()
         self.state.clean(self.name)
 
     def confirm(self) -> None:
@@ -304,46 +304,56 @@ class CdcApplier:
         assert self.info is not None
         return typed_table(self.info.columns, rows, extra)
 
-    def _placements(self, rows: Sequence[Row]) -> Iterable[tuple[_View, str, int, int]]:
-        """(view, entity key, tile, row index) of each row in each online view."""
+    def _placements(self, rows: Sequence[Row]) -> Iterable[tuple[_View, str, int, int, int, int]]:
+        """(view, entity key, tile, row index, rank, tie rank) of each row in each online view."""
         if not rows:
             return
         index = pa.array(range(len(rows)), pa.int64())
         table = self._table(rows, {_ROW: index})
+        ts, created = self.source.timestamp, self.source.created
+        ranks = _ranks(table, ts)
+        ties = _ranks(table, created)
         for view in self.views:
             if view.tiled is not None:
                 carrying = dataclasses.replace(view.tiled, inputs=(_ROW,))
                 for key, event in events_of(carrying, table):
-                    yield view, key, event[0] // view.tiled.tile_us, int(event[1])
+                    yield view, key, event[0] // view.tiled.tile_us, int(event[1]), 0, 0
             else:
                 keys = [table.column(k).to_pylist() for k in view.keys]
                 for i in range(len(rows)):
                     parts = tuple(column[i] for column in keys)
                     if all(p is not None for p in parts):
-                        yield view, encode_key(parts), 0, i
+                        yield view, encode_key(parts), 0, i, ranks[i], ties[i]
 
     def _entries(self, rows: dict[str, Row]) -> set[IndexEntry]:
         pks = list(rows)
         listed = [rows[pk] for pk in pks]
-        return {(v.name, key, tile, pks[i]) for v, key, tile, i in self._placements(listed)}
+        return {
+            (v.name, key, tile, pks[i], rank, tie)
+            for v, key, tile, i, rank, tie in self._placements(listed)
+        }
 
     # ------------------------------------------------------------------ online values
 
-    def _refresh(self, dirty: Sequence[tuple[str, str, int]]) -> None:
-        """Recompute each dirty (view, key, tile) from the stored rows into the online store."""
-        by_view: dict[str, list[tuple[str, int]]] = {}
-        for view_name, key, tile in dirty:
-            by_view.setdefault(view_name, []).append((key, tile))
+    def _refresh(self) -> int:
+        """Recompute each dirty (view, key, tile) from the stored rows into the online store;
+        return how many."""
+        newest = [v.name for v in self.views if v.tiled is None]
+        dirty = self.state.dirty_rows(self.name, newest=newest)
+        by_view: dict[str, dict[tuple[str, int], list[Row]]] = {}
+        for (view_name, key, tile), rows in dirty.items():
+            by_view.setdefault(view_name, {})[(key, tile)] = rows
         views = {v.name: v for v in self.views}
-        for view_name, pairs in by_view.items():
+        for view_name, members in by_view.items():
             view = views.get(view_name)
             if view is None:  # a view no longer in the spec
                 continue
-            members = self.state.members(self.name, view_name, pairs)
+            pairs = list(members)
             if view.tiled is not None:
                 self._refresh_tiles(view, view.tiled, pairs, members)
             else:
                 self._refresh_rows(view, pairs, members)
+        return len(dirty)
 
     def _refresh_tiles(
         self,
@@ -352,11 +362,15 @@ class CdcApplier:
         pairs: Sequence[tuple[str, int]],
         members: dict[tuple[str, int], list[Row]],
     ) -> None:
+        rows = [row for pair in pairs for row in members.get(pair, [])]
+        found: dict[tuple[str, int], list[Event]] = {pair: [] for pair in pairs}
+        if rows:  # one table for every tile: a row's events land in the tile it is indexed in
+            for key, event in events_of(tiled, self._table(rows)):
+                events = found.get((key, event[0] // tiled.tile_us))
+                if events is not None:
+                    events.append(event)
         out = []
-        for key, tile in pairs:
-            rows = members.get((key, tile), [])
-            events = [e for k, e in events_of(tiled, self._table(rows)) if k == key] if rows else []
-            events = [e for e in events if e[0] // tiled.tile_us == tile]
+        for (key, tile), events in found.items():
             events.sort(key=lambda e: (e[0], orjson.dumps(e[1:])))
             out.append((key, tile, dumps(summarize(tiled, events)), dumps(events)))
         tile_table(self.store).put(view.entity, view.name, out)
@@ -368,26 +382,22 @@ class CdcApplier:
         members: dict[tuple[str, int], list[Row]],
     ) -> None:
         now = datetime.now(UTC)
-        ts, created = self.source.timestamp, self.source.created
+        ts = self.source.timestamp
+        names = [f"{view.name}__{c}" for c in view.columns]
+        listed = [row for pair in pairs for row in members.get(pair, [])]
+        typed = iter(self._table(listed).to_pylist() if listed else [])
         written = []
-        for key, tile in pairs:
-            rows = members.get((key, tile), [])
-            names = [f"{view.name}__{c}" for c in view.columns]
+        for pair in pairs:
+            rows = [next(typed) for _ in members.get(pair, [])]
             if not rows:
-                empty = ViewValues(view.name, dict.fromkeys(names), None, now)
-                written.append((key, empty))
+                written.append((pair[0], ViewValues(view.name, dict.fromkeys(names), None, now)))
                 continue
-            table = self._table(rows).to_pylist()
-            best = table[-1]
-            if ts is not None:
-                best = max(
-                    table, key=lambda r: (_sortable(r.get(ts)), _sortable(r.get(created or ts)))
-                )
+            best = rows[-1]  # the newest (dirty_rows ranks them)
             event_time = best.get(ts) if ts is not None else None
             if isinstance(event_time, datetime) and event_time.tzinfo is None:
                 event_time = event_time.replace(tzinfo=UTC)
             values = {n: plain_value(best.get(c)) for n, c in zip(names, view.columns, strict=True)}
-            written.append((key, ViewValues(view.name, values, event_time, now)))
+            written.append((pair[0], ViewValues(view.name, values, event_time, now)))
         self.store.write(view.entity, written)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ history
@@ -414,8 +424,24 @@ class CdcApplier:
         append_history(self.history, table, app_id=self.name, version=lsn, overwrite=overwrite)
 
 
-def _sortable(value: Any) -> tuple[bool, Any]:
-    return (value is not None, value if value is not None else 0)
+_LOWEST = -(2**63)
+
+
+def _ranks(table: pa.Table, column: str | None) -> list[int]:
+    """``column``'s values as comparable integers (epoch microseconds for times, days for
+    dates; the lowest for nulls and other types): a latest view's order."""
+    if column is None or column not in table.schema.names:
+        return [0] * table.num_rows
+    values = table.column(column)
+    if pa.types.is_timestamp(values.type):
+        as_us = pc.cast(pc.cast(values, pa.timestamp("us", tz=values.type.tz)), pa.int64())
+    elif pa.types.is_date(values.type):
+        as_us = pc.multiply(pc.cast(pc.cast(values, pa.date32()), pa.int64()), 86_400_000_000)
+    elif pa.types.is_integer(values.type):
+        as_us = pc.cast(values, pa.int64())
+    else:
+        return [_LOWEST] * table.num_rows
+    return [_LOWEST if v is None else int(v) for v in as_us.to_pylist()]
 
 
 async def consume_cdc(

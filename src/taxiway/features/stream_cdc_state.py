@@ -9,7 +9,8 @@ per ``cdc: true`` source:
 - ``cdc_rows``: the table's rows as captured (key → the row's text values): an update's or a
   delete's previous row comes from here (pgoutput sends only the key of a deleted row);
 - ``cdc_index``: per online view, which rows fall in each (entity key, tile) (tile 0 for
-  latest and static views), so a changed tile is recomputed from its rows;
+  latest and static views, each row ranked by its timestamp), so a changed tile is recomputed
+  from its rows and a changed latest value from the key's newest row;
 - ``cdc_dirty``: the (view, key, tile) a committed batch changed and the online store has not
   been given yet.
 
@@ -19,12 +20,12 @@ that finishes leaves the dirty set for the next start to recompute.
 
 >>> import tempfile, pathlib
 >>> state = CdcState(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
->>> state.apply("orders", 40, {'["1"]': {"id": "1"}}, [("v", "7", 0, '["1"]')], [],
+>>> state.apply("orders", 40, {'["1"]': {"id": "1"}}, [("v", "7", 0, '["1"]', 0, 0)], [],
 ...             {("v", "7", 0)})
 >>> state.position("orders"), state.dirty("orders")
 (40, [('v', '7', 0)])
->>> state.members("orders", "v", [("7", 0)])
-{('7', 0): [{'id': '1'}]}
+>>> state.dirty_rows("orders")
+{('v', '7', 0): [{'id': '1'}]}
 >>> state.close()
 """
 
@@ -42,7 +43,9 @@ from taxiway.errors import FeatureError
 
 __all__ = ["CdcState", "IndexEntry"]
 
-IndexEntry = tuple[str, str, int, str]  # (view, entity key, tile, row key)
+# (view, entity key, tile, row key, rank, tie rank): a latest view's newest row has the highest
+# (rank, tie rank, row key): its timestamp and `created` in epoch microseconds (0 for tiles)
+IndexEntry = tuple[str, str, int, str, int, int]
 CHUNK = 400
 
 SCHEMA = """
@@ -52,7 +55,8 @@ CREATE TABLE IF NOT EXISTS cdc_rows (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cdc_index (
     source TEXT NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, tile INTEGER NOT NULL,
-    pk TEXT NOT NULL, PRIMARY KEY (source, view, key, tile, pk)
+    pk TEXT NOT NULL, rank INTEGER NOT NULL, tie INTEGER NOT NULL,
+    PRIMARY KEY (source, view, key, tile, pk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cdc_dirty (
     source TEXT NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, tile INTEGER NOT NULL,
@@ -146,11 +150,11 @@ class CdcState:
             con.executemany(
                 "DELETE FROM cdc_index WHERE source = ? AND view = ? AND key = ? AND tile = ? "
                 "AND pk = ?",
-                [(source, *entry) for entry in removed],
+                [(source, *entry[:4]) for entry in removed],
             )
             con.executemany(
-                "INSERT OR IGNORE INTO cdc_index (source, view, key, tile, pk) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO cdc_index (source, view, key, tile, pk, rank, tie) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(source, *entry) for entry in added],
             )
             con.executemany(
@@ -184,24 +188,33 @@ class CdcState:
         with self._transaction() as con:
             con.execute("DELETE FROM cdc_dirty WHERE source = ?", (source,))
 
-    def members(
-        self, source: str, view: str, pairs: Sequence[tuple[str, int]]
-    ) -> dict[tuple[str, int], list[dict[str, Any]]]:
-        """The stored rows of each (key, tile) of ``view`` (absent when it has none)."""
-        found: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for start in range(0, len(pairs), CHUNK):
-            chunk = pairs[start : start + CHUNK]
-            where = " OR ".join("(i.key = ? AND i.tile = ?)" for _ in chunk)
-            args: list[Any] = [source, view]
-            for key, tile in chunk:
-                args += [key, tile]
-            for key, tile, row in self._con.execute(
-                "SELECT i.key, i.tile, r.row FROM cdc_index i JOIN cdc_rows r "
-                "ON r.source = i.source AND r.pk = i.pk "
-                f"WHERE i.source = ? AND i.view = ? AND ({where}) ORDER BY i.pk",
-                args,
-            ):
-                found.setdefault((str(key), int(tile)), []).append(orjson.loads(row))
+    def dirty_rows(
+        self, source: str, *, newest: Collection[str] = ()
+    ) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+        """Each dirty (view, key, tile) with its stored rows (an empty list: none left); for
+        the views in ``newest``, only the newest row (the highest rank). Two queries."""
+        found: dict[tuple[str, str, int], list[dict[str, Any]]] = {
+            entry: [] for entry in self.dirty(source)
+        }
+        # every row of the tiles; the newest row of the latest values (an index range scan)
+        every = (
+            "SELECT d.view, d.key, d.tile, r.row FROM cdc_dirty d JOIN cdc_index i "
+            "ON i.source = d.source AND i.view = d.view AND i.key = d.key AND i.tile = d.tile "
+            "JOIN cdc_rows r ON r.source = i.source AND r.pk = i.pk WHERE d.source = ? AND "
+            "d.view NOT IN (SELECT value FROM json_each(?)) ORDER BY d.view, d.key, d.tile, i.pk"
+        )
+        best = (
+            "SELECT d.view, d.key, d.tile, (SELECT r.row FROM cdc_index i JOIN cdc_rows r "
+            "ON r.source = i.source AND r.pk = i.pk WHERE i.source = d.source AND "
+            "i.view = d.view AND i.key = d.key AND i.tile = d.tile "
+            "ORDER BY i.rank DESC, i.tie DESC, i.pk DESC LIMIT 1) FROM cdc_dirty d "
+            "WHERE d.source = ? AND d.view IN (SELECT value FROM json_each(?))"
+        )
+        views = orjson.dumps(sorted(newest)).decode()
+        for query in (every, best):
+            for view, key, tile, row in self._con.execute(query, (source, views)):
+                if row is not None:
+                    found[(str(view), str(key), int(tile))].append(orjson.loads(row))
         return found
 
     def close(self) -> None:

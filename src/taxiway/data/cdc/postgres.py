@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from taxiway.data.cdc.pgoutput import Begin, Change, Column, Commit, Relations
-from taxiway.data.sources.postgres import split_table
 from taxiway.errors import SourceError
 from taxiway.spec.models import PostgresSource
 
@@ -193,6 +192,9 @@ class PostgresCdc:
         """The table's columns and key; :class:`SourceError` with the fix when its changes
         cannot be captured (wal_level, missing table, no key)."""
         assert self.spec.table is not None
+        # the postgres extra (ADBC) is needed by CDC only: `features stream` on nats runs without
+        from taxiway.data.sources.postgres import split_table
+
         schema, table = split_table(self.spec.table)
         qualified = f"{_identifier(schema)}.{_identifier(table)}" if schema else _identifier(table)
         (level,) = self._query("SHOW wal_level")[0]

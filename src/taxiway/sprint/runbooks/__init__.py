@@ -15,7 +15,7 @@ One module per page; the scripts the pages embed are package data under ``script
 ...                   Path("/srv/shop/taxiway.yaml"))
 >>> pages = runbooks(project)
 >>> sorted(pages)[:3]
-['README.md', 'contract-breach-breaker-open.md', 'input-drift.md']
+['README.md', 'cdc-slot-behind.md', 'contract-breach-breaker-open.md']
 >>> "| `serving.latency_budget_ms` | `30` | spec |" in pages["latency-budget.md"]
 True
 """
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from taxiway.spec.project import Project
+from taxiway.sprint.runbooks.cdc_slot import _cdc_slot
 from taxiway.sprint.runbooks.contract_breach import _contract_or_breaker
 from taxiway.sprint.runbooks.facts import _MONITOR, _ROLLOUT, PLANNED_COMMANDS, SERVICE_URL, _Facts
 from taxiway.sprint.runbooks.input_drift import _input_drift
@@ -68,6 +69,7 @@ RUNBOOKS: dict[str, tuple[str, Callable[[_Facts], str]]] = {
     "input-drift.md": ("Input drift alert", _input_drift),
     "rollback.md": ("Rollout rollback", _rollback),
     "retraining.md": ("Retraining cadence", _retraining),
+    "cdc-slot-behind.md": ("CDC slot behind", _cdc_slot),
 }
 """File name → (title, renderer) of every runbook, in the order the index lists them."""
 
