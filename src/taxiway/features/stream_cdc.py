@@ -304,8 +304,11 @@ class CdcApplier:
         assert self.info is not None
         return typed_table(self.info.columns, rows, extra)
 
-    def _placements(self, rows: Sequence[Row]) -> Iterable[tuple[_View, str, int, int, int, int]]:
-        """(view, entity key, tile, row index, rank, tie rank) of each row in each online view."""
+    def _placements(
+        self, rows: Sequence[Row]
+    ) -> Iterable[tuple[_View, str, int, int, int, int, bytes]]:
+        """(view, entity key, tile, row index, rank, tie rank, tile event) of each row in each
+        online view."""
         if not rows:
             return
         index = pa.array(range(len(rows)), pa.int64())
@@ -315,22 +318,24 @@ class CdcApplier:
         ties = _ranks(table, created)
         for view in self.views:
             if view.tiled is not None:
-                carrying = dataclasses.replace(view.tiled, inputs=(_ROW,))
+                carrying = dataclasses.replace(view.tiled, inputs=(*view.tiled.inputs, _ROW))
                 for key, event in events_of(carrying, table):
-                    yield view, key, event[0] // view.tiled.tile_us, int(event[1]), 0, 0
+                    row = int(event.pop())
+                    tile = event[0] // view.tiled.tile_us
+                    yield view, key, tile, row, 0, 0, orjson.dumps(event)
             else:
                 keys = [table.column(k).to_pylist() for k in view.keys]
                 for i in range(len(rows)):
                     parts = tuple(column[i] for column in keys)
                     if all(p is not None for p in parts):
-                        yield view, encode_key(parts), 0, i, ranks[i], ties[i]
+                        yield view, encode_key(parts), 0, i, ranks[i], ties[i], b""
 
     def _entries(self, rows: dict[str, Row]) -> set[IndexEntry]:
         pks = list(rows)
         listed = [rows[pk] for pk in pks]
         return {
-            (v.name, key, tile, pks[i], rank, tie)
-            for v, key, tile, i, rank, tie in self._placements(listed)
+            (v.name, key, tile, pks[i], rank, tie, event)
+            for v, key, tile, i, rank, tie, event in self._placements(listed)
         }
 
     # ------------------------------------------------------------------ online values
@@ -340,7 +345,7 @@ class CdcApplier:
         return how many."""
         newest = [v.name for v in self.views if v.tiled is None]
         dirty = self.state.dirty_rows(self.name, newest=newest)
-        by_view: dict[str, dict[tuple[str, int], list[Row]]] = {}
+        by_view: dict[str, dict[tuple[str, int], list[Any]]] = {}
         for (view_name, key, tile), rows in dirty.items():
             by_view.setdefault(view_name, {})[(key, tile)] = rows
         views = {v.name: v for v in self.views}
@@ -360,17 +365,11 @@ class CdcApplier:
         view: _View,
         tiled: TiledView,
         pairs: Sequence[tuple[str, int]],
-        members: dict[tuple[str, int], list[Row]],
+        members: dict[tuple[str, int], list[Any]],
     ) -> None:
-        rows = [row for pair in pairs for row in members.get(pair, [])]
-        found: dict[tuple[str, int], list[Event]] = {pair: [] for pair in pairs}
-        if rows:  # one table for every tile: a row's events land in the tile it is indexed in
-            for key, event in events_of(tiled, self._table(rows)):
-                events = found.get((key, event[0] // tiled.tile_us))
-                if events is not None:
-                    events.append(event)
         out = []
-        for (key, tile), events in found.items():
+        for key, tile in pairs:
+            events: list[Event] = list(members.get((key, tile), []))
             events.sort(key=lambda e: (e[0], orjson.dumps(e[1:])))
             out.append((key, tile, dumps(summarize(tiled, events)), dumps(events)))
         tile_table(self.store).put(view.entity, view.name, out)

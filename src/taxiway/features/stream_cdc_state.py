@@ -9,8 +9,9 @@ per ``cdc: true`` source:
 - ``cdc_rows``: the table's rows as captured (key → the row's text values): an update's or a
   delete's previous row comes from here (pgoutput sends only the key of a deleted row);
 - ``cdc_index``: per online view, which rows fall in each (entity key, tile) (tile 0 for
-  latest and static views, each row ranked by its timestamp), so a changed tile is recomputed
-  from its rows and a changed latest value from the key's newest row;
+  latest and static views, each row ranked by its timestamp; a tiled view's entry holds the
+  row's event), so a changed tile is recomputed from its events and a changed latest value
+  from the key's newest row;
 - ``cdc_dirty``: the (view, key, tile) a committed batch changed and the online store has not
   been given yet.
 
@@ -20,11 +21,11 @@ that finishes leaves the dirty set for the next start to recompute.
 
 >>> import tempfile, pathlib
 >>> state = CdcState(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
->>> state.apply("orders", 40, {'["1"]': {"id": "1"}}, [("v", "7", 0, '["1"]', 0, 0)], [],
+>>> state.apply("orders", 40, {'["1"]': {"id": "1"}}, [("v", "7", 0, '["1"]', 0, 0, b"")], [],
 ...             {("v", "7", 0)})
 >>> state.position("orders"), state.dirty("orders")
 (40, [('v', '7', 0)])
->>> state.dirty_rows("orders")
+>>> state.dirty_rows("orders", newest=["v"])
 {('v', '7', 0): [{'id': '1'}]}
 >>> state.close()
 """
@@ -43,9 +44,10 @@ from taxiway.errors import FeatureError
 
 __all__ = ["CdcState", "IndexEntry"]
 
-# (view, entity key, tile, row key, rank, tie rank): a latest view's newest row has the highest
-# (rank, tie rank, row key): its timestamp and `created` in epoch microseconds (0 for tiles)
-IndexEntry = tuple[str, str, int, str, int, int]
+# (view, entity key, tile, row key, rank, tie rank, event): a latest view's newest row has the
+# highest (rank, tie rank, row key): its timestamp and `created` in epoch microseconds (0 for
+# tiles); a tiled view's entry holds the row's tile event (JSON; empty for latest views)
+IndexEntry = tuple[str, str, int, str, int, int, bytes]
 CHUNK = 400
 
 SCHEMA = """
@@ -55,7 +57,7 @@ CREATE TABLE IF NOT EXISTS cdc_rows (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cdc_index (
     source TEXT NOT NULL, view TEXT NOT NULL, key TEXT NOT NULL, tile INTEGER NOT NULL,
-    pk TEXT NOT NULL, rank INTEGER NOT NULL, tie INTEGER NOT NULL,
+    pk TEXT NOT NULL, rank INTEGER NOT NULL, tie INTEGER NOT NULL, event BLOB NOT NULL,
     PRIMARY KEY (source, view, key, tile, pk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cdc_dirty (
@@ -153,8 +155,8 @@ class CdcState:
                 [(source, *entry[:4]) for entry in removed],
             )
             con.executemany(
-                "INSERT OR REPLACE INTO cdc_index (source, view, key, tile, pk, rank, tie) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO cdc_index (source, view, key, tile, pk, rank, tie, event) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(source, *entry) for entry in added],
             )
             con.executemany(
@@ -190,18 +192,17 @@ class CdcState:
 
     def dirty_rows(
         self, source: str, *, newest: Collection[str] = ()
-    ) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
-        """Each dirty (view, key, tile) with its stored rows (an empty list: none left); for
-        the views in ``newest``, only the newest row (the highest rank). Two queries."""
-        found: dict[tuple[str, str, int], list[dict[str, Any]]] = {
-            entry: [] for entry in self.dirty(source)
-        }
-        # every row of the tiles; the newest row of the latest values (an index range scan)
+    ) -> dict[tuple[str, str, int], list[Any]]:
+        """Each dirty (view, key, tile) with the events of its rows (an empty list: none
+        left); for the views in ``newest``, the newest row itself (the highest rank). Two
+        queries."""
+        found: dict[tuple[str, str, int], list[Any]] = {entry: [] for entry in self.dirty(source)}
+        # the events of the tiles; the newest row of the latest values (an index range scan)
         every = (
-            "SELECT d.view, d.key, d.tile, r.row FROM cdc_dirty d JOIN cdc_index i "
+            "SELECT d.view, d.key, d.tile, i.event FROM cdc_dirty d JOIN cdc_index i "
             "ON i.source = d.source AND i.view = d.view AND i.key = d.key AND i.tile = d.tile "
-            "JOIN cdc_rows r ON r.source = i.source AND r.pk = i.pk WHERE d.source = ? AND "
-            "d.view NOT IN (SELECT value FROM json_each(?)) ORDER BY d.view, d.key, d.tile, i.pk"
+            "WHERE d.source = ? AND d.view NOT IN (SELECT value FROM json_each(?)) "
+            "ORDER BY d.view, d.key, d.tile, i.pk"
         )
         best = (
             "SELECT d.view, d.key, d.tile, (SELECT r.row FROM cdc_index i JOIN cdc_rows r "
