@@ -347,6 +347,17 @@ def test_a_slot_behind_is_reported(setup: Setup, caplog: pytest.LogCaptureFixtur
     assert any(f"slot {setup.slot} retains" in r.getMessage() for r in caplog.records)
 
 
+def test_a_lost_slot_is_snapshotted_again_and_vanished_keys_are_nulled(setup: Setup) -> None:
+    insert(setup, range(30))
+    capture_until(setup, caught_up(setup))
+    drop(setup.url, setup.slot, "no_such_table")  # the slot is gone (lost, or dropped)
+    execute(setup, [("DELETE FROM {t} WHERE k = 2 OR id < 5", ())])
+    totals = capture_until(setup, caught_up(setup))
+    assert totals.snapshot_rows == len(table_rows(setup))
+    assert history_ops(setup) == {"snapshot": totals.snapshot_rows}  # rewritten from it
+    assert_store_equals_table(setup)  # key 2's latest values are null, its tiles empty
+
+
 CRASHING = textwrap.dedent(
     """
     import asyncio, os, signal, sys

@@ -144,10 +144,16 @@ class CdcState:
     ) -> None:
         """Store a batch in one transaction: ``rows`` (key → row, None: deleted), the index
         entries ``added`` and ``removed``, the ``dirty`` values, and ``lsn`` as the position.
-        ``reset`` first forgets everything of ``source`` (a new snapshot)."""
+        ``reset`` first forgets every row of ``source`` (a new snapshot), marking every value
+        they gave as dirty."""
         with self._transaction() as con:
-            if reset:
-                for table in ("cdc_rows", "cdc_index", "cdc_dirty", "cdc_position"):
+            if reset:  # every value the old rows gave is recomputed (nulls where none is left)
+                con.execute(
+                    "INSERT OR IGNORE INTO cdc_dirty (source, view, key, tile) "
+                    "SELECT DISTINCT source, view, key, tile FROM cdc_index WHERE source = ?",
+                    (source,),
+                )
+                for table in ("cdc_rows", "cdc_index", "cdc_position"):
                     con.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
             con.executemany(
                 "DELETE FROM cdc_index WHERE source = ? AND view = ? AND key = ? AND tile = ? "
