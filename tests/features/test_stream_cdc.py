@@ -362,7 +362,8 @@ CRASHING = textwrap.dedent(
     """
     import asyncio, os, signal, sys
     from pathlib import Path
-    from taxiway.features import stream_cdc, stream_cdc_state
+    from taxiway.data import history
+    from taxiway.features import stream_cdc_state
     from taxiway.features.online import SqliteStore
     from taxiway.features.stream import run_streams
     from taxiway.spec import Project
@@ -379,7 +380,7 @@ CRASHING = textwrap.dedent(
         return wrapper
 
     if point == "after_history":  # appended to the history, position not stored
-        stream_cdc.append_history = dying(stream_cdc.append_history)
+        history.HistoryWriter.append = dying(history.HistoryWriter.append)
     else:  # position stored, online values not written, nothing confirmed
         cls = stream_cdc_state.CdcState
         cls.apply = dying(cls.apply)

@@ -36,6 +36,7 @@ import pyarrow as pa
 from taxiway.errors import SourceError
 
 __all__ = [
+    "HistoryWriter",
     "append_history",
     "applied_version",
     "history_files",
@@ -93,33 +94,54 @@ def append_history(
 
     ``overwrite`` replaces the table's rows instead (a CDC source's first snapshot), whatever
     batch it records."""
-    _require_deltalake()
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-
-    done = None if overwrite else applied_version(path, app_id)
-    if done is not None and done >= version:
+    writer = HistoryWriter(path, app_id)
+    if not writer.append(table, version, overwrite=overwrite):
         return None
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            str(path),
-            table,
-            mode="overwrite" if overwrite else "append",
-            schema_mode="overwrite" if overwrite else "merge",
-            configuration=_TABLE_CONFIG,
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(app_id, version)],
-                custom_metadata={"taxiway.batch": str(version), "taxiway.source": app_id},
-            ),
-        )
-        return int(DeltaTable(str(path)).version())
-    except Exception as error:  # delta-rs raises plain Exception subclasses (DeltaError, ...)
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SourceError(
-            f"the history of `{app_id}` cannot be appended to {path}: {first}",
-            fix="check the disk space and permissions of the history folder; a field whose "
-            "type changed between events (text, then a number) needs a contract that types it",
-        ) from None
+    return history_version(path)
+
+
+class HistoryWriter:
+    """The appends of one writer (``app_id``) to the history at ``path``: the batch version
+    the table records is read once, then kept in memory (one writer per history)."""
+
+    def __init__(self, path: Path, app_id: str) -> None:
+        self.path = Path(path)
+        self.app_id = app_id
+        self.recorded = applied_version(self.path, app_id)
+        """The last batch version of ``app_id`` in the table (None: none yet)."""
+
+    def __repr__(self) -> str:
+        return f"HistoryWriter({str(self.path)!r}, {self.app_id!r})"
+
+    def append(self, table: pa.Table, version: int, *, overwrite: bool = False) -> bool:
+        """:func:`append_history` for this writer; False when the batch is recorded."""
+        if not overwrite and self.recorded is not None and self.recorded >= version:
+            return False
+        _require_deltalake()
+        from deltalake import CommitProperties, Transaction, write_deltalake
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_deltalake(
+                str(self.path),
+                table,
+                mode="overwrite" if overwrite else "append",
+                schema_mode="overwrite" if overwrite else "merge",
+                configuration=_TABLE_CONFIG,
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(self.app_id, version)],
+                    custom_metadata={"taxiway.batch": str(version), "taxiway.source": self.app_id},
+                ),
+            )
+        except Exception as error:  # delta-rs raises plain Exception subclasses (DeltaError)
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SourceError(
+                f"the history of `{self.app_id}` cannot be appended to {self.path}: {first}",
+                fix="check the disk space and permissions of the history folder; a field whose "
+                "type changed between events (text, then a number) needs a contract that types it",
+            ) from None
+        self.recorded = version
+        return True
 
 
 def read_history(path: Path, version: int | None = None) -> pa.Table:

@@ -14,7 +14,7 @@ consumer (``durable:``) with explicit acks, and every ``cdc: true`` postgres sou
    the pre-image of every tile it touches (one SQLite commit);
 4. add the events to every tiled view over the source (:func:`~taxiway.features.tiles.apply_events`);
 5. append them to the Delta table at ``history:`` as application transaction ``(source, n)``
-   (:func:`~taxiway.data.history.append_history`: skipped when the table records ``n``);
+   (:class:`~taxiway.data.history.HistoryWriter`: skipped when the table records ``n``);
 6. record their ids as applied, ``n`` as the last batch, and end the journalled batch (one
    SQLite commit);
 7. acknowledge every message of the batch (applied, duplicate or quarantined).
@@ -59,7 +59,7 @@ from nats.js.errors import NotFoundError
 from taxiway.data.cdc.postgres import PostgresCdc
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.model import Contract
-from taxiway.data.history import append_history
+from taxiway.data.history import HistoryWriter
 from taxiway.data.sources.nats_events import check_events
 from taxiway.errors import FeatureError, SourceError
 from taxiway.features.online._codec import decode, dumps
@@ -146,6 +146,7 @@ class StreamApplier:
             load_contract(source.contract) if source.contract is not None else None
         )
         self.history = Path(source.history)
+        self.writer = HistoryWriter(self.history, name)
 
     def recover(self) -> bool:
         """Finish a batch a crash left journalled; True when there was one."""
@@ -220,7 +221,7 @@ class StreamApplier:
         """Steps 4-6: the tiles, the history (once per batch number), the journal's commit."""
         for view in self.views:
             apply_events(self.store, view, table)
-        append_history(self.history, table, app_id=self.name, version=batch)
+        self.writer.append(table, batch)
         self.journal.commit(self.name, ids)
 
     def _complete(self, table: pa.Table) -> pa.Table:

@@ -58,7 +58,7 @@ from taxiway.data.cdc.postgres import (
     format_lsn,
 )
 from taxiway.data.cdc.values import typed_table
-from taxiway.data.history import append_history, applied_version
+from taxiway.data.history import HistoryWriter
 from taxiway.errors import SourceError
 from taxiway.features.materialize import encode_key, plain_value
 from taxiway.features.online._codec import dumps
@@ -140,6 +140,7 @@ class CdcApplier:
         self.state = state
         self.cdc = cdc
         self.history = Path(source.history)
+        self.writer = HistoryWriter(self.history, name)
         self.views: list[_View] = []
         for view_name, view in spec.features.items():
             if view.source != name:
@@ -404,7 +405,7 @@ class CdcApplier:
     def _append_history(
         self, lsn: int, history: list[tuple[Row, str, int, int]], *, overwrite: bool
     ) -> None:
-        done = None if overwrite else applied_version(self.history, self.name)
+        done = None if overwrite else self.writer.recorded
         if done is not None:
             history = [h for h in history if h[2] > done]
         if not history and not overwrite:
@@ -420,7 +421,7 @@ class CdcApplier:
                 ),
             },
         )
-        append_history(self.history, table, app_id=self.name, version=lsn, overwrite=overwrite)
+        self.writer.append(table, lsn, overwrite=overwrite)
 
 
 _LOWEST = -(2**63)
