@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import os
 import random
+import select
 import shlex
 import statistics
 import subprocess
@@ -45,7 +46,6 @@ import psycopg2
 import psycopg2.extras
 
 from taxiway.data.cdc.pgoutput import Change, Commit, Relations
-from taxiway.data.cdc.postgres import parse_lsn
 from taxiway.features import stream_cdc
 from taxiway.features.online import SqliteStore
 from taxiway.features.stream import run_streams
@@ -94,8 +94,9 @@ class Live:
 
 def commit_changes(
     con: psycopg.Connection[Any], table: str, rng: random.Random, next_id: list[int], live: Live
-) -> None:
-    """One transaction of :data:`TXN` changes (60% inserts, 30% updates, 10% deletes)."""
+) -> int:
+    """One transaction of :data:`TXN` changes (60% inserts, 30% updates, 10% deletes);
+    return how many rows it changed (a sampled id repeats now and then)."""
     sql = rows_sql(table)
     inserts = int(TXN * 0.6)
     ids = list(range(next_id[0], next_id[0] + inserts))
@@ -109,26 +110,31 @@ def commit_changes(
         con.execute(sql["delete"], (gone,))
     live.remove(gone)
     live.add(ids)
+    return len(ids) + len(updates) + len(gone)
 
 
-def writer(url: str, table: str, changes: int, rate: float, seed: int, first_id: int) -> None:
-    """Commit ``changes`` changes at ``rate`` per second (0: as fast as possible)."""
+def writer(url: str, table: str, changes: int, rate: float, seed: int, first_id: int) -> int:
+    """Commit ``changes`` changes at ``rate`` per second (0: as fast as possible); return the
+    rows changed."""
     rng = random.Random(seed)
     with psycopg.connect(url) as con:
         live = Live([int(r[0]) for r in con.execute(f"SELECT id FROM {table}").fetchall()])
         con.commit()
         next_id = [first_id]
         began = time.perf_counter()
+        changed = 0
         for done in range(0, changes, TXN):
             if rate:
                 wait = began + done / rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
-            commit_changes(con, table, rng, next_id, live)
+            changed += commit_changes(con, table, rng, next_id, live)
+    return changed
 
 
-def bare_drain(url: str, slot: str, publication: str, until_lsn: int) -> tuple[int, float, int]:
-    """The floor: read, decode and confirm until ``until_lsn``; (changes, seconds, last LSN)."""
+def bare_drain(url: str, slot: str, publication: str, expected: int) -> tuple[int, float, int]:
+    """The floor: read, decode and confirm until ``expected`` changes came (the server's WAL
+    position is no stop sign: other sessions write WAL too); (changes, seconds, last LSN)."""
     con = psycopg2.connect(url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = con.cursor()
     cur.start_replication(
@@ -139,11 +145,9 @@ def bare_drain(url: str, slot: str, publication: str, until_lsn: int) -> tuple[i
     decoder = Relations()
     changes, last = 0, 0
     began = time.perf_counter()
-    while last < until_lsn:
+    while True:
         message = cur.read_message()
         if message is None:
-            import select
-
             select.select([con], [], [], 0.5)
             continue
         decoded = decoder.decode(message.payload)
@@ -152,6 +156,8 @@ def bare_drain(url: str, slot: str, publication: str, until_lsn: int) -> tuple[i
         elif isinstance(decoded, Commit):
             last = decoded.end_lsn
             cur.send_feedback(flush_lsn=last)
+            if changes >= expected:  # the transaction holding the last change has ended
+                break
     seconds = time.perf_counter() - began
     con.close()
     return changes, seconds, last
@@ -269,13 +275,10 @@ features:
             con.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (bare_slot,))
         # 2. the backlog, committed with no consumer running
         began = time.perf_counter()
-        writer(args.url, table, args.backlog, 0, seed=1, first_id=10_000_000)
-        print(f"backlog: {args.backlog:,} changes committed in {time.perf_counter() - began:.1f} s")
-        with psycopg.connect(args.url, autocommit=True) as con:
-            (current,) = con.execute("SELECT pg_current_wal_lsn()::text").fetchone() or ("0/0",)
-        target = parse_lsn(str(current))
+        expected = writer(args.url, table, args.backlog, 0, seed=1, first_id=10_000_000)
+        print(f"backlog: {expected:,} changes committed in {time.perf_counter() - began:.1f} s")
         # 3. drains: the floor, then taxiway, over the same WAL
-        changes, bare_s, last = bare_drain(args.url, bare_slot, slot, target - 1)
+        changes, bare_s, last = bare_drain(args.url, bare_slot, slot, expected)
         totals, tw_s = run_consumer(project, lambda: stored_position(project) >= last)
         print(
             f"drain, bare psycopg2 loop (decode + confirm, no storage): {changes:,} changes in "
@@ -318,7 +321,7 @@ features:
             f"max {max(lags):.3f} s"
         )
         print(f"command: .venv/bin/python {command}")
-    finally:
+    finally:  # (a SIGTERM skips this: drop the bench_* slots, publication and table by hand)
         with psycopg.connect(args.url, autocommit=True) as con:
             for name in (slot, bare_slot):
                 con.execute(

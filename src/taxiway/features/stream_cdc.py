@@ -13,10 +13,11 @@ whole transactions goes through, in this order:
    insert, update or delete; ``_lsn``: where its transaction's commit ends; ``_committed_at``)
    as application transaction ``(source, last LSN)``, leaving out rows at or before the LSN the
    table already records for the source;
-4. store the rows, the (view, key, tile) they enter and leave, those as *dirty*, and the
-   batch's last LSN as the position: one SQLite commit;
-5. recompute each dirty value from the stored rows and write it to the online store: a tiled
-   aggregate view's tile (:func:`~taxiway.features.tiles.summarize` of the tile's rows), a
+4. store the rows, the (view, key, tile) they enter and leave (with each row's tile event, or
+   its rank by timestamp), every (view, key, tile) a changed row was or is in as *dirty*, and
+   the batch's last LSN as the position: one SQLite commit;
+5. recompute each dirty value from what is stored and write it to the online store: a tiled
+   aggregate view's tile (:func:`~taxiway.features.tiles.summarize` of its rows' events), a
    latest view's newest row (by timestamp, then ``created``), a static view's row; a key left
    with no row gets nulls;
 6. forget the dirty set, then confirm the position to PostgreSQL (only now may it recycle
@@ -282,7 +283,7 @@ class CdcApplier:
         old = self._entries({pk: before[pk] for pk in after if pk in before})
         new = self._entries({pk: row for pk, row in after.items() if row is not None})
         removed, added = sorted(old - new), sorted(new - old)
-        dirty = {entry[:3] for entry in old | new}  # a changed value moves no entry
+        dirty = {entry[:3] for entry in old | new}  # moved or not, each one's value changed
         self.state.apply(self.name, lsn, after, added, removed, dirty, reset=reset)
         self.position = lsn
         self._refresh()
