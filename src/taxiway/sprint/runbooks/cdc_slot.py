@@ -52,8 +52,8 @@ stopped, or slower than the writes, makes the server's disk fill up.
 - The consumer's progress line (every `--progress-every` seconds) says
   `slot <slot> retains <N> bytes of WAL, <M> unconfirmed (<wal_status>)` and N keeps growing;
   an ERROR line says the slot is `unreserved` or `lost`.
-- Online values of views over these tables stop changing (`taxiway features get`) while the
-  table changes.
+- Online values of views over these tables stop changing while the table changes
+  (`taxiway features get <entity>=<key>`).
 - On the server: `pg_wal` grows; `wal_status` in `pg_replication_slots` turns `extended`, then
   `unreserved`, then `lost`.
 
