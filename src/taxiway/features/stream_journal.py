@@ -7,7 +7,7 @@ A small SQLite file beside the online store (``<state>/streams.sqlite``), writte
   redelivered or re-published event a no-op);
 - ``stream_batches``: the number of the last batch applied (batches are numbered 1, 2, ...:
   the number is the batch's Delta application-transaction version in the history);
-- ``stream_pending`` / ``stream_undo``: the batch being applied, if any: its number, its
+- ``stream_batch_pending`` / ``stream_undo``: the batch being applied, if any: its number, its
   events (Arrow IPC), their ids and, per tile it touches, the tile's events before the batch
   (None: no tile). They are committed before the first tile write and deleted in the same
   transaction that records the batch's ids, so after a crash a pending batch is *finished*:
