@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "dependencies.md").read_text()
 # the library's own requirements: the core and the extras src/taxiway uses (the others serve
 # examples/, bench/ and development)
-LIBRARY_EXTRAS = ("train", "serve", "postgres", "redis", "xgboost", "mlflow")
+LIBRARY_EXTRAS = ("train", "serve", "postgres", "redis", "xgboost", "mlflow", "lineage")
 # the doc's section for the core and for each extra that the core held before the split
 SECTIONS = {"core": "## Core", "train": "## train", "serve": "## serve"}
 # declared, never imported by taxiway itself; docs/dependencies.md says why
@@ -120,4 +120,4 @@ def test_the_readme_commands_install_everything() -> None:
     extras = PROJECT["optional-dependencies"]
     assert any(r.startswith("taxiway[all]") for r in extras["examples"])
     assert any(r.startswith("taxiway[") and "examples" in r for r in extras["dev"])
-    assert extras["all"] == ["taxiway[train,serve,recommend]"]
+    assert extras["all"] == ["taxiway[train,serve,recommend,lineage]"]

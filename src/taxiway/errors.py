@@ -16,6 +16,8 @@ place), so the codes live here and nowhere else; this module imports no web fram
     │   └── RequestError          exit 1   HTTP 422   a malformed request (each field named)
     ├── GovernanceError           exit 1   HTTP 500   a sign-off is refused, or the approvals log
     │                                                 is broken
+    ├── LineageError              exit 1   HTTP 500   an event could not be sent (only ever
+    │                                                 warned about: lineage never fails a command)
     └── MissingExtraError         exit 4   HTTP 500   a command needs an extra that is not
                                                       installed (`pip install 'taxiway[train]'`)
 
@@ -46,6 +48,7 @@ __all__ = [
     "ContractViolation",
     "FeatureError",
     "GovernanceError",
+    "LineageError",
     "MissingExtraError",
     "ModelError",
     "MonitoringError",
@@ -208,6 +211,11 @@ class RequestError(ServingError):
 class GovernanceError(TaxiwayError):
     """A sign-off cannot be recorded (a role the spec does not ask for, no name, a failed
     write), or the approvals log is broken (a line edited, deleted, inserted or incomplete)."""
+
+
+class LineageError(TaxiwayError):
+    """A lineage event could not be sent (an OpenLineage endpoint down or refusing it). The
+    emitter reports it as a warning: lineage never fails the command it describes."""
 
 
 class MissingExtraError(TaxiwayError):

@@ -222,7 +222,7 @@ def test_the_modules_of_each_extra_are_what_pyproject_installs() -> None:
             for part in r.removeprefix("taxiway[").partition("]")[0].split(",")
         }
         assert included == set(INCLUDES.get(extra, ())), extra
-    assert set(INCLUDES["all"]) == {"train", "serve", "recommend"}
+    assert set(INCLUDES["all"]) == {"train", "serve", "recommend", "lineage"}
     assert extra_of("lightgbm.basic") == "train"
 
 

@@ -169,7 +169,7 @@ def _add_missing(name: str, error: ModuleNotFoundError) -> None:
 
 for _name in ("check", "features", "train", "models", "audit", "serve", "sprint", "assess"):
     _add(_name, group=_name in ("features", "models"))
-for _name in ("approve", "runbook"):
+for _name in ("approve", "runbook", "lineage"):
     _add(_name)
 _add("monitor", group=True)
 _add("rollout", group=True)  # the gradual rollout

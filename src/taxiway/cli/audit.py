@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from taxiway.cli import emit
+from taxiway.cli.emit import command_run
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_FAILURE, EXIT_OK
 from taxiway.spec.project import Project
@@ -54,12 +56,14 @@ def audit(
     finally:
         registry.close()
     report: AuditReport
-    if project.spec.recommend is not None:
-        from taxiway.recommend.audit import run_recommend_audit
+    with command_run(project, "audit") as run:
+        if project.spec.recommend is not None:
+            from taxiway.recommend.audit import run_recommend_audit
 
-        report = run_recommend_audit(project, version, sample=sample)
-    else:
-        report = run_audit(project, version, sample=sample)
+            report = run_recommend_audit(project, version, sample=sample)
+        else:
+            report = run_audit(project, version, sample=sample)
+        emit.audited(run, project, version, report.as_dict()["checks"])
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "audit.md").write_text(report.markdown())

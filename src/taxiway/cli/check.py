@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxiway.cli import emit
+from taxiway.cli.emit import command_run
 from taxiway.cli.junit import write_junit
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.data.check import CheckReport, check_project
@@ -67,7 +69,9 @@ def check(
             if step == "done":
                 progress.remove_task(task)  # type: ignore[arg-type]
 
-        report = check_project(project, as_of=moment, progress=report_progress)
+        with command_run(project, "check", emit.sources(project.spec)) as run:
+            report = check_project(project, as_of=moment, progress=report_progress)
+            emit.checked(run, project.spec, report)
     if junit is not None:
         write_junit(report, junit)
     if as_json:

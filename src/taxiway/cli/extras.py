@@ -44,6 +44,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "xgboost": ("xgboost",),
     "mlflow": ("mlflow", "skops"),
     "recommend": ("implicit", "faiss", "scipy"),
+    "lineage": ("openlineage", "attr"),
 }
 """The top-level modules each extra of pyproject.toml brings (tests/cli/test_extras.py checks
 them against it)."""
@@ -53,7 +54,7 @@ INCLUDES: dict[str, tuple[str, ...]] = {
     "xgboost": ("train",),
     "mlflow": ("train",),
     "recommend": ("train",),
-    "all": ("train", "serve", "recommend"),
+    "all": ("train", "serve", "recommend", "lineage"),
 }
 """Extras that include others (pyproject: ``serve = ["taxiway[train]", ...]``)."""
 

@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxiway.cli import emit
+from taxiway.cli.emit import command_run
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, MissingExtraError, SpecError
 from taxiway.features.lookup import lookup
@@ -73,7 +75,7 @@ def build(
 ) -> None:
     """Build the point-in-time training set and its manifest."""
     project = Project.load(file, state_dir)
-    with _progress() as progress:
+    with _progress() as progress, command_run(project, "features.build") as run:
         task = progress.add_task("starting", total=None)
         manifest = build_training_set(
             project,
@@ -81,6 +83,7 @@ def build(
             progress=lambda step: progress.update(task, description=step),
             memory_limit=memory_limit,
         )
+        emit.built(run, project.spec, manifest)
     if as_json:
         typer.echo(json.dumps(manifest.as_dict(), indent=2))
         return
@@ -117,9 +120,11 @@ def materialize_command(
                     tasks[view] = progress.add_task(view, total=total)
                 progress.update(tasks[view], completed=done)  # type: ignore[arg-type]
 
-            report = materialize(
-                project, store, as_of=_utc(as_of), full=full, progress=report_progress
-            )
+            with command_run(project, "features.materialize") as run:
+                report = materialize(
+                    project, store, as_of=_utc(as_of), full=full, progress=report_progress
+                )
+                emit.materialized(run, project, list(report.views))
     finally:
         store.close()
     # on stderr, so that --json stays one document; the values were written all the same

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from taxiway.cli import emit
+from taxiway.cli.emit import command_run
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
@@ -214,52 +216,58 @@ def _promote(
     from taxiway.sprint.phases import NOT_EXERCISED
 
     project = Project.load(file, state_dir)
-    registry = _open(project)
-    try:
-        v = registry.get(project.spec.name, version)
-    finally:
-        registry.close()
-    if v.stage == "production":
-        Console(highlight=False).print(f"{v.name} v{v.version} is already production")
-        return
-    errors = Console(stderr=True, highlight=False)
-    errors.print(
-        f"checking the gate for {v.name} v{v.version}: the handoff audit, owner, action, "
-        "sign-offs, monitoring, rollout"
-    )
-    gate = promotion_gate(project, v)
-    blockers = gate.blockers
-    who = by or getpass.getuser()
-    console = Console(highlight=False)
-    for check in gate.warnings:
-        if not check.detail.startswith(NOT_EXERCISED):  # nothing exercises them outside a sprint
-            errors.print(f"[yellow]warning:[/] {escape(check.name)}: {escape(check.detail)}")
-    if blockers and forced_for is None:
-        raise GovernanceError(
-            _refusal(v, blockers),
-            fix=f"fix each blocker and run `taxiway models promote {v.version}` again; or, "
-            "when it cannot wait, `taxiway models promote "
-            f"{v.version} -f {project.spec_path} --force --reason TEXT` promotes anyway and "
-            f"records who, why and each blocker overridden in {approvals_path(project)}",
+    with command_run(project, "models.promote") as run:
+        registry = _open(project)
+        try:
+            v = registry.get(project.spec.name, version)
+        finally:
+            registry.close()
+        if v.stage == "production":
+            Console(highlight=False).print(f"{v.name} v{v.version} is already production")
+            return
+        errors = Console(stderr=True, highlight=False)
+        errors.print(
+            f"checking the gate for {v.name} v{v.version}: the handoff audit, owner, action, "
+            "sign-offs, monitoring, rollout"
         )
-    if blockers and forced_for is not None:
-        record = record_override(
-            project,
-            who,
-            forced_for,
-            f"promoted {v.name} v{v.version} to production",
-            [b.title for b in blockers],
-        )
-        console.print(
-            f"[bold red]gate overridden[/] by {escape(who)}: {len(blockers)} blocker(s) "
-            f"({escape('; '.join(b.title for b in blockers))}); recorded as record "
-            f"{record.seq} of {approvals_path(project)}"
-        )
-        forced = f"forced over {len(blockers)} blocker(s) (approvals log record {record.seq})"
-        note = f"{forced}: {forced_for.strip()}" + (f"; {note}" if note else "")
-    elif forced_for is not None:
-        console.print("no blocker: --force was not needed, and nothing is recorded as overridden")
-    _stage(file, state_dir, version, "production", who, note)
+        gate = promotion_gate(project, v)
+        blockers = gate.blockers
+        who = by or getpass.getuser()
+        console = Console(highlight=False)
+        for check in gate.warnings:
+            if not check.detail.startswith(
+                NOT_EXERCISED
+            ):  # nothing exercises them outside a sprint
+                errors.print(f"[yellow]warning:[/] {escape(check.name)}: {escape(check.detail)}")
+        if blockers and forced_for is None:
+            raise GovernanceError(
+                _refusal(v, blockers),
+                fix=f"fix each blocker and run `taxiway models promote {v.version}` again; or, "
+                "when it cannot wait, `taxiway models promote "
+                f"{v.version} -f {project.spec_path} --force --reason TEXT` promotes anyway and "
+                f"records who, why and each blocker overridden in {approvals_path(project)}",
+            )
+        if blockers and forced_for is not None:
+            record = record_override(
+                project,
+                who,
+                forced_for,
+                f"promoted {v.name} v{v.version} to production",
+                [b.title for b in blockers],
+            )
+            console.print(
+                f"[bold red]gate overridden[/] by {escape(who)}: {len(blockers)} blocker(s) "
+                f"({escape('; '.join(b.title for b in blockers))}); recorded as record "
+                f"{record.seq} of {approvals_path(project)}"
+            )
+            forced = f"forced over {len(blockers)} blocker(s) (approvals log record {record.seq})"
+            note = f"{forced}: {forced_for.strip()}" + (f"; {note}" if note else "")
+        elif forced_for is not None:
+            console.print(
+                "no blocker: --force was not needed, and nothing is recorded as overridden"
+            )
+        _stage(file, state_dir, version, "production", who, note)
+        emit.promoted(run, project, v)
 
 
 def _refusal(v: ModelVersion, blockers: list[Blocker]) -> str:

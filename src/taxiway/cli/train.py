@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taxiway.cli import emit
+from taxiway.cli.emit import command_run
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.spec.project import Project
 
@@ -50,7 +52,7 @@ def train(
     from taxiway.models.training import train_model
 
     stderr = Console(stderr=True)
-    with _progress(stderr) as progress:
+    with _progress(stderr) as progress, command_run(project, "train") as run:
         task = progress.add_task("starting", total=None)
         result = train_model(
             project,
@@ -58,6 +60,7 @@ def train(
             memory_limit=memory_limit,
             progress=lambda step: progress.update(task, description=step),
         )
+        emit.trained(run, project, result.version, beats_baseline=result.beats_baseline)
     document = result.as_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2))
@@ -157,11 +160,12 @@ def _train_recommender(project: Project, as_json: bool) -> None:
     from taxiway.recommend.training import train_recommender
 
     stderr = Console(stderr=True)
-    with _progress(stderr) as progress:
+    with _progress(stderr) as progress, command_run(project, "train") as run:
         task = progress.add_task("starting", total=None)
         result = train_recommender(
             project, progress=lambda step: progress.update(task, description=step)
         )
+        emit.trained(run, project, result.version, beats_baseline=result.beats_baseline)
     document = result.as_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2))

@@ -18,12 +18,14 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from taxiway.errors import RolloutError, TaxiwayError
+from taxiway.lineage import Emitter, LineageRun, rollout_dataset
 from taxiway.models.registry import Registry, open_registry
 from taxiway.rollout.analysis import Analysis, analyse, monitor_drift
 from taxiway.rollout.interleaved import update_interleaved
@@ -64,6 +66,9 @@ class Controller:
         self.name = project.spec.name
         self.by = by
         self._store: RolloutStore | None = None
+        self._lineage = Emitter(
+            project.spec.lineage, state_dir=project.state_dir, use_case=self.name
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -174,21 +179,35 @@ class Controller:
             "control": control,
             "production": number,
         }
-        return self.store.start(
-            name=self.name,
-            salt=salt or secrets.token_hex(8),
-            control=control,
-            candidate=chosen.version,
-            unit=plan.unit,
-            steps=list(plan.steps),
-            plan=frozen,
-            by=self.by,
-            evidence=evidence,
-            now=now,
-        )
+        with self._step("start") as run:
+            state = self.store.start(
+                name=self.name,
+                salt=salt or secrets.token_hex(8),
+                control=control,
+                candidate=chosen.version,
+                unit=plan.unit,
+                steps=list(plan.steps),
+                plan=frozen,
+                by=self.by,
+                evidence=evidence,
+                now=now,
+            )
+            run.wrote([rollout_dataset(self._lineage.namespace, self.name, state, "start")])
+        return state
 
     def check(self, *, now: datetime | None = None) -> CheckResult:
         """Read what the logs gained, analyse, decide, and act on the verdict."""
+        # a check that holds is no step: its run is sent only when it moved or failed
+        with self._lineage.run("rollout.check", deferred=True) as run:
+            result = self._check(now)
+            served = rollout_dataset(
+                self._lineage.namespace, self.name, result.state, result.transition
+            )
+            run.wrote([served])
+            run.skip = result.transition is None
+        return result
+
+    def _check(self, now: datetime | None) -> CheckResult:
         state = self.current()
         moment = now or datetime.now(UTC)
         analysis = self.analyse(state)
@@ -356,9 +375,16 @@ class Controller:
         **changes: Any,
     ) -> RolloutState:
         evidence = {"reason": reason} if reason else {}
-        return self.store.update(
-            current, by=self.by, kind=kind, evidence=evidence, now=now, **changes
-        )
+        with self._step(kind) as run:
+            after = self.store.update(
+                current, by=self.by, kind=kind, evidence=evidence, now=now, **changes
+            )
+            run.wrote([rollout_dataset(self._lineage.namespace, self.name, after, kind)])
+        return after
+
+    def _step(self, kind: str) -> AbstractContextManager[LineageRun]:
+        """One rollout step as an OpenLineage run, START to COMPLETE or FAIL (docs/lineage.md)."""
+        return self._lineage.run(f"rollout.{kind}")
 
     def _make_production(self, state: RolloutState) -> None:
         registry = self._registry()

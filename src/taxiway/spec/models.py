@@ -54,6 +54,7 @@ __all__ = [
     "Interleaving",
     "Label",
     "LatestView",
+    "LineageSpec",
     "ModelSpec",
     "Monitoring",
     "NatsSource",
@@ -980,6 +981,43 @@ class Rollout(_Model):
         return self
 
 
+class LineageSpec(_Model):
+    """Where the OpenLineage run events of each command go (docs/lineage.md).
+
+    ``file`` (the default, also without this section) appends one JSON event per line to
+    ``<state dir>/lineage/events.jsonl``; ``http`` posts each to an OpenLineage endpoint such
+    as Marquez (and keeps it in the file when the endpoint cannot be reached); ``off`` emits
+    nothing.
+    """
+
+    transport: Literal["file", "http", "off"] = "file"
+    url: SecretURL | None = Field(
+        default=None, description="The endpoint's base URL (Marquez: http://host:5000)."
+    )
+    endpoint: str = Field(
+        default="api/v1/lineage", description="The path events are posted to, under `url`."
+    )
+    api_key_env: str | None = Field(
+        default=None, description="An environment variable holding a bearer token."
+    )
+    timeout_s: float = Field(default=2.0, gt=0, description="How long one post may take.")
+    namespace: str = Field(
+        default="taxiway", min_length=1, description="The jobs' OpenLineage namespace."
+    )
+    path: SpecPath | None = Field(
+        default=None, description="The file transport's folder. Default: <state dir>/lineage"
+    )
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> LineageSpec:
+        if self.transport == "http" and self.url is None:
+            raise ValueError(
+                "transport `http` needs the endpoint: add `url: http://host:5000` (Marquez) "
+                "or `url: ${OPENLINEAGE_URL}`"
+            )
+        return self
+
+
 class Governance(_Model):
     """Who must sign off, and who acts on each prediction."""
 
@@ -1021,6 +1059,7 @@ class TaxiwaySpec(_Model):
     monitoring: Monitoring | None = None
     rollout: Rollout | None = None
     governance: Governance | None = None
+    lineage: LineageSpec | None = None
     recommend: RecommendSpec | None = Field(
         default=None, description="A recommendation use case (instead of `label:`/`model:`)."
     )
