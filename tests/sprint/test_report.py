@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.sprint.test_debrief import debriefs
 
+from taxiway.lineage import build_graph
 from taxiway.sprint.debrief import Debrief
 from taxiway.sprint.outcome import Blocker, Check, Phase
 from taxiway.sprint.report import STATUS_COLOURS, render_html, render_markdown, write_report
@@ -49,6 +50,7 @@ OUR_TAGS = {
     "rect",
     "text",
     "line",
+    "g",
 }
 
 
@@ -87,6 +89,24 @@ def full_debrief(text: str = "") -> Debrief:
             "baseline": 0.65,
             "beats_baseline": True,
         },
+        "lineage": build_graph(
+            "repurchase" + t,
+            3,
+            {
+                "sources": [
+                    {
+                        "name": "orders" + t,
+                        "kind": "file",
+                        "rows": 10,
+                        "contract": {"path": "c.yaml", "id": "orders" + t, "version": "1.0"},
+                    }
+                ],
+                "views": [{"name": "spend" + t, "source": "orders" + t, "used": ["spend_30d"]}],
+                "training_set": {"path": "training.parquet", "rows": 5},
+            },
+            stage="production",
+            served=3,
+        ).as_dict(),
         "audit": {
             "blocked": True,
             "findings": [
@@ -366,10 +386,20 @@ def test_what_the_sprint_did_not_reach_says_not_measured() -> None:
     page, text = render_html(stopped), render_markdown(stopped)
     ids = {attrs.get("id") for tag, attrs in elements(page) if tag == "svg"}
     assert ids == {"chart-timeline"}
-    assert page.count("not measured: the sprint did not get this far") == 6
-    assert text.count("not measured: the sprint did not get this far") == 6
+    assert page.count("not measured: the sprint did not get this far") == 7
+    assert text.count("not measured: the sprint did not get this far") == 7
     assert "not assessed" in page
     assert "not assessed" in text
+
+
+def test_the_lineage_graph_is_drawn_in_the_page_and_written_in_markdown() -> None:
+    d = full_debrief()
+    page, text = render_html(d), render_markdown(d)
+    boxes = [a for tag, a in elements(page) if tag == "rect"]
+    assert 'id="lineage-graph"' in page
+    assert len(boxes) >= 6  # contract, source, view, training set, model, service
+    assert "contract orders v1.0" in page
+    assert "served: v3 in production ← model repurchase v3" in text
 
 
 # --- the tables ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from taxiway.lineage import build_graph
 from taxiway.models.registry import open_registry
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import sign_offs
@@ -75,6 +76,13 @@ def _deployment(state: _State) -> bool:
             phase.checks.append(
                 Check("promote to production", "pass", f"v{candidate.version} is in production")
             )
+            state.facts["lineage"] = build_graph(
+                candidate.name,
+                candidate.version,
+                candidate.lineage,
+                stage="production",
+                served=candidate.version,
+            ).as_dict()
             deployed = True
     return deployed
 

@@ -12,6 +12,7 @@ from typing import Any
 from taxiway.features.materialize import materialize
 from taxiway.features.online import open_online_store
 from taxiway.features.training_set import used_sources
+from taxiway.lineage import build_graph
 from taxiway.models.audit import run_audit
 from taxiway.models.audit.coverage import NO_ACTION, NO_OWNER
 from taxiway.models.audit.findings import AuditReport
@@ -254,6 +255,10 @@ def _train(state: _State, phase: Phase) -> None:
                 else round(time.perf_counter() - began, 3),
             }
             state.observed["lineage_recorded"] = bool(v.lineage)
+            production = registry.production(v.name)
+            served = production.version if production is not None else None
+            graph = build_graph(v.name, v.version, v.lineage, stage=v.stage, served=served)
+            state.facts["lineage"] = graph.as_dict()
     finally:
         registry.close()
     if state.candidate is None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from taxiway.lineage import LineageGraph, lineage_svg
 from taxiway.sprint.assess import SOURCE_TITLES, SOURCES
 from taxiway.sprint.charts import (
     STATUS_COLOURS,
@@ -87,6 +88,7 @@ def render_html(debrief: Debrief) -> str:
             "model", "Model versus baseline", _model_html(_fact(d, "model"), d.leaking_inputs)
         ),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
+        _section("lineage", "Lineage", _lineage_html(_fact(d, "lineage"))),
         *(
             [_section("recommend", "Recommendations", _recommend_html(d))]
             if _fact(d, "recommend")
@@ -188,6 +190,15 @@ def _audit_html(audit: dict[str, Any] | None) -> str:
     head = "blocked" if audit.get("blocked") else "not blocked"
     table = _table("audit-table", ["check", "severity", "finding", "fix"], rows, classes)
     return f"<p>{_e(head)}: {len(findings)} finding(s)</p>{table}"
+
+
+def _lineage_html(lineage: dict[str, Any] | None) -> str:
+    """The registered version's lineage graph as an inline SVG, layered from contracts to the
+    service (the same graph as `taxiway lineage`)."""
+    if not lineage:
+        return _missing()
+    graph = LineageGraph.from_dict(lineage)
+    return f"<p>{_e(graph.title)}</p>{lineage_svg(graph)}"
 
 
 def _recommend_html(d: Debrief) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from taxiway.lineage import LineageGraph
 from taxiway.sprint.assess import SOURCE_TITLES, SOURCES
 from taxiway.sprint.debrief import PATHS, Debrief
 from taxiway.sprint.outcome import Phase
@@ -99,6 +100,7 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
         ("Model versus baseline", [_model_line(model, d.leaking_inputs)] if model
          else [_NOT_MEASURED]),
         ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
+        ("Lineage", _md_lineage(_fact(d, "lineage"))),
         *([("Recommendations", _md_recommend(d))] if _fact(d, "recommend") else []),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
@@ -107,6 +109,13 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
          else [_NOT_MEASURED]),
     ]  # fmt: skip
     return sections
+
+
+def _md_lineage(lineage: dict[str, Any] | None) -> list[str]:
+    """The registered version's lineage graph, from contracts to the service, as text."""
+    if not lineage:
+        return [_NOT_MEASURED]
+    return ["```text", *LineageGraph.from_dict(lineage).lines(), "```"]
 
 
 def _md_recommend(d: Debrief) -> list[str]:
