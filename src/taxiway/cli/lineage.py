@@ -76,10 +76,12 @@ def lineage(
     console.print()
     if runs:
         console.print(f"latest runs ({folder}):")
+        width = max(len(run.job) for run in runs)
         for run in runs:
             style = {"COMPLETE": "green", "FAIL": "red"}.get(run.state, "yellow")
             why = f": {escape(run.error)}" if run.error else ""
-            console.print(f"  {escape(run.job)}  [{style}]{run.state}[/] at {run.at}{why}")
+            job = escape(run.job.ljust(width))
+            console.print(f"  {job}  [{style}]{run.state:<8}[/] at {run.at}{why}")
     else:
         console.print(f"no run events in {folder} yet")
     if svg is not None:
