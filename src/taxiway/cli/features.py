@@ -16,6 +16,7 @@ from rich.table import Table
 from taxiway.cli import emit
 from taxiway.cli.emit import command_run
 from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.engines.sql import Engine
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, MissingExtraError, SpecError
 from taxiway.features.lookup import lookup
 from taxiway.features.materialize import STATE_FILE, materialize
@@ -72,6 +73,14 @@ def build(
         str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB (spills to disk beyond).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(help="Compute on duckdb or spark (default: the spec's `engine:`)."),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
+    ] = None,
 ) -> None:
     """Build the point-in-time training set and its manifest."""
     project = Project.load(file, state_dir)
@@ -82,6 +91,8 @@ def build(
             out,
             progress=lambda step: progress.update(task, description=step),
             memory_limit=memory_limit,
+            engine=engine,
+            master=master,
         )
         emit.built(run, project.spec, manifest)
     if as_json:

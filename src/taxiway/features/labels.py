@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from taxiway.engines.duckdb import quote_identifier as q
+from taxiway.engines.sql import EngineError, SqlEngine, as_engine
 from taxiway.errors import FeatureError
 from taxiway.features.pit import interval, key_types
 from taxiway.spec.models import ColumnLabel, EventLabel, SumLabel, TaxiwaySpec
@@ -21,20 +22,21 @@ KNOWN_COLUMN = "__label_known"
 
 
 def compute_label(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     spec: TaxiwaySpec,
     source_view: str,
     spine: str,
     target: str,
 ) -> None:
     """Create ``target`` (``__sid``, ``__label``, ``__label_known``) for an event or sum label."""
+    engine = as_engine(con)
     label = spec.label
     assert isinstance(label, EventLabel | SumLabel)
     source = spec.sources[label.source]
     timestamp = source.timestamp
     assert timestamp is not None
     keys = spec.entity_keys(label.entity)
-    types = key_types(con, spine, keys)
+    types = key_types(engine, spine, keys)
     casts = ", ".join(f"CAST({q(k)} AS {types[k]}) AS {q(k)}" for k in keys)
     present = " AND ".join(f"{q(k)} IS NOT NULL" for k in keys)
     value = f", {q(label.expr)} AS __v" if isinstance(label, SumLabel) else ""
@@ -42,7 +44,12 @@ def compute_label(
         f"SELECT {casts}, CAST({q(timestamp)} AS TIMESTAMP) AS __pos, 1 AS __ev{value}, "
         f"NULL::BIGINT AS __sid FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {present}"
     )
-    probes = f"SELECT {', '.join(q(k) for k in keys)}, __t AS __pos, __sid FROM {q(spine)}"
+    # a union by position (every engine has it): the probes fill the event columns with null
+    no_value = ", NULL AS __v" if isinstance(label, SumLabel) else ""
+    probes = (
+        f"SELECT {', '.join(q(k) for k in keys)}, __t AS __pos, NULL AS __ev{no_value}, __sid "
+        f"FROM {q(spine)}"
+    )
     frame = (
         f"PARTITION BY {', '.join(q(k) for k in keys)} ORDER BY __pos RANGE BETWEEN "
         f"INTERVAL 1 MICROSECOND FOLLOWING AND {interval(label.horizon)} FOLLOWING"
@@ -61,19 +68,19 @@ def compute_label(
         f"WHERE {q(timestamp)} IS NOT NULL)"
     )
     try:
-        con.execute(
+        engine.create_table(
+            target,
             f"""
-            CREATE OR REPLACE TEMP TABLE {q(target)} AS
             SELECT l.__sid, l.__label, s.__t + {interval(label.horizon)} <= {newest} AS {KNOWN_COLUMN}
             FROM (
                 SELECT __sid, {expr} AS __label
-                FROM (SELECT * FROM ({events}) UNION ALL BY NAME SELECT * FROM ({probes})) AS u
+                FROM (SELECT * FROM ({events}) UNION ALL SELECT * FROM ({probes})) AS u
                 WINDOW w AS ({frame})
                 QUALIFY __sid IS NOT NULL
             ) AS l JOIN {q(spine)} AS s USING (__sid)
-            """
+            """,
         )
-    except duckdb.Error as error:
+    except (duckdb.Error, EngineError) as error:
         raise FeatureError(
             f"label `{label.name}` cannot be computed: {str(error).splitlines()[0]}",
             fix=f"check label.source ({label.source}) and its columns",

@@ -22,6 +22,13 @@ many times) and online vectors (a spine of one time per entity): one definition,
   between the plans), and at 10M x 1M it was no cheaper than the ASOF join plus the guard.
   Both plans give the same rows.
 - static views: joined by key.
+
+One plan, every engine: each query is written once, in DuckDB's dialect, and an engine other
+than DuckDB runs it transpiled (:mod:`taxiway.engines.transpile`). Where DuckDB's fastest form
+has no Spark equivalent the plan writes a portable one when ``engine.portable`` is set: the
+ASOF join becomes a running ``max`` of the source's times over the union of source rows and
+spine probes (the aggregate views' shape), and ``arg_max`` over a sort key becomes
+``row_number()`` in the same tie order. Both forms give the same rows (tests/engines/).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Literal
 import duckdb
 
 from taxiway.engines.duckdb import quote_identifier as q
+from taxiway.engines.sql import EngineError, SqlEngine, as_engine
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import FeatureColumn, view_columns
 from taxiway.spec.models import AggregateView, LatestView, StaticView, TaxiwaySpec
@@ -64,9 +72,11 @@ def interval(delta: timedelta) -> str:
     return f"INTERVAL {micros} MICROSECOND"
 
 
-def key_types(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]) -> dict[str, str]:
+def key_types(
+    con: duckdb.DuckDBPyConnection | SqlEngine, table: str, keys: tuple[str, ...]
+) -> dict[str, str]:
     """The engine types of ``keys`` in ``table`` (so source keys can be cast to match)."""
-    described = {str(row[0]): str(row[1]) for row in con.execute(f"DESCRIBE {q(table)}").fetchall()}
+    described = as_engine(con).columns(table)
     missing = [k for k in keys if k not in described]
     if missing:
         raise FeatureError(
@@ -77,7 +87,7 @@ def key_types(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...])
 
 
 def compute_view(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     spec: TaxiwaySpec,
     view_name: str,
     source_view: str,
@@ -91,9 +101,10 @@ def compute_view(
     ``source_view`` holds the source's clean rows. ``plan`` only matters for a latest view with
     a ``ttl`` (see the module's docstring); the result is the same whichever is used.
     """
+    engine = as_engine(con)
     view = spec.features[view_name]
     keys = spec.entity_keys(view.entity)
-    types = key_types(con, spine, keys)
+    types = key_types(engine, spine, keys)
     source = spec.sources[view.source]
     columns = view_columns(view_name, view)
     chosen = f"{target}__chosen"  # a latest view's join result, before its rare ties are decided
@@ -112,7 +123,13 @@ def compute_view(
         elif isinstance(view, LatestView) and source.timestamp is not None:
             # two statements: each spine row's newest known time (the bucketed plan: among the
             # candidates of two ttl buckets), then that time's row
-            build = _bucketed_sql if view.ttl is not None and plan == "bucketed" else _latest_sql
+            bucketed = view.ttl is not None and plan == "bucketed"
+            if bucketed and engine.portable:
+                raise FeatureError(
+                    "the bucketed plan of latest views runs on DuckDB only",
+                    fix="leave the plan to `auto` on this engine",
+                )
+            build = _bucketed_sql if bucketed else _latest_sql
             join, sql = build(
                 view,
                 view_name,
@@ -124,15 +141,16 @@ def compute_view(
                 source.available_after,
                 source.created,
                 chosen,
+                portable=engine.portable,
             )
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(chosen)} AS {join}")
+            engine.create_table(chosen, join)
         else:
             assert isinstance(view, LatestView | StaticView)
             wanted = view.latest if isinstance(view, LatestView) else view.static
             sql = _static_sql(wanted, view_name, keys, types, source_view, spine)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(target)} AS {sql}")
-        con.execute(f"DROP TABLE IF EXISTS {q(chosen)}")
-    except duckdb.Error as error:
+        engine.create_table(target, sql)
+        engine.drop_table(chosen)
+    except (duckdb.Error, EngineError) as error:
         raise FeatureError(
             f"feature view `{view_name}` cannot be computed: {str(error).splitlines()[0]}",
             fix=f"check the columns that features.{view_name} names against source `{view.source}`",
@@ -221,6 +239,8 @@ def _bucketed_sql(
     available_after: timedelta,
     created: str | None,
     chosen_table: str,
+    *,
+    portable: bool = False,
 ) -> tuple[str, str]:
     """A latest view with a ttl by (key, ttl-wide bucket): the join (to be stored as
     ``chosen_table``) and the query that fetches the chosen rows.
@@ -266,11 +286,13 @@ def _fetch_sql(
     timestamp: str,
     created: str | None,
     chosen_table: str,
+    *,
+    portable: bool = False,
 ) -> str:
     """The values of each spine row's chosen (key, time) in ``chosen_table`` (``__sid``, the
     keys, ``__ts``): joined back to the source; where several rows share that key and time,
     ``arg_max`` picks by the tie order (newest ``created``, nulls lowest, then the smallest
-    values, nulls last)."""
+    values, nulls last). ``portable``: ``row_number()`` in that order instead."""
     wanted = list(view.latest)
     values = [f"__v{i}" for i in range(len(wanted))]
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
@@ -280,6 +302,23 @@ def _fetch_sql(
     creation = f", {q(created)} AS __c" if created else ""
     source_rows = f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked} {rows}"
     found = " AND ".join(f"c.{q(k)} = e.{q(k)}" for k in keys)
+    outputs = ", ".join(
+        f"m.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
+    )
+    if portable:
+        ranked = (["e.__c DESC NULLS LAST"] if created else []) + [
+            f"e.{v} ASC NULLS LAST" for v in values
+        ]
+        best = (
+            f"SELECT c.__sid, e.__ts, {', '.join(f'e.{v}' for v in values)} "
+            f"FROM {q(chosen_table)} AS c JOIN ({source_rows}) AS e "
+            f"ON {found} AND c.__ts = e.__ts "
+            f"QUALIFY row_number() OVER (PARTITION BY c.__sid ORDER BY {', '.join(ranked)}) = 1"
+        )
+        return (
+            f"SELECT a.__sid, {outputs}, m.__ts AS {EVENT_TIME} FROM {q(spine)} AS a "
+            f"LEFT JOIN ({best}) AS m ON a.__sid = m.__sid"
+        )
     payload = ", ".join(["__ts", *values])
     # the greatest sort key wins: newest created (null lowest), then the smallest values
     # (DESC NULLS FIRST puts nulls lowest and the smallest value highest)
@@ -297,9 +336,6 @@ def _fetch_sql(
         f"UNION ALL SELECT __sid, unnest(__r) FROM (SELECT __sid, "
         f"arg_max({{{row}}}, create_sort_key({', '.join(order)})) AS __r "
         f"FROM __j SEMI JOIN __tied USING (__sid) GROUP BY __sid)) "
-    )
-    outputs = ", ".join(
-        f"m.{v} AS {q(f'{view_name}__{c}')}" for c, v in zip(wanted, values, strict=True)
     )
     return (
         f"{fetched}SELECT a.__sid, {outputs}, m.__ts AS {EVENT_TIME} FROM {q(spine)} AS a "
@@ -335,10 +371,12 @@ def _aggregate_sql(
         f"1 AS __ev{input_cols}, NULL::BIGINT AS __sid FROM {q(source_view)} "
         f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
     )
-    # a spine row at t probes at t - available_after: the newest event time it may see
+    # a spine row at t probes at t - available_after: the newest event time it may see (the
+    # union is by position, every engine has that: the probes fill the event columns with null)
+    no_inputs = "".join(f", NULL AS {alias[c]}" for c in inputs)
     probes = (
         f"SELECT {', '.join(q(k) for k in keys)}, __t - {interval(available_after)} AS __pos, "
-        f"__sid FROM {q(spine)} WHERE {_keys_present(keys)}"
+        f"NULL AS __ev{no_inputs}, __sid FROM {q(spine)} WHERE {_keys_present(keys)}"
     )
     windows: dict[timedelta, str] = {}
     outputs: list[str] = []
@@ -361,7 +399,7 @@ def _aggregate_sql(
     window_clause = f" WINDOW {definitions}" if definitions else ""
     return (
         f"SELECT __sid, {', '.join(outputs)}, NULL::TIMESTAMP AS {EVENT_TIME} FROM ("
-        f"SELECT * FROM ({events}) UNION ALL BY NAME SELECT * FROM ({probes})"
+        f"SELECT * FROM ({events}) UNION ALL SELECT * FROM ({probes})"
         f") AS u{_qualify_probes(window_clause)}"
     )
 
@@ -405,6 +443,8 @@ def _latest_sql(
     available_after: timedelta,
     created: str | None,
     chosen_table: str,
+    *,
+    portable: bool = False,
 ) -> tuple[str, str]:
     """A latest view as an ASOF join on keys and times alone: the join (to be stored as
     ``chosen_table``) and the query that fetches the chosen rows (``_fetch_sql``).
@@ -414,9 +454,43 @@ def _latest_sql(
     Which row at that timestamp wins (``created``, then the values) is decided when the rows
     are fetched. (Putting ``created`` and the values in the ASOF key instead makes the key a
     wide struct: the join then cost more than the whole of this plan.)
+
+    ``portable`` (engines without ASOF joins): the same newest known time as a running ``max``
+    over source rows and spine probes in time order, the aggregate views' shape; a source row
+    at the probe's own time is its peer in the ``RANGE`` frame, so it counts as known.
     """
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
+    if portable:
+        fresh = f" AND __ts >= __t - {interval(view.ttl)}" if view.ttl is not None else ""
+        union = (
+            f"SELECT {_cast_keys(keys, types)}, {ts} AS __pos, {ts} AS __ts, "
+            f"NULL::BIGINT AS __sid, NULL::TIMESTAMP AS __t FROM {q(source_view)} "
+            f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)} UNION ALL "
+            f"SELECT {key_list}, __t - {interval(available_after)} AS __pos, NULL AS __ts, "
+            f"__sid, __t FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}"
+        )
+        newest = (
+            f"SELECT __sid, {key_list}, __t, max(__ts) OVER (PARTITION BY {key_list} "
+            f"ORDER BY __pos RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ts "
+            f"FROM ({union}) AS u"
+        )
+        join = (
+            f"SELECT __sid, {key_list}, __ts FROM ({newest}) AS n "
+            f"WHERE __sid IS NOT NULL AND __ts IS NOT NULL{fresh}"
+        )
+        return join, _fetch_sql(
+            view,
+            view_name,
+            keys,
+            types,
+            source_view,
+            spine,
+            timestamp,
+            created,
+            chosen_table,
+            portable=True,
+        )
     fresh = f" WHERE e.__ts >= s.__t - {interval(view.ttl)}" if view.ttl is not None else ""
     join = (
         f"SELECT s.__sid, {', '.join(f's.{q(k)}' for k in keys)}, e.__ts "

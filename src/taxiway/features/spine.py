@@ -11,12 +11,13 @@ Every spine table has ``__sid`` (unique, in time order), the key columns and ``_
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.engines.duckdb import quote_literal
+from taxiway.engines.sql import EngineError, SqlEngine, as_engine
 from taxiway.errors import FeatureError
 from taxiway.features.pit import interval
 from taxiway.spec.models import ColumnLabel, EventSpine, PeriodicSpine, TaxiwaySpec
@@ -56,9 +57,10 @@ def request_fields(spec: TaxiwaySpec) -> list[str]:
 
 
 def build_spine(
-    con: duckdb.DuckDBPyConnection, spec: TaxiwaySpec, source_view: str, target: str
+    con: duckdb.DuckDBPyConnection | SqlEngine, spec: TaxiwaySpec, source_view: str, target: str
 ) -> tuple[str, ...]:
     """Create the spine table ``target`` from the spec; return its key columns."""
+    engine = as_engine(con)
     spine = spec.spine
     if spine is None:
         raise FeatureError(
@@ -84,15 +86,19 @@ def build_spine(
         keys = spec.entity_keys(entity)
         key_list = ", ".join(q(k) for k in keys)
         present = " AND ".join(f"{q(k)} IS NOT NULL" for k in keys)
-        # "every" is added n times to start; range() steps by the interval, end inclusive
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {q(target)} AS
-            WITH times AS (
-                SELECT unnest(range({timestamp_literal(spine.start)},
+        # "every" is added n times to start; range() steps by the interval, end inclusive (on
+        # other engines the times are listed: SQLGlot's range() -> sequence() is wrong on Spark)
+        times = (
+            _listed_times(spine.start, spine.end, spine.every)
+            if engine.portable
+            else f"""SELECT unnest(range({timestamp_literal(spine.start)},
                                     {timestamp_literal(spine.end)} + INTERVAL 1 MICROSECOND,
-                                    {interval(spine.every)})) AS __t
-            ),
+                                    {interval(spine.every)})) AS __t"""
+        )
+        engine.create_table(
+            target,
+            f"""
+            WITH times AS ({times}),
             known AS (
                 SELECT {key_list},
                        min(CAST({q(timestamp)} AS TIMESTAMP)) + {interval(source.available_after)}
@@ -103,11 +109,11 @@ def build_spine(
             )
             SELECT row_number() OVER (ORDER BY __t, {key_list}) AS __sid, {key_list}, __t
             FROM times JOIN known ON known.__first_known <= times.__t
-            """
+            """,
         )
         return keys
     assert isinstance(spine, EventSpine)
-    available = _columns(con, source_view)
+    available = list(engine.columns(source_view))
     keys = tuple(k for name in spec.entities for k in spec.entity_keys(name) if k in available)
     keys = tuple(dict.fromkeys(keys))
     if entity is not None:
@@ -132,17 +138,17 @@ def build_spine(
         + ([LABEL_COLUMN] if label_sql else [])
     )
     try:
-        con.execute(
+        engine.create_table(
+            target,
             f"""
-            CREATE OR REPLACE TEMP TABLE {q(target)} AS
             SELECT row_number() OVER (ORDER BY __t, {order}) AS __sid, {selected}
             FROM (
                 SELECT *, CAST({q(timestamp)} AS TIMESTAMP) AS __t{label_sql}
                 FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL{required}
             )
-            """
+            """,
         )
-    except duckdb.Error as error:
+    except (duckdb.Error, EngineError) as error:
         raise FeatureError(
             f"the event spine cannot be built: {str(error).splitlines()[0]}",
             fix="check `label.expr` (SQL on a row of the spine source)"
@@ -187,5 +193,21 @@ def as_of_spine(
     )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
-    return [str(row[0]) for row in con.execute(f"DESCRIBE {q(view)}").fetchall()]
+def _listed_times(start: date | datetime, end: date | datetime, every: timedelta) -> str:
+    """The periodic spine's times as a list of literals: start + n·every while <= end."""
+    first = _naive(start)
+    last = _naive(end)
+    times = []
+    moment = first
+    while moment <= last:
+        times.append(f"({timestamp_literal(moment)})")
+        moment += every
+    if not times:
+        return "SELECT NULL::TIMESTAMP AS __t WHERE FALSE"
+    return f"SELECT * FROM (VALUES {', '.join(times)}) AS v(__t)"
+
+
+def _naive(moment: date | datetime) -> datetime:
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return datetime(moment.year, moment.month, moment.day)

@@ -7,6 +7,11 @@ manifest (``<out stem>.manifest.json``) records row counts, drops by reason, the
 the definitions hash and a fingerprint of every source read. Given a ``snapshots`` folder (as
 `taxiway train` gives it), the set is also written as the next version of the Delta table
 there and the manifest's ``snapshot`` names that version (:mod:`taxiway.features.snapshots`).
+
+``engine: spark`` (or ``engine="spark"``) runs the spine, the views, the label and the write on
+Spark (:mod:`taxiway.engines.spark`) from the same plan. Sources are still staged and validated
+by DuckDB: a Parquet source without a contract is then read by Spark where it lies; any other
+source's clean rows are handed over as a Parquet file in the run's temporary folder.
 """
 
 from __future__ import annotations
@@ -25,14 +30,23 @@ import duckdb
 from taxiway.data.check import used_columns
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.sources import open_source
+from taxiway.data.sources.file import FileReader
 from taxiway.data.stage import StagedSource, fingerprint, stage_sources
-from taxiway.engines.duckdb import connect, fetch_one, quote_identifier, quote_literal
+from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
+from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
 from taxiway.features.pit import LatestPlan, compute_view
 from taxiway.features.spine import LABEL_COLUMN, build_spine, request_fields
-from taxiway.spec.models import ColumnLabel, EventLabel, EventSpine, SumLabel, TaxiwaySpec
+from taxiway.spec.models import (
+    ColumnLabel,
+    EventLabel,
+    EventSpine,
+    FileSource,
+    SumLabel,
+    TaxiwaySpec,
+)
 from taxiway.spec.project import Project
 
 __all__ = [
@@ -105,11 +119,14 @@ def build_training_set(
     memory_limit: str | None = None,
     latest_plan: LatestPlan = "auto",
     snapshots: Path | None = None,
+    engine: Engine | None = None,
+    master: str | None = None,
 ) -> TrainingSetManifest:
     """Build the training set of ``project`` into ``out`` (Parquet) and write its manifest.
 
     ``latest_plan`` forces how latest views with a ttl are joined (``pit.compute_view``).
     With ``snapshots`` (a Delta table folder) the set is also written as its next version.
+    ``engine`` and ``master`` override the spec's ``engine:`` and ``spark.master``.
     """
     spec = project.spec
     started = time.perf_counter()
@@ -118,6 +135,7 @@ def build_training_set(
     temp = project.state_dir / "tmp" / run_id
     temp.mkdir(parents=True, exist_ok=True)
     con = connect(temp_directory=temp, memory_limit=memory_limit)
+    runner: SqlEngine = DuckDBEngine(con)
 
     def phase(name: str, began: float) -> float:
         now = time.perf_counter()
@@ -129,6 +147,9 @@ def build_training_set(
         say("staging and validating sources")
         staged = stage_sources(project, con, used_sources(spec), run_id=run_id)
         require_columns(con, spec, staged)
+        if (engine or spec.engine) == "spark":
+            say("starting Spark")
+            runner = _spark(project, con, staged, temp, master)
         mark = phase("sources", started)
         if spec.spine is None:
             raise FeatureError(
@@ -136,9 +157,9 @@ def build_training_set(
                 fix="add `spine:` (see docs/features.md)",
             )
         say("building the spine")
-        keys = build_spine(con, spec, staged[spec.spine.source].view, "__spine")
-        spine_rows = _count(con, "__spine")
-        key_null = _count(con, staged[spec.spine.source].view) - spine_rows
+        keys = build_spine(runner, spec, staged[spec.spine.source].view, "__spine")
+        spine_rows = _count(runner, "__spine")
+        key_null = _count(runner, staged[spec.spine.source].view) - spine_rows
         if isinstance(spec.spine, EventSpine) and key_null:
             say(f"{key_null:,} spine source rows have no time or no key: left out")
         mark = phase("spine", mark)
@@ -146,7 +167,7 @@ def build_training_set(
         for view_name, view in spec.features.items():
             say(f"computing {view_name}")
             columns = compute_view(
-                con,
+                runner,
                 spec,
                 view_name,
                 staged[view.source].view,
@@ -159,11 +180,11 @@ def build_training_set(
         label = spec.label
         if isinstance(label, EventLabel | SumLabel):
             say(f"computing the label {label.name}")
-            compute_label(con, spec, staged[label.source].view, "__spine", "__label")
+            compute_label(runner, spec, staged[label.source].view, "__spine", "__label")
             mark = phase("label", mark)
         say(f"writing {out}")
         out.parent.mkdir(parents=True, exist_ok=True)
-        rows, dropped = _write(con, spec, keys, tables, out)
+        rows, dropped = _write(runner, spec, keys, tables, out)
         if isinstance(spec.spine, EventSpine):
             dropped["key_or_time_null"] = key_null
         phase("write", mark)
@@ -179,6 +200,7 @@ def build_training_set(
             fix="check the disk space and permissions of the output folder",
         ) from None
     finally:
+        runner.close()
         con.close()
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
@@ -205,6 +227,41 @@ def build_training_set(
         phases["snapshot"] = round(time.perf_counter() - began, 3)
     manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
+
+
+def _spark(
+    project: Project,
+    con: duckdb.DuckDBPyConnection,
+    staged: dict[str, StagedSource],
+    temp: Path,
+    master: str | None,
+) -> SqlEngine:
+    """A Spark engine holding every staged source under its DuckDB view's name."""
+    # optional extra (spark): PySpark and SQLGlot load only when a build asks for Spark
+    from taxiway.engines.spark import DEFAULT_MASTER, SparkEngine, spark_session
+
+    settings = project.spec.spark
+    conf = {
+        k: str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in (settings.conf if settings else {}).items()
+    }
+    session = spark_session(master or (settings.master if settings else DEFAULT_MASTER), conf)
+    engine = SparkEngine(session, temp)
+    for name, source in staged.items():
+        declared = project.spec.sources[name]
+        if isinstance(declared, FileSource) and source.validation is None:
+            reader = FileReader(name, declared)
+            if reader.format() == "parquet":  # every row is clean: Spark reads the files
+                engine.register_parquet(source.view, reader.files())
+                continue
+        # validated (or not Parquet): DuckDB's clean rows, handed over as one Parquet file
+        handed = temp / f"handoff-{name}.parquet"
+        con.execute(
+            f"COPY (SELECT * FROM {quote_identifier(source.view)}) "
+            f"TO {quote_literal(str(handed))} (FORMAT parquet)"
+        )
+        engine.register_parquet(source.view, [str(handed)])
+    return engine
 
 
 def _snapshot(out: Path, snapshots: Path, manifest: TrainingSetManifest) -> dict[str, Any]:
@@ -306,13 +363,13 @@ def require_columns(con: Any, spec: TaxiwaySpec, staged: dict[str, StagedSource]
         )
 
 
-def _count(con: Any, table: str, where: str = "TRUE") -> int:
-    row = fetch_one(con, f"SELECT count(*) FROM {quote_identifier(table)} WHERE {where}")
+def _count(engine: SqlEngine, table: str, where: str = "TRUE") -> int:
+    row = engine.fetch_one(f"SELECT count(*) FROM {quote_identifier(table)} WHERE {where}")
     return int(row[0]) if row else 0
 
 
 def _write(
-    con: Any,
+    engine: SqlEngine,
     spec: TaxiwaySpec,
     keys: tuple[str, ...],
     tables: list[tuple[str, list[str]]],
@@ -333,17 +390,14 @@ def _write(
     if isinstance(label, ColumnLabel):
         selected.append(f"s.{LABEL_COLUMN} AS {q(label.name)}")
         where = f"s.{LABEL_COLUMN} IS NOT NULL"
-        dropped["label_null"] = _count(con, "__spine", f"{LABEL_COLUMN} IS NULL")
+        dropped["label_null"] = _count(engine, "__spine", f"{LABEL_COLUMN} IS NULL")
     elif isinstance(label, EventLabel | SumLabel):
         selected.append(f"l.__label AS {q(label.name)}")
         joins.append("JOIN __label AS l USING (__sid)")
         where = f"l.{KNOWN_COLUMN}"
-        dropped["label_unknown"] = _count(con, "__label", f"NOT {KNOWN_COLUMN}")
+        dropped["label_unknown"] = _count(engine, "__label", f"NOT {KNOWN_COLUMN}")
     query = (
         f"SELECT {', '.join(selected)} FROM __spine AS s {' '.join(joins)} "
         f"WHERE {where} ORDER BY s.__sid"
     )
-    written = fetch_one(
-        con, f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
-    )
-    return int(written[0]) if written else 0, dropped
+    return engine.write_parquet(query, out), dropped

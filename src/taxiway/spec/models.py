@@ -70,6 +70,7 @@ __all__ = [
     "Serving",
     "SnapshotRetention",
     "Source",
+    "SparkSpec",
     "Spine",
     "SqliteOnlineStore",
     "SqliteRegistry",
@@ -544,6 +545,19 @@ class RedisOnlineStore(_Model):
 
 
 OnlineStoreSpec = Annotated[SqliteOnlineStore | RedisOnlineStore, Field(discriminator="kind")]
+
+
+class SparkSpec(_Model):
+    """Where `engine: spark` runs: a Spark master URL and Spark settings (docs/spec.md)."""
+
+    master: str = Field(
+        default="local[2]",
+        min_length=1,
+        description="local[N] (in-process), spark://host:7077 (a standalone cluster), yarn ...",
+    )
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Spark settings, e.g. spark.driver.memory: 4g."
+    )
 
 
 class SnapshotRetention(_Model):
@@ -1063,6 +1077,11 @@ class TaxiwaySpec(_Model):
     recommend: RecommendSpec | None = Field(
         default=None, description="A recommendation use case (instead of `label:`/`model:`)."
     )
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="Where offline work runs: duckdb (in-process) or spark (PySpark; `spark:`).",
+    )
+    spark: SparkSpec | None = Field(default=None, description="The Spark master and settings.")
 
     def entity_keys(self, entity: str) -> tuple[str, ...]:
         """The key columns of ``entity`` (one, or several for a compound key)."""

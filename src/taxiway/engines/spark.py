@@ -1,0 +1,197 @@
+"""The Apache Spark engine: the point-in-time plan's SQL, transpiled, run through PySpark.
+
+PySpark is an extra (``pip install 'taxiway[spark]'``) and needs Java; both are imported or
+started only when a spec says ``engine: spark``. Every query the plan writes in DuckDB's
+dialect goes through :func:`taxiway.engines.transpile.to_spark`; each stored table is a local
+checkpoint (computed once, so a later statement reads the same rows, row numbers included).
+Times are UTC (``spark.sql.session.timeZone``) and written as Parquet microseconds without a
+zone, as DuckDB writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taxiway.engines.sql import EngineError
+from taxiway.engines.transpile import duckdb_type, to_spark
+from taxiway.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["DEFAULT_MASTER", "SparkEngine", "spark_session"]
+
+DEFAULT_MASTER = "local[2]"
+
+# settings that make Spark's answers DuckDB's: UTC times, microsecond Parquet timestamps
+_FIXED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+# defaults a spec's `spark.conf` may override (few partitions suit one machine's tests)
+_DEFAULT_CONF = {"spark.sql.shuffle.partitions": "8", "spark.driver.memory": "1g"}
+_LOOPBACK = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+
+
+def spark_session(
+    master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None = None
+) -> SparkSession:
+    """The process's Spark session (started on first use with ``master`` and ``conf``).
+
+    Raises :class:`MissingExtraError` without PySpark and :class:`EngineError` when the JVM
+    does not start (no Java, or a master that does not answer).
+    """
+    try:
+        with warnings.catch_warnings():
+            # PySpark 4 warns on import that it is not tested with pandas 3; taxiway hands
+            # Spark no pandas objects (Parquet in, Parquet out)
+            warnings.filterwarnings("ignore", "PySpark does not yet", FutureWarning)
+            from pyspark.sql import SparkSession
+    except ModuleNotFoundError:
+        raise MissingExtraError("spark", needed_by="engine: spark", missing=["pyspark"]) from None
+    builder = SparkSession.builder.master(master).appName("taxiway")
+    settings = {**_DEFAULT_CONF, **(conf or {}), **_FIXED_CONF}
+    if master.startswith("local"):  # in-process: nothing listens beyond loopback
+        settings = {**_LOOPBACK, **settings}
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    # taxiway reports a failed query itself, as what failed and what to do
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).disabled = True
+    try:
+        with warnings.catch_warnings():  # the same pandas warning, from pyspark.testing
+            warnings.filterwarnings("ignore", "PySpark does not yet", FutureWarning)
+            session = builder.getOrCreate()
+    except Exception as error:  # the JVM's failures arrive as plain exceptions
+        raise _not_started(master, error) from None
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class SparkEngine:
+    """Runs the plan on ``session``; ``temp`` holds what it writes before moving it."""
+
+    portable = True
+
+    def __init__(self, session: SparkSession, temp: Path) -> None:
+        self.session = session
+        self.temp = temp
+        self._tables: dict[str, Any] = {}
+
+    def register_parquet(self, name: str, paths: list[str]) -> None:
+        """Expose Parquet files as table ``name`` (read by Spark where they lie)."""
+        with self._reported(f"reading {', '.join(paths)}"):
+            frame = self.session.read.parquet(*paths)
+            frame.createOrReplaceTempView(name)
+
+    def create_table(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once and keep it as ``name``."""
+        with self._reported(f"computing {name}"):
+            frame = self.session.sql(to_spark(sql)).localCheckpoint(eager=True)
+            frame.createOrReplaceTempView(name)
+            self._tables[name] = frame
+
+    def drop_table(self, name: str) -> None:
+        """Forget ``name``."""
+        self.session.catalog.dropTempView(name)
+        frame = self._tables.pop(name, None)
+        if frame is not None:
+            frame.unpersist()
+
+    def columns(self, table: str) -> dict[str, str]:
+        """Column name -> type in DuckDB's spelling."""
+        with self._reported(f"reading the columns of {table}"):
+            schema = self.session.table(table).schema
+        return {f.name: duckdb_type(f.dataType.simpleString()) for f in schema.fields}
+
+    def fetch_one(self, sql: str) -> tuple[Any, ...] | None:
+        """The first row of ``sql``."""
+        with self._reported("a query"):
+            rows = self.session.sql(to_spark(sql)).take(1)
+        return tuple(rows[0]) if rows else None
+
+    def write_parquet(self, sql: str, out: Path) -> int:
+        """Write the rows of ``sql``, in their order, as one Parquet file ``out``."""
+        import pyarrow.parquet as pq
+
+        folder = self.temp / f"write-{uuid.uuid4().hex}"
+        with self._reported(f"writing {out}"):
+            frame = self.session.sql(to_spark(sql)).coalesce(1)
+            frame.write.option("compression", "zstd").parquet(str(folder))
+        parts = sorted(folder.glob("part-*.parquet"))
+        if len(parts) != 1:  # an empty result writes no part in some versions: none to move
+            raise EngineError(
+                f"Spark wrote {len(parts)} files for {out}, expected one",
+                fix="report this as a bug in taxiway",
+            )
+        shutil.move(parts[0], out)
+        shutil.rmtree(folder, ignore_errors=True)
+        return int(pq.read_metadata(out).num_rows)
+
+    def close(self) -> None:
+        """Forget every table this engine stored (the session stays, for the next build)."""
+        for name in list(self._tables):
+            self.drop_table(name)
+
+    @contextmanager
+    def _reported(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except EngineError:
+            raise
+        except Exception as error:  # PySpark and Py4J errors share no base class with ours
+            raise EngineError(
+                f"Spark failed {what}: {_first_line(error)}",
+                fix=_fix_for(error),
+            ) from None
+
+
+def _not_started(master: str, error: BaseException) -> EngineError:
+    """Why the session did not start, and what to do: no Java, or no master there."""
+    java_home = os.environ.get("JAVA_HOME")
+    has_java = shutil.which("java") is not None or (
+        java_home is not None and os.path.exists(os.path.join(java_home, "bin", "java"))
+    )
+    if not has_java:
+        return EngineError(
+            "Spark cannot start: no Java runtime (no `java` on PATH, no JAVA_HOME)",
+            fix="install one: `apt-get install openjdk-17-jre-headless` (PySpark 4 runs on "
+            "Java 17 or 21)",
+        )
+    if not master.startswith("local"):
+        return EngineError(
+            f"Spark cannot reach its master {master}: {_first_line(error)}",
+            fix="start the cluster (sbin/start-master.sh, start-worker.sh) or fix `spark.master` "
+            "/ --master; `local[2]` runs Spark in this process",
+        )
+    return EngineError(
+        f"Spark did not start ({master}): {_first_line(error)}",
+        fix="check JAVA_HOME (Java 17 or 21) and `spark.conf` in the spec",
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _fix_for(error: BaseException) -> str:
+    text = str(error)
+    if "OutOfMemory" in text or "Java heap space" in text:
+        return "give Spark more memory: `spark: {conf: {spark.driver.memory: 4g}}` in the spec"
+    if "Connection refused" in text or "Failed to connect" in text:
+        return "check that the Spark master (`spark.master` in the spec) is running"
+    if "PATH_NOT_FOUND" in text or "does not exist" in text:
+        return "check the source paths: every Spark worker must be able to read them"
+    return "check the spec's columns and types against the data; run with engine: duckdb to compare"
