@@ -56,6 +56,18 @@ def test_a_failed_query_says_what_failed_and_what_to_do(spark: Any, tmp_path: Pa
     assert raised.value.fix
 
 
+def test_sql_the_plan_must_never_send_is_refused_with_its_own_fix(
+    spark: Any, tmp_path: Path
+) -> None:
+    from taxiway.engines.spark import SparkEngine
+    from taxiway.engines.transpile import TranspileError
+
+    with pytest.raises(TranspileError, match="ASOF"):
+        SparkEngine(spark, tmp_path).create_table(
+            "t", "SELECT * FROM (SELECT 1 AS k) AS s ASOF JOIN (SELECT 1 AS k) AS e ON s.k >= e.k"
+        )
+
+
 def test_tables_hold_their_rows_and_columns_in_duckdbs_spelling(spark: Any, tmp_path: Path) -> None:
     from taxiway.engines.spark import SparkEngine
 
@@ -75,3 +87,23 @@ def test_tables_hold_their_rows_and_columns_in_duckdbs_spelling(spark: Any, tmp_
     engine.close()
     with pytest.raises(EngineError):
         engine.fetch_one("SELECT * FROM t")
+
+
+def test_progress_names_the_statement_and_counts_stages_and_tasks(
+    spark: Any, tmp_path: Path
+) -> None:
+    from taxiway.engines.spark import SparkEngine, stage_summary
+
+    assert stage_summary(spark.sparkContext.statusTracker()) == "stages 0/0, tasks 0/0"
+    heard: list[str] = []
+    engine = SparkEngine(spark, tmp_path, progress=heard.append)
+    # long enough for the watcher's first look (every second): 10^7 rows, grouped
+    digits = "(SELECT * FROM (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) AS v(d))"
+    rows = " CROSS JOIN ".join(f"{digits} AS t{i}" for i in range(7))
+    engine.create_table(
+        "slow", f"SELECT t0.d AS k, count(*) AS n FROM {rows} GROUP BY t0.d ORDER BY k"
+    )
+    assert engine.fetch_one("SELECT sum(n) FROM slow") == (10**7,)
+    assert heard, "nothing was reported while the statement ran"
+    assert all(line.startswith("computing slow: stages ") for line in heard)
+    engine.close()

@@ -10,19 +10,21 @@ zone, as DuckDB writes them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taxiway.engines.sql import EngineError
 from taxiway.engines.transpile import duckdb_type, to_spark
-from taxiway.errors import MissingExtraError
+from taxiway.errors import MissingExtraError, TaxiwayError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -80,13 +82,20 @@ def spark_session(
 
 
 class SparkEngine:
-    """Runs the plan on ``session``; ``temp`` holds what it writes before moving it."""
+    """Runs the plan on ``session``; ``temp`` holds what it writes before moving it.
+
+    ``progress`` hears, about every second while a statement runs, its Spark stages and tasks
+    done out of those its jobs have (``computing __spine: stages 1/3, tasks 9/16``).
+    """
 
     portable = True
 
-    def __init__(self, session: SparkSession, temp: Path) -> None:
+    def __init__(
+        self, session: SparkSession, temp: Path, *, progress: Callable[[str], None] | None = None
+    ) -> None:
         self.session = session
         self.temp = temp
+        self.progress = progress
         self._tables: dict[str, Any] = {}
 
     def register_parquet(self, name: str, paths: list[str]) -> None:
@@ -97,7 +106,7 @@ class SparkEngine:
 
     def create_table(self, name: str, sql: str) -> None:
         """Compute ``sql`` once and keep it as ``name``."""
-        with self._reported(f"computing {name}"):
+        with self._reported(f"computing {name}"), self._watched(f"computing {name}"):
             frame = self.session.sql(to_spark(sql)).localCheckpoint(eager=True)
             frame.createOrReplaceTempView(name)
             self._tables[name] = frame
@@ -126,7 +135,7 @@ class SparkEngine:
         import pyarrow.parquet as pq
 
         folder = self.temp / f"write-{uuid.uuid4().hex}"
-        with self._reported(f"writing {out}"):
+        with self._reported(f"writing {out}"), self._watched(f"writing {out.name}"):
             frame = self.session.sql(to_spark(sql)).coalesce(1)
             frame.write.option("compression", "zstd").parquet(str(folder))
         parts = sorted(folder.glob("part-*.parquet"))
@@ -145,16 +154,56 @@ class SparkEngine:
             self.drop_table(name)
 
     @contextmanager
+    def _watched(self, what: str) -> Iterator[None]:
+        """Report the stages of the jobs running meanwhile to ``progress``."""
+        if self.progress is None:
+            yield
+            return
+        say = self.progress
+        stop = threading.Event()
+        tracker = self.session.sparkContext.statusTracker()
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                with contextlib.suppress(Exception):  # a finished job has nothing to say
+                    say(f"{what}: {stage_summary(tracker)}")
+
+        watcher = threading.Thread(target=watch, name="taxiway-spark-progress", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+
+    @contextmanager
     def _reported(self, what: str) -> Iterator[None]:
         try:
             yield
-        except EngineError:
+        except TaxiwayError:  # ours already says what to do
             raise
         except Exception as error:  # PySpark and Py4J errors share no base class with ours
             raise EngineError(
                 f"Spark failed {what}: {_first_line(error)}",
                 fix=_fix_for(error),
             ) from None
+
+
+def stage_summary(tracker: Any) -> str:
+    """Stages and tasks done out of those of the running jobs (Spark's status tracker)."""
+    stages = [
+        stage
+        for job in tracker.getActiveJobsIds()
+        if (info := tracker.getJobInfo(job)) is not None
+        for stage in info.stageIds
+    ]
+    infos = [tracker.getStageInfo(stage) for stage in stages]
+    done = sum(
+        1 for i in infos if i is not None and i.numTasks and i.numCompletedTasks >= i.numTasks
+    )
+    tasks = sum(i.numCompletedTasks for i in infos if i is not None)
+    total = sum(i.numTasks for i in infos if i is not None)
+    return f"stages {done}/{len(stages)}, tasks {tasks}/{total}"
 
 
 def _not_started(master: str, error: BaseException) -> EngineError:

@@ -34,7 +34,7 @@ from taxiway.data.sources.file import FileReader
 from taxiway.data.stage import StagedSource, fingerprint, stage_sources
 from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
 from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine
-from taxiway.errors import FeatureError
+from taxiway.errors import FeatureError, MissingExtraError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
 from taxiway.features.pit import LatestPlan, compute_view
@@ -149,7 +149,7 @@ def build_training_set(
         require_columns(con, spec, staged)
         if (engine or spec.engine) == "spark":
             say("starting Spark")
-            runner = _spark(project, con, staged, temp, master)
+            runner = _spark(project, con, staged, temp, master, progress)
         mark = phase("sources", started)
         if spec.spine is None:
             raise FeatureError(
@@ -235,10 +235,16 @@ def _spark(
     staged: dict[str, StagedSource],
     temp: Path,
     master: str | None,
+    progress: Progress | None,
 ) -> SqlEngine:
     """A Spark engine holding every staged source under its DuckDB view's name."""
     # optional extra (spark): PySpark and SQLGlot load only when a build asks for Spark
-    from taxiway.engines.spark import DEFAULT_MASTER, SparkEngine, spark_session
+    try:
+        from taxiway.engines.spark import DEFAULT_MASTER, SparkEngine, spark_session
+    except ModuleNotFoundError as error:
+        raise MissingExtraError(
+            "spark", needed_by="engine: spark", missing=[error.name or "sqlglot"]
+        ) from None
 
     settings = project.spec.spark
     conf = {
@@ -246,7 +252,7 @@ def _spark(
         for k, v in (settings.conf if settings else {}).items()
     }
     session = spark_session(master or (settings.master if settings else DEFAULT_MASTER), conf)
-    engine = SparkEngine(session, temp)
+    engine = SparkEngine(session, temp, progress=progress)
     for name, source in staged.items():
         declared = project.spec.sources[name]
         if isinstance(declared, FileSource) and source.validation is None:
