@@ -170,3 +170,34 @@ def test_the_bucketed_plan_is_refused_on_spark_with_the_fix(spark: Any, tmp_path
     with pytest.raises(FeatureError, match="DuckDB only") as raised:
         build_training_set(project, tmp_path / "x.parquet", engine="spark", latest_plan="bucketed")
     assert "auto" in (raised.value.fix or "")
+
+
+def test_features_build_runs_on_spark_from_the_command_line(
+    spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taxiway.cli.app import main
+
+    project = latest.write_project(tmp_path, latest_case(ttl=None))
+    spec = str(project.spec_path)
+    assert main(["features", "build", "-f", spec, "--out", str(tmp_path / "d.parquet")]) == 0
+    out = str(tmp_path / "s.parquet")
+    assert main(["features", "build", "-f", spec, "--out", out, "--engine", "spark"]) == 0
+    assert "4 rows" in capsys.readouterr().out
+    assert_same_sets(tmp_path / "d.parquet", tmp_path / "s.parquet")
+
+
+def test_a_spark_failure_on_the_command_line_says_what_to_do(
+    spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label expression Spark cannot resolve: exit 1, one message and its fix, no JVM trace."""
+    from taxiway.cli.app import main
+
+    project = latest.write_project(tmp_path, latest_case(ttl=None))
+    text = project.spec_path.read_text().replace("expr: pid", "expr: pid + no_such_column")
+    project.spec_path.write_text(text)
+    code = main(["features", "build", "-f", str(project.spec_path), "--engine", "spark"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no_such_column" in err
+    assert "fix:" in err
+    assert "org.apache" not in err
