@@ -103,7 +103,9 @@ def test_progress_names_the_statement_and_counts_stages_and_tasks(
     engine.create_table(
         "slow", f"SELECT t0.d AS k, count(*) AS n FROM {rows} GROUP BY t0.d ORDER BY k"
     )
+    assert not heard  # a table is computed when first read: here, by the write
+    assert engine.write_parquet("SELECT * FROM slow", tmp_path / "slow.parquet") == 10
+    assert heard, "nothing was reported while the write ran"
+    assert all(line.startswith("writing slow.parquet: stages ") for line in heard)
     assert engine.fetch_one("SELECT sum(n) FROM slow") == (10**7,)
-    assert heard, "nothing was reported while the statement ran"
-    assert all(line.startswith("computing slow: stages ") for line in heard)
     engine.close()

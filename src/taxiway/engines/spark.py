@@ -2,8 +2,10 @@
 
 PySpark is an extra (``pip install 'taxiway[spark]'``) and needs Java; both are imported or
 started only when a spec says ``engine: spark``. Every query the plan writes in DuckDB's
-dialect goes through :func:`taxiway.engines.transpile.to_spark`; each stored table is a local
-checkpoint (computed once, so a later statement reads the same rows, row numbers included).
+dialect goes through :func:`taxiway.engines.transpile.to_spark`; each stored table is a cached
+query, computed with the first statement that reads it (the final write, mostly). Its row
+numbers are the same however often it is recomputed: the plan numbers rows in an order that
+ties only rows equal in every column.
 Times are UTC (``spark.sql.session.timeZone``) and written as Parquet microseconds without a
 zone, as DuckDB writes them.
 """
@@ -84,8 +86,9 @@ def spark_session(
 class SparkEngine:
     """Runs the plan on ``session``; ``temp`` holds what it writes before moving it.
 
-    ``progress`` hears, about every second while a statement runs, its Spark stages and tasks
-    done out of those its jobs have (``computing __spine: stages 1/3, tasks 9/16``).
+    ``progress`` hears, about every second while the training set is written (the job that
+    computes it), the Spark stages and tasks done out of those its jobs have
+    (``writing training.parquet: stages 3/7, tasks 40/58``).
     """
 
     portable = True
@@ -105,9 +108,13 @@ class SparkEngine:
             frame.createOrReplaceTempView(name)
 
     def create_table(self, name: str, sql: str) -> None:
-        """Compute ``sql`` once and keep it as ``name``."""
-        with self._reported(f"computing {name}"), self._watched(f"computing {name}"):
-            frame = self.session.sql(to_spark(sql)).localCheckpoint(eager=True)
+        """Keep ``sql`` as ``name``: checked now, computed once when first read, then cached.
+
+        Spark analyses the query here (a wrong column fails on this statement), but runs it
+        with the first statement that reads it: one job per build instead of one per table.
+        """
+        with self._reported(f"computing {name}"):
+            frame = self.session.sql(to_spark(sql)).cache()
             frame.createOrReplaceTempView(name)
             self._tables[name] = frame
 
