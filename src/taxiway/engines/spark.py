@@ -104,7 +104,8 @@ class SparkEngine:
     def register_parquet(self, name: str, paths: list[str]) -> None:
         """Expose Parquet files as table ``name`` (read by Spark where they lie)."""
         with self._reported(f"reading {', '.join(paths)}"):
-            frame = self.session.read.parquet(*paths)
+            # files of one source may differ in columns: read their union, as DuckDB does
+            frame = self.session.read.option("mergeSchema", "true").parquet(*paths)
             frame.createOrReplaceTempView(name)
 
     def create_table(self, name: str, sql: str) -> None:
