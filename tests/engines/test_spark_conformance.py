@@ -201,3 +201,36 @@ def test_a_spark_failure_on_the_command_line_says_what_to_do(
     assert "no_such_column" in err
     assert "fix:" in err
     assert "org.apache" not in err
+
+
+def test_a_glob_of_files_with_different_columns_and_zoned_times_agrees(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Spark reads a Parquet source without a contract itself: files whose columns differ are
+    read by name (one lacks ``note``), and zone-aware times are taken in UTC, as on DuckDB."""
+    s = {
+        "events": [
+            {"k": k, "minute": (m * 389) % 8000, "v": float(m % 4) or None, "created": m % 2}
+            for k in (1, 2)
+            for m in range(10)
+        ],
+        "available_after_h": 1,
+        "windows_h": [7, 49],
+        "ttl_h": 24,
+        "every_h": 12,
+        "horizon_h": 24,
+        "label_kind": "count",
+        "spine": "event",
+    }
+    project = props.write_spec(tmp_path, s)
+    table = pq.read_table(tmp_path / "events.parquet")
+    zoned = table.set_column(1, "ts", table.column("ts").cast(pa.timestamp("us", tz="UTC")))
+    half = zoned.num_rows // 2
+    (tmp_path / "events").mkdir()
+    pq.write_table(zoned.slice(0, half), tmp_path / "events" / "a.parquet")
+    rest = zoned.slice(half).append_column("note", pa.array(["x"] * (zoned.num_rows - half)))
+    pq.write_table(rest, tmp_path / "events" / "b.parquet")
+    (tmp_path / "events.parquet").unlink()
+    text = project.spec_path.read_text().replace("path: events.parquet", "path: events/*.parquet")
+    project.spec_path.write_text(text)
+    assert both(Project.load(project.spec_path, tmp_path / ".state"), tmp_path) > 0
