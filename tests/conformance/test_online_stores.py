@@ -316,3 +316,22 @@ def test_the_spec_picks_the_store(tmp_path: Path) -> None:
     finally:
         default.close()
         chosen.close()
+
+
+def test_forget_deletes_the_keys_vectors_and_tiles_and_nothing_else(store: OnlineStore) -> None:
+    keys = ["1", "11", "x:1", "2"]
+    store.write("customer", [(k, view("orders", count=i)) for i, k in enumerate(keys)])
+    store.write("store", [("1", view("sales", total=1.0))])
+    tiles = store.tiles  # type: ignore[attr-defined]
+    for name in ("orders", "visits"):
+        tiles.put("customer", name, [(k, 7, b"{}", b"[]") for k in keys])
+    wanted = [(k, 7) for k in keys]
+
+    removed = store.forget("customer", ["1", "never-written"])
+
+    assert removed == 1  # one key held something: its vector and the tiles of two views
+    assert sorted(store.read("customer", keys)) == ["11", "2", "x:1"]
+    assert store.read("store", ["1"]) == {"1": [view("sales", total=1.0)]}
+    for name in ("orders", "visits"):
+        assert sorted(tiles.events("customer", name, wanted)) == [("11", 7), ("2", 7), ("x:1", 7)]
+    assert store.forget("customer", ["1"]) == 0

@@ -56,6 +56,9 @@ class ReadOnlyStore:
     def clear(self, entity: str | None = None) -> None:
         raise NotImplementedError
 
+    def forget(self, entity: str, keys: Sequence[str]) -> int:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.inner.close()
 

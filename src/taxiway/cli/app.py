@@ -154,7 +154,7 @@ def _add(name: str, *, group: bool = False) -> None:
 
 def _add_missing(name: str, error: ModuleNotFoundError) -> None:
     needed = missing_extra(error, f"taxiway {name}")
-    assert needed is not None  # _add checked that an extra brings the module
+    assert needed is not None  # _add checked that an extra brings the module  # nosec B101
 
     def unavailable() -> None:
         raise needed
@@ -169,7 +169,7 @@ def _add_missing(name: str, error: ModuleNotFoundError) -> None:
 
 for _name in ("check", "features", "train", "models", "audit", "serve", "sprint", "assess"):
     _add(_name, group=_name in ("features", "models"))
-for _name in ("approve", "runbook", "lineage"):
+for _name in ("approve", "runbook", "lineage", "forget"):
     _add(_name)
 _add("monitor", group=True)
 _add("rollout", group=True)  # the gradual rollout

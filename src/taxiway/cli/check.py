@@ -118,7 +118,7 @@ def render(report: CheckReport, console: Console) -> None:
             console.print(f"{'':>10} [dim]fix:[/] {escape(finding.fix)}")
     quarantined = [s for s in report.sources if s.validation and s.validation.quarantine_path]
     for source in quarantined:
-        assert source.validation is not None
+        assert source.validation is not None  # nosec B101
         console.print(
             f"\n{source.validation.quarantined_rows:,} row(s) of {source.name} set aside in "
             f"{source.validation.quarantine_path} (column _reason says why)"

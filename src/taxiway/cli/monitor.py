@@ -249,7 +249,7 @@ def recs_inputs(
 
     spec = project.spec
     recommend = spec.recommend
-    assert recommend is not None
+    assert recommend is not None  # nosec B101
     recommender = Recommender.load(_recommender_folder(version))
     items = tuple(str(i) for i in recommender.items)
     newest = recommender.catalog.as_of(int(np.iinfo(np.int64).max))

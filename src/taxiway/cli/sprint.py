@@ -19,7 +19,7 @@ from taxiway.spec.project import Project
 
 __all__ = ["sprint"]
 
-_MARK = {"pass": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]",
+_MARK = {"pass": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]",  # nosec B105
          "skip": "[dim]-[/]"}  # fmt: skip
 _TITLE = {
     "data_access": "Data access",

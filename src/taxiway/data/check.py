@@ -265,7 +265,7 @@ def _validate_source(
         present = {
             str(row[0])
             for row in con.execute(
-                f"DESCRIBE SELECT * FROM {quote_identifier(f'source_{name}')}"
+                f"DESCRIBE SELECT * FROM {quote_identifier(f'source_{name}')}"  # nosec B608
             ).fetchall()
         }
         for column in needed:

@@ -179,16 +179,16 @@ def _materialize_entity(
         if incremental and before is not None:
             changed = _changed_keys_sql(spec, view_name, source, before, moment)
             newly_known = (
-                f"SELECT {key_list} FROM {q(entity_spine)} "
+                f"SELECT {key_list} FROM {q(entity_spine)} "  # nosec B608
                 f"EXCEPT SELECT {key_list} FROM __entity_before"
             )
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)} "
+                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)} "  # nosec B608
                 f"SEMI JOIN (({changed}) UNION ({newly_known})) AS wanted USING ({key_list})"
             )
         else:
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)}"
+                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)}"  # nosec B608
             )
         compute_view(con, spec, view_name, source.view, spine, f"__f_{view_name}")
         written = store.write(entity, _rows(con, spec, view_name, keys, spine, moment, progress))
@@ -244,7 +244,7 @@ def past_the_data(
             ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
             row = fetch_one(
                 con,
-                f"SELECT max({ts} + {interval(declared.available_after)}) "
+                f"SELECT max({ts} + {interval(declared.available_after)}) "  # nosec B608
                 f"FROM {q(staged[view.source].view)}",
             )
             known = row[0] if row else None
@@ -312,7 +312,7 @@ def _changed_keys_sql(
     declared = spec.sources[view.source]
     keys = ", ".join(q(k) for k in spec.entity_keys(view.entity))
     if declared.timestamp is None:
-        return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE FALSE"
+        return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE FALSE"  # nosec B608
     ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
     lo, hi = timestamp_literal(before), timestamp_literal(moment)
     moments = [f"{ts} + {interval(declared.available_after)}"]
@@ -323,7 +323,7 @@ def _changed_keys_sql(
         # ... or outlived its ttl: present while t <= ts + ttl, null after
         expiry = f"{ts} + {interval(view.ttl)}"
         changed += f" OR ({expiry} >= {lo} AND {expiry} < {hi})"
-    return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"
+    return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"  # nosec B608
 
 
 def _rows(
@@ -336,10 +336,10 @@ def _rows(
     progress: Progress | None,
 ) -> Iterator[tuple[str, ViewValues]]:
     names = [c.name for c in view_columns(view_name, spec.features[view_name])]
-    total_row = fetch_one(con, f"SELECT count(*) FROM {q(spine)}")
+    total_row = fetch_one(con, f"SELECT count(*) FROM {q(spine)}")  # nosec B608
     total = int(total_row[0]) if total_row else 0
     batches = con.sql(
-        f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "
+        f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "  # nosec B608
         f"{', '.join(f'f.{q(n)}' for n in names)}, f.{EVENT_TIME} "
         f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)"
     ).to_arrow_reader(BATCH_ROWS)

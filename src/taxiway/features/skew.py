@@ -101,7 +101,7 @@ def check_skew(
             spine = f"__skew_{entity}"
             as_of_spine(con, key_sources, keys, moment, spine)
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(spine)} "
+                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(spine)} "  # nosec B608
                 f"ORDER BY hash(__sid + {int(seed)}) LIMIT {int(sample)}"
             )
             offline: dict[str, dict[str, Any]] = {}
@@ -110,7 +110,7 @@ def check_skew(
                 compute_view(con, spec, view_name, staged[view.source].view, spine, "__skew_f")
                 key_list = ", ".join(f"s.{q(k)}" for k in keys)
                 rows = con.execute(
-                    f"SELECT {key_list}, {', '.join(f'f.{q(n)}' for n in names)} "
+                    f"SELECT {key_list}, {', '.join(f'f.{q(n)}' for n in names)} "  # nosec B608
                     f"FROM {q(spine)} AS s JOIN __skew_f AS f USING (__sid)"
                 ).fetchall()
                 for row in rows:

@@ -494,14 +494,14 @@ def _offline(
                 }
             )
             con.register("__skew_log_rows", table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM __skew_log_rows")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM __skew_log_rows")  # nosec B608
             con.unregister("__skew_log_rows")
             entity_views = {n: v for n, v in views.items() if v.entity == entity}
             for view_name, view in entity_views.items():
                 names = [c.name for c in view_columns(view_name, view)]
                 compute_view(con, spec, view_name, staged[view.source].view, spine, "__skew_log_f")
                 fetched = con.execute(
-                    f"SELECT __sid, {', '.join(q(n) for n in names)} FROM __skew_log_f"
+                    f"SELECT __sid, {', '.join(q(n) for n in names)} FROM __skew_log_f"  # nosec B608
                 ).fetchall()
                 for row in fetched:
                     offline[int(row[0])].update(zip(names, row[1:], strict=True))
@@ -536,11 +536,11 @@ def _known(
             if timestamp
             else "TIMESTAMP '-infinity'"
         )
-        parts.append(f"SELECT {cast}, {first} AS __first FROM {q(view)} WHERE {present}")
+        parts.append(f"SELECT {cast}, {first} AS __first FROM {q(view)} WHERE {present}")  # nosec B608
     union = " UNION ALL ".join(parts)
     on = " AND ".join(f"s.{q(k)} = f.{q(k)}" for k in keys)
     rows = con.execute(
-        f"WITH f AS (SELECT {key_list}, min(__first) AS __first FROM ({union}) "
+        f"WITH f AS (SELECT {key_list}, min(__first) AS __first FROM ({union}) "  # nosec B608
         f"SEMI JOIN {q(spine)} USING ({key_list}) GROUP BY ALL) "
         f"SELECT s.__sid, coalesce(f.__first <= s.__t, false) FROM {q(spine)} AS s "
         f"LEFT JOIN f ON {on}"

@@ -238,7 +238,7 @@ def content_hash(table: pa.Table) -> str:
         )
     finally:
         con.close()
-    assert row is not None
+    assert row is not None  # nosec B101
     digest.update(f"{row[0]}\x1e{row[1]}".encode())
     return digest.hexdigest()
 
@@ -376,7 +376,7 @@ def _column_sums(con: Any, table: str, ids: list[str], columns: list[str]) -> li
         return []
     key = "".join(f"{quote_identifier(k)}, " for k in ids)
     sums = ", ".join(f"sum(hash({key}{quote_identifier(c)})::HUGEINT)" for c in columns)
-    row = fetch_one(con, f"SELECT {sums} FROM {table}")
+    row = fetch_one(con, f"SELECT {sums} FROM {table}")  # nosec B608
     return [int(v or 0) for v in row] if row else [0] * len(columns)
 
 
@@ -384,7 +384,7 @@ def _except_count(con: Any, left: str, right: str, columns: list[str]) -> int:
     listed = ", ".join(quote_identifier(c) for c in columns)
     row = fetch_one(
         con,
-        f"SELECT count(*) FROM (SELECT {listed} FROM {left} EXCEPT ALL "
+        f"SELECT count(*) FROM (SELECT {listed} FROM {left} EXCEPT ALL "  # nosec B608
         f"SELECT {listed} FROM {right})",
     )
     return int(row[0]) if row else 0

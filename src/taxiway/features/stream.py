@@ -179,7 +179,7 @@ class StreamApplier:
             rows.append((key, tile, dumps(summarize(view, found)), dumps(found)))
         tiles = tile_table(self.store) if by_view else None
         for (entity, view_name), rows in by_view.items():
-            assert tiles is not None
+            assert tiles is not None  # nosec B101
             tiles.put(entity, view_name, rows)
         return len(pending.undo)
 
@@ -236,7 +236,7 @@ class StreamApplier:
         undo: list[UndoTile] = []
         tiles = tile_table(self.store) if self.views else None
         for view in self.views:
-            assert tiles is not None
+            assert tiles is not None  # nosec B101
             pairs = sorted(
                 {(key, event[0] // view.tile_us) for key, event in events_of(view, table)}
             )

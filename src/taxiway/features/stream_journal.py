@@ -114,7 +114,7 @@ class StreamJournal:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
             rows = self._con.execute(
-                "SELECT event_id FROM stream_applied WHERE source = ? AND event_id IN "
+                "SELECT event_id FROM stream_applied WHERE source = ? AND event_id IN "  # nosec B608
                 f"({','.join('?' * len(chunk))})",
                 [source, *chunk],
             )

@@ -110,7 +110,7 @@ class TiledView:
                 fix=f"add `tiles: 1h` (or 1d) to features.{name}, or name a tiled view",
             )
         source = spec.sources[view.source]
-        assert source.timestamp is not None  # the spec requires it of aggregate views
+        assert source.timestamp is not None  # the spec requires it of aggregate views  # nosec B101
         inputs = tuple(sorted({a.column for a in view.aggregate.values() if a.column}))
         index = {c: i for i, c in enumerate(inputs)}
         features = tuple(

@@ -49,7 +49,7 @@ def offline_events(
     columns = ", ".join(q(c) for c in dict.fromkeys([*view.keys, *view.inputs]))
     ts = q(view.timestamp)
     reader = con.sql(
-        f"SELECT {columns}, CAST({ts} AS TIMESTAMP) AS {ts} FROM {q(source_view)} "
+        f"SELECT {columns}, CAST({ts} AS TIMESTAMP) AS {ts} FROM {q(source_view)} "  # nosec B608
         f"WHERE {ts} IS NOT NULL"
     ).to_arrow_reader(BATCH_ROWS)
     for batch in reader:

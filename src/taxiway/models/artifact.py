@@ -75,7 +75,7 @@ class LoadedModel:
         if self.card.kind == "pilot" and not compiled:  # a pilot no form reproduces
             from taxiway.models.pilot import load_pilot
 
-            assert self.card.pilot is not None
+            assert self.card.pilot is not None  # nosec B101
             self._pilot = load_pilot(folder / "pilot" / self.card.pilot)
         else:
             from taxiway.models.serving_form import load_serving_form
@@ -99,14 +99,14 @@ class LoadedModel:
         """Predictions for every row of ``table`` (columns by input name)."""
         if self._pilot is not None:
             return np.asarray(self._pilot.predict_table(table, self.card.task))
-        assert self.encoder is not None
+        assert self.encoder is not None  # nosec B101
         return np.asarray(self._scorer.predict(self.encoder.encode_table(table)))
 
     def predict_one(self, values: Mapping[str, Any]) -> float:
         """One prediction from input name → raw value (absent → missing)."""
         if self._pilot is not None:
             return float(self._pilot.predict_one(dict(values), self.card.task))
-        assert self.encoder is not None
+        assert self.encoder is not None  # nosec B101
         return float(self._scorer.predict_one(self.encoder.encode_one(values)))
 
     def baseline_one(self, values: Mapping[str, Any]) -> float:

@@ -14,7 +14,7 @@ Unpickling runs code from the file: import only pilots you trust.
 from __future__ import annotations
 
 import json
-import pickle
+import pickle  # nosec B403
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def _unpickle(path: Path) -> Any:
 
             return joblib.load(path)
         with path.open("rb") as handle:
-            return pickle.load(handle)  # the user's own model file, named in their spec
+            return pickle.load(handle)  # the user's own model file, named in their spec  # nosec B301
     except FileNotFoundError:
         raise ModelError(f"the pilot {path} does not exist", fix="fix model.pilot") from None
     except ModuleNotFoundError as error:

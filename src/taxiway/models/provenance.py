@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import subprocess
+import subprocess  # nosec B404
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def spec_hash(path: Path | None) -> str:
 def git_commit(path: Path | None) -> str | None:
     where = Path(path).parent if path is not None else Path.cwd()
     try:
-        done = subprocess.run(
+        done = subprocess.run(  # nosec B603 B607
             ["git", "rev-parse", "HEAD"],
             cwd=where,
             capture_output=True,

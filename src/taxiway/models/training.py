@@ -319,7 +319,7 @@ class _Rows:
 
 def _split_rows(spec: TaxiwaySpec, model: ModelSpec, out: Path) -> _Rows:
     """Read the training set at ``out``, check its label, and split it in time."""
-    assert spec.label is not None
+    assert spec.label is not None  # nosec B101
     table = pq.read_table(out)
     if table.num_rows == 0:
         raise ModelError(

@@ -330,7 +330,7 @@ class AlertSinks:
     def _deliver(
         self, state: _State, event: Literal["firing", "resolved"], alert: Alert, now: datetime
     ) -> Delivery:
-        assert self.webhook is not None
+        assert self.webhook is not None  # nosec B101
         payload: dict[str, Any] = {
             "source": "taxiway",
             "status": event,

@@ -158,8 +158,8 @@ def _trust(
             f"the validation set has {positives} positives and {negatives} negatives; the "
             f"calibration check needs {MIN_CLASS_ROWS} of each"
         )
-    assert after is not None
-    assert noise is not None
+    assert after is not None  # nosec B101
+    assert noise is not None  # nosec B101
     measured = f"{after:.3f} (ECE on held-out validation rows, bound {ECE_BOUND})"
     if after <= ECE_BOUND:
         return True, f"the calibrated scores are off by {measured}"

@@ -142,7 +142,7 @@ def _post_once(url: str, body: bytes, timeout_s: float, shown: str, attempt: int
         headers={"Content-Type": "application/json", "User-Agent": "taxiway-monitor"},
     )
     try:
-        with urllib.request.urlopen(
+        with urllib.request.urlopen(  # nosec B310
             request, timeout=timeout_s
         ) as response:  # checked scheme (check_url)
             response.read()

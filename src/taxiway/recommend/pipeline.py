@@ -353,7 +353,7 @@ class Recommender:
             )
         seen, _, excluded = self._inputs(users, at_us, recent)
         if snapshot is None:
-            assert self.ranker is not None
+            assert self.ranker is not None  # nosec B101
             snapshot = self.ranker.values_at(at_us, self.users, self.items)
             layout = self.ranker.layout
         else:
@@ -370,7 +370,7 @@ class Recommender:
         recent: Sequence[Sequence[int]] | None,
         chosen: list[int],
     ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int8]]:
-        assert self.ranker is not None
+        assert self.ranker is not None  # nosec B101
         found = self.candidates(users, at_us, k, recent=recent)
         items, scores, stage = order_by_score(
             found, self.ranker.score(found), self._depth(k, chosen)

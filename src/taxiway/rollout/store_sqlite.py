@@ -148,7 +148,8 @@ class SqliteDatabase:
             if not self._ready:
                 marks = ", ".join("?" * len(_OBJECTS))
                 found = connection.execute(
-                    f"SELECT count(*) FROM sqlite_master WHERE name IN ({marks})", _OBJECTS
+                    f"SELECT count(*) FROM sqlite_master WHERE name IN ({marks})",  # nosec B608
+                    _OBJECTS,
                 ).fetchone()[0]
                 if found != len(_OBJECTS):
                     connection.execute("PRAGMA journal_mode = WAL")

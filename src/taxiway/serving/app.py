@@ -209,7 +209,7 @@ def build_app(service: Service) -> Starlette:
 
 async def http_error(request: Request, error: Exception) -> Response:
     """Starlette's own refusals (no such path, wrong method) as JSON, like every other."""
-    assert isinstance(error, HTTPException)
+    assert isinstance(error, HTTPException)  # nosec B101
     message = error.detail
     if error.status_code == 404:
         message = f"no such path: {request.url.path} (the API is in /openapi.json)"

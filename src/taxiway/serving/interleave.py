@@ -65,7 +65,7 @@ def coin_for(request_id: str) -> random.Random:
     True
     """
     digest = blake2b(request_id.encode(), digest_size=16).digest()
-    return random.Random(int.from_bytes(digest, "big"))
+    return random.Random(int.from_bytes(digest, "big"))  # nosec B311
 
 
 def team_draft(
@@ -120,7 +120,7 @@ def team_draft(
         else:
             team = "candidate" if coin.random() < 0.5 else "control"
         chosen = offers[team]
-        assert chosen is not None
+        assert chosen is not None  # nosec B101
         merged.append((chosen, team))
         taken.add(chosen.item)
         per_category[group(chosen.item)] += 1

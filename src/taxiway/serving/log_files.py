@@ -194,7 +194,7 @@ class LogFiles:
                 self._close_file()
         if self._fd is None:
             self._open_file()
-        assert self._fd is not None
+        assert self._fd is not None  # nosec B101
         return self._fd
 
     def _open_file(self) -> None:

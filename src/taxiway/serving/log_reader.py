@@ -63,6 +63,6 @@ def read_predictions(
     # Under ignore_errors a torn line is a row whose every column is NULL. The test matches the
     # row's JSON rather than naming columns, so the view stays valid as columns come and go.
     con.execute(
-        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS SELECT * FROM {source} AS record "
+        f"CREATE OR REPLACE VIEW {quote_identifier(view)} AS SELECT * FROM {source} AS record "  # nosec B608
         f"WHERE NOT regexp_full_match(to_json(record)::VARCHAR, {quote_literal(_ALL_NULL)})"
     )

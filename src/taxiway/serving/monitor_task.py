@@ -32,7 +32,7 @@ import dataclasses
 import fcntl
 import logging
 import os
-import subprocess
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -399,7 +399,7 @@ class MonitorProcess(MonitorTask):
         if now < self._restart_at:
             return
         try:
-            self.child = subprocess.Popen(
+            self.child = subprocess.Popen(  # nosec B603
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,

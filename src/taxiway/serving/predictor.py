@@ -309,7 +309,7 @@ class Predictor:
                     score = step.value
                 else:
                     continue
-            except Exception:  # a failing fallback hands over to the next one
+            except Exception:  # a failing fallback hands over to the next one  # nosec B112
                 continue
             if math.isfinite(score):
                 return self._count(f"fallback:{step.label}", score)
@@ -340,7 +340,7 @@ class Predictor:
         self, keys: dict[str, str]
     ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         store = self.store
-        assert isinstance(store, AsyncReader)
+        assert isinstance(store, AsyncReader)  # nosec B101
         values: dict[str, Any] = {}
         unavailable: list[tuple[str, str]] = []
         for entity, key in keys.items():

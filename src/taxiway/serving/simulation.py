@@ -187,7 +187,7 @@ async def _loop(
     seed: int,
 ) -> list[ReplayPoint]:
     rng = np.random.default_rng(seed)
-    assert plan.metric is not None
+    assert plan.metric is not None  # nosec B101
     metric = plan.metric.name
     better = 1.0 if plan.metric.direction == "increase" else -1.0
     rates = {"control": base, "candidate": min(1.0, max(0.0, base * (1.0 + better * lift)))}

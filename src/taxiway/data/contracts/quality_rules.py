@@ -41,7 +41,7 @@ def quality_rule(
         "operators": quality.operators,
     }
     if kind == "sql":
-        assert quality.query is not None
+        assert quality.query is not None  # nosec B101
         if policy == "quarantine":
             raise contract_error(f"{rule_id}: a `sql` rule has no failing rows to quarantine")
         return Rule(

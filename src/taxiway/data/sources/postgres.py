@@ -294,11 +294,11 @@ class PostgresReader:
         parts = self.table_parts()
         if parts is not None:
             return ".".join(quote_identifier(p) for p in parts if p is not None)
-        assert self.spec.query is not None
+        assert self.spec.query is not None  # nosec B101
         return f"({self.spec.query.strip().rstrip(';')})"
 
     def _select(self, expressions: Sequence[str], limit: int | None = None) -> str:
-        sql = f"SELECT {', '.join(expressions) or '*'} FROM {self._relation_sql()} AS source"
+        sql = f"SELECT {', '.join(expressions) or '*'} FROM {self._relation_sql()} AS source"  # nosec B608
         return sql if limit is None else f"{sql} LIMIT {limit}"
 
     def _execute(self, session: _Session, sql: str) -> Any:
@@ -494,7 +494,7 @@ class PostgresReader:
             quoted = quote_identifier(column.name)
             raise SourceError(
                 f"source `{self.name}`: column {column.name} of {self.target()} holds {why}",
-                fix=f"read it through a query that maps it, e.g. `query: SELECT ..., "
+                fix=f"read it through a query that maps it, e.g. `query: SELECT ..., "  # nosec B608
                 f"NULLIF({quoted}, 'NaN') AS {quoted} FROM ...`",
             ) from None
 
@@ -548,7 +548,7 @@ class PostgresReader:
         )
         star = f"* REPLACE ({replace})" if replace else "*"
         sql = (
-            f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS "
+            f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS "  # nosec B608
             f"SELECT {star} FROM read_parquet({quote_literal(str(path))})"
         )
         try:

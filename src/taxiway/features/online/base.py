@@ -52,6 +52,11 @@ class OnlineStore(Protocol):
         """Delete everything of ``entity`` (or of every entity) in this store's namespace."""
         ...
 
+    def forget(self, entity: str, keys: Sequence[str]) -> int:
+        """Delete ``keys`` of ``entity``: their vectors and time tiles (the right to erasure);
+        return how many of them held anything (keys never written count nothing)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

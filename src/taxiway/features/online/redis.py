@@ -279,6 +279,25 @@ class RedisStore:
             if batch:
                 self._client.unlink(*batch)
 
+    def forget(self, entity: str, keys: Sequence[str]) -> int:
+        """Delete ``keys`` of ``entity``: each key's vector and its tiles of every view (found
+        by ``SCAN``, the key matched exactly); how many of them held anything."""
+        base = f"{self._namespace}{check_entity(entity)}:"
+        removed = 0
+        with self._errors("deleting from"):
+            for key in dict.fromkeys(keys):
+                names: list[str | bytes] = [base + key]
+                for hashes in TILE_HASHES:
+                    head = f"{self.prefix}#{hashes}:{entity}:"
+                    glob = head.translate(_GLOB_SPECIAL) + "*:" + key.translate(_GLOB_SPECIAL)
+                    for name in self._client.scan_iter(match=glob, count=SCAN_COUNT):
+                        text = name.decode() if isinstance(name, bytes) else str(name)
+                        view = text[len(head) : len(text) - len(key) - 1]
+                        if ":" not in view:  # the view's own tiles of this key, no other's
+                            names.append(name)
+                removed += int(self._client.unlink(*names)) > 0
+        return removed
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._client.close()

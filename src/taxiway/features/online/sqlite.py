@@ -89,7 +89,7 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
 ) WITHOUT ROWID
 """
 _UPSERT = f"INSERT OR REPLACE INTO {_TABLE} (entity, key, views) VALUES (?, ?, ?)"
-_SELECT = f"SELECT key, views FROM {_TABLE} WHERE entity = ? AND key IN "
+_SELECT = f"SELECT key, views FROM {_TABLE} WHERE entity = ? AND key IN "  # nosec B608
 _WRITE_BUSY_TIMEOUT_MS = 5_000
 MMAP_BYTES = 1 << 30  # how much of the file reads map into memory (address space, not RAM)
 WRITE_CHUNK = 500  # rows merged per read-modify-write step (keys per SELECT stay under 999)
@@ -200,15 +200,37 @@ class SqliteStore:
             with self._writing(connection):
                 connection.execute(TILES_SCHEMA)
                 if entity is None:
-                    connection.execute(f"DELETE FROM {_TABLE}")
-                    connection.execute(f"DELETE FROM {TILES_TABLE}")
+                    connection.execute(f"DELETE FROM {_TABLE}")  # nosec B608
+                    connection.execute(f"DELETE FROM {TILES_TABLE}")  # nosec B608
                 else:
                     for table in (_TABLE, TILES_TABLE):
                         connection.execute(
-                            f"DELETE FROM {table} WHERE entity = ?", (check_entity(entity),)
+                            f"DELETE FROM {table} WHERE entity = ?",  # nosec B608
+                            (check_entity(entity),),
                         )
         except sqlite3.Error as error:
             raise self._error("clear", error) from None
+
+    def forget(self, entity: str, keys: Sequence[str]) -> int:
+        """Delete ``keys`` of ``entity`` (vectors and tiles) in one transaction; how many of
+        them held anything."""
+        check_entity(entity)
+        wanted = list(dict.fromkeys(keys))
+        removed = 0
+        connection = self._connection()
+        try:
+            with self._writing(connection):
+                connection.execute(TILES_SCHEMA)
+                for key in wanted:
+                    rows = 0
+                    for table in (_TABLE, TILES_TABLE):
+                        # the table names are constants; entity and key are bound parameters
+                        sql = f"DELETE FROM {table} WHERE entity = ? AND key = ?"  # nosec B608
+                        rows += max(connection.execute(sql, (entity, key)).rowcount, 0)
+                    removed += rows > 0
+        except sqlite3.Error as error:
+            raise self._error("delete from", error) from None
+        return removed
 
     def close(self) -> None:
         """Close every connection this store opened, in any thread; the store is then unusable."""
@@ -308,7 +330,7 @@ class SqliteStore:
             self._old_layout = False
             return
         rows = connection.execute(
-            f"SELECT entity, key, view, payload, event_time, as_of FROM {_OLD_TABLE} "
+            f"SELECT entity, key, view, payload, event_time, as_of FROM {_OLD_TABLE} "  # nosec B608
             "ORDER BY entity, key, view"  # the primary key's order: no sort
         ).fetchall()
         merged: list[tuple[str, str, bytes]] = []

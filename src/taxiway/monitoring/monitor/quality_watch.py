@@ -63,7 +63,7 @@ def quality_finding(
     minimum = spec.quality.min
     in_unit = reference_value is not None and 0.0 <= reference_value <= 1.0
     if minimum is None and in_unit and metric not in LOWER_IS_BETTER:
-        assert reference_value is not None
+        assert reference_value is not None  # nosec B101
         minimum = reference_value - QUALITY_MARGIN
     estimate, why, estimates = _estimated(ref, windows, metric)
     found, realised_series = _realised(inputs, windows, metric)

@@ -327,7 +327,7 @@ def _record_audit(state: _State, phase: Phase, audit: AuditReport, began: float)
     )
 
 
-_SEVERITY: dict[CheckStatus, int] = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
+_SEVERITY: dict[CheckStatus, int] = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}  # nosec B105
 
 
 def _worst(checks: list[Check]) -> CheckStatus:

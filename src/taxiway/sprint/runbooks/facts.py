@@ -126,7 +126,7 @@ def _lookup(project: Project, key: str) -> tuple[Any, bool]:
         if isinstance(node, dict):
             node = node[part]
             continue
-        assert isinstance(node, BaseModel)
+        assert isinstance(node, BaseModel)  # nosec B101
         declared = declared and part in node.model_fields_set
         node = getattr(node, part)
         if node is None and part == "serving":
