@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -86,11 +85,11 @@ def run(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Run]:
+) -> Run:
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
-    yield Run(capsys, caplog)
+    return Run(capsys, caplog)
 
 
 def _spec(shop: Path, folder: Path, *, replace: dict[str, str], append: str = "") -> Path:
