@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from tests.conftest import require_service
 from tests.serving.conftest import serving, variant
+from tests.serving.test_events import names, post, publisher
 
 from taxiway.cli import main
 from taxiway.errors import MonitoringError
@@ -40,6 +41,8 @@ SECRETS = [
     SIGNING_KEY,
 ]
 USER = "svc"
+
+__all__ = ["names"]  # test_events' fixture: a subject and stream of its own, deleted after
 
 
 def forms(secret: str) -> list[str]:
@@ -217,3 +220,28 @@ def test_the_search_finds_each_form_of_a_secret(tmp_path: Path) -> None:
         (tmp_path / f"f{number}").write_text(f"prefix {form} suffix")
     assert len(_leaks(tmp_path, [], skip=set())) == 4
     assert len(_leaks(tmp_path, [f"x{quote(PG_PASSWORD, safe='')}"], skip=set())) == 5
+
+
+NATS_TOKEN = "nats/Secret+Tok=6PL1"
+
+
+@pytest.mark.nats
+@pytest.mark.parametrize("port", [1, 4222], ids=["down", "up"])
+def test_a_nats_url_with_a_token_never_shows(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    names: tuple[str, str],
+    port: int,
+) -> None:
+    monkeypatch.setenv("TW_SEC_NATS_URL", f"nats://{quote(NATS_TOKEN, safe='')}@127.0.0.1:{port}")
+    caplog.set_level(logging.DEBUG)
+    subject, stream = names  # the stream is deleted after the test
+    events = publisher(tmp_path, "${TW_SEC_NATS_URL}", subject, stream)
+    event = {"k": 7, "ts": "2026-03-01T10:00:00Z", "v": 2.5}
+    answers = post(events, [("ev", event, {"Idempotency-Key": "e-1"})])
+    texts = [a.text for a in answers] + [json.dumps(dict(a.headers)) for a in answers]
+    assert answers[0].status_code == (503 if port == 1 else 202), answers[0].text
+    files = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    shown = [*texts, caplog.text, *(data.decode(errors="replace") for data in files)]
+    assert [form for text in shown for form in forms(NATS_TOKEN) if form in text] == []
