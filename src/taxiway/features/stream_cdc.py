@@ -134,7 +134,7 @@ class CdcApplier:
                 f"(CDC sources: {', '.join(cdc_sources(spec)) or 'none'})",
                 fix="add `cdc: true` (and `history:`) to the postgres source",
             )
-        assert source.history is not None
+        assert source.history is not None  # nosec B101
         self.name = name
         self.source = source
         self.store = store
@@ -194,7 +194,7 @@ class CdcApplier:
         if self.position is None:
             totals.snapshot_rows += self._snapshot()
             totals.batches += 1
-        assert self.position is not None
+        assert self.position is not None  # nosec B101
         # from the slot's confirmed position (0: the server's choice), which is at or before
         # the stored one: what lies between is resent and skipped by step 1, so the stored
         # position alone decides what is applied
@@ -218,7 +218,7 @@ class CdcApplier:
 
     def apply(self, transactions: Sequence[Transaction]) -> tuple[int, int]:
         """Apply ``transactions`` (steps 1-6); return (changes applied, changes skipped)."""
-        assert self.position is not None
+        assert self.position is not None  # nosec B101
         fresh = [t for t in transactions if t.end_lsn > self.position]
         skipped = sum(len(t.changes) for t in transactions if t.end_lsn <= self.position)
         if not fresh:
@@ -246,11 +246,11 @@ class CdcApplier:
             for change in txn.changes:
                 count += 1
                 if change.op == "insert":
-                    assert change.new is not None
+                    assert change.new is not None  # nosec B101
                     working[self._pk(change.new)] = change.new
                     history.append((change.new, "insert", txn.end_lsn, txn.commit_us))
                 elif change.op == "update":
-                    assert change.new is not None
+                    assert change.new is not None  # nosec B101
                     old_pk = self._pk(change.old if change.old is not None else change.new)
                     previous = working.get(old_pk) or {}
                     new = {
@@ -260,7 +260,7 @@ class CdcApplier:
                     working[self._pk(new)] = new
                     history.append((new, "update", txn.end_lsn, txn.commit_us))
                 else:  # delete
-                    assert change.old is not None
+                    assert change.old is not None  # nosec B101
                     pk = self._pk(change.old)
                     gone = working.get(pk) or change.old
                     working[pk] = None
@@ -297,13 +297,13 @@ class CdcApplier:
     # ------------------------------------------------------------------ rows
 
     def _pk(self, row: Row) -> str:
-        assert self.info is not None
+        assert self.info is not None  # nosec B101
         return orjson.dumps([row.get(c) for c in self.info.key]).decode()
 
     def _table(
         self, rows: Sequence[Row], extra: dict[str, pa.Array[Any]] | None = None
     ) -> pa.Table:
-        assert self.info is not None
+        assert self.info is not None  # nosec B101
         return typed_table(self.info.columns, rows, extra)
 
     def _placements(

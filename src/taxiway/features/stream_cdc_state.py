@@ -117,7 +117,7 @@ class CdcState:
         for start in range(0, len(listed), CHUNK):
             chunk = listed[start : start + CHUNK]
             for pk, row in self._con.execute(
-                f"SELECT pk, row FROM cdc_rows WHERE source = ? AND pk IN "
+                f"SELECT pk, row FROM cdc_rows WHERE source = ? AND pk IN "  # nosec B608
                 f"({','.join('?' * len(chunk))})",
                 [source, *chunk],
             ):
@@ -154,7 +154,7 @@ class CdcState:
                     (source,),
                 )
                 for table in ("cdc_rows", "cdc_index", "cdc_position"):
-                    con.execute(f"DELETE FROM {table} WHERE source = ?", (source,))
+                    con.execute(f"DELETE FROM {table} WHERE source = ?", (source,))  # nosec B608
             con.executemany(
                 "DELETE FROM cdc_index WHERE source = ? AND view = ? AND key = ? AND tile = ? "
                 "AND pk = ?",

@@ -191,7 +191,7 @@ class PostgresCdc:
     def check(self) -> TableInfo:
         """The table's columns and key; :class:`SourceError` with the fix when its changes
         cannot be captured (wal_level, missing table, no key)."""
-        assert self.spec.table is not None
+        assert self.spec.table is not None  # nosec B101
         # the postgres extra (ADBC) is needed by CDC only: `features stream` on nats runs without
         from taxiway.data.sources.postgres import split_table
 
@@ -244,7 +244,7 @@ class PostgresCdc:
 
     def _index_columns(self, oid: int, which: str) -> list[str]:
         rows = self._query(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "  # nosec B608
             f"AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.{which} "
             "ORDER BY array_position(i.indkey, a.attnum)",
             (oid,),
@@ -265,7 +265,7 @@ class PostgresCdc:
         self._query(f"DROP PUBLICATION IF EXISTS {_identifier(self.publication)}")
 
     def _ensure_publication(self) -> None:
-        assert self.info is not None
+        assert self.info is not None  # nosec B101
         found = self._query("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.publication,))
         if not found:
             self._query(
@@ -294,7 +294,7 @@ class PostgresCdc:
         select_list = ", ".join(f"{_identifier(c)}::text" for c, _ in info.columns)
         rows = reader.cursor(name=f"taxiway_snapshot_{self.slot}")
         rows.itersize = SNAPSHOT_FETCH
-        rows.execute(f"SELECT {select_list} FROM {info.qualified}")
+        rows.execute(f"SELECT {select_list} FROM {info.qualified}")  # nosec B608
         names = [c for c, _ in info.columns]
 
         def batches() -> Iterator[list[dict[str, Any]]]:

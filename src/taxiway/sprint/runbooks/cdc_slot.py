@@ -35,7 +35,7 @@ def _cdc_slot(f: _Facts) -> str:
         )
         slots = "'<slot>'"
     query = (
-        "SELECT slot_name, active, wal_status, "  # one line: the page's shell block
+        "SELECT slot_name, active, wal_status, "  # one line: the page's shell block  # nosec B608
         "pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) AS retained, "
         "pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)) AS unconfirmed "
         f"FROM pg_replication_slots WHERE slot_name IN ({slots});"
@@ -89,4 +89,4 @@ history is rewritten from that snapshot). To retire a CDC source, drop its slot 
 
 `retained` in the query above falls back to a few MB and stays there; the online values show the
 table's latest changes (`taxiway features get <entity>=<key>`).
-"""
+"""  # nosec B608
