@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-blocked demo-recs test lint types layers unit data bench clean
+.PHONY: demo demo-blocked demo-recs test lint types layers unit security audit-deps data bench clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,17 @@ types: $(VENV)/.dev
 
 layers: $(VENV)/.dev
 	$(BIN)/lint-imports
+
+# bandit over the source: a finding fails with its file, line and check (docs/security.md).
+# `make test` runs the same check as tests/security/test_static.py.
+security: $(VENV)/.dev
+	$(BIN)/bandit -c pyproject.toml -r src -q 2>$(VENV)/bandit.log || { cat $(VENV)/bandit.log; exit 1; }
+
+# Known vulnerabilities in the installed dependencies: pip-audit asks PyPI's advisory API over
+# the network, so it is not part of `make test` (no network here; docs/security.md).
+audit-deps: $(VENV)/.dev
+	$(BIN)/pip freeze --exclude-editable > $(VENV)/requirements.lock
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --desc on -r $(VENV)/requirements.lock
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest
