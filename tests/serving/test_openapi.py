@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from taxiway.serving.inputs import FieldRule, InputContract
 from taxiway.serving.openapi import openapi_document
-from taxiway.serving.openapi_schemas import ANSWER, item_schema
+from taxiway.serving.openapi_schemas import ANSWER, EVENT_RECEIPT, event_schemas, item_schema
+from taxiway.spec import load_spec_text
+
+STREAMED = """
+name: pushed
+sources:
+  clicks: {kind: nats, url: 'nats://127.0.0.1:4222', subject: shop.clicks, stream: CLICKS,
+           durable: tw, timestamp: at, event_id: click_id, history: clicks}
+  orders: {kind: nats, url: 'nats://127.0.0.1:4222', subject: shop.orders, stream: ORDERS,
+           durable: tw, timestamp: ordered_at, history: orders}
+entities: {customer: customer_id}
+features:
+  recent: {source: orders, entity: customer, aggregate: {n: count(*)}, windows: [1d], tiles: 1h}
+"""
 
 
 def _contract() -> InputContract:
@@ -19,6 +32,7 @@ def test_the_document_lists_every_endpoint_in_order() -> None:
     assert list(document["paths"]) == [
         "/v1/predict",
         "/v1/outcomes",
+        "/v1/events/{source}",
         "/v2/health/live",
         "/v2/health/ready",
         "/v2/models/{model_name}",
@@ -37,3 +51,30 @@ def test_predict_takes_the_contracts_item_and_answers_with_the_answer_schema() -
     assert body["oneOf"][0]["properties"]["entities"]["required"] == ["customer", "pair"]
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"][0] == ANSWER
     assert set(post["responses"]) == {"200", "401", "403", "404", "413", "422", "429"}
+
+
+def test_events_take_each_nats_sources_event_and_answer_with_a_receipt() -> None:
+    spec = load_spec_text(STREAMED, "taxiway.yaml")
+    events = event_schemas(spec)
+    post = openapi_document("churn", 3, _contract(), events)["paths"]["/v1/events/{source}"]["post"]
+    source = post["parameters"][0]
+    assert (source["name"], source["in"], source["schema"]["enum"]) == (
+        "source",
+        "path",
+        ["clicks", "orders"],
+    )
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["oneOf"] == [events["clicks"], events["orders"]]
+    # the views' entity keys and the timestamp are required; the event_id field when declared
+    assert events["orders"]["required"] == ["customer_id", "ordered_at"]
+    assert events["clicks"]["required"] == ["at", "click_id"]
+    assert events["orders"]["properties"]["ordered_at"]["format"] == "date-time"
+    answers = post["responses"]
+    assert answers["202"]["content"]["application/json"]["schema"] == EVENT_RECEIPT
+    assert {"404", "413", "422", "503"} <= set(answers)
+
+
+def test_events_are_listed_without_a_nats_source_as_any_object() -> None:
+    post = openapi_document("churn", 3, _contract())["paths"]["/v1/events/{source}"]["post"]
+    assert "enum" not in post["parameters"][0]["schema"]
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"type": "object"}

@@ -6,12 +6,14 @@ Protocol); the schemas they name live in :mod:`taxiway.serving.openapi_schemas`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from taxiway.serving.inputs import InputContract
 from taxiway.serving.openapi_schemas import (
     ANSWER,
     ERROR,
+    EVENT_RECEIPT,
     TENSOR,
     item_schema,
     json_content,
@@ -30,8 +32,18 @@ _name_parameter = name_parameter
 _Security = list[dict[str, list[str]]]
 
 
-def openapi_document(name: str, version: int, contract: InputContract) -> dict[str, Any]:
-    """OpenAPI 3.1 for /v1 (taxiway's own API) and /v2 (the Open Inference Protocol)."""
+def openapi_document(
+    name: str,
+    version: int,
+    contract: InputContract,
+    events: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """OpenAPI 3.1 for /v1 (taxiway's own API) and /v2 (the Open Inference Protocol).
+
+    ``events``: each nats source's event schema
+    (:func:`~taxiway.serving.openapi_schemas.event_schema`), for ``POST /v1/events/{source}``;
+    the path is listed without one too (it answers 404 naming the nats sources).
+    """
     errors = _error_responses()
     security: _Security = [{"apiKey": []}]
     return {
@@ -46,6 +58,7 @@ def openapi_document(name: str, version: int, contract: InputContract) -> dict[s
         },
         "paths": {
             **_v1_paths(item_schema(contract), errors, security),
+            **_events_path(events or {}, errors, security),
             **_v2_paths(errors, security),
             "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
         },
@@ -112,6 +125,52 @@ def _v1_paths(item: dict[str, Any], errors: dict[str, Any], security: _Security)
                 "responses": {"200": {"description": "Recorded"}, **errors},
             }
         },
+    }
+
+
+def _events_path(
+    events: Mapping[str, dict[str, Any]], errors: dict[str, Any], security: _Security
+) -> dict[str, Any]:
+    """``POST /v1/events/{source}``: an event of a nats source, published to its subject."""
+    source: dict[str, Any] = {"type": "string", "minLength": 1}
+    if events:
+        source["enum"] = sorted(events)
+    body: dict[str, Any] = (
+        {"oneOf": [events[name] for name in sorted(events)]}
+        if len(events) > 1
+        else next(iter(events.values()), {"type": "object"})
+    )
+    return {
+        "/v1/events/{source}": {
+            "post": {
+                "summary": "Push one event of a nats source (applied by `taxiway features stream`)",
+                "security": security,
+                "parameters": [
+                    {"name": "source", "in": "path", "required": True, "schema": source},
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "The event's id when the source declares no "
+                        "`event_id` field: a repeat is stored once",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+                    },
+                ],
+                "requestBody": {"required": True, "content": json_content(body)},
+                "responses": {
+                    "202": {
+                        "description": "Stored by JetStream (or a repeat of a stored id)",
+                        "content": json_content(EVENT_RECEIPT),
+                    },
+                    **errors,
+                    "503": {
+                        "description": "NATS unreachable or slow: retry the same event",
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        "content": json_content(ERROR),
+                    },
+                },
+            }
+        }
     }
 
 

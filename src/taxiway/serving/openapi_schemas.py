@@ -1,12 +1,24 @@
-"""The JSON schemas the OpenAPI document names: a request item, an answer, an error, a tensor."""
+"""The JSON schemas the OpenAPI document names: a request item, an answer, an error, a tensor,
+a pushed event and its receipt."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from taxiway.serving.inputs import InputContract
+from taxiway.spec.models import AggregateView, NatsSource, TaxiwaySpec
 
-__all__ = ["ANSWER", "ERROR", "TENSOR", "item_schema", "json_content", "name_parameter"]
+__all__ = [
+    "ANSWER",
+    "ERROR",
+    "EVENT_RECEIPT",
+    "TENSOR",
+    "event_schema",
+    "event_schemas",
+    "item_schema",
+    "json_content",
+    "name_parameter",
+]
 
 ERROR = {
     "type": "object",
@@ -95,3 +107,67 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 def name_parameter() -> dict[str, Any]:
     """The {model_name} path parameter of the Open Inference Protocol."""
     return {"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+EVENT_RECEIPT = {
+    "type": "object",
+    "properties": {
+        "source": {"type": "string"},
+        "stream": {"type": "string", "description": "The JetStream stream that stored it"},
+        "seq": {"type": "integer", "description": "Its sequence in the stream"},
+        "duplicate": {
+            "type": "boolean",
+            "description": "true when the id was stored before (the first copy's seq)",
+        },
+    },
+    "required": ["source", "stream", "seq", "duplicate"],
+}
+
+
+def event_schema(spec: TaxiwaySpec, name: str) -> dict[str, Any]:
+    r"""One event of nats source ``name``, as ``POST /v1/events/{source}`` takes it: a JSON
+    object holding the source's timestamp, the entity keys of the views over it and its
+    ``event_id`` field when it declares one; other fields pass to the source's contract.
+
+    >>> from taxiway.spec import load_spec_text
+    >>> spec = load_spec_text(
+    ...     "name: s\nsources:\n  ev: {kind: nats, url: 'nats://127.0.0.1:4222', subject: a, "
+    ...     "stream: A, durable: d, timestamp: ts, history: h}\nentities: {e: k}\nfeatures:\n"
+    ...     "  v: {source: ev, entity: e, aggregate: {n: count(*)}, windows: [1d], tiles: 1h}\n",
+    ...     "taxiway.yaml")
+    >>> event_schema(spec, "ev")["required"]
+    ['k', 'ts']
+    """
+    source = spec.sources[name]
+    assert isinstance(source, NatsSource)
+    keys = sorted(
+        {
+            key
+            for view in spec.features.values()
+            if isinstance(view, AggregateView) and view.source == name
+            for key in spec.entity_keys(view.entity)
+        }
+    )
+    properties: dict[str, Any] = {
+        key: {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]} for key in keys
+    }
+    assert source.timestamp is not None  # a nats source always has one (spec.models)
+    properties[source.timestamp] = {"type": "string", "format": "date-time"}
+    if source.event_id is not None:
+        properties[source.event_id] = {"type": "string", "minLength": 1, "maxLength": 512}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(properties),
+        "description": f"One event of `{name}` ({source.subject}); fields beyond these are "
+        "checked against the source's contract",
+    }
+
+
+def event_schemas(spec: TaxiwaySpec) -> dict[str, dict[str, Any]]:
+    """:func:`event_schema` of every nats source of ``spec``, by name."""
+    return {
+        name: event_schema(spec, name)
+        for name, source in spec.sources.items()
+        if isinstance(source, NatsSource)
+    }

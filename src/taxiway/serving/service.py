@@ -50,6 +50,7 @@ from taxiway.serving.inputs import InputContract, Parsed, RequestError
 from taxiway.serving.log import PredictionLog, log_files, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.openapi import openapi_document
+from taxiway.serving.openapi_schemas import event_schemas
 from taxiway.serving.predictor import Answer, Predictor
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
@@ -622,10 +623,13 @@ class Service:
         reads it (an entity only one arm needs is not required)."""
         p = self.predictor
         arms = self.arms
+        events = event_schemas(self.project.spec)
         if arms is None or arms.same_inputs:
-            return openapi_document(self.name, p.version.version, p.contract)
+            return openapi_document(self.name, p.version.version, p.contract, events)
         control, candidate = arms.control.contract, arms.candidate.contract
-        document = openapi_document(self.name, p.version.version, _either(control, candidate))
+        document = openapi_document(
+            self.name, p.version.version, _either(control, candidate), events
+        )
         body = document["paths"]["/v1/predict"]["post"]["requestBody"]
         _describe_arms(body["content"]["application/json"]["schema"]["oneOf"][0], arms)
         return document
