@@ -19,6 +19,19 @@ Same arguments, same bytes: everything comes from one ``numpy.random.Generator(s
                                        [--start 2024-01-01] [--end 2025-12-31]
                                        [--trouble-from DATE [--drift COLUMN=FACTOR ...]
                                         [--format-break amount] [--concept-change]]
+    python examples/retail/simulate.py --stream [--out DIR] [--rate 20] [--duration S]
+                                       [--nats URL] [--subject retail.orders]
+                                       [--stream-name RETAIL_ORDERS] [--backfill]
+
+``--stream`` publishes orders to a NATS JetStream subject as they happen (the feed of
+``examples/retail/taxiway-stream.yaml``), each a JSON object with the columns of
+``orders.parquet`` and its ``order_id`` as ``Nats-Msg-Id``, so a repeat is stored once. With
+``--backfill`` it first publishes every order of ``DIR/orders.parquet`` at full speed, with
+its own times (the history the stream's model trains on; a redelivered order is dropped as a
+duplicate). Then, ``--rate`` times a second, a new order: a past order's customer, product,
+quantity and amount, placed now (``ordered_at`` = ``ingested_at`` = the moment it is sent),
+numbered after the file's last order. It runs ``--duration`` seconds, or until Ctrl-C. The
+live orders draw from their own generator (``seed`` and 18).
 
 Trouble, for the monitoring demo and its tests: from ``--trouble-from`` on (rows whose event
 time, ``ordered_at`` or ``started_at``, is on or after that date; every row before it is
@@ -50,9 +63,12 @@ budget; the monitor sees the latency and fallback rates move while the inputs st
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +77,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["DIRTY_FRACTIONS", "DRIFTABLE", "Trouble", "simulate"]
+__all__ = ["DIRTY_FRACTIONS", "DRIFTABLE", "Published", "Trouble", "simulate", "stream_orders"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 DAY = 86_400  # seconds
@@ -394,6 +410,109 @@ def _scaled(
     return table.set_column(table.schema.get_field_index(column), column, array)
 
 
+@dataclass
+class Published:
+    """What :func:`stream_orders` sent: backfilled and live orders, and the live ones' send
+    times (``order_id`` -> ``time.time()`` just before it was published)."""
+
+    backfilled: int = 0
+    live: int = 0
+    sent_at: dict[int, float] = field(default_factory=dict)
+
+
+def _event(row: dict[str, Any]) -> bytes:
+    """One order as the stream carries it: JSON, times in ISO 8601 with their zone (UTC)."""
+    out = {
+        k: (v.replace(tzinfo=UTC).isoformat() if isinstance(v, datetime) else v)
+        for k, v in row.items()
+    }
+    return json.dumps(out).encode()
+
+
+async def stream_orders(
+    orders: Path,
+    *,
+    url: str = "nats://127.0.0.1:4222",
+    subject: str = "retail.orders",
+    stream: str = "RETAIL_ORDERS",
+    rate: float = 20.0,
+    duration: float | None = None,
+    backfill: bool = False,
+    seed: int = 7,
+    stop: asyncio.Event | None = None,
+) -> Published:
+    """Publish the shop's orders to ``subject`` (the module's docstring, ``--stream``); the
+    stream is created when missing. Needs nats-py (``pip install 'taxiway[stream]'``)."""
+    import nats  # the stream extra: only this mode needs it
+    import nats.js.errors
+
+    if rate <= 0:
+        raise ValueError(f"--rate must be above 0 orders a second, got {rate}")
+    past = pq.read_table(orders)
+
+    async def quiet(error: Exception) -> None:  # nats-py prints a traceback per attempt
+        pass
+
+    try:
+        # nats-py retries a refused first connect forever: bound it
+        client = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=5, allow_reconnect=False, error_cb=quiet), 6
+        )
+    except Exception as error:  # nats-py raises its own errors (NoServersError...) or OSError
+        why = str(error) or type(error).__name__
+        raise ConnectionError(f"cannot reach NATS at {url} ({why})") from error
+    done = Published()
+    try:
+        js = client.jetstream()
+        try:
+            await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(name=stream, subjects=[subject])
+        if backfill:
+            for i, row in enumerate(past.to_pylist()):
+                # core publish: JetStream stores it (and drops a repeated id) without a
+                # round trip per order; the flushes bound what is in flight
+                await client.publish(
+                    subject, _event(row), headers={"Nats-Msg-Id": str(row["order_id"])}
+                )
+                if i % 5_000 == 4_999:
+                    await client.flush(timeout=30)
+            await client.flush(timeout=30)
+            done.backfilled = past.num_rows
+        clean = past.filter(
+            pc.and_(pc.is_valid(past["customer_id"]), pc.greater(past["amount"], 0))
+        )
+        if clean.num_rows == 0:
+            raise ValueError(f"{orders} holds no valid order to draw live orders from")
+        draws = np.random.default_rng([seed, 18])
+        columns = {
+            c: clean[c].to_pylist() for c in ("customer_id", "product_id", "amount", "quantity")
+        }
+        next_id = int(pc.max(past["order_id"]).as_py()) + 1
+        began = time.monotonic()
+        while stop is None or not stop.is_set():
+            due = began + done.live / rate
+            if duration is not None and due - began >= duration:
+                break
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pick = int(draws.integers(clean.num_rows))
+            now = datetime.now(UTC).replace(tzinfo=None)
+            order = {
+                "order_id": next_id,
+                **{c: values[pick] for c, values in columns.items()},
+                "ordered_at": now,
+                "ingested_at": now,
+                "status": "placed",
+            }
+            done.sent_at[next_id] = time.time()
+            await js.publish(subject, _event(order), headers={"Nats-Msg-Id": str(next_id)})
+            done.live += 1
+            next_id += 1
+    finally:
+        await client.close()
+    return done
+
+
 def _trouble(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Trouble | None:
     drift: dict[str, float] = {}
     for item in args.drift:
@@ -443,7 +562,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="churn stops following activity (inputs unchanged, labels change)",
     )
+    live = parser.add_argument_group("streaming (--stream; see the module's docstring)")
+    live.add_argument("--stream", action="store_true", help="publish orders to NATS")
+    live.add_argument("--rate", type=float, default=20.0, help="new orders a second")
+    live.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    live.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server")
+    live.add_argument("--subject", default="retail.orders")
+    live.add_argument("--stream-name", default="RETAIL_ORDERS", help="the JetStream stream")
+    live.add_argument(
+        "--backfill", action="store_true", help="first publish every order of DIR/orders.parquet"
+    )
     args = parser.parse_args(argv)
+    if args.stream:
+        _stream(args, parser)
+        return
     trouble = _trouble(args, parser)
     began = time.perf_counter()
     rows = simulate(args.out, args.customers, args.seed, args.start, args.end, trouble)
@@ -451,6 +583,32 @@ def main(argv: list[str] | None = None) -> None:
         size = (args.out / f"{name}.parquet").stat().st_size
         print(f"{name:>10}: {count:>9,} rows  {size / 1e6:6.2f} MB  {args.out / name}.parquet")
     print(f"done in {time.perf_counter() - began:.1f}s")
+
+
+def _stream(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    orders = args.out / "orders.parquet"
+    if not orders.exists():
+        parser.error(f"--stream draws from {orders}: run simulate.py without --stream first")
+    stop = asyncio.Event()
+
+    async def run() -> Published:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(2, stop.set)  # SIGINT: finish the order in hand
+        return await stream_orders(
+            orders, url=args.nats, subject=args.subject, stream=args.stream_name,
+            rate=args.rate, duration=args.duration, backfill=args.backfill, seed=args.seed,
+            stop=stop,
+        )  # fmt: skip
+
+    print(f"publishing to {args.subject} ({args.stream_name}) at {args.nats}; Ctrl-C stops")
+    try:
+        done = asyncio.run(run())
+    except ImportError:
+        parser.error("--stream needs nats-py: pip install 'taxiway[stream]'")
+    except (OSError, TimeoutError) as error:
+        parser.error(f"{error}: start nats-server -js, or give --nats URL")
+    print(f"published {done.backfilled:,} past orders and {done.live:,} live ones")
 
 
 if __name__ == "__main__":

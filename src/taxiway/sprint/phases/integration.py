@@ -13,12 +13,13 @@ from typing import Any
 
 from taxiway.models.registry import ModelVersion
 from taxiway.serving.log import count_records
-from taxiway.spec.models import Serving
+from taxiway.spec.models import NatsSource, Serving
 from taxiway.spec.project import Project
 from taxiway.sprint import integration
 from taxiway.sprint.load import LoadResult
 from taxiway.sprint.outcome import Check, FixKind, Phase, blocker
 from taxiway.sprint.phases.running import _phase, _State, _step
+from taxiway.sprint.phases.streaming import stream_freshness
 from taxiway.sprint.watch import watch
 
 
@@ -190,6 +191,8 @@ def _integration(state: _State) -> None:
                 state.observed["metrics_exposed"] = any(
                     c.name == "smoke GET /metrics" and c.status == "pass" for c in phase.checks
                 )
+                if any(isinstance(s, NatsSource) for s in project.spec.sources.values()):
+                    stream_freshness(state, phase, service, candidate, folder)
         if load is not None and load.answered:
             _monitor(state, phase, candidate, folder, load_began, load.answered)
         if not state.bodies or not any(b.get("entities") for b in state.bodies):

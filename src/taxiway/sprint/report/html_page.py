@@ -32,6 +32,7 @@ from taxiway.sprint.report.model import (
     _APPROVAL_HEADERS,
     _BLOCKER_HEADERS,
     _CHECK_HEADERS,
+    _FRESHNESS_HEADERS,
     _GATE_HEADERS,
     _NOT_MEASURED,
     _RECOMMEND_AUDIT_HEADERS,
@@ -43,6 +44,8 @@ from taxiway.sprint.report.model import (
     _drill_line,
     _duration,
     _fact,
+    _freshness_line,
+    _freshness_rows,
     _gate_rows,
     _load_line,
     _log_line,
@@ -96,6 +99,11 @@ def render_html(debrief: Debrief) -> str:
         ),
         _section("load", "Load test", _load_html(_fact(d, "load"), _fact(d, "prediction_log"))),
         _section("drill", "Fault drill", _drill_html(_fact(d, "drill"))),
+        *(
+            [_section("freshness", "Stream freshness", _freshness_html(found))]
+            if (found := _fact(d, "freshness"))
+            else []
+        ),
         _section("approvals", "Approvals", _approvals_html(_fact(d, "approvals"))),
         _section("gates", "Monitoring and rollout", _gates_html(d)),
         _section("readiness", "Readiness assessment", _readiness_html(d.assessment)),
@@ -244,6 +252,12 @@ def _drill_html(drill: dict[str, Any] | None) -> str:
         budget=_budget(drill.get("budget_ms")),
     )
     return f"<p>{_prose(_drill_line(drill))}</p>{_drill_chart(drill)}{latency}"
+
+
+def _freshness_html(found: dict[str, Any]) -> str:
+    rows = _freshness_rows(found)
+    table = _table("freshness-table", _FRESHNESS_HEADERS, rows) if rows else ""
+    return f"{table}<p>{_prose(_freshness_line(found))}</p>"
 
 
 def _approvals_html(approvals: dict[str, Any] | None) -> str:

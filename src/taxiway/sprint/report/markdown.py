@@ -14,6 +14,7 @@ from taxiway.sprint.report.model import (
     _APPROVAL_HEADERS,
     _BLOCKER_HEADERS,
     _CHECK_HEADERS,
+    _FRESHNESS_HEADERS,
     _GATE_HEADERS,
     _NOT_MEASURED,
     _RECOMMEND_AUDIT_HEADERS,
@@ -25,6 +26,8 @@ from taxiway.sprint.report.model import (
     _drill_line,
     _duration,
     _fact,
+    _freshness_line,
+    _freshness_rows,
     _gate_rows,
     _load_line,
     _log_line,
@@ -104,6 +107,8 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
         *([("Recommendations", _md_recommend(d))] if _fact(d, "recommend") else []),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
+        *([("Stream freshness", _md_freshness(found))] if (found := _fact(d, "freshness"))
+          else []),
         ("Approvals", _md_approvals(approvals) if approvals else [_NOT_MEASURED]),
         ("Monitoring and rollout", _md_table(_GATE_HEADERS, _gate_rows(d)) if _gate_rows(d)
          else [_NOT_MEASURED]),
@@ -126,6 +131,12 @@ def _md_recommend(d: Debrief) -> list[str]:
     if audit:
         lines += ["", *_md_table(_RECOMMEND_AUDIT_HEADERS, _recommend_audit_rows(audit))]
     return lines
+
+
+def _md_freshness(found: dict[str, Any]) -> list[str]:
+    rows = _freshness_rows(found)
+    table = [*_md_table(_FRESHNESS_HEADERS, rows), ""] if rows else []
+    return [*table, f"- {_freshness_line(found)}"]
 
 
 def _md_load(load: dict[str, Any], logged: dict[str, Any] | None) -> list[str]:

@@ -22,6 +22,10 @@ _APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
 _ANSWER_HEADERS = ["area", "question", "answer", "by", "evidence"]
 _GATE_HEADERS = ["gate", "status", "declared", "observed", "evidence"]
 _GATES = (("monitoring", "monitoring"), ("rollout", "gradual rollout"))
+_FRESHNESS_HEADERS = [
+    "source", "feature", "probes", "served", "p50 ms", "p99 ms", "max ms", "polled every ms",
+    "consumer",
+]  # fmt: skip
 
 
 def _fact(d: Debrief, key: str) -> dict[str, Any] | None:
@@ -105,6 +109,36 @@ def _gate_rows(d: Debrief) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def _freshness_line(found: dict[str, Any]) -> str:
+    """The stream freshness finding's sentence, as the sprint wrote it (the terminal showed the
+    same), or rebuilt from its figures in an older report."""
+    line = found.get("line")
+    if isinstance(line, str) and line:
+        return line
+    if not found.get("measured"):
+        return f"stream freshness not measured: {_text(found.get('reason'))}"
+    return f"stream freshness p99 {_number_text(found.get('p99_ms'))} ms"
+
+
+def _freshness_rows(found: dict[str, Any]) -> list[list[Any]]:
+    """The measured finding's figures as one row (none when not measured)."""
+    if not found.get("measured"):
+        return []
+    return [
+        [
+            found.get("source"),
+            found.get("feature"),
+            _number_text(found.get("probes")),
+            _number_text(found.get("seen")),
+            _number_text(found.get("p50_ms")),
+            _number_text(found.get("p99_ms")),
+            _number_text(found.get("max_ms")),
+            _number_text(found.get("poll_ms")),
+            found.get("consumer"),
+        ]
+    ]
 
 
 def _drill_line(drill: dict[str, Any]) -> str:
