@@ -395,15 +395,26 @@ class _LogReader:
         return grew
 
 
-async def _pulling(js: Any, source: NatsSource) -> bool:
-    """Whether a consumer is pulling from the source's durable now (a pull request waits)."""
+async def _pulling(js: Any, source: NatsSource, watch_s: float = 2.5) -> bool:
+    """Whether a consumer pulls from the source's durable: a pull request waits on it, or its
+    delivered sequence moves, within ``watch_s`` (a busy consumer between two fetches has no
+    request waiting; an idle one has one waiting nearly all the time)."""
     import nats.js.errors
 
-    try:
-        info = await js.consumer_info(source.stream, source.durable)
-    except nats.js.errors.NotFoundError:
-        return False
-    return int(info.num_waiting or 0) > 0
+    deadline = time.monotonic() + watch_s
+    first: int | None = None
+    while True:
+        try:
+            info = await js.consumer_info(source.stream, source.durable)
+        except nats.js.errors.NotFoundError:
+            return False
+        delivered = int(info.delivered.stream_seq) if info.delivered else 0
+        first = delivered if first is None else first
+        if int(info.num_waiting or 0) > 0 or delivered > first:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
 
 
 async def _ensure_consumer(
