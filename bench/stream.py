@@ -312,10 +312,11 @@ def run(args: argparse.Namespace) -> None:
         f"{asked['p50']:.1f} ms, p99 {asked['p99']:.1f} ms, {asked['errors']} errors"
     )
     service_cpu, consumer_cpu = cpu[served[0].pid], cpu[served[1].pid]
-    events = rate * wall
+    events = applied * wall
+    per = f"{consumer_cpu / events * 1000:.3f} s per 1,000 applied" if events else "none applied"
     print(
         f"CPU over the {wall:.1f}s of probes: service {service_cpu:.1f}s, consumer "
-        f"{consumer_cpu:.1f}s ({consumer_cpu / events * 1000:.3f} s per 1,000 events), "
+        f"{consumer_cpu:.1f}s ({consumer_cpu / wall:.2f} cores; {per}), "
         f"publisher {cpu[ours[0].pid]:.1f}s, clients {cpu[ours[1].pid]:.1f}s"
     )
 

@@ -175,7 +175,13 @@ def test_example_spec_loads_and_names_existing_contracts(path: Path) -> None:
 
 
 def test_both_examples_have_specs() -> None:
-    assert [p.parent.name for p in SPECS] == ["blocked", "flights", "retail", "shop-recs"]
+    assert [p.parent.name for p in SPECS] == [
+        "blocked",
+        "flights",
+        "retail",
+        "retail-stream",
+        "shop-recs",
+    ]
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.parent.name)
