@@ -3,6 +3,7 @@ serves, while the stream carries ``--rate`` events a second and clients keep the
 
     .venv/bin/python bench/stream.py [--rate 5000] [--probes 30] [--timeout 10]
                                      [--customers 2000] [--concurrency 4] [--warmup 5]
+                                     [--peer feast]
 
 Setup (not timed): the retail example simulated for ``--customers`` into a temporary folder,
 ``examples/retail-stream``'s spec on its own subject and stream, every order published and
@@ -22,7 +23,8 @@ held and the consumer's lag at the end, the clients' /v1/predict p50/p99 and ans
 over the same span, each process's CPU seconds over the span (and per 1,000 events for the
 consumer), and the machine's other load (bench/toolkit.py) and load average: a shared machine
 makes every figure worse, never better. Goal (Tecton's published target): p99 under 1 s at
-5,000 events/s. No peer runs here (see bench/RESULTS.md, Streams).
+5,000 events/s. ``--peer feast`` then runs bench/stream_feast.py (Feast's push source
+through its feature server) at the same rate, probes and clients, in Feast's venv.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from toolkit import ROOT, OtherLoad, hand_back, handed_back, latency_summary, machine
+from toolkit import FEAST_VENV, ROOT, OtherLoad, hand_back, handed_back, latency_summary, machine
 
 URL = "nats://127.0.0.1:4222"
 EXAMPLES = ROOT / "examples"
@@ -336,7 +338,27 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the probes")
-    run(parser.parse_args())
+    parser.add_argument(
+        "--peer", choices=["feast"], help="then Feast's push source at the same rate (its venv)"
+    )
+    args = parser.parse_args()
+    run(args)
+    if args.peer == "feast":
+        peer(args)
+
+
+def peer(args: argparse.Namespace) -> None:
+    """bench/stream_feast.py in Feast's venv, at the same rate, probes and clients."""
+    missing = FEAST_VENV.missing()
+    if missing:
+        print(f"feast: not run ({missing})")
+        return
+    print(f"\n--- peer: Feast's push source ({FEAST_VENV.versions('feast')}) ---", flush=True)
+    command = [str(FEAST_VENV.python), str(ROOT / "bench" / "stream_feast.py"),
+               "--rate", str(args.rate), "--probes", str(args.probes),
+               "--timeout", str(args.timeout), "--concurrency", str(args.concurrency),
+               "--warmup", str(args.warmup)]  # fmt: skip
+    subprocess.run(command, env={**os.environ, **FEAST_VENV.path_env()}, check=False)
 
 
 if __name__ == "__main__":
