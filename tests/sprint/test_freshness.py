@@ -31,6 +31,7 @@ from taxiway.sprint.debrief import Debrief
 from taxiway.sprint.freshness import Freshness, ProbeTarget, measure_freshness
 from taxiway.sprint.phases.streaming import freshness_check
 from taxiway.sprint.report import write_report
+from taxiway.sprint.served import running_service
 
 URL = "nats://127.0.0.1:4222"
 
@@ -186,6 +187,28 @@ def test_with_nats_unreachable_the_finding_is_not_measured_and_holds_no_number(
     assert (found.p50_ms, found.p99_ms, found.seen, found.freshness_ms) == (None, None, 0, [])
     assert freshness_check(found, "taxiway.yaml").status == "warn"
     assert found.line().startswith("stream freshness not measured: NATS at")
+
+
+@pytest.mark.nats
+@pytest.mark.slow
+def test_probes_never_served_stop_after_three_and_fail_with_a_blocker(streamed: Streamed) -> None:
+    assert main(["train", "-f", str(streamed.spec)]) == 0  # version 1 (the sprint's, if it ran)
+    project = Project.load(streamed.spec)
+    # a count the served model does not read, so no answer's logged features ever hold it
+    unread = ProbeTarget("orders_live", "customer_live", "customer_live__live_orders_30d",
+                         "customer", "customer_id")  # fmt: skip
+    with running_service(project, 1) as service:
+        found = measure_freshness(
+            project, unread, service.url, project.state_dir / "predictions",
+            headers=service.headers, probes=20, timeout_s=1.0,
+        )  # fmt: skip
+    assert found.measured is True
+    assert (found.probes, found.seen, found.p99_ms) == (3, 0, None)
+    assert found.line().endswith("0 of 3 probe events served: none within the wait")
+    check = freshness_check(found, "taxiway.yaml")
+    assert check.status == "fail"
+    assert check.blocker is not None
+    assert "taxiway features stream -f taxiway.yaml" in check.blocker.fix
 
 
 def test_the_report_shows_a_not_measured_finding_without_a_table(tmp_path: Path) -> None:

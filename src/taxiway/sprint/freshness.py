@@ -18,8 +18,9 @@ The probe's freshness is ``t1 - t0``: publish, JetStream, ``taxiway features str
 (checked, journalled, applied to the tiles), the service's online read at request time, and
 the answer, as a client sees it. It over-states the true figure by at most one poll interval
 and one request. A probe not seen within ``timeout_s`` counts as not seen; the figures are of
-the seen ones. The probes' events stay in the stream and the history (for keys no real
-entity has): the finding says so.
+the seen ones; after 3 unseen in a row no more are sent (``probes`` counts those sent). The
+probes' events stay in the stream and the history (for keys no real entity has): the finding
+says so.
 
 **The consumer.** When a consumer already pulls from the source's durable (JetStream reports
 waiting pull requests), that one applies the probes; otherwise the step starts
@@ -72,6 +73,8 @@ __all__ = [
 MSG_ID = "Nats-Msg-Id"
 PROBE_PREFIX = "taxiway-probe"
 READY_TIMEOUT_S = 30.0
+GIVE_UP_AFTER = 3
+"""Probes in a row not served within the wait after which the step stops sending more."""
 
 
 @dataclass(frozen=True)
@@ -276,12 +279,15 @@ async def _measure(
             reader = _LogReader(log_folder)
             run = uuid.uuid4().hex[:8]
             seen: list[float] = []
-            for i in range(probes):
-                key = _probe_key(template.get(target.key), run, i)
+            sent = missed = 0
+            while sent < probes and missed < GIVE_UP_AFTER:
+                key = _probe_key(template.get(target.key), run, sent)
                 elapsed = await _probe(
                     http, js, reader, source, target, template, key,
-                    f"{PROBE_PREFIX}-{run}-{i}", poll_s, timeout_s,
+                    f"{PROBE_PREFIX}-{run}-{sent}", poll_s, timeout_s,
                 )  # fmt: skip
+                sent += 1
+                missed = 0 if elapsed is not None else missed + 1
                 if elapsed is not None:
                     seen.append(elapsed)
     except (OSError, TimeoutError, nats.errors.Error, httpx.HTTPError) as error:
@@ -291,7 +297,7 @@ async def _measure(
         await client.close()
         if process is not None:
             _stop(process)
-    base.measured, base.probes, base.seen, base.poll_ms = True, probes, len(seen), poll_s * 1000
+    base.measured, base.probes, base.seen, base.poll_ms = True, sent, len(seen), poll_s * 1000
     base.freshness_ms = [round(s * 1000, 2) for s in seen]
     if seen:
         ordered = sorted(base.freshness_ms)
