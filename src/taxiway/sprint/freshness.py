@@ -55,7 +55,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taxiway.data.sources.nats import HISTORY_GLOB
+from taxiway.data.history import history_files, history_version
 from taxiway.errors import TaxiwayError
 from taxiway.serving.log_files import log_files
 from taxiway.spec.durations import format_duration
@@ -220,16 +220,19 @@ def measure_freshness(
 
 
 def _template(source: NatsSource) -> dict[str, Any]:
-    """The newest event of ``source``'s history, as a row (the probes copy its fields)."""
-    files = sorted(Path(source.history).glob(HISTORY_GLOB))
-    if not files:
+    """The newest event of ``source``'s history (its newest file's last row), as a row: the
+    probes copy its fields."""
+    folder = Path(source.history)
+    version = history_version(folder)
+    if version is None:
         raise TaxiwayError(
             f"no event in the history of {source.subject} yet ({source.history}), so no event "
             "to copy the probes' fields from"
         )
-    table = pq.read_table(files[-1])
+    files = sorted(history_files(folder, version), key=lambda f: Path(f).stat().st_mtime)
+    table = pq.read_table(files[-1]) if files else pa.table({})
     if table.num_rows == 0:
-        raise TaxiwayError(f"the newest history file {files[-1]} holds no event")
+        raise TaxiwayError(f"the newest history file of {source.subject} holds no event")
     row: dict[str, Any] = table.slice(table.num_rows - 1).to_pylist()[0]
     for column in table.schema:
         if pa.types.is_timestamp(column.type):
