@@ -32,7 +32,7 @@ from taxiway.spec.models import TaxiwaySpec
 __all__ = ["FieldRule", "InputContract", "Parsed", "RequestError"]
 
 _MAX_TEXT = 512
-_ITEM_KEYS = frozenset(("entities", "features", "unit"))
+_ITEM_KEYS = frozenset(("entities", "features", "unit", "explain"))
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class Parsed:
     unit: str | None
     out_of_range: list[str] = field(default_factory=list)
     arm: str | None = None  # during a rollout: the arm it was validated for, which serves it
+    explain: bool = False  # the answer carries each input's contribution (models/explain.py)
 
 
 @dataclass(frozen=True)
@@ -129,18 +130,21 @@ class InputContract:
             raise RequestError([("body", "expected an object with `entities` (and `features`)")])
         if not item.keys() <= _ITEM_KEYS:  # the set difference only for a bad item
             for key in sorted(set(item) - _ITEM_KEYS):
-                problems.append((key, "unknown key; expected entities, features, unit"))
+                problems.append((key, "unknown key; expected entities, features, unit, explain"))
         keys = self._entities(_without(item.get("entities"), ignore), problems)
         values = self._fields(_without(item.get("features"), ignore), problems)
         unit = item.get("unit")
         if unit is not None and not isinstance(unit, str | int):
             problems.append(("unit", "expected a string"))
+        explain = item.get("explain", False)
+        if not isinstance(explain, bool):
+            problems.append(("explain", "expected true or false"))
         if problems:
             raise RequestError(problems)
         out = [
             name for name, value in values.items() if not self._in_range(self.fields[name], value)
         ]
-        return Parsed(keys, values, None if unit is None else str(unit), out)
+        return Parsed(keys, values, None if unit is None else str(unit), out, explain=explain)
 
     def _entities(self, given: Any, problems: list[tuple[str, str]]) -> dict[str, str]:
         if not self.entities:

@@ -58,6 +58,11 @@ def item_schema(contract: InputContract) -> dict[str, Any]:
                 "additionalProperties": False,
             },
             "unit": {"type": "string", "description": "A stable id for traffic assignment."},
+            "explain": {
+                "type": "boolean",
+                "description": "Return each input's contribution to the raw score "
+                "under `explanation`.",
+            },
         },
         "required": ["entities"] if contract.entities else [],
         "additionalProperties": False,
@@ -83,6 +88,27 @@ ANSWER = {
         "latency_ms": {"type": "number"},
         "reason": {"type": "string", "description": "Why the answer is degraded"},
         "out_of_range": {"type": "array", "items": {"type": "string"}},
+        "explanation": {
+            "type": ["object", "null"],
+            "description": "With `explain: true`: bias + the sum of the contributions is the "
+            "raw score (log-odds for a classifier); null when the model did not answer",
+            "properties": {
+                "method": {"type": "string", "enum": ["tree_shap", "linear"]},
+                "scale": {"type": "string", "enum": ["log_odds", "value"]},
+                "raw_score": {"type": "number"},
+                "bias": {"type": "number"},
+                "contributions": {
+                    "type": "object",
+                    "description": "input -> contribution, the largest |contribution| first",
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+            "required": ["method", "scale", "raw_score", "bias", "contributions"],
+        },
+        "explanation_unavailable": {
+            "type": "string",
+            "description": "Why an explanation asked for is null",
+        },
     },
     "required": ["request_id", "prediction", "model_version", "arm", "degraded", "path"],
 }

@@ -37,6 +37,7 @@ from taxiway.features.lookup import lookup
 from taxiway.features.online.base import AsyncReader, OnlineStore, ViewValues
 from taxiway.features.online.sqlite import SqliteStore
 from taxiway.models.artifact import LoadedModel, load_model
+from taxiway.models.explain import Explainer, load_model_explainer
 from taxiway.models.registry import ModelVersion
 from taxiway.serving.breaker import CircuitBreaker
 from taxiway.serving.fallback import Step, parse_chain
@@ -95,6 +96,13 @@ class Answer:
     features: dict[str, Any] = field(default_factory=dict)
     lookup_ms: float | None = None
     unavailable: list[tuple[str, str]] = field(default_factory=list)  # (feature, status)
+    explanation: dict[str, Any] | None = None  # asked for and given (models/explain.py)
+    unexplained: str | None = None  # asked for and not given: why
+
+    @property
+    def explained(self) -> bool:
+        """Whether the answer carries an explanation (what the log records)."""
+        return self.explanation is not None
 
     def body(self) -> dict[str, Any]:
         """The JSON answer."""
@@ -111,6 +119,10 @@ class Answer:
             out["reason"] = self.reason
         if self.out_of_range:
             out["out_of_range"] = self.out_of_range
+        if self.explanation is not None or self.unexplained is not None:
+            out["explanation"] = self.explanation
+            if self.unexplained is not None:
+                out["explanation_unavailable"] = self.unexplained
         return out
 
 
@@ -141,6 +153,11 @@ class Predictor:
         self.policy = policy
         self.model_version: int | None = version.version if policy == "model" else None
         self._score_one = _scorer(self.model, policy)
+        # only the model's own answers are explained; a baseline or constant is not a model
+        self.explainer: Explainer | None = None
+        self._unexplainable = "the answering policy is not a model"
+        if policy == "model":
+            self.explainer, self._unexplainable = _explainer(self.model)
         self.contract = InputContract.build(spec, self.model, version.profile)
         self.store = store
         self.previous = previous
@@ -174,6 +191,8 @@ class Predictor:
         for _ in range(rounds):
             self.model.predict_one({})
             self.model.baseline_one({})
+            if self.explainer is not None:
+                self.explainer.explain({})
         for entity in self.contract.entities:
             try:
                 lookup(self.spec, self.store, entity, ["__warm_up__"])
@@ -241,16 +260,39 @@ class Predictor:
         else:
             score, reason = await self._score(values, deadline)
             if score is not None:
-                return self._answer(
+                explained = self._explain(values, deadline) if parsed.explain else None
+                answer = self._answer(
                     parsed, started, score, "model", short, values, lookup_ms, unavailable, arm
                 )
+                if explained is not None:
+                    answer.explanation, answer.unexplained = explained
+                return answer
             if short is not None:
                 reason = f"{reason}; {short}"
         # the previous version needs the inputs at hand: a store that answered, nothing short
         score, path = self._fallback(values, store_ok and not unavailable)
-        return self._answer(
+        answer = self._answer(
             parsed, started, score, path, reason, values, lookup_ms, unavailable, arm
         )
+        if parsed.explain:
+            answer.unexplained = "the model did not answer (a fallback did): nothing to explain"
+        return answer
+
+    def _explain(
+        self, values: dict[str, Any], deadline: float
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The explanation of the model's answer for ``values``, or None and why not: no
+        explainer, the budget already spent (the answer goes out unexplained rather than
+        late), or the explainer failing."""
+        explainer = self.explainer
+        if explainer is None:
+            return None, self._unexplainable
+        if time.perf_counter() >= deadline:
+            return None, "the latency budget was spent before explaining"
+        try:
+            return explainer.explain(values).body(), None
+        except Exception as error:
+            return None, f"the explainer failed: {type(error).__name__}"
 
     def _short_of_features(
         self, parsed: Parsed, unavailable: list[tuple[str, str]]
@@ -385,6 +427,16 @@ class Predictor:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _explainer(model: LoadedModel) -> tuple[Explainer | None, str]:
+    """The model's explainer, or None and why it has none."""
+    kind = model.serving_kind
+    why = f"this model ({model.card.algorithm}, served as {kind}) has no exact contributions"
+    try:
+        return load_model_explainer(model.folder), why
+    except Exception as error:  # an unreadable explainer must not stop the model serving
+        return None, f"the explainer cannot be loaded: {type(error).__name__}"
 
 
 def _scorer(model: LoadedModel, policy: Policy) -> Callable[[dict[str, Any]], float]:

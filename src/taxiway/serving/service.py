@@ -556,6 +556,8 @@ class Service:
                     "out_of_range": answer.out_of_range,
                     # each online feature the lookup could not give: missing or stale
                     "unavailable": dict(answer.unavailable) if answer.unavailable else None,
+                    # whether the answer carried an explanation (not its values)
+                    "explained": answer.explained,
                 }
             )
             self._count(answer)

@@ -174,6 +174,7 @@ def build_serving_form(
             )
         chosen = min(faithful_ones, key=lambda c: c.p50_us or 0.0).kind
         report = ServingFormReport(chosen=chosen, candidates=candidates)
+        explain = _explain_kind(model, {c.kind for c in faithful_ones})
         card = {
             "format": FORMAT,
             "chosen": chosen,
@@ -182,10 +183,14 @@ def build_serving_form(
             "categorical": [int(c) for c in categorical],
             "tolerance": tolerance,
             "form": built[chosen][1],
+            # the form feature contributions are computed from (models/explain.py): the
+            # chosen one when it can give them, else its faithful native sibling (kept too)
+            "explain": None if explain is None else {"kind": explain, "form": built[explain][1]},
             "versions": _versions(chosen),
             "report": report.as_dict(),
         }
-        _publish(out_dir, Path(staging) / chosen, card)
+        extra = [] if explain in (None, chosen) else [Path(staging) / str(explain)]
+        _publish(out_dir, [Path(staging) / chosen, *extra], card)
     return report
 
 
@@ -328,13 +333,27 @@ def _latency(
 ARTIFACTS = ("model.lgb.txt", "model.xgb.json", "model.pkl", "model.linear.json", "model.onnx")
 
 
-def _publish(out_dir: Path, artifact_dir: Path, card: dict[str, Any]) -> None:
+def _explain_kind(model: Any, faithful: Collection[str]) -> str | None:
+    """The form whose contributions explain the model's scores (TreeSHAP for boosters, exact
+    terms for a linear model), or None when no such form is faithful (a random forest)."""
+    family = _family(model)
+    for kind in (family, "linear"):
+        if kind in EXPLAINABLE and kind in faithful:
+            return kind
+    return None
+
+
+EXPLAINABLE = ("lightgbm", "xgboost", "linear")
+
+
+def _publish(out_dir: Path, artifact_dirs: Sequence[Path], card: dict[str, Any]) -> None:
     # serving.json goes first and comes back last: a folder is never half old, half new
     (out_dir / SERVING_FILE).unlink(missing_ok=True)
     for stale in ARTIFACTS:
         (out_dir / stale).unlink(missing_ok=True)
-    for item in artifact_dir.iterdir():
-        shutil.copy2(item, out_dir / item.name)
+    for artifact_dir in artifact_dirs:
+        for item in artifact_dir.iterdir():
+            shutil.copy2(item, out_dir / item.name)
     temporary = out_dir / f".{SERVING_FILE}.tmp"
     temporary.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(temporary, out_dir / SERVING_FILE)

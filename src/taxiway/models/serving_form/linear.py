@@ -63,6 +63,11 @@ class _LinearScorer:
         return np.asarray(z, dtype=np.float64)
 
     def predict_one(self, row: np.ndarray) -> float:
+        z = self.raw_one(row)
+        return _logistic_one(z) if self._logistic else z
+
+    def raw_one(self, row: np.ndarray) -> float:
+        """The score of one row before the link (log-odds of a classifier)."""
         x = row[self._columns]
         missing = np.isnan(x)
         z = self._bias + float(np.where(missing, 0.0, x) @ self._weights)
@@ -73,12 +78,33 @@ class _LinearScorer:
             if value != value:
                 value = missing_as
             z += missing_weight if value != value else weights.get(value, 0.0)
-        if not self._logistic:
-            return z
-        if z >= 0.0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
+        return z
+
+    def terms(self, row: np.ndarray) -> tuple[np.ndarray, float]:
+        """Each input column's exact term of the raw score (the log-odds of a classifier),
+        and the bias: ``bias + terms.sum()`` is the score before the link.
+
+        A numeric input adds its weight times its value (its imputed term when missing); a
+        categorical input adds its category's weight (a one-hot block is one input here).
+        """
+        out = np.zeros(len(row), dtype=np.float64)
+        x = row[self._columns]
+        missing = np.isnan(x)
+        out[self._columns] = np.where(missing, self._when_missing, x * self._weights)
+        for column, weights, missing_as, missing_weight in self._categorical:
+            value = float(row[column])
+            if value != value:
+                value = missing_as
+            out[column] += missing_weight if value != value else weights.get(value, 0.0)
+        return out, self._bias
+
+
+def _logistic_one(z: float) -> float:
+    """The logistic function of one raw score, with no overflow."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
 
 
 def _logistic(z: np.ndarray) -> np.ndarray:
