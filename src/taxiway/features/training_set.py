@@ -37,6 +37,7 @@ from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine
 from taxiway.errors import FeatureError, MissingExtraError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
+from taxiway.features.opt_out import exclude_opted_out
 from taxiway.features.pit import LatestPlan, compute_view
 from taxiway.features.spine import LABEL_COLUMN, build_spine, request_fields
 from taxiway.spec.models import (
@@ -108,6 +109,8 @@ def used_sources(spec: TaxiwaySpec) -> list[str]:
         names.add(spec.spine.source)
     if isinstance(spec.label, EventLabel | SumLabel):
         names.add(spec.label.source)
+    if spec.governance is not None and spec.governance.opt_out is not None:
+        names.add(spec.governance.opt_out.source)  # a changed list changes the fingerprint
     return [name for name in spec.sources if name in names]
 
 
@@ -162,6 +165,7 @@ def build_training_set(
         key_null = _count(runner, staged[spec.spine.source].view) - spine_rows
         if isinstance(spec.spine, EventSpine) and key_null:
             say(f"{key_null:,} spine source rows have no time or no key: left out")
+        opted_out = _leave_out_opted_out(runner, spec, staged, say)
         mark = phase("spine", mark)
         tables: list[tuple[str, list[str]]] = []
         for view_name, view in spec.features.items():
@@ -187,6 +191,8 @@ def build_training_set(
         rows, dropped = _write(runner, spec, keys, tables, out)
         if isinstance(spec.spine, EventSpine):
             dropped["key_or_time_null"] = key_null
+        if opted_out is not None:
+            dropped["opt_out"] = opted_out
         phase("write", mark)
     except duckdb.OutOfMemoryException as error:
         raise FeatureError(
@@ -268,6 +274,19 @@ def _spark(
         )
         engine.register_parquet(source.view, [str(handed)])
     return engine
+
+
+def _leave_out_opted_out(
+    engine: SqlEngine, spec: TaxiwaySpec, staged: dict[str, StagedSource], say: Progress
+) -> int | None:
+    """Delete the opted-out units' spine rows (``governance.opt_out``); their count, or None
+    without an opt-out list (:mod:`taxiway.features.opt_out`)."""
+    opt_out = spec.governance.opt_out if spec.governance is not None else None
+    if opt_out is None:
+        return None
+    count = exclude_opted_out(engine, spec, staged[opt_out.source].view, "__spine")
+    say(f"{count:,} spine rows of opted-out units: left out")
+    return count
 
 
 def _snapshot(out: Path, snapshots: Path, manifest: TrainingSetManifest) -> dict[str, Any]:

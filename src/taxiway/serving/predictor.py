@@ -46,6 +46,9 @@ from taxiway.spec.models import Serving, TaxiwaySpec
 
 __all__ = ["Answer", "Policy", "Predictor", "RequestIds"]
 
+OPT_OUT = "opt_out"
+"""The ``path`` (and, in the service, the ``arm``) of an opted-out unit's answer."""
+
 Policy = Literal["model", "baseline"] | float
 """What scores a predictor's answers: the version's model, the baseline trained with it, or a
 constant (a rollout's control arm standing for "the previous system")."""
@@ -208,9 +211,12 @@ class Predictor:
             return False
         return True
 
-    async def answer(self, parsed: Parsed, started: float, arm: str | None = None) -> Answer:
+    async def answer(
+        self, parsed: Parsed, started: float, arm: str | None = None, *, opted_out: bool = False
+    ) -> Answer:
         """The prediction for one validated request item, within the deadline, labelled with
-        ``arm`` (default: this predictor's)."""
+        ``arm`` (default: this predictor's). An ``opted_out`` unit is never scored by the
+        model: it gets the control answer (:meth:`control_one`), ``path`` ``opt_out``."""
         deadline = started + self.budget_s
         values: dict[str, Any] = dict(parsed.values)
         reason: str | None = None
@@ -253,6 +259,22 @@ class Predictor:
             policy = self.missing_features
             if policy == "fallback" or (policy is None and nothing_known):
                 reason = short
+        if opted_out:
+            answer = self._answer(
+                parsed,
+                started,
+                self.control_one(values),
+                OPT_OUT,
+                None,
+                values,
+                lookup_ms,
+                unavailable,
+                arm,
+            )
+            answer.model_version, answer.degraded = None, False
+            if parsed.explain:
+                answer.unexplained = "the unit opted out: the model did not score it"
+            return answer
         if reason is not None:
             pass  # the store failed, or the features are short and the fallback answers
         elif parsed.out_of_range and self.serving.out_of_range == "fallback":
@@ -293,6 +315,20 @@ class Predictor:
             return explainer.explain(values).body(), None
         except Exception as error:
             return None, f"the explainer failed: {type(error).__name__}"
+
+    def control_one(self, values: dict[str, Any]) -> float:
+        """The control answer, for a unit the model must not score: this predictor's policy
+        when it is not the model (a rollout's baseline or constant control), else the
+        baseline trained with the version (its prior if the baseline fails)."""
+        try:
+            score = (
+                self._score_one(values)
+                if self.policy != "model"
+                else self.model.baseline_one(values)
+            )
+        except Exception:
+            score = math.nan
+        return score if math.isfinite(score) else self.model.baseline.prior
 
     def _short_of_features(
         self, parsed: Parsed, unavailable: list[tuple[str, str]]

@@ -51,7 +51,8 @@ from taxiway.serving.log import PredictionLog, log_files, open_prediction_log
 from taxiway.serving.metrics import FLUSH_INTERVAL_S, Metrics
 from taxiway.serving.openapi import openapi_document
 from taxiway.serving.openapi_schemas import event_schemas
-from taxiway.serving.predictor import Answer, Predictor
+from taxiway.serving.opt_out import OptOutList
+from taxiway.serving.predictor import OPT_OUT, Answer, Predictor
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -254,6 +255,11 @@ class Service:
                 raise no_production_version(spec.name)
             served = self.arms.control  # nothing in production: the control's policy
         self.predictor: Predictor = served
+        governance = spec.governance
+        self.opt_out: OptOutList | None = None
+        if governance is not None and governance.opt_out is not None:
+            self.opt_out = OptOutList(spec, project.state_dir)
+        self._opt_out_follower: asyncio.Task[None] | None = None
         pii = _pii_columns(project)
         log_spec = self.serving.log
         self.log: PredictionLog = open_prediction_log(
@@ -292,11 +298,14 @@ class Service:
         if self.rollout_poll_s > 0 and self.pinned is None:
             self._rollout_follower = asyncio.create_task(self._watch_rollout())
         self._flusher = asyncio.create_task(self._flush_metrics())
+        if self.opt_out is not None:
+            self._opt_out_follower = asyncio.create_task(self.opt_out.follow())
         self.compaction = compact_in_background([self.log, self.outcomes])
 
     async def stop(self) -> None:
         """Stop watching; flush the metrics; flush and close the logs."""
-        for task in (self._reloader, self._rollout_follower, self._flusher):
+        tasks = (self._reloader, self._rollout_follower, self._flusher, self._opt_out_follower)
+        for task in tasks:
             if task is not None:
                 task.cancel()
         self.rollout_metrics.flush()
@@ -391,8 +400,12 @@ class Service:
 
     def answer(self, parsed: Parsed, started: float) -> Awaitable[Answer]:
         """The answer to one request item: the served predictor's, or during a rollout its
-        arm's (assigned by the request's unit)."""
+        arm's (assigned by the request's unit). An opted-out unit gets the control answer,
+        labelled ``opt_out`` (path and arm: the rollout counts it in neither arm)."""
         arms = self.arms
+        if self.opt_out is not None and self.opt_out.holds(parsed):
+            control = arms.control if arms is not None else self.predictor
+            return control.answer(parsed, started, OPT_OUT, opted_out=True)
         if arms is None:
             return self.predictor.answer(parsed, started)
         return arms.answer(parsed, started)

@@ -101,6 +101,28 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     issues.extend(_column_label_issues(spec, doc))
     issues.extend(_recommend_issues(spec, doc))
     issues.extend(_interleaving_issues(spec, doc))
+    issues.extend(_opt_out_issues(spec, doc))
+    return issues
+
+
+def _opt_out_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """The opt-out list's source and entity exist (the entity given, or the spine's)."""
+    opt_out = spec.governance.opt_out if spec.governance is not None else None
+    if opt_out is None:
+        return []
+    loc = ("governance", "opt_out")
+    issues = _unknown(doc, "source", opt_out.source, spec.sources, (*loc, "source"))
+    issues += _unknown(doc, "entity", opt_out.entity, spec.entities, (*loc, "entity"))
+    spine = spec.spine
+    label_entity = getattr(spec.label, "entity", None)
+    if opt_out.entity is None and (spine is None or (spine.entity or label_entity) is None):
+        issues.append(
+            doc.issue(
+                loc,
+                "the opt-out list needs the entity whose keys it holds",
+                expected="`entity:` naming one of the declared entities",
+            )
+        )
     return issues
 
 

@@ -1031,12 +1031,29 @@ class LineageSpec(_Model):
             )
         return self
 
+class OptOut(_Model):
+    """Units that must never be scored by the model: their entity keys are a source's rows."""
+
+    source: str = Field(
+        description="A declared source (file or table) whose rows hold the key column(s) of "
+        "`entity` for every unit that opted out."
+    )
+    entity: str | None = Field(
+        default=None,
+        description="The entity whose keys the source holds. Default: the spine's entity.",
+    )
+    refresh: PositiveDuration = Field(
+        default=timedelta(seconds=10),
+        description="How often the service reads the list again (no restart needed).",
+    )
+
 
 class Governance(_Model):
-    """Who must sign off, and who acts on each prediction."""
+    """Who must sign off, who acts on each prediction, and who must never be scored."""
 
     approvals: list[str] = Field(default_factory=list)
     action: str | None = None
+    opt_out: OptOut | None = None
     signing_key_env: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
