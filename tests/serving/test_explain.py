@@ -132,3 +132,21 @@ def test_a_fallback_answer_is_not_explained_and_says_why(served: tuple[str, Serv
     assert answer["path"].startswith("fallback:")
     assert answer["explanation"] is None
     assert "did not answer" in answer["explanation_unavailable"]
+
+
+def test_training_records_the_mean_contribution_beside_permutation_importance(
+    served: tuple[str, Server, Path],
+) -> None:
+    _, _, spec = served
+    from taxiway.models.registry import open_registry
+    from taxiway.spec.project import Project
+
+    registry = open_registry(None, state_dir=Project.load(spec).state_dir)
+    try:
+        metrics = registry.get("retail_churn", 1).metrics
+    finally:
+        registry.close()
+    importance = metrics["contribution_importance"]
+    assert set(importance) == set(metrics["importance"])
+    assert all(value >= 0 for value in importance.values())
+    assert list(importance.values()) == sorted(importance.values(), reverse=True)

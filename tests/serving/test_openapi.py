@@ -78,3 +78,22 @@ def test_events_are_listed_without_a_nats_source_as_any_object() -> None:
     post = openapi_document("churn", 3, _contract())["paths"]["/v1/events/{source}"]["post"]
     assert "enum" not in post["parameters"][0]["schema"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"type": "object"}
+
+
+def test_explain_is_in_the_item_and_an_explained_answer_fits_the_answer_schema() -> None:
+    import jsonschema
+
+    from taxiway.models.explain import Explanation
+    from taxiway.serving.predictor import Answer
+
+    assert item_schema(_contract())["properties"]["explain"] == {
+        "type": "boolean",
+        "description": "Return each input's contribution to the raw score under `explanation`.",
+    }
+    explained = Explanation(-0.9, -0.4, {"a": -0.6, "b": 0.1}, "tree_shap", "log_odds")
+    answer = Answer("r1", 0.29, 3, "production", False, "model", 0.4, explanation=explained.body())
+    jsonschema.validate(answer.body(), ANSWER)
+    unexplained = Answer("r2", 0.5, None, "opt_out", False, "opt_out", 0.3)
+    unexplained.unexplained = "the unit opted out: the model did not score it"
+    jsonschema.validate(unexplained.body(), {**ANSWER, "required": ["explanation"]})
+    assert unexplained.body()["explanation"] is None

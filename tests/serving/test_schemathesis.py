@@ -54,6 +54,12 @@ def fuzz_statuses(api_schema: schemathesis.BaseSchema, examples: int) -> list[tu
         assert response.status_code < 500, (
             f"{case.operation.label} → {response.status_code}: {response.text[:300]}"
         )
+        if case.operation.label == "POST /v1/predict" and response.status_code == 200:
+            # every generated `explain: true` answered has an explanation (or null), adding up
+            for explanation in _explanations_asked(case.body, response.json()):
+                if explanation is not None:
+                    total = explanation["bias"] + sum(explanation["contributions"].values())
+                    assert abs(total - explanation["raw_score"]) < 1e-6
 
     fuzz()
     return seen
@@ -115,3 +121,15 @@ def test_no_generated_event_gets_a_server_error(pushed_schema: schemathesis.Base
     statuses = {status for _, status in seen}
     assert 202 in statuses  # valid events were stored by JetStream
     assert 422 in statuses
+
+
+def _explanations_asked(body: Any, answer: Any) -> list[dict[str, Any] | None]:
+    """The ``explanation`` of every answered item that asked for one (it must be there)."""
+    items = body if isinstance(body, list) else [body]
+    answers = answer if isinstance(answer, list) else [answer]
+    out = []
+    for item, answered in zip(items, answers, strict=True):
+        if isinstance(item, dict) and item.get("explain") is True:
+            assert "explanation" in answered, answered
+            out.append(answered["explanation"])
+    return out

@@ -88,6 +88,10 @@ def full_debrief(text: str = "") -> Debrief:
             "model": 0.78,
             "baseline": 0.65,
             "beats_baseline": True,
+            "importance": {
+                "orders_30d" + t: {"permutation": 0.62, "contribution": 0.4213},
+                "tenure": {"permutation": 0.08, "contribution": None},
+            },
         },
         "lineage": build_graph(
             "repurchase" + t,
@@ -526,3 +530,14 @@ def test_the_drill_chart_counts_fallback_answers_as_answers() -> None:
     assert "answered by the model 18 · answered by the fallback 480 · errors 2" in legend.group()
     assert "480 answered by the fallback" in page  # the text beside it
     assert "degraded 480" not in legend.group()
+
+
+def test_the_audit_shows_permutation_importance_beside_mean_contribution() -> None:
+    d = full_debrief()
+    page, markdown = render_html(d), render_markdown(d)
+    assert 'id="importance-table"' in page
+    for text in (page, markdown):
+        assert "mean absolute contribution" in text
+        assert "62.0%" in text
+        assert "0.4213" in text
+    assert "| tenure | 8.0% | — |" in markdown

@@ -1,8 +1,12 @@
-"""Which inputs a model leans on: permutation importance on validation rows.
+"""Which inputs a model leans on: permutation importance, and mean |contribution|, on
+validation rows.
 
 Shuffling one column and measuring how much the validation metric drops works for every
 model, trained or imported, and measures the model's behaviour rather than its internals. The
-share of an input is its drop over the sum of positive drops.
+share of an input is its drop over the sum of positive drops. Beside it, where the model has
+exact contributions (:mod:`taxiway.models.explain`), an input's *contribution importance* is
+the mean over the validation rows of the absolute value of its contribution to the raw score,
+the global view of the explanations the service answers.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -15,13 +19,14 @@ share of an input is its drop over the sum of positive drops.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from taxiway.models.metrics import classification_metrics, regression_metrics
 
-__all__ = ["permutation_shares"]
+__all__ = ["contribution_importance", "permutation_shares"]
 
 
 def permutation_shares(
@@ -62,3 +67,27 @@ def permutation_shares(
         drops.append(max(0.0, reference - score(shuffled)))
     total = sum(drops)
     return [d / total if total > 0 else 0.0 for d in drops]
+
+
+def contribution_importance(
+    serving_dir: Path,
+    features: list[str],
+    X: np.ndarray | None,
+    *,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> dict[str, float] | None:
+    """Each input's mean |contribution| to the raw score over the encoded rows ``X`` (up to
+    ``max_rows`` of them, drawn at random), largest first; None when the served model has no
+    exact contributions (a random forest, a pilot no form reproduces) or there are no rows."""
+    from taxiway.models.explain import load_explainer
+
+    if X is None or len(X) == 0 or not (serving_dir / "serving.json").exists():
+        return None
+    explainer = load_explainer(serving_dir, features)
+    if explainer is None:
+        return None
+    if len(X) > max_rows:
+        rng = np.random.default_rng(seed)
+        X = X[np.sort(rng.choice(len(X), max_rows, replace=False))]
+    return explainer.mean_abs(X)

@@ -40,6 +40,7 @@ from taxiway.features.training_set import TrainingSetManifest, cached_training_s
 from taxiway.models.artifact import ModelCard, save_card
 from taxiway.models.evaluation import leakage_diagnostics, model_baseline, validation_scores
 from taxiway.models.fitting import fit_algorithm, model_inputs
+from taxiway.models.importance import contribution_importance
 from taxiway.models.metrics import better, calibration_table, default_metric
 from taxiway.models.outcome import Outcome
 from taxiway.models.pilot_import import import_pilot
@@ -390,6 +391,10 @@ def _evaluate(
         },
         "not_evaluated": outcome.not_evaluated,
         **diagnostics,
+        # mean |contribution| on the validation rows, beside the permutation importance
+        "contribution_importance": contribution_importance(
+            folder / "serving", outcome.features, outcome.valid_matrix
+        ),
     }
     if task == "classification" and outcome.p_valid is not None:
         metrics["calibration"] = calibration_table(y_valid, outcome.p_valid)

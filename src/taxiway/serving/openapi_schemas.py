@@ -74,7 +74,11 @@ ANSWER = {
     "properties": {
         "request_id": {"type": "string"},
         "prediction": {"type": "number"},
-        "model_version": {"type": "integer"},
+        "model_version": {
+            "type": ["integer", "null"],
+            "description": "null when no model scored: a rollout's baseline or constant "
+            "control, or an opted-out unit",
+        },
         "arm": {
             "type": "string",
             "description": "The served version's stage: production, or candidate (--model)",
@@ -84,7 +88,10 @@ ANSWER = {
             "description": "true when the fallback answered, or online features were missing "
             "or stale",
         },
-        "path": {"type": "string", "description": "model, or fallback:<which>"},
+        "path": {
+            "type": "string",
+            "description": "model, fallback:<which>, or opt_out (governance.opt_out)",
+        },
         "latency_ms": {"type": "number"},
         "reason": {"type": "string", "description": "Why the answer is degraded"},
         "out_of_range": {"type": "array", "items": {"type": "string"}},

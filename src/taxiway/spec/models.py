@@ -1031,6 +1031,7 @@ class LineageSpec(_Model):
             )
         return self
 
+
 class OptOut(_Model):
     """Units that must never be scored by the model: their entity keys are a source's rows."""
 

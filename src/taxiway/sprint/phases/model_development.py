@@ -248,6 +248,8 @@ def _train(state: _State, phase: Phase) -> None:
                 "baseline": (v.metrics.get("baseline") or {}).get(metric),
                 "beats_baseline": result.beats_baseline,
                 "baseline_description": v.metrics.get("baseline_description"),
+                # the audit's permutation shares beside the explanations' mean |contribution|
+                "importance": _importance(v.metrics),
                 # what a retrain costs, the estimate of a fix that needs one: unknown when
                 # the version was reused rather than trained here
                 "training_s": None
@@ -363,3 +365,15 @@ def _blocked_sources(state: _State) -> set[str]:
             if check.blocker is not None and check.name.startswith("source "):
                 blocked.add(check.name.removeprefix("source "))
     return blocked
+
+
+def _importance(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per input: its permutation share (what the leakage audit reads) and its mean
+    |contribution| to the raw score on the validation rows (None without explanations)."""
+    shares = metrics.get("importance") or {}
+    contributions = metrics.get("contribution_importance") or {}
+    names = [*contributions, *(n for n in shares if n not in contributions)]
+    return {
+        name: {"permutation": shares.get(name), "contribution": contributions.get(name)}
+        for name in names
+    }

@@ -34,6 +34,7 @@ from taxiway.sprint.report.model import (
     _CHECK_HEADERS,
     _FRESHNESS_HEADERS,
     _GATE_HEADERS,
+    _IMPORTANCE_HEADERS,
     _NOT_MEASURED,
     _RECOMMEND_AUDIT_HEADERS,
     _RECOMMEND_HEADERS,
@@ -47,6 +48,7 @@ from taxiway.sprint.report.model import (
     _freshness_line,
     _freshness_rows,
     _gate_rows,
+    _importance_rows,
     _load_line,
     _log_line,
     _model_line,
@@ -90,7 +92,7 @@ def render_html(debrief: Debrief) -> str:
         _section(
             "model", "Model versus baseline", _model_html(_fact(d, "model"), d.leaking_inputs)
         ),
-        _section("audit", "Handoff audit", _audit_html(_fact(d, "audit"))),
+        _section("audit", "Handoff audit", _audit_html(_fact(d, "audit")) + _importance_html(d)),
         _section("lineage", "Lineage", _lineage_html(_fact(d, "lineage"))),
         *(
             [_section("recommend", "Recommendations", _recommend_html(d))]
@@ -207,6 +209,11 @@ def _lineage_html(lineage: dict[str, Any] | None) -> str:
         return _missing()
     graph = LineageGraph.from_dict(lineage)
     return f"<p>{_e(graph.title)}</p>{lineage_svg(graph)}"
+
+
+def _importance_html(d: Debrief) -> str:
+    rows = _importance_rows(_fact(d, "model"))
+    return str(_table("importance-table", _IMPORTANCE_HEADERS, rows)) if rows else ""
 
 
 def _recommend_html(d: Debrief) -> str:

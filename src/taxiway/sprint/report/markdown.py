@@ -16,6 +16,7 @@ from taxiway.sprint.report.model import (
     _CHECK_HEADERS,
     _FRESHNESS_HEADERS,
     _GATE_HEADERS,
+    _IMPORTANCE_HEADERS,
     _NOT_MEASURED,
     _RECOMMEND_AUDIT_HEADERS,
     _RECOMMEND_HEADERS,
@@ -29,6 +30,7 @@ from taxiway.sprint.report.model import (
     _freshness_line,
     _freshness_rows,
     _gate_rows,
+    _importance_rows,
     _load_line,
     _log_line,
     _model_line,
@@ -102,7 +104,8 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
     sections: list[tuple[str, list[str]]] = [
         ("Model versus baseline", [_model_line(model, d.leaking_inputs)] if model
          else [_NOT_MEASURED]),
-        ("Handoff audit", _md_audit(audit) if audit else [_NOT_MEASURED]),
+        ("Handoff audit", [*(_md_audit(audit) if audit else [_NOT_MEASURED]),
+                           *_md_importance(model)]),
         ("Lineage", _md_lineage(_fact(d, "lineage"))),
         *([("Recommendations", _md_recommend(d))] if _fact(d, "recommend") else []),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
@@ -152,6 +155,11 @@ def _md_audit(audit: dict[str, Any]) -> list[str]:
         "",
         *_md_table(["check", "severity", "finding", "fix"], rows),
     ]
+
+
+def _md_importance(model: dict[str, Any] | None) -> list[str]:
+    rows = _importance_rows(model)
+    return ["", *_md_table(_IMPORTANCE_HEADERS, rows)] if rows else []
 
 
 def _md_approvals(approvals: dict[str, Any]) -> list[str]:

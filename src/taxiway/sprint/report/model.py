@@ -21,6 +21,11 @@ _BLOCKER_HEADERS = [
 _APPROVAL_HEADERS = ["role", "signed", "by", "at", "note"]
 _ANSWER_HEADERS = ["area", "question", "answer", "by", "evidence"]
 _GATE_HEADERS = ["gate", "status", "declared", "observed", "evidence"]
+_IMPORTANCE_HEADERS = [
+    "input",
+    "permutation share (audit)",
+    "mean absolute contribution (explanations)",
+]
 _GATES = (("monitoring", "monitoring"), ("rollout", "gradual rollout"))
 _FRESHNESS_HEADERS = [
     "source", "feature", "probes", "served", "p50 ms", "p99 ms", "max ms", "polled every ms",
@@ -139,6 +144,22 @@ def _freshness_rows(found: dict[str, Any]) -> list[list[Any]]:
             found.get("consumer"),
         ]
     ]
+
+
+def _importance_rows(model: dict[str, Any] | None) -> list[list[Any]]:
+    """Per input, the audit's permutation share beside the mean |contribution| to the raw
+    score on the validation rows (``—`` where the model has none), largest contribution first."""
+    rows = []
+    for name, pair in ((model or {}).get("importance") or {}).items():
+        share, contribution = pair.get("permutation"), pair.get("contribution")
+        rows.append(
+            [
+                name,
+                "—" if share is None else f"{share:.1%}",
+                "—" if contribution is None else f"{contribution:.4g}",
+            ]
+        )
+    return rows
 
 
 def _drill_line(drill: dict[str, Any]) -> str:
