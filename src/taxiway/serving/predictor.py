@@ -46,6 +46,9 @@ from taxiway.spec.models import Serving, TaxiwaySpec
 
 __all__ = ["Answer", "Policy", "Predictor", "RequestIds"]
 
+BUDGET_SPENT = "the latency budget was spent before the explanation was ready"
+"""Why an explanation asked for is null when explaining would overrun the deadline."""
+
 OPT_OUT = "opt_out"
 """The ``path`` (and, in the service, the ``arm``) of an opted-out unit's answer."""
 
@@ -161,6 +164,9 @@ class Predictor:
         self._unexplainable = "the answering policy is not a model"
         if policy == "model":
             self.explainer, self._unexplainable = _explainer(self.model)
+        # one explanation at a time: a millisecond of TreeSHAP per thread would otherwise take
+        # the cores from the event loop, and every answer, explained or not, would be late
+        self._explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
         self.contract = InputContract.build(spec, self.model, version.profile)
         self.store = store
         self.previous = previous
@@ -282,7 +288,7 @@ class Predictor:
         else:
             score, reason = await self._score(values, deadline)
             if score is not None:
-                explained = self._explain(values, deadline) if parsed.explain else None
+                explained = await self._explain(values, deadline) if parsed.explain else None
                 answer = self._answer(
                     parsed, started, score, "model", short, values, lookup_ms, unavailable, arm
                 )
@@ -300,21 +306,36 @@ class Predictor:
             answer.unexplained = "the model did not answer (a fallback did): nothing to explain"
         return answer
 
-    def _explain(
+    async def _explain(
         self, values: dict[str, Any], deadline: float
     ) -> tuple[dict[str, Any] | None, str | None]:
         """The explanation of the model's answer for ``values``, or None and why not: no
-        explainer, the budget already spent (the answer goes out unexplained rather than
-        late), or the explainer failing."""
+        explainer, the budget spent (the answer goes out unexplained rather than late), or the
+        explainer failing.
+
+        TreeSHAP costs about a millisecond a row, hundreds of times a serving form's score: it
+        runs in the predictor's one explaining thread (the libraries release the GIL), so the
+        event loop keeps answering other requests; an explanation still queued or running at
+        the deadline is given up, like a slow model.
+        """
         explainer = self.explainer
         if explainer is None:
             return None, self._unexplainable
-        if time.perf_counter() >= deadline:
-            return None, "the latency budget was spent before explaining"
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None, BUDGET_SPENT
         try:
-            return explainer.explain(values).body(), None
+            explanation = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(
+                    self._explaining, explainer.explain, values
+                ),
+                timeout=left,
+            )
+        except TimeoutError:
+            return None, BUDGET_SPENT
         except Exception as error:
             return None, f"the explainer failed: {type(error).__name__}"
+        return explanation.body(), None
 
     def control_one(self, values: dict[str, Any]) -> float:
         """The control answer, for a unit the model must not score: this predictor's policy
@@ -459,6 +480,7 @@ class Predictor:
     def close(self) -> None:
         """Release the thread pool (the store belongs to the caller)."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self._explaining.shutdown(wait=False, cancel_futures=True)
 
 
 def _utc_now() -> datetime:
