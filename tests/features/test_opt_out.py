@@ -87,3 +87,21 @@ def test_an_undeclared_opt_out_source_is_a_spec_error_with_its_line(shop: Path) 
     message = str(raised.value)
     assert "unknown source `optedout`" in message
     assert "bad-opt-out.yaml:" in message
+
+
+def test_spark_leaves_out_the_same_rows_as_duckdb(shop: Path, tmp_path: Path) -> None:
+    from tests.conftest import require
+    from tests.engines.conftest import require_java
+
+    require("pyspark", reason="the Spark engine's tests need the spark extra")
+    require("sqlglot", reason="the Spark engine's tests need the spark extra")
+    require_java()
+    spec = _with_opt_out(shop, OPTED_OUT)
+    on_duckdb = build_training_set(Project.load(spec), tmp_path / "duckdb.parquet")
+    on_spark = build_training_set(
+        Project.load(spec), tmp_path / "spark.parquet", engine="spark", master="local[2]"
+    )
+    assert on_spark.dropped["opt_out"] == on_duckdb.dropped["opt_out"] > 0
+    assert on_spark.rows == on_duckdb.rows
+    kept = pq.read_table(tmp_path / "spark.parquet").column("customer_id").to_pylist()
+    assert not {str(c) for c in kept} & set(OPTED_OUT)
