@@ -1,4 +1,4 @@
-"""`taxiway models list|show|promote|archive`: the registry from the command line."""
+"""`taxiway models list|show|card|promote|archive`: the registry from the command line."""
 
 from __future__ import annotations
 
@@ -126,6 +126,93 @@ def show(
             f"  {e.at.isoformat(timespec='seconds')} {e.from_stage or '—'} → {e.to_stage} "
             f"by {e.by}{f' ({e.note})' if e.note else ''}"
         )
+
+
+@app.command("card")
+def card(
+    version: VersionArg,
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit",
+            help="The handoff audit's JSON (`taxiway audit --json`, or audit.json from "
+            "`taxiway audit --out DIR`) whose findings the card lists as limitations.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    run_audit: Annotated[
+        bool, typer.Option("--run-audit", help="Run the handoff audit now and use its findings.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write card.md and card.html here (default: the version's artifact folder).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+) -> None:
+    """A version's model card: intended use, owner, training data and contracts, metrics
+    against the baseline per time slice and per segment, limitations, sign-offs.
+
+    Writes card.md and card.html (into the version's artifact folder unless --out) with the
+    sign-offs recorded now and, given --audit or --run-audit, the audit's findings; prints
+    the Markdown (or --json). Exit 0 whatever the card says.
+    """
+    from taxiway.sprint.card import write_version_card
+
+    if audit is not None and run_audit:
+        raise typer.BadParameter("give --audit FILE or --run-audit, not both")
+    project = Project.load(file, state_dir)
+    registry = _open(project)
+    try:
+        v = registry.get(project.spec.name, version)
+    finally:
+        registry.close()
+    document = _audit_document(project, v, audit, run_audit)
+    written, paths = write_version_card(project, v, document, out)
+    if as_json:
+        data = {**written.as_dict(), "files": {k: str(p) for k, p in paths.items()}}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(written.markdown())
+    Console(stderr=True, highlight=False).print(
+        f"wrote {escape(str(paths['md']))} and {escape(str(paths['html']))}"
+    )
+
+
+def _audit_document(
+    project: Project, v: ModelVersion, path: Path | None, run: bool
+) -> dict[str, object] | None:
+    """The audit's document: read from ``path``, run now, or None."""
+    if path is not None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise typer.BadParameter(
+                f"cannot read {path} ({error}): pass the file `taxiway audit --json` printed "
+                "(or its --out audit.json)",
+                param_hint="--audit",
+            ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("findings"), list):
+            raise typer.BadParameter(
+                f"{path} is not a handoff audit document (no findings list): pass the file "
+                "`taxiway audit --json` printed (or its --out audit.json)",
+                param_hint="--audit",
+            )
+        return document
+    if not run:
+        return None
+    if project.spec.recommend is not None:
+        from taxiway.recommend.audit import run_recommend_audit
+
+        return run_recommend_audit(project, v).as_dict()
+    from taxiway.models.audit import run_audit
+
+    return run_audit(project, v).as_dict()
 
 
 @app.command("promote")

@@ -14,9 +14,16 @@ from taxiway.models.encoding import FeatureEncoder
 from taxiway.models.importance import permutation_shares
 from taxiway.models.metrics import classification_metrics, regression_metrics
 from taxiway.models.outcome import Outcome
+from taxiway.models.segments import compare_groups, time_slices
 from taxiway.spec.models import ModelSpec
 
-__all__ = ["leakage_diagnostics", "model_baseline", "validation_scores"]
+__all__ = [
+    "group_metrics",
+    "leakage_diagnostics",
+    "model_baseline",
+    "segment_column",
+    "validation_scores",
+]
 
 
 def model_baseline(
@@ -114,3 +121,52 @@ def validation_scores(y: np.ndarray, p: np.ndarray | None, task: str) -> dict[st
     if task == "classification":
         return classification_metrics(y, p)
     return regression_metrics(y, p)
+
+
+def group_metrics(
+    segments: list[str],
+    valid_table: pa.Table,
+    y_valid: np.ndarray,
+    p_model: np.ndarray | None,
+    p_base: np.ndarray,
+    metric: str,
+) -> dict[str, Any]:
+    """The model against the baseline per time slice of the validation rows and per value of
+    each declared segment (see :mod:`taxiway.models.segments`): ``time_slices`` (rows) and
+    ``segments`` (segment name -> rows, and the training-set column it read)."""
+    if p_model is None or not len(y_valid):
+        return {}
+    times = valid_table.column("timestamp").to_numpy()
+    out: dict[str, Any] = {
+        "time_slices": compare_groups(time_slices(times), y_valid, p_model, p_base, metric),
+        "segments": {},
+        "interval": "95% paired bootstrap of the lift (model vs baseline on the same rows)",
+    }
+    for name in segments:
+        column = segment_column(name, valid_table.column_names)
+        values = valid_table.column(column).to_pylist()
+        out["segments"][name] = {
+            "column": column,
+            "rows": compare_groups(values, y_valid, p_model, p_base, metric),
+        }
+    return out
+
+
+def segment_column(name: str, columns: list[str]) -> str:
+    """The training-set column a declared segment reads: ``name`` itself, else the one
+    column ending in ``__name`` (a static feature's column).
+
+    >>> segment_column("segment", ["customer_id", "customer_profile__segment"])
+    'customer_profile__segment'
+    """
+    if name in columns:
+        return name
+    matches = [c for c in columns if c.endswith(f"__{name}")]
+    if len(matches) == 1:
+        return matches[0]
+    shown = ", ".join(c for c in columns if c != "timestamp")
+    which = f"matches several columns ({', '.join(matches)})" if matches else "is no column"
+    raise ModelError(
+        f"governance.segments names {name!r}, which {which} of the training set",
+        fix=f"name one of its columns: {shown}",
+    )

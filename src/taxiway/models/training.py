@@ -38,7 +38,13 @@ import pyarrow.parquet as pq
 from taxiway.errors import ModelError
 from taxiway.features.training_set import TrainingSetManifest, cached_training_set
 from taxiway.models.artifact import ModelCard, save_card
-from taxiway.models.evaluation import leakage_diagnostics, model_baseline, validation_scores
+from taxiway.models.card import build_card, write_card
+from taxiway.models.evaluation import (
+    group_metrics,
+    leakage_diagnostics,
+    model_baseline,
+    validation_scores,
+)
 from taxiway.models.fitting import fit_algorithm, model_inputs
 from taxiway.models.importance import contribution_importance
 from taxiway.models.metrics import better, calibration_table, default_metric
@@ -281,7 +287,8 @@ def _train_and_register(
                 folder,
             )
         lap("model")
-        metrics = _evaluate(model, outcome, rows, folder, say)
+        segments = spec.governance.segments if spec.governance else []
+        metrics = _evaluate(model, outcome, rows, folder, say, segments)
         lap("evaluate")
         card = ModelCard(
             kind="pilot" if model.pilot else "trained",
@@ -297,6 +304,7 @@ def _train_and_register(
         shutil.copy2(out.with_name(f"{out.stem}.manifest.json"), folder / "training.manifest.json")
         new = new_version(project, manifest, key, card, outcome, metrics, created_by, rows.y_valid)
         version = store.register(new, folder)
+        write_card(build_card(spec, version), version.artifact_dir)
         lap("register")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -346,10 +354,16 @@ def _split_rows(spec: TaxiwaySpec, model: ModelSpec, out: Path) -> _Rows:
 
 
 def _evaluate(
-    model: ModelSpec, outcome: Outcome, rows: _Rows, folder: Path, say: Progress
+    model: ModelSpec,
+    outcome: Outcome,
+    rows: _Rows,
+    folder: Path,
+    say: Progress,
+    segments: list[str],
 ) -> dict[str, Any]:
     """The version's metrics: the model and its baseline (saved in ``folder``) on validation,
-    each input's own score and importance, and the calibration of a classifier."""
+    overall, per time slice and per declared segment; each input's own score and importance,
+    and the calibration of a classifier."""
     say("baseline and metrics")
     task, metric, split = rows.task, rows.metric, rows.split
     train_table, valid_table, y_train, y_valid = (
@@ -395,6 +409,7 @@ def _evaluate(
         "contribution_importance": contribution_importance(
             folder / "serving", outcome.features, outcome.valid_matrix
         ),
+        **group_metrics(segments, valid_table, y_valid, outcome.p_valid, p_base, metric),
     }
     if task == "classification" and outcome.p_valid is not None:
         metrics["calibration"] = calibration_table(y_valid, outcome.p_valid)

@@ -46,6 +46,7 @@ from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import StagedSource, stage_sources
 from taxiway.engines.duckdb import connect, quote_identifier
 from taxiway.errors import ModelError
+from taxiway.models.card import build_card, write_card
 from taxiway.models.provenance import git_commit, jsonable, spec_hash, user
 from taxiway.models.registry import ModelVersion, NewVersion, Registry, open_registry
 from taxiway.monitoring.recs.measures import decile_mix
@@ -225,6 +226,7 @@ def train_recommender(
             popularity_deciles=deciles,
         )
         version = store.register(new, folder)
+        write_card(build_card(spec, version), version.artifact_dir)
         lap("register")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1062,6 +1062,13 @@ class Governance(_Model):
         "signs each sign-off (HMAC-SHA256), verified on every read. Without it, whoever can "
         "write the approvals log can rewrite it whole.",
     )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="Columns of the training set (a feature column such as "
+        "`customer_profile__segment`, a request field, an entity key; or a static feature's "
+        "bare column name, `segment`) whose values the model card scores the model against "
+        "the baseline on, one value at a time: a value where the model is worse is a finding.",
+    )
 
 
 # recommend.py builds on the field types above (_Model, Column, durations), so it is imported

@@ -1,4 +1,5 @@
-"""The handoff audit: leakage, prediction-time availability, latency, skew and coverage.
+"""The handoff audit: leakage, prediction-time availability, latency, skew, coverage and
+segments.
 
 ``run_audit`` runs every check on one registered model version and returns an
 :class:`AuditReport` (JSON, Markdown, HTML); a blocker means the model must not ship as is.
@@ -12,6 +13,7 @@ from taxiway.models.audit.coverage import check_coverage
 from taxiway.models.audit.findings import CHECKS, AuditFinding, AuditReport
 from taxiway.models.audit.latency import check_latency
 from taxiway.models.audit.leakage import check_leakage
+from taxiway.models.audit.segments import check_segments
 from taxiway.models.audit.skew import check_model_skew
 from taxiway.models.registry import ModelVersion
 from taxiway.spec.project import Project
@@ -36,6 +38,7 @@ def run_audit(
         "latency": check_latency,
         "skew": check_model_skew,
         "coverage": check_coverage,
+        "segments": check_segments,
     }
     for name, step in steps.items():
         if name in skip:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 __all__ = ["CHECKS", "RECOMMEND_CHECKS", "AuditFinding", "AuditReport", "Severity"]
 
 Severity = Literal["blocker", "warning"]
-CHECKS = ("leakage", "availability", "latency", "skew", "coverage")
+CHECKS = ("leakage", "availability", "latency", "skew", "coverage", "segments")
 RECOMMEND_CHECKS = ("leakage", "filters", "skew", "coverage", "latency")
 """A recommender's audit (``taxiway.recommend.audit``): filters parity in place of availability;
 skew is the ranking stage's (its feature views online vs offline), left out without one."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from taxiway.errors import TaxiwayError
 from taxiway.features.materialize import materialize
 from taxiway.features.online import open_online_store
 from taxiway.features.training_set import used_sources
@@ -19,6 +20,7 @@ from taxiway.models.audit.findings import AuditReport
 from taxiway.models.registry import open_registry
 from taxiway.models.training import TrainResult, train_model
 from taxiway.recommend.audit import run_recommend_audit
+from taxiway.sprint.card import card_fact, write_version_card
 from taxiway.sprint.outcome import Category, Check, CheckStatus, FixKind, Phase, blocker
 from taxiway.sprint.phases.recommend_development import recommend_sources, train_recommender_step
 from taxiway.sprint.phases.running import _phase, _State, _step
@@ -86,6 +88,7 @@ _AUDIT_CLASS: dict[str, tuple[Category, FixKind]] = {
     "latency": ("technical", "tuning"),
     "skew": ("technical", "code"),
     "coverage": ("organizational", "spec_line"),
+    "segments": ("technical", "retrain"),  # warnings only: a group where the model is worse
     "filters": ("technical", "code"),  # a recommender's: filters at evaluation and serving
 }
 
@@ -217,6 +220,7 @@ def _model_development(state: _State) -> None:
                 else run_audit(project, state.candidate, sample=sample)
             )
             _record_audit(state, phase, audit, began)
+            _record_card(state, audit)
 
 
 def _train(state: _State, phase: Phase) -> None:
@@ -285,6 +289,17 @@ def _train(state: _State, phase: Phase) -> None:
             )
         )
         state.observed["online_store_used"] = True
+
+
+def _record_card(state: _State, audit: AuditReport) -> None:
+    """The version's model card rewritten with the audit and the sign-offs; its fact."""
+    assert state.candidate is not None
+    try:
+        card, paths = write_version_card(state.project, state.candidate, audit.as_dict())
+    except (TaxiwayError, OSError) as error:
+        state.facts["card"] = {"error": str(error).splitlines()[0]}
+        return
+    state.facts["card"] = card_fact(card, paths)
 
 
 def _record_audit(state: _State, phase: Phase, audit: AuditReport, began: float) -> None:

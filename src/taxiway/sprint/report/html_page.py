@@ -41,6 +41,8 @@ from taxiway.sprint.report.model import (
     _answer_rows,
     _approval_rows,
     _blocker_rows,
+    _card_lines,
+    _card_tables,
     _check_rows,
     _drill_line,
     _duration,
@@ -94,6 +96,7 @@ def render_html(debrief: Debrief) -> str:
         ),
         _section("audit", "Handoff audit", _audit_html(_fact(d, "audit")) + _importance_html(d)),
         _section("lineage", "Lineage", _lineage_html(_fact(d, "lineage"))),
+        _section("card", "Model card", _card_html(_fact(d, "card"))),
         *(
             [_section("recommend", "Recommendations", _recommend_html(d))]
             if _fact(d, "recommend")
@@ -214,6 +217,17 @@ def _lineage_html(lineage: dict[str, Any] | None) -> str:
 def _importance_html(d: Debrief) -> str:
     rows = _importance_rows(_fact(d, "model"))
     return str(_table("importance-table", _IMPORTANCE_HEADERS, rows)) if rows else ""
+
+
+def _card_html(card: dict[str, Any] | None) -> str:
+    if not card:
+        return _missing()
+    items = "".join(f"<li>{_prose(line)}</li>" for line in _card_lines(card))
+    tables = "".join(
+        f"<p>{_prose(caption)}</p>" + _table(f"card-table-{i}", headers, rows)
+        for i, (caption, headers, rows) in enumerate(_card_tables(card))
+    )
+    return f"<ul>{items}</ul>{tables}"
 
 
 def _recommend_html(d: Debrief) -> str:

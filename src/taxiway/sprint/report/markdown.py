@@ -23,6 +23,8 @@ from taxiway.sprint.report.model import (
     _answer_rows,
     _approval_rows,
     _blocker_rows,
+    _card_lines,
+    _card_tables,
     _check_rows,
     _drill_line,
     _duration,
@@ -107,6 +109,7 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
         ("Handoff audit", [*(_md_audit(audit) if audit else [_NOT_MEASURED]),
                            *_md_importance(model)]),
         ("Lineage", _md_lineage(_fact(d, "lineage"))),
+        ("Model card", _md_card(card) if (card := _fact(d, "card")) else [_NOT_MEASURED]),
         *([("Recommendations", _md_recommend(d))] if _fact(d, "recommend") else []),
         ("Load test", _md_load(load, _fact(d, "prediction_log")) if load else [_NOT_MEASURED]),
         ("Fault drill", [_drill_line(drill)] if drill else [_NOT_MEASURED]),
@@ -140,6 +143,13 @@ def _md_freshness(found: dict[str, Any]) -> list[str]:
     rows = _freshness_rows(found)
     table = [*_md_table(_FRESHNESS_HEADERS, rows), ""] if rows else []
     return [*table, f"- {_freshness_line(found)}"]
+
+
+def _md_card(card: dict[str, Any]) -> list[str]:
+    lines = [f"- {line}" for line in _card_lines(card)]
+    for caption, headers, rows in _card_tables(card):
+        lines += ["", caption, "", *_md_table(headers, rows)]
+    return lines
 
 
 def _md_load(load: dict[str, Any], logged: dict[str, Any] | None) -> list[str]:

@@ -421,3 +421,26 @@ def _audit_figures(name: str, m: dict[str, Any]) -> str:
             f"ms; costliest stage: {_text(m.get('costliest_stage'))}"
         )
     return json.dumps(m, default=str)[:200]
+
+
+def _card_lines(card: dict[str, Any]) -> list[str]:
+    """The model card's files, then each group where the model is worse than the baseline."""
+    if card.get("error"):
+        return [f"not written: {_text(card['error'])}"]
+    files = card.get("files") or {}
+    findings = card.get("findings") or []
+    lines = [
+        f"written to {_text(files.get('md'))} and {_text(files.get('html'))} (`taxiway models "
+        "card V` rewrites it)",
+        f"{len(findings)} group(s) where the model is worse than the baseline"
+        + (":" if findings else ""),
+    ]
+    return lines + [f"{f.get('title')}: {f.get('evidence')}; fix: {f.get('fix')}" for f in findings]
+
+
+def _card_tables(card: dict[str, Any]) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """The card's tables of groups (time slices, each segment): caption, headers, rows."""
+    return [
+        (_text(t.get("caption")), list(t.get("headers") or []), list(t.get("rows") or []))
+        for t in card.get("tables") or []
+    ]
