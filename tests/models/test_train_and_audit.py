@@ -132,6 +132,47 @@ def test_audit_of_the_trained_model_flags_no_look_back_feature(
     assert code == (1 if report["blocked"] else 0)
     for name in ("audit.md", "audit.html", "audit.json"):
         assert (tmp_path / name).stat().st_size > 0
+    # the audit's findings reach the card (`taxiway models card 1 --audit audit.json`)
+    out = tmp_path / "card"
+    code, card = _run(
+        capsys, "models", "card", "1", "-f", str(shop), "--audit",
+        str(tmp_path / "audit.json"), "--out", str(out), "--json",
+    )  # fmt: skip
+    assert code == 0
+    limitations = next(s for s in card["sections"] if s["title"] == "Limitations")
+    for finding in report["findings"]:
+        assert any(finding["evidence"] in line for line in limitations["lines"]), finding
+    if not report["findings"]:
+        assert "the handoff audit found nothing" in limitations["lines"]
+    assert report["checks"]["segments"] in ("passed", "warning")
+    worse = [f for f in report["findings"] if f["check"] == "segments"]
+    assert len(worse) == len(card["findings"])
+
+
+def test_every_registered_version_has_its_card_with_segments_and_time_slices(
+    shop: Path, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = Path(trained["artifact_dir"])
+    markdown = (folder / "card.md").read_text()
+    assert markdown.startswith("# Model card: retail_churn v1")
+    assert "<script" not in (folder / "card.html").read_text()
+    version = open_registry(None, state_dir=Project.load(shop).state_dir).get("retail_churn", 1)
+    metrics = version.metrics
+    # the retail example declares governance.segments: [segment, country]
+    assert list(metrics["segments"]) == ["segment", "country"]
+    tiers = metrics["segments"]["segment"]
+    assert tiers["column"] == "customer_profile__segment"
+    assert {r["value"] for r in tiers["rows"]} == {"occasional", "regular", "vip"}
+    assert sum(r["rows"] for r in tiers["rows"]) == metrics["split"]["valid_rows"]
+    assert sum(r["rows"] for r in metrics["time_slices"]) == metrics["split"]["valid_rows"]
+    for row in [*tiers["rows"], *metrics["time_slices"]]:
+        assert f"| {row['value']} | {row['rows']:,} |" in markdown
+    # `taxiway models card 1` prints it (with the sign-offs read now) and rewrites the files
+    code, printed = _run(capsys, "models", "card", "1", "-f", str(shop))
+    assert code == 0
+    assert "## Sign-offs" in printed
+    assert "| security | " in printed
+    assert (folder / "card.md").read_text().strip() == printed.strip()
 
 
 def _pilot(folder: Path, table: Any, columns: list[str], label: str) -> Path:

@@ -154,6 +154,37 @@ def test_a_deleted_line_is_caught(project: Project) -> None:
     assert "deleted" in message
 
 
+def test_deleting_the_last_records_is_caught_by_the_head_and_blocks_appending(
+    project: Project,
+) -> None:
+    path = _three(project)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0])
+    message = _broken(project)
+    assert f"{path}:2:" in message
+    assert "records 2 to 3 were deleted from the end" in message
+    with pytest.raises(GovernanceError):
+        record_approval(project, "privacy", "Bo Chen")  # would hide the cut
+    assert path.read_text() == lines[0]
+
+
+def test_taxiway_approve_verify_checks_every_record_and_names_the_broken_one(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(project.spec_path)
+    assert main(["approve", "-f", spec, "--verify"]) == 0
+    assert "0 records verified" in capsys.readouterr().out
+    path = _three(project)
+    assert main(["approve", "-f", spec, "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 3 records verified: every hash and link (unsigned)" in out
+    assert "the log ends where it should" in out
+    path.write_text(path.read_text().replace("Bo Chen", "Bo Chan"))
+    assert main(["approve", "-f", spec, "--verify"]) == 1
+    assert f"error: {path}:2: the approvals log is broken" in capsys.readouterr().err
+    assert main(["approve", "-f", spec, "--verify", "--list"]) == 2
+
+
 def test_an_incomplete_last_line_is_caught_and_never_appended_to(project: Project) -> None:
     path = _three(project)
     with path.open("a") as out:

@@ -70,7 +70,8 @@ def _canonical(record: dict[str, Any]) -> bytes:
 
 def _rewrite(path: Path, line: int, change: Callable[[dict[str, Any]], None]) -> None:
     """What someone who can write the file does: change record ``line`` (1-based), then
-    recompute every ``hash`` and ``prev`` after it so that the chain is consistent again.
+    recompute every ``hash`` and ``prev`` after it so that the chain is consistent again, and
+    the head beside it.
     Without the key, a ``mac`` cannot be recomputed: it is left as it was."""
     records = [json.loads(text) for text in path.read_bytes().splitlines()]
     change(records[line - 1])
@@ -84,6 +85,15 @@ def _rewrite(path: Path, line: int, change: Callable[[dict[str, Any]], None]) ->
         out.append(encoded + b"\n")
         prev = hashlib.sha256(encoded).hexdigest()
     path.write_bytes(b"".join(out))
+    _rewrite_head(path, records[-1])
+
+
+def _rewrite_head(path: Path, last: dict[str, Any]) -> None:
+    """The head beside the log made to agree with ``last`` (its ``mac``, which needs the key,
+    left as it was)."""
+    head = path.with_name("approvals.head.json")
+    old = json.loads(head.read_bytes())
+    head.write_bytes(_canonical({**old, "seq": last["seq"], "hash": last["hash"]}) + b"\n")
 
 
 def _mallory(record: dict[str, Any]) -> None:
@@ -132,6 +142,32 @@ def test_with_a_key_dropping_the_mac_of_a_rewritten_record_is_caught(signed: Pro
     error = _broken(signed)
     assert f"{path}:3:" in error.message
     assert "not signed" in error.message
+
+
+def test_without_a_key_cutting_the_last_record_and_its_head_goes_unnoticed(
+    unsigned: Project,
+) -> None:
+    """The same limit at the end of the log: the head is as rewritable as the log."""
+    path = _three(unsigned)
+    records = [json.loads(line) for line in path.read_bytes().splitlines()]
+    path.write_bytes(b"".join(line + b"\n" for line in path.read_bytes().splitlines()[:2]))
+    _rewrite_head(path, records[1])
+    assert [a.by for a in read_approvals(unsigned)] == ["Ann Lee", "Bo Chen"]
+
+
+def test_with_a_key_cutting_the_last_record_is_caught_even_with_the_head_rewritten(
+    signed: Project,
+) -> None:
+    path = _three(signed)
+    records = [json.loads(line) for line in path.read_bytes().splitlines()]
+    path.write_bytes(b"".join(line + b"\n" for line in path.read_bytes().splitlines()[:2]))
+    error = _broken(signed)
+    assert f"{path}:3:" in error.message
+    assert "record 3 was deleted from the end" in error.message
+    _rewrite_head(path, records[1])  # its mac, which needs the key, no longer matches
+    error = _broken(signed)
+    assert "approvals.head.json:1:" in error.message
+    assert "signature" in error.message
 
 
 def test_a_log_signed_with_another_key_is_refused(

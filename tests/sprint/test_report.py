@@ -123,6 +123,41 @@ def full_debrief(text: str = "") -> Debrief:
                 {"check": "skew", "severity": "warning" + t, "message": "2 rows", "fix": "none"},
             ],
         },
+        "card": {
+            "files": {"md": "state/card.md" + t, "html": "state/card.html" + t},
+            "findings": [
+                {
+                    "title": "the model is worse than the baseline for region=north" + t,
+                    "evidence": "ROC AUC 0.61 against the baseline's 0.70" + t,
+                    "fix": "collect more data for region=north or keep the baseline there" + t,
+                }
+            ],
+            "tables": [
+                {
+                    "caption": "region (column customer_profile__region)" + t,
+                    "headers": [
+                        "region",
+                        "rows",
+                        "model",
+                        "baseline",
+                        "lift",
+                        "95% interval",
+                        "verdict",
+                    ],
+                    "rows": [
+                        [
+                            "north" + t,
+                            "400",
+                            "0.6100",
+                            "0.7000",
+                            "-0.0900",
+                            "[-0.1200, -0.0600]",
+                            "worse",
+                        ]
+                    ],
+                }
+            ],
+        },
         "load": {
             "requests": 20000,
             "answered": 20000,
@@ -541,3 +576,14 @@ def test_the_audit_shows_permutation_importance_beside_mean_contribution() -> No
         assert "62.0%" in text
         assert "0.4213" in text
     assert "| tenure | 8.0% | — |" in markdown
+
+
+def test_the_model_card_section_says_the_same_in_markdown_and_html() -> None:
+    d = full_debrief()
+    page, text = render_html(d), render_markdown(d)
+    section = text.split("## Model card", 1)[1].split("\n## ", 1)[0]
+    assert "1 group(s) where the model is worse than the baseline:" in section
+    assert "the model is worse than the baseline for region=north: ROC AUC 0.61" in section
+    assert "| north | 400 | 0.6100 | 0.7000 | -0.0900 | [-0.1200, -0.0600] | worse |" in section
+    assert "1 group(s) where the model is worse than the baseline:" in page
+    assert table_rows(page, "card-table-0") == 1

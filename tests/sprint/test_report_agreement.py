@@ -244,6 +244,31 @@ def test_the_phase_table_and_the_audit_section_report_the_same_findings(run: Run
     assert run.answer("handoff_audit")["yes"] is (not audit["blocked"])
 
 
+def test_the_model_card_and_the_audit_name_the_same_worse_groups_in_every_form(
+    run: Run,
+) -> None:
+    card, audit = run.json["facts"].get("card"), run.json["facts"].get("audit")
+    if card is None or audit is None:
+        pytest.skip(f"{run.example}: the sprint did not reach the audit")
+    assert not card.get("error"), card
+    worse = [f["message"] for f in audit["findings"] if f["check"] == "segments"
+             and f["message"].startswith("the model is worse than the baseline")]  # fmt: skip
+    assert [f"{f['title']}: {f['evidence']}" for f in card["findings"]] == worse
+    status = run.check("audit segments")
+    assert status is not None
+    assert status["status"] == ("warn" if worse else "pass"), status
+    head = f"{len(card['findings'])} group(s) where the model is worse than the baseline"
+    assert head in _section(run.markdown, "Model card")
+    page = _page(run)
+    for i, table in enumerate(card["tables"]):
+        assert [cells for _, cells in page.tables[f"card-table-{i}"]] == table["rows"]
+        assert _md_rows(run.markdown, "| " + " | ".join(table["headers"]) + " |") == table["rows"]
+    # the card written beside the version says the same
+    written = Path(card["files"]["md"]).read_text()
+    for finding in card["findings"]:
+        assert finding["title"] in written
+
+
 def test_a_leaking_model_is_never_called_worth_doing(run: Run) -> None:
     audit = run.json["facts"].get("audit") or {}
     leaks = [f for f in audit.get("findings", []) if f["check"] == "leakage"

@@ -38,16 +38,30 @@ def approve(
         bool, typer.Option("--list", help="Print the sign-offs and which are missing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check every record's hash, link and signature, and the head: exit 1 naming "
+            "the first record edited, inserted or deleted.",
+        ),
+    ] = False,
 ) -> None:
-    """Record a sign-off (`--role ROLE --by NAME [--note TEXT]`), or `--list` them.
+    """Record a sign-off (`--role ROLE --by NAME [--note TEXT]`), `--list` them, or
+    `--verify` the log.
 
     The log (<state dir>/governance/approvals.jsonl) is append-only and hash-chained: a line
     changed or deleted by hand is an error when it is read. Without a signing key
     (governance.signing_key_env) whoever can write the file can rewrite the whole chain; with
     one, every record's HMAC is checked too.
     """
+    if check:
+        if show or role is not None:
+            raise typer.BadParameter("--verify goes alone (no --role, no --list)")
+        _verify(Project.load(file, state_dir))
+        return
     if show == (role is not None):
-        raise typer.BadParameter("give either --role ROLE --by NAME, or --list")
+        raise typer.BadParameter("give either --role ROLE --by NAME, --list, or --verify")
     if role is not None and by is None:
         raise typer.BadParameter("a sign-off needs --by NAME", param_hint="--by")
     project = Project.load(file, state_dir)
@@ -81,3 +95,21 @@ def approve(
     head = records[-1].hash if records else "-"
     count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
     typer.echo(f"log: {approvals_path(project)} ({count}, chain verified; head {head})")
+
+
+def _verify(project: Project) -> None:
+    """Every record verified, or the GovernanceError naming the line (exit 1)."""
+    from taxiway.sprint.approvals_log import head_path, signing_key, verify_log
+
+    records, head = verify_log(project)
+    signed = signing_key(project) is not None
+    what = "hash, link and signature (HMAC-SHA256)" if signed else "hash and link (unsigned)"
+    count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
+    typer.echo(f"{approvals_path(project)}: {count} verified: every {what}")
+    if head:
+        typer.echo(f"head {head_path(project).name}: the log ends where it should")
+    elif records:
+        typer.echo(
+            f"no head ({head_path(project).name}): records cut off the end cannot be detected "
+            "until the next sign-off writes it"
+        )

@@ -283,7 +283,7 @@ def _segments(spec: TaxiwaySpec, v: ModelVersion) -> CardSection:
         return CardSection("Segments", [none])
     metric = display_name(str(v.metrics.get("metric") or ""))
     section = CardSection("Segments", [f"{metric}, lift and verdict as above; {_interval_words()}"])
-    for name in declared or list(measured):
+    for name in dict.fromkeys([*declared, *measured]):  # measured then, if no longer declared
         found = measured.get(name)
         if not found:
             section.lines.append(f"{name}: not measured for this version (retrain to measure)")

@@ -56,8 +56,13 @@ from typing import Any, Literal
 
 from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
-from taxiway.sprint.approvals_chain import GENESIS, Approval, verify
-from taxiway.sprint.approvals_log import append_record, approvals_path, signing_key, spec_sha256
+from taxiway.sprint.approvals_chain import GENESIS, Approval
+from taxiway.sprint.approvals_log import (
+    append_record,
+    approvals_path,
+    spec_sha256,
+    verify_log,
+)
 
 __all__ = [
     "GENESIS",
@@ -182,15 +187,11 @@ def read_approvals(project: Project) -> list[Approval]:
     Raise :class:`~taxiway.errors.GovernanceError` naming the file, the line and what is wrong
     when a line was edited, deleted, inserted or left incomplete, or, with
     ``governance.signing_key_env``, when a record is unsigned or its signature does not match
-    the key. No log yet means ``[]``.
+    the key, or when the last records were cut off (the head file says more were written).
+    No log yet means ``[]``.
     """
-    key = signing_key(project)
-    path = approvals_path(project)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    return [a for a, _ in verify(path, data, key) if a.project == project.spec.name]
+    records, _head = verify_log(project)
+    return [a for a in records if a.project == project.spec.name]
 
 
 def sign_offs(project: Project) -> list[SignOff]:

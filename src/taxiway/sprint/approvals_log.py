@@ -1,11 +1,18 @@
 """The approvals log's file: where it is, the signing key, and appending one record durably
-under an exclusive lock (the chain verified first)."""
+under an exclusive lock (the chain verified first).
+
+Beside the log, ``approvals.head.json`` holds the last record's ``seq`` and ``hash`` (and,
+with a signing key, their HMAC), rewritten with every append under the same lock. The chain
+alone catches a record edited, inserted or deleted before the last one; the head catches the
+last records cut off (:func:`verify_log`)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
+import hmac
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +20,24 @@ from typing import Any
 
 from taxiway.errors import GovernanceError
 from taxiway.spec.project import Project
-from taxiway.sprint.approvals_chain import GENESIS, Approval, canonical, mac, sha256, verify
+from taxiway.sprint.approvals_chain import (
+    GENESIS,
+    Approval,
+    broken,
+    canonical,
+    mac,
+    sha256,
+    verify,
+)
 
-__all__ = ["append_record", "approvals_path", "signing_key", "spec_sha256"]
+__all__ = [
+    "append_record",
+    "approvals_path",
+    "head_path",
+    "signing_key",
+    "spec_sha256",
+    "verify_log",
+]
 
 _MIN_KEY = 16
 
@@ -23,6 +45,86 @@ _MIN_KEY = 16
 def approvals_path(project: Project) -> Path:
     """``<state dir>/governance/approvals.jsonl``."""
     return project.state_dir / "governance" / "approvals.jsonl"
+
+
+def head_path(project: Project) -> Path:
+    """``<state dir>/governance/approvals.head.json``: the last record's seq and hash."""
+    return approvals_path(project).with_name("approvals.head.json")
+
+
+def verify_log(project: Project) -> tuple[list[Approval], bool]:
+    """Every record, verified: each hash, each link, each signature (with the key), and the
+    head: records cut off the end are named. Returns the records and whether a head was
+    found (a log written before heads existed has none; the next append writes it).
+    GovernanceError naming the file and the line at the first problem."""
+    key = signing_key(project)
+    path = approvals_path(project)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    chain = verify(path, data, key)
+    return [a for a, _ in chain], _check_head(project, chain, key)
+
+
+def _check_head(project: Project, chain: list[tuple[Approval, bytes]], key: bytes | None) -> bool:
+    """Whether a head was found; GovernanceError when the chain does not reach it."""
+    path = approvals_path(project)
+    head = _read_head(project, key)
+    if head is None:
+        return False
+    seq, digest = head
+    if seq > len(chain):
+        first = len(chain) + 1
+        which = f"record {seq} was" if first == seq else f"records {first} to {seq} were"
+        broken(
+            path,
+            first,
+            f"is missing: {which} deleted from the end (its head, "
+            f"{head_path(project).name}, says the log held {seq})",
+        )
+    if seq < len(chain) or (seq and chain[seq - 1][0].hash != digest):
+        broken(
+            path,
+            max(seq, 1),
+            f"does not match the head ({head_path(project).name} says record {seq} has hash "
+            f"{digest[:12]}): the log or its head was rewritten",
+        )
+    return True
+
+
+def _read_head(project: Project, key: bytes | None) -> tuple[int, str] | None:
+    where = head_path(project)
+    try:
+        head = json.loads(where.read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        broken(where, 1, "is not JSON")
+    if not isinstance(head, dict) or not isinstance(head.get("seq"), int):
+        broken(where, 1, "does not hold the head (seq, hash)")
+    content = {"seq": head["seq"], "hash": head.get("hash")}
+    if key is not None and not hmac.compare_digest(str(head.get("mac")), mac(key, content)):
+        broken(where, 1, "has a signature (`mac`) the signing key does not give: rewritten")
+    return int(head["seq"]), str(head.get("hash"))
+
+
+def _write_head(project: Project, record: dict[str, Any], key: bytes | None) -> None:
+    """Replace the head atomically (a temporary file renamed over it); call under the lock."""
+    head: dict[str, Any] = {"seq": record["seq"], "hash": record["hash"]}
+    if key is not None:
+        head["mac"] = mac(key, head)
+    where = head_path(project)
+    incoming = where.with_name(f".{where.name}.{os.getpid()}")
+    try:
+        incoming.write_bytes(canonical(head) + b"\n")
+        os.replace(incoming, where)
+    except OSError as error:
+        raise GovernanceError(
+            f"the sign-off was recorded but its head {where} could not be written: "
+            f"{error.strerror or error}",
+            fix=f"make {where.parent} writable; the next sign-off rewrites the head",
+        ) from None
 
 
 def spec_sha256(project: Project) -> str:
@@ -64,6 +166,7 @@ def append_record(project: Project, role: str, by: str, note: str | None) -> App
         fcntl.flock(fd, fcntl.LOCK_EX)
         existing = _read_all(fd)
         chain = verify(path, existing, key)
+        _check_head(project, chain, key)
         record: dict[str, Any] = {
             "seq": len(chain) + 1,
             "project": project.spec.name,
@@ -78,6 +181,7 @@ def append_record(project: Project, role: str, by: str, note: str | None) -> App
         if key is not None:
             record["mac"] = mac(key, record)
         _append(fd, canonical(record) + b"\n", len(existing), path)
+        _write_head(project, record, key)
     finally:
         os.close(fd)  # releases the lock
     if created:
