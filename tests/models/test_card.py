@@ -191,10 +191,21 @@ def test_the_audit_findings_and_the_sign_offs_are_listed() -> None:
     assert "the handoff audit found nothing" in clean
 
 
-def test_a_recommender_card_says_segments_are_not_applicable() -> None:
+def test_a_recommender_card_shows_its_metrics_and_interactions_not_segments() -> None:
     version = _version(task="recommend", segments={}, time_slices=[])
-    segments = next(s for s in build_card(_spec(), version).sections if s.title == "Segments")
+    metrics = {"recall@5": 0.29, "ndcg@5": 0.25, "users": 136}
+    version.metrics.update(metric="recall@5", model=metrics, baseline={**metrics, "recall@5": 0.13})
+    version.training.update(interactions=3000, users=150, items=60, train_interactions=2697,
+                            sources={"orders": {"rows": 3001, "quarantined": 1}})  # fmt: skip
+    card = build_card(_spec(), version)
+    segments = next(s for s in card.sections if s.title == "Segments")
     assert segments.lines[0].startswith("not applicable")
+    text = card.markdown()
+    assert "| recall@5 | 0.2900 | 0.1300 |" in text
+    assert "| ndcg@5 | 0.2500 | 0.2500 |" in text
+    assert "users |" not in text
+    assert "interactions: 3,000 (150 users, 60 items); trained on 2,697" in text
+    assert "| orders | — | 3,001 | 1 | no contract | — |" in text
 
 
 class _Text(HTMLParser):

@@ -158,7 +158,7 @@ def build_card(
     findings = group_findings(version)
     sections = [
         _intended_use(spec, version),
-        _training_data(version),
+        _training_data(spec, version),
         _metrics(version),
         _segments(spec, version),
         _limitations(version, audit, findings),
@@ -202,7 +202,35 @@ def _intended_use(spec: TaxiwaySpec, v: ModelVersion) -> CardSection:
     return CardSection("Intended use", lines)
 
 
-def _training_data(v: ModelVersion) -> CardSection:
+def _recommender_data(spec: TaxiwaySpec, v: ModelVersion) -> CardSection:
+    """A recommender's interactions and sources (its version records no training set)."""
+    t = v.training
+    lines = [
+        f"interactions: {_number(t.get('interactions'))} ({_number(t.get('users'))} users, "
+        f"{_number(t.get('items'))} items); trained on {_number(t.get('train_interactions'))} "
+        f"up to {t.get('train_max_at') or 'unknown'}, tested from {t.get('cutoff') or 'unknown'}",
+    ]
+    rows = []
+    for name, info in (t.get("sources") or {}).items():
+        declared = spec.sources.get(name)
+        contract = declared.contract if declared is not None else None
+        rows.append(
+            [
+                str(name),
+                declared.kind if declared is not None else "—",
+                _number(info.get("rows")),
+                _number(info.get("quarantined")),
+                str(contract or "no contract"),
+                str(info.get("fingerprint") or "—"),
+            ]
+        )
+    headers = ["source", "kind", "rows", "quarantined", "contract", "fingerprint"]
+    return CardSection("Training data", lines, [CardTable(headers, rows)] if rows else [])
+
+
+def _training_data(spec: TaxiwaySpec, v: ModelVersion) -> CardSection:
+    if v.task == "recommend":
+        return _recommender_data(spec, v)
     training = v.lineage.get("training_set") or {}
     split = v.metrics.get("split") or {}
     lines = [
@@ -247,7 +275,8 @@ def _metrics(v: ModelVersion) -> CardSection:
     ]
     if metrics.get("baseline_description"):
         lines.append(f"the baseline: {metrics['baseline_description']}")
-    shared = [k for k in METRICS.get(v.task, ()) if k in model and k in baseline]
+    names = METRICS.get(v.task) or [k for k in model if k not in ("rows", "users")]
+    shared = [k for k in names if _is_number(model.get(k)) and _is_number(baseline.get(k))]
     tables = [
         CardTable(
             ["metric", "model", "baseline"],
@@ -416,6 +445,10 @@ def _score(value: Any, *, signed: bool = False) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "—"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _number(value: Any) -> str:
