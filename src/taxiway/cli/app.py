@@ -173,6 +173,7 @@ for _name in ("approve", "runbook", "lineage", "forget"):
     _add(_name)
 _add("monitor", group=True)
 _add("rollout", group=True)  # the gradual rollout
+_add("retrain")  # one run of the retraining loop
 _add("dashboard")  # the monitoring dashboard, without the service
 
 

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,7 @@ def train_model(
     memory_limit: str | None = None,
     created_by: str | None = None,
     reuse: bool = False,
+    lineage: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or import) the spec's model, score it against the baseline, register it.
 
@@ -158,7 +159,8 @@ def train_model(
     inputs (:func:`model_key`: the training set's fingerprint, the label and model sections of
     the spec, the pilot's files, taxiway's version) is returned instead of training and
     registering an identical one; ``reused_model`` says so. Archived versions are never
-    reused: someone retired them.
+    reused: someone retired them. ``lineage`` is added to the registered version's lineage
+    (`taxiway retrain` records the previous version and the trigger there).
     """
     spec = project.spec
     say = progress or (lambda _: None)
@@ -196,7 +198,7 @@ def train_model(
                 lap("model")
                 return TrainResult(same, reused, timings, reused_model=True)
         result = _train_and_register(
-            project, manifest, reused, store, key, say, lap, timings, created_by
+            project, manifest, reused, store, key, say, lap, timings, created_by, lineage
         )
         result.snapshots_removed = retain_snapshots(
             training_snapshots_path(project),
@@ -259,6 +261,7 @@ def _train_and_register(
     lap: Callable[[str], None],
     timings: dict[str, float],
     created_by: str | None,
+    lineage: dict[str, Any] | None = None,
 ) -> TrainResult:
     spec = project.spec
     model = spec.model or ModelSpec()
@@ -303,6 +306,8 @@ def _train_and_register(
         save_card(folder, card)
         shutil.copy2(out.with_name(f"{out.stem}.manifest.json"), folder / "training.manifest.json")
         new = new_version(project, manifest, key, card, outcome, metrics, created_by, rows.y_valid)
+        if lineage:
+            new = replace(new, lineage={**new.lineage, **lineage})
         version = store.register(new, folder)
         write_card(build_card(spec, version), version.artifact_dir)
         lap("register")

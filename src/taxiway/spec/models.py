@@ -66,6 +66,8 @@ __all__ = [
     "RecommendWatch",
     "RedisOnlineStore",
     "RegistrySpec",
+    "Retrain",
+    "RetrainTrigger",
     "Rollout",
     "Serving",
     "SnapshotRetention",
@@ -1049,6 +1051,46 @@ class OptOut(_Model):
     )
 
 
+RetrainTrigger = Literal["drift", "quality", "contract"]
+"""A monitor alert kind that may start a retrain before the cadence (``retrain.on``)."""
+
+
+class Retrain(_Model):
+    """When and how the model is retrained after it shipped (``taxiway retrain``)."""
+
+    every: PositiveDuration = Field(
+        default=timedelta(days=7), description="The cadence of routine retrains."
+    )
+    on: list[RetrainTrigger] = Field(
+        default_factory=list,
+        description="The monitor's alerts that start a retrain before the cadence: drift, "
+        "quality, contract.",
+    )
+    window: PositiveDuration | None = Field(
+        default=None,
+        description="The training window that slides forward: a retrain as of T trains on "
+        "spine times from T - window to T. Default: the whole spine up to T.",
+    )
+    min_new_rows: int = Field(
+        default=0,
+        ge=0,
+        description="Source rows that must have arrived since the last version's training set "
+        "before a retrain is worth it; fewer, and the run does nothing.",
+    )
+    auto_rollout: bool = Field(
+        default=False,
+        description="Whether a candidate that passes every gate starts the rollout against "
+        "production by itself (unless a sign-off is required: `governance.approvals`).",
+    )
+
+    @field_validator("on")
+    @classmethod
+    def _distinct(cls, on: list[str]) -> list[str]:
+        if len(set(on)) != len(on):
+            raise ValueError("a trigger is listed twice")
+        return on
+
+
 class Governance(_Model):
     """Who must sign off, who acts on each prediction, and who must never be scored."""
 
@@ -1098,6 +1140,9 @@ class TaxiwaySpec(_Model):
     monitoring: Monitoring | None = None
     rollout: Rollout | None = None
     governance: Governance | None = None
+    retrain: Retrain | None = Field(
+        default=None, description="The retraining policy (`taxiway retrain`, docs/retraining.md)."
+    )
     lineage: LineageSpec | None = None
     recommend: RecommendSpec | None = Field(
         default=None, description="A recommendation use case (instead of `label:`/`model:`)."

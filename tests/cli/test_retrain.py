@@ -1,0 +1,143 @@
+"""`taxiway retrain` on the retail example, as a user runs it: each gate, and the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import retail_shop
+
+from taxiway.cli import main
+from taxiway.models.registry import open_registry
+from taxiway.rollout.controller import Controller
+from taxiway.spec.project import Project
+
+AS_OF = "2025-12-31"
+"""The data ends at the start of 2026; the 60-day label is observed up to here."""
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return retail_shop(tmp_path_factory.mktemp("shop"), customers=400)
+
+
+def _spec(shop: Path, folder: Path, retrain: str, *, approvals: bool = False) -> Path:
+    """The retail spec in ``folder`` with ``retrain`` as its policy; without ``approvals``
+    no sign-off is required (its governance lists no roles)."""
+    text = shop.read_text()
+    if not approvals:
+        text = text.replace("approvals: [security, privacy, business]", "approvals: []")
+    for item in ("data", "contracts"):
+        (folder / item).symlink_to(shop.parent / item)
+    spec = folder / "taxiway.yaml"
+    spec.write_text(f"{text}\nretrain: {retrain}\n")
+    return spec
+
+
+def _retrain(capsys: pytest.CaptureFixture[str], spec: Path, *args: str) -> tuple[int, Any]:
+    code = main(["retrain", "-f", str(spec), "--json", "--as-of", AS_OF, *args])
+    captured = capsys.readouterr()
+    if not captured.out:
+        pytest.fail(f"taxiway retrain printed no JSON (exit {code}): {captured.err}")
+    return code, json.loads(captured.out)
+
+
+def test_a_routine_retrain_registers_and_starts_a_rollout_then_does_nothing_without_new_data(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(shop, tmp_path, "{window: 365d, min_new_rows: 1000, auto_rollout: true}")
+    code, first = _retrain(capsys, spec)
+    assert (code, first["gate"]) == (0, "rollout_started"), first["reason"]
+    assert first["candidate"] == 1
+    assert first["previous"] is None
+    assert first["window"] == {"start": "2024-12-31T00:00:00", "end": "2025-09-29T00:00:00"}
+    assert first["rollout"]["candidate"] == 1
+    project = Project.load(spec)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        version = registry.get(project.spec.name, 1)
+        assert version.stage == "candidate"
+        assert version.lineage["retrain"]["trigger"] == "cadence"
+        assert version.training["spine_rows"] < 400 * 60  # the window, not the whole spine
+    finally:
+        registry.close()
+    with Controller(project) as controller:
+        assert controller.current().candidate == 1
+
+    code, again = _retrain(capsys, spec)
+    assert (code, again["gate"]) == (0, "no_new_data")
+    assert again["new_rows"] == 0
+    assert again["previous"] == 1
+    assert again["candidate"] is None
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        assert [v.version for v in registry.list(project.spec.name)] == [1]
+    finally:
+        registry.close()
+
+
+def test_a_candidate_worse_than_production_is_archived_and_never_rolled_out(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # production: every input, the whole spine; the candidate reads only last week's orders
+    # and sessions (judged against a rule on the orders): it beats its baseline, not production
+    spec = _spec(shop, tmp_path, "{on: [drift], auto_rollout: true}")
+    whole = tmp_path / "whole.yaml"
+    whole.write_text(spec.read_text())
+    assert main(["train", "-f", str(whole), "--state-dir", str(tmp_path / ".taxiway")]) == 0
+    spec.write_text(
+        spec.read_text().replace(
+            "  baseline_feature: customer_orders__order_count_30d",
+            "  baseline_feature: customer_orders__order_count_7d\n"
+            "  features: [customer_orders__order_count_7d, customer_sessions__session_count_7d, "
+            "customer_sessions__pages_viewed_7d]",
+        )
+    )
+    capsys.readouterr()
+    project = Project.load(spec)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        registry.set_stage(project.spec.name, 1, "production", by="test")
+    finally:
+        registry.close()
+
+    code, result = _retrain(capsys, spec, "--trigger", "drift:customer_orders")
+    assert (code, result["gate"]) == (1, "worse_than_production"), result["reason"]
+    assert result["production"] == 1
+    assert result["candidate"] == 2
+    scores = result["scores"]
+    assert scores["production"] > scores["candidate"] > scores["baseline"]
+    assert f"{scores['production']:.4g}" in result["reason"]
+    assert result["rollout"] is None
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        candidate = registry.get(project.spec.name, 2)
+        assert candidate.stage == "archived"
+        assert candidate.lineage["retrain"]["trigger"] == "drift:customer_orders"
+        assert candidate.lineage["retrain"]["production"] == 1
+        assert "worse_than_production" in (registry.history(project.spec.name)[-1].note or "")
+    finally:
+        registry.close()
+    with Controller(project) as controller:
+        assert controller.store.latest(project.spec.name) is None
+
+
+def test_a_required_sign_off_stops_at_candidate(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(shop, tmp_path, "{window: 365d, auto_rollout: true}", approvals=True)
+    code, result = _retrain(capsys, spec)
+    assert (code, result["gate"]) == (0, "candidate")
+    assert "sign-off is required" in result["reason"]
+
+
+def test_a_trigger_the_policy_does_not_list_is_refused(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(shop, tmp_path, "{on: [drift]}")
+    code = main(["retrain", "-f", str(spec), "--as-of", AS_OF, "--trigger", "quality"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "retrain.on does not list 'quality'" in err
