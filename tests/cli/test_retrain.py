@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,22 @@ def test_a_trigger_the_policy_does_not_list_is_refused(
     err = capsys.readouterr().err
     assert code != 0
     assert "retrain.on does not list 'quality'" in err
+
+
+def test_a_source_that_fails_its_contract_stops_the_run_before_anything_is_built(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the orders' contract asks for more rows than the extract has (an `error` rule)
+    spec = _spec(shop, tmp_path, "{auto_rollout: true}")
+    (tmp_path / "contracts").unlink()
+    shutil.copytree(shop.parent / "contracts", tmp_path / "contracts")
+    orders = tmp_path / "contracts" / "orders.yaml"
+    text = orders.read_text()
+    assert "mustBeGreaterThan: 1000\n" in text
+    orders.write_text(text.replace("mustBeGreaterThan: 1000\n", "mustBeGreaterThan: 100000000\n"))
+    code = main(["retrain", "-f", str(spec), "--json", "--as-of", AS_OF])
+    result = json.loads(capsys.readouterr().out)
+    assert (code, result["gate"]) == (3, "contract")
+    assert "orders" in result["reason"]
+    assert result["candidate"] is None
+    assert not (tmp_path / ".taxiway" / "training").exists()
