@@ -6,6 +6,7 @@ key is refused with the fix; a slot's lag is reported."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -24,16 +25,21 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.conftest import require
+from tests.conftest import require, require_service
 
+from taxiway.data.cdc.postgres import PostgresCdc
 from taxiway.data.history import is_history, read_history
 from taxiway.data.stage import stage_sources
 from taxiway.engines.duckdb import connect
 from taxiway.errors import SourceError
-from taxiway.features.online import SqliteStore
+from taxiway.features.online import RedisStore, SqliteStore
+from taxiway.features.online.base import OnlineStore
 from taxiway.features.pit import compute_view
+from taxiway.features.stream_cdc import CdcApplier, CdcTotals
+from taxiway.features.stream_cdc_state import CdcState
 from taxiway.features.tiles import TiledView, read_tiled
 from taxiway.spec import Project, load_spec_text
+from taxiway.spec.models import PostgresSource
 
 pytestmark = pytest.mark.postgres
 
@@ -169,14 +175,16 @@ def capture_until(
     during: Callable[[], None] | None = None,
     timeout: float = 30,
     progress_s: float = 10.0,
+    online: OnlineStore | None = None,
 ) -> Any:
     """Run the consumer in-process (``during`` runs in a thread once it started) until
-    ``done()`` holds, then stop it; return its totals."""
+    ``done()`` holds, then stop it; return its totals. ``online``: the store to write (kept
+    open; a SQLite store in the state folder when None)."""
     from taxiway.features.stream import run_streams
 
     async def main() -> Any:
         stop = asyncio.Event()
-        store = SqliteStore(s.project.state_dir / "online.sqlite")
+        store = online or SqliteStore(s.project.state_dir / "online.sqlite")
 
         async def watch() -> None:
             if during is not None:
@@ -197,7 +205,8 @@ def capture_until(
             await watcher
             return totals["ev"]
         finally:
-            store.close()
+            if online is None:
+                store.close()
 
     return asyncio.run(main())
 
@@ -206,8 +215,10 @@ def caught_up(s: Setup) -> Callable[[], bool]:
     return lambda: position(s) is not None and state_rows(s) == table_rows(s)
 
 
-def offline(s: Setup, probes: list[tuple[int, datetime]]) -> list[dict[str, Any]]:
-    """The training path's values of `agg` (pit.py over the table itself)."""
+def offline(
+    s: Setup, probes: list[tuple[int, datetime]], view: str = "agg"
+) -> list[dict[str, Any]]:
+    """The training path's values of ``view`` (pit.py over the table itself)."""
     con = connect()
     try:
         staged = stage_sources(
@@ -218,7 +229,7 @@ def offline(s: Setup, probes: list[tuple[int, datetime]]) -> list[dict[str, Any]
             "INSERT INTO spine VALUES (?, ?, ?)",
             [(i, k, t.replace(tzinfo=None)) for i, (k, t) in enumerate(probes)],
         )
-        columns = compute_view(con, s.project.spec, "agg", staged["ev"].view, "spine", "out")
+        columns = compute_view(con, s.project.spec, view, staged["ev"].view, "spine", "out")
         names = [c.name for c in columns]
         found = con.execute(f"SELECT {', '.join(names)} FROM out ORDER BY __sid").fetchall()
     finally:
@@ -229,13 +240,15 @@ def offline(s: Setup, probes: list[tuple[int, datetime]]) -> list[dict[str, Any]
 def same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
+    if isinstance(a, str) or isinstance(b, str):
+        return bool(a == b)
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def assert_store_equals_table(s: Setup) -> None:
+def assert_store_equals_table(s: Setup, online: OnlineStore | None = None) -> None:
     """The tiles equal the offline computation over the table; the latest values equal each
     key's newest row; the history replayed in LSN order equals the table."""
-    store = SqliteStore(s.project.state_dir / "online.sqlite")
+    store = online or SqliteStore(s.project.state_dir / "online.sqlite")
     try:
         tiled = TiledView.of(s.project.spec, "agg")
         probes = [(k, BASE + timedelta(hours=h)) for k in range(3) for h in range(0, 24 * 12, 5)]
@@ -257,7 +270,8 @@ def assert_store_equals_table(s: Setup) -> None:
             assert values["last__note"] == newest["note"]
             assert same(values["last__v"], None if newest["v"] is None else float(newest["v"]))
     finally:
-        store.close()
+        if online is None:
+            store.close()
     history = read_history(s.folder / "history").to_pylist()
     replayed: dict[int, Any] = {}
     for change in sorted(history, key=lambda r: r["_lsn"]):  # stable: order within a batch
@@ -307,6 +321,87 @@ def test_snapshot_then_inserts_updates_deletes_reach_the_store_and_history(setup
     assert (ops["snapshot"], ops["insert"]) == (30, 16)
     assert ops["delete"] >= 5
     assert_store_equals_table(setup)
+
+
+def assert_latest_is_offline(s: Setup, store: SqliteStore, at: datetime) -> None:
+    """Skew: each key's online latest value equals the offline point-in-time value at ``at``."""
+    stored = store.read("e", ["0", "1", "2"])
+    for k, want in enumerate(offline(s, [(k, at) for k in range(3)], "last")):
+        got = {v.view: v.values for v in stored.get(str(k), [])}.get("last") or {}
+        for name, value in want.items():
+            assert same(got.get(name), value), (k, at, name, got, want)
+
+
+def test_latest_values_wait_for_available_after_as_training_does(setup: Setup) -> None:
+    """A row is readable from its timestamp + available_after (as training reads it): the
+    online value at T equals the offline point-in-time value at T, at the snapshot, after
+    changes, and as rows become known with time."""
+    text = setup.project.spec_path.read_text().replace(
+        "cdc: true,", "available_after: 1h, cdc: true,"
+    )
+    project = Project(
+        load_spec_text(text, str(setup.project.spec_path), base_dir=setup.folder),
+        setup.project.spec_path,
+        setup.folder / ".st",
+    )
+    s = dataclasses.replace(setup, project=project)
+    t0 = BASE + timedelta(days=3)
+    ages = [200, 190, 180, 30, 20, 10]  # minutes before t0: ids 3-5 are known after t0
+    rows = [(i, i % 3, t0 - timedelta(minutes=m), float(i), f"n{i}") for i, m in enumerate(ages)]
+    execute(s, [("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s)", r) for r in rows])
+    now = [t0]
+    declared = project.spec.sources["ev"]
+    assert isinstance(declared, PostgresSource)
+    cdc = PostgresCdc("ev", declared)
+    state = CdcState(project.state_dir / "streams.sqlite")
+    store = SqliteStore(project.state_dir / "online.sqlite")
+    applier = CdcApplier(project.spec, "ev", store, state, cdc, clock=lambda: now[0])
+    try:
+        applier.prepare(CdcTotals())
+        assert_latest_is_offline(s, store, t0)
+        # k 0 gets a row known before t0 (the newest known); k 1 loses its only known row
+        execute(
+            s,
+            [
+                (
+                    "INSERT INTO {t} VALUES (%s, %s, %s, %s, %s)",
+                    (50, 0, t0 - timedelta(minutes=90), 50.0, "n50"),
+                ),
+                ("DELETE FROM {t} WHERE id = 1", ()),
+            ],
+        )
+        applied = 0
+        deadline = time.monotonic() + 20
+        while applied < 2 and time.monotonic() < deadline:
+            applied += applier.apply(cdc.poll(max_changes=100, wait_s=0.5))[0]
+        assert applied == 2
+        assert_latest_is_offline(s, store, t0)
+        assert store.read("e", ["1"])["1"][0].values["last__note"] is None
+        for later in (45, 55, 120):  # ids 3 and 4 known at +30 and +40 min, 5 at +50
+            now[0] = t0 + timedelta(minutes=later)
+            wait = applier.promote()
+            assert (wait is None) == (later > 50)
+            assert_latest_is_offline(s, store, now[0])
+        assert store.read("e", ["2"])["2"][0].values["last__note"] == "n5"
+    finally:
+        cdc.close()
+        state.close()
+        store.close()
+
+
+@pytest.mark.redis
+def test_cdc_into_the_redis_online_store_equals_the_table(setup: Setup) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    store = RedisStore("redis://127.0.0.1:6379/0", f"tw-test-cdc:{uuid.uuid4().hex}", 2_000)
+    try:
+        insert(setup, range(30))
+        done = lambda: caught_up(setup)() and "0" in store.read("e", ["0"])  # noqa: E731
+        totals = capture_until(setup, done, during=lambda: changes(setup), online=store)
+        assert totals.snapshot_rows == 30
+        assert_store_equals_table(setup, store)
+    finally:
+        store.clear()
+        store.close()
 
 
 def test_a_table_without_a_key_is_refused_with_the_fix(setup: Setup) -> None:

@@ -18,8 +18,9 @@ whole transactions goes through, in this order:
    the batch's last LSN as the position: one SQLite commit;
 5. recompute each dirty value from what is stored and write it to the online store: a tiled
    aggregate view's tile (:func:`~taxiway.features.tiles.summarize` of its rows' events), a
-   latest view's newest row (by timestamp, then ``created``), a static view's row; a key left
-   with no row gets nulls;
+   latest view's newest row known now (by timestamp, then ``created``; a row is known from
+   its timestamp + ``available_after``, as training reads it), a static view's row; a key
+   left with no (known) row gets nulls;
 6. forget the dirty set, then confirm the position to PostgreSQL (only now may it recycle
    the WAL).
 
@@ -31,6 +32,13 @@ which the next start recomputes (the values are recomputed from rows, so twice i
 once). The first start (no position) creates the slot, reads the table in the slot's exported
 snapshot, and applies it as one batch (``_op = snapshot``; the history is overwritten, the
 views' tiles cleared first). A TRUNCATE of the table is refused with the fix (re-snapshot).
+
+**Rows not known yet.** A latest value whose newest row is not known yet (its timestamp +
+``available_after`` is later than now) keeps the newest known row; the consumer keeps those
+keys in a timetable (rebuilt from the index at start) and writes each one's newer value when
+its row becomes known (:meth:`CdcApplier.promote`, between batches: at most half a second
+late when idle, one batch late under load), so the online read at T equals the offline
+point-in-time value at T.
 """
 
 from __future__ import annotations
@@ -38,9 +46,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,7 +134,14 @@ class CdcApplier:
     """Applies the changes of one ``cdc: true`` source (the module docstring's steps)."""
 
     def __init__(
-        self, spec: TaxiwaySpec, name: str, store: object, state: CdcState, cdc: PostgresCdc
+        self,
+        spec: TaxiwaySpec,
+        name: str,
+        store: object,
+        state: CdcState,
+        cdc: PostgresCdc,
+        *,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         source = spec.sources.get(name)
         if not isinstance(source, PostgresSource) or not source.cdc:
@@ -156,6 +172,10 @@ class CdcApplier:
                 self.views.append(_View(view_name, view.entity, keys, None, tuple(view.static)))
         self.info: TableInfo | None = None
         self.position: int | None = None
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.known_us = source.available_after // timedelta(microseconds=1)
+        self.timed = False  # the timestamp is a time or a date: latest values wait for it
+        self.due: list[tuple[int, str, str]] = []  # (known at, view, key): a heap
 
     # ------------------------------------------------------------------ start
 
@@ -175,6 +195,8 @@ class CdcApplier:
                 f"{', '.join(sorted(set(missing)))} (the views over it use them)",
                 fix="fix the views' columns, or `table:`",
             )
+        ts = dict(self.info.columns).get(self.source.timestamp or "")
+        self.timed = ts in _TIMES
         recomputed = self._refresh()
         if recomputed:
             self.state.clean(self.name)
@@ -194,6 +216,7 @@ class CdcApplier:
         if self.position is None:
             totals.snapshot_rows += self._snapshot()
             totals.batches += 1
+        self._schedule_all()
         assert self.position is not None  # nosec B101
         # from the slot's confirmed position (0: the server's choice), which is at or before
         # the stored one: what lies between is resent and skipped by step 1, so the stored
@@ -286,8 +309,53 @@ class CdcApplier:
         dirty = {entry[:3] for entry in old | new}  # moved or not, each one's value changed
         self.state.apply(self.name, lsn, after, added, removed, dirty, reset=reset)
         self.position = lsn
-        self._refresh()
+        known = self._known_by()
+        if known is not None:  # rows not known yet: their latest value changes when they are
+            latest = {v.name for v in self.views if v.tiled is None}
+            for view, key, _, _, rank, _, _ in added:
+                if rank > known and view in latest:
+                    heapq.heappush(self.due, (rank + self.known_us, view, key))
+        self._refresh(known)
         self.state.clean(self.name)
+
+    # ------------------------------------------------------------------ available_after
+
+    def _known_by(self) -> int | None:
+        """The highest rank known now (a row is readable from timestamp + available_after);
+        None when the source's timestamp is not a time (every row is known)."""
+        if not self.timed:
+            return None
+        return (self.clock() - _EPOCH) // timedelta(microseconds=1) - self.known_us
+
+    def _schedule_all(self) -> None:
+        """Schedule every latest value whose newest row is not known yet (at start)."""
+        known = self._known_by()
+        latest = [v.name for v in self.views if v.tiled is None]
+        self.due = []
+        if known is None or not latest:
+            return
+        self.due = [
+            (rank + self.known_us, view, key)
+            for view, key, rank in self.state.pending(self.name, latest, known)
+        ]
+        heapq.heapify(self.due)
+
+    def promote(self) -> float | None:
+        """Give the online store each latest value whose newer row became known; return the
+        seconds until the next one does (None: none waits)."""
+        known = self._known_by()
+        if known is None or not self.due:
+            return None
+        now_us = known + self.known_us
+        ready: set[tuple[str, str, int]] = set()
+        while self.due and self.due[0][0] <= now_us:
+            _, view, key = heapq.heappop(self.due)
+            ready.add((view, key, 0))
+        if ready:
+            self.state.mark(self.name, ready)
+            self._refresh(known)
+            self.state.clean(self.name)
+        return None if not self.due else max(0.0, (self.due[0][0] - now_us) / 1e6)
 
     def confirm(self) -> None:
         """Step 6's end: PostgreSQL may recycle the WAL up to the stored position."""
@@ -342,11 +410,13 @@ class CdcApplier:
 
     # ------------------------------------------------------------------ online values
 
-    def _refresh(self) -> int:
-        """Recompute each dirty (view, key, tile) from the stored rows into the online store;
+    def _refresh(self, known: int | None = None) -> int:
+        """Recompute each dirty (view, key, tile) from the stored rows into the online store
+        (a latest value from the newest row ranked at or below ``known``: known by now);
         return how many."""
         newest = [v.name for v in self.views if v.tiled is None]
-        dirty = self.state.dirty_rows(self.name, newest=newest)
+        known = self._known_by() if known is None else known
+        dirty = self.state.dirty_rows(self.name, newest=newest, known_by=known)
         by_view: dict[str, dict[tuple[str, int], list[Any]]] = {}
         for (view_name, key, tile), rows in dirty.items():
             by_view.setdefault(view_name, {})[(key, tile)] = rows
@@ -426,6 +496,8 @@ class CdcApplier:
 
 
 _LOWEST = -(2**63)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMES = {1184, 1114, 1082}  # timestamptz, timestamp, date: ranked in epoch microseconds
 
 
 def _ranks(table: pa.Table, column: str | None) -> list[int]:
@@ -485,8 +557,9 @@ async def _capture(
             totals.applied += applied
             totals.skipped += skipped
             totals.batches += 1
-        else:
-            await _readable(loop, cdc.fileno(), 0.5)
+        wait = applier.promote()
+        if not transactions:
+            await _readable(loop, cdc.fileno(), 0.5 if wait is None else min(0.5, wait))
         now = time.monotonic()
         if now - last_log >= progress_s:
             _progress(applier, totals, (totals.applied - last_applied) / (now - last_log))

@@ -49,6 +49,7 @@ __all__ = ["CdcState", "IndexEntry"]
 # tiles); a tiled view's entry holds the row's tile event (JSON; empty for latest views)
 IndexEntry = tuple[str, str, int, str, int, int, bytes]
 CHUNK = 400
+_HIGHEST = 2**63 - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cdc_position (source TEXT PRIMARY KEY, lsn INTEGER NOT NULL);
@@ -197,32 +198,59 @@ class CdcState:
             con.execute("DELETE FROM cdc_dirty WHERE source = ?", (source,))
 
     def dirty_rows(
-        self, source: str, *, newest: Collection[str] = ()
+        self, source: str, *, newest: Collection[str] = (), known_by: int | None = None
     ) -> dict[tuple[str, str, int], list[Any]]:
         """Each dirty (view, key, tile) with the events of its rows (an empty list: none
-        left); for the views in ``newest``, the newest row itself (the highest rank). Two
+        left); for the views in ``newest``, the newest row itself (the highest rank; with
+        ``known_by``, the highest rank at or below it: the newest row known by then). Two
         queries."""
         found: dict[tuple[str, str, int], list[Any]] = {entry: [] for entry in self.dirty(source)}
         # the events of the tiles; the newest row of the latest values (an index range scan)
         every = (
             "SELECT d.view, d.key, d.tile, i.event FROM cdc_dirty d JOIN cdc_index i "
             "ON i.source = d.source AND i.view = d.view AND i.key = d.key AND i.tile = d.tile "
-            "WHERE d.source = ? AND d.view NOT IN (SELECT value FROM json_each(?)) "
+            "WHERE d.source = :source AND d.view NOT IN (SELECT value FROM json_each(:views)) "
             "ORDER BY d.view, d.key, d.tile, i.pk"
         )
         best = (
             "SELECT d.view, d.key, d.tile, (SELECT r.row FROM cdc_index i JOIN cdc_rows r "
             "ON r.source = i.source AND r.pk = i.pk WHERE i.source = d.source AND "
-            "i.view = d.view AND i.key = d.key AND i.tile = d.tile "
+            "i.view = d.view AND i.key = d.key AND i.tile = d.tile AND i.rank <= :known "
             "ORDER BY i.rank DESC, i.tie DESC, i.pk DESC LIMIT 1) FROM cdc_dirty d "
-            "WHERE d.source = ? AND d.view IN (SELECT value FROM json_each(?))"
+            "WHERE d.source = :source AND d.view IN (SELECT value FROM json_each(:views))"
         )
-        views = orjson.dumps(sorted(newest)).decode()
+        args = {
+            "source": source,
+            "views": orjson.dumps(sorted(newest)).decode(),
+            "known": _HIGHEST if known_by is None else known_by,
+        }
         for query in (every, best):
-            for view, key, tile, row in self._con.execute(query, (source, views)):
+            for view, key, tile, row in self._con.execute(query, args):
                 if row is not None:
                     found[(str(view), str(key), int(tile))].append(orjson.loads(row))
         return found
+
+    def mark(self, source: str, dirty: Collection[tuple[str, str, int]]) -> None:
+        """Add ``dirty`` (view, key, tile) to the values to recompute."""
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT OR IGNORE INTO cdc_dirty (source, view, key, tile) VALUES (?, ?, ?, ?)",
+                [(source, *entry) for entry in dirty],
+            )
+
+    def pending(
+        self, source: str, views: Collection[str], after: int
+    ) -> list[tuple[str, str, int]]:
+        """(view, key, lowest rank above ``after``) of each key of ``views`` with a row ranked
+        above ``after`` (a latest value whose newer row is not known yet). One scan."""
+        return [
+            (str(v), str(k), int(r))
+            for v, k, r in self._con.execute(
+                "SELECT view, key, min(rank) FROM cdc_index WHERE source = ? AND rank > ? "
+                "AND view IN (SELECT value FROM json_each(?)) GROUP BY view, key",
+                (source, after, orjson.dumps(sorted(views)).decode()),
+            )
+        ]
 
     def close(self) -> None:
         self._con.close()
