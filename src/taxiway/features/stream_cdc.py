@@ -87,7 +87,11 @@ __all__ = ["CdcApplier", "CdcTotals", "cdc_sources", "consume_cdc"]
 
 logger = logging.getLogger("taxiway.stream")
 
-BATCH_CHANGES = 5_000
+# at most this many changes per batch (whole transactions): a batch takes what has come, so
+# batches grow only under a backlog, where each value a batch recomputes once (a key changed
+# many times, a tile's several events) and the per-batch costs (a Delta commit, two fsyncs)
+# are shared by more changes: 5,000 -> 20,000 took the drain from 5.2k to 9.7k changes/s
+BATCH_CHANGES = 20_000
 RETRY_S = 1.0
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _ROW = "__tw_row"  # the row's index in a batch table, carried through events_of

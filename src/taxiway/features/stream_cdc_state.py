@@ -193,9 +193,17 @@ class CdcState:
         ]
 
     def clean(self, source: str) -> None:
-        """Forget the dirty set (the online store has every value of it)."""
-        with self._transaction() as con:
-            con.execute("DELETE FROM cdc_dirty WHERE source = ?", (source,))
+        """Forget the dirty set (the online store has every value of it).
+
+        Committed without waiting for the disk (``synchronous=NORMAL``: one fsync less per
+        batch): a power cut may bring the dirty set back, and recomputing it is harmless (the
+        values come from the stored rows, so twice is the same as once)."""
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as con:
+                con.execute("DELETE FROM cdc_dirty WHERE source = ?", (source,))
+        finally:
+            self._con.execute("PRAGMA synchronous=FULL")
 
     def dirty_rows(
         self, source: str, *, newest: Collection[str] = (), known_by: int | None = None
@@ -212,11 +220,14 @@ class CdcState:
             "WHERE d.source = :source AND d.view NOT IN (SELECT value FROM json_each(:views)) "
             "ORDER BY d.view, d.key, d.tile, i.pk"
         )
+        # the newest row's key first, then its one row (joining the rows inside the subquery
+        # read every candidate's row: 5-9x slower)
         best = (
-            "SELECT d.view, d.key, d.tile, (SELECT r.row FROM cdc_index i JOIN cdc_rows r "
-            "ON r.source = i.source AND r.pk = i.pk WHERE i.source = d.source AND "
-            "i.view = d.view AND i.key = d.key AND i.tile = d.tile AND i.rank <= :known "
-            "ORDER BY i.rank DESC, i.tie DESC, i.pk DESC LIMIT 1) FROM cdc_dirty d "
+            "SELECT d.view, d.key, d.tile, r.row FROM cdc_dirty d LEFT JOIN cdc_rows r "
+            "ON r.source = d.source AND r.pk = (SELECT i.pk FROM cdc_index i "
+            "WHERE i.source = d.source AND i.view = d.view AND i.key = d.key "
+            "AND i.tile = d.tile AND i.rank <= :known "
+            "ORDER BY i.rank DESC, i.tie DESC, i.pk DESC LIMIT 1) "
             "WHERE d.source = :source AND d.view IN (SELECT value FROM json_each(:views))"
         )
         args = {
