@@ -132,9 +132,12 @@ def writer(url: str, table: str, changes: int, rate: float, seed: int, first_id:
     return changed
 
 
-def bare_drain(url: str, slot: str, publication: str, expected: int) -> tuple[int, float, int]:
+def bare_drain(
+    url: str, slot: str, publication: str, expected: int
+) -> tuple[int, float, float, int]:
     """The floor: read, decode and confirm until ``expected`` changes came (the server's WAL
-    position is no stop sign: other sessions write WAL too); (changes, seconds, last LSN)."""
+    position is no stop sign: other sessions write WAL too); (changes, seconds, CPU seconds,
+    last LSN)."""
     con = psycopg2.connect(url, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = con.cursor()
     cur.start_replication(
@@ -144,7 +147,7 @@ def bare_drain(url: str, slot: str, publication: str, expected: int) -> tuple[in
     )
     decoder = Relations()
     changes, last = 0, 0
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     while True:
         message = cur.read_message()
         if message is None:
@@ -158,24 +161,28 @@ def bare_drain(url: str, slot: str, publication: str, expected: int) -> tuple[in
             cur.send_feedback(flush_lsn=last)
             if changes >= expected:  # the transaction holding the last change has ended
                 break
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     con.close()
-    return changes, seconds, last
+    return changes, seconds, cpu, last
 
 
 def run_consumer(
     project: Project, stop_when: Any, lags: list[float] | None = None
-) -> tuple[Any, float]:
+) -> tuple[Any, float, float]:
     """Run the taxiway consumer until ``stop_when()``; (totals, seconds from the start of its
-    first batch to the end of its last: the start-up is left out)."""
+    first batch to the end of its last: the start-up is left out, this process's CPU seconds
+    over that span)."""
     original = stream_cdc.CdcApplier.apply
     span: list[float] = []
+    cpu: list[float] = []
 
     def timed(self: Any, transactions: Any) -> Any:
         if not span:
             span.append(time.perf_counter())
+            cpu.append(time.process_time())
         result = original(self, transactions)
         span[1:] = [time.perf_counter()]
+        cpu[1:] = [time.process_time()]
         if lags is not None:
             now = time.time()
             for txn in transactions:
@@ -202,14 +209,14 @@ def run_consumer(
         finally:
             store.close()
 
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     try:
         totals = asyncio.run(main())
     finally:
         stream_cdc.CdcApplier.apply = original  # type: ignore[method-assign]
     if len(span) == 2:
-        return totals, span[1] - span[0]
-    return totals, time.perf_counter() - began
+        return totals, span[1] - span[0], cpu[1] - cpu[0]
+    return totals, time.perf_counter() - began, time.process_time() - began_cpu
 
 
 def stored_position(project: Project) -> int:
@@ -269,7 +276,7 @@ features:
     )
     try:
         # 1. the snapshot (creates the slot), then a second slot for the bare consumer
-        totals, seconds = run_consumer(project, lambda: stored_position(project) > 0)
+        totals, seconds, _ = run_consumer(project, lambda: stored_position(project) > 0)
         print(f"snapshot: {totals.snapshot_rows:,} rows in {seconds:.1f} s")
         with psycopg.connect(args.url, autocommit=True) as con:
             con.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (bare_slot,))
@@ -278,15 +285,17 @@ features:
         expected = writer(args.url, table, args.backlog, 0, seed=1, first_id=10_000_000)
         print(f"backlog: {expected:,} changes committed in {time.perf_counter() - began:.1f} s")
         # 3. drains: the floor, then taxiway, over the same WAL
-        changes, bare_s, last = bare_drain(args.url, bare_slot, slot, expected)
-        totals, tw_s = run_consumer(project, lambda: stored_position(project) >= last)
+        changes, bare_s, bare_cpu, last = bare_drain(args.url, bare_slot, slot, expected)
+        totals, tw_s, tw_cpu = run_consumer(project, lambda: stored_position(project) >= last)
         print(
             f"drain, bare psycopg2 loop (decode + confirm, no storage): {changes:,} changes in "
-            f"{bare_s:.2f} s = {changes / bare_s:,.0f} changes/s"
+            f"{bare_s:.2f} s = {changes / bare_s:,.0f} changes/s; "
+            f"CPU {bare_cpu / changes * 1e6:.1f} us/change"
         )
         print(
             f"drain, taxiway (tiles + latest values + Delta history + position): "
-            f"{totals.applied:,} changes in {tw_s:.2f} s = {totals.applied / tw_s:,.0f} changes/s"
+            f"{totals.applied:,} changes in {tw_s:.2f} s = {totals.applied / tw_s:,.0f} "
+            f"changes/s; CPU {tw_cpu / max(totals.applied, 1) * 1e6:.1f} us/change"
         )
         # 4. lag at a fixed rate
         lags: list[float] = []
@@ -311,14 +320,14 @@ features:
                 done.finished_at = time.monotonic()  # type: ignore[attr-defined]
             return done.is_set() and time.monotonic() - done.finished_at > 3  # type: ignore[attr-defined]
 
-        totals, seconds = run_consumer(project, finished, lags)
+        totals, seconds, lag_cpu = run_consumer(project, finished, lags)
         wrote_s = seconds
         print(
             f"lag at {args.rate:,.0f} changes/s offered for {args.seconds:.0f} s "
             f"(applied over {wrote_s:.1f} s: {totals.applied / wrote_s:,.0f}/s achieved): "
             f"{totals.applied:,} applied in {len(lags):,} transactions; lag p50 "
             f"{statistics.median(lags):.3f} s, p99 {percentile(lags, 0.99):.3f} s, "
-            f"max {max(lags):.3f} s"
+            f"max {max(lags):.3f} s; CPU {lag_cpu / max(totals.applied, 1) * 1e6:.1f} us/change"
         )
         print(f"command: .venv/bin/python {command}")
     finally:  # (a SIGTERM skips this: drop the bench_* slots, publication and table by hand)
