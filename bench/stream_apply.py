@@ -76,6 +76,7 @@ def main() -> None:
                 applier.apply(events)
             profile.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            applier.close()
         finally:
             journal.close()
             store.close()

@@ -386,3 +386,33 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(setup: Setup) -> None:
     assert "ev: 20 events applied, 0 duplicates skipped, 0 quarantined; stopped cleanly" in text
     assert "lag 0" in text  # the progress line
     assert history_rows(setup) == 20
+
+
+def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught up, the consumer takes what is there without waiting for a full batch (the wait
+    for a first event is set to a minute: the old fetch waited that long for a batch of 500);
+    behind, it takes a full batch at once."""
+    from taxiway.features import stream
+
+    monkeypatch.setattr(stream, "FETCH_WAIT_S", 60.0)
+    publish_events(setup, events(3))
+
+    async def fetch(batch: int) -> list[int]:
+        client = await nats.connect(URL)
+        try:
+            sub = await client.jetstream().pull_subscribe(
+                setup.subject, durable="fetch", stream=setup.stream
+            )
+            messages = await asyncio.wait_for(stream._fetch(sub, batch), timeout=30)
+            for message in messages:
+                await message.ack()
+            return [m.metadata.sequence.stream for m in messages]
+        finally:
+            await client.close()
+
+    assert asyncio.run(fetch(500)) == [1, 2, 3]
+    publish_events(setup, events(40), prefix="b")
+    assert asyncio.run(fetch(25)) == list(range(4, 29))
+    assert asyncio.run(fetch(500)) == list(range(29, 44))

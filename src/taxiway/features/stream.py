@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 import nats
 import pyarrow as pa
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -61,6 +62,7 @@ from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.model import Contract
 from taxiway.data.history import HistoryWriter
 from taxiway.data.sources.nats_events import check_events
+from taxiway.engines.duckdb import connect as connect_duckdb
 from taxiway.errors import FeatureError, SourceError
 from taxiway.features.online._codec import decode, dumps
 from taxiway.features.stream_cdc import CdcApplier, CdcTotals, cdc_sources, consume_cdc
@@ -89,6 +91,7 @@ JOURNAL_FILE = "streams.sqlite"
 REASON_HEADER = "Taxiway-Reason"
 MSG_ID = "Nats-Msg-Id"
 FETCH_WAIT_S = 1.0
+FOLLOW_WAIT_S = 0.02
 CONNECT_TIMEOUT_S = 2.0
 
 
@@ -147,6 +150,11 @@ class StreamApplier:
         )
         self.history = Path(source.history)
         self.writer = HistoryWriter(self.history, name)
+        self.duckdb = connect_duckdb(threads=1)  # the events' checks, batch after batch
+
+    def close(self) -> None:
+        """Close the applier's DuckDB connection (the store and journal are the caller's)."""
+        self.duckdb.close()
 
     def recover(self) -> bool:
         """Finish a batch a crash left journalled; True when there was one."""
@@ -194,6 +202,7 @@ class StreamApplier:
             self.contract,
             [(e.header_id, e.body) for e in events],
             required=self.required,
+            con=self.duckdb,
         )
         result.rejected = checked.rejected
         refused = {index for index, _ in checked.rejected}
@@ -350,10 +359,7 @@ async def consume(
         quarantine = quarantine_subject(source)
         last_log, last_applied = time.monotonic(), 0
         while not stop.is_set():
-            try:
-                messages = await subscription.fetch(source.batch, timeout=FETCH_WAIT_S)
-            except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
-                messages = []
+            messages = await _fetch(subscription, source.batch)
             if messages:
                 events = [
                     StreamEvent((m.headers or {}).get(MSG_ID), m.data, m.metadata.sequence.stream)
@@ -397,6 +403,28 @@ async def consume(
     return totals
 
 
+async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+    """The next batch: up to ``batch`` messages, returned as soon as one is in hand.
+
+    One message is awaited for up to ``FETCH_WAIT_S`` (none: an empty list); then the ones
+    the stream already holds are taken, up to ``batch`` in all, waiting at most
+    ``FOLLOW_WAIT_S`` for them. Under backlog a batch is full at once; caught up, an event
+    waits ``FOLLOW_WAIT_S`` at most, not until a batch fills (nats-py's ``fetch(batch)``
+    waits for the batch or its timeout once its first message came).
+    """
+    try:
+        first = await subscription.fetch(1, timeout=FETCH_WAIT_S)
+    except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
+        return []
+    if batch <= 1:
+        return first
+    try:
+        rest = await subscription.fetch(batch - 1, timeout=FOLLOW_WAIT_S)
+    except (nats.errors.TimeoutError, TimeoutError):  # nothing more yet
+        rest = []
+    return first + rest
+
+
 async def run_streams(
     spec: TaxiwaySpec,
     store: object,
@@ -423,6 +451,7 @@ async def run_streams(
             loop.add_signal_handler(sig, stop.set)
     journal = StreamJournal(state_dir / JOURNAL_FILE)
     state = CdcState(state_dir / JOURNAL_FILE)
+    appliers: list[StreamApplier] = []
     try:
         runs: list[Any] = []
         for name in names:
@@ -432,11 +461,12 @@ async def run_streams(
                 applier = CdcApplier(spec, name, store, state, capture)
                 runs.append(consume_cdc(applier, stop, progress_s=progress_s))
             else:
-                runs.append(
-                    consume(StreamApplier(spec, name, store, journal), stop, progress_s=progress_s)
-                )
+                appliers.append(StreamApplier(spec, name, store, journal))
+                runs.append(consume(appliers[-1], stop, progress_s=progress_s))
         results: list[Any] = await asyncio.gather(*runs)
     finally:
+        for each in appliers:
+            each.close()
         journal.close()
         state.close()
     return dict(zip(names, results, strict=True))

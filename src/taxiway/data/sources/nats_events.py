@@ -29,11 +29,13 @@ double, else text; objects and arrays as JSON text).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -65,8 +67,13 @@ def check_events(
     events: Sequence[tuple[str | None, bytes]],
     *,
     required: Sequence[str] = (),
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> CheckedEvents:
-    """Check ``(header id or None, body)`` events of source ``name`` (the module's rules)."""
+    """Check ``(header id or None, body)`` events of source ``name`` (the module's rules).
+
+    The contract's rules and casts run in one query on ``con``; without it, on a connection
+    opened for this call (a caller checking batch after batch passes its own: opening one
+    costs more than checking 500 events)."""
     rejected: list[tuple[int, str]] = []
     kept: list[tuple[int, str, dict[str, Any]]] = []
     for index, (header_id, body) in enumerate(events):
@@ -75,18 +82,22 @@ def check_events(
             rejected.append((index, reason))
         else:
             kept.append((index, *parsed))
-    if contract is not None and kept:
-        reasons = _contract_reasons(name, contract, [row for _, _, row in kept])
-        still: list[tuple[int, str, dict[str, Any]]] = []
-        for entry, reason in zip(kept, reasons, strict=True):
-            if reason:
-                rejected.append((entry[0], reason))
-            else:
-                still.append(entry)
-        kept = still
+    cast: dict[str, pa.Array[Any]] = {}
+    if contract is not None:
+        rows = [row for _, _, row in kept]
+        if con is None:
+            with connect(threads=1) as own:
+                reasons, cast = _contract_pass(name, spec, contract, rows, own)
+        else:
+            reasons, cast = _contract_pass(name, spec, contract, rows, con)
+        if any(reasons):
+            mask = pa.array([not reason for reason in reasons], pa.bool_())
+            cast = {column: values.filter(mask) for column, values in cast.items()}
+            rejected += [(entry[0], r) for entry, r in zip(kept, reasons, strict=True) if r]
+            kept = [entry for entry, r in zip(kept, reasons, strict=True) if not r]
     rejected.sort()
     rows = [row for _, _, row in kept]
-    return CheckedEvents(_typed(spec, contract, rows), [i for _, i, _ in kept], rejected)
+    return CheckedEvents(_typed(spec, contract, rows, cast), [i for _, i, _ in kept], rejected)
 
 
 def event_problems(
@@ -153,66 +164,88 @@ def _text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def _contract_reasons(name: str, contract: Contract, rows: list[dict[str, Any]]) -> list[str]:
-    """Per row, the failed row rules of ``contract`` as ``rule: reason; ...`` ('' when none),
-    in one DuckDB query over the events' values as text."""
+def _contract_pass(
+    name: str,
+    spec: NatsSource,
+    contract: Contract,
+    rows: list[dict[str, Any]],
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[list[str], dict[str, pa.Array[Any]]]:
+    """In one DuckDB query over the events' values as text: per row, the failed row rules of
+    ``contract`` as ``rule: reason; ...`` ('' when none), and each contract column of a
+    castable family (but the timestamp) cast as DuckDB casts it."""
     columns = [p.name for p in contract.table.properties]
     plan = compile_rules(contract, dict.fromkeys(columns, "VARCHAR"), source=name)
     checks = [r for r in plan.rules if r.row_check is not None]
-    if not checks:
-        return [""] * len(rows)
-    table = pa.table({c: pa.array([_text(r.get(c)) for r in rows], pa.string()) for c in columns})
+    families = {p.name: expected_family(p) for p in contract.table.properties}
+    casts = [c for c in columns if c != spec.timestamp and families[c] in CAST]
+    table = pa.table({c: _texts(rows, c) for c in columns})
     reasons = ", ".join(
         f"CASE WHEN NOT coalesce(({r.row_check}), FALSE) "
         f"THEN {quote_literal(r.id + ': ' + r.reason)} END"
         for r in checks
     )
-    con = connect()
+    selected = [f"concat_ws('; ', {reasons})" if checks else "''"]
+    selected += [_cast_sql(quote_identifier(c), CAST[str(families[c])]) for c in casts]
+    con.register("__tw_events", table)
     try:
-        con.register("__tw_events", table)
-        found = con.sql(f"SELECT concat_ws('; ', {reasons}) FROM __tw_events").fetchall()  # nosec B608
+        query = f"SELECT {', '.join(selected)} FROM __tw_events"  # nosec B608
+        found = con.sql(query).to_arrow_table()
     finally:
-        con.close()
-    return [str(reason or "") for (reason,) in found]
+        con.unregister("__tw_events")
+    found_reasons = [str(reason or "") for reason in found.column(0).to_pylist()]
+    cast = {c: found.column(i + 1).combine_chunks() for i, c in enumerate(casts)}
+    return found_reasons, cast
 
 
-def _typed(spec: NatsSource, contract: Contract | None, rows: list[dict[str, Any]]) -> pa.Table:
-    """The valid events as a typed table (the module's typing rules)."""
+def _texts(rows: list[dict[str, Any]], column: str) -> pa.Array[Any]:
+    """Column ``column`` of ``rows`` as text, as :func:`_text` writes each value (a column of
+    text, or of whole numbers, converted by Arrow at once).
+
+    >>> _texts([{"a": 7}, {}, {"a": -2}], "a").to_pylist()
+    ['7', None, '-2']
+    >>> _texts([{"a": 1.5}, {"a": "x"}, {"a": True}], "a").to_pylist()
+    ['1.5', 'x', 'true']
+    """
+    values = [row.get(column) for row in rows]
+    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(values, pa.string())  # all text (or null)
+    if all(type(v) is int or v is None for v in values):  # whole numbers: as orjson writes them
+        with contextlib.suppress(pa.ArrowInvalid, OverflowError):
+            return pa.array(values, pa.int64()).cast(pa.string())
+    return pa.array([_text(v) for v in values], pa.string())
+
+
+def _cast_sql(column: str, sql_type: str) -> str:
+    """Text ``column`` cast as DuckDB casts it (the contract check passes or refuses it)."""
+    if sql_type == "TIMESTAMP":
+        return f"TRY_CAST({column} AS TIMESTAMPTZ) AT TIME ZONE {quote_literal('UTC')}"
+    return f"TRY_CAST({column} AS {sql_type})"
+
+
+def _typed(
+    spec: NatsSource,
+    contract: Contract | None,
+    rows: list[dict[str, Any]],
+    cast: dict[str, pa.Array[Any]],
+) -> pa.Table:
+    """The valid events as a typed table (the module's typing rules); ``cast`` holds the
+    contract's columns already cast."""
     ts = spec.timestamp
     assert ts is not None  # nosec B101
-    families = {}
-    if contract is not None:
-        families = {p.name: expected_family(p) for p in contract.table.properties}
     names = list(dict.fromkeys(k for row in rows for k in row))
-    for name in families:
-        if name not in names:
-            names.append(name)
+    if contract is not None:
+        for prop in contract.table.properties:
+            if prop.name not in names:
+                names.append(prop.name)
     arrays: dict[str, pa.Array[Any]] = {}
     for name in names:
+        if name in cast:
+            arrays[name] = cast[name]
+            continue
         values = [row.get(name) for row in rows]
-        if name == ts:
-            arrays[name] = pa.array(values, TIME)
-        elif families.get(name) in CAST:
-            arrays[name] = _cast(values, CAST[str(families[name])])
-        else:
-            arrays[name] = _inferred(values)
+        arrays[name] = pa.array(values, TIME) if name == ts else _inferred(values)
     return pa.table(arrays) if names else pa.table({ts: pa.array([], TIME)})
-
-
-def _cast(values: list[Any], sql_type: str) -> pa.Array[Any]:
-    """Text values cast as DuckDB casts them (the contract check already passed them)."""
-    text = pa.table({"v": pa.array([_text(v) for v in values], pa.string())})
-    con = connect()
-    try:
-        con.register("__tw_values", text)
-        cast = f"TRY_CAST(v AS {sql_type})"
-        if sql_type == "TIMESTAMP":
-            cast = f"TRY_CAST(v AS TIMESTAMPTZ) AT TIME ZONE {quote_literal('UTC')}"
-        column = con.sql(f"SELECT {cast} AS {quote_identifier('v')} FROM __tw_values")  # nosec B608
-        result: pa.Array[Any] = column.to_arrow_table().column(0).combine_chunks()
-        return result
-    finally:
-        con.close()
 
 
 def _inferred(values: list[Any]) -> pa.Array[Any]:
