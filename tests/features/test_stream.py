@@ -391,13 +391,34 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(setup: Setup) -> None:
 def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Caught up, the consumer takes what is there without waiting for a full batch (the wait
-    for a first event is set to a minute: the old fetch waited that long for a batch of 500);
-    behind, it takes a full batch at once."""
+    """Caught up (the fetch waiting before the events come), the consumer takes what is there
+    without waiting for a full batch (the wait for a first event is set to a minute, so a
+    fetch that held out for 500 would time out); behind, it takes a full batch at once."""
     from taxiway.features import stream
 
     monkeypatch.setattr(stream, "FETCH_WAIT_S", 60.0)
-    publish_events(setup, events(3))
+    publish_events(setup, events(1), prefix="setup")  # creates the stream
+
+    async def caught_up() -> list[int]:
+        client = await nats.connect(URL)
+        try:
+            js = client.jetstream()
+            sub = await js.pull_subscribe(setup.subject, durable="fetch", stream=setup.stream)
+            [old] = await stream._fetch(sub, 500)
+            await old.ack()
+            waiting = asyncio.create_task(asyncio.wait_for(stream._fetch(sub, 500), timeout=30))
+            await asyncio.sleep(0.5)  # the fetch waits for the next event
+            for i in range(3):
+                await js.publish(setup.subject, json.dumps(events(1)[0]).encode(),
+                                 headers={"Nats-Msg-Id": f"late{i}"})  # fmt: skip
+            got = await waiting
+            while len(got) < 3:  # the ones the first fetch did not have in hand yet
+                got += await asyncio.wait_for(stream._fetch(sub, 500), timeout=30)
+            for message in got:
+                await message.ack()
+            return [m.metadata.sequence.stream for m in got]
+        finally:
+            await client.close()
 
     async def fetch(batch: int) -> list[int]:
         client = await nats.connect(URL)
@@ -412,7 +433,7 @@ def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
         finally:
             await client.close()
 
-    assert asyncio.run(fetch(500)) == [1, 2, 3]
+    assert asyncio.run(caught_up()) == [2, 3, 4]
     publish_events(setup, events(40), prefix="b")
-    assert asyncio.run(fetch(25)) == list(range(4, 29))
-    assert asyncio.run(fetch(500)) == list(range(29, 44))
+    assert asyncio.run(fetch(25)) == list(range(5, 30))
+    assert asyncio.run(fetch(500)) == list(range(30, 45))

@@ -410,7 +410,8 @@ async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) ->
     the stream already holds are taken, up to ``batch`` in all, waiting at most
     ``FOLLOW_WAIT_S`` for them. Under backlog a batch is full at once; caught up, an event
     waits ``FOLLOW_WAIT_S`` at most, not until a batch fills (nats-py's ``fetch(batch)``
-    waits for the batch or its timeout once its first message came).
+    returns early only when the server ends the pull once it holds no more: nats-server
+    2.9 does, and nats-py notes newer servers keep such a pull until it expires).
     """
     try:
         first = await subscription.fetch(1, timeout=FETCH_WAIT_S)
