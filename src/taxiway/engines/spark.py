@@ -65,7 +65,7 @@ def spark_session(
         raise MissingExtraError("spark", needed_by="engine: spark", missing=["pyspark"]) from None
     builder = SparkSession.builder.master(master).appName("taxiway")
     settings = {**_DEFAULT_CONF, **(conf or {}), **_FIXED_CONF}
-    if master.startswith("local"):  # in-process: nothing listens beyond loopback
+    if master.startswith("local") or _on_loopback(master):  # nothing listens beyond loopback
         settings = {**_LOOPBACK, **settings}
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     for key, value in settings.items():
@@ -236,6 +236,16 @@ def _not_started(master: str, error: BaseException) -> EngineError:
         f"Spark did not start ({master}): {_first_line(error)}",
         fix="check JAVA_HOME (Java 17 or 21) and `spark.conf` in the spec",
     )
+
+
+def _on_loopback(master: str) -> bool:
+    """Whether ``master`` is a cluster on this machine's loopback (``spark://127.0.0.1:...``).
+
+    >>> _on_loopback("spark://127.0.0.1:7077"), _on_loopback("spark://spark-master:7077")
+    (True, False)
+    """
+    host = master.removeprefix("spark://").rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost")
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,0 +1,78 @@
+"""Real distributed execution: a Spark standalone cluster (a master and two workers, each its
+own JVM, from PySpark's own launcher) on loopback builds the retail training set, and its rows
+are DuckDB's. The cluster stops afterwards, also when the test fails: no JVM is left behind.
+
+The build runs in a child process (``taxiway features build --master spark://...``) because a
+process has one Spark session and this test run's is ``local[2]`` (the ``spark`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import require, retail_shop
+from tests.engines.conftest import require_java
+from tests.engines.test_spark_conformance import assert_same_sets
+
+from taxiway.engines.standalone import StandaloneCluster
+from taxiway.features.training_set import build_training_set
+from taxiway.spec import Project
+
+# an executor may take all of a worker's memory (the default, 1g, would never be granted)
+CLUSTER_CONF = "spark:\n  conf:\n    spark.executor.memory: 512m\n    spark.cores.max: '2'\n"
+
+
+def running_pids(cluster: StandaloneCluster) -> list[int]:
+    return [p.pid for p in cluster.processes if p.poll() is None]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneCluster]:
+    """A master and two workers (1 core, 512m each) on free loopback ports."""
+    require("pyspark", reason="a Spark cluster needs the spark extra")
+    require_java()
+    started = StandaloneCluster(tmp_path_factory.mktemp("cluster"), workers=2, memory="512m")
+    with started:
+        yield started
+    assert not running_pids(started)
+
+
+@pytest.mark.slow
+def test_a_two_worker_cluster_builds_the_retail_set_as_duckdb_does(
+    cluster: StandaloneCluster, tmp_path: Path
+) -> None:
+    assert cluster.alive_workers() == 2
+    spec = retail_shop(tmp_path, customers=150)
+    spec.write_text(spec.read_text() + CLUSTER_CONF)
+    duck = tmp_path / "duckdb.parquet"
+    build_training_set(Project.load(spec, tmp_path / ".state"), duck)
+
+    out = tmp_path / "spark.parquet"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "taxiway", "features", "build", "-f", str(spec)]
+    command += ["--state-dir", str(tmp_path / ".state-spark"), "--out", str(out)]
+    command += ["--engine", "spark", "--master", cluster.master_url]
+    shown = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+
+    assert assert_same_sets(duck, out) > 1000
+    apps = cluster.status()["completedapps"]  # the build ran on the cluster, not locally
+    assert [app["name"] for app in apps] == ["taxiway"]
+    assert apps[0]["cores"] == 2  # one executor on each worker
+
+
+def test_a_cluster_that_cannot_start_says_where_its_logs_are(tmp_path: Path) -> None:
+    require("pyspark", reason="a Spark cluster needs the spark extra")
+    require_java()
+    from taxiway.engines.sql import EngineError
+
+    broken = StandaloneCluster(tmp_path, workers=1, memory="not-a-size")
+    with pytest.raises(EngineError, match="did not start") as raised:
+        broken.start(timeout=60)
+    assert str(tmp_path) in (raised.value.fix or "")
+    assert not running_pids(broken)
