@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +77,33 @@ def test_a_cluster_that_cannot_start_says_where_its_logs_are(tmp_path: Path) -> 
         broken.start(timeout=60)
     assert str(tmp_path) in (raised.value.fix or "")
     assert not running_pids(broken)
+
+
+@pytest.mark.slow
+def test_a_cluster_that_goes_away_mid_build_is_reported_not_waited_for(tmp_path: Path) -> None:
+    """Spark alone would wait for executors forever; the build stops and says what to do."""
+    require("pyspark", reason="a Spark cluster needs the spark extra")
+    require_java()
+    spec = retail_shop(tmp_path, customers=1500)
+    spec.write_text(spec.read_text() + CLUSTER_CONF + "    spark.taxiway.executorLossTimeout: 5s\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with StandaloneCluster(tmp_path / "cluster", workers=1, memory="512m") as doomed:
+        command = [sys.executable, "-m", "taxiway", "features", "build", "-f", str(spec)]
+        command += ["--state-dir", str(tmp_path / ".state"), "--out", str(tmp_path / "o.parquet")]
+        command += ["--engine", "spark", "--master", doomed.master_url]
+        build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            while not doomed.status()["activeapps"] and build.poll() is None:
+                time.sleep(0.2)
+            time.sleep(2.0)  # the application has its executor: now the cluster goes away
+            doomed.stop()
+            shown, _ = build.communicate(timeout=300)
+        finally:
+            if build.poll() is None:
+                build.kill()
+                build.wait()
+    text = shown.decode()
+    assert build.returncode != 0
+    assert "no executor left on spark://127.0.0.1" in text, text[-3000:]
+    assert "check that the master and its workers run" in text
+    assert "\tat org.apache" not in text  # what failed and what to do, not a JVM stack

@@ -31,9 +31,12 @@ from taxiway.errors import MissingExtraError, TaxiwayError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["DEFAULT_MASTER", "SparkEngine", "spark_session"]
+__all__ = ["DEFAULT_MASTER", "LOSS_TIMEOUT", "SparkEngine", "spark_session"]
 
 DEFAULT_MASTER = "local[2]"
+
+# how long a build on a cluster waits with no executor before it stops and says so
+LOSS_TIMEOUT = "spark.taxiway.executorLossTimeout"
 
 # settings that make Spark's answers DuckDB's: UTC times, microsecond Parquet timestamps
 _FIXED_CONF = {
@@ -143,7 +146,7 @@ class SparkEngine:
         import pyarrow.parquet as pq
 
         folder = self.temp / f"write-{uuid.uuid4().hex}"
-        with self._reported(f"writing {out}"), self._watched(f"writing {out.name}"):
+        with self._reported(f"writing {out}", told=f"writing {out.name}"):
             frame = self.session.sql(to_spark(sql)).coalesce(1)
             frame.write.option("compression", "zstd").parquet(str(folder))
         parts = sorted(folder.glob("part-*.parquet"))
@@ -162,32 +165,57 @@ class SparkEngine:
             self.drop_table(name)
 
     @contextmanager
-    def _watched(self, what: str) -> Iterator[None]:
-        """Report the stages of the jobs running meanwhile to ``progress``."""
-        if self.progress is None:
+    def _watched(self, what: str, *, told: str | None) -> Iterator[None]:
+        """Report the stages of the jobs running meanwhile to ``progress``; on a cluster, stop
+        the jobs when no executor has been left for ``spark.taxiway.executorLossTimeout``
+        (Spark itself would wait for one forever) and say so."""
+        context = self.session.sparkContext
+        on_cluster = not str(context.master).startswith("local")
+        say = self.progress if told else None
+        label = told or what
+        if say is None and not on_cluster:
             yield
             return
-        say = self.progress
-        stop = threading.Event()
-        tracker = self.session.sparkContext.statusTracker()
+        lost_after = _seconds(context.getConf().get(LOSS_TIMEOUT, "60s") or "60s")
+        stop, lost = threading.Event(), threading.Event()
+        tracker = context.statusTracker()
 
         def watch() -> None:
+            without = 0.0
             while not stop.wait(1.0):
                 with contextlib.suppress(Exception):  # a finished job has nothing to say
-                    say(f"{what}: {stage_summary(tracker)}")
+                    if say is not None:
+                        say(f"{label}: {stage_summary(tracker)}")
+                    without = 0.0 if not on_cluster or executors(context) else without + 1.0
+                    if without >= lost_after and not lost.is_set():
+                        lost.set()
+                        context.cancelAllJobs()
 
         watcher = threading.Thread(target=watch, name="taxiway-spark-progress", daemon=True)
         watcher.start()
         try:
             yield
+        except Exception:
+            if lost.is_set():
+                raise EngineError(
+                    f"Spark stopped {what}: no executor left on {context.master} for "
+                    f"{lost_after:.0f}s (its workers or master went away, or none can grant "
+                    "`spark.executor.memory`)",
+                    fix="check that the master and its workers run (their web UI lists them), "
+                    "give executors no more memory than a worker offers, then build again; "
+                    f"`{LOSS_TIMEOUT}` in `spark.conf` sets how long to wait",
+                ) from None
+            raise
         finally:
             stop.set()
             watcher.join()
 
     @contextmanager
-    def _reported(self, what: str) -> Iterator[None]:
+    def _reported(self, what: str, *, told: str | None = None) -> Iterator[None]:
+        """Spark's failures as what failed and what to do; progress, as ``told``, if given."""
         try:
-            yield
+            with self._watched(what, told=told):
+                yield
         except TaxiwayError:  # ours already says what to do
             raise
         except Exception as error:  # PySpark and Py4J errors share no base class with ours
@@ -195,6 +223,24 @@ class SparkEngine:
                 f"Spark failed {what}: {_first_line(error)}",
                 fix=_fix_for(error),
             ) from None
+
+
+def executors(context: Any) -> int:
+    """Executors the application holds now (the driver's own block manager not counted)."""
+    return max(int(context._jsc.sc().getExecutorMemoryStatus().size()) - 1, 0)
+
+
+def _seconds(text: str) -> float:
+    """``90s``, ``2min``, ``1.5`` (seconds) as seconds.
+
+    >>> _seconds("90s"), _seconds("2min"), _seconds("1.5")
+    (90.0, 120.0, 1.5)
+    """
+    text = text.strip().lower()
+    for unit, factor in (("min", 60.0), ("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(unit):
+            return float(text.removesuffix(unit)) * factor
+    return float(text)
 
 
 def stage_summary(tracker: Any) -> str:
