@@ -587,3 +587,15 @@ def test_the_model_card_section_says_the_same_in_markdown_and_html() -> None:
     assert "| north | 400 | 0.6100 | 0.7000 | -0.0900 | [-0.1200, -0.0600] | worse |" in section
     assert "1 group(s) where the model is worse than the baseline:" in page
     assert table_rows(page, "card-table-0") == 1
+
+
+def test_the_model_history_section_shows_each_line_escaped_and_only_when_recorded() -> None:
+    line = "v2 (candidate): drift on <b>x</b>; roc_auc 0.83 vs production v1 0.79 on the same rows"
+    d = replace(full_debrief(), facts={**full_debrief().facts, "history": {"lines": [line]}})
+    text, page = render_markdown(d), render_html(d)
+    assert "## Model history" in text
+    assert f"- {line}" in text
+    assert 'id="history-list"' in page
+    assert "drift on &lt;b&gt;x&lt;/b&gt;" in page
+    assert "Model history" not in render_markdown(full_debrief())
+    assert 'id="history-list"' not in render_html(full_debrief())

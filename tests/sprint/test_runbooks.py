@@ -391,3 +391,30 @@ def test_every_python_step_runs_and_the_drift_check_finds_the_drift(served: Proj
     )
     assert "online store timed out" in outputs["online-store-down.md"][0]
     assert "300" in outputs["rollback.md"][0]  # 300 answers of v1, every one with its outcome
+
+
+def test_the_retraining_page_is_generated_from_the_retrain_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = (
+        "\nretrain: {every: 14d, on: [drift, quality], window: 365d, min_new_rows: 5000, "
+        "auto_rollout: true, signoff: {on_new_source: false, max_metric_drop: 0.01}}\n"
+    )
+    project = _variant(tmp_path, lambda text: text + policy)
+    pages = runbooks(project)
+    page = pages["retraining.md"]
+    assert "a retrain every 14d" in page
+    assert "[input drift](input-drift.md) alerts" in page
+    assert "the outcome falls" in page
+    assert "the last 365d of spine times" in page
+    assert "reads a feature production does not" in page
+    assert "trains on a source production did not" not in page  # on_new_source: false
+    assert "more than 0.01 below production" in page
+    assert "`routine_retrain`" in page
+    rows = _thresholds(project, pages)
+    assert ("retraining.md", "retrain.signoff.max_metric_drop", "0.01", "spec") in rows
+    assert ("retraining.md", "retrain.signoff.on_new_feature", "true", "default") in rows
+    for line in _command_lines(page):
+        _parse(_argv(line))
+    assert main(["models", "history", "--help"]) == 0
+    capsys.readouterr()

@@ -1,4 +1,4 @@
-"""`taxiway models list|show|card|promote|archive`: the registry from the command line."""
+"""`taxiway models list|show|history|card|promote|archive`: the registry from the command line."""
 
 from __future__ import annotations
 
@@ -126,6 +126,29 @@ def show(
             f"  {e.at.isoformat(timespec='seconds')} {e.from_stage or '—'} → {e.to_stage} "
             f"by {e.by}{f' ({e.note})' if e.note else ''}"
         )
+
+
+@app.command("history")
+def history(
+    file: SpecOption = None,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each version: why it was trained, how it compared with production on the same rows,
+    what its rollout decided, and the time from the trigger to full traffic."""
+    from taxiway.rollout.history import history_lines, model_history
+
+    project = Project.load(file, state_dir)
+    entries = model_history(project)
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    console = Console(highlight=False)
+    if not entries:
+        console.print(f"no versions of {project.spec.name} yet: run `taxiway train`")
+        return
+    for line in history_lines(entries):
+        console.print(escape(line))
 
 
 @app.command("card")

@@ -95,6 +95,9 @@ class RetrainResult:
     """The metric on the candidate's validation rows: candidate, production, baseline."""
     blockers: list[str] = field(default_factory=list)
     rollout: dict[str, Any] | None = None
+    signoff: dict[str, Any] | None = None
+    """Whether the candidate is a routine retrain (``retrain.signoff``): ``routine``, the
+    ``reasons`` it is not, and the standing sign-offs ``reused``."""
 
     @property
     def exit_code(self) -> int:

@@ -3,18 +3,48 @@
 :func:`~taxiway.models.retrain.retrain_candidate` runs the gates up to a registered, audited
 candidate; this module, a layer above, then starts its rollout against production when the
 spec's ``retrain.auto_rollout`` is on, the spec has a ``rollout:`` plan and no sign-off is
-required (``governance.approvals`` lists none). Otherwise the run stops at ``candidate``.
+required. A sign-off is required when ``governance.approvals`` lists a role, unless
+``retrain.signoff`` is set, the retrain is routine
+(:func:`~taxiway.models.retrain_signoff.decide`), every role has a standing sign-off, and the
+caller passes the approvals log (``signoffs``, a :class:`StandingSignOffs`: the sprint layer's
+:class:`~taxiway.sprint.approvals.ApprovalsLog`); the routine retrain is then recorded in that log
+with the sign-offs it reuses. Otherwise the run stops at ``candidate``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
 
+from taxiway.models.registry import open_registry
 from taxiway.models.retrain import BY, Progress, RetrainResult, retrain_candidate, retrain_policy
+from taxiway.models.retrain_signoff import SignoffDecision, decide, version_changes
 from taxiway.rollout.controller import Controller
 from taxiway.spec.project import Project
 
-__all__ = ["run_retrain"]
+__all__ = [
+    "StandingSignOffs",
+    "append_run",
+    "read_runs",
+    "run_retrain",
+    "runs_path",
+    "signoff_decision",
+]
+
+
+class StandingSignOffs(Protocol):
+    """The approvals log, as a routine retrain reads and extends it (a layer above)."""
+
+    def standing(self, project: Project) -> dict[str, str | None]:
+        """Each role ``governance.approvals`` lists: its newest sign-off, described, or None."""
+        ...
+
+    def record_routine(self, project: Project, version: int, note: str) -> None:
+        """Append a ``routine_retrain`` record for ``version`` with ``note``."""
+        ...
 
 
 def run_retrain(
@@ -23,9 +53,58 @@ def run_retrain(
     as_of: datetime | None = None,
     trigger: str = "cadence",
     progress: Progress | None = None,
+    signoffs: StandingSignOffs | None = None,
 ) -> RetrainResult:
-    """One retrain of ``project``'s model; the result says which gate stopped it."""
-    say = progress or (lambda _: None)
+    """One retrain of ``project``'s model; the result says which gate stopped it.
+
+    ``signoffs`` (the approvals log) lets a routine retrain reuse the standing sign-offs."""
+    result = _run(project, as_of, trigger, progress or (lambda _: None), signoffs)
+    append_run(project, result)
+    return result
+
+
+def runs_path(project: Project) -> Path:
+    """``<state dir>/retrain/runs.jsonl``: one JSON line per run (``RetrainResult.as_dict``),
+    the figures `taxiway models history` reads (production's score on the same rows)."""
+    return project.state_dir / "retrain" / "runs.jsonl"
+
+
+def append_run(project: Project, result: RetrainResult) -> None:
+    """Append ``result`` to :func:`runs_path` (one ``write`` of one line, ``O_APPEND``)."""
+    path = runs_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(result.as_dict(), sort_keys=True, default=str) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_runs(project: Project) -> list[dict[str, Any]]:
+    """Every run :func:`append_run` recorded, oldest first (a torn last line is skipped)."""
+    try:
+        text = runs_path(project).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    runs: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            run = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(run, dict):
+            runs.append(run)
+    return runs
+
+
+def _run(
+    project: Project,
+    as_of: datetime | None,
+    trigger: str,
+    say: Progress,
+    signoffs: StandingSignOffs | None,
+) -> RetrainResult:
     policy = retrain_policy(project)
     result = retrain_candidate(project, as_of=as_of, trigger=trigger, progress=say)
     if result.gate != "candidate":
@@ -39,11 +118,13 @@ def run_retrain(
         result.reason += "; the spec has no `rollout:` plan to start"
         return result
     if approvals:
-        result.reason += (
-            f"; a sign-off is required ({', '.join(approvals)}): `taxiway approve`, then "
-            "`taxiway rollout start`"
-        )
-        return result
+        why = _routine(project, result, signoffs)
+        if why is not None:
+            result.reason += (
+                f"; a sign-off is required ({', '.join(approvals)}): {why}: `taxiway approve`, "
+                "then `taxiway rollout start`"
+            )
+            return result
     say(f"starting the rollout of v{result.candidate}")
     with Controller(project, by=BY) as controller:
         state = controller.start(candidate=result.candidate)
@@ -51,3 +132,58 @@ def run_retrain(
     result.rollout = {"id": state.id, "control": state.control, "candidate": state.candidate}
     result.reason += f"; rollout {state.id} started against {state.control}"
     return result
+
+
+def signoff_decision(project: Project, result: RetrainResult) -> SignoffDecision | None:
+    """Whether ``result``'s candidate is routine under ``retrain.signoff`` (None without one)."""
+    policy = retrain_policy(project).signoff
+    if policy is None or result.candidate is None:
+        return None
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        candidate = registry.get(result.name, result.candidate)
+        production = (
+            registry.get(result.name, result.production) if result.production is not None else None
+        )
+    finally:
+        registry.close()
+    # the drop is against the score production recorded on its own validation rows: on the
+    # candidate's rows, a worse candidate has already stopped at worse_than_production
+    recorded = (production.metrics.get("model") or {}) if production is not None else {}
+    changes = version_changes(
+        candidate,
+        production,
+        result.metric,
+        result.scores.get("candidate"),
+        recorded.get(result.metric) if result.metric else None,
+    )
+    return decide(policy, changes)
+
+
+def _routine(
+    project: Project, result: RetrainResult, signoffs: StandingSignOffs | None
+) -> str | None:
+    """None when the retrain reuses the standing sign-offs (recorded), else why it cannot."""
+    decision = signoff_decision(project, result)
+    if decision is None:
+        return "retrain.signoff is not set, so every retrain needs one"
+    result.signoff = decision.as_dict()
+    if not decision.routine:
+        return "not a routine retrain (" + "; ".join(decision.reasons) + ")"
+    if signoffs is None:
+        return "routine, but the approvals log was not passed to reuse its sign-offs"
+    standing = signoffs.standing(project)
+    missing = [role for role, given in standing.items() if given is None]
+    if missing:
+        return f"routine, but nobody has signed off as {', '.join(missing)} yet"
+    reused = [f"{role}: {given}" for role, given in standing.items()]
+    assert result.candidate is not None
+    signoffs.record_routine(
+        project,
+        result.candidate,
+        f"v{result.candidate}: routine retrain (trigger {result.trigger}, as of "
+        f"{result.as_of.isoformat()}); standing sign-offs reused: {'; '.join(reused)}",
+    )
+    result.signoff["reused"] = reused
+    result.reason += f"; routine: reuses the standing sign-offs ({', '.join(standing)})"
+    return None

@@ -1055,6 +1055,29 @@ RetrainTrigger = Literal["drift", "quality", "contract"]
 """A monitor alert kind that may start a retrain before the cadence (``retrain.on``)."""
 
 
+class RetrainSignoff(_Model):
+    """Which retrains need a person again; the others reuse the standing sign-offs."""
+
+    on_new_feature: bool = Field(
+        default=True,
+        description="A candidate reading a feature production does not read, or whose feature "
+        "definitions changed (another definitions hash), needs the sign-offs again.",
+    )
+    on_new_source: bool = Field(
+        default=True,
+        description="A candidate trained on a source production's training set did not read "
+        "needs the sign-offs again.",
+    )
+    max_metric_drop: float | None = Field(
+        default=None,
+        ge=0,
+        description="The most the candidate's validation metric may fall short of the one "
+        "production recorded when it was trained (in the metric's units) before a person must "
+        "sign off again: quality that slides from window to window. Default: no bound (a "
+        "candidate worse than production on the same rows stops anyway).",
+    )
+
+
 class Retrain(_Model):
     """When and how the model is retrained after it shipped (``taxiway retrain``)."""
 
@@ -1081,6 +1104,13 @@ class Retrain(_Model):
         default=False,
         description="Whether a candidate that passes every gate starts the rollout against "
         "production by itself (unless a sign-off is required: `governance.approvals`).",
+    )
+    signoff: RetrainSignoff | None = Field(
+        default=None,
+        description="Which retrains are routine: with it, a retrain that changes no feature or "
+        "source and keeps its metric within bounds reuses the standing sign-offs of "
+        "`governance.approvals` (recorded in the approvals log). Without it, every retrain of a "
+        "spec that asks for sign-offs stops at `candidate`.",
     )
 
     @field_validator("on")

@@ -26,6 +26,11 @@ the same chain by :func:`record_override`: a record whose ``role`` is :data:`OVE
 ``by`` who forced it, and ``note`` what was done, why, and each blocker overridden. Such a
 record is never a sign-off: :func:`sign_offs` does not count it for any role.
 
+A routine retrain (``retrain.signoff``: no new feature or source, the metric within bounds)
+that reuses the standing sign-offs is recorded the same way by :func:`record_routine_retrain`:
+``role`` :data:`ROUTINE_RETRAIN_ROLE`, ``by`` ``taxiway retrain``, and ``note`` naming the
+version and each sign-off reused. It is never a sign-off either.
+
 A sign-off given for an earlier version of the spec still counts (the role is not missing),
 but :func:`sign_offs` reports it as ``earlier_spec``, so the debrief can show that the spec
 changed after it was given and the team can decide whether to ask again.
@@ -67,7 +72,9 @@ from taxiway.sprint.approvals_log import (
 __all__ = [
     "GENESIS",
     "OVERRIDE_ROLE",
+    "ROUTINE_RETRAIN_ROLE",
     "Approval",
+    "ApprovalsLog",
     "SignOff",
     "approvals_path",
     "approvals_summary",
@@ -76,12 +83,20 @@ __all__ = [
     "read_approvals",
     "record_approval",
     "record_override",
+    "record_routine_retrain",
+    "routine_retrains",
     "sign_offs",
     "spec_sha256",
 ]
 
 OVERRIDE_ROLE = "override"
 """The ``role`` of a record of a gate overridden (:func:`record_override`), never a sign-off."""
+
+ROUTINE_RETRAIN_ROLE = "routine_retrain"
+"""The ``role`` of a record of a routine retrain that reused the standing sign-offs
+(:func:`record_routine_retrain`), never a sign-off."""
+
+_NOT_SIGN_OFFS = frozenset({OVERRIDE_ROLE, ROUTINE_RETRAIN_ROLE})
 
 _GOVERNANCE_YAML = "governance:\n  approvals: [security, privacy, business]"
 
@@ -131,10 +146,10 @@ def record_approval(project: Project, role: str, by: str, note: str | None = Non
             f"{project.spec_path} asks for no sign-offs (governance.approvals is empty or absent)",
             fix=f"list the roles that must sign off in the spec:\n{_GOVERNANCE_YAML}",
         )
-    if role == OVERRIDE_ROLE:
+    if role in _NOT_SIGN_OFFS:
         raise GovernanceError(
-            f"`{OVERRIDE_ROLE}` is kept for the records of promotions forced past the gate: "
-            "it cannot be a sign-off",
+            f"`{role}` is kept for the records of promotions forced past the gate and of "
+            "routine retrains: it cannot be a sign-off",
             fix=f"rename the role in governance.approvals of {project.spec_path}",
         )
     if role not in required:
@@ -175,6 +190,42 @@ def record_override(
     return append_record(project, OVERRIDE_ROLE, by, note)
 
 
+def record_routine_retrain(project: Project, note: str) -> Approval:
+    """Append that a routine retrain reused the standing sign-offs (``note`` names the version
+    and each sign-off reused), chained and signed like a sign-off, and return the record."""
+    if not note.strip():
+        raise GovernanceError(
+            "a routine retrain's record names the version and the sign-offs it reuses",
+            fix="pass the version and the sign-offs reused as the note",
+        )
+    return append_record(project, ROUTINE_RETRAIN_ROLE, "taxiway retrain", note)
+
+
+def routine_retrains(project: Project) -> list[Approval]:
+    """The verified records of routine retrains (:func:`record_routine_retrain`), oldest first."""
+    return [a for a in read_approvals(project) if a.role == ROUTINE_RETRAIN_ROLE]
+
+
+class ApprovalsLog:
+    """The approvals log as `taxiway retrain` reads and extends it
+    (:class:`~taxiway.rollout.retrain.StandingSignOffs`)."""
+
+    def standing(self, project: Project) -> dict[str, str | None]:
+        """Each role ``governance.approvals`` lists: ``<by> at <at> (record <seq>)`` of its
+        newest sign-off, or None when it has none."""
+        return {
+            s.role: None
+            if s.approval is None
+            else f"{s.approval.by} at {s.approval.at} (record {s.approval.seq})"
+            for s in sign_offs(project)
+        }
+
+    def record_routine(self, project: Project, version: int, note: str) -> None:
+        """Append the ``routine_retrain`` record of ``version``."""
+        del version  # the note names it
+        record_routine_retrain(project, note)
+
+
 def overrides(project: Project) -> list[Approval]:
     """The verified records of gates overridden (:func:`record_override`), oldest first."""
     return [a for a in read_approvals(project) if a.role == OVERRIDE_ROLE]
@@ -198,7 +249,7 @@ def sign_offs(project: Project) -> list[SignOff]:
     """Each role ``governance.approvals`` lists, with its newest verified sign-off."""
     newest: dict[str, Approval] = {}
     for approval in read_approvals(project):
-        if approval.role != OVERRIDE_ROLE:
+        if approval.role not in _NOT_SIGN_OFFS:
             newest[approval.role] = approval
     current = spec_sha256(project)
     return [SignOff(role, newest.get(role), current) for role in _required_roles(project)]

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from taxiway.errors import TaxiwayError
+from taxiway.rollout.history import history_fact
 from taxiway.spec.project import Project
 from taxiway.sprint import integration
 from taxiway.sprint.assess import Fact, assess, load_answers, observe, spec_declarations
@@ -108,6 +109,7 @@ def run_sprint(
     state.say("debrief", "runbooks")
     runbooks = write_runbooks(project, report_dir / "runbooks")
     state.facts["runbooks"] = [str(p) for p in runbooks]
+    state.facts["history"] = history_fact(project)
     debrief = Debrief(
         project=project.spec.name,
         spec_path=str(project.spec_path),

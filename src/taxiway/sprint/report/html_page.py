@@ -111,6 +111,11 @@ def render_html(debrief: Debrief) -> str:
         ),
         _section("approvals", "Approvals", _approvals_html(_fact(d, "approvals"))),
         _section("gates", "Monitoring and rollout", _gates_html(d)),
+        *(
+            [_section("history", "Model history", _history_html(history))]
+            if (history := _fact(d, "history"))
+            else []
+        ),
         _section("readiness", "Readiness assessment", _readiness_html(d.assessment)),
     ]
     return f"""<!doctype html>
@@ -279,6 +284,11 @@ def _freshness_html(found: dict[str, Any]) -> str:
     rows = _freshness_rows(found)
     table = _table("freshness-table", _FRESHNESS_HEADERS, rows) if rows else ""
     return f"{table}<p>{_prose(_freshness_line(found))}</p>"
+
+
+def _history_html(history: dict[str, Any]) -> str:
+    items = "".join(f"<li>{_e(str(line))}</li>" for line in history.get("lines", []))
+    return f'<ul id="history-list">{items}</ul>'
 
 
 def _approvals_html(approvals: dict[str, Any] | None) -> str:

@@ -118,6 +118,8 @@ def _md_facts(d: Debrief) -> list[tuple[str, list[str]]]:
         ("Approvals", _md_approvals(approvals) if approvals else [_NOT_MEASURED]),
         ("Monitoring and rollout", _md_table(_GATE_HEADERS, _gate_rows(d)) if _gate_rows(d)
          else [_NOT_MEASURED]),
+        *([("Model history", [f"- {_text(line)}" for line in history.get("lines", [])])]
+          if (history := _fact(d, "history")) else []),
     ]  # fmt: skip
     return sections
 
