@@ -10,7 +10,13 @@ import pyarrow as pa
 import pytest
 from tests.conftest import require
 
-from taxiway.data.history import append_history, applied_version, history_version, read_history
+from taxiway.data.history import (
+    HistoryWriter,
+    append_history,
+    applied_version,
+    history_version,
+    read_history,
+)
 from taxiway.data.stage import stage_sources
 from taxiway.engines.duckdb import connect
 from taxiway.errors import SourceError
@@ -47,6 +53,29 @@ def test_new_fields_widen_the_table(tmp_path: Path) -> None:
         {"k": 1, "note": None},
         {"k": 2, "note": "x"},
     ]
+
+
+def test_a_writer_keeps_the_table_open_across_appends_and_another_writers_commits(
+    tmp_path: Path,
+) -> None:
+    """One HistoryWriter, appends from creation on (the table kept open between them), a
+    schema widened, another writer's commit in between: every row once, each version where
+    it belongs, the app transaction recorded in the table."""
+    folder = tmp_path / "h"
+    writer = HistoryWriter(folder, "a")
+    assert writer.append(pa.table({"k": [1]}), 1)  # creates the table
+    assert writer.append(pa.table({"k": [2]}), 2)  # opens it, and keeps it
+    assert writer.append(pa.table({"k": [3], "note": ["x"]}), 3)
+    assert append_history(folder, pa.table({"k": [9]}), app_id="b", version=1) == 3
+    assert writer.append(pa.table({"k": [4]}), 4)  # its open table is a commit behind
+    assert not writer.append(pa.table({"k": [4]}), 4)  # redone: not appended
+    assert history_version(folder) == 4
+    assert (applied_version(folder, "a"), applied_version(folder, "b")) == (4, 1)
+    assert read_history(folder).sort_by("k").column("k").to_pylist() == [1, 2, 3, 4, 9]
+    assert read_history(folder, version=3).num_rows == 4
+    again = HistoryWriter(folder, "a")  # a restart reads what the table records
+    assert again.recorded == 4
+    assert not again.append(pa.table({"k": [4]}), 4)
 
 
 def test_an_absent_history_says_how_to_write_it(tmp_path: Path) -> None:

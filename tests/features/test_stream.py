@@ -309,18 +309,18 @@ CRASHING = textwrap.dedent(
 
     kill_after = int(sys.argv[2])
     applied = 0
-    original = stream.apply_events
+    original = stream.apply_grouped
 
-    def apply_then_die(store, view, table):
+    def apply_then_die(store, view, grouped, **options):
         global applied
-        added = original(store, view, table)
+        added = original(store, view, grouped, **options)
         if view.name == "agg":
             applied += added
         if applied >= kill_after:  # after agg's tiles, before top's
             os.kill(os.getpid(), signal.SIGKILL)
         return added
 
-    stream.apply_events = apply_then_die
+    stream.apply_grouped = apply_then_die
     project = Project.load(sys.argv[1], Path(sys.argv[3]))
     store = SqliteStore(project.state_dir / "online.sqlite")
     asyncio.run(stream.run_streams(project.spec, store, project.state_dir))

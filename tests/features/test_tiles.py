@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -28,7 +29,14 @@ from taxiway.features.lookup import lookup, lookup_values
 from taxiway.features.materialize import materialize
 from taxiway.features.online import RedisStore, SqliteStore
 from taxiway.features.pit import compute_view
-from taxiway.features.tiles import TiledView, apply_events
+from taxiway.features.tiles import (
+    TiledView,
+    apply_events,
+    apply_grouped,
+    events_of,
+    group_events,
+    read_tiled,
+)
 from taxiway.features.tiles_compact import compact
 from taxiway.spec import Project, load_spec_text
 
@@ -313,3 +321,95 @@ def test_a_tile_read_without_edge_tiles_reads_the_states(store_kind: str, tmp_pa
         assert found["1"]["agg"][1] == {}
     finally:
         close_store(store)
+
+
+KEY_VIEW = TiledView("kv", "e", ("a", "b"), "ts", 5, 1_000, ("x",), (True,), (True,), ())
+KEY_PARTS = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(-(2**40), 2**40)),
+            st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False)),
+        ),
+        max_size=30,
+    ),
+    a=st.sampled_from(["int", "text", "float"]),
+)
+def test_events_of_keys_and_values_are_each_rows_own(
+    rows: list[tuple[int | None, Any]], a: str
+) -> None:
+    """The columnar events_of gives, row by row, what the rule says: the key columns' text
+    joined by `|` (`str` of each value, ints and text as Python writes them), rows with a null
+    key part or time skipped, the known time ts + available_after, inputs as stored."""
+    n = len(rows)
+    firsts: list[Any] = [
+        None if i % 7 == 3 else (i * 37 if a != "text" else f"c{i}") for i in range(n)
+    ]
+    if a == "float":
+        firsts = [None if v is None else v + 0.5 for v in firsts]
+    seconds = [None if i % 5 == 4 else f"s{i % 3}" for i in range(n)]
+    values = [x for _, x in rows]
+    kind = pa.bool_() if any(isinstance(v, bool) for v in values) else pa.float64()
+    table = pa.table(
+        {
+            "a": pa.array(firsts),
+            "b": pa.array(seconds, pa.string()),
+            "ts": pa.array([t for t, _ in rows], pa.int64()).cast(pa.timestamp("us")),
+            "x": pa.array(
+                [v if (kind == pa.bool_()) == isinstance(v, bool) else None for v in values],
+                kind,
+            ),
+        }
+    )
+    expected = [
+        (f"{k}|{s}", [t + 5, x])
+        for k, s, t, x in zip(firsts, seconds, table.column("ts").cast(pa.int64()).to_pylist(),
+                              table.column("x").to_pylist(), strict=True)
+        if k is not None and s is not None and t is not None
+    ]  # fmt: skip
+    assert list(events_of(KEY_VIEW, table)) == expected
+
+
+def test_events_of_writes_decimals_and_times_as_materialization_stores_them() -> None:
+    view = TiledView("v", "e", ("k",), "ts", 0, 10, ("d", "t"), (True, False), (True, True), ())
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    table = pa.table(
+        {
+            "k": pa.array([True, None]),
+            "ts": pa.array([moment, moment]),
+            "d": pa.array([Decimal("1.25"), None], pa.decimal128(5, 2)),
+            "t": pa.array([moment, moment]),
+        }
+    )
+    us = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert list(events_of(view, table)) == [("True", [us, 1.25, moment.isoformat()])]
+
+
+def test_apply_grouped_with_the_stored_events_read_equals_apply_events(tmp_path: Path) -> None:
+    """The stream consumer reads the tiles' events once (the journal's pre-images) and hands
+    them over: the tiles come out as apply_events writes them."""
+    view = TiledView("v", "e", ("k",), "ts", 0, 1_000, ("x",), (True,), (True,),
+                     (("v__n", "count", -1, 3_000), ("v__s", "sum", 0, 3_000)))  # fmt: skip
+    first = pa.table({"k": [1, 2, 1], "ts": pa.array([10, 1_500, 20], pa.timestamp("us")),
+                      "x": [1.0, 2.0, None]})  # fmt: skip
+    second = pa.table({"k": [1, 1, 3], "ts": pa.array([5, 2_500, 7], pa.timestamp("us")),
+                       "x": [4.0, 8.0, 16.0]})  # fmt: skip
+    one, two = SqliteStore(tmp_path / "one.sqlite"), SqliteStore(tmp_path / "two.sqlite")
+    try:
+        for table in (first, second):
+            assert apply_events(one, view, table) == 3
+            grouped = group_events(view, table)
+            stored = two.tiles.events("e", "v", sorted(grouped))
+            assert apply_grouped(two, view, grouped, stored=stored) == 3
+        pairs = [(k, t) for k in ("1", "2", "3") for t in range(3)]
+        assert one.tiles.events("e", "v", pairs) == two.tiles.events("e", "v", pairs)
+        assert sorted(one.tiles.events("e", "v", pairs)) == [("1", 0), ("1", 2), ("2", 1), ("3", 0)]
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=2_999)
+        assert read_tiled(one, [view], ["1"], at) == read_tiled(two, [view], ["1"], at)
+        assert read_tiled(two, [view], ["1"], at)["1"]["v"] == {"v__n": 4, "v__s": 13.0}
+    finally:
+        one.close()
+        two.close()

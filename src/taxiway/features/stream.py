@@ -68,7 +68,15 @@ from taxiway.features.online._codec import decode, dumps
 from taxiway.features.stream_cdc import CdcApplier, CdcTotals, cdc_sources, consume_cdc
 from taxiway.features.stream_cdc_state import CdcState
 from taxiway.features.stream_journal import Pending, StreamJournal, UndoTile
-from taxiway.features.tiles import TiledView, apply_events, events_of, summarize, tile_table
+from taxiway.features.tiles import (
+    Event,
+    TiledView,
+    apply_events,
+    apply_grouped,
+    group_events,
+    summarize,
+    tile_table,
+)
 from taxiway.spec.models import AggregateView, NatsSource, PostgresSource, TaxiwaySpec
 
 __all__ = [
@@ -93,6 +101,10 @@ MSG_ID = "Nats-Msg-Id"
 FETCH_WAIT_S = 1.0
 FOLLOW_WAIT_S = 0.02
 CONNECT_TIMEOUT_S = 2.0
+
+
+# a view, the batch's events per (key, tile), and those tiles' stored events
+_Prepared = tuple[TiledView, dict[tuple[str, int], list[Event]], dict[tuple[str, int], bytes]]
 
 
 class StreamEvent(NamedTuple):
@@ -221,15 +233,34 @@ class StreamApplier:
             return result
         table = self._complete(checked.table.take(keep))
         batch = self.journal.last_batch(self.name) + 1
-        self.journal.begin(self.name, batch, _ipc(table), fresh, self._pre_images(table))
-        self._finish(batch, table, fresh)
+        prepared = self._prepare(table)
+        undo: list[UndoTile] = [
+            (view.name, view.entity, key, tile, stored.get((key, tile)))
+            for view, grouped, stored in prepared
+            for key, tile in sorted(grouped)
+        ]
+        self.journal.begin(self.name, batch, _ipc(table), fresh, undo)
+        self._finish(batch, table, fresh, prepared)
         result.applied = len(keep)
         return result
 
-    def _finish(self, batch: int, table: pa.Table, ids: Sequence[tuple[str, int]]) -> None:
-        """Steps 4-6: the tiles, the history (once per batch number), the journal's commit."""
-        for view in self.views:
-            apply_events(self.store, view, table)
+    def _finish(
+        self,
+        batch: int,
+        table: pa.Table,
+        ids: Sequence[tuple[str, int]],
+        prepared: Sequence[_Prepared] | None = None,
+    ) -> None:
+        """Steps 4-6: the tiles, the history (once per batch number), the journal's commit.
+
+        ``prepared``: the batch's events grouped per view and the tiles' stored events, as
+        read for the pre-images (None: grouped and read here, as after a crash)."""
+        if prepared is None:
+            for view in self.views:
+                apply_events(self.store, view, table)
+        else:
+            for view, grouped, stored in prepared:
+                apply_grouped(self.store, view, grouped, stored=stored)
         self.writer.append(table, batch)
         self.journal.commit(self.name, ids)
 
@@ -241,19 +272,17 @@ class StreamApplier:
                     table = table.append_column(column, pa.nulls(table.num_rows))
         return table
 
-    def _pre_images(self, table: pa.Table) -> list[UndoTile]:
-        undo: list[UndoTile] = []
+    def _prepare(self, table: pa.Table) -> list[_Prepared]:
+        """Per view: the batch's events grouped per tile, and those tiles' stored events (the
+        journal's pre-images, and what the tiles' update starts from: one read for both)."""
+        prepared: list[_Prepared] = []
         tiles = tile_table(self.store) if self.views else None
         for view in self.views:
             assert tiles is not None  # nosec B101
-            pairs = sorted(
-                {(key, event[0] // view.tile_us) for key, event in events_of(view, table)}
-            )
-            stored = tiles.events(view.entity, view.name, pairs)
-            undo += [
-                (view.name, view.entity, key, tile, stored.get((key, tile))) for key, tile in pairs
-            ]
-        return undo
+            grouped = group_events(view, table)
+            stored = tiles.events(view.entity, view.name, sorted(grouped))
+            prepared.append((view, grouped, stored))
+        return prepared
 
 
 def _ipc(table: pa.Table) -> bytes:

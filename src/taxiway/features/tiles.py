@@ -47,10 +47,11 @@ changed).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
@@ -65,6 +66,9 @@ from taxiway.spec.models import AggregateView, TaxiwaySpec
 __all__ = [
     "TiledView",
     "apply_events",
+    "apply_grouped",
+    "events_of",
+    "group_events",
     "read_tiled",
     "replace_tiles",
     "summarize",
@@ -76,6 +80,7 @@ __all__ = [
 _US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WRITE_CHUNK = 2_000  # tiles merged and written per store step
+_KNOWN = itemgetter(0)  # an event's known time
 
 Event = list[Any]  # [known time in epoch us, input value 0, input value 1, ...]
 # [events, [[n, sum, m2, min, max] per input]]: a tile's (or a window's) mergeable state
@@ -315,7 +320,14 @@ def read_tiled(
 def events_of(view: TiledView, table: pa.Table) -> Iterator[tuple[str, Event]]:
     """``(entity key, event)`` for each row of ``table`` (the source's columns: the entity
     keys, the timestamp, the view's inputs); rows without a time or a key are skipped, as
-    offline. A naive timestamp is UTC; text timestamps are parsed as ISO 8601."""
+    offline. A naive timestamp is UTC; text timestamps are parsed as ISO 8601. Keys are the
+    key columns' text joined by ``|``.
+
+    >>> view = TiledView("v", "e", ("id",), "ts", 0, 10, ("x",), (True,), (True,), ())
+    >>> list(events_of(view, pa.table({"id": [7, None], "ts": [datetime(1970, 1, 1, tzinfo=UTC)] * 2,
+    ...                                "x": [1.5, 2.0]})))
+    [('7', [0, 1.5])]
+    """
     missing = [c for c in (*view.keys, view.timestamp, *view.inputs) if c not in table.schema.names]
     if missing:
         raise FeatureError(
@@ -323,14 +335,18 @@ def events_of(view: TiledView, table: pa.Table) -> Iterator[tuple[str, Event]]:
             fix="pass the source's rows with its entity keys, timestamp and aggregated columns",
         )
     times = _epoch_us(table.column(view.timestamp))
-    keys = [table.column(k).to_pylist() for k in view.keys]
-    inputs = [[_plain(v) for v in table.column(c).to_pylist()] for c in view.inputs]
+    keys = _key_texts(table, view.keys)
+    inputs = [_plain_values(table.column(c)) for c in view.inputs]
     after = view.available_after_us
-    for row, ts in enumerate(times):
-        parts = [k[row] for k in keys]
-        if ts is None or any(p is None for p in parts):
-            continue
-        yield "|".join(str(p) for p in parts), [ts + after, *(c[row] for c in inputs)]
+    for key, ts, *values in zip(keys, times, *inputs, strict=True):
+        if ts is not None and key is not None:
+            yield key, [ts + after, *values]
+
+
+def group_events(view: TiledView, table: pa.Table) -> dict[tuple[str, int], list[Event]]:
+    """The events of ``table`` (:func:`events_of`) per ``(entity key, tile)``, each tile's
+    sorted by known time: what :func:`apply_grouped` adds."""
+    return _grouped(view, events_of(view, table))
 
 
 def apply_events(store: object, view: TiledView, table: pa.Table) -> int:
@@ -338,19 +354,39 @@ def apply_events(store: object, view: TiledView, table: pa.Table) -> int:
 
     Not idempotent (see the module docstring): the caller applies each event once.
     """
-    grouped = _grouped(view, events_of(view, table))
+    return apply_grouped(store, view, group_events(view, table))
+
+
+def apply_grouped(
+    store: object,
+    view: TiledView,
+    grouped: dict[tuple[str, int], list[Event]],
+    *,
+    stored: Mapping[tuple[str, int], bytes | None] | None = None,
+) -> int:
+    """:func:`apply_events` of events already grouped (:func:`group_events`); return how many.
+
+    ``stored``: the tiles' stored events as the caller just read them
+    (:meth:`TileTable.events`, a tile absent or None: no event yet), sparing a second read;
+    None reads them here.
+    """
     tiles = tile_table(store)
     pairs = list(grouped)
     added = 0
     for start in range(0, len(pairs), WRITE_CHUNK):
         chunk = pairs[start : start + WRITE_CHUNK]
-        stored = tiles.events(view.entity, view.name, chunk)
+        found = tiles.events(view.entity, view.name, chunk) if stored is None else stored
         rows = []
         for pair in chunk:
-            events = (decode(stored[pair]) if pair in stored else []) + grouped[pair]
-            events.sort(key=lambda e: e[0])
+            new = grouped[pair]
+            before = found.get(pair)
+            if before:
+                events = decode(before) + new
+                events.sort(key=_KNOWN)  # two sorted runs: one merge
+            else:
+                events = new
             rows.append((pair[0], pair[1], dumps(summarize(view, events)), dumps(events)))
-            added += len(grouped[pair])
+            added += len(new)
         tiles.put(view.entity, view.name, rows)
     return added
 
@@ -380,10 +416,44 @@ def _grouped(
     grouped: dict[tuple[str, int], list[Event]] = {}
     g = view.tile_us
     for key, event in events:
-        grouped.setdefault((key, event[0] // g), []).append(event)
+        pair = (key, event[0] // g)
+        found = grouped.get(pair)
+        if found is None:
+            grouped[pair] = [event]
+        else:
+            found.append(event)
     for found in grouped.values():
-        found.sort(key=lambda e: e[0])
+        if len(found) > 1:
+            found.sort(key=_KNOWN)
     return grouped
+
+
+def _key_texts(table: pa.Table, keys: Sequence[str]) -> list[str | None]:
+    """Each row's entity key: the key columns' text joined by ``|`` (None when one is null);
+    integer and text columns are converted by Arrow at once, others by ``str``."""
+    parts: list[Any] = []  # string arrays (chunked or not)
+    for name in keys:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            parts.append(pc.cast(column, pa.string()))
+        else:
+            texts = [None if v is None else str(v) for v in column.to_pylist()]
+            parts.append(pa.array(texts, pa.string()))
+    if len(parts) == 1:
+        return list(parts[0].to_pylist())
+    return list(pc.binary_join_element_wise(*parts, "|").to_pylist())
+
+
+_PLAIN = (pa.bool_(), pa.float32(), pa.float64(), pa.string(), pa.large_string(), pa.null())
+
+
+def _plain_values(column: pa.ChunkedArray[Any]) -> list[Any]:
+    """The column's values as :func:`_plain` makes them (plain types as Arrow gives them)."""
+    values = column.to_pylist()
+    if pa.types.is_integer(column.type) or column.type in _PLAIN:
+        return values
+    return [_plain(v) for v in values]
 
 
 def _epoch_us(column: pa.ChunkedArray[Any]) -> list[int | None]:

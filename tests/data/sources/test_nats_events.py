@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 from taxiway.data.contracts.loader import load_contract_text
 from taxiway.data.contracts.model import Contract
-from taxiway.data.sources.nats_events import CheckedEvents, check_events, event_problems
+from taxiway.data.sources.nats_events import (
+    CheckedEvents,
+    _text,
+    _texts,
+    check_events,
+    event_problems,
+)
 from taxiway.engines.duckdb import connect
 from taxiway.spec.models import NatsSource
 
@@ -186,3 +192,34 @@ def test_a_forked_child_checks_with_its_own_connection(tmp_path: Path) -> None:
     assert rejected[0][0] == 1
     assert rejected[0][1].startswith("amount.minimum")
     assert check([body(amount=3)]).ids == ["0"]  # the parent's still works
+
+
+SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            SCALAR,
+            st.text(max_size=5),
+            st.datetimes(timezones=st.just(UTC)),
+            st.lists(SCALAR, max_size=2),
+        ),
+        max_size=12,
+    ),
+    same=st.sampled_from(["mixed", "scalars", "text", "times"]),
+)
+def test_a_columns_text_is_each_values_own(values: list[Any], same: str) -> None:
+    """The column-at-once texts the contract checks (orjson over the list, Arrow, isoformat)
+    equal each value written alone, whatever mix of types the events hold."""
+    kind = {"scalars": (bool, int, float), "text": (str,), "times": (datetime,)}.get(same)
+    if kind is not None:
+        values = [v if isinstance(v, kind) else None for v in values]
+    rows = [{} if v is None else {"a": v} for v in values]
+    assert _texts(rows, "a").to_pylist() == [_text(v) for v in values]

@@ -33,6 +33,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import duckdb
@@ -200,20 +201,36 @@ def _contract_pass(
 
 def _texts(rows: list[dict[str, Any]], column: str) -> pa.Array[Any]:
     """Column ``column`` of ``rows`` as text, as :func:`_text` writes each value (a column of
-    text, or of whole numbers, converted by Arrow at once).
+    text, or of whole numbers, converted by Arrow at once; of numbers and booleans, written by
+    one ``orjson.dumps`` of the list; of times, by ``isoformat``).
 
     >>> _texts([{"a": 7}, {}, {"a": -2}], "a").to_pylist()
     ['7', None, '-2']
     >>> _texts([{"a": 1.5}, {"a": "x"}, {"a": True}], "a").to_pylist()
     ['1.5', 'x', 'true']
+    >>> _texts([{"a": 1.5}, {}, {"a": False}, {"a": 3}, {"a": 1e20}], "a").to_pylist()
+    ['1.5', None, 'false', '3', '1e+20']
     """
     values = [row.get(column) for row in rows]
-    with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array(values, pa.string())  # all text (or null)
-    if all(type(v) is int or v is None for v in values):  # whole numbers: as orjson writes them
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= {str}:
+        return pa.array(values, pa.string())
+    if kinds == {int}:  # whole numbers: as orjson writes them
         with contextlib.suppress(pa.ArrowInvalid, OverflowError):
             return pa.array(values, pa.int64()).cast(pa.string())
+    if kinds <= _SCALARS:  # numbers and booleans: orjson writes them all at once, no comma inside
+        with contextlib.suppress(TypeError):  # an integer beyond 64 bits: one by one, below
+            texts = orjson.dumps(values).decode()[1:-1].split(",")
+            return pa.array(
+                [None if v is None else t for v, t in zip(values, texts, strict=True)], pa.string()
+            )
+    if kinds == {datetime}:  # the parsed timestamps
+        return pa.array([None if v is None else v.isoformat() for v in values], pa.string())
     return pa.array([_text(v) for v in values], pa.string())
+
+
+_SCALARS = {int, float, bool}
 
 
 def _cast_sql(column: str, sql_type: str) -> str:
@@ -233,7 +250,7 @@ def _typed(
     contract's columns already cast."""
     ts = spec.timestamp
     assert ts is not None  # nosec B101
-    names = list(dict.fromkeys(k for row in rows for k in row))
+    names = list(dict.fromkeys(chain.from_iterable(rows)))
     if contract is not None:
         for prop in contract.table.properties:
             if prop.name not in names:
