@@ -173,7 +173,8 @@ for _name in ("approve", "runbook", "lineage", "forget"):
     _add(_name)
 _add("monitor", group=True)
 _add("rollout", group=True)  # the gradual rollout
-_add("retrain")  # one run of the retraining loop
+_add("retrain", group=True)  # one run of the retraining loop, and its exports
+_add("run")  # the retraining loop's scheduler
 _add("dashboard")  # the monitoring dashboard, without the service
 
 
