@@ -131,7 +131,7 @@ def test_once_runs_one_tick_and_exits(shop: Path, tmp_path: Path) -> None:
     again = _start(spec, log, "--once")
     assert again.wait(600) == 0, log.read_text()
     assert _count([log], "retrain: trigger") == 1  # a week has not passed
-    assert _count([log], "stopped") == 2
+    assert _count([log], "taxiway run: stopped\n") == 2
 
 
 def test_a_tick_that_is_not_a_duration_is_refused(tmp_path: Path) -> None:

@@ -17,10 +17,7 @@ from taxiway.spec.project import Project
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="Retrain the spec's model on the new window and take it through every gate; "
-    "`taxiway retrain export` writes the cadence for cron, Kubernetes or Airflow.",
-)
+app = typer.Typer()
 
 
 @app.callback(invoke_without_command=True)
@@ -48,6 +45,7 @@ def retrain(
     validation rows, audits, registers, and with retrain.auto_rollout starts the rollout.
     Exit 0 at no_new_data, candidate or rollout_started; 1 when the baseline, production or
     the audit stopped it (the candidate is archived); 3 when a source failed its contract.
+    `taxiway retrain export` writes the cadence for cron, Kubernetes or Airflow.
     """
     if ctx.invoked_subcommand is not None:
         return
