@@ -41,7 +41,7 @@ import json
 import math
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404: the stream consumer, our own CLI
 import sys
 import time
 import uuid
@@ -441,7 +441,7 @@ async def _ensure_consumer(
                str(project.spec_path), "--state-dir", str(project.state_dir),
                "--source", name]  # fmt: skip
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603: fixed arguments, no shell
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     deadline = time.monotonic() + timeout_s
