@@ -189,7 +189,9 @@ class _XGBoostTerms:
 
     def terms(self, X: np.ndarray) -> np.ndarray:
         matrix = self._xgboost.DMatrix(X, missing=math.nan, nthread=1)
-        return np.asarray(self._booster.predict(matrix, pred_contribs=True), dtype=np.float64)
+        # a pilot's booster may carry feature names; the served matrix's columns are in its order
+        out = self._booster.predict(matrix, pred_contribs=True, validate_features=False)
+        return np.asarray(out, dtype=np.float64)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         out = self._booster.inplace_predict(X, predict_type="margin", validate_features=False)
