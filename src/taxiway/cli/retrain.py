@@ -50,6 +50,7 @@ def retrain(
     if ctx.invoked_subcommand is not None:
         return
     from taxiway.rollout.retrain import run_retrain
+    from taxiway.sprint.approvals import ApprovalsLog
 
     project = Project.load(file, state_dir)
     moment = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
@@ -60,6 +61,7 @@ def retrain(
             as_of=moment,
             trigger=trigger,
             progress=lambda step: errors.print(escape(step)) if not as_json else None,
+            signoffs=ApprovalsLog(),  # a routine retrain reuses the standing sign-offs
         )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))

@@ -39,6 +39,7 @@ def run(
     """
     from taxiway.rollout.run import Scheduler
     from taxiway.spec.durations import parse_duration
+    from taxiway.sprint.approvals import ApprovalsLog
 
     try:
         period = parse_duration(tick)
@@ -51,7 +52,11 @@ def run(
         level=logging.INFO, format="%(asctime)s taxiway run: %(message)s", force=True
     )
     moment = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
-    scheduler = Scheduler(project, clock=None if moment is None else (lambda: moment))
+    scheduler = Scheduler(
+        project,
+        clock=None if moment is None else (lambda: moment),
+        signoffs=ApprovalsLog(),  # a routine retrain reuses the standing sign-offs
+    )
 
     def stop(signum: int, _frame: object) -> None:
         logging.getLogger("taxiway.run").info(

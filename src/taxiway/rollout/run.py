@@ -50,7 +50,7 @@ from taxiway.errors import TaxiwayError
 from taxiway.models.retrain import RetrainResult, retrain_policy
 from taxiway.rollout.controller import Controller
 from taxiway.rollout.leader import LeaderLock, registry_lock
-from taxiway.rollout.retrain import run_retrain
+from taxiway.rollout.retrain import StandingSignOffs, run_retrain
 from taxiway.spec.models import Rollout
 from taxiway.spec.project import Project
 
@@ -128,8 +128,10 @@ class Scheduler:
         clock: Clock | None = None,
         lock: LeaderLock | None = None,
         progress: Callable[[str], None] | None = None,
+        signoffs: StandingSignOffs | None = None,
     ) -> None:
         self.project = project
+        self.signoffs = signoffs
         self.policy = retrain_policy(project)
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.lock = lock or registry_lock(project, "retrain", "taxiway.run")
@@ -216,7 +218,9 @@ class Scheduler:
     def _retrain(self, trigger: str, now: datetime) -> RetrainResult | None:
         self.say(f"retrain: trigger {trigger}, as of {now.isoformat()}")
         try:
-            result = run_retrain(self.project, as_of=now, trigger=trigger, progress=self.say)
+            result = run_retrain(
+                self.project, as_of=now, trigger=trigger, progress=self.say, signoffs=self.signoffs
+            )
         except TaxiwayError as error:
             fix = f" (fix: {error.fix})" if error.fix else ""
             self.say(f"retrain failed: {error.message}{fix}")
