@@ -100,6 +100,7 @@ def test_the_charts_are_drawn_with_their_bars(loaded: Loaded) -> None:
     assert svgs == [
         "chart-timeline",
         "chart-model",
+        "lineage-graph",  # the registered version's lineage (issue 20)
         "chart-load",
         "chart-drill",
         "chart-drill-latency",
@@ -133,6 +134,8 @@ def test_the_tables_have_their_rows(loaded: Loaded) -> None:
         "checks-table": 6,
         "blockers-table": 4,
         "audit-table": 3,
+        "importance-table": 3,  # permutation importance beside mean |contribution|
+        "card-table-0": 2,  # the model card's metrics against the baseline
         "approvals-table": 4,
         "gates-table": 3,
         "readiness-observed": 2,
