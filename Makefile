@@ -53,9 +53,11 @@ demo-blocked: $(VENV)/.base examples/retail/data/.done
 # The sprint on examples/shop-recs: a recommender (EASE, item-to-item, popularity in the user's
 # segment, popularity) trained on a time split and judged against popularity, its audit,
 # /v1/recommend served, smoke- and load-tested, fault drills, the recommendation monitor and its
-# fallback drill. Exit 1 means "not deployed": the example's sign-offs are not recorded, and on a
-# 2-core machine one worker under the load test (~400 answers/s, 8 connections) misses the 50 ms
-# budget at p99 by a few ms: the debrief names both with their fixes (path 2).
+# fallback drill. Exit 1 means "not deployed": the example's sign-offs are not recorded, and the
+# two fault drills (the model down, the model slow) answer every request from the fallbacks but
+# the clients' p99 is over the 50 ms budget while the service's own stays within it (found at the
+# end of session 9, not yet explained); the load test (~1,900 answers/s at 8 connections, one
+# worker) is within it: the debrief names each blocker with its fix (path 2).
 demo-recs: $(VENV)/.base examples/shop-recs/data/.done
 	@$(BIN)/taxiway sprint -f examples/shop-recs/taxiway.yaml --as-of 2025-12-31 \
 		--report examples/shop-recs/.taxiway/report; status=$$?; [ $$status -le 1 ]
