@@ -36,11 +36,8 @@ number.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import os
-import signal
 import subprocess  # nosec B404: the stream consumer, our own CLI
 import sys
 import time
@@ -61,6 +58,7 @@ from taxiway.serving.log_files import log_files
 from taxiway.spec.durations import format_duration
 from taxiway.spec.models import AggregateView, NatsSource, TaxiwaySpec
 from taxiway.spec.project import Project
+from taxiway.sprint.served import stop_process
 
 __all__ = [
     "Freshness",
@@ -299,7 +297,7 @@ async def _measure(
     finally:
         await client.close()
         if process is not None:
-            _stop(process)
+            stop_process(process)
     base.measured, base.probes, base.seen, base.poll_ms = True, sent, len(seen), poll_s * 1000
     base.freshness_ms = [round(s * 1000, 2) for s in seen]
     if seen:
@@ -452,22 +450,8 @@ async def _ensure_consumer(
         if await _pulling(js, source):
             return "started", process
         await asyncio.sleep(0.2)
-    _stop(process)
+    stop_process(process)
     return f"`taxiway features stream` did not pull within {timeout_s:.0f}s (see {log})"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the consumer (it finishes its batch), SIGKILL after 15 s."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 async def _drain(js: Any, source: NatsSource, timeout_s: float) -> int:

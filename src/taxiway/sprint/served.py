@@ -23,7 +23,7 @@ from taxiway.serving.faults import ENV as FAULTS_ENV
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
-__all__ = ["RunningService", "running_service", "stop_service"]
+__all__ = ["RunningService", "running_service", "stop_process", "stop_service"]
 
 
 @dataclass
@@ -90,7 +90,12 @@ def running_service(
 
 def stop_service(service: RunningService) -> None:
     """SIGTERM the service's process group, then SIGKILL after 15 s."""
-    process = service.process
+    stop_process(service.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a child started with ``start_new_session`` (its whole process group: it finishes
+    what it has in hand), then SIGKILL after 15 s."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
