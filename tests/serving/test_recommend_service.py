@@ -5,7 +5,9 @@ and every list shown is in the log."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,6 +26,7 @@ from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.recommend.training import train_recommender
 from taxiway.serving.log import log_files
 from taxiway.serving.recommend_service import RecommendService
+from taxiway.serving.step_pace import STREAK
 from taxiway.spec.project import Project
 
 __all__ = ["trained_world"]  # the session fixture, used by name
@@ -387,3 +390,57 @@ def test_a_recommender_started_over_an_old_log_compacts_its_closed_files(
 
     asyncio.run(start_and_stop())
     assert sidecar_path(closed).exists()
+
+
+class ThreadNoting(Recommender):
+    """A Recommender that notes the thread each call of a fallback step (``stages`` given) ran
+    in: whether the service ran it on the event loop or in its fallback threads."""
+
+    threads: list[str]
+
+    def recommend(
+        self,
+        users: Sequence[str],
+        at: datetime,
+        k: int | None = None,
+        *,
+        recent: Sequence[Sequence[str]] | None = None,
+        stages: Sequence[str] | None = None,
+    ) -> list[list[Recommendation]]:
+        if stages is not None and stages[0] == "itemknn":
+            self.threads.append(threading.current_thread().name)
+        return super().recommend(users, at, k, recent=recent, stages=stages)
+
+
+def test_the_fallbacks_answering_a_broken_model_move_onto_the_event_loop_once_fast(
+    trained_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the model down, every request is the fallbacks': a version loaded anew runs them in
+    threads, and after STREAK fast ones on the loop (no thread hop, no GIL convoy), as the model
+    step does; the drilled model step itself stays in threads."""
+    monkeypatch.setenv("TAXIWAY_FAULTS", "recommend_model=down")
+    project = copy_world(trained_world, tmp_path)
+    service = _service(project)
+    try:
+        noting = ThreadNoting.load(Path(service.version.artifact_dir))
+        assert isinstance(noting, ThreadNoting)
+        noting.threads = []
+        service.recommender = noting  # loaded anew: no pace yet
+        for user in USERS[:4] * 3:
+            assert _ask(service, user, 5)["path"] == "fallback:itemknn"
+        loop = threading.current_thread().name  # asyncio.run's loop runs in this thread
+        assert all(name.startswith("taxiway-fallback") for name in noting.threads[:STREAK])
+        assert noting.threads[STREAK:] == [loop] * (12 - STREAK)
+    finally:
+        service.close()
+
+
+def test_a_started_service_keeps_the_collector_off_what_it_loaded(project: Project) -> None:
+    """Everything loaded at the start is frozen out of the collector: a full collection mid-request
+    (77 ms of the first requests' time in the sprint's drill before) walks only new objects."""
+    gc.unfreeze()
+    service = _service(project)
+    try:
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        service.close()

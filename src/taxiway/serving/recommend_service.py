@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -86,7 +87,7 @@ from taxiway.serving.recommend_arms import (
     load_served,
 )
 from taxiway.serving.service import ROLLOUT_POLL_ENV, compact_in_background
-from taxiway.serving.step_pace import INLINE_SHARE, StepPace
+from taxiway.serving.step_pace import INLINE_SHARE, STREAK, StepPace
 from taxiway.spec.models import Serving
 from taxiway.spec.project import Project
 
@@ -256,9 +257,12 @@ class RecommendService:
                 "recommend_model=slow",
             )
         self.feature_store = None if store is None else with_faults(store, self.faults)
-        # the model step may run on the event loop (step_pace) only when it waits on nothing
-        # remote: no online store, or SQLite in process; and never during a drill
-        self._may_inline = not self.faults and (store is None or isinstance(store, SqliteStore))
+        # a step may run on the event loop (step_pace) only when it waits on nothing remote: no
+        # online store, or SQLite in process, and no store drill; a drilled model step never
+        # does (its fault runs in its thread), the fallbacks that answer for it may
+        self._may_inline = "online_store" not in self.faults and (
+            store is None or isinstance(store, SqliteStore)
+        )
         # what the model step does first in a drill (None: nothing; never set in production)
         self._model_fault = model_fault(self.faults, self.budget_s)
         self.served = self._with_features(_load(project, pinned))
@@ -277,8 +281,10 @@ class RecommendService:
             max_workers=4, thread_name_prefix="taxiway-fallback"
         )
         self._ids = RequestIds()
-        # each loaded version's model-step pace: whether its step runs on the event loop
-        self._paces: weakref.WeakKeyDictionary[Recommender, StepPace] = weakref.WeakKeyDictionary()
+        # each loaded version's steps' paces (by path): whether a step runs on the event loop
+        self._paces: weakref.WeakKeyDictionary[Recommender, dict[str, StepPace]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._warm = warm_up
         if warm_up:  # before the logs open: a version that cannot answer leaves nothing open
             self._warm_up()
@@ -315,6 +321,11 @@ class RecommendService:
             self.metrics.fault.labels(target, mode).set(1)
             logger.warning("fault injected by %s: %s=%s", FAULTS_ENV, target, mode)
         self._tasks: list[asyncio.Task[None]] = []
+        # everything loaded so far lives as long as the process: keep the collector off it, so
+        # a full collection does not walk the libraries' objects mid-request (the first one,
+        # some requests after the start, took 77 ms of the step's thread: perf, not a guess)
+        gc.collect()
+        gc.freeze()
         self.ready = True
         self.not_ready_reason = ""
 
@@ -367,21 +378,39 @@ class RecommendService:
 
     def _warm_up(self, served: Served | None = None) -> None:
         """Answer once through every step of ``served`` (default: the served version), so the
-        first request pays no first-call costs."""
+        first request pays no first-call costs; then, where steps may run on the event loop,
+        time each step :data:`~taxiway.serving.step_pace.STREAK` more times, so a step that is
+        fast here starts on the loop instead of meeting the GIL convoy in threads on the first
+        requests (:mod:`taxiway.serving.step_pace`; one slow answer sends it back)."""
         served = served or self.served
         recommender = served.recommender
         users = [str(recommender.users[0])] if len(recommender.users) else ["__warm_up__"]
         now = self.clock()
         # through the step's thread pool too: its first thread starts here, not on a request
+        steps: list[tuple[str, Sequence[str] | None, float]] = []
         stages = served.model_stages
         try:
             self.executor.submit(lambda: recommender.recommend(users, now, stages=stages)).result()
+            steps.append(("model", stages, MODEL_SHARE))
         except FeatureError as error:  # the ranker's online store is down: fallbacks answer
             logger.warning("warming up the model without its online features: %s", error)
-        for _, fallback in served.fallbacks:
+        before = served.fallbacks[:-1]
+        for n, (path, fallback) in enumerate(served.fallbacks):
             self.fallback_executor.submit(
                 recommender.recommend, users, now, stages=fallback
             ).result()
+            if n < len(before):
+                steps.append((path, fallback, (FALLBACK_SHARE - MODEL_SHARE) / len(before)))
+        if not self._may_inline:
+            return
+        paces: dict[str, StepPace] = {}
+        for path, step_stages, share in steps:
+            pace = paces[path] = StepPace(self.budget_s * share * INLINE_SHARE)
+            for _ in range(STREAK):
+                cpu = time.thread_time()
+                recommender.recommend(users, now, stages=step_stages)
+                pace.observe(time.thread_time() - cpu)
+        self._paces[recommender] = paces  # one assignment: the loop may be reading the others
 
     async def start(self) -> None:
         """Flush the metrics now and then; watch the registry for a new version."""
@@ -700,7 +729,7 @@ class RecommendService:
                 served.model_stages,
                 model=True,
                 fault=self._model_fault,
-                pace=self._pace(recommender) if self._may_inline else None,
+                pace=self._pace(recommender, "model", MODEL_SHARE),
             )
             if got is not None:
                 breaker.success()
@@ -711,7 +740,14 @@ class RecommendService:
         for n, (path, stages) in enumerate(before, start=1):
             share = MODEL_SHARE + (FALLBACK_SHARE - MODEL_SHARE) * n / len(before)
             got, why = await self._within(
-                started + self.budget_s * share, recommender, users, at, request.k, recent, stages
+                started + self.budget_s * share,
+                recommender,
+                users,
+                at,
+                request.k,
+                recent,
+                stages,
+                pace=self._pace(recommender, path, (FALLBACK_SHARE - MODEL_SHARE) / len(before)),
             )
             if got is not None:
                 return self._answer(request, served, arm, got, path, reason, started, code)
@@ -743,12 +779,18 @@ class RecommendService:
     def _breaker(self, arm: str) -> CircuitBreaker:
         return self.candidate_breaker if arm == "candidate" else self.model_breaker
 
-    def _pace(self, recommender: Recommender) -> StepPace:
-        """The model-step pace of ``recommender`` (a version loaded anew starts in threads)."""
-        pace = self._paces.get(recommender)
+    def _pace(self, recommender: Recommender, path: str, share: float) -> StepPace | None:
+        """The pace of ``recommender``'s step ``path`` (``model`` or a fallback's path), whose
+        part of the budget is ``share`` of it (a version loaded anew starts in threads); None
+        when no step may run on the event loop."""
+        if not self._may_inline:
+            return None
+        paces = self._paces.get(recommender)
+        if paces is None:
+            paces = self._paces.setdefault(recommender, {})
+        pace = paces.get(path)
         if pace is None:
-            bound = self.budget_s * MODEL_SHARE * INLINE_SHARE
-            pace = self._paces.setdefault(recommender, StepPace(bound))
+            pace = paces[path] = StepPace(self.budget_s * share * INLINE_SHARE)
         return pace
 
     async def _within(
@@ -768,8 +810,8 @@ class RecommendService:
         """One step in a thread, abandoned at ``deadline``: its list, or None and why. The
         ``model`` step runs in the model's threads, a fallback in the fallbacks'; ``fault`` (a
         drill's, :func:`~taxiway.serving.faults.model_fault`) runs first in the step's thread.
-        With a ``pace`` (the model step's), the step is timed, and runs on the event loop when
-        the pace says so and no drill is on (:mod:`taxiway.serving.step_pace`)."""
+        With a ``pace`` (the step's), the step is timed, and runs on the event loop when the
+        pace says so and no fault is drilled on it (:mod:`taxiway.serving.step_pace`)."""
         left = deadline - time.perf_counter()
         if left <= 0:
             return None, "skipped: the budget was spent"

@@ -9,9 +9,10 @@ model that was merely shared (bench/recommend_serve.py, one worker at concurrenc
 answer of the measured window came from the fallback). On the event loop the step costs only
 its own work.
 
-The rule, for one loaded version: its step runs on the loop once its last :data:`STREAK` steps
-each took at most ``bound_s`` of CPU (the service gives :data:`INLINE_SHARE` of the model's
-share of the budget: 7.5 ms of the default 50 ms), timed where they ran (the CPU time of the
+The rule, for one step (the model's or one fallback's) of one loaded version: it runs on the
+loop once its last :data:`STREAK` runs each took at most ``bound_s`` of CPU (the service gives
+:data:`INLINE_SHARE` of the step's share of the budget: 7.5 ms of the default 50 ms for the
+model), timed where they ran (the CPU time of the
 step's thread: waiting for the GIL or a core does not count). A step that failed, was
 abandoned at its deadline or took more CPU than ``bound_s``, or two steps in a row that ran
 on the loop past their deadline, send the next ones back to threads, until a new streak. A
@@ -22,9 +23,11 @@ loop then finishes late without being slow; sending the next steps to threads wo
 in the GIL convoy above, where they overrun and open the breaker. Such a delay seldom hits two
 steps in a row (the requests queued behind a late step start their clocks after it), a hang
 does. A newly loaded version starts in threads (it has no streak).
-The service keeps every step in threads during a drill (``TAXIWAY_FAULTS``) and when its
-ranking stage reads a networked online store (Redis): a step that waits on a network can hang
-without spending CPU, which this rule would not see.
+The service keeps a drilled model step (``TAXIWAY_FAULTS=recommend_model=...``) in threads, and
+every step when its ranking stage reads a networked online store (Redis) or an online store
+drill is on: a step that waits on a network can hang without spending CPU, which this rule
+would not see. The fallbacks that answer for a drilled model follow the rule: a broken model
+sends every request to them, and in threads they would meet the convoy above.
 
 >>> pace = StepPace(bound_s=0.0075, streak=2)
 >>> pace.inline
