@@ -18,6 +18,7 @@ from taxiway.cli.emit import command_run
 from taxiway.cli.junit import write_junit
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.data.check import CheckReport, check_project
+from taxiway.engines.sql import Engine
 from taxiway.errors import EXIT_BLOCKED, EXIT_OK
 from taxiway.spec.project import Project
 
@@ -42,6 +43,14 @@ def check(
     as_of: Annotated[
         datetime | None,
         typer.Option(help="Judge freshness as of this time (default: now, UTC)."),
+    ] = None,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(help="Check contracts on duckdb or spark (default: the spec's `engine:`)."),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
     ] = None,
 ) -> None:
     """Check every source: reachable, readable by this role, true to its contract, fresh.
@@ -70,7 +79,9 @@ def check(
                 progress.remove_task(task)  # type: ignore[arg-type]
 
         with command_run(project, "check", emit.sources(project.spec)) as run:
-            report = check_project(project, as_of=moment, progress=report_progress)
+            report = check_project(
+                project, as_of=moment, progress=report_progress, engine=engine, master=master
+            )
             emit.checked(run, project.spec, report)
     if junit is not None:
         write_junit(report, junit)

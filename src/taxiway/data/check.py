@@ -2,6 +2,9 @@
 
 Never stops at the first problem: each source's failures become findings and the next source
 is checked. A `block` finding means nothing downstream of that source may run.
+
+``engine: spark`` (or ``engine="spark"``) runs the contract checks and writes the quarantine
+on Spark (:mod:`taxiway.data.stage_spark`), from the same SQL.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.report import ValidationReport
@@ -19,7 +22,9 @@ from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.findings import Finding, worst
 from taxiway.data.sources import Source, open_source
 from taxiway.data.stage import stage_source
-from taxiway.engines.duckdb import connect, quote_identifier
+from taxiway.data.stage_spark import open_spark_engine, stage_on_spark
+from taxiway.engines.duckdb import connect
+from taxiway.engines.sql import Engine, as_engine
 from taxiway.errors import SourceError, SpecError
 from taxiway.spec.models import (
     AggregateView,
@@ -32,6 +37,9 @@ from taxiway.spec.models import (
 )
 from taxiway.spec.project import Project
 from taxiway.spec.recommend import DenyFilter
+
+if TYPE_CHECKING:
+    from taxiway.engines.spark import SparkEngine
 
 __all__ = ["CheckReport", "SourceCheck", "check_project", "used_columns"]
 
@@ -162,19 +170,41 @@ def check_project(
     *,
     as_of: datetime | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
+    master: str | None = None,
 ) -> CheckReport:
-    """Check every source of ``project``; see the module docstring."""
+    """Check every source of ``project``; see the module docstring.
+
+    ``engine`` and ``master`` override the spec's ``engine:`` and ``spark.master``.
+    """
     run_id = new_run_id()
     report = CheckReport(run_id=run_id, spec=str(project.spec_path), sources=[])
     report.findings.extend(_spec_findings(project.spec))
-    for name in project.spec.sources:
-        if progress:
-            progress(name, "connecting")
-        report.sources.append(
-            _check_source(project, name, run_id, as_of or datetime.now(UTC), progress)
-        )
-        if progress:
-            progress(name, "done")
+    temp = project.state_dir / "tmp" / run_id
+    spark: SparkEngine | None = None
+    current = [""]
+    try:
+        if (engine or project.spec.engine) == "spark":
+            temp.mkdir(parents=True, exist_ok=True)
+
+            def say(step: str) -> None:
+                if progress and current[0]:
+                    progress(current[0], step)
+
+            spark = open_spark_engine(project, temp, master, say)
+        for name in project.spec.sources:
+            current[0] = name
+            if progress:
+                progress(name, "connecting")
+            report.sources.append(
+                _check_source(project, name, run_id, as_of or datetime.now(UTC), progress, spark)
+            )
+            if progress:
+                progress(name, "done")
+    finally:
+        if spark is not None:
+            spark.close()
+        shutil.rmtree(temp, ignore_errors=True)
     return report
 
 
@@ -199,7 +229,12 @@ def _spec_findings(spec: TaxiwaySpec) -> list[Finding]:
 
 
 def _check_source(
-    project: Project, name: str, run_id: str, as_of: datetime, progress: Progress | None
+    project: Project,
+    name: str,
+    run_id: str,
+    as_of: datetime,
+    progress: Progress | None,
+    spark: SparkEngine | None = None,
 ) -> SourceCheck:
     declared = project.spec.sources[name]
     started = time.perf_counter()
@@ -221,7 +256,7 @@ def _check_source(
                 return result
         if progress:
             progress(name, "reading")
-        _validate_source(project, reader, needed, result, run_id, as_of, progress)
+        _validate_source(project, reader, needed, result, run_id, as_of, progress, spark)
     except SourceError as error:
         result.findings.append(Finding(name, "source.read", "block", error.message, fix=error.fix))
     finally:
@@ -250,6 +285,7 @@ def _validate_source(
     run_id: str,
     as_of: datetime,
     progress: Progress | None,
+    spark: SparkEngine | None = None,
 ) -> None:
     name = result.name
     staging = project.state_dir / "staging" / run_id
@@ -259,15 +295,17 @@ def _validate_source(
     try:
         if progress:
             progress(name, "validating")
-        staged = stage_source(project, con, reader, run_id=run_id, as_of=as_of, staging_dir=staging)
+        if spark is None:
+            staged = stage_source(
+                project, con, reader, run_id=run_id, as_of=as_of, staging_dir=staging
+            )
+        else:
+            staged = stage_on_spark(
+                project, spark, con, reader, run_id=run_id, as_of=as_of, staging_dir=staging
+            )
         result.rows = staged.rows
         result.validation = staged.validation
-        present = {
-            str(row[0])
-            for row in con.execute(
-                f"DESCRIBE SELECT * FROM {quote_identifier(f'source_{name}')}"  # nosec B608
-            ).fetchall()
-        }
+        present = set(as_engine(spark or con).columns(f"source_{name}"))
         for column in needed:
             if column not in present:
                 result.findings.append(

@@ -32,7 +32,7 @@ from taxiway.errors import ContractViolation
 from taxiway.spec.models import DuckDBSource
 from taxiway.spec.project import Project
 
-__all__ = ["StagedSource", "fingerprint", "stage_source", "stage_sources"]
+__all__ = ["StagedSource", "fingerprint", "raise_if_blocked", "stage_source", "stage_sources"]
 
 
 @dataclass
@@ -128,10 +128,8 @@ def stage_sources(
     ``keep_quarantine=False`` still leaves bad rows out but writes no quarantine file (for
     repeated jobs such as materialization, which would otherwise pile up copies).
     """
-    staged: dict[str, StagedSource] = {}
-    blocking: list[Finding] = []
-    for name in names:
-        result = stage_source(
+    staged = {
+        name: stage_source(
             project,
             con,
             open_source(name, project.spec.sources[name]),
@@ -139,15 +137,21 @@ def stage_sources(
             as_of=as_of,
             keep_quarantine=keep_quarantine,
         )
-        staged[name] = result
-        blocking.extend(f for f in result.findings if f.blocks)
+        for name in names
+    }
+    raise_if_blocked(staged)
+    return staged
+
+
+def raise_if_blocked(staged: dict[str, StagedSource]) -> None:
+    """Raise :class:`ContractViolation` naming every `block` finding of ``staged``."""
+    blocking = [f for result in staged.values() for f in result.findings if f.blocks]
     if blocking:
         lines = "; ".join(f"{f.source} · {f.rule}: {f.message}" for f in blocking)
         raise ContractViolation(
             f"blocked by the data contracts: {lines}",
             fix="run `taxiway check` for the details and fix the data (or the contract) first",
         )
-    return staged
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> str:

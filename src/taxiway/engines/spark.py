@@ -122,6 +122,11 @@ class SparkEngine:
             frame.createOrReplaceTempView(name)
             self._tables[name] = frame
 
+    def create_view(self, name: str, sql: str) -> None:
+        """Keep ``sql`` as ``name``, recomputed by each statement that reads it (not cached)."""
+        with self._reported(f"computing {name}"):
+            self.session.sql(to_spark(sql)).createOrReplaceTempView(name)
+
     def drop_table(self, name: str) -> None:
         """Forget ``name``."""
         self.session.catalog.dropTempView(name)
@@ -137,9 +142,14 @@ class SparkEngine:
 
     def fetch_one(self, sql: str) -> tuple[Any, ...] | None:
         """The first row of ``sql``."""
-        with self._reported("a query"):
+        with self._reported("a query", told="computing"):
             rows = self.session.sql(to_spark(sql)).take(1)
         return tuple(rows[0]) if rows else None
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of ``sql``, collected to the driver (a few: samples)."""
+        with self._reported("a query", told="computing"):
+            return [row.asDict() for row in self.session.sql(to_spark(sql)).collect()]
 
     def write_parquet(self, sql: str, out: Path) -> int:
         """Write the rows of ``sql``, in their order, as one Parquet file ``out``."""

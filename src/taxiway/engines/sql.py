@@ -41,6 +41,10 @@ class SqlEngine(Protocol):
         """Make ``name`` hold the rows of ``sql`` (replacing any table of that name)."""
         ...
 
+    def create_view(self, name: str, sql: str) -> None:
+        """Make ``name`` a view of ``sql``: computed whenever it is read, never stored."""
+        ...
+
     def drop_table(self, name: str) -> None:
         """Forget table ``name`` if it exists."""
         ...
@@ -51,6 +55,10 @@ class SqlEngine(Protocol):
 
     def fetch_one(self, sql: str) -> tuple[Any, ...] | None:
         """The first row of ``sql``."""
+        ...
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """Every row of ``sql`` (a few: samples) as column name -> value."""
         ...
 
     def write_parquet(self, sql: str, out: Path) -> int:
@@ -74,6 +82,10 @@ class DuckDBEngine:
         """``CREATE OR REPLACE TEMP TABLE name AS sql``."""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(name)} AS {sql}")
 
+    def create_view(self, name: str, sql: str) -> None:
+        """``CREATE OR REPLACE TEMP VIEW name AS sql``."""
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS {sql}")
+
     def drop_table(self, name: str) -> None:
         """``DROP TABLE IF EXISTS name``."""
         self.con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
@@ -86,6 +98,12 @@ class DuckDBEngine:
     def fetch_one(self, sql: str) -> tuple[Any, ...] | None:
         """The first row, draining the result."""
         return fetch_one(self.con, sql)
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """Fetched whole."""
+        cursor = self.con.execute(sql)
+        names = [column[0] for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def write_parquet(self, sql: str, out: Path) -> int:
         """``COPY (sql) TO out`` (zstd)."""

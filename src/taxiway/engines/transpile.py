@@ -9,7 +9,11 @@ are added here, each exact:
 - a distinct window count, which Spark refuses, is the size of the window's set of values
   (``count(DISTINCT v) OVER w`` -> ``size(collect_set(v) OVER w)`` as a BIGINT; both skip
   nulls);
-- ``WITH x AS MATERIALIZED`` loses the hint (Spark has no such keyword; results are equal).
+- ``WITH x AS MATERIALIZED`` loses the hint (Spark has no such keyword; results are equal);
+- ``regexp_full_match(x, 'p')`` (a contract's number-as-text check) is ``x RLIKE '^(?:p)\\z'``
+  (``\\z``: the end of the text, where Java's ``$`` also matches before a final newline);
+- ``isfinite(x)``, which Spark lacks, is ``abs(x) < CAST('Infinity' AS DOUBLE)`` (false for
+  NaN, which Spark orders above every number; null for null).
 
 What has no Spark form is refused with the construct's name, so a plan that forgot a portable
 form fails loudly instead of running wrong: an ``ASOF`` join, ``UNION ... BY NAME``,
@@ -19,6 +23,8 @@ form fails loudly instead of running wrong: an ``ASOF`` join, ``UNION ... BY NAM
 
 >>> to_spark("SELECT NULL::BIGINT AS x, count(DISTINCT v) OVER (PARTITION BY k) AS n FROM t")
 'SELECT CAST(NULL AS BIGINT) AS x, CAST(SIZE(COLLECT_SET(v) OVER (PARTITION BY k)) AS BIGINT) AS n FROM t'
+>>> print(to_spark("SELECT regexp_full_match(v, '[0-9]+'), isfinite(x) FROM t"))
+SELECT v RLIKE '^(?:[0-9]+)\\\\z', ABS(x) < CAST('Infinity' AS DOUBLE) FROM t
 >>> to_spark("SELECT * FROM s ASOF JOIN e ON s.k = e.k AND s.t >= e.t")  # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 TranspileError: this query has an ASOF join, which Spark SQL lacks
@@ -95,6 +101,15 @@ def _refuse_unportable(tree: exp.Expr) -> None:
 
 
 def _rewrite(node: exp.Expr) -> exp.Expr:
+    if isinstance(node, exp.RegexpFullMatch):
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise TranspileError("regexp_full_match() needs a literal pattern on Spark", fix=_FIX)
+        anchored = exp.Literal.string(f"^(?:{pattern.this})\\z")
+        return exp.RegexpLike(this=node.this, expression=anchored)
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "isfinite":
+        infinity = exp.cast(exp.Literal.string("Infinity"), exp.DataType.Type.DOUBLE)
+        return exp.LT(this=exp.Abs(this=node.expressions[0]), expression=infinity)
     if isinstance(node, exp.CTE) and node.args.get("materialized"):
         node.set("materialized", None)
         return node

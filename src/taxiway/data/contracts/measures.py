@@ -1,4 +1,9 @@
-"""The SQL a validation runs over a source: one aggregate pass, uniqueness, failing samples."""
+"""The SQL a validation runs over a source: one aggregate pass, uniqueness, failing samples.
+
+Written once, in DuckDB's dialect, for any engine of :mod:`taxiway.engines.sql` (Spark
+transpiles it). Where DuckDB has a faster form Spark lacks (a list of duplicated keys sliced
+in the counting pass, a list parameter), a portable engine gets the portable one.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from typing import Any
 import duckdb
 
 from taxiway.data.contracts.rules import Rule, RulePlan
-from taxiway.engines.duckdb import fetch_one, quote_identifier
-from taxiway.errors import SourceError
+from taxiway.engines.duckdb import quote_identifier
+from taxiway.engines.sql import SqlEngine
+from taxiway.errors import SourceError, TaxiwayError
 
 __all__ = ["MASK", "SAMPLE_ROWS", "Measures", "SourceQuery", "measure", "samples"]
 
@@ -20,24 +26,33 @@ SAMPLE_ROWS = 5
 
 @dataclass(frozen=True)
 class SourceQuery:
-    con: duckdb.DuckDBPyConnection
+    engine: SqlEngine
     source: str
 
     def one(self, sql: str) -> tuple[Any, ...]:
         try:
-            row = fetch_one(self.con, sql)
-        except duckdb.Error as error:
+            row = self.engine.fetch_one(sql)
+        except (duckdb.Error, TaxiwayError) as error:
             raise SourceError(
-                f"source `{self.source}`: validation query failed: {str(error).splitlines()[0]}",
-                fix="check the contract's rules against the source's columns",
+                f"source `{self.source}`: validation query failed: {_first_line(error)}",
+                fix=getattr(error, "fix", None)
+                or "check the contract's rules against the source's columns",
             ) from None
         assert row is not None  # nosec B101
         return tuple(row)
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-        cursor = self.con.execute(sql, params or None)
-        names = [column[0] for column in cursor.description or []]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        if params:  # only DuckDB gets a parameter (see samples)
+            con = self.engine.con  # type: ignore[attr-defined]
+            cursor = con.execute(sql, params)
+            names = [column[0] for column in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return self.engine.rows(sql)
+
+
+def _first_line(error: BaseException) -> str:
+    text = error.message if isinstance(error, TaxiwayError) else str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass
@@ -81,6 +96,12 @@ def _duplicates(query: SourceQuery, relation: str, rule: Rule) -> tuple[int, lis
     assert rule.unique_over is not None  # nosec B101
     cols = [quote_identifier(c) for c in rule.unique_over]
     present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    if query.engine.portable:  # no list slices on Spark: samples find the keys again
+        (count,) = query.one(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {relation} "  # nosec B608
+            f"WHERE {present} GROUP BY {', '.join(cols)} HAVING count(*) > 1)"
+        )
+        return int(count), []
     key = cols[0] if len(cols) == 1 else f"row({', '.join(cols)})"
     count, keys = query.one(
         f"SELECT coalesce(sum(n - 1), 0), list(k)[1:{SAMPLE_ROWS}] FROM ("  # nosec B608
@@ -103,7 +124,7 @@ def samples(
     else:
         assert rule.unique_over is not None  # nosec B101
         cols = [quote_identifier(c) for c in rule.unique_over]
-        if len(cols) == 1:  # the keys found while counting: no second pass
+        if len(cols) == 1 and not query.engine.portable:  # the keys found while counting
             where = f"list_contains(?, {cols[0]})"
             params = [duplicated_keys or []]
         else:

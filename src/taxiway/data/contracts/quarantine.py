@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from taxiway.data.contracts.measures import SourceQuery
 from taxiway.data.contracts.report import RuleResult, ValidationReport
 from taxiway.data.contracts.rules import Rule, RulePlan
@@ -15,7 +13,6 @@ __all__ = ["set_aside"]
 
 
 def set_aside(
-    con: duckdb.DuckDBPyConnection,
     query: SourceQuery,
     view: str,
     columns: list[str],
@@ -28,7 +25,8 @@ def set_aside(
 ) -> None:
     """Create ``<view>__clean`` without the rows failing a quarantine rule; write those rows to
     ``<quarantine_dir>/<run_id>.parquet`` with a ``_reason`` column, and record both in
-    ``report``."""
+    ``report``. The clean view is a view on either engine: computed by what reads it."""
+    engine = query.engine
     relation = quote_identifier(view)
     results: list[RuleResult] = report.results
     to_quarantine = [
@@ -36,18 +34,17 @@ def set_aside(
         for rule, result in zip(plan.rules, results, strict=False)
         if rule.policy == "quarantine" and rule.row_level and (result.failing or 0) > 0
     ]
-    clean = quote_identifier(f"{view}__clean")
     report.clean_view = f"{view}__clean"
     if not to_quarantine:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {clean} AS SELECT * FROM {relation}")  # nosec B608
+        engine.create_view(report.clean_view, f"SELECT * FROM {relation}")  # nosec B608
     else:
         failing_rules = [rule for rule, _ in to_quarantine]
         base = _with_row_numbers(relation, failing_rules, order_by, columns)
         failing = " OR ".join(_fails(rule, i) for i, rule in enumerate(failing_rules))
         numbers = ", ".join(f'"__tw_rn{i}"' for i in range(len(failing_rules)))
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {clean} AS "  # nosec B608
-            f"SELECT * EXCLUDE ({numbers}) FROM ({base}) WHERE NOT ({failing})"
+        engine.create_view(
+            report.clean_view,
+            f"SELECT * EXCLUDE ({numbers}) FROM ({base}) WHERE NOT ({failing})",  # nosec B608
         )
         if quarantine_dir is not None:
             quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -61,9 +58,8 @@ def set_aside(
                 f"SELECT * EXCLUDE ({extra}), concat_ws('; ', {reasons}) AS _reason "  # nosec B608
                 f"FROM ({base}) WHERE {failing}"
             )
-            written = query.one(f"COPY ({select}) TO {quote_literal(str(path))} (FORMAT parquet)")
             report.quarantine_path = path
-            report.quarantined_rows = int(written[0])
+            report.quarantined_rows = engine.write_parquet(select, path)
 
 
 def _fails(rule: Rule, index: int) -> str:

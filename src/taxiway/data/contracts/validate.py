@@ -3,7 +3,8 @@
 One aggregate pass counts the failing rows of every rule; only failing rules are sampled, and
 rows failing a `quarantine` rule are written once to ``<dir>/<run id>.parquet`` with a
 ``_reason`` column. Anything DuckDB can scan works: a registered source view, an Arrow table,
-a pandas or polars frame.
+a pandas or polars frame. The same SQL runs on Spark when ``validate`` is given a Spark engine
+(:mod:`taxiway.engines.spark`; ``taxiway check --engine spark``).
 
 >>> import pyarrow as pa
 >>> from taxiway.data.contracts.loader import load_contract_text
@@ -39,6 +40,7 @@ from taxiway.data.contracts.report import RuleResult, ValidationReport
 from taxiway.data.contracts.rules import FreshnessRule, Rule, RulePlan, compile_rules
 from taxiway.data.findings import Finding
 from taxiway.engines.duckdb import connect, quote_identifier
+from taxiway.engines.sql import SqlEngine, as_engine
 from taxiway.spec.durations import format_duration
 
 __all__ = ["MASK", "new_run_id", "validate", "validate_frame"]
@@ -79,7 +81,7 @@ def validate_frame(
 
 
 def validate(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     view: str,
     contract: Contract,
     *,
@@ -89,17 +91,16 @@ def validate(
     as_of: datetime | None = None,
     order_by: str | None = None,
 ) -> ValidationReport:
-    """Check the rows of ``view`` (scannable in ``con``) against ``contract``.
+    """Check the rows of ``view`` (scannable in ``con``, a DuckDB connection or an engine)
+    against ``contract``.
 
     ``order_by`` (the source's timestamp) decides which of several duplicated rows is kept:
     the earliest; the others are the failing ones.
     """
-    query = SourceQuery(con, source)
+    engine = as_engine(con)
+    query = SourceQuery(engine, source)
     relation = quote_identifier(view)
-    columns = {
-        str(name): str(kind)
-        for name, kind, *_ in con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # nosec B608
-    }
+    columns = engine.columns(view)
     plan = compile_rules(contract, columns, source=source)
     findings: list[Finding] = [*plan.drift, *plan.notes]
     measured = measure(query, relation, plan)
@@ -126,7 +127,6 @@ def validate(
 
     report = ValidationReport(source=source, rows=rows, results=results, findings=findings)
     set_aside(
-        con,
         query,
         view,
         list(columns),

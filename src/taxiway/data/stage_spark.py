@@ -1,0 +1,142 @@
+"""Stage sources on Spark (``engine: spark``): the contract checked and the bad rows set aside
+by Spark itself, with the SQL of :mod:`taxiway.data.contracts` (one definition, transpiled).
+
+A Parquet file source is read by Spark where it lies. Any other source is read by its DuckDB
+reader and handed to Spark as one Parquet file in the run's temporary folder (which a
+cluster's workers must be able to read). Either way the rows, the rules' counts, the samples,
+the quarantine file and the clean view come from Spark; the clean view (``source_<name>__clean``)
+is a Spark view that the plan reads next (materialization, training sets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from taxiway.data.contracts.loader import load_contract
+from taxiway.data.contracts.validate import validate
+from taxiway.data.sources import Source, open_source
+from taxiway.data.sources.file import FileReader
+from taxiway.data.stage import StagedSource, fingerprint, raise_if_blocked
+from taxiway.engines.duckdb import quote_identifier, quote_literal
+from taxiway.errors import MissingExtraError
+from taxiway.spec.models import FileSource
+from taxiway.spec.project import Project
+
+if TYPE_CHECKING:
+    from taxiway.engines.spark import SparkEngine
+
+__all__ = ["open_spark_engine", "stage_on_spark", "stage_sources_on_spark"]
+
+
+def open_spark_engine(
+    project: Project,
+    temp: Path,
+    master: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SparkEngine:
+    """A Spark engine on ``master`` (default: the spec's ``spark.master``, else ``local[2]``)
+    with the spec's ``spark.conf``; ``progress`` hears the stages done (see SparkEngine)."""
+    # optional extra (spark): PySpark and SQLGlot load only when a command asks for Spark
+    try:
+        from taxiway.engines.spark import DEFAULT_MASTER, SparkEngine, spark_session
+    except ModuleNotFoundError as error:
+        raise MissingExtraError(
+            "spark", needed_by="engine: spark", missing=[error.name or "sqlglot"]
+        ) from None
+    settings = project.spec.spark
+    conf = {
+        k: str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in (settings.conf if settings else {}).items()
+    }
+    session = spark_session(master or (settings.master if settings else DEFAULT_MASTER), conf)
+    return SparkEngine(session, temp, progress=progress)
+
+
+def stage_on_spark(
+    project: Project,
+    engine: SparkEngine,
+    con: duckdb.DuckDBPyConnection,
+    reader: Source,
+    *,
+    run_id: str,
+    as_of: datetime | None = None,
+    staging_dir: Path,
+    keep_quarantine: bool = True,
+) -> StagedSource:
+    """``stage_source`` on Spark: register ``reader`` as ``source_<name>`` in ``engine``,
+    validate it there against its contract and return its clean view. ``con`` reads the
+    sources Spark does not read itself. Raises nothing on `block` findings."""
+    name = reader.name
+    raw = f"source_{name}"
+    declared = reader.spec
+    if isinstance(reader, FileReader) and isinstance(declared, FileSource):
+        direct = reader.format() == "parquet"
+    else:
+        direct = False
+    if direct:
+        assert isinstance(reader, FileReader)  # nosec B101
+        engine.register_parquet(raw, reader.files())
+    else:
+        reader.register(con, raw, staging_dir)
+        handed = engine.temp / f"handoff-{name}.parquet"
+        con.execute(
+            f"COPY (SELECT * FROM {quote_identifier(raw)}) "  # nosec B608
+            f"TO {quote_literal(str(handed))} (FORMAT parquet)"
+        )
+        engine.register_parquet(raw, [str(handed)])
+    digest = fingerprint(con, reader, raw)  # files by their stat; others scanned in DuckDB
+    if declared.contract is None:
+        row = engine.fetch_one(f"SELECT count(*) FROM {quote_identifier(raw)}")  # nosec B608
+        return StagedSource(name=name, view=raw, rows=int(row[0]) if row else 0, fingerprint=digest)
+    report = validate(
+        engine,
+        raw,
+        load_contract(declared.contract),
+        source=name,
+        quarantine_dir=project.state_dir / "quarantine" / name if keep_quarantine else None,
+        run_id=run_id,
+        as_of=as_of,
+        order_by=declared.timestamp,
+    )
+    return StagedSource(
+        name=name,
+        view=report.clean_view or raw,
+        rows=report.rows,
+        fingerprint=digest,
+        validation=report,
+        findings=list(report.findings),
+    )
+
+
+def stage_sources_on_spark(
+    project: Project,
+    engine: SparkEngine,
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    *,
+    run_id: str,
+    as_of: datetime | None = None,
+    keep_quarantine: bool = True,
+) -> dict[str, StagedSource]:
+    """``stage_sources`` on Spark: raise :class:`ContractViolation` if any source blocks."""
+    staging = project.state_dir / "staging" / run_id
+    staged = {
+        name: stage_on_spark(
+            project,
+            engine,
+            con,
+            open_source(name, project.spec.sources[name]),
+            run_id=run_id,
+            as_of=as_of,
+            staging_dir=staging,
+            keep_quarantine=keep_quarantine,
+        )
+        for name in names
+    }
+    raise_if_blocked(staged)
+    return staged
