@@ -12,6 +12,8 @@ are added here, each exact:
 - ``WITH x AS MATERIALIZED`` loses the hint (Spark has no such keyword; results are equal);
 - ``regexp_full_match(x, 'p')`` (a contract's number-as-text check) is ``x RLIKE '^(?:p)\\z'``
   (``\\z``: the end of the text, where Java's ``$`` also matches before a final newline);
+  in ``regexp_matches(x, 'p')`` (``RLIKE``) each ``$`` of ``p`` outside a character class
+  becomes ``\\z`` for the same reason, unless ``p`` sets flags (``(?m)``...).
 - ``isfinite(x)``, which Spark lacks, is ``abs(x) < CAST('Infinity' AS DOUBLE)`` (false for
   NaN, which Spark orders above every number; null for null).
 
@@ -37,7 +39,14 @@ from sqlglot import exp
 
 from taxiway.errors import TaxiwayError
 
-__all__ = ["DUCKDB_ONLY", "TranspileError", "duckdb_type", "spark_type", "to_spark"]
+__all__ = [
+    "DUCKDB_ONLY",
+    "TranspileError",
+    "duckdb_type",
+    "spark_type",
+    "strict_end",
+    "to_spark",
+]
 
 DUCKDB_ONLY = frozenset({"create_sort_key", "epoch_us", "arg_max", "arg_min", "list_distinct"})
 """DuckDB functions that SQLGlot passes through to Spark, where they do not exist (or take
@@ -107,6 +116,11 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
             raise TranspileError("regexp_full_match() needs a literal pattern on Spark", fix=_FIX)
         anchored = exp.Literal.string(f"^(?:{pattern.this})\\z")
         return exp.RegexpLike(this=node.this, expression=anchored)
+    if isinstance(node, exp.RegexpLike) and isinstance(node.expression, exp.Literal):
+        pattern = node.expression.this
+        if "(?" not in pattern.replace("(?:", ""):  # flags could make `$` an end of line
+            node.set("expression", exp.Literal.string(strict_end(pattern)))
+        return node
     if isinstance(node, exp.Anonymous) and node.name.lower() == "isfinite":
         infinity = exp.cast(exp.Literal.string("Infinity"), exp.DataType.Type.DOUBLE)
         return exp.LT(this=exp.Abs(this=node.expressions[0]), expression=infinity)
@@ -123,3 +137,32 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
         window.set("this", exp.ArrayUniqueAgg(this=values[0]))
         return exp.cast(exp.ArraySize(this=window), exp.DataType.Type.BIGINT)
     return node
+
+
+def strict_end(pattern: str) -> str:
+    """``pattern`` with each ``$`` outside a character class as ``\\z``: the end of the text,
+    as RE2's (DuckDB's) ``$`` is, where Java's (Spark's) also matches before a final newline.
+
+    >>> print(strict_end(r"^[a-z$]+\\$x$"))
+    ^[a-z$]+\\$x\\z
+    """
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            # a `]` first in the class (after `[` or `[^`) is a literal
+            opened = pattern[index - 1] == "[" or pattern[index - 2 : index] == "[^"
+            in_class = not (char == "]" and not opened)
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = "\\z"
+        out.append(char)
+        index += 1
+    return "".join(out)
