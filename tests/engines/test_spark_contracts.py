@@ -62,7 +62,7 @@ slaProperties:
   - {property: latency, value: 2, unit: d, element: things.ts}
 """)
 
-SCHEMA = pa.schema(
+SCHEMA = pa.schema(  # type: ignore[arg-type]
     [
         ("id", pa.int64()),
         ("shop", pa.string()),
