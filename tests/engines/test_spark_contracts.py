@@ -62,23 +62,22 @@ slaProperties:
   - {property: latency, value: 2, unit: d, element: things.ts}
 """)
 
-SCHEMA = pa.schema(  # type: ignore[arg-type]
-    [
-        ("id", pa.int64()),
-        ("shop", pa.string()),
-        ("seq", pa.int64()),
-        ("email", pa.string()),
-        ("country", pa.string()),
-        ("status", pa.string()),
-        ("amount", pa.float64()),
-        ("whole", pa.float64()),
-        ("code", pa.string()),
-        ("step", pa.float64()),
-        ("qty", pa.string()),
-        ("price", pa.string()),
-        ("ts", pa.timestamp("us")),
-    ]
-)
+TYPES: dict[str, pa.DataType] = {
+    "id": pa.int64(),
+    "shop": pa.string(),
+    "seq": pa.int64(),
+    "email": pa.string(),
+    "country": pa.string(),
+    "status": pa.string(),
+    "amount": pa.float64(),
+    "whole": pa.float64(),
+    "code": pa.string(),
+    "step": pa.float64(),
+    "qty": pa.string(),
+    "price": pa.string(),
+    "ts": pa.timestamp("us"),
+}
+SCHEMA = pa.schema([pa.field(name, kind) for name, kind in TYPES.items()])
 
 POOLS: dict[str, list[Any]] = {
     "id": [1, 2, 3, 4, None],
