@@ -116,6 +116,14 @@ def materialize_command(
     as_of: AsOf = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute every entity.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(help="Compute on duckdb or spark (default: the spec's `engine:`)."),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
+    ] = None,
 ) -> None:
     """Compute every entity's features as of T and write them to the online store."""
     project = Project.load(file, state_dir)
@@ -131,9 +139,21 @@ def materialize_command(
                     tasks[view] = progress.add_task(view, total=total)
                 progress.update(tasks[view], completed=done)  # type: ignore[arg-type]
 
+            def report_step(step: str) -> None:  # Spark's stages, while it computes
+                if "spark" not in tasks:
+                    tasks["spark"] = progress.add_task(step, total=None)
+                progress.update(tasks["spark"], description=step)  # type: ignore[arg-type]
+
             with command_run(project, "features.materialize") as run:
                 report = materialize(
-                    project, store, as_of=_utc(as_of), full=full, progress=report_progress
+                    project,
+                    store,
+                    as_of=_utc(as_of),
+                    full=full,
+                    progress=report_progress,
+                    engine=engine,
+                    master=master,
+                    say=report_step,
                 )
                 emit.materialized(run, project, list(report.views))
     finally:

@@ -29,6 +29,7 @@ from taxiway.engines.transpile import duckdb_type, to_spark
 from taxiway.errors import MissingExtraError, TaxiwayError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 __all__ = ["DEFAULT_MASTER", "LOSS_TIMEOUT", "SparkEngine", "spark_session"]
@@ -168,6 +169,17 @@ class SparkEngine:
         shutil.move(parts[0], out)
         shutil.rmtree(folder, ignore_errors=True)
         return int(pq.read_metadata(out).num_rows)
+
+    def batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+        """Written as one Parquet file in ``temp``, then read back ``size`` rows at a time."""
+        import pyarrow.parquet as pq
+
+        out = self.temp / f"batches-{uuid.uuid4().hex}.parquet"
+        self.write_parquet(sql, out)
+        try:
+            yield from pq.ParquetFile(out).iter_batches(size)
+        finally:
+            out.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Forget every table this engine stored (the session stays, for the next build)."""

@@ -14,10 +14,12 @@ count), the plan itself picks a portable form when ``engine.portable`` is true.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import duckdb
+import pyarrow as pa
 
 from taxiway.engines.duckdb import fetch_one, quote_identifier, quote_literal
 from taxiway.errors import TaxiwayError
@@ -59,6 +61,10 @@ class SqlEngine(Protocol):
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         """Every row of ``sql`` (a few: samples) as column name -> value."""
+        ...
+
+    def batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+        """The rows of ``sql`` as Arrow batches of at most ``size`` rows, never all at once."""
         ...
 
     def write_parquet(self, sql: str, out: Path) -> int:
@@ -104,6 +110,10 @@ class DuckDBEngine:
         cursor = self.con.execute(sql)
         names = [column[0] for column in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+        """Streamed from the result."""
+        yield from self.con.sql(sql).to_arrow_reader(size)
 
     def write_parquet(self, sql: str, out: Path) -> int:
         """``COPY (sql) TO out`` (zstd)."""

@@ -9,6 +9,10 @@ that view is empty (counts 0, nulls): most often historical data materialized as
 default. The report then carries a warning per such view naming ``--as-of``
 (:attr:`MaterializeReport.warnings`); the values are written all the same.
 
+``engine: spark`` (or ``engine="spark"``): the contracts, the spine and the views run on Spark
+(:mod:`taxiway.data.stage_spark`, the same plan transpiled); the values are written by this
+process, from Spark's result read back in batches (``SqlEngine.batches``). Tiled views are refused there.
+
 Incremental: for each view the store remembers the source fingerprint and the T it was
 materialized for. When the data has not changed since, only the entities that have a row
 entering or leaving a window (or becoming known) between the two times are recomputed.
@@ -30,8 +34,11 @@ import duckdb
 
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.stage import StagedSource, stage_sources
-from taxiway.engines.duckdb import connect, fetch_one
+from taxiway.data.stage_spark import open_spark_engine, stage_sources_on_spark
+from taxiway.engines.duckdb import connect
 from taxiway.engines.duckdb import quote_identifier as q
+from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine, as_engine
+from taxiway.errors import FeatureError
 from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
@@ -96,8 +103,15 @@ def materialize(
     as_of: datetime | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    engine: Engine | None = None,
+    master: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> MaterializeReport:
-    """Write every view's values as of ``as_of`` (default now) to ``store``."""
+    """Write every view's values as of ``as_of`` (default now) to ``store``.
+
+    ``engine`` and ``master`` override the spec's ``engine:`` and ``spark.master``; ``say``
+    hears Spark's stages done while it computes.
+    """
     spec = project.spec
     moment = (as_of or datetime.now(UTC)).astimezone(UTC)
     started = time.perf_counter()
@@ -108,20 +122,30 @@ def materialize(
     temp = project.state_dir / "tmp" / run_id
     temp.mkdir(parents=True, exist_ok=True)
     con = connect(temp_directory=temp)
+    runner: SqlEngine = DuckDBEngine(con)
     try:
         sources = sorted(
             {view.source for view in spec.features.values()}, key=list(spec.sources).index
         )
-        staged = stage_sources(
-            project, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
-        )
-        report.warnings = past_the_data(con, spec, staged, moment, defaulted=as_of is None)
+        if (engine or spec.engine) == "spark":
+            _refuse_tiles_on_spark(spec)
+            spark = open_spark_engine(project, temp, master, say)
+            runner = spark
+            staged = stage_sources_on_spark(
+                project, spark, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
+            )
+        else:
+            staged = stage_sources(
+                project, con, sources, run_id=run_id, as_of=moment, keep_quarantine=False
+            )
+        report.warnings = past_the_data(runner, spec, staged, moment, defaulted=as_of is None)
         for entity in dict.fromkeys(view.entity for view in spec.features.values()):
             views = [name for name, view in spec.features.items() if view.entity == entity]
             _materialize_entity(
-                con, spec, store, entity, views, staged, state, moment, full, report, progress
+                runner, spec, store, entity, views, staged, state, moment, full, report, progress
             )
     finally:
+        runner.close()
         con.close()
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(project.state_dir / "staging" / run_id, ignore_errors=True)
@@ -133,8 +157,18 @@ def materialize(
     return report
 
 
+def _refuse_tiles_on_spark(spec: TaxiwaySpec) -> None:
+    tiled = [n for n, v in spec.features.items() if isinstance(v, AggregateView) and v.tiles]
+    if tiled:
+        raise FeatureError(
+            f"the tiled views ({', '.join(tiled)}) are materialized by DuckDB only; "
+            "this spec asks for Spark",
+            fix="materialize with `--engine duckdb`, or remove `tiles:` from those views",
+        )
+
+
 def _materialize_entity(
-    con: duckdb.DuckDBPyConnection,
+    con: SqlEngine,
     spec: TaxiwaySpec,
     store: OnlineStore,
     entity: str,
@@ -182,14 +216,13 @@ def _materialize_entity(
                 f"SELECT {key_list} FROM {q(entity_spine)} "  # nosec B608
                 f"EXCEPT SELECT {key_list} FROM __entity_before"
             )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)} "  # nosec B608
-                f"SEMI JOIN (({changed}) UNION ({newly_known})) AS wanted USING ({key_list})"
+            con.create_table(
+                spine,
+                f"SELECT * FROM {q(entity_spine)} "  # nosec B608
+                f"SEMI JOIN (({changed}) UNION ({newly_known})) AS wanted USING ({key_list})",
             )
         else:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(spine)} AS SELECT * FROM {q(entity_spine)}"  # nosec B608
-            )
+            con.create_table(spine, f"SELECT * FROM {q(entity_spine)}")  # nosec B608
         compute_view(con, spec, view_name, source.view, spine, f"__f_{view_name}")
         written = store.write(entity, _rows(con, spec, view_name, keys, spine, moment, progress))
         report.views[view_name] = {
@@ -207,14 +240,15 @@ def _materialize_entity(
             before_state = previous[views.index(view_name)] or {}
             tiles_kept = incremental and before_state.get("tiled") == "yes"
             if not tiles_kept:
+                assert isinstance(con, DuckDBEngine)  # nosec B101: refused on Spark above
                 report.views[view_name]["tiles"] = rebuild_view(
-                    con, TiledView.of(spec, view_name), store, source.view
+                    con.con, TiledView.of(spec, view_name), store, source.view
                 )
             state[view_name]["tiled"] = "yes"
 
 
 def past_the_data(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     spec: TaxiwaySpec,
     staged: dict[str, StagedSource],
     moment: datetime,
@@ -242,8 +276,7 @@ def past_the_data(
             continue
         if view.source not in newest:
             ts = f"CAST({q(declared.timestamp)} AS TIMESTAMP)"
-            row = fetch_one(
-                con,
+            row = as_engine(con).fetch_one(
                 f"SELECT max({ts} + {interval(declared.available_after)}) "  # nosec B608
                 f"FROM {q(staged[view.source].view)}",
             )
@@ -327,7 +360,7 @@ def _changed_keys_sql(
 
 
 def _rows(
-    con: duckdb.DuckDBPyConnection,
+    con: SqlEngine,
     spec: TaxiwaySpec,
     view_name: str,
     keys: tuple[str, ...],
@@ -336,13 +369,14 @@ def _rows(
     progress: Progress | None,
 ) -> Iterator[tuple[str, ViewValues]]:
     names = [c.name for c in view_columns(view_name, spec.features[view_name])]
-    total_row = fetch_one(con, f"SELECT count(*) FROM {q(spine)}")  # nosec B608
+    total_row = con.fetch_one(f"SELECT count(*) FROM {q(spine)}")  # nosec B608
     total = int(total_row[0]) if total_row else 0
-    batches = con.sql(
+    batches = con.batches(
         f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "  # nosec B608
         f"{', '.join(f'f.{q(n)}' for n in names)}, f.{EVENT_TIME} "
-        f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)"
-    ).to_arrow_reader(BATCH_ROWS)
+        f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)",
+        BATCH_ROWS,
+    )
     done = 0
     width = len(keys)
     for batch in batches:

@@ -159,7 +159,7 @@ def build_spine(
 
 
 def as_of_spine(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | SqlEngine,
     key_sources: list[tuple[str, str | None, str]],
     keys: tuple[str, ...],
     moment: datetime,
@@ -186,10 +186,10 @@ def as_of_spine(
     union = " UNION ".join(parts)
     if only_sql is not None:
         union = f"SELECT * FROM ({union}) SEMI JOIN ({only_sql}) AS wanted USING ({key_list})"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {q(target)} AS "
+    as_engine(con).create_table(
+        target,
         f"SELECT row_number() OVER (ORDER BY {key_list}) AS __sid, {key_list}, {at} AS __t "
-        f"FROM ({union})"
+        f"FROM ({union})",
     )
 
 
