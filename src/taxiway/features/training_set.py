@@ -9,9 +9,9 @@ the definitions hash and a fingerprint of every source read. Given a ``snapshots
 there and the manifest's ``snapshot`` names that version (:mod:`taxiway.features.snapshots`).
 
 ``engine: spark`` (or ``engine="spark"``) runs the spine, the views, the label and the write on
-Spark (:mod:`taxiway.engines.spark`) from the same plan. Sources are still staged and validated
-by DuckDB: a Parquet source without a contract is then read by Spark where it lies; any other
-source's clean rows are handed over as a Parquet file in the run's temporary folder.
+Spark (:mod:`taxiway.engines.spark`) from the same plan, and the contracts too
+(:mod:`taxiway.data.stage_spark`): a Parquet file source is read by Spark where it lies; any
+other source is read by DuckDB and handed over as a Parquet file in the run's temporary folder.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import duckdb
 from taxiway.data.check import used_columns
 from taxiway.data.contracts.validate import new_run_id
 from taxiway.data.sources import open_source
-from taxiway.data.sources.file import FileReader
 from taxiway.data.stage import StagedSource, fingerprint, stage_sources
-from taxiway.engines.duckdb import connect, quote_identifier, quote_literal
-from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine
-from taxiway.errors import FeatureError, MissingExtraError
+from taxiway.data.stage_spark import open_spark_engine, stage_sources_on_spark
+from taxiway.engines.duckdb import connect, quote_identifier
+from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine, as_engine
+from taxiway.errors import FeatureError
 from taxiway.features.definitions import definitions_hash, feature_columns
 from taxiway.features.labels import KNOWN_COLUMN, compute_label
 from taxiway.features.opt_out import exclude_opted_out
@@ -44,7 +44,6 @@ from taxiway.spec.models import (
     ColumnLabel,
     EventLabel,
     EventSpine,
-    FileSource,
     SumLabel,
     TaxiwaySpec,
 )
@@ -147,12 +146,16 @@ def build_training_set(
 
     try:
         say = progress or (lambda _: None)
-        say("staging and validating sources")
-        staged = stage_sources(project, con, used_sources(spec), run_id=run_id)
-        require_columns(con, spec, staged)
         if (engine or spec.engine) == "spark":
             say("starting Spark")
-            runner = _spark(project, con, staged, temp, master, progress)
+            spark = open_spark_engine(project, temp, master, progress)
+            runner = spark
+            say("staging and validating sources")
+            staged = stage_sources_on_spark(project, spark, con, used_sources(spec), run_id=run_id)
+        else:
+            say("staging and validating sources")
+            staged = stage_sources(project, con, used_sources(spec), run_id=run_id)
+        require_columns(runner, spec, staged)
         mark = phase("sources", started)
         if spec.spine is None:
             raise FeatureError(
@@ -233,47 +236,6 @@ def build_training_set(
         phases["snapshot"] = round(time.perf_counter() - began, 3)
     manifest_path(out).write_text(json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
-
-
-def _spark(
-    project: Project,
-    con: duckdb.DuckDBPyConnection,
-    staged: dict[str, StagedSource],
-    temp: Path,
-    master: str | None,
-    progress: Progress | None,
-) -> SqlEngine:
-    """A Spark engine holding every staged source under its DuckDB view's name."""
-    # optional extra (spark): PySpark and SQLGlot load only when a build asks for Spark
-    try:
-        from taxiway.engines.spark import DEFAULT_MASTER, SparkEngine, spark_session
-    except ModuleNotFoundError as error:
-        raise MissingExtraError(
-            "spark", needed_by="engine: spark", missing=[error.name or "sqlglot"]
-        ) from None
-
-    settings = project.spec.spark
-    conf = {
-        k: str(v).lower() if isinstance(v, bool) else str(v)
-        for k, v in (settings.conf if settings else {}).items()
-    }
-    session = spark_session(master or (settings.master if settings else DEFAULT_MASTER), conf)
-    engine = SparkEngine(session, temp, progress=progress)
-    for name, source in staged.items():
-        declared = project.spec.sources[name]
-        if isinstance(declared, FileSource) and source.validation is None:
-            reader = FileReader(name, declared)
-            if reader.format() == "parquet":  # every row is clean: Spark reads the files
-                engine.register_parquet(source.view, reader.files())
-                continue
-        # validated (or not Parquet): DuckDB's clean rows, handed over as one Parquet file
-        handed = temp / f"handoff-{name}.parquet"
-        con.execute(
-            f"COPY (SELECT * FROM {quote_identifier(source.view)}) "
-            f"TO {quote_literal(str(handed))} (FORMAT parquet)"
-        )
-        engine.register_parquet(source.view, [str(handed)])
-    return engine
 
 
 def _leave_out_opted_out(
@@ -373,8 +335,7 @@ def require_columns(con: Any, spec: TaxiwaySpec, staged: dict[str, StagedSource]
     """Raise :class:`FeatureError` naming every column the spec uses but a source lacks."""
     problems = []
     for name, source in staged.items():
-        described = con.execute(f"DESCRIBE {quote_identifier(source.view)}").fetchall()
-        present = {str(row[0]) for row in described}
+        present = set(as_engine(con).columns(source.view))
         missing = [c for c in used_columns(spec, name) if c not in present]
         if missing:
             problems.append(
