@@ -62,6 +62,7 @@ def retail(folder: Path, customers: int) -> Path:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["retail_sim"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     module.simulate(folder / "data", customers=customers)
     shutil.copy(RETAIL / "taxiway.yaml", folder / "taxiway.yaml")
