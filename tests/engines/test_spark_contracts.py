@@ -241,3 +241,25 @@ def test_taxiway_check_runs_on_spark_from_the_command_line(spark: Any, tmp_path:
         assert [(r["rule"], r["failing"], r["passed"]) for r in a["rules"]] == [
             (r["rule"], r["failing"], r["passed"]) for r in b["rules"]
         ]
+
+
+def test_a_rule_spark_cannot_run_is_a_finding_with_its_fix(spark: Any, tmp_path: Path) -> None:
+    """A `sql` rule naming a missing column: a block finding saying what failed and what to
+    do, no JVM stack trace; the other sources are still checked."""
+    spec = retail_shop(tmp_path, customers=120)
+    contract = tmp_path / "contracts" / "orders.yaml"
+    text = contract.read_text().replace("WHERE ingested_at < ordered_at", "WHERE no_such_column")
+    contract.write_text(text)
+    result = CliRunner().invoke(
+        app,
+        ["check", "-f", str(spec), "--state-dir", str(tmp_path / "s"), "--json", "--engine=spark"],
+    )
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    orders = next(s for s in report["sources"] if s["name"] == "orders")
+    (finding,) = [f for f in orders["findings"] if f["rule"] == "source.read"]
+    assert "no_such_column" in finding["message"]
+    assert "Spark failed" in finding["message"]
+    assert finding["fix"]
+    assert "org.apache" not in result.stdout
+    assert [s["status"] for s in report["sources"]][1:] == ["warn", "warn"]
