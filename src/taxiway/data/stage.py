@@ -32,7 +32,14 @@ from taxiway.errors import ContractViolation
 from taxiway.spec.models import DuckDBSource
 from taxiway.spec.project import Project
 
-__all__ = ["StagedSource", "fingerprint", "raise_if_blocked", "stage_source", "stage_sources"]
+__all__ = [
+    "StagedSource",
+    "fingerprint",
+    "history_of",
+    "raise_if_blocked",
+    "stage_source",
+    "stage_sources",
+]
 
 
 @dataclass
@@ -61,7 +68,8 @@ class StagedSource:
         return recorded
 
 
-def _history(reader: Source) -> dict[str, Any] | None:
+def history_of(reader: Source) -> dict[str, Any] | None:
+    """A stream source's history version read (``{path, version}``); None for others."""
     if isinstance(reader, NatsReader) and reader.version is not None:
         return {"path": str(Path(reader.spec.history).resolve()), "version": reader.version}
     return None
@@ -91,7 +99,7 @@ def stage_source(
             view=raw,
             rows=int(row[0]) if row else 0,
             fingerprint=fingerprint(con, reader, raw),
-            history=_history(reader),
+            history=history_of(reader),
         )
     report = validate(
         con,
@@ -110,7 +118,7 @@ def stage_source(
         fingerprint=fingerprint(con, reader, raw),
         validation=report,
         findings=list(report.findings),
-        history=_history(reader),
+        history=history_of(reader),
     )
 
 

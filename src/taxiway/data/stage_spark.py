@@ -21,7 +21,7 @@ from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.validate import validate
 from taxiway.data.sources import Source, open_source
 from taxiway.data.sources.file import FileReader
-from taxiway.data.stage import StagedSource, fingerprint, raise_if_blocked
+from taxiway.data.stage import StagedSource, fingerprint, history_of, raise_if_blocked
 from taxiway.engines.duckdb import quote_identifier, quote_literal
 from taxiway.errors import MissingExtraError
 from taxiway.spec.models import FileSource
@@ -92,7 +92,13 @@ def stage_on_spark(
     digest = fingerprint(con, reader, raw)  # files by their stat; others scanned in DuckDB
     if declared.contract is None:
         row = engine.fetch_one(f"SELECT count(*) FROM {quote_identifier(raw)}")  # nosec B608
-        return StagedSource(name=name, view=raw, rows=int(row[0]) if row else 0, fingerprint=digest)
+        return StagedSource(
+            name=name,
+            view=raw,
+            rows=int(row[0]) if row else 0,
+            fingerprint=digest,
+            history=history_of(reader),
+        )
     report = validate(
         engine,
         raw,
@@ -110,6 +116,7 @@ def stage_on_spark(
         fingerprint=digest,
         validation=report,
         findings=list(report.findings),
+        history=history_of(reader),
     )
 
 
