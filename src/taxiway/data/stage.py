@@ -68,11 +68,14 @@ class StagedSource:
         return recorded
 
 
-def history_of(reader: Source) -> dict[str, Any] | None:
-    """A stream source's history version read (``{path, version}``); None for others."""
+def _history(reader: Source) -> dict[str, Any] | None:
     if isinstance(reader, NatsReader) and reader.version is not None:
         return {"path": str(Path(reader.spec.history).resolve()), "version": reader.version}
     return None
+
+
+history_of = _history
+"""A stream source's history version read (``{path, version}``); None for other sources."""
 
 
 def stage_source(
@@ -99,7 +102,7 @@ def stage_source(
             view=raw,
             rows=int(row[0]) if row else 0,
             fingerprint=fingerprint(con, reader, raw),
-            history=history_of(reader),
+            history=_history(reader),
         )
     report = validate(
         con,
@@ -118,7 +121,7 @@ def stage_source(
         fingerprint=fingerprint(con, reader, raw),
         validation=report,
         findings=list(report.findings),
-        history=history_of(reader),
+        history=_history(reader),
     )
 
 
