@@ -24,13 +24,12 @@ from taxiway.data.sources.file import FileReader
 from taxiway.data.stage import StagedSource, fingerprint, history_of, raise_if_blocked
 from taxiway.engines.duckdb import quote_identifier, quote_literal
 from taxiway.errors import MissingExtraError
-from taxiway.spec.models import FileSource
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
     from taxiway.engines.spark import SparkEngine
 
-__all__ = ["open_spark_engine", "stage_on_spark", "stage_sources_on_spark"]
+__all__ = ["open_spark_engine", "register", "stage_on_spark", "stage_sources_on_spark"]
 
 
 def open_spark_engine(
@@ -74,21 +73,7 @@ def stage_on_spark(
     name = reader.name
     raw = f"source_{name}"
     declared = reader.spec
-    if isinstance(reader, FileReader) and isinstance(declared, FileSource):
-        direct = reader.format() == "parquet"
-    else:
-        direct = False
-    if direct:
-        assert isinstance(reader, FileReader)  # nosec B101
-        engine.register_parquet(raw, reader.files())
-    else:
-        reader.register(con, raw, staging_dir)
-        handed = engine.temp / f"handoff-{name}.parquet"
-        con.execute(
-            f"COPY (SELECT * FROM {quote_identifier(raw)}) "  # nosec B608
-            f"TO {quote_literal(str(handed))} (FORMAT parquet)"
-        )
-        engine.register_parquet(raw, [str(handed)])
+    register(engine, con, reader, raw, staging_dir)
     digest = fingerprint(con, reader, raw)  # files by their stat; others scanned in DuckDB
     if declared.contract is None:
         row = engine.fetch_one(f"SELECT count(*) FROM {quote_identifier(raw)}")  # nosec B608
@@ -118,6 +103,27 @@ def stage_on_spark(
         findings=list(report.findings),
         history=history_of(reader),
     )
+
+
+def register(
+    engine: SparkEngine,
+    con: duckdb.DuckDBPyConnection,
+    reader: Source,
+    raw: str,
+    staging_dir: Path,
+) -> None:
+    """Expose ``reader``'s rows as ``raw`` in Spark: read by Spark where it can (Parquet
+    files), else read by DuckDB and handed over as one Parquet file in ``engine.temp``."""
+    if isinstance(reader, FileReader) and reader.format() == "parquet":
+        engine.register_parquet(raw, reader.files())
+        return
+    reader.register(con, raw, staging_dir)
+    handed = engine.temp / f"handoff-{reader.name}.parquet"
+    con.execute(
+        f"COPY (SELECT * FROM {quote_identifier(raw)}) "  # nosec B608
+        f"TO {quote_literal(str(handed))} (FORMAT parquet)"
+    )
+    engine.register_parquet(raw, [str(handed)])
 
 
 def stage_sources_on_spark(
