@@ -64,7 +64,9 @@ T0 = datetime(2025, 6, 2, tzinfo=UTC)
 T1 = datetime(2025, 9, 1, tzinfo=UTC)
 T2 = datetime(2026, 3, 16, tzinfo=UTC)
 T3 = T2 + timedelta(days=7)
-POLICY = "{every: 7d, on: [drift], window: 180d, min_new_rows: 1000, auto_rollout: true}"
+POLICY = "{{every: 7d, on: [drift], window: 180d, min_new_rows: {rows}, auto_rollout: true}}"
+"""The retraining policy; ``min_new_rows`` is a quarter of the customers (a week brings ~0.9
+source rows a customer)."""
 FEWER = (
     "customer_orders__order_count_7d, customer_sessions__session_count_7d, "
     "customer_sessions__pages_viewed_7d"
@@ -84,7 +86,7 @@ class Cycle:
     result: RetrainResult | None
 
 
-def write_spec(folder: Path) -> Path:
+def write_spec(folder: Path, customers: int) -> Path:
     """The retail spec in ``folder`` for the loop: its spine runs on past the data (the
     retrain's window cuts it), no sign-off required, rollouts against production, and the
     retraining policy :data:`POLICY`."""
@@ -99,11 +101,14 @@ def write_spec(folder: Path) -> Path:
         text = text.replace(old, new)
     shutil.copytree(HERE / "contracts", folder / "contracts")
     spec = folder / "taxiway.yaml"
-    spec.write_text(f"{text}\nretrain: {POLICY}\n")
+    policy = POLICY.format(rows=max(1, customers // 4))
+    spec.write_text(f"{text}\nretrain: {policy}\n")
     return spec
 
 
-def run_loop(folder: Path, *, customers: int = 2_000, seed: int = 7, say: Say = print) -> list[Cycle]:
+def run_loop(
+    folder: Path, *, customers: int = 2_000, seed: int = 7, say: Say = print
+) -> list[Cycle]:
     """v1 and the three cycles in ``folder`` (emptied first); each cycle's tick, in order."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -116,7 +121,7 @@ def run_loop(folder: Path, *, customers: int = 2_000, seed: int = 7, say: Say = 
         f"{rows['sessions']:,} sessions; from {SHIFT} they browse a third of the pages and "
         "churn stops following their activity"
     )
-    spec = write_spec(folder)
+    spec = write_spec(folder, customers)
 
     _advance(full, data, T0, say)
     project = Project.load(spec)
@@ -159,7 +164,9 @@ def run_loop(folder: Path, *, customers: int = 2_000, seed: int = 7, say: Say = 
 
 def _advance(full: Path, data: Path, moment: datetime, say: Say) -> None:
     rows = known_by(full, data, moment)
-    say(f"the warehouse as of {moment.date()}: {rows['orders']:,} orders, {rows['sessions']:,} sessions")
+    say(
+        f"the warehouse as of {moment.date()}: {rows['orders']:,} orders, {rows['sessions']:,} sessions"
+    )
 
 
 def _tick(name: str, project: Project, now: datetime, say: Say) -> Cycle:
@@ -182,8 +189,11 @@ def _tick(name: str, project: Project, now: datetime, say: Say) -> Cycle:
         f"window: {window.get('start')} to {window.get('end')}; "
         f"{result.new_rows:,} new source rows since v{result.previous}"
     )
-    say(f"gate: {result.gate} (candidate v{result.candidate}), in {time.perf_counter() - began:.1f} s")
-    say(f"figures, {result.metric} on the candidate's validation rows: {_scores(result)}")
+    say(
+        f"gate: {result.gate} (candidate v{result.candidate}), in {time.perf_counter() - began:.1f} s"
+    )
+    if result.scores:
+        say(f"figures, {result.metric} on the candidate's validation rows: {_scores(result)}")
     say(f"why: {result.reason}")
     return Cycle(name, now, tick.trigger, result)
 
@@ -206,7 +216,16 @@ def _promote_by_hand(project: Project, cycle: Cycle, say: Say) -> None:
     with Controller(project, by="demo") as controller:
         controller.abort(reason=reason)
     say(reason)
-    _taxiway(say, "models", "promote", str(result.candidate), "-f", str(project.spec_path), "--by", "demo")
+    _taxiway(
+        say,
+        "models",
+        "promote",
+        str(result.candidate),
+        "-f",
+        str(project.spec_path),
+        "--by",
+        "demo",
+    )
 
 
 def _production_traffic(project: Project, now: datetime, say: Say) -> None:
@@ -247,7 +266,9 @@ def _production_traffic(project: Project, now: datetime, say: Say) -> None:
                 "features": {f: features[f][i] for f in production.features},
             }
             log.append_sync(record)
-    say(f"production v{production.version} scored {table.num_rows:,} customers as of {monday.date()}")
+    say(
+        f"production v{production.version} scored {table.num_rows:,} customers as of {monday.date()}"
+    )
 
 
 def _taxiway(say: Say, *args: str, check: bool = True) -> int:
