@@ -1,11 +1,12 @@
 """The retraining loop's costs (issue 21): a trigger to a registered, audited candidate, and
 an idle `taxiway run`.
 
-1. **Trigger to candidate**: `taxiway retrain --trigger manual` on the retail example (a copy
-   of its spec with ``retrain: {window: 365d}`` and no sign-off, its data as `make demo`
-   writes it, a fresh state folder), in its own process: wall time from the start of the
-   process to its exit (the contract check, the training set, the training, the registration
-   with lineage and the audit: gate ``candidate``), and that process's CPU seconds.
+1. **Trigger to candidate**: `taxiway run --once` on the retail example (a copy of its spec
+   with ``retrain: {window: 365d}`` and no sign-off, its data as `make demo` writes it, a
+   fresh state folder, so the cadence is due), in its own process: wall time from the start
+   of the process to its exit (the contract check, the training set, the training, the
+   registration with lineage and the audit: gate ``candidate``; the scheduler records the
+   run in the registry's database), and that process's CPU seconds.
 2. **An idle scheduler**: `taxiway run --tick T` on that state after the retrain (nothing is
    due: the cadence ran, no alert fires, no rollout), started, left to settle for
    ``--settle`` seconds (its imports and first tick), then watched for ``--duration`` seconds
@@ -32,6 +33,9 @@ from pathlib import Path
 import psutil
 from toolkit import code_state, machine
 
+from taxiway.rollout.retrain import read_runs
+from taxiway.spec.project import Project
+
 ROOT = Path(__file__).resolve().parents[1]
 RETAIL = ROOT / "examples" / "retail"
 AS_OF = "2025-12-31"
@@ -53,12 +57,12 @@ def _load() -> str:
 
 
 def trigger_to_candidate(spec: Path) -> dict[str, object]:
-    """One `taxiway retrain` process: its wall time, CPU seconds and gate."""
-    command = [sys.executable, "-m", "taxiway", "retrain", "-f", str(spec), "--json"]
-    command += ["--as-of", AS_OF, "--trigger", "manual"]
+    """One `taxiway run --once` process (the cadence due): wall time, CPU seconds, gate."""
+    command = [sys.executable, "-m", "taxiway", "run", "-f", str(spec), "--once"]
+    command += ["--as-of", AS_OF]
     load = _load()
     began = time.perf_counter()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as run:
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
         watched = psutil.Process(run.pid)
         cpu = 0.0
         while run.poll() is None:
@@ -68,9 +72,10 @@ def trigger_to_candidate(spec: Path) -> dict[str, object]:
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.1)
-        out = run.stdout.read() if run.stdout else b""
     wall = time.perf_counter() - began
-    result = json.loads(out)
+    if run.returncode != 0:
+        raise SystemExit(f"`taxiway run --once` exited {run.returncode}")
+    [result] = read_runs(Project.load(spec))
     return {
         "gate": result["gate"],
         "candidate": result["candidate"],

@@ -4,8 +4,12 @@ the registry, the rollout store and the retrain runs recorded, not from the prin
 from __future__ import annotations
 
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from tests.conftest import EXAMPLES, load_script
 
@@ -14,6 +18,25 @@ from taxiway.rollout.history import model_history
 from taxiway.rollout.retrain import read_runs
 from taxiway.rollout.state import open_rollout_store
 from taxiway.spec.project import Project
+
+
+def test_time_advances_by_extracts_that_only_grow(tmp_path: Path) -> None:
+    sim = load_script("retail_sim_known", EXAMPLES / "retail" / "simulate.py")
+    sim.simulate(tmp_path / "full", customers=80, start=date(2024, 1, 1), end=date(2024, 12, 31))
+    early, late = datetime(2024, 5, 1), datetime(2024, 9, 1)
+    sim.known_by(tmp_path / "full", tmp_path / "early", early)
+    sim.known_by(tmp_path / "full", tmp_path / "late", late)
+    for name, column in sim.KNOWN_AT.items():
+        before = pq.read_table(tmp_path / "early" / f"{name}.parquet")
+        after = pq.read_table(tmp_path / "late" / f"{name}.parquet")
+        full = pq.read_table(tmp_path / "full" / f"{name}.parquet")
+        if column is None:
+            assert before.equals(full)
+            continue
+        assert before.num_rows < after.num_rows <= full.num_rows
+        assert max(before[column].to_pylist()) < early
+        # the earlier extract is exactly the later one's rows known by then, in order
+        assert before.equals(after.filter(pc.less(after[column], pa.scalar(early))))
 
 
 @pytest.mark.slow
