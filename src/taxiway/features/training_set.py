@@ -42,9 +42,11 @@ from taxiway.features.pit import LatestPlan, compute_view
 from taxiway.features.spine import LABEL_COLUMN, build_spine, request_fields
 from taxiway.spec.models import (
     ColumnLabel,
+    DeltaSource,
     EventLabel,
     EventSpine,
     FileSource,
+    PostgresSource,
     SumLabel,
     TaxiwaySpec,
 )
@@ -261,10 +263,19 @@ def _spark(
     engine = SparkEngine(session, temp, progress=progress)
     for name, source in staged.items():
         declared = project.spec.sources[name]
-        if isinstance(declared, FileSource) and source.validation is None:
-            reader = FileReader(name, declared)
-            if reader.format() == "parquet":  # every row is clean: Spark reads the files
-                engine.register_parquet(source.view, reader.files())
+        if source.validation is None:  # every row is clean: Spark reads the source itself
+            if isinstance(declared, FileSource):
+                reader = FileReader(name, declared)
+                if reader.format() == "parquet":
+                    engine.register_parquet(source.view, reader.files())
+                    continue
+            if isinstance(declared, DeltaSource) and source.history is not None:
+                # the version DuckDB staged, read from the files its log names
+                version = int(source.history["version"])
+                engine.register_delta(source.view, name, declared.path, version)
+                continue
+            if isinstance(declared, PostgresSource):
+                engine.register_postgres(source.view, name, declared)
                 continue
         # validated (or not Parquet): DuckDB's clean rows, handed over as one Parquet file
         handed = temp / f"handoff-{name}.parquet"
