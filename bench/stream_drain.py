@@ -150,7 +150,7 @@ def main() -> None:
         f"wall {wall:.2f} s ({n / wall:,.0f} events/s), {batches:,} batches"
     )
     if profile is not None:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
 
 
 if __name__ == "__main__":

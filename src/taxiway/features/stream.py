@@ -104,7 +104,7 @@ FOLLOW_WAIT_S = 0.02
 # costs (a Delta commit, whose cost grows with the table's files; two journal commits; each
 # touched tile's rewrite) are then shared by many; caught up, a batch is what has come
 BACKLOG_EVENTS = 5_000
-BACKLOG_WAIT_S = 0.1  # per further fetch of a backlog's batch (the stream answers at once)
+BACKLOG_WAIT_S = 0.1  # per further fetch of a backlog's batch (the stream has them at hand)
 CONNECT_TIMEOUT_S = 2.0
 
 
@@ -450,12 +450,13 @@ async def _fetch(
     one is in hand.
 
     One message is awaited for up to ``FETCH_WAIT_S`` (none: an empty list); then the ones
-    the stream already holds are taken, ``batch`` per fetch, waiting at most
-    ``FOLLOW_WAIT_S`` for each fetch, until a fetch comes back short or ``most`` (default
-    ``batch``) are in hand. Under backlog a batch is full at once; caught up, an event
-    waits ``FOLLOW_WAIT_S`` at most, not until a batch fills (nats-py's ``fetch(batch)``
-    returns early only when the server ends the pull once it holds no more: nats-server
-    2.9 does, and nats-py notes newer servers keep such a pull until it expires).
+    the stream already holds are taken, ``batch`` per fetch (the first waiting at most
+    ``FOLLOW_WAIT_S``, the next ones ``BACKLOG_WAIT_S``), until the first comes back short
+    (caught up), a later one brings nothing, or ``most`` (default ``batch``) are in hand.
+    Under backlog a batch is full at once; caught up, an event waits ``FOLLOW_WAIT_S`` at
+    most, not until a batch fills (nats-py's ``fetch(batch)`` returns early only when the
+    server ends the pull once it holds no more: nats-server 2.9 does, and nats-py notes newer
+    servers keep such a pull until it expires).
     """
     most = batch if most is None else max(most, batch)
     try:
@@ -470,7 +471,9 @@ async def _fetch(
         except (nats.errors.TimeoutError, TimeoutError):  # nothing more yet
             break
         got += rest
-        if len(rest) < want:  # the stream holds no more: caught up
+        if len(got) == 1 + len(rest) and len(rest) < want:  # the first fetch came back short:
+            break  # caught up (a busy process may also cut a fetch short: the next goes on)
+        if not rest:
             break
         want = min(batch, most - len(got))
     return got
