@@ -92,7 +92,8 @@ def test_a_writer_compacts_the_files_every_few_appends_and_each_version_reads_as
     table = DeltaTable(str(folder))
     assert table.version() == 8  # 7 appends (versions 0-6), compactions at 3 and 6 appends
     assert len(table.file_uris()) < 7
-    assert sorted(read_history(folder).column("k").to_pylist(), key=int) == sorted(
+    keys: list[int] = read_history(folder).column("k").to_pylist()
+    assert sorted(keys) == sorted(
         k for b in range(1, 8) for k in (b, -b)
     )
     rows_per_version = [read_history(folder, version=v).num_rows for v in range(9)]
