@@ -3,6 +3,7 @@ first, then drained by the consumer's own loop (``taxiway.features.stream.consum
 check, journal, tiles, Delta history, acks) in this process, timed by ``time.process_time``.
 
     .venv/bin/python bench/stream_drain.py [--events 100000] [--customers 2000] [--profile 30]
+                                           [--floor]
 
 Unlike bench/stream_apply.py (``apply`` alone, no NATS), this counts what the loop adds: the
 fetches, ``m.metadata``, the acks, the flushes. The orders are stamped with the time of the
@@ -10,8 +11,10 @@ run, so they fall in the current hour's tile of each customer and the tiles grow
 goes on, as they do under a live stream (``--customers`` sets how many events a tile gathers).
 Needs NATS with JetStream on 127.0.0.1:4222; the spec is examples/retail-stream's (the order
 contract, the tiled ``customer_live`` view, SQLite store) on a subject of its own, deleted
-after the run. ``--profile N`` prints the N costliest functions (cProfile on CPU time; the
-figure printed is then the profiled one, higher than without).
+after the run. ``--profile N`` prints the N functions with the most own CPU time (cProfile;
+the figure printed is then the profiled one, higher than without). ``--floor`` drains with an
+applier that checks and stores nothing (each batch counted as applied): what the loop's NATS
+work (fetch, message parsing, ``m.metadata``, acks) costs alone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,11 +39,21 @@ import nats.js.errors
 from toolkit import ROOT, machine
 
 from taxiway.features.online import open_online_store
-from taxiway.features.stream import StreamApplier, consume
+from taxiway.features.stream import BatchResult, StreamApplier, StreamEvent, consume
 from taxiway.features.stream_journal import StreamJournal
 from taxiway.spec.project import Project
 
 URL = "nats://127.0.0.1:4222"
+
+
+class NoApply(StreamApplier):
+    """An applier that counts each batch as applied and does nothing else (``--floor``)."""
+
+    def recover(self) -> bool:
+        return False
+
+    def apply(self, events: Sequence[StreamEvent]) -> BatchResult:
+        return BatchResult(applied=len(events))
 
 
 async def publish(subject: str, stream: str, events: int, customers: int) -> None:
@@ -108,6 +122,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest calls")
+    parser.add_argument("--floor", action="store_true", help="fetch and ack only")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:8].upper()
     subject, stream = f"tw.drain.{tag}", f"TW_DRAIN_{tag}"
@@ -128,7 +143,8 @@ def main() -> None:
         journal = StreamJournal(project.state_dir / "streams.sqlite")
         try:
             asyncio.run(publish(subject, stream, args.events, args.customers))
-            applier = StreamApplier(project.spec, "orders_live", store, journal)
+            kind = NoApply if args.floor else StreamApplier
+            applier = kind(project.spec, "orders_live", store, journal)
             profile = cProfile.Profile(time.process_time) if args.profile else None
             cpu = time.process_time()
             if profile is not None:
@@ -145,12 +161,13 @@ def main() -> None:
     n = args.events
     print(machine())
     print(
-        f"{n:,} events drained by the live loop ({args.customers:,} customers): CPU {cpu:.2f} s "
+        f"{n:,} events drained by the live loop{' (--floor: nothing applied)' if args.floor else ''} "
+        f"({args.customers:,} customers): CPU {cpu:.2f} s "
         f"({cpu / n * 1e6:.0f} µs per event, at most {n / cpu:,.0f} events/s per core), "
         f"wall {wall:.2f} s ({n / wall:,.0f} events/s), {batches:,} batches"
     )
     if profile is not None:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
 
 
 if __name__ == "__main__":
