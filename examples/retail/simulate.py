@@ -54,6 +54,15 @@ exactly the row written without trouble):
 
 Trouble draws from its own generator (``seed`` and 15), never from the main one.
 
+Time advancing, for the retraining loop's demo (``examples/retail/loop.py``):
+:func:`known_by` writes the extract a warehouse would hold at a moment: the orders ingested
+before it, the sessions started before it, the customers signed up before it (and every
+product). The loop simulates the whole history once, then moves the moment forward, so each
+cycle's extract holds its predecessor's rows and the weeks since.
+
+    python examples/retail/simulate.py --end 2026-06-30 --out FULL [trouble ...]
+    python examples/retail/simulate.py --known-by 2025-09-01 --from FULL --out DIR
+
 A slow online store is a serving fault, not data: the demo runs the service with
 ``TAXIWAY_FAULTS=online_store=slow taxiway serve ...`` (:mod:`taxiway.serving.faults`), where
 every store read hangs until its deadline, so answers fall back and latency climbs to the
@@ -77,7 +86,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["DIRTY_FRACTIONS", "DRIFTABLE", "Published", "Trouble", "simulate", "stream_orders"]
+__all__ = [
+    "DIRTY_FRACTIONS",
+    "DRIFTABLE",
+    "Published",
+    "Trouble",
+    "known_by",
+    "simulate",
+    "stream_orders",
+]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 DAY = 86_400  # seconds
@@ -225,6 +242,32 @@ def simulate(
     for name, table in tables.items():
         pq.write_table(table, out_dir / f"{name}.parquet", compression="zstd")
     return {name: table.num_rows for name, table in tables.items()}
+
+
+# The column that says when each table's row became known (None: every row, always).
+KNOWN_AT = {
+    "orders": "ingested_at",
+    "sessions": "started_at",
+    "customers": "signed_up_at",
+    "products": None,
+}
+
+
+def known_by(full: Path, out_dir: Path, moment: datetime) -> dict[str, int]:
+    """Write to ``out_dir`` the rows of ``full``'s tables known before ``moment`` (see
+    :data:`KNOWN_AT`; naive UTC); return rows per table. The same inputs, the same bytes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cut = pa.scalar(moment.replace(tzinfo=None), pa.timestamp("us"))
+    rows = {}
+    for name, column in KNOWN_AT.items():
+        table = pq.read_table(full / f"{name}.parquet")
+        if column is not None:
+            table = table.filter(pc.less(table[column], cut))
+        scratch = out_dir / f".{name}.parquet"
+        pq.write_table(table, scratch, compression="zstd")
+        scratch.replace(out_dir / f"{name}.parquet")  # a reader sees one extract or the next
+        rows[name] = table.num_rows
+    return rows
 
 
 def _tables(
@@ -539,6 +582,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 12, 31))
+    parser.add_argument(
+        "--known-by",
+        type=datetime.fromisoformat,
+        help="write only the rows of --from's tables known before this moment (see known_by)",
+    )
+    parser.add_argument("--from", dest="full", type=Path, help="the full history (--known-by)")
     group = parser.add_argument_group("trouble (see the module's docstring)")
     group.add_argument(
         "--trouble-from", type=date.fromisoformat, help="the first day of the trouble below"
@@ -575,6 +624,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.stream:
         _stream(args, parser)
+        return
+    if args.known_by is not None:
+        if args.full is None:
+            parser.error("--known-by needs --from DIR, the full history simulate.py wrote")
+        for name, count in known_by(args.full, args.out, args.known_by).items():
+            print(f"{name:>10}: {count:>9,} rows known by {args.known_by}")
         return
     trouble = _trouble(args, parser)
     began = time.perf_counter()

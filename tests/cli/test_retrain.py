@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 from tests.conftest import retail_shop
 
 from taxiway.cli import main
+from taxiway.models.artifact import load_model
 from taxiway.models.registry import open_registry
 from taxiway.rollout.controller import Controller
 from taxiway.spec.project import Project
@@ -161,3 +166,50 @@ def test_a_source_that_fails_its_contract_stops_the_run_before_anything_is_built
     assert "orders" in result["reason"]
     assert result["candidate"] is None
     assert not (tmp_path / ".taxiway" / "training").exists()
+
+
+@pytest.mark.parametrize("kill_at", ["training the candidate", "auditing the candidate"])
+def test_a_killed_retrain_leaves_no_half_registered_version(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kill_at: str
+) -> None:
+    # SIGKILL while the model trains (nothing registered yet) and while the registered
+    # candidate is audited (registered, not yet judged): the registry stays consistent, the
+    # unjudged candidate never reaches a rollout, and the next retrain registers the next one
+    spec = _spec(shop, tmp_path, "{window: 365d, min_new_rows: 0, auto_rollout: true}")
+    command = [sys.executable, "-m", "taxiway", "retrain", "-f", str(spec), "--as-of", AS_OF]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as run:
+        assert run.stderr is not None
+        seen = []
+        for line in run.stderr:
+            seen.append(line)
+            if kill_at in line:
+                run.send_signal(signal.SIGKILL)
+                break
+        run.wait(60)
+    assert run.returncode == -signal.SIGKILL, "".join(seen)
+
+    project = Project.load(spec)
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        versions = registry.list(project.spec.name)
+    finally:
+        registry.close()
+    assert [v.version for v in versions] == ([1] if kill_at.startswith("auditing") else [])
+    for version in versions:
+        assert version.stage == "candidate"
+        load_model(version.artifact_dir)  # every recorded version's files are whole
+    with sqlite3.connect(project.state_dir / "registry.sqlite") as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with Controller(project) as controller:
+        assert controller.store.latest(project.spec.name) is None  # no rollout started
+
+    code, again = _retrain(capsys, spec)
+    assert (code, again["gate"]) == (0, "rollout_started"), again["reason"]
+    assert again["candidate"] == len(versions) + 1
+    registry = open_registry(project.spec.registry, state_dir=project.state_dir)
+    try:
+        recorded = registry.list(project.spec.name)
+    finally:
+        registry.close()
+    folders = {p.name for p in Path(recorded[-1].artifact_dir).parent.iterdir() if p.name.isdigit()}
+    assert folders == {str(v.version) for v in recorded}

@@ -318,6 +318,19 @@ def test_the_spec_picks_the_store(tmp_path: Path) -> None:
         chosen.close()
 
 
+def test_stored_tiles_come_back_with_their_state_and_events(store: OnlineStore) -> None:
+    """What the stream consumer's update starts from: each stored tile's (state, events)."""
+    tiles = store.tiles  # type: ignore[attr-defined]
+    tiles.put("customer", "orders", [("1", 7, b"[1]", b"[[5]]"), ("2", 8, b"[2]", b"[[6],[7]]")])
+    tiles.put("customer", "visits", [("1", 7, b"[9]", b"[[9]]")])
+    wanted = [("1", 7), ("2", 8), ("2", 7), ("3", 1)]
+    assert tiles.stored("customer", "orders", wanted) == {
+        ("1", 7): (b"[1]", b"[[5]]"),
+        ("2", 8): (b"[2]", b"[[6],[7]]"),
+    }
+    assert tiles.stored("customer", "orders", []) == {}
+
+
 def test_forget_deletes_the_keys_vectors_and_tiles_and_nothing_else(store: OnlineStore) -> None:
     keys = ["1", "11", "x:1", "2"]
     store.write("customer", [(k, view("orders", count=i)) for i, k in enumerate(keys)])

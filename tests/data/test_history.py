@@ -78,6 +78,28 @@ def test_a_writer_keeps_the_table_open_across_appends_and_another_writers_commit
     assert not again.append(pa.table({"k": [4]}), 4)
 
 
+def test_a_writer_compacts_the_files_every_few_appends_and_each_version_reads_as_before(
+    tmp_path: Path,
+) -> None:
+    """Compaction (every 3 appends here) is a version of its own that moves no row: the rows
+    once each, every earlier version as it was, the batch recorded, fewer files."""
+    from deltalake import DeltaTable
+
+    folder = tmp_path / "h"
+    writer = HistoryWriter(folder, "a", compact_every=3)
+    for batch in range(1, 8):
+        assert writer.append(pa.table({"k": [batch, -batch]}), batch)
+    table = DeltaTable(str(folder))
+    assert table.version() == 8  # 7 appends (versions 0-6), compactions at 3 and 6 appends
+    assert len(table.file_uris()) < 7
+    keys = [int(k) for k in read_history(folder).column("k").to_pylist() if k is not None]
+    assert sorted(keys) == sorted(k for b in range(1, 8) for k in (b, -b))
+    rows_per_version = [read_history(folder, version=v).num_rows for v in range(9)]
+    assert rows_per_version == [2, 4, 6, 6, 8, 10, 12, 12, 14]
+    assert applied_version(folder, "a") == 7
+    assert HistoryWriter(folder, "a").recorded == 7
+
+
 def test_an_absent_history_says_how_to_write_it(tmp_path: Path) -> None:
     assert history_version(tmp_path / "none") is None
     with pytest.raises(SourceError) as raised:

@@ -321,6 +321,7 @@ CRASHING = textwrap.dedent(
         return added
 
     stream.apply_grouped = apply_then_die
+    stream.BACKLOG_EVENTS = 0  # batches of the source's `batch:` (7), even behind
     project = Project.load(sys.argv[1], Path(sys.argv[3]))
     store = SqliteStore(project.state_dir / "online.sqlite")
     asyncio.run(stream.run_streams(project.spec, store, project.state_dir))
@@ -388,7 +389,7 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(setup: Setup) -> None:
     assert history_rows(setup) == 20
 
 
-def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
+def test_a_fetch_returns_the_events_in_hand_and_takes_up_to_most_from_a_backlog(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Caught up (the fetch waiting before the events come), the consumer takes what is there
@@ -420,13 +421,13 @@ def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
         finally:
             await client.close()
 
-    async def fetch(batch: int) -> list[int]:
+    async def fetch(batch: int, most: int | None = None) -> list[int]:
         client = await nats.connect(URL)
         try:
             sub = await client.jetstream().pull_subscribe(
                 setup.subject, durable="fetch", stream=setup.stream
             )
-            messages = await asyncio.wait_for(stream._fetch(sub, batch), timeout=30)
+            messages = await asyncio.wait_for(stream._fetch(sub, batch, most=most), timeout=30)
             for message in messages:
                 await message.ack()
             return [m.metadata.sequence.stream for m in messages]
@@ -437,3 +438,7 @@ def test_a_fetch_returns_the_events_in_hand_and_fills_a_batch_from_a_backlog(
     publish_events(setup, events(40), prefix="b")
     assert asyncio.run(fetch(25)) == list(range(5, 30))
     assert asyncio.run(fetch(500)) == list(range(30, 45))
+    # behind, a batch takes `most`, `batch` per fetch; it ends when a fetch comes back short
+    publish_events(setup, events(40), prefix="c")
+    assert asyncio.run(fetch(10, most=25)) == list(range(45, 70))
+    assert asyncio.run(fetch(10, most=100)) == list(range(70, 85))

@@ -11,6 +11,7 @@ import math
 import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -148,6 +149,40 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def assert_reads_equal_offline(
+    project: Project,
+    store: SqliteStore | RedisStore,
+    expected: dict[tuple[int, datetime], dict[str, Any]],
+    keys: list[int],
+    times: list[datetime],
+) -> None:
+    for t in times:
+        found = lookup(project.spec, store, "e", [str(k) for k in keys], now=t.replace(tzinfo=UTC))
+        for k, result in zip(keys, found, strict=True):
+            want = expected[(k, t)]
+            got = {n: v.value for n, v in result.features.items()}
+            assert got.keys() == want.keys()
+            if result.features[next(iter(want))].status == "missing":
+                # no tile in range and no snapshot: only a window with nothing in it
+                got = {n: 0 if "f0" in n or "f1" in n or "f2" in n else None for n in got}
+            for feature, value in want.items():
+                assert same(got[feature], value), (k, t, feature, got[feature], value)
+
+
+def scenario_project(folder: Path, s: dict[str, Any]) -> tuple[Project, list[dict[str, Any]]]:
+    rows = [
+        {"k": e["k"], "ts": BASE + timedelta(minutes=e["minute"]), "v": e["v"]} for e in s["events"]
+    ]
+    project = write_project(
+        folder,
+        rows,
+        aa_h=s["aa_h"],
+        tiles=f"{s['tile_h']}h",
+        windows=[f"{w}h" for w in s["windows_h"]],
+    )
+    return project, rows
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -159,36 +194,53 @@ def test_tile_reads_equal_the_offline_values_at_any_time(
 ) -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        rows = [
-            {"k": e["k"], "ts": BASE + timedelta(minutes=e["minute"]), "v": e["v"]}
-            for e in s["events"]
-        ]
-        project = write_project(
-            folder,
-            rows,
-            aa_h=s["aa_h"],
-            tiles=f"{s['tile_h']}h",
-            windows=[f"{w}h" for w in s["windows_h"]],
-        )
+        project, rows = scenario_project(folder, s)
         keys = sorted({r["k"] for r in rows})
-        probes = [(k, t) for t in s["times"] for k in keys]
-        expected = offline(project, probes)
+        expected = offline(project, [(k, t) for t in s["times"] for k in keys])
         store = open_store(store_kind, folder)
         try:
             compact(project, store)
-            for t in s["times"]:
-                found = lookup(
-                    project.spec, store, "e", [str(k) for k in keys], now=t.replace(tzinfo=UTC)
-                )
-                for k, result in zip(keys, found, strict=True):
-                    want = expected[(k, t)]
-                    got = {n: v.value for n, v in result.features.items()}
-                    assert got.keys() == want.keys()
-                    if result.features[next(iter(want))].status == "missing":
-                        # no tile in range and no snapshot: only a window with nothing in it
-                        got = {n: 0 if "f0" in n or "f1" in n or "f2" in n else None for n in got}
-                    for feature, value in want.items():
-                        assert same(got[feature], value), (k, t, feature, got[feature], value)
+            assert_reads_equal_offline(project, store, expected, keys, s["times"])
+        finally:
+            close_store(store)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    s=scenarios(),
+    order=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(0, 30), min_size=1, max_size=8),
+)
+def test_tiles_added_batch_by_batch_read_as_the_offline_values(
+    store_kind: str, s: dict[str, Any], order: Any, cuts: list[int]
+) -> None:
+    """The stream's path: the events come in any order, in batches of any size, each added
+    by apply_events to the tiles' stored state and events (not rebuilt from the history)."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        project, rows = scenario_project(folder, s)
+        keys = sorted({r["k"] for r in rows})
+        expected = offline(project, [(k, t) for t in s["times"] for k in keys])
+        arrived = list(rows)
+        order.shuffle(arrived)
+        bounds = sorted({0, len(arrived), *(c for c in cuts if c < len(arrived))})
+        view = TiledView.of(project.spec, "agg")
+        columns: list[tuple[str, pa.DataType]] = [
+            ("k", pa.int64()),
+            ("ts", pa.timestamp("us")),
+            ("v", pa.float64()),
+        ]
+        schema = pa.schema(columns)
+        store = open_store(store_kind, folder)
+        try:
+            for lo, hi in pairwise(bounds):
+                batch = pa.Table.from_pylist(arrived[lo:hi], schema=schema)
+                assert apply_events(store, view, batch) == hi - lo
+            assert_reads_equal_offline(project, store, expected, keys, s["times"])
         finally:
             close_store(store)
 
@@ -388,9 +440,9 @@ def test_events_of_writes_decimals_and_times_as_materialization_stores_them() ->
     assert list(events_of(view, table)) == [("True", [us, 1.25, moment.isoformat()])]
 
 
-def test_apply_grouped_with_the_stored_events_read_equals_apply_events(tmp_path: Path) -> None:
-    """The stream consumer reads the tiles' events once (the journal's pre-images) and hands
-    them over: the tiles come out as apply_events writes them."""
+def test_apply_grouped_with_the_stored_tiles_read_equals_apply_events(tmp_path: Path) -> None:
+    """The stream consumer reads the tiles' states and events once (the journal's pre-images)
+    and hands them over: the tiles come out as apply_events writes them."""
     view = TiledView("v", "e", ("k",), "ts", 0, 1_000, ("x",), (True,), (True,),
                      (("v__n", "count", -1, 3_000), ("v__s", "sum", 0, 3_000)))  # fmt: skip
     first = pa.table({"k": [1, 2, 1], "ts": pa.array([10, 1_500, 20], pa.timestamp("us")),
@@ -402,7 +454,7 @@ def test_apply_grouped_with_the_stored_events_read_equals_apply_events(tmp_path:
         for table in (first, second):
             assert apply_events(one, view, table) == 3
             grouped = group_events(view, table)
-            stored = two.tiles.events("e", "v", sorted(grouped))
+            stored = two.tiles.stored("e", "v", sorted(grouped))
             assert apply_grouped(two, view, grouped, stored=stored) == 3
         pairs = [(k, t) for k in ("1", "2", "3") for t in range(3)]
         assert one.tiles.events("e", "v", pairs) == two.tiles.events("e", "v", pairs)

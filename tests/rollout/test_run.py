@@ -3,6 +3,7 @@ monitor's alerts (written by the monitor's own alert sinks), once per alert epis
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,3 +100,31 @@ def test_a_scheduler_without_the_lock_does_nothing(shop: Path, tmp_path: Path) -
     finally:
         leader.close()
         other.close()
+
+
+@pytest.mark.postgres
+def test_schedulers_on_two_hosts_share_the_state_in_the_postgres_registry(
+    shop: Path, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two state folders (two hosts), one PostgreSQL registry: the second knows the first's
+    # retrain from the registry's database, so the cadence is not due again
+    monkeypatch.setenv("TW_RUN_STATE_URL", postgres_url)
+    schema = f"run_{uuid.uuid4().hex[:8]}"
+    registry = f"{{kind: postgres, url: '${{TW_RUN_STATE_URL}}', schema: {schema}}}"
+    hosts = [tmp_path / "a", tmp_path / "b"]
+    projects = []
+    for host in hosts:
+        host.mkdir()
+        project = _project(shop, host, "{every: 7d, min_new_rows: 1}\nregistry: " + registry)
+        projects.append(project)
+    first = Scheduler(projects[0], clock=lambda: AS_OF)
+    try:
+        assert first.tick().trigger == "cadence"
+    finally:
+        first.close()
+    second = Scheduler(projects[1], clock=lambda: AS_OF + timedelta(days=1))
+    try:
+        assert second.tick().trigger is None
+    finally:
+        second.close()
+    assert not (hosts[0] / ".taxiway" / "run").exists()  # no local state file

@@ -10,13 +10,13 @@ import typer
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.spec.project import Project
 from taxiway.sprint.approvals import (
-    approvals_path,
     approvals_summary,
     missing_approvals,
     read_approvals,
     record_approval,
     sign_offs,
 )
+from taxiway.sprint.approvals_log import log_location
 
 __all__ = ["approve"]
 
@@ -94,22 +94,22 @@ def approve(
             typer.echo(f"  note: {given.note}")
     head = records[-1].hash if records else "-"
     count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
-    typer.echo(f"log: {approvals_path(project)} ({count}, chain verified; head {head})")
+    typer.echo(f"log: {log_location(project)} ({count}, chain verified; head {head})")
 
 
 def _verify(project: Project) -> None:
     """Every record verified, or the GovernanceError naming the line (exit 1)."""
-    from taxiway.sprint.approvals_log import head_path, signing_key, verify_log
+    from taxiway.sprint.approvals_log import head_location, signing_key, verify_log
 
     records, head = verify_log(project)
     signed = signing_key(project) is not None
     what = "hash, link and signature (HMAC-SHA256)" if signed else "hash and link (unsigned)"
     count = f"{len(records)} record{'' if len(records) == 1 else 's'}"
-    typer.echo(f"{approvals_path(project)}: {count} verified: every {what}")
+    typer.echo(f"{log_location(project)}: {count} verified: every {what}")
     if head:
-        typer.echo(f"head {head_path(project).name}: the log ends where it should")
+        typer.echo(f"head {head_location(project)}: the log ends where it should")
     elif records:
         typer.echo(
-            f"no head ({head_path(project).name}): records cut off the end cannot be detected "
+            f"no head ({head_location(project)}): records cut off the end cannot be detected "
             "until the next sign-off writes it"
         )

@@ -11,7 +11,7 @@ import typer
 from taxiway.cli.options import SpecOption, StateDirOption
 from taxiway.serving.forget import forget_unit
 from taxiway.spec.project import Project
-from taxiway.sprint.approvals_log import append_record, approvals_path
+from taxiway.sprint.approvals_log import append_record, log_location
 
 __all__ = ["ERASURE_ROLE", "forget"]
 
@@ -53,8 +53,8 @@ def forget(
     erasure = forget_unit(project, unit, entity=entity)
     record = append_record(project, ERASURE_ROLE, by or getpass.getuser(), erasure.note())
     if as_json:
-        body = {**erasure.as_dict(), "audit_log": str(approvals_path(project)), "seq": record.seq}
+        body = {**erasure.as_dict(), "audit_log": log_location(project), "seq": record.seq}
         typer.echo(json.dumps(body, indent=2))
         return
     typer.echo(erasure.note())
-    typer.echo(f"recorded in {approvals_path(project)} (record {record.seq})")
+    typer.echo(f"recorded in {log_location(project)} (record {record.seq})")

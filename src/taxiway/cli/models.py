@@ -321,7 +321,7 @@ def _promote(
     """Check the promotion gate, then promote (or refuse, or override it and log who)."""
     import getpass
 
-    from taxiway.sprint.approvals import approvals_path, record_override
+    from taxiway.sprint.approvals import log_location, record_override
     from taxiway.sprint.gates import promotion_gate
     from taxiway.sprint.phases import NOT_EXERCISED
 
@@ -355,7 +355,7 @@ def _promote(
                 fix=f"fix each blocker and run `taxiway models promote {v.version}` again; or, "
                 "when it cannot wait, `taxiway models promote "
                 f"{v.version} -f {project.spec_path} --force --reason TEXT` promotes anyway and "
-                f"records who, why and each blocker overridden in {approvals_path(project)}",
+                f"records who, why and each blocker overridden in {log_location(project)}",
             )
         if blockers and forced_for is not None:
             record = record_override(
@@ -368,7 +368,7 @@ def _promote(
             console.print(
                 f"[bold red]gate overridden[/] by {escape(who)}: {len(blockers)} blocker(s) "
                 f"({escape('; '.join(b.title for b in blockers))}); recorded as record "
-                f"{record.seq} of {approvals_path(project)}"
+                f"{record.seq} of {log_location(project)}"
             )
             forced = f"forced over {len(blockers)} blocker(s) (approvals log record {record.seq})"
             note = f"{forced}: {forced_for.strip()}" + (f"; {note}" if note else "")

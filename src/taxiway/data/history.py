@@ -7,7 +7,8 @@ a Delta table (delta-rs). Each append carries a Delta *application transaction*
 batch counter, a CDC batch's last commit LSN), both increasing. :func:`append_history` writes
 nothing when the table already records that version or a later one for ``app_id``, so a batch
 redone after a crash is never appended twice. The check and the append are not one atomic step:
-one writer per history folder (the stream consumer's own rule).
+one writer per history folder (the stream consumer's own rule). A :class:`HistoryWriter`
+compacts the table's small files every few hundred appends (a version that moves no row).
 
 Training reads the history through :func:`read_history` (the newest version, or a pinned one),
 and records the version it read among the model's inputs (see
@@ -29,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,14 @@ __all__ = [
     "read_history",
 ]
 
+logger = logging.getLogger("taxiway.history")
+
 # the log of every version stays (a version whose log entries are gone cannot be loaded)
 _TABLE_CONFIG = {"delta.enableExpiredLogCleanup": "false"}
+# a writer compacts the table's small files every this many appends: delta-rs's append costs
+# CPU in proportion to the table's files (on this project's 2-core machine: 7 ms per append
+# of 500 rows to a new table, 28 ms after 400 appends, back to 10 ms once compacted)
+COMPACT_EVERY = 200
 
 
 def _require_deltalake() -> None:
@@ -106,11 +114,18 @@ class HistoryWriter:
     the table records is read once, then kept in memory (one writer per history), and the
     Delta table stays open between appends (re-opening it cost a third of each append; delta-rs
     updates the open table's state on each commit it makes, and a commit another writer made
-    in between is caught by delta-rs's conflict check, not lost)."""
+    in between is caught by delta-rs's conflict check, not lost).
 
-    def __init__(self, path: Path, app_id: str) -> None:
+    Every ``compact_every`` appends it compacts the table's small files (Delta ``OPTIMIZE``,
+    a version of its own that changes no row: every version stays readable as it was), so an
+    append's cost stays flat instead of growing with the files of every batch before it. A
+    failed compaction is logged and left for the next turn: the append it follows stands."""
+
+    def __init__(self, path: Path, app_id: str, *, compact_every: int = COMPACT_EVERY) -> None:
         self.path = Path(path)
         self.app_id = app_id
+        self.compact_every = compact_every
+        self._appends = 0  # since the last compaction (or the start)
         self.recorded = applied_version(self.path, app_id)
         """The last batch version of ``app_id`` in the table (None: none yet)."""
         self._table: Any = None  # the open DeltaTable, once the table exists
@@ -149,7 +164,18 @@ class HistoryWriter:
                 "type changed between events (text, then a number) needs a contract that types it",
             ) from None
         self.recorded = version
+        self._appends += 1
+        if self._appends >= self.compact_every and self._table is not None:
+            self._compact()
         return True
+
+    def _compact(self) -> None:
+        self._appends = 0
+        try:
+            self._table.optimize.compact()
+        except Exception as error:  # delta-rs raises plain Exception subclasses (DeltaError)
+            self._table = None  # re-read the table on the next append
+            logger.warning("the history at %s was not compacted (next turn): %s", self.path, error)
 
 
 def _open(path: Path) -> Any:

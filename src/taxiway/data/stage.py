@@ -1,8 +1,9 @@
 """Stage sources for the offline engine: register, validate against the contract, expose the
 clean rows as a view, and fingerprint what was read.
 
-A stream source is read from its Delta history at one version: the manifest records it
-(``history: {path, version}``), so a model's inputs name the history version it was trained on.
+A stream source is read from its Delta history at one version, a Delta source at its pinned or
+newest version: the manifest records it (``history: {path, version}``), so a model's inputs
+name the version it was trained on.
 
 Downstream stages (training sets, materialization) read only ``StagedSource.view``: the rows
 that passed every `quarantine` rule. A source whose contract blocks raises
@@ -25,6 +26,7 @@ from taxiway.data.contracts.report import ValidationReport
 from taxiway.data.contracts.validate import validate
 from taxiway.data.findings import Finding
 from taxiway.data.sources import Source, open_source
+from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.file import FileReader
 from taxiway.data.sources.nats import NatsReader
 from taxiway.engines.duckdb import fetch_one, quote_identifier
@@ -71,6 +73,8 @@ class StagedSource:
 def _history(reader: Source) -> dict[str, Any] | None:
     if isinstance(reader, NatsReader) and reader.version is not None:
         return {"path": str(Path(reader.spec.history).resolve()), "version": reader.version}
+    if isinstance(reader, DeltaReader) and reader.version is not None:
+        return {"path": str(Path(reader.spec.path).resolve()), "version": reader.version}
     return None
 
 
@@ -185,6 +189,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, reader: Source, view: str) -> st
     elif isinstance(reader, NatsReader) and reader.version is not None:
         # a Delta version never changes once written
         digest.update(f"{reader.spec.history}@{reader.version}".encode())
+    elif isinstance(reader, DeltaReader) and reader.version is not None:
+        digest.update(f"{reader.spec.path}@{reader.version}".encode())
     elif isinstance(reader.spec, DuckDBSource):
         stat = os.stat(reader.spec.path)
         digest.update(f"{reader.spec.path}:{stat.st_size}:{stat.st_mtime_ns}".encode())

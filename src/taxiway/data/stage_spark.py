@@ -20,7 +20,9 @@ import duckdb
 from taxiway.data.contracts.loader import load_contract
 from taxiway.data.contracts.validate import validate
 from taxiway.data.sources import Source, open_source
+from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.file import FileReader
+from taxiway.data.sources.postgres import PostgresReader
 from taxiway.data.stage import StagedSource, fingerprint, history_of, raise_if_blocked
 from taxiway.engines.duckdb import quote_identifier, quote_literal
 from taxiway.errors import MissingExtraError
@@ -113,11 +115,19 @@ def register(
     staging_dir: Path,
 ) -> None:
     """Expose ``reader``'s rows as ``raw`` in Spark: read by Spark where it can (Parquet
-    files), else read by DuckDB and handed over as one Parquet file in ``engine.temp``."""
+    files, a Delta table's version, PostgreSQL over JDBC), else read by DuckDB and handed over
+    as one Parquet file in ``engine.temp``."""
     if isinstance(reader, FileReader) and reader.format() == "parquet":
         engine.register_parquet(raw, reader.files())
         return
-    reader.register(con, raw, staging_dir)
+    reader.register(con, raw, staging_dir)  # DuckDB's view too: the fingerprint scans it
+    if isinstance(reader, DeltaReader) and reader.version is not None:
+        # the version DuckDB pinned (and the manifest records), from the files its log names
+        engine.register_delta(raw, reader.name, reader.spec.path, reader.version)
+        return
+    if isinstance(reader, PostgresReader):
+        engine.register_postgres(raw, reader.name, reader.spec)
+        return
     handed = engine.temp / f"handoff-{reader.name}.parquet"
     con.execute(
         f"COPY (SELECT * FROM {quote_identifier(raw)}) "  # nosec B608

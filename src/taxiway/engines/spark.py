@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taxiway.engines.spark_sources import delta_frame, postgres_frame, source_jars
 from taxiway.engines.sql import EngineError
 from taxiway.engines.transpile import duckdb_type, to_spark
 from taxiway.errors import MissingExtraError, TaxiwayError
+from taxiway.spec.models import PostgresSource
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -69,6 +71,9 @@ def spark_session(
         raise MissingExtraError("spark", needed_by="engine: spark", missing=["pyspark"]) from None
     builder = SparkSession.builder.master(master).appName("taxiway")
     settings = {**_DEFAULT_CONF, **(conf or {}), **_FIXED_CONF}
+    jars = [j for j in settings.get("spark.jars", "").split(",") if j] + source_jars()
+    if jars:  # the sources' drivers (PostgreSQL's JDBC jar) beside any the spec names
+        settings["spark.jars"] = ",".join(dict.fromkeys(jars))
     if master.startswith("local") or _on_loopback(master):  # nothing listens beyond loopback
         settings = {**_LOOPBACK, **settings}
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -111,6 +116,17 @@ class SparkEngine:
             # files of one source may differ in columns: read their union, as DuckDB does
             frame = self.session.read.option("mergeSchema", "true").parquet(*paths)
             frame.createOrReplaceTempView(name)
+
+    def register_delta(self, name: str, source: str, path: str, version: int | None) -> None:
+        """Expose version ``version`` of the Delta table at ``path`` (source ``source``) as
+        ``name``: its active Parquet files, read by Spark (:mod:`.spark_sources`)."""
+        with self._reported(f"reading the Delta table {path}"):
+            delta_frame(self.session, source, path, version).createOrReplaceTempView(name)
+
+    def register_postgres(self, name: str, source: str, spec: PostgresSource) -> None:
+        """Expose PostgreSQL source ``source`` as ``name``, read by Spark over JDBC."""
+        with self._reported(f"reading source `{source}` over JDBC"):
+            postgres_frame(self.session, source, spec).createOrReplaceTempView(name)
 
     def create_table(self, name: str, sql: str) -> None:
         """Keep ``sql`` as ``name``: checked now, computed once when first read, then cached.

@@ -100,11 +100,18 @@ REASON_HEADER = "Taxiway-Reason"
 MSG_ID = "Nats-Msg-Id"
 FETCH_WAIT_S = 1.0
 FOLLOW_WAIT_S = 0.02
+# behind, a batch takes up to this many events (fetched ``batch`` at a time): the per-batch
+# costs (a Delta commit, whose cost grows with the table's files; two journal commits; each
+# touched tile's rewrite) are then shared by many; caught up, a batch is what has come
+BACKLOG_EVENTS = 5_000
+BACKLOG_WAIT_S = 0.1  # per further fetch of a backlog's batch (the stream has them at hand)
 CONNECT_TIMEOUT_S = 2.0
 
 
-# a view, the batch's events per (key, tile), and those tiles' stored events
-_Prepared = tuple[TiledView, dict[tuple[str, int], list[Event]], dict[tuple[str, int], bytes]]
+# a view, the batch's events per (key, tile), and those tiles' stored (state, events)
+_Prepared = tuple[
+    TiledView, dict[tuple[str, int], list[Event]], dict[tuple[str, int], tuple[bytes, bytes]]
+]
 
 
 class StreamEvent(NamedTuple):
@@ -235,9 +242,10 @@ class StreamApplier:
         batch = self.journal.last_batch(self.name) + 1
         prepared = self._prepare(table)
         undo: list[UndoTile] = [
-            (view.name, view.entity, key, tile, stored.get((key, tile)))
+            (view.name, view.entity, key, tile, before[1] if before is not None else None)
             for view, grouped, stored in prepared
             for key, tile in sorted(grouped)
+            for before in [stored.get((key, tile))]
         ]
         self.journal.begin(self.name, batch, _ipc(table), fresh, undo)
         self._finish(batch, table, fresh, prepared)
@@ -273,14 +281,15 @@ class StreamApplier:
         return table
 
     def _prepare(self, table: pa.Table) -> list[_Prepared]:
-        """Per view: the batch's events grouped per tile, and those tiles' stored events (the
-        journal's pre-images, and what the tiles' update starts from: one read for both)."""
+        """Per view: the batch's events grouped per tile, and those tiles' stored state and
+        events (the journal's pre-images, and what the tiles' update starts from: one read
+        for both)."""
         prepared: list[_Prepared] = []
         tiles = tile_table(self.store) if self.views else None
         for view in self.views:
             assert tiles is not None  # nosec B101
             grouped = group_events(view, table)
-            stored = tiles.events(view.entity, view.name, sorted(grouped))
+            stored = tiles.stored(view.entity, view.name, sorted(grouped))
             prepared.append((view, grouped, stored))
         return prepared
 
@@ -388,7 +397,9 @@ async def consume(
         quarantine = quarantine_subject(source)
         last_log, last_applied = time.monotonic(), 0
         while not stop.is_set():
-            messages = await _fetch(subscription, source.batch)
+            messages = await _fetch(
+                subscription, source.batch, most=max(source.batch, BACKLOG_EVENTS)
+            )
             if messages:
                 events = [
                     StreamEvent((m.headers or {}).get(MSG_ID), m.data, m.metadata.sequence.stream)
@@ -432,27 +443,40 @@ async def consume(
     return totals
 
 
-async def _fetch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
-    """The next batch: up to ``batch`` messages, returned as soon as one is in hand.
+async def _fetch(
+    subscription: JetStreamContext.PullSubscription, batch: int, *, most: int | None = None
+) -> list[Msg]:
+    """The next batch: up to ``batch`` messages (``most`` under a backlog), returned as soon as
+    one is in hand.
 
     One message is awaited for up to ``FETCH_WAIT_S`` (none: an empty list); then the ones
-    the stream already holds are taken, up to ``batch`` in all, waiting at most
-    ``FOLLOW_WAIT_S`` for them. Under backlog a batch is full at once; caught up, an event
-    waits ``FOLLOW_WAIT_S`` at most, not until a batch fills (nats-py's ``fetch(batch)``
-    returns early only when the server ends the pull once it holds no more: nats-server
-    2.9 does, and nats-py notes newer servers keep such a pull until it expires).
+    the stream already holds are taken, ``batch`` per fetch (the first waiting at most
+    ``FOLLOW_WAIT_S``, the next ones ``BACKLOG_WAIT_S``), until the first comes back short
+    (caught up), a later one brings nothing, or ``most`` (default ``batch``) are in hand.
+    Under backlog a batch is full at once; caught up, an event waits ``FOLLOW_WAIT_S`` at
+    most, not until a batch fills (nats-py's ``fetch(batch)`` returns early only when the
+    server ends the pull once it holds no more: nats-server 2.9 does, and nats-py notes newer
+    servers keep such a pull until it expires).
     """
+    most = batch if most is None else max(most, batch)
     try:
-        first = await subscription.fetch(1, timeout=FETCH_WAIT_S)
+        got = await subscription.fetch(1, timeout=FETCH_WAIT_S)
     except (nats.errors.TimeoutError, TimeoutError):  # nothing new within the wait
         return []
-    if batch <= 1:
-        return first
-    try:
-        rest = await subscription.fetch(batch - 1, timeout=FOLLOW_WAIT_S)
-    except (nats.errors.TimeoutError, TimeoutError):  # nothing more yet
-        rest = []
-    return first + rest
+    want = batch - 1
+    while want > 0:
+        wait = FOLLOW_WAIT_S if len(got) == 1 else BACKLOG_WAIT_S
+        try:
+            rest = await subscription.fetch(want, timeout=wait)
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing more yet
+            break
+        got += rest
+        if len(got) == 1 + len(rest) and len(rest) < want:  # the first fetch came back short:
+            break  # caught up (a busy process may also cut a fetch short: the next goes on)
+        if not rest:
+            break
+        want = min(batch, most - len(got))
+    return got
 
 
 async def run_streams(

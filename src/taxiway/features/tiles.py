@@ -26,7 +26,10 @@ Definitions (the offline semantics of :mod:`taxiway.features.pit`, restated in k
   than a raw sum of squares. ``count_distinct`` cannot be tiled (the spec refuses it).
 
 Writes: :func:`apply_events` adds events (the stream consumer's entry point); it reads the
-touched tiles' events, appends, and writes each tile back with its new state. It is not
+touched tiles' states and events, merges the new events' state into each (so the sums and
+squared deviations of a tile built event by event may differ from a rebuild's in the last
+bits), appends the new events to the stored list (a tile's events are in the order they were
+added, not sorted), and writes each tile back. It is not
 idempotent: applying the same events twice counts them twice, so the caller de-duplicates
 (e.g. by event id) and is the only writer of a view's tiles while it runs (two concurrent
 writers of one tile may lose one's events). :func:`replace_tiles` rebuilds a view's tiles
@@ -362,33 +365,50 @@ def apply_grouped(
     view: TiledView,
     grouped: dict[tuple[str, int], list[Event]],
     *,
-    stored: Mapping[tuple[str, int], bytes | None] | None = None,
+    stored: Mapping[tuple[str, int], tuple[bytes, bytes]] | None = None,
 ) -> int:
     """:func:`apply_events` of events already grouped (:func:`group_events`); return how many.
 
-    ``stored``: the tiles' stored events as the caller just read them
-    (:meth:`TileTable.events`, a tile absent or None: no event yet), sparing a second read;
-    None reads them here.
+    ``stored``: the tiles' stored ``(state, events)`` as the caller just read them
+    (:meth:`TileTable.stored`; a tile absent: no event yet), sparing a second read; None
+    reads them here. The work per tile is the new events' (their state merged into the
+    stored one, their list appended to the stored list's JSON), not the tile's: a tile that
+    gathers events batch after batch costs no more to update as it fills.
     """
     tiles = tile_table(store)
     pairs = list(grouped)
     added = 0
     for start in range(0, len(pairs), WRITE_CHUNK):
         chunk = pairs[start : start + WRITE_CHUNK]
-        found = tiles.events(view.entity, view.name, chunk) if stored is None else stored
+        found = tiles.stored(view.entity, view.name, chunk) if stored is None else stored
         rows = []
         for pair in chunk:
             new = grouped[pair]
+            state = summarize(view, new)
+            encoded = dumps(new)
             before = found.get(pair)
-            if before:
-                events = decode(before) + new
-                events.sort(key=_KNOWN)  # two sorted runs: one merge
-            else:
-                events = new
-            rows.append((pair[0], pair[1], dumps(summarize(view, events)), dumps(events)))
+            if before is not None:
+                merged: State = decode(before[0])
+                _merge(merged, state)
+                state = merged
+                encoded = _concat(before[1], encoded)
+            rows.append((pair[0], pair[1], dumps(state), encoded))
             added += len(new)
         tiles.put(view.entity, view.name, rows)
     return added
+
+
+def _concat(stored: bytes, new: bytes) -> bytes:
+    """Two JSON lists (compact, as :func:`dumps` writes them) as one: ``stored`` then ``new``.
+
+    >>> _concat(b"[[1,2.0]]", b"[[3,null],[4,1]]"), _concat(b"[]", b"[[3,null]]")
+    (b'[[1,2.0],[3,null],[4,1]]', b'[[3,null]]')
+    """
+    if stored == b"[]":
+        return new
+    if new == b"[]":
+        return stored
+    return stored[:-1] + b"," + new[1:]
 
 
 def replace_tiles(

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from taxiway.data.contracts.loader import load_contract
 from taxiway.errors import TaxiwayError
 from taxiway.spec.models import (
+    DeltaSource,
     DuckDBSource,
     FileSource,
     NatsSource,
@@ -193,6 +194,8 @@ def _source_name(source: Any) -> tuple[str, str]:
         return namespace, f"{database}.{table}"
     if isinstance(source, NatsSource):
         return _located("nats", source.url)[0], source.subject
+    if isinstance(source, DeltaSource):
+        return "file", str(Path(source.path).absolute())
     raise TypeError(f"no OpenLineage name for a source of kind {source.kind!r}")  # pragma: no cover
 
 

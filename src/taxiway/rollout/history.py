@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from taxiway.models.registry import ModelVersion, StageEvent, open_registry
+from taxiway.models.retrain import STOPPED
 from taxiway.rollout.records import RolloutEvent, RolloutState, utc
 from taxiway.rollout.retrain import read_runs
 from taxiway.rollout.state import open_rollout_store
@@ -124,8 +125,8 @@ def _entry(
     archived = [e for e in stages if e.version == version.version and e.to_stage == "archived"]
     note = archived[-1].note if archived else None
     gate = (run or {}).get("gate")
-    if gate is None and note and retrain:
-        gate = note.split(":", 1)[0]
+    if gate is None and note and retrain and note.split(":", 1)[0] in STOPPED:
+        gate = note.split(":", 1)[0]  # archived by a retrain's gate (not by a promotion)
     mine = [r for r in rollouts if r.candidate == version.version]
     rollout = _rollout(mine[-1], events.get(mine[-1].id, [])) if mine else None
     as_of = retrain.get("as_of")

@@ -130,8 +130,23 @@ def _run(
         state = controller.start(candidate=result.candidate)
     result.gate = "rollout_started"
     result.rollout = {"id": state.id, "control": state.control, "candidate": state.candidate}
-    result.reason += f"; rollout {state.id} started against {state.control}"
+    result.reason += f"; rollout {state.id} started against {_control(state.control)}"
     return result
+
+
+def _control(control: dict[str, Any]) -> str:
+    """The rollout's control in words.
+
+    >>> _control({"kind": "version", "version": 3, "constant": None})
+    'production v3'
+    >>> _control({"kind": "constant", "version": None, "constant": 0.1})
+    'the constant score 0.1'
+    """
+    if control.get("kind") == "version":
+        return f"production v{control.get('version')}"
+    if control.get("kind") == "constant":
+        return f"the constant score {control.get('constant'):g}"
+    return "the baseline"
 
 
 def signoff_decision(project: Project, result: RetrainResult) -> SignoffDecision | None:

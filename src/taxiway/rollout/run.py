@@ -22,15 +22,18 @@ advisory lock in a PostgreSQL one) at each tick and keeps it while it lives; a p
 without it does nothing that tick. So two schedulers never retrain at once, and when the
 holder dies another takes over at its next tick.
 
-**The state** (when the last retrain ran, the episodes acted on) is a JSON file,
-``<state>/run/<model>.json``, written atomically by the lock's holder after each retrain.
+**The state** (when the last retrain ran, the episodes acted on) is kept in the registry's
+database (:mod:`taxiway.rollout.run_state`: the table ``run_state`` of the SQLite file or the
+PostgreSQL schema), written by the lock's holder after each retrain, so a scheduler on
+another host that takes the lock over knows what was done. A tick that cannot read it does
+nothing (it cannot tell whether the retrain is due) and says why.
 
 **A stop.** :meth:`Scheduler.stop` (`taxiway run` calls it on SIGTERM and SIGINT) lets the
 step under way finish and ends the loop before the next. A run killed outright (SIGKILL)
 in the middle of a retrain leaves what :func:`~taxiway.rollout.retrain.run_retrain` had
 committed: a version is registered in one registry transaction, so never half; a candidate
 registered before a later gate judged it stays at stage ``candidate`` (never rolled out: a
-rollout starts only after every gate passed), and the state file does not record that run,
+rollout starts only after every gate passed), and the state does not record that run,
 so the next tick retrains again.
 """
 
@@ -38,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ from taxiway.models.retrain import RetrainResult, retrain_policy
 from taxiway.rollout.controller import Controller
 from taxiway.rollout.leader import LeaderLock, registry_lock
 from taxiway.rollout.retrain import StandingSignOffs, run_retrain
+from taxiway.rollout.run_state import open_run_state
 from taxiway.spec.models import Rollout
 from taxiway.spec.project import Project
 
@@ -136,7 +139,7 @@ class Scheduler:
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.lock = lock or registry_lock(project, "retrain", "taxiway.run")
         self.say = progress or (lambda message: logger.info("%s", message))
-        self.state_path = project.state_dir / "run" / f"{project.spec.name}.json"
+        self.state = open_run_state(project)
         self.alerts_path = project.state_dir / "monitor" / "alerts.json"
         self._stop = threading.Event()
         self._leading = False
@@ -184,8 +187,13 @@ class Scheduler:
             self.say(f"holding the retrain lock of {self.project.spec.name}")
             self._leading = True
         now = self.clock()
-        state = self._read_state()
         outcome = TickResult(led=True)
+        try:
+            state = self.state.read(self.project.spec.name)
+        except TaxiwayError as error:
+            outcome.notes.append(f"{error.message} (fix: {error.fix})")
+            self.say(f"{outcome.notes[-1]}: nothing this tick")
+            return outcome
         trigger, episodes = self._due(state, now)
         if trigger is not None and not self.stopping:
             outcome.trigger = trigger
@@ -198,7 +206,7 @@ class Scheduler:
             }
             handled: dict[str, str] = state.setdefault("episodes", {})
             handled.update(episodes)
-            self._write_state(state)
+            self._write_state(state, outcome)
         if not self.stopping:
             outcome.rollout = self._check_rollout(datetime.now(UTC))
         return outcome
@@ -253,18 +261,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ the state
 
-    def _read_state(self) -> dict[str, Any]:
+    def _write_state(self, state: dict[str, Any], outcome: TickResult) -> None:
         try:
-            data = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as error:
-            self.say(f"the scheduler's state {self.state_path} is unreadable ({error}): afresh")
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _write_state(self, state: dict[str, Any]) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}")
-        scratch.write_text(json.dumps(state, indent=2, sort_keys=True))
-        scratch.replace(self.state_path)  # readers see the old state or the new, never half
+            self.state.write(self.project.spec.name, state)
+        except TaxiwayError as error:
+            # the next tick, not knowing of this retrain, runs it again: logged, never lost
+            outcome.notes.append(f"{error.message} (fix: {error.fix})")
+            self.say(f"the retrain is not recorded: {outcome.notes[-1]}")

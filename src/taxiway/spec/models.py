@@ -45,6 +45,7 @@ __all__ = [
     "AuthSpec",
     "BreakerSpec",
     "ColumnLabel",
+    "DeltaSource",
     "DuckDBSource",
     "EventLabel",
     "EventSpine",
@@ -192,6 +193,18 @@ class FileSource(_SourceBase):
     format: Literal["csv", "parquet", "jsonl"] | None = None
 
 
+class DeltaSource(_SourceBase):
+    """A Delta Lake table (a folder holding ``_delta_log``), read at its newest or a pinned version."""
+
+    kind: Literal["delta"]
+    path: SpecPath
+    version: int | None = Field(
+        default=None,
+        ge=0,
+        description="The table version to read; default the newest when the run starts.",
+    )
+
+
 class _TableOrQuery(_SourceBase):
     table: str | None = None
     query: str | None = None
@@ -290,7 +303,8 @@ class NatsSource(_SourceBase):
 
 
 Source = Annotated[
-    FileSource | DuckDBSource | PostgresSource | NatsSource, Field(discriminator="kind")
+    FileSource | DuckDBSource | PostgresSource | NatsSource | DeltaSource,
+    Field(discriminator="kind"),
 ]
 
 

@@ -65,6 +65,7 @@ from taxiway.sprint.approvals_chain import GENESIS, Approval
 from taxiway.sprint.approvals_log import (
     append_record,
     approvals_path,
+    log_location,
     spec_sha256,
     verify_log,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "SignOff",
     "approvals_path",
     "approvals_summary",
+    "log_location",
     "missing_approvals",
     "overrides",
     "read_approvals",
@@ -281,6 +283,6 @@ def approvals_summary(project: Project) -> dict[str, Any]:
         ],
         "missing": [s.role for s in statuses if s.status == "missing"],
         "earlier_spec": [s.role for s in statuses if s.status == "earlier_spec"],
-        "log": str(approvals_path(project)),
+        "log": log_location(project),
         "head": records[-1].hash if records else None,
     }

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from taxiway.data.sources.base import DEFAULT_BATCH_ROWS, Source, SourceSpec
+from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.duckdb import DuckDBReader
 from taxiway.data.sources.file import FileReader
 from taxiway.data.sources.nats import NatsReader
 from taxiway.errors import SourceError
-from taxiway.spec.models import DuckDBSource, FileSource, NatsSource, PostgresSource
+from taxiway.spec.models import (
+    DeltaSource,
+    DuckDBSource,
+    FileSource,
+    NatsSource,
+    PostgresSource,
+)
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "DeltaReader",
     "DuckDBReader",
     "FileReader",
     "NatsReader",
@@ -46,4 +54,6 @@ def open_source(name: str, spec: SourceSpec) -> Source:
     if isinstance(spec, NatsSource):
         # the history the stream consumer writes (Parquet files): no nats-py needed to read it
         return NatsReader(name, spec)
+    if isinstance(spec, DeltaSource):
+        return DeltaReader(name, spec)
     raise SourceError(f"source `{name}`: unsupported kind")  # pragma: no cover - union is closed

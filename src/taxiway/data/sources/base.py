@@ -9,11 +9,17 @@ from typing import Protocol, runtime_checkable
 import duckdb
 import pyarrow as pa
 
-from taxiway.spec.models import DuckDBSource, FileSource, NatsSource, PostgresSource
+from taxiway.spec.models import (
+    DeltaSource,
+    DuckDBSource,
+    FileSource,
+    NatsSource,
+    PostgresSource,
+)
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Source", "SourceSpec"]
 
-SourceSpec = FileSource | DuckDBSource | PostgresSource | NatsSource
+SourceSpec = FileSource | DuckDBSource | PostgresSource | NatsSource | DeltaSource
 DEFAULT_BATCH_ROWS = 100_000
 
 

@@ -112,6 +112,13 @@ class TileTable(Protocol):
         """The stored events of each ``(key, tile)`` (absent when the tile is not stored)."""
         ...
 
+    def stored(
+        self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[bytes, bytes]]:
+        """The stored ``(state, events)`` of each ``(key, tile)`` (absent when not stored):
+        what a write adding events to those tiles starts from."""
+        ...
+
     def put(self, entity: str, view: str, tiles: Iterable[tuple[str, int, bytes, bytes]]) -> int:
         """Write ``(key, tile, state, events)`` rows, replacing those tiles; return the count."""
         ...

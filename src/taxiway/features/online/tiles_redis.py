@@ -102,6 +102,24 @@ class RedisTiles:
             answers = cast(list[bytes | None], pipe.execute())
         return {pair: found for pair, found in zip(tiles, answers, strict=True) if found}
 
+    def stored(
+        self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[bytes, bytes]]:
+        """The stored ``(state, events)`` of each ``(key, tile)`` of ``view``, one snapshot
+        (a tile's state and events are written in one transaction, and read in one here)."""
+        check_entity(entity)
+        with self._errors("reading tiles from"):
+            pipe = self._client.pipeline(transaction=True)
+            for key, tile in tiles:
+                pipe.hget(f"{self._states}{entity}:{view}:{key}", str(tile))
+                pipe.hget(f"{self._events}{entity}:{view}:{key}", str(tile))
+            answers = cast(list[bytes | None], pipe.execute())
+        found: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        for pair, state, events in zip(tiles, answers[::2], answers[1::2], strict=True):
+            if state is not None and events is not None:
+                found[pair] = (state, events)
+        return found
+
     def put(self, entity: str, view: str, tiles: Iterable[tuple[str, int, bytes, bytes]]) -> int:
         """Write ``(key, tile, state, events)`` rows, each chunk one transaction."""
         check_entity(entity)

@@ -109,8 +109,19 @@ class SqliteTiles:
         self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], bytes]:
         """The stored events of each ``(key, tile)`` of ``view``."""
+        return {pair: events for pair, (_, events) in self._select(entity, view, tiles).items()}
+
+    def stored(
+        self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[bytes, bytes]]:
+        """The stored ``(state, events)`` of each ``(key, tile)`` of ``view``."""
+        return self._select(entity, view, tiles)
+
+    def _select(
+        self, entity: str, view: str, tiles: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[bytes, bytes]]:
         check_entity(entity)
-        found: dict[tuple[str, int], bytes] = {}
+        found: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         connection = self._con()
         try:
             for start in range(0, len(tiles), CHUNK):
@@ -118,12 +129,12 @@ class SqliteTiles:
                 pairs = ",".join("(?, ?)" for _ in chunk)
                 flat = [part for pair in chunk for part in pair]
                 rows = connection.execute(
-                    f"SELECT key, tile, events FROM {TABLE} WHERE entity = ? AND view = ? "  # nosec B608
-                    f"AND (key, tile) IN (VALUES {pairs})",
+                    f"SELECT key, tile, state, events FROM {TABLE} "  # nosec B608
+                    f"WHERE entity = ? AND view = ? AND (key, tile) IN (VALUES {pairs})",
                     [entity, view, *flat],
                 )
-                for key, tile, events in rows:
-                    found[(key, tile)] = events
+                for key, tile, state, events in rows:
+                    found[(key, tile)] = (state, events)
         except sqlite3.Error as error:
             raise self._error("read from", error) from None
         return found
