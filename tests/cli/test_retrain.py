@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from taxiway.cli import main
 from taxiway.models.artifact import load_model
 from taxiway.models.registry import open_registry
 from taxiway.rollout.controller import Controller
+from taxiway.rollout.history import model_history
 from taxiway.spec.project import Project
 
 AS_OF = "2025-12-31"
@@ -168,14 +170,34 @@ def test_a_source_that_fails_its_contract_stops_the_run_before_anything_is_built
     assert not (tmp_path / ".taxiway" / "training").exists()
 
 
-@pytest.mark.parametrize("kill_at", ["training the candidate", "auditing the candidate"])
+@pytest.mark.parametrize(
+    ("kill_at", "backend"),
+    [
+        ("training the candidate", "sqlite"),
+        ("auditing the candidate", "sqlite"),
+        pytest.param("auditing the candidate", "postgres", marks=pytest.mark.postgres),
+    ],
+)
 def test_a_killed_retrain_leaves_no_half_registered_version(
-    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kill_at: str
+    shop: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    kill_at: str,
+    backend: str,
 ) -> None:
     # SIGKILL while the model trains (nothing registered yet) and while the registered
     # candidate is audited (registered, not yet judged): the registry stays consistent, the
-    # unjudged candidate never reaches a rollout, and the next retrain registers the next one
-    spec = _spec(shop, tmp_path, "{window: 365d, min_new_rows: 0, auto_rollout: true}")
+    # unjudged candidate never reaches a rollout, and the next retrain registers the next one:
+    # with min_new_rows > 0 it counts new rows against no unjudged version, and archives that
+    # one (its process is gone) with a note
+    policy = "{window: 365d, min_new_rows: 1, auto_rollout: true}"
+    if backend == "postgres":
+        monkeypatch.setenv("TW_KILLED_URL", request.getfixturevalue("postgres_url"))
+        schema = f"killed_{uuid.uuid4().hex[:8]}"
+        policy += f"\nregistry: {{kind: postgres, url: '${{TW_KILLED_URL}}', schema: {schema}}}"
+    spec = _spec(shop, tmp_path, policy)
     command = [sys.executable, "-m", "taxiway", "retrain", "-f", str(spec), "--as-of", AS_OF]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as run:
         assert run.stderr is not None
@@ -198,18 +220,30 @@ def test_a_killed_retrain_leaves_no_half_registered_version(
     for version in versions:
         assert version.stage == "candidate"
         load_model(version.artifact_dir)  # every recorded version's files are whole
-    with sqlite3.connect(project.state_dir / "registry.sqlite") as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if backend == "sqlite":
+        with sqlite3.connect(project.state_dir / "registry.sqlite") as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with Controller(project) as controller:
         assert controller.store.latest(project.spec.name) is None  # no rollout started
 
     code, again = _retrain(capsys, spec)
     assert (code, again["gate"]) == (0, "rollout_started"), again["reason"]
     assert again["candidate"] == len(versions) + 1
+    assert again["previous"] is None  # the killed run's v1 is no baseline for new rows
+    assert len(again["interrupted"]) == len(versions)
     registry = open_registry(project.spec.registry, state_dir=project.state_dir)
     try:
         recorded = registry.list(project.spec.name)
+        notes = [e.note or "" for e in registry.history(project.spec.name) if e.version == 1]
     finally:
         registry.close()
+    if versions:
+        assert recorded[0].stage == "archived"
+        assert notes[-1].startswith("interrupted: the retrain as of 2025-12-31")
+        assert "v1, left unjudged by the retrain" in again["reason"]
+        assert model_history(project)[0].gate == "interrupted"
+        code, third = _retrain(capsys, spec)  # nothing new since v2, which its run judged
+        assert (code, third["gate"], third["previous"]) == (0, "no_new_data", 2)
+        assert third["interrupted"] == []
     folders = {p.name for p in Path(recorded[-1].artifact_dir).parent.iterdir() if p.name.isdigit()}
     assert folders == {str(v.version) for v in recorded}

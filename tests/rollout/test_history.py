@@ -15,7 +15,7 @@ from taxiway.cli import main
 from taxiway.models.registry import NewVersion, open_registry
 from taxiway.models.retrain import RetrainResult
 from taxiway.rollout.history import history_fact, history_lines, model_history
-from taxiway.rollout.retrain import append_run
+from taxiway.rollout.retrain import record_run
 from taxiway.rollout.state import open_rollout_store
 from taxiway.spec.project import Project
 
@@ -72,7 +72,7 @@ def _world(tmp_path: Path) -> Project:
              "previous": 1, "production": 1, "window": {"start": None, "end": None},
              "new_rows": 12000}  # fmt: skip
     assert _register(project, tmp_path, 0.83, drift) == 2
-    append_run(
+    record_run(
         project,
         RetrainResult(
             name="shop", gate="rollout_started", as_of=TRIGGERED, trigger="drift:orders__count_30d",

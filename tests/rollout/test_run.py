@@ -12,6 +12,8 @@ from tests.conftest import retail_shop
 
 from taxiway.models.registry import open_registry
 from taxiway.monitoring.alerts import Alert, AlertSinks
+from taxiway.rollout.history import model_history
+from taxiway.rollout.retrain import read_runs
 from taxiway.rollout.run import Scheduler
 from taxiway.spec.project import Project
 
@@ -107,7 +109,8 @@ def test_schedulers_on_two_hosts_share_the_state_in_the_postgres_registry(
     shop: Path, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # two state folders (two hosts), one PostgreSQL registry: the second knows the first's
-    # retrain from the registry's database, so the cadence is not due again
+    # retrain from the registry's database, so the cadence is not due again, and its
+    # `models history` shows the first host's run (the gate, production's score)
     monkeypatch.setenv("TW_RUN_STATE_URL", postgres_url)
     schema = f"run_{uuid.uuid4().hex[:8]}"
     registry = f"{{kind: postgres, url: '${{TW_RUN_STATE_URL}}', schema: {schema}}}"
@@ -119,9 +122,15 @@ def test_schedulers_on_two_hosts_share_the_state_in_the_postgres_registry(
         projects.append(project)
     first = Scheduler(projects[0], clock=lambda: AS_OF)
     try:
-        assert first.tick().trigger == "cadence"
+        ran = first.tick()
     finally:
         first.close()
+    assert ran.trigger == "cadence"
+    assert ran.result is not None
+    [seen] = model_history(projects[1])
+    assert (seen.version, seen.gate) == (ran.result.candidate, ran.result.gate)
+    assert read_runs(projects[1]) == read_runs(projects[0])
+    assert [run["gate"] for run in read_runs(projects[1])] == [ran.result.gate]
     second = Scheduler(projects[1], clock=lambda: AS_OF + timedelta(days=1))
     try:
         assert second.tick().trigger is None

@@ -6,8 +6,8 @@ The gates, in order; the first that stops the run names it (:data:`Gate`):
    blocked source stops the run before anything is built.
 2. ``no_new_data``: the training set for the new window is built; when fewer than
    ``retrain.min_new_rows`` source rows arrived since the training set of the newest
-   registered version (the source row counts its manifest recorded), nothing is trained or
-   registered.
+   registered version a finished run left (the source row counts its manifest recorded),
+   nothing is trained or registered.
 3. ``baseline``: the candidate is trained and registered (with lineage to the production
    version and the trigger) and must beat its baseline, as ``taxiway train`` asks.
 4. ``worse_than_production``: the production version is scored on the candidate's own
@@ -18,6 +18,14 @@ A candidate stopped at 3-5 is archived with the reason as the stage change's not
 rollout ever picks it. A run that passes every gate stops at ``candidate``; the layer above
 (:mod:`taxiway.rollout.retrain`) may start its rollout.
 
+**A run that never finished.** A run killed after registering its candidate and before its
+last gate leaves that candidate at ``candidate``, unjudged, and no record of the run
+(:mod:`taxiway.models.retrain_runs` records a run when it ends). The next run does not count
+new rows against it, and reports it (:attr:`RetrainResult.interrupted`): it archives it, with
+the note ``interrupted: ...``, when its run's process (``lineage.retrain.host`` and ``pid``) is
+on this host and gone; one registered on another host, whose process it cannot see, is left
+as it is, reported each run, for an operator to archive (`taxiway models archive`).
+
 The window slides: a retrain as of T trains on the spine times from ``T - retrain.window``
 up to T less the label's horizon (a label not yet observed is not a label).
 """
@@ -25,6 +33,8 @@ up to T less the label's horizon (a label not yet observed is not a label).
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +53,7 @@ from taxiway.models.audit import run_audit
 from taxiway.models.evaluation import validation_scores
 from taxiway.models.metrics import better
 from taxiway.models.registry import ModelVersion, Registry, open_registry
+from taxiway.models.retrain_runs import read_retrain_runs
 from taxiway.models.training import train_model
 from taxiway.spec.models import EventLabel, PeriodicSpine, Retrain, SumLabel
 from taxiway.spec.project import Project
@@ -53,6 +64,7 @@ __all__ = [
     "new_source_rows",
     "retrain_candidate",
     "retrain_policy",
+    "unjudged_candidates",
     "windowed_project",
 ]
 
@@ -87,7 +99,7 @@ class RetrainResult:
     new_rows: int | None = None
     min_new_rows: int = 0
     previous: int | None = None
-    """The version the new rows are counted against (the newest registered)."""
+    """The version the new rows are counted against (the newest a finished run left)."""
     production: int | None = None
     candidate: int | None = None
     metric: str | None = None
@@ -98,6 +110,9 @@ class RetrainResult:
     signoff: dict[str, Any] | None = None
     """Whether the candidate is a routine retrain (``retrain.signoff``): ``routine``, the
     ``reasons`` it is not, and the standing sign-offs ``reused``."""
+    interrupted: list[str] = field(default_factory=list)
+    """The candidates earlier runs registered and never judged (they were killed): what was
+    done with each (see the module docstring)."""
 
     @property
     def exit_code(self) -> int:
@@ -218,7 +233,10 @@ def retrain_candidate(
     own = registry is None
     store = registry or open_registry(project.spec.registry, state_dir=project.state_dir)
     try:
-        return _train_and_gate(cut, store, result, policy, say)
+        _train_and_gate(cut, store, result, policy, say)
+        if result.interrupted:
+            result.reason += "; " + "; ".join(result.interrupted)
+        return result
     finally:
         if own:
             store.close()
@@ -232,7 +250,11 @@ def _train_and_gate(
 
     name = result.name
     versions = store.list(name)
-    last = versions[-1] if versions else None
+    unjudged = unjudged_candidates(versions, read_retrain_runs(project))
+    result.interrupted = [_settle(store, version, say) for version in unjudged]
+    left = {version.version for version in unjudged}
+    finished = [version for version in versions if version.version not in left]
+    last = finished[-1] if finished else None
     production = store.production(name)
     result.previous = last.version if last else None
     result.production = production.version if production else None
@@ -259,6 +281,8 @@ def _train_and_gate(
             "production": result.production,
             "window": result.window,
             "new_rows": result.new_rows,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
     }
     say("training the candidate")
@@ -295,6 +319,58 @@ def _train_and_gate(
     result.gate = "candidate"
     result.reason = f"v{version.version} passed every gate"
     return result
+
+
+def unjudged_candidates(
+    versions: list[ModelVersion], runs: list[dict[str, Any]]
+) -> list[ModelVersion]:
+    """The versions a retrain registered, still at ``candidate``, that no finished run in
+    ``runs`` names: their run was killed (or is still under way) before its gates judged them.
+    """
+    judged = {run.get("candidate") for run in runs}
+    return [
+        version
+        for version in versions
+        if version.created_by == BY
+        and version.stage == "candidate"
+        and version.version not in judged
+    ]
+
+
+def _settle(store: Registry, version: ModelVersion, say: Progress) -> str:
+    """Archive ``version``, unjudged, when its run's process is gone; what was done, in words."""
+    retrain: dict[str, Any] = version.lineage.get("retrain") or {}
+    host, pid = retrain.get("host"), retrain.get("pid")
+    run = f"the retrain as of {retrain.get('as_of')} (trigger {retrain.get('trigger')})"
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        say(f"archiving v{version.version}: {run} ended before its gates judged it")
+        store.set_stage(
+            version.name,
+            version.version,
+            "archived",
+            by=BY,
+            note=f"interrupted: {run} ended before its gates judged v{version.version}",
+        )
+        return f"v{version.version}, left unjudged by {run}, was archived"
+    where = f"process {pid} on {host}" if host else "a run of an older taxiway"
+    return (
+        f"v{version.version} was registered by {run} ({where}), which has not finished: it "
+        f"stays at candidate, unjudged; `taxiway models archive` it if that run is dead"
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (this process's own earlier runs are over:
+    a process runs its retrains one after the other)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def production_score(

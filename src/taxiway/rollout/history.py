@@ -5,9 +5,9 @@ One row per registered version, from what was recorded, never inferred:
 - *why* it was trained: its ``lineage.retrain.trigger`` (cadence, ``drift:<feature>``,
   quality, contract, manual), or a first training by `taxiway train`;
 - how it compared with production *on the same validation rows*: its own score, and
-  production's as the retrain run scored it (``<state dir>/retrain/runs.jsonl``,
-  :func:`~taxiway.rollout.retrain.read_runs`), and the gate the run stopped at (or the note it
-  was archived with);
+  production's as the retrain run scored it (the runs recorded in the registry's database by
+  every host, :func:`~taxiway.rollout.retrain.read_runs`), and the gate the run stopped at (or
+  the note it was archived with: ``interrupted`` when its run never finished);
 - what its rollout decided (the rollout store: its state and when it was reached);
 - the time from the trigger (the retrain's as-of) to full traffic (the rollout's ``complete``
   event). Anything not recorded is None: shown as ``unknown``.
@@ -127,6 +127,8 @@ def _entry(
     gate = (run or {}).get("gate")
     if gate is None and note and retrain and note.split(":", 1)[0] in STOPPED:
         gate = note.split(":", 1)[0]  # archived by a retrain's gate (not by a promotion)
+    if gate is None and note and retrain and note.startswith("interrupted:"):
+        gate = "interrupted"  # archived by the next run: its own was killed
     mine = [r for r in rollouts if r.candidate == version.version]
     rollout = _rollout(mine[-1], events.get(mine[-1].id, [])) if mine else None
     as_of = retrain.get("as_of")

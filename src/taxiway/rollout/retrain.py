@@ -9,28 +9,30 @@ required. A sign-off is required when ``governance.approvals`` lists a role, unl
 caller passes the approvals log (``signoffs``, a :class:`StandingSignOffs`: the sprint layer's
 :class:`~taxiway.sprint.approvals.ApprovalsLog`); the routine retrain is then recorded in that log
 with the sign-offs it reuses. Otherwise the run stops at ``candidate``.
+
+When the run ends, whatever gate stopped it, its result is recorded in the registry's database
+(:func:`record_run`, :mod:`taxiway.models.retrain_runs`), where `taxiway models history` on any
+host reads it; a run killed before its end records nothing.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from taxiway.models.registry import open_registry
 from taxiway.models.retrain import BY, Progress, RetrainResult, retrain_candidate, retrain_policy
+from taxiway.models.retrain_runs import read_retrain_runs, record_retrain_run
 from taxiway.models.retrain_signoff import SignoffDecision, decide, version_changes
 from taxiway.rollout.controller import Controller
 from taxiway.spec.project import Project
 
 __all__ = [
     "StandingSignOffs",
-    "append_run",
     "read_runs",
+    "record_run",
     "run_retrain",
-    "runs_path",
     "signoff_decision",
 ]
 
@@ -59,43 +61,19 @@ def run_retrain(
 
     ``signoffs`` (the approvals log) lets a routine retrain reuse the standing sign-offs."""
     result = _run(project, as_of, trigger, progress or (lambda _: None), signoffs)
-    append_run(project, result)
+    record_run(project, result)
     return result
 
 
-def runs_path(project: Project) -> Path:
-    """``<state dir>/retrain/runs.jsonl``: one JSON line per run (``RetrainResult.as_dict``),
-    the figures `taxiway models history` reads (production's score on the same rows)."""
-    return project.state_dir / "retrain" / "runs.jsonl"
-
-
-def append_run(project: Project, result: RetrainResult) -> None:
-    """Append ``result`` to :func:`runs_path` (one ``write`` of one line, ``O_APPEND``)."""
-    path = runs_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(result.as_dict(), sort_keys=True, default=str) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+def record_run(project: Project, result: RetrainResult) -> None:
+    """Record the finished run ``result`` in the registry's database (one transaction)."""
+    record_retrain_run(project, uuid.uuid4().hex, result.as_dict())
 
 
 def read_runs(project: Project) -> list[dict[str, Any]]:
-    """Every run :func:`append_run` recorded, oldest first (a torn last line is skipped)."""
-    try:
-        text = runs_path(project).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    runs: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        try:
-            run = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(run, dict):
-            runs.append(run)
-    return runs
+    """Every finished run of ``project``'s model (``RetrainResult.as_dict``), from every host
+    sharing its registry, oldest first."""
+    return read_retrain_runs(project)
 
 
 def _run(

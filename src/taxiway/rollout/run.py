@@ -33,7 +33,8 @@ step under way finish and ends the loop before the next. A run killed outright (
 in the middle of a retrain leaves what :func:`~taxiway.rollout.retrain.run_retrain` had
 committed: a version is registered in one registry transaction, so never half; a candidate
 registered before a later gate judged it stays at stage ``candidate`` (never rolled out: a
-rollout starts only after every gate passed), and the state does not record that run,
+rollout starts only after every gate passed) until the next retrain archives or reports it
+(:mod:`taxiway.models.retrain`), and neither the state nor the retrain runs record that run,
 so the next tick retrains again.
 """
 

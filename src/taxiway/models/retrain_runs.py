@@ -1,0 +1,255 @@
+"""The record of each finished `taxiway retrain` run, in the registry's database.
+
+One row per run in the table ``retrain_runs`` beside the registry's own (the SQLite file of a
+SQLite registry, the schema of a PostgreSQL one), written once, at the end of the run, in one
+transaction: so every host sharing a registry reads every host's runs (`taxiway models
+history`), and a version a retrain registered that no row names was left by a run that never
+finished (:mod:`taxiway.models.retrain` reports it and does not count new rows against it).
+
+A ``<state dir>/retrain/runs.jsonl`` written before this table existed is imported once, on
+first use, and renamed ``runs.jsonl.imported`` (each line keyed by its hash, so an import cut
+short is redone without doubles). The table is created on first use.
+
+>>> import tempfile
+>>> runs = SqliteRetrainRuns(Path(tempfile.mkdtemp()) / "registry.sqlite")
+>>> runs.add([("run-1", {"name": "churn", "gate": "candidate", "candidate": 2})])
+>>> [run["candidate"] for run in runs.read("churn")]
+[2]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from taxiway.errors import ModelError, TaxiwayError
+from taxiway.spec.models import PostgresRegistry
+from taxiway.spec.project import Project
+
+__all__ = [
+    "PostgresRetrainRuns",
+    "RetrainRuns",
+    "SqliteRetrainRuns",
+    "open_retrain_runs",
+    "read_retrain_runs",
+    "record_retrain_run",
+]
+
+_BUSY_TIMEOUT_MS = 30_000
+_COLUMNS = "(id, name, recorded_at, candidate, gate, run)"
+Row = tuple[str, dict[str, Any]]
+"""A run's unique id and its record (``RetrainResult.as_dict``)."""
+
+
+class RetrainRuns(Protocol):
+    """The finished retrain runs, where the registry lives."""
+
+    where: str
+
+    def add(self, rows: list[Row]) -> None:
+        """Record ``rows`` in one transaction (an id already recorded is skipped)."""
+        ...
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        """Every run of model ``name``, oldest first."""
+        ...
+
+
+class SqliteRetrainRuns:
+    """The table ``retrain_runs`` in the registry's SQLite file ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+
+    def add(self, rows: list[Row]) -> None:
+        with self._connection("record") as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(
+                f"INSERT INTO retrain_runs {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                [_values(row) for row in rows],
+            )
+            connection.execute("COMMIT")
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        with self._connection("read") as connection:
+            found = connection.execute(
+                "SELECT run FROM retrain_runs WHERE name = ? ORDER BY seq", (name,)
+            ).fetchall()
+        return _documents(found)
+
+    @contextlib.contextmanager
+    def _connection(self, action: str) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise _error(action, self.where, error) from None
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS retrain_runs (seq INTEGER PRIMARY KEY, "
+                "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+                "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)"
+            )
+            yield connection
+        except sqlite3.Error as error:
+            raise _error(action, self.where, error) from None
+        finally:
+            connection.close()
+
+
+class PostgresRetrainRuns:
+    """The table ``<schema>.retrain_runs`` in the registry's PostgreSQL database."""
+
+    def __init__(self, url: str, *, schema: str, connect_timeout_s: float = 10.0) -> None:
+        self._url = url
+        self.schema = schema
+        self.connect_timeout_s = connect_timeout_s
+        self.where = f"postgresql (schema {schema})"
+
+    def add(self, rows: list[Row]) -> None:
+        from psycopg import sql
+
+        with self._connection("record") as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(
+                sql.SQL(
+                    "INSERT INTO {}.retrain_runs " + _COLUMNS + " VALUES "
+                    "(%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+                ).format(sql.Identifier(self.schema)),
+                [_values(row) for row in rows],
+            )
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        from psycopg import sql
+
+        with self._connection("read") as conn:
+            found = conn.execute(
+                sql.SQL("SELECT run FROM {}.retrain_runs WHERE name = %s ORDER BY seq").format(
+                    sql.Identifier(self.schema)
+                ),
+                (name,),
+            ).fetchall()
+        return _documents(found)
+
+    @contextlib.contextmanager
+    def _connection(self, action: str) -> Iterator[Any]:
+        import psycopg  # the postgres extra: only a PostgreSQL registry needs it
+        from psycopg import sql
+
+        try:
+            conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout_s))
+            )
+        except psycopg.Error as error:
+            raise _error(action, self.where, error) from None
+        try:
+            schema = sql.Identifier(self.schema)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.retrain_runs (seq BIGSERIAL PRIMARY KEY, "
+                    "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+                    "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)"
+                ).format(schema)
+            )
+            yield conn
+        except psycopg.Error as error:
+            raise _error(action, self.where, error) from None
+        finally:
+            conn.close()
+
+
+def open_retrain_runs(project: Project) -> RetrainRuns:
+    """The runs' table where ``project``'s registry lives (no ``registry:``: the SQLite file
+    ``<state dir>/registry.sqlite``)."""
+    registry = project.spec.registry
+    if isinstance(registry, PostgresRegistry):
+        try:
+            url = registry.url.reveal()
+        except TaxiwayError as error:
+            raise ModelError(
+                f"cannot read registry.url for the retrain runs: {error.message}", fix=error.fix
+            ) from None
+        return PostgresRetrainRuns(
+            url, schema=registry.schema_name, connect_timeout_s=registry.connect_timeout_s
+        )
+    path = (
+        Path(registry.path)
+        if registry is not None and registry.path
+        else project.state_dir / "registry.sqlite"
+    )
+    return SqliteRetrainRuns(path)
+
+
+def record_retrain_run(project: Project, run_id: str, run: dict[str, Any]) -> None:
+    """Record the finished run ``run`` (``RetrainResult.as_dict``) under ``run_id``."""
+    runs = open_retrain_runs(project)
+    _import_file(project, runs)
+    runs.add([(run_id, run)])
+
+
+def read_retrain_runs(project: Project) -> list[dict[str, Any]]:
+    """Every finished run of ``project``'s model, from every host, oldest first."""
+    runs = open_retrain_runs(project)
+    _import_file(project, runs)
+    return runs.read(project.spec.name)
+
+
+def _import_file(project: Project, runs: RetrainRuns) -> None:
+    """Move the runs of a ``runs.jsonl`` written before the table into it, once."""
+    path = project.state_dir / "retrain" / "runs.jsonl"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    rows: list[Row] = []
+    for line in text.splitlines():
+        try:
+            run = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a kill
+        if isinstance(run, dict) and isinstance(run.get("name"), str):
+            rows.append(("jsonl:" + hashlib.sha256(line.encode()).hexdigest(), run))
+    if rows:
+        runs.add(rows)
+    path.replace(path.with_name("runs.jsonl.imported"))
+
+
+def _values(row: Row) -> tuple[str, str, str, int | None, str, str]:
+    run_id, run = row
+    candidate = run.get("candidate")
+    return (
+        run_id,
+        str(run.get("name")),
+        datetime.now(UTC).isoformat(),
+        candidate if isinstance(candidate, int) else None,
+        str(run.get("gate")),
+        json.dumps(run, sort_keys=True, default=str),
+    )
+
+
+def _documents(found: list[Any]) -> list[dict[str, Any]]:
+    runs = []
+    for (text,) in found:
+        try:
+            run = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(run, dict):
+            runs.append(run)
+    return runs
+
+
+def _error(action: str, where: str, error: Exception) -> ModelError:
+    return ModelError(
+        f"cannot {action} the retrain runs in the registry at {where}: {error}",
+        fix="check that the registry's database is reachable and writable",
+    )
