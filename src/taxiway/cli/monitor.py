@@ -10,6 +10,7 @@ beside it), for this command as for the service, the dashboard and the sprint.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.engines.sql import Engine
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
 from taxiway.serving.monitored import monitor_inputs, notify, resolve_version, with_defaults
 from taxiway.spec.durations import EXPECTED, parse_duration
@@ -27,6 +29,7 @@ from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
     from taxiway.models.registry import ModelVersion
+    from taxiway.monitoring.monitor import MonitorInputs
     from taxiway.monitoring.recs import RecsInputs
 
 __all__ = ["app"]
@@ -69,6 +72,17 @@ def monitor(
             help="The version to monitor. Default: the production one, else the newest.",
         ),
     ] = None,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(
+            help="Profile the log's windows on duckdb (in-process, only the new records) or "
+            "spark (the whole log, one profile per partition). Default: the spec's `engine:`."
+        ),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
+    ] = None,
 ) -> None:
     """Watch the served model from its prediction log: drift, latency, SLOs, quality, alerts.
 
@@ -84,7 +98,10 @@ def monitor(
     version = resolve_version(project, model_version)
     if project.spec.recommend is not None:
         _monitor_recommendations(project, version, length, start, as_json=as_json, out=out)
-    report = run_monitor(monitor_inputs(project, version, window=length, since=start))
+    inputs = monitor_inputs(project, version, window=length, since=start)
+    if (engine or project.spec.engine) == "spark":
+        inputs = _profiled_on_spark(project, inputs, master)
+    report = run_monitor(inputs)
     notify(project, report)
     written = write_report(report, out) if out is not None else []
     if as_json:
@@ -162,6 +179,32 @@ def export(
         grafana.parent.mkdir(parents=True, exist_ok=True)
         grafana.write_text(json.dumps(board, indent=2) + "\n")
         console.print(f"written: {escape(str(grafana))}")
+
+
+def _profiled_on_spark(
+    project: Project, inputs: MonitorInputs, master: str | None
+) -> MonitorInputs:
+    """``inputs`` with the whole log's windows profiled on Spark (spec's ``spark:`` settings,
+    ``master`` first); unchanged when there is no log (the monitor then says so)."""
+    from taxiway.data.stage_spark import open_spark_engine
+    from taxiway.monitoring.monitor import LOG_PATTERN
+    from taxiway.monitoring.spark_windows import spark_windows
+
+    paths = sorted(p for p in inputs.log_folder.glob(LOG_PATTERN) if p.is_file())
+    if not paths:
+        return inputs
+    # the engine only hands over its session: profiling writes nothing to its temp folder
+    session = open_spark_engine(project, inputs.state_folder, master).session
+    windows, untimed = spark_windows(
+        session,
+        paths,
+        inputs.reference,
+        window=inputs.window,
+        budget_ms=inputs.budget_ms,
+        version=inputs.version,
+    )
+    skipped = [f"{untimed} record(s) without a readable ts skipped"] if untimed else []
+    return replace(inputs, windows=windows, notes=[*inputs.notes, *skipped])
 
 
 def _version_if_any(project: Project, number: int | None) -> ModelVersion | None:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import threading
 import uuid
 import warnings
@@ -77,6 +78,8 @@ def spark_session(
     if master.startswith("local") or _on_loopback(master):  # nothing listens beyond loopback
         settings = {**_LOOPBACK, **settings}
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if master.startswith("local"):  # Python run on Spark (drift profiles) runs in this Python
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in settings.items():
         builder = builder.config(key, value)
     # taxiway reports a failed query itself, as what failed and what to do

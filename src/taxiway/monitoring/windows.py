@@ -99,7 +99,9 @@ __all__ = [
     "WindowStore",
     "latency_profile",
     "period",
+    "profile_tables",
     "times_of",
+    "window_schema",
 ]
 
 logger = logging.getLogger(__name__)
@@ -549,6 +551,30 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def profile_tables(
+    tables: Iterable[pa.Table],
+    reference: ReferenceProfiles,
+    *,
+    window: timedelta,
+    budget_ms: float | None,
+    version: int | None = None,
+) -> tuple[list[Window], int]:
+    """The windows of ``tables`` (log records in :func:`window_schema`'s columns), oldest
+    first, and the count of records without a readable ``ts``: what :meth:`WindowStore.update`
+    counts, with no store. Windows of two sets of records merge into those of both, so a
+    cluster profiles each partition with this and merges (:mod:`taxiway.monitoring.spark_windows`).
+    """
+    profiler = _Profiler(None, _State({}), reference, window // _US, budget_ms, version)
+    for table in tables:
+        profiler.add(table)
+    return [profiler.touched[key] for key in sorted(profiler.touched)], profiler.untimed
+
+
+def window_schema(reference: ReferenceProfiles) -> pa.Schema:
+    """The log columns a window of ``reference``'s features is profiled from."""
+    return _schema(reference)
+
+
 def _schema(reference: ReferenceProfiles, columns: Iterable[str] = ()) -> pa.Schema:
     """The log columns a window needs, and ``columns`` (fewer columns parse faster)."""
     numeric = [n for n, p in reference.features.items() if isinstance(p, NumericProfile)]
@@ -564,7 +590,7 @@ class _Profiler:
 
     def __init__(
         self,
-        store: WindowStore,
+        store: WindowStore | None,
         state: _State,
         reference: ReferenceProfiles,
         window_us: int,
@@ -585,7 +611,8 @@ class _Profiler:
         if window is None:
             start = _EPOCH + start_us * _US
             stored = self.state.files.get(start.isoformat())
-            if stored is not None:  # a copy: the cached one stays as stored until commit
+            if stored is not None and self.store is not None:
+                # a copy: the cached one stays as stored until commit
                 window = Window.from_dict(self.store._window(stored).to_dict())
             else:
                 window = Window.empty(start, start + self.window_us * _US, self.reference)

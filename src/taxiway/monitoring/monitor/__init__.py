@@ -12,7 +12,8 @@ What a run does, in order:
 1. **Windows.** The :class:`~taxiway.monitoring.windows.WindowStore` in ``state_folder``
    reads only the log's bytes after its cursor and profiles them into fixed windows
    (``window``, default 1 h) of the monitored version; ``since`` keeps the windows ending
-   after it. No run reads the training data or the whole log again.
+   after it. No run reads the training data or the whole log again. Windows profiled
+   elsewhere (``inputs.windows``: on Spark) are judged instead.
 2. **Drift**, per feature and for the output, per window: the statistic the reference names
    (``between`` the reference profile and the window's) against the threshold for that
    window's size (calibrated at training: :func:`~taxiway.monitoring.calibration.threshold_for`),
@@ -123,15 +124,20 @@ def _windows(inputs: MonitorInputs, reference: Reference) -> tuple[list[Window],
             fix="serve the model first (`taxiway serve`) so its answers are logged, or point "
             "serving.log.path at the folder that holds the log",
         )
-    store = WindowStore(inputs.state_folder / "windows")
-    windows = store.update(
-        folder,
-        LOG_PATTERN,
-        reference,
-        window=inputs.window,
-        budget_ms=inputs.budget_ms,
-        version=inputs.version,
-    )
+    notes: list[str] = []
+    if inputs.windows is not None:
+        windows = list(inputs.windows)
+    else:
+        store = WindowStore(inputs.state_folder / "windows")
+        windows = store.update(
+            folder,
+            LOG_PATTERN,
+            reference,
+            window=inputs.window,
+            budget_ms=inputs.budget_ms,
+            version=inputs.version,
+        )
+        notes = list(store.notes)
     keep_predictions(inputs)
     if inputs.since is not None:
         since = aware(inputs.since)
@@ -145,7 +151,7 @@ def _windows(inputs: MonitorInputs, reference: Reference) -> tuple[list[Window],
             fix="serve this version (promote it, then `taxiway serve`), or choose another "
             "with --model-version, or an earlier --since",
         )
-    return windows, list(store.notes)
+    return windows, notes
 
 
 def _profiled(window: Window) -> bool:

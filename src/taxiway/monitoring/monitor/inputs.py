@@ -3,11 +3,13 @@ service, the sprint)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from taxiway.monitoring.windows import Window
 from taxiway.spec.models import Monitoring
 
 __all__ = ["MonitorInputs"]
@@ -23,7 +25,9 @@ class MonitorInputs:
     source to its latest contract result (``{"status": "pass"|"warn"|"fail", "detail",
     "at"}``): a ``fail`` pages. ``sources`` maps a feature to where it comes from (``view
     customer_orders, source orders``) for the alerts. ``now``: the time the SLO burn is
-    judged at (default: the end of the log's last minute).
+    judged at (default: the end of the log's last minute). ``windows``: the log's windows
+    profiled elsewhere (on Spark: :func:`taxiway.monitoring.spark_windows.spark_windows`),
+    judged instead of the window store's.
     """
 
     name: str
@@ -43,3 +47,4 @@ class MonitorInputs:
     outcome_name: str | None = None
     now: datetime | None = None
     notes: list[str] = field(default_factory=list)
+    windows: Sequence[Window] | None = None
