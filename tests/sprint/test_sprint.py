@@ -250,7 +250,10 @@ def test_with_every_sign_off_it_starts_the_rollout_and_serves_both_arms(
         finally:
             store.close()
         assert active is not None
-        units = [str(100000 + i) for i in range(300)]
+        # the shop's 400 customers first; at a 1% share none of them is treated 1.8% of the
+        # time (the salt is drawn per rollout), so ids past them follow: unknown customers,
+        # whose answer comes from the fallback but whose arm is drawn all the same
+        units = [str(100000 + i) for i in range(3000)]
         arms = {u: arm_for(active.salt, u, active.share) for u in units}
         treated = next(u for u in units if arms[u] == "candidate")
         held = next(u for u in units if arms[u] == "control")
@@ -258,7 +261,9 @@ def test_with_every_sign_off_it_starts_the_rollout_and_serves_both_arms(
             answer = httpx.post(
                 f"{result.service.url}/v1/predict", json={"entities": {"customer": unit}}
             ).json()
-            assert (answer["arm"], answer["model_version"]) == (arm, version), answer
+            assert answer["arm"] == arm, answer
+            if int(unit) < 100400:  # a customer of the shop: the arm's own version answered
+                assert answer["model_version"] == version, answer
         verdict = httpx.get(f"{result.service.url}/v1/rollout/verdict").json()
         assert (verdict["state"], verdict["healthy"]) == ("running", True)
     finally:

@@ -22,10 +22,10 @@ from taxiway.data.contracts.validate import validate
 from taxiway.data.sources import Source, open_source
 from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.file import FileReader
-from taxiway.data.sources.postgres import PostgresReader
 from taxiway.data.stage import StagedSource, fingerprint, history_of, raise_if_blocked
 from taxiway.engines.duckdb import quote_identifier, quote_literal
 from taxiway.errors import MissingExtraError
+from taxiway.spec.models import PostgresSource
 from taxiway.spec.project import Project
 
 if TYPE_CHECKING:
@@ -125,8 +125,9 @@ def register(
         # the version DuckDB pinned (and the manifest records), from the files its log names
         engine.register_delta(raw, reader.name, reader.spec.path, reader.version)
         return
-    if isinstance(reader, PostgresReader):
-        engine.register_postgres(raw, reader.name, reader.spec)
+    declared = getattr(reader, "spec", None)  # the reader's module needs the postgres extra
+    if isinstance(declared, PostgresSource):
+        engine.register_postgres(raw, reader.name, declared)
         return
     handed = engine.temp / f"handoff-{reader.name}.parquet"
     con.execute(
