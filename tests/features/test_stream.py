@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.conftest import require, require_service
 
 from taxiway.data.history import is_history, read_history
@@ -442,3 +444,83 @@ def test_a_fetch_returns_the_events_in_hand_and_takes_up_to_most_from_a_backlog(
     publish_events(setup, events(40), prefix="c")
     assert asyncio.run(fetch(10, most=25)) == list(range(45, 70))
     assert asyncio.run(fetch(10, most=100)) == list(range(70, 85))
+
+
+def test_a_batch_interrupted_after_its_tiles_is_undone_by_truncation(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal keeps a touched tile's state and its events' length, not its events: a batch
+    that failed after its tiles' writes (before the history) is undone by cutting each tile's
+    list back to that length, then applied again; online still equals offline."""
+    from taxiway.errors import FeatureError
+    from taxiway.features.stream import StreamApplier, StreamEvent, _truncated
+    from taxiway.features.stream_journal import StreamJournal
+    from taxiway.features.tiles import tile_table
+
+    rows = events(21)
+
+    def batch(first: int, end: int) -> list[StreamEvent]:
+        return [
+            StreamEvent(f"e{i}", json.dumps(rows[i]).encode(), i + 1) for i in range(first, end)
+        ]
+
+    def fail(table: Any, version: int, **_: Any) -> bool:
+        raise OSError("the disk went away")  # after the tiles, before the history
+
+    state = setup.project.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(state / "online.sqlite")
+    journal = StreamJournal(state / "streams.sqlite")
+    try:
+        applier = StreamApplier(setup.project.spec, "ev", store, journal)
+        assert applier.apply(batch(0, 7)).applied == 7
+        monkeypatch.setattr(applier.writer, "append", fail)
+        with pytest.raises(OSError, match="disk went away"):
+            applier.apply(batch(7, 14))
+        applier.close()
+        pending = journal.pending("ev")
+        assert pending is not None
+        assert pending.batch == 2
+        tiles = tile_table(store)
+        grown = [(v, k, t, n) for v, _, k, t, _, n in pending.undo if n is not None]
+        assert len(grown) == 3  # each key's day tile of `agg` held batch 1's events
+        for view, key, tile, length in grown:
+            now = tiles.stored("e", view, [(key, tile)])[(key, tile)][1]
+            assert len(now) > length  # batch 2's events were appended after the journal's length
+        again = StreamApplier(setup.project.spec, "ev", store, journal)
+        assert again.recover()
+        result = again.apply(batch(7, 21))
+        assert (result.applied, result.duplicates) == (7, 7)
+        again.close()
+    finally:
+        journal.close()
+        store.close()
+    assert history_rows(setup) == 21
+    assert_online_equals_offline(setup)
+    with pytest.raises(FeatureError, match="no longer starts with its events"):
+        _truncated((b"", b"[[9]]"), 7, "agg")  # the tile was rewritten since: not undone blindly
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True), min_size=4, max_size=4),
+    numbers=st.lists(st.integers(0, 2**63 - 1), min_size=5, max_size=5),
+    form=st.sampled_from(["v1", "v2", "v2 without the token"]),
+)
+def test_the_stream_sequence_is_read_from_the_reply_as_nats_py_reads_it(
+    names: list[str], numbers: list[int], form: str
+) -> None:
+    from nats.aio.msg import Msg
+
+    from taxiway.features.stream import stream_sequence
+
+    stream, consumer, domain, account = names
+    delivered, sseq, cseq, stamp, pending = numbers
+    tail = f"{stream}.{consumer}.{delivered}.{sseq}.{cseq}.{stamp % 2**60}.{pending}"
+    reply = {
+        "v1": f"$JS.ACK.{tail}",
+        "v2": f"$JS.ACK.{domain}.{account}.{tail}.xyz",
+        "v2 without the token": f"$JS.ACK.{domain}.{account}.{tail}",
+    }[form]
+    message = Msg(None, reply=reply)  # type: ignore[arg-type]
+    assert stream_sequence(message) == message.metadata.sequence.stream == sseq

@@ -7,18 +7,22 @@ A small SQLite file beside the online store (``<state>/streams.sqlite``), writte
   redelivered or re-published event a no-op);
 - ``stream_batches``: the number of the last batch applied (batches are numbered 1, 2, ...:
   the number is the batch's Delta application-transaction version in the history);
-- ``stream_batch_pending`` / ``stream_undo``: the batch being applied, if any: its number, its
-  events (Arrow IPC), their ids and, per tile it touches, the tile's events before the batch
-  (None: no tile). They are committed before the first tile write and deleted in the same
-  transaction that records the batch's ids, so after a crash a pending batch is *finished*:
-  the tiles restored to their pre-images and the batch applied again from the journal, its
-  history appended unless the history already records its number.
+- ``stream_batch_pending`` / ``stream_pre``: the batch being applied, if any: its number, its
+  events (Arrow IPC), their ids and, per tile it touches, the tile's state before the batch
+  and the length of its events' JSON list then (None: no tile). A batch only appends to a
+  tile's list, so that length is the pre-image's list: the tile is restored by truncation,
+  and what the journal writes per batch grows with the batch, not with its tiles' events.
+  They are committed before the first tile write and deleted in the same transaction that
+  records the batch's ids, so after a crash a pending batch is *finished*: the tiles
+  restored to their pre-images and the batch applied again from the journal, its history
+  appended unless the history already records its number.
 
 >>> import tempfile, pathlib
 >>> journal = StreamJournal(pathlib.Path(tempfile.mkdtemp()) / "streams.sqlite")
->>> journal.begin("orders", 1, b"ipc", [("a", 1), ("b", 2)], [("v", "e", "7", 0, None)])
->>> journal.pending("orders")
-Pending(batch=1, events=b'ipc', ids=[('a', 1), ('b', 2)], undo=[('v', 'e', '7', 0, None)])
+>>> undo = [("v", "e", "7", 0, None, None), ("v", "e", "8", 0, b"[2]", 9)]
+>>> journal.begin("orders", 1, b"ipc", [("a", 1), ("b", 2)], undo)
+>>> journal.pending("orders").undo == undo
+True
 >>> journal.commit("orders", [("a", 1), ("b", 2)])
 >>> journal.pending("orders"), sorted(journal.applied("orders", ["a", "c"]))
 (None, ['a'])
@@ -41,12 +45,14 @@ from taxiway.errors import FeatureError
 
 __all__ = ["Pending", "StreamJournal", "UndoTile"]
 
-# (view, entity, key, tile, the tile's events before the batch or None when it had none)
-UndoTile = tuple[str, str, str, int, bytes | None]
+# (view, entity, key, tile, the tile's state before the batch and the length of its events'
+# JSON list then; both None when it had no tile)
+UndoTile = tuple[str, str, str, int, bytes | None, int | None]
 
 
 class Pending(NamedTuple):
-    """A batch begun and not committed: its number, events (Arrow IPC), ids, tiles' pre-images."""
+    """A batch begun and not committed: its number, events (Arrow IPC), ids, and its tiles'
+    pre-images (state and events' length)."""
 
     batch: int
     events: bytes
@@ -63,9 +69,9 @@ CREATE TABLE IF NOT EXISTS stream_batches (source TEXT PRIMARY KEY, last INTEGER
 CREATE TABLE IF NOT EXISTS stream_batch_pending (
     source TEXT PRIMARY KEY, batch INTEGER NOT NULL, events BLOB NOT NULL, ids BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS stream_undo (
+CREATE TABLE IF NOT EXISTS stream_pre (
     source TEXT NOT NULL, view TEXT NOT NULL, entity TEXT NOT NULL, key TEXT NOT NULL,
-    tile INTEGER NOT NULL, events BLOB,
+    tile INTEGER NOT NULL, state BLOB, length INTEGER,
     PRIMARY KEY (source, view, entity, key, tile)
 ) WITHOUT ROWID;
 """
@@ -83,6 +89,17 @@ class StreamJournal:
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=FULL")
             self._con.executescript(SCHEMA)
+            old = self._con.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'stream_undo'"
+            ).fetchone()[0]
+            if old and self._con.execute("SELECT count(*) FROM stream_undo").fetchone()[0]:
+                raise FeatureError(
+                    f"the stream journal {path} holds a batch an earlier taxiway began "
+                    "(whole tiles as pre-images, a format this version no longer reads)",
+                    fix="finish it with the taxiway that began it (start its consumer once), "
+                    "or rebuild the tiles with `taxiway features materialize`",
+                )
+            self._con.execute("DROP TABLE IF EXISTS stream_undo")
         except sqlite3.Error as error:
             raise FeatureError(
                 f"cannot open the stream journal {path}: {error}",
@@ -136,17 +153,18 @@ class StreamJournal:
         ids: Sequence[tuple[str, int]],
         undo: Sequence[UndoTile],
     ) -> None:
-        """Record the batch about to be applied: its number, events, ids, tiles' pre-images."""
+        """Record the batch about to be applied: its number, events, ids, tiles' pre-images
+        (state and events' length)."""
         with self._transaction() as con:
-            con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
+            con.execute("DELETE FROM stream_pre WHERE source = ?", (source,))
             con.execute(
                 "INSERT OR REPLACE INTO stream_batch_pending (source, batch, events, ids) "
                 "VALUES (?, ?, ?, ?)",
                 (source, batch, events, orjson.dumps([list(pair) for pair in ids])),
             )
             con.executemany(
-                "INSERT INTO stream_undo (source, view, entity, key, tile, events) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO stream_pre (source, view, entity, key, tile, state, length) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(source, *row) for row in undo],
             )
 
@@ -158,13 +176,19 @@ class StreamJournal:
         if row is None:
             return None
         undo = self._con.execute(
-            "SELECT view, entity, key, tile, events FROM stream_undo WHERE source = ? "
+            "SELECT view, entity, key, tile, state, length FROM stream_pre WHERE source = ? "
             "ORDER BY view, entity, key, tile",
             (source,),
         ).fetchall()
         ids = [(str(i), int(q)) for i, q in orjson.loads(row[2])]
         return Pending(
-            int(row[0]), bytes(row[1]), ids, [(v, e, k, int(t), b) for v, e, k, t, b in undo]
+            int(row[0]),
+            bytes(row[1]),
+            ids,
+            [
+                (v, e, k, int(t), None if s is None else bytes(s), None if n is None else int(n))
+                for v, e, k, t, s, n in undo
+            ],
         )
 
     def commit(self, source: str, ids: Sequence[tuple[str, int]]) -> None:
@@ -190,7 +214,7 @@ class StreamJournal:
     @staticmethod
     def _end(con: sqlite3.Connection, source: str) -> None:
         con.execute("DELETE FROM stream_batch_pending WHERE source = ?", (source,))
-        con.execute("DELETE FROM stream_undo WHERE source = ?", (source,))
+        con.execute("DELETE FROM stream_pre WHERE source = ?", (source,))
 
     def close(self) -> None:
         self._con.close()
