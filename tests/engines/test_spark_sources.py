@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import in_ci
+from tests.conftest import in_ci, require
 from tests.engines.test_spark_conformance import assert_same_sets, both
 from tests.features import test_training_set_properties as props
 
@@ -22,7 +22,7 @@ from taxiway.errors import TaxiwayError
 from taxiway.features.training_set import build_training_set
 from taxiway.spec import Project
 
-deltalake = pytest.importorskip("deltalake", reason="Delta sources need the stream extra")
+deltalake = require("deltalake", reason="Delta sources need the stream extra")
 
 CASE: dict[str, Any] = {
     "events": [

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require
 
 from taxiway.cli import main
 from taxiway.errors import GovernanceError
@@ -30,7 +30,7 @@ from taxiway.sprint.approvals import (
     record_approval,
 )
 
-psycopg = pytest.importorskip("psycopg", reason="the postgres registry needs the postgres extra")
+psycopg = require("psycopg", reason="the postgres registry needs the postgres extra")
 
 KEY_ENV = "TW_TEST_APPROVALS_PG_KEY"
 

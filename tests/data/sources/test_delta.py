@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.conftest import require
 
 from taxiway.data.sources import open_source
 from taxiway.data.stage import fingerprint
@@ -14,7 +15,7 @@ from taxiway.engines.duckdb import connect
 from taxiway.errors import SourceError
 from taxiway.spec.models import DeltaSource
 
-deltalake = pytest.importorskip("deltalake", reason="Delta sources need the stream extra")
+deltalake = require("deltalake", reason="Delta sources need the stream extra")
 
 
 def table(folder: Path, **options: object) -> str:
