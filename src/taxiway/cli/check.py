@@ -16,9 +16,14 @@ from rich.table import Table
 from taxiway.cli import emit
 from taxiway.cli.emit import command_run
 from taxiway.cli.junit import write_junit
-from taxiway.cli.options import SpecOption, StateDirOption
+from taxiway.cli.options import (
+    EngineOption,
+    MasterOption,
+    SpecOption,
+    StateDirOption,
+    chosen_engine,
+)
 from taxiway.data.check import CheckReport, check_project
-from taxiway.engines.sql import Engine
 from taxiway.errors import EXIT_BLOCKED, EXIT_OK
 from taxiway.spec.project import Project
 
@@ -44,20 +49,16 @@ def check(
         datetime | None,
         typer.Option(help="Judge freshness as of this time (default: now, UTC)."),
     ] = None,
-    engine: Annotated[
-        Engine | None,
-        typer.Option(help="Check contracts on duckdb or spark (default: the spec's `engine:`)."),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
-    ] = None,
+    engine: EngineOption = None,
+    master: MasterOption = None,
 ) -> None:
     """Check every source: reachable, readable by this role, true to its contract, fresh.
 
     Exit 0 when nothing blocks, 3 when a `block` rule fails, 2 for a bad spec or contract.
+    With `--engine spark` the contracts and their quarantine run on Spark.
     """
     project = Project.load(file, state_dir)
+    engine = chosen_engine(project, engine, master)
     moment = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
     stderr = Console(stderr=True)
     with Progress(

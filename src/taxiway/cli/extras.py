@@ -45,6 +45,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "mlflow": ("mlflow", "skops"),
     "recommend": ("implicit", "faiss", "scipy"),
     "lineage": ("openlineage", "attr"),
+    "spark": ("pyspark", "sqlglot"),
 }
 """The top-level modules each extra of pyproject.toml brings (tests/cli/test_extras.py checks
 them against it)."""

@@ -15,8 +15,13 @@ from rich.table import Table
 
 from taxiway.cli import emit
 from taxiway.cli.emit import command_run
-from taxiway.cli.options import SpecOption, StateDirOption
-from taxiway.engines.sql import Engine
+from taxiway.cli.options import (
+    EngineOption,
+    MasterOption,
+    SpecOption,
+    StateDirOption,
+    chosen_engine,
+)
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, MissingExtraError, SpecError
 from taxiway.features.lookup import lookup
 from taxiway.features.materialize import STATE_FILE, materialize
@@ -73,17 +78,12 @@ def build(
         str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB (spills to disk beyond).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
-    engine: Annotated[
-        Engine | None,
-        typer.Option(help="Compute on duckdb or spark (default: the spec's `engine:`)."),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
-    ] = None,
+    engine: EngineOption = None,
+    master: MasterOption = None,
 ) -> None:
     """Build the point-in-time training set and its manifest."""
     project = Project.load(file, state_dir)
+    engine = chosen_engine(project, engine, master)
     with _progress() as progress, command_run(project, "features.build") as run:
         task = progress.add_task("starting", total=None)
         manifest = build_training_set(
@@ -116,17 +116,12 @@ def materialize_command(
     as_of: AsOf = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute every entity.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    engine: Annotated[
-        Engine | None,
-        typer.Option(help="Compute on duckdb or spark (default: the spec's `engine:`)."),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
-    ] = None,
+    engine: EngineOption = None,
+    master: MasterOption = None,
 ) -> None:
     """Compute every entity's features as of T and write them to the online store."""
     project = Project.load(file, state_dir)
+    engine = chosen_engine(project, engine, master)
     store = open_online_store(
         project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name
     )

@@ -19,8 +19,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from taxiway.cli.options import SpecOption, StateDirOption
-from taxiway.engines.sql import Engine
+from taxiway.cli.options import (
+    EngineOption,
+    MasterOption,
+    SpecOption,
+    StateDirOption,
+    chosen_engine,
+)
 from taxiway.errors import EXIT_FAILURE, EXIT_OK, SpecError
 from taxiway.serving.monitored import monitor_inputs, notify, resolve_version, with_defaults
 from taxiway.spec.durations import EXPECTED, parse_duration
@@ -72,21 +77,14 @@ def monitor(
             help="The version to monitor. Default: the production one, else the newest.",
         ),
     ] = None,
-    engine: Annotated[
-        Engine | None,
-        typer.Option(
-            help="Profile the log's windows on duckdb (in-process, only the new records) or "
-            "spark (the whole log, one profile per partition). Default: the spec's `engine:`."
-        ),
-    ] = None,
-    master: Annotated[
-        str | None,
-        typer.Option(help="The Spark master, e.g. local[4] or spark://host:7077 (engine spark)."),
-    ] = None,
+    engine: EngineOption = None,
+    master: MasterOption = None,
 ) -> None:
     """Watch the served model from its prediction log: drift, latency, SLOs, quality, alerts.
 
-    Exit 0 when healthy, 1 when an alert (page or ticket) is firing.
+    Exit 0 when healthy, 1 when an alert (page or ticket) is firing. The log's windows are
+    profiled on duckdb (in this process, only the new records) or, with `--engine spark`, on
+    Spark (the whole log, one profile per partition).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -95,11 +93,12 @@ def monitor(
 
     length, start = _window(window), _since(since, datetime.now(UTC))
     project = Project.load(file, state_dir)
+    on_spark = chosen_engine(project, engine, master) == "spark"
     version = resolve_version(project, model_version)
     if project.spec.recommend is not None:
         _monitor_recommendations(project, version, length, start, as_json=as_json, out=out)
     inputs = monitor_inputs(project, version, window=length, since=start)
-    if (engine or project.spec.engine) == "spark":
+    if on_spark:
         inputs = _profiled_on_spark(project, inputs, master)
     report = run_monitor(inputs)
     notify(project, report)
