@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from taxiway.errors import EXIT_BAD_SPEC, EXIT_FAILURE, EXIT_NOT_INSTALLED
 from tests.cli.test_extras import HIDING
 from tests.conftest import require
+
+from taxiway.errors import EXIT_BAD_SPEC, EXIT_FAILURE, EXIT_NOT_INSTALLED
 
 COMMANDS = [["check"], ["features", "build"], ["features", "materialize"], ["monitor"]]
 SPEC = """\
