@@ -19,17 +19,20 @@ short is redone without doubles). The table is created on first use.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from taxiway.errors import ModelError, TaxiwayError
-from taxiway.spec.models import PostgresRegistry
+from taxiway.errors import ModelError
+from taxiway.models.registry.side_tables import (
+    Database,
+    PostgresDatabase,
+    SideTables,
+    SqliteDatabase,
+    registry_location,
+)
 from taxiway.spec.project import Project
 
 __all__ = [
@@ -41,8 +44,20 @@ __all__ = [
     "record_retrain_run",
 ]
 
-_BUSY_TIMEOUT_MS = 30_000
 _COLUMNS = "(id, name, recorded_at, candidate, gate, run)"
+_TABLES = SideTables(
+    "retrain_runs",
+    sqlite=(
+        "CREATE TABLE IF NOT EXISTS {schema}.retrain_runs (seq INTEGER PRIMARY KEY, "
+        "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+        "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)",
+    ),
+    postgres=(
+        "CREATE TABLE IF NOT EXISTS {schema}.retrain_runs (seq BIGSERIAL PRIMARY KEY, "
+        "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+        "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)",
+    ),
+)
 Row = tuple[str, dict[str, Any]]
 """A run's unique id and its record (``RetrainResult.as_dict``)."""
 
@@ -61,132 +76,58 @@ class RetrainRuns(Protocol):
         ...
 
 
-class SqliteRetrainRuns:
+class _Runs:
+    """The table ``retrain_runs`` in ``database``; the same statements on both backends."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.where = database.where
+
+    def add(self, rows: list[Row]) -> None:
+        with self._database.transaction("record") as session:
+            session.executemany(
+                "INSERT INTO {schema}.retrain_runs " + _COLUMNS + " VALUES "
+                "(%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [_values(row) for row in rows],
+            )
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        with self._database.session("read") as session:
+            found = session.rows(
+                "SELECT run FROM {schema}.retrain_runs WHERE name = %s ORDER BY seq", (name,)
+            )
+        return _documents(found)
+
+
+class SqliteRetrainRuns(_Runs):
     """The table ``retrain_runs`` in the registry's SQLite file ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.where = str(self.path)
-
-    def add(self, rows: list[Row]) -> None:
-        with self._connection("record") as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(
-                f"INSERT INTO retrain_runs {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                [_values(row) for row in rows],
-            )
-            connection.execute("COMMIT")
-
-    def read(self, name: str) -> list[dict[str, Any]]:
-        with self._connection("read") as connection:
-            found = connection.execute(
-                "SELECT run FROM retrain_runs WHERE name = ? ORDER BY seq", (name,)
-            ).fetchall()
-        return _documents(found)
-
-    @contextlib.contextmanager
-    def _connection(self, action: str) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
-            raise _error(action, self.where, error) from None
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS retrain_runs (seq INTEGER PRIMARY KEY, "
-                "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
-                "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)"
-            )
-            yield connection
-        except sqlite3.Error as error:
-            raise _error(action, self.where, error) from None
-        finally:
-            connection.close()
+        super().__init__(SqliteDatabase(self.path, _TABLES, _error))
 
 
-class PostgresRetrainRuns:
+class PostgresRetrainRuns(_Runs):
     """The table ``<schema>.retrain_runs`` in the registry's PostgreSQL database."""
 
     def __init__(self, url: str, *, schema: str, connect_timeout_s: float = 10.0) -> None:
-        self._url = url
         self.schema = schema
         self.connect_timeout_s = connect_timeout_s
-        self.where = f"postgresql (schema {schema})"
-
-    def add(self, rows: list[Row]) -> None:
-        from psycopg import sql
-
-        with self._connection("record") as conn, conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(
-                sql.SQL(
-                    "INSERT INTO {}.retrain_runs " + _COLUMNS + " VALUES "
-                    "(%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
-                ).format(sql.Identifier(self.schema)),
-                [_values(row) for row in rows],
-            )
-
-    def read(self, name: str) -> list[dict[str, Any]]:
-        from psycopg import sql
-
-        with self._connection("read") as conn:
-            found = conn.execute(
-                sql.SQL("SELECT run FROM {}.retrain_runs WHERE name = %s ORDER BY seq").format(
-                    sql.Identifier(self.schema)
-                ),
-                (name,),
-            ).fetchall()
-        return _documents(found)
-
-    @contextlib.contextmanager
-    def _connection(self, action: str) -> Iterator[Any]:
-        import psycopg  # the postgres extra: only a PostgreSQL registry needs it
-        from psycopg import sql
-
-        try:
-            conn = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout_s))
-            )
-        except psycopg.Error as error:
-            raise _error(action, self.where, error) from None
-        try:
-            schema = sql.Identifier(self.schema)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.retrain_runs (seq BIGSERIAL PRIMARY KEY, "
-                    "id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, recorded_at TEXT NOT NULL, "
-                    "candidate INTEGER, gate TEXT NOT NULL, run TEXT NOT NULL)"
-                ).format(schema)
-            )
-            yield conn
-        except psycopg.Error as error:
-            raise _error(action, self.where, error) from None
-        finally:
-            conn.close()
+        database = PostgresDatabase(
+            url, _TABLES, _error, schema=schema, connect_timeout_s=connect_timeout_s
+        )
+        super().__init__(database)
 
 
 def open_retrain_runs(project: Project) -> RetrainRuns:
     """The runs' table where ``project``'s registry lives (no ``registry:``: the SQLite file
     ``<state dir>/registry.sqlite``)."""
-    registry = project.spec.registry
-    if isinstance(registry, PostgresRegistry):
-        try:
-            url = registry.url.reveal()
-        except TaxiwayError as error:
-            raise ModelError(
-                f"cannot read registry.url for the retrain runs: {error.message}", fix=error.fix
-            ) from None
-        return PostgresRetrainRuns(
-            url, schema=registry.schema_name, connect_timeout_s=registry.connect_timeout_s
-        )
-    path = (
-        Path(registry.path)
-        if registry is not None and registry.path
-        else project.state_dir / "registry.sqlite"
+    location = registry_location(project, "the retrain runs", ModelError)
+    if isinstance(location, Path):
+        return SqliteRetrainRuns(location)
+    return PostgresRetrainRuns(
+        location.url, schema=location.schema, connect_timeout_s=location.connect_timeout_s
     )
-    return SqliteRetrainRuns(path)
 
 
 def record_retrain_run(project: Project, run_id: str, run: dict[str, Any]) -> None:
@@ -248,8 +189,8 @@ def _documents(found: list[Any]) -> list[dict[str, Any]]:
     return runs
 
 
-def _error(action: str, where: str, error: Exception) -> ModelError:
+def _error(action: str, where: str, reason: str) -> ModelError:
     return ModelError(
-        f"cannot {action} the retrain runs in the registry at {where}: {error}",
+        f"cannot {action} the retrain runs in the registry at {where}: {reason}",
         fix="check that the registry's database is reachable and writable",
     )

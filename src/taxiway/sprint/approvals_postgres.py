@@ -13,154 +13,109 @@ head; two writers on two machines queue on the lock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any, LiteralString
+from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from taxiway.errors import GovernanceError, TaxiwayError
+from taxiway.errors import GovernanceError
+from taxiway.models.registry.side_tables import (
+    PostgresDatabase,
+    Session,
+    SideTables,
+    registry_url,
+)
 from taxiway.spec.models import PostgresRegistry
-from taxiway.spec.secrets import redact
 
 __all__ = ["Head", "PostgresApprovals"]
 
 Head = dict[str, Any]
 """A project's head row: ``seq``, ``hash`` and ``mac`` (None without a signing key)."""
 
-_SCHEMA: list[LiteralString] = [
-    "CREATE SCHEMA IF NOT EXISTS {schema}",
-    """CREATE TABLE IF NOT EXISTS {schema}.approvals (
-        project TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        line TEXT NOT NULL,
-        PRIMARY KEY (project, seq)
-    )""",
-    """CREATE TABLE IF NOT EXISTS {schema}.approvals_head (
-        project TEXT PRIMARY KEY,
-        seq BIGINT NOT NULL,
-        hash TEXT NOT NULL,
-        mac TEXT
-    )""",
-]
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_TABLES = SideTables(
+    "approvals",
+    sqlite=(),  # the file log (approvals_log.py) serves a SQLite registry
+    postgres=(
+        """CREATE TABLE IF NOT EXISTS {schema}.approvals (
+            project TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            line TEXT NOT NULL,
+            PRIMARY KEY (project, seq)
+        )""",
+        """CREATE TABLE IF NOT EXISTS {schema}.approvals_head (
+            project TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL,
+            mac TEXT
+        )""",
+    ),
+)
 
 
 class PostgresApprovals:
     """The approvals tables in the schema of the PostgreSQL registry ``registry``."""
 
     def __init__(self, registry: PostgresRegistry) -> None:
+        url = registry_url(registry, "the approvals log", GovernanceError)
         try:
-            self._url = registry.url.reveal()
-            params = conninfo_to_dict(self._url)
-        except TaxiwayError as error:  # an unset environment variable, an unreadable file
-            raise GovernanceError(
-                f"cannot read registry.url for the approvals log: {error.message}", fix=error.fix
-            ) from None
+            params = conninfo_to_dict(url)
         except psycopg.Error:
             raise GovernanceError(
                 "registry.url does not hold a PostgreSQL connection URL",
                 fix="set registry.url to a URL such as postgresql://user@host:5432/dbname",
             ) from None
         self.schema = registry.schema_name
-        self._timeout = max(2, math.ceil(registry.connect_timeout_s))
         host = str(params.get("host") or params.get("hostaddr") or "localhost")
         self.where = f"postgresql {host}:{params.get('port') or 5432} {self.schema}.approvals"
+        self._database = PostgresDatabase(
+            url,
+            _TABLES,
+            self._failed,
+            schema=self.schema,
+            connect_timeout_s=registry.connect_timeout_s,
+            where=self.where,
+        )
 
     def read(self, project: str) -> tuple[bytes, Head | None]:
         """``project``'s lines as the file log's bytes, and its head (None: none yet)."""
-        with self._connect("read") as conn:
-            return self._read(conn, project)
+        with self._database.session("read") as session:
+            return _read(session, project)
 
     def append(
         self, project: str, build: Callable[[bytes, Head | None], tuple[int, bytes, Head]]
     ) -> None:
         """Under the project's lock: ``build(lines, head)`` verifies what is stored and returns
         the new record's ``seq``, its line and the new head, which are then written."""
-        with self._connect("append to") as conn, conn.transaction():
-            conn.execute(_LOCK, (f"taxiway.approvals:{self.schema}:{project}",))
-            seq, line, head = build(*self._read(conn, project))
-            conn.execute(
-                self._sql(
-                    "INSERT INTO {schema}.approvals (project, seq, line) VALUES (%s, %s, %s)"
-                ),
+        lock = f"taxiway.approvals:{self.schema}:{project}"
+        with self._database.transaction("append to", lock=lock) as session:
+            seq, line, head = build(*_read(session, project))
+            session.execute(
+                "INSERT INTO {schema}.approvals (project, seq, line) VALUES (%s, %s, %s)",
                 (project, seq, line.decode()),
             )
-            conn.execute(
-                self._sql(
-                    "INSERT INTO {schema}.approvals_head (project, seq, hash, mac) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (project) DO UPDATE SET "
-                    "seq = excluded.seq, hash = excluded.hash, mac = excluded.mac"
-                ),
+            session.execute(
+                "INSERT INTO {schema}.approvals_head (project, seq, hash, mac) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (project) DO UPDATE SET "
+                "seq = excluded.seq, hash = excluded.hash, mac = excluded.mac",
                 (project, head["seq"], head["hash"], head.get("mac")),
             )
 
-    def _read(
-        self, conn: psycopg.Connection[tuple[Any, ...]], project: str
-    ) -> tuple[bytes, Head | None]:
-        rows = conn.execute(
-            self._sql("SELECT line FROM {schema}.approvals WHERE project = %s ORDER BY seq"),
-            (project,),
-        ).fetchall()
-        data = "".join(f"{row[0]}\n" for row in rows).encode()
-        found = conn.execute(
-            self._sql("SELECT seq, hash, mac FROM {schema}.approvals_head WHERE project = %s"),
-            (project,),
-        ).fetchone()
-        head = None if found is None else {"seq": found[0], "hash": found[1], "mac": found[2]}
-        return data, head
-
-    def _sql(self, statement: LiteralString) -> sql.Composed:
-        return sql.SQL(statement).format(schema=sql.Identifier(self.schema))
-
-    def _connect(self, action: str) -> _Session:
-        return _Session(self, action)
-
-
-class _Session:
-    """One connection for one read or append; the tables made on first use; errors explained."""
-
-    def __init__(self, store: PostgresApprovals, action: str) -> None:
-        self.store = store
-        self.action = action
-        self.conn: psycopg.Connection[tuple[Any, ...]] | None = None
-
-    def __enter__(self) -> psycopg.Connection[tuple[Any, ...]]:
-        store = self.store
-        try:
-            self.conn = psycopg.connect(
-                store._url,
-                autocommit=True,
-                connect_timeout=store._timeout,
-                application_name="taxiway-approvals",
-            )
-            with self.conn.transaction():
-                self.conn.execute(_LOCK, (f"taxiway.approvals:{store.schema}",))
-                for statement in _SCHEMA:
-                    self.conn.execute(store._sql(statement))
-        except psycopg.Error as error:
-            self._close()
-            raise self._failed(error) from None
-        return self.conn
-
-    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        self._close()
-        if isinstance(error, psycopg.Error):
-            raise self._failed(error) from None
-
-    def _close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def _failed(self, error: psycopg.Error) -> GovernanceError:
-        diag = getattr(error, "diag", None)
-        text = getattr(diag, "message_primary", None) or str(error) or type(error).__name__
-        reason = redact(str(text)).strip().splitlines()[0]
+    def _failed(self, action: str, where: str, reason: str) -> GovernanceError:
         return GovernanceError(
-            f"cannot {self.action} the approvals log at {self.store.where}: {reason}",
+            f"cannot {action} the approvals log at {where}: {reason}",
             fix="check that the registry's PostgreSQL server is up, registry.url, and that the "
-            f"role may create and write tables in schema {self.store.schema}",
+            f"role may create and write tables in schema {self.schema}",
         )
+
+
+def _read(session: Session, project: str) -> tuple[bytes, Head | None]:
+    rows = session.rows(
+        "SELECT line FROM {schema}.approvals WHERE project = %s ORDER BY seq", (project,)
+    )
+    data = "".join(f"{row[0]}\n" for row in rows).encode()
+    found = session.rows(
+        "SELECT seq, hash, mac FROM {schema}.approvals_head WHERE project = %s", (project,)
+    )
+    head = None if not found else {"seq": found[0][0], "hash": found[0][1], "mac": found[0][2]}
+    return data, head
