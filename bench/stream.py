@@ -137,19 +137,29 @@ def load(url: str, customers: list[str], concurrency: int) -> None:
 # --------------------------------------------------------------------------- setup
 
 
+def stream_spec(folder: Path, subject: str | None = None, stream: str | None = None) -> Path:
+    """examples/retail-stream's spec (and the retail contracts it names) in ``folder``, on
+    ``subject`` and ``stream`` of its own when given (bench/stream_drain.py and
+    bench/stream_apply.py start from it too)."""
+    shutil.copytree(EXAMPLES / "retail" / "contracts", folder / "retail" / "contracts")
+    (folder / "retail-stream").mkdir()
+    text = (EXAMPLES / "retail-stream" / "taxiway.yaml").read_text()
+    if subject is not None:
+        text = text.replace("subject: retail.orders", f"subject: {subject}")
+    if stream is not None:
+        text = text.replace("stream: RETAIL_ORDERS", f"stream: {stream}")
+    spec = folder / "retail-stream" / "taxiway.yaml"
+    spec.write_text(text)
+    return spec
+
+
 def setup(folder: Path, customers: int, tag: str) -> Path:
     """The stream example in ``folder``: simulated, published, consumed, trained, materialized."""
     from taxiway.cli import main
 
     simulate = _simulator()
     simulate.simulate(folder / "retail" / "data", customers=customers)
-    shutil.copytree(EXAMPLES / "retail" / "contracts", folder / "retail" / "contracts")
-    (folder / "retail-stream").mkdir()
-    text = (EXAMPLES / "retail-stream" / "taxiway.yaml").read_text()
-    text = text.replace("subject: retail.orders", f"subject: tw.bench.{tag}")
-    text = text.replace("stream: RETAIL_ORDERS", f"stream: TW_BENCH_{tag}")
-    spec = folder / "retail-stream" / "taxiway.yaml"
-    spec.write_text(text)
+    spec = stream_spec(folder, f"tw.bench.{tag}", f"TW_BENCH_{tag}")
     orders = folder / "retail" / "data" / "orders.parquet"
     asyncio.run(
         simulate.stream_orders(orders, subject=f"tw.bench.{tag}", stream=f"TW_BENCH_{tag}",
@@ -195,6 +205,7 @@ async def acked(stream: str) -> int:
 
 
 async def delete(stream: str) -> None:
+    """Delete ``stream`` and its quarantine stream, where they exist."""
     import nats
     import nats.js.errors
 

@@ -16,13 +16,13 @@ import cProfile
 import json
 import pstats
 import random
-import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from toolkit import ROOT, machine
+from stream import stream_spec
+from toolkit import machine
 
 from taxiway.features.online import open_online_store
 from taxiway.features.stream import StreamApplier, StreamEvent
@@ -54,12 +54,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tw-bench-apply-") as name:
-        root = Path(name)
-        (root / "retail-stream").mkdir()
-        shutil.copytree(ROOT / "examples" / "retail" / "contracts", root / "retail" / "contracts")
-        spec = root / "retail-stream" / "taxiway.yaml"
-        shutil.copy(ROOT / "examples" / "retail-stream" / "taxiway.yaml", spec)
-        project = Project.load(spec)
+        project = Project.load(stream_spec(Path(name)))
         project.state_dir.mkdir(parents=True)
         store = open_online_store(
             project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name

@@ -26,7 +26,6 @@ import cProfile
 import json
 import pstats
 import random
-import shutil
 import tempfile
 import time
 import uuid
@@ -36,14 +35,13 @@ from pathlib import Path
 
 import nats
 import nats.js.errors
-from toolkit import ROOT, machine
+from stream import URL, delete, stream_spec
+from toolkit import machine
 
 from taxiway.features.online import open_online_store
 from taxiway.features.stream import BatchResult, StreamApplier, StreamEvent, consume
 from taxiway.features.stream_journal import StreamJournal
 from taxiway.spec.project import Project
-
-URL = "nats://127.0.0.1:4222"
 
 
 class NoApply(StreamApplier):
@@ -107,16 +105,6 @@ async def drain(applier: StreamApplier, stream: str, events: int) -> tuple[float
     return wall, totals.batches
 
 
-async def delete(stream: str) -> None:
-    client = await nats.connect(URL)
-    try:
-        for name in (stream, f"{stream}_QUARANTINE"):
-            with contextlib.suppress(nats.js.errors.NotFoundError):
-                await client.jetstream().delete_stream(name)
-    finally:
-        await client.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -127,15 +115,7 @@ def main() -> None:
     tag = uuid.uuid4().hex[:8].upper()
     subject, stream = f"tw.drain.{tag}", f"TW_DRAIN_{tag}"
     with tempfile.TemporaryDirectory(prefix="tw-bench-drain-") as name:
-        root = Path(name)
-        (root / "retail-stream").mkdir()
-        shutil.copytree(ROOT / "examples" / "retail" / "contracts", root / "retail" / "contracts")
-        text = (ROOT / "examples" / "retail-stream" / "taxiway.yaml").read_text()
-        text = text.replace("subject: retail.orders", f"subject: {subject}")
-        text = text.replace("stream: RETAIL_ORDERS", f"stream: {stream}")
-        spec = root / "retail-stream" / "taxiway.yaml"
-        spec.write_text(text)
-        project = Project.load(spec)
+        project = Project.load(stream_spec(Path(name), subject, stream))
         project.state_dir.mkdir(parents=True)
         store = open_online_store(
             project.spec.online_store, state_dir=project.state_dir, namespace=project.spec.name

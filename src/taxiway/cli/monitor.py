@@ -13,7 +13,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -103,15 +103,9 @@ def monitor(
     report = run_monitor(inputs)
     notify(project, report)
     written = write_report(report, out) if out is not None else []
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        console = Console(highlight=False, soft_wrap=True)
-        for line in summary_lines(report):
-            console.print(escape(line))
-        if written:
-            console.print(f"written: {', '.join(str(p) for p in written)}")
-    raise typer.Exit(EXIT_OK if report.healthy else EXIT_FAILURE)
+    _finish(
+        report.to_json(), summary_lines(report), written, healthy=report.healthy, as_json=as_json
+    )
 
 
 @app.command("export")
@@ -178,6 +172,22 @@ def export(
         grafana.parent.mkdir(parents=True, exist_ok=True)
         grafana.write_text(json.dumps(board, indent=2) + "\n")
         console.print(f"written: {escape(str(grafana))}")
+
+
+def _finish(
+    document: object, summary: list[str], written: list[Path], *, healthy: bool, as_json: bool
+) -> NoReturn:
+    """Print a monitor's report (its JSON ``document``, or its ``summary`` lines and the files
+    ``written``) and exit 0 when ``healthy``, else 1."""
+    if as_json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        console = Console(highlight=False, soft_wrap=True)
+        for line in summary:
+            console.print(escape(line))
+        if written:
+            console.print(f"written: {', '.join(str(p) for p in written)}")
+    raise typer.Exit(EXIT_OK if healthy else EXIT_FAILURE)
 
 
 def _profiled_on_spark(
@@ -257,15 +267,9 @@ def _monitor_recommendations(
     sinks = AlertSinks(project.state_dir / "monitor" / "alerts.json", webhook=webhook)
     sinks.send(report.alerts, scope=report.model)
     written = write_report(report, out) if out is not None else []
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        console = Console(highlight=False, soft_wrap=True)
-        for line in summary_lines(report):
-            console.print(escape(line))
-        if written:
-            console.print(f"written: {', '.join(str(p) for p in written)}")
-    raise typer.Exit(EXIT_OK if report.healthy else EXIT_FAILURE)
+    _finish(
+        report.to_json(), summary_lines(report), written, healthy=report.healthy, as_json=as_json
+    )
 
 
 def recs_inputs(

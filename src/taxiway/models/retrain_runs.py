@@ -31,7 +31,7 @@ from taxiway.models.registry.side_tables import (
     PostgresDatabase,
     SideTables,
     SqliteDatabase,
-    registry_location,
+    open_side_tables,
 )
 from taxiway.spec.project import Project
 
@@ -122,11 +122,8 @@ class PostgresRetrainRuns(_Runs):
 def open_retrain_runs(project: Project) -> RetrainRuns:
     """The runs' table where ``project``'s registry lives (no ``registry:``: the SQLite file
     ``<state dir>/registry.sqlite``)."""
-    location = registry_location(project, "the retrain runs", ModelError)
-    if isinstance(location, Path):
-        return SqliteRetrainRuns(location)
-    return PostgresRetrainRuns(
-        location.url, schema=location.schema, connect_timeout_s=location.connect_timeout_s
+    return open_side_tables(
+        project, "the retrain runs", ModelError, SqliteRetrainRuns, PostgresRetrainRuns
     )
 
 

@@ -32,7 +32,7 @@ from taxiway.models.registry.side_tables import (
     PostgresDatabase,
     SideTables,
     SqliteDatabase,
-    registry_location,
+    open_side_tables,
 )
 from taxiway.spec.project import Project
 
@@ -104,11 +104,8 @@ class PostgresRunState(_State):
 def open_run_state(project: Project) -> RunState:
     """The scheduler's state where ``project``'s registry lives (no ``registry:``: the SQLite
     file ``<state dir>/registry.sqlite``)."""
-    location = registry_location(project, "the scheduler's state", RolloutError)
-    if isinstance(location, Path):
-        return SqliteRunState(location)
-    return PostgresRunState(
-        location.url, schema=location.schema, connect_timeout_s=location.connect_timeout_s
+    return open_side_tables(
+        project, "the scheduler's state", RolloutError, SqliteRunState, PostgresRunState
     )
 
 

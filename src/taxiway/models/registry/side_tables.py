@@ -37,7 +37,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, LiteralString, Protocol
+from typing import TYPE_CHECKING, Any, LiteralString, Protocol, TypeVar
 
 from taxiway.errors import TaxiwayError
 from taxiway.spec.models import PostgresRegistry
@@ -55,6 +55,7 @@ __all__ = [
     "Session",
     "SideTables",
     "SqliteDatabase",
+    "open_side_tables",
     "registry_location",
     "registry_url",
 ]
@@ -68,6 +69,7 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 Failed = Callable[[str, str, str], TaxiwayError]
 """The caller's error for a database failure: ``failed(action, where, reason)``."""
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,23 @@ def registry_location(
     if registry is not None and registry.path:
         return Path(registry.path)
     return project.state_dir / DEFAULT_SQLITE_FILE
+
+
+def open_side_tables(
+    project: Project,
+    what: str,
+    error: type[TaxiwayError],
+    sqlite: Callable[[Path], T],
+    postgres: Callable[..., T],
+) -> T:
+    """``sqlite(path)`` or ``postgres(url, schema=, connect_timeout_s=)``, whichever backend
+    ``project``'s registry is on (see :func:`registry_location`)."""
+    location = registry_location(project, what, error)
+    if isinstance(location, Path):
+        return sqlite(location)
+    return postgres(
+        location.url, schema=location.schema, connect_timeout_s=location.connect_timeout_s
+    )
 
 
 class Session:
