@@ -30,6 +30,7 @@ from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.file import FileReader
 from taxiway.data.sources.nats import NatsReader
 from taxiway.engines.duckdb import fetch_one, quote_identifier
+from taxiway.engines.sql import SqlEngine, as_engine
 from taxiway.errors import ContractViolation
 from taxiway.spec.models import DuckDBSource
 from taxiway.spec.project import Project
@@ -37,10 +38,10 @@ from taxiway.spec.project import Project
 __all__ = [
     "StagedSource",
     "fingerprint",
-    "history_of",
     "raise_if_blocked",
     "stage_source",
     "stage_sources",
+    "staged_result",
 ]
 
 
@@ -78,10 +79,6 @@ def _history(reader: Source) -> dict[str, Any] | None:
     return None
 
 
-history_of = _history
-"""A stream source's history version read (``{path, version}``); None for other sources."""
-
-
 def stage_source(
     project: Project,
     con: duckdb.DuckDBPyConnection,
@@ -95,34 +92,61 @@ def stage_source(
     """Register ``reader`` in ``con``, validate it against its contract (quarantining bad rows
     under the state folder) and return the clean view. Raises nothing on `block` findings:
     the caller decides (see :func:`stage_sources`)."""
-    name = reader.name
-    raw = f"source_{name}"
+    raw = f"source_{reader.name}"
     reader.register(con, raw, staging_dir or project.state_dir / "staging" / run_id)
+    return staged_result(
+        project,
+        con,
+        reader,
+        raw,
+        fingerprint(con, reader, raw),
+        run_id=run_id,
+        as_of=as_of,
+        keep_quarantine=keep_quarantine,
+    )
+
+
+def staged_result(
+    project: Project,
+    engine: duckdb.DuckDBPyConnection | SqlEngine,
+    reader: Source,
+    raw: str,
+    digest: str,
+    *,
+    run_id: str,
+    as_of: datetime | None,
+    keep_quarantine: bool,
+) -> StagedSource:
+    """The :class:`StagedSource` of ``reader``'s rows, registered as ``raw`` in ``engine``
+    (DuckDB or Spark): counted when it has no contract, else validated against it (bad rows
+    quarantined under the state folder unless ``keep_quarantine`` is false); ``digest`` is its
+    :func:`fingerprint`. Raises nothing on `block` findings."""
     declared = reader.spec
     if declared.contract is None:
-        row = fetch_one(con, f"SELECT count(*) FROM {quote_identifier(raw)}")  # nosec B608
+        counted = f"SELECT count(*) FROM {quote_identifier(raw)}"  # nosec B608
+        row = as_engine(engine).fetch_one(counted)
         return StagedSource(
-            name=name,
+            name=reader.name,
             view=raw,
             rows=int(row[0]) if row else 0,
-            fingerprint=fingerprint(con, reader, raw),
+            fingerprint=digest,
             history=_history(reader),
         )
     report = validate(
-        con,
+        engine,
         raw,
         load_contract(declared.contract),
-        source=name,
-        quarantine_dir=project.state_dir / "quarantine" / name if keep_quarantine else None,
+        source=reader.name,
+        quarantine_dir=project.state_dir / "quarantine" / reader.name if keep_quarantine else None,
         run_id=run_id,
         as_of=as_of,
         order_by=declared.timestamp,
     )
     return StagedSource(
-        name=name,
+        name=reader.name,
         view=report.clean_view or raw,
         rows=report.rows,
-        fingerprint=fingerprint(con, reader, raw),
+        fingerprint=digest,
         validation=report,
         findings=list(report.findings),
         history=_history(reader),

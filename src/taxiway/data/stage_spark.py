@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from taxiway.data.contracts.loader import load_contract
-from taxiway.data.contracts.validate import validate
 from taxiway.data.sources import Source, open_source
 from taxiway.data.sources.delta import DeltaReader
 from taxiway.data.sources.file import FileReader
-from taxiway.data.stage import StagedSource, fingerprint, history_of, raise_if_blocked
+from taxiway.data.stage import StagedSource, fingerprint, raise_if_blocked, staged_result
 from taxiway.engines.duckdb import quote_identifier, quote_literal
 from taxiway.errors import MissingExtraError
 from taxiway.spec.models import PostgresSource
@@ -72,38 +70,17 @@ def stage_on_spark(
     """``stage_source`` on Spark: register ``reader`` as ``source_<name>`` in ``engine``,
     validate it there against its contract and return its clean view. ``con`` reads the
     sources Spark does not read itself. Raises nothing on `block` findings."""
-    name = reader.name
-    raw = f"source_{name}"
-    declared = reader.spec
+    raw = f"source_{reader.name}"
     register(engine, con, reader, raw, staging_dir)
-    digest = fingerprint(con, reader, raw)  # files by their stat; others scanned in DuckDB
-    if declared.contract is None:
-        row = engine.fetch_one(f"SELECT count(*) FROM {quote_identifier(raw)}")  # nosec B608
-        return StagedSource(
-            name=name,
-            view=raw,
-            rows=int(row[0]) if row else 0,
-            fingerprint=digest,
-            history=history_of(reader),
-        )
-    report = validate(
+    return staged_result(
+        project,
         engine,
+        reader,
         raw,
-        load_contract(declared.contract),
-        source=name,
-        quarantine_dir=project.state_dir / "quarantine" / name if keep_quarantine else None,
+        fingerprint(con, reader, raw),  # files by their stat; others scanned in DuckDB
         run_id=run_id,
         as_of=as_of,
-        order_by=declared.timestamp,
-    )
-    return StagedSource(
-        name=name,
-        view=report.clean_view or raw,
-        rows=report.rows,
-        fingerprint=digest,
-        validation=report,
-        findings=list(report.findings),
-        history=history_of(reader),
+        keep_quarantine=keep_quarantine,
     )
 
 

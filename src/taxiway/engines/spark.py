@@ -200,6 +200,40 @@ class SparkEngine:
         finally:
             out.unlink(missing_ok=True)
 
+    def each_partition(
+        self,
+        sql: str,
+        func: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+        schema: str,
+        *,
+        by: list[str],
+        what: str,
+    ) -> list[dict[str, Any]]:
+        """Run ``func`` on the executors over each partition of ``sql``'s rows (its Arrow
+        batches, Spark's ``mapInArrow``) and collect the rows it yields, of ``schema`` (a Spark
+        DDL string): a summary per partition, never the rows themselves.
+
+        The rows are spread by the hash of the columns ``by`` over ``spark.default.parallelism``
+        partitions (the executors' cores): one task per core, whatever partitioning the query
+        ended with (a small result may end in one). ``func`` is pickled by reference to its
+        module: the executors must import it (taxiway installed on every worker; ``local[*]``
+        runs them in this Python). ``what`` names the work in progress reports and errors.
+        """
+        from pyspark.sql import functions
+
+        with self._reported(what, told=what):
+            frame = self.session.sql(to_spark(sql))
+            spread = frame.repartition(
+                self.session.sparkContext.defaultParallelism,
+                *[functions.col(f"`{column}`") for column in by],
+            )
+            with warnings.catch_warnings():
+                # mapInArrow checks pandas and warns that PySpark 4 is not tested with
+                # pandas 3; nothing here goes through pandas (Arrow batches in and out)
+                warnings.filterwarnings("ignore", "PySpark does not yet", FutureWarning)
+                mapped = spread.mapInArrow(func, schema)
+            return [row.asDict() for row in mapped.collect()]
+
     def close(self) -> None:
         """Forget every table this engine stored (the session stays, for the next build)."""
         for name in list(self._tables):

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -41,6 +42,7 @@ from taxiway.engines.sql import DuckDBEngine, Engine, SqlEngine, as_engine
 from taxiway.errors import FeatureError
 from taxiway.features.definitions import view_columns
 from taxiway.features.online.base import OnlineStore, ViewValues
+from taxiway.features.online.rows import encode_key, plain_value, view_rows
 from taxiway.features.pit import EVENT_TIME, compute_view, interval
 from taxiway.features.spine import as_of_spine, timestamp_literal
 from taxiway.features.tiles import TiledView
@@ -48,6 +50,10 @@ from taxiway.features.tiles_compact import rebuild_view
 from taxiway.spec.durations import format_duration
 from taxiway.spec.models import AggregateView, LatestView, TaxiwaySpec
 from taxiway.spec.project import Project
+
+if TYPE_CHECKING:
+    from taxiway.engines.spark import SparkEngine
+    from taxiway.features.online.redis import RedisStore
 
 __all__ = [
     "MaterializeReport",
@@ -61,15 +67,6 @@ __all__ = [
 Progress = Callable[[str, int, int | None], None]
 STATE_FILE = "materialized.json"
 BATCH_ROWS = 20_000
-
-
-def encode_key(values: tuple[Any, ...]) -> str:
-    """The store key of an entity: its key values joined by ``|``.
-
-    >>> encode_key((123,)), encode_key(("EWR", 7))
-    ('123', 'EWR|7')
-    """
-    return "|".join(str(v) for v in values)
 
 
 @dataclass
@@ -224,9 +221,8 @@ def _materialize_entity(
         else:
             con.create_table(spine, f"SELECT * FROM {q(entity_spine)}")  # nosec B608
         compute_view(con, spec, view_name, source.view, spine, f"__f_{view_name}")
-        written = store.write(entity, _rows(con, spec, view_name, keys, spine, moment, progress))
         report.views[view_name] = {
-            "entities": written,
+            **_write_view(con, spec, store, entity, view_name, keys, spine, moment, progress),
             "incremental": incremental,
             "fingerprint": source.fingerprint,
         }
@@ -359,55 +355,79 @@ def _changed_keys_sql(
     return f"SELECT DISTINCT {keys} FROM {q(source.view)} WHERE {changed}"  # nosec B608
 
 
-def _rows(
+def _values_sql(
+    spec: TaxiwaySpec, view_name: str, keys: tuple[str, ...], spine: str
+) -> tuple[str, list[str]]:
+    """The query of one view's values at the spine (the entity's keys, the view's features,
+    the event time) and the features' names."""
+    names = [c.name for c in view_columns(view_name, spec.features[view_name])]
+    sql = (
+        f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "  # nosec B608
+        f"{', '.join(f'f.{q(n)}' for n in names)}, f.{EVENT_TIME} "
+        f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)"
+    )
+    return sql, names
+
+
+def _write_view(
     con: SqlEngine,
     spec: TaxiwaySpec,
+    store: OnlineStore,
+    entity: str,
     view_name: str,
     keys: tuple[str, ...],
     spine: str,
     moment: datetime,
     progress: Progress | None,
+) -> dict[str, Any]:
+    """Write one view's values at ``spine`` to ``store``: ``{"entities": rows written}``, and
+    the partitions that wrote them when Spark's executors did (Spark into Redis)."""
+    sql, names = _values_sql(spec, view_name, keys, spine)
+    on_executors = _executors_of(con, store)
+    if on_executors is None:  # this process writes, from the result read back in batches
+        rows = _rows(con, view_name, sql, names, len(keys), spine, moment, progress)
+        return {"entities": store.write(entity, rows)}
+    from taxiway.features.online.redis_spark import write_on_executors
+
+    spark, redis = on_executors
+    done = write_on_executors(spark, redis, entity, view_name, sql, keys, names, moment)
+    if progress:
+        progress(view_name, done.rows, done.rows)
+    return {"entities": done.rows, "partitions": done.partitions}
+
+
+def _executors_of(con: SqlEngine, store: OnlineStore) -> tuple[SparkEngine, RedisStore] | None:
+    """``(con, store)`` when Spark's executors write the values themselves: Spark into Redis.
+
+    A SQLite store is a file on the driver: the driver writes it, from Spark's result read
+    back in batches. Each module is loaded when an object of its class exists.
+    """
+    spark = sys.modules.get("taxiway.engines.spark")
+    redis = sys.modules.get("taxiway.features.online.redis")
+    if spark is None or redis is None:
+        return None
+    if isinstance(con, spark.SparkEngine) and isinstance(store, redis.RedisStore):
+        return con, store
+    return None
+
+
+def _rows(
+    con: SqlEngine,
+    view_name: str,
+    sql: str,
+    names: list[str],
+    width: int,
+    spine: str,
+    moment: datetime,
+    progress: Progress | None,
 ) -> Iterator[tuple[str, ViewValues]]:
-    names = [c.name for c in view_columns(view_name, spec.features[view_name])]
+    """The rows of ``sql`` (:func:`_values_sql`; ``width`` key columns) as the store writes
+    them, read in batches."""
     total_row = con.fetch_one(f"SELECT count(*) FROM {q(spine)}")  # nosec B608
     total = int(total_row[0]) if total_row else 0
-    batches = con.batches(
-        f"SELECT {', '.join(f's.{q(k)}' for k in keys)}, "  # nosec B608
-        f"{', '.join(f'f.{q(n)}' for n in names)}, f.{EVENT_TIME} "
-        f"FROM {q(spine)} AS s JOIN {q(f'__f_{view_name}')} AS f USING (__sid)",
-        BATCH_ROWS,
-    )
     done = 0
-    width = len(keys)
-    for batch in batches:
-        for row in batch.to_pylist():
-            values = list(row.values())
-            event_time = values[-1]
-            if isinstance(event_time, datetime) and event_time.tzinfo is None:
-                event_time = event_time.replace(tzinfo=UTC)
-            yield (
-                encode_key(tuple(values[:width])),
-                ViewValues(
-                    view=view_name,
-                    values={
-                        n: plain_value(v) for n, v in zip(names, values[width:-1], strict=True)
-                    },
-                    event_time=event_time,
-                    as_of=moment,
-                ),
-            )
+    for batch in con.batches(sql, BATCH_ROWS):
+        yield from view_rows(batch, view_name, names, width, moment)
         done += batch.num_rows
         if progress:
             progress(view_name, done, total)
-
-
-def plain_value(value: Any) -> Any:
-    """JSON-able scalars only: datetimes and decimals become text and floats."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)

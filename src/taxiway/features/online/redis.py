@@ -44,6 +44,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, cast
 
@@ -68,7 +69,7 @@ from taxiway.features.online.base import ViewValues
 from taxiway.features.online.tiles_redis import TILE_HASHES, RedisTiles
 from taxiway.spec.secrets import redact
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "RedisTarget"]
 
 logger = logging.getLogger("taxiway.features")
 
@@ -100,6 +101,21 @@ return moved
 
 class _Unmarked(Exception):
     """A read found no layout marker: an empty or never-migrated store (see ``_unmarked``)."""
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What opens the same store in another process (a Spark executor): picklable data, no
+    connection. The URL may hold a password: it is left out of the repr."""
+
+    url: str = field(repr=False)
+    prefix: str
+    timeout_ms: float
+    origin: str
+
+    def open(self) -> RedisStore:
+        """A :class:`RedisStore` on this target (nothing connects until first use)."""
+        return RedisStore(self.url, self.prefix, self.timeout_ms, origin=self.origin)
 
 
 class RedisStore:
@@ -161,6 +177,10 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore(address={self.address!r}, prefix={self.prefix!r})"
+
+    def target(self) -> RedisTarget:
+        """What opens this store in another process (:class:`RedisTarget`)."""
+        return RedisTarget(self._url, self.prefix, self.timeout_ms, self._origin)
 
     # ------------------------------------------------------------------ the protocol
 
