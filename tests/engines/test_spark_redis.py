@@ -42,6 +42,19 @@ def documents(prefix: str) -> dict[str, Any]:
         client.close()
 
 
+def forget(prefix: str) -> None:
+    """Delete every key under ``prefix:`` (the vectors and the layout marker)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if names:
+            client.unlink(*names)
+    finally:
+        client.close()
+
+
 def same(a: Any, b: Any, where: str = "") -> list[str]:
     """Where ``a`` and ``b`` differ: floats within 1e-9 relative, everything else exactly."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -63,9 +76,7 @@ def prefixes() -> Any:
     stores = [RedisStore(REDIS_URL, f"tw-sparkexec:{uuid4().hex}", 5_000) for _ in range(2)]
     yield stores
     for store in stores:
-        store.clear()
-        for name in documents(store.prefix):  # the layout marker
-            store._client.delete(f"{store.prefix}:{name}")
+        forget(store.prefix)
         store.close()
 
 

@@ -12,7 +12,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from taxiway.spec import Project
 
 # an executor may take all of a worker's memory (the default, 1g, would never be granted)
 CLUSTER_CONF = "spark:\n  conf:\n    spark.executor.memory: 512m\n    spark.cores.max: '2'\n"
+AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def running_pids(cluster: StandaloneCluster) -> list[int]:
@@ -107,3 +110,50 @@ def test_a_cluster_that_goes_away_mid_build_is_reported_not_waited_for(tmp_path:
     assert "no executor left on spark://127.0.0.1" in text, text[-3000:]
     assert "check that the master and its workers run" in text
     assert "\tat org.apache" not in text  # what failed and what to do, not a JVM stack
+
+
+@pytest.mark.slow
+def test_the_cluster_s_executors_write_redis_as_duckdb_does(
+    cluster: StandaloneCluster, tmp_path: Path
+) -> None:
+    """`features materialize --master spark://...` into Redis: the executors (the workers'
+    Python) write every key; the keys and documents are DuckDB's."""
+    from tests.conftest import require_service
+    from tests.engines.test_spark_redis import REDIS_URL, documents, forget, same
+
+    require("redis", reason="the Redis online store needs the redis extra")
+    require_service("Redis", "127.0.0.1", 6379)
+    from taxiway.features.materialize import materialize
+    from taxiway.features.online import RedisStore
+
+    spec = retail_shop(tmp_path, customers=150)
+    prefix = f"tw-sparkexec-cluster:{uuid.uuid4().hex}"
+    spec.write_text(
+        spec.read_text()
+        + CLUSTER_CONF
+        + f"online_store:\n  kind: redis\n  url: {REDIS_URL}\n  prefix: '{prefix}'\n"
+    )
+    duck = RedisStore(REDIS_URL, f"{prefix}-duckdb", 5_000)
+    on_cluster = RedisStore(REDIS_URL, prefix, 5_000)
+    try:
+        materialize(Project.load(spec, tmp_path / ".state"), duck, as_of=AS_OF, full=True)
+        before = len(cluster.status()["completedapps"])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        command = [sys.executable, "-m", "taxiway", "features", "materialize", "-f", str(spec)]
+        command += ["--state-dir", str(tmp_path / ".state-spark"), "--as-of", AS_OF.isoformat()]
+        command += ["--full", "--engine", "spark", "--master", cluster.master_url]
+        shown = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "customer_orders: 150 entities written" in shown.stdout
+
+        left, right = documents(duck.prefix), documents(prefix)
+        assert len(left) > 150
+        assert left.keys() == right.keys()
+        assert same(left, right) == []
+        apps = cluster.status()["completedapps"]  # it ran on the cluster, on both workers
+        assert len(apps) == before + 1
+        assert max(apps, key=lambda app: app["endtime"])["cores"] == 2
+    finally:
+        for store in (duck, on_cluster):
+            forget(store.prefix)
+            store.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -78,7 +79,9 @@ def spark_session(
     if master.startswith("local") or _on_loopback(master):  # nothing listens beyond loopback
         settings = {**_LOOPBACK, **settings}
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    if master.startswith("local"):  # Python run on Spark (drift profiles) runs in this Python
+    if master.startswith("local") or _on_loopback(master):
+        # Python run on Spark (drift profiles, Redis writes) runs in this Python, taxiway and
+        # its extras included; a remote cluster's workers run their own (spark.pyspark.python)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -370,12 +373,34 @@ def _on_loopback(master: str) -> bool:
 
 
 def _first_line(error: BaseException) -> str:
+    """The error's first line; for an exception in the executors' Python, its last line (the
+    exception itself, below the traceback).
+
+    >>> _first_line(RuntimeError("An exception was thrown from the Python worker: Traceback"
+    ...     "\\n  File x\\nModuleNotFoundError: No module named 'ruamel'\\n SQLSTATE: 38000"))
+    "the executors' Python raised ModuleNotFoundError: No module named 'ruamel'"
+    """
     text = str(error).strip()
+    if _PYTHON_WORKER in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        raised = [line for line in lines if _RAISED.match(line)]
+        if raised:
+            return f"the executors' Python raised {raised[-1]}"
     return text.splitlines()[0] if text else type(error).__name__
+
+
+_PYTHON_WORKER = "exception was thrown from the Python worker"
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
 
 
 def _fix_for(error: BaseException) -> str:
     text = str(error)
+    if _PYTHON_WORKER in text and "ModuleNotFoundError" in text:
+        return (
+            "install taxiway (the same version, with the extras the spec uses) in the Python "
+            "the executors run on every worker, or point `spark.pyspark.python` in `spark.conf` "
+            "at one that has it"
+        )
     if "OutOfMemory" in text or "Java heap space" in text:
         return "give Spark more memory: `spark: {conf: {spark.driver.memory: 4g}}` in the spec"
     if "Connection refused" in text or "Failed to connect" in text:

@@ -22,7 +22,10 @@ Times read as DuckDB reads them: ``timestamp`` as a time without zone (``TIMESTA
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -31,7 +34,7 @@ from taxiway.errors import SourceError
 from taxiway.spec.models import PostgresSource
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 
 __all__ = [
     "POSTGRES_JAR",
@@ -186,9 +189,93 @@ def postgres_frame(session: SparkSession, name: str, spec: PostgresSource) -> Da
     if password:
         reader = reader.option("password", password)
     try:
-        return reader.load()
+        frame = reader.load()  # one partition; Spark reads only the columns' types here
+        split = _split(session, name, spec, reader, relation, frame)
+        return frame if split is None else split.load()
+    except SourceError:
+        raise
     except Exception as error:  # Py4J wraps the driver's PSQLException
         raise _jdbc_error(name, spec, params, str(error), password) from None
+
+
+def _split(
+    session: SparkSession,
+    name: str,
+    spec: PostgresSource,
+    reader: DataFrameReader,
+    relation: str,
+    frame: DataFrame,
+) -> DataFrameReader | None:
+    """``reader`` split into ranges of the source's ``partition_column`` (default its
+    ``timestamp``), read in parallel, or None to read in one partition: no column to split
+    on, ``partitions: 1``, no row, or a default column that is not numeric, date or time.
+
+    The bounds are the column's min and max, read first; rows outside them and nulls are read
+    all the same (the first and last ranges are open), so the rows are those of one read.
+    """
+    column = spec.partition_column or spec.timestamp
+    wanted = spec.partitions or session.sparkContext.defaultParallelism
+    if column is None or wanted <= 1:
+        return None
+    found = {f.name.lower(): f for f in frame.schema.fields}.get(column.lower())
+    kind = found.dataType.typeName() if found is not None else None
+    if found is None or kind not in _SPLITTABLE:
+        if spec.partition_column is None:
+            return None  # the timestamp is text (or absent: the plan says so): one read
+        shown = f"is {found.dataType.simpleString()}" if found else "is not a column of it"
+        columns = ", ".join(f"{f.name} ({f.dataType.simpleString()})" for f in frame.schema)
+        raise SourceError(
+            f"source `{name}`: `partition_column: {column}` {shown}; Spark splits a JDBC "
+            "read on a numeric, date or timestamp column",
+            fix=f"name one in `partition_column:` (the source's columns: {columns}), or "
+            "remove it (and `partitions:`) to read in one partition",
+        )
+    quoted = '"' + found.name.replace('"', '""') + '"'
+    timed = kind.startswith("timestamp")
+    lo, hi = (
+        (f"extract(epoch FROM min({quoted}))", f"extract(epoch FROM max({quoted}))")
+        if timed
+        else (f"min({quoted})", f"max({quoted})")
+    )
+    bounds = (
+        reader.option(
+            "dbtable", f"(SELECT {lo} AS lo, {hi} AS hi FROM {relation}) AS taxiway_bounds"
+        )
+        .load()
+        .collect()[0]
+    )
+    reader.option("dbtable", relation)  # the reader is one object: back to the source's rows
+    if bounds["lo"] is None:  # no row (or only nulls): nothing to split
+        return None
+    return (
+        reader.option("partitionColumn", found.name)
+        .option("lowerBound", _bound(bounds["lo"], kind, math.floor))
+        .option("upperBound", _bound(bounds["hi"], kind, math.ceil))
+        .option("numPartitions", str(wanted))
+    )
+
+
+# Spark's type names of the columns it splits a JDBC read on
+_SPLITTABLE = {
+    "byte", "short", "integer", "long", "float", "double", "decimal",
+    "date", "timestamp", "timestamp_ntz",
+}  # fmt: skip
+_LONG = 2**63 - 1
+
+
+def _bound(value: Any, kind: str, whole: Callable[[Any], int]) -> str:
+    """A min or max as Spark's JDBC reader takes it: a whole number (numeric columns, clamped
+    to a long), a date, or a time in UTC (times arrive as epoch seconds).
+
+    >>> _bound(2.5, "double", math.ceil), _bound(1736164800.25, "timestamp", math.floor)
+    ('3', '2025-01-06 12:00:00.250000')
+    """
+    if kind.startswith("timestamp"):
+        moment = datetime.fromtimestamp(float(value), UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if kind == "date":
+        return str(value.isoformat())
+    return str(max(-_LONG, min(_LONG, whole(value))))
 
 
 def _jdbc_error(

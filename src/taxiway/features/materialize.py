@@ -10,8 +10,10 @@ default. The report then carries a warning per such view naming ``--as-of``
 (:attr:`MaterializeReport.warnings`); the values are written all the same.
 
 ``engine: spark`` (or ``engine="spark"``): the contracts, the spine and the views run on Spark
-(:mod:`taxiway.data.stage_spark`, the same plan transpiled); the values are written by this
-process, from Spark's result read back in batches (``SqlEngine.batches``). Tiled views are refused there.
+(:mod:`taxiway.data.stage_spark`, the same plan transpiled). A Redis store is written by
+Spark's executors, each partition its own keys (:mod:`taxiway.features.online.redis_spark`);
+a SQLite store, a file on the driver, by this process from Spark's result read back in
+batches (``SqlEngine.batches``). Tiled views are refused there.
 
 Incremental: for each view the store remembers the source fingerprint and the T it was
 materialized for. When the data has not changed since, only the entities that have a row

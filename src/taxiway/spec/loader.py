@@ -27,6 +27,7 @@ from taxiway.spec.models import (
     EventSpine,
     LatestView,
     PeriodicSpine,
+    PostgresSource,
     StaticView,
     SumLabel,
     TaxiwaySpec,
@@ -94,6 +95,7 @@ def load_spec_text(
 def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     """References between sections: every named source and entity exists, views fit sources."""
     issues = _view_issues(spec, doc)
+    issues.extend(_split_issues(spec, doc))
     issues.extend(_spine_issues(spec, doc))
     issues.extend(_label_issues(spec, doc))
     issues.extend(_model_issues(spec, doc))
@@ -102,6 +104,24 @@ def cross_check(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
     issues.extend(_recommend_issues(spec, doc))
     issues.extend(_interleaving_issues(spec, doc))
     issues.extend(_opt_out_issues(spec, doc))
+    return issues
+
+
+def _split_issues(spec: TaxiwaySpec, doc: YamlDocument) -> list[SpecIssue]:
+    """A PostgreSQL source split into several JDBC reads names a column to split on."""
+    issues = []
+    for name, source in spec.sources.items():
+        if not isinstance(source, PostgresSource) or (source.partitions or 1) <= 1:
+            continue
+        if source.partition_column is None and source.timestamp is None:
+            issues.append(
+                doc.issue(
+                    ("sources", name, "partitions"),
+                    f"`partitions: {source.partitions}` needs a column to split the read on",
+                    expected="`partition_column:` naming a numeric, date or timestamp column "
+                    "(or the source's `timestamp:`), or no `partitions:`",
+                )
+            )
     return issues
 
 

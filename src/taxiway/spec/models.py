@@ -244,6 +244,17 @@ class PostgresSource(_TableOrQuery):
         description="With `cdc: true`: the replication slot and publication name "
         "(default taxiway_<source>).",
     )
+    partition_column: Column | None = Field(
+        default=None,
+        description="With `engine: spark`: the numeric, date or timestamp column the JDBC "
+        "read is split on, one range per partition (default: `timestamp`).",
+    )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description="With `engine: spark`: how many ranges the JDBC read is split into, each "
+        "read in parallel (default: spark.default.parallelism, the executors' cores).",
+    )
 
     @model_validator(mode="after")
     def _capturable(self) -> PostgresSource:
