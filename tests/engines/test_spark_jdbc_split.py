@@ -33,7 +33,7 @@ def table(postgres_url: str) -> str:
     with psycopg.connect(postgres_url, autocommit=True) as con:
         con.execute(f"DROP TABLE IF EXISTS {TABLE}")
         con.execute(
-            f"CREATE TABLE {TABLE} (k bigint, ts timestamp, at timestamptz, d date, "
+            f"CREATE TABLE {TABLE} (k bigint, ts timestamp, seen timestamptz, d date, "
             "amount numeric(10, 2), note text)"
         )
         con.execute(
@@ -66,7 +66,7 @@ def duckdb_rows(source: Any, tmp_path: Path) -> list[tuple[Any, ...]]:
     try:
         open_source("ev", source).register(con, "ev", tmp_path / "staging")
         return sorted(
-            con.execute("SELECT k, ts, at, d, CAST(amount AS DOUBLE), note FROM ev").fetchall()
+            con.execute("SELECT k, ts, seen, d, CAST(amount AS DOUBLE), note FROM ev").fetchall()
         )
     finally:
         con.close()
@@ -82,7 +82,7 @@ def spark_read(spark: Any, source: Any, tmp_path: Path) -> tuple[list[tuple[Any,
     rows = frame.selectExpr(
         "k",
         "unix_micros(CAST(ts AS TIMESTAMP)) AS ts",
-        "unix_micros(at) AS at",
+        "unix_micros(seen) AS seen",
         "d",
         "CAST(amount AS DOUBLE) AS amount",
         "note",
@@ -101,8 +101,8 @@ def epoch_us(value: Any) -> int | None:
 def assert_same_rows(by_spark: list[tuple[Any, ...]], by_duckdb: list[tuple[Any, ...]]) -> None:
     assert len(by_spark) == len(by_duckdb) == ROWS + 1
     for s, d in zip(by_spark, by_duckdb, strict=True):
-        k, ts, at, day, amount, note = d
-        assert s[:4] == (k, epoch_us(ts), epoch_us(at), day), (s, d)
+        k, ts, seen, day, amount, note = d
+        assert s[:4] == (k, epoch_us(ts), epoch_us(seen), day), (s, d)
         assert (s[4] is None and amount is None) or math.isclose(s[4], amount, rel_tol=1e-12)
         assert s[5] == note
 
@@ -113,7 +113,7 @@ def assert_same_rows(by_spark: list[tuple[Any, ...]], by_duckdb: list[tuple[Any,
     [
         ("", None),  # the source's timestamp, spark.default.parallelism ranges (local[2]: 2)
         ("    partition_column: k\n    partitions: 5\n", 5),
-        ("    partition_column: at\n    partitions: 4\n", 4),
+        ("    partition_column: seen\n    partitions: 4\n", 4),
         ("    partition_column: d\n    partitions: 3\n", 3),
         ("    partition_column: amount\n    partitions: 3\n", 3),
     ],

@@ -152,7 +152,7 @@ def test_the_cluster_s_executors_write_redis_as_duckdb_does(
         assert same(left, right) == []
         apps = cluster.status()["completedapps"]  # it ran on the cluster, on both workers
         assert len(apps) == before + 1
-        assert max(apps, key=lambda app: app["endtime"])["cores"] == 2
+        assert max(apps, key=lambda app: app["id"])["cores"] == 2
     finally:
         for store in (duck, on_cluster):
             forget(store.prefix)
