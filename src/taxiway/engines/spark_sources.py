@@ -208,7 +208,8 @@ def _split(
 ) -> DataFrameReader | None:
     """``reader`` split into ranges of the source's ``partition_column`` (default its
     ``timestamp``), read in parallel, or None to read in one partition: no column to split
-    on, ``partitions: 1``, no row, or a default column that is not numeric, date or time.
+    on, ``partitions: 1``, no row, NaN or infinity at a bound, or a default column that is
+    not numeric, date or time.
 
     The bounds are the column's min and max, read first; rows outside them and nulls are read
     all the same (the first and last ranges are open), so the rows are those of one read.
@@ -247,6 +248,8 @@ def _split(
     reader.option("dbtable", relation)  # the reader is one object: back to the source's rows
     if bounds["lo"] is None:  # no row (or only nulls): nothing to split
         return None
+    if kind != "date" and not all(math.isfinite(float(b)) for b in (bounds["lo"], bounds["hi"])):
+        return None  # NaN or infinity among the values: no ranges to draw, one read
     return (
         reader.option("partitionColumn", found.name)
         .option("lowerBound", _bound(bounds["lo"], kind, math.floor))
