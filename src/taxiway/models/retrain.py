@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,17 @@ class RetrainResult:
     interrupted: list[str] = field(default_factory=list)
     """The candidates earlier runs registered and never judged (they were killed): what was
     done with each (see the module docstring)."""
+    timings_s: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each stage the run reached, in order: ``contract``, ``training_set``,
+    ``train`` (its parts as ``train.<part>``, from `taxiway train`), ``production``,
+    ``audit``, ``rollout``; ``total`` is the whole run."""
+
+    def lap(self, stage: str, since: float) -> float:
+        """Record the wall seconds of ``stage``, which began at ``since``
+        (:func:`time.perf_counter`); returns now, the next stage's start."""
+        now = time.perf_counter()
+        self.timings_s[stage] = round(now - since, 3)
+        return now
 
     @property
     def exit_code(self) -> int:
@@ -208,6 +220,7 @@ def retrain_candidate(
 ) -> RetrainResult:
     """Run the gates of one retrain up to a registered candidate (see the module docstring)."""
     say = progress or (lambda _: None)
+    began = time.perf_counter()
     policy = retrain_policy(project)
     _check_trigger(trigger, policy)
     when = as_of or datetime.now(UTC)
@@ -224,10 +237,12 @@ def retrain_candidate(
     )
     say("checking the sources against their contracts")
     report = check_project(project, as_of=when)
+    result.lap("contract", began)
     if report.blocked:
         blocked = [s.name for s in report.sources if s.status == "block"] or ["the spec"]
         result.gate = "contract"
         result.reason = f"the sources failed their check: {', '.join(blocked)} (`taxiway check`)"
+        result.lap("total", began)
         return result
     cut, result.window = windowed_project(project, when)
     own = registry is None
@@ -236,6 +251,7 @@ def retrain_candidate(
         _train_and_gate(cut, store, result, policy, say)
         if result.interrupted:
             result.reason += "; " + "; ".join(result.interrupted)
+        result.lap("total", began)
         return result
     finally:
         if own:
@@ -259,12 +275,14 @@ def _train_and_gate(
     result.previous = last.version if last else None
     result.production = production.version if production else None
     say("building the training set for the window")
+    clock = time.perf_counter()
     manifest, _ = cached_training_set(
         project,
         training_set_path(project),
         progress=say,
         snapshots=training_snapshots_path(project),
     )
+    clock = result.lap("training_set", clock)
     result.new_rows = new_source_rows(manifest, last)
     if result.new_rows is not None and result.new_rows < policy.min_new_rows:
         result.gate = "no_new_data"
@@ -287,6 +305,8 @@ def _train_and_gate(
     }
     say("training the candidate")
     trained = train_model(project, registry=store, progress=say, created_by=BY, lineage=lineage)
+    clock = result.lap("train", clock)
+    result.timings_s.update({f"train.{part}": s for part, s in trained.timings.items()})
     version = trained.version
     result.candidate = version.version
     metric = str(version.metrics.get("metric"))
@@ -300,6 +320,7 @@ def _train_and_gate(
     if production is not None:
         say(f"scoring production v{production.version} on the candidate's validation rows")
         scored = production_score(production, version, metric)
+        clock = result.lap("production", clock)
         result.scores["production"] = scored
         if better(metric, scored, result.scores["candidate"]):
             return _stop(
@@ -311,6 +332,7 @@ def _train_and_gate(
             )
     say("auditing the candidate")
     audit = run_audit(project, version)
+    result.lap("audit", clock)
     if audit.blocked:
         result.blockers = [
             f"{f.check}: {f.evidence}" for f in audit.findings if f.severity == "blocker"

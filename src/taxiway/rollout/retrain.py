@@ -17,6 +17,7 @@ host reads it; a run killed before its end records nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from typing import Any, Protocol
@@ -60,7 +61,9 @@ def run_retrain(
     """One retrain of ``project``'s model; the result says which gate stopped it.
 
     ``signoffs`` (the approvals log) lets a routine retrain reuse the standing sign-offs."""
+    began = time.perf_counter()
     result = _run(project, as_of, trigger, progress or (lambda _: None), signoffs)
+    result.lap("total", began)  # with the sign-off and the rollout's start
     record_run(project, result)
     return result
 
@@ -104,8 +107,10 @@ def _run(
             )
             return result
     say(f"starting the rollout of v{result.candidate}")
+    began = time.perf_counter()
     with Controller(project, by=BY) as controller:
         state = controller.start(candidate=result.candidate)
+    result.lap("rollout", began)
     result.gate = "rollout_started"
     result.rollout = {"id": state.id, "control": state.control, "candidate": state.candidate}
     result.reason += f"; rollout {state.id} started against {_control(state.control)}"
