@@ -6,14 +6,17 @@ The source is `bench/features_scale.py`'s (events: ``user_id``, ``ts``, ``value`
 the spec (a 7d/30d activity view, a latest view with a 7-day ttl, a 30-day periodic spine, the
 label ``active``: any event in the next 14 days), plus what a retrain needs: a contract on the
 source, a ``model:`` section as the retail example's (LightGBM, roc_auc, default parameters),
-``retrain: {window: 365d}`` and no sign-off. The generator differs in one way:
+what the audit's coverage check asks of a production model (an owner, a fallback, who acts on
+the predictions), ``retrain: {window: 365d}`` and no sign-off. The generator differs in one way:
 features_scale's users all have the same event rate, so nothing predicts the label and every
 candidate stops at the ``baseline`` gate; here each user has a rate (gamma) and an active
 period (users join and churn), so recent activity predicts the label.
 
-1. Generated once (not timed): ``--rows`` events of 2025 over ``--users`` users in
+1. Generated once (not timed): ``--rows`` events of 2024 and 2025 over ``--users`` users in
    ``bench/.data/retrain_scale/``, and January 2026's events (the same users, ``rows * 31 /
-   365`` of them), which arrive between the two retrains.
+   731`` of them), which arrive between the two retrains. The source holds two years; the
+   retrain's window is one (``retrain.window: 365d``), as a source that keeps its history and
+   a model trained on the last year.
 2. **First retrain**: `taxiway run --once --as-of 2026-01-01` in a fresh state folder (the
    cadence is due), its own process: wall time, CPU seconds (the process and its children),
    peak resident memory (VmHWM), and the run's per-stage times (``timings_s`` of the run
@@ -50,12 +53,13 @@ from toolkit import append_record, code_state, high_water, machine
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data" / "retrain_scale"
-YEAR = np.datetime64("2025-01-01T00:00:00", "us")
+START = np.datetime64("2024-01-01T00:00:00", "us")
 NEXT = np.datetime64("2026-01-01T00:00:00", "us")
 AFTER = np.datetime64("2026-02-01T00:00:00", "us")
 AS_OF = ("2026-01-01", "2026-02-01")
 SPEC = """
 name: scale_retrain
+owner: bench
 sources:
   events:
     kind: file
@@ -75,9 +79,11 @@ features:
     entity: user
     latest: [value]
     ttl: 7d
-spine: {every: 30d, start: 2025-02-01, end: 2026-12-31, source: events}
+spine: {every: 30d, start: 2024-02-01, end: 2026-12-31, source: events}
 label: {name: active, kind: any_event, source: events, entity: user, horizon: 14d}
 model: {algorithm: lightgbm, metric: roc_auc, validation: 0.2}
+serving: {fallback: baseline}
+governance: {action: the benchmark only reads the figures}
 retrain: {window: 365d}
 """
 CONTRACT = """
@@ -136,22 +142,24 @@ def _events(
 
 
 def generate(rows: int, users: int, folder: Path) -> tuple[Path, Path]:
-    """2025's ``rows`` events and January 2026's (``rows * 31 / 365``), written once."""
-    year, january = folder / "events-2025.parquet", folder / "events-2026-01.parquet"
-    if year.exists() and january.exists():
-        return year, january
+    """2024's and 2025's ``rows`` events and January 2026's (``rows * 31 / 731``), written
+    once. Users join over the whole span and stay for an exponential time (mean: a year)."""
+    history, january = folder / "events-2024-2025.parquet", folder / "events-2026-01.parquet"
+    if history.exists() and january.exists():
+        return history, january
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(21)
     rate = rng.gamma(0.7, 1.0, users)
-    span = (AFTER - YEAR).astype(np.int64) + 180 * 86_400 * 1_000_000
-    base = YEAR.astype(np.int64) - 180 * 86_400 * 1_000_000
-    joined = base + rng.integers(0, span // 2, users)
-    left = joined + rng.exponential(span / 2, users).astype(np.int64)
-    for path, n, lo, hi in ((year, rows, YEAR, NEXT), (january, rows * 31 // 365, NEXT, AFTER)):
+    day = 86_400 * 1_000_000
+    base = START.astype(np.int64) - 180 * day
+    joined = base + rng.integers(0, (AFTER.astype(np.int64) - base), users)
+    left = joined + rng.exponential(365 * day, users).astype(np.int64)
+    batches = ((history, rows, START, NEXT), (january, rows * 31 // 731, NEXT, AFTER))
+    for path, n, lo, hi in batches:
         table = _events(rng, n, rate, joined, left, lo, hi)
         pq.write_table(table, path.with_suffix(".tmp"), row_group_size=1_000_000)
         path.with_suffix(".tmp").rename(path)
-    return year, january
+    return history, january
 
 
 def _load() -> str:
@@ -245,9 +253,9 @@ def main() -> None:
     print(machine())
     print(code_state())
     began = time.perf_counter()
-    data = DATA / f"{args.rows}-{args.users}"
-    year, january = generate(args.rows, args.users, data)
-    rows = (pq.read_metadata(year).num_rows, pq.read_metadata(january).num_rows)
+    data = DATA / f"{args.rows}-{args.users}-2y"
+    history, january = generate(args.rows, args.users, data)
+    rows = (pq.read_metadata(history).num_rows, pq.read_metadata(january).num_rows)
     print(f"data: {rows[0]:,} + {rows[1]:,} rows in {data} ({time.perf_counter() - began:.0f}s)")
     folder = DATA / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     (folder / "events").mkdir(parents=True)
@@ -255,7 +263,7 @@ def main() -> None:
     (folder / "contracts" / "events.yaml").write_text(CONTRACT.lstrip())
     spec = folder / "taxiway.yaml"
     spec.write_text(SPEC.lstrip())
-    (folder / "events" / year.name).symlink_to(year)
+    (folder / "events" / history.name).symlink_to(history)
     results = []
     for index, as_of in enumerate(AS_OF):
         if index == 1:  # not timed: v1 to production, January's events arrive

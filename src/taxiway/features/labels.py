@@ -8,12 +8,14 @@ newest timestamp in the label source is dropped (its label is not known yet).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 
 from taxiway.engines.duckdb import quote_identifier as q
 from taxiway.engines.sql import EngineError, SqlEngine, as_engine
 from taxiway.errors import FeatureError
-from taxiway.features.pit import interval, key_types
+from taxiway.features.pit import interval, key_types, reach
 from taxiway.spec.models import ColumnLabel, EventLabel, SumLabel, TaxiwaySpec
 
 __all__ = ["KNOWN_COLUMN", "compute_label"]
@@ -43,6 +45,8 @@ def compute_label(
     events = (
         f"SELECT {casts}, CAST({q(timestamp)} AS TIMESTAMP) AS __pos, 1 AS __ev{value}, "
         f"NULL::BIGINT AS __sid FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {present}"
+        # only the rows some spine row's horizon reaches: (t, t + horizon]
+        + reach(engine, spine, timestamp, before=timedelta(0), after=label.horizon)
     )
     # a union by position (every engine has it): the probes fill the event columns with null
     no_value = ", NULL AS __v" if isinstance(label, SumLabel) else ""

@@ -23,6 +23,12 @@ many times) and online vectors (a spine of one time per entity): one definition,
   Both plans give the same rows.
 - static views: joined by key.
 
+Only the source rows some spine row can read take part (:func:`reach`): from the earliest
+spine time less the longest window (a latest view: its ttl; without one, all history) up to
+the latest spine time (a label: plus its horizon). A retrain's window is a year of a source
+that holds several: the rest is never sorted or windowed. The bounds are literals read from
+the spine, so the engine prunes the rows (and a Parquet source's row groups) at the scan.
+
 One plan, every engine: each query is written once, in DuckDB's dialect, and an engine other
 than DuckDB runs it transpiled (:mod:`taxiway.engines.transpile`). Where DuckDB's fastest form
 has no Spark equivalent the plan writes a portable one when ``engine.portable`` is set: the
@@ -33,7 +39,7 @@ spine probes (the aggregate views' shape), and ``arg_max`` over a sort key becom
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import duckdb
@@ -53,6 +59,7 @@ __all__ = [
     "interval",
     "key_types",
     "latest_plan",
+    "reach",
 ]
 
 EVENT_TIME = "__event_time"
@@ -70,6 +77,42 @@ def interval(delta: timedelta) -> str:
     """A DuckDB interval literal of ``delta`` in microseconds."""
     micros = delta // timedelta(microseconds=1)
     return f"INTERVAL {micros} MICROSECOND"
+
+
+def reach(
+    con: duckdb.DuckDBPyConnection | SqlEngine,
+    spine: str,
+    timestamp: str,
+    *,
+    before: timedelta | None,
+    after: timedelta = timedelta(0),
+) -> str:
+    """The condition (`` AND ...``) on a source row's ``timestamp`` column that keeps the rows
+    some row of ``spine`` can read: from its earliest time less ``before`` (None: no lower
+    bound) to its latest time plus ``after``. The bounds are generous (a row on a bound is
+    kept); a spine without times keeps nothing, as no spine row reads anything.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE s AS SELECT TIMESTAMP '2025-03-01' AS __t")
+    >>> for part in reach(con, "s", "ts", before=timedelta(days=30)).split(" AND ")[1:]:
+    ...     print(part)
+    CAST("ts" AS TIMESTAMP) >= CAST('2025-01-30T00:00:00' AS TIMESTAMP)
+    CAST("ts" AS TIMESTAMP) <= CAST('2025-03-01T00:00:00' AS TIMESTAMP)
+    """
+    row = as_engine(con).fetch_one(f"SELECT min(__t), max(__t) FROM {q(spine)}")
+    first, last = row if row is not None else (None, None)
+    if not isinstance(first, datetime) or not isinstance(last, datetime):
+        return " AND FALSE"
+    if first.tzinfo is not None or last.tzinfo is not None:
+        return ""  # not a spine this module built (its __t is a TIMESTAMP): read everything
+
+    def at(moment: datetime) -> str:
+        return f"CAST('{moment.isoformat()}' AS TIMESTAMP)"
+
+    ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
+    low = "" if before is None else f" AND {ts} >= {at(first - before)}"
+    return f"{low} AND {ts} <= {at(last + after)}"
 
 
 def key_types(
@@ -110,6 +153,8 @@ def compute_view(
     chosen = f"{target}__chosen"  # a latest view's join result, before its rare ties are decided
     try:
         if isinstance(view, AggregateView):
+            assert source.timestamp is not None
+            longest = max((c.window for c in columns if c.window is not None), default=None)
             sql = _aggregate_sql(
                 view,
                 columns,
@@ -119,6 +164,7 @@ def compute_view(
                 spine,
                 source.timestamp,
                 source.available_after,
+                reach(engine, spine, source.timestamp, before=longest or timedelta(0)),
             )
         elif isinstance(view, LatestView) and source.timestamp is not None:
             # two statements: each spine row's newest known time (the bucketed plan: among the
@@ -129,20 +175,35 @@ def compute_view(
                     "the bucketed plan of latest views runs on DuckDB only",
                     fix="leave the plan to `auto` on this engine",
                 )
-            build = _bucketed_sql if bucketed else _latest_sql
-            join, sql = build(
-                view,
-                view_name,
-                keys,
-                types,
-                source_view,
-                spine,
-                source.timestamp,
-                source.available_after,
-                source.created,
-                chosen,
-                portable=engine.portable,
-            )
+            if bucketed:
+                join, sql = _bucketed_sql(
+                    view,
+                    view_name,
+                    keys,
+                    types,
+                    source_view,
+                    spine,
+                    source.timestamp,
+                    source.available_after,
+                    source.created,
+                    chosen,
+                    portable=engine.portable,
+                )
+            else:
+                join, sql = _latest_sql(
+                    view,
+                    view_name,
+                    keys,
+                    types,
+                    source_view,
+                    spine,
+                    source.timestamp,
+                    source.available_after,
+                    source.created,
+                    chosen,
+                    portable=engine.portable,
+                    within=reach(engine, spine, source.timestamp, before=view.ttl),
+                )
             engine.create_table(chosen, join)
         else:
             assert isinstance(view, LatestView | StaticView)
@@ -288,16 +349,20 @@ def _fetch_sql(
     chosen_table: str,
     *,
     portable: bool = False,
+    within: str = "",
 ) -> str:
     """The values of each spine row's chosen (key, time) in ``chosen_table`` (``__sid``, the
     keys, ``__ts``): joined back to the source; where several rows share that key and time,
     ``arg_max`` picks by the tie order (newest ``created``, nulls lowest, then the smallest
-    values, nulls last). ``portable``: ``row_number()`` in that order instead."""
+    values, nulls last). ``portable``: ``row_number()`` in that order instead. ``within``: the
+    condition that keeps the source rows the spine reaches (:func:`reach`)."""
     wanted = list(view.latest)
     values = [f"__v{i}" for i in range(len(wanted))]
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
-    rows = f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+    rows = (
+        f"FROM {q(source_view)} WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}{within}"
+    )
     picked = ", ".join(f"{q(c)} AS {v}" for c, v in zip(wanted, values, strict=True))
     creation = f", {q(created)} AS __c" if created else ""
     source_rows = f"SELECT {_cast_keys(keys, types)}, {ts} AS __ts{creation}, {picked} {rows}"
@@ -361,7 +426,9 @@ def _aggregate_sql(
     spine: str,
     timestamp: str | None,
     available_after: timedelta,
+    within: str = "",
 ) -> str:
+    """``within``: the condition that keeps the source rows the spine reaches (:func:`reach`)."""
     assert timestamp is not None
     inputs = sorted({a.column for a in view.aggregate.values() if a.column is not None})
     alias = {column: f"__c{i}" for i, column in enumerate(inputs)}
@@ -369,7 +436,7 @@ def _aggregate_sql(
     events = (
         f"SELECT {_cast_keys(keys, types)}, CAST({q(timestamp)} AS TIMESTAMP) AS __pos, "
         f"1 AS __ev{input_cols}, NULL::BIGINT AS __sid FROM {q(source_view)} "
-        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}"
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}{within}"
     )
     # a spine row at t probes at t - available_after: the newest event time it may see (the
     # union is by position, every engine has that: the probes fill the event columns with null)
@@ -445,6 +512,7 @@ def _latest_sql(
     chosen_table: str,
     *,
     portable: bool = False,
+    within: str = "",
 ) -> tuple[str, str]:
     """A latest view as an ASOF join on keys and times alone: the join (to be stored as
     ``chosen_table``) and the query that fetches the chosen rows (``_fetch_sql``).
@@ -458,6 +526,8 @@ def _latest_sql(
     ``portable`` (engines without ASOF joins): the same newest known time as a running ``max``
     over source rows and spine probes in time order, the aggregate views' shape; a source row
     at the probe's own time is its peer in the ``RANGE`` frame, so it counts as known.
+
+    ``within``: the condition that keeps the source rows the spine reaches (:func:`reach`).
     """
     ts = f"CAST({q(timestamp)} AS TIMESTAMP)"
     key_list = ", ".join(q(k) for k in keys)
@@ -466,7 +536,7 @@ def _latest_sql(
         union = (
             f"SELECT {_cast_keys(keys, types)}, {ts} AS __pos, {ts} AS __ts, "
             f"NULL::BIGINT AS __sid, NULL::TIMESTAMP AS __t FROM {q(source_view)} "
-            f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)} UNION ALL "
+            f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}{within} UNION ALL "
             f"SELECT {key_list}, __t - {interval(available_after)} AS __pos, NULL AS __ts, "
             f"__sid, __t FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}"
         )
@@ -490,6 +560,7 @@ def _latest_sql(
             created,
             chosen_table,
             portable=True,
+            within=within,
         )
     fresh = f" WHERE e.__ts >= s.__t - {interval(view.ttl)}" if view.ttl is not None else ""
     join = (
@@ -497,11 +568,20 @@ def _latest_sql(
         f"FROM (SELECT __sid, {key_list}, __t, __t - {interval(available_after)} AS __p "
         f"FROM {q(spine)} WHERE __t IS NOT NULL AND {_keys_present(keys)}) AS s "
         f"ASOF JOIN (SELECT {_cast_keys(keys, types)}, {ts} AS __ts FROM {q(source_view)} "
-        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}) AS e "
+        f"WHERE {q(timestamp)} IS NOT NULL AND {_keys_present(keys)}{within}) AS e "
         f"ON {' AND '.join(f's.{q(k)} = e.{q(k)}' for k in keys)} AND s.__p >= e.__ts{fresh}"
     )
     return join, _fetch_sql(
-        view, view_name, keys, types, source_view, spine, timestamp, created, chosen_table
+        view,
+        view_name,
+        keys,
+        types,
+        source_view,
+        spine,
+        timestamp,
+        created,
+        chosen_table,
+        within=within,
     )
 
 

@@ -115,9 +115,10 @@ class RetrainResult:
     """The candidates earlier runs registered and never judged (they were killed): what was
     done with each (see the module docstring)."""
     timings_s: dict[str, float] = field(default_factory=dict)
-    """Wall seconds of each stage the run reached, in order: ``contract``, ``training_set``,
-    ``train`` (its parts as ``train.<part>``, from `taxiway train`), ``production``,
-    ``audit``, ``rollout``; ``total`` is the whole run."""
+    """Wall seconds of each stage the run reached, in order: ``contract``, ``training_set``
+    (a built set's phases as ``training_set.<phase>``), ``train`` (its parts as
+    ``train.<part>``, from `taxiway train`), ``production``, ``audit``, ``rollout``; ``total``
+    is the whole run."""
 
     def lap(self, stage: str, since: float) -> float:
         """Record the wall seconds of ``stage``, which began at ``since``
@@ -276,13 +277,15 @@ def _train_and_gate(
     result.production = production.version if production else None
     say("building the training set for the window")
     clock = time.perf_counter()
-    manifest, _ = cached_training_set(
+    manifest, reused = cached_training_set(
         project,
         training_set_path(project),
         progress=say,
         snapshots=training_snapshots_path(project),
     )
     clock = result.lap("training_set", clock)
+    if not reused:  # the build's own phases: sources, spine, each view, label, write
+        result.timings_s.update({f"training_set.{p}": s for p, s in manifest.phases.items()})
     result.new_rows = new_source_rows(manifest, last)
     if result.new_rows is not None and result.new_rows < policy.min_new_rows:
         result.gate = "no_new_data"
