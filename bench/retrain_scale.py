@@ -27,6 +27,11 @@ period (users join and churn), so recent activity predicts the label.
 
     .venv/bin/python bench/retrain_scale.py [--rows 10_000_000] [--users 100_000]
     .venv/bin/python bench/retrain_scale.py --profile   # each retrain under cProfile too
+    .venv/bin/python bench/retrain_scale.py --training-set 3   # the window's training set alone
+
+``--training-set N`` builds the first retrain's training set (the window as of 2026-01-01)
+N times, each in a fresh process, and prints its wall and CPU seconds and phases: the stage the
+window's reach changes, measured without the training around it.
 
 The machine is shared: the 1/5/15-minute load averages are printed before and after each run;
 the CPU seconds are the figure to compare.
@@ -219,6 +224,43 @@ def one_retrain(spec: Path, as_of: str, profile: Path | None) -> dict[str, Any]:
     }
 
 
+def _build_worker(spec: Path) -> None:
+    """In a fresh process: the windowed training set as of the first retrain, its phases."""
+    from datetime import UTC, datetime
+
+    from taxiway.features.training_set import build_training_set
+    from taxiway.models.retrain import windowed_project
+    from taxiway.spec.project import Project
+
+    cut, window = windowed_project(Project.load(spec), datetime(2026, 1, 1, tzinfo=UTC))
+    manifest = build_training_set(cut, spec.parent / "training-alone.parquet")
+    print(json.dumps({"rows": manifest.rows, "window": window, "phases": manifest.phases}))
+
+
+def training_set_alone(spec: Path) -> dict[str, Any]:
+    """The windowed training set built by :func:`_build_worker`: wall, CPU, peak RSS."""
+    command = [sys.executable, __file__, "--build-worker", str(spec)]
+    load = _load()
+    cpu_before = _children_cpu()
+    began = time.perf_counter()
+    peak = 0
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as run:
+        while run.poll() is None:
+            peak = max(peak, high_water(run.pid) or 0)
+            time.sleep(0.2)
+        output = run.stdout.read() if run.stdout else ""
+    if run.returncode != 0:
+        raise SystemExit(f"the training-set worker exited {run.returncode}")
+    return {
+        **json.loads(output.strip().splitlines()[-1]),
+        "wall_s": round(time.perf_counter() - began, 1),
+        "cpu_s": round(_children_cpu() - cpu_before, 1),
+        "peak_rss_mib": round(peak / 2**20),
+        "load_before": load,
+        "load_after": _load(),
+    }
+
+
 def _training_rows(spec: Path, version: int) -> dict[str, Any]:
     from taxiway.models.registry import open_registry
     from taxiway.spec.project import Project
@@ -249,7 +291,14 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=10_000_000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true", help="run each retrain under cProfile")
+    parser.add_argument(
+        "--training-set", type=int, default=0, metavar="N", help="build the window's set N times"
+    )
+    parser.add_argument("--build-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_worker:
+        _build_worker(args.build_worker)
+        return
     print(machine())
     print(code_state())
     began = time.perf_counter()
@@ -264,7 +313,14 @@ def main() -> None:
     spec = folder / "taxiway.yaml"
     spec.write_text(SPEC.lstrip())
     (folder / "events" / history.name).symlink_to(history)
-    results = []
+    for round_ in range(args.training_set):
+        alone = training_set_alone(spec)
+        print(f"training set alone {round_ + 1}:", json.dumps(alone))
+        append_record(DATA / "results.jsonl", {"users": args.users, "training_set": alone})
+    if args.training_set:
+        shutil.rmtree(folder)
+        return
+    results: list[dict[str, Any]] = []
     for index, as_of in enumerate(AS_OF):
         if index == 1:  # not timed: v1 to production, January's events arrive
             _promote(spec, results[0]["candidate"])
@@ -277,7 +333,7 @@ def main() -> None:
         print(f"retrain {index + 1}:", json.dumps(result))
         results.append(result)
         append_record(
-            HERE / ".data" / "retrain_scale" / "results.jsonl",
+            DATA / "results.jsonl",
             {"users": args.users, "retrain": index + 1, **result},
         )
     if not args.profile:
