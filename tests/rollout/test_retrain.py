@@ -80,21 +80,13 @@ def test_a_routine_retrain_reuses_the_standing_sign_offs_and_starts_its_rollout(
     assert main(["approve", "--verify", "-f", str(project.spec_path)]) == 0
     [run] = read_runs(project)
     assert run["gate"] == "rollout_started"
-    # the run record says where the time went: every stage it reached, in order, and the
-    # whole run, which holds them all
+    # the run record says where the time went: every stage it reached, and the whole run,
+    # which holds them all
     timings = run["timings_s"]
-    stages = [stage for stage in timings if "." not in stage]
-    assert stages == [
-        "contract",
-        "training_set",
-        "train",
-        "production",
-        "audit",
-        "rollout",
-        "total",
-    ]
+    stages = {stage for stage in timings if "." not in stage} - {"total"}
+    assert stages == {"contract", "training_set", "train", "production", "audit", "rollout"}
     assert all(seconds >= 0 for seconds in timings.values())
-    assert timings["total"] >= sum(timings[stage] for stage in stages[:-1])
+    assert timings["total"] >= sum(timings[stage] for stage in stages)
     assert {"train.model", "train.evaluate", "train.register"} <= set(timings)
 
 

@@ -115,7 +115,7 @@ class RetrainResult:
     """The candidates earlier runs registered and never judged (they were killed): what was
     done with each (see the module docstring)."""
     timings_s: dict[str, float] = field(default_factory=dict)
-    """Wall seconds of each stage the run reached, in order: ``contract``, ``training_set``
+    """Wall seconds of each stage the run reached: ``contract``, ``training_set``
     (a built set's phases as ``training_set.<phase>``), ``train`` (its parts as
     ``train.<part>``, from `taxiway train`), ``production``, ``audit``, ``rollout``; ``total``
     is the whole run."""
