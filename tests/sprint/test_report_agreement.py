@@ -1,37 +1,32 @@
 """One source of truth per fact (issue 13): every example's report, in each of its forms,
 says the same thing.
 
-One real sprint runs per example (module-scoped, on a copy in a temporary folder with its
-state there too). examples/flights runs on December 2013 as test_integration_flights.py
-prepares it (the whole year trains for minutes), with no sign-off recorded: the sign-offs
-are its only blockers. Its terminal output, report.json, report.md and report.html must agree on
-each phase's and each check's status, the handoff audit's findings, the blockers, and the
-readiness answers the sprint observed (contracts passing, the audit, the gates).
+One real sprint per example, on a copy in a temporary folder with its state there too. The
+retail one and the flights one are the session's (tests/sprint/conftest.py), which
+test_sprint.py and test_integration_flights.py check in detail: retail before any sign-off
+(the sign-offs are its only blockers), flights on December 2013 with its sign-offs recorded
+(it deploys). The blocked one runs here, with BLOCKED_CRM_URL unset as in the issue. Its
+terminal output, report.json, report.md and report.html must agree on each phase's and each
+check's status, the handoff audit's findings, the blockers, and the readiness answers the
+sprint observed (contracts passing, the audit, the gates).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import retail_shop
 from tests.examples.test_blocked import _example as blocked_example
-from tests.sprint.test_integration_flights import AS_OF as FLIGHTS_AS_OF
-from tests.sprint.test_integration_flights import flights  # noqa: F401 (a fixture, used by name)
-
-from taxiway.cli import main
+from tests.sprint.conftest import SprintRun, sprint_cli
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AS_OF = "2025-12-31"
 MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 TITLES = {
@@ -65,34 +60,24 @@ class Run:
         return next(a for a in self.json["assessment"]["answers"] if a["id"] == qid)
 
 
-def _spec(request: pytest.FixtureRequest, example: str, folder: Path) -> Path:
-    if example == "retail":
-        return retail_shop(folder / "retail", customers=400)
-    if example == "blocked":
-        return blocked_example(folder)
-    spec: Path = request.getfixturevalue("flights")
-    return spec
-
-
 @pytest.fixture(scope="module", params=["retail", "blocked", "flights"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
     example: str = request.param
-    folder = tmp_path_factory.mktemp(f"agree-{example}")
-    spec = _spec(request, example, folder)
-    as_of = FLIGHTS_AS_OF if example == "flights" else AS_OF
-    report = folder / "report"
-    printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TAXIWAY_STATE_DIR", str(folder / "state"))
-        env.setenv("COLUMNS", "10000")  # one line per check, as a wide terminal shows it
-        env.delenv("BLOCKED_CRM_URL", raising=False)  # the issue's run: the variable unset
-        with redirect_stdout(printed):
-            code = main(["sprint", "-f", str(spec), "--as-of", as_of, "--report", str(report),
-                         "--load-seconds", "1"])  # fmt: skip
+    done: SprintRun
+    if example == "blocked":
+        folder = tmp_path_factory.mktemp(f"agree-{example}")
+        spec = blocked_example(folder)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("TAXIWAY_STATE_DIR", str(folder / "state"))
+            env.delenv("BLOCKED_CRM_URL", raising=False)  # the issue's run: the variable unset
+            done = sprint_cli(spec, AS_OF, folder / "report", load_seconds=1)
+    else:  # conftest.py's (pytest imports it as its own module: no isinstance here)
+        done = request.getfixturevalue(f"{example}_sprint")
+    report = done.report
     return Run(
         example,
-        code,
-        printed.getvalue(),
+        done.code,
+        done.terminal,
         json.loads((report / "report.json").read_text()),
         (report / "report.md").read_text(),
         (report / "report.html").read_text(),

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import require_service, retail_shop
+from tests.conftest import require_service
+from tests.sprint.conftest import BUDGET_MS, RETAIL_AS_OF, SprintRun, shop_at
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
@@ -22,35 +23,20 @@ from taxiway.spec.project import Project
 from taxiway.sprint.integration import stop_service
 from taxiway.sprint.runner import SprintOptions, run_sprint
 
-AS_OF = "2025-12-31"
-BUDGET_MS = 250
-"""The latency budget of these sprints. They test the sprint's flow, not the machine: the
-clients' p99 of a one-second load test on a busy two-core machine can pass the example's
-50 ms while the service is fine. The gate itself is tested on fixed delays in
-test_integration.py."""
-
-
-def shop_at(folder: Path, customers: int) -> Path:
-    """The retail example in ``folder`` with the latency budget of these tests."""
-    spec = retail_shop(folder, customers=customers)
-    text = spec.read_text()
-    assert "latency_budget_ms: 50\n" in text
-    spec.write_text(text.replace("latency_budget_ms: 50\n", f"latency_budget_ms: {BUDGET_MS}\n"))
-    return spec
+AS_OF = RETAIL_AS_OF
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shop_at(tmp_path_factory.mktemp("sprint-shop"), customers=400)
+def shop(retail_sprint: SprintRun) -> Path:
+    return retail_sprint.spec
 
 
 @pytest.fixture(scope="module")
-def first(shop: Path) -> tuple[int, dict[str, Any], Path]:
-    """The first sprint: nobody has signed off yet."""
-    report = shop.parent / "report"
-    code = main(["sprint", "-f", str(shop), "--as-of", AS_OF, "--report", str(report),
-                 "--load-seconds", "1"])  # fmt: skip
-    return code, json.loads((report / "report.json").read_text()), report
+def first(retail_sprint: SprintRun) -> tuple[int, dict[str, Any], Path]:
+    """The first sprint: nobody has signed off yet (conftest.py; test_report_agreement.py reads
+    the same run in every form)."""
+    report = retail_sprint.report
+    return retail_sprint.code, json.loads((report / "report.json").read_text()), report
 
 
 def test_without_sign_offs_it_stops_before_production_and_says_who_must_sign(
