@@ -172,3 +172,25 @@ def sqlite_locked(path: Path) -> Iterator[Callable[[], None]]:
         finally:
             if locker.poll() is None:
                 locker.kill()
+
+
+@pytest.fixture(scope="session")
+def served_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The retail example (400 customers), trained, version 1 promoted, store materialized:
+    one per test session, tests/serving's ``shop`` and the tests that copy it elsewhere. A
+    fixture imported into a test module is a fixture of that module (built again there), so
+    the shared ones live here and are used by name."""
+    from tests.serving.conftest import trained_shop
+
+    return trained_shop(tmp_path_factory.mktemp("served-shop"))
+
+
+@pytest.fixture(scope="session")
+def trained_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a trained recommender world (tests/serving/recommend_world.py: spec, data,
+    contracts and state), trained once per session; tests copy it (``copy_world``)."""
+    from tests.serving.recommend_world import train_world
+
+    root = tmp_path_factory.mktemp("recommend-world")
+    train_world(root)
+    return root

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.cli import main
 from taxiway.models.registry import open_registry
@@ -18,8 +18,6 @@ from taxiway.rollout.controller import Controller
 from taxiway.serving.log import log_files
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 ROLLOUT = (
     "rollout:\n  control: baseline\n  steps: [50, 100]\n  min_duration: 10m\n  min_units: 50\n"

@@ -14,7 +14,6 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from tests.serving.conftest import shop
 
 from taxiway.cli import main
 from taxiway.features.online import open_online_store
@@ -29,8 +28,6 @@ from taxiway.serving.log import MASK
 from taxiway.serving.log_files import log_files
 from taxiway.serving.service import Service
 from taxiway.spec.project import Project
-
-__all__ = ["shop"]  # the fixture, used by these tests
 
 NOW = datetime(2025, 12, 31, tzinfo=UTC)  # the store is materialized as of this time
 CUSTOMERS = [str(100000 + i) for i in range(1, 41)]
@@ -76,10 +73,10 @@ def _serve(spec: Path, customers: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained shop with the customers' email (PII) as a feature too, materialized as of
-    NOW, after one answer per customer."""
-    spec = _copy(shop.parent, tmp_path_factory.mktemp("skew-log") / "shop")
+def world(served_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's trained shop (tests/conftest.py), copied, with the customers' email (PII)
+    as a feature too, materialized as of NOW, after one answer per customer."""
+    spec = _copy(served_shop.parent, tmp_path_factory.mktemp("skew-log") / "shop")
     for folder in ("predictions", "outcomes"):
         shutil.rmtree(spec.parent / ".taxiway" / folder, ignore_errors=True)
     text = spec.read_text()

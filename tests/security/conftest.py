@@ -1,8 +1,16 @@
-"""The security tests reuse the serving tests' trained shop and recommender worlds."""
+"""The security tests' trained shop, and the session's recommender world (``trained_world``,
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-from tests.serving.conftest import shop
-from tests.serving.recommend_world import trained_world
+from pathlib import Path
 
-__all__ = ["shop", "trained_world"]  # session fixtures, used by name
+import pytest
+from tests.serving.conftest import trained_shop
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained shop of the security tests' own, like tests/serving's: these tests serve it
+    and write into its state (keys, logs), which tests/serving reads after them."""
+    return trained_shop(tmp_path_factory.mktemp("security-shop"))

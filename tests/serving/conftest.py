@@ -115,14 +115,20 @@ def promote(spec: Path, version: int) -> None:
         registry.close()
 
 
-@pytest.fixture(scope="session")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The retail example (400 customers), trained, version 1 promoted, store materialized."""
-    spec = retail_shop(tmp_path_factory.mktemp("served-shop"), customers=400)
+def trained_shop(folder: Path) -> Path:
+    """The retail example (400 customers) in ``folder``, trained, version 1 promoted, store
+    materialized; returns its spec."""
+    spec = retail_shop(folder, customers=400)
     assert main(["train", "-f", str(spec), "--json"]) == 0
     promote(spec, 1)
     assert main(["features", "materialize", "-f", str(spec), "--as-of", "2025-12-31"]) == 0
     return spec
+
+
+@pytest.fixture(scope="session")
+def shop(served_shop: Path) -> Path:
+    """The session's trained shop (tests/conftest.py's ``served_shop``)."""
+    return served_shop
 
 
 def variant(

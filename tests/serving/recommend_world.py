@@ -3,8 +3,9 @@
 The world is R3b's training test's (tests/recommend/test_training.py): 150 users, 60 items with
 taste structure, purchases and views over 100 days from START; item i1 goes out of stock at
 day 50, i2 is denied (recalled). Candidates: EASE (the primary), ItemKNN, popularity; filters
-already_seen (purchases, 90 days), unavailable, deny. Trained once per session, copied per test
-(each test gets its own registry, logs and state).
+already_seen (purchases, 90 days), unavailable, deny. Trained once per session (the
+``trained_world`` fixture of tests/conftest.py), copied per test (each test gets its own
+registry, logs and state).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from tests.recommend.synthetic import START
 from tests.recommend.test_training import make_project
 
@@ -38,14 +38,6 @@ def train_world(root: Path, *, serving: str = "") -> Path:
     project = make_project(root, candidates=CANDIDATES, extra=serving)
     train_recommender(project)
     return project.spec_path
-
-
-@pytest.fixture(scope="session")
-def trained_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of a trained world (spec, data, contracts and state)."""
-    root = tmp_path_factory.mktemp("recommend-world")
-    train_world(root)
-    return root
 
 
 def copy_world(world: Path, into: Path, *, serving: str = "") -> Project:

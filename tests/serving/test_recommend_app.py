@@ -15,15 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.serving.conftest import promote, serving
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.serving.log import PredictionLog
 from taxiway.serving.recommend_app import build_recommend_app
 from taxiway.serving.recommend_log import IMPRESSION_COLUMNS, join_impressions
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 
 class Client:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.errors import SpecError
 from taxiway.models.registry import NewVersion, open_registry
@@ -33,8 +33,6 @@ from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.recommend_simulation import rehearse_recommend
 from taxiway.spec import load_spec_text
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 USERS = [str(u) for u in range(150)]
 INTERLEAVED = (

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.errors import RolloutError
 from taxiway.models.registry import NewVersion, open_registry
@@ -27,8 +27,6 @@ from taxiway.serving.recommend_app import build_recommend_app, recommend_openapi
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.recommend_simulation import rehearse_recommend
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 USERS = [str(u) for u in range(150)] + [f"new-{n}" for n in range(50)]
 ITEMS = [f"i{n}" for n in range(3, 60)]

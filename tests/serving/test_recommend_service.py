@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.recommend.test_training import make_project
-from tests.serving.recommend_world import NOW, copy_world, filtered, trained_world
+from tests.serving.recommend_world import NOW, copy_world, filtered
 
 from taxiway.errors import RequestError, ServingError
 from taxiway.recommend.pipeline import Recommendation, Recommender
@@ -28,8 +28,6 @@ from taxiway.serving.log import log_files
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.step_pace import STREAK
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 USERS = [str(u) for u in range(0, 150, 11)]
 

@@ -15,14 +15,14 @@ from uuid import uuid4
 
 import pytest
 from tests.recommend.test_ranking_online import SERVE, USERS, redis_url, trained
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.serving.recommend_service import RecommendService
 from taxiway.serving.step_pace import STREAK, StepPace
 from taxiway.spec.project import Project
 
-__all__ = ["redis_url", "trained", "trained_world"]  # fixtures, used by name
+__all__ = ["redis_url", "trained"]  # fixtures, used by name
 
 
 class Watched(Recommender):

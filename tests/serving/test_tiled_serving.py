@@ -21,7 +21,6 @@ import duckdb
 import httpx
 import pytest
 from tests.conftest import require_service
-from tests.serving.conftest import shop
 
 from taxiway.cli import main
 from taxiway.data.stage import stage_sources
@@ -33,8 +32,6 @@ from taxiway.serving.app import build_app
 from taxiway.serving.log_files import log_files
 from taxiway.serving.service import Service
 from taxiway.spec.project import Project
-
-__all__ = ["shop"]  # the fixture, used by these tests
 
 VIEW = """\
   customer_recent:

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
-from tests.serving.recommend_world import NOW, copy_world, trained_world
+from tests.serving.recommend_world import NOW, copy_world
 
 from taxiway.cli.monitor import recs_inputs
 from taxiway.monitoring.recs import CatalogFacts, RecsInputs, run_recs_monitor
@@ -27,8 +27,6 @@ from taxiway.recommend.pipeline import Recommendation, Recommender
 from taxiway.serving.monitored import resolve_version
 from taxiway.serving.recommend_service import RecommendAnswer, RecommendService
 from taxiway.spec.project import Project
-
-__all__ = ["trained_world"]  # the session fixture, used by name
 
 HOUR = timedelta(hours=1)
 KNOWN = [str(u) for u in range(0, 150, 3)]  # 50 users the world knows
