@@ -11,6 +11,15 @@ floats): "rows different" must be 0.
 
     .venv/bin/python bench/spark.py --rows 1_000_000 10_000_000
     .venv/bin/python bench/spark.py --rows 100_000_000 --users 1_000_000   # a quiet machine
+
+Large sizes one engine at a time, the data and the sets kept outside the repo, so a later
+engine is compared with DuckDB's set from an earlier run (each result is appended to
+bench/.data/spark.jsonl as soon as it is measured; the child's progress goes to
+``OUT/<engine>-<rows>.log``):
+
+    .venv/bin/python bench/spark.py --rows 100_000_000 --users 1_000_000 \
+        --data /tmp/spark100m --out /tmp/spark100m/sets --engines duckdb
+    ... --engines local        # then --engines cluster --worker-memory 4g
 """
 
 from __future__ import annotations
@@ -50,13 +59,16 @@ def tree_rss(pids: list[int]) -> int:
     return sum(seen.values())
 
 
-def measured(command: list[str], watched: list[int], env: dict[str, str]) -> dict[str, Any]:
-    """Run ``command``; its wall time, the peak RSS of it plus ``watched``, what it handed back."""
+def measured(
+    command: list[str], watched: list[int], env: dict[str, str], log: Path
+) -> dict[str, Any]:
+    """Run ``command`` (its stderr to ``log``); its wall time, the peak RSS of it plus
+    ``watched``, what it handed back, and the load average before and after."""
     peak = 0
+    load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    with log.open("w") as errors:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
     stop = threading.Event()
 
     def sample() -> None:
@@ -66,14 +78,20 @@ def measured(command: list[str], watched: list[int], env: dict[str, str]) -> dic
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, err = child.communicate()
+    out, _ = child.communicate()
     stop.set()
     sampler.join()
     seconds = time.perf_counter() - started
     result = handed_back(out)
     if child.returncode != 0 or result is None:
-        raise SystemExit(f"{command} failed:\n{err[-3000:]}")
-    return {**result, "wall_s": round(seconds, 1), "peak_mb": round(peak / 2**20)}
+        raise SystemExit(f"{command} failed:\n{log.read_text()[-3000:]}")
+    return {
+        **result,
+        "wall_s": round(seconds, 1),
+        "peak_mb": round(peak / 2**20),
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def rows_different(a: Path, b: Path) -> int:
@@ -102,40 +120,62 @@ def worker(spec: Path, out: Path, engine: str, master: str | None) -> None:
 
     project = Project.load(spec, out.parent / f".state-{engine}")
     started = time.perf_counter()
+
+    def progress(message: str) -> None:  # to stderr, which the parent keeps in a log
+        print(f"{time.perf_counter() - started:8.1f}s {message}", file=sys.stderr, flush=True)
+
     manifest = build_training_set(
-        project, out, engine="duckdb" if engine == "duckdb" else "spark", master=master
+        project,
+        out,
+        engine="duckdb" if engine == "duckdb" else "spark",
+        master=master,
+        progress=progress,
     )
     hand_back({"rows": manifest.rows, "build_s": round(time.perf_counter() - started, 1)})
 
 
 def run_size(
-    rows: int, users: int, engines: list[str], workers: int, memory: str
+    rows: int,
+    users: int,
+    engines: list[str],
+    workers: int,
+    memory: str,
+    data: Path,
+    kept: Path | None,
 ) -> list[dict[str, Any]]:
+    """Build the set of ``rows`` source rows on each of ``engines``; each result is appended
+    to RECORDS when measured. With ``kept``, the sets stay there (a later run's Spark sets
+    are compared with the DuckDB set an earlier run left)."""
     from taxiway.engines.standalone import StandaloneCluster
 
-    folder = DATA / f"events-{rows}"
+    if data != DATA:  # one folder per user count: a size's data differs with it
+        data = data / f"users-{users}"
+    folder = data / f"events-{rows}"
     generate(rows, users, folder)
-    spec = DATA / f"spark-{rows}.yaml"
+    spec = data / f"spark-{rows}.yaml"
     conf = f"spark:\n  conf:\n    spark.executor.memory: {memory}\n    spark.driver.memory: 2g\n"
     spec.write_text(SPEC.format(rows=rows) + conf)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
     results = []
     with tempfile.TemporaryDirectory(prefix="taxiway-bench-spark-") as tmp:
-        outs = {}
+        sets = kept / f"users-{users}" if kept else Path(tmp)
+        sets.mkdir(parents=True, exist_ok=True)
         for engine in engines:
-            out = Path(tmp) / f"{engine}.parquet"
+            out = sets / f"{engine}-{rows}.parquet"
+            log = sets / f"{engine}-{rows}.log"
             command = [sys.executable, __file__, "--worker", str(spec), str(out), engine]
             if engine == "cluster":
                 with StandaloneCluster(Path(tmp) / "cluster", workers=workers, memory=memory) as c:
                     watched = [p.pid for p in c.processes]
-                    result = measured([*command, c.master_url], watched, env)
+                    result = measured([*command, c.master_url], watched, env, log)
             else:
-                result = measured([*command, "local[2]"], [], env)
-            outs[engine] = out
-            if engine != "duckdb" and "duckdb" in outs:
-                result["rows_different"] = rows_different(outs["duckdb"], out)
-            results.append({"source_rows": rows, "engine": engine, **result})
+                result = measured([*command, "local[2]"], [], env, log)
+            duckdb_set = sets / f"duckdb-{rows}.parquet"
+            if engine != "duckdb" and duckdb_set.exists():
+                result["rows_different"] = rows_different(duckdb_set, out)
+            results.append({"source_rows": rows, "users": users, "engine": engine, **result})
             print(json.dumps(results[-1]), flush=True)
+            append_record(RECORDS, {"results": results[-1:], "code": code_state()})
     return results
 
 
@@ -148,6 +188,8 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-memory", default="1g")
+    parser.add_argument("--data", type=Path, default=DATA, help="where the events are generated")
+    parser.add_argument("--out", type=Path, help="keep the sets (and logs) here")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -155,12 +197,10 @@ def main() -> None:
         worker(Path(spec), Path(out), engine, None if engine == "duckdb" else master)
         return
     print(machine(), "·", code_state(), flush=True)
-    results = [
-        result
-        for rows in args.rows
-        for result in run_size(rows, args.users, args.engines, args.workers, args.worker_memory)
-    ]
-    append_record(RECORDS, {"results": results, "code": code_state()})
+    for rows in args.rows:
+        run_size(
+            rows, args.users, args.engines, args.workers, args.worker_memory, args.data, args.out
+        )
 
 
 if __name__ == "__main__":
