@@ -46,25 +46,34 @@ RECORDS = Path(__file__).resolve().parent / ".data" / "spark.jsonl"
 ENGINES = ("duckdb", "local", "cluster")
 
 
-def tree_rss(pids: list[int]) -> int:
-    """Resident bytes of ``pids`` and all their descendants (each process counted once)."""
+def tree_usage(pids: list[int]) -> tuple[int, dict[int, float]]:
+    """Resident bytes of ``pids`` and all their descendants (each process counted once), and
+    the CPU seconds (user + system) each has used so far."""
     seen: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     for pid in pids:
         try:
             root = psutil.Process(pid)
             for process in [root, *root.children(recursive=True)]:
-                seen.setdefault(process.pid, process.memory_info().rss)
+                if process.pid not in seen:
+                    seen[process.pid] = process.memory_info().rss
+                    times = process.cpu_times()
+                    cpu[process.pid] = times.user + times.system
         except psutil.Error:
             continue
-    return sum(seen.values())
+    return sum(seen.values()), cpu
 
 
 def measured(
     command: list[str], watched: list[int], env: dict[str, str], log: Path
 ) -> dict[str, Any]:
     """Run ``command`` (its stderr to ``log``); its wall time, the peak RSS of it plus
-    ``watched``, what it handed back, and the load average before and after."""
+    ``watched``, the CPU seconds they used meanwhile (as last sampled, every 0.2 s: on a
+    loaded machine a steadier measure than the wall), what it handed back, and the load
+    average before and after."""
     peak = 0
+    _, before = tree_usage(watched)  # the cluster's JVMs ran before: count only what follows
+    cpu: dict[int, float] = {}
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     with log.open("w") as errors:
@@ -74,7 +83,9 @@ def measured(
     def sample() -> None:
         nonlocal peak
         while not stop.wait(0.2):
-            peak = max(peak, tree_rss([child.pid, *watched]))
+            rss, used = tree_usage([child.pid, *watched])
+            peak = max(peak, rss)
+            cpu.update(used)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -89,6 +100,7 @@ def measured(
         **result,
         "wall_s": round(seconds, 1),
         "peak_mb": round(peak / 2**20),
+        "cpu_s": round(sum(cpu.values()) - sum(before.get(pid, 0.0) for pid in cpu), 1),
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
